@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Reference loop for `joulebench bench`: the 2019 method on Google's LiteRT Python runtime.
+
+Load the model and one image, 1 warm-up classification, sleep, then time N classifications
+(copy input, invoke, read output, top-5) and print one JSON line. The input is encoded the
+way the rig encodes it (bilinear resize, pixels normalised to [-1, 1], then quantized with the
+model's own scale and zero point), so both sides classify the same tensor contents.
+"""
+
+import argparse
+import json
+import time
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+from PIL import Image
+
+
+def encode(image_path, detail, mean=127.5, std=127.5):
+    _, height, width, _ = detail["shape"]
+    img = Image.open(image_path).convert("RGB").resize((width, height), Image.BILINEAR)
+    real = (np.asarray(img, dtype=np.float32) - mean) / std
+    dtype = detail["dtype"]
+    if dtype == np.float32:
+        return real[np.newaxis]
+    scale, zero_point = detail["quantization"]
+    info = np.iinfo(dtype)
+    q = np.clip(np.round(real / scale + zero_point), info.min, info.max)
+    return q.astype(dtype)[np.newaxis]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--image", required=True)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--runs", type=int, default=250)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--settle", type=float, default=1.0)
+    args = ap.parse_args()
+
+    interpreter = Interpreter(model_path=args.model, num_threads=args.threads)
+    interpreter.allocate_tensors()
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    x = encode(args.image, inp)
+
+    def classify():
+        interpreter.set_tensor(inp["index"], x)
+        interpreter.invoke()
+        scores = interpreter.get_tensor(out["index"])[0]
+        return np.argsort(scores)[-5:][::-1]
+
+    for _ in range(args.warmup):
+        classify()
+    time.sleep(args.settle)
+    latencies = []
+    start = time.perf_counter()
+    for _ in range(args.runs):
+        t0 = time.perf_counter()
+        top = classify()
+        latencies.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - start
+    print(
+        json.dumps(
+            {
+                "engine": "ai-edge-litert",
+                "fps": args.runs / elapsed,
+                "latency_ms_median": float(np.median(latencies) * 1e3),
+                "top1": int(top[0]),
+                "threads": args.threads,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

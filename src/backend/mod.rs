@@ -1,0 +1,71 @@
+//! Inference backends: one file per engine behind [`Backend`].
+//!
+//! A backend owns a loaded model. The runner hands it the prepared input bytes once per
+//! classification; the backend copies them in, invokes the model and returns the output as
+//! real-valued scores, so top-k and labels are the same code for every engine.
+
+pub mod tflite;
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::input::{InputSpec, TensorType};
+use crate::rig::{BackendKind, BackendSpec};
+
+/// Which engine computed a result, so rows from different engines are never mixed up.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EngineInfo {
+    /// Engine name, e.g. "tflite".
+    pub engine: String,
+    /// The engine's own version (e.g. TensorFlow Lite 1.15.5).
+    pub version: String,
+    /// Accelerator or delegate in use ("none" for plain CPU kernels).
+    pub accelerator: String,
+    pub threads: u32,
+}
+
+/// A loaded model, ready to classify.
+pub trait Backend {
+    fn engine(&self) -> &EngineInfo;
+
+    /// The input tensor the model expects.
+    fn input(&self) -> &InputSpec;
+
+    /// One inference: copies `input` (encoded for [`Backend::input`]) into the model, runs it
+    /// and writes the dequantized output scores to `scores`.
+    fn infer(&mut self, input: &[u8], scores: &mut Vec<f32>) -> Result<()>;
+}
+
+/// Loads `model` into the engine a rig's backend table names.
+pub fn open(spec: &BackendSpec, model: &Path) -> Result<Box<dyn Backend>> {
+    match spec.kind {
+        BackendKind::Tflite => Ok(Box::new(tflite::TfliteBackend::open(model, spec.threads)?)),
+    }
+}
+
+/// Maps a TF Lite tensor type and its (per-tensor) quantization to a [`TensorType`].
+pub(crate) fn tensor_type(
+    kind: &str,
+    scale: Option<f32>,
+    zero_point: Option<i64>,
+) -> Result<TensorType> {
+    let quant = || -> Result<(f32, i32)> {
+        let scale = scale
+            .filter(|s| *s > 0.0)
+            .ok_or_else(|| anyhow::anyhow!("{kind} tensor has no quantization scale"))?;
+        Ok((scale, zero_point.unwrap_or(0) as i32))
+    };
+    Ok(match kind {
+        "uint8" => {
+            let (scale, zero_point) = quant()?;
+            TensorType::U8 { scale, zero_point }
+        }
+        "int8" => {
+            let (scale, zero_point) = quant()?;
+            TensorType::I8 { scale, zero_point }
+        }
+        "float32" => TensorType::F32,
+        other => anyhow::bail!("unsupported tensor type {other}"),
+    })
+}

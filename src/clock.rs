@@ -1,0 +1,162 @@
+//! One monotonic clock for the whole run.
+//!
+//! The runner stamps phase boundaries and latencies, and the sampler stamps sensor readings,
+//! in seconds since the same epoch, so energy can be integrated over exactly the window in
+//! which inferences ran.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Seconds since the start of a run, on a monotonic clock.
+#[derive(Debug, Clone, Copy)]
+pub struct RunClock {
+    epoch: Instant,
+}
+
+impl RunClock {
+    pub fn start() -> Self {
+        Self {
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Seconds elapsed since the run's epoch.
+    pub fn now(&self) -> f64 {
+        self.epoch.elapsed().as_secs_f64()
+    }
+}
+
+impl Default for RunClock {
+    fn default() -> Self {
+        Self::start()
+    }
+}
+
+/// A source of time in seconds. The runner's [`RunClock`] in a run; a hand-driven clock in
+/// tests of time-dependent models (the simulated INA219's conversion timing).
+pub trait TimeSource: Send + Sync {
+    fn now(&self) -> f64;
+}
+
+impl TimeSource for RunClock {
+    fn now(&self) -> f64 {
+        RunClock::now(self)
+    }
+}
+
+/// The parts of the measurement protocol, in the order a run goes through them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Nothing runs: the machine's idle draw, subtracted for net figures.
+    IdleBaseline,
+    /// Untimed classifications that load caches and lazily allocated buffers.
+    Warmup,
+    /// A pause between warm-up and the timed run (the 2019 method sleeps 1 s).
+    Settle,
+    /// The timed classifications.
+    Timed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::IdleBaseline => "idle-baseline",
+            Phase::Warmup => "warmup",
+            Phase::Settle => "settle",
+            Phase::Timed => "timed",
+        }
+    }
+
+    /// Whether the backend is computing during this phase (a simulated board draws its active
+    /// current then).
+    pub fn is_busy(self) -> bool {
+        matches!(self, Phase::Warmup | Phase::Timed)
+    }
+}
+
+/// One phase of one backend, as `[start, end)` on the run clock.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct PhaseSpan {
+    pub phase: Phase,
+    /// Index of the rig's backend this phase belongs to; `None` for the idle baseline.
+    pub backend: Option<usize>,
+    pub start: f64,
+    /// `f64::INFINITY` while the phase is still running.
+    pub end: f64,
+}
+
+/// Phase boundaries shared between the runner (which writes them) and whoever needs to know
+/// what the machine was doing at a given time (energy windows, the simulated load).
+#[derive(Debug, Clone, Default)]
+pub struct PhaseLog {
+    spans: Arc<Mutex<Vec<PhaseSpan>>>,
+}
+
+impl PhaseLog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Closes the running phase (if any) at `at` and opens `phase` there.
+    pub fn begin(&self, phase: Phase, backend: Option<usize>, at: f64) {
+        let mut spans = self.lock();
+        if let Some(last) = spans.last_mut() {
+            if last.end.is_infinite() {
+                last.end = at;
+            }
+        }
+        spans.push(PhaseSpan {
+            phase,
+            backend,
+            start: at,
+            end: f64::INFINITY,
+        });
+    }
+
+    /// Closes the running phase at `at`; afterwards no phase is running.
+    pub fn end(&self, at: f64) {
+        if let Some(last) = self.lock().last_mut() {
+            if last.end.is_infinite() {
+                last.end = at;
+            }
+        }
+    }
+
+    /// The phase running at time `t`, if any.
+    pub fn phase_at(&self, t: f64) -> Option<Phase> {
+        self.lock()
+            .iter()
+            .rev()
+            .find(|s| s.start <= t && t < s.end)
+            .map(|s| s.phase)
+    }
+
+    pub fn spans(&self) -> Vec<PhaseSpan> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<PhaseSpan>> {
+        // A poisoned lock only means another thread panicked mid-push; the spans are still valid.
+        self.spans.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_close_each_other() {
+        let log = PhaseLog::new();
+        log.begin(Phase::IdleBaseline, None, 0.0);
+        log.begin(Phase::Warmup, Some(0), 2.0);
+        log.begin(Phase::Timed, Some(0), 3.0);
+        log.end(5.0);
+        assert_eq!(log.phase_at(1.0), Some(Phase::IdleBaseline));
+        assert_eq!(log.phase_at(2.5), Some(Phase::Warmup));
+        assert_eq!(log.phase_at(4.9), Some(Phase::Timed));
+        assert_eq!(log.phase_at(5.0), None);
+        assert_eq!(log.spans()[1].end, 3.0);
+    }
+}

@@ -1,0 +1,222 @@
+//! The `joulebench` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use joulebench::rig::Rig;
+use joulebench::runner::{self, RunOptions};
+use joulebench::{bench, models, output, sensor, summary};
+
+/// Measures how much ML inference a machine does per joule.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+const DEFAULT_RIG: &str = "rigs/sim-cpu.toml";
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the benchmark protocol on every backend of a rig while sampling its sensors.
+    Run(RunArgs),
+    /// List, fetch or verify the model, label and image files.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+    /// Read each sensor of a rig once.
+    Sensors {
+        #[arg(long, default_value = DEFAULT_RIG)]
+        rig: PathBuf,
+    },
+    /// Compare the rig against a Python reference loop, and measure the sampler's overhead.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Rig file.
+    #[arg(long, default_value = DEFAULT_RIG)]
+    rig: PathBuf,
+    /// Output folder (new or empty); default results/<rig>-<UTC timestamp>/.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Model for every backend (manifest name or path).
+    #[arg(long)]
+    model: Option<String>,
+    /// Image for every backend (manifest name or path).
+    #[arg(long)]
+    image: Option<String>,
+    /// Threads for every backend.
+    #[arg(long)]
+    threads: Option<u32>,
+    /// Timed classifications.
+    #[arg(long)]
+    runs: Option<u32>,
+    /// Warm-up classifications.
+    #[arg(long)]
+    warmup: Option<u32>,
+    /// Seconds between warm-up and the timed run.
+    #[arg(long)]
+    settle: Option<f64>,
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Show the manifest and which files are present.
+    List,
+    /// Download missing or damaged files (verifying SHA-256), or copy them from a folder.
+    Fetch {
+        /// Copy from this folder instead of downloading.
+        #[arg(long)]
+        from: Option<PathBuf>,
+    },
+    /// Check the SHA-256 of every file.
+    Verify,
+}
+
+fn main() -> ExitCode {
+    match dispatch(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: the context chain joined by ": ".
+            eprintln!("joulebench: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run(args),
+        Command::Models { command } => models_command(command),
+        Command::Sensors { rig } => sensors(&rig),
+        Command::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),
+    }
+}
+
+fn load_rig(path: &std::path::Path, args: Option<&RunArgs>) -> Result<(Rig, String)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read rig file {}", path.display()))?;
+    let mut rig = Rig::parse(&text).with_context(|| format!("rig file {}", path.display()))?;
+    if let Some(a) = args {
+        for b in &mut rig.backends {
+            b.model = a.model.clone().unwrap_or(b.model.clone());
+            b.image = a.image.clone().unwrap_or(b.image.clone());
+            b.threads = a.threads.unwrap_or(b.threads);
+        }
+        let p = &mut rig.protocol;
+        p.runs = a.runs.unwrap_or(p.runs);
+        p.warmup = a.warmup.unwrap_or(p.warmup);
+        p.settle_s = a.settle.unwrap_or(p.settle_s);
+        rig.validate().with_context(|| "command-line settings")?;
+    }
+    Ok((rig, text))
+}
+
+fn run(args: RunArgs) -> Result<ExitCode> {
+    let (rig, text) = load_rig(&args.rig, Some(&args))?;
+    let interrupt = Arc::new(AtomicBool::new(false));
+    {
+        let interrupt = Arc::clone(&interrupt);
+        ctrlc::set_handler(move || interrupt.store(true, Ordering::Relaxed))
+            .context("cannot install the Ctrl-C handler")?;
+    }
+    let prepared = runner::prepare(rig, text)?;
+    let dir = output::create_run_dir(args.out.as_deref(), &prepared.rig.name, chrono::Utc::now())?;
+    eprintln!(
+        "joulebench: running rig {} into {}",
+        prepared.rig.name,
+        dir.display()
+    );
+    let record = prepared.execute(&RunOptions {
+        interrupt,
+        progress: true,
+        sample: true,
+    });
+    let rows = summary::summarize(&record);
+    let argv: Vec<String> = std::env::args().collect();
+    output::files::write_all(&dir, &record, &rows, &argv)?;
+    print!("{}", output::table::render(&rows));
+    println!("results: {}", dir.display());
+
+    if record.interrupted {
+        eprintln!(
+            "joulebench: interrupted; what was measured is in {}",
+            dir.display()
+        );
+        return Ok(ExitCode::from(130));
+    }
+    if let Some(problem) = rows.iter().find(|r| r.status != "ok") {
+        anyhow::bail!("{}; partial results in {}", problem.status, dir.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sensors(rig_path: &std::path::Path) -> Result<ExitCode> {
+    let (rig, _) = load_rig(rig_path, None)?;
+    let ctx = sensor::SensorContext {
+        clock: joulebench::clock::RunClock::start(),
+        phases: joulebench::clock::PhaseLog::new(),
+    };
+    let mut failed = false;
+    for spec in &rig.sensors {
+        let label = format!("{} ({})", spec.kind(), spec.rail());
+        match sensor::open(spec, &ctx).and_then(|mut s| {
+            // Give the sensor one conversion so the reading is fresh.
+            std::thread::sleep(s.update_period());
+            Ok((s.read()?, s.info().clone()))
+        }) {
+            Ok((r, info)) => println!(
+                "{label}: {:.3} V  {:.4} A  {:.3} W{}{}  [{}]",
+                r.volts,
+                r.amps,
+                r.watts,
+                if r.overflow { "  OVERFLOW" } else { "" },
+                if info.simulated { "  (simulated)" } else { "" },
+                info.detail
+            ),
+            Err(e) => {
+                failed = true;
+                println!("{label}: error: {}", format!("{e:#}").replace('\n', " "));
+            }
+        }
+    }
+    if rig.sensors.is_empty() {
+        println!("rig {} has no sensors", rig.name);
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn models_command(command: ModelsCommand) -> Result<ExitCode> {
+    let manifest = models::Manifest::load_default()?;
+    let rows = match command {
+        ModelsCommand::List => {
+            print!("{}", models::format_list(&manifest));
+            return Ok(ExitCode::SUCCESS);
+        }
+        ModelsCommand::Verify => manifest.verify(),
+        ModelsCommand::Fetch { from: Some(dir) } => {
+            manifest.fetch(&models::FetchOptions::from_dir(dir))
+        }
+        ModelsCommand::Fetch { from: None } => manifest.fetch(&models::FetchOptions::network()),
+    };
+    print!("{}", models::format_table(&rows));
+    if models::all_ok(&rows) {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        let bad = rows.iter().filter(|r| !r.is_ok()).count();
+        anyhow::bail!("{bad} of {} files are not as the manifest says", rows.len())
+    }
+}

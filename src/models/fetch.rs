@@ -1,0 +1,495 @@
+//! `joulebench models fetch`: download missing or corrupt files, or copy them from a folder.
+//!
+//! Every file is written to a hidden temporary file in the models folder, hashed while it is
+//! written, and renamed onto its final name only once its SHA-256 matches. A rename within one
+//! folder is atomic, so the final name holds either the old file or a verified new one, never
+//! a partial or wrong download, even if the process is killed mid-way.
+
+use std::fs::File;
+use std::io::{self, IsTerminal, Read};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sha2::{Digest, Sha256};
+
+use super::manifest::{Entry, Manifest};
+use super::report::{hex, FileReport, HashWriter, Outcome};
+
+/// Where `fetch` gets files from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Each entry's `url`.
+    Network,
+    /// A local folder holding the files under their manifest file names
+    /// (`joulebench models fetch --from DIR`), for offline machines.
+    Dir(PathBuf),
+}
+
+/// How to fetch.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    pub source: Source,
+    /// Draw a progress bar per file on stderr.
+    pub progress: bool,
+}
+
+impl FetchOptions {
+    /// Download from the manifest's addresses; progress bars only if stderr is a terminal, so
+    /// logs and pipes get no control characters.
+    pub fn network() -> Self {
+        Self {
+            source: Source::Network,
+            progress: io::stderr().is_terminal(),
+        }
+    }
+
+    /// Copy from a local folder; progress bars as for [`FetchOptions::network`].
+    pub fn from_dir(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            source: Source::Dir(dir.into()),
+            progress: io::stderr().is_terminal(),
+        }
+    }
+
+    /// The same, without progress bars.
+    pub fn quiet(mut self) -> Self {
+        self.progress = false;
+        self
+    }
+}
+
+impl Manifest {
+    /// Makes every file of the manifest present and verified: files already right are left
+    /// alone (`Ok`), the others are fetched (`Downloaded`/`Copied`) or reported (`Failed`).
+    ///
+    /// One failure does not stop the others; check [`super::all_ok`] on the rows. A file that
+    /// was corrupt before and could not be replaced stays as it was (and keeps failing
+    /// `verify`), so a network outage never deletes anything.
+    pub fn fetch(&self, options: &FetchOptions) -> Vec<FileReport> {
+        self.entries()
+            .iter()
+            .map(|entry| {
+                let outcome = match self.check_file(entry) {
+                    Outcome::Ok => Outcome::Ok,
+                    _ => self
+                        .fetch_entry(entry, options)
+                        .unwrap_or_else(|e| Outcome::Failed(format!("{e:#}").replace('\n', " "))),
+                };
+                self.report(entry, outcome)
+            })
+            .collect()
+    }
+
+    /// Fetches one file into place; the error says what went wrong with which address/path.
+    fn fetch_entry(&self, entry: &Entry, options: &FetchOptions) -> Result<Outcome> {
+        let dest = self.path(entry);
+        let mut part = PartFile::create(&dest)?;
+        let bar = progress_bar(&entry.name, options.progress);
+        let transferred = transfer(entry, &options.source, &mut part, &bar);
+        // Cleared on failure too, so the CLI's table is not interleaved with a stale bar.
+        bar.finish_and_clear();
+        let (actual, outcome) = transferred?;
+        if actual != entry.sha256 {
+            let source = match &outcome {
+                Outcome::Copied { from } => from.display().to_string(),
+                _ => entry.url.clone(),
+            };
+            bail!(
+                "{source} has SHA-256 {actual}, expected {}; not saved",
+                entry.sha256
+            );
+        }
+        part.persist(&dest)?;
+        Ok(outcome)
+    }
+}
+
+/// Writes the entry's bytes from `source` into `part`; returns their SHA-256 and the outcome
+/// to report if that SHA-256 is right.
+fn transfer(
+    entry: &Entry,
+    source: &Source,
+    part: &mut PartFile,
+    bar: &ProgressBar,
+) -> Result<(String, Outcome)> {
+    match source {
+        Source::Network => {
+            let actual = download(&entry.url, part, bar)?;
+            let url = entry.url.clone();
+            Ok((actual, Outcome::Downloaded { url }))
+        }
+        Source::Dir(dir) => {
+            let from = dir.join(&entry.file);
+            let actual = copy_from(&from, part, bar)?;
+            Ok((actual, Outcome::Copied { from }))
+        }
+    }
+}
+
+/// Streams `url` into `part`, returning the SHA-256 of what was written.
+fn download(url: &str, part: &mut PartFile, bar: &ProgressBar) -> Result<String> {
+    let fail = |cause: String| anyhow!("download {url} failed: {cause}");
+    let mut response = http_agent(url)
+        .get(url)
+        .call()
+        .map_err(|e| fail(describe_http_error(&e)))?;
+    if let Some(len) = response.body().content_length() {
+        bar.set_length(len);
+    }
+    let reader = response.body_mut().as_reader();
+    part.write_from(bar.wrap_read(reader))
+        .map_err(|e| fail(e.to_string()))
+}
+
+/// Copies the file `from` into `part`, returning the SHA-256 of what was written.
+fn copy_from(from: &Path, part: &mut PartFile, bar: &ProgressBar) -> Result<String> {
+    let file = File::open(from).with_context(|| format!("cannot read {}", from.display()))?;
+    if let Ok(meta) = file.metadata() {
+        bar.set_length(meta.len());
+    }
+    part.write_from(bar.wrap_read(file))
+        .with_context(|| format!("cannot copy {}", from.display()))
+}
+
+/// An HTTP client with timeouts for a stalled connection or server, not for the whole
+/// transfer, which may be slow on a small board.
+///
+/// Proxy settings come from the usual environment variables, except for loopback addresses,
+/// which a proxy could not reach anyway (they would be its own loopback).
+fn http_agent(url: &str) -> ureq::Agent {
+    let builder = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(Duration::from_secs(60)));
+    let builder = if is_loopback_url(url) {
+        builder.proxy(None)
+    } else {
+        builder
+    };
+    builder.build().into()
+}
+
+fn is_loopback_url(url: &str) -> bool {
+    let Ok(uri) = url.parse::<ureq::http::Uri>() else {
+        return false;
+    };
+    match uri.host() {
+        Some("localhost") => true,
+        Some(host) => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
+/// A short cause for an HTTP failure: "HTTP 404 Not Found", "Connection refused", ...
+fn describe_http_error(err: &ureq::Error) -> String {
+    match err {
+        ureq::Error::StatusCode(code) => {
+            let reason = ureq::http::StatusCode::from_u16(*code)
+                .ok()
+                .and_then(|s| s.canonical_reason());
+            match reason {
+                Some(reason) => format!("HTTP {code} {reason}"),
+                None => format!("HTTP {code}"),
+            }
+        }
+        ureq::Error::Io(e) => e.to_string(),
+        ureq::Error::HostNotFound => "host not found (is the network up?)".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// A progress bar for one file, drawn on stderr or hidden. Its length is set once known.
+fn progress_bar(name: &str, visible: bool) -> ProgressBar {
+    let target = if visible {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let style = ProgressStyle::with_template(
+        "{msg:30} [{bar:30}] {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12} {eta}",
+    )
+    .map(|s| s.progress_chars("=> "))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    ProgressBar::with_draw_target(None, target)
+        .with_style(style)
+        .with_message(name.to_owned())
+}
+
+/// A hidden temporary file next to a destination, removed on drop unless persisted.
+///
+/// The name carries the process id so that two fetches into one folder do not write into
+/// each other's file.
+struct PartFile {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl PartFile {
+    fn create(dest: &Path) -> Result<Self> {
+        let path = part_path(dest);
+        let file =
+            File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Self {
+            path,
+            file: Some(file),
+        })
+    }
+
+    /// Writes everything `reader` yields, hashing it on the way; returns the SHA-256.
+    fn write_from(&mut self, mut reader: impl Read) -> io::Result<String> {
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("temporary file already closed"))?;
+        let mut hasher = Sha256::new();
+        io::copy(&mut reader, &mut HashWriter::new(&mut hasher, &mut *file))?;
+        Ok(hex(&hasher.finalize()))
+    }
+
+    /// Flushes the data to disk, then renames the file onto `dest` (replacing what is there),
+    /// so a crash right after cannot leave a verified name with unwritten bytes.
+    fn persist(mut self, dest: &Path) -> Result<()> {
+        if let Some(file) = self.file.take() {
+            file.sync_all()
+                .with_context(|| format!("cannot write {}", self.path.display()))?;
+        }
+        std::fs::rename(&self.path, dest)
+            .with_context(|| format!("cannot move {} to {}", self.path.display(), dest.display()))
+    }
+}
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        self.file.take();
+        // After a successful rename the path no longer exists; any error here is moot.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// `dir/.FILE.PID.part` for `dir/FILE`.
+fn part_path(dest: &Path) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(format!(".{name}.{}.part", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::report::all_ok;
+    use crate::models::test_support::{
+        copy_shared, project_manifest_in, project_manifest_text, shared_dir, FileServer,
+        PINNED_COMMIT,
+    };
+    use crate::models::Kind;
+
+    fn outcome<'r>(rows: &'r [FileReport], name: &str) -> &'r Outcome {
+        &rows.iter().find(|r| r.name == name).unwrap().outcome
+    }
+
+    /// Files in `dir` other than the manifest, sorted.
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "manifest.toml")
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn manifest_files(manifest: &Manifest) -> Vec<String> {
+        let mut names: Vec<String> = manifest.entries().iter().map(|e| e.file.clone()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn fetch_from_dir_copies_everything_then_skips() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = project_manifest_in(dir.path());
+        let options = FetchOptions::from_dir(shared_dir()).quiet();
+
+        let rows = manifest.fetch(&options);
+        assert!(all_ok(&rows), "{rows:#?}");
+        for row in &rows {
+            let entry = manifest.entry(&row.name).unwrap();
+            let from = shared_dir().join(&entry.file);
+            assert_eq!(row.outcome, Outcome::Copied { from }, "{}", row.name);
+        }
+        assert_eq!(files_in(dir.path()), manifest_files(&manifest));
+        assert!(manifest.verify().iter().all(|r| r.outcome == Outcome::Ok));
+
+        let again = manifest.fetch(&options);
+        assert!(again.iter().all(|r| r.outcome == Outcome::Ok), "{again:#?}");
+        assert_eq!(files_in(dir.path()), manifest_files(&manifest));
+    }
+
+    #[test]
+    fn fetch_replaces_a_corrupt_file_found_by_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = project_manifest_in(dir.path());
+        let bird = dir.path().join("bird.bmp");
+        copy_shared(dir.path(), "bird.bmp");
+        let mut bytes = std::fs::read(&bird).unwrap();
+        bytes[1000] ^= 0xff;
+        std::fs::write(&bird, &bytes).unwrap();
+
+        assert!(matches!(
+            outcome(&manifest.verify(), "bird.bmp"),
+            Outcome::Mismatch { expected, .. } if expected.starts_with("3fd22d6e")
+        ));
+        let rows = manifest.fetch(&FetchOptions::from_dir(shared_dir()).quiet());
+        assert!(matches!(outcome(&rows, "bird.bmp"), Outcome::Copied { .. }));
+        assert_eq!(outcome(&manifest.verify(), "bird.bmp"), &Outcome::Ok);
+        assert_eq!(
+            std::fs::read(&bird).unwrap(),
+            std::fs::read(shared_dir().join("bird.bmp")).unwrap()
+        );
+    }
+
+    #[test]
+    fn fetch_from_a_folder_with_bad_or_missing_files_saves_nothing() {
+        let source = tempfile::tempdir().unwrap();
+        std::fs::write(source.path().join("cat.bmp"), "not a cat").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = project_manifest_in(dir.path());
+
+        let rows = manifest.fetch(&FetchOptions::from_dir(source.path()).quiet());
+        let Outcome::Failed(cat) = outcome(&rows, "cat.bmp") else {
+            panic!("{rows:#?}")
+        };
+        assert!(cat.contains("cat.bmp has SHA-256"), "{cat}");
+        assert!(cat.contains("expected 34f23578"), "{cat}");
+        let Outcome::Failed(bird) = outcome(&rows, "bird.bmp") else {
+            panic!("{rows:#?}")
+        };
+        assert!(bird.starts_with("cannot read "), "{bird}");
+        assert!(bird.contains("bird.bmp"), "{bird}");
+        assert!(
+            files_in(dir.path()).is_empty(),
+            "{:?}",
+            files_in(dir.path())
+        );
+    }
+
+    #[test]
+    fn fetch_over_http_downloads_verifies_and_reports_failures() {
+        const FAILING: [&str; 2] = ["cat.bmp", "parrot.jpg"];
+        let server = FileServer::start(shared_dir());
+        let dir = tempfile::tempdir().unwrap();
+        let pinned = format!("https://github.com/google-coral/test_data/raw/{PINNED_COMMIT}/");
+        let text = project_manifest_text()
+            .replace(&pinned, &format!("{}/files/", server.base()))
+            .replace("/files/cat.bmp", "/nowhere/cat.bmp")
+            .replace("/files/parrot.jpg", "/wrong/parrot.jpg")
+            .replace("/files/bird.bmp", "/redirect/bird.bmp");
+        let manifest = Manifest::parse(&text, dir.path()).unwrap();
+        let options = FetchOptions::network().quiet();
+
+        let rows = manifest.fetch(&options);
+        let cat_url = format!("{}/nowhere/cat.bmp", server.base());
+        assert_eq!(
+            outcome(&rows, "cat.bmp"),
+            &Outcome::Failed(format!("download {cat_url} failed: HTTP 404 Not Found"))
+        );
+        let Outcome::Failed(parrot) = outcome(&rows, "parrot.jpg") else {
+            panic!("{rows:#?}")
+        };
+        let parrot_url = format!("{}/wrong/parrot.jpg", server.base());
+        assert!(
+            parrot.starts_with(&format!("{parrot_url} has SHA-256 ")),
+            "{parrot}"
+        );
+        let parrot_sha = "a8fba9e7e29439fa414c13129aad661f2289ff891231920a7c33641b076f1833";
+        assert!(
+            parrot.ends_with(&format!("expected {parrot_sha}; not saved")),
+            "{parrot}"
+        );
+        for row in rows.iter().filter(|r| !FAILING.contains(&r.name.as_str())) {
+            let url = manifest.entry(&row.name).unwrap().url.clone();
+            assert_eq!(row.outcome, Outcome::Downloaded { url });
+        }
+        let mut expected = manifest_files(&manifest);
+        expected.retain(|f| !FAILING.contains(&f.as_str()));
+        assert_eq!(files_in(dir.path()), expected, "no partial or bad file");
+        for row in manifest.verify() {
+            assert_eq!(row.is_ok(), !FAILING.contains(&row.name.as_str()), "{row}");
+        }
+        // One request per file, plus the redirect for bird.bmp.
+        let first = manifest.entries().len() + 1;
+        assert_eq!(server.requests(), first);
+
+        let again = manifest.fetch(&options);
+        assert_eq!(
+            server.requests(),
+            first + 2,
+            "only the failures are retried"
+        );
+        for row in &again {
+            let failing = FAILING.contains(&row.name.as_str());
+            assert_eq!(row.outcome == Outcome::Ok, !failing, "{row}");
+        }
+    }
+
+    #[test]
+    fn unreachable_server_names_the_address_and_the_cause() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("http://127.0.0.1:{port}/LICENSE");
+        let text = format!(
+            "[[entry]]\nname = \"LICENSE\"\nfile = \"LICENSE\"\nkind = \"licence\"\n\
+             sha256 = \"{}\"\nurl = \"{url}\"\ndescription = \"x\"\n",
+            "0".repeat(64)
+        );
+        let manifest = Manifest::parse(&text, dir.path()).unwrap();
+        let rows = manifest.fetch(&FetchOptions::network().quiet());
+        assert_eq!(rows[0].kind, Kind::Licence);
+        let Outcome::Failed(reason) = &rows[0].outcome else {
+            panic!("{rows:#?}")
+        };
+        assert!(
+            reason.starts_with(&format!("download {url} failed: ")),
+            "{reason}"
+        );
+        assert!(reason.to_lowercase().contains("refused"), "{reason}");
+        assert!(files_in(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn loopback_detection() {
+        assert!(is_loopback_url("http://127.0.0.1:8080/x"));
+        assert!(is_loopback_url("http://localhost/x"));
+        assert!(is_loopback_url("http://[::1]:80/x"));
+        assert!(!is_loopback_url("https://github.com/x"));
+        assert!(!is_loopback_url("not a url"));
+    }
+
+    #[test]
+    fn part_file_is_removed_unless_persisted() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("f");
+        {
+            let mut part = PartFile::create(&dest).unwrap();
+            part.write_from(&b"abc"[..]).unwrap();
+        }
+        assert!(files_in(dir.path()).is_empty());
+        let mut part = PartFile::create(&dest).unwrap();
+        let sha = part.write_from(&b"abc"[..]).unwrap();
+        assert!(sha.starts_with("ba7816bf"));
+        part.persist(&dest).unwrap();
+        assert_eq!(files_in(dir.path()), ["f"]);
+        assert_eq!(std::fs::read(&dest).unwrap(), b"abc");
+    }
+}

@@ -1,0 +1,703 @@
+//! The manifest file (`models/manifest.toml`): its schema, validation and look-ups.
+//!
+//! The manifest is validated as a whole when it is loaded, so every later look-up can rely
+//! on it: names and file names are unique, file names cannot escape the models folder,
+//! checksums are well-formed, and every cross-reference (a model's labels, an image's
+//! expected top-1 model) names an entry of the right kind.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// File name of the manifest inside the models folder.
+pub const MANIFEST_FILE: &str = "manifest.toml";
+
+/// Environment variable naming the models folder, for runs outside the project root.
+pub const MODELS_DIR_ENV: &str = "JOULEBENCH_MODELS_DIR";
+
+/// The models folder used when [`MODELS_DIR_ENV`] is unset: `models/` in the current folder.
+pub const DEFAULT_MODELS_DIR: &str = "models";
+
+/// The models folder: `$JOULEBENCH_MODELS_DIR` if set and non-empty, else `models`.
+///
+/// The manifest and every file it lists live in this one folder.
+pub fn models_dir() -> PathBuf {
+    models_dir_from(std::env::var_os(MODELS_DIR_ENV))
+}
+
+/// [`models_dir`] given the variable's value, so the choice is testable without touching the
+/// process environment.
+fn models_dir_from(var: Option<OsString>) -> PathBuf {
+    match var {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(DEFAULT_MODELS_DIR),
+    }
+}
+
+/// What a manifest file is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A TensorFlow Lite network.
+    Model,
+    /// Class names, one a line.
+    Labels,
+    /// A test picture.
+    Image,
+    /// Terms the other files come under.
+    Licence,
+}
+
+impl Kind {
+    /// The word used for this kind in messages ("label file imagenet_labels.txt is missing").
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Model => "model",
+            Kind::Labels => "label file",
+            Kind::Image => "image",
+            Kind::Licence => "licence",
+        }
+    }
+}
+
+/// The manifest's spelling (`model`, `labels`, `image`, `licence`).
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Model => "model",
+            Kind::Labels => "labels",
+            Kind::Image => "image",
+            Kind::Licence => "licence",
+        })
+    }
+}
+
+/// The picture a model takes, and how pixels become the floats it was trained on.
+///
+/// A float network sees `(pixel - mean) / std` per channel. A quantized network's input
+/// tensor has its own dtype, scale and zero point, which come from the model file; this spec
+/// only says which float range those quantized values stand for.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    pub height: u32,
+    pub width: u32,
+    /// 3 for RGB.
+    pub channels: u32,
+    pub mean: f32,
+    pub std: f32,
+}
+
+/// The class a model is expected to rank first for an image.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Top1 {
+    /// Name of a `model` entry.
+    pub model: String,
+    /// Output index of the class.
+    pub index: usize,
+    /// Its line in the model's label file (at `index + label_offset`).
+    pub label: String,
+}
+
+/// One file of the manifest (`[[entry]]`). See `models/manifest.toml` for the field docs.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// What rigs and the CLI call the file; unique.
+    pub name: String,
+    /// Plain file name inside the models folder; unique.
+    pub file: String,
+    pub kind: Kind,
+    /// Expected SHA-256, 64 lowercase hex digits.
+    pub sha256: String,
+    /// Commit-pinned download address.
+    pub url: String,
+    /// One line for listings.
+    pub description: String,
+    /// Models only: name of the `labels` entry naming the outputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<String>,
+    /// Models only: output index `i` is label line `i + label_offset`.
+    #[serde(default)]
+    pub label_offset: usize,
+    /// Models only: input size and normalization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<InputSpec>,
+    /// Images only: expected top-1 class per model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top1: Vec<Top1>,
+}
+
+impl Entry {
+    /// The expected top-1 class of this image for the model named `model`.
+    pub fn top1_for(&self, model: &str) -> Option<&Top1> {
+        self.top1.iter().find(|t| t.model == model)
+    }
+
+    /// Whether `name_or_file` designates this entry.
+    fn is_called(&self, name_or_file: &str) -> bool {
+        self.name == name_or_file || self.file == name_or_file
+    }
+}
+
+/// The TOML document: a list of `[[entry]]` tables.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestFile {
+    #[serde(default)]
+    entry: Vec<Entry>,
+}
+
+/// A loaded, validated manifest and the folder its files live in.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    dir: PathBuf,
+    entries: Vec<Entry>,
+}
+
+impl Manifest {
+    /// Loads `manifest.toml` from [`models_dir`].
+    pub fn load_default() -> Result<Self> {
+        Self::load_dir(&models_dir())
+    }
+
+    /// Loads `manifest.toml` from the folder `dir`.
+    pub fn load_dir(dir: &Path) -> Result<Self> {
+        Self::load(&dir.join(MANIFEST_FILE))
+    }
+
+    /// Loads a manifest file; its files are expected in the folder that holds it.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read models manifest {} (run from the project root or set {MODELS_DIR_ENV})",
+                path.display()
+            )
+        })?;
+        let dir = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Self::parse(&text, dir).with_context(|| format!("models manifest {}", path.display()))
+    }
+
+    /// Parses and validates manifest text whose files live in `dir`.
+    pub fn parse(text: &str, dir: impl Into<PathBuf>) -> Result<Self> {
+        let file: ManifestFile =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!(one_line_toml_error(text, &e)))?;
+        validate(&file.entry)?;
+        Ok(Self {
+            dir: dir.into(),
+            entries: file.entry,
+        })
+    }
+
+    /// The folder holding the manifest and its files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every entry, in manifest order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The entry called `name_or_file` (its name or its file name), of any kind.
+    pub fn entry(&self, name_or_file: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.is_called(name_or_file))
+    }
+
+    /// The model entry called `name_or_file`.
+    pub fn model(&self, name_or_file: &str) -> Option<&Entry> {
+        self.entry_of_kind(name_or_file, Kind::Model)
+    }
+
+    /// The image entry called `name_or_file`.
+    pub fn image(&self, name_or_file: &str) -> Option<&Entry> {
+        self.entry_of_kind(name_or_file, Kind::Image)
+    }
+
+    /// The entry called `name_or_file` if it has the given kind.
+    pub fn entry_of_kind(&self, name_or_file: &str, kind: Kind) -> Option<&Entry> {
+        self.entry(name_or_file).filter(|e| e.kind == kind)
+    }
+
+    /// The entries of one kind, in manifest order.
+    pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().filter(move |e| e.kind == kind)
+    }
+
+    /// The label-file entry of a model entry (validation guarantees it exists for models).
+    pub fn labels_of(&self, model: &Entry) -> Option<&Entry> {
+        model
+            .labels
+            .as_deref()
+            .and_then(|l| self.entry_of_kind(l, Kind::Labels))
+    }
+
+    /// Where an entry's file lives: the models folder joined with its file name.
+    pub fn path(&self, entry: &Entry) -> PathBuf {
+        self.dir.join(&entry.file)
+    }
+
+    /// Names of the entries of one kind, comma-separated, for "known models: ..." hints.
+    pub(crate) fn names_of_kind(&self, kind: Kind) -> String {
+        let names: Vec<&str> = self.of_kind(kind).map(|e| e.name.as_str()).collect();
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    }
+}
+
+/// TOML errors print a multi-line snippet; condense one to "line L, column C: message".
+fn one_line_toml_error(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim().replace('\n', " ");
+    match err.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
+/// Checks every entry on its own, then the references between entries.
+fn validate(entries: &[Entry]) -> Result<()> {
+    check_unique(entries)?;
+    for entry in entries {
+        check_entry(entry).with_context(|| format!("entry {:?}", entry.name))?;
+    }
+    for entry in entries {
+        check_references(entry, entries).with_context(|| format!("entry {:?}", entry.name))?;
+    }
+    Ok(())
+}
+
+/// Names and file names must each be unique, and a name may not be another entry's file
+/// name: look-ups accept either, so any overlap would make one of them unreachable.
+fn check_unique(entries: &[Entry]) -> Result<()> {
+    let mut names = HashSet::new();
+    let mut files = HashSet::new();
+    for entry in entries {
+        if !names.insert(entry.name.as_str()) {
+            bail!("two entries are named {:?}", entry.name);
+        }
+        if !files.insert(entry.file.as_str()) {
+            bail!("two entries use the file {:?}", entry.file);
+        }
+    }
+    for entry in entries {
+        if let Some(other) = entries
+            .iter()
+            .find(|o| o.file == entry.name && o.name != entry.name)
+        {
+            bail!(
+                "entry {:?} is named like the file of entry {:?}",
+                entry.name,
+                other.name
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Field checks that need no other entry.
+fn check_entry(entry: &Entry) -> Result<()> {
+    if entry.name.trim().is_empty() {
+        bail!("name is empty");
+    }
+    check_file_name(&entry.file)?;
+    check_sha256(&entry.sha256)?;
+    if !(entry.url.starts_with("https://") || entry.url.starts_with("http://")) {
+        bail!("url {:?} is not an http(s) address", entry.url);
+    }
+    if entry.description.contains('\n') {
+        bail!("description must be one line");
+    }
+    check_kind_fields(entry)
+}
+
+/// A file name must stay inside the models folder and must not look like the manifest or a
+/// fetch's temporary file (which start with a dot).
+fn check_file_name(file: &str) -> Result<()> {
+    let mut components = Path::new(file).components();
+    let plain = matches!(
+        (components.next(), components.next()),
+        (Some(Component::Normal(c)), None) if c == file
+    );
+    if !plain || file.starts_with('.') || file == MANIFEST_FILE {
+        bail!("file {file:?} must be a plain file name, without folders or a leading dot");
+    }
+    Ok(())
+}
+
+fn check_sha256(sha256: &str) -> Result<()> {
+    let hex = sha256
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if sha256.len() != 64 || !hex {
+        bail!("sha256 {sha256:?} is not 64 lowercase hex digits");
+    }
+    Ok(())
+}
+
+/// Models need labels and an input spec; the model-only and image-only fields are rejected
+/// elsewhere so that a misplaced field is noticed rather than ignored.
+fn check_kind_fields(entry: &Entry) -> Result<()> {
+    let is_model = entry.kind == Kind::Model;
+    if is_model {
+        if entry.labels.is_none() {
+            bail!("a model needs `labels`");
+        }
+        let input = entry.input.context("a model needs `input`")?;
+        check_input(&input)?;
+    } else if entry.labels.is_some() || entry.input.is_some() || entry.label_offset != 0 {
+        bail!("`labels`, `label_offset` and `input` are for models only");
+    }
+    if entry.kind != Kind::Image && !entry.top1.is_empty() {
+        bail!("`top1` is for images only");
+    }
+    Ok(())
+}
+
+fn check_input(input: &InputSpec) -> Result<()> {
+    if input.height == 0 || input.width == 0 || input.channels == 0 {
+        bail!("input height, width and channels must be positive");
+    }
+    if !input.mean.is_finite() || !input.std.is_finite() || input.std <= 0.0 {
+        bail!("input mean must be finite and std finite and positive");
+    }
+    Ok(())
+}
+
+/// A model's labels must name a labels entry; an image's top-1 rows must name distinct models.
+fn check_references(entry: &Entry, entries: &[Entry]) -> Result<()> {
+    let find = |name: &str, kind: Kind| entries.iter().any(|e| e.name == name && e.kind == kind);
+    if let Some(labels) = &entry.labels {
+        if !find(labels, Kind::Labels) {
+            bail!("labels {labels:?} is not the name of a labels entry");
+        }
+    }
+    let mut seen = HashSet::new();
+    for top1 in &entry.top1 {
+        if !find(&top1.model, Kind::Model) {
+            bail!(
+                "top1 model {:?} is not the name of a model entry",
+                top1.model
+            );
+        }
+        if !seen.insert(top1.model.as_str()) {
+            bail!("top1 lists model {:?} twice", top1.model);
+        }
+        if top1.label.trim().is_empty() {
+            bail!("top1 label for model {:?} is empty", top1.model);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::test_support::{
+        project_manifest, project_manifest_text, shared_dir, PINNED_COMMIT,
+    };
+
+    /// File name → SHA-256 (empty where SOURCES.md gives none) from the table in SOURCES.md.
+    fn sources_table() -> Vec<(String, String)> {
+        let text = std::fs::read_to_string(shared_dir().join("SOURCES.md")).unwrap();
+        text.lines()
+            .filter(|l| l.starts_with('|') && !l.starts_with("|---") && !l.starts_with("| file"))
+            .map(|l| {
+                let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
+                (cells[0].to_owned(), cells.last().unwrap().trim().to_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lists_every_file_of_sources_md_with_its_checksum() {
+        let manifest = project_manifest();
+        let table = sources_table();
+        assert_eq!(table.len(), 9, "SOURCES.md table: {table:?}");
+        for (file, sha) in &table {
+            let entry = manifest
+                .entry(file)
+                .unwrap_or_else(|| panic!("{file} missing from manifest"));
+            assert_eq!(&entry.file, file);
+            if !sha.is_empty() {
+                assert_eq!(&entry.sha256, sha, "{file}");
+            }
+        }
+        assert_eq!(
+            manifest.entries().len(),
+            table.len(),
+            "extra manifest entries"
+        );
+    }
+
+    #[test]
+    fn checksums_match_the_real_files() {
+        let manifest = project_manifest();
+        for entry in manifest.entries() {
+            let actual = crate::models::sha256_file(&shared_dir().join(&entry.file)).unwrap();
+            assert_eq!(actual, entry.sha256, "{}", entry.file);
+        }
+    }
+
+    #[test]
+    fn urls_are_pinned_to_the_commit() {
+        for entry in project_manifest().entries() {
+            let expected = format!(
+                "https://github.com/google-coral/test_data/raw/{PINNED_COMMIT}/{}",
+                entry.file
+            );
+            assert_eq!(entry.url, expected);
+        }
+    }
+
+    #[test]
+    fn kinds_names_and_model_fields() {
+        let manifest = project_manifest();
+        let models: Vec<&str> = manifest
+            .of_kind(Kind::Model)
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(
+            models,
+            ["mobilenet_v2_1.0_224_quant", "tf2_mobilenet_v2_1.0_224_ptq"]
+        );
+        for model in manifest.of_kind(Kind::Model) {
+            assert_eq!(model.file, format!("{}.tflite", model.name));
+            assert_eq!(model.labels.as_deref(), Some("imagenet_labels.txt"));
+            assert_eq!(model.label_offset, 0);
+            let expected = InputSpec {
+                height: 224,
+                width: 224,
+                channels: 3,
+                mean: 127.5,
+                std: 127.5,
+            };
+            assert_eq!(model.input, Some(expected));
+            assert_eq!(manifest.labels_of(model).unwrap().kind, Kind::Labels);
+        }
+        let kind = |f: &str| manifest.entry(f).unwrap().kind;
+        assert_eq!(kind("imagenet_labels.txt"), Kind::Labels);
+        assert_eq!(kind("LICENSE"), Kind::Licence);
+        assert_eq!(kind("COPYRIGHT"), Kind::Licence);
+        assert_eq!(manifest.of_kind(Kind::Image).count(), 4);
+        assert!(manifest
+            .model("mobilenet_v2_1.0_224_quant.tflite")
+            .is_some());
+        assert!(manifest.model("bird.bmp").is_none());
+        assert!(manifest.image("bird.bmp").is_some());
+    }
+
+    #[test]
+    fn images_carry_the_expected_top1_for_both_models() {
+        let manifest = project_manifest();
+        let expected = [
+            ("bird.bmp", 20, "chickadee"),
+            ("cat.bmp", 286, "Egyptian cat"),
+            ("grace_hopper.bmp", 653, "military uniform"),
+            ("parrot.jpg", 89, "macaw"),
+        ];
+        for (image, index, label) in expected {
+            let entry = manifest.image(image).unwrap();
+            assert_eq!(entry.top1.len(), 2, "{image}");
+            for model in manifest.of_kind(Kind::Model) {
+                let top1 = entry.top1_for(&model.name).unwrap();
+                assert_eq!((top1.index, top1.label.as_str()), (index, label), "{image}");
+            }
+        }
+    }
+
+    /// The top-1 labels must be the label-file lines their indices point at.
+    #[test]
+    fn top1_labels_agree_with_the_label_file() {
+        let manifest = project_manifest();
+        let labels_text =
+            std::fs::read_to_string(shared_dir().join("imagenet_labels.txt")).unwrap();
+        let labels: Vec<&str> = labels_text.lines().collect();
+        assert_eq!(labels.len(), 1001);
+        assert_eq!(labels[0], "background");
+        for image in manifest.of_kind(Kind::Image) {
+            for top1 in &image.top1 {
+                let model = manifest.model(&top1.model).unwrap();
+                assert_eq!(labels[top1.index + model.label_offset], top1.label);
+            }
+        }
+    }
+
+    #[test]
+    fn load_places_files_next_to_the_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(MANIFEST_FILE), project_manifest_text()).unwrap();
+        let manifest = Manifest::load_dir(dir.path()).unwrap();
+        assert!(manifest.image("bird").is_none(), "names match exactly");
+        let bird = manifest.image("bird.bmp").unwrap();
+        assert_eq!(manifest.path(bird), dir.path().join("bird.bmp"));
+        assert_eq!(manifest.dir(), dir.path());
+    }
+
+    #[test]
+    fn missing_manifest_error_names_the_path_and_the_variable() {
+        let err = Manifest::load_dir(Path::new("/nonexistent/joulebench")).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("/nonexistent/joulebench/manifest.toml"),
+            "{text}"
+        );
+        assert!(text.contains(MODELS_DIR_ENV), "{text}");
+        assert!(!text.contains('\n'), "{text}");
+    }
+
+    #[test]
+    fn models_dir_defaults_to_models_and_honours_the_variable() {
+        assert_eq!(models_dir_from(None), PathBuf::from("models"));
+        assert_eq!(models_dir_from(Some("".into())), PathBuf::from("models"));
+        assert_eq!(models_dir_from(Some("/x/y".into())), PathBuf::from("/x/y"));
+    }
+
+    const GOOD: &str = r#"
+[[entry]]
+name = "m"
+file = "m.tflite"
+kind = "model"
+sha256 = "7aad0c74c5e3c06e5eb3c827e13304fdd68a83da6087d92ee169c24ff9fd4776"
+url = "https://example.org/m.tflite"
+description = "a model"
+labels = "l.txt"
+input = { height = 2, width = 2, channels = 3, mean = 0.0, std = 1.0 }
+
+[[entry]]
+name = "l.txt"
+file = "l.txt"
+kind = "labels"
+sha256 = "b8aaeb5630c62626a7d124a05c0e14230a7ffdd2136a31d0190a4fb71c1d82f1"
+url = "https://example.org/l.txt"
+description = "labels"
+
+[[entry]]
+name = "i.bmp"
+file = "i.bmp"
+kind = "image"
+sha256 = "3fd22d6ed352b8e721d9982e38ed655f8429e168bb53ad205c6f3cdfa848e994"
+url = "https://example.org/i.bmp"
+description = "an image"
+top1 = [{ model = "m", index = 1, label = "x" }]
+"#;
+
+    /// `GOOD` with `from` replaced by `to`; the replacement must apply.
+    fn bad(from: &str, to: &str) -> String {
+        assert!(GOOD.contains(from), "{from}");
+        GOOD.replacen(from, to, 1)
+    }
+
+    fn parse_error(text: &str) -> String {
+        let err = Manifest::parse(text, "d").unwrap_err();
+        let text = format!("{err:#}");
+        assert!(!text.contains('\n'), "multi-line error: {text}");
+        text
+    }
+
+    #[test]
+    fn small_manifest_parses() {
+        let manifest = Manifest::parse(GOOD, "d").unwrap();
+        assert_eq!(manifest.entries().len(), 3);
+        assert_eq!(
+            manifest.path(manifest.model("m").unwrap()),
+            Path::new("d/m.tflite")
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_entries() {
+        let cases = [
+            (
+                bad("name = \"l.txt\"", "name = \"m\""),
+                "two entries are named",
+            ),
+            (
+                bad("file = \"l.txt\"", "file = \"m.tflite\""),
+                "two entries use the file",
+            ),
+            (
+                bad("name = \"m\"", "name = \"l.txt\""),
+                "two entries are named",
+            ),
+            (
+                bad("file = \"i.bmp\"", "file = \"../i.bmp\""),
+                "plain file name",
+            ),
+            (
+                bad("file = \"i.bmp\"", "file = \"sub/i.bmp\""),
+                "plain file name",
+            ),
+            (
+                bad("file = \"i.bmp\"", "file = \".i.bmp\""),
+                "plain file name",
+            ),
+            (
+                bad("file = \"i.bmp\"", "file = \"/i.bmp\""),
+                "plain file name",
+            ),
+            (
+                bad("file = \"i.bmp\"", "file = \"manifest.toml\""),
+                "plain file name",
+            ),
+            (bad("3fd22d6ed352", "3FD22D6ED352"), "64 lowercase hex"),
+            (bad("3fd22d6ed352", "3fd22d6ed35"), "64 lowercase hex"),
+            (bad("https://example.org/i.bmp", "ftp://x/i.bmp"), "http(s)"),
+            (bad("labels = \"l.txt\"\n", ""), "needs `labels`"),
+            (
+                bad("labels = \"l.txt\"", "labels = \"i.bmp\""),
+                "not the name of a labels entry",
+            ),
+            (
+                bad("input = { height = 2,", "input = { height = 0,"),
+                "must be positive",
+            ),
+            (bad("std = 1.0", "std = 0.0"), "std finite and positive"),
+            (
+                bad("model = \"m\", index", "model = \"q\", index"),
+                "not the name of a model",
+            ),
+            (
+                bad("kind = \"image\"", "kind = \"licence\""),
+                "`top1` is for images only",
+            ),
+            (
+                bad("kind = \"labels\"", "kind = \"labels\"\nlabel_offset = 1"),
+                "models only",
+            ),
+            (
+                bad("kind = \"labels\"", "kind = \"pictures\""),
+                "line 15, column 8",
+            ),
+            (
+                bad("description = \"labels\"", "descripton = \"labels\""),
+                "unknown field",
+            ),
+        ];
+        for (text, needle) in cases {
+            let err = parse_error(&text);
+            assert!(err.contains(needle), "expected {needle:?} in {err:?}");
+        }
+    }
+
+    #[test]
+    fn entry_errors_name_the_entry() {
+        let err = parse_error(&bad("3fd22d6ed352", "zz"));
+        assert!(err.starts_with("entry \"i.bmp\": "), "{err}");
+    }
+}

@@ -1,0 +1,177 @@
+//! The files of a run folder: `latency.csv`, `power.csv`, `summary.csv` and `run.json`.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::system::SystemInfo;
+use crate::runner::RunRecord;
+use crate::summary::SummaryRow;
+
+/// Writes all four files.
+pub fn write_all(
+    dir: &Path,
+    record: &RunRecord,
+    rows: &[SummaryRow],
+    args: &[String],
+) -> Result<()> {
+    write_latency(&dir.join("latency.csv"), record)?;
+    write_power(&dir.join("power.csv"), record)?;
+    write_summary(&dir.join("summary.csv"), rows)?;
+    write_run_json(&dir.join("run.json"), record, rows, args)
+}
+
+#[derive(Serialize)]
+struct LatencyRow<'a> {
+    backend_index: usize,
+    engine: &'a str,
+    /// 1-based index of the timed classification.
+    inference: usize,
+    start_s: f64,
+    latency_ms: f64,
+}
+
+fn write_latency(path: &Path, record: &RunRecord) -> Result<()> {
+    let mut w = writer(path)?;
+    for (index, b) in record.backends.iter().enumerate() {
+        for (i, l) in b.run.latencies.iter().enumerate() {
+            w.serialize(LatencyRow {
+                backend_index: index,
+                engine: &b.engine.engine,
+                inference: i + 1,
+                start_s: l.start,
+                latency_ms: l.seconds * 1e3,
+            })?;
+        }
+    }
+    finish(w, path)
+}
+
+#[derive(Serialize)]
+struct PowerRow<'a> {
+    sensor_index: usize,
+    sensor: &'a str,
+    rail: &'a str,
+    simulated: bool,
+    t_s: f64,
+    /// The protocol phase at the sample's time ("" between phases).
+    phase: &'a str,
+    volts: Option<f64>,
+    amps: Option<f64>,
+    watts: Option<f64>,
+    overflow: bool,
+    stale: bool,
+    error: &'a str,
+}
+
+fn write_power(path: &Path, record: &RunRecord) -> Result<()> {
+    let mut w = writer(path)?;
+    for (index, log) in record.sensors.iter().enumerate() {
+        for s in &log.samples {
+            let phase = record
+                .phases
+                .iter()
+                .find(|p| p.start <= s.t && s.t < p.end)
+                .map_or("", |p| p.phase.as_str());
+            let reading = s.reading.as_ref().ok();
+            w.serialize(PowerRow {
+                sensor_index: index,
+                sensor: &log.info.kind,
+                rail: &log.info.rail,
+                simulated: log.info.simulated,
+                t_s: s.t,
+                phase,
+                volts: reading.map(|r| r.volts),
+                amps: reading.map(|r| r.amps),
+                watts: reading.map(|r| r.watts),
+                overflow: reading.is_some_and(|r| r.overflow),
+                stale: reading.is_some_and(|r| r.stale),
+                error: s.reading.as_ref().err().map_or("", String::as_str),
+            })?;
+        }
+    }
+    finish(w, path)
+}
+
+fn write_summary(path: &Path, rows: &[SummaryRow]) -> Result<()> {
+    let mut w = writer(path)?;
+    for row in rows {
+        w.serialize(row)?;
+    }
+    finish(w, path)
+}
+
+#[derive(Serialize)]
+struct RunJson<'a> {
+    joulebench_version: &'a str,
+    command: &'a [String],
+    started_utc: String,
+    interrupted: bool,
+    system: SystemInfo,
+    engines: Vec<&'a crate::backend::EngineInfo>,
+    sensors: Vec<SensorJson<'a>>,
+    phases: &'a [crate::clock::PhaseSpan],
+    /// The rig file exactly as read.
+    rig_file: &'a str,
+    rig: &'a crate::rig::Rig,
+    summary: &'a [SummaryRow],
+}
+
+#[derive(Serialize)]
+struct SensorJson<'a> {
+    kind: &'a str,
+    rail: &'a str,
+    simulated: bool,
+    detail: &'a str,
+    update_period_s: f64,
+    samples: usize,
+    failure: Option<&'a str>,
+    sampler_cpu_s: f64,
+}
+
+fn write_run_json(
+    path: &Path,
+    record: &RunRecord,
+    rows: &[SummaryRow],
+    args: &[String],
+) -> Result<()> {
+    let json = RunJson {
+        joulebench_version: env!("CARGO_PKG_VERSION"),
+        command: args,
+        started_utc: record.started.to_rfc3339(),
+        interrupted: record.interrupted,
+        system: SystemInfo::read(),
+        engines: record.backends.iter().map(|b| &b.engine).collect(),
+        sensors: record
+            .sensors
+            .iter()
+            .map(|s| SensorJson {
+                kind: &s.info.kind,
+                rail: &s.info.rail,
+                simulated: s.info.simulated,
+                detail: &s.info.detail,
+                update_period_s: s.update_period.as_secs_f64(),
+                samples: s.samples.len(),
+                failure: s.failure.as_deref(),
+                sampler_cpu_s: s.cpu_time.as_secs_f64(),
+            })
+            .collect(),
+        // Open-ended phases (a run cut short) serialize their end as null.
+        phases: &record.phases,
+        rig_file: &record.rig_text,
+        rig: &record.rig,
+        summary: rows,
+    };
+    let text = serde_json::to_string_pretty(&json)?;
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn writer(path: &Path) -> Result<csv::Writer<std::fs::File>> {
+    csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn finish(mut w: csv::Writer<std::fs::File>, path: &Path) -> Result<()> {
+    w.flush()
+        .with_context(|| format!("cannot write {}", path.display()))
+}

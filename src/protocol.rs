@@ -1,0 +1,278 @@
+//! The measurement protocol: by default exactly the 2019 method — one warm-up classification,
+//! sleep 1 s, then 250 timed classifications of the same image.
+//!
+//! A classification is: copy the input in, invoke, read the output, top-k. Each one's latency
+//! is taken on the run clock, and the phase boundaries go to the [`PhaseLog`] the sampler's
+//! readings are later cut by.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use indicatif::ProgressBar;
+
+use crate::backend::Backend;
+use crate::clock::{Phase, PhaseLog, RunClock};
+use crate::input::{top_k, Prediction};
+use crate::rig::ProtocolSpec;
+
+/// Classes reported per classification.
+pub const TOP_K: usize = 5;
+
+/// The shared state a protocol run reports to.
+pub struct Context<'a> {
+    pub clock: RunClock,
+    pub phases: &'a PhaseLog,
+    /// Index of the rig's backend, for the phase log.
+    pub backend: usize,
+    /// Set by Ctrl-C: finish the current classification and stop.
+    pub interrupt: &'a AtomicBool,
+    pub progress: &'a ProgressBar,
+}
+
+/// One timed classification.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Latency {
+    /// Run-clock start, seconds.
+    pub start: f64,
+    pub seconds: f64,
+}
+
+/// What the protocol measured for one backend. Kept even when the run stopped early.
+#[derive(Debug, Clone, Default)]
+pub struct TimedRun {
+    pub latencies: Vec<Latency>,
+    /// Run-clock `[start, end]` of the timed phase, once it began.
+    pub window: Option<(f64, f64)>,
+    /// Top-k of the last classification.
+    pub top: Vec<Prediction>,
+    pub interrupted: bool,
+    /// The error that ended the run early, if any.
+    pub error: Option<String>,
+}
+
+impl TimedRun {
+    /// Classifications per second over the timed window.
+    pub fn fps(&self) -> Option<f64> {
+        let (start, end) = self.window?;
+        (end > start && !self.latencies.is_empty())
+            .then(|| self.latencies.len() as f64 / (end - start))
+    }
+}
+
+/// Runs the protocol on one backend with one prepared input.
+pub fn run(
+    backend: &mut dyn Backend,
+    input: &[u8],
+    spec: &ProtocolSpec,
+    ctx: &Context,
+) -> TimedRun {
+    let mut out = TimedRun::default();
+    let mut scores = Vec::new();
+    let mut top = Vec::with_capacity(TOP_K + 1);
+    let mut classify = |top: &mut Vec<Prediction>| -> anyhow::Result<()> {
+        backend.infer(input, &mut scores)?;
+        top_k(&scores, TOP_K, top);
+        Ok(())
+    };
+    let stopped = || ctx.interrupt.load(Ordering::Relaxed);
+
+    ctx.phases
+        .begin(Phase::Warmup, Some(ctx.backend), ctx.clock.now());
+    for _ in 0..spec.warmup {
+        if stopped() {
+            break;
+        }
+        if let Err(e) = classify(&mut top) {
+            out.error = Some(format!("warm-up: {e:#}"));
+            ctx.phases.end(ctx.clock.now());
+            return out;
+        }
+    }
+
+    ctx.phases
+        .begin(Phase::Settle, Some(ctx.backend), ctx.clock.now());
+    sleep_unless(Duration::from_secs_f64(spec.settle_s), ctx.interrupt);
+
+    ctx.progress.set_length(u64::from(spec.runs));
+    let start = ctx.clock.now();
+    ctx.phases.begin(Phase::Timed, Some(ctx.backend), start);
+    out.latencies.reserve(spec.runs as usize);
+    let min_end = start + spec.min_duration_s.unwrap_or(0.0);
+    let mut end = start;
+    while !stopped() && (out.latencies.len() < spec.runs as usize || end < min_end) {
+        let t0 = ctx.clock.now();
+        let result = classify(&mut top);
+        end = ctx.clock.now();
+        if let Err(e) = result {
+            out.error = Some(format!("classification {}: {e:#}", out.latencies.len() + 1));
+            break;
+        }
+        out.latencies.push(Latency {
+            start: t0,
+            seconds: end - t0,
+        });
+        ctx.progress.inc(1);
+    }
+    ctx.phases.end(end);
+    out.window = Some((start, end));
+    out.top = top;
+    out.interrupted = stopped();
+    out
+}
+
+/// Sleeps for `d`, waking early when `interrupt` is set.
+pub fn sleep_unless(d: Duration, interrupt: &AtomicBool) {
+    const SLICE: Duration = Duration::from_millis(10);
+    let until = std::time::Instant::now() + d;
+    while !interrupt.load(Ordering::Relaxed) {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(SLICE));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::EngineInfo;
+    use crate::input::{InputSpec, TensorType};
+
+    /// Counts inferences; returns a score vector whose best class is 3. Can fail on the n-th
+    /// call, or raise the interrupt flag at the n-th call.
+    struct Fake {
+        engine: EngineInfo,
+        input: InputSpec,
+        calls: usize,
+        fail_at: Option<usize>,
+        interrupt_at: Option<(usize, &'static AtomicBool)>,
+    }
+
+    impl Backend for Fake {
+        fn engine(&self) -> &EngineInfo {
+            &self.engine
+        }
+        fn input(&self) -> &InputSpec {
+            &self.input
+        }
+        fn infer(&mut self, input: &[u8], scores: &mut Vec<f32>) -> anyhow::Result<()> {
+            self.calls += 1;
+            assert_eq!(input, [7u8; 3]);
+            if self.fail_at == Some(self.calls) {
+                anyhow::bail!("boom");
+            }
+            if let Some((n, flag)) = self.interrupt_at {
+                if n == self.calls {
+                    flag.store(true, Ordering::Relaxed);
+                }
+            }
+            scores.clear();
+            scores.extend([0.1, 0.2, 0.0, 0.9, 0.3]);
+            Ok(())
+        }
+    }
+
+    fn fake() -> Fake {
+        Fake {
+            engine: EngineInfo {
+                engine: "fake".into(),
+                version: "0".into(),
+                accelerator: "none".into(),
+                threads: 1,
+            },
+            input: InputSpec {
+                height: 1,
+                width: 1,
+                channels: 3,
+                dtype: TensorType::F32,
+            },
+            calls: 0,
+            fail_at: None,
+            interrupt_at: None,
+        }
+    }
+
+    fn spec(warmup: u32, runs: u32) -> ProtocolSpec {
+        ProtocolSpec {
+            warmup,
+            settle_s: 0.05,
+            runs,
+            min_duration_s: None,
+        }
+    }
+
+    fn run_fake(
+        backend: &mut Fake,
+        spec: &ProtocolSpec,
+        interrupt: &AtomicBool,
+    ) -> (TimedRun, PhaseLog) {
+        let phases = PhaseLog::new();
+        let progress = ProgressBar::hidden();
+        let ctx = Context {
+            clock: RunClock::start(),
+            phases: &phases,
+            backend: 0,
+            interrupt,
+            progress: &progress,
+        };
+        (run(backend, &[7; 3], spec, &ctx), phases)
+    }
+
+    #[test]
+    fn runs_warmup_settle_and_exactly_the_timed_count() {
+        let mut b = fake();
+        let (run, phases) = run_fake(&mut b, &spec(2, 25), &AtomicBool::new(false));
+        assert_eq!(b.calls, 27);
+        assert_eq!(run.latencies.len(), 25);
+        assert_eq!(run.top[0].class, 3);
+        assert!(run.error.is_none() && !run.interrupted);
+        let spans = phases.spans();
+        let order: Vec<_> = spans.iter().map(|s| s.phase).collect();
+        assert_eq!(order, [Phase::Warmup, Phase::Settle, Phase::Timed]);
+        let settle = spans[1].end - spans[1].start;
+        assert!(settle >= 0.05, "settle lasted {settle}");
+        let (start, end) = run.window.unwrap();
+        assert_eq!((start, end), (spans[2].start, spans[2].end));
+        assert!(run
+            .latencies
+            .iter()
+            .all(|l| l.start >= start && l.start + l.seconds <= end));
+        assert!(run.fps().unwrap() > 0.0);
+    }
+
+    #[test]
+    fn min_duration_extends_the_timed_run() {
+        let mut b = fake();
+        let mut s = spec(0, 1);
+        s.min_duration_s = Some(0.05);
+        let (run, _) = run_fake(&mut b, &s, &AtomicBool::new(false));
+        let (start, end) = run.window.unwrap();
+        assert!(end - start >= 0.05);
+        assert!(run.latencies.len() > 1);
+    }
+
+    #[test]
+    fn a_failed_inference_keeps_what_was_measured() {
+        let mut b = fake();
+        b.fail_at = Some(1 + 10);
+        let (run, _) = run_fake(&mut b, &spec(1, 250), &AtomicBool::new(false));
+        assert_eq!(run.latencies.len(), 9);
+        assert!(run
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("classification 10: boom"));
+        assert!(run.window.is_some());
+    }
+
+    #[test]
+    fn interrupt_stops_after_the_current_classification() {
+        static FLAG: AtomicBool = AtomicBool::new(false);
+        let mut b = fake();
+        b.interrupt_at = Some((1 + 40, &FLAG));
+        let (run, _) = run_fake(&mut b, &spec(1, 250), &FLAG);
+        assert!(run.interrupted);
+        assert_eq!(run.latencies.len(), 40);
+    }
+}

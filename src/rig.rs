@@ -1,0 +1,425 @@
+//! Rig files: one TOML file per bench setup (see `rigs/` and the README's rig reference).
+//!
+//! Every table rejects unknown keys, so a misspelt setting is an error with its line and
+//! column rather than a silently ignored default.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// A parsed rig file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rig {
+    /// Short name, used in result folder names and in every summary row.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Seconds of idle measurement before any backend runs; 0 disables net figures.
+    #[serde(default = "default_idle_baseline_s")]
+    pub idle_baseline_s: f64,
+    #[serde(default)]
+    pub protocol: ProtocolSpec,
+    pub backends: Vec<BackendSpec>,
+    #[serde(default)]
+    pub sensors: Vec<SensorSpec>,
+}
+
+fn default_idle_baseline_s() -> f64 {
+    2.0
+}
+
+/// How many classifications, and the pauses around them. The defaults are the 2019 method.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProtocolSpec {
+    /// Untimed classifications before the timed run.
+    #[serde(default = "default_warmup")]
+    pub warmup: u32,
+    /// Sleep between warm-up and the timed run, in seconds.
+    #[serde(default = "default_settle_s")]
+    pub settle_s: f64,
+    /// Timed classifications.
+    #[serde(default = "default_runs")]
+    pub runs: u32,
+    /// If set, keep classifying past `runs` until the timed run lasted this long (seconds), so
+    /// slow sensors see enough samples.
+    #[serde(default)]
+    pub min_duration_s: Option<f64>,
+}
+
+fn default_warmup() -> u32 {
+    1
+}
+fn default_settle_s() -> f64 {
+    1.0
+}
+fn default_runs() -> u32 {
+    250
+}
+
+impl Default for ProtocolSpec {
+    fn default() -> Self {
+        Self {
+            warmup: default_warmup(),
+            settle_s: default_settle_s(),
+            runs: default_runs(),
+            min_duration_s: None,
+        }
+    }
+}
+
+/// One inference backend of the rig.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendSpec {
+    pub kind: BackendKind,
+    /// A model name from `models/manifest.toml`, or a path to a `.tflite` file.
+    pub model: String,
+    /// An image name from the manifest, or a path to a BMP, JPEG or PNG file.
+    pub image: String,
+    #[serde(default = "default_threads")]
+    pub threads: u32,
+}
+
+fn default_threads() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendKind {
+    /// Int8 TensorFlow Lite on the CPU.
+    Tflite,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Tflite => "tflite",
+        }
+    }
+}
+
+/// One power sensor of the rig.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum SensorSpec {
+    /// An INA219 on a Linux I2C bus (`/dev/i2c-N`).
+    Ina219(Ina219Spec),
+    /// A register-level model of an INA219 on a simulated board's supply.
+    Ina219Sim(Ina219Spec),
+}
+
+impl SensorSpec {
+    pub fn rail(&self) -> &str {
+        match self {
+            SensorSpec::Ina219(s) | SensorSpec::Ina219Sim(s) => &s.rail,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SensorSpec::Ina219(_) => "ina219",
+            SensorSpec::Ina219Sim(_) => "ina219-sim",
+        }
+    }
+}
+
+/// An INA219 current/power monitor with its shunt.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Ina219Spec {
+    /// What the sensor measures, e.g. "5V USB to Pi".
+    pub rail: String,
+    /// The I2C bus device (`ina219` only).
+    #[serde(default)]
+    pub i2c_bus: Option<PathBuf>,
+    /// 7-bit address set by A0/A1: 0x40 to 0x4F.
+    #[serde(default = "default_address")]
+    pub address: u8,
+    /// Shunt resistance in ohms (0.1 on the common breakout boards).
+    pub shunt_ohms: f64,
+    /// Largest current expected, in amperes: sets the current LSB and the PGA range.
+    pub max_current_a: f64,
+    /// ADC mode of both channels.
+    #[serde(default)]
+    pub adc: AdcMode,
+    /// Bus voltage range, 16 or 32 V.
+    #[serde(default = "default_bus_range_v")]
+    pub bus_range_v: u8,
+    /// PGA shunt range in mV (40, 80, 160 or 320); by default the smallest that holds
+    /// `max_current_a * shunt_ohms`.
+    #[serde(default)]
+    pub shunt_range_mv: Option<u16>,
+    /// The simulated board's draw (`ina219-sim` only).
+    #[serde(default)]
+    pub load: Option<SimLoadSpec>,
+    /// Faults the simulated chip injects (`ina219-sim` only; for testing error handling).
+    #[serde(default)]
+    pub faults: Option<SimFaultSpec>,
+}
+
+fn default_address() -> u8 {
+    0x40
+}
+fn default_bus_range_v() -> u8 {
+    32
+}
+
+/// INA219 ADC setting (BADC/SADC): one conversion at 9 to 12 bits, or 12-bit averaged.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+pub enum AdcMode {
+    #[serde(rename = "9bit")]
+    Bits9,
+    #[serde(rename = "10bit")]
+    Bits10,
+    #[serde(rename = "11bit")]
+    Bits11,
+    #[default]
+    #[serde(rename = "12bit")]
+    Bits12,
+    #[serde(rename = "avg2")]
+    Avg2,
+    #[serde(rename = "avg4")]
+    Avg4,
+    #[serde(rename = "avg8")]
+    Avg8,
+    #[serde(rename = "avg16")]
+    Avg16,
+    #[serde(rename = "avg32")]
+    Avg32,
+    #[serde(rename = "avg64")]
+    Avg64,
+    #[serde(rename = "avg128")]
+    Avg128,
+}
+
+/// The simulated board: idle current, plus an active current while the backend computes.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SimLoadSpec {
+    /// Supply voltage at no load.
+    #[serde(default = "default_supply_volts")]
+    pub supply_volts: f64,
+    /// Resistance of the supply and wiring: the bus voltage sags by I x R.
+    #[serde(default = "default_source_ohms")]
+    pub source_ohms: f64,
+    #[serde(default = "default_idle_amps")]
+    pub idle_amps: f64,
+    /// Extra current while inferring (warm-up and timed phases).
+    #[serde(default = "default_active_amps")]
+    pub active_amps: f64,
+    /// Standard deviation of Gaussian current noise.
+    #[serde(default = "default_noise_amps")]
+    pub noise_amps: f64,
+    /// Seed of the noise, for reproducible simulations.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_supply_volts() -> f64 {
+    5.1
+}
+fn default_source_ohms() -> f64 {
+    0.05
+}
+fn default_idle_amps() -> f64 {
+    0.40
+}
+fn default_active_amps() -> f64 {
+    0.35
+}
+fn default_noise_amps() -> f64 {
+    0.01
+}
+
+impl Default for SimLoadSpec {
+    fn default() -> Self {
+        Self {
+            supply_volts: default_supply_volts(),
+            source_ohms: default_source_ohms(),
+            idle_amps: default_idle_amps(),
+            active_amps: default_active_amps(),
+            noise_amps: default_noise_amps(),
+            seed: 0,
+        }
+    }
+}
+
+/// Faults a simulated INA219 injects, to exercise the error paths a real bus produces.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SimFaultSpec {
+    /// After this many successful I2C transactions, every further one is NACKed.
+    #[serde(default)]
+    pub nack_after_transactions: Option<u64>,
+    /// The chip answers at no address at all (as if unplugged).
+    #[serde(default)]
+    pub absent: bool,
+}
+
+impl Rig {
+    /// Reads and validates a rig file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read rig file {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("rig file {}", path.display()))
+    }
+
+    /// Parses and validates rig TOML; errors name the line and column.
+    pub fn parse(text: &str) -> Result<Self> {
+        let rig: Rig = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|span| {
+                    let (line, col) = line_col(text, span.start);
+                    format!("line {line}, column {col}: ")
+                })
+                .unwrap_or_default();
+            anyhow::anyhow!("{at}{}", e.message().trim())
+        })?;
+        rig.validate()?;
+        Ok(rig)
+    }
+
+    /// Checks the values serde cannot (ranges, required combinations).
+    pub fn validate(&self) -> Result<()> {
+        if self.name.trim().is_empty() || self.name.contains(['/', '\\']) {
+            bail!("name must be non-empty and free of path separators");
+        }
+        if self.backends.is_empty() {
+            bail!("at least one [[backends]] table is needed");
+        }
+        if !(self.idle_baseline_s >= 0.0 && self.idle_baseline_s.is_finite()) {
+            bail!("idle_baseline_s must be 0 or more seconds");
+        }
+        let p = &self.protocol;
+        if p.runs == 0 {
+            bail!("protocol.runs must be at least 1");
+        }
+        if !(p.settle_s >= 0.0 && p.settle_s.is_finite()) {
+            bail!("protocol.settle_s must be 0 or more seconds");
+        }
+        for (i, b) in self.backends.iter().enumerate() {
+            if b.threads == 0 {
+                bail!("backends[{i}].threads must be at least 1");
+            }
+        }
+        for (i, s) in self.sensors.iter().enumerate() {
+            match s {
+                SensorSpec::Ina219(spec) => {
+                    if spec.i2c_bus.is_none() {
+                        bail!("sensors[{i}] (ina219): i2c_bus is required, e.g. \"/dev/i2c-1\"");
+                    }
+                    if spec.load.is_some() || spec.faults.is_some() {
+                        bail!(
+                            "sensors[{i}] (ina219): load and faults belong to kind \"ina219-sim\""
+                        );
+                    }
+                    validate_ina219(i, spec)?;
+                }
+                SensorSpec::Ina219Sim(spec) => {
+                    if spec.i2c_bus.is_some() {
+                        bail!("sensors[{i}] (ina219-sim): a simulated chip has no i2c_bus");
+                    }
+                    validate_ina219(i, spec)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn validate_ina219(i: usize, spec: &Ina219Spec) -> Result<()> {
+    if !(0x40..=0x4F).contains(&spec.address) {
+        bail!(
+            "sensors[{i}]: address {:#04x} is not an INA219 address (0x40 to 0x4f)",
+            spec.address
+        );
+    }
+    if !(spec.shunt_ohms > 0.0 && spec.shunt_ohms.is_finite()) {
+        bail!("sensors[{i}]: shunt_ohms must be positive");
+    }
+    if !(spec.max_current_a > 0.0 && spec.max_current_a.is_finite()) {
+        bail!("sensors[{i}]: max_current_a must be positive");
+    }
+    if ![16, 32].contains(&spec.bus_range_v) {
+        bail!("sensors[{i}]: bus_range_v must be 16 or 32");
+    }
+    if let Some(mv) = spec.shunt_range_mv {
+        if ![40, 80, 160, 320].contains(&mv) {
+            bail!("sensors[{i}]: shunt_range_mv must be 40, 80, 160 or 320");
+        }
+    }
+    Ok(())
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+name = "t"
+[[backends]]
+kind = "tflite"
+model = "mobilenet_v2_1.0_224_quant"
+image = "bird.bmp"
+"#;
+
+    #[test]
+    fn defaults_are_the_2019_method() {
+        let rig = Rig::parse(MINIMAL).unwrap();
+        assert_eq!(rig.protocol, ProtocolSpec::default());
+        assert_eq!(rig.protocol.warmup, 1);
+        assert_eq!(rig.protocol.settle_s, 1.0);
+        assert_eq!(rig.protocol.runs, 250);
+        assert_eq!(rig.backends[0].threads, 1);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_line_and_column() {
+        let text = format!("{MINIMAL}thread = 2\n");
+        let err = format!("{:#}", Rig::parse(&text).unwrap_err());
+        assert!(err.contains("line 7"), "{err}");
+        assert!(err.contains("thread"), "{err}");
+        assert!(!err.contains('\n'), "one line: {err}");
+    }
+
+    #[test]
+    fn real_ina219_needs_a_bus() {
+        let text = format!(
+            "{MINIMAL}[[sensors]]\nkind = \"ina219\"\nrail = \"5V\"\nshunt_ohms = 0.1\nmax_current_a = 3.2\n"
+        );
+        let err = format!("{:#}", Rig::parse(&text).unwrap_err());
+        assert!(err.contains("i2c_bus is required"), "{err}");
+    }
+
+    #[test]
+    fn bad_address_is_rejected() {
+        let text = format!(
+            "{MINIMAL}[[sensors]]\nkind = \"ina219-sim\"\nrail = \"5V\"\naddress = 0x20\nshunt_ohms = 0.1\nmax_current_a = 3.2\n"
+        );
+        let err = format!("{:#}", Rig::parse(&text).unwrap_err());
+        assert!(err.contains("0x20"), "{err}");
+    }
+
+    #[test]
+    fn committed_rigs_parse() {
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/rigs")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Rig::load(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! The runner: takes a rig from file to measurements.
+//!
+//! Everything that can fail before measuring (rig, models, backends, sensors) is opened
+//! first, so a missing model or an absent I2C bus stops the run before it starts. Then the
+//! sampler starts, the idle baseline is taken, and each backend goes through the protocol.
+//! Whatever happens after that — Ctrl-C, a failed inference, a sensor that stops answering —
+//! the runner returns what was measured.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, Utc};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::backend::{self, Backend, EngineInfo};
+use crate::clock::{Phase, PhaseLog, PhaseSpan, RunClock};
+use crate::input::{self, Labels};
+use crate::models::{self, ResolvedImage, ResolvedModel};
+use crate::protocol::{self, TimedRun};
+use crate::rig::{BackendSpec, Rig};
+use crate::sampler::{Sampler, SensorLog};
+use crate::sensor::{self, PowerSensor, SensorContext};
+
+/// How to run.
+pub struct RunOptions {
+    /// Set by Ctrl-C.
+    pub interrupt: Arc<AtomicBool>,
+    /// Draw a progress bar (only on a terminal).
+    pub progress: bool,
+    /// Read the rig's sensors (off in the sampler-overhead benchmark).
+    pub sample: bool,
+}
+
+/// A backend ready to run: model loaded, input encoded.
+pub struct PreparedBackend {
+    pub spec: BackendSpec,
+    pub model: ResolvedModel,
+    pub image: ResolvedImage,
+    pub labels: Labels,
+    pub backend: Box<dyn Backend>,
+    pub input: Vec<u8>,
+}
+
+/// A rig with everything opened.
+pub struct Prepared {
+    pub rig: Rig,
+    /// The rig file's text as read, for `run.json`.
+    pub rig_text: String,
+    pub backends: Vec<PreparedBackend>,
+    sensors: Vec<Box<dyn PowerSensor>>,
+    clock: RunClock,
+    phases: PhaseLog,
+}
+
+/// One backend's measurements.
+pub struct BackendResult {
+    pub spec: BackendSpec,
+    pub model: ResolvedModel,
+    pub image: ResolvedImage,
+    pub engine: EngineInfo,
+    pub labels: Labels,
+    pub run: TimedRun,
+}
+
+/// Everything a run measured.
+pub struct RunRecord {
+    pub rig: Rig,
+    pub rig_text: String,
+    pub started: DateTime<Utc>,
+    pub phases: Vec<PhaseSpan>,
+    pub backends: Vec<BackendResult>,
+    pub sensors: Vec<SensorLog>,
+    pub interrupted: bool,
+}
+
+/// Loads the backends and opens the sensors of a rig.
+pub fn prepare(rig: Rig, rig_text: String) -> Result<Prepared> {
+    let clock = RunClock::start();
+    let phases = PhaseLog::new();
+    let backends = rig
+        .backends
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            prepare_backend(spec).with_context(|| format!("backend {i} ({})", spec.kind.as_str()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let ctx = SensorContext {
+        clock,
+        phases: phases.clone(),
+    };
+    let sensors = rig
+        .sensors
+        .iter()
+        .map(|spec| {
+            sensor::open(spec, &ctx)
+                .with_context(|| format!("sensor {} ({})", spec.kind(), spec.rail()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Prepared {
+        rig,
+        rig_text,
+        backends,
+        sensors,
+        clock,
+        phases,
+    })
+}
+
+pub fn prepare_backend(spec: &BackendSpec) -> Result<PreparedBackend> {
+    let manifest = models::Manifest::load_default()?;
+    let model = manifest.open_model(&spec.model)?;
+    let image = manifest.open_image(&spec.image)?;
+    let labels = match &model.labels {
+        Some(path) => Labels::load(path, model.label_offset)?,
+        None => Labels::default(),
+    };
+    let backend = backend::open(spec, &model.path)?;
+    let want = backend.input();
+    let img = input::load_image(&image.path, want.width, want.height)?;
+    let norm = model
+        .input
+        .as_ref()
+        .map_or(input::Normalization::MOBILENET, |i| input::Normalization {
+            mean: i.mean,
+            std: i.std,
+        });
+    let input = input::encode(&img, want, norm)?;
+    Ok(PreparedBackend {
+        spec: spec.clone(),
+        model,
+        image,
+        labels,
+        backend,
+        input,
+    })
+}
+
+impl Prepared {
+    /// Runs the rig: sampler on, idle baseline, then each backend through the protocol.
+    pub fn execute(self, opts: &RunOptions) -> RunRecord {
+        let Prepared {
+            rig,
+            rig_text,
+            backends,
+            sensors,
+            clock,
+            phases,
+        } = self;
+        let started = Utc::now();
+        let sampling = opts.sample && !sensors.is_empty();
+        let sampler = sampling.then(|| Sampler::start(sensors, clock));
+
+        if sampling && rig.idle_baseline_s > 0.0 {
+            phases.begin(Phase::IdleBaseline, None, clock.now());
+            protocol::sleep_unless(
+                Duration::from_secs_f64(rig.idle_baseline_s),
+                &opts.interrupt,
+            );
+            phases.end(clock.now());
+        }
+
+        let mut results = Vec::new();
+        for (index, mut b) in backends.into_iter().enumerate() {
+            if opts.interrupt.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            let progress = progress_bar(opts.progress, &b.backend.engine().engine);
+            let ctx = protocol::Context {
+                clock,
+                phases: &phases,
+                backend: index,
+                interrupt: &opts.interrupt,
+                progress: &progress,
+            };
+            let run = protocol::run(b.backend.as_mut(), &b.input, &rig.protocol, &ctx);
+            progress.finish_and_clear();
+            results.push(BackendResult {
+                engine: b.backend.engine().clone(),
+                spec: b.spec,
+                model: b.model,
+                image: b.image,
+                labels: b.labels,
+                run,
+            });
+        }
+
+        let sensors = sampler.map(Sampler::stop).unwrap_or_default();
+        RunRecord {
+            interrupted: opts.interrupt.load(std::sync::atomic::Ordering::Relaxed),
+            rig,
+            rig_text,
+            started,
+            phases: phases.spans(),
+            backends: results,
+            sensors,
+        }
+    }
+}
+
+fn progress_bar(show: bool, engine: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(
+        None,
+        if show {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    if let Ok(style) = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {per_sec}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(engine.to_string());
+    bar
+}

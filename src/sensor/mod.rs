@@ -1,0 +1,69 @@
+//! Power sensors: anything that reports a rail's voltage, current and power.
+//!
+//! Each sensor kind lives in its own file behind [`PowerSensor`]; [`open`] builds the ones a
+//! rig names. The sampler only sees the trait.
+
+pub mod ina219;
+pub mod ina219_sim;
+pub mod load;
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::clock::{PhaseLog, RunClock};
+use crate::rig::SensorSpec;
+
+/// What a sensor is and where it measures, as it appears in every output row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SensorInfo {
+    /// The rig's sensor kind, e.g. "ina219" or "ina219-sim".
+    pub kind: String,
+    /// What the sensor measures, e.g. "5V USB to Pi".
+    pub rail: String,
+    /// True when no physical sensor is read: every output says "simulated".
+    pub simulated: bool,
+    /// A one-line description of the settings (calibration, ADC mode, ...).
+    pub detail: String,
+}
+
+/// One reading of a rail.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Reading {
+    pub volts: f64,
+    pub amps: f64,
+    pub watts: f64,
+    /// The sensor flagged an overflow (INA219: OVF, current or power out of range); the
+    /// current and power here are computed from the raw shunt and bus voltages instead.
+    pub overflow: bool,
+    /// No new conversion since the previous read: the values repeat the previous sample.
+    pub stale: bool,
+}
+
+/// A source of power readings, read by the sampler thread.
+pub trait PowerSensor: Send {
+    fn info(&self) -> &SensorInfo;
+
+    /// How often the sensor produces a fresh reading (an INA219: its conversion time).
+    fn update_period(&self) -> Duration;
+
+    /// Reads the latest values. An error is one failed read (a NACK, say); the sampler
+    /// records it and goes on.
+    fn read(&mut self) -> Result<Reading>;
+}
+
+/// What a sensor may need from the run: the clock, and the phases a simulated board's load
+/// follows.
+#[derive(Debug, Clone)]
+pub struct SensorContext {
+    pub clock: RunClock,
+    pub phases: PhaseLog,
+}
+
+/// Opens the sensor a rig's `[[sensors]]` table describes.
+pub fn open(spec: &SensorSpec, ctx: &SensorContext) -> Result<Box<dyn PowerSensor>> {
+    match spec {
+        SensorSpec::Ina219(s) => Ok(Box::new(ina219::open_linux(s)?)),
+        SensorSpec::Ina219Sim(s) => Ok(Box::new(ina219_sim::open(s, ctx)?)),
+    }
+}

@@ -1,0 +1,102 @@
+//! Helpers shared by the integration tests: running the real binary from the repository root
+//! (where `rigs/` and `models/` are) with the model files in place.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Once;
+
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Makes sure `models/` holds the files, copying them from `../shared/models` as `make test`
+/// does, so `cargo test` alone works too.
+pub fn ensure_models() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let shared = repo().join("../shared/models");
+        let out = joulebench()
+            .args(["models", "fetch", "--from"])
+            .arg(&shared)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "models fetch failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
+pub fn joulebench() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_joulebench"));
+    cmd.current_dir(repo());
+    cmd
+}
+
+/// Writes a rig file into `dir` and returns its path.
+pub fn write_rig(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A small simulated rig: short idle baseline and settle, few runs.
+pub fn sim_rig(extra_sensor_lines: &str) -> String {
+    format!(
+        r#"
+name = "test-sim"
+idle_baseline_s = 0.3
+[protocol]
+warmup = 1
+settle_s = 0.1
+runs = 20
+[[backends]]
+kind = "tflite"
+model = "mobilenet_v2_1.0_224_quant"
+image = "bird.bmp"
+[[sensors]]
+kind = "ina219-sim"
+rail = "5V"
+shunt_ohms = 0.1
+max_current_a = 3.2
+{extra_sensor_lines}
+"#
+    )
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The error contract: non-zero exit, one line on stderr starting "joulebench:", no panic.
+pub fn assert_one_line_error(out: &Output, needle: &str) {
+    let err = stderr(out);
+    assert!(
+        !out.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
+    assert!(!err.contains("panicked"), "panic: {err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.starts_with("joulebench: "), "{err}");
+    assert!(last.contains(needle), "expected {needle:?} in {last:?}");
+}
+
+pub fn read_csv(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let mut reader =
+        csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let headers = reader.headers().unwrap().clone();
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            headers
+                .iter()
+                .map(str::to_string)
+                .zip(r.iter().map(str::to_string))
+                .collect()
+        })
+        .collect()
+}

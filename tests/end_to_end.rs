@@ -1,0 +1,308 @@
+//! The binary, end to end: the default rig, and every kind of bad input.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn default_rig_writes_four_files_with_250_timed_classifications() {
+    ensure_models();
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("run");
+    let out = joulebench()
+        .args(["run", "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("chickadee (20)"), "{stdout}");
+    assert!(stdout.contains("simulated"), "{stdout}");
+
+    let latency = read_csv(&out_dir.join("latency.csv"));
+    assert_eq!(latency.len(), 250);
+    assert!(latency
+        .iter()
+        .all(|r| r["latency_ms"].parse::<f64>().unwrap() > 0.0));
+
+    let power = read_csv(&out_dir.join("power.csv"));
+    assert!(power.iter().all(|r| r["simulated"] == "true"));
+    for phase in ["idle-baseline", "warmup", "settle", "timed"] {
+        assert!(
+            power.iter().any(|r| r["phase"] == phase),
+            "no {phase} samples"
+        );
+    }
+
+    let summary = read_csv(&out_dir.join("summary.csv"));
+    assert_eq!(summary.len(), 1);
+    let row = &summary[0];
+    for column in [
+        "rig",
+        "backend",
+        "engine",
+        "engine_version",
+        "model",
+        "model_sha256",
+        "threads",
+        "runs",
+        "fps",
+        "latency_ms_mean",
+        "latency_ms_median",
+        "latency_ms_p90",
+        "latency_ms_p99",
+        "sensor",
+        "rail",
+        "simulated",
+        "idle_watts",
+        "mean_watts",
+        "joules_per_inference",
+        "inferences_per_joule",
+        "net_inferences_per_joule",
+        "samples",
+        "sample_rate_hz",
+        "coverage",
+        "top1_label",
+        "status",
+    ] {
+        assert!(row.contains_key(column), "summary.csv lacks {column}");
+    }
+    assert_eq!(row["rig"], "sim-cpu");
+    assert_eq!(row["runs"], "250");
+    assert_eq!(row["top1_label"], "chickadee");
+    assert_eq!(row["simulated"], "true");
+    assert_eq!(row["status"], "ok");
+    assert_eq!(
+        row["model_sha256"],
+        "7aad0c74c5e3c06e5eb3c827e13304fdd68a83da6087d92ee169c24ff9fd4776"
+    );
+    // The simulated board draws about 2 W idle and 3.8 W busy (rigs/sim-cpu.toml).
+    let idle: f64 = row["idle_watts"].parse().unwrap();
+    let busy: f64 = row["mean_watts"].parse().unwrap();
+    assert!((1.9..2.2).contains(&idle), "idle {idle}");
+    assert!((3.5..4.0).contains(&busy), "busy {busy}");
+    let fps: f64 = row["fps"].parse().unwrap();
+    let per_joule: f64 = row["inferences_per_joule"].parse().unwrap();
+    assert!(
+        (per_joule - fps / busy).abs() / per_joule < 0.01,
+        "{per_joule} vs {fps}/{busy}"
+    );
+    let net: f64 = row["net_inferences_per_joule"].parse().unwrap();
+    assert!((net - fps / (busy - idle)).abs() / net < 0.02, "{net}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("run.json")).unwrap()).unwrap();
+    assert!(json["rig_file"]
+        .as_str()
+        .unwrap()
+        .contains("name = \"sim-cpu\""));
+    assert!(!json["system"]["cpu"].as_str().unwrap().is_empty());
+    assert_eq!(json["engines"][0]["version"], "1.15.5");
+}
+
+#[test]
+fn malformed_rig_names_line_and_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rig = write_rig(
+        tmp.path(),
+        "bad",
+        &sim_rig("").replace("runs = 20", "runs = \"many\""),
+    );
+    let out = joulebench()
+        .args(["run", "--rig"])
+        .arg(&rig)
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "line 7, column 8");
+}
+
+#[test]
+fn missing_rig_file() {
+    let out = joulebench()
+        .args(["run", "--rig", "rigs/nope.toml"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "cannot read rig file rigs/nope.toml");
+}
+
+#[test]
+fn missing_and_corrupt_model() {
+    ensure_models();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo().join("models/manifest.toml"),
+        tmp.path().join("manifest.toml"),
+    )
+    .unwrap();
+    let run = || {
+        joulebench()
+            .env("JOULEBENCH_MODELS_DIR", tmp.path())
+            .args(["run", "--runs", "1"])
+            .output()
+            .unwrap()
+    };
+    assert_one_line_error(&run(), "is missing: run `joulebench models fetch`");
+
+    let mut bytes = std::fs::read(repo().join("models/mobilenet_v2_1.0_224_quant.tflite")).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(tmp.path().join("mobilenet_v2_1.0_224_quant.tflite"), bytes).unwrap();
+    assert_one_line_error(&run(), "is corrupt");
+}
+
+#[test]
+fn model_file_that_is_not_tflite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = tmp.path().join("garbage.tflite");
+    std::fs::write(&fake, b"this is not a flatbuffer").unwrap();
+    let out = joulebench()
+        .args(["run", "--runs", "1", "--model"])
+        .arg(&fake)
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "garbage.tflite");
+}
+
+#[test]
+fn unreadable_image() {
+    ensure_models();
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tmp.path().join("broken.jpg");
+    std::fs::write(&image, b"\xff\xd8\xff\xe0 truncated").unwrap();
+    let out = joulebench()
+        .args(["run", "--runs", "1", "--image"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "cannot decode image");
+    let out = joulebench()
+        .args(["run", "--runs", "1", "--image", "/nonexistent/cat.png"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "/nonexistent/cat.png");
+}
+
+#[test]
+fn absent_i2c_bus_is_a_clear_error_before_anything_runs() {
+    ensure_models();
+    let tmp = tempfile::tempdir().unwrap();
+    let rig = std::fs::read_to_string(repo().join("rigs/rpi3-cpu.toml"))
+        .unwrap()
+        .replace("/dev/i2c-1", "/dev/i2c-99");
+    let rig = write_rig(tmp.path(), "rpi", &rig);
+    let out_dir = tmp.path().join("run");
+    let out = joulebench()
+        .args(["run", "--rig"])
+        .arg(&rig)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "I2C bus /dev/i2c-99 not found");
+    assert!(!out_dir.exists(), "nothing ran, so no run folder");
+
+    let out = joulebench()
+        .args(["sensors", "--rig"])
+        .arg(&rig)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/dev/i2c-99 not found"));
+}
+
+#[test]
+fn sensor_that_nacks_mid_run_keeps_the_measurements() {
+    ensure_models();
+    let tmp = tempfile::tempdir().unwrap();
+    // About 0.3 s of idle baseline at ~940 reads/s, then the chip stops answering.
+    let rig = write_rig(
+        tmp.path(),
+        "nack",
+        &sim_rig("[sensors.faults]\nnack_after_transactions = 500\n"),
+    );
+    let out_dir = tmp.path().join("run");
+    let out = joulebench()
+        .args(["run", "--rig"])
+        .arg(&rig)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "sensor failed");
+    assert!(stderr(&out).contains("partial results in"));
+    let summary = read_csv(&out_dir.join("summary.csv"));
+    assert!(
+        summary[0]["status"].starts_with("sensor failed"),
+        "{}",
+        summary[0]["status"]
+    );
+    assert_eq!(summary[0]["runs"], "20", "the inferences still ran");
+    assert_eq!(read_csv(&out_dir.join("latency.csv")).len(), 20);
+    let power = read_csv(&out_dir.join("power.csv"));
+    assert!(power.iter().any(|r| !r["error"].is_empty()));
+    assert!(power.iter().filter(|r| r["error"].is_empty()).count() > 100);
+}
+
+#[test]
+fn sensors_command_reads_the_simulated_chip() {
+    let out = joulebench().args(["sensors"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ina219-sim") && text.contains("(simulated)"),
+        "{text}"
+    );
+    assert!(text.contains(" V ") && text.contains(" W"), "{text}");
+}
+
+#[test]
+fn ctrl_c_writes_what_was_measured_and_marks_it_interrupted() {
+    ensure_models();
+    let tmp = tempfile::tempdir().unwrap();
+    let rig = write_rig(
+        tmp.path(),
+        "long",
+        &sim_rig("").replace("runs = 20", "runs = 100000"),
+    );
+    let out_dir = tmp.path().join("run");
+    let child = joulebench()
+        .args(["run", "--rig"])
+        .arg(&rig)
+        .arg("--out")
+        .arg(&out_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the timed run is under way (idle 0.3 s + settle 0.1 s + model load).
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(stderr(&out).contains("interrupted"));
+    let summary = read_csv(&out_dir.join("summary.csv"));
+    assert_eq!(summary[0]["status"], "interrupted");
+    let runs: usize = summary[0]["runs"].parse().unwrap();
+    assert!(runs > 0 && runs < 100000);
+    assert_eq!(read_csv(&out_dir.join("latency.csv")).len(), runs);
+    assert!(summary[0]["inferences_per_joule"].parse::<f64>().unwrap() > 0.0);
+}
+
+#[test]
+fn out_dir_is_never_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("summary.csv"), "keep me").unwrap();
+    let out = joulebench()
+        .args(["run", "--out"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "already holds files");
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("summary.csv")).unwrap(),
+        "keep me"
+    );
+}

@@ -1,0 +1,42 @@
+//! Both shared models give the expected top-1 on the four shared images (the manifest's
+//! `top1` tables), through the same preparation code a run uses.
+
+mod common;
+
+use joulebench::input::top_k;
+use joulebench::models::Manifest;
+use joulebench::rig::{BackendKind, BackendSpec};
+use joulebench::runner::prepare_backend;
+
+#[test]
+fn both_models_classify_the_four_images() {
+    common::ensure_models();
+    std::env::set_current_dir(common::repo()).unwrap();
+    let manifest = Manifest::load_default().unwrap();
+    let mut checked = 0;
+    for model in ["mobilenet_v2_1.0_224_quant", "tf2_mobilenet_v2_1.0_224_ptq"] {
+        for image in ["bird.bmp", "cat.bmp", "grace_hopper.bmp", "parrot.jpg"] {
+            let spec = BackendSpec {
+                kind: BackendKind::Tflite,
+                model: model.into(),
+                image: image.into(),
+                threads: 2,
+            };
+            let mut b = prepare_backend(&spec).unwrap();
+            let mut scores = Vec::new();
+            b.backend.infer(&b.input, &mut scores).unwrap();
+            assert_eq!(scores.len(), 1001);
+            let mut top = Vec::new();
+            top_k(&scores, 1, &mut top);
+            let expected = manifest.open_image(image).unwrap();
+            let expected = expected.expected_top1(model).unwrap();
+            assert_eq!(
+                (top[0].class, b.labels.get(top[0].class)),
+                (expected.index, expected.label.as_str()),
+                "{model} on {image}"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 8);
+}
