@@ -1,39 +1,51 @@
 # joulebench: the two commands of the README, and their parts.
 #   make run    set up, build, fetch the models, run the default rig (rigs/sim-cpu.toml)
-#   make test   set up, build, fetch the models, run every test
-# Caches (cargo target dir, Python venv) live in $(JOULEBENCH_CACHE), outside the clone.
+#   make test   set up, build with every feature, fetch the models, run every test
+# Caches (cargo target dir, Python venvs) live in $(JOULEBENCH_CACHE), outside the clone.
+#
+# FEATURES=torch adds the float backend on libtorch (a 4.6 GB venv with the PyPI torch
+# wheel); `make test` always builds it.
 
 JOULEBENCH_CACHE ?= $(HOME)/.cache/joulebench
 export JOULEBENCH_CACHE
 export CARGO_TARGET_DIR ?= $(JOULEBENCH_CACHE)/target
 export JOULEBENCH_PYTHON ?= $(JOULEBENCH_CACHE)/venv/bin/python3
+export JOULEBENCH_TORCH_PYTHON ?= $(JOULEBENCH_CACHE)/torch-venv/bin/python3
 # Where `models fetch` copies from instead of downloading, when that folder exists.
 MODELS_FROM ?= ../shared/models
 # Extra arguments for `make run` / `make bench`, e.g. ARGS="--rig rigs/rpi3-cpu.toml".
 ARGS ?=
+FEATURES ?=
 
+# With the torch feature, torch-sys finds libtorch in the torch venv's Python.
+with_torch = $(findstring torch,$(FEATURES))
+CARGO = $(if $(with_torch),PATH="$(JOULEBENCH_CACHE)/torch-venv/bin:$$PATH" LIBTORCH_USE_PYTORCH=1 )cargo
+CARGO_FLAGS = --release --locked $(if $(FEATURES),--features $(FEATURES))
 BIN := $(CARGO_TARGET_DIR)/release/joulebench
 
 .PHONY: setup build models run test bench lint
 setup:
-	@scripts/setup.sh
+	@scripts/setup.sh $(if $(with_torch),--torch)
 
 build: setup
-	cargo build --release --locked
+	$(CARGO) build $(CARGO_FLAGS)
 
 models: build
 	@if [ -d "$(MODELS_FROM)" ]; then $(BIN) models fetch --from "$(MODELS_FROM)"; else $(BIN) models fetch; fi
+	@$(BIN) models convert
 
 run: models
 	$(BIN) run $(ARGS)
 
 # Tests build in release mode: TensorFlow Lite is compiled once for `run` and `test`.
+test: FEATURES = torch
 test: models
-	cargo test --release --locked
+	$(CARGO) test $(CARGO_FLAGS)
 
 bench: models
 	$(BIN) bench $(ARGS)
 
-lint:
+lint: FEATURES = torch
+lint: setup
 	cargo fmt --all -- --check
-	cargo clippy --release --locked --all-targets -- -D warnings
+	$(CARGO) clippy $(CARGO_FLAGS) --all-targets -- -D warnings

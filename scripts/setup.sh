@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what joulebench needs, idempotently: Debian packages, and the Python venv of the
-# reference loop, in $JOULEBENCH_CACHE (default ~/.cache/joulebench), outside the clone so
-# repeat runs are fast. Called by `make run`, `make test` and `make bench`; safe to rerun.
+# Installs what joulebench needs, idempotently: Debian packages, and Python venvs in
+# $JOULEBENCH_CACHE (default ~/.cache/joulebench), outside the clone so repeat runs are fast:
+# `venv` (LiteRT, the Python reference loop) always, `torch-venv` (libtorch) with --torch.
+# Called by the Makefile's targets; safe to rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,13 +24,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# The reference venv, rebuilt only when its requirements change.
-req=analysis/reference/requirements.txt
-venv=$cache/venv
-want=$(sha256sum "$req" | cut -d' ' -f1)
-if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
-  echo "setup: creating the Python venv in $venv"
-  python3 -m venv --clear "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
-  echo "$want" > "$venv/.requirements.sha256"
+# A venv per requirements file, rebuilt only when that file changes.
+make_venv() {
+  local venv=$1 req=$2 want
+  want=$(sha256sum "$req" | cut -d' ' -f1)
+  if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
+    echo "setup: creating the Python venv $venv"
+    python3 -m venv --clear "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+    echo "$want" > "$venv/.requirements.sha256"
+  fi
+}
+
+# LiteRT (the default int8 engine's library) and the Python reference loop.
+make_venv "$cache/venv" analysis/reference/requirements.txt
+# libtorch for the torch feature: about 4.6 GB with its CUDA libraries.
+if [ "${1:-}" = --torch ]; then
+  make_venv "$cache/torch-venv" analysis/reference/requirements-torch.txt
 fi

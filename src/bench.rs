@@ -3,11 +3,12 @@
 //! Two comparisons, each alternating its contenders round by round so that drift in the
 //! machine (thermal, other load) hits both sides alike, and each printed as medians with the
 //! ratio measured side by side in this one run:
-//! 1. rig FPS against a Python loop of the same method on Google's `ai-edge-litert` runtime
-//!    (same model, image, threads);
+//! 1. rig FPS, for each engine asked for (`--engines litert,tflite`), against a Python loop of
+//!    the same method on Google's `ai-edge-litert` runtime (same model, image, threads);
 //! 2. rig FPS with the sampler reading the rig's sensors at full rate against the sampler off,
 //!    with the sampler's own CPU use.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
@@ -16,12 +17,15 @@ use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
 use statrs::statistics::{Data, OrderStatistics};
 
-use crate::clock::{PhaseLog, RunClock};
-use crate::protocol;
-use crate::rig::{ProtocolSpec, Rig};
+use crate::backend::EngineInfo;
+use crate::clock::{monotonic_seconds, PhaseLog, RunClock};
+use crate::rig::{
+    BackendKind, BackendSpec, Device, Engine, Precision, ProtocolSpec, Rig, SensorSpec,
+};
 use crate::runner::{prepare_backend, PreparedBackend};
-use crate::sampler::Sampler;
+use crate::sampler::{Sampler, SensorLog};
 use crate::sensor::{self, SensorContext};
+use crate::{protocol, summary};
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -37,10 +41,14 @@ pub struct BenchArgs {
     /// Threads for the backend and the reference.
     #[arg(long)]
     pub threads: Option<u32>,
+    /// Rig engines to compare, in turn (default: the rig's own).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub engines: Option<Vec<Engine>>,
     /// Timed classifications per round.
     #[arg(long, default_value_t = 250)]
     pub runs: u32,
-    /// Python with `ai-edge-litert`; default $JOULEBENCH_PYTHON, else the project venv.
+    /// Python for the reference loop; default $JOULEBENCH_PYTHON (with `ai-edge-litert`) or
+    /// $JOULEBENCH_TORCH_PYTHON (with torch), else the project's venvs.
     #[arg(long)]
     pub python: Option<PathBuf>,
     /// Skip the Python reference comparison.
@@ -64,70 +72,353 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         runs: args.runs,
         ..rig.protocol.clone()
     };
-    let mut backend = prepare_backend(backend_spec)?;
-    let engine = backend.backend.engine().clone();
+    // One prepared backend per engine; the first is the rig's own choice.
+    let engines = match &args.engines {
+        Some(list) => list.iter().map(|e| Some(*e)).collect(),
+        None => vec![backend_spec.engine],
+    };
+    let mut contenders = engines
+        .into_iter()
+        .map(|engine| {
+            prepare_backend(&BackendSpec {
+                engine,
+                ..backend_spec.clone()
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let first = &contenders[0];
     println!(
-        "bench: {} {} ({} thread{}), model {}, image {}, {} timed classifications, {} rounds",
-        engine.engine,
-        engine.version,
-        engine.threads,
-        if engine.threads == 1 { "" } else { "s" },
-        backend.model.name,
-        backend.image.name,
+        "bench: model {}, image {}, {} thread{}, {} timed classifications per round, {} rounds, alternating",
+        first.model.name,
+        first.image.name,
+        backend_spec.threads,
+        if backend_spec.threads == 1 { "" } else { "s" },
         args.runs,
         args.rounds
     );
 
     if !args.no_reference {
-        let python = python_path(args.python.as_ref());
-        let (mut rig_fps, mut ref_fps) = (Vec::new(), Vec::new());
-        for round in 1..=args.rounds {
-            rig_fps.push(rig_round(&mut backend, &protocol, None)?.0);
-            let r = reference_round(&python, &backend, &protocol)?;
-            ref_fps.push(r);
-            println!(
-                "  round {round}: rig {:.1} FPS, reference {:.1} FPS",
-                rig_fps[round - 1],
-                r
-            );
-        }
-        let (a, b) = (median(&rig_fps), median(&ref_fps));
-        println!(
-            "rig vs Python ai-edge-litert: median {a:.1} vs {b:.1} FPS, ratio rig/reference {:.3}",
-            a / b
-        );
+        compare_with_reference(&mut contenders, &protocol, &rig, args)?;
     }
-
     if !args.no_sampler {
-        if rig.sensors.is_empty() {
-            bail!("the rig has no sensors: nothing to measure the sampler's overhead with");
-        }
-        let (mut on, mut off, mut cpu_share, mut rate) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for round in 1..=args.rounds {
-            let (fps_on, sampler) = rig_round(&mut backend, &protocol, Some(&rig))?;
-            let (fps_off, _) = rig_round(&mut backend, &protocol, None)?;
-            let s = sampler.context("sampler stats missing")?;
-            println!(
-                "  round {round}: sampler on {fps_on:.1} FPS ({:.0} reads/s, {:.2}% of a core), off {fps_off:.1} FPS",
-                s.reads_per_s,
-                s.cpu_share * 100.0
-            );
-            on.push(fps_on);
-            off.push(fps_off);
-            cpu_share.push(s.cpu_share);
-            rate.push(s.reads_per_s);
-        }
-        let (a, b) = (median(&on), median(&off));
-        println!(
-            "sampler on vs off: median {a:.1} vs {b:.1} FPS, ratio on/off {:.4} ({:+.2}%); sampler {:.0} reads/s using {:.2}% of a core",
-            a / b,
-            (a / b - 1.0) * 100.0,
-            median(&rate),
-            median(&cpu_share) * 100.0
-        );
+        sampler_overhead(&mut contenders[0], &protocol, &rig, args.rounds)?;
     }
     Ok(())
+}
+
+/// Rig engines against the Python loop, alternating within every round. With real sensors
+/// in the rig, both sides are measured: watts and inferences per joule too.
+fn compare_with_reference(
+    contenders: &mut [PreparedBackend],
+    protocol: &ProtocolSpec,
+    rig: &Rig,
+    args: &BenchArgs,
+) -> Result<()> {
+    let reference = Reference::for_backend(&contenders[0], protocol, args)?;
+    let energy = measures_energy(rig).then_some(rig);
+    let mut names: Vec<String> = contenders
+        .iter()
+        .map(|b| format!("rig {}", engine_label(b.backend.engine())))
+        .collect();
+    names.push(format!("{} (reference)", reference.name));
+    let last = names.len() - 1;
+    let mut rounds: Vec<Vec<Round>> = vec![Vec::new(); names.len()];
+    for round in 1..=args.rounds {
+        // The reference first in every other round, so neither side always follows the other.
+        let reference_first = round % 2 == 0;
+        if reference_first {
+            rounds[last].push(reference.round(energy)?);
+        }
+        for (i, b) in contenders.iter_mut().enumerate() {
+            rounds[i].push(rig_round(b, protocol, energy)?.0);
+        }
+        if !reference_first {
+            rounds[last].push(reference.round(energy)?);
+        }
+        let line: Vec<String> = names
+            .iter()
+            .zip(&rounds)
+            .map(|(n, r)| format!("{n} {}", r[round - 1]))
+            .collect();
+        println!("  round {round}: {}", line.join(", "));
+    }
+
+    let fps_of = |r: &[Round]| r.iter().map(|r| r.fps).collect::<Vec<_>>();
+    let per_joule_of = |r: &[Round]| r.iter().map(|r| r.per_joule).collect::<Option<Vec<_>>>();
+    let base = &rounds[last];
+    println!(
+        "{:<44} {:>10} {:>9} {:>16} {:>8} {:>8} {:>9}",
+        "contender", "median FPS", "ratio", "per-round ratios", "W", "inf/J", "ratio"
+    );
+    for (name, r) in names.iter().zip(&rounds) {
+        let fps = Ratios::of(&fps_of(r), &fps_of(base));
+        let energy = match (per_joule_of(r), per_joule_of(base)) {
+            (Some(j), Some(base_j)) => {
+                let watts: Vec<f64> = r.iter().filter_map(|r| r.watts).collect();
+                format!(
+                    "{:>8.1} {:>8.2} {:>9.3}",
+                    median(&watts),
+                    median(&j),
+                    Ratios::of(&j, &base_j).median
+                )
+            }
+            _ => format!("{:>8} {:>8} {:>9}", "-", "-", "-"),
+        };
+        println!(
+            "{name:<44} {:>10.1} {:>9.3} {:>16} {energy}",
+            median(&fps_of(r)),
+            fps.median,
+            fps.range()
+        );
+    }
+    println!(
+        "(ratio: median of the per-round ratios, each run against the reference run next to it)"
+    );
+    Ok(())
+}
+
+/// Whether the rig's sensors measure real power (a simulated board's watts say nothing
+/// about the machine the benchmark runs on).
+fn measures_energy(rig: &Rig) -> bool {
+    rig.sensors
+        .iter()
+        .any(|s| matches!(s, SensorSpec::Ina219(_) | SensorSpec::Nvml(_)))
+}
+
+/// What one round of one contender measured.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    fps: f64,
+    /// Mean power of the rig's first sensor over the timed window, when measured.
+    watts: Option<f64>,
+    per_joule: Option<f64>,
+}
+
+impl std::fmt::Display for Round {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.1} FPS", self.fps)?;
+        if let (Some(w), Some(j)) = (self.watts, self.per_joule) {
+            write!(f, " {w:.1} W {j:.2} inf/J")?;
+        }
+        Ok(())
+    }
+}
+
+/// The Python loop a backend is compared with: Google's LiteRT runtime for int8 TFLite,
+/// PyTorch on the same weights and device for torch.
+struct Reference {
+    name: &'static str,
+    python: PathBuf,
+    script: &'static str,
+    args: Vec<OsString>,
+}
+
+impl Reference {
+    fn for_backend(b: &PreparedBackend, protocol: &ProtocolSpec, args: &BenchArgs) -> Result<Self> {
+        let mut loop_args: Vec<OsString> = vec![
+            "--image".into(),
+            b.image.path.clone().into(),
+            "--threads".into(),
+            b.spec.threads.to_string().into(),
+            "--runs".into(),
+            protocol.runs.to_string().into(),
+            "--warmup".into(),
+            protocol.warmup.to_string().into(),
+            "--settle".into(),
+            protocol.settle_s.to_string().into(),
+        ];
+        Ok(match b.spec.kind {
+            BackendKind::Tflite => {
+                loop_args.extend(["--model".into(), b.model.path.clone().into()]);
+                Self {
+                    name: "Python ai-edge-litert",
+                    python: python_path(args.python.as_ref(), "JOULEBENCH_PYTHON", "venv"),
+                    script: concat!(
+                        env!("CARGO_MANIFEST_DIR"),
+                        "/analysis/reference/litert_loop.py"
+                    ),
+                    args: loop_args,
+                }
+            }
+            BackendKind::Torch => {
+                let weights = crate::models::ensure_float_weights(&b.model.path)?;
+                loop_args.extend([
+                    "--weights".into(),
+                    weights.into(),
+                    "--device".into(),
+                    b.spec.device.unwrap_or(Device::Cpu).to_string().into(),
+                    "--precision".into(),
+                    b.spec.precision.unwrap_or(Precision::Fp32).as_str().into(),
+                    "--batch".into(),
+                    b.spec.batch().to_string().into(),
+                    "--min-duration".into(),
+                    protocol.min_duration_s.unwrap_or(0.0).to_string().into(),
+                ]);
+                Self {
+                    name: "Python PyTorch",
+                    python: python_path(
+                        args.python.as_ref(),
+                        "JOULEBENCH_TORCH_PYTHON",
+                        "torch-venv",
+                    ),
+                    script: concat!(
+                        env!("CARGO_MANIFEST_DIR"),
+                        "/analysis/reference/torch_loop.py"
+                    ),
+                    args: loop_args,
+                }
+            }
+        })
+    }
+
+    /// Runs the loop once; with `energy`, that rig's sensors are sampled meanwhile and cut to
+    /// the loop's timed window, which it reports on the CLOCK_MONOTONIC clock.
+    fn round(&self, energy: Option<&Rig>) -> Result<Round> {
+        let clock = RunClock::start();
+        let sampler = energy
+            .map(|rig| start_sampler(rig, clock, &PhaseLog::new()))
+            .transpose()?;
+        let output = Command::new(&self.python)
+            .arg(self.script)
+            .args(&self.args)
+            .output();
+        let logs = sampler.map(Sampler::stop);
+        let output = output.with_context(|| {
+            format!(
+                "cannot start {} (`make setup` creates the venvs)",
+                self.python.display()
+            )
+        })?;
+        if !output.status.success() {
+            let err = String::from_utf8_lossy(&output.stderr);
+            bail!(
+                "{} failed: {}",
+                self.name,
+                err.lines().last().unwrap_or("no output")
+            );
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let json: serde_json::Value =
+            serde_json::from_str(stdout.trim().lines().last().unwrap_or(""))
+                .with_context(|| format!("{} printed no JSON", self.name))?;
+        let number = |key: &str| {
+            json[key]
+                .as_f64()
+                .with_context(|| format!("{} printed no {key}", self.name))
+        };
+        let round = Round {
+            fps: number("fps")?,
+            watts: None,
+            per_joule: None,
+        };
+        let Some(logs) = logs else {
+            return Ok(round);
+        };
+        // Both clocks run on CLOCK_MONOTONIC: shift the loop's window onto the run clock.
+        let offset = clock.now() - monotonic_seconds();
+        let window = (
+            number("start_monotonic")? + offset,
+            number("end_monotonic")? + offset,
+        );
+        Ok(with_energy(round, &logs, window, number("inferences")?))
+    }
+}
+
+/// Adds the first sensor's mean power and inferences per joule over `window`.
+fn with_energy(
+    round: Round,
+    logs: &[SensorLog],
+    (start, end): (f64, f64),
+    inferences: f64,
+) -> Round {
+    let Some(e) = logs
+        .first()
+        .and_then(|log| summary::window_energy(log, start, end))
+    else {
+        return round;
+    };
+    Round {
+        watts: Some(e.mean_watts),
+        per_joule: (e.joules > 0.0).then(|| inferences / e.joules),
+        ..round
+    }
+}
+
+/// Paired ratios, one per round: drift between rounds cancels within each pair.
+struct Ratios {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Ratios {
+    fn of(values: &[f64], baseline: &[f64]) -> Self {
+        let ratios: Vec<f64> = values.iter().zip(baseline).map(|(v, b)| v / b).collect();
+        Self {
+            median: median(&ratios),
+            min: ratios.iter().copied().fold(f64::INFINITY, f64::min),
+            max: ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        }
+    }
+
+    fn range(&self) -> String {
+        format!("{:.3} to {:.3}", self.min, self.max)
+    }
+}
+
+/// The rig's FPS with its sensors sampled at full rate against the sampler off.
+fn sampler_overhead(
+    backend: &mut PreparedBackend,
+    protocol: &ProtocolSpec,
+    rig: &Rig,
+    rounds: usize,
+) -> Result<()> {
+    if rig.sensors.is_empty() {
+        bail!("the rig has no sensors: nothing to measure the sampler's overhead with");
+    }
+    let (mut on, mut off, mut cpu_share, mut rate) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        // Sampler-off first in every other round, so neither side always follows the other.
+        let off_first = round % 2 == 0;
+        let mut fps_off = None;
+        if off_first {
+            fps_off = Some(rig_round(backend, protocol, None)?.0.fps);
+        }
+        let (on_round, sampler) = rig_round(backend, protocol, Some(rig))?;
+        let fps_on = on_round.fps;
+        let fps_off = match fps_off {
+            Some(f) => f,
+            None => rig_round(backend, protocol, None)?.0.fps,
+        };
+        let s = sampler.context("sampler stats missing")?;
+        println!(
+            "  round {round}: sampler on {fps_on:.1} FPS ({:.0} reads/s, {:.2}% of a core), off {fps_off:.1} FPS",
+            s.reads_per_s,
+            s.cpu_share * 100.0
+        );
+        on.push(fps_on);
+        off.push(fps_off);
+        cpu_share.push(s.cpu_share);
+        rate.push(s.reads_per_s);
+    }
+    let ratios = Ratios::of(&on, &off);
+    println!(
+        "sampler on vs off ({}): median {:.1} vs {:.1} FPS; on/off {:.4} ({:+.2}%, per-round ratios {}); sampler {:.0} reads/s using {:.2}% of a core",
+        engine_label(backend.backend.engine()),
+        median(&on),
+        median(&off),
+        ratios.median,
+        (ratios.median - 1.0) * 100.0,
+        ratios.range(),
+        median(&rate),
+        median(&cpu_share) * 100.0
+    );
+    Ok(())
+}
+
+fn engine_label(e: &EngineInfo) -> String {
+    format!("{} {} ({})", e.engine, e.version, e.accelerator)
 }
 
 struct SamplerStats {
@@ -135,30 +426,31 @@ struct SamplerStats {
     cpu_share: f64,
 }
 
+fn start_sampler(rig: &Rig, clock: RunClock, phases: &PhaseLog) -> Result<Sampler> {
+    let ctx = SensorContext {
+        clock,
+        phases: phases.clone(),
+    };
+    let sensors = rig
+        .sensors
+        .iter()
+        .map(|s| sensor::open(s, &ctx))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Sampler::start(sensors, clock))
+}
+
 /// One protocol run in this process; with `sensors_of`, that rig's sensors are sampled
-/// throughout.
+/// throughout and the round carries their energy over the timed window.
 fn rig_round(
     b: &mut PreparedBackend,
     protocol: &ProtocolSpec,
     sensors_of: Option<&Rig>,
-) -> Result<(f64, Option<SamplerStats>)> {
+) -> Result<(Round, Option<SamplerStats>)> {
     let clock = RunClock::start();
     let phases = PhaseLog::new();
-    let sampler = match sensors_of {
-        Some(rig) => {
-            let ctx = SensorContext {
-                clock,
-                phases: phases.clone(),
-            };
-            let sensors = rig
-                .sensors
-                .iter()
-                .map(|s| sensor::open(s, &ctx))
-                .collect::<Result<Vec<_>>>()?;
-            Some(Sampler::start(sensors, clock))
-        }
-        None => None,
-    };
+    let sampler = sensors_of
+        .map(|rig| start_sampler(rig, clock, &phases))
+        .transpose()?;
     let no_interrupt = AtomicBool::new(false);
     let progress = ProgressBar::hidden();
     let run = protocol::run(
@@ -174,8 +466,19 @@ fn rig_round(
         },
     );
     let wall = clock.now();
-    let stats = sampler.map(|s| {
-        let logs = s.stop();
+    let logs = sampler.map(Sampler::stop);
+    if let Some(e) = run.error {
+        bail!("{e}");
+    }
+    let mut round = Round {
+        fps: run.fps().context("no timed classifications")?,
+        watts: None,
+        per_joule: None,
+    };
+    let stats = logs.map(|logs| {
+        if let Some(window) = run.window {
+            round = with_energy(round, &logs, window, run.inferences() as f64);
+        }
         let reads: usize = logs.iter().map(|l| l.samples.len()).sum();
         let cpu: f64 = logs.iter().map(|l| l.cpu_time.as_secs_f64()).sum();
         SamplerStats {
@@ -183,54 +486,15 @@ fn rig_round(
             cpu_share: cpu / wall,
         }
     });
-    if let Some(e) = run.error {
-        bail!("{e}");
-    }
-    Ok((run.fps().context("no timed classifications")?, stats))
+    Ok((round, stats))
 }
 
-fn reference_round(python: &PathBuf, b: &PreparedBackend, protocol: &ProtocolSpec) -> Result<f64> {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/analysis/reference/litert_loop.py"
-    );
-    let output = Command::new(python)
-        .arg(script)
-        .arg("--model")
-        .arg(&b.model.path)
-        .arg("--image")
-        .arg(&b.image.path)
-        .args(["--threads", &b.backend.engine().threads.to_string()])
-        .args(["--runs", &protocol.runs.to_string()])
-        .args(["--warmup", &protocol.warmup.to_string()])
-        .args(["--settle", &protocol.settle_s.to_string()])
-        .output()
-        .with_context(|| {
-            format!(
-                "cannot start {} (run `make setup` to create the venv)",
-                python.display()
-            )
-        })?;
-    if !output.status.success() {
-        let err = String::from_utf8_lossy(&output.stderr);
-        bail!(
-            "reference loop failed: {}",
-            err.lines().last().unwrap_or("no output")
-        );
-    }
-    let line = String::from_utf8_lossy(&output.stdout);
-    let json: serde_json::Value = serde_json::from_str(line.trim().lines().last().unwrap_or(""))
-        .context("reference loop printed no JSON")?;
-    json["fps"]
-        .as_f64()
-        .context("reference loop printed no fps")
-}
-
-fn python_path(given: Option<&PathBuf>) -> PathBuf {
+/// The Python for a reference loop: `--python`, else `$env_var`, else the project venv.
+fn python_path(given: Option<&PathBuf>, env_var: &str, venv: &str) -> PathBuf {
     given
         .cloned()
-        .or_else(|| std::env::var_os("JOULEBENCH_PYTHON").map(PathBuf::from))
-        .unwrap_or_else(|| crate::cache_dir().join("venv/bin/python3"))
+        .or_else(|| std::env::var_os(env_var).map(PathBuf::from))
+        .unwrap_or_else(|| crate::cache_dir().join(venv).join("bin/python3"))
 }
 
 fn median(values: &[f64]) -> f64 {

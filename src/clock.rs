@@ -32,6 +32,19 @@ impl Default for RunClock {
     }
 }
 
+/// The system's CLOCK_MONOTONIC in seconds: the clock `Instant` reads on Linux, and the one
+/// Python's `time.monotonic()` reads, so another process's timestamps can be placed on the
+/// run clock (`joulebench bench` cuts its power samples to a reference loop's timed window).
+pub fn monotonic_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
 /// A source of time in seconds. The runner's [`RunClock`] in a run; a hand-driven clock in
 /// tests of time-dependent models (the simulated INA219's conversion timing).
 pub trait TimeSource: Send + Sync {
@@ -158,5 +171,14 @@ mod tests {
         assert_eq!(log.phase_at(4.9), Some(Phase::Timed));
         assert_eq!(log.phase_at(5.0), None);
         assert_eq!(log.spans()[1].end, 3.0);
+    }
+
+    #[test]
+    fn monotonic_seconds_runs_with_instant() {
+        let clock = RunClock::start();
+        let offset = monotonic_seconds() - clock.now();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let drift = (monotonic_seconds() - clock.now()) - offset;
+        assert!(drift.abs() < 1e-3, "{drift}");
     }
 }

@@ -1,5 +1,6 @@
-//! Energy from power samples: trapezoids over a time window, with the power at the window's
-//! edges interpolated from the samples either side.
+//! Energy over a time window, from power samples (trapezoids, with the power at the window's
+//! edges interpolated from the samples either side) or from a cumulative energy counter (its
+//! difference, interpolated between the counter's updates at the edges).
 
 /// One power sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -79,6 +80,84 @@ fn interpolate(points: &[PowerPoint], t: f64) -> f64 {
     }
 }
 
+/// One reading of a cumulative energy counter (NVML's, say), taken where it had just moved.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CounterPoint {
+    pub t: f64,
+    /// Energy since the counter started, joules.
+    pub joules: f64,
+}
+
+/// A counter window with fewer updates inside than this is mostly interpolation: its energy is
+/// the mean power of the update intervals around it, not of the window, so flag it.
+pub const MIN_COUNTER_UPDATES: usize = 3;
+
+/// Energy over `[start, end]` from a cumulative counter: the counter interpolated linearly at
+/// `end` minus at `start`.
+///
+/// `points` must be sorted by time and hold only reads where the counter moved (fresh
+/// readings): the interpolation assumes each point is an update instant, and a repeated value
+/// would put the whole interval's energy at its end. Between updates the counter's energy is
+/// exact, so the error is confined to the two edge intervals and shrinks as 1/duration.
+/// Beyond the first or last point the nearest interval's mean power is held, and that part
+/// counts against coverage as in [`integrate`].
+///
+/// `samples` is the number of counter updates inside the window (`sample_rate_hz` the update
+/// rate): below [`MIN_COUNTER_UPDATES`] the window should be flagged or extended. Returns
+/// `None` with fewer than two points, for an empty window, or when the counter decreases
+/// (a driver reload resets it) in the stretch the window uses: no negative or wrapped energy.
+pub fn integrate_counter(
+    points: &[CounterPoint],
+    start: f64,
+    end: f64,
+    max_gap: f64,
+) -> Option<WindowEnergy> {
+    if points.len() < 2 || end <= start {
+        return None;
+    }
+    let (first, at_start) = counter_at(points, start)?;
+    let (last, at_end) = counter_at(points, end)?;
+    let used = &points[first..=last + 1];
+    if used
+        .windows(2)
+        .any(|w| w[1].t <= w[0].t || w[1].joules < w[0].joules)
+    {
+        return None;
+    }
+    let joules = at_end - at_start;
+    if !joules.is_finite() {
+        return None;
+    }
+    let duration = end - start;
+    let covered: f64 = points
+        .windows(2)
+        .filter(|w| w[1].t - w[0].t <= max_gap)
+        .map(|w| (w[1].t.min(end) - w[0].t.max(start)).max(0.0))
+        .sum();
+    let samples = points.partition_point(|p| p.t < end) - points.partition_point(|p| p.t <= start);
+    Some(WindowEnergy {
+        joules,
+        mean_watts: joules / duration,
+        samples,
+        sample_rate_hz: samples as f64 / duration,
+        coverage: (covered / duration).min(1.0),
+    })
+}
+
+/// The counter at `t`, interpolated in the update interval holding `t` (extrapolated from the
+/// first or last interval beyond the ends), with that interval's first index.
+fn counter_at(points: &[CounterPoint], t: f64) -> Option<(usize, f64)> {
+    let i = points.partition_point(|p| p.t <= t);
+    let a = i.saturating_sub(1).min(points.len().checked_sub(2)?);
+    let (p, q) = (points[a], points[a + 1]);
+    (q.t > p.t).then(|| {
+        (
+            a,
+            p.joules + (q.joules - p.joules) * (t - p.t) / (q.t - p.t),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +231,109 @@ mod tests {
     #[test]
     fn no_samples_no_energy() {
         assert!(integrate(&[], 0.0, 1.0, 0.1).is_none());
+    }
+
+    /// A square wave of 6 W and 2 W, 1 s period: its exact energy from 0 to `t`.
+    fn square_energy(t: f64) -> f64 {
+        let r = t.rem_euclid(1.0);
+        4.0 * t.floor()
+            + if r < 0.5 {
+                6.0 * r
+            } else {
+                3.0 + 2.0 * (r - 0.5)
+            }
+    }
+
+    /// A counter that updates at 10 Hz (from 0.0371 s), read `delay(k)` after its k-th update,
+    /// with NVML's millijoule resolution.
+    fn counter(
+        energy: impl Fn(f64) -> f64,
+        to: f64,
+        delay: impl Fn(usize) -> f64,
+    ) -> Vec<CounterPoint> {
+        (0..)
+            .map(|k| (k, 0.0371 + k as f64 * 0.1))
+            .take_while(|&(_, u)| u <= to)
+            .map(|(k, u)| CounterPoint {
+                t: u + delay(k),
+                joules: (energy(u) * 1000.0).floor() / 1000.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn counter_error_shrinks_with_window_length() {
+        // 100 W, each update read 0 to 12.5 ms late (a sampler polling at 1/8 of the period):
+        // each edge can be off by at most 100 W x 12.5 ms.
+        let jitter = |k: usize| (k * 7919 % 13) as f64 / 13.0 * 0.0125;
+        let points = counter(|t| 100.0 * t, 20.0, jitter);
+        let mut errors = Vec::new();
+        for duration in [0.35, 1.0, 4.0, 16.0] {
+            let (start, end) = (10.0 - duration / 2.0, 10.0 + duration / 2.0);
+            let e = integrate_counter(&points, start, end, 0.3).unwrap();
+            let error = relative_error(e.joules, 100.0 * duration);
+            assert!(error <= 0.0125 / duration + 1e-6, "{duration} s: {error}");
+            assert!((e.mean_watts - 100.0).abs() <= 100.0 * (0.0125 / duration + 1e-6));
+            assert!((e.coverage - 1.0).abs() < 1e-9);
+            assert_eq!(
+                e.samples >= MIN_COUNTER_UPDATES,
+                duration > 0.3,
+                "{duration} s"
+            );
+            errors.push(error);
+        }
+        assert!(errors[3] < 0.001, "{errors:?}");
+        let e = integrate_counter(&points, 2.0, 18.0, 0.3).unwrap();
+        assert!((e.sample_rate_hz - 10.0).abs() < 0.1);
+    }
+
+    #[test]
+    fn counter_square_wave_within_half_a_percent() {
+        let points = counter(square_energy, 20.0, |_| 0.0);
+        let (start, end) = (2.37, 17.83);
+        let exact = square_energy(end) - square_energy(start);
+        let e = integrate_counter(&points, start, end, 0.3).unwrap();
+        assert!(
+            relative_error(e.joules, exact) <= 0.005,
+            "{} vs {exact}",
+            e.joules
+        );
+    }
+
+    #[test]
+    fn a_window_inside_one_update_interval_is_flagged() {
+        let points = counter(|t| 100.0 * t, 10.0, |_| 0.0);
+        let e = integrate_counter(&points, 5.04, 5.09, 0.3).unwrap();
+        assert_eq!(e.samples, 0);
+        assert!(e.samples < MIN_COUNTER_UPDATES);
+        // Constant power: the interpolated energy is still right.
+        assert!(relative_error(e.joules, 5.0) < 1e-3, "{}", e.joules);
+    }
+
+    #[test]
+    fn counter_reset_gives_no_energy_inside_but_not_elsewhere() {
+        let mut points = counter(|t| 100.0 * t, 10.0, |_| 0.0);
+        for p in points.iter_mut().filter(|p| p.t > 6.0) {
+            p.joules -= 600.0; // the driver reloaded: the counter restarts near zero.
+        }
+        assert!(integrate_counter(&points, 5.0, 7.0, 0.3).is_none());
+        assert!(integrate_counter(&points, 5.5, 6.0, 0.3).is_none()); // uses the next update
+        let e = integrate_counter(&points, 1.0, 5.0, 0.3).unwrap();
+        assert!(relative_error(e.joules, 400.0) < 1e-4);
+        let e = integrate_counter(&points, 7.0, 9.0, 0.3).unwrap();
+        assert!(relative_error(e.joules, 200.0) < 1e-4);
+    }
+
+    #[test]
+    fn counter_gaps_and_edges() {
+        let mut points = counter(|t| 3.0 * t, 10.0, |_| 0.0);
+        points.retain(|p| !(4.0..6.0).contains(&p.t));
+        let e = integrate_counter(&points, 0.0, 10.0, 0.25).unwrap();
+        // Before the first update (0.0371 s) and after the last (9.9371 s) the nearest
+        // interval's power is held: the energy stays right, coverage drops by those parts.
+        assert!(relative_error(e.joules, 30.0) < 1e-4, "{}", e.joules);
+        assert!((e.coverage - 0.78).abs() < 0.005, "{}", e.coverage);
+        assert!(integrate_counter(&points[..1], 0.0, 1.0, 0.25).is_none());
+        assert!(integrate_counter(&points, 2.0, 2.0, 0.25).is_none());
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use joulebench::rig::Rig;
+use joulebench::rig::{BackendKind, BackendSpec, Device, Engine, Precision, Rig, Scenario};
 use joulebench::runner::{self, RunOptions};
 use joulebench::{bench, models, output, sensor, summary};
 
@@ -57,6 +57,27 @@ struct RunArgs {
     /// Threads for every backend.
     #[arg(long)]
     threads: Option<u32>,
+    /// Backend kind for every backend: tflite (int8) or torch (float, libtorch).
+    #[arg(long, value_enum)]
+    backend: Option<BackendKind>,
+    /// Engine for tflite backends (default: litert where its library is found, else tflite).
+    #[arg(long, value_enum)]
+    engine: Option<Engine>,
+    /// Device for torch backends: cpu, cuda or cuda:N.
+    #[arg(long)]
+    device: Option<Device>,
+    /// Precision for torch backends.
+    #[arg(long, value_enum)]
+    precision: Option<Precision>,
+    /// Images per inference for torch backends (more than 1 needs --scenario offline).
+    #[arg(long)]
+    batch: Option<u32>,
+    /// single-stream (batch 1, latency; the 2019 method) or offline (batches, throughput).
+    #[arg(long, value_enum)]
+    scenario: Option<Scenario>,
+    /// Run LiteRT without XNNPACK (its builtin kernels).
+    #[arg(long)]
+    no_xnnpack: bool,
     /// Timed classifications.
     #[arg(long)]
     runs: Option<u32>,
@@ -80,6 +101,9 @@ enum ModelsCommand {
     },
     /// Check the SHA-256 of every file.
     Verify,
+    /// Write each int8 model's weights, dequantized, as float32 safetensors next to it (for
+    /// the torch backend; a derived file, redone when its source changes).
+    Convert,
 }
 
 fn main() -> ExitCode {
@@ -108,14 +132,32 @@ fn load_rig(path: &std::path::Path, args: Option<&RunArgs>) -> Result<(Rig, Stri
     let mut rig = Rig::parse(&text).with_context(|| format!("rig file {}", path.display()))?;
     if let Some(a) = args {
         for b in &mut rig.backends {
+            if let Some(kind) = a.backend.filter(|k| *k != b.kind) {
+                // Settings of the other kind would no longer apply.
+                *b = BackendSpec {
+                    kind,
+                    model: b.model.clone(),
+                    image: b.image.clone(),
+                    threads: b.threads,
+                    ..BackendSpec::new(kind)
+                };
+            }
             b.model = a.model.clone().unwrap_or(b.model.clone());
             b.image = a.image.clone().unwrap_or(b.image.clone());
             b.threads = a.threads.unwrap_or(b.threads);
+            b.engine = a.engine.or(b.engine);
+            b.device = a.device.or(b.device);
+            b.precision = a.precision.or(b.precision);
+            b.batch = a.batch.or(b.batch);
+            if a.no_xnnpack {
+                b.xnnpack = Some(false);
+            }
         }
         let p = &mut rig.protocol;
         p.runs = a.runs.unwrap_or(p.runs);
         p.warmup = a.warmup.unwrap_or(p.warmup);
         p.settle_s = a.settle.unwrap_or(p.settle_s);
+        p.scenario = a.scenario.unwrap_or(p.scenario);
         rig.validate().with_context(|| "command-line settings")?;
     }
     Ok((rig, text))
@@ -174,15 +216,23 @@ fn sensors(rig_path: &std::path::Path) -> Result<ExitCode> {
             std::thread::sleep(s.update_period());
             Ok((s.read()?, s.info().clone()))
         }) {
-            Ok((r, info)) => println!(
-                "{label}: {:.3} V  {:.4} A  {:.3} W{}{}  [{}]",
-                r.volts,
-                r.amps,
-                r.watts,
-                if r.overflow { "  OVERFLOW" } else { "" },
-                if info.simulated { "  (simulated)" } else { "" },
-                info.detail
-            ),
+            Ok((r, info)) => {
+                let opt = |v: Option<f64>, unit: &str, digits: usize| {
+                    v.map_or(String::new(), |v| format!("{v:.digits$} {unit}  "))
+                };
+                println!(
+                    "{label}: {}{}{:.3} W{}{}  [{}]",
+                    opt(r.volts, "V", 3),
+                    opt(r.amps, "A", 4),
+                    r.watts,
+                    if r.overflow { "  OVERFLOW" } else { "" },
+                    match info.origin.label() {
+                        "" => String::new(),
+                        label => format!("  ({label})"),
+                    },
+                    info.detail
+                )
+            }
             Err(e) => {
                 failed = true;
                 println!("{label}: error: {}", format!("{e:#}").replace('\n', " "));
@@ -207,6 +257,14 @@ fn models_command(command: ModelsCommand) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         ModelsCommand::Verify => manifest.verify(),
+        ModelsCommand::Convert => {
+            for entry in manifest.of_kind(models::Kind::Model) {
+                let model = manifest.open_model(&entry.name)?;
+                let weights = models::ensure_float_weights(&model.path)?;
+                println!("{:<30} {}", entry.name, weights.display());
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         ModelsCommand::Fetch { from: Some(dir) } => {
             manifest.fetch(&models::FetchOptions::from_dir(dir))
         }

@@ -45,17 +45,24 @@ pub struct TimedRun {
     pub window: Option<(f64, f64)>,
     /// Top-k of the last classification.
     pub top: Vec<Prediction>,
+    /// Images per timed call (the backend's batch).
+    pub batch: usize,
     pub interrupted: bool,
     /// The error that ended the run early, if any.
     pub error: Option<String>,
 }
 
 impl TimedRun {
-    /// Classifications per second over the timed window.
+    /// Images classified in the timed window: calls × batch.
+    pub fn inferences(&self) -> usize {
+        self.latencies.len() * self.batch
+    }
+
+    /// Images classified per second over the timed window.
     pub fn fps(&self) -> Option<f64> {
         let (start, end) = self.window?;
         (end > start && !self.latencies.is_empty())
-            .then(|| self.latencies.len() as f64 / (end - start))
+            .then(|| self.inferences() as f64 / (end - start))
     }
 }
 
@@ -66,7 +73,10 @@ pub fn run(
     spec: &ProtocolSpec,
     ctx: &Context,
 ) -> TimedRun {
-    let mut out = TimedRun::default();
+    let mut out = TimedRun {
+        batch: backend.batch(),
+        ..TimedRun::default()
+    };
     let mut scores = Vec::new();
     let mut top = Vec::with_capacity(TOP_K + 1);
     let mut classify = |top: &mut Vec<Prediction>| -> anyhow::Result<()> {
@@ -198,7 +208,7 @@ mod tests {
             warmup,
             settle_s: 0.05,
             runs,
-            min_duration_s: None,
+            ..ProtocolSpec::default()
         }
     }
 

@@ -47,6 +47,30 @@ pub struct ProtocolSpec {
     /// slow sensors see enough samples.
     #[serde(default)]
     pub min_duration_s: Option<f64>,
+    /// MLPerf's names: "single-stream" (batch 1, latency; the 2019 method) or "offline"
+    /// (batches as fast as possible, throughput).
+    #[serde(default)]
+    pub scenario: Scenario,
+}
+
+/// How inferences are issued (MLPerf inference scenarios).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// One image at a time, each timed: latency percentiles.
+    #[default]
+    SingleStream,
+    /// Batches of `batch` images back to back: throughput.
+    Offline,
+}
+
+impl Scenario {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scenario::SingleStream => "single-stream",
+            Scenario::Offline => "offline",
+        }
+    }
 }
 
 fn default_warmup() -> u32 {
@@ -66,6 +90,7 @@ impl Default for ProtocolSpec {
             settle_s: default_settle_s(),
             runs: default_runs(),
             min_duration_s: None,
+            scenario: Scenario::SingleStream,
         }
     }
 }
@@ -75,29 +100,163 @@ impl Default for ProtocolSpec {
 #[serde(deny_unknown_fields)]
 pub struct BackendSpec {
     pub kind: BackendKind,
+    /// The runtime that executes a `tflite` model; by default LiteRT where its library is
+    /// found, else the `tflite` crate's TF Lite 1.15.5.
+    #[serde(default)]
+    pub engine: Option<Engine>,
+    /// XNNPACK for the `litert` engine (default on).
+    #[serde(default)]
+    pub xnnpack: Option<bool>,
+    /// Path of `libLiteRt.so`; by default $JOULEBENCH_LITERT_LIB, else the project venv's.
+    #[serde(default)]
+    pub litert_lib: Option<PathBuf>,
     /// A model name from `models/manifest.toml`, or a path to a `.tflite` file.
     pub model: String,
     /// An image name from the manifest, or a path to a BMP, JPEG or PNG file.
     pub image: String,
+    /// CPU threads (intra-op threads for `torch`).
     #[serde(default = "default_threads")]
     pub threads: u32,
+    /// `torch` only: "cpu" (default), "cuda" or "cuda:N".
+    #[serde(default)]
+    pub device: Option<Device>,
+    /// `torch` only: fp32 (default) or fp16.
+    #[serde(default)]
+    pub precision: Option<Precision>,
+    /// `torch` only: images per inference (default 1; more than 1 needs the Offline scenario).
+    #[serde(default)]
+    pub batch: Option<u32>,
+    /// `torch` only: let cuDNN time its algorithms on the first batches (default on; the
+    /// warm-up absorbs that time).
+    #[serde(default)]
+    pub cudnn_benchmark: Option<bool>,
 }
 
 fn default_threads() -> u32 {
     1
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+impl BackendSpec {
+    /// A backend of `kind` with every optional setting at its default; model and image empty.
+    pub fn new(kind: BackendKind) -> Self {
+        Self {
+            kind,
+            engine: None,
+            xnnpack: None,
+            litert_lib: None,
+            model: String::new(),
+            image: String::new(),
+            threads: default_threads(),
+            device: None,
+            precision: None,
+            batch: None,
+            cudnn_benchmark: None,
+        }
+    }
+
+    /// Images per inference call.
+    pub fn batch(&self) -> u32 {
+        self.batch.unwrap_or(1)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackendKind {
     /// Int8 TensorFlow Lite on the CPU.
     Tflite,
+    /// Float MobileNetV2 (the int8 model's weights, dequantized) through libtorch, on the CPU
+    /// or an NVIDIA GPU. Needs a build with the `torch` feature.
+    Torch,
+}
+
+/// Where a `torch` backend computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Device {
+    Cpu,
+    Cuda(u32),
+}
+
+impl std::str::FromStr for Device {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Device::Cuda)
+                .ok_or_else(|| format!("device {s:?} is not \"cpu\", \"cuda\" or \"cuda:N\"")),
+        }
+    }
+}
+
+impl TryFrom<String> for Device {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Device> for String {
+    fn from(d: Device) -> String {
+        d.to_string()
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Cpu => write!(f, "cpu"),
+            Device::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+/// Numeric precision of a `torch` backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    Fp32,
+    Fp16,
+}
+
+impl Precision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Fp16 => "fp16",
+        }
+    }
+}
+
+/// A runtime for int8 TFLite models.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Engine {
+    /// Google's LiteRT (`libLiteRt.so` from the `ai-edge-litert` wheel), XNNPACK by default.
+    Litert,
+    /// TensorFlow Lite 1.15.5, compiled into joulebench by the `tflite` crate.
+    Tflite,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Litert => "litert",
+            Engine::Tflite => "tflite",
+        }
+    }
 }
 
 impl BackendKind {
     pub fn as_str(self) -> &'static str {
         match self {
             BackendKind::Tflite => "tflite",
+            BackendKind::Torch => "torch",
         }
     }
 }
@@ -110,12 +269,18 @@ pub enum SensorSpec {
     Ina219(Ina219Spec),
     /// A register-level model of an INA219 on a simulated board's supply.
     Ina219Sim(Ina219Spec),
+    /// An NVIDIA GPU's own power and energy readings, through NVML.
+    Nvml(NvmlSpec),
+    /// A fixed wattage (a nameplate or TDP figure), reported as "nominal, not measured".
+    Nominal(NominalSpec),
 }
 
 impl SensorSpec {
     pub fn rail(&self) -> &str {
         match self {
             SensorSpec::Ina219(s) | SensorSpec::Ina219Sim(s) => &s.rail,
+            SensorSpec::Nvml(s) => &s.rail,
+            SensorSpec::Nominal(s) => &s.rail,
         }
     }
 
@@ -123,8 +288,49 @@ impl SensorSpec {
         match self {
             SensorSpec::Ina219(_) => "ina219",
             SensorSpec::Ina219Sim(_) => "ina219-sim",
+            SensorSpec::Nvml(_) => "nvml",
+            SensorSpec::Nominal(_) => "nominal",
         }
     }
+}
+
+/// A GPU read through NVML.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NvmlSpec {
+    /// What is measured, e.g. "GPU 0 board power".
+    pub rail: String,
+    /// NVML device index.
+    #[serde(default)]
+    pub device: u32,
+    /// How energy is obtained: "auto" (the energy counter where the GPU has one, Volta and
+    /// newer; else power polling), "energy-counter" or "power".
+    #[serde(default)]
+    pub method: NvmlMethod,
+}
+
+/// How an NVML sensor obtains energy.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum NvmlMethod {
+    #[default]
+    Auto,
+    /// `nvmlDeviceGetTotalEnergyConsumption`: millijoules since the driver loaded.
+    EnergyCounter,
+    /// `nvmlDeviceGetPowerUsage` polled and integrated (the only way on Pascal and older).
+    Power,
+}
+
+/// A fixed power figure that stands in for a measurement.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NominalSpec {
+    /// What the figure is for, e.g. "GTX1080 board (TDP)".
+    pub rail: String,
+    pub watts: f64,
+    /// Where the figure comes from, e.g. "NVIDIA GTX1080 specification: 180 W TDP".
+    #[serde(default)]
+    pub source: String,
 }
 
 /// An INA219 current/power monitor with its shunt.
@@ -306,6 +512,31 @@ impl Rig {
             if b.threads == 0 {
                 bail!("backends[{i}].threads must be at least 1");
             }
+            let torch_only = b.device.is_some()
+                || b.precision.is_some()
+                || b.batch.is_some()
+                || b.cudnn_benchmark.is_some();
+            let tflite_only = b.engine.is_some() || b.xnnpack.is_some() || b.litert_lib.is_some();
+            match b.kind {
+                BackendKind::Tflite if torch_only => bail!(
+                    "backends[{i}]: device, precision, batch and cudnn_benchmark belong to kind \"torch\""
+                ),
+                BackendKind::Torch if tflite_only => bail!(
+                    "backends[{i}]: engine, xnnpack and litert_lib belong to kind \"tflite\""
+                ),
+                _ => {}
+            }
+            if b.batch() == 0 {
+                bail!("backends[{i}].batch must be at least 1");
+            }
+            if b.batch() > 1 && p.scenario == Scenario::SingleStream {
+                bail!("backends[{i}]: batch {} needs protocol.scenario = \"offline\" (single-stream is batch 1)", b.batch());
+            }
+            if b.engine == Some(Engine::Tflite)
+                && (b.xnnpack == Some(true) || b.litert_lib.is_some())
+            {
+                bail!("backends[{i}]: xnnpack and litert_lib belong to engine \"litert\" (TF Lite 1.15.5 has no XNNPACK)");
+            }
         }
         for (i, s) in self.sensors.iter().enumerate() {
             match s {
@@ -325,6 +556,12 @@ impl Rig {
                         bail!("sensors[{i}] (ina219-sim): a simulated chip has no i2c_bus");
                     }
                     validate_ina219(i, spec)?;
+                }
+                SensorSpec::Nvml(_) => {}
+                SensorSpec::Nominal(spec) => {
+                    if !(spec.watts > 0.0 && spec.watts.is_finite()) {
+                        bail!("sensors[{i}] (nominal): watts must be positive");
+                    }
                 }
             }
         }
@@ -384,6 +621,23 @@ image = "bird.bmp"
         assert_eq!(rig.protocol.settle_s, 1.0);
         assert_eq!(rig.protocol.runs, 250);
         assert_eq!(rig.backends[0].threads, 1);
+        assert_eq!(
+            rig.backends[0].engine, None,
+            "the engine is chosen at run time"
+        );
+    }
+
+    #[test]
+    fn xnnpack_is_a_litert_setting() {
+        let text = format!("{MINIMAL}engine = \"tflite\"\nxnnpack = true\n");
+        let err = format!("{:#}", Rig::parse(&text).unwrap_err());
+        assert!(err.contains("belong to engine \"litert\""), "{err}");
+        let text = format!("{MINIMAL}engine = \"litert\"\nxnnpack = false\n");
+        let rig = Rig::parse(&text).unwrap();
+        assert_eq!(
+            (rig.backends[0].engine, rig.backends[0].xnnpack),
+            (Some(Engine::Litert), Some(false))
+        );
     }
 
     #[test]

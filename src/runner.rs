@@ -99,6 +99,8 @@ pub fn prepare(rig: Rig, rig_text: String) -> Result<Prepared> {
                 .with_context(|| format!("sensor {} ({})", spec.kind(), spec.rail()))
         })
         .collect::<Result<Vec<_>>>()?;
+    let mut rig = rig;
+    extend_for_slow_sensors(&mut rig, &sensors);
     Ok(Prepared {
         rig,
         rig_text,
@@ -109,6 +111,25 @@ pub fn prepare(rig: Rig, rig_text: String) -> Result<Prepared> {
     })
 }
 
+/// Timed runs span at least this many updates of the slowest sensor.
+const MIN_SENSOR_UPDATES: f64 = 5.0;
+
+/// A sensor that updates slowly (NVML's energy counter: about 11 times a second) cannot
+/// resolve a timed run shorter than a few of its updates — 250 GPU inferences can take a
+/// fraction of a second — so the timed run is extended to span [`MIN_SENSOR_UPDATES`] updates.
+fn extend_for_slow_sensors(rig: &mut Rig, sensors: &[Box<dyn PowerSensor>]) {
+    let slowest = sensors
+        .iter()
+        .map(|s| s.update_period().as_secs_f64())
+        .fold(0.0, f64::max);
+    let needed = MIN_SENSOR_UPDATES * slowest;
+    let p = &mut rig.protocol;
+    if needed > p.min_duration_s.unwrap_or(0.0) {
+        p.min_duration_s = Some(needed);
+    }
+}
+
+/// Loads one backend of a rig: verified model and image, engine, encoded input.
 pub fn prepare_backend(spec: &BackendSpec) -> Result<PreparedBackend> {
     let manifest = models::Manifest::load_default()?;
     let model = manifest.open_model(&spec.model)?;

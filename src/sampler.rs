@@ -10,6 +10,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::clock::RunClock;
+#[cfg(test)]
+use crate::sensor::Origin;
 use crate::sensor::{PowerSensor, Reading, SensorInfo};
 
 /// After this many failed reads in a row a sensor is given up for the rest of the run.
@@ -156,8 +158,8 @@ mod tests {
                 anyhow::bail!("no acknowledge");
             }
             Ok(Reading {
-                volts: 5.0,
-                amps: 1.0,
+                volts: Some(5.0),
+                amps: Some(1.0),
                 watts: 5.0,
                 ..Reading::default()
             })
@@ -169,7 +171,7 @@ mod tests {
             info: SensorInfo {
                 kind: "test".into(),
                 rail: "r".into(),
-                simulated: true,
+                origin: Origin::Simulated,
                 detail: String::new(),
             },
             reads: 0,

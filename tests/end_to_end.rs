@@ -97,7 +97,20 @@ fn default_rig_writes_four_files_with_250_timed_classifications() {
         .unwrap()
         .contains("name = \"sim-cpu\""));
     assert!(!json["system"]["cpu"].as_str().unwrap().is_empty());
-    assert_eq!(json["engines"][0]["version"], "1.15.5");
+    // The default engine is LiteRT (installed by `make setup`), with XNNPACK.
+    assert_eq!(row["engine"], "litert");
+    assert_eq!(row["engine_version"], "2.3.0");
+    assert_eq!(row["accelerator"], "xnnpack");
+    assert_eq!(json["engines"][0]["engine"], "litert");
+    let phases: Vec<&str> = json["phase_energy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["idle-baseline", "warmup", "settle", "timed"]);
+    let timed = &json["phase_energy"][3];
+    assert!((timed["mean_watts"].as_f64().unwrap() - busy).abs() < 1e-9);
 }
 
 #[test]

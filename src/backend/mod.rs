@@ -4,14 +4,17 @@
 //! classification; the backend copies them in, invokes the model and returns the output as
 //! real-valued scores, so top-k and labels are the same code for every engine.
 
+pub mod litert;
 pub mod tflite;
+#[cfg(feature = "torch")]
+pub mod torch;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
 use crate::input::{InputSpec, TensorType};
-use crate::rig::{BackendKind, BackendSpec};
+use crate::rig::{BackendKind, BackendSpec, Engine};
 
 /// Which engine computed a result, so rows from different engines are never mixed up.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -32,16 +35,59 @@ pub trait Backend {
     /// The input tensor the model expects.
     fn input(&self) -> &InputSpec;
 
+    /// Images per inference call: 1, or the batch of an Offline run. `input` then holds the
+    /// image once; the backend replicates it.
+    fn batch(&self) -> usize {
+        1
+    }
+
     /// One inference: copies `input` (encoded for [`Backend::input`]) into the model, runs it
-    /// and writes the dequantized output scores to `scores`.
+    /// and writes the dequantized output scores (of the first image) to `scores`.
     fn infer(&mut self, input: &[u8], scores: &mut Vec<f32>) -> Result<()>;
 }
 
 /// Loads `model` into the engine a rig's backend table names.
 pub fn open(spec: &BackendSpec, model: &Path) -> Result<Box<dyn Backend>> {
     match spec.kind {
-        BackendKind::Tflite => Ok(Box::new(tflite::TfliteBackend::open(model, spec.threads)?)),
+        BackendKind::Tflite => match engine_for(spec)? {
+            (Engine::Litert, Some(library)) => Ok(Box::new(litert::LiteRtBackend::open(
+                model,
+                spec.threads,
+                spec.xnnpack.unwrap_or(true),
+                &library,
+            )?)),
+            _ => Ok(Box::new(tflite::TfliteBackend::open(model, spec.threads)?)),
+        },
+        BackendKind::Torch => open_torch(spec, model),
     }
+}
+
+/// The float backend: `model` is the int8 `.tflite` file whose dequantized weights it runs.
+#[cfg(feature = "torch")]
+fn open_torch(spec: &BackendSpec, model: &Path) -> Result<Box<dyn Backend>> {
+    Ok(Box::new(torch::TorchBackend::open(spec, model)?))
+}
+
+#[cfg(not(feature = "torch"))]
+fn open_torch(_: &BackendSpec, _: &Path) -> Result<Box<dyn Backend>> {
+    anyhow::bail!(
+        "backend kind \"torch\" needs joulebench built with the torch feature: run `make run FEATURES=torch` (it installs libtorch into the project's torch venv)"
+    )
+}
+
+/// The engine for an int8 TFLite backend, with LiteRT's library when that is the one: the
+/// rig's choice, else LiteRT wherever its library is found (it runs MobileNetV2 several times
+/// faster than TF Lite 1.15), else the `tflite` crate's built-in TF Lite.
+pub fn engine_for(spec: &BackendSpec) -> Result<(Engine, Option<PathBuf>)> {
+    let library = || litert::locate_library(spec.litert_lib.as_deref());
+    Ok(match spec.engine {
+        Some(Engine::Tflite) => (Engine::Tflite, None),
+        Some(Engine::Litert) => (Engine::Litert, Some(library()?)),
+        None => match library() {
+            Ok(path) => (Engine::Litert, Some(path)),
+            Err(_) => (Engine::Tflite, None),
+        },
+    })
 }
 
 /// Maps a TF Lite tensor type and its (per-tensor) quantization to a [`TensorType`].

@@ -18,11 +18,16 @@
 //! Everything that can fail returns a one-line error; per-file results come back as
 //! [`FileReport`] rows for the CLI to print ([`format_table`]).
 
+mod convert;
 mod fetch;
 mod manifest;
 mod report;
 mod resolve;
 
+pub use convert::{
+    convert, ensure_float_weights, float_weight_names, float_weights_path, mobilenet_v2_blocks,
+    BlockSpec, ConvertReport, NUM_CLASSES,
+};
 pub use fetch::{FetchOptions, Source};
 pub use manifest::{
     models_dir, Entry, InputSpec, Kind, Manifest, Top1, DEFAULT_MODELS_DIR, MANIFEST_FILE,

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::system::SystemInfo;
 use crate::runner::RunRecord;
+use crate::sensor::Origin;
 use crate::summary::SummaryRow;
 
 /// Writes all four files.
@@ -54,12 +55,15 @@ struct PowerRow<'a> {
     sensor: &'a str,
     rail: &'a str,
     simulated: bool,
+    origin: Origin,
     t_s: f64,
     /// The protocol phase at the sample's time ("" between phases).
     phase: &'a str,
     volts: Option<f64>,
     amps: Option<f64>,
     watts: Option<f64>,
+    /// The sensor's cumulative energy counter, where it has one.
+    energy_j: Option<f64>,
     overflow: bool,
     stale: bool,
     error: &'a str,
@@ -79,12 +83,14 @@ fn write_power(path: &Path, record: &RunRecord) -> Result<()> {
                 sensor_index: index,
                 sensor: &log.info.kind,
                 rail: &log.info.rail,
-                simulated: log.info.simulated,
+                simulated: log.info.origin == Origin::Simulated,
+                origin: log.info.origin,
                 t_s: s.t,
                 phase,
-                volts: reading.map(|r| r.volts),
-                amps: reading.map(|r| r.amps),
+                volts: reading.and_then(|r| r.volts),
+                amps: reading.and_then(|r| r.amps),
                 watts: reading.map(|r| r.watts),
+                energy_j: reading.and_then(|r| r.energy_j),
                 overflow: reading.is_some_and(|r| r.overflow),
                 stale: reading.is_some_and(|r| r.stale),
                 error: s.reading.as_ref().err().map_or("", String::as_str),
@@ -112,6 +118,8 @@ struct RunJson<'a> {
     engines: Vec<&'a crate::backend::EngineInfo>,
     sensors: Vec<SensorJson<'a>>,
     phases: &'a [crate::clock::PhaseSpan],
+    /// Mean power and energy of every phase, per sensor.
+    phase_energy: Vec<crate::summary::PhaseEnergy>,
     /// The rig file exactly as read.
     rig_file: &'a str,
     rig: &'a crate::rig::Rig,
@@ -122,7 +130,7 @@ struct RunJson<'a> {
 struct SensorJson<'a> {
     kind: &'a str,
     rail: &'a str,
-    simulated: bool,
+    origin: Origin,
     detail: &'a str,
     update_period_s: f64,
     samples: usize,
@@ -149,7 +157,7 @@ fn write_run_json(
             .map(|s| SensorJson {
                 kind: &s.info.kind,
                 rail: &s.info.rail,
-                simulated: s.info.simulated,
+                origin: s.info.origin,
                 detail: &s.info.detail,
                 update_period_s: s.update_period.as_secs_f64(),
                 samples: s.samples.len(),
@@ -159,6 +167,7 @@ fn write_run_json(
             .collect(),
         // Open-ended phases (a run cut short) serialize their end as null.
         phases: &record.phases,
+        phase_energy: crate::summary::phase_energy(record),
         rig_file: &record.rig_text,
         rig: &record.rig,
         summary: rows,

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use crate::sensor::Origin;
 use crate::summary::SummaryRow;
 
 /// Renders the summary: speed per backend, then energy per backend and sensor.
@@ -12,22 +13,35 @@ pub fn render(rows: &[SummaryRow]) -> String {
 
     let _ = writeln!(
         out,
-        "{:<8} {:<16} {:>3} {:>5} {:>8} {:>7} {:>7} {:>7} {:>7}  top-1",
-        "backend", "engine", "thr", "runs", "FPS", "mean ms", "p50", "p90", "p99"
+        "{:<3} {:<7} {:<14} {:<12} {:>3} {:>5} {:>5} {:>8} {:>7} {:>7} {:>7} {:>7}  top-1",
+        "#",
+        "backend",
+        "engine",
+        "accelerator",
+        "thr",
+        "batch",
+        "runs",
+        "FPS",
+        "mean ms",
+        "p50",
+        "p90",
+        "p99"
     );
     let mut seen = Vec::new();
     for r in rows {
-        let key = (&r.backend, &r.engine, &r.model, r.threads);
-        if seen.contains(&key) {
+        if seen.contains(&r.backend_index) {
             continue;
         }
-        seen.push(key);
+        seen.push(r.backend_index);
         let _ = writeln!(
             out,
-            "{:<8} {:<16} {:>3} {:>5} {:>8} {:>7} {:>7} {:>7} {:>7}  {}",
+            "{:<3} {:<7} {:<14} {:<12} {:>3} {:>5} {:>5} {:>8} {:>7} {:>7} {:>7} {:>7}  {}",
+            r.backend_index,
             r.backend,
             format!("{} {}", r.engine, r.engine_version),
+            r.accelerator,
             r.threads,
+            r.batch,
             r.runs,
             opt(r.fps, 1),
             opt(r.latency_ms_mean, 2),
@@ -42,8 +56,8 @@ pub fn render(rows: &[SummaryRow]) -> String {
     if rows.iter().any(|r| r.sensor != "none") {
         let _ = writeln!(
             out,
-            "\n{:<8} {:<24} {:>7} {:>7} {:>9} {:>8} {:>9} {:>7} {:>8} {:>5}  status",
-            "backend",
+            "\n{:<3} {:<30} {:>7} {:>7} {:>9} {:>8} {:>9} {:>7} {:>8} {:>5}  status",
+            "#",
             "sensor",
             "idle W",
             "mean W",
@@ -55,15 +69,14 @@ pub fn render(rows: &[SummaryRow]) -> String {
             "cover"
         );
         for r in rows.iter().filter(|r| r.sensor != "none") {
-            let sensor = if r.simulated {
-                format!("{} (simulated)", r.sensor)
-            } else {
-                r.sensor.clone()
+            let sensor = match r.origin.map_or("", Origin::label) {
+                "" => r.sensor.clone(),
+                label => format!("{} ({label})", r.sensor),
             };
             let _ = writeln!(
                 out,
-                "{:<8} {:<24} {:>7} {:>7} {:>9} {:>8} {:>9} {:>7} {:>8} {:>5}  {}",
-                r.backend,
+                "{:<3} {:<30} {:>7} {:>7} {:>9} {:>8} {:>9} {:>7} {:>8} {:>5}  {}",
+                r.backend_index,
                 sensor,
                 opt(r.idle_watts, 3),
                 opt(r.mean_watts, 3),
@@ -74,6 +87,12 @@ pub fn render(rows: &[SummaryRow]) -> String {
                 opt(r.sample_rate_hz, 0),
                 opt(r.coverage, 3),
                 r.status
+            );
+        }
+        if rows.iter().any(|r| r.origin == Some(Origin::Nominal)) {
+            let _ = writeln!(
+                out,
+                "(nominal: a fixed wattage from the rig file, such as a nameplate or TDP, not a measurement)"
             );
         }
         if rows.iter().any(|r| r.simulated) {

@@ -21,7 +21,7 @@ use ina219::SyncIna219;
 use linux_embedded_hal::i2cdev::linux::LinuxI2CError;
 use linux_embedded_hal::{I2CError, I2cdev};
 
-use super::{PowerSensor, Reading, SensorInfo};
+use super::{Origin, PowerSensor, Reading, SensorInfo};
 use crate::rig::{AdcMode, Ina219Spec};
 
 /// Full-scale count of the signed current register: current LSB = max current / 2^15.
@@ -227,8 +227,8 @@ impl<I2C: I2c> Ina219Sensor<I2C> {
         let volts = f64::from(bus.voltage_mv()) * 1e-3;
         let amps = f64::from(shunt.shunt_voltage_uv()) * 1e-6 / self.settings.shunt_ohms;
         Reading {
-            volts,
-            amps,
+            volts: Some(volts),
+            amps: Some(amps),
             watts: volts * amps,
             ..Reading::default()
         }
@@ -323,8 +323,8 @@ impl<I2C: I2c + Send> PowerSensor for Ina219Sensor<I2C> {
                     power_uw += 65536 * self.settings.calibration.power_lsb().0;
                 }
                 Reading {
-                    volts,
-                    amps: m.current.0 as f64 * 1e-6,
+                    volts: Some(volts),
+                    amps: Some(m.current.0 as f64 * 1e-6),
                     watts: power_uw as f64 * 1e-6,
                     ..Reading::default()
                 }
@@ -363,7 +363,7 @@ pub fn open_linux(spec: &Ina219Spec) -> Result<Ina219Sensor<I2cdev>> {
     let info = SensorInfo {
         kind: "ina219".into(),
         rail: spec.rail.clone(),
-        simulated: false,
+        origin: Origin::Measured,
         detail: settings.summary(),
     };
     Ina219Sensor::with_describe(i2c, settings, info, describe_linux)
@@ -457,7 +457,7 @@ mod tests {
         let info = SensorInfo {
             kind: "ina219".into(),
             rail: spec.rail.clone(),
-            simulated: true,
+            origin: Origin::Simulated,
             detail: settings.summary(),
         };
         Ok((
@@ -547,8 +547,8 @@ mod tests {
         assert_eq!(chip.peek(reg::CURRENT), Some(10_000));
         assert_eq!(chip.peek(reg::POWER), Some(2_500));
         let r = sensor.read().unwrap();
-        assert_near("amps", r.amps, 1.0, 100e-6);
-        assert_near("volts", r.volts, 5.0, 4e-3);
+        assert_near("amps", r.amps.unwrap(), 1.0, 100e-6);
+        assert_near("volts", r.volts.unwrap(), 5.0, 4e-3);
         assert_near("watts", r.watts, 5.0, 2e-3);
         assert!(!r.stale && !r.overflow, "{r:?}");
     }
@@ -559,13 +559,23 @@ mod tests {
         clock.set(2e-3);
         assert_eq!(chip.peek(reg::SHUNT), Some(32_000));
         // 32000 × 4096 / 4096 = 32000 LSB of 100 µA.
-        assert_near("amps at ±320 mV", sensor.read().unwrap().amps, 3.2, 1e-9);
+        assert_near(
+            "amps at ±320 mV",
+            sensor.read().unwrap().amps.unwrap(),
+            3.2,
+            1e-9,
+        );
 
         let (mut sensor, chip, clock) = open_sim(&spec(3.2, Some(40)), 3.2).unwrap();
         clock.set(2e-3);
         assert_eq!(chip.peek(reg::SHUNT), Some(4_000), "40 mV");
         // Saturated: 4000 × 4096 / 4096 = 4000 LSB of 100 µA, 0.4 A of the 3.2 A flowing.
-        assert_near("amps at ±40 mV", sensor.read().unwrap().amps, 0.4, 1e-9);
+        assert_near(
+            "amps at ±40 mV",
+            sensor.read().unwrap().amps.unwrap(),
+            0.4,
+            1e-9,
+        );
     }
 
     #[test]
@@ -574,11 +584,15 @@ mod tests {
         clock.set(0.5e-3);
         let first = sensor.read().unwrap();
         assert!(first.stale, "no conversion yet: {first:?}");
-        assert_eq!(first.volts, 0.0, "registers still hold their reset value");
+        assert_eq!(
+            first.volts,
+            Some(0.0),
+            "registers still hold their reset value"
+        );
         clock.set(1.065e-3);
         let fresh = sensor.read().unwrap();
         assert!(!fresh.stale);
-        assert_near("amps", fresh.amps, 1.0, 100e-6);
+        assert_near("amps", fresh.amps.unwrap(), 1.0, 100e-6);
         assert_eq!(
             chip.peek(reg::BUS).unwrap() & bus_flags::CNVR,
             0,
@@ -607,7 +621,7 @@ mod tests {
         );
         let r = sensor.read().unwrap();
         assert!(r.overflow, "{r:?}");
-        assert_near("amps", r.amps, 1.0, 1e-9);
+        assert_near("amps", r.amps.unwrap(), 1.0, 1e-9);
         assert_near("watts", r.watts, 5.0, 1e-9);
     }
 
@@ -633,7 +647,7 @@ mod tests {
         let info = SensorInfo {
             kind: "ina219".into(),
             rail: "5V".into(),
-            simulated: true,
+            origin: Origin::Simulated,
             detail: String::new(),
         };
         let err = Ina219Sensor::new(chip, settings, info).err().unwrap();

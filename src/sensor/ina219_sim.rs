@@ -18,7 +18,7 @@ use embedded_hal::i2c::{ErrorKind, ErrorType, I2c, NoAcknowledgeSource, Operatio
 
 use super::ina219::{Ina219Sensor, Ina219Settings};
 use super::load::{Load, SimulatedBoard};
-use super::{SensorContext, SensorInfo};
+use super::{Origin, SensorContext, SensorInfo};
 use crate::clock::TimeSource;
 use crate::rig::{Ina219Spec, SimFaultSpec};
 
@@ -472,7 +472,7 @@ pub fn open(spec: &Ina219Spec, ctx: &SensorContext) -> Result<Ina219Sensor<Simul
     let info = SensorInfo {
         kind: "ina219-sim".into(),
         rail: spec.rail.clone(),
-        simulated: true,
+        origin: Origin::Simulated,
         detail: format!(
             "simulated INA219 ({}); board {:.2} A idle + {:.2} A busy, σ {} A, {} V",
             settings.summary(),
@@ -667,7 +667,10 @@ mod tests {
         };
         let mut sensor = open(&spec, &ctx).unwrap();
         let info = sensor.info();
-        assert_eq!((info.kind.as_str(), info.simulated), ("ina219-sim", true));
+        assert_eq!(
+            (info.kind.as_str(), info.origin),
+            ("ina219-sim", Origin::Simulated)
+        );
         assert!(info.detail.starts_with("simulated"), "{}", info.detail);
         assert!(sensor.read().is_ok());
 

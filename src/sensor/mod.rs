@@ -6,6 +6,8 @@
 pub mod ina219;
 pub mod ina219_sim;
 pub mod load;
+pub mod nominal;
+pub mod nvml;
 
 use std::time::Duration;
 
@@ -21,18 +23,46 @@ pub struct SensorInfo {
     pub kind: String,
     /// What the sensor measures, e.g. "5V USB to Pi".
     pub rail: String,
-    /// True when no physical sensor is read: every output says "simulated".
-    pub simulated: bool,
+    /// Where the numbers come from; every output says when they are not measured.
+    pub origin: Origin,
     /// A one-line description of the settings (calibration, ADC mode, ...).
     pub detail: String,
+}
+
+/// Where a sensor's numbers come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    /// Read from hardware.
+    Measured,
+    /// From a model of a sensor on a simulated board: not this machine's watts.
+    Simulated,
+    /// A fixed figure such as a nameplate or TDP: not measured at all.
+    Nominal,
+}
+
+impl Origin {
+    /// How outputs label numbers of this origin ("" for measured ones).
+    pub fn label(self) -> &'static str {
+        match self {
+            Origin::Measured => "",
+            Origin::Simulated => "simulated",
+            Origin::Nominal => "nominal, not measured",
+        }
+    }
 }
 
 /// One reading of a rail.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Reading {
-    pub volts: f64,
-    pub amps: f64,
+    /// Rail voltage, where the sensor measures it (NVML does not).
+    pub volts: Option<f64>,
+    /// Rail current, where the sensor measures it.
+    pub amps: Option<f64>,
     pub watts: f64,
+    /// Cumulative energy counter in joules, for sensors that keep one (NVML on Volta and
+    /// newer): energy is then the counter's difference, not an integral of `watts`.
+    pub energy_j: Option<f64>,
     /// The sensor flagged an overflow (INA219: OVF, current or power out of range); the
     /// current and power here are computed from the raw shunt and bus voltages instead.
     pub overflow: bool,
@@ -65,5 +95,7 @@ pub fn open(spec: &SensorSpec, ctx: &SensorContext) -> Result<Box<dyn PowerSenso
     match spec {
         SensorSpec::Ina219(s) => Ok(Box::new(ina219::open_linux(s)?)),
         SensorSpec::Ina219Sim(s) => Ok(Box::new(ina219_sim::open(s, ctx)?)),
+        SensorSpec::Nvml(s) => Ok(Box::new(nvml::open(s)?)),
+        SensorSpec::Nominal(s) => Ok(Box::new(nominal::open(s)?)),
     }
 }

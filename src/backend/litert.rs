@@ -1,0 +1,403 @@
+//! Int8 TensorFlow Lite models on Google's LiteRT runtime (the `ai-edge-litert` wheel's
+//! `libLiteRt.so`), through its C API loaded at run time (module `ffi`).
+//!
+//! This is the engine Google's own Python loop uses (XNNPACK on the CPU), so joulebench's
+//! numbers are comparable with it; the binary still starts where the library is absent.
+
+mod ffi;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use super::{tensor_type, Backend, EngineInfo};
+use crate::input::{InputSpec, TensorType};
+
+/// Where the rig's library path, if any, may be overridden without editing the rig.
+pub const LIBRARY_ENV: &str = "JOULEBENCH_LITERT_LIB";
+
+pub struct LiteRtBackend {
+    session: ffi::Session,
+    input: InputSpec,
+    output_type: TensorType,
+    engine: EngineInfo,
+}
+
+impl LiteRtBackend {
+    /// Compiles `model_path` for the CPU with `threads` threads, on XNNPACK or (with `xnnpack`
+    /// false) on LiteRT's builtin kernels, using the LiteRT library at `library`.
+    ///
+    /// LiteRT applies `num_threads` to XNNPACK only: its builtin kernels run on one thread
+    /// whatever is asked (seen with 2.3.0, from Rust and from Google's Python `CompiledModel`
+    /// alike: no worker thread appears, no speed-up), so more threads without XNNPACK are
+    /// refused rather than reported but not used.
+    pub fn open(model_path: &Path, threads: u32, xnnpack: bool, library: &Path) -> Result<Self> {
+        if threads == 0 {
+            bail!("LiteRT needs at least 1 thread");
+        }
+        if threads > 1 && !xnnpack {
+            bail!(
+                "LiteRT runs its builtin kernels (XNNPACK off) on 1 thread only, {threads} asked"
+            );
+        }
+        if !library.is_file() {
+            bail!(not_found(&library.display().to_string()));
+        }
+        check_model_file(model_path)?;
+        let (session, input, output) = ffi::Session::open(library, model_path, threads, xnnpack)?;
+        let dtype = |info: &ffi::TensorInfo| {
+            let kind = match info.element_type {
+                ffi::ELEMENT_UINT8 => "uint8",
+                ffi::ELEMENT_INT8 => "int8",
+                ffi::ELEMENT_FLOAT32 => "float32",
+                other => bail!("unsupported tensor type (LiteRT element type {other})"),
+            };
+            let (scale, zero_point) = info.quantization.unzip();
+            tensor_type(kind, scale, zero_point)
+        };
+        let &[1, height, width, channels] = input.dims.as_slice() else {
+            bail!("expected an NHWC input of batch 1, got {:?}", input.dims);
+        };
+        if height <= 0 || width <= 0 || channels <= 0 {
+            bail!("expected a fixed input shape, got {:?}", input.dims);
+        }
+        Ok(Self {
+            session,
+            input: InputSpec {
+                height: height as u32,
+                width: width as u32,
+                channels: channels as u32,
+                dtype: dtype(&input)?,
+            },
+            output_type: dtype(&output)?,
+            engine: EngineInfo {
+                engine: "litert".into(),
+                version: wheel_version(library),
+                accelerator: if xnnpack { "xnnpack" } else { "none" }.into(),
+                threads,
+            },
+        })
+    }
+}
+
+impl Backend for LiteRtBackend {
+    fn engine(&self) -> &EngineInfo {
+        &self.engine
+    }
+
+    fn input(&self) -> &InputSpec {
+        &self.input
+    }
+
+    fn infer(&mut self, input: &[u8], scores: &mut Vec<f32>) -> Result<()> {
+        let output_type = self.output_type;
+        self.session
+            .run(input, |out| output_type.dequantize(out, scores))
+    }
+}
+
+/// Finds libLiteRt.so: `explicit` (from the rig) if given, else env `JOULEBENCH_LITERT_LIB`, else
+/// `<cache>/venv/lib/python3*/site-packages/ai_edge_litert/libLiteRt.so` where cache =
+/// [`crate::cache_dir`] (where `make setup` installs the wheel).
+pub fn locate_library(explicit: Option<&Path>) -> Result<PathBuf> {
+    let from_env = std::env::var_os(LIBRARY_ENV).filter(|v| !v.is_empty());
+    if let Some(path) = explicit.map(PathBuf::from).or(from_env.map(PathBuf::from)) {
+        if !path.is_file() {
+            bail!(not_found(&path.display().to_string()));
+        }
+        return Ok(path);
+    }
+    let lib = crate::cache_dir().join("venv/lib");
+    let mut pythons: Vec<PathBuf> = std::fs::read_dir(&lib)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
+        .map(|e| e.path())
+        .collect();
+    pythons.sort();
+    pythons
+        .iter()
+        .map(|p| p.join("site-packages/ai_edge_litert/libLiteRt.so"))
+        .find(|p| p.is_file())
+        .with_context(|| {
+            let pattern = lib.join("python3*/site-packages/ai_edge_litert/libLiteRt.so");
+            not_found(&pattern.display().to_string())
+        })
+}
+
+fn not_found(looked_in: &str) -> String {
+    format!(
+        "LiteRT library not found (looked in {looked_in}): run `make setup` (installs \
+         ai-edge-litert into the project venv), or set {LIBRARY_ENV} / the rig's litert_lib"
+    )
+}
+
+/// Runs the flatbuffer verifier over the model first: `LiteRtCreateModelFromFile` does not
+/// verify, and a truncated or corrupt file segfaults it (Google's Python `CompiledModel` too).
+/// The verifier is TensorFlow Lite's own (`VerifyModelBuffer`, through the `tflite` crate).
+fn check_model_file(path: &Path) -> Result<()> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
+    if tflite::model::Model::from_buffer(&bytes).is_none() {
+        bail!("{} is not a valid TensorFlow Lite model", path.display());
+    }
+    Ok(())
+}
+
+/// The wheel's version, from the `ai_edge_litert-X.Y.Z.dist-info` folder next to the package
+/// folder holding the library; "unknown" for a library outside a wheel install.
+fn wheel_version(library: &Path) -> String {
+    let site = library.parent().and_then(Path::parent);
+    let mut versions: Vec<String> = site
+        .and_then(|s| std::fs::read_dir(s).ok())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let version = name
+                .strip_prefix("ai_edge_litert-")?
+                .strip_suffix(".dist-info")?;
+            Some(version.to_owned())
+        })
+        .collect();
+    versions.sort();
+    versions.pop().unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::tflite::TfliteBackend;
+    use crate::input::{self, Normalization};
+
+    const MODELS: [&str; 2] = [
+        "mobilenet_v2_1.0_224_quant.tflite",
+        "tf2_mobilenet_v2_1.0_224_ptq.tflite",
+    ];
+    /// Image and the top-1 output index both models give it (models/manifest.toml).
+    const IMAGES: [(&str, usize); 4] = [
+        ("bird.bmp", 20),
+        ("cat.bmp", 286),
+        ("grace_hopper.bmp", 653),
+        ("parrot.jpg", 89),
+    ];
+
+    fn models() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
+    }
+
+    /// The real library, or `None` (with a note) where `make setup` has not installed it.
+    fn library() -> Option<PathBuf> {
+        match locate_library(None) {
+            Ok(path) => Some(path),
+            Err(e) => {
+                eprintln!("skipping LiteRT test: {e}");
+                None
+            }
+        }
+    }
+
+    fn prepare(backend: &dyn Backend, image: &str) -> Vec<u8> {
+        let spec = backend.input();
+        let img = input::load_image(&models().join(image), spec.width, spec.height).unwrap();
+        input::encode(&img, spec, Normalization::MOBILENET).unwrap()
+    }
+
+    fn top1(scores: &[f32]) -> usize {
+        (0..scores.len())
+            .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
+            .unwrap()
+    }
+
+    #[test]
+    fn classifies_like_the_manifest_with_and_without_xnnpack() {
+        let Some(lib) = library() else { return };
+        for model in MODELS {
+            for (xnnpack, threads) in [(true, 1), (true, 2), (false, 1)] {
+                let mut b = LiteRtBackend::open(&models().join(model), threads, xnnpack, &lib)
+                    .unwrap_or_else(|e| panic!("{model}: {e:#}"));
+                assert_eq!(b.engine().engine, "litert");
+                assert_eq!(
+                    b.engine().accelerator,
+                    if xnnpack { "xnnpack" } else { "none" }
+                );
+                assert_eq!(b.engine().threads, threads);
+                let spec = b.input().clone();
+                assert_eq!((spec.height, spec.width, spec.channels), (224, 224, 3));
+                let mut scores = Vec::new();
+                for (image, want) in IMAGES {
+                    let input = prepare(&b, image);
+                    b.infer(&input, &mut scores).unwrap();
+                    assert_eq!(scores.len(), 1001);
+                    let got = top1(&scores);
+                    assert_eq!(
+                        got, want,
+                        "{model} {image} xnnpack={xnnpack} threads={threads}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_threads_it_would_not_use() {
+        let (model, lib) = (
+            models().join(MODELS[0]),
+            Path::new("/nonexistent/libLiteRt.so"),
+        );
+        for (threads, xnnpack, want) in [(0, true, "at least 1"), (2, false, "1 thread only")] {
+            let e = LiteRtBackend::open(&model, threads, xnnpack, lib)
+                .err()
+                .unwrap();
+            assert!(e.to_string().contains(want), "{e}");
+        }
+    }
+
+    #[test]
+    fn reports_the_wheel_version() {
+        let Some(lib) = library() else { return };
+        let b = LiteRtBackend::open(&models().join(MODELS[0]), 1, true, &lib).unwrap();
+        let version = &b.engine().version;
+        // Where `make setup` put it, the wheel's dist-info is beside the package.
+        let in_wheel = lib.parent().is_some_and(|p| p.ends_with("ai_edge_litert"));
+        assert!(!in_wheel || version.starts_with("2."), "{version}");
+        let fake = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(fake.path().join("ai_edge_litert-9.8.7.dist-info")).unwrap();
+        let in_pkg = fake.path().join("ai_edge_litert/libLiteRt.so");
+        assert_eq!(wheel_version(&in_pkg), "9.8.7");
+        assert_eq!(wheel_version(Path::new("/nowhere/libLiteRt.so")), "unknown");
+    }
+
+    /// Same input, nearly the same scores as TensorFlow Lite 1.15. Not identical: LiteRT's
+    /// kernels (XNNPACK's and its builtin ones alike) requantize differently, so a few of the
+    /// 1001 scores differ, by up to 13 steps of 1/256 measured (the manifest's "a few
+    /// hundredths"). The same bytes through Google's Python interpreter give LiteRT's output
+    /// exactly (checked by hand: ai-edge-litert 2.3.0, both models, XNNPACK and builtin).
+    #[test]
+    fn matches_the_tflite_engine() {
+        let Some(lib) = library() else { return };
+        for model in MODELS {
+            let path = models().join(model);
+            let mut tflite = TfliteBackend::open(&path, 1).unwrap();
+            let (mut want, mut got) = (Vec::new(), Vec::new());
+            for xnnpack in [true, false] {
+                let mut litert = LiteRtBackend::open(&path, 1, xnnpack, &lib).unwrap();
+                assert_eq!(litert.input(), tflite.input());
+                let TensorType::U8 { scale, .. } = litert.output_type else {
+                    panic!("{model}: expected a uint8 output");
+                };
+                for (image, _) in IMAGES {
+                    let input = prepare(&litert, image);
+                    tflite.infer(&input, &mut want).unwrap();
+                    litert.infer(&input, &mut got).unwrap();
+                    let worst = want
+                        .iter()
+                        .zip(&got)
+                        .map(|(a, b)| ((a - b) / scale).abs().round() as u32)
+                        .max();
+                    let differ = want.iter().zip(&got).filter(|(a, b)| a != b).count();
+                    assert_eq!(top1(&got), top1(&want), "{model} {image} xnnpack={xnnpack}");
+                    assert!(
+                        worst <= Some(16) && differ <= 20,
+                        "{model} {image} xnnpack={xnnpack}: {differ} scores differ, by up to \
+                         {worst:?} steps"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn missing_library_says_how_to_install_it() {
+        let missing = Path::new("/nonexistent/libLiteRt.so");
+        for e in [
+            locate_library(Some(missing)).unwrap_err(),
+            LiteRtBackend::open(&models().join(MODELS[0]), 1, true, missing)
+                .err()
+                .unwrap(),
+        ] {
+            let text = format!("{e:#}");
+            assert!(
+                text.starts_with("LiteRT library not found (looked in /nonexistent/libLiteRt.so)"),
+                "{text}"
+            );
+            assert!(
+                text.contains("make setup") && !text.contains('\n'),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn incompatible_library_names_the_missing_symbol() {
+        let libm = Path::new("/lib/x86_64-linux-gnu/libm.so.6");
+        if !libm.is_file() {
+            eprintln!("skipping: no {}", libm.display());
+            return;
+        }
+        let e = LiteRtBackend::open(&models().join(MODELS[0]), 1, true, libm)
+            .err()
+            .unwrap();
+        let text = format!("{e:#}");
+        assert!(
+            text.starts_with(
+                "/lib/x86_64-linux-gnu/libm.so.6 is incompatible: missing symbol Lite"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("2.1.6 or newer"), "{text}");
+    }
+
+    #[test]
+    fn bad_model_files_are_errors() {
+        let Some(lib) = library() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let garbage = dir.path().join("garbage.tflite");
+        std::fs::write(&garbage, vec![0x5a; 4096]).unwrap();
+        // Right identifier, broken flatbuffer: crashes LiteRT unless verified first.
+        let truncated = dir.path().join("truncated.tflite");
+        let real = std::fs::read(models().join(MODELS[0])).unwrap();
+        std::fs::write(&truncated, &real[..4096]).unwrap();
+        let cases = [
+            (garbage.as_path(), "is not a valid TensorFlow Lite model"),
+            (truncated.as_path(), "is not a valid TensorFlow Lite model"),
+            (Path::new("/nonexistent.tflite"), "cannot read model"),
+        ];
+        for (path, want) in cases {
+            let e = LiteRtBackend::open(path, 1, true, &lib).err().unwrap();
+            let text = format!("{e:#}");
+            assert!(text.contains(want) && !text.contains('\n'), "{text}");
+        }
+    }
+
+    /// Not a test: `cargo test --release --lib backend::litert -- --ignored --nocapture`
+    /// prints the mean time of 250 classifications after 1 warm-up and 1 s of sleep (the 2019
+    /// method), and the process's thread count (XNNPACK adds threads - 1 workers).
+    #[test]
+    #[ignore]
+    fn speed() {
+        let Some(lib) = library() else { return };
+        let tasks = || std::fs::read_dir("/proc/self/task").map_or(0, Iterator::count);
+        for model in MODELS {
+            for (xnnpack, threads) in [(true, 1), (true, 2), (false, 1)] {
+                let path = models().join(model);
+                let mut b = LiteRtBackend::open(&path, threads, xnnpack, &lib).unwrap();
+                let input = prepare(&b, "grace_hopper.bmp");
+                let mut scores = Vec::new();
+                b.infer(&input, &mut scores).unwrap();
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                let start = std::time::Instant::now();
+                for _ in 0..250 {
+                    b.infer(&input, &mut scores).unwrap();
+                }
+                let ms = start.elapsed().as_secs_f64() * 1e3 / 250.0;
+                eprintln!(
+                    "{model} xnnpack={xnnpack} threads={threads}: {ms:.2} ms ({} OS threads)",
+                    tasks()
+                );
+            }
+        }
+    }
+}

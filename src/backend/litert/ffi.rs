@@ -1,0 +1,534 @@
+//! The slice of LiteRT's C API that [`super::LiteRtBackend`] needs, loaded at run time, and a
+//! safe [`Session`] over it. All `unsafe` of the LiteRT engine lives in this file.
+//!
+//! Why by hand: `litert-sys` 0.2.1 binds the 2.1.4 headers, but from 2.1.6 on
+//! `LiteRtCreateModelFromFile` takes a `LiteRtEnvironment` first (a library has that form
+//! exactly when it exports `LiteRtCreateModelFromFd`), and the crate links at build time. Loading
+//! with `libloading` keeps the binary starting where the library is absent. Types and signatures
+//! follow the 2.1.4 headers, checked against the 2.3.0 wheel's `libLiteRt.so`.
+
+use std::ffi::{c_char, c_int, c_void, CString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::{anyhow, bail, Result};
+use libloading::Library;
+
+/// Every LiteRT handle (`LiteRtEnvironment`, `LiteRtModel`, ...) is an opaque pointer.
+type Handle = *mut c_void;
+/// `LiteRtStatus`; 0 is `kLiteRtStatusOk`.
+type Status = c_int;
+
+/// `LiteRtLayout`: `unsigned rank : 7; bool has_strides : 1;` share the first 4 bytes.
+#[repr(C)]
+struct Layout {
+    bits: u32,
+    dimensions: [i32; 8],
+    strides: [u32; 8],
+}
+
+/// `LiteRtRankedTensorType`.
+#[repr(C)]
+struct RankedTensorType {
+    element_type: u32,
+    layout: Layout,
+}
+
+/// `LiteRtQuantizationPerTensor`.
+#[repr(C)]
+struct QuantizationPerTensor {
+    scale: f32,
+    zero_point: i64,
+}
+
+/// `LiteRtEnvOption { tag; LiteRtAny value; }`: `value` starts at 8, its union at 16.
+#[repr(C)]
+struct EnvOption {
+    tag: u32,
+    value: Any,
+}
+
+/// `LiteRtAny` holding an `int64_t` (`kLiteRtAnyTypeInt`).
+#[repr(C)]
+struct Any {
+    any_type: u32,
+    int_value: i64,
+}
+
+// The sizes the headers assert for 64-bit non-MSVC targets.
+const _: () = assert!(std::mem::size_of::<RankedTensorType>() == 72);
+const _: () = assert!(std::mem::size_of::<EnvOption>() == 24);
+
+const ENV_AUTO_REGISTER_ACCELERATORS: u32 = 24;
+const ENV_MIN_LOGGER_SEVERITY: u32 = 25;
+const ANY_TYPE_INT: u32 = 2;
+const HW_ACCELERATOR_CPU: c_int = 1;
+const QUANTIZATION_PER_TENSOR: u32 = 1;
+const LOCK_READ: c_int = 0;
+const LOCK_WRITE: c_int = 1;
+
+/// `LiteRtElementType` codes of the element types a classifier's input/output can have.
+pub const ELEMENT_FLOAT32: u32 = 1;
+pub const ELEMENT_UINT8: u32 = 3;
+pub const ELEMENT_INT8: u32 = 9;
+
+macro_rules! api {
+    ($($name:ident: fn($($arg:ty),*) $(-> $ret:ty)?;)*) => {
+        /// Function pointers into a loaded (and never unloaded) `libLiteRt.so`.
+        #[allow(non_snake_case)]
+        struct Api {
+            $($name: unsafe extern "C" fn($($arg),*) $(-> $ret)?,)*
+        }
+
+        impl Api {
+            /// Resolves every symbol, or names the first one missing.
+            fn load(lib: &'static Library) -> Result<Self, &'static str> {
+                // SAFETY: each type is the C declaration; the library outlives the pointers.
+                unsafe {
+                    // Never called: its presence marks the 2.1.6+ ABI of model creation.
+                    lib.get::<unsafe extern "C" fn()>(b"LiteRtCreateModelFromFd\0")
+                        .map_err(|_| "LiteRtCreateModelFromFd")?;
+                    Ok(Self {
+                        $($name: *lib
+                            .get(concat!(stringify!($name), "\0").as_bytes())
+                            .map_err(|_| stringify!($name))?,)*
+                    })
+                }
+            }
+        }
+    };
+}
+
+api! {
+    LiteRtCreateEnvironment: fn(c_int, *const EnvOption, *mut Handle) -> Status;
+    LiteRtDestroyEnvironment: fn(Handle);
+    LiteRtCreateModelFromFile: fn(Handle, *const c_char, *mut Handle) -> Status;
+    LiteRtDestroyModel: fn(Handle);
+    LiteRtGetNumModelSignatures: fn(Handle, *mut usize) -> Status;
+    LiteRtGetModelSignature: fn(Handle, usize, *mut Handle) -> Status;
+    LiteRtGetNumSignatureInputs: fn(Handle, *mut usize) -> Status;
+    LiteRtGetNumSignatureOutputs: fn(Handle, *mut usize) -> Status;
+    LiteRtGetSignatureInputTensorByIndex: fn(Handle, usize, *mut Handle) -> Status;
+    LiteRtGetSignatureOutputTensorByIndex: fn(Handle, usize, *mut Handle) -> Status;
+    LiteRtGetRankedTensorType: fn(Handle, *mut RankedTensorType) -> Status;
+    LiteRtGetQuantizationTypeId: fn(Handle, *mut u32) -> Status;
+    LiteRtGetPerTensorQuantization: fn(Handle, *mut QuantizationPerTensor) -> Status;
+    LiteRtCreateOptions: fn(*mut Handle) -> Status;
+    LiteRtDestroyOptions: fn(Handle);
+    LiteRtSetOptionsHardwareAccelerators: fn(Handle, c_int) -> Status;
+    LiteRtCreateOpaqueOptions:
+        fn(*const c_char, *mut c_void, unsafe extern "C" fn(*mut c_void), *mut Handle) -> Status;
+    LiteRtDestroyOpaqueOptions: fn(Handle);
+    LiteRtAddOpaqueOptions: fn(Handle, Handle) -> Status;
+    LiteRtCreateCompiledModel: fn(Handle, Handle, Handle, *mut Handle) -> Status;
+    LiteRtDestroyCompiledModel: fn(Handle);
+    LiteRtGetCompiledModelInputBufferRequirements: fn(Handle, usize, usize, *mut Handle) -> Status;
+    LiteRtGetCompiledModelOutputBufferRequirements:
+        fn(Handle, usize, usize, *mut Handle) -> Status;
+    LiteRtCreateManagedTensorBufferFromRequirements:
+        fn(Handle, *const RankedTensorType, Handle, *mut Handle) -> Status;
+    LiteRtDestroyTensorBuffer: fn(Handle);
+    LiteRtGetTensorBufferPackedSize: fn(Handle, *mut usize) -> Status;
+    LiteRtLockTensorBuffer: fn(Handle, *mut *mut c_void, c_int) -> Status;
+    LiteRtUnlockTensorBuffer: fn(Handle) -> Status;
+    LiteRtRunCompiledModel: fn(Handle, usize, usize, *mut Handle, usize, *mut Handle) -> Status;
+}
+
+/// Loads `path` once per process and leaks it: unloading LiteRT segfaults at exit on versions
+/// up to 2.2.0, and an incompatible library may be exactly such a version.
+fn api(path: &Path) -> Result<&'static Api> {
+    static LOADED: Mutex<Vec<(PathBuf, &'static Api)>> = Mutex::new(Vec::new());
+    let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, api)) = loaded.iter().find(|(p, _)| p == path) {
+        return Ok(api);
+    }
+    // SAFETY: LiteRT's initialisers only register its own accelerators and ops.
+    let lib = unsafe { Library::new(path) }
+        .map_err(|e| anyhow!("cannot load {}: {e}", path.display()))?;
+    let api = Api::load(Box::leak(Box::new(lib))).map_err(|symbol| {
+        anyhow!(
+            "{} is incompatible: missing symbol {symbol} (joulebench needs ai-edge-litert 2.1.6 \
+             or newer; `make setup` installs 2.3.0)",
+            path.display()
+        )
+    })?;
+    let api: &'static Api = Box::leak(Box::new(api));
+    loaded.push((path.to_owned(), api));
+    Ok(api)
+}
+
+/// The C enum name of a `LiteRtStatus` (litert_common.h).
+fn status_name(status: Status) -> &'static str {
+    match status {
+        1 => "kLiteRtStatusErrorInvalidArgument",
+        2 => "kLiteRtStatusErrorMemoryAllocationFailure",
+        3 => "kLiteRtStatusErrorRuntimeFailure",
+        4 => "kLiteRtStatusErrorMissingInputTensor",
+        5 => "kLiteRtStatusErrorUnsupported",
+        6 => "kLiteRtStatusErrorNotFound",
+        7 => "kLiteRtStatusErrorTimeoutExpired",
+        8 => "kLiteRtStatusErrorWrongVersion",
+        9 => "kLiteRtStatusErrorUnknown",
+        10 => "kLiteRtStatusErrorAlreadyExists",
+        100 => "kLiteRtStatusCancelled",
+        500 => "kLiteRtStatusErrorFileIO",
+        501 => "kLiteRtStatusErrorInvalidFlatbuffer",
+        502 => "kLiteRtStatusErrorDynamicLoading",
+        503 => "kLiteRtStatusErrorSerialization",
+        504 => "kLiteRtStatusErrorCompilation",
+        1000 => "kLiteRtStatusErrorIndexOOB",
+        1001 => "kLiteRtStatusErrorInvalidIrType",
+        1002 => "kLiteRtStatusErrorInvalidGraphInvariant",
+        1003 => "kLiteRtStatusErrorGraphModification",
+        4000 => "kLiteRtStatusErrorUnsupportedRuntimeVersion",
+        4001 => "kLiteRtStatusErrorUnsupportedCompilerVersion",
+        4002 => "kLiteRtStatusErrorIncompatibleByteCodeVersion",
+        _ => "unknown status",
+    }
+}
+
+/// `Ok` for `kLiteRtStatusOk`; else an error naming the call. No allocation on success: this
+/// runs on the timed path.
+fn check(status: Status, call: &'static str) -> Result<()> {
+    if status == 0 {
+        return Ok(());
+    }
+    bail!("LiteRT {call} failed: {} ({status})", status_name(status))
+}
+
+/// Frees the CPU options payload (a `CString` handed over with `into_raw`).
+unsafe extern "C" fn free_payload(payload: *mut c_void) {
+    drop(CString::from_raw(payload.cast()));
+}
+
+/// Element type, shape and per-tensor quantization of a signature input or output.
+#[derive(Debug, Clone)]
+pub struct TensorInfo {
+    /// `LiteRtElementType` code (see [`ELEMENT_UINT8`] and friends).
+    pub element_type: u32,
+    pub dims: Vec<i32>,
+    /// (scale, zero point) when the tensor has per-tensor quantization.
+    pub quantization: Option<(f32, i64)>,
+}
+
+/// A compiled model of signature 0 with one input and one output, and the two host-memory
+/// tensor buffers it runs on (created once, reused by every [`Session::run`]).
+pub struct Session {
+    api: &'static Api,
+    env: Handle,
+    model: Handle,
+    options: Handle,
+    compiled: Handle,
+    input: Handle,
+    output: Handle,
+    input_size: usize,
+    output_size: usize,
+}
+
+impl Session {
+    /// Loads `library` (once per process), compiles `model` for the CPU with `threads` threads,
+    /// with XNNPACK or with LiteRT's builtin kernels, and describes its input and output.
+    pub fn open(
+        library: &Path,
+        model: &Path,
+        threads: u32,
+        xnnpack: bool,
+    ) -> Result<(Self, TensorInfo, TensorInfo)> {
+        let api = api(library)?;
+        let path = CString::new(model.as_os_str().as_bytes())
+            .map_err(|_| anyhow!("model path {} contains a NUL byte", model.display()))?;
+        // Fields fill in as they are created; Drop releases whatever exists on an early return.
+        let mut s = Session {
+            api,
+            env: std::ptr::null_mut(),
+            model: std::ptr::null_mut(),
+            options: std::ptr::null_mut(),
+            compiled: std::ptr::null_mut(),
+            input: std::ptr::null_mut(),
+            output: std::ptr::null_mut(),
+            input_size: 0,
+            output_size: 0,
+        };
+        // Register only the CPU accelerator (no GPU/NPU probing) and log errors only.
+        let env_options = [
+            EnvOption {
+                tag: ENV_AUTO_REGISTER_ACCELERATORS,
+                value: Any {
+                    any_type: ANY_TYPE_INT,
+                    int_value: i64::from(HW_ACCELERATOR_CPU),
+                },
+            },
+            EnvOption {
+                tag: ENV_MIN_LOGGER_SEVERITY,
+                value: Any {
+                    any_type: ANY_TYPE_INT,
+                    int_value: 3,
+                },
+            },
+        ];
+        // XNNPACK's own threads only follow `num_threads`: without it LiteRT runs 1 thread.
+        // `kernel_mode` (litert_cpu_options.h, parsed by the library's TOML reader) picks
+        // XNNPACK ("xnnpack", 0), reference (1) or the builtin optimized kernels ("builtin", 2).
+        let payload = CString::new(format!(
+            "num_threads = {threads}\nkernel_mode = \"{}\"\n",
+            if xnnpack { "xnnpack" } else { "builtin" }
+        ))?;
+        let (input, output);
+        // SAFETY: every call follows its C declaration; out-pointers point at live locals or
+        // fields; handles are used only while their owners (fields of `s`) are alive.
+        unsafe {
+            check(
+                (api.LiteRtCreateEnvironment)(2, env_options.as_ptr(), &mut s.env),
+                "LiteRtCreateEnvironment",
+            )?;
+            check(
+                (api.LiteRtCreateModelFromFile)(s.env, path.as_ptr(), &mut s.model),
+                "LiteRtCreateModelFromFile",
+            )
+            .map_err(|e| anyhow!("cannot load model {}: {e}", model.display()))?;
+            let mut count = 0;
+            check(
+                (api.LiteRtGetNumModelSignatures)(s.model, &mut count),
+                "LiteRtGetNumModelSignatures",
+            )?;
+            if count == 0 {
+                bail!("model {} has no signature", model.display());
+            }
+            let mut signature = std::ptr::null_mut();
+            check(
+                (api.LiteRtGetModelSignature)(s.model, 0, &mut signature),
+                "LiteRtGetModelSignature",
+            )?;
+            let (mut inputs, mut outputs) = (0, 0);
+            check(
+                (api.LiteRtGetNumSignatureInputs)(signature, &mut inputs),
+                "LiteRtGetNumSignatureInputs",
+            )?;
+            check(
+                (api.LiteRtGetNumSignatureOutputs)(signature, &mut outputs),
+                "LiteRtGetNumSignatureOutputs",
+            )?;
+            if (inputs, outputs) != (1, 1) {
+                bail!("expected a model with one input and one output, got {inputs} and {outputs}");
+            }
+            let (mut in_tensor, mut out_tensor) = (std::ptr::null_mut(), std::ptr::null_mut());
+            check(
+                (api.LiteRtGetSignatureInputTensorByIndex)(signature, 0, &mut in_tensor),
+                "LiteRtGetSignatureInputTensorByIndex",
+            )?;
+            check(
+                (api.LiteRtGetSignatureOutputTensorByIndex)(signature, 0, &mut out_tensor),
+                "LiteRtGetSignatureOutputTensorByIndex",
+            )?;
+            let in_type = s.ranked_type(in_tensor)?;
+            let out_type = s.ranked_type(out_tensor)?;
+            input = s.describe(in_tensor, &in_type)?;
+            output = s.describe(out_tensor, &out_type)?;
+
+            check(
+                (api.LiteRtCreateOptions)(&mut s.options),
+                "LiteRtCreateOptions",
+            )?;
+            check(
+                (api.LiteRtSetOptionsHardwareAccelerators)(s.options, HW_ACCELERATOR_CPU),
+                "LiteRtSetOptionsHardwareAccelerators",
+            )?;
+            let payload = payload.into_raw();
+            let mut cpu = std::ptr::null_mut();
+            if let Err(e) = check(
+                (api.LiteRtCreateOpaqueOptions)(
+                    c"xnnpack".as_ptr(),
+                    payload.cast(),
+                    free_payload,
+                    &mut cpu,
+                ),
+                "LiteRtCreateOpaqueOptions",
+            ) {
+                free_payload(payload.cast());
+                return Err(e);
+            }
+            // On success `options` owns `cpu` (litert_options.h); on failure we still do.
+            if let Err(e) = check(
+                (api.LiteRtAddOpaqueOptions)(s.options, cpu),
+                "LiteRtAddOpaqueOptions",
+            ) {
+                (api.LiteRtDestroyOpaqueOptions)(cpu);
+                return Err(e);
+            }
+            // The options stay owned by us (litert_compiled_model.h) and live as long as `s`.
+            check(
+                (api.LiteRtCreateCompiledModel)(s.env, s.model, s.options, &mut s.compiled),
+                "LiteRtCreateCompiledModel",
+            )?;
+            let mut requirements = std::ptr::null_mut();
+            check(
+                (api.LiteRtGetCompiledModelInputBufferRequirements)(
+                    s.compiled,
+                    0,
+                    0,
+                    &mut requirements,
+                ),
+                "LiteRtGetCompiledModelInputBufferRequirements",
+            )?;
+            (s.input, s.input_size) = s.managed_buffer(&in_type, requirements)?;
+            check(
+                (api.LiteRtGetCompiledModelOutputBufferRequirements)(
+                    s.compiled,
+                    0,
+                    0,
+                    &mut requirements,
+                ),
+                "LiteRtGetCompiledModelOutputBufferRequirements",
+            )?;
+            (s.output, s.output_size) = s.managed_buffer(&out_type, requirements)?;
+        }
+        Ok((s, input, output))
+    }
+
+    unsafe fn ranked_type(&self, tensor: Handle) -> Result<RankedTensorType> {
+        let mut t: RankedTensorType = std::mem::zeroed();
+        check(
+            (self.api.LiteRtGetRankedTensorType)(tensor, &mut t),
+            "LiteRtGetRankedTensorType",
+        )?;
+        Ok(t)
+    }
+
+    unsafe fn describe(&self, tensor: Handle, t: &RankedTensorType) -> Result<TensorInfo> {
+        let rank = (t.layout.bits & 0x7f) as usize;
+        let dims = t.layout.dimensions.get(..rank).unwrap_or_default().to_vec();
+        let mut kind = 0;
+        check(
+            (self.api.LiteRtGetQuantizationTypeId)(tensor, &mut kind),
+            "LiteRtGetQuantizationTypeId",
+        )?;
+        let mut quantization = None;
+        if kind == QUANTIZATION_PER_TENSOR {
+            let mut q = QuantizationPerTensor {
+                scale: 0.0,
+                zero_point: 0,
+            };
+            check(
+                (self.api.LiteRtGetPerTensorQuantization)(tensor, &mut q),
+                "LiteRtGetPerTensorQuantization",
+            )?;
+            quantization = Some((q.scale, q.zero_point));
+        }
+        Ok(TensorInfo {
+            element_type: t.element_type,
+            dims,
+            quantization,
+        })
+    }
+
+    /// A managed buffer (host memory for the CPU) as the compiled model requires, and the
+    /// number of bytes a lock exposes.
+    unsafe fn managed_buffer(
+        &self,
+        t: &RankedTensorType,
+        requirements: Handle,
+    ) -> Result<(Handle, usize)> {
+        let mut buffer = std::ptr::null_mut();
+        check(
+            (self.api.LiteRtCreateManagedTensorBufferFromRequirements)(
+                self.env,
+                t,
+                requirements,
+                &mut buffer,
+            ),
+            "LiteRtCreateManagedTensorBufferFromRequirements",
+        )?;
+        let mut size = 0;
+        if let Err(e) = check(
+            (self.api.LiteRtGetTensorBufferPackedSize)(buffer, &mut size),
+            "LiteRtGetTensorBufferPackedSize",
+        ) {
+            (self.api.LiteRtDestroyTensorBuffer)(buffer);
+            return Err(e);
+        }
+        Ok((buffer, size))
+    }
+
+    /// Locks `buffer` into host memory for `mode`, returning its address.
+    unsafe fn lock(&self, buffer: Handle, mode: c_int) -> Result<*mut u8> {
+        let mut address = std::ptr::null_mut();
+        check(
+            (self.api.LiteRtLockTensorBuffer)(buffer, &mut address, mode),
+            "LiteRtLockTensorBuffer",
+        )?;
+        if address.is_null() {
+            (self.api.LiteRtUnlockTensorBuffer)(buffer);
+            bail!("LiteRtLockTensorBuffer returned no host memory");
+        }
+        Ok(address.cast())
+    }
+
+    /// One inference: copies `input` into the input buffer, runs signature 0 and hands the
+    /// output buffer's bytes to `read` while it is locked. Allocates nothing.
+    pub fn run(&mut self, input: &[u8], read: impl FnOnce(&[u8])) -> Result<()> {
+        if input.len() != self.input_size {
+            bail!(
+                "input is {} bytes, the model takes {}",
+                input.len(),
+                self.input_size
+            );
+        }
+        let api = self.api;
+        // SAFETY: the buffers hold `input_size`/`output_size` bytes while locked; the compiled
+        // model and buffers belong to `self`.
+        unsafe {
+            let dst = self.lock(self.input, LOCK_WRITE)?;
+            std::ptr::copy_nonoverlapping(input.as_ptr(), dst, input.len());
+            check(
+                (api.LiteRtUnlockTensorBuffer)(self.input),
+                "LiteRtUnlockTensorBuffer",
+            )?;
+            check(
+                (api.LiteRtRunCompiledModel)(
+                    self.compiled,
+                    0,
+                    1,
+                    &mut self.input,
+                    1,
+                    &mut self.output,
+                ),
+                "LiteRtRunCompiledModel",
+            )?;
+            let src = self.lock(self.output, LOCK_READ)?;
+            read(std::slice::from_raw_parts(src, self.output_size));
+            check(
+                (api.LiteRtUnlockTensorBuffer)(self.output),
+                "LiteRtUnlockTensorBuffer",
+            )
+        }
+    }
+}
+
+impl Drop for Session {
+    /// Releases in reverse order of creation: buffers and compiled model before the options,
+    /// model and environment they refer to.
+    fn drop(&mut self) {
+        let api = self.api;
+        // SAFETY: each handle was created by the matching call and is released once.
+        unsafe {
+            for buffer in [self.input, self.output] {
+                if !buffer.is_null() {
+                    (api.LiteRtDestroyTensorBuffer)(buffer);
+                }
+            }
+            if !self.compiled.is_null() {
+                (api.LiteRtDestroyCompiledModel)(self.compiled);
+            }
+            if !self.options.is_null() {
+                (api.LiteRtDestroyOptions)(self.options);
+            }
+            if !self.model.is_null() {
+                (api.LiteRtDestroyModel)(self.model);
+            }
+            if !self.env.is_null() {
+                (api.LiteRtDestroyEnvironment)(self.env);
+            }
+        }
+    }
+}
