@@ -319,3 +319,40 @@ fn out_dir_is_never_overwritten() {
         "keep me"
     );
 }
+
+#[test]
+fn nominal_watts_are_labelled_not_measured() {
+    ensure_models();
+    let tmp = tempfile::tempdir().unwrap();
+    let rig = write_rig(
+        tmp.path(),
+        "nominal",
+        &sim_rig("").replace(
+            "[[sensors]]",
+            "[[sensors]]\nkind = \"nominal\"\nrail = \"GTX1080 (TDP)\"\nwatts = 180.0\nsource = \"spec sheet\"\n\n[[sensors]]",
+        ),
+    );
+    let out_dir = tmp.path().join("run");
+    let out = joulebench()
+        .args(["run", "--rig"])
+        .arg(&rig)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("nominal (nominal, not measured)"),
+        "{stdout}"
+    );
+    let summary = read_csv(&out_dir.join("summary.csv"));
+    let nominal = summary.iter().find(|r| r["sensor"] == "nominal").unwrap();
+    assert_eq!(nominal["origin"], "nominal");
+    assert_eq!(nominal["simulated"], "false");
+    let watts: f64 = nominal["mean_watts"].parse().unwrap();
+    assert!((watts - 180.0).abs() < 1e-9);
+    let fps: f64 = nominal["fps"].parse().unwrap();
+    let per_joule: f64 = nominal["inferences_per_joule"].parse().unwrap();
+    assert!((per_joule - fps / 180.0).abs() / per_joule < 1e-6);
+}

@@ -574,7 +574,7 @@ mod tests {
                 // OHWI [32,3,3,3]; element o=5, h=1, w=2, i=0 → OIHW index 5*27 + 0*9 + 1*3 + 2.
                 assert_eq!(wt.typ, TensorType::TensorType_UINT8);
                 assert_eq!(wq.scale.len(), 1);
-                let q = raw[5 * 27 + 1 * 9 + 2 * 3] as f32;
+                let q = raw[5 * 27 + 9 + 2 * 3] as f32; // h = 1 → 9, w = 2 → 2·3
                 let want = wq.scale[0] * (q - wq.zero_point[0] as f32);
                 assert_eq!(weights[5 * 27 + 3 + 2], want);
             } else {

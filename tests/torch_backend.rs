@@ -1,0 +1,136 @@
+//! The float backend through the binary (built with the `torch` feature; `make test` always
+//! builds it). CUDA parts run only where a GPU is present.
+#![cfg(feature = "torch")]
+
+mod common;
+
+use common::*;
+
+#[test]
+fn torch_on_the_cpu_agrees_with_the_int8_model() {
+    ensure_models();
+    let tmp = tempfile::tempdir().unwrap();
+    let rig = write_rig(
+        tmp.path(),
+        "both",
+        r#"
+name = "int8-and-float"
+idle_baseline_s = 0.3
+[protocol]
+settle_s = 0.1
+runs = 20
+[[backends]]
+kind = "tflite"
+model = "mobilenet_v2_1.0_224_quant"
+image = "grace_hopper.bmp"
+[[backends]]
+kind = "torch"
+model = "mobilenet_v2_1.0_224_quant"
+image = "grace_hopper.bmp"
+device = "cpu"
+[[sensors]]
+kind = "ina219-sim"
+rail = "5V"
+shunt_ohms = 0.1
+max_current_a = 3.2
+"#,
+    );
+    let out_dir = tmp.path().join("run");
+    let out = joulebench()
+        .args(["run", "--rig"])
+        .arg(&rig)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = read_csv(&out_dir.join("summary.csv"));
+    assert_eq!(summary.len(), 2);
+    let torch = &summary[1];
+    assert_eq!(
+        (torch["backend"].as_str(), torch["engine"].as_str()),
+        ("torch", "torch")
+    );
+    assert!(
+        torch["accelerator"].contains("cpu"),
+        "{}",
+        torch["accelerator"]
+    );
+    for row in &summary {
+        assert_eq!(row["top1_label"], "military uniform");
+        assert_eq!(row["top1_expected"], "military uniform");
+        assert_eq!(row["top1_agrees"], "true");
+        assert_eq!(row["status"], "ok");
+    }
+}
+
+#[test]
+fn offline_scenario_counts_batches_of_images() {
+    ensure_models();
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("run");
+    let out = joulebench()
+        .args([
+            "run",
+            "--backend",
+            "torch",
+            "--device",
+            "cpu",
+            "--scenario",
+            "offline",
+            "--batch",
+            "4",
+            "--runs",
+            "5",
+            "--settle",
+            "0",
+        ])
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let row = &read_csv(&out_dir.join("summary.csv"))[0];
+    assert_eq!(row["scenario"], "offline");
+    assert_eq!(
+        (
+            row["batch"].as_str(),
+            row["runs"].as_str(),
+            row["inferences"].as_str()
+        ),
+        ("4", "5", "20")
+    );
+    assert_eq!(row["top1_label"], "chickadee");
+    assert_eq!(read_csv(&out_dir.join("latency.csv")).len(), 5);
+}
+
+#[test]
+fn batch_needs_the_offline_scenario() {
+    let out = joulebench()
+        .args(["run", "--backend", "torch", "--batch", "8"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "needs protocol.scenario = \"offline\"");
+}
+
+#[test]
+fn cuda_without_a_gpu_is_a_clear_error() {
+    if tch::Cuda::is_available() {
+        eprintln!("skipped: this machine has a CUDA GPU");
+        return;
+    }
+    ensure_models();
+    let out = joulebench()
+        .args([
+            "run",
+            "--backend",
+            "torch",
+            "--device",
+            "cuda:0",
+            "--runs",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "CUDA device cuda:0 is not available");
+}
