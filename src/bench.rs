@@ -144,35 +144,49 @@ fn compare_with_reference(
     }
 
     let fps_of = |r: &[Round]| r.iter().map(|r| r.fps).collect::<Vec<_>>();
+    // Inverted, so that above 1 means "faster than the reference" here too.
+    let cpu_speed_of = |r: &[Round]| r.iter().map(|r| 1.0 / r.cpu_ms).collect::<Vec<_>>();
     let per_joule_of = |r: &[Round]| r.iter().map(|r| r.per_joule).collect::<Option<Vec<_>>>();
     let base = &rounds[last];
     println!(
-        "{:<44} {:>10} {:>9} {:>16} {:>8} {:>8} {:>9}",
-        "contender", "median FPS", "ratio", "per-round ratios", "W", "inf/J", "ratio"
+        "{:<44} {:>10} {:>7} {:>16} {:>8} {:>7} {:>8} {:>8} {:>7}",
+        "contender",
+        "median FPS",
+        "ratio",
+        "per-round ratios",
+        "CPU ms",
+        "ratio",
+        "W",
+        "inf/J",
+        "ratio"
     );
     for (name, r) in names.iter().zip(&rounds) {
         let fps = Ratios::of(&fps_of(r), &fps_of(base));
+        let cpu = Ratios::of(&cpu_speed_of(r), &cpu_speed_of(base));
+        let cpu_ms: Vec<f64> = r.iter().map(|r| r.cpu_ms).collect();
         let energy = match (per_joule_of(r), per_joule_of(base)) {
             (Some(j), Some(base_j)) => {
                 let watts: Vec<f64> = r.iter().filter_map(|r| r.watts).collect();
                 format!(
-                    "{:>8.1} {:>8.2} {:>9.3}",
+                    "{:>8.1} {:>8.2} {:>7.3}",
                     median(&watts),
                     median(&j),
                     Ratios::of(&j, &base_j).median
                 )
             }
-            _ => format!("{:>8} {:>8} {:>9}", "-", "-", "-"),
+            _ => format!("{:>8} {:>8} {:>7}", "-", "-", "-"),
         };
         println!(
-            "{name:<44} {:>10.1} {:>9.3} {:>16} {energy}",
+            "{name:<44} {:>10.1} {:>7.3} {:>16} {:>8.2} {:>7.3} {energy}",
             median(&fps_of(r)),
             fps.median,
-            fps.range()
+            fps.range(),
+            median(&cpu_ms),
+            cpu.median
         );
     }
     println!(
-        "(ratio: median of the per-round ratios, each run against the reference run next to it)"
+        "(ratio: median of the per-round ratios, each run against the reference run next to it; CPU ms: process CPU time per image, its ratio inverted so that above 1 is faster)"
     );
     Ok(())
 }
@@ -189,6 +203,9 @@ fn measures_energy(rig: &Rig) -> bool {
 #[derive(Debug, Clone, Copy)]
 struct Round {
     fps: f64,
+    /// Process CPU time per image in the timed window: immune to time other tenants of a
+    /// shared machine take, which wall-clock FPS is not.
+    cpu_ms: f64,
     /// Mean power of the rig's first sensor over the timed window, when measured.
     watts: Option<f64>,
     per_joule: Option<f64>,
@@ -196,7 +213,7 @@ struct Round {
 
 impl std::fmt::Display for Round {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:.1} FPS", self.fps)?;
+        write!(f, "{:.1} FPS ({:.2} CPU ms)", self.fps, self.cpu_ms)?;
         if let (Some(w), Some(j)) = (self.watts, self.per_joule) {
             write!(f, " {w:.1} W {j:.2} inf/J")?;
         }
@@ -308,6 +325,7 @@ impl Reference {
         };
         let round = Round {
             fps: number("fps")?,
+            cpu_ms: number("cpu_ms_per_inference")?,
             watts: None,
             per_joule: None,
         };
@@ -431,12 +449,7 @@ fn start_sampler(rig: &Rig, clock: RunClock, phases: &PhaseLog) -> Result<Sample
         clock,
         phases: phases.clone(),
     };
-    let sensors = rig
-        .sensors
-        .iter()
-        .map(|s| sensor::open(s, &ctx))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Sampler::start(sensors, clock))
+    Ok(Sampler::start(sensor::open_all(&rig.sensors, &ctx)?, clock))
 }
 
 /// One protocol run in this process; with `sensors_of`, that rig's sensors are sampled
@@ -472,6 +485,7 @@ fn rig_round(
     }
     let mut round = Round {
         fps: run.fps().context("no timed classifications")?,
+        cpu_ms: run.cpu_seconds * 1e3 / run.inferences() as f64,
         watts: None,
         per_joule: None,
     };

@@ -47,6 +47,9 @@ pub struct TimedRun {
     pub top: Vec<Prediction>,
     /// Images per timed call (the backend's batch).
     pub batch: usize,
+    /// CPU time the whole process used during the timed phase, in seconds: unlike wall time,
+    /// it leaves out time a shared machine's other tenants took.
+    pub cpu_seconds: f64,
     pub interrupted: bool,
     /// The error that ended the run early, if any.
     pub error: Option<String>,
@@ -108,6 +111,7 @@ pub fn run(
     ctx.phases.begin(Phase::Timed, Some(ctx.backend), start);
     out.latencies.reserve(spec.runs as usize);
     let min_end = start + spec.min_duration_s.unwrap_or(0.0);
+    let cpu_start = cpu_time::ProcessTime::now();
     let mut end = start;
     while !stopped() && (out.latencies.len() < spec.runs as usize || end < min_end) {
         let t0 = ctx.clock.now();
@@ -123,6 +127,7 @@ pub fn run(
         });
         ctx.progress.inc(1);
     }
+    out.cpu_seconds = cpu_start.elapsed().as_secs_f64();
     ctx.phases.end(end);
     out.window = Some((start, end));
     out.top = top;

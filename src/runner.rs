@@ -91,14 +91,7 @@ pub fn prepare(rig: Rig, rig_text: String) -> Result<Prepared> {
         clock,
         phases: phases.clone(),
     };
-    let sensors = rig
-        .sensors
-        .iter()
-        .map(|spec| {
-            sensor::open(spec, &ctx)
-                .with_context(|| format!("sensor {} ({})", spec.kind(), spec.rail()))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let sensors = sensor::open_all(&rig.sensors, &ctx)?;
     let mut rig = rig;
     extend_for_slow_sensors(&mut rig, &sensors);
     Ok(Prepared {

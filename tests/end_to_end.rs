@@ -9,11 +9,7 @@ fn default_rig_writes_four_files_with_250_timed_classifications() {
     ensure_models();
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tmp.path().join("run");
-    let out = joulebench()
-        .args(["run", "--out"])
-        .arg(&out_dir)
-        .output()
-        .unwrap();
+    let out = run(&["run", "--out", s(&out_dir)]);
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("chickadee (20)"), "{stdout}");
@@ -121,20 +117,13 @@ fn malformed_rig_names_line_and_column() {
         "bad",
         &sim_rig("").replace("runs = 20", "runs = \"many\""),
     );
-    let out = joulebench()
-        .args(["run", "--rig"])
-        .arg(&rig)
-        .output()
-        .unwrap();
+    let out = run(&["run", "--rig", s(&rig)]);
     assert_one_line_error(&out, "line 7, column 8");
 }
 
 #[test]
 fn missing_rig_file() {
-    let out = joulebench()
-        .args(["run", "--rig", "rigs/nope.toml"])
-        .output()
-        .unwrap();
+    let out = run(&["run", "--rig", "rigs/nope.toml"]);
     assert_one_line_error(&out, "cannot read rig file rigs/nope.toml");
 }
 
@@ -167,11 +156,7 @@ fn model_file_that_is_not_tflite() {
     let tmp = tempfile::tempdir().unwrap();
     let fake = tmp.path().join("garbage.tflite");
     std::fs::write(&fake, b"this is not a flatbuffer").unwrap();
-    let out = joulebench()
-        .args(["run", "--runs", "1", "--model"])
-        .arg(&fake)
-        .output()
-        .unwrap();
+    let out = run(&["run", "--runs", "1", "--model", s(&fake)]);
     assert_one_line_error(&out, "garbage.tflite");
 }
 
@@ -181,16 +166,9 @@ fn unreadable_image() {
     let tmp = tempfile::tempdir().unwrap();
     let image = tmp.path().join("broken.jpg");
     std::fs::write(&image, b"\xff\xd8\xff\xe0 truncated").unwrap();
-    let out = joulebench()
-        .args(["run", "--runs", "1", "--image"])
-        .arg(&image)
-        .output()
-        .unwrap();
+    let out = run(&["run", "--runs", "1", "--image", s(&image)]);
     assert_one_line_error(&out, "cannot decode image");
-    let out = joulebench()
-        .args(["run", "--runs", "1", "--image", "/nonexistent/cat.png"])
-        .output()
-        .unwrap();
+    let out = run(&["run", "--runs", "1", "--image", "/nonexistent/cat.png"]);
     assert_one_line_error(&out, "/nonexistent/cat.png");
 }
 
@@ -203,21 +181,11 @@ fn absent_i2c_bus_is_a_clear_error_before_anything_runs() {
         .replace("/dev/i2c-1", "/dev/i2c-99");
     let rig = write_rig(tmp.path(), "rpi", &rig);
     let out_dir = tmp.path().join("run");
-    let out = joulebench()
-        .args(["run", "--rig"])
-        .arg(&rig)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
+    let out = run(&["run", "--rig", s(&rig), "--out", s(&out_dir)]);
     assert_one_line_error(&out, "I2C bus /dev/i2c-99 not found");
     assert!(!out_dir.exists(), "nothing ran, so no run folder");
 
-    let out = joulebench()
-        .args(["sensors", "--rig"])
-        .arg(&rig)
-        .output()
-        .unwrap();
+    let out = run(&["sensors", "--rig", s(&rig)]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("/dev/i2c-99 not found"));
 }
@@ -233,13 +201,7 @@ fn sensor_that_nacks_mid_run_keeps_the_measurements() {
         &sim_rig("[sensors.faults]\nnack_after_transactions = 500\n"),
     );
     let out_dir = tmp.path().join("run");
-    let out = joulebench()
-        .args(["run", "--rig"])
-        .arg(&rig)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
+    let out = run(&["run", "--rig", s(&rig), "--out", s(&out_dir)]);
     assert_one_line_error(&out, "sensor failed");
     assert!(stderr(&out).contains("partial results in"));
     let summary = read_csv(&out_dir.join("summary.csv"));
@@ -257,7 +219,7 @@ fn sensor_that_nacks_mid_run_keeps_the_measurements() {
 
 #[test]
 fn sensors_command_reads_the_simulated_chip() {
-    let out = joulebench().args(["sensors"]).output().unwrap();
+    let out = run(&["sensors"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -333,13 +295,7 @@ fn nominal_watts_are_labelled_not_measured() {
         ),
     );
     let out_dir = tmp.path().join("run");
-    let out = joulebench()
-        .args(["run", "--rig"])
-        .arg(&rig)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
+    let out = run(&["run", "--rig", s(&rig), "--out", s(&out_dir)]);
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -36,13 +36,7 @@ max_current_a = 3.2
 "#,
     );
     let out_dir = tmp.path().join("run");
-    let out = joulebench()
-        .args(["run", "--rig"])
-        .arg(&rig)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
+    let out = run(&["run", "--rig", s(&rig), "--out", s(&out_dir)]);
     assert!(out.status.success(), "{}", stderr(&out));
     let summary = read_csv(&out_dir.join("summary.csv"));
     assert_eq!(summary.len(), 2);
@@ -69,26 +63,23 @@ fn offline_scenario_counts_batches_of_images() {
     ensure_models();
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tmp.path().join("run");
-    let out = joulebench()
-        .args([
-            "run",
-            "--backend",
-            "torch",
-            "--device",
-            "cpu",
-            "--scenario",
-            "offline",
-            "--batch",
-            "4",
-            "--runs",
-            "5",
-            "--settle",
-            "0",
-        ])
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
+    let out = run(&[
+        "run",
+        "--backend",
+        "torch",
+        "--device",
+        "cpu",
+        "--scenario",
+        "offline",
+        "--batch",
+        "4",
+        "--runs",
+        "5",
+        "--settle",
+        "0",
+        "--out",
+        s(&out_dir),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let row = &read_csv(&out_dir.join("summary.csv"))[0];
     assert_eq!(row["scenario"], "offline");
@@ -106,10 +97,7 @@ fn offline_scenario_counts_batches_of_images() {
 
 #[test]
 fn batch_needs_the_offline_scenario() {
-    let out = joulebench()
-        .args(["run", "--backend", "torch", "--batch", "8"])
-        .output()
-        .unwrap();
+    let out = run(&["run", "--backend", "torch", "--batch", "8"]);
     assert_one_line_error(&out, "needs protocol.scenario = \"offline\"");
 }
 
@@ -120,17 +108,14 @@ fn cuda_without_a_gpu_is_a_clear_error() {
         return;
     }
     ensure_models();
-    let out = joulebench()
-        .args([
-            "run",
-            "--backend",
-            "torch",
-            "--device",
-            "cuda:0",
-            "--runs",
-            "1",
-        ])
-        .output()
-        .unwrap();
+    let out = run(&[
+        "run",
+        "--backend",
+        "torch",
+        "--device",
+        "cuda:0",
+        "--runs",
+        "1",
+    ]);
     assert_one_line_error(&out, "CUDA device cuda:0 is not available");
 }

@@ -55,17 +55,20 @@ def main():
         classify()
     time.sleep(args.settle)
     latencies = []
+    cpu_start = time.process_time()
     start = time.perf_counter()
     for _ in range(args.runs):
         t0 = time.perf_counter()
         top = classify()
         latencies.append(time.perf_counter() - t0)
     elapsed = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
     print(
         json.dumps(
             {
                 "engine": "ai-edge-litert",
                 "fps": args.runs / elapsed,
+                "cpu_ms_per_inference": cpu_seconds / args.runs * 1e3,
                 "latency_ms_median": float(np.median(latencies) * 1e3),
                 "top1": int(top[0]),
                 "threads": args.threads,

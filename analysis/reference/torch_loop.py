@@ -83,18 +83,21 @@ def main():
             classify()
         time.sleep(args.settle)
         latencies = []
+        cpu_start = time.process_time()
         start = time.monotonic()
         while len(latencies) < args.runs or time.monotonic() - start < args.min_duration:
             t0 = time.monotonic()
             top = classify()
             latencies.append(time.monotonic() - t0)
         end = time.monotonic()
+        cpu_seconds = time.process_time() - cpu_start
     print(
         json.dumps(
             {
                 "engine": f"pytorch {torch.__version__}",
                 "fps": len(latencies) * args.batch / (end - start),
                 "latency_ms_median": float(np.median(latencies) * 1e3),
+                "cpu_ms_per_inference": cpu_seconds / (len(latencies) * args.batch) * 1e3,
                 "top1": int(top[0]),
                 "start_monotonic": start,
                 "end_monotonic": end,

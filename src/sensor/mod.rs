@@ -11,7 +11,7 @@ pub mod nvml;
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::clock::{PhaseLog, RunClock};
 use crate::rig::SensorSpec;
@@ -88,6 +88,16 @@ pub trait PowerSensor: Send {
 pub struct SensorContext {
     pub clock: RunClock,
     pub phases: PhaseLog,
+}
+
+/// Opens every sensor of a rig, in order; an error names the sensor that failed.
+pub fn open_all(specs: &[SensorSpec], ctx: &SensorContext) -> Result<Vec<Box<dyn PowerSensor>>> {
+    specs
+        .iter()
+        .map(|spec| {
+            open(spec, ctx).with_context(|| format!("sensor {} ({})", spec.kind(), spec.rail()))
+        })
+        .collect()
 }
 
 /// Opens the sensor a rig's `[[sensors]]` table describes.

@@ -36,6 +36,16 @@ pub fn joulebench() -> Command {
     cmd
 }
 
+/// Runs the binary to completion.
+pub fn run(args: &[&str]) -> Output {
+    joulebench().args(args).output().unwrap()
+}
+
+/// A path as an argument (temporary folders have UTF-8 names).
+pub fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
 /// Writes a rig file into `dir` and returns its path.
 pub fn write_rig(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));

@@ -34,6 +34,8 @@ pub struct TorchBackend {
     /// `[batch, 224, 224, 3]` f32 on the host (page-locked for a GPU): `batch` copies of the
     /// input, rewritten only when the input bytes change.
     host: Tensor,
+    /// The input bytes `host` holds.
+    last_input: Vec<u8>,
     /// The same shape on the GPU, the target of the per-call host-to-device copy; None on
     /// the CPU.
     device_nhwc: Option<Tensor>,
@@ -86,17 +88,13 @@ impl TorchBackend {
             Some(Tensor::f_zeros(nhwc.as_slice(), (Kind::Float, tdevice))?)
         };
         let nchw = Tensor::f_zeros([batch as i64, 3, SIDE, SIDE].as_slice(), (kind, tdevice))?;
-        let accelerator = match device {
-            Device::Cpu => format!("cpu {}", precision.as_str()),
-            Device::Cuda(n) => match cuda_device_name(n) {
-                Some(name) => format!("cuda:{n} {name} {}", precision.as_str()),
-                None => format!("cuda:{n} {}", precision.as_str()),
-            },
-        };
+        // The GPU's name is in the NVML sensor's detail; tch has no call for it.
+        let accelerator = format!("{device} {}", precision.as_str());
         let mut backend = Self {
             model: net,
             batch,
             host,
+            last_input: Vec::new(),
             device_nhwc,
             nchw,
             input: InputSpec {
@@ -142,21 +140,14 @@ impl Backend for TorchBackend {
                 input.len()
             );
         }
-        // SAFETY: `host` is a contiguous f32 CPU tensor of `batch` images that only this
-        // struct references, and it lives as long as `self`.
-        let host = unsafe {
-            std::slice::from_raw_parts_mut(
-                self.host.data_ptr().cast::<u8>(),
-                self.batch * IMAGE_BYTES,
-            )
-        };
         // Replicating the image into the batch is the data loader's work, not inference: it
-        // is redone only when the image changes. (The bytes are native-endian f32, as is the
-        // tensor.)
-        if host[..IMAGE_BYTES] != *input {
-            for image in host.chunks_exact_mut(IMAGE_BYTES) {
-                image.copy_from_slice(input);
-            }
+        // is redone only when the image changes.
+        if self.last_input != input {
+            let image = Tensor::f_from_data_size(input, &[1, SIDE, SIDE, 3], Kind::Float)?;
+            self.host
+                .f_copy_(&image.f_expand([self.batch as i64, SIDE, SIDE, 3], false)?)?;
+            self.last_input.clear();
+            self.last_input.extend_from_slice(input);
         }
         tch::no_grad(|| -> Result<()> {
             // Host to device every call, as every classification of the 2019 method copies
@@ -199,34 +190,6 @@ fn libtorch_version() -> String {
         Some(line.trim().trim_matches(['\'', '"']).to_string())
     };
     from_wheel().unwrap_or_else(|| PINNED_LIBTORCH.to_string())
-}
-
-/// The GPU's name ("NVIDIA H100 80GB HBM3") from the CUDA driver API, which numbers devices
-/// as the CUDA runtime (and so libtorch) does; tch has no call for it. None when the driver
-/// library cannot be loaded or answers with an error.
-fn cuda_device_name(ordinal: u32) -> Option<String> {
-    type CuInit = unsafe extern "C" fn(u32) -> i32;
-    type CuDeviceGet = unsafe extern "C" fn(*mut i32, i32) -> i32;
-    type CuDeviceGetName = unsafe extern "C" fn(*mut std::ffi::c_char, i32, i32) -> i32;
-    // SAFETY: the signatures are those of cuda.h (CUresult is an int, CUdevice an int); the
-    // name buffer is as long as the length passed, and the driver writes a NUL-terminated
-    // string into it.
-    unsafe {
-        let lib = libloading::Library::new("libcuda.so.1").ok()?;
-        let init = lib.get::<CuInit>(b"cuInit\0").ok()?;
-        let get = lib.get::<CuDeviceGet>(b"cuDeviceGet\0").ok()?;
-        let name = lib.get::<CuDeviceGetName>(b"cuDeviceGetName\0").ok()?;
-        let mut device = 0;
-        if init(0) != 0 || get(&mut device, i32::try_from(ordinal).ok()?) != 0 {
-            return None;
-        }
-        let mut buf = [0 as std::ffi::c_char; 256];
-        if name(buf.as_mut_ptr(), buf.len() as i32, device) != 0 {
-            return None;
-        }
-        let text = std::ffi::CStr::from_ptr(buf.as_ptr()).to_string_lossy();
-        Some(text.trim().to_string()).filter(|s| !s.is_empty())
-    }
 }
 
 #[cfg(test)]
