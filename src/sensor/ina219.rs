@@ -672,6 +672,31 @@ mod tests {
     }
 
     #[test]
+    fn unusable_buses_say_what_to_do() {
+        let denied = open_error(
+            Path::new("/dev/i2c-1"),
+            LinuxI2CError::Io(io::Error::from(io::ErrorKind::PermissionDenied)),
+        )
+        .to_string();
+        assert_eq!(
+            denied,
+            "no permission to open I2C bus /dev/i2c-1: add your user to the i2c group \
+             (sudo usermod -aG i2c $USER), then log in again"
+        );
+        // A file that is not an I2C adapter: the driver's ioctl fails.
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let spec = Ina219Spec {
+            i2c_bus: Some(file.path().to_path_buf()),
+            ..datasheet_spec()
+        };
+        let err = format!("{:#}", open_linux(&spec).err().unwrap());
+        assert!(
+            !err.contains('\n') && err.contains(&file.path().display().to_string()),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn eremoteio_counts_as_a_nack() {
         let (kind, _) = describe_linux(&I2CError::from(LinuxI2CError::Errno(121)));
         assert_eq!(kind, ErrorKind::NoAcknowledge(NoAcknowledgeSource::Unknown));
