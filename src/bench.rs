@@ -351,7 +351,7 @@ fn with_energy(
 ) -> Round {
     let Some(e) = logs
         .first()
-        .and_then(|log| summary::window_energy(log, start, end))
+        .and_then(|log| summary::SensorEnergy::of(log).window(start, end))
     else {
         return round;
     };

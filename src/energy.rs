@@ -10,7 +10,7 @@ pub struct PowerPoint {
 }
 
 /// Energy and sampling quality over one window.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct WindowEnergy {
     pub joules: f64,
     pub mean_watts: f64,

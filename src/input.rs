@@ -88,6 +88,25 @@ pub struct InputSpec {
     pub dtype: TensorType,
 }
 
+impl InputSpec {
+    /// The input of a model whose tensor has `dims`: NHWC with batch 1 and fixed sizes.
+    pub fn nhwc(dims: &[i64], dtype: TensorType) -> Result<Self> {
+        let size = |d: i64| u32::try_from(d).ok().filter(|d| *d > 0);
+        match dims {
+            &[1, h, w, c] => match (size(h), size(w), size(c)) {
+                (Some(height), Some(width), Some(channels)) => Ok(Self {
+                    height,
+                    width,
+                    channels,
+                    dtype,
+                }),
+                _ => bail!("expected a fixed input shape, got {dims:?}"),
+            },
+            _ => bail!("expected an NHWC input of batch 1, got {dims:?}"),
+        }
+    }
+}
+
 /// Decodes a BMP, JPEG or PNG file and resizes it (bilinear) to the input size.
 pub fn load_image(path: &Path, width: u32, height: u32) -> Result<image::RgbImage> {
     let img = image::ImageReader::open(path)

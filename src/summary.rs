@@ -67,12 +67,6 @@ pub struct SummaryRow {
     pub status: String,
 }
 
-/// Energy of one sensor over the windows that matter for one backend.
-struct SensorEnergy {
-    idle: Option<WindowEnergy>,
-    timed: Option<WindowEnergy>,
-}
-
 /// Summarises a run: a row per backend and sensor (a single sensor-less row per backend when
 /// the rig has no sensors).
 pub fn summarize(record: &RunRecord) -> Vec<SummaryRow> {
@@ -81,66 +75,79 @@ pub fn summarize(record: &RunRecord) -> Vec<SummaryRow> {
         .iter()
         .find(|s| s.phase == Phase::IdleBaseline && s.end.is_finite())
         .map(|s| (s.start, s.end));
+    let energies: Vec<SensorEnergy> = record.sensors.iter().map(SensorEnergy::of).collect();
     let mut rows = Vec::new();
     for (index, backend) in record.backends.iter().enumerate() {
         if record.sensors.is_empty() {
             rows.push(row(record, index, backend, None));
             continue;
         }
-        for log in &record.sensors {
-            rows.push(row(
-                record,
-                index,
-                backend,
-                Some((log, sensor_energy(log, idle_window, backend.run.window))),
-            ));
+        for (log, energy) in record.sensors.iter().zip(&energies) {
+            let window = |w: Option<(f64, f64)>| w.and_then(|(a, b)| energy.window(a, b));
+            let measured = Measured {
+                log,
+                idle: window(idle_window),
+                timed: window(backend.run.window),
+                counted: energy.counted(),
+            };
+            rows.push(row(record, index, backend, Some(measured)));
         }
     }
     rows
 }
 
-fn sensor_energy(
-    log: &SensorLog,
-    idle: Option<(f64, f64)>,
-    timed: Option<(f64, f64)>,
-) -> SensorEnergy {
-    let energy = integrator(log);
-    SensorEnergy {
-        idle: idle.and_then(|(a, b)| energy(a, b)),
-        timed: timed.and_then(|(a, b)| energy(a, b)),
-    }
+/// What one sensor measured for one backend.
+struct Measured<'a> {
+    log: &'a SensorLog,
+    idle: Option<WindowEnergy>,
+    timed: Option<WindowEnergy>,
+    /// The energy came from the sensor's own counter, not from integrating power.
+    counted: bool,
 }
 
-/// Energy of one sensor over `[start, end]`.
-pub fn window_energy(log: &SensorLog, start: f64, end: f64) -> Option<WindowEnergy> {
-    integrator(log)(start, end)
+/// One sensor's readings, ready to integrate over any window: the difference of its energy
+/// counter where it keeps one (NVML on Volta and newer), else trapezoids over its power.
+pub struct SensorEnergy {
+    counter: Vec<CounterPoint>,
+    points: Vec<PowerPoint>,
+    max_gap: f64,
 }
 
-/// Energy of a window of one sensor's log: the difference of its energy counter where it
-/// keeps one (NVML on Volta and newer), else trapezoids over its power readings.
-fn integrator(log: &SensorLog) -> impl Fn(f64, f64) -> Option<WindowEnergy> {
-    let counter = counter_points(log);
-    let points = power_points(log);
-    let max_gap = GAP_PERIODS * log.update_period.as_secs_f64().max(1e-3);
-    move |start, end| {
-        if counter.len() >= 2 {
-            // A counter that reset inside the window gives no energy rather than a wrong one.
-            energy::integrate_counter(&counter, start, end, max_gap)
-        } else {
-            energy::integrate(&points, start, end, max_gap)
+impl SensorEnergy {
+    pub fn of(log: &SensorLog) -> Self {
+        // Fresh, valid readings only: a stale reading repeats an earlier conversion or counter
+        // update, and an error has no value.
+        let fresh = || {
+            log.samples.iter().filter_map(|s| match &s.reading {
+                Ok(r) if !r.stale => Some((s.t, r)),
+                _ => None,
+            })
+        };
+        Self {
+            counter: fresh()
+                .filter_map(|(t, r)| r.energy_j.map(|joules| CounterPoint { t, joules }))
+                .collect(),
+            points: fresh()
+                .map(|(t, r)| PowerPoint { t, watts: r.watts })
+                .collect(),
+            max_gap: GAP_PERIODS * log.update_period.as_secs_f64().max(1e-3),
         }
     }
-}
 
-/// The counter's fresh values: a stale reading repeats the previous update.
-fn counter_points(log: &SensorLog) -> Vec<CounterPoint> {
-    log.samples
-        .iter()
-        .filter_map(|s| match &s.reading {
-            Ok(r) if !r.stale => r.energy_j.map(|joules| CounterPoint { t: s.t, joules }),
-            _ => None,
-        })
-        .collect()
+    /// Whether energy comes from the sensor's counter.
+    pub fn counted(&self) -> bool {
+        self.counter.len() >= 2
+    }
+
+    /// Energy over `[start, end]`. A counter that reset inside the window gives none rather
+    /// than a wrong one.
+    pub fn window(&self, start: f64, end: f64) -> Option<WindowEnergy> {
+        if self.counted() {
+            energy::integrate_counter(&self.counter, start, end, self.max_gap)
+        } else {
+            energy::integrate(&self.points, start, end, self.max_gap)
+        }
+    }
 }
 
 /// Energy of one phase as one sensor saw it.
@@ -152,31 +159,24 @@ pub struct PhaseEnergy {
     pub sensor_index: usize,
     pub start_s: f64,
     pub end_s: f64,
-    pub joules: f64,
-    pub mean_watts: f64,
-    pub samples: usize,
-    pub sample_rate_hz: f64,
-    pub coverage: f64,
+    #[serde(flatten)]
+    pub energy: WindowEnergy,
 }
 
 /// Energy per phase and sensor, for every phase that ended.
 pub fn phase_energy(record: &RunRecord) -> Vec<PhaseEnergy> {
     let mut out = Vec::new();
     for (sensor_index, log) in record.sensors.iter().enumerate() {
-        let energy = integrator(log);
+        let energy = SensorEnergy::of(log);
         for span in record.phases.iter().filter(|s| s.end.is_finite()) {
-            if let Some(e) = energy(span.start, span.end) {
+            if let Some(e) = energy.window(span.start, span.end) {
                 out.push(PhaseEnergy {
                     phase: span.phase,
                     backend: span.backend,
                     sensor_index,
                     start_s: span.start,
                     end_s: span.end,
-                    joules: e.joules,
-                    mean_watts: e.mean_watts,
-                    samples: e.samples,
-                    sample_rate_hz: e.sample_rate_hz,
-                    coverage: e.coverage,
+                    energy: e,
                 });
             }
         }
@@ -184,35 +184,19 @@ pub fn phase_energy(record: &RunRecord) -> Vec<PhaseEnergy> {
     out
 }
 
-/// Fresh, valid readings only: a stale reading repeats an earlier conversion and an error
-/// has no value.
-pub fn power_points(log: &SensorLog) -> Vec<PowerPoint> {
-    log.samples
-        .iter()
-        .filter_map(|s| match &s.reading {
-            Ok(r) if !r.stale => Some(PowerPoint {
-                t: s.t,
-                watts: r.watts,
-            }),
-            _ => None,
-        })
-        .collect()
-}
-
 fn row(
     record: &RunRecord,
     backend_index: usize,
     b: &BackendResult,
-    sensor: Option<(&SensorLog, SensorEnergy)>,
+    sensor: Option<Measured>,
 ) -> SummaryRow {
     let latencies_ms: Vec<f64> = b.run.latencies.iter().map(|l| l.seconds * 1e3).collect();
     let lat = Summary::of(&latencies_ms);
     let runs = b.run.latencies.len();
     let inferences = b.run.inferences();
-    let (timed_span, idle_watts) = match &sensor {
-        Some((_, e)) => (e.timed, e.idle.map(|w| w.mean_watts)),
-        None => (None, None),
-    };
+    let timed_span = sensor.as_ref().and_then(|m| m.timed);
+    let idle_watts = sensor.as_ref().and_then(|m| m.idle).map(|w| w.mean_watts);
+    let log = sensor.as_ref().map(|m| m.log);
     let joules = timed_span
         .map(|w| w.joules)
         .filter(|j| *j > 0.0 && inferences > 0);
@@ -223,7 +207,7 @@ fn row(
         _ => None,
     };
     let top1 = b.run.top.first();
-    let origin = sensor.as_ref().map(|(l, _)| l.info.origin);
+    let origin = log.map(|l| l.info.origin);
     SummaryRow {
         rig: record.rig.name.clone(),
         backend_index,
@@ -244,12 +228,8 @@ fn row(
         latency_ms_median: lat.map(|s| s.median),
         latency_ms_p90: lat.map(|s| s.p90),
         latency_ms_p99: lat.map(|s| s.p99),
-        sensor: sensor
-            .as_ref()
-            .map_or("none".into(), |(l, _)| l.info.kind.clone()),
-        rail: sensor
-            .as_ref()
-            .map_or(String::new(), |(l, _)| l.info.rail.clone()),
+        sensor: log.map_or("none".into(), |l| l.info.kind.clone()),
+        rail: log.map_or(String::new(), |l| l.info.rail.clone()),
         simulated: origin == Some(Origin::Simulated),
         origin,
         idle_watts,
@@ -272,20 +252,15 @@ fn row(
             .iter()
             .filter(|other| other.image.sha256 == b.image.sha256)
             .all(|other| other.run.top.first().map(|p| p.class) == top1.map(|p| p.class)),
-        status: status(record, b, sensor.as_ref().map(|(l, _)| *l), timed_span),
+        status: status(record, b, sensor.as_ref()),
     }
 }
 
-fn status(
-    record: &RunRecord,
-    b: &BackendResult,
-    sensor: Option<&SensorLog>,
-    timed: Option<WindowEnergy>,
-) -> String {
+fn status(record: &RunRecord, b: &BackendResult, sensor: Option<&Measured>) -> String {
     if let Some(e) = &b.run.error {
         return format!("error: {e}");
     }
-    if let Some(failure) = sensor.and_then(|s| s.failure.as_deref()) {
+    if let Some(failure) = sensor.and_then(|m| m.log.failure.as_deref()) {
         return format!("sensor failed: {failure}");
     }
     if b.run.interrupted
@@ -293,14 +268,16 @@ fn status(
     {
         return "interrupted".into();
     }
-    if sensor.is_some() && timed.is_none() {
+    let Some(m) = sensor else {
+        return "ok".into();
+    };
+    let Some(timed) = m.timed else {
         return "no power samples in the timed window".into();
-    }
-    let counted = sensor.is_some_and(|s| counter_points(s).len() >= 2);
-    if let Some(e) = timed.filter(|e| counted && e.samples < energy::MIN_COUNTER_UPDATES) {
+    };
+    if m.counted && timed.samples < energy::MIN_COUNTER_UPDATES {
         return format!(
             "short window: the energy counter updated {} times (fewer than {}); raise protocol.min_duration_s",
-            e.samples,
+            timed.samples,
             energy::MIN_COUNTER_UPDATES
         );
     }

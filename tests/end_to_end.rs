@@ -193,15 +193,14 @@ fn absent_i2c_bus_is_a_clear_error_before_anything_runs() {
 #[test]
 fn sensor_that_nacks_mid_run_keeps_the_measurements() {
     ensure_models();
-    let tmp = tempfile::tempdir().unwrap();
     // About 0.3 s of idle baseline at ~940 reads/s, then the chip stops answering.
-    let rig = write_rig(
-        tmp.path(),
-        "nack",
-        &sim_rig("[sensors.faults]\nnack_after_transactions = 500\n"),
-    );
-    let out_dir = tmp.path().join("run");
-    let out = run(&["run", "--rig", s(&rig), "--out", s(&out_dir)]);
+    let RigRun {
+        dir: _dir,
+        out_dir,
+        output: out,
+    } = run_rig(&sim_rig(
+        "[sensors.faults]\nnack_after_transactions = 500\n",
+    ));
     assert_one_line_error(&out, "sensor failed");
     assert!(stderr(&out).contains("partial results in"));
     let summary = read_csv(&out_dir.join("summary.csv"));
@@ -285,17 +284,14 @@ fn out_dir_is_never_overwritten() {
 #[test]
 fn nominal_watts_are_labelled_not_measured() {
     ensure_models();
-    let tmp = tempfile::tempdir().unwrap();
-    let rig = write_rig(
-        tmp.path(),
-        "nominal",
-        &sim_rig("").replace(
-            "[[sensors]]",
-            "[[sensors]]\nkind = \"nominal\"\nrail = \"GTX1080 (TDP)\"\nwatts = 180.0\nsource = \"spec sheet\"\n\n[[sensors]]",
-        ),
-    );
-    let out_dir = tmp.path().join("run");
-    let out = run(&["run", "--rig", s(&rig), "--out", s(&out_dir)]);
+    let RigRun {
+        dir: _dir,
+        out_dir,
+        output: out,
+    } = run_rig(&sim_rig("").replace(
+        "[[sensors]]",
+        "[[sensors]]\nkind = \"nominal\"\nrail = \"GTX1080 (TDP)\"\nwatts = 180.0\nsource = \"spec sheet\"\n\n[[sensors]]",
+    ));
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -9,10 +9,11 @@ use common::*;
 #[test]
 fn torch_on_the_cpu_agrees_with_the_int8_model() {
     ensure_models();
-    let tmp = tempfile::tempdir().unwrap();
-    let rig = write_rig(
-        tmp.path(),
-        "both",
+    let RigRun {
+        dir: _dir,
+        out_dir,
+        output: out,
+    } = run_rig(
         r#"
 name = "int8-and-float"
 idle_baseline_s = 0.3
@@ -35,8 +36,6 @@ shunt_ohms = 0.1
 max_current_a = 3.2
 "#,
     );
-    let out_dir = tmp.path().join("run");
-    let out = run(&["run", "--rig", s(&rig), "--out", s(&out_dir)]);
     assert!(out.status.success(), "{}", stderr(&out));
     let summary = read_csv(&out_dir.join("summary.csv"));
     assert_eq!(summary.len(), 2);

@@ -55,20 +55,10 @@ impl LiteRtBackend {
             let (scale, zero_point) = info.quantization.unzip();
             tensor_type(kind, scale, zero_point)
         };
-        let &[1, height, width, channels] = input.dims.as_slice() else {
-            bail!("expected an NHWC input of batch 1, got {:?}", input.dims);
-        };
-        if height <= 0 || width <= 0 || channels <= 0 {
-            bail!("expected a fixed input shape, got {:?}", input.dims);
-        }
+        let dims: Vec<i64> = input.dims.iter().map(|&d| i64::from(d)).collect();
         Ok(Self {
             session,
-            input: InputSpec {
-                height: height as u32,
-                width: width as u32,
-                channels: channels as u32,
-                dtype: dtype(&input)?,
-            },
+            input: InputSpec::nhwc(&dims, dtype(&input)?)?,
             output_type: dtype(&output)?,
             engine: EngineInfo {
                 engine: "litert".into(),

@@ -66,19 +66,12 @@ impl TfliteBackend {
         };
         let (in_dims, in_type) = describe(input_index)?;
         let (_, output_type) = describe(output_index)?;
-        let &[1, height, width, channels] = in_dims.as_slice() else {
-            bail!("expected an NHWC input of batch 1, got {in_dims:?}");
-        };
+        let in_dims: Vec<i64> = in_dims.iter().map(|&d| d as i64).collect();
         Ok(Self {
             interpreter,
             input_index,
             output_index,
-            input: InputSpec {
-                height: height as u32,
-                width: width as u32,
-                channels: channels as u32,
-                dtype: in_type,
-            },
+            input: InputSpec::nhwc(&in_dims, in_type)?,
             output_type,
             engine: EngineInfo {
                 engine: "tflite".into(),

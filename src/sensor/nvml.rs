@@ -13,13 +13,14 @@
 //! are marked stale: the energy code then uses only the instants where the counter moved.
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::{Device, Nvml};
 
 use super::{Origin, PowerSensor, Reading, SensorInfo};
+use crate::clock::{RunClock, TimeSource};
 use crate::rig::{NvmlMethod, NvmlSpec};
 
 /// How long `open` watches the readings to learn their update rate.
@@ -101,18 +102,13 @@ impl GpuCounters for NvmlGpu {
     }
 }
 
-/// Time for the start-up measurement: the wall clock in use, a simulated one in tests.
-trait Clock {
-    fn now(&self) -> f64;
+/// Time for the start-up measurement, which also has to wait: the run clock in use, a
+/// simulated one in tests.
+trait Clock: TimeSource {
     fn sleep(&self, d: Duration);
 }
 
-struct WallClock(Instant);
-
-impl Clock for WallClock {
-    fn now(&self) -> f64 {
-        self.0.elapsed().as_secs_f64()
-    }
+impl Clock for RunClock {
     fn sleep(&self, d: Duration) {
         std::thread::sleep(d);
     }
@@ -169,7 +165,7 @@ pub fn open(spec: &NvmlSpec) -> Result<NvmlSensor> {
         device,
         name: format!("{name} (NVML index {})", spec.device),
     };
-    open_with(Box::new(gpu), spec, &WallClock(Instant::now()))
+    open_with(Box::new(gpu), spec, &RunClock::start())
 }
 
 fn open_with(
@@ -303,10 +299,13 @@ mod tests {
         }
     }
 
-    impl Clock for FakeTime {
+    impl TimeSource for FakeTime {
         fn now(&self) -> f64 {
             self.secs()
         }
+    }
+
+    impl Clock for FakeTime {
         fn sleep(&self, d: Duration) {
             self.advance(d);
         }

@@ -53,6 +53,28 @@ pub fn write_rig(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// A finished `joulebench run` of a rig given as text: the temporary folder holding the rig
+/// file and the run folder (`dir.path()/run`; keep `dir` bound while reading it: dropping it
+/// deletes the folder), and the process output.
+pub struct RigRun {
+    pub dir: tempfile::TempDir,
+    pub out_dir: PathBuf,
+    pub output: Output,
+}
+
+/// Writes `text` as a rig file and runs it into a new run folder.
+pub fn run_rig(text: &str) -> RigRun {
+    let dir = tempfile::tempdir().unwrap();
+    let rig = write_rig(dir.path(), "rig", text);
+    let out_dir = dir.path().join("run");
+    let output = run(&["run", "--rig", s(&rig), "--out", s(&out_dir)]);
+    RigRun {
+        dir,
+        out_dir,
+        output,
+    }
+}
+
 /// A small simulated rig: short idle baseline and settle, few runs.
 pub fn sim_rig(extra_sensor_lines: &str) -> String {
     format!(
