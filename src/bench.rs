@@ -226,7 +226,7 @@ impl std::fmt::Display for Round {
 struct Reference {
     name: &'static str,
     python: PathBuf,
-    script: &'static str,
+    script: PathBuf,
     args: Vec<OsString>,
 }
 
@@ -243,6 +243,8 @@ impl Reference {
             protocol.warmup.to_string().into(),
             "--settle".into(),
             protocol.settle_s.to_string().into(),
+            "--min-duration".into(),
+            protocol.min_duration_s.unwrap_or(0.0).to_string().into(),
         ];
         Ok(match b.spec.kind {
             BackendKind::Tflite => {
@@ -250,10 +252,7 @@ impl Reference {
                 Self {
                     name: "Python ai-edge-litert",
                     python: python_path(args.python.as_ref(), "JOULEBENCH_PYTHON", "venv"),
-                    script: concat!(
-                        env!("CARGO_MANIFEST_DIR"),
-                        "/analysis/reference/litert_loop.py"
-                    ),
+                    script: reference_script("litert_loop.py")?,
                     args: loop_args,
                 }
             }
@@ -268,8 +267,6 @@ impl Reference {
                     b.spec.precision.unwrap_or(Precision::Fp32).as_str().into(),
                     "--batch".into(),
                     b.spec.batch().to_string().into(),
-                    "--min-duration".into(),
-                    protocol.min_duration_s.unwrap_or(0.0).to_string().into(),
                 ]);
                 Self {
                     name: "Python PyTorch",
@@ -278,10 +275,7 @@ impl Reference {
                         "JOULEBENCH_TORCH_PYTHON",
                         "torch-venv",
                     ),
-                    script: concat!(
-                        env!("CARGO_MANIFEST_DIR"),
-                        "/analysis/reference/torch_loop.py"
-                    ),
+                    script: reference_script("torch_loop.py")?,
                     args: loop_args,
                 }
             }
@@ -296,7 +290,7 @@ impl Reference {
             .map(|rig| start_sampler(rig, clock, &PhaseLog::new()))
             .transpose()?;
         let output = Command::new(&self.python)
-            .arg(self.script)
+            .arg(&self.script)
             .args(&self.args)
             .output();
         let logs = sampler.map(Sampler::stop);
@@ -314,18 +308,10 @@ impl Reference {
                 err.lines().last().unwrap_or("no output")
             );
         }
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let json: serde_json::Value =
-            serde_json::from_str(stdout.trim().lines().last().unwrap_or(""))
-                .with_context(|| format!("{} printed no JSON", self.name))?;
-        let number = |key: &str| {
-            json[key]
-                .as_f64()
-                .with_context(|| format!("{} printed no {key}", self.name))
-        };
+        let out = ReferenceOutput::parse(&String::from_utf8_lossy(&output.stdout), self.name)?;
         let round = Round {
-            fps: number("fps")?,
-            cpu_ms: number("cpu_ms_per_inference")?,
+            fps: out.fps,
+            cpu_ms: out.cpu_ms,
             watts: None,
             per_joule: None,
         };
@@ -334,12 +320,85 @@ impl Reference {
         };
         // Both clocks run on CLOCK_MONOTONIC: shift the loop's window onto the run clock.
         let offset = clock.now() - monotonic_seconds();
-        let window = (
-            number("start_monotonic")? + offset,
-            number("end_monotonic")? + offset,
-        );
-        Ok(with_energy(round, &logs, window, number("inferences")?))
+        let window = (out.window.0 + offset, out.window.1 + offset);
+        Ok(with_energy(round, &logs, window, out.inferences))
     }
+}
+
+/// What a reference loop prints: one JSON line, the last of its output.
+#[derive(Debug, Clone, PartialEq)]
+struct ReferenceOutput {
+    fps: f64,
+    cpu_ms: f64,
+    /// The timed window on CLOCK_MONOTONIC.
+    window: (f64, f64),
+    inferences: f64,
+}
+
+impl ReferenceOutput {
+    fn parse(stdout: &str, name: &str) -> Result<Self> {
+        let json: serde_json::Value =
+            serde_json::from_str(stdout.trim().lines().last().unwrap_or(""))
+                .with_context(|| format!("{name} printed no JSON"))?;
+        let number = |key: &str| {
+            json[key]
+                .as_f64()
+                .with_context(|| format!("{name} printed no {key}"))
+        };
+        Ok(Self {
+            fps: number("fps")?,
+            cpu_ms: number("cpu_ms_per_inference")?,
+            window: (number("start_monotonic")?, number("end_monotonic")?),
+            inferences: number("inferences")?,
+        })
+    }
+}
+
+/// A reference loop's script, found at run time so an installed or copied binary finds it:
+/// `$JOULEBENCH_REFERENCE_DIR`, else `analysis/reference/` in the current folder or one above
+/// it, else beside the executable or above it.
+fn reference_script(name: &str) -> Result<PathBuf> {
+    let starts = [
+        std::env::current_dir().ok(),
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(PathBuf::from)),
+    ];
+    let env_dir = std::env::var_os("JOULEBENCH_REFERENCE_DIR").map(PathBuf::from);
+    find_reference_script(
+        name,
+        env_dir,
+        &starts.into_iter().flatten().collect::<Vec<_>>(),
+    )
+}
+
+fn find_reference_script(
+    name: &str,
+    env_dir: Option<PathBuf>,
+    starts: &[PathBuf],
+) -> Result<PathBuf> {
+    if let Some(dir) = env_dir {
+        let path = dir.join(name);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            bail!(
+                "{} not found (JOULEBENCH_REFERENCE_DIR is set)",
+                path.display()
+            )
+        };
+    }
+    starts
+        .iter()
+        .flat_map(|start| start.ancestors())
+        .map(|dir| dir.join("analysis/reference").join(name))
+        .find(|path| path.is_file())
+        .with_context(|| {
+            format!(
+                "cannot find analysis/reference/{name} in the current folder, the executable's, \
+                 or any above them: run from the project folder or set JOULEBENCH_REFERENCE_DIR"
+            )
+        })
 }
 
 /// Adds the first sensor's mean power and inferences per joule over `window`.
@@ -513,4 +572,103 @@ fn python_path(given: Option<&PathBuf>, env_var: &str, venv: &str) -> PathBuf {
 
 fn median(values: &[f64]) -> f64 {
     Data::new(values.to_vec()).median()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_output_carries_the_timed_window() {
+        let stdout = "XNNPACK delegate created\n{\"fps\": 150.0, \"cpu_ms_per_inference\": 6.5, \
+                      \"start_monotonic\": 100.5, \"end_monotonic\": 102.5, \"inferences\": 300}";
+        let out = ReferenceOutput::parse(stdout, "loop").unwrap();
+        assert_eq!(
+            out,
+            ReferenceOutput {
+                fps: 150.0,
+                cpu_ms: 6.5,
+                window: (100.5, 102.5),
+                inferences: 300.0
+            }
+        );
+        let old = "{\"fps\": 150.0, \"cpu_ms_per_inference\": 6.5}";
+        let e = ReferenceOutput::parse(old, "loop").unwrap_err();
+        assert_eq!(e.to_string(), "loop printed no start_monotonic");
+    }
+
+    /// The reference loop's timed window lands among the rig's sensor readings, so a rig with
+    /// a sensor gets both sides' watts (a simulated INA219 stands in for a real one here:
+    /// `measures_energy` leaves simulated boards out of real benchmarks, not of this path).
+    #[test]
+    fn a_reference_round_with_a_sensor_gets_its_energy() {
+        let python = python_path(None, "JOULEBENCH_PYTHON", "venv");
+        if !python.is_file() {
+            crate::skip_test(
+                "a_reference_round_with_a_sensor_gets_its_energy",
+                &format!("no {} (`make setup` creates it)", python.display()),
+            );
+            return;
+        }
+        let rig = Rig::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/rigs/sim-cpu.toml"
+        )))
+        .unwrap();
+        let backend = prepare_backend(&rig.backends[0]).unwrap();
+        let protocol = ProtocolSpec {
+            runs: 20,
+            settle_s: 0.1,
+            ..rig.protocol.clone()
+        };
+        let args = BenchArgs {
+            rig: "rigs/sim-cpu.toml".into(),
+            rounds: 1,
+            model: None,
+            threads: None,
+            engines: None,
+            runs: 20,
+            python: None,
+            no_reference: false,
+            no_sampler: true,
+        };
+        let reference = Reference::for_backend(&backend, &protocol, &args).unwrap();
+        let round = reference.round(Some(&rig)).unwrap();
+        let (watts, per_joule) = (round.watts.unwrap(), round.per_joule.unwrap());
+        // The simulated board follows this process's phases, not the loop's: it stays at its
+        // 2.03 W idle draw (rigs/sim-cpu.toml). A real sensor would see the loop's load.
+        assert!((1.9..2.2).contains(&watts), "{watts} W");
+        assert!(
+            (per_joule - round.fps / watts).abs() / per_joule < 0.05,
+            "{round}"
+        );
+    }
+
+    #[test]
+    fn reference_scripts_are_found_from_where_the_binary_runs() {
+        let project = tempfile::tempdir().unwrap();
+        let scripts = project.path().join("analysis/reference");
+        std::fs::create_dir_all(&scripts).unwrap();
+        std::fs::write(scripts.join("litert_loop.py"), "").unwrap();
+        let deep = project.path().join("target/release");
+        std::fs::create_dir_all(&deep).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        // From a folder below the project (a binary in target/release, or a shell in rigs/).
+        let found = find_reference_script("litert_loop.py", None, &[elsewhere.path().into(), deep]);
+        assert_eq!(found.unwrap(), scripts.join("litert_loop.py"));
+        // Named by the environment, which then has to be right.
+        let named = find_reference_script("litert_loop.py", Some(scripts.clone()), &[]);
+        assert_eq!(named.unwrap(), scripts.join("litert_loop.py"));
+        let wrong = find_reference_script("litert_loop.py", Some(elsewhere.path().into()), &[]);
+        assert!(wrong
+            .unwrap_err()
+            .to_string()
+            .contains("JOULEBENCH_REFERENCE_DIR is set"));
+        let e = find_reference_script("litert_loop.py", None, &[elsewhere.path().into()]);
+        let text = e.unwrap_err().to_string();
+        assert!(
+            text.starts_with("cannot find analysis/reference/litert_loop.py"),
+            "{text}"
+        );
+    }
 }

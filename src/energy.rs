@@ -1,6 +1,14 @@
-//! Energy over a time window, from power samples (trapezoids, with the power at the window's
-//! edges interpolated from the samples either side) or from a cumulative energy counter (its
-//! difference, interpolated between the counter's updates at the edges).
+//! Energy over a time window, from power samples (trapezoids) or from a cumulative energy
+//! counter (its difference).
+//!
+//! Windows are protocol phases, and the load steps where a phase begins or ends, so neither
+//! method interpolates across a window's edge as if power were smooth there:
+//! - power samples: the stretch between an edge and the nearest sample inside the window holds
+//!   that sample's value (linear interpolation would mix in the neighbouring phase's power);
+//! - a counter: the update interval that straddles an edge holds energy from both phases;
+//!   it is split in proportion to the power of the neighbouring intervals on either side
+//!   ([`integrate_counter`]), which is exact when the power steps at the edge and equal to
+//!   linear interpolation when it does not.
 
 /// One power sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,6 +30,8 @@ pub struct WindowEnergy {
     /// allowed gap: 1.0 when the sensor kept up throughout, less after dropouts or when the
     /// first sample came late.
     pub coverage: f64,
+    /// Longest stretch of the window without a sample (seconds), its edges included.
+    pub largest_gap_s: f64,
 }
 
 /// Integrates `points` (sorted by time) over `[start, end]`.
@@ -38,35 +48,59 @@ pub fn integrate(
         return None;
     }
     let duration = end - start;
-    let at = |t: f64| interpolate(points, t);
-
     let inside = points.partition_point(|p| p.t <= start)..points.partition_point(|p| p.t < end);
+    let held = &points[inside.clone()];
+    // Hold the nearest sample inside the window at each edge; only a window with no sample
+    // inside falls back to interpolating across it (and has no coverage to speak of).
+    let (at_start, at_end) = match (held.first(), held.last()) {
+        (Some(first), Some(last)) => (first.watts, last.watts),
+        _ => (interpolate(points, start), interpolate(points, end)),
+    };
     let mut joules = 0.0;
     let mut prev = PowerPoint {
         t: start,
-        watts: at(start),
+        watts: at_start,
     };
-    for &p in points[inside.clone()].iter().chain([&PowerPoint {
+    for &p in held.iter().chain([&PowerPoint {
         t: end,
-        watts: at(end),
+        watts: at_end,
     }]) {
         joules += (p.t - prev.t) * (p.watts + prev.watts) / 2.0;
         prev = p;
     }
-
-    let covered: f64 = points
-        .windows(2)
-        .filter(|w| w[1].t - w[0].t <= max_gap)
-        .map(|w| (w[1].t.min(end) - w[0].t.max(start)).max(0.0))
-        .sum();
     let samples = inside.len();
     Some(WindowEnergy {
         joules,
         mean_watts: joules / duration,
         samples,
         sample_rate_hz: samples as f64 / duration,
-        coverage: (covered / duration).min(1.0),
+        coverage: coverage(points.iter().map(|p| p.t), start, end, max_gap),
+        largest_gap_s: largest_gap(held.iter().map(|p| p.t), start, end),
     })
+}
+
+/// Fraction of `[start, end]` spanned by consecutive times no further apart than `max_gap`.
+fn coverage(times: impl Iterator<Item = f64>, start: f64, end: f64, max_gap: f64) -> f64 {
+    let mut covered = 0.0;
+    let mut prev: Option<f64> = None;
+    for t in times {
+        if let Some(p) = prev.filter(|p| t - p <= max_gap) {
+            covered += (t.min(end) - p.max(start)).max(0.0);
+        }
+        prev = Some(t);
+    }
+    (covered / (end - start)).min(1.0)
+}
+
+/// Longest interval between `start`, the `times` inside the window (sorted), and `end`.
+fn largest_gap(times: impl Iterator<Item = f64>, start: f64, end: f64) -> f64 {
+    let mut prev = start;
+    let mut largest: f64 = 0.0;
+    for t in times.chain([end]) {
+        largest = largest.max(t - prev);
+        prev = t;
+    }
+    largest
 }
 
 /// Linear interpolation between the samples around `t`; the nearest sample beyond the ends.
@@ -92,15 +126,19 @@ pub struct CounterPoint {
 /// the mean power of the update intervals around it, not of the window, so flag it.
 pub const MIN_COUNTER_UPDATES: usize = 3;
 
-/// Energy over `[start, end]` from a cumulative counter: the counter interpolated linearly at
-/// `end` minus at `start`.
+/// Energy over `[start, end]` from a cumulative counter: its difference across the update
+/// instants inside the window, plus the parts of the two update intervals that straddle the
+/// edges.
 ///
 /// `points` must be sorted by time and hold only reads where the counter moved (fresh
-/// readings): the interpolation assumes each point is an update instant, and a repeated value
-/// would put the whole interval's energy at its end. Between updates the counter's energy is
-/// exact, so the error is confined to the two edge intervals and shrinks as 1/duration.
-/// Beyond the first or last point the nearest interval's mean power is held, and that part
-/// counts against coverage as in [`integrate`].
+/// readings), each stamped at its update instant. Between updates the counter's energy is
+/// exact, so all the error is in the two edge intervals. Each is split between the phases on
+/// either side of the edge in proportion to the mean power of the interval before it and the
+/// interval after it: exact for a step at the edge (the protocol's phases), and the same as
+/// linear interpolation for steady power. A window inside a single interval, or an edge
+/// without a neighbouring interval, falls back to linear interpolation. Beyond the first or
+/// last point the nearest interval's mean power is held, and that part counts against
+/// coverage as in [`integrate`].
 ///
 /// `samples` is the number of counter updates inside the window (`sample_rate_hz` the update
 /// rate): below [`MIN_COUNTER_UPDATES`] the window should be flagged or extended. Returns
@@ -115,47 +153,87 @@ pub fn integrate_counter(
     if points.len() < 2 || end <= start {
         return None;
     }
-    let (first, at_start) = counter_at(points, start)?;
-    let (last, at_end) = counter_at(points, end)?;
-    let used = &points[first..=last + 1];
-    if used
+    // Updates strictly inside the window, and the intervals holding the edges.
+    let first_inside = points.partition_point(|p| p.t <= start);
+    let after_last = points.partition_point(|p| p.t < end);
+    let from = first_inside.saturating_sub(1).min(points.len() - 2);
+    let to = after_last.max(from + 1).min(points.len() - 1);
+    if points[from..=to]
         .windows(2)
         .any(|w| w[1].t <= w[0].t || w[1].joules < w[0].joules)
     {
         return None;
     }
-    let joules = at_end - at_start;
+    let joules = if after_last > first_inside && first_inside > 0 && after_last < points.len() {
+        let (a, b) = (first_inside, after_last - 1);
+        points[b].joules - points[a].joules
+            + edge_share(points, a - 1, start, Side::After)
+            + edge_share(points, b, end, Side::Before)
+    } else {
+        linear_counter_at(points, end)? - linear_counter_at(points, start)?
+    };
     if !joules.is_finite() {
         return None;
     }
     let duration = end - start;
-    let covered: f64 = points
-        .windows(2)
-        .filter(|w| w[1].t - w[0].t <= max_gap)
-        .map(|w| (w[1].t.min(end) - w[0].t.max(start)).max(0.0))
-        .sum();
-    let samples = points.partition_point(|p| p.t < end) - points.partition_point(|p| p.t <= start);
+    let samples = after_last - first_inside;
     Some(WindowEnergy {
         joules,
         mean_watts: joules / duration,
         samples,
         sample_rate_hz: samples as f64 / duration,
-        coverage: (covered / duration).min(1.0),
+        coverage: coverage(points.iter().map(|p| p.t), start, end, max_gap),
+        largest_gap_s: largest_gap(
+            points[first_inside..after_last].iter().map(|p| p.t),
+            start,
+            end,
+        ),
     })
 }
 
+/// Which part of an update interval an edge share is.
+#[derive(Clone, Copy, PartialEq)]
+enum Side {
+    Before,
+    After,
+}
+
+/// The energy of update interval `k` (from `points[k]` to `points[k + 1]`) that falls on one
+/// `side` of the edge at `t` inside it, split by the mean powers of intervals `k - 1` and
+/// `k + 1`.
+fn edge_share(points: &[CounterPoint], k: usize, t: f64, side: Side) -> f64 {
+    let power = |i: usize| {
+        let (p, q) = (points[i], points[i + 1]);
+        (q.joules - p.joules) / (q.t - p.t)
+    };
+    let (p, q) = (points[k], points[k + 1]);
+    let total = q.joules - p.joules;
+    let (before_s, after_s) = (t - p.t, q.t - t);
+    let linear = match side {
+        Side::Before => total * before_s / (q.t - p.t),
+        Side::After => total * after_s / (q.t - p.t),
+    };
+    let (Some(prev), true) = (k.checked_sub(1), k + 2 < points.len()) else {
+        return linear;
+    };
+    let (w_before, w_after) = (power(prev) * before_s, power(k + 1) * after_s);
+    let sum = w_before + w_after;
+    if !(sum > 0.0 && sum.is_finite()) {
+        return linear;
+    }
+    match side {
+        Side::Before => total * w_before / sum,
+        Side::After => total * w_after / sum,
+    }
+}
+
 /// The counter at `t`, interpolated in the update interval holding `t` (extrapolated from the
-/// first or last interval beyond the ends), with that interval's first index.
-fn counter_at(points: &[CounterPoint], t: f64) -> Option<(usize, f64)> {
+/// first or last interval beyond the ends).
+fn linear_counter_at(points: &[CounterPoint], t: f64) -> Option<f64> {
     let i = points.partition_point(|p| p.t <= t);
     let a = i.saturating_sub(1).min(points.len().checked_sub(2)?);
     let (p, q) = (points[a], points[a + 1]);
-    (q.t > p.t).then(|| {
-        (
-            a,
-            p.joules + (q.joules - p.joules) * (t - p.t) / (q.t - p.t),
-        )
-    })
+    (q.t > p.t).then(|| p.joules + (q.joules - p.joules) * (t - p.t) / (q.t - p.t))
 }
 
 #[cfg(test)]

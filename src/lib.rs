@@ -2,8 +2,8 @@
 //!
 //! Data flows one way:
 //! rig file ([`rig`]) → runner ([`runner`], driving a [`backend`] through the [`protocol`])
-//! while the [`sampler`] reads [`sensor`]s → samples → summary ([`energy`], [`stats`],
-//! [`summary`]) → files ([`output`]).
+//! while the [`sampler`] reads [`sensor`]s → samples → summary ([`energy`], [`validity`],
+//! [`stats`], [`summary`]) → files ([`output`]).
 
 pub mod backend;
 pub mod bench;
@@ -19,6 +19,7 @@ pub mod sampler;
 pub mod sensor;
 pub mod stats;
 pub mod summary;
+pub mod validity;
 
 /// Where set-up keeps what it builds and installs outside the clone (cargo target, Python
 /// venv): `$JOULEBENCH_CACHE`, else `~/.cache/joulebench`.
@@ -29,4 +30,13 @@ pub fn cache_dir() -> std::path::PathBuf {
             let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
             std::path::PathBuf::from(home).join(".cache/joulebench")
         })
+}
+
+/// Tells whoever runs the tests that a test could not run here, and why. Written straight to
+/// the process's stderr: the test harness swallows `eprintln!` from tests that pass, and a
+/// skipped test must not look like a passed one.
+#[doc(hidden)]
+pub fn skip_test(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "SKIP {test}: {why}");
 }

@@ -24,6 +24,9 @@ pub struct Rig {
     pub backends: Vec<BackendSpec>,
     #[serde(default)]
     pub sensors: Vec<SensorSpec>,
+    /// When a window's readings are trusted (see [`crate::validity`]).
+    #[serde(default)]
+    pub validity: crate::validity::ValiditySpec,
 }
 
 fn default_idle_baseline_s() -> f64 {
@@ -365,10 +368,53 @@ pub struct Ina219Spec {
     /// Faults the simulated chip injects (`ina219-sim` only; for testing error handling).
     #[serde(default)]
     pub faults: Option<SimFaultSpec>,
+    /// I2C clock in kHz: 100 (standard mode, the Raspberry Pi's default) or 400 (fast mode,
+    /// `dtparam=i2c_arm_baudrate=400000` on a Pi). It bounds how often the driver can fetch a
+    /// fresh measurement: its four register reads take 1.92 ms at 100 kHz, 0.48 ms at 400 kHz.
+    #[serde(default = "default_bus_khz")]
+    pub bus_khz: u32,
+    /// The Linux I2C adapter driver the simulated bus behaves like (`ina219-sim` only; a real
+    /// bus is whatever the kernel drives): "bcm2835" (default), "tegra" or "permissive".
+    #[serde(default)]
+    pub bus_adapter: Option<I2cAdapter>,
 }
 
 fn default_address() -> u8 {
     0x40
+}
+fn default_bus_khz() -> u32 {
+    100
+}
+
+/// A Linux I2C adapter driver, as far as it decides which transfers reach the bus.
+///
+/// linux-embedded-hal sends one `I2c::transaction` as one I2C_RDWR ioctl with one message per
+/// operation; i2c-dev refuses more than 42 messages (EINVAL), and each adapter adds its own
+/// limits. The default is the strictest, the Raspberry Pi's, which this project targets.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum I2cAdapter {
+    /// Raspberry Pi 0 to 4 (`i2c-bcm2835`): a read message that is not the transfer's last
+    /// fails the whole transfer with EOPNOTSUPP; consecutive messages of one direction are not
+    /// joined (the driver ignores I2C_M_NOSTART: each starts again with the address).
+    #[default]
+    Bcm2835,
+    /// NVIDIA Jetson (`i2c-tegra`): quirk I2C_AQ_NO_ZERO_LEN (a zero-length message fails with
+    /// EOPNOTSUPP), reads of at most 4096 bytes, writes of at most 4084.
+    Tegra,
+    /// Any transfer shape goes through (beyond i2c-dev's own limits).
+    Permissive,
+}
+
+impl I2cAdapter {
+    /// The rig file's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            I2cAdapter::Bcm2835 => "bcm2835",
+            I2cAdapter::Tegra => "tegra",
+            I2cAdapter::Permissive => "permissive",
+        }
+    }
 }
 fn default_bus_range_v() -> u8 {
     32
@@ -454,7 +500,8 @@ impl Default for SimLoadSpec {
     }
 }
 
-/// Faults a simulated INA219 injects, to exercise the error paths a real bus produces.
+/// Faults a simulated INA219 injects, to exercise the error paths a real bus produces. Times
+/// are seconds on the run clock (from the start of the run).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SimFaultSpec {
@@ -464,6 +511,84 @@ pub struct SimFaultSpec {
     /// The chip answers at no address at all (as if unplugged).
     #[serde(default)]
     pub absent: bool,
+    /// A brown-out at this time: every register goes back to its power-on value (configuration
+    /// 0x399F, calibration 0) while conversions go on and CNVR keeps setting, so current and
+    /// power read 0 until the driver notices and re-initialises the chip.
+    #[serde(default)]
+    pub reset_at_s: Option<f64>,
+    /// CNVR never sets: the driver never sees a fresh conversion, and every read is stale.
+    #[serde(default)]
+    pub cnvr_stuck: bool,
+    /// A burst of NACKs: the first `transactions` transfers from `at_s` on are NACKed.
+    #[serde(default)]
+    pub nack_burst: Option<NackBurstSpec>,
+    /// The first transfer from this time on hangs until the adapter gives up: it fails with
+    /// ETIMEDOUT after `timeout_ms`.
+    #[serde(default)]
+    pub timeout_at_s: Option<f64>,
+    /// How long that hung transfer takes, in ms (default 1000: the i2c core's default adapter
+    /// timeout, which i2c-bcm2835 and i2c-tegra wait for).
+    #[serde(default)]
+    pub timeout_ms: Option<f64>,
+    /// The chip is gone (unpowered or unplugged: every transfer NACKed) from `from_s` until
+    /// `until_s`, and comes back power-cycled, in its reset state.
+    #[serde(default)]
+    pub vanish: Option<VanishSpec>,
+}
+
+/// `faults.nack_burst`: `transactions` NACKed transfers from `at_s` on.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NackBurstSpec {
+    pub at_s: f64,
+    pub transactions: u64,
+}
+
+/// `faults.vanish`: the chip is off the bus during `[from_s, until_s)`.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VanishSpec {
+    pub from_s: f64,
+    pub until_s: f64,
+}
+
+impl SimFaultSpec {
+    /// Checks the values serde cannot; the error is one line naming the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let time = |key: &str, t: Option<f64>| match t {
+            Some(t) if !(t >= 0.0 && t.is_finite()) => {
+                Err(format!("faults.{key} must be 0 or more seconds, not {t}"))
+            }
+            _ => Ok(()),
+        };
+        time("reset_at_s", self.reset_at_s)?;
+        time("timeout_at_s", self.timeout_at_s)?;
+        if let Some(burst) = self.nack_burst {
+            time("nack_burst.at_s", Some(burst.at_s))?;
+            if burst.transactions == 0 {
+                return Err("faults.nack_burst.transactions must be at least 1".into());
+            }
+        }
+        if let Some(ms) = self.timeout_ms {
+            if self.timeout_at_s.is_none() {
+                return Err("faults.timeout_ms needs faults.timeout_at_s".into());
+            }
+            if !(ms > 0.0 && ms.is_finite()) {
+                return Err(format!("faults.timeout_ms must be positive, not {ms}"));
+            }
+        }
+        if let Some(v) = self.vanish {
+            time("vanish.from_s", Some(v.from_s))?;
+            time("vanish.until_s", Some(v.until_s))?;
+            if v.until_s <= v.from_s {
+                return Err(format!(
+                    "faults.vanish: until_s ({}) must be after from_s ({})",
+                    v.until_s, v.from_s
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Rig {
@@ -501,6 +626,7 @@ impl Rig {
         if !(self.idle_baseline_s >= 0.0 && self.idle_baseline_s.is_finite()) {
             bail!("idle_baseline_s must be 0 or more seconds");
         }
+        self.validity.validate().map_err(anyhow::Error::msg)?;
         let p = &self.protocol;
         if p.runs == 0 {
             bail!("protocol.runs must be at least 1");
@@ -544,9 +670,9 @@ impl Rig {
                     if spec.i2c_bus.is_none() {
                         bail!("sensors[{i}] (ina219): i2c_bus is required, e.g. \"/dev/i2c-1\"");
                     }
-                    if spec.load.is_some() || spec.faults.is_some() {
+                    if spec.load.is_some() || spec.faults.is_some() || spec.bus_adapter.is_some() {
                         bail!(
-                            "sensors[{i}] (ina219): load and faults belong to kind \"ina219-sim\""
+                            "sensors[{i}] (ina219): load, faults and bus_adapter belong to kind \"ina219-sim\""
                         );
                     }
                     validate_ina219(i, spec)?;
@@ -589,6 +715,17 @@ fn validate_ina219(i: usize, spec: &Ina219Spec) -> Result<()> {
         if ![40, 80, 160, 320].contains(&mv) {
             bail!("sensors[{i}]: shunt_range_mv must be 40, 80, 160 or 320");
         }
+    }
+    if ![100, 400].contains(&spec.bus_khz) {
+        bail!(
+            "sensors[{i}]: bus_khz must be 100 or 400 (the INA219's I2C standard and fast modes), not {}",
+            spec.bus_khz
+        );
+    }
+    if let Some(faults) = &spec.faults {
+        faults
+            .validate()
+            .map_err(|e| anyhow::anyhow!("sensors[{i}]: {e}"))?;
     }
     Ok(())
 }
@@ -665,6 +802,105 @@ image = "bird.bmp"
         );
         let err = format!("{:#}", Rig::parse(&text).unwrap_err());
         assert!(err.contains("0x20"), "{err}");
+    }
+
+    const SIM_SENSOR: &str =
+        "[[sensors]]\nkind = \"ina219-sim\"\nrail = \"5V\"\nshunt_ohms = 0.1\nmax_current_a = 3.2\n";
+
+    #[test]
+    fn ina219_bus_defaults_to_a_pi_at_100_khz() {
+        let rig = Rig::parse(&format!("{MINIMAL}{SIM_SENSOR}")).unwrap();
+        let SensorSpec::Ina219Sim(spec) = &rig.sensors[0] else {
+            panic!("{:?}", rig.sensors[0]);
+        };
+        assert_eq!((spec.bus_khz, spec.bus_adapter), (100, None));
+        let text = format!("{MINIMAL}{SIM_SENSOR}bus_khz = 400\nbus_adapter = \"tegra\"\n");
+        let rig = Rig::parse(&text).unwrap();
+        let SensorSpec::Ina219Sim(spec) = &rig.sensors[0] else {
+            panic!("{:?}", rig.sensors[0]);
+        };
+        assert_eq!(
+            (spec.bus_khz, spec.bus_adapter),
+            (400, Some(I2cAdapter::Tegra))
+        );
+
+        let text = format!("{MINIMAL}{SIM_SENSOR}bus_khz = 1000\n");
+        let err = format!("{:#}", Rig::parse(&text).unwrap_err());
+        assert!(err.contains("bus_khz must be 100 or 400"), "{err}");
+        let text = format!("{MINIMAL}{SIM_SENSOR}bus_adapter = \"i801\"\n");
+        assert!(Rig::parse(&text).is_err());
+        let real = format!(
+            "{MINIMAL}[[sensors]]\nkind = \"ina219\"\nrail = \"5V\"\ni2c_bus = \"/dev/i2c-1\"\n\
+             shunt_ohms = 0.1\nmax_current_a = 3.2\nbus_khz = 400\n"
+        );
+        Rig::parse(&real).unwrap();
+        let err = format!(
+            "{:#}",
+            Rig::parse(&format!("{real}bus_adapter = \"bcm2835\"\n")).unwrap_err()
+        );
+        assert!(err.contains("belong to kind \"ina219-sim\""), "{err}");
+    }
+
+    #[test]
+    fn sim_faults_parse_and_impossible_values_are_one_line_errors() {
+        let faults = "[sensors.faults]\nreset_at_s = 2.5\ncnvr_stuck = true\n\
+            nack_burst = { at_s = 1.0, transactions = 5 }\ntimeout_at_s = 3.0\ntimeout_ms = 25\n\
+            vanish = { from_s = 4.0, until_s = 4.5 }\n";
+        let rig = Rig::parse(&format!("{MINIMAL}{SIM_SENSOR}{faults}")).unwrap();
+        let SensorSpec::Ina219Sim(spec) = &rig.sensors[0] else {
+            panic!("{:?}", rig.sensors[0]);
+        };
+        let f = spec.faults.as_ref().unwrap();
+        assert_eq!(f.reset_at_s, Some(2.5));
+        assert!(f.cnvr_stuck);
+        assert_eq!(
+            f.nack_burst,
+            Some(NackBurstSpec {
+                at_s: 1.0,
+                transactions: 5
+            })
+        );
+        assert_eq!((f.timeout_at_s, f.timeout_ms), (Some(3.0), Some(25.0)));
+        assert_eq!(
+            f.vanish,
+            Some(VanishSpec {
+                from_s: 4.0,
+                until_s: 4.5
+            })
+        );
+        for (bad, want) in [
+            (
+                "reset_at_s = -1.0",
+                "faults.reset_at_s must be 0 or more seconds",
+            ),
+            (
+                "nack_burst = { at_s = 1.0, transactions = 0 }",
+                "transactions must be at least 1",
+            ),
+            (
+                "timeout_ms = 5",
+                "faults.timeout_ms needs faults.timeout_at_s",
+            ),
+            (
+                "timeout_at_s = 1.0\ntimeout_ms = 0",
+                "faults.timeout_ms must be positive",
+            ),
+            (
+                "vanish = { from_s = 2.0, until_s = 1.0 }",
+                "must be after from_s",
+            ),
+            (
+                "vanish = { from_s = -2.0, until_s = 1.0 }",
+                "vanish.from_s must be 0 or more",
+            ),
+            ("reset_after_s = 1.0", "reset_after_s"),
+            ("nack_burst = { at_s = 1.0, count = 2 }", "count"),
+        ] {
+            let text = format!("{MINIMAL}{SIM_SENSOR}[sensors.faults]\n{bad}\n");
+            let err = format!("{:#}", Rig::parse(&text).unwrap_err());
+            assert!(err.contains(want), "{bad}: {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
     }
 
     #[test]

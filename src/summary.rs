@@ -6,6 +6,7 @@ use crate::runner::{BackendResult, RunRecord};
 use crate::sampler::SensorLog;
 use crate::sensor::Origin;
 use crate::stats::Summary;
+use crate::validity::{self, ValiditySpec, WindowReadings};
 
 /// Samples further apart than this many update periods leave a gap in coverage.
 const GAP_PERIODS: f64 = 3.0;
@@ -52,10 +53,16 @@ pub struct SummaryRow {
     pub inferences_per_joule: Option<f64>,
     /// Net of the idle baseline: only the energy above idle.
     pub net_inferences_per_joule: Option<f64>,
-    /// Valid samples in the timed window.
+    /// Fresh readings in the timed window.
     pub samples: usize,
+    /// The fewest fresh readings the sensor's update rate makes valid for the timed window.
+    pub expected_samples: usize,
     pub sample_rate_hz: Option<f64>,
     pub coverage: Option<f64>,
+    /// Longest stretch of the timed window without a fresh reading.
+    pub largest_gap_ms: Option<f64>,
+    /// Coverage of the idle baseline, whose mean power every net figure subtracts.
+    pub idle_coverage: Option<f64>,
     pub top1_class: Option<usize>,
     pub top1_label: String,
     pub top1_score: Option<f32>,
@@ -63,7 +70,8 @@ pub struct SummaryRow {
     pub top1_expected: String,
     /// Whether every backend of the run that classified this image gave the same top-1.
     pub top1_agrees: bool,
-    /// "ok", "interrupted", or what went wrong.
+    /// "ok", "interrupted", "invalid: <reason>" (the window's readings cannot be trusted, and
+    /// the figures that depend on it are left empty), or what went wrong.
     pub status: String,
 }
 
@@ -83,12 +91,11 @@ pub fn summarize(record: &RunRecord) -> Vec<SummaryRow> {
             continue;
         }
         for (log, energy) in record.sensors.iter().zip(&energies) {
-            let window = |w: Option<(f64, f64)>| w.and_then(|(a, b)| energy.window(a, b));
+            let check = |w: Option<(f64, f64)>| w.map(|w| energy.checked(w, &record.rig.validity));
             let measured = Measured {
                 log,
-                idle: window(idle_window),
-                timed: window(backend.run.window),
-                counted: energy.counted(),
+                idle: check(idle_window),
+                timed: check(backend.run.window),
             };
             rows.push(row(record, index, backend, Some(measured)));
         }
@@ -96,13 +103,28 @@ pub fn summarize(record: &RunRecord) -> Vec<SummaryRow> {
     rows
 }
 
-/// What one sensor measured for one backend.
+/// What one sensor measured for one backend: its idle and timed windows, where they exist.
 struct Measured<'a> {
     log: &'a SensorLog,
-    idle: Option<WindowEnergy>,
-    timed: Option<WindowEnergy>,
-    /// The energy came from the sensor's own counter, not from integrating power.
-    counted: bool,
+    idle: Option<CheckedWindow>,
+    timed: Option<CheckedWindow>,
+}
+
+/// One window's energy, and whether its readings can be trusted.
+#[derive(Debug, Clone)]
+pub struct CheckedWindow {
+    pub energy: Option<WindowEnergy>,
+    /// The fewest fresh readings that make the window valid.
+    pub expected: usize,
+    /// Why the window is invalid.
+    pub invalid: Option<String>,
+}
+
+impl CheckedWindow {
+    /// The energy, only if the window is valid.
+    pub fn valid(&self) -> Option<WindowEnergy> {
+        self.energy.filter(|_| self.invalid.is_none())
+    }
 }
 
 /// One sensor's readings, ready to integrate over any window: the difference of its energy
@@ -111,6 +133,10 @@ pub struct SensorEnergy {
     counter: Vec<CounterPoint>,
     points: Vec<PowerPoint>,
     max_gap: f64,
+    period: f64,
+    /// Times of readings clipped at the sensor's range, and of failed reads.
+    saturated: Vec<f64>,
+    errors: Vec<f64>,
 }
 
 impl SensorEnergy {
@@ -123,14 +149,55 @@ impl SensorEnergy {
                 _ => None,
             })
         };
+        let mut counter: Vec<CounterPoint> = fresh()
+            .filter_map(|(t, r)| r.energy_j.map(|joules| CounterPoint { t, joules }))
+            .collect();
+        let mut points: Vec<PowerPoint> = fresh()
+            .map(|(t, r)| PowerPoint { t, watts: r.watts })
+            .collect();
+        // Fresh values are stamped at their centre, which keeps them in order; sort anyway,
+        // since the integrals depend on it.
+        counter.sort_by(|a, b| a.t.total_cmp(&b.t));
+        points.sort_by(|a, b| a.t.total_cmp(&b.t));
+        let period = log.update_period.as_secs_f64();
         Self {
-            counter: fresh()
-                .filter_map(|(t, r)| r.energy_j.map(|joules| CounterPoint { t, joules }))
+            counter,
+            points,
+            max_gap: GAP_PERIODS * period.max(1e-3),
+            period,
+            saturated: fresh()
+                .filter(|(_, r)| r.saturated)
+                .map(|(t, _)| t)
                 .collect(),
-            points: fresh()
-                .map(|(t, r)| PowerPoint { t, watts: r.watts })
+            errors: log
+                .samples
+                .iter()
+                .filter(|s| s.reading.is_err())
+                .map(|s| s.t)
                 .collect(),
-            max_gap: GAP_PERIODS * log.update_period.as_secs_f64().max(1e-3),
+        }
+    }
+
+    /// Energy over `(start, end)` with its validity judged against `spec`.
+    pub fn checked(&self, (start, end): (f64, f64), spec: &ValiditySpec) -> CheckedWindow {
+        let energy = self.window(start, end);
+        let within = |times: &[f64]| times.iter().filter(|t| (start..=end).contains(*t)).count();
+        let readings = WindowReadings {
+            saturated: within(&self.saturated),
+            errors: within(&self.errors),
+        };
+        let verdict = validity::check(
+            energy.as_ref(),
+            readings,
+            (start, end),
+            self.period,
+            self.counted(),
+            spec,
+        );
+        CheckedWindow {
+            energy,
+            expected: validity::expected_fresh(end - start, self.period, spec),
+            invalid: verdict.err(),
         }
     }
 
@@ -194,8 +261,12 @@ fn row(
     let lat = Summary::of(&latencies_ms);
     let runs = b.run.latencies.len();
     let inferences = b.run.inferences();
-    let timed_span = sensor.as_ref().and_then(|m| m.timed);
-    let idle_watts = sensor.as_ref().and_then(|m| m.idle).map(|w| w.mean_watts);
+    let timed = sensor.as_ref().and_then(|m| m.timed.as_ref());
+    let idle = sensor.as_ref().and_then(|m| m.idle.as_ref());
+    // Figures come only from valid windows; the raw window feeds the diagnostics.
+    let timed_span = timed.and_then(CheckedWindow::valid);
+    let timed_raw = timed.and_then(|w| w.energy);
+    let idle_watts = idle.and_then(CheckedWindow::valid).map(|w| w.mean_watts);
     let log = sensor.as_ref().map(|m| m.log);
     let joules = timed_span
         .map(|w| w.joules)
@@ -237,9 +308,12 @@ fn row(
         joules_per_inference: joules.map(|j| j / inferences as f64),
         inferences_per_joule: joules.map(|j| inferences as f64 / j),
         net_inferences_per_joule: net_joules.map(|j| inferences as f64 / j),
-        samples: timed_span.map_or(0, |w| w.samples),
-        sample_rate_hz: timed_span.map(|w| w.sample_rate_hz),
-        coverage: timed_span.map(|w| w.coverage),
+        samples: timed_raw.map_or(0, |w| w.samples),
+        expected_samples: timed.map_or(0, |w| w.expected),
+        sample_rate_hz: timed_raw.map(|w| w.sample_rate_hz),
+        coverage: timed_raw.map(|w| w.coverage),
+        largest_gap_ms: timed_raw.map(|w| w.largest_gap_s * 1e3),
+        idle_coverage: idle.and_then(|w| w.energy).map(|w| w.coverage),
         top1_class: top1.map(|p| p.class),
         top1_label: top1.map_or(String::new(), |p| b.labels.get(p.class).to_string()),
         top1_score: top1.map(|p| p.score),
@@ -271,15 +345,14 @@ fn status(record: &RunRecord, b: &BackendResult, sensor: Option<&Measured>) -> S
     let Some(m) = sensor else {
         return "ok".into();
     };
-    let Some(timed) = m.timed else {
-        return "no power samples in the timed window".into();
+    let Some(timed) = &m.timed else {
+        return "invalid: the timed window never began".into();
     };
-    if m.counted && timed.samples < energy::MIN_COUNTER_UPDATES {
-        return format!(
-            "short window: the energy counter updated {} times (fewer than {}); raise protocol.min_duration_s",
-            timed.samples,
-            energy::MIN_COUNTER_UPDATES
-        );
+    if let Some(why) = &timed.invalid {
+        return format!("invalid: {why}");
+    }
+    if let Some(why) = m.idle.as_ref().and_then(|w| w.invalid.as_ref()) {
+        return format!("invalid: idle baseline: {why}");
     }
     "ok".into()
 }

@@ -103,7 +103,10 @@ fn batch_needs_the_offline_scenario() {
 #[test]
 fn cuda_without_a_gpu_is_a_clear_error() {
     if tch::Cuda::is_available() {
-        eprintln!("skipped: this machine has a CUDA GPU");
+        joulebench::skip_test(
+            "cuda_without_a_gpu_is_a_clear_error",
+            "this machine has a CUDA GPU",
+        );
         return;
     }
     ensure_models();

@@ -183,7 +183,7 @@ mod tests {
         match locate_library(None) {
             Ok(path) => Some(path),
             Err(e) => {
-                eprintln!("skipping LiteRT test: {e}");
+                crate::skip_test("LiteRT test", &format!("{e:#}"));
                 None
             }
         }
@@ -260,13 +260,18 @@ mod tests {
         assert_eq!(wheel_version(Path::new("/nowhere/libLiteRt.so")), "unknown");
     }
 
-    /// Same input, nearly the same scores as TensorFlow Lite 1.15. Not identical: LiteRT's
-    /// kernels (XNNPACK's and its builtin ones alike) requantize differently, so a few of the
-    /// 1001 scores differ, by up to 13 steps of 1/256 measured (the manifest's "a few
-    /// hundredths"). The same bytes through Google's Python interpreter give LiteRT's output
-    /// exactly (checked by hand: ai-edge-litert 2.3.0, both models, XNNPACK and builtin).
+    /// Same input through TensorFlow Lite 1.15: the same top-1 on every image, and scores
+    /// near enough that a misread output fails. Not the same scores, and no tolerance from the
+    /// arithmetic would hold on every processor: both engines run the same quantized graph but
+    /// requantize each of its 65 layers with their own rounding, XNNPACK picks its kernels by
+    /// CPU, and one-step differences compound through the depth by amounts that vary by
+    /// processor (13 steps of 1/256 seen on an Intel Xeon, 17 on an AMD EPYC). What the
+    /// engines promise a classifier is the class, so the class is compared exactly. The score
+    /// bound, 64 steps (a quarter of the range), guards something else: a wrong scale, zero
+    /// point or output tensor moves the top score by about its whole value, so it fails.
     #[test]
     fn matches_the_tflite_engine() {
+        const MISREAD_STEPS: u32 = 64;
         let Some(lib) = library() else { return };
         for model in MODELS {
             let path = models().join(model);
@@ -282,19 +287,37 @@ mod tests {
                     let input = prepare(&litert, image);
                     tflite.infer(&input, &mut want).unwrap();
                     litert.infer(&input, &mut got).unwrap();
+                    assert_eq!(top1(&got), top1(&want), "{model} {image} xnnpack={xnnpack}");
                     let worst = want
                         .iter()
                         .zip(&got)
                         .map(|(a, b)| ((a - b) / scale).abs().round() as u32)
-                        .max();
-                    let differ = want.iter().zip(&got).filter(|(a, b)| a != b).count();
-                    assert_eq!(top1(&got), top1(&want), "{model} {image} xnnpack={xnnpack}");
+                        .max()
+                        .unwrap();
                     assert!(
-                        worst <= Some(16) && differ <= 20,
-                        "{model} {image} xnnpack={xnnpack}: {differ} scores differ, by up to \
-                         {worst:?} steps"
+                        worst <= MISREAD_STEPS,
+                        "{model} {image} xnnpack={xnnpack}: scores differ by up to {worst} steps"
                     );
                 }
+            }
+        }
+    }
+
+    /// Where the same library runs the same bytes, the output is exact: two interpreters of
+    /// one model give identical scores, classification after classification.
+    #[test]
+    fn the_same_library_gives_the_same_bytes() {
+        let Some(lib) = library() else { return };
+        for model in MODELS {
+            let path = models().join(model);
+            let mut a = LiteRtBackend::open(&path, 1, true, &lib).unwrap();
+            let mut b = LiteRtBackend::open(&path, 1, true, &lib).unwrap();
+            let input = prepare(&a, "cat.bmp");
+            let (mut first, mut second) = (Vec::new(), Vec::new());
+            for _ in 0..3 {
+                a.infer(&input, &mut first).unwrap();
+                b.infer(&input, &mut second).unwrap();
+                assert_eq!(first, second, "{model}");
             }
         }
     }
@@ -324,7 +347,10 @@ mod tests {
     fn incompatible_library_names_the_missing_symbol() {
         let libm = Path::new("/lib/x86_64-linux-gnu/libm.so.6");
         if !libm.is_file() {
-            eprintln!("skipping: no {}", libm.display());
+            crate::skip_test(
+                "incompatible-library test",
+                &format!("no {}", libm.display()),
+            );
             return;
         }
         let e = LiteRtBackend::open(&models().join(MODELS[0]), 1, true, libm)

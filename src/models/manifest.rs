@@ -412,11 +412,14 @@ mod tests {
         project_manifest, project_manifest_text, shared_dir, PINNED_COMMIT,
     };
 
-    /// File name → SHA-256 (empty where SOURCES.md gives none) from the table in SOURCES.md.
+    /// File name → SHA-256 (empty where SOURCES.md gives none) from SOURCES.md's first table,
+    /// the files that are there (a later table lists files that are not, by git blob id).
     fn sources_table() -> Vec<(String, String)> {
         let text = std::fs::read_to_string(shared_dir().join("SOURCES.md")).unwrap();
         text.lines()
-            .filter(|l| l.starts_with('|') && !l.starts_with("|---") && !l.starts_with("| file"))
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .filter(|l| !l.starts_with("|---") && !l.starts_with("| file"))
             .map(|l| {
                 let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
                 (cells[0].to_owned(), cells.last().unwrap().trim().to_owned())
@@ -424,11 +427,16 @@ mod tests {
             .collect()
     }
 
+    /// Files of SOURCES.md that no backend uses yet: the Edge TPU fixture joins the manifest
+    /// with the Edge TPU backend.
+    const NOT_YET_USED: [&str; 1] = ["keras_lstm_mnist_ptq_edgetpu.tflite"];
+
     #[test]
     fn lists_every_file_of_sources_md_with_its_checksum() {
         let manifest = project_manifest();
-        let table = sources_table();
-        assert_eq!(table.len(), 9, "SOURCES.md table: {table:?}");
+        let mut table = sources_table();
+        assert_eq!(table.len(), 10, "SOURCES.md table: {table:?}");
+        table.retain(|(file, _)| !NOT_YET_USED.contains(&file.as_str()));
         for (file, sha) in &table {
             let entry = manifest
                 .entry(file)

@@ -65,6 +65,8 @@ struct PowerRow<'a> {
     /// The sensor's cumulative energy counter, where it has one.
     energy_j: Option<f64>,
     overflow: bool,
+    /// Clipped at the sensor's range: the true power was higher.
+    saturated: bool,
     stale: bool,
     error: &'a str,
 }
@@ -92,6 +94,7 @@ fn write_power(path: &Path, record: &RunRecord) -> Result<()> {
                 watts: reading.map(|r| r.watts),
                 energy_j: reading.and_then(|r| r.energy_j),
                 overflow: reading.is_some_and(|r| r.overflow),
+                saturated: reading.is_some_and(|r| r.saturated),
                 stale: reading.is_some_and(|r| r.stale),
                 error: s.reading.as_ref().err().map_or("", String::as_str),
             })?;

@@ -1,27 +1,35 @@
 //! The TI INA219 current/power monitor, read through the `ina219` crate over any
 //! `embedded_hal::i2c::I2c` bus: `/dev/i2c-N` on a board ([`open_linux`]), or the register model
 //! in [`super::ina219_sim`], so the simulated sensor runs this exact driver code.
+//!
+//! Every register access is its own write-then-read transfer (the crate's `no_transaction`
+//! feature, and our own reads): the Raspberry Pi's i2c-bcm2835 refuses any transfer with a read
+//! before its last message, which is what the crate's multi-register transaction sends.
 
 use std::fmt::Debug;
 use std::io;
 use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, ensure, Result};
-use embedded_hal::i2c::{Error as _, ErrorKind, I2c, NoAcknowledgeSource};
+use embedded_hal::i2c::{Error as _, ErrorKind, ErrorType, I2c, NoAcknowledgeSource, Operation};
 use ina219::address::Address;
 use ina219::calibration::{IntCalibration, MicroAmpere};
 use ina219::configuration::{
     BusVoltageRange, Configuration, MeasuredSignals, OperatingMode, Reset, Resolution,
     ShuntVoltageRange,
 };
-use ina219::errors::{InitializationError, InitializationErrorReason, MeasurementError};
-use ina219::measurements::{BusVoltage, ShuntVoltage};
+use ina219::errors::{
+    InitializationError, InitializationErrorReason, MeasurementError, ShuntVoltageReadError,
+};
+use ina219::measurements::{BusVoltage, CurrentRegister, ShuntVoltage};
 use ina219::SyncIna219;
 use linux_embedded_hal::i2cdev::linux::LinuxI2CError;
 use linux_embedded_hal::{I2CError, I2cdev};
 
 use super::{Origin, PowerSensor, Reading, SensorInfo};
+use crate::clock::{RunClock, TimeSource};
 use crate::rig::{AdcMode, Ina219Spec};
 
 /// Full-scale count of the signed current register: current LSB = max current / 2^15.
@@ -34,6 +42,26 @@ const PGA_RANGES: [(u16, ShuntVoltageRange); 4] = [
     (160, ShuntVoltageRange::Fsr160mv),
     (320, ShuntVoltageRange::Fsr320mv),
 ];
+
+/// Register pointers the driver reads itself (the crate has no public read for them).
+const CONFIG_REGISTER: u8 = 0x00;
+const CALIBRATION_REGISTER: u8 = 0x05;
+
+/// Clock cycles one register read takes on the wire: the pointer written (START, address,
+/// pointer: 1 + 9 + 9 with the ACK bits), two bytes read back (repeated START, address, two
+/// bytes: 1 + 9 + 18), STOP (1).
+pub const REGISTER_READ_CYCLES: u32 = 48;
+
+/// Register reads per fresh reading: bus voltage (for CNVR and OVF), power, shunt, current.
+pub const READS_PER_READING: u32 = 4;
+
+/// A shunt voltage worth at least this many current LSBs, beside a current register reading 0,
+/// means the calibration is gone: the chip has reset.
+const RESET_HINT_LSB: i64 = 4;
+
+/// Sensor time between checks of the calibration and configuration, which catch a reset that no
+/// current would reveal.
+const CHECK_EVERY_S: f64 = 1.0;
 
 /// The chip settings a rig's `Ina219Spec` asks for, derived as the datasheet's programming
 /// section does (SBOS448G 8.5.1): calibration, PGA and bus ranges, ADC mode.
@@ -50,6 +78,8 @@ pub struct Ina219Settings {
     /// Written after the reset: ranges, ADC mode, shunt and bus continuous.
     pub config: Configuration,
     pub adc: AdcMode,
+    /// The I2C clock: it bounds how often a fresh reading can be fetched.
+    pub bus_khz: u32,
 }
 
 impl Ina219Settings {
@@ -59,6 +89,11 @@ impl Ina219Settings {
         ensure!(
             max_a > 0.0 && max_a.is_finite() && ohms > 0.0 && ohms.is_finite(),
             "INA219: max_current_a and shunt_ohms must be positive"
+        );
+        ensure!(
+            [100, 400].contains(&spec.bus_khz),
+            "INA219: bus_khz must be 100 or 400, not {}",
+            spec.bus_khz
         );
         let lsb_ua = round_lsb_ua(max_a * 1e6 / CURRENT_FULL_SCALE);
         let shunt_uohm = (ohms * 1e6).round();
@@ -113,6 +148,7 @@ impl Ina219Settings {
                 operating_mode: OperatingMode::Continous(MeasuredSignals::ShutAndBusVoltage),
             },
             adc: spec.adc,
+            bus_khz: spec.bus_khz,
         })
     }
 
@@ -125,11 +161,49 @@ impl Ina219Settings {
         self.calibration.power_lsb().0 as f64 * 1e-6
     }
 
-    /// Time between fresh readings: a shunt conversion then a bus conversion.
-    pub fn update_period(&self) -> Duration {
+    /// Time between conversions: a shunt conversion then a bus conversion.
+    pub fn conversion_time(&self) -> Duration {
         let c = &self.config;
         let us = c.shunt_resolution.conversion_time_us() + c.bus_resolution.conversion_time_us();
         Duration::from_micros(u64::from(us))
+    }
+
+    /// Bus time of one fresh reading's register reads at `bus_khz`: 1.92 ms at 100 kHz,
+    /// 0.48 ms at 400 kHz.
+    pub fn reading_bus_time(&self) -> Duration {
+        let cycles = u64::from(READS_PER_READING * REGISTER_READ_CYCLES);
+        Duration::from_nanos(cycles * 1_000_000 / u64::from(self.bus_khz.max(1)))
+    }
+
+    /// Time between fresh readings: a conversion, or the bus time to fetch one if that is
+    /// longer (12-bit at 100 kHz: 1.92 ms, not 1.064 ms).
+    pub fn update_period(&self) -> Duration {
+        self.conversion_time().max(self.reading_bus_time())
+    }
+
+    /// Fresh readings per second at most.
+    pub fn readings_per_s(&self) -> f64 {
+        1.0 / self.update_period().as_secs_f64()
+    }
+
+    /// Seconds from the middle of what a fresh reading averages to when it became readable.
+    /// A conversion does the shunt channel, then the bus channel, then sets CNVR. Power is
+    /// current × voltage, and the current (from the shunt) is what moves with the load; the
+    /// bus voltage barely does. So the value belongs to the middle of the shunt window, which
+    /// ended a whole bus conversion before CNVR: bus time + half the shunt time (avg128:
+    /// 68.1 + 34.05 ms).
+    pub fn centre_offset_s(&self) -> f64 {
+        let c = &self.config;
+        let us = f64::from(c.bus_resolution.conversion_time_us())
+            + f64::from(c.shunt_resolution.conversion_time_us()) / 2.0;
+        us * 1e-6
+    }
+
+    /// Fresh readings between checks of calibration and configuration: about a second's worth.
+    fn check_every(&self) -> u32 {
+        (CHECK_EVERY_S / self.update_period().as_secs_f64())
+            .ceil()
+            .max(1.0) as u32
     }
 
     /// One line, e.g. "R=0.1 Ω, I_LSB=100 µA, cal=4096, PGA ±320 mV, 32 V, 12bit".
@@ -143,6 +217,11 @@ impl Ina219Settings {
             self.config.bus_voltage_range.range_v().end,
             adc_label(self.adc),
         )
+    }
+
+    /// The shunt voltage's nominal full scale in 10 µV units (4000 at ±40 mV).
+    fn shunt_full_scale_10uv(&self) -> i16 {
+        self.config.shunt_voltage_range.range_mv().end() * 100
     }
 }
 
@@ -179,43 +258,117 @@ fn adc_label(adc: AdcMode) -> &'static str {
     }
 }
 
-/// How a bus's error reads: its kind, and a human description for kinds that need one.
-type Describe<E> = fn(&E) -> (ErrorKind, String);
+/// A bus error as the driver reports it, the same way whichever bus it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusFault {
+    pub kind: ErrorKind,
+    /// The Linux errno, where the bus has one.
+    pub errno: Option<i32>,
+    /// What the bus says, e.g. "EREMOTEIO: Remote I/O error".
+    pub text: String,
+}
+
+/// How a bus's errors read.
+pub type Describe<E> = fn(&E) -> BusFault;
+
+/// One I2C bus, shared: the `ina219` crate owns one handle, and the driver keeps another for
+/// the registers the crate gives no public read of (calibration, raw configuration).
+pub struct SharedBus<I2C>(Arc<Mutex<I2C>>);
+
+impl<I2C> SharedBus<I2C> {
+    pub fn new(i2c: I2C) -> Self {
+        Self(Arc::new(Mutex::new(i2c)))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, I2C> {
+        // A panic elsewhere mid-transfer leaves nothing half-written on our side.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<I2C> Clone for SharedBus<I2C> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<I2C: I2c> ErrorType for SharedBus<I2C> {
+    type Error = I2C::Error;
+}
+
+impl<I2C: I2c> I2c for SharedBus<I2C> {
+    fn transaction(
+        &mut self,
+        address: u8,
+        operations: &mut [Operation<'_>],
+    ) -> Result<(), Self::Error> {
+        self.lock().transaction(address, operations)
+    }
+}
 
 /// An INA219 read with the `ina219` crate over any I2C bus.
 pub struct Ina219Sensor<I2C: I2c> {
-    ina: SyncIna219<I2C, IntCalibration>,
+    ina: SyncIna219<SharedBus<I2C>, IntCalibration>,
+    /// The same bus, for our own register reads.
+    raw: SharedBus<I2C>,
     settings: Ina219Settings,
     info: SensorInfo,
     describe: Describe<I2C::Error>,
     last: Option<Reading>,
+    /// Fresh readings since calibration and configuration were last checked.
+    fresh_since_check: u32,
+    /// The current register of the last fresh reading.
+    last_current: i16,
+    /// How long fetching a fresh reading took when timed at open ([`Self::time_reads`]).
+    measured_read: Option<Duration>,
 }
+
+/// Fresh readings timed by [`Ina219Sensor::time_reads`].
+const READS_TO_TIME: usize = 9;
 
 impl<I2C: I2c> Ina219Sensor<I2C> {
     /// Resets the chip (checking it reads like an INA219 after reset), writes the calibration
     /// and the configuration.
     pub fn new(i2c: I2C, settings: Ina219Settings, info: SensorInfo) -> Result<Self> {
-        Self::with_describe(i2c, settings, info, |e| (e.kind(), format!("{e:?}")))
+        Self::with_describe(i2c, settings, info, |e| BusFault {
+            kind: e.kind(),
+            errno: None,
+            text: format!("{e:?}"),
+        })
     }
 
-    fn with_describe(
+    /// As [`Self::new`], with bus errors described by `describe`.
+    pub fn with_describe(
         i2c: I2C,
         settings: Ina219Settings,
         info: SensorInfo,
         describe: Describe<I2C::Error>,
     ) -> Result<Self> {
         let address = Address::from_byte(settings.address).map_err(|e| anyhow!("INA219: {e}"))?;
-        let mut ina = SyncIna219::new_calibrated(i2c, address, settings.calibration)
+        let raw = SharedBus::new(i2c);
+        let mut ina = SyncIna219::new_calibrated(raw.clone(), address, settings.calibration)
             .map_err(|e| init_error(&settings, describe, &e))?;
         ina.set_configuration(settings.config)
             .map_err(|e| bus_error(&settings, describe(&e)))?;
         Ok(Self {
             ina,
+            raw,
             settings,
             info,
             describe,
             last: None,
+            fresh_since_check: 0,
+            last_current: 0,
+            measured_read: None,
         })
+    }
+
+    /// The update period: the conversion or the wire's time for a reading, or what fetching
+    /// one took when timed, whichever is longest.
+    fn period(&self) -> Duration {
+        self.settings
+            .update_period()
+            .max(self.measured_read.unwrap_or_default())
     }
 
     pub fn settings(&self) -> &Ina219Settings {
@@ -236,18 +389,123 @@ impl<I2C: I2c> Ina219Sensor<I2C> {
 
     /// No conversion since the last read, and no earlier reading to repeat: the registers
     /// still hold the latest sample, so read it directly.
-    fn read_voltages(&mut self) -> Result<Reading> {
-        let bus = self.ina.bus_voltage().map_err(|e| self.error(e.into()))?;
-        let shunt = self.ina.shunt_voltage().map_err(|e| self.error(e.into()))?;
+    fn read_voltages(&mut self, bus: BusVoltage) -> Result<Reading> {
+        let (shunt, saturated) = self.shunt()?;
         Ok(Reading {
             stale: true,
+            saturated,
             ..self.reading_from_voltages(bus, shunt)
         })
     }
 
+    /// A new conversion is ready (CNVR): read power (which clears CNVR), shunt and current, each
+    /// its own transfer, then make sure the chip still holds our settings.
+    fn read_fresh(&mut self, bus: BusVoltage) -> Result<Reading> {
+        let power = self.ina.power_raw().map_err(|e| self.bus_error(&e))?;
+        let (shunt, saturated) = self.shunt()?;
+        let current = self.ina.current_raw().map_err(|e| self.bus_error(&e))?;
+        self.check_chip(shunt, current)?;
+        let reading = if bus.has_math_overflowed() {
+            // OVF: the current or power register is wrong, but the raw voltages are not.
+            Reading {
+                overflow: true,
+                ..self.reading_from_voltages(bus, shunt)
+            }
+        } else {
+            // Current is signed; power is unsigned (P = |I| × V), whatever the crate's types say.
+            Reading {
+                volts: Some(f64::from(bus.voltage_mv()) * 1e-3),
+                amps: Some(f64::from(current.0 as i16) * self.settings.current_lsb_a()),
+                watts: f64::from(power.0) * self.settings.power_lsb_w(),
+                ..Reading::default()
+            }
+        };
+        Ok(Reading {
+            saturated,
+            centre_offset_s: self.settings.centre_offset_s(),
+            ..reading
+        })
+    }
+
+    /// The shunt voltage, and whether it is beyond the PGA's full scale. Past it the chip clips
+    /// the register at its data field's end, and the crate (feature `paranoid`) refuses the
+    /// value; either way the true current was at least this much, so the reading is kept,
+    /// marked saturated: its energy is a lower bound.
+    fn shunt(&mut self) -> Result<(ShuntVoltage, bool)> {
+        match self.ina.shunt_voltage() {
+            Ok(shunt) => {
+                let beyond = shunt.shunt_voltage_10uv().unsigned_abs()
+                    > self.settings.shunt_full_scale_10uv().unsigned_abs();
+                Ok((shunt, beyond))
+            }
+            Err(ShuntVoltageReadError::ShuntVoltageOutOfRange { is, .. }) => Ok((is, true)),
+            Err(ShuntVoltageReadError::I2cError(e)) => Err(self.bus_error(&e)),
+        }
+    }
+
+    /// Catches a chip that reset behind our back (a brown-out, a power cycle): it converts on
+    /// and sets CNVR, but with calibration 0 its current and power read 0. A current register
+    /// of 0 beside a shunt voltage worth a few current LSBs gives it away at once, and so do
+    /// current and shunt registers both fallen to exactly 0 from a current of a few LSBs (a
+    /// reset between this reading's register reads wipes both); a check every second or so of fresh
+    /// readings catches a reset with no current flowing. A reset chip is re-initialised and
+    /// this read fails, so a 0 W sample from it is never returned.
+    fn check_chip(&mut self, shunt: ShuntVoltage, current: CurrentRegister) -> Result<()> {
+        self.fresh_since_check += 1;
+        let calibration = self.settings.calibration.as_bits();
+        let expected = i64::from(shunt.shunt_voltage_10uv()) * i64::from(calibration) / 4096;
+        let was = i64::from(std::mem::replace(&mut self.last_current, current.0 as i16));
+        let wiped = shunt.shunt_voltage_10uv() == 0 && was.abs() >= RESET_HINT_LSB;
+        let current_lost = current.0 == 0 && (expected.abs() >= RESET_HINT_LSB || wiped);
+        if !current_lost && self.fresh_since_check < self.settings.check_every() {
+            return Ok(());
+        }
+        self.fresh_since_check = 0;
+        let config_read = self.read_register(CONFIG_REGISTER)?;
+        let calibration_read = self.read_register(CALIBRATION_REGISTER)?;
+        if config_read == self.settings.config.as_bits() && calibration_read == calibration {
+            return Ok(());
+        }
+        let found = format!(
+            "chip reset detected (configuration {config_read:#06x}, calibration {calibration_read})"
+        );
+        let (address, bus) = (self.settings.address, &self.settings.bus);
+        let reinit = self
+            .ina
+            .calibrate(self.settings.calibration)
+            .and_then(|()| self.ina.set_configuration(self.settings.config));
+        match reinit {
+            Ok(()) => Err(anyhow!(
+                "INA219 at {address:#04x} on {bus}: {found}, re-initialised"
+            )),
+            Err(e) => {
+                // Look again at the next fresh reading.
+                self.fresh_since_check = self.settings.check_every();
+                let fault = (self.describe)(&e);
+                Err(anyhow!(
+                    "INA219 at {address:#04x} on {bus}: {found}; re-initialising failed: {}",
+                    fault_text(&fault)
+                ))
+            }
+        }
+    }
+
+    /// One register, read as its own write-then-read transfer.
+    fn read_register(&mut self, register: u8) -> Result<u16> {
+        let mut buf = [0; 2];
+        self.raw
+            .write_read(self.settings.address, &[register], &mut buf)
+            .map_err(|e| self.bus_error(&e))?;
+        Ok(u16::from_be_bytes(buf))
+    }
+
+    fn bus_error(&self, e: &I2C::Error) -> anyhow::Error {
+        bus_error(&self.settings, (self.describe)(e))
+    }
+
     fn error(&self, e: MeasurementError<I2C::Error>) -> anyhow::Error {
         match e {
-            MeasurementError::I2cError(err) => bus_error(&self.settings, (self.describe)(&err)),
+            MeasurementError::I2cError(err) => self.bus_error(&err),
             other => anyhow!(
                 "INA219 at {:#04x} on {}: {other}",
                 self.settings.address,
@@ -270,37 +528,76 @@ fn init_error<I, E: Debug>(
             settings.bus
         );
     };
-    match describe(err) {
-        (
-            ErrorKind::NoAcknowledge(NoAcknowledgeSource::Address | NoAcknowledgeSource::Unknown),
-            _,
-        ) => {
+    let fault = describe(err);
+    match fault.kind {
+        ErrorKind::NoAcknowledge(NoAcknowledgeSource::Address | NoAcknowledgeSource::Unknown) => {
             anyhow!(
                 "no INA219 answers at {:#04x} on {} (check address pins A0/A1 and wiring)",
                 settings.address,
                 settings.bus
             )
         }
-        found => bus_error(settings, found),
+        _ => bus_error(settings, fault),
+    }
+}
+
+/// Linux errnos the driver explains.
+const EOPNOTSUPP: i32 = 95;
+const ETIMEDOUT: i32 = 110;
+const EREMOTEIO: i32 = 121;
+
+/// What went wrong on the bus, in words, with the bus's own text in brackets.
+fn fault_text(fault: &BusFault) -> String {
+    let BusFault { kind, errno, text } = fault;
+    match (kind, errno) {
+        (ErrorKind::NoAcknowledge(NoAcknowledgeSource::Address), _) => {
+            format!("no acknowledge on the address ({text})")
+        }
+        (ErrorKind::NoAcknowledge(NoAcknowledgeSource::Data), _) => {
+            format!("no acknowledge on a data byte ({text})")
+        }
+        (ErrorKind::NoAcknowledge(_), _) => format!("no acknowledge ({text})"),
+        (_, Some(ETIMEDOUT)) => format!("bus timed out ({text})"),
+        (_, Some(EOPNOTSUPP)) => format!("the I2C adapter refused the transfer ({text})"),
+        (ErrorKind::Bus, _) => format!("bus error ({text})"),
+        (ErrorKind::ArbitrationLoss, _) => format!("arbitration lost ({text})"),
+        _ => text.clone(),
     }
 }
 
 /// One line naming the chip, its bus and what went wrong, e.g.
-/// "INA219 at 0x40 on /dev/i2c-1: no acknowledge (address)".
-fn bus_error(settings: &Ina219Settings, (kind, detail): (ErrorKind, String)) -> anyhow::Error {
-    let what = match kind {
-        ErrorKind::NoAcknowledge(NoAcknowledgeSource::Address) => "no acknowledge (address)".into(),
-        ErrorKind::NoAcknowledge(NoAcknowledgeSource::Data) => "no acknowledge (data)".into(),
-        ErrorKind::NoAcknowledge(_) => "no acknowledge".into(),
-        ErrorKind::Bus => format!("bus error ({detail})"),
-        ErrorKind::ArbitrationLoss => format!("arbitration lost ({detail})"),
-        _ => detail,
-    };
+/// "INA219 at 0x40 on /dev/i2c-1: no acknowledge (EREMOTEIO: Remote I/O error)".
+fn bus_error(settings: &Ina219Settings, fault: BusFault) -> anyhow::Error {
     anyhow!(
-        "INA219 at {:#04x} on {}: {what}",
+        "INA219 at {:#04x} on {}: {}",
         settings.address,
-        settings.bus
+        settings.bus,
+        fault_text(&fault)
     )
+}
+
+impl<I2C: I2c + Send> Ina219Sensor<I2C> {
+    /// Times a few fresh readings on `clock` and keeps their median as a floor under the
+    /// update period. On a board every transfer also costs a system call, an interrupt and a
+    /// wake-up, which neither the datasheet nor the bus clock accounts for; the validity check
+    /// must expect the rate this bus really delivers, not the wire's.
+    pub fn time_reads(&mut self, clock: &dyn TimeSource) -> Result<()> {
+        let conversion = self.settings.conversion_time().as_secs_f64();
+        let mut took = Vec::with_capacity(READS_TO_TIME);
+        for _ in 0..READS_TO_TIME {
+            clock.sleep_until(clock.now() + conversion);
+            let start = clock.now();
+            let fresh = !self.read()?.stale;
+            if fresh {
+                took.push(clock.now() - start);
+            }
+        }
+        took.sort_by(f64::total_cmp);
+        self.measured_read = took
+            .get(took.len() / 2)
+            .map(|s| Duration::from_secs_f64(*s));
+        Ok(())
+    }
 }
 
 impl<I2C: I2c + Send> PowerSensor for Ina219Sensor<I2C> {
@@ -309,42 +606,24 @@ impl<I2C: I2c + Send> PowerSensor for Ina219Sensor<I2C> {
     }
 
     fn update_period(&self) -> Duration {
-        self.settings.update_period()
+        self.period()
     }
 
+    /// Reads the bus voltage register first: its CNVR says whether a new conversion is there.
+    /// Only then are power, shunt and current read; without one, the last reading repeats,
+    /// marked stale, at the cost of one register read.
     fn read(&mut self) -> Result<Reading> {
-        let reading = match self.ina.next_measurement() {
-            Ok(Some(m)) => {
-                let volts = f64::from(m.bus_voltage.voltage_mv()) * 1e-3;
-                // The crate reads the power register as signed, but it is unsigned (P = |I| × V):
-                // undo the wrap so large powers stay positive.
-                let mut power_uw = m.power.0;
-                if power_uw < 0 {
-                    power_uw += 65536 * self.settings.calibration.power_lsb().0;
-                }
-                Reading {
-                    volts: Some(volts),
-                    amps: Some(m.current.0 as f64 * 1e-6),
-                    watts: power_uw as f64 * 1e-6,
-                    ..Reading::default()
-                }
-            }
-            Ok(None) => {
-                return match self.last {
-                    Some(last) => Ok(Reading {
-                        stale: true,
-                        ..last
-                    }),
-                    None => self.read_voltages(),
-                }
-            }
-            // OVF: the current or power register is wrong, but the raw voltages are not.
-            Err(MeasurementError::MathOverflow(m)) => Reading {
-                overflow: true,
-                ..self.reading_from_voltages(m.bus_voltage, m.shunt_voltage)
-            },
-            Err(e) => return Err(self.error(e)),
-        };
+        let bus = self.ina.bus_voltage().map_err(|e| self.error(e.into()))?;
+        if !bus.is_conversion_ready() {
+            return match self.last {
+                Some(last) => Ok(Reading {
+                    stale: true,
+                    ..last
+                }),
+                None => self.read_voltages(bus),
+            };
+        }
+        let reading = self.read_fresh(bus)?;
         self.last = Some(reading);
         Ok(reading)
     }
@@ -364,9 +643,17 @@ pub fn open_linux(spec: &Ina219Spec) -> Result<Ina219Sensor<I2cdev>> {
         kind: "ina219".into(),
         rail: spec.rail.clone(),
         origin: Origin::Measured,
-        detail: settings.summary(),
+        detail: String::new(),
     };
-    Ina219Sensor::with_describe(i2c, settings, info, describe_linux)
+    let mut sensor = Ina219Sensor::with_describe(i2c, settings, info, describe_linux)?;
+    sensor.time_reads(&RunClock::start())?;
+    sensor.info.detail = format!(
+        "{}; I2C at {} kHz, {:.0} readings/s",
+        sensor.settings.summary(),
+        sensor.settings.bus_khz,
+        1.0 / sensor.period().as_secs_f64()
+    );
+    Ok(sensor)
 }
 
 /// What to do about a bus that will not open, in one line.
@@ -388,8 +675,7 @@ fn open_error(path: &Path, e: LinuxI2CError) -> anyhow::Error {
 
 /// Linux I2C errors. Several bus drivers (the Raspberry Pi's i2c-bcm2835 among them) report a
 /// NACK as EREMOTEIO, which linux-embedded-hal leaves as `Other`; call it a NACK.
-fn describe_linux(e: &I2CError) -> (ErrorKind, String) {
-    const EREMOTEIO: i32 = 121;
+fn describe_linux(e: &I2CError) -> BusFault {
     let errno = match e.inner() {
         LinuxI2CError::Errno(n) => Some(*n),
         LinuxI2CError::Io(io) => io.raw_os_error(),
@@ -398,7 +684,11 @@ fn describe_linux(e: &I2CError) -> (ErrorKind, String) {
         Some(EREMOTEIO) => ErrorKind::NoAcknowledge(NoAcknowledgeSource::Unknown),
         _ => e.kind(),
     };
-    (kind, e.to_string())
+    BusFault {
+        kind,
+        errno,
+        text: e.to_string(),
+    }
 }
 
 /// The current LSB for a minimum LSB in µA: the next step of the 1-2-5 series at or above it,
@@ -420,8 +710,18 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::sensor::ina219_sim::{bus_flags, reg, ManualClock, SimFault, SimulatedIna219};
+    use crate::clock::{ManualClock, TimeSource};
+    use crate::rig::I2cAdapter;
+    use crate::sensor::ina219_sim::{
+        self, bus_flags, describe_sim, reg, SimBus, SimFault, SimI2cError, SimulatedIna219,
+    };
     use crate::sensor::load::{ConstantLoad, Load};
+
+    const ADAPTERS: [I2cAdapter; 3] = [
+        I2cAdapter::Bcm2835,
+        I2cAdapter::Tegra,
+        I2cAdapter::Permissive,
+    ];
 
     fn spec(max_current_a: f64, shunt_range_mv: Option<u16>) -> Ina219Spec {
         Ina219Spec {
@@ -435,6 +735,8 @@ mod tests {
             shunt_range_mv,
             load: None,
             faults: None,
+            bus_khz: 100,
+            bus_adapter: None,
         }
     }
 
@@ -449,10 +751,10 @@ mod tests {
         Arc<ManualClock>,
     );
 
-    fn open_sim(spec: &Ina219Spec, amps: f64) -> Result<Rig> {
+    /// The driver on a simulated chip on `bus`, drawing `load`, opened at t = 0.
+    fn open_on(spec: &Ina219Spec, load: Box<dyn Load>, bus: SimBus) -> Result<Rig> {
         let clock = Arc::new(ManualClock::new(0.0));
-        let load: Box<dyn Load> = Box::new(ConstantLoad { amps, volts: 5.0 });
-        let chip = SimulatedIna219::new(spec.address, spec.shunt_ohms, load, clock.clone());
+        let chip = SimulatedIna219::on_bus(spec.address, spec.shunt_ohms, load, clock.clone(), bus);
         let settings = Ina219Settings::from_spec(spec, "test bus")?;
         let info = SensorInfo {
             kind: "ina219".into(),
@@ -461,10 +763,21 @@ mod tests {
             detail: settings.summary(),
         };
         Ok((
-            Ina219Sensor::new(chip.clone(), settings, info)?,
+            ina219_sim::sensor(chip.clone(), settings, info)?,
             chip,
             clock,
         ))
+    }
+
+    /// A constant load on a Raspberry Pi's bus at the spec's clock.
+    fn open_sim(spec: &Ina219Spec, amps: f64) -> Result<Rig> {
+        let load = Box::new(ConstantLoad { amps, volts: 5.0 });
+        open_on(spec, load, SimBus::timed(I2cAdapter::Bcm2835, spec.bus_khz))
+    }
+
+    /// Sets the clock `dt` after the chip's conversions started (the configuration write).
+    fn at(chip: &SimulatedIna219, clock: &ManualClock, dt: f64) {
+        clock.set(chip.sequence_start() + dt);
     }
 
     fn assert_near(what: &str, got: f64, want: f64, tolerance: f64) {
@@ -474,13 +787,32 @@ mod tests {
         );
     }
 
+    /// What the sampler does, in virtual time: read every `update_period` (at once if a read ran
+    /// late) until `end`.
+    fn poll_until(
+        sensor: &mut Ina219Sensor<SimulatedIna219>,
+        clock: &ManualClock,
+        end: f64,
+    ) -> Vec<(f64, Result<Reading>)> {
+        let period = sensor.update_period().as_secs_f64();
+        let mut next = clock.now();
+        let mut out = Vec::new();
+        while next < end {
+            clock.sleep_until(next);
+            let t = clock.now();
+            out.push((t, sensor.read()));
+            next += period;
+        }
+        out
+    }
+
     #[test]
     fn settings_follow_the_datasheet_example() {
         let s = Ina219Settings::from_spec(&datasheet_spec(), "b").unwrap();
         assert_eq!(s.calibration.current_lsb(), MicroAmpere(100));
         assert_eq!(s.calibration.as_bits(), 4096);
         assert_near("power LSB", s.power_lsb_w(), 0.002, 1e-15);
-        assert_eq!(s.update_period(), Duration::from_micros(1064));
+        assert_eq!(s.conversion_time(), Duration::from_micros(1064));
         assert_eq!(
             s.summary(),
             "R=0.1 Ω, I_LSB=100 µA, cal=4096, PGA ±320 mV, 32 V, 12bit"
@@ -491,97 +823,254 @@ mod tests {
         };
         let s = Ina219Settings::from_spec(&avg, "b").unwrap();
         assert_eq!(s.update_period(), Duration::from_micros(136_200));
+        let fast = Ina219Spec {
+            bus_khz: 1000,
+            ..datasheet_spec()
+        };
+        let err = Ina219Settings::from_spec(&fast, "b").unwrap_err();
+        assert!(err.to_string().contains("bus_khz"), "{err}");
+    }
+
+    /// A board's bus: the simulated one plus a fixed software cost per transfer (system
+    /// call, interrupt, wake-up), in virtual time.
+    struct SlowBus {
+        chip: SimulatedIna219,
+        clock: Arc<ManualClock>,
+        per_transfer_s: f64,
+    }
+
+    impl ErrorType for SlowBus {
+        type Error = <SimulatedIna219 as ErrorType>::Error;
+    }
+
+    impl I2c for SlowBus {
+        fn transaction(
+            &mut self,
+            address: u8,
+            ops: &mut [Operation<'_>],
+        ) -> Result<(), Self::Error> {
+            let result = self.chip.transaction(address, ops);
+            self.clock
+                .sleep_until(self.clock.now() + self.per_transfer_s);
+            result
+        }
     }
 
     #[test]
-    fn settings_round_the_lsb_up_and_pick_the_smallest_pga_range() {
-        let s = Ina219Settings::from_spec(&spec(3.2, None), "b").unwrap();
-        // 3.2 A / 2^15 = 97.66 µA → 100 µA; 0.04096 / (100 µA × 0.1 Ω) = 4096.
-        assert_eq!(s.calibration.current_lsb(), MicroAmpere(100));
-        assert_eq!(s.calibration.as_bits(), 4096);
-        let lsb = |a| {
-            Ina219Settings::from_spec(&spec(a, None), "b")
-                .unwrap()
-                .current_lsb_a()
+    fn timed_reads_set_the_period_a_board_really_delivers() {
+        // 12-bit at 400 kHz: 1.064 ms conversions, 0.48 ms on the wire for a reading; with
+        // 0.3 ms of software per transfer, fetching a reading (4 transfers) takes 1.68 ms, so
+        // that is the period the sampler and the validity check must expect.
+        let spec = Ina219Spec {
+            bus_khz: 400,
+            ..datasheet_spec()
         };
-        assert_near("0.4 A", lsb(0.4), 20e-6, 1e-12); // 12.2 µA → 20 µA
-        assert_near("1.0 A", lsb(1.0), 50e-6, 1e-12); // 30.5 µA → 50 µA
-        for (min, round) in [
-            (1.0, 1.0),
-            (1.2, 2.0),
-            (100.0, 100.0),
-            (100.1, 200.0),
-            (250.0, 500.0),
+        let clock = Arc::new(ManualClock::new(0.0));
+        let load = Box::new(ConstantLoad {
+            amps: 1.0,
+            volts: 5.0,
+        });
+        let bus = SimBus::timed(I2cAdapter::Bcm2835, 400);
+        let chip = SimulatedIna219::on_bus(0x40, 0.1, load, clock.clone(), bus);
+        let slow = SlowBus {
+            chip,
+            clock: clock.clone(),
+            per_transfer_s: 0.3e-3,
+        };
+        let settings = Ina219Settings::from_spec(&spec, "test bus").unwrap();
+        let info = SensorInfo {
+            kind: "ina219".into(),
+            rail: "5V".into(),
+            origin: Origin::Measured,
+            detail: String::new(),
+        };
+        let mut sensor = Ina219Sensor::with_describe(slow, settings, info, describe_sim).unwrap();
+        assert_eq!(sensor.update_period(), Duration::from_micros(1064));
+        sensor.time_reads(clock.as_ref()).unwrap();
+        assert_near(
+            "period",
+            sensor.update_period().as_secs_f64(),
+            1.68e-3,
+            1e-9,
+        );
+        // Where the wire is the bottleneck, the timing changes nothing.
+        let (mut sensor, _, clock) = open_sim(&spec, 1.0).unwrap();
+        sensor.time_reads(clock.as_ref()).unwrap();
+        assert_eq!(sensor.update_period(), Duration::from_micros(1064));
+    }
+
+    #[test]
+    fn update_period_is_the_conversion_or_the_bus_time_whichever_is_longer() {
+        // (ADC, kHz) → period: 4 register reads are 192 cycles: 1.92 ms at 100 kHz and
+        // 0.48 ms at 400 kHz; conversions take 1.064 ms at 12 bits, 0.168 ms at 9 bits.
+        for (adc, khz, period_us, rate) in [
+            (AdcMode::Bits12, 100, 1920, 520.8),
+            (AdcMode::Bits12, 400, 1064, 939.8),
+            (AdcMode::Bits9, 100, 1920, 520.8),
+            (AdcMode::Bits9, 400, 480, 2083.3),
         ] {
-            assert_eq!(round_lsb_ua(min), round, "{min} µA");
+            let spec = Ina219Spec {
+                adc,
+                bus_khz: khz,
+                ..datasheet_spec()
+            };
+            let s = Ina219Settings::from_spec(&spec, "b").unwrap();
+            assert_eq!(
+                s.update_period(),
+                Duration::from_micros(period_us),
+                "{adc:?} {khz}"
+            );
+            assert_near("readings/s", s.readings_per_s(), rate, 0.05);
+
+            // Polled at that period for 2 s of sensor time, nearly every read is fresh.
+            let (mut sensor, _, clock) = open_sim(&spec, 1.0).unwrap();
+            let start = clock.now();
+            let reads = poll_until(&mut sensor, &clock, start + 2.0);
+            let fresh = reads
+                .iter()
+                .filter(|(_, r)| matches!(r, Ok(r) if !r.stale))
+                .count();
+            let measured = fresh as f64 / (clock.now() - start);
+            println!(
+                "{} at {khz} kHz: update period {:.3} ms, {measured:.1} fresh readings/s \
+                 ({} reads)",
+                adc_label(adc),
+                s.update_period().as_secs_f64() * 1e3,
+                reads.len()
+            );
+            assert!(reads.iter().all(|(_, r)| r.is_ok()));
+            assert_near("measured rate", measured, rate, 0.02 * rate);
         }
-        assert_eq!(s.config.shunt_voltage_range, ShuntVoltageRange::Fsr320mv);
-        let range = |a| {
-            let s = Ina219Settings::from_spec(&spec(a, None), "b").unwrap();
-            s.config.shunt_voltage_range
-        };
-        assert_eq!(range(0.4), ShuntVoltageRange::Fsr40mv);
-        assert_eq!(range(0.41), ShuntVoltageRange::Fsr80mv);
-        assert_eq!(range(1.0), ShuntVoltageRange::Fsr160mv);
-        let err = Ina219Settings::from_spec(&spec(3.3, None), "b").unwrap_err();
-        assert!(err.to_string().contains("±320 mV"), "{err}");
-        let bad_bus = Ina219Spec {
-            bus_range_v: 20,
-            ..spec(1.0, None)
-        };
-        assert!(Ina219Settings::from_spec(&bad_bus, "b").is_err());
-        // 0.1 A on 0.01 Ω: a 4 µA LSB needs calibration 1 024 000, beyond 16 bits.
-        let tiny = Ina219Spec {
-            shunt_ohms: 0.01,
-            ..spec(0.1, None)
-        };
-        let err = Ina219Settings::from_spec(&tiny, "b").unwrap_err();
-        assert!(err.to_string().contains("calibration"), "{err}");
     }
 
     #[test]
     fn one_amp_at_five_volts_reads_within_one_lsb() {
         let (mut sensor, chip, clock) = open_sim(&datasheet_spec(), 1.0).unwrap();
         assert_eq!(chip.peek(reg::CALIBRATION), Some(4096));
-        clock.set(2e-3);
+        at(&chip, &clock, 2e-3);
         assert_eq!(chip.peek(reg::CURRENT), Some(10_000));
         assert_eq!(chip.peek(reg::POWER), Some(2_500));
         let r = sensor.read().unwrap();
         assert_near("amps", r.amps.unwrap(), 1.0, 100e-6);
         assert_near("volts", r.volts.unwrap(), 5.0, 4e-3);
         assert_near("watts", r.watts, 5.0, 2e-3);
-        assert!(!r.stale && !r.overflow, "{r:?}");
+        assert!(!r.stale && !r.overflow && !r.saturated, "{r:?}");
     }
 
     #[test]
-    fn shunt_saturates_at_the_pga_range() {
-        let (mut sensor, chip, clock) = open_sim(&spec(3.2, Some(320)), 3.2).unwrap();
-        clock.set(2e-3);
-        assert_eq!(chip.peek(reg::SHUNT), Some(32_000));
-        // 32000 × 4096 / 4096 = 32000 LSB of 100 µA.
-        assert_near(
-            "amps at ±320 mV",
-            sensor.read().unwrap().amps.unwrap(),
-            3.2,
-            1e-9,
+    fn old_multi_register_transaction_fails_on_a_pi_with_eopnotsupp() {
+        // What the `ina219` crate sends without `no_transaction`: four register reads in one
+        // I2C_RDWR. i2c-bcm2835 refuses a read that is not the last message.
+        let clock = Arc::new(ManualClock::new(0.0));
+        let load = Box::new(ConstantLoad {
+            amps: 1.0,
+            volts: 5.0,
+        });
+        let bus = SimBus::timed(I2cAdapter::Bcm2835, 100);
+        let mut chip = SimulatedIna219::on_bus(0x40, 0.1, load, clock.clone(), bus);
+        let mut bufs = [[0u8; 2]; 4];
+        let [b0, b1, b2, b3] = &mut bufs;
+        let mut ops = [
+            Operation::Write(&[0x02]),
+            Operation::Read(b0),
+            Operation::Write(&[0x03]),
+            Operation::Read(b1),
+            Operation::Write(&[0x01]),
+            Operation::Read(b2),
+            Operation::Write(&[0x04]),
+            Operation::Read(b3),
+        ];
+        let err = chip.transaction(0x40, &mut ops).unwrap_err();
+        assert_eq!(err, SimI2cError::new(95));
+        assert_eq!(clock.now(), 0.0, "refused before the bus");
+        let settings = Ina219Settings::from_spec(&datasheet_spec(), "/dev/i2c-1").unwrap();
+        assert_eq!(
+            bus_error(&settings, describe_sim(&err)).to_string(),
+            "INA219 at 0x40 on /dev/i2c-1: the I2C adapter refused the transfer \
+             (EOPNOTSUPP: Operation not supported on transport endpoint)"
         );
+    }
+
+    #[test]
+    fn fixed_driver_reads_on_every_adapter_at_100_and_400_khz() {
+        for adapter in ADAPTERS {
+            for khz in [100, 400] {
+                let spec = Ina219Spec {
+                    bus_khz: khz,
+                    ..datasheet_spec()
+                };
+                let load = Box::new(ConstantLoad {
+                    amps: 1.0,
+                    volts: 5.0,
+                });
+                let (mut sensor, chip, clock) =
+                    open_on(&spec, load, SimBus::timed(adapter, khz)).unwrap();
+                at(&chip, &clock, 3e-3);
+                let t = clock.now();
+                let r = sensor.read().unwrap();
+                assert!(!r.stale, "{adapter:?} {khz} kHz: {r:?}");
+                assert_near("amps", r.amps.unwrap(), 1.0, 100e-6);
+                // Four register reads of 48 cycles each.
+                let bus_s = 192.0 / (f64::from(khz) * 1e3);
+                assert_near("bus time", clock.now() - t, bus_s, 1e-12);
+            }
+        }
+    }
+
+    #[test]
+    fn shunt_over_range_reads_saturated_at_the_register_limit() {
+        let (mut sensor, chip, clock) = open_sim(&spec(3.2, Some(320)), 3.2).unwrap();
+        at(&chip, &clock, 2e-3);
+        assert_eq!(chip.peek(reg::SHUNT), Some(32_000));
+        // 32000 × 4096 / 4096 = 32000 LSB of 100 µA: full scale, not beyond it.
+        let r = sensor.read().unwrap();
+        assert_near("amps at ±320 mV", r.amps.unwrap(), 3.2, 1e-9);
+        assert!(!r.saturated, "{r:?}");
 
         let (mut sensor, chip, clock) = open_sim(&spec(3.2, Some(40)), 3.2).unwrap();
-        clock.set(2e-3);
-        assert_eq!(chip.peek(reg::SHUNT), Some(4_000), "40 mV");
-        // Saturated: 4000 × 4096 / 4096 = 4000 LSB of 100 µA, 0.4 A of the 3.2 A flowing.
-        assert_near(
-            "amps at ±40 mV",
-            sensor.read().unwrap().amps.unwrap(),
-            0.4,
-            1e-9,
+        at(&chip, &clock, 2e-3);
+        // 320 mV on the ±40 mV range: the register stops at 40.95 mV, and the crate's
+        // `paranoid` check refuses anything past 40 mV.
+        assert_eq!(chip.peek(reg::SHUNT), Some(4_095));
+        let r = sensor.read().unwrap();
+        assert!(r.saturated && !r.overflow && !r.stale, "{r:?}");
+        // From the clipped value: 4095 LSB of 100 µA, 0.41 A of the 3.2 A flowing.
+        assert_near("amps at ±40 mV", r.amps.unwrap(), 0.4095, 1e-9);
+        assert_near("watts", r.watts, 1023.0 * 0.002, 1e-9);
+    }
+
+    #[test]
+    fn overflow_reports_current_from_the_shunt_voltage() {
+        // A 16 µA LSB (calibration 25600) turns 1 A into 62 500 LSB: the current overflows.
+        let (mut sensor, chip, clock) = open_sim(&spec(0.5, Some(320)), 1.0).unwrap();
+        at(&chip, &clock, 2e-3);
+        assert_eq!(
+            chip.peek(reg::BUS).unwrap() & bus_flags::OVF,
+            bus_flags::OVF
         );
+        let r = sensor.read().unwrap();
+        assert!(r.overflow && !r.saturated, "{r:?}");
+        assert_near("amps", r.amps.unwrap(), 1.0, 1e-9);
+        assert_near("watts", r.watts, 5.0, 1e-9);
+
+        // A 10 µA LSB on the ±40 mV range: 1 A clips the shunt at 4095 and 4095 × 40960 / 4096
+        // overflows the current register: both flags, the current from the clipped shunt.
+        let (mut sensor, chip, clock) = open_sim(&spec(0.3, Some(40)), 1.0).unwrap();
+        at(&chip, &clock, 2e-3);
+        let r = sensor.read().unwrap();
+        assert!(r.overflow && r.saturated, "{r:?}");
+        assert_near("amps", r.amps.unwrap(), 0.4095, 1e-9);
     }
 
     #[test]
     fn reads_between_conversions_are_stale() {
-        let (mut sensor, chip, clock) = open_sim(&datasheet_spec(), 1.0).unwrap();
-        clock.set(0.5e-3);
+        // At 400 kHz a fresh reading (0.48 ms) is quicker than a conversion (1.064 ms).
+        let fast = Ina219Spec {
+            bus_khz: 400,
+            ..datasheet_spec()
+        };
+        let (mut sensor, chip, clock) = open_sim(&fast, 1.0).unwrap();
+        at(&chip, &clock, 0.5e-3);
         let first = sensor.read().unwrap();
         assert!(first.stale, "no conversion yet: {first:?}");
         assert_eq!(
@@ -589,7 +1078,7 @@ mod tests {
             Some(0.0),
             "registers still hold their reset value"
         );
-        clock.set(1.065e-3);
+        at(&chip, &clock, 1.1e-3);
         let fresh = sensor.read().unwrap();
         assert!(!fresh.stale);
         assert_near("amps", fresh.amps.unwrap(), 1.0, 100e-6);
@@ -598,7 +1087,7 @@ mod tests {
             0,
             "read cleared CNVR"
         );
-        clock.set(2.0e-3);
+        at(&chip, &clock, 1.8e-3);
         assert_eq!(
             sensor.read().unwrap(),
             Reading {
@@ -606,32 +1095,189 @@ mod tests {
                 ..fresh
             }
         );
-        clock.set(2.2e-3);
+        at(&chip, &clock, 2.2e-3);
         assert!(!sensor.read().unwrap().stale);
     }
 
     #[test]
-    fn overflow_reports_current_from_the_shunt_voltage() {
-        // A 16 µA LSB (calibration 25600) turns 1 A into 62 500 LSB: the current overflows.
-        let (mut sensor, chip, clock) = open_sim(&spec(0.5, Some(320)), 1.0).unwrap();
-        clock.set(2e-3);
-        assert_eq!(
-            chip.peek(reg::BUS).unwrap() & bus_flags::OVF,
-            bus_flags::OVF
-        );
+    fn fresh_readings_carry_the_middle_of_the_shunt_conversion() {
+        let avg = Ina219Spec {
+            adc: AdcMode::Avg128,
+            ..datasheet_spec()
+        };
+        let (mut sensor, chip, clock) = open_sim(&avg, 1.0).unwrap();
+        at(&chip, &clock, 0.137);
         let r = sensor.read().unwrap();
-        assert!(r.overflow, "{r:?}");
-        assert_near("amps", r.amps.unwrap(), 1.0, 1e-9);
-        assert_near("watts", r.watts, 5.0, 1e-9);
+        assert!(!r.stale, "{r:?}");
+        // A 68.1 ms bus conversion after the shunt's, plus half of the shunt's 68.1 ms.
+        assert_near("centre offset", r.centre_offset_s, 0.10215, 1e-12);
+        let s = Ina219Settings::from_spec(&datasheet_spec(), "b").unwrap();
+        assert_near("12 bits", s.centre_offset_s(), 532e-6 + 266e-6, 1e-12);
+    }
+
+    #[test]
+    fn brown_out_is_caught_by_the_current_and_the_chip_re_initialised() {
+        let (mut sensor, chip, clock) = open_sim(&datasheet_spec(), 1.0).unwrap();
+        let reset_at = chip.sequence_start() + 0.05;
+        chip.inject(SimFault::ResetAt(reset_at));
+        let reads = poll_until(&mut sensor, &clock, reset_at + 0.05);
+        let errors: Vec<_> = reads
+            .iter()
+            .filter_map(|(t, r)| r.as_ref().err().map(|e| (t, e.to_string())))
+            .collect();
+        // The rig's configuration is the power-on one (32 V, ±320 mV, 12-bit), so only the
+        // calibration tells: it reads 0.
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let (t, message) = &errors[0];
+        assert_eq!(
+            message,
+            "INA219 at 0x40 on test bus: chip reset detected (configuration 0x399f, \
+             calibration 0), re-initialised"
+        );
+        assert!(**t > reset_at && **t < reset_at + 5e-3, "found at {t}");
+        assert_eq!(chip.peek(reg::CALIBRATION), Some(4096));
+        for (t, r) in &reads {
+            if let Ok(r) = r {
+                assert_near(&format!("watts at {t}"), r.watts, 5.0, 2e-3);
+            }
+        }
+        assert!(!reads.last().unwrap().1.as_ref().unwrap().stale);
+    }
+
+    #[test]
+    fn brown_out_between_the_register_reads_of_one_reading_is_caught_too() {
+        // A fresh reading at 100 kHz from T: the bus register's pointer is written at
+        // T + 0.19 ms and the register latched at T + 0.29 ms; power, shunt and current are
+        // latched at T + 0.77, 1.25 and 1.73 ms. A reset between pointer and latch makes the
+        // bus read return the configuration (0x399F: CNVR and OVF set); later ones wipe the
+        // registers still to be read.
+        for offset_ms in [0.24, 0.6, 1.0, 1.5] {
+            let (mut sensor, chip, clock) = open_sim(&datasheet_spec(), 1.0).unwrap();
+            at(&chip, &clock, 3e-3);
+            assert!(!sensor.read().unwrap().stale);
+            at(&chip, &clock, 6e-3);
+            chip.inject(SimFault::ResetAt(clock.now() + offset_ms * 1e-3));
+            let err = sensor.read().unwrap_err().to_string();
+            assert!(err.contains("chip reset detected"), "{offset_ms} ms: {err}");
+            let start = clock.now();
+            for (t, r) in poll_until(&mut sensor, &clock, start + 0.01) {
+                let r = r.unwrap();
+                assert_near(&format!("{offset_ms} ms: watts at {t}"), r.watts, 5.0, 2e-3);
+            }
+        }
+    }
+
+    #[test]
+    fn reset_with_no_current_is_caught_within_a_second() {
+        let (mut sensor, chip, clock) = open_sim(&datasheet_spec(), 0.0).unwrap();
+        let reset_at = chip.sequence_start() + 0.3;
+        chip.inject(SimFault::ResetAt(reset_at));
+        let reads = poll_until(&mut sensor, &clock, reset_at + 1.5);
+        let errors: Vec<_> = reads
+            .iter()
+            .filter_map(|(t, r)| r.as_ref().err().map(|e| (*t, e.to_string())))
+            .collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].1.contains("chip reset detected"), "{errors:?}");
+        assert!(errors[0].0 < reset_at + 1.1, "found at {}", errors[0].0);
+        assert_eq!(chip.peek(reg::CALIBRATION), Some(4096));
+    }
+
+    #[test]
+    fn stuck_cnvr_leaves_every_read_stale() {
+        let (mut sensor, chip, clock) = open_sim(&datasheet_spec(), 1.0).unwrap();
+        chip.inject(SimFault::CnvrStuck);
+        let start = clock.now();
+        let reads = poll_until(&mut sensor, &clock, start + 0.2);
+        assert!(reads.len() > 90, "{}", reads.len());
+        assert!(
+            reads.iter().all(|(_, r)| matches!(r, Ok(r) if r.stale)),
+            "{:?}",
+            reads.iter().find(|(_, r)| !matches!(r, Ok(r) if r.stale))
+        );
+    }
+
+    #[test]
+    fn nack_burst_fails_reads_then_they_recover() {
+        let (mut sensor, chip, clock) = open_sim(&datasheet_spec(), 1.0).unwrap();
+        at(&chip, &clock, 3e-3);
+        chip.inject(SimFault::NackBurst {
+            at_s: clock.now(),
+            transactions: 3,
+        });
+        for _ in 0..3 {
+            let t = clock.now();
+            let err = sensor.read().unwrap_err().to_string();
+            assert_eq!(
+                err,
+                "INA219 at 0x40 on test bus: no acknowledge (EREMOTEIO: Remote I/O error)"
+            );
+            // START, the address NACKed, STOP: 11 cycles at 100 kHz.
+            assert_near("NACK time", clock.now() - t, 0.11e-3, 1e-12);
+        }
+        let r = sensor.read().unwrap();
+        assert_near("amps", r.amps.unwrap(), 1.0, 100e-6);
+    }
+
+    #[test]
+    fn bus_timeout_costs_the_adapter_timeout_then_reads_go_on() {
+        let (mut sensor, chip, clock) = open_sim(&datasheet_spec(), 1.0).unwrap();
+        at(&chip, &clock, 3e-3);
+        chip.inject(SimFault::Timeout {
+            at_s: clock.now(),
+            secs: 1.0,
+        });
+        let t = clock.now();
+        let err = sensor.read().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "INA219 at 0x40 on test bus: bus timed out (ETIMEDOUT: Connection timed out)"
+        );
+        assert_near("timeout", clock.now() - t, 1.0, 1e-12);
+        assert!(sensor.read().is_ok());
+    }
+
+    #[test]
+    fn vanished_chip_errors_then_comes_back_reset_and_is_re_initialised() {
+        let (mut sensor, chip, clock) = open_sim(&datasheet_spec(), 1.0).unwrap();
+        let (from_s, until_s) = (chip.sequence_start() + 0.02, chip.sequence_start() + 0.06);
+        chip.inject(SimFault::Vanish { from_s, until_s });
+        let reads = poll_until(&mut sensor, &clock, until_s + 0.04);
+        let mut gone = 0;
+        let mut resets = Vec::new();
+        for (t, r) in &reads {
+            match r {
+                Err(e) if e.to_string().contains("no acknowledge") => {
+                    assert!(*t >= from_s - 2e-3 && *t < until_s, "NACK at {t}");
+                    gone += 1;
+                }
+                Err(e) => {
+                    assert!(e.to_string().contains("chip reset detected"), "{e}");
+                    resets.push(*t);
+                }
+                Ok(r) => assert_near(&format!("watts at {t}"), r.watts, 5.0, 2e-3),
+            }
+        }
+        assert!(gone >= 20, "{gone} NACKed reads while gone");
+        assert_eq!(resets.len(), 1, "{resets:?}");
+        assert!(
+            resets[0] > until_s && resets[0] < until_s + 5e-3,
+            "{resets:?}"
+        );
+        let last = reads.last().unwrap().1.as_ref().unwrap();
+        assert!(!last.stale, "{last:?}");
     }
 
     #[test]
     fn nack_mid_run_is_a_read_error_naming_the_chip() {
         let (mut sensor, chip, clock) = open_sim(&datasheet_spec(), 1.0).unwrap();
         chip.inject(SimFault::NackAfterTransactions(chip.transactions()));
-        clock.set(2e-3);
+        at(&chip, &clock, 2e-3);
         let err = sensor.read().unwrap_err().to_string();
-        assert_eq!(err, "INA219 at 0x40 on test bus: no acknowledge (address)");
+        assert_eq!(
+            err,
+            "INA219 at 0x40 on test bus: no acknowledge (EREMOTEIO: Remote I/O error)"
+        );
     }
 
     #[test]
@@ -641,7 +1287,8 @@ mod tests {
             amps: 1.0,
             volts: 5.0,
         });
-        let chip = SimulatedIna219::new(0x40, 0.1, load, clock);
+        let bus = SimBus::timed(I2cAdapter::Bcm2835, 100);
+        let chip = SimulatedIna219::on_bus(0x40, 0.1, load, clock, bus);
         chip.inject(SimFault::Absent);
         let settings = Ina219Settings::from_spec(&datasheet_spec(), "test bus").unwrap();
         let info = SensorInfo {
@@ -650,7 +1297,7 @@ mod tests {
             origin: Origin::Simulated,
             detail: String::new(),
         };
-        let err = Ina219Sensor::new(chip, settings, info).err().unwrap();
+        let err = ina219_sim::sensor(chip, settings, info).err().unwrap();
         assert_eq!(
             err.to_string(),
             "no INA219 answers at 0x40 on test bus (check address pins A0/A1 and wiring)"
@@ -698,10 +1345,22 @@ mod tests {
 
     #[test]
     fn eremoteio_counts_as_a_nack() {
-        let (kind, _) = describe_linux(&I2CError::from(LinuxI2CError::Errno(121)));
-        assert_eq!(kind, ErrorKind::NoAcknowledge(NoAcknowledgeSource::Unknown));
-        let (kind, text) = describe_linux(&I2CError::from(LinuxI2CError::Errno(5)));
-        assert_eq!(kind, ErrorKind::Bus);
-        assert!(text.contains("EIO"), "{text}");
+        let fault = describe_linux(&I2CError::from(LinuxI2CError::Errno(121)));
+        assert_eq!(
+            fault.kind,
+            ErrorKind::NoAcknowledge(NoAcknowledgeSource::Unknown)
+        );
+        let fault = describe_linux(&I2CError::from(LinuxI2CError::Errno(5)));
+        assert_eq!(fault.kind, ErrorKind::Bus);
+        assert!(fault.text.contains("EIO"), "{}", fault.text);
+    }
+
+    #[test]
+    fn simulated_bus_errors_read_like_linux_ones() {
+        for errno in [22, 95, 110, 121] {
+            let linux = describe_linux(&I2CError::from(LinuxI2CError::Errno(errno)));
+            let sim = describe_sim(&SimI2cError::new(errno));
+            assert_eq!(sim, linux, "errno {errno}");
+        }
     }
 }

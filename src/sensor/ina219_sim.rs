@@ -1,26 +1,36 @@
-//! A register-level model of the TI INA219 (datasheet SBOS448G) behind `embedded_hal::i2c::I2c`.
+//! A register-level model of the TI INA219 (datasheet SBOS448G) on a Linux I2C bus, behind
+//! `embedded_hal::i2c::I2c`.
 //!
 //! The `ina219-sim` sensor is the real [`Ina219Sensor`] driver talking to this model instead of
 //! `/dev/i2c-N`, so tests exercise the exact code a board runs: addressing, the register
 //! pointer, reset, calibration, the current/power arithmetic and its overflow flag, and the
 //! conversion timing that makes fast reads return the same sample again. The analog inputs come
-//! from a [`Load`]; time comes from a [`TimeSource`], so tests can step a [`ManualClock`].
+//! from a [`Load`]; time comes from a [`TimeSource`], so tests can step a
+//! [`crate::clock::ManualClock`].
+//!
+//! The bus follows linux-embedded-hal's `I2cdev`: one `transaction` is one I2C_RDWR ioctl with
+//! one message per operation, refused as i2c-dev and the chosen adapter driver refuse it
+//! ([`I2cAdapter`]), with the errno Linux returns. A timed bus ([`SimBus::timed`]) turns the
+//! clock cycles on the wire into time: each message is sampled by the chip at the moment it
+//! happens, and the call blocks until the transfer's end. The model is never more forgiving
+//! than a board on purpose: a driver bug that only a board would show is the kind this model
+//! exists to catch.
 //!
 //! Not modelled: ADC resolution below 12 bits changes only the conversion time (register LSBs
-//! stay 10 µV and 4 mV), and there is no ADC noise beyond what the load supplies.
+//! stay 10 µV and 4 mV), there is no ADC noise beyond what the load supplies, and the chip never
+//! stretches the clock.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::Result;
 use embedded_hal::i2c::{ErrorKind, ErrorType, I2c, NoAcknowledgeSource, Operation};
 
-use super::ina219::{Ina219Sensor, Ina219Settings};
+use super::ina219::{BusFault, Ina219Sensor, Ina219Settings};
 use super::load::{Load, SimulatedBoard};
 use super::{Origin, SensorContext, SensorInfo};
 use crate::clock::TimeSource;
-use crate::rig::{Ina219Spec, SimFaultSpec};
+use crate::rig::{I2cAdapter, Ina219Spec, SimFaultSpec};
 
 /// Register addresses (the pointer register's values).
 pub mod reg {
@@ -61,9 +71,40 @@ pub mod bus_flags {
     pub const OVF: u16 = 1 << 0;
 }
 
+/// The Linux error numbers an I2C transfer fails with (asm-generic/errno.h).
+pub mod errno {
+    /// i2c-dev: no messages, more than 42, or one longer than 8192 bytes.
+    pub const EINVAL: i32 = 22;
+    /// The adapter driver cannot do this transfer's shape (a quirk, or i2c-bcm2835's rule).
+    pub const EOPNOTSUPP: i32 = 95;
+    /// The adapter gave up waiting for the transfer to finish.
+    pub const ETIMEDOUT: i32 = 110;
+    /// A NACK, as i2c-bcm2835 and i2c-tegra report it (address or data alike).
+    pub const EREMOTEIO: i32 = 121;
+}
+
 /// Most load samples averaged per conversion window (the chip averages up to 128; a few evenly
 /// spaced points give the window's mean for the loads used here).
 const MAX_WINDOW_SAMPLES: u32 = 8;
+
+/// i2c-dev's I2C_RDWR_IOCTL_MAX_MSGS: more messages in one I2C_RDWR is EINVAL.
+pub const RDWR_MAX_MSGS: usize = 42;
+/// i2c-dev refuses a message longer than this (EINVAL).
+const RDWR_MAX_LEN: usize = 8192;
+/// i2c-tegra's quirks: reads of at most 4 KiB, writes of 4 KiB less its 12-byte packet header.
+const TEGRA_MAX_READ: usize = 4096;
+const TEGRA_MAX_WRITE: usize = 4096 - 12;
+
+/// How long a hung transfer takes to fail by default: the i2c core gives an adapter that sets
+/// no timeout of its own HZ (1 s), which i2c-bcm2835 then waits for.
+pub const DEFAULT_TIMEOUT_S: f64 = 1.0;
+
+/// A transfer that begins less than this after the previous one ended starts exactly at that
+/// end. This absorbs the model's own inaccuracy, not bus time: the call sleeps until its
+/// transfer's end on the run clock, and a loaded machine's sleep overshoots by tens of
+/// microseconds, which back-to-back register reads would otherwise add up into a slower bus
+/// than the one modelled.
+const BACK_TO_BACK_S: f64 = 0.2e-3;
 
 /// One ADC channel's setting (BADC or SADC): how many 12-bit samples it averages and how long a
 /// conversion takes. Lower resolutions only shorten the conversion in this model.
@@ -83,8 +124,90 @@ fn adc_setting(bits: u16) -> (u32, f64) {
     }
 }
 
-/// A fault the simulated chip injects, to exercise the driver's and sampler's error paths.
+/// The bus a simulated chip sits on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimBus {
+    /// Which Linux adapter driver decides what reaches the wire.
+    pub adapter: I2cAdapter,
+    /// SCL in kHz; `None`: transfers take no time (register-level tests only; an
+    /// `ina219-sim` rig always has a timed bus).
+    pub khz: Option<u32>,
+}
+
+impl SimBus {
+    /// A bus whose transfers take their time on the wire at `khz`.
+    pub fn timed(adapter: I2cAdapter, khz: u32) -> Self {
+        Self {
+            adapter,
+            khz: Some(khz),
+        }
+    }
+
+    /// Permissive and timeless: for tests of the registers alone.
+    pub const INSTANT: SimBus = SimBus {
+        adapter: I2cAdapter::Permissive,
+        khz: None,
+    };
+
+    /// Whether consecutive operations in one direction go out as one message (I2C_M_NOSTART,
+    /// which i2cdev sets on them, as embedded-hal's contract asks). i2c-bcm2835 ignores the
+    /// flag and starts every message again with its address.
+    fn joins_messages(self) -> bool {
+        self.adapter != I2cAdapter::Bcm2835
+    }
+
+    /// What the kernel refuses before anything reaches the bus: i2c-dev's limits, then the
+    /// adapter's quirks (checked by the i2c core) and its driver's own rules.
+    fn check_shape(self, ops: &[Operation<'_>]) -> Result<(), SimI2cError> {
+        let len = |op: &Operation<'_>| match op {
+            Operation::Write(bytes) => bytes.len(),
+            Operation::Read(buf) => buf.len(),
+        };
+        let is_read = |op: &Operation<'_>| matches!(op, Operation::Read(_));
+        if ops.is_empty()
+            || ops.len() > RDWR_MAX_MSGS
+            || ops.iter().any(|op| len(op) > RDWR_MAX_LEN)
+        {
+            return Err(SimI2cError::new(errno::EINVAL));
+        }
+        let refused = match self.adapter {
+            // i2c-bcm2835: "only one read message supported, has to be last".
+            I2cAdapter::Bcm2835 => ops[..ops.len() - 1].iter().any(is_read),
+            // I2C_AQ_NO_ZERO_LEN, max_read_len, max_write_len.
+            I2cAdapter::Tegra => ops.iter().any(|op| {
+                let max = if is_read(op) {
+                    TEGRA_MAX_READ
+                } else {
+                    TEGRA_MAX_WRITE
+                };
+                len(op) == 0 || len(op) > max
+            }),
+            I2cAdapter::Permissive => false,
+        };
+        if refused {
+            return Err(SimI2cError::new(errno::EOPNOTSUPP));
+        }
+        Ok(())
+    }
+
+    /// Seconds per SCL cycle (0 on an instant bus).
+    fn cycle_s(self) -> f64 {
+        self.khz.map_or(0.0, |khz| 1e-3 / f64::from(khz))
+    }
+}
+
+impl fmt::Display for SimBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.khz {
+            Some(khz) => write!(f, "a {} bus at {khz} kHz", self.adapter.as_str()),
+            None => write!(f, "an untimed {} bus", self.adapter.as_str()),
+        }
+    }
+}
+
+/// A fault the simulated chip injects, to exercise the driver's and sampler's error paths.
+/// Times are on the chip's clock (the run clock in a run).
+#[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub enum SimFault {
     /// Once this many transactions have been answered, every further one is NACKed (a chip
@@ -92,6 +215,17 @@ pub enum SimFault {
     NackAfterTransactions(u64),
     /// No chip answers at any address (unplugged, or wrong A0/A1).
     Absent,
+    /// A brown-out at this time: every register returns to its power-on value (configuration
+    /// 0x399F, calibration 0) and conversions restart, so current and power read 0.
+    ResetAt(f64),
+    /// CNVR never sets, though the registers go on updating: no read is ever fresh.
+    CnvrStuck,
+    /// The first `transactions` transfers from `at_s` on are NACKed.
+    NackBurst { at_s: f64, transactions: u64 },
+    /// The first transfer from `at_s` on hangs and fails with ETIMEDOUT after `secs`.
+    Timeout { at_s: f64, secs: f64 },
+    /// Off the bus during `[from_s, until_s)`, then back power-cycled (in its reset state).
+    Vanish { from_s: f64, until_s: f64 },
 }
 
 impl SimFault {
@@ -104,21 +238,70 @@ impl SimFault {
         if spec.absent {
             faults.push(SimFault::Absent);
         }
+        if let Some(t) = spec.reset_at_s {
+            faults.push(SimFault::ResetAt(t));
+        }
+        if spec.cnvr_stuck {
+            faults.push(SimFault::CnvrStuck);
+        }
+        if let Some(b) = spec.nack_burst {
+            faults.push(SimFault::NackBurst {
+                at_s: b.at_s,
+                transactions: b.transactions,
+            });
+        }
+        if let Some(at_s) = spec.timeout_at_s {
+            let secs = spec.timeout_ms.map_or(DEFAULT_TIMEOUT_S, |ms| ms * 1e-3);
+            faults.push(SimFault::Timeout { at_s, secs });
+        }
+        if let Some(v) = spec.vanish {
+            faults.push(SimFault::Vanish {
+                from_s: v.from_s,
+                until_s: v.until_s,
+            });
+        }
         faults
     }
 }
 
-/// The simulated bus's error: only NACKs exist on it.
+/// A failed transfer, as Linux reports it: the errno, and the `embedded_hal` kind the driver
+/// sees for it (what linux-embedded-hal gives, with EREMOTEIO read as a NACK, as the driver's
+/// `describe_linux` does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SimI2cError(pub NoAcknowledgeSource);
+pub struct SimI2cError {
+    kind: ErrorKind,
+    errno: i32,
+}
 
+impl SimI2cError {
+    pub fn new(errno: i32) -> Self {
+        let kind = match errno {
+            errno::EREMOTEIO => ErrorKind::NoAcknowledge(NoAcknowledgeSource::Unknown),
+            errno::EINVAL => ErrorKind::Bus,
+            _ => ErrorKind::Other,
+        };
+        Self { kind, errno }
+    }
+
+    pub fn errno(&self) -> i32 {
+        self.errno
+    }
+}
+
+/// As linux-embedded-hal prints an errno (nix's `Errno`): "EREMOTEIO: Remote I/O error".
 impl fmt::Display for SimI2cError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            NoAcknowledgeSource::Address => write!(f, "no acknowledge (address)"),
-            NoAcknowledgeSource::Data => write!(f, "no acknowledge (data)"),
-            NoAcknowledgeSource::Unknown => write!(f, "no acknowledge"),
-        }
+        let (name, text) = match self.errno {
+            errno::EINVAL => ("EINVAL", "Invalid argument"),
+            errno::EOPNOTSUPP => (
+                "EOPNOTSUPP",
+                "Operation not supported on transport endpoint",
+            ),
+            errno::ETIMEDOUT => ("ETIMEDOUT", "Connection timed out"),
+            errno::EREMOTEIO => ("EREMOTEIO", "Remote I/O error"),
+            n => return write!(f, "errno {n}"),
+        };
+        write!(f, "{name}: {text}")
     }
 }
 
@@ -126,7 +309,16 @@ impl std::error::Error for SimI2cError {}
 
 impl embedded_hal::i2c::Error for SimI2cError {
     fn kind(&self) -> ErrorKind {
-        ErrorKind::NoAcknowledge(self.0)
+        self.kind
+    }
+}
+
+/// How the driver describes the simulated bus's errors: as it describes Linux's.
+pub fn describe_sim(e: &SimI2cError) -> BusFault {
+    BusFault {
+        kind: e.kind,
+        errno: Some(e.errno),
+        text: e.to_string(),
     }
 }
 
@@ -144,9 +336,18 @@ struct Chip {
     shunt_ohms: f64,
     load: Box<dyn Load>,
     clock: Arc<dyn TimeSource>,
+    bus: SimBus,
+    /// The end of the last transfer: the bus is busy until then.
+    bus_free_at: f64,
+    /// Start and end of the last transfer that reached the bus.
+    last_transfer: Option<(f64, f64)>,
     faults: Vec<SimFault>,
+    /// Power-on resets still to come (brown-outs, returns from a vanish), earliest first.
+    pending_resets: Vec<f64>,
     /// Transactions answered so far (for [`SimFault::NackAfterTransactions`]).
     answered: u64,
+    /// Where the current message stands, byte by byte.
+    message: Message,
     pointer: u8,
     config: u16,
     calibration: u16,
@@ -163,13 +364,34 @@ struct Chip {
     converted: u64,
 }
 
+/// The chip's side of the message in progress.
+#[derive(Debug, Clone, Copy)]
+enum Message {
+    /// Bytes written so far in this message, and the first data byte.
+    Write { count: usize, msb: u8 },
+    /// The register latched when the read began, and bytes sent so far.
+    Read { value: [u8; 2], count: usize },
+}
+
 impl SimulatedIna219 {
-    /// A chip at 7-bit `address` measuring across `shunt_ohms`, powered on at `clock.now()`.
+    /// A chip at 7-bit `address` measuring across `shunt_ohms`, powered on at `clock.now()`, on
+    /// a permissive bus that takes no time: for tests of the registers alone.
     pub fn new(
         address: u8,
         shunt_ohms: f64,
         load: Box<dyn Load>,
         clock: Arc<dyn TimeSource>,
+    ) -> Self {
+        Self::on_bus(address, shunt_ohms, load, clock, SimBus::INSTANT)
+    }
+
+    /// A chip on `bus`, powered on at `clock.now()`.
+    pub fn on_bus(
+        address: u8,
+        shunt_ohms: f64,
+        load: Box<dyn Load>,
+        clock: Arc<dyn TimeSource>,
+        bus: SimBus,
     ) -> Self {
         let now = clock.now();
         let mut chip = Chip {
@@ -177,8 +399,13 @@ impl SimulatedIna219 {
             shunt_ohms,
             load,
             clock,
+            bus,
+            bus_free_at: f64::NEG_INFINITY,
+            last_transfer: None,
             faults: Vec::new(),
+            pending_resets: Vec::new(),
             answered: 0,
+            message: Message::Write { count: 0, msb: 0 },
             pointer: 0,
             config: 0,
             calibration: 0,
@@ -199,12 +426,20 @@ impl SimulatedIna219 {
 
     /// Adds a fault; it applies from the next transaction on.
     pub fn inject(&self, fault: SimFault) {
-        self.lock().faults.push(fault);
+        let mut chip = self.lock();
+        match fault {
+            SimFault::ResetAt(t) => chip.schedule_reset(t),
+            SimFault::Vanish { until_s, .. } => chip.schedule_reset(until_s),
+            _ => {}
+        }
+        chip.faults.push(fault);
     }
 
-    /// Removes every injected fault.
+    /// Removes every injected fault, and any reset still to come.
     pub fn clear_faults(&self) {
-        self.lock().faults.clear();
+        let mut chip = self.lock();
+        chip.faults.clear();
+        chip.pending_resets.clear();
     }
 
     /// Transactions the chip has answered so far.
@@ -212,12 +447,29 @@ impl SimulatedIna219 {
         self.lock().answered
     }
 
-    /// A register's current contents, as the next read would return them (conversions due by
-    /// now included), without the side effects of a bus read. `None` for an invalid address.
+    /// The bus the chip is on.
+    pub fn bus(&self) -> SimBus {
+        self.lock().bus
+    }
+
+    /// Start and end (clock seconds) of the last transfer that reached the bus.
+    pub fn last_transfer(&self) -> Option<(f64, f64)> {
+        self.lock().last_transfer
+    }
+
+    /// When the running conversion sequence started (the last reset or configuration write);
+    /// conversions complete every conversion time after it.
+    pub fn sequence_start(&self) -> f64 {
+        self.lock().started_at
+    }
+
+    /// A register's current contents, as the next read would return them (conversions and
+    /// resets due by now included), without the side effects of a bus read. `None` for an
+    /// invalid address.
     pub fn peek(&self, register: u8) -> Option<u16> {
         let mut chip = self.lock();
         let now = chip.clock.now();
-        chip.catch_up(now);
+        chip.advance(now);
         chip.register(register)
     }
 
@@ -232,69 +484,239 @@ impl ErrorType for SimulatedIna219 {
 }
 
 impl I2c for SimulatedIna219 {
+    /// One I2C_RDWR: the chip sees it as it happens on the wire, then the call blocks until the
+    /// transfer's end (outside the lock, so a test's clone can peek meanwhile).
     fn transaction(
         &mut self,
         address: u8,
         operations: &mut [Operation<'_>],
     ) -> Result<(), SimI2cError> {
-        self.lock().transaction(address, operations)
+        let (clock, end, result) = {
+            let mut chip = self.lock();
+            let (end, result) = chip.transfer(address, operations);
+            (chip.clock.clone(), end, result)
+        };
+        if let Some(end) = end {
+            clock.sleep_until(end);
+        }
+        result
+    }
+}
+
+/// Clock cycles on the wire since a transfer's start, and the time they take.
+struct Wire {
+    start: f64,
+    cycle_s: f64,
+    cycles: u64,
+}
+
+impl Wire {
+    /// A START or repeated START and the address byte with its ACK bit.
+    const START_AND_ADDRESS: u64 = 1 + 9;
+    /// Eight bits and the ACK bit.
+    const BYTE: u64 = 9;
+    const STOP: u64 = 1;
+
+    fn add(&mut self, cycles: u64) -> f64 {
+        self.cycles += cycles;
+        self.now()
+    }
+
+    fn now(&self) -> f64 {
+        self.start + self.cycles as f64 * self.cycle_s
     }
 }
 
 impl Chip {
-    fn transaction(&mut self, address: u8, ops: &mut [Operation<'_>]) -> Result<(), SimI2cError> {
-        let answered = self.answered;
-        let nacked = self.faults.iter().any(|f| match *f {
-            SimFault::NackAfterTransactions(n) => answered >= n,
-            SimFault::Absent => true,
-        });
-        if nacked || address != self.address {
-            return Err(SimI2cError(NoAcknowledgeSource::Address));
+    /// Runs one I2C_RDWR. Returns when the transfer ends on the clock (`None`: it never reached
+    /// the bus) and how it went.
+    fn transfer(
+        &mut self,
+        address: u8,
+        ops: &mut [Operation<'_>],
+    ) -> (Option<f64>, Result<(), SimI2cError>) {
+        if let Err(e) = self.bus.check_shape(ops) {
+            return (None, Err(e)); // Refused in the kernel: nothing happens on the bus.
         }
-        self.answered += 1;
-        // The whole transaction (repeated starts included) happens at one instant.
         let now = self.clock.now();
-        self.catch_up(now);
-        for op in ops {
-            match op {
-                Operation::Write(bytes) => self.write(bytes, now)?,
-                Operation::Read(buf) => self.read(buf),
-            }
-        }
-        Ok(())
-    }
-
-    /// A write sets the pointer; with two more bytes it also writes that register (MSB first).
-    fn write(&mut self, bytes: &[u8], now: f64) -> Result<(), SimI2cError> {
-        let Some((&pointer, value)) = bytes.split_first() else {
-            return Ok(()); // An address-only write (a bus scan's probe).
+        let start = if self.bus.khz.is_some() && now < self.bus_free_at + BACK_TO_BACK_S {
+            self.bus_free_at
+        } else {
+            now
         };
-        if pointer > reg::CALIBRATION || value.len() > 2 {
-            // No such register, or more data than one register: the chip NACKs the byte.
-            return Err(SimI2cError(NoAcknowledgeSource::Data));
+        let mut wire = Wire {
+            start,
+            cycle_s: self.bus.cycle_s(),
+            cycles: 0,
+        };
+        let result = self.run(address, ops, &mut wire);
+        let end = match result {
+            Err(TransferEnd::TimedOut(secs)) => start + secs,
+            _ => wire.add(Wire::STOP),
+        };
+        self.bus_free_at = end;
+        self.last_transfer = Some((start, end));
+        let result = result.map_err(|e| match e {
+            TransferEnd::Nack => SimI2cError::new(errno::EREMOTEIO),
+            TransferEnd::TimedOut(_) => SimI2cError::new(errno::ETIMEDOUT),
+        });
+        (Some(end), result)
+    }
+
+    /// The transfer on the wire, message by message, until it completes, is NACKed or hangs.
+    fn run(
+        &mut self,
+        address: u8,
+        ops: &mut [Operation<'_>],
+        wire: &mut Wire,
+    ) -> Result<(), TransferEnd> {
+        if let Some(secs) = self.take_timeout(wire.start) {
+            return Err(TransferEnd::TimedOut(secs));
         }
-        self.pointer = pointer;
-        if let [msb, lsb] = *value {
-            let value = u16::from_be_bytes([msb, lsb]);
-            match pointer {
-                reg::CONFIG => self.write_config(value, now),
-                // Figure 27: bit 0 of the calibration register is not used and reads 0.
-                reg::CALIBRATION => self.calibration = value & !1,
-                _ => {} // Read-only registers ignore writes.
+        self.advance(wire.start);
+        // Whether the chip is there is decided once per transfer: it does not come and go
+        // between one message and the next.
+        let answering = self.answers(address, wire.start);
+        let mut previous_read = None;
+        for op in ops.iter_mut() {
+            let read = matches!(op, Operation::Read(_));
+            if previous_read != Some(read) || !self.bus.joins_messages() {
+                // A new message: (repeated) START and the address, which the chip must ACK.
+                let t = wire.add(Wire::START_AND_ADDRESS);
+                if !answering {
+                    return Err(TransferEnd::Nack);
+                }
+                if previous_read.is_none() {
+                    self.answered += 1;
+                }
+                // Every event on the wire happens after whatever the chip did before it (a
+                // conversion, a brown-out): bring the chip to its time first.
+                self.advance(t);
+                self.begin_message(read);
+            }
+            previous_read = Some(read);
+            match op {
+                Operation::Write(bytes) => {
+                    for &byte in bytes.iter() {
+                        let t = wire.add(Wire::BYTE);
+                        self.advance(t);
+                        self.write_byte(byte, t)?;
+                    }
+                }
+                Operation::Read(buf) => {
+                    for b in buf.iter_mut() {
+                        wire.add(Wire::BYTE);
+                        *b = self.read_byte();
+                    }
+                }
             }
         }
         Ok(())
     }
 
-    /// Reads return the pointed register MSB first; past its two bytes the bus floats high.
-    fn read(&mut self, buf: &mut [u8]) {
-        let bytes = self.register(self.pointer).unwrap_or(0).to_be_bytes();
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = bytes.get(i).copied().unwrap_or(0xFF);
+    /// Whether the chip ACKs its address at transfer time `t`; a NACK burst counts down here.
+    fn answers(&mut self, address: u8, t: f64) -> bool {
+        let answered = self.answered;
+        let gone = address != self.address
+            || self.faults.iter().any(|f| match *f {
+                SimFault::NackAfterTransactions(n) => answered >= n,
+                SimFault::Absent => true,
+                SimFault::Vanish { from_s, until_s } => from_s <= t && t < until_s,
+                _ => false,
+            });
+        if gone {
+            return false;
         }
-        if self.pointer == reg::POWER {
-            self.cnvr = false;
+        for f in &mut self.faults {
+            if let SimFault::NackBurst { at_s, transactions } = f {
+                if *at_s <= t && *transactions > 0 {
+                    *transactions -= 1;
+                    return false;
+                }
+            }
         }
+        true
+    }
+
+    /// A pending bus hang due by `t`: it is used up by this transfer.
+    fn take_timeout(&mut self, t: f64) -> Option<f64> {
+        let i = self
+            .faults
+            .iter()
+            .position(|f| matches!(*f, SimFault::Timeout { at_s, .. } if at_s <= t))?;
+        match self.faults.remove(i) {
+            SimFault::Timeout { secs, .. } => Some(secs),
+            _ => None,
+        }
+    }
+
+    fn schedule_reset(&mut self, t: f64) {
+        self.pending_resets.push(t);
+        self.pending_resets.sort_by(f64::total_cmp);
+    }
+
+    /// Brings the chip to time `t`: resets due by then, then the conversions.
+    fn advance(&mut self, t: f64) {
+        while let Some(&at) = self.pending_resets.first() {
+            if at > t {
+                break;
+            }
+            self.pending_resets.remove(0);
+            self.reset(at);
+        }
+        self.catch_up(t);
+    }
+
+    /// The address was ACKed: a read latches the pointed register now (reading the power
+    /// register clears CNVR); a write starts with the pointer byte.
+    fn begin_message(&mut self, read: bool) {
+        self.message = if read {
+            let value = self.register(self.pointer).unwrap_or(0).to_be_bytes();
+            if self.pointer == reg::POWER {
+                self.cnvr = false;
+            }
+            Message::Read { value, count: 0 }
+        } else {
+            Message::Write { count: 0, msb: 0 }
+        };
+    }
+
+    /// One written byte, ACKed at `t` (the chip brought to that time): the pointer, then a
+    /// register's MSB and LSB; the register takes the value once its LSB is in. Anything else
+    /// is NACKed.
+    fn write_byte(&mut self, byte: u8, t: f64) -> Result<(), TransferEnd> {
+        let Message::Write { count, msb } = &mut self.message else {
+            return Err(TransferEnd::Nack);
+        };
+        *count += 1;
+        match *count {
+            // No such register: the chip NACKs the pointer byte.
+            1 if byte > reg::CALIBRATION => return Err(TransferEnd::Nack),
+            1 => self.pointer = byte,
+            2 => *msb = byte,
+            3 => {
+                let value = u16::from_be_bytes([*msb, byte]);
+                match self.pointer {
+                    reg::CONFIG => self.write_config(value, t),
+                    // Figure 27: bit 0 of the calibration register is not used and reads 0.
+                    reg::CALIBRATION => self.calibration = value & !1,
+                    _ => {} // Read-only registers ignore writes.
+                }
+            }
+            // More data than one register holds.
+            _ => return Err(TransferEnd::Nack),
+        }
+        Ok(())
+    }
+
+    /// Reads return the latched register MSB first; past its two bytes the bus floats high.
+    fn read_byte(&mut self) -> u8 {
+        let Message::Read { value, count } = &mut self.message else {
+            return 0xFF;
+        };
+        let byte = value.get(*count).copied().unwrap_or(0xFF);
+        *count += 1;
+        byte
     }
 
     fn register(&self, register: u8) -> Option<u16> {
@@ -382,9 +804,13 @@ impl Chip {
         let [shunt, bus] = self.channels();
         if let Some((samples, secs)) = shunt {
             let amps = self.window_mean(t, secs, samples, |load, t| load.current_at(t));
-            let full_scale = 4000 << ((self.config >> cfg::PG_SHIFT) & 0b11);
+            // Beyond the PGA's nominal range the register clips where its data field ends
+            // (SBOS448G, shunt voltage register formats: sign bits above SD11..SD0 at ±40 mV
+            // up to SD14..SD0 at ±320 mV): 40.95 mV at ±40 mV, 327.67 mV at ±320 mV.
+            let pg = (self.config >> cfg::PG_SHIFT) & 0b11;
+            let limit = f64::from(4096_u16 << pg);
             let counts = (amps * self.shunt_ohms / 10e-6).round();
-            self.shunt = counts.clamp(-f64::from(full_scale), f64::from(full_scale)) as i16;
+            self.shunt = counts.clamp(-limit, limit - 1.0) as i16;
             t += secs;
         }
         if let Some((samples, secs)) = bus {
@@ -392,12 +818,13 @@ impl Chip {
                 let amps = load.current_at(t);
                 load.bus_volts_at(t, amps)
             });
-            let full_scale = if self.config & cfg::BRNG != 0 {
-                8000
+            // The bus register's data field: BD12..BD0 at 32 V, BD11..BD0 at 16 V.
+            let limit = if self.config & cfg::BRNG != 0 {
+                8191
             } else {
-                4000
+                4095
             };
-            self.bus_4mv = (volts / 4e-3).round().clamp(0.0, full_scale as f64) as u16;
+            self.bus_4mv = (volts / 4e-3).round().clamp(0.0, f64::from(limit)) as u16;
         }
         // Datasheet equations 4 and 5; both registers read 0 while the calibration is 0.
         let current = i64::from(self.shunt) * i64::from(self.calibration) / 4096;
@@ -405,7 +832,7 @@ impl Chip {
         self.ovf = i16::try_from(current).is_err() || u16::try_from(power).is_err();
         self.current = current.clamp(i16::MIN.into(), i16::MAX.into()) as i16;
         self.power = power.min(u16::MAX.into()) as u16;
-        self.cnvr = true;
+        self.cnvr = !self.faults.contains(&SimFault::CnvrStuck);
     }
 
     /// Mean of `f(load, t)` over `[start, start + secs)`, at up to [`MAX_WINDOW_SAMPLES`] window
@@ -430,64 +857,63 @@ impl Chip {
     }
 }
 
-/// A clock that moves only when told to: drives the chip's conversion timing in tests.
-#[derive(Debug, Default)]
-pub struct ManualClock {
-    bits: AtomicU64,
+/// Why a transfer stopped early.
+#[derive(Debug, Clone, Copy)]
+enum TransferEnd {
+    /// The chip did not ACK an address or data byte: the adapter sent STOP.
+    Nack,
+    /// The bus hung; the adapter gave up after this many seconds.
+    TimedOut(f64),
 }
 
-impl ManualClock {
-    pub fn new(t: f64) -> Self {
-        Self {
-            bits: AtomicU64::new(t.to_bits()),
-        }
-    }
-
-    pub fn set(&self, t: f64) {
-        self.bits.store(t.to_bits(), Ordering::SeqCst);
-    }
+/// The driver on a simulated chip, describing bus errors as on Linux.
+pub fn sensor(
+    chip: SimulatedIna219,
+    settings: Ina219Settings,
+    info: SensorInfo,
+) -> Result<Ina219Sensor<SimulatedIna219>> {
+    Ina219Sensor::with_describe(chip, settings, info, describe_sim)
 }
 
-impl TimeSource for ManualClock {
-    fn now(&self) -> f64 {
-        f64::from_bits(self.bits.load(Ordering::SeqCst))
-    }
-}
-
-/// Opens an `ina219-sim` sensor: the real driver on a simulated chip whose load is a
-/// [`SimulatedBoard`] following the run's phases on the run's clock.
+/// Opens an `ina219-sim` sensor: the real driver on a simulated chip on a timed bus, whose load
+/// is a [`SimulatedBoard`] following the run's phases on the run's clock.
 pub fn open(spec: &Ina219Spec, ctx: &SensorContext) -> Result<Ina219Sensor<SimulatedIna219>> {
     let load_spec = spec.load.clone().unwrap_or_default();
     let board = SimulatedBoard::new(&load_spec, ctx.phases.clone())?;
-    let chip = SimulatedIna219::new(
+    let settings = Ina219Settings::from_spec(spec, "simulated I2C bus")?;
+    let bus = SimBus::timed(spec.bus_adapter.unwrap_or_default(), settings.bus_khz);
+    let chip = SimulatedIna219::on_bus(
         spec.address,
         spec.shunt_ohms,
         Box::new(board),
         Arc::new(ctx.clock),
+        bus,
     );
     for fault in spec.faults.iter().flat_map(SimFault::from_spec) {
         chip.inject(fault);
     }
-    let settings = Ina219Settings::from_spec(spec, "simulated I2C bus")?;
     let info = SensorInfo {
         kind: "ina219-sim".into(),
         rail: spec.rail.clone(),
         origin: Origin::Simulated,
         detail: format!(
-            "simulated INA219 ({}); board {:.2} A idle + {:.2} A busy, σ {} A, {} V",
+            "simulated INA219 ({}) on {bus}, up to {:.0} readings/s; board {:.2} A idle + \
+             {:.2} A busy, σ {} A, {} V",
             settings.summary(),
+            settings.readings_per_s(),
             load_spec.idle_amps,
             load_spec.active_amps,
             load_spec.noise_amps,
             load_spec.supply_volts
         ),
     };
-    Ina219Sensor::new(chip, settings, info)
+    sensor(chip, settings, info)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
     use crate::sensor::load::{ConstantLoad, SquareWave};
 
     const ADDR: u8 = 0x40;
@@ -495,6 +921,15 @@ mod tests {
     fn chip(load: impl Load + 'static) -> (SimulatedIna219, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock::new(0.0));
         let sim = SimulatedIna219::new(ADDR, 0.1, Box::new(load), clock.clone());
+        (sim, clock)
+    }
+
+    /// A chip on a timed bus, powered on at t = 1 s.
+    fn chip_on(adapter: I2cAdapter, khz: u32, amps: f64) -> (SimulatedIna219, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(1.0));
+        let load = ConstantLoad { amps, volts: 5.0 };
+        let bus = SimBus::timed(adapter, khz);
+        let sim = SimulatedIna219::on_bus(ADDR, 0.1, Box::new(load), clock.clone(), bus);
         (sim, clock)
     }
 
@@ -525,6 +960,29 @@ mod tests {
         cfg::BRNG | 0b11 << cfg::PG_SHIFT | adc << cfg::BADC_SHIFT | adc << cfg::SADC_SHIFT | mode
     }
 
+    fn assert_close(what: &str, got: f64, want: f64) {
+        assert!((got - want).abs() < 1e-12, "{what}: got {got}, want {want}");
+    }
+
+    /// The `ina219` crate's transaction without `no_transaction`: four register reads in one
+    /// I2C_RDWR (write, read, write, read, ...).
+    fn four_reads_in_one_transaction(sim: &mut SimulatedIna219) -> Result<[u16; 4], SimI2cError> {
+        let mut bufs = [[0u8; 2]; 4];
+        let [b0, b1, b2, b3] = &mut bufs;
+        let mut ops = [
+            Operation::Write(&[reg::BUS]),
+            Operation::Read(b0),
+            Operation::Write(&[reg::POWER]),
+            Operation::Read(b1),
+            Operation::Write(&[reg::SHUNT]),
+            Operation::Read(b2),
+            Operation::Write(&[reg::CURRENT]),
+            Operation::Read(b3),
+        ];
+        sim.transaction(ADDR, &mut ops)?;
+        Ok(bufs.map(u16::from_be_bytes))
+    }
+
     #[test]
     fn reset_restores_defaults_and_self_clears() {
         let (mut sim, _) = chip(one_amp());
@@ -542,9 +1000,20 @@ mod tests {
     #[test]
     fn addressing_pointer_and_read_only_registers() {
         let (mut sim, _) = chip(one_amp());
-        let nack = |kind| Err(SimI2cError(kind));
-        assert_eq!(sim.write(0x41, &[0]), nack(NoAcknowledgeSource::Address));
-        assert_eq!(sim.write(ADDR, &[6]), nack(NoAcknowledgeSource::Data));
+        // Linux reports any NACK, address or data, as EREMOTEIO.
+        let nack = Err(SimI2cError::new(errno::EREMOTEIO));
+        assert_eq!(sim.write(0x41, &[0]), nack);
+        assert_eq!(sim.write(ADDR, &[6]), nack, "no register 6: pointer NACKed");
+        assert_eq!(
+            sim.write(ADDR, &[reg::CALIBRATION, 0x10, 0x00, 0x55]),
+            nack,
+            "a fourth byte is NACKed"
+        );
+        assert_eq!(
+            read(&mut sim, reg::CALIBRATION),
+            0x1000,
+            "after the third byte"
+        );
         write(&mut sim, reg::SHUNT, 0x1234); // ignored
         assert_eq!(read(&mut sim, reg::SHUNT), 0);
         // A 1-byte write sets the pointer for later plain reads.
@@ -645,7 +1114,264 @@ mod tests {
     }
 
     #[test]
-    fn open_builds_a_labelled_simulated_sensor_and_applies_rig_faults() {
+    fn shunt_clips_where_the_register_field_ends_not_at_the_nominal_range() {
+        // ±40 mV (PG = 00): SIGN bits over SD11..SD0, so 4095 (40.95 mV) and -4096.
+        for (amps, pg, want) in [
+            (1.0, 0b00, 4095_i16),
+            (-1.0, 0b00, -4096),
+            (1.0, 0b01, 8191),
+            (1.0, 0b10, 10_000), // 100 mV fits ±160 mV
+            (4.0, 0b11, 32767),  // 400 mV: 327.67 mV at ±320 mV
+            (-4.0, 0b11, -32768),
+        ] {
+            let (mut sim, clock) = chip(ConstantLoad { amps, volts: 5.0 });
+            let value = cfg::BRNG | pg << cfg::PG_SHIFT | 0b0011 << cfg::BADC_SHIFT;
+            write(
+                &mut sim,
+                reg::CONFIG,
+                value | 0b0011 << cfg::SADC_SHIFT | 0b111,
+            );
+            clock.set(2e-3);
+            assert_eq!(
+                read(&mut sim, reg::SHUNT) as i16,
+                want,
+                "{amps} A, PG {pg:02b}"
+            );
+        }
+    }
+
+    #[test]
+    fn bcm2835_refuses_a_read_before_the_last_message_and_nothing_reaches_the_bus() {
+        let (mut sim, clock) = chip_on(I2cAdapter::Bcm2835, 100, 1.0);
+        let before = (clock.now(), sim.transactions());
+        let err = four_reads_in_one_transaction(&mut sim).unwrap_err();
+        assert_eq!(err.errno(), errno::EOPNOTSUPP);
+        assert_eq!(
+            err.to_string(),
+            "EOPNOTSUPP: Operation not supported on transport endpoint"
+        );
+        assert_eq!(
+            (clock.now(), sim.transactions()),
+            before,
+            "no bus time, no transfer"
+        );
+        assert_eq!(sim.last_transfer(), None);
+        // A write then a read (the read last) is fine; so is a lone read.
+        assert_eq!(read(&mut sim, reg::CONFIG), 0x399F);
+        let mut buf = [0; 2];
+        sim.read(ADDR, &mut buf).unwrap();
+        // The permissive and tegra adapters take the crate's old transaction.
+        for adapter in [I2cAdapter::Permissive, I2cAdapter::Tegra] {
+            let (mut sim, _) = chip_on(adapter, 100, 1.0);
+            assert!(
+                four_reads_in_one_transaction(&mut sim).is_ok(),
+                "{adapter:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tegra_refuses_zero_length_and_over_long_messages() {
+        let (mut sim, _) = chip_on(I2cAdapter::Tegra, 400, 1.0);
+        let refused = Err(SimI2cError::new(errno::EOPNOTSUPP));
+        assert_eq!(sim.write(ADDR, &[]), refused, "I2C_AQ_NO_ZERO_LEN");
+        assert_eq!(sim.read(ADDR, &mut []), refused);
+        assert_eq!(sim.read(ADDR, &mut [0; 4097]), refused, "max_read_len 4096");
+        sim.read(ADDR, &mut [0; 4096]).unwrap();
+        // bcm2835 and permissive send the address alone (a bus scan's probe).
+        for adapter in [I2cAdapter::Bcm2835, I2cAdapter::Permissive] {
+            let (mut sim, _) = chip_on(adapter, 400, 1.0);
+            sim.write(ADDR, &[]).unwrap();
+        }
+    }
+
+    #[test]
+    fn i2c_dev_refuses_more_than_42_messages_and_none_on_every_adapter() {
+        for adapter in [
+            I2cAdapter::Bcm2835,
+            I2cAdapter::Tegra,
+            I2cAdapter::Permissive,
+        ] {
+            let (mut sim, _) = chip_on(adapter, 100, 1.0);
+            let invalid = Err(SimI2cError::new(errno::EINVAL));
+            let mut ops: Vec<Operation<'_>> = (0..43).map(|_| Operation::Write(&[0])).collect();
+            assert_eq!(sim.transaction(ADDR, &mut ops), invalid, "{adapter:?}");
+            assert_eq!(sim.transaction(ADDR, &mut []), invalid, "{adapter:?}");
+            // 42 messages reach the bus (where joined one-byte writes overrun a register).
+            ops.truncate(RDWR_MAX_MSGS);
+            assert_ne!(
+                sim.transaction(ADDR, &mut ops),
+                invalid,
+                "{adapter:?}: 42 writes"
+            );
+            assert_eq!(sim.transactions(), 1, "{adapter:?}");
+        }
+    }
+
+    #[test]
+    fn bus_time_is_the_clock_cycles_on_the_wire() {
+        for (khz, read_s) in [(100, 0.48e-3), (400, 0.12e-3)] {
+            let (mut sim, clock) = chip_on(I2cAdapter::Bcm2835, khz, 1.0);
+            // Register read: START, address, pointer (19), Sr, address, 2 bytes (28), STOP (1).
+            let t = clock.now();
+            read(&mut sim, reg::BUS);
+            assert_close("register read", clock.now() - t, read_s);
+            assert_eq!(sim.last_transfer(), Some((t, clock.now())));
+            // Register write: START, address, 3 bytes, STOP: 38 cycles.
+            clock.set(clock.now() + 1.0);
+            let t = clock.now();
+            write(&mut sim, reg::CALIBRATION, 4096);
+            assert_close(
+                "register write",
+                clock.now() - t,
+                38.0 / (f64::from(khz) * 1e3),
+            );
+            // A NACKed address: START, address, STOP: 11 cycles.
+            clock.set(clock.now() + 1.0);
+            let t = clock.now();
+            assert!(sim.write(0x41, &[0]).is_err());
+            assert_close("NACK", clock.now() - t, 11.0 / (f64::from(khz) * 1e3));
+        }
+        // The crate's old 4-register transaction, where an adapter takes it: 4 × 47 + STOP.
+        let (mut sim, clock) = chip_on(I2cAdapter::Permissive, 100, 1.0);
+        let t = clock.now();
+        four_reads_in_one_transaction(&mut sim).unwrap();
+        assert_close("old transaction", clock.now() - t, 1.89e-3);
+    }
+
+    #[test]
+    fn a_transfer_within_0_2_ms_of_the_last_end_starts_back_to_back() {
+        let (mut sim, clock) = chip_on(I2cAdapter::Bcm2835, 100, 1.0);
+        read(&mut sim, reg::BUS);
+        let end = clock.now();
+        // The caller came back 0.15 ms late (its sleep overshot): the bus did not idle.
+        clock.set(end + 0.15e-3);
+        read(&mut sim, reg::BUS);
+        assert_eq!(sim.last_transfer(), Some((end, end + 0.48e-3)));
+        // 0.25 ms late is a real gap.
+        let end = clock.now();
+        clock.set(end + 0.25e-3);
+        read(&mut sim, reg::BUS);
+        let (start, _) = sim.last_transfer().unwrap();
+        assert_close("start after a gap", start, end + 0.25e-3);
+    }
+
+    #[test]
+    fn one_transfer_samples_each_message_when_it_happens() {
+        // The first conversion ends 1.064 ms after power-on. The crate's old transaction,
+        // started at 0.7 ms, latches the bus register 29 cycles in (0.99 ms: before that) and
+        // the shunt register 123 cycles in (1.93 ms: after it), as a real chip would.
+        let clock = Arc::new(ManualClock::new(0.0));
+        let bus = SimBus::timed(I2cAdapter::Permissive, 100);
+        let mut sim = SimulatedIna219::on_bus(ADDR, 0.1, Box::new(one_amp()), clock.clone(), bus);
+        clock.set(0.7e-3);
+        let [bus_reg, power, shunt, _] = four_reads_in_one_transaction(&mut sim).unwrap();
+        assert_eq!(
+            bus_reg, 0,
+            "no conversion yet when the bus register was latched"
+        );
+        assert_eq!(power, 0, "calibration 0");
+        assert_eq!(
+            shunt, 10_000,
+            "the conversion had ended when the shunt was latched"
+        );
+    }
+
+    #[test]
+    fn consecutive_writes_join_on_tegra_but_not_on_bcm2835() {
+        // embedded-hal joins adjacent operations of one direction (i2cdev: I2C_M_NOSTART).
+        let split_write = |sim: &mut SimulatedIna219| {
+            let mut ops = [
+                Operation::Write(&[reg::CALIBRATION, 0x10]),
+                Operation::Write(&[0x00]),
+            ];
+            sim.transaction(ADDR, &mut ops)
+        };
+        let (mut sim, _) = chip_on(I2cAdapter::Tegra, 100, 1.0);
+        split_write(&mut sim).unwrap();
+        assert_eq!(read(&mut sim, reg::CALIBRATION), 0x1000);
+        // i2c-bcm2835 ignores the flag: the second message starts over, its byte a pointer.
+        let (mut sim, _) = chip_on(I2cAdapter::Bcm2835, 100, 1.0);
+        split_write(&mut sim).unwrap();
+        assert_eq!(sim.peek(reg::CALIBRATION), Some(0));
+    }
+
+    #[test]
+    fn brown_out_resets_the_registers_while_conversions_go_on() {
+        let (mut sim, clock) = chip_on(I2cAdapter::Bcm2835, 400, 1.0);
+        write(&mut sim, reg::CALIBRATION, 4096);
+        write(&mut sim, reg::CONFIG, 0x199F);
+        sim.inject(SimFault::ResetAt(1.01));
+        clock.set(1.005);
+        assert_eq!(read(&mut sim, reg::CURRENT), 10_000);
+        clock.set(1.02);
+        assert_eq!(read(&mut sim, reg::CONFIG), 0x399F);
+        assert_eq!(read(&mut sim, reg::CALIBRATION), 0);
+        assert!(cnvr(&mut sim), "still converting");
+        assert_eq!(read(&mut sim, reg::SHUNT), 10_000);
+        assert_eq!(read(&mut sim, reg::CURRENT), 0);
+        assert_eq!(read(&mut sim, reg::POWER), 0);
+    }
+
+    #[test]
+    fn cnvr_stuck_never_sets_though_the_registers_update() {
+        let (mut sim, clock) = chip_on(I2cAdapter::Bcm2835, 100, 1.0);
+        sim.inject(SimFault::CnvrStuck);
+        clock.set(1.5);
+        assert!(!cnvr(&mut sim));
+        assert_eq!(read(&mut sim, reg::SHUNT), 10_000);
+    }
+
+    #[test]
+    fn nack_bursts_and_timeouts_fail_as_linux_reports_them() {
+        let (mut sim, clock) = chip_on(I2cAdapter::Bcm2835, 100, 1.0);
+        sim.inject(SimFault::NackBurst {
+            at_s: 1.1,
+            transactions: 2,
+        });
+        read(&mut sim, reg::CONFIG); // before the burst
+        clock.set(1.1);
+        let mut buf = [0; 2];
+        for _ in 0..2 {
+            let err = sim.write_read(ADDR, &[0], &mut buf).unwrap_err();
+            assert_eq!(err.to_string(), "EREMOTEIO: Remote I/O error");
+            assert_eq!(
+                embedded_hal::i2c::Error::kind(&err),
+                ErrorKind::NoAcknowledge(NoAcknowledgeSource::Unknown)
+            );
+        }
+        read(&mut sim, reg::CONFIG);
+
+        sim.inject(SimFault::Timeout {
+            at_s: 1.2,
+            secs: 1.0,
+        });
+        clock.set(1.2);
+        let err = sim.write_read(ADDR, &[0], &mut buf).unwrap_err();
+        assert_eq!(err.errno(), errno::ETIMEDOUT);
+        assert_eq!(err.to_string(), "ETIMEDOUT: Connection timed out");
+        assert_close("the adapter's timeout", clock.now(), 2.2);
+        assert_eq!(read(&mut sim, reg::CONFIG), 0x399F, "one hang only");
+    }
+
+    #[test]
+    fn vanished_chip_nacks_then_comes_back_power_cycled() {
+        let (mut sim, clock) = chip_on(I2cAdapter::Bcm2835, 100, 1.0);
+        write(&mut sim, reg::CALIBRATION, 4096);
+        sim.inject(SimFault::Vanish {
+            from_s: 1.1,
+            until_s: 1.2,
+        });
+        clock.set(1.15);
+        let mut buf = [0; 2];
+        assert!(sim.write_read(ADDR, &[0], &mut buf).is_err());
+        clock.set(1.2);
+        assert_eq!(read(&mut sim, reg::CALIBRATION), 0, "reset state");
+        assert_eq!(sim.sequence_start(), 1.2, "conversions restart at power-on");
+    }
+
+    #[test]
+    fn open_builds_a_labelled_simulated_sensor_on_a_timed_bus_and_applies_rig_faults() {
         use crate::clock::{PhaseLog, RunClock};
         use crate::sensor::PowerSensor;
 
@@ -664,6 +1390,8 @@ mod tests {
             shunt_range_mv: None,
             load: None,
             faults: None,
+            bus_khz: 100,
+            bus_adapter: None,
         };
         let mut sensor = open(&spec, &ctx).unwrap();
         let info = sensor.info();
@@ -671,16 +1399,93 @@ mod tests {
             (info.kind.as_str(), info.origin),
             ("ina219-sim", Origin::Simulated)
         );
-        assert!(info.detail.starts_with("simulated"), "{}", info.detail);
+        assert!(
+            info.detail.starts_with("simulated INA219 (")
+                && info
+                    .detail
+                    .contains(") on a bcm2835 bus at 100 kHz, up to 521 readings/s; board"),
+            "{}",
+            info.detail
+        );
+        let t = ctx.clock.now();
         assert!(sensor.read().is_ok());
+        assert!(
+            ctx.clock.now() - t >= 0.48e-3,
+            "a read takes its bus time on the run clock"
+        );
+        spec.bus_adapter = Some(I2cAdapter::Tegra);
+        spec.bus_khz = 400;
+        let sensor = open(&spec, &ctx).unwrap();
+        assert!(
+            sensor
+                .info()
+                .detail
+                .contains("on a tegra bus at 400 kHz, up to 940 readings/s"),
+            "{}",
+            sensor.info().detail
+        );
 
         // Initialisation alone takes more than 3 transactions.
         spec.faults = Some(SimFaultSpec {
             nack_after_transactions: Some(3),
-            absent: false,
+            ..Default::default()
         });
         let err = open(&spec, &ctx).err().unwrap().to_string();
         assert!(err.contains("no INA219 answers at 0x41"), "{err}");
+    }
+
+    #[test]
+    fn rig_fault_tables_become_faults() {
+        use crate::rig::{NackBurstSpec, VanishSpec};
+        let spec = SimFaultSpec {
+            nack_after_transactions: Some(9),
+            absent: true,
+            reset_at_s: Some(2.0),
+            cnvr_stuck: true,
+            nack_burst: Some(NackBurstSpec {
+                at_s: 3.0,
+                transactions: 4,
+            }),
+            timeout_at_s: Some(4.0),
+            timeout_ms: None,
+            vanish: Some(VanishSpec {
+                from_s: 5.0,
+                until_s: 6.0,
+            }),
+        };
+        assert_eq!(
+            SimFault::from_spec(&spec),
+            [
+                SimFault::NackAfterTransactions(9),
+                SimFault::Absent,
+                SimFault::ResetAt(2.0),
+                SimFault::CnvrStuck,
+                SimFault::NackBurst {
+                    at_s: 3.0,
+                    transactions: 4
+                },
+                SimFault::Timeout {
+                    at_s: 4.0,
+                    secs: DEFAULT_TIMEOUT_S
+                },
+                SimFault::Vanish {
+                    from_s: 5.0,
+                    until_s: 6.0
+                },
+            ]
+        );
+        let faults = SimFault::from_spec(&SimFaultSpec {
+            timeout_at_s: Some(1.0),
+            timeout_ms: Some(25.0),
+            ..Default::default()
+        });
+        assert_eq!(
+            faults,
+            [SimFault::Timeout {
+                at_s: 1.0,
+                secs: 0.025
+            }]
+        );
     }
 
     #[test]
@@ -691,7 +1496,7 @@ mod tests {
         read(&mut sim, reg::CONFIG);
         let mut buf = [0; 2];
         let err = sim.write_read(ADDR, &[0], &mut buf).unwrap_err();
-        assert_eq!(err.to_string(), "no acknowledge (address)");
+        assert_eq!(err.to_string(), "EREMOTEIO: Remote I/O error");
         sim.clear_faults();
         read(&mut sim, reg::CONFIG);
 

@@ -68,6 +68,14 @@ pub struct Reading {
     pub overflow: bool,
     /// No new conversion since the previous read: the values repeat the previous sample.
     pub stale: bool,
+    /// The value is clipped at the sensor's range (an INA219 shunt beyond its PGA range): the
+    /// true power was higher, so energy from it is only a lower bound and the window is invalid.
+    pub saturated: bool,
+    /// Seconds from the middle of the interval this value averages to the moment the value
+    /// became readable (an INA219 conversion's end): 0 for an instantaneous or counter value.
+    /// An `avg128` INA219 reports the mean of 2 × 68 ms that ended before the read; the
+    /// sampler stamps the reading this much earlier so energy windows cut it where it belongs.
+    pub centre_offset_s: f64,
 }
 
 /// A source of power readings, read by the sampler thread.

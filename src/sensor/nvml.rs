@@ -303,6 +303,12 @@ mod tests {
         fn now(&self) -> f64 {
             self.secs()
         }
+        fn sleep_until(&self, t: f64) {
+            let left = t - self.secs();
+            if left > 0.0 {
+                self.advance(Duration::from_secs_f64(left));
+            }
+        }
     }
 
     impl Clock for FakeTime {

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Once;
+use std::sync::{Mutex, MutexGuard, Once};
 
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -36,8 +36,18 @@ pub fn joulebench() -> Command {
     cmd
 }
 
+/// Holds the machine for one run of the binary at a time. The test harness runs tests in
+/// parallel, and a measuring run on a 2-core machine needs one core for the inferences and
+/// one for its sampler: two runs at once would starve each other's samplers, and the
+/// validity checks would rightly call their windows invalid.
+pub fn one_run_at_a_time() -> MutexGuard<'static, ()> {
+    static MACHINE: Mutex<()> = Mutex::new(());
+    MACHINE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Runs the binary to completion.
 pub fn run(args: &[&str]) -> Output {
+    let _machine = one_run_at_a_time();
     joulebench().args(args).output().unwrap()
 }
 

@@ -338,6 +338,10 @@ mod tests {
     #[test]
     fn cuda_without_a_gpu_is_a_one_line_error() {
         if tch::Cuda::is_available() {
+            crate::skip_test(
+                "cuda_without_a_gpu_is_a_one_line_error",
+                "this machine has a CUDA GPU",
+            );
             return;
         }
         let (_dir, path) = model_copy(MODELS[0]);
