@@ -85,16 +85,19 @@ pub fn run_rig(text: &str) -> RigRun {
     }
 }
 
-/// A small simulated rig: short idle baseline and settle, few runs.
+/// A small simulated rig: short settle, few runs. Its windows last at least a second: a
+/// shorter one on a busy 2-core machine can lose a few percent of its readings to a single
+/// scheduling hiccup, and the validity checks would rightly call it invalid.
 pub fn sim_rig(extra_sensor_lines: &str) -> String {
     format!(
         r#"
 name = "test-sim"
-idle_baseline_s = 0.3
+idle_baseline_s = 1.0
 [protocol]
 warmup = 1
 settle_s = 0.1
 runs = 20
+min_duration_s = 1.0
 [[backends]]
 kind = "tflite"
 model = "mobilenet_v2_1.0_224_quant"
