@@ -18,7 +18,7 @@ use indicatif::ProgressBar;
 use statrs::statistics::{Data, OrderStatistics};
 
 use crate::backend::EngineInfo;
-use crate::clock::{monotonic_seconds, PhaseLog, RunClock};
+use crate::clock::{monotonic_seconds, PhaseLog, RunClock, Slot};
 use crate::rig::{
     BackendKind, BackendSpec, Device, Engine, Precision, ProtocolSpec, Rig, SensorSpec,
 };
@@ -532,7 +532,10 @@ fn rig_round(
         &protocol::Context {
             clock,
             phases: &phases,
-            backend: 0,
+            slot: Slot {
+                backend: 0,
+                repetition: 1,
+            },
             interrupt: &no_interrupt,
             progress: &progress,
         },

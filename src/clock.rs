@@ -143,12 +143,23 @@ impl Phase {
     }
 }
 
+/// Which backend, and which repetition of the protocol on it, a phase belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    /// Index of the rig's backend.
+    pub backend: usize,
+    /// 1-based repetition of the protocol on that backend.
+    pub repetition: usize,
+}
+
 /// One phase of one backend, as `[start, end)` on the run clock.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct PhaseSpan {
     pub phase: Phase,
     /// Index of the rig's backend this phase belongs to; `None` for the idle baseline.
     pub backend: Option<usize>,
+    /// 1-based repetition of the protocol; `None` for the idle baseline.
+    pub repetition: Option<usize>,
     pub start: f64,
     /// `f64::INFINITY` while the phase is still running.
     pub end: f64,
@@ -167,7 +178,7 @@ impl PhaseLog {
     }
 
     /// Closes the running phase (if any) at `at` and opens `phase` there.
-    pub fn begin(&self, phase: Phase, backend: Option<usize>, at: f64) {
+    pub fn begin(&self, phase: Phase, slot: Option<Slot>, at: f64) {
         let mut spans = self.lock();
         if let Some(last) = spans.last_mut() {
             if last.end.is_infinite() {
@@ -176,7 +187,8 @@ impl PhaseLog {
         }
         spans.push(PhaseSpan {
             phase,
-            backend,
+            backend: slot.map(|s| s.backend),
+            repetition: slot.map(|s| s.repetition),
             start: at,
             end: f64::INFINITY,
         });
@@ -218,9 +230,18 @@ mod tests {
     fn phases_close_each_other() {
         let log = PhaseLog::new();
         log.begin(Phase::IdleBaseline, None, 0.0);
-        log.begin(Phase::Warmup, Some(0), 2.0);
-        log.begin(Phase::Timed, Some(0), 3.0);
+        let slot = Some(Slot {
+            backend: 0,
+            repetition: 2,
+        });
+        log.begin(Phase::Warmup, slot, 2.0);
+        log.begin(Phase::Timed, slot, 3.0);
         log.end(5.0);
+        assert_eq!(
+            (log.spans()[2].backend, log.spans()[2].repetition),
+            (Some(0), Some(2))
+        );
+        assert_eq!(log.spans()[0].repetition, None);
         assert_eq!(log.phase_at(1.0), Some(Phase::IdleBaseline));
         assert_eq!(log.phase_at(2.5), Some(Phase::Warmup));
         assert_eq!(log.phase_at(4.9), Some(Phase::Timed));

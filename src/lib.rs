@@ -3,8 +3,10 @@
 //! Data flows one way:
 //! rig file ([`rig`]) → runner ([`runner`], driving a [`backend`] through the [`protocol`])
 //! while the [`sampler`] reads [`sensor`]s → samples → summary ([`energy`], [`validity`],
-//! [`stats`], [`summary`]) → files ([`output`]).
+//! [`stats`], [`summary`], [`aggregate`]) → a typed, versioned record ([`results`]) → files ([`output`]),
+//! which everything downstream reads back through [`results`].
 
+pub mod aggregate;
 pub mod backend;
 pub mod bench;
 pub mod clock;
@@ -13,6 +15,7 @@ pub mod input;
 pub mod models;
 pub mod output;
 pub mod protocol;
+pub mod results;
 pub mod rig;
 pub mod runner;
 pub mod sampler;

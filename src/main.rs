@@ -87,6 +87,10 @@ struct RunArgs {
     /// Seconds between warm-up and the timed run.
     #[arg(long)]
     settle: Option<f64>,
+    /// Run the whole protocol this many times per backend (sensors kept open); from 2 on the
+    /// summary adds an aggregate row with confidence intervals.
+    #[arg(long)]
+    repeat: Option<u32>,
 }
 
 #[derive(Subcommand)]
@@ -158,6 +162,7 @@ fn load_rig(path: &std::path::Path, args: Option<&RunArgs>) -> Result<(Rig, Stri
         p.warmup = a.warmup.unwrap_or(p.warmup);
         p.settle_s = a.settle.unwrap_or(p.settle_s);
         p.scenario = a.scenario.unwrap_or(p.scenario);
+        p.repeat = a.repeat.unwrap_or(p.repeat);
         rig.validate().with_context(|| "command-line settings")?;
     }
     Ok((rig, text))
@@ -196,7 +201,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(130));
     }
-    if let Some(problem) = rows.iter().find(|r| r.status != "ok") {
+    if let Some(problem) = rows.iter().find(|r| !r.status.is_ok()) {
         anyhow::bail!("{}; partial results in {}", problem.status, dir.display());
     }
     Ok(ExitCode::SUCCESS)

@@ -11,7 +11,7 @@ use std::time::Duration;
 use indicatif::ProgressBar;
 
 use crate::backend::Backend;
-use crate::clock::{Phase, PhaseLog, RunClock};
+use crate::clock::{Phase, PhaseLog, RunClock, Slot};
 use crate::input::{top_k, Prediction};
 use crate::rig::ProtocolSpec;
 
@@ -22,8 +22,8 @@ pub const TOP_K: usize = 5;
 pub struct Context<'a> {
     pub clock: RunClock,
     pub phases: &'a PhaseLog,
-    /// Index of the rig's backend, for the phase log.
-    pub backend: usize,
+    /// The rig's backend and the repetition of the protocol on it, for the phase log.
+    pub slot: Slot,
     /// Set by Ctrl-C: finish the current classification and stop.
     pub interrupt: &'a AtomicBool,
     pub progress: &'a ProgressBar,
@@ -90,7 +90,7 @@ pub fn run(
     let stopped = || ctx.interrupt.load(Ordering::Relaxed);
 
     ctx.phases
-        .begin(Phase::Warmup, Some(ctx.backend), ctx.clock.now());
+        .begin(Phase::Warmup, Some(ctx.slot), ctx.clock.now());
     for _ in 0..spec.warmup {
         if stopped() {
             break;
@@ -103,12 +103,12 @@ pub fn run(
     }
 
     ctx.phases
-        .begin(Phase::Settle, Some(ctx.backend), ctx.clock.now());
+        .begin(Phase::Settle, Some(ctx.slot), ctx.clock.now());
     sleep_unless(Duration::from_secs_f64(spec.settle_s), ctx.interrupt);
 
     ctx.progress.set_length(u64::from(spec.runs));
     let start = ctx.clock.now();
-    ctx.phases.begin(Phase::Timed, Some(ctx.backend), start);
+    ctx.phases.begin(Phase::Timed, Some(ctx.slot), start);
     out.latencies.reserve(spec.runs as usize);
     let min_end = start + spec.min_duration_s.unwrap_or(0.0);
     let cpu_start = cpu_time::ProcessTime::now();
@@ -227,7 +227,10 @@ mod tests {
         let ctx = Context {
             clock: RunClock::start(),
             phases: &phases,
-            backend: 0,
+            slot: Slot {
+                backend: 0,
+                repetition: 1,
+            },
             interrupt,
             progress: &progress,
         };

@@ -54,6 +54,14 @@ pub struct ProtocolSpec {
     /// (batches as fast as possible, throughput).
     #[serde(default)]
     pub scenario: Scenario,
+    /// Times the whole protocol runs on each backend, sensors kept open: with 2 or more the
+    /// summary adds an aggregate row with spread and confidence intervals.
+    #[serde(default = "default_repeat")]
+    pub repeat: u32,
+}
+
+fn default_repeat() -> u32 {
+    1
 }
 
 /// How inferences are issued (MLPerf inference scenarios).
@@ -94,6 +102,7 @@ impl Default for ProtocolSpec {
             runs: default_runs(),
             min_duration_s: None,
             scenario: Scenario::SingleStream,
+            repeat: default_repeat(),
         }
     }
 }
@@ -350,6 +359,10 @@ pub struct Ina219Spec {
     pub address: u8,
     /// Shunt resistance in ohms (0.1 on the common breakout boards).
     pub shunt_ohms: f64,
+    /// The shunt's tolerance in percent (1 on the common breakout boards): it usually
+    /// dominates the energy's uncertainty.
+    #[serde(default = "default_shunt_tolerance_pct")]
+    pub shunt_tolerance_pct: f64,
     /// Largest current expected, in amperes: sets the current LSB and the PGA range.
     pub max_current_a: f64,
     /// ADC mode of both channels.
@@ -384,6 +397,9 @@ fn default_address() -> u8 {
 }
 fn default_bus_khz() -> u32 {
     100
+}
+fn default_shunt_tolerance_pct() -> f64 {
+    1.0
 }
 
 /// A Linux I2C adapter driver, as far as it decides which transfers reach the bus.
@@ -630,6 +646,9 @@ impl Rig {
         let p = &self.protocol;
         if p.runs == 0 {
             bail!("protocol.runs must be at least 1");
+        }
+        if p.repeat == 0 {
+            bail!("protocol.repeat must be at least 1");
         }
         if !(p.settle_s >= 0.0 && p.settle_s.is_finite()) {
             bail!("protocol.settle_s must be 0 or more seconds");

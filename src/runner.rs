@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::backend::{self, Backend, EngineInfo};
-use crate::clock::{Phase, PhaseLog, PhaseSpan, RunClock};
+use crate::clock::{Phase, PhaseLog, PhaseSpan, RunClock, Slot};
 use crate::input::{self, Labels};
 use crate::models::{self, ResolvedImage, ResolvedModel};
 use crate::protocol::{self, TimedRun};
@@ -61,7 +61,16 @@ pub struct BackendResult {
     pub image: ResolvedImage,
     pub engine: EngineInfo,
     pub labels: Labels,
-    pub run: TimedRun,
+    /// One timed run per repetition of the protocol, in order; fewer than the rig's `repeat`
+    /// when the run was interrupted or the backend failed.
+    pub runs: Vec<TimedRun>,
+}
+
+impl BackendResult {
+    /// The last repetition's timed run (its top-k is the backend's final answer).
+    pub fn last_run(&self) -> Option<&TimedRun> {
+        self.runs.last()
+    }
 }
 
 /// Everything a run measured.
@@ -181,23 +190,39 @@ impl Prepared {
             if opts.interrupt.load(std::sync::atomic::Ordering::Relaxed) {
                 break;
             }
-            let progress = progress_bar(opts.progress, &b.backend.engine().engine);
-            let ctx = protocol::Context {
-                clock,
-                phases: &phases,
-                backend: index,
-                interrupt: &opts.interrupt,
-                progress: &progress,
-            };
-            let run = protocol::run(b.backend.as_mut(), &b.input, &rig.protocol, &ctx);
-            progress.finish_and_clear();
+            let mut runs = Vec::new();
+            // Each repetition is the whole protocol again (warm-up, settle, timed run), with
+            // the sensors kept open and sampling throughout.
+            for repetition in 1..=rig.protocol.repeat as usize {
+                if opts.interrupt.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let progress = progress_bar(opts.progress, &b.backend.engine().engine);
+                let ctx = protocol::Context {
+                    clock,
+                    phases: &phases,
+                    slot: Slot {
+                        backend: index,
+                        repetition,
+                    },
+                    interrupt: &opts.interrupt,
+                    progress: &progress,
+                };
+                let run = protocol::run(b.backend.as_mut(), &b.input, &rig.protocol, &ctx);
+                progress.finish_and_clear();
+                let failed = run.error.is_some();
+                runs.push(run);
+                if failed {
+                    break;
+                }
+            }
             results.push(BackendResult {
                 engine: b.backend.engine().clone(),
                 spec: b.spec,
                 model: b.model,
                 image: b.image,
                 labels: b.labels,
-                run,
+                runs,
             });
         }
 

@@ -69,6 +69,8 @@ pub struct SensorLog {
     pub samples: Vec<Sample>,
     /// Set when the sensor was given up mid-run (failing for [`GIVE_UP_AFTER_S`]).
     pub failure: Option<String>,
+    /// The sensor's own relative uncertainty of energy ([`PowerSensor::uncertainty`]).
+    pub uncertainty: Option<f64>,
     /// CPU time the sampler thread used.
     pub cpu_time: Duration,
 }
@@ -178,6 +180,7 @@ pub fn sample(
         update_period: sensor.update_period(),
         samples,
         failure,
+        uncertainty: sensor.uncertainty(),
         cpu_time: Duration::ZERO,
     }
 }

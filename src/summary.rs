@@ -2,6 +2,8 @@
 
 use crate::clock::Phase;
 use crate::energy::{self, CounterPoint, PowerPoint, WindowEnergy};
+use crate::protocol::TimedRun;
+pub use crate::results::{Repetition, Status, SummaryRow};
 use crate::runner::{BackendResult, RunRecord};
 use crate::sampler::SensorLog;
 use crate::sensor::Origin;
@@ -11,72 +13,9 @@ use crate::validity::{self, ValiditySpec, WindowReadings};
 /// Samples further apart than this many update periods leave a gap in coverage.
 const GAP_PERIODS: f64 = 3.0;
 
-/// One row of `summary.csv`: one backend measured by one sensor.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SummaryRow {
-    pub rig: String,
-    /// Position of the backend in the rig (as in latency.csv).
-    pub backend_index: usize,
-    pub backend: String,
-    pub engine: String,
-    pub engine_version: String,
-    pub accelerator: String,
-    pub model: String,
-    pub model_sha256: String,
-    pub image: String,
-    pub threads: u32,
-    /// single-stream or offline.
-    pub scenario: &'static str,
-    /// Images per timed call.
-    pub batch: usize,
-    /// Timed calls completed.
-    pub runs: usize,
-    /// Images classified in the timed run: runs × batch. The per-joule figures count these.
-    pub inferences: usize,
-    pub fps: Option<f64>,
-    pub latency_ms_mean: Option<f64>,
-    pub latency_ms_median: Option<f64>,
-    pub latency_ms_p90: Option<f64>,
-    pub latency_ms_p99: Option<f64>,
-    /// Sensor kind, or "none" for a rig without sensors.
-    pub sensor: String,
-    pub rail: String,
-    pub simulated: bool,
-    /// measured, simulated, or nominal (a fixed figure, not measured); empty without a sensor.
-    pub origin: Option<Origin>,
-    /// Mean power over the idle baseline.
-    pub idle_watts: Option<f64>,
-    /// Mean power over the timed run.
-    pub mean_watts: Option<f64>,
-    pub joules_per_inference: Option<f64>,
-    /// Gross: all energy the rail delivered during the timed run.
-    pub inferences_per_joule: Option<f64>,
-    /// Net of the idle baseline: only the energy above idle.
-    pub net_inferences_per_joule: Option<f64>,
-    /// Fresh readings in the timed window.
-    pub samples: usize,
-    /// The fewest fresh readings the sensor's update rate makes valid for the timed window.
-    pub expected_samples: usize,
-    pub sample_rate_hz: Option<f64>,
-    pub coverage: Option<f64>,
-    /// Longest stretch of the timed window without a fresh reading.
-    pub largest_gap_ms: Option<f64>,
-    /// Coverage of the idle baseline, whose mean power every net figure subtracts.
-    pub idle_coverage: Option<f64>,
-    pub top1_class: Option<usize>,
-    pub top1_label: String,
-    pub top1_score: Option<f32>,
-    /// The top-1 label the manifest expects for this model and image, where it knows one.
-    pub top1_expected: String,
-    /// Whether every backend of the run that classified this image gave the same top-1.
-    pub top1_agrees: bool,
-    /// "ok", "interrupted", "invalid: <reason>" (the window's readings cannot be trusted, and
-    /// the figures that depend on it are left empty), or what went wrong.
-    pub status: String,
-}
-
-/// Summarises a run: a row per backend and sensor (a single sensor-less row per backend when
-/// the rig has no sensors).
+/// Summarises a run: a row per backend, repetition and sensor (a single sensor-less row per
+/// backend and repetition when the rig has no sensors), then, where the protocol was repeated,
+/// an aggregate row per backend and sensor ([`crate::aggregate`]).
 pub fn summarize(record: &RunRecord) -> Vec<SummaryRow> {
     let idle_window = record
         .phases
@@ -86,25 +25,48 @@ pub fn summarize(record: &RunRecord) -> Vec<SummaryRow> {
     let energies: Vec<SensorEnergy> = record.sensors.iter().map(SensorEnergy::of).collect();
     let mut rows = Vec::new();
     for (index, backend) in record.backends.iter().enumerate() {
-        if record.sensors.is_empty() {
-            rows.push(row(record, index, backend, None));
-            continue;
-        }
-        for (log, energy) in record.sensors.iter().zip(&energies) {
-            let check = |w: Option<(f64, f64)>| w.map(|w| energy.checked(w, &record.rig.validity));
-            let measured = Measured {
-                log,
-                idle: check(idle_window),
-                timed: check(backend.run.window),
+        for (repetition, run) in backend.runs.iter().enumerate() {
+            let at = At {
+                backend_index: index,
+                repetition: repetition + 1,
+                run,
             };
-            rows.push(row(record, index, backend, Some(measured)));
+            if record.sensors.is_empty() {
+                rows.push(row(record, backend, &at, None));
+                continue;
+            }
+            for (sensor_index, (log, energy)) in record.sensors.iter().zip(&energies).enumerate() {
+                let check =
+                    |w: Option<(f64, f64)>| w.map(|w| energy.checked(w, &record.rig.validity));
+                let measured = Measured {
+                    index: sensor_index,
+                    log,
+                    idle: check(idle_window),
+                    timed: check(run.window),
+                };
+                rows.push(row(record, backend, &at, Some(measured)));
+            }
         }
+    }
+    if record.rig.protocol.repeat > 1 {
+        let aggregates = crate::aggregate::rows(&rows);
+        rows.extend(aggregates);
     }
     rows
 }
 
+/// Which timed run a row describes.
+struct At<'a> {
+    backend_index: usize,
+    /// 1-based.
+    repetition: usize,
+    run: &'a TimedRun,
+}
+
 /// What one sensor measured for one backend: its idle and timed windows, where they exist.
 struct Measured<'a> {
+    /// The sensor's position in the rig.
+    index: usize,
     log: &'a SensorLog,
     idle: Option<CheckedWindow>,
     timed: Option<CheckedWindow>,
@@ -223,6 +185,8 @@ pub struct PhaseEnergy {
     pub phase: Phase,
     /// The rig's backend index (none for the idle baseline).
     pub backend: Option<usize>,
+    /// 1-based repetition of the protocol (none for the idle baseline).
+    pub repetition: Option<usize>,
     pub sensor_index: usize,
     pub start_s: f64,
     pub end_s: f64,
@@ -240,6 +204,7 @@ pub fn phase_energy(record: &RunRecord) -> Vec<PhaseEnergy> {
                 out.push(PhaseEnergy {
                     phase: span.phase,
                     backend: span.backend,
+                    repetition: span.repetition,
                     sensor_index,
                     start_s: span.start,
                     end_s: span.end,
@@ -251,16 +216,12 @@ pub fn phase_energy(record: &RunRecord) -> Vec<PhaseEnergy> {
     out
 }
 
-fn row(
-    record: &RunRecord,
-    backend_index: usize,
-    b: &BackendResult,
-    sensor: Option<Measured>,
-) -> SummaryRow {
-    let latencies_ms: Vec<f64> = b.run.latencies.iter().map(|l| l.seconds * 1e3).collect();
+fn row(record: &RunRecord, b: &BackendResult, at: &At, sensor: Option<Measured>) -> SummaryRow {
+    let run = at.run;
+    let latencies_ms: Vec<f64> = run.latencies.iter().map(|l| l.seconds * 1e3).collect();
     let lat = Summary::of(&latencies_ms);
-    let runs = b.run.latencies.len();
-    let inferences = b.run.inferences();
+    let runs = run.latencies.len();
+    let inferences = run.inferences();
     let timed = sensor.as_ref().and_then(|m| m.timed.as_ref());
     let idle = sensor.as_ref().and_then(|m| m.idle.as_ref());
     // Figures come only from valid windows; the raw window feeds the diagnostics.
@@ -271,17 +232,19 @@ fn row(
     let joules = timed_span
         .map(|w| w.joules)
         .filter(|j| *j > 0.0 && inferences > 0);
-    let net_joules = match (timed_span, idle_watts, b.run.window) {
+    let net_joules = match (timed_span, idle_watts, run.window) {
         (Some(w), Some(idle), Some((start, end))) => {
             Some(w.joules - idle * (end - start)).filter(|j| *j > 0.0 && inferences > 0)
         }
         _ => None,
     };
-    let top1 = b.run.top.first();
+    let top1 = run.top.first();
     let origin = log.map(|l| l.info.origin);
     SummaryRow {
         rig: record.rig.name.clone(),
-        backend_index,
+        backend_index: at.backend_index,
+        repetition: Repetition::One(at.repetition),
+        repetitions: 1,
         backend: b.spec.kind.as_str().into(),
         engine: b.engine.engine.clone(),
         engine_version: b.engine.version.clone(),
@@ -290,15 +253,16 @@ fn row(
         model_sha256: b.model.sha256.clone(),
         image: b.image.name.clone(),
         threads: b.engine.threads,
-        scenario: record.rig.protocol.scenario.as_str(),
-        batch: b.run.batch,
+        scenario: record.rig.protocol.scenario.as_str().into(),
+        batch: run.batch,
         runs,
         inferences,
-        fps: b.run.fps(),
+        fps: run.fps(),
         latency_ms_mean: lat.map(|s| s.mean),
         latency_ms_median: lat.map(|s| s.median),
         latency_ms_p90: lat.map(|s| s.p90),
         latency_ms_p99: lat.map(|s| s.p99),
+        sensor_index: sensor.as_ref().map(|m| m.index),
         sensor: log.map_or("none".into(), |l| l.info.kind.clone()),
         rail: log.map_or(String::new(), |l| l.info.rail.clone()),
         simulated: origin == Some(Origin::Simulated),
@@ -308,6 +272,25 @@ fn row(
         joules_per_inference: joules.map(|j| j / inferences as f64),
         inferences_per_joule: joules.map(|j| inferences as f64 / j),
         net_inferences_per_joule: net_joules.map(|j| inferences as f64 / j),
+        energy_uncertainty_pct: log.and_then(|l| l.uncertainty).map(|u| u * 100.0),
+        fps_sd: None,
+        fps_ci_low: None,
+        fps_ci_high: None,
+        fps_cv: None,
+        mean_watts_sd: None,
+        mean_watts_ci_low: None,
+        mean_watts_ci_high: None,
+        mean_watts_cv: None,
+        inferences_per_joule_sd: None,
+        inferences_per_joule_ci_low: None,
+        inferences_per_joule_ci_high: None,
+        inferences_per_joule_cv: None,
+        net_inferences_per_joule_sd: None,
+        net_inferences_per_joule_ci_low: None,
+        net_inferences_per_joule_ci_high: None,
+        net_inferences_per_joule_cv: None,
+        inferences_per_joule_total_low: None,
+        inferences_per_joule_total_high: None,
         samples: timed_raw.map_or(0, |w| w.samples),
         expected_samples: timed.map_or(0, |w| w.expected),
         sample_rate_hz: timed_raw.map(|w| w.sample_rate_hz),
@@ -325,34 +308,37 @@ fn row(
             .backends
             .iter()
             .filter(|other| other.image.sha256 == b.image.sha256)
-            .all(|other| other.run.top.first().map(|p| p.class) == top1.map(|p| p.class)),
-        status: status(record, b, sensor.as_ref()),
+            .all(|other| {
+                let theirs = other.last_run().and_then(|r| r.top.first());
+                theirs.map(|p| p.class) == top1.map(|p| p.class)
+            }),
+        status: status(record, run, sensor.as_ref()),
     }
 }
 
-fn status(record: &RunRecord, b: &BackendResult, sensor: Option<&Measured>) -> String {
-    if let Some(e) = &b.run.error {
-        return format!("error: {e}");
+fn status(record: &RunRecord, run: &TimedRun, sensor: Option<&Measured>) -> Status {
+    if let Some(e) = &run.error {
+        return Status::Error(e.clone());
     }
     if let Some(failure) = sensor.and_then(|m| m.log.failure.as_deref()) {
-        return format!("sensor failed: {failure}");
+        return Status::SensorFailed(failure.into());
     }
-    if b.run.interrupted
-        || (record.interrupted && b.run.latencies.len() < record.rig.protocol.runs as usize)
+    if run.interrupted
+        || (record.interrupted && run.latencies.len() < record.rig.protocol.runs as usize)
     {
-        return "interrupted".into();
+        return Status::Interrupted;
     }
     let Some(m) = sensor else {
-        return "ok".into();
+        return Status::Ok;
     };
     let Some(timed) = &m.timed else {
-        return "invalid: the timed window never began".into();
+        return Status::Invalid("the timed window never began".into());
     };
     if let Some(why) = &timed.invalid {
-        return format!("invalid: {why}");
+        return Status::Invalid(why.clone());
     }
     if let Some(why) = m.idle.as_ref().and_then(|w| w.invalid.as_ref()) {
-        return format!("invalid: idle baseline: {why}");
+        return Status::Invalid(format!("idle baseline: {why}"));
     }
-    "ok".into()
+    Status::Ok
 }

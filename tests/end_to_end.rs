@@ -293,6 +293,81 @@ fn a_brown_out_mid_run_is_detected_and_the_run_stays_valid() {
 }
 
 #[test]
+fn repeated_runs_give_a_row_each_and_an_aggregate_with_intervals() {
+    ensure_models();
+    let dir = tempfile::tempdir().unwrap();
+    let rig = write_rig(dir.path(), "rig", &sim_rig(""));
+    let out_dir = dir.path().join("run");
+    let out = run(&[
+        "run",
+        "--rig",
+        s(&rig),
+        "--out",
+        s(&out_dir),
+        "--repeat",
+        "3",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("0/all") && stdout.contains("95 % CI"),
+        "{stdout}"
+    );
+    let summary = read_csv(&out_dir.join("summary.csv"));
+    let reps: Vec<&str> = summary.iter().map(|r| r["repetition"].as_str()).collect();
+    assert_eq!(reps, ["1", "2", "3", "all"]);
+    let all = &summary[3];
+    assert_eq!(
+        (all["status"].as_str(), all["repetitions"].as_str()),
+        ("ok", "3")
+    );
+    let num = |k: &str| {
+        all[k]
+            .parse::<f64>()
+            .unwrap_or_else(|_| panic!("{k}: {:?}", all[k]))
+    };
+    let mean: f64 = summary[..3]
+        .iter()
+        .map(|r| r["inferences_per_joule"].parse::<f64>().unwrap())
+        .sum::<f64>()
+        / 3.0;
+    assert!((num("inferences_per_joule") - mean).abs() < 1e-9 * mean);
+    assert!(
+        num("inferences_per_joule_ci_low") <= mean && mean <= num("inferences_per_joule_ci_high")
+    );
+    assert!(num("inferences_per_joule_total_low") <= num("inferences_per_joule_ci_low"));
+    assert!((num("energy_uncertainty_pct") - 1.2247).abs() < 1e-3);
+    for k in [
+        "fps_ci_low",
+        "fps_cv",
+        "mean_watts_sd",
+        "net_inferences_per_joule_ci_high",
+    ] {
+        num(k);
+    }
+    for rep in &summary[..3] {
+        assert_eq!(
+            rep["fps_ci_low"], "",
+            "per-repetition rows carry no interval"
+        );
+    }
+    let latency = read_csv(&out_dir.join("latency.csv"));
+    for r in ["1", "2", "3"] {
+        assert!(latency.iter().filter(|l| l["repetition"] == r).count() >= 20);
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(json["schema_version"], 2);
+    let timed = json["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["phase"] == "timed")
+        .count();
+    assert_eq!(timed, 3);
+}
+
+#[test]
 fn sensors_command_reads_the_simulated_chip() {
     let out = run(&["sensors"]);
     assert!(out.status.success(), "{}", stderr(&out));

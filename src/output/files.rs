@@ -6,9 +6,9 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::system::SystemInfo;
+use crate::results::SummaryRow;
 use crate::runner::RunRecord;
 use crate::sensor::Origin;
-use crate::summary::SummaryRow;
 
 /// Writes all four files.
 pub fn write_all(
@@ -26,6 +26,8 @@ pub fn write_all(
 #[derive(Serialize)]
 struct LatencyRow<'a> {
     backend_index: usize,
+    /// 1-based repetition of the protocol.
+    repetition: usize,
     engine: &'a str,
     /// 1-based index of the timed classification.
     inference: usize,
@@ -36,14 +38,17 @@ struct LatencyRow<'a> {
 fn write_latency(path: &Path, record: &RunRecord) -> Result<()> {
     let mut w = writer(path)?;
     for (index, b) in record.backends.iter().enumerate() {
-        for (i, l) in b.run.latencies.iter().enumerate() {
-            w.serialize(LatencyRow {
-                backend_index: index,
-                engine: &b.engine.engine,
-                inference: i + 1,
-                start_s: l.start,
-                latency_ms: l.seconds * 1e3,
-            })?;
+        for (repetition, run) in b.runs.iter().enumerate() {
+            for (i, l) in run.latencies.iter().enumerate() {
+                w.serialize(LatencyRow {
+                    backend_index: index,
+                    repetition: repetition + 1,
+                    engine: &b.engine.engine,
+                    inference: i + 1,
+                    start_s: l.start,
+                    latency_ms: l.seconds * 1e3,
+                })?;
+            }
         }
     }
     finish(w, path)
@@ -113,6 +118,8 @@ fn write_summary(path: &Path, rows: &[SummaryRow]) -> Result<()> {
 
 #[derive(Serialize)]
 struct RunJson<'a> {
+    /// The layout of this folder's files ([`crate::results::SCHEMA_VERSION`]).
+    schema_version: u32,
     joulebench_version: &'a str,
     command: &'a [String],
     started_utc: String,
@@ -148,6 +155,7 @@ fn write_run_json(
     args: &[String],
 ) -> Result<()> {
     let json = RunJson {
+        schema_version: crate::results::SCHEMA_VERSION,
         joulebench_version: env!("CARGO_PKG_VERSION"),
         command: args,
         started_utc: record.started.to_rfc3339(),

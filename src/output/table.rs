@@ -2,12 +2,70 @@
 
 use std::fmt::Write;
 
+use crate::results::{Repetition, SummaryRow};
 use crate::sensor::Origin;
-use crate::summary::SummaryRow;
+
+/// A row's `#`: the backend, and with repetitions `backend/repetition` (`0/2`, `0/all`).
+fn label(r: &SummaryRow, repeated: bool) -> String {
+    if repeated {
+        format!("{}/{}", r.backend_index, r.repetition)
+    } else {
+        r.backend_index.to_string()
+    }
+}
+
+/// A mean with its 95 % interval, e.g. "58.3 (57.9 to 58.7)".
+fn with_ci(mean: Option<f64>, low: Option<f64>, high: Option<f64>, digits: usize) -> String {
+    match (mean, low, high) {
+        (Some(m), Some(l), Some(h)) => format!("{m:.digits$} ({l:.digits$} to {h:.digits$})"),
+        (Some(m), ..) => format!("{m:.digits$}"),
+        _ => "-".into(),
+    }
+}
+
+/// The aggregate rows: means over the repetitions with their 95 % confidence intervals.
+fn render_aggregates(out: &mut String, rows: &[SummaryRow]) {
+    let _ = writeln!(
+        out,
+        "\n{:<5} {:<20} {:>4} {:>24} {:>24} {:>7} {:>24}  status",
+        "#", "sensor", "reps", "FPS (95 % CI)", "inf/J (95 % CI)", "sensor", "net inf/J (95 % CI)"
+    );
+    for r in rows.iter().filter(|r| r.repetition == Repetition::All) {
+        let _ = writeln!(
+            out,
+            "{:<5} {:<20} {:>4} {:>24} {:>24} {:>7} {:>24}  {}",
+            label(r, true),
+            r.sensor,
+            r.repetitions,
+            with_ci(r.fps, r.fps_ci_low, r.fps_ci_high, 1),
+            with_ci(
+                r.inferences_per_joule,
+                r.inferences_per_joule_ci_low,
+                r.inferences_per_joule_ci_high,
+                2
+            ),
+            r.energy_uncertainty_pct
+                .map_or("-".into(), |u| format!("±{u:.2}%")),
+            with_ci(
+                r.net_inferences_per_joule,
+                r.net_inferences_per_joule_ci_low,
+                r.net_inferences_per_joule_ci_high,
+                2
+            ),
+            r.status
+        );
+    }
+    let _ = writeln!(
+        out,
+        "(means over the repetitions that ended ok; 95 % CI of the mean by Student's t; sensor: \
+         the sensor's own uncertainty of energy, which the total interval in summary.csv adds)"
+    );
+}
 
 /// Renders the summary: speed per backend, then energy per backend and sensor.
 pub fn render(rows: &[SummaryRow]) -> String {
     let mut out = String::new();
+    let repeated = rows.iter().any(|r| r.repetition == Repetition::All);
     let opt =
         |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
 
@@ -28,15 +86,15 @@ pub fn render(rows: &[SummaryRow]) -> String {
         "p99"
     );
     let mut seen = Vec::new();
-    for r in rows {
-        if seen.contains(&r.backend_index) {
+    for r in rows.iter().filter(|r| r.repetition != Repetition::All) {
+        if seen.contains(&(r.backend_index, r.repetition)) {
             continue;
         }
-        seen.push(r.backend_index);
+        seen.push((r.backend_index, r.repetition));
         let _ = writeln!(
             out,
             "{:<3} {:<7} {:<14} {:<12} {:>3} {:>5} {:>5} {:>8} {:>7} {:>7} {:>7} {:>7}  {}",
-            r.backend_index,
+            label(r, repeated),
             r.backend,
             format!("{} {}", r.engine, r.engine_version),
             r.accelerator,
@@ -68,7 +126,10 @@ pub fn render(rows: &[SummaryRow]) -> String {
             "rate Hz",
             "cover"
         );
-        for r in rows.iter().filter(|r| r.sensor != "none") {
+        for r in rows
+            .iter()
+            .filter(|r| r.sensor != "none" && r.repetition != Repetition::All)
+        {
             let sensor = match r.origin.map_or("", Origin::label) {
                 "" => r.sensor.clone(),
                 label => format!("{} ({label})", r.sensor),
@@ -76,7 +137,7 @@ pub fn render(rows: &[SummaryRow]) -> String {
             let _ = writeln!(
                 out,
                 "{:<3} {:<30} {:>7} {:>7} {:>9} {:>8} {:>9} {:>7} {:>8} {:>5}  {}",
-                r.backend_index,
+                label(r, repeated),
                 sensor,
                 opt(r.idle_watts, 3),
                 opt(r.mean_watts, 3),
@@ -88,6 +149,9 @@ pub fn render(rows: &[SummaryRow]) -> String {
                 opt(r.coverage, 3),
                 r.status
             );
+        }
+        if repeated {
+            render_aggregates(&mut out, rows);
         }
         if rows.iter().any(|r| r.origin == Some(Origin::Nominal)) {
             let _ = writeln!(

@@ -80,6 +80,8 @@ pub struct Ina219Settings {
     pub adc: AdcMode,
     /// The I2C clock: it bounds how often a fresh reading can be fetched.
     pub bus_khz: u32,
+    /// The shunt's tolerance, as a fraction.
+    pub shunt_tolerance: f64,
 }
 
 impl Ina219Settings {
@@ -89,6 +91,11 @@ impl Ina219Settings {
         ensure!(
             max_a > 0.0 && max_a.is_finite() && ohms > 0.0 && ohms.is_finite(),
             "INA219: max_current_a and shunt_ohms must be positive"
+        );
+        ensure!(
+            (0.0..=20.0).contains(&spec.shunt_tolerance_pct),
+            "INA219: shunt_tolerance_pct must be between 0 and 20, not {}",
+            spec.shunt_tolerance_pct
         );
         ensure!(
             [100, 400].contains(&spec.bus_khz),
@@ -149,6 +156,7 @@ impl Ina219Settings {
             },
             adc: spec.adc,
             bus_khz: spec.bus_khz,
+            shunt_tolerance: spec.shunt_tolerance_pct / 100.0,
         })
     }
 
@@ -179,6 +187,15 @@ impl Ina219Settings {
     /// longer (12-bit at 100 kHz: 1.92 ms, not 1.064 ms).
     pub fn update_period(&self) -> Duration {
         self.conversion_time().max(self.reading_bus_time())
+    }
+
+    /// Relative uncertainty of energy from this chip: the INA219A's current error (±0.5 %
+    /// at 25 °C, datasheet maximum), its bus voltage error (±0.5 %) and the shunt's
+    /// tolerance, independent, so added as a root sum of squares (1.22 % with a 1 % shunt).
+    pub fn energy_uncertainty(&self) -> f64 {
+        const CURRENT: f64 = 0.005;
+        const BUS_VOLTAGE: f64 = 0.005;
+        (CURRENT.powi(2) + BUS_VOLTAGE.powi(2) + self.shunt_tolerance.powi(2)).sqrt()
     }
 
     /// Fresh readings per second at most.
@@ -609,6 +626,10 @@ impl<I2C: I2c + Send> PowerSensor for Ina219Sensor<I2C> {
         self.period()
     }
 
+    fn uncertainty(&self) -> Option<f64> {
+        Some(self.settings.energy_uncertainty())
+    }
+
     /// Reads the bus voltage register first: its CNVR says whether a new conversion is there.
     /// Only then are power, shunt and current read; without one, the last reading repeats,
     /// marked stale, at the cost of one register read.
@@ -729,6 +750,7 @@ mod tests {
             i2c_bus: None,
             address: 0x40,
             shunt_ohms: 0.1,
+            shunt_tolerance_pct: 1.0,
             max_current_a,
             adc: AdcMode::Bits12,
             bus_range_v: 32,

@@ -1384,6 +1384,7 @@ mod tests {
             i2c_bus: None,
             address: 0x41,
             shunt_ohms: 0.1,
+            shunt_tolerance_pct: 1.0,
             max_current_a: 3.2,
             adc: Default::default(),
             bus_range_v: 32,

@@ -157,8 +157,12 @@ mod tests {
     fn board_follows_phases_with_configured_noise() {
         let phases = PhaseLog::new();
         phases.begin(Phase::IdleBaseline, None, 0.0);
-        phases.begin(Phase::Timed, Some(0), 1.0);
-        phases.begin(Phase::Settle, Some(0), 2.0);
+        let slot = Some(crate::clock::Slot {
+            backend: 0,
+            repetition: 1,
+        });
+        phases.begin(Phase::Timed, slot, 1.0);
+        phases.begin(Phase::Settle, slot, 2.0);
         phases.end(3.0);
         let spec = SimLoadSpec {
             idle_amps: 0.4,

@@ -30,7 +30,7 @@ pub struct SensorInfo {
 }
 
 /// Where a sensor's numbers come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Origin {
     /// Read from hardware.
@@ -88,6 +88,12 @@ pub trait PowerSensor: Send {
     /// Reads the latest values. An error is one failed read (a NACK, say); the sampler
     /// records it and goes on.
     fn read(&mut self) -> Result<Reading>;
+
+    /// The relative uncertainty of the energy this sensor reports (0.012 for 1.2 %), from its
+    /// datasheet; `None` where there is no such figure (a nominal wattage is not measured).
+    fn uncertainty(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// What a sensor may need from the run: the clock, and the phases a simulated board's load

@@ -256,6 +256,12 @@ impl PowerSensor for NvmlSensor {
         self.period
     }
 
+    /// NVML documents its power readings as accurate to within ±5 % of the draw
+    /// (`nvmlDeviceGetPowerUsage`); it states nothing tighter for the energy counter.
+    fn uncertainty(&self) -> Option<f64> {
+        Some(0.05)
+    }
+
     fn read(&mut self) -> Result<Reading> {
         // On an H100 this is a 1 s moving average, so it lags load changes; the counter does
         // not, which is why energy comes from the counter wherever there is one.

@@ -1,0 +1,220 @@
+//! Statistics across repetitions: one aggregate row (`repetition = all`) per backend × sensor,
+//! from the rows of the repetitions that ended `ok`.
+//!
+//! Every figure of the aggregate is the mean of the repetitions' figures; counts (runs,
+//! inferences, samples) are sums; coverage is the worst repetition's, the largest gap the
+//! longest. The spread columns give, for FPS, mean watts and inferences per joule (gross and
+//! net), the standard deviation, the 95 % confidence interval of the mean (Student's t) and
+//! the coefficient of variation ([`crate::stats::Spread`]); the total interval of inferences
+//! per joule adds the sensor's own uncertainty to the run-to-run one.
+
+use crate::results::{Repetition, Status, SummaryRow};
+use crate::stats::{combined_half_width, Spread};
+
+/// The aggregate rows of `rows` (per-repetition rows of one run), one per backend × sensor
+/// that has rows, in order of first appearance.
+pub fn rows(rows: &[SummaryRow]) -> Vec<SummaryRow> {
+    let mut keys: Vec<(usize, Option<usize>)> = Vec::new();
+    for r in rows.iter().filter(|r| r.repetition != Repetition::All) {
+        let key = (r.backend_index, r.sensor_index);
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    keys.into_iter()
+        .map(|key| {
+            let group: Vec<&SummaryRow> = rows
+                .iter()
+                .filter(|r| r.repetition != Repetition::All)
+                .filter(|r| (r.backend_index, r.sensor_index) == key)
+                .collect();
+            aggregate(&group)
+        })
+        .collect()
+}
+
+/// One backend × sensor's repetitions, summarised.
+fn aggregate(group: &[&SummaryRow]) -> SummaryRow {
+    let last = group.last().expect("a group has a row");
+    let ok: Vec<&SummaryRow> = group.iter().copied().filter(|r| r.status.is_ok()).collect();
+    let status = match group.iter().find(|r| !r.status.is_ok()) {
+        None => Status::Ok,
+        Some(r) if r.status == Status::Interrupted => Status::Interrupted,
+        Some(r) => Status::Invalid(format!(
+            "{} of {} repetitions not ok (repetition {}: {})",
+            group.len() - ok.len(),
+            group.len(),
+            r.repetition,
+            r.status
+        )),
+    };
+    // An invalid aggregate carries no figures; an interrupted one those of the repetitions
+    // that finished.
+    let from: &[&SummaryRow] = if matches!(status, Status::Invalid(_)) {
+        &[]
+    } else {
+        &ok
+    };
+    let spread = |f: fn(&SummaryRow) -> Option<f64>| -> Option<Spread> {
+        let values: Option<Vec<f64>> = from.iter().map(|r| f(r)).collect();
+        values.and_then(|v| Spread::of(&v))
+    };
+    let mean = |f: fn(&SummaryRow) -> Option<f64>| spread(f).map(|s| s.mean);
+    let fps = spread(|r| r.fps);
+    let watts = spread(|r| r.mean_watts);
+    let per_joule = spread(|r| r.inferences_per_joule);
+    let net = spread(|r| r.net_inferences_per_joule);
+    let uncertainty = last.energy_uncertainty_pct.map(|pct| pct / 100.0);
+    let total = per_joule.and_then(|s| {
+        let half = combined_half_width(s.half_width?, uncertainty?, s.mean);
+        Some((s.mean - half, s.mean + half))
+    });
+    let sum = |f: fn(&SummaryRow) -> usize| from.iter().map(|r| f(r)).sum::<usize>();
+    SummaryRow {
+        repetition: Repetition::All,
+        repetitions: from.len(),
+        runs: sum(|r| r.runs),
+        inferences: sum(|r| r.inferences),
+        fps: fps.map(|s| s.mean),
+        latency_ms_mean: mean(|r| r.latency_ms_mean),
+        latency_ms_median: mean(|r| r.latency_ms_median),
+        latency_ms_p90: mean(|r| r.latency_ms_p90),
+        latency_ms_p99: mean(|r| r.latency_ms_p99),
+        idle_watts: mean(|r| r.idle_watts),
+        mean_watts: watts.map(|s| s.mean),
+        joules_per_inference: mean(|r| r.joules_per_inference),
+        inferences_per_joule: per_joule.map(|s| s.mean),
+        net_inferences_per_joule: net.map(|s| s.mean),
+        samples: sum(|r| r.samples),
+        expected_samples: sum(|r| r.expected_samples),
+        sample_rate_hz: mean(|r| r.sample_rate_hz),
+        coverage: from.iter().filter_map(|r| r.coverage).reduce(f64::min),
+        largest_gap_ms: from
+            .iter()
+            .filter_map(|r| r.largest_gap_ms)
+            .reduce(f64::max),
+        fps_sd: fps.map(|s| s.std_dev),
+        fps_ci_low: fps.and_then(|s| s.ci).map(|ci| ci.0),
+        fps_ci_high: fps.and_then(|s| s.ci).map(|ci| ci.1),
+        fps_cv: fps.and_then(|s| s.cv),
+        mean_watts_sd: watts.map(|s| s.std_dev),
+        mean_watts_ci_low: watts.and_then(|s| s.ci).map(|ci| ci.0),
+        mean_watts_ci_high: watts.and_then(|s| s.ci).map(|ci| ci.1),
+        mean_watts_cv: watts.and_then(|s| s.cv),
+        inferences_per_joule_sd: per_joule.map(|s| s.std_dev),
+        inferences_per_joule_ci_low: per_joule.and_then(|s| s.ci).map(|ci| ci.0),
+        inferences_per_joule_ci_high: per_joule.and_then(|s| s.ci).map(|ci| ci.1),
+        inferences_per_joule_cv: per_joule.and_then(|s| s.cv),
+        net_inferences_per_joule_sd: net.map(|s| s.std_dev),
+        net_inferences_per_joule_ci_low: net.and_then(|s| s.ci).map(|ci| ci.0),
+        net_inferences_per_joule_ci_high: net.and_then(|s| s.ci).map(|ci| ci.1),
+        net_inferences_per_joule_cv: net.and_then(|s| s.cv),
+        inferences_per_joule_total_low: total.map(|t| t.0),
+        inferences_per_joule_total_high: total.map(|t| t.1),
+        status,
+        ..(*last).clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A repetition row of backend 0 and sensor 0 with the given figures.
+    fn rep(n: usize, fps: f64, watts: f64, status: Status) -> SummaryRow {
+        let csv = format!(
+            "rig,backend_index,repetition,repetitions,backend,engine,engine_version,accelerator,\
+             model,model_sha256,image,threads,scenario,batch,runs,inferences,fps,\
+             latency_ms_mean,latency_ms_median,latency_ms_p90,latency_ms_p99,sensor_index,\
+             sensor,rail,simulated,origin,idle_watts,mean_watts,joules_per_inference,\
+             inferences_per_joule,net_inferences_per_joule,energy_uncertainty_pct,fps_sd,\
+             fps_ci_low,fps_ci_high,fps_cv,mean_watts_sd,mean_watts_ci_low,mean_watts_ci_high,\
+             mean_watts_cv,inferences_per_joule_sd,inferences_per_joule_ci_low,\
+             inferences_per_joule_ci_high,inferences_per_joule_cv,net_inferences_per_joule_sd,\
+             net_inferences_per_joule_ci_low,net_inferences_per_joule_ci_high,\
+             net_inferences_per_joule_cv,inferences_per_joule_total_low,\
+             inferences_per_joule_total_high,samples,expected_samples,sample_rate_hz,coverage,\
+             largest_gap_ms,idle_coverage,top1_class,top1_label,top1_score,top1_expected,\
+             top1_agrees,status\n\
+             r,0,{n},1,tflite,litert,2.3.0,xnnpack,m,abc,bird.bmp,1,single-stream,1,250,250,\
+             {fps},10,10,11,12,0,ina219,5V,false,measured,2.0,{watts},{jpi},{ipj},,1.2,,,,,,,,,,,,,,,,,,,\
+             2000,1900,520,0.99,2.5,1.0,20,chickadee,0.9,chickadee,true,{status}\n",
+            jpi = watts / fps,
+            ipj = fps / watts,
+        );
+        csv::Reader::from_reader(csv.as_bytes())
+            .deserialize()
+            .next()
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn repetitions_give_means_intervals_and_sums() {
+        let reps = [
+            rep(1, 100.0, 4.0, Status::Ok),
+            rep(2, 110.0, 4.0, Status::Ok),
+            rep(3, 120.0, 4.0, Status::Ok),
+        ];
+        let all = rows(&reps);
+        assert_eq!(all.len(), 1);
+        let a = &all[0];
+        assert_eq!(
+            (a.repetition, a.repetitions, a.runs),
+            (Repetition::All, 3, 750)
+        );
+        assert_eq!(a.status, Status::Ok);
+        assert_eq!(a.fps, Some(110.0));
+        assert_eq!(a.fps_sd, Some(10.0));
+        // 110 ± t(0.975, 2) × 10 / √3 = 110 ± 4.302653 × 5.773503 = 110 ± 24.841.
+        let (low, high) = (a.fps_ci_low.unwrap(), a.fps_ci_high.unwrap());
+        assert!(
+            (low - 85.1586).abs() < 1e-3 && (high - 134.8414).abs() < 1e-3,
+            "{low} {high}"
+        );
+        assert!((a.fps_cv.unwrap() - 10.0 / 110.0).abs() < 1e-12);
+        // Inferences per joule: 25, 27.5, 30; with the sensor's 1.2 % the total interval is
+        // wider than the run-to-run one.
+        assert_eq!(a.inferences_per_joule, Some(27.5));
+        let ci = a.inferences_per_joule_ci_high.unwrap() - 27.5;
+        let total = a.inferences_per_joule_total_high.unwrap() - 27.5;
+        assert!((total - (ci * ci + (0.012 * 27.5f64).powi(2)).sqrt()).abs() < 1e-9);
+        assert_eq!(a.mean_watts_sd, Some(0.0));
+    }
+
+    #[test]
+    fn a_repetition_that_is_not_ok_makes_the_aggregate_invalid_and_empty() {
+        let reps = [
+            rep(1, 100.0, 4.0, Status::Ok),
+            rep(
+                2,
+                110.0,
+                4.0,
+                Status::Invalid("coverage 0.5 below 0.95".into()),
+            ),
+        ];
+        let a = &rows(&reps)[0];
+        assert_eq!(
+            a.status,
+            Status::Invalid(
+                "1 of 2 repetitions not ok (repetition 2: invalid: coverage 0.5 below 0.95)".into()
+            )
+        );
+        assert_eq!(
+            (a.fps, a.inferences_per_joule, a.repetitions),
+            (None, None, 0)
+        );
+    }
+
+    #[test]
+    fn an_interrupted_series_keeps_the_finished_repetitions() {
+        let reps = [
+            rep(1, 100.0, 4.0, Status::Ok),
+            rep(2, 120.0, 4.0, Status::Ok),
+            rep(3, 50.0, 4.0, Status::Interrupted),
+        ];
+        let a = &rows(&reps)[0];
+        assert_eq!(a.status, Status::Interrupted);
+        assert_eq!((a.fps, a.repetitions), (Some(110.0), 2));
+    }
+}

@@ -1,0 +1,368 @@
+//! The results of a run as a typed, versioned record: what the runner's summary writes
+//! (`summary.csv`, `run.json`) and what everything downstream reads back.
+//!
+//! `run.json` carries [`SCHEMA_VERSION`]; a folder written under another schema is refused
+//! with one line rather than misread (columns move and change meaning between schemas).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::sensor::Origin;
+
+/// The layout of a run folder's files. 1 was the unversioned layout of the first releases
+/// (no `schema_version` in `run.json`); 2 added validity columns and typed statuses.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// How a summary row ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    /// Ctrl-C (or another stop) ended the run before this row's timed run completed.
+    Interrupted,
+    /// The backend failed; the reason.
+    Error(String),
+    /// The sensor was given up mid-run; the reason.
+    SensorFailed(String),
+    /// The window's readings cannot be trusted (see [`crate::validity`]); the figures that
+    /// depend on it are left empty.
+    Invalid(String),
+}
+
+impl Status {
+    pub fn is_ok(&self) -> bool {
+        *self == Status::Ok
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Status::Ok => f.write_str("ok"),
+            Status::Interrupted => f.write_str("interrupted"),
+            Status::Error(why) => write!(f, "error: {why}"),
+            Status::SensorFailed(why) => write!(f, "sensor failed: {why}"),
+            Status::Invalid(why) => write!(f, "invalid: {why}"),
+        }
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let with_reason = [
+            ("error: ", Status::Error as fn(String) -> Status),
+            ("sensor failed: ", Status::SensorFailed),
+            ("invalid: ", Status::Invalid),
+        ];
+        match s {
+            "ok" => Ok(Status::Ok),
+            "interrupted" => Ok(Status::Interrupted),
+            _ => with_reason
+                .iter()
+                .find_map(|(prefix, make)| s.strip_prefix(prefix).map(|why| make(why.into())))
+                .ok_or_else(|| format!("unknown status {s:?}")),
+        }
+    }
+}
+
+/// One row of `summary.csv`: one backend measured by one sensor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRow {
+    pub rig: String,
+    /// Position of the backend in the rig (as in latency.csv).
+    pub backend_index: usize,
+    /// Which repetition of the protocol the row describes, or `all` for the aggregate.
+    pub repetition: Repetition,
+    /// Repetitions the row's figures come from: 1, or for `all` those that ended `ok`.
+    pub repetitions: usize,
+    pub backend: String,
+    pub engine: String,
+    pub engine_version: String,
+    pub accelerator: String,
+    pub model: String,
+    pub model_sha256: String,
+    pub image: String,
+    pub threads: u32,
+    /// single-stream or offline.
+    pub scenario: String,
+    /// Images per timed call.
+    pub batch: usize,
+    /// Timed calls completed.
+    pub runs: usize,
+    /// Images classified in the timed run: runs × batch. The per-joule figures count these.
+    pub inferences: usize,
+    pub fps: Option<f64>,
+    pub latency_ms_mean: Option<f64>,
+    pub latency_ms_median: Option<f64>,
+    pub latency_ms_p90: Option<f64>,
+    pub latency_ms_p99: Option<f64>,
+    /// The sensor's position in the rig (as in power.csv); empty for a rig without sensors.
+    pub sensor_index: Option<usize>,
+    /// Sensor kind, or "none" for a rig without sensors.
+    pub sensor: String,
+    pub rail: String,
+    pub simulated: bool,
+    /// measured, simulated, or nominal (a fixed figure, not measured); empty without a sensor.
+    pub origin: Option<Origin>,
+    /// Mean power over the idle baseline.
+    pub idle_watts: Option<f64>,
+    /// Mean power over the timed run.
+    pub mean_watts: Option<f64>,
+    pub joules_per_inference: Option<f64>,
+    /// Gross: all energy the rail delivered during the timed run.
+    pub inferences_per_joule: Option<f64>,
+    /// Net of the idle baseline: only the energy above idle.
+    pub net_inferences_per_joule: Option<f64>,
+    /// The sensor's own relative uncertainty of energy (its datasheet accuracy and the shunt's
+    /// tolerance, root sum of squares), percent; empty for a nominal figure.
+    pub energy_uncertainty_pct: Option<f64>,
+    /// Aggregate rows only: spread of the repetitions' values (standard deviation, 95 %
+    /// confidence interval of the mean by Student's t, coefficient of variation).
+    pub fps_sd: Option<f64>,
+    pub fps_ci_low: Option<f64>,
+    pub fps_ci_high: Option<f64>,
+    pub fps_cv: Option<f64>,
+    pub mean_watts_sd: Option<f64>,
+    pub mean_watts_ci_low: Option<f64>,
+    pub mean_watts_ci_high: Option<f64>,
+    pub mean_watts_cv: Option<f64>,
+    pub inferences_per_joule_sd: Option<f64>,
+    pub inferences_per_joule_ci_low: Option<f64>,
+    pub inferences_per_joule_ci_high: Option<f64>,
+    pub inferences_per_joule_cv: Option<f64>,
+    pub net_inferences_per_joule_sd: Option<f64>,
+    pub net_inferences_per_joule_ci_low: Option<f64>,
+    pub net_inferences_per_joule_ci_high: Option<f64>,
+    pub net_inferences_per_joule_cv: Option<f64>,
+    /// Aggregate rows only: the inferences-per-joule interval with the sensor's uncertainty
+    /// added to the run-to-run one (root sum of squares of the half-widths).
+    pub inferences_per_joule_total_low: Option<f64>,
+    pub inferences_per_joule_total_high: Option<f64>,
+    /// Fresh readings in the timed window.
+    pub samples: usize,
+    /// The fewest fresh readings the sensor's update rate makes valid for the timed window.
+    pub expected_samples: usize,
+    pub sample_rate_hz: Option<f64>,
+    pub coverage: Option<f64>,
+    /// Longest stretch of the timed window without a fresh reading.
+    pub largest_gap_ms: Option<f64>,
+    /// Coverage of the idle baseline, whose mean power every net figure subtracts.
+    pub idle_coverage: Option<f64>,
+    pub top1_class: Option<usize>,
+    pub top1_label: String,
+    pub top1_score: Option<f32>,
+    /// The top-1 label the manifest expects for this model and image, where it knows one.
+    pub top1_expected: String,
+    /// Whether every backend of the run that classified this image gave the same top-1.
+    pub top1_agrees: bool,
+    pub status: Status,
+}
+
+/// Which repetition of the protocol a summary row describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repetition {
+    /// The n-th (1-based).
+    One(usize),
+    /// The aggregate over a backend × sensor's repetitions.
+    All,
+}
+
+impl fmt::Display for Repetition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Repetition::One(n) => write!(f, "{n}"),
+            Repetition::All => f.write_str("all"),
+        }
+    }
+}
+
+impl FromStr for Repetition {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "all" => Ok(Repetition::All),
+            n => n
+                .parse()
+                .ok()
+                .filter(|n| *n >= 1)
+                .map(Repetition::One)
+                .ok_or_else(|| format!("repetition must be a number from 1 or \"all\", not {s:?}")),
+        }
+    }
+}
+
+/// Both enums travel as their text in CSV and JSON.
+macro_rules! serde_as_text {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+serde_as_text!(Status);
+serde_as_text!(Repetition);
+
+/// A run folder read back: its schema checked, its summary rows typed.
+#[derive(Debug, Clone)]
+pub struct RunFolder {
+    pub dir: PathBuf,
+    pub joulebench_version: String,
+    pub started_utc: String,
+    pub interrupted: bool,
+    pub rows: Vec<SummaryRow>,
+}
+
+/// The part of `run.json` that says which schema the folder was written under.
+#[derive(Deserialize)]
+struct RunJsonHead {
+    schema_version: Option<u32>,
+    #[serde(default)]
+    joulebench_version: String,
+    #[serde(default)]
+    started_utc: String,
+    #[serde(default)]
+    interrupted: bool,
+}
+
+/// Reads a run folder's `run.json` and `summary.csv`; a folder of another schema, or not a
+/// run folder at all, is a one-line error.
+pub fn read_run_dir(dir: &Path) -> Result<RunFolder> {
+    let json_path = dir.join("run.json");
+    let text = std::fs::read_to_string(&json_path).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not a joulebench run folder: cannot read run.json ({e})",
+            dir.display()
+        )
+    })?;
+    let head: RunJsonHead = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{} is not valid JSON: {e}", json_path.display()))?;
+    match head.schema_version {
+        Some(SCHEMA_VERSION) => {}
+        Some(other) => bail!(
+            "{} holds results of schema {other} (joulebench {}); this joulebench {} reads \
+             schema {SCHEMA_VERSION}: use the version that wrote them, or measure again",
+            dir.display(),
+            head.joulebench_version,
+            env!("CARGO_PKG_VERSION")
+        ),
+        None => bail!(
+            "{} was written before result folders carried a schema_version (schema 1); \
+             this joulebench reads schema {SCHEMA_VERSION}: measure again",
+            dir.display()
+        ),
+    }
+    let csv_path = dir.join("summary.csv");
+    let mut reader = csv::Reader::from_path(&csv_path)
+        .with_context(|| format!("cannot read {}", csv_path.display()))?;
+    let rows = reader
+        .deserialize()
+        .enumerate()
+        .map(|(i, row)| row.with_context(|| format!("{} row {}", csv_path.display(), i + 1)))
+        .collect::<Result<Vec<SummaryRow>>>()?;
+    Ok(RunFolder {
+        dir: dir.to_path_buf(),
+        joulebench_version: head.joulebench_version,
+        started_utc: head.started_utc,
+        interrupted: head.interrupted,
+        rows,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_read_back_as_written() {
+        for status in [
+            Status::Ok,
+            Status::Interrupted,
+            Status::Error("warm-up: out of memory".into()),
+            Status::SensorFailed("20 failed reads over 5.0 s: no acknowledge".into()),
+            Status::Invalid("coverage 0.636 below 0.95 (largest gap 12.0 ms)".into()),
+        ] {
+            let text = status.to_string();
+            assert_eq!(text.parse::<Status>(), Ok(status), "{text}");
+        }
+        assert_eq!(
+            "invalid: idle baseline: no fresh readings in the window".parse::<Status>(),
+            Ok(Status::Invalid(
+                "idle baseline: no fresh readings in the window".into()
+            ))
+        );
+        assert!("fine".parse::<Status>().is_err());
+    }
+
+    /// The run kept in the repository (README, Quick start).
+    fn example() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples/sim-cpu")
+    }
+
+    #[test]
+    fn a_run_folder_reads_back_typed() {
+        let run = read_run_dir(&example()).unwrap();
+        assert_eq!(run.rows.len(), 1);
+        let row = &run.rows[0];
+        assert_eq!(row.status, Status::Ok);
+        assert_eq!(row.origin, Some(Origin::Simulated));
+        assert_eq!((row.runs, row.top1_label.as_str()), (250, "chickadee"));
+        assert!(row.fps.is_some() && row.inferences_per_joule.is_some());
+        assert!(row.samples >= row.expected_samples);
+
+        // Written again and read back, the rows are unchanged.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(example().join("run.json"), dir.path().join("run.json")).unwrap();
+        let mut w = csv::Writer::from_path(dir.path().join("summary.csv")).unwrap();
+        for row in &run.rows {
+            w.serialize(row).unwrap();
+        }
+        w.flush().unwrap();
+        assert_eq!(read_run_dir(dir.path()).unwrap().rows, run.rows);
+    }
+
+    #[test]
+    fn folders_of_other_schemas_are_refused_in_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let refuse = |json: &str| {
+            std::fs::write(dir.path().join("run.json"), json).unwrap();
+            let e = format!("{:#}", read_run_dir(dir.path()).unwrap_err());
+            assert!(!e.contains('\n'), "{e}");
+            e
+        };
+        let old = refuse(r#"{"joulebench_version": "0.1.0", "summary": []}"#);
+        assert!(
+            old.contains("(schema 1)") && old.contains("measure again"),
+            "{old}"
+        );
+        let newer = refuse(r#"{"schema_version": 3, "joulebench_version": "0.9.0"}"#);
+        assert!(
+            newer.contains("holds results of schema 3 (joulebench 0.9.0)"),
+            "{newer}"
+        );
+        let garbage = refuse("not json");
+        assert!(garbage.contains("is not valid JSON"), "{garbage}");
+        let missing = format!(
+            "{:#}",
+            read_run_dir(&dir.path().join("nowhere")).unwrap_err()
+        );
+        assert!(
+            missing.contains("is not a joulebench run folder"),
+            "{missing}"
+        );
+    }
+}
