@@ -17,6 +17,8 @@ use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
 use statrs::statistics::{Data, OrderStatistics};
 
+use crate::stats::PairedRatios;
+
 use crate::backend::EngineInfo;
 use crate::clock::{monotonic_seconds, PhaseLog, RunClock, Slot};
 use crate::rig::{
@@ -161,8 +163,8 @@ fn compare_with_reference(
         "ratio"
     );
     for (name, r) in names.iter().zip(&rounds) {
-        let fps = Ratios::of(&fps_of(r), &fps_of(base));
-        let cpu = Ratios::of(&cpu_speed_of(r), &cpu_speed_of(base));
+        let fps = paired(&fps_of(r), &fps_of(base))?;
+        let cpu = paired(&cpu_speed_of(r), &cpu_speed_of(base))?;
         let cpu_ms: Vec<f64> = r.iter().map(|r| r.cpu_ms).collect();
         let energy = match (per_joule_of(r), per_joule_of(base)) {
             (Some(j), Some(base_j)) => {
@@ -171,7 +173,7 @@ fn compare_with_reference(
                     "{:>8.1} {:>8.2} {:>7.3}",
                     median(&watts),
                     median(&j),
-                    Ratios::of(&j, &base_j).median
+                    paired(&j, &base_j)?.median
                 )
             }
             _ => format!("{:>8} {:>8} {:>7}", "-", "-", "-"),
@@ -354,51 +356,10 @@ impl ReferenceOutput {
     }
 }
 
-/// A reference loop's script, found at run time so an installed or copied binary finds it:
-/// `$JOULEBENCH_REFERENCE_DIR`, else `analysis/reference/` in the current folder or one above
-/// it, else beside the executable or above it.
+/// A reference loop's script, found at run time ([`crate::project::find`]) so an installed or
+/// copied binary finds it.
 fn reference_script(name: &str) -> Result<PathBuf> {
-    let starts = [
-        std::env::current_dir().ok(),
-        std::env::current_exe()
-            .ok()
-            .and_then(|exe| exe.parent().map(PathBuf::from)),
-    ];
-    let env_dir = std::env::var_os("JOULEBENCH_REFERENCE_DIR").map(PathBuf::from);
-    find_reference_script(
-        name,
-        env_dir,
-        &starts.into_iter().flatten().collect::<Vec<_>>(),
-    )
-}
-
-fn find_reference_script(
-    name: &str,
-    env_dir: Option<PathBuf>,
-    starts: &[PathBuf],
-) -> Result<PathBuf> {
-    if let Some(dir) = env_dir {
-        let path = dir.join(name);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            bail!(
-                "{} not found (JOULEBENCH_REFERENCE_DIR is set)",
-                path.display()
-            )
-        };
-    }
-    starts
-        .iter()
-        .flat_map(|start| start.ancestors())
-        .map(|dir| dir.join("analysis/reference").join(name))
-        .find(|path| path.is_file())
-        .with_context(|| {
-            format!(
-                "cannot find analysis/reference/{name} in the current folder, the executable's, \
-                 or any above them: run from the project folder or set JOULEBENCH_REFERENCE_DIR"
-            )
-        })
+    crate::project::find("analysis/reference", name, "JOULEBENCH_REFERENCE_DIR")
 }
 
 /// Adds the first sensor's mean power and inferences per joule over `window`.
@@ -421,26 +382,10 @@ fn with_energy(
     }
 }
 
-/// Paired ratios, one per round: drift between rounds cancels within each pair.
-struct Ratios {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Ratios {
-    fn of(values: &[f64], baseline: &[f64]) -> Self {
-        let ratios: Vec<f64> = values.iter().zip(baseline).map(|(v, b)| v / b).collect();
-        Self {
-            median: median(&ratios),
-            min: ratios.iter().copied().fold(f64::INFINITY, f64::min),
-            max: ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        }
-    }
-
-    fn range(&self) -> String {
-        format!("{:.3} to {:.3}", self.min, self.max)
-    }
+/// Paired ratios, one per round ([`PairedRatios`]): drift between rounds cancels within each
+/// pair. Every round ran, so the pairs are complete; a zero or missing figure is an error.
+fn paired(values: &[f64], baseline: &[f64]) -> Result<PairedRatios> {
+    PairedRatios::of(values, baseline).context("a round measured no rate to compare")
 }
 
 /// The rig's FPS with its sensors sampled at full rate against the sampler off.
@@ -479,7 +424,7 @@ fn sampler_overhead(
         cpu_share.push(s.cpu_share);
         rate.push(s.reads_per_s);
     }
-    let ratios = Ratios::of(&on, &off);
+    let ratios = paired(&on, &off)?;
     println!(
         "sampler on vs off ({}): median {:.1} vs {:.1} FPS; on/off {:.4} ({:+.2}%, per-round ratios {}); sampler {:.0} reads/s using {:.2}% of a core",
         engine_label(backend.backend.engine()),
@@ -644,34 +589,6 @@ mod tests {
         assert!(
             (per_joule - round.fps / watts).abs() / per_joule < 0.05,
             "{round}"
-        );
-    }
-
-    #[test]
-    fn reference_scripts_are_found_from_where_the_binary_runs() {
-        let project = tempfile::tempdir().unwrap();
-        let scripts = project.path().join("analysis/reference");
-        std::fs::create_dir_all(&scripts).unwrap();
-        std::fs::write(scripts.join("litert_loop.py"), "").unwrap();
-        let deep = project.path().join("target/release");
-        std::fs::create_dir_all(&deep).unwrap();
-        let elsewhere = tempfile::tempdir().unwrap();
-        // From a folder below the project (a binary in target/release, or a shell in rigs/).
-        let found = find_reference_script("litert_loop.py", None, &[elsewhere.path().into(), deep]);
-        assert_eq!(found.unwrap(), scripts.join("litert_loop.py"));
-        // Named by the environment, which then has to be right.
-        let named = find_reference_script("litert_loop.py", Some(scripts.clone()), &[]);
-        assert_eq!(named.unwrap(), scripts.join("litert_loop.py"));
-        let wrong = find_reference_script("litert_loop.py", Some(elsewhere.path().into()), &[]);
-        assert!(wrong
-            .unwrap_err()
-            .to_string()
-            .contains("JOULEBENCH_REFERENCE_DIR is set"));
-        let e = find_reference_script("litert_loop.py", None, &[elsewhere.path().into()]);
-        let text = e.unwrap_err().to_string();
-        assert!(
-            text.starts_with("cannot find analysis/reference/litert_loop.py"),
-            "{text}"
         );
     }
 }

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use joulebench::rig::{BackendKind, BackendSpec, Device, Engine, Precision, Rig, Scenario};
 use joulebench::runner::{self, RunOptions};
-use joulebench::{bench, models, output, sensor, summary};
+use joulebench::{bench, export, models, output, sensor, summary};
 
 /// Measures how much ML inference a machine does per joule.
 #[derive(Parser)]
@@ -38,6 +38,30 @@ enum Command {
     },
     /// Compare the rig against a Python reference loop, and measure the sampler's overhead.
     Bench(bench::BenchArgs),
+    /// Compare inferences per joule across run folders, against a baseline.
+    Compare(CompareArgs),
+}
+
+#[derive(clap::Args)]
+struct CompareArgs {
+    /// Run folders (as `joulebench run` wrote them).
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// The entry (1-based, in table order) every other is compared with.
+    #[arg(long, default_value_t = 1)]
+    baseline: usize,
+    /// Hold the entries against the published and nominal figures of analysis/references.csv.
+    #[arg(long)]
+    references: bool,
+    /// Also write the table as CSV to this file.
+    #[arg(long)]
+    export_csv: Option<PathBuf>,
+    /// Also write the whole comparison as JSON to this file.
+    #[arg(long)]
+    export_json: Option<PathBuf>,
+    /// Also write the table as Markdown to this file.
+    #[arg(long)]
+    export_markdown: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -127,7 +151,26 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Models { command } => models_command(command),
         Command::Sensors { rig } => sensors(&rig),
         Command::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Compare(args) => compare(&args),
     }
+}
+
+fn compare(args: &CompareArgs) -> Result<ExitCode> {
+    let comparison = joulebench::compare::compare(&args.runs, args.baseline, args.references)?;
+    let table = joulebench::compare::table(&comparison);
+    let record = serde_json::to_value(&comparison)?;
+    let formats: [(&Option<PathBuf>, &dyn export::Exporter); 3] = [
+        (&args.export_csv, &export::Csv),
+        (&args.export_json, &export::Json),
+        (&args.export_markdown, &export::Markdown),
+    ];
+    for (path, format) in formats {
+        if let Some(path) = path {
+            export::write(format, path, &table, &record)?;
+        }
+    }
+    print!("{}", joulebench::compare::render(&comparison));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load_rig(path: &std::path::Path, args: Option<&RunArgs>) -> Result<(Rig, String)> {

@@ -368,6 +368,53 @@ fn repeated_runs_give_a_row_each_and_an_aggregate_with_intervals() {
 }
 
 #[test]
+fn compare_reads_run_folders_exports_and_refuses_unknown_schemas() {
+    let example = repo().join("results/examples/sim-cpu");
+    let tmp = tempfile::tempdir().unwrap();
+    let (csv, json, md) = (
+        tmp.path().join("c.csv"),
+        tmp.path().join("c.json"),
+        tmp.path().join("c.md"),
+    );
+    let out = run(&[
+        "compare",
+        s(&example),
+        s(&example),
+        "--references",
+        "--export-csv",
+        s(&csv),
+        "--export-json",
+        s(&json),
+        "--export-markdown",
+        s(&md),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 (baseline)"), "{stdout}");
+    assert!(
+        stdout.contains("does 1.00x the inferences per joule of sim-cpu"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("GTX1080 at 180 W: #1 "), "{stdout}");
+    assert_eq!(read_csv(&csv).len(), 2);
+    assert!(std::fs::read_to_string(&md)
+        .unwrap()
+        .starts_with("| # | rig |"));
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(record["entries"][1]["ratio"], 1.0);
+    assert_eq!(record["entries"][1]["marks"][0], "simulated");
+
+    std::fs::write(
+        tmp.path().join("run.json"),
+        r#"{"joulebench_version": "0.0.9"}"#,
+    )
+    .unwrap();
+    let out = run(&["compare", s(&example), s(tmp.path())]);
+    assert_one_line_error(&out, "(schema 1); this joulebench reads schema 2");
+}
+
+#[test]
 fn sensors_command_reads_the_simulated_chip() {
     let out = run(&["sensors"]);
     assert!(out.status.success(), "{}", stderr(&out));

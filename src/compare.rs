@@ -1,0 +1,459 @@
+//! `joulebench compare RUN_DIR...`: inferences per joule across runs and rigs, each against a
+//! baseline, with confidence intervals, Welch's test and an effect size, and one plain
+//! sentence per comparison.
+//!
+//! An entry is one backend × sensor of one run folder; its values are the inferences per
+//! joule of its repetitions that ended `ok` (`--repeat`). Nothing is compared silently across
+//! a measurement boundary: a simulated or nominal figure, or another rail than the
+//! baseline's, is marked in the table and named in the sentence.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use crate::export::Table;
+use crate::references::{self, ReferenceKind};
+use crate::results::{self, Repetition, RunFolder};
+use crate::sensor::Origin;
+use crate::stats::{hedges_g, RatioCi, Spread, Welch};
+
+/// One backend × sensor of one run, with its comparison to the baseline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Entry {
+    /// 1-based position in the table.
+    pub index: usize,
+    pub run_dir: PathBuf,
+    pub rig: String,
+    pub backend: String,
+    pub engine: String,
+    pub sensor: String,
+    pub rail: String,
+    pub origin: Option<Origin>,
+    /// Repetitions whose inferences per joule the entry uses.
+    pub n: usize,
+    pub inferences_per_joule: Option<f64>,
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
+    /// inferences per joule / the baseline's, with its 95 % interval.
+    pub ratio: Option<f64>,
+    pub ratio_low: Option<f64>,
+    pub ratio_high: Option<f64>,
+    /// Welch's two-sided p-value against the baseline.
+    pub p_value: Option<f64>,
+    /// Hedges' g against the baseline.
+    pub effect_size: Option<f64>,
+    /// Measurement boundaries crossed ("simulated", "nominal, not measured", "other rail").
+    pub marks: Vec<String>,
+    /// The comparison in words.
+    pub sentence: String,
+    #[serde(skip)]
+    values: Vec<f64>,
+}
+
+impl Entry {
+    /// "rig backend engine, sensor on rail", as the sentences name it.
+    pub fn label(&self) -> String {
+        format!(
+            "{} {} ({}), {} on {}",
+            self.rig, self.backend, self.engine, self.sensor, self.rail
+        )
+    }
+}
+
+/// A reference held against the measured entries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReferenceLine {
+    pub id: String,
+    pub device: String,
+    pub watts: f64,
+    /// For each entry (same order): the FPS the device would need at `watts` to match it.
+    pub fps_to_match: Vec<Option<f64>>,
+    pub source: String,
+}
+
+/// What `compare` prints and exports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    pub baseline: usize,
+    pub entries: Vec<Entry>,
+    /// Inferences per joule implied by a published latency at a nominal wattage.
+    pub implied: Vec<(String, f64)>,
+    pub references: Vec<ReferenceLine>,
+}
+
+/// Compares every entry of `dirs` against entry `baseline` (1-based); with `with_references`,
+/// adds the shipped references.
+pub fn compare(dirs: &[PathBuf], baseline: usize, with_references: bool) -> Result<Comparison> {
+    let runs = dirs
+        .iter()
+        .map(|d| results::read_run_dir(d))
+        .collect::<Result<Vec<RunFolder>>>()?;
+    let mut entries = Vec::new();
+    for run in &runs {
+        entries.extend(entries_of(run, entries.len()));
+    }
+    if entries.is_empty() {
+        bail!("the run folders hold no measured rows to compare");
+    }
+    if baseline == 0 || baseline > entries.len() {
+        bail!(
+            "--baseline {baseline} is not an entry: choose 1 to {}",
+            entries.len()
+        );
+    }
+    let base = entries[baseline - 1].clone();
+    for e in &mut entries {
+        against(e, &base);
+    }
+    let (implied, references) = if with_references {
+        let refs = references::load_default()?;
+        let lines = refs
+            .iter()
+            .filter(|r| r.kind == ReferenceKind::NominalWatts)
+            .map(|r| ReferenceLine {
+                id: r.id.clone(),
+                device: r.device.clone(),
+                watts: r.value,
+                fps_to_match: entries
+                    .iter()
+                    .map(|e| {
+                        e.inferences_per_joule
+                            .map(|j| references::fps_to_match(j, r.value))
+                    })
+                    .collect(),
+                source: r.source.clone(),
+            })
+            .collect();
+        let implied = references::implied_per_joule(&refs)
+            .into_iter()
+            .map(|(label, _, per_joule)| (label, per_joule))
+            .collect();
+        (implied, lines)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    Ok(Comparison {
+        baseline,
+        entries,
+        implied,
+        references,
+    })
+}
+
+/// The entries of one run: each backend × sensor with a measured inferences per joule.
+fn entries_of(run: &RunFolder, before: usize) -> Vec<Entry> {
+    let mut keys: Vec<(usize, Option<usize>)> = Vec::new();
+    for r in run
+        .rows
+        .iter()
+        .filter(|r| r.repetition != Repetition::All && r.sensor_index.is_some())
+    {
+        if !keys.contains(&(r.backend_index, r.sensor_index)) {
+            keys.push((r.backend_index, r.sensor_index));
+        }
+    }
+    keys.into_iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let reps: Vec<_> = run
+                .rows
+                .iter()
+                .filter(|r| r.repetition != Repetition::All)
+                .filter(|r| (r.backend_index, r.sensor_index) == key)
+                .collect();
+            let values: Vec<f64> = reps
+                .iter()
+                .filter(|r| r.status.is_ok())
+                .filter_map(|r| r.inferences_per_joule)
+                .collect();
+            let first = reps[0];
+            let spread = Spread::of(&values);
+            Entry {
+                index: before + i + 1,
+                run_dir: run.dir.clone(),
+                rig: first.rig.clone(),
+                backend: first.backend.clone(),
+                engine: format!("{} {}", first.engine, first.engine_version),
+                sensor: first.sensor.clone(),
+                rail: first.rail.clone(),
+                origin: first.origin,
+                n: values.len(),
+                inferences_per_joule: spread.map(|s| s.mean),
+                ci_low: spread.and_then(|s| s.ci).map(|c| c.0),
+                ci_high: spread.and_then(|s| s.ci).map(|c| c.1),
+                ratio: None,
+                ratio_low: None,
+                ratio_high: None,
+                p_value: None,
+                effect_size: None,
+                marks: Vec::new(),
+                sentence: String::new(),
+                values,
+            }
+        })
+        .collect()
+}
+
+/// Fills in `e`'s comparison with the baseline `base`.
+fn against(e: &mut Entry, base: &Entry) {
+    if let Some(origin) = e.origin.filter(|o| *o != Origin::Measured) {
+        e.marks.push(origin.label().into());
+    }
+    if e.index != base.index {
+        if base.origin == Some(Origin::Nominal) && e.origin != Some(Origin::Nominal) {
+            e.marks.push("against a nominal baseline".into());
+        }
+        if e.rail != base.rail {
+            e.marks
+                .push(format!("other rail than the baseline ({})", base.rail));
+        }
+    }
+    let interval = RatioCi::of(&e.values, &base.values);
+    e.ratio = match (e.inferences_per_joule, base.inferences_per_joule) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    };
+    e.ratio_low = interval.map(|r| r.low);
+    e.ratio_high = interval.map(|r| r.high);
+    if e.index != base.index {
+        e.p_value = Welch::test(&e.values, &base.values).map(|w| w.p);
+        e.effect_size = hedges_g(&e.values, &base.values);
+    }
+    e.sentence = sentence(e, base);
+}
+
+/// "the rig … does 4.1x (3.8 to 4.4) the inferences per joule of …, p < 0.001".
+fn sentence(e: &Entry, base: &Entry) -> String {
+    if e.index == base.index {
+        return format!("{} is the baseline", e.label());
+    }
+    let Some(ratio) = e.ratio else {
+        return format!(
+            "{} has no inferences per joule to compare (no repetition ended ok)",
+            e.label()
+        );
+    };
+    let mut s = format!("{} does {ratio:.2}x", e.label());
+    if let (Some(low), Some(high)) = (e.ratio_low, e.ratio_high) {
+        s.push_str(&format!(" ({low:.2} to {high:.2})"));
+    }
+    s.push_str(&format!(" the inferences per joule of {}", base.label()));
+    match e.p_value {
+        Some(p) if p < 0.001 => s.push_str(", p < 0.001"),
+        Some(p) => s.push_str(&format!(", p = {p:.3}")),
+        None => s.push_str(&format!(
+            " (no test: {} and {} repetitions; run with --repeat 2 or more)",
+            e.n, base.n
+        )),
+    }
+    if !e.marks.is_empty() {
+        s.push_str(&format!(" [{}]", e.marks.join("; ")));
+    }
+    s
+}
+
+/// A number, or "-".
+fn num(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.digits$}"))
+}
+
+/// A value with its interval, e.g. "28.96 (28.10 to 29.82)".
+fn with_interval(v: Option<f64>, low: Option<f64>, high: Option<f64>) -> String {
+    match (v, low, high) {
+        (Some(v), Some(l), Some(h)) => format!("{v:.2} ({l:.2} to {h:.2})"),
+        (v, ..) => num(v, 2),
+    }
+}
+
+/// The columns the terminal and every export share.
+pub fn table(c: &Comparison) -> Table {
+    Table {
+        headers: vec![
+            "#",
+            "rig",
+            "backend",
+            "sensor",
+            "reps",
+            "inf/J (95 % CI)",
+            "ratio (95 % CI)",
+            "p",
+            "g",
+            "marks",
+        ],
+        rows: c
+            .entries
+            .iter()
+            .map(|e| {
+                vec![
+                    if e.index == c.baseline {
+                        format!("{} (baseline)", e.index)
+                    } else {
+                        e.index.to_string()
+                    },
+                    e.rig.clone(),
+                    format!("{} {}", e.backend, e.engine),
+                    format!("{} on {}", e.sensor, e.rail),
+                    e.n.to_string(),
+                    with_interval(e.inferences_per_joule, e.ci_low, e.ci_high),
+                    with_interval(e.ratio, e.ratio_low, e.ratio_high),
+                    match e.p_value {
+                        Some(p) if p < 0.001 => "<0.001".into(),
+                        p => num(p, 3),
+                    },
+                    num(e.effect_size, 2),
+                    e.marks.join("; "),
+                ]
+            })
+            .collect(),
+    }
+}
+
+/// Everything `compare` prints: the table, a sentence per entry, and the references.
+pub fn render(c: &Comparison) -> String {
+    let mut out = table(c).render();
+    out.push('\n');
+    for e in &c.entries {
+        out += &format!("{}. {}\n", e.index, e.sentence);
+    }
+    if !c.references.is_empty() {
+        out += "\nreferences (nominal, not measured): the FPS each would need at its wattage to match each entry\n";
+        for r in &c.references {
+            let needs: Vec<String> = r
+                .fps_to_match
+                .iter()
+                .zip(&c.entries)
+                .map(|(fps, e)| format!("#{} {}", e.index, num(*fps, 0)))
+                .collect();
+            out += &format!("  {} at {} W: {}\n", r.device, r.watts, needs.join(", "));
+        }
+        for (label, per_joule) in &c.implied {
+            out += &format!("  {label}: {per_joule:.1} inferences per joule\n");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::{Status, SummaryRow};
+
+    /// A run folder of one backend × sensor with `values` as its repetitions' inferences per
+    /// joule, built from the example run's row.
+    fn run_dir(origin: Origin, sensor: &str, rail: &str, values: &[f64]) -> tempfile::TempDir {
+        let example =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples/sim-cpu");
+        let template = results::read_run_dir(&example).unwrap().rows.remove(0);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("run.json"),
+            r#"{"schema_version": 2, "joulebench_version": "0.1.0"}"#,
+        )
+        .unwrap();
+        let mut w = csv::Writer::from_path(dir.path().join("summary.csv")).unwrap();
+        for (i, v) in values.iter().enumerate() {
+            w.serialize(SummaryRow {
+                repetition: Repetition::One(i + 1),
+                origin: Some(origin),
+                simulated: origin == Origin::Simulated,
+                sensor: sensor.into(),
+                rail: rail.into(),
+                inferences_per_joule: Some(*v),
+                status: Status::Ok,
+                ..template.clone()
+            })
+            .unwrap();
+        }
+        w.flush().unwrap();
+        dir
+    }
+
+    #[test]
+    fn ratios_intervals_tests_and_boundaries() {
+        let pi = run_dir(Origin::Measured, "ina219", "5V Pi", &[10.0, 11.0, 12.0]);
+        let sim = run_dir(
+            Origin::Simulated,
+            "ina219-sim",
+            "5V Pi",
+            &[40.0, 44.0, 48.0],
+        );
+        let gpu = run_dir(Origin::Nominal, "nominal", "GTX1080 board", &[2.0, 2.0]);
+        let dirs = [pi.path().into(), sim.path().into(), gpu.path().into()];
+        let c = compare(&dirs, 1, false).unwrap();
+        assert_eq!(c.entries.len(), 3);
+        let [base, simulated, nominal] = [&c.entries[0], &c.entries[1], &c.entries[2]];
+        assert_eq!(base.ratio, Some(1.0));
+        assert!(base.marks.is_empty() && base.sentence.ends_with("is the baseline"));
+        assert_eq!(simulated.ratio, Some(4.0));
+        let (low, high) = (simulated.ratio_low.unwrap(), simulated.ratio_high.unwrap());
+        assert!(low < 4.0 && 4.0 < high, "{low} {high}");
+        assert!(simulated.p_value.unwrap() < 0.01);
+        assert!(simulated.effect_size.unwrap() > 3.0);
+        assert_eq!(simulated.marks, ["simulated"]);
+        assert!(
+            simulated.sentence.contains("does 4.00x (")
+                && simulated
+                    .sentence
+                    .contains("the inferences per joule of sim-cpu")
+                && simulated.sentence.ends_with("[simulated]"),
+            "{}",
+            simulated.sentence
+        );
+        assert_eq!(nominal.ratio, Some(2.0 / 11.0));
+        assert_eq!(
+            nominal.marks,
+            [
+                "nominal, not measured",
+                "other rail than the baseline (5V Pi)"
+            ]
+        );
+        // Against another baseline the ratios turn over.
+        let c = compare(&dirs, 2, false).unwrap();
+        assert_eq!(c.entries[0].ratio, Some(0.25));
+        let text = render(&c);
+        assert!(text.contains("2 (baseline)"), "{text}");
+    }
+
+    #[test]
+    fn one_repetition_gives_a_ratio_but_no_test() {
+        let a = run_dir(Origin::Measured, "ina219", "5V", &[10.0]);
+        let b = run_dir(Origin::Measured, "ina219", "5V", &[20.0]);
+        let c = compare(&[a.path().into(), b.path().into()], 1, false).unwrap();
+        let e = &c.entries[1];
+        assert_eq!((e.ratio, e.ratio_low, e.p_value), (Some(2.0), None, None));
+        assert!(
+            e.sentence.contains("no test: 1 and 1 repetitions"),
+            "{}",
+            e.sentence
+        );
+    }
+
+    #[test]
+    fn references_say_what_a_nameplate_wattage_would_need() {
+        let a = run_dir(Origin::Measured, "ina219", "5V", &[20.0, 20.0]);
+        let c = compare(&[a.path().into()], 1, true).unwrap();
+        let gtx = c.references.iter().find(|r| r.device == "GTX1080").unwrap();
+        assert_eq!(gtx.fps_to_match, [Some(3600.0)]);
+        assert!(render(&c).contains("GTX1080 at 180 W: #1 3600"));
+    }
+
+    #[test]
+    fn unknown_schemas_and_bad_baselines_are_one_line_errors() {
+        let a = run_dir(Origin::Measured, "ina219", "5V", &[10.0]);
+        let odd = tempfile::tempdir().unwrap();
+        std::fs::write(odd.path().join("run.json"), r#"{"schema_version": 7}"#).unwrap();
+        let e = format!(
+            "{:#}",
+            compare(&[a.path().into(), odd.path().into()], 1, false).unwrap_err()
+        );
+        assert!(
+            e.contains("holds results of schema 7") && !e.contains('\n'),
+            "{e}"
+        );
+        let e = compare(&[a.path().into()], 3, false)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "--baseline 3 is not an entry: choose 1 to 1");
+    }
+}
