@@ -25,6 +25,7 @@ pub struct Entry {
     pub index: usize,
     pub run_dir: PathBuf,
     pub rig: String,
+    pub model: String,
     pub backend: String,
     pub engine: String,
     pub sensor: String,
@@ -52,11 +53,11 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// "rig backend engine, sensor on rail", as the sentences name it.
+    /// "rig model backend (engine), sensor on rail", as the sentences name it.
     pub fn label(&self) -> String {
         format!(
-            "{} {} ({}), {} on {}",
-            self.rig, self.backend, self.engine, self.sensor, self.rail
+            "{} {} {} ({}), {} on {}",
+            self.rig, self.model, self.backend, self.engine, self.sensor, self.rail
         )
     }
 }
@@ -173,6 +174,7 @@ fn entries_of(run: &RunFolder, before: usize) -> Vec<Entry> {
                 index: before + i + 1,
                 run_dir: run.dir.clone(),
                 rig: first.rig.clone(),
+                model: first.model.clone(),
                 backend: first.backend.clone(),
                 engine: format!("{} {}", first.engine, first.engine_version),
                 sensor: first.sensor.clone(),
@@ -209,14 +211,14 @@ fn against(e: &mut Entry, base: &Entry) {
                 .push(format!("other rail than the baseline ({})", base.rail));
         }
     }
-    let interval = RatioCi::of(&e.values, &base.values);
     e.ratio = match (e.inferences_per_joule, base.inferences_per_joule) {
         (Some(a), Some(b)) if b > 0.0 => Some(a / b),
         _ => None,
     };
-    e.ratio_low = interval.map(|r| r.low);
-    e.ratio_high = interval.map(|r| r.high);
     if e.index != base.index {
+        let interval = RatioCi::of(&e.values, &base.values);
+        e.ratio_low = interval.map(|r| r.low);
+        e.ratio_high = interval.map(|r| r.high);
         e.p_value = Welch::test(&e.values, &base.values).map(|w| w.p);
         e.effect_size = hedges_g(&e.values, &base.values);
     }
@@ -272,6 +274,7 @@ pub fn table(c: &Comparison) -> Table {
         headers: vec![
             "#",
             "rig",
+            "model",
             "backend",
             "sensor",
             "reps",
@@ -292,6 +295,7 @@ pub fn table(c: &Comparison) -> Table {
                         e.index.to_string()
                     },
                     e.rig.clone(),
+                    e.model.clone(),
                     format!("{} {}", e.backend, e.engine),
                     format!("{} on {}", e.sensor, e.rail),
                     e.n.to_string(),
