@@ -115,6 +115,18 @@ struct RunArgs {
     /// summary adds an aggregate row with confidence intervals.
     #[arg(long)]
     repeat: Option<u32>,
+    /// Also write the summary as CSV (the table's columns) to this file.
+    #[arg(long)]
+    export_csv: Option<PathBuf>,
+    /// Also write the summary rows as JSON to this file.
+    #[arg(long)]
+    export_json: Option<PathBuf>,
+    /// Also write the summary as a Markdown table to this file.
+    #[arg(long)]
+    export_markdown: Option<PathBuf>,
+    /// Also write LAVA test-case lines (one per figure) to this file.
+    #[arg(long)]
+    export_lava: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -155,6 +167,20 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// Writes `table` (and `record`) in each format whose file was asked for.
+fn write_exports(
+    formats: &[(&Option<PathBuf>, &dyn export::Exporter)],
+    table: &export::Table,
+    record: &serde_json::Value,
+) -> Result<()> {
+    for (path, format) in formats {
+        if let Some(path) = path {
+            export::write(*format, path, table, record)?;
+        }
+    }
+    Ok(())
+}
+
 fn compare(args: &CompareArgs) -> Result<ExitCode> {
     let comparison = joulebench::compare::compare(&args.runs, args.baseline, args.references)?;
     let table = joulebench::compare::table(&comparison);
@@ -164,11 +190,7 @@ fn compare(args: &CompareArgs) -> Result<ExitCode> {
         (&args.export_json, &export::Json),
         (&args.export_markdown, &export::Markdown),
     ];
-    for (path, format) in formats {
-        if let Some(path) = path {
-            export::write(format, path, &table, &record)?;
-        }
-    }
+    write_exports(&formats, &table, &record)?;
     print!("{}", joulebench::compare::render(&comparison));
     Ok(ExitCode::SUCCESS)
 }
@@ -234,6 +256,18 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     let rows = summary::summarize(&record);
     let argv: Vec<String> = std::env::args().collect();
     output::files::write_all(&dir, &record, &rows, &argv)?;
+    let table = output::table::columns(&rows);
+    let json = serde_json::to_value(&rows)?;
+    let formats: [(&Option<PathBuf>, &dyn export::Exporter); 3] = [
+        (&args.export_csv, &export::Csv),
+        (&args.export_json, &export::Json),
+        (&args.export_markdown, &export::Markdown),
+    ];
+    write_exports(&formats, &table, &json)?;
+    if let Some(path) = &args.export_lava {
+        std::fs::write(path, export::lava::lines(&rows))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     print!("{}", output::table::render(&rows));
     println!("results: {}", dir.display());
 

@@ -298,6 +298,7 @@ fn repeated_runs_give_a_row_each_and_an_aggregate_with_intervals() {
     let dir = tempfile::tempdir().unwrap();
     let rig = write_rig(dir.path(), "rig", &sim_rig(""));
     let out_dir = dir.path().join("run");
+    let export = |name: &str| dir.path().join(name);
     let out = run(&[
         "run",
         "--rig",
@@ -306,8 +307,32 @@ fn repeated_runs_give_a_row_each_and_an_aggregate_with_intervals() {
         s(&out_dir),
         "--repeat",
         "3",
+        "--export-markdown",
+        s(&export("s.md")),
+        "--export-json",
+        s(&export("s.json")),
+        "--export-csv",
+        s(&export("s.csv")),
+        "--export-lava",
+        s(&export("lava.sh")),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // The exports: the table's columns in Markdown and CSV, the typed rows in JSON, and a
+    // LAVA test case per figure of every row (4 rows x 4 figures).
+    let md = std::fs::read_to_string(export("s.md")).unwrap();
+    assert!(
+        md.starts_with("| # | backend | model |") && md.contains("| 0/all |"),
+        "{md}"
+    );
+    assert_eq!(read_csv(&export("s.csv")).len(), 4);
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(export("s.json")).unwrap()).unwrap();
+    assert_eq!(rows[3]["repetition"], "all");
+    let lava = std::fs::read_to_string(export("lava.sh")).unwrap();
+    assert_eq!(lava.lines().count(), 16, "{lava}");
+    assert!(lava.contains(
+        "lava-test-case test-sim_b0_rall_s0_inferences_per_joule --result pass --measurement "
+    ));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("0/all") && stdout.contains("95 % CI"),

@@ -1,11 +1,13 @@
-//! Exports of a result table, one file per format behind [`Exporter`]: what `compare` (and
-//! later `run`) write with `--export-csv`, `--export-json` and `--export-markdown`.
+//! Exports of a result table, one file per format behind [`Exporter`]: what `run` and
+//! `compare` write with `--export-csv`, `--export-json` and `--export-markdown`; and LAVA
+//! test-case lines ([`lava`]) for board farms.
 //!
 //! A [`Table`] is the one column list the terminal table and every format share; JSON
 //! exports the typed record itself, so it loses nothing the columns leave out.
 
 mod csv;
 mod json;
+pub mod lava;
 mod markdown;
 
 use std::path::Path;

@@ -168,3 +168,54 @@ pub fn render(rows: &[SummaryRow]) -> String {
     }
     out
 }
+
+/// The summary's columns for exports (`run --export-csv/-markdown`): one row per summary row.
+pub fn columns(rows: &[SummaryRow]) -> crate::export::Table {
+    let opt =
+        |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
+    crate::export::Table {
+        headers: vec![
+            "#",
+            "backend",
+            "model",
+            "sensor",
+            "reps",
+            "FPS",
+            "mean W",
+            "inf/J",
+            "net inf/J",
+            "inf/J 95 % CI",
+            "coverage",
+            "status",
+        ],
+        rows: rows
+            .iter()
+            .map(|r| {
+                let sensor = match r.origin.map_or("", Origin::label) {
+                    "" => format!("{} {}", r.sensor, r.rail),
+                    label => format!("{} {} ({label})", r.sensor, r.rail),
+                };
+                vec![
+                    format!("{}/{}", r.backend_index, r.repetition),
+                    format!("{} {} {}", r.backend, r.engine, r.engine_version),
+                    r.model.clone(),
+                    sensor.trim_end().to_string(),
+                    r.repetitions.to_string(),
+                    opt(r.fps, 1),
+                    opt(r.mean_watts, 3),
+                    opt(r.inferences_per_joule, 2),
+                    opt(r.net_inferences_per_joule, 2),
+                    match (
+                        r.inferences_per_joule_ci_low,
+                        r.inferences_per_joule_ci_high,
+                    ) {
+                        (Some(l), Some(h)) => format!("{l:.2} to {h:.2}"),
+                        _ => "-".into(),
+                    },
+                    opt(r.coverage, 3),
+                    r.status.to_string(),
+                ]
+            })
+            .collect(),
+    }
+}
