@@ -5,8 +5,11 @@
 
 use crate::results::SummaryRow;
 
-/// The figures each row reports, with their units.
-const FIGURES: [(&str, &str, fn(&SummaryRow) -> Option<f64>); 4] = [
+/// A figure of a summary row: its name in the test case, its units, how to read it.
+type Figure = (&'static str, &'static str, fn(&SummaryRow) -> Option<f64>);
+
+/// The figures each row reports.
+const FIGURES: [Figure; 4] = [
     ("fps", "fps", |r| r.fps),
     ("mean_watts", "W", |r| r.mean_watts),
     ("inferences_per_joule", "inf/J", |r| r.inferences_per_joule),
