@@ -14,20 +14,18 @@ use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{bail, Context, Result};
-use indicatif::ProgressBar;
 use statrs::statistics::{Data, OrderStatistics};
 
-use crate::stats::PairedRatios;
-
 use crate::backend::EngineInfo;
-use crate::clock::{monotonic_seconds, PhaseLog, RunClock, Slot};
+use crate::clock::{monotonic_seconds, PhaseLog, RunClock};
 use crate::rig::{
     BackendKind, BackendSpec, Device, Engine, Precision, ProtocolSpec, Rig, SensorSpec,
 };
-use crate::runner::{prepare_backend, PreparedBackend};
+use crate::runner::{prepare_backend, run_repetitions, Measuring, PreparedBackend};
 use crate::sampler::{Sampler, SensorLog};
 use crate::sensor::{self, SensorContext};
-use crate::{protocol, summary};
+use crate::stats::PairedRatios;
+use crate::summary;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -469,22 +467,21 @@ fn rig_round(
         .map(|rig| start_sampler(rig, clock, &phases))
         .transpose()?;
     let no_interrupt = AtomicBool::new(false);
-    let progress = ProgressBar::hidden();
-    let run = protocol::run(
-        b.backend.as_mut(),
-        &b.input,
-        protocol,
-        &protocol::Context {
-            clock,
-            phases: &phases,
-            slot: Slot {
-                backend: 0,
-                repetition: 1,
-            },
-            interrupt: &no_interrupt,
-            progress: &progress,
-        },
-    );
+    // One round is one repetition of the same protocol code `joulebench run` uses.
+    let once = ProtocolSpec {
+        repeat: 1,
+        ..protocol.clone()
+    };
+    let on = Measuring {
+        clock,
+        phases: &phases,
+        backend: 0,
+        interrupt: &no_interrupt,
+        progress: false,
+    };
+    let run = run_repetitions(b, &once, &on)
+        .pop()
+        .context("the protocol ran no repetition")?;
     let wall = clock.now();
     let logs = sampler.map(Sampler::stop);
     if let Some(e) = run.error {

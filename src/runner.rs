@@ -19,7 +19,7 @@ use crate::clock::{Phase, PhaseLog, PhaseSpan, RunClock, Slot};
 use crate::input::{self, Labels};
 use crate::models::{self, ResolvedImage, ResolvedModel};
 use crate::protocol::{self, TimedRun};
-use crate::rig::{BackendSpec, Rig};
+use crate::rig::{BackendSpec, ProtocolSpec, Rig};
 use crate::sampler::{Sampler, SensorLog};
 use crate::sensor::{self, PowerSensor, SensorContext};
 
@@ -190,32 +190,14 @@ impl Prepared {
             if opts.interrupt.load(std::sync::atomic::Ordering::Relaxed) {
                 break;
             }
-            let mut runs = Vec::new();
-            // Each repetition is the whole protocol again (warm-up, settle, timed run), with
-            // the sensors kept open and sampling throughout.
-            for repetition in 1..=rig.protocol.repeat as usize {
-                if opts.interrupt.load(std::sync::atomic::Ordering::Relaxed) {
-                    break;
-                }
-                let progress = progress_bar(opts.progress, &b.backend.engine().engine);
-                let ctx = protocol::Context {
-                    clock,
-                    phases: &phases,
-                    slot: Slot {
-                        backend: index,
-                        repetition,
-                    },
-                    interrupt: &opts.interrupt,
-                    progress: &progress,
-                };
-                let run = protocol::run(b.backend.as_mut(), &b.input, &rig.protocol, &ctx);
-                progress.finish_and_clear();
-                let failed = run.error.is_some();
-                runs.push(run);
-                if failed {
-                    break;
-                }
-            }
+            let on = Measuring {
+                clock,
+                phases: &phases,
+                backend: index,
+                interrupt: &opts.interrupt,
+                progress: opts.progress,
+            };
+            let runs = run_repetitions(&mut b, &rig.protocol, &on);
             results.push(BackendResult {
                 engine: b.backend.engine().clone(),
                 spec: b.spec,
@@ -237,6 +219,53 @@ impl Prepared {
             sensors,
         }
     }
+}
+
+/// Where and how a backend's repetitions are measured.
+pub struct Measuring<'a> {
+    pub clock: RunClock,
+    pub phases: &'a PhaseLog,
+    /// The backend's index in the rig.
+    pub backend: usize,
+    pub interrupt: &'a AtomicBool,
+    /// Draw a progress bar (only on a terminal).
+    pub progress: bool,
+}
+
+/// Runs the protocol `protocol.repeat` times on one backend: each repetition is the whole
+/// protocol again (warm-up, settle, timed run), on the clock and phase log the sensors are
+/// sampled against. Stops after a failed repetition or an interrupt, keeping what ran. Both
+/// `joulebench run` and `joulebench bench` measure through this.
+pub fn run_repetitions(
+    b: &mut PreparedBackend,
+    protocol: &ProtocolSpec,
+    on: &Measuring,
+) -> Vec<TimedRun> {
+    let mut runs = Vec::new();
+    for repetition in 1..=protocol.repeat as usize {
+        if on.interrupt.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
+        let progress = progress_bar(on.progress, &b.backend.engine().engine);
+        let ctx = protocol::Context {
+            clock: on.clock,
+            phases: on.phases,
+            slot: Slot {
+                backend: on.backend,
+                repetition,
+            },
+            interrupt: on.interrupt,
+            progress: &progress,
+        };
+        let run = protocol::run(b.backend.as_mut(), &b.input, protocol, &ctx);
+        progress.finish_and_clear();
+        let failed = run.error.is_some();
+        runs.push(run);
+        if failed {
+            break;
+        }
+    }
+    runs
 }
 
 fn progress_bar(show: bool, engine: &str) -> ProgressBar {
