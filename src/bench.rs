@@ -130,7 +130,7 @@ fn compare_with_reference(
             rounds[last].push(reference.round(energy)?);
         }
         for (i, b) in contenders.iter_mut().enumerate() {
-            rounds[i].push(rig_round(b, protocol, energy)?.0);
+            rounds[i].push(rig_round(b, protocol, energy.map(|rig| (rig, Rate::Full)))?.0);
         }
         if !reference_first {
             rounds[last].push(reference.round(energy)?);
@@ -287,7 +287,7 @@ impl Reference {
     fn round(&self, energy: Option<&Rig>) -> Result<Round> {
         let clock = RunClock::start();
         let sampler = energy
-            .map(|rig| start_sampler(rig, clock, &PhaseLog::new()))
+            .map(|rig| start_sampler(rig, clock, &PhaseLog::new(), Rate::Full))
             .transpose()?;
         let output = Command::new(&self.python)
             .arg(&self.script)
@@ -396,31 +396,41 @@ fn sampler_overhead(
     if rig.sensors.is_empty() {
         bail!("the rig has no sensors: nothing to measure the sampler's overhead with");
     }
+    // With a real sensor the "off" side still reads it, slowly, so that both sides' watts
+    // are measured and the difference is what full-rate sampling costs.
+    let measured = measures_energy(rig);
+    let off_sensors = measured.then_some((rig, Rate::Slow));
     let (mut on, mut off, mut cpu_share, mut rate) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut rounds_on, mut rounds_off) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
         // Sampler-off first in every other round, so neither side always follows the other.
         let off_first = round % 2 == 0;
-        let mut fps_off = None;
+        let mut off_round = None;
         if off_first {
-            fps_off = Some(rig_round(backend, protocol, None)?.0.fps);
+            off_round = Some(rig_round(backend, protocol, off_sensors)?.0);
         }
-        let (on_round, sampler) = rig_round(backend, protocol, Some(rig))?;
-        let fps_on = on_round.fps;
-        let fps_off = match fps_off {
-            Some(f) => f,
-            None => rig_round(backend, protocol, None)?.0.fps,
+        let (on_round, sampler) = rig_round(backend, protocol, Some((rig, Rate::Full)))?;
+        let off_round = match off_round {
+            Some(r) => r,
+            None => rig_round(backend, protocol, off_sensors)?.0,
         };
         let s = sampler.context("sampler stats missing")?;
         println!(
-            "  round {round}: sampler on {fps_on:.1} FPS ({:.0} reads/s, {:.2}% of a core), off {fps_off:.1} FPS",
+            "  round {round}: sampler on {on_round} ({:.0} reads/s, {:.2}% of a core), {} {off_round}",
             s.reads_per_s,
-            s.cpu_share * 100.0
+            s.cpu_share * 100.0,
+            if measured { "slow" } else { "off" }
         );
-        on.push(fps_on);
-        off.push(fps_off);
+        on.push(on_round.fps);
+        off.push(off_round.fps);
         cpu_share.push(s.cpu_share);
         rate.push(s.reads_per_s);
+        rounds_on.push(on_round);
+        rounds_off.push(off_round);
+    }
+    if measured {
+        println!("{}", sampling_cost(&rounds_on, &rounds_off)?);
     }
     let ratios = paired(&on, &off)?;
     println!(
@@ -437,6 +447,42 @@ fn sampler_overhead(
     Ok(())
 }
 
+/// What full-rate sampling costs where a real sensor measures both sides: watts, and
+/// inferences per joule, each as the median of the per-round pairs.
+fn sampling_cost(full: &[Round], slow: &[Round]) -> Result<String> {
+    let of = |rounds: &[Round], f: fn(&Round) -> Option<f64>| -> Option<Vec<f64>> {
+        rounds.iter().map(f).collect()
+    };
+    let (Some(w_full), Some(w_slow), Some(j_full), Some(j_slow)) = (
+        of(full, |r| r.watts),
+        of(slow, |r| r.watts),
+        of(full, |r| r.per_joule),
+        of(slow, |r| r.per_joule),
+    ) else {
+        return Ok("sampling cost: not every round measured its energy".into());
+    };
+    let extra: Vec<f64> = w_full.iter().zip(&w_slow).map(|(a, b)| a - b).collect();
+    let per_joule = paired(&j_full, &j_slow)?;
+    Ok(format!(
+        "sampling cost (full rate against one read every {} ms, both measured): {:+.3} W median, inferences per joule x{:.4} (per-round ratios {})",
+        SLOW_READ.as_millis(),
+        median(&extra),
+        per_joule.median,
+        per_joule.range()
+    ))
+}
+
+/// How often the sensors are read in a round.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Rate {
+    /// At the sensors' own update rate, as in a run.
+    Full,
+    /// One read every [`SLOW_READ`]: enough to measure, too little to cost anything.
+    Slow,
+}
+
+const SLOW_READ: std::time::Duration = std::time::Duration::from_millis(250);
+
 fn engine_label(e: &EngineInfo) -> String {
     format!("{} {} ({})", e.engine, e.version, e.accelerator)
 }
@@ -446,25 +492,32 @@ struct SamplerStats {
     cpu_share: f64,
 }
 
-fn start_sampler(rig: &Rig, clock: RunClock, phases: &PhaseLog) -> Result<Sampler> {
+fn start_sampler(rig: &Rig, clock: RunClock, phases: &PhaseLog, rate: Rate) -> Result<Sampler> {
     let ctx = SensorContext {
         clock,
         phases: phases.clone(),
     };
-    Ok(Sampler::start(sensor::open_all(&rig.sensors, &ctx)?, clock))
+    let mut sensors = sensor::open_all(&rig.sensors, &ctx)?;
+    if rate == Rate::Slow {
+        sensors = sensors
+            .into_iter()
+            .map(|s| crate::sampler::slowed(s, SLOW_READ))
+            .collect();
+    }
+    Ok(Sampler::start(sensors, clock))
 }
 
 /// One protocol run in this process; with `sensors_of`, that rig's sensors are sampled
-/// throughout and the round carries their energy over the timed window.
+/// throughout at that rate and the round carries their energy over the timed window.
 fn rig_round(
     b: &mut PreparedBackend,
     protocol: &ProtocolSpec,
-    sensors_of: Option<&Rig>,
+    sensors_of: Option<(&Rig, Rate)>,
 ) -> Result<(Round, Option<SamplerStats>)> {
     let clock = RunClock::start();
     let phases = PhaseLog::new();
     let sampler = sensors_of
-        .map(|rig| start_sampler(rig, clock, &phases))
+        .map(|(rig, rate)| start_sampler(rig, clock, &phases, rate))
         .transpose()?;
     let no_interrupt = AtomicBool::new(false);
     // One round is one repetition of the same protocol code `joulebench run` uses.
@@ -522,6 +575,31 @@ fn median(values: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sampling_cost_is_the_paired_difference_of_measured_rounds() {
+        let round = |watts: f64, per_joule: f64| Round {
+            fps: 100.0,
+            cpu_ms: 10.0,
+            watts: Some(watts),
+            per_joule: Some(per_joule),
+        };
+        let full = [round(4.1, 24.0), round(4.2, 23.0), round(4.0, 25.0)];
+        let slow = [round(4.0, 25.0), round(4.0, 24.0), round(3.9, 25.0)];
+        // Extra watts 0.1, 0.2, 0.1; inferences per joule ratios 0.96, 0.9583, 1.0.
+        assert_eq!(
+            sampling_cost(&full, &slow).unwrap(),
+            "sampling cost (full rate against one read every 250 ms, both measured): +0.100 W \
+             median, inferences per joule x0.9600 (per-round ratios 0.958 to 1.000)"
+        );
+        let unmeasured = [Round {
+            watts: None,
+            ..round(4.0, 24.0)
+        }];
+        assert!(sampling_cost(&unmeasured, &slow[..1])
+            .unwrap()
+            .contains("not every round measured"));
+    }
 
     #[test]
     fn reference_output_carries_the_timed_window() {

@@ -126,6 +126,32 @@ impl Sampler {
     }
 }
 
+/// `sensor` read no more often than every `period`: for measuring what sampling itself costs
+/// (`joulebench bench` compares full-rate sampling against this, both measured).
+pub fn slowed(sensor: Box<dyn PowerSensor>, period: Duration) -> Box<dyn PowerSensor> {
+    Box::new(Slowed { sensor, period })
+}
+
+struct Slowed {
+    sensor: Box<dyn PowerSensor>,
+    period: Duration,
+}
+
+impl PowerSensor for Slowed {
+    fn info(&self) -> &SensorInfo {
+        self.sensor.info()
+    }
+    fn update_period(&self) -> Duration {
+        self.sensor.update_period().max(self.period)
+    }
+    fn read(&mut self) -> anyhow::Result<Reading> {
+        self.sensor.read()
+    }
+    fn uncertainty(&self) -> Option<f64> {
+        self.sensor.uncertainty()
+    }
+}
+
 /// Linux lets a normal thread's sleep overshoot by its timer slack (50 µs by default); a
 /// sampler polling every millisecond needs its wake-ups where it asked for them.
 fn precise_sleeps() {
@@ -466,6 +492,20 @@ mod tests {
             let centre = 0.0371 + k * 0.1362 - 0.102;
             assert!((t - centre).abs() < 0.005, "{t} vs {centre}");
         }
+    }
+
+    #[test]
+    fn a_slowed_sensor_is_read_at_most_at_its_slower_rate() {
+        let clock = Arc::new(ManualClock::new(0.0));
+        let mut sensor = Virtual::new(&clock, 0.001);
+        sensor.read_s = 0.0005;
+        let slowed = slowed(Box::new(sensor), Duration::from_millis(250));
+        assert_eq!(slowed.update_period(), Duration::from_millis(250));
+        let log = sample(slowed, clock.as_ref(), |now| (now >= 10.0).then_some(10.0));
+        // The probe pair at the start, then one read every 250 ms, each fresh.
+        let reads = log.samples.len();
+        assert!((40..=44).contains(&reads), "{reads}");
+        assert_eq!(fresh(&log).len(), reads);
     }
 
     #[test]
