@@ -11,7 +11,7 @@ mkdir -p "$cache"
 
 # Debian packages: libclang for the tflite crate's bindgen, a C++ toolchain and make for
 # TensorFlow Lite's source build, python3-venv for the reference venv (Debian's python3).
-packages=(libclang-dev g++ make)
+packages=(libclang-dev g++ make fonts-dejavu-core)
 python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
 missing=()
 for p in "${packages[@]}"; do

@@ -19,6 +19,7 @@ pub mod output;
 pub mod project;
 pub mod protocol;
 pub mod references;
+pub mod report;
 pub mod results;
 pub mod rig;
 pub mod runner;

@@ -40,6 +40,18 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Compare inferences per joule across run folders, against a baseline.
     Compare(CompareArgs),
+    /// Write a Markdown report with SVG charts of run folders.
+    Report(ReportArgs),
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// Run folders (as `joulebench run` wrote them).
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// Folder for report.md and its charts (created if missing).
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -164,6 +176,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Sensors { rig } => sensors(&rig),
         Command::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Compare(args) => compare(&args),
+        Command::Report(args) => report(&args),
     }
 }
 
@@ -192,6 +205,12 @@ fn compare(args: &CompareArgs) -> Result<ExitCode> {
     ];
     write_exports(&formats, &table, &record)?;
     print!("{}", joulebench::compare::render(&comparison));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(args: &ReportArgs) -> Result<ExitCode> {
+    let path = joulebench::report::write(&args.runs, &args.out)?;
+    println!("report: {}", path.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,0 +1,300 @@
+//! `joulebench report`: run folders read back into a Markdown report with SVG charts (FPS on a
+//! linear and a log scale, time of the timed runs, inferences per joule with confidence
+//! intervals and the published references, and each sensor's power trace by phase).
+//!
+//! The charts are drawn with `plotters`' SVG backend; laying out their text needs a TrueType
+//! font loaded at run time ([`FONT`], or `$JOULEBENCH_FONT`).
+
+mod charts;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use crate::results::{read_run_dir, Repetition, SummaryRow};
+use crate::sensor::Origin;
+
+/// The font the charts' text is laid out with (Debian's `fonts-dejavu-core`).
+pub const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+/// The font file the charts use: `$JOULEBENCH_FONT`, else [`FONT`].
+pub fn font_path() -> PathBuf {
+    std::env::var_os("JOULEBENCH_FONT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(FONT))
+}
+
+/// One backend × sensor of one run folder.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// 1-based, in report order.
+    pub number: usize,
+    /// 1-based position of its run folder among the inputs.
+    pub folder: usize,
+    /// rig, model, engine, and how the watts were obtained where not measured.
+    pub label: String,
+    pub row: SummaryRow,
+    pub origin: Option<Origin>,
+}
+
+impl Entry {
+    /// "simulated", "nominal" or "" (measured).
+    pub fn origin_mark(&self) -> &'static str {
+        match self.origin {
+            Some(Origin::Simulated) => "simulated",
+            Some(Origin::Nominal) => "nominal",
+            _ => "",
+        }
+    }
+
+    /// Seconds of one timed run: runs / FPS (an aggregate row counts the runs of all its
+    /// repetitions).
+    pub fn timed_seconds(&self) -> Option<f64> {
+        let runs = self.row.runs as f64 / self.row.repetitions.max(1) as f64;
+        self.row.fps.filter(|f| *f > 0.0).map(|fps| runs / fps)
+    }
+}
+
+/// One protocol phase from `run.json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Phase {
+    pub phase: String,
+    pub backend: Option<usize>,
+    pub repetition: Option<usize>,
+    pub start: f64,
+    pub end: Option<f64>,
+}
+
+/// One sensor's readings of one run folder.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    pub folder: usize,
+    pub sensor_index: usize,
+    /// sensor kind, rail and origin.
+    pub label: String,
+    pub origin: Option<Origin>,
+    /// (run time s, watts) of every fresh reading without an error.
+    pub points: Vec<(f64, f64)>,
+    pub phases: Vec<Phase>,
+}
+
+#[derive(Deserialize)]
+struct PowerRow {
+    sensor_index: usize,
+    sensor: String,
+    rail: String,
+    origin: Option<Origin>,
+    t_s: f64,
+    watts: Option<f64>,
+    stale: bool,
+    error: String,
+}
+
+#[derive(Deserialize)]
+struct RunJsonPhases {
+    #[serde(default)]
+    phases: Vec<Phase>,
+}
+
+/// The entries of one folder: a backend × sensor each, from its aggregate row where it has
+/// one, else its single row.
+fn entries_of(rows: &[SummaryRow]) -> Vec<SummaryRow> {
+    let mut out: Vec<SummaryRow> = Vec::new();
+    for row in rows {
+        let key = (row.backend_index, row.sensor_index);
+        let has_all = rows
+            .iter()
+            .any(|r| (r.backend_index, r.sensor_index) == key && r.repetition == Repetition::All);
+        let pick = if has_all {
+            row.repetition == Repetition::All
+        } else {
+            !out.iter().any(|r| (r.backend_index, r.sensor_index) == key)
+        };
+        if pick {
+            out.push(row.clone());
+        }
+    }
+    out
+}
+
+fn read_traces(dir: &Path, folder: usize) -> Result<Vec<Trace>> {
+    let json_path = dir.join("run.json");
+    let phases: RunJsonPhases = serde_json::from_str(
+        &std::fs::read_to_string(&json_path)
+            .with_context(|| format!("cannot read {}", json_path.display()))?,
+    )
+    .with_context(|| format!("{} phases", json_path.display()))?;
+    let csv_path = dir.join("power.csv");
+    if !csv_path.exists() {
+        return Ok(Vec::new());
+    }
+    let mut reader = csv::Reader::from_path(&csv_path)
+        .with_context(|| format!("cannot read {}", csv_path.display()))?;
+    let mut traces: Vec<Trace> = Vec::new();
+    for (i, row) in reader.deserialize().enumerate() {
+        let row: PowerRow = row.with_context(|| format!("{} row {}", csv_path.display(), i + 1))?;
+        let at = match traces
+            .iter()
+            .position(|t| t.sensor_index == row.sensor_index)
+        {
+            Some(at) => at,
+            None => {
+                let origin = match row.origin {
+                    Some(Origin::Simulated) => " (simulated)",
+                    Some(Origin::Nominal) => " (nominal, not measured)",
+                    _ => "",
+                };
+                traces.push(Trace {
+                    folder,
+                    sensor_index: row.sensor_index,
+                    label: format!("{} on {}{origin}", row.sensor, row.rail),
+                    origin: row.origin,
+                    points: Vec::new(),
+                    phases: phases.phases.clone(),
+                });
+                traces.len() - 1
+            }
+        };
+        if let (Some(w), false, true) = (row.watts, row.stale, row.error.is_empty()) {
+            traces[at].points.push((row.t_s, w));
+        }
+    }
+    traces.sort_by_key(|t| t.sensor_index);
+    Ok(traces)
+}
+
+/// Reads the run folders, draws the charts into `out` and writes `out/report.md`; returns
+/// the report's path.
+pub fn write(runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
+    let mut entries = Vec::new();
+    let mut traces = Vec::new();
+    let mut folders = Vec::new();
+    for (i, dir) in runs.iter().enumerate() {
+        if !dir.is_dir() {
+            bail!("{} is not a folder", dir.display());
+        }
+        let folder = read_run_dir(dir)?;
+        let several_sensors = folder
+            .rows
+            .iter()
+            .any(|r| r.sensor_index != folder.rows[0].sensor_index);
+        for row in entries_of(&folder.rows) {
+            let mut label = format!(
+                "{} {} {} {}",
+                row.rig, row.model, row.engine, row.engine_version
+            );
+            if several_sensors {
+                label = format!("{label}, {} {}", row.sensor, row.sensor_index.unwrap_or(0));
+            }
+            if runs.len() > 1 {
+                label = format!("run {}: {label}", i + 1);
+            }
+            match row.origin {
+                Some(Origin::Simulated) => label.push_str(" (simulated)"),
+                Some(Origin::Nominal) => label.push_str(" (nominal)"),
+                _ => {}
+            }
+            entries.push(Entry {
+                number: entries.len() + 1,
+                folder: i + 1,
+                label,
+                origin: row.origin,
+                row,
+            });
+        }
+        traces.extend(read_traces(dir, i + 1)?);
+        folders.push(folder);
+    }
+    if entries.is_empty() {
+        bail!("the run folders hold no summary rows to report");
+    }
+    let font = font_path();
+    let bytes = std::fs::read(&font).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read the charts' font {} ({e}): install fonts-dejavu-core (scripts/setup.sh \
+             does) or set JOULEBENCH_FONT to a TrueType font",
+            font.display()
+        )
+    })?;
+    charts::register_font(bytes)
+        .with_context(|| format!("{} is not a usable TrueType font", font.display()))?;
+
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let references = crate::references::load_default().unwrap_or_default();
+    let implied = crate::references::implied_per_joule(&references);
+
+    let mut md = String::new();
+    let _ = writeln!(md, "# joulebench report\n");
+    let _ = writeln!(md, "Run folders:\n");
+    for (i, f) in folders.iter().enumerate() {
+        let _ = writeln!(
+            md,
+            "{}. `{}` (started {}, joulebench {}{})",
+            i + 1,
+            f.dir.display(),
+            f.started_utc,
+            f.joulebench_version,
+            if f.interrupted { ", interrupted" } else { "" }
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nAn entry is one backend × sensor of a run folder; its figures come from the \
+         aggregate row over its repetitions where there is one, else from its single row.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| # | entry | sensor | origin | reps | FPS | s per timed run | inf/J (95 % CI) | status |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    let num = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |v| format!("{v:.d$}"));
+    for e in &entries {
+        let r = &e.row;
+        let ci = match (
+            r.inferences_per_joule_ci_low,
+            r.inferences_per_joule_ci_high,
+        ) {
+            (Some(lo), Some(hi)) => format!(" ({lo:.2} to {hi:.2})"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} on {} | {} | {} | {} | {} | {}{ci} | {} |",
+            e.number,
+            e.label,
+            r.sensor,
+            r.rail,
+            if e.origin_mark().is_empty() {
+                "measured"
+            } else {
+                e.origin_mark()
+            },
+            r.repetitions,
+            num(r.fps, 1),
+            num(e.timed_seconds(), 2),
+            num(r.inferences_per_joule, 2),
+            r.status
+        );
+    }
+    if entries.iter().any(|e| !e.origin_mark().is_empty()) {
+        let _ = writeln!(
+            md,
+            "\nEntries marked simulated or nominal do not measure a machine's watts: simulated \
+             ones come from a model of a sensor on a simulated board, nominal ones from a fixed \
+             figure. The charts label and colour them so."
+        );
+    }
+
+    let charts = charts::draw_all(out, &entries, &traces, &implied)?;
+    let _ = writeln!(md, "\n## Charts\n");
+    for chart in &charts {
+        let _ = writeln!(md, "### {}\n", chart.title);
+        let _ = writeln!(md, "{}\n", chart.caption);
+        let _ = writeln!(md, "![{}]({})\n", chart.title, chart.file);
+    }
+    let path = out.join("report.md");
+    std::fs::write(&path, md).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}

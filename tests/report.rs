@@ -1,0 +1,129 @@
+//! `joulebench report`: the report and its charts from the committed example run folder,
+//! each chart rendered to PNG and checked not to be blank.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn report(args: &[&Path], out: &Path) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_joulebench"));
+    cmd.current_dir(root())
+        .arg("report")
+        .args(args)
+        .arg("--out")
+        .arg(out);
+    cmd.output().unwrap()
+}
+
+/// Renders `svg` to PNG beside it (the font given to the SVG's `sans-serif`) and returns the
+/// fraction of pixels that differ from the top-left one (the background).
+fn render(svg: &Path, font: &Path) -> f64 {
+    let mut options = resvg::usvg::Options::default();
+    options
+        .fontdb_mut()
+        .load_font_data(std::fs::read(font).unwrap());
+    options.fontdb_mut().set_sans_serif_family("DejaVu Sans");
+    let tree = resvg::usvg::Tree::from_data(&std::fs::read(svg).unwrap(), &options)
+        .unwrap_or_else(|e| panic!("{}: {e}", svg.display()));
+    let size = tree.size().to_int_size();
+    let mut pixmap = resvg::tiny_skia::Pixmap::new(size.width(), size.height()).unwrap();
+    pixmap.fill(resvg::tiny_skia::Color::WHITE);
+    resvg::render(
+        &tree,
+        resvg::tiny_skia::Transform::default(),
+        &mut pixmap.as_mut(),
+    );
+    pixmap.save_png(svg.with_extension("png")).unwrap();
+    let pixels = pixmap.pixels();
+    let background = pixels[0];
+    pixels.iter().filter(|p| **p != background).count() as f64 / pixels.len() as f64
+}
+
+fn check(name: &str, runs: &[&Path], want_entries: usize) {
+    let font = joulebench::report::font_path();
+    if !font.exists() {
+        joulebench::skip_test(
+            name,
+            &format!("no font at {} (fonts-dejavu-core)", font.display()),
+        );
+        return;
+    }
+    // JOULEBENCH_REPORT_TEST_OUT keeps the report and its PNGs for a person to look at.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::env::var_os("JOULEBENCH_REPORT_TEST_OUT")
+        .map(|d| PathBuf::from(d).join(name))
+        .unwrap_or_else(|| tmp.path().join("report"));
+    let _ = std::fs::remove_dir_all(&out);
+    let output = report(runs, &out);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("simulated"), "{md}");
+    if name == "report_repeated" {
+        assert!(md.contains("(14.77 to 15.55)"), "{md}");
+    }
+    assert_eq!(
+        md.lines()
+            .filter(|l| l.starts_with("| ") && l.contains("ina219-sim"))
+            .count(),
+        want_entries,
+        "{md}"
+    );
+    let mut svgs: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "svg"))
+        .collect();
+    svgs.sort();
+    assert!(svgs.len() >= 5, "{svgs:?}");
+    for svg in &svgs {
+        let file = svg.file_name().unwrap().to_str().unwrap();
+        assert!(
+            md.contains(&format!("]({file})")),
+            "{file} not in report.md"
+        );
+        let text = std::fs::read_to_string(svg).unwrap();
+        assert!(text.contains("<text"), "{file} has no text");
+        let inked = render(svg, &font);
+        assert!(
+            inked > 0.03,
+            "{file}: only {:.1} % of pixels drawn",
+            inked * 100.0
+        );
+    }
+}
+
+#[test]
+fn report_of_the_example_run_has_charts_that_are_not_blank() {
+    let run = root().join("results/examples/sim-cpu");
+    check("report_one", &[&run], 1);
+}
+
+#[test]
+fn report_of_the_example_run_twice_has_two_entries() {
+    let run = root().join("results/examples/sim-cpu");
+    check("report_twice", &[&run, &run], 2);
+}
+
+#[test]
+fn report_of_repeated_runs_has_two_entries_with_intervals() {
+    let quant = root().join("results/examples/repeat-quant");
+    let tf2 = root().join("results/examples/repeat-tf2");
+    check("report_repeated", &[&quant, &tf2], 2);
+}
+
+#[test]
+fn report_of_a_missing_folder_is_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let output = report(&[&tmp.path().join("nope")], &tmp.path().join("out"));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("is not a folder"), "{stderr}");
+}
