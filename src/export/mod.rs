@@ -32,7 +32,8 @@ impl Table {
             .map(|c| {
                 self.rows
                     .iter()
-                    .map(|r| r[c].chars().count())
+                    .filter_map(|r| r.get(c))
+                    .map(|cell| cell.chars().count())
                     .chain([self.headers[c].chars().count()])
                     .max()
                     .unwrap_or(0)

@@ -14,54 +14,6 @@ fn label(r: &SummaryRow, repeated: bool) -> String {
     }
 }
 
-/// A mean with its 95 % interval, e.g. "58.3 (57.9 to 58.7)".
-fn with_ci(mean: Option<f64>, low: Option<f64>, high: Option<f64>, digits: usize) -> String {
-    match (mean, low, high) {
-        (Some(m), Some(l), Some(h)) => format!("{m:.digits$} ({l:.digits$} to {h:.digits$})"),
-        (Some(m), ..) => format!("{m:.digits$}"),
-        _ => "-".into(),
-    }
-}
-
-/// The aggregate rows: means over the repetitions with their 95 % confidence intervals.
-fn render_aggregates(out: &mut String, rows: &[SummaryRow]) {
-    let _ = writeln!(
-        out,
-        "\n{:<5} {:<20} {:>4} {:>24} {:>24} {:>7} {:>24}  status",
-        "#", "sensor", "reps", "FPS (95 % CI)", "inf/J (95 % CI)", "sensor", "net inf/J (95 % CI)"
-    );
-    for r in rows.iter().filter(|r| r.repetition == Repetition::All) {
-        let _ = writeln!(
-            out,
-            "{:<5} {:<20} {:>4} {:>24} {:>24} {:>7} {:>24}  {}",
-            label(r, true),
-            r.sensor,
-            r.repetitions,
-            with_ci(r.fps, r.fps_ci_low, r.fps_ci_high, 1),
-            with_ci(
-                r.inferences_per_joule,
-                r.inferences_per_joule_ci_low,
-                r.inferences_per_joule_ci_high,
-                2
-            ),
-            r.energy_uncertainty_pct
-                .map_or("-".into(), |u| format!("±{u:.2}%")),
-            with_ci(
-                r.net_inferences_per_joule,
-                r.net_inferences_per_joule_ci_low,
-                r.net_inferences_per_joule_ci_high,
-                2
-            ),
-            r.status
-        );
-    }
-    let _ = writeln!(
-        out,
-        "(means over the repetitions that ended ok; 95 % CI of the mean by Student's t; sensor: \
-         the sensor's own uncertainty of energy, which the total interval in summary.csv adds)"
-    );
-}
-
 /// Renders the summary: speed per backend, then energy per backend and sensor.
 pub fn render(rows: &[SummaryRow]) -> String {
     let mut out = String::new();
@@ -111,47 +63,21 @@ pub fn render(rows: &[SummaryRow]) -> String {
         );
     }
 
-    if rows.iter().any(|r| r.sensor != "none") {
-        let _ = writeln!(
-            out,
-            "\n{:<3} {:<30} {:>7} {:>7} {:>9} {:>8} {:>9} {:>7} {:>8} {:>5}  status",
-            "#",
-            "sensor",
-            "idle W",
-            "mean W",
-            "J/inf",
-            "inf/J",
-            "net inf/J",
-            "samples",
-            "rate Hz",
-            "cover"
-        );
-        for r in rows
-            .iter()
-            .filter(|r| r.sensor != "none" && r.repetition != Repetition::All)
-        {
-            let sensor = match r.origin.map_or("", Origin::label) {
-                "" => r.sensor.clone(),
-                label => format!("{} ({label})", r.sensor),
-            };
+    let measured: Vec<SummaryRow> = rows
+        .iter()
+        .filter(|r| r.sensor != "none")
+        .cloned()
+        .collect();
+    if !measured.is_empty() {
+        // The same columns `--export-csv` and `--export-markdown` write.
+        out.push('\n');
+        out.push_str(&columns(&measured).render());
+        if repeated {
             let _ = writeln!(
                 out,
-                "{:<3} {:<30} {:>7} {:>7} {:>9} {:>8} {:>9} {:>7} {:>8} {:>5}  {}",
-                label(r, repeated),
-                sensor,
-                opt(r.idle_watts, 3),
-                opt(r.mean_watts, 3),
-                opt(r.joules_per_inference, 5),
-                opt(r.inferences_per_joule, 2),
-                opt(r.net_inferences_per_joule, 2),
-                r.samples,
-                opt(r.sample_rate_hz, 0),
-                opt(r.coverage, 3),
-                r.status
+                "(n/all: the mean over the repetitions that ended ok, with the 95 % confidence \
+                 interval of the mean by Student's t)"
             );
-        }
-        if repeated {
-            render_aggregates(&mut out, rows);
         }
         if rows.iter().any(|r| r.origin == Some(Origin::Nominal)) {
             let _ = writeln!(
@@ -169,8 +95,10 @@ pub fn render(rows: &[SummaryRow]) -> String {
     out
 }
 
-/// The summary's columns for exports (`run --export-csv/-markdown`): one row per summary row.
+/// The summary's energy columns, one row per summary row: the table's second part on the
+/// terminal, and what `run --export-csv` and `--export-markdown` write.
 pub fn columns(rows: &[SummaryRow]) -> crate::export::Table {
+    let repeated = rows.iter().any(|r| r.repetition == Repetition::All);
     let opt =
         |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
     crate::export::Table {
@@ -181,28 +109,34 @@ pub fn columns(rows: &[SummaryRow]) -> crate::export::Table {
             "sensor",
             "reps",
             "FPS",
+            "idle W",
             "mean W",
+            "J/inf",
             "inf/J",
             "net inf/J",
             "inf/J 95 % CI",
-            "coverage",
+            "samples",
+            "rate Hz",
+            "cover",
             "status",
         ],
         rows: rows
             .iter()
             .map(|r| {
                 let sensor = match r.origin.map_or("", Origin::label) {
-                    "" => format!("{} {}", r.sensor, r.rail),
-                    label => format!("{} {} ({label})", r.sensor, r.rail),
+                    "" => format!("{} on {}", r.sensor, r.rail),
+                    label => format!("{} ({label}) on {}", r.sensor, r.rail),
                 };
                 vec![
-                    format!("{}/{}", r.backend_index, r.repetition),
+                    label(r, repeated),
                     format!("{} {} {}", r.backend, r.engine, r.engine_version),
                     r.model.clone(),
                     sensor.trim_end().to_string(),
                     r.repetitions.to_string(),
                     opt(r.fps, 1),
+                    opt(r.idle_watts, 3),
                     opt(r.mean_watts, 3),
+                    opt(r.joules_per_inference, 5),
                     opt(r.inferences_per_joule, 2),
                     opt(r.net_inferences_per_joule, 2),
                     match (
@@ -212,10 +146,36 @@ pub fn columns(rows: &[SummaryRow]) -> crate::export::Table {
                         (Some(l), Some(h)) => format!("{l:.2} to {h:.2}"),
                         _ => "-".into(),
                     },
+                    r.samples.to_string(),
+                    opt(r.sample_rate_hz, 0),
                     opt(r.coverage, 3),
                     r.status.to_string(),
                 ]
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_row_has_a_cell_under_every_column() {
+        let example =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples/repeat-quant");
+        let rows = crate::results::read_run_dir(&example).unwrap().rows;
+        let table = columns(&rows);
+        assert_eq!(table.rows.len(), 4);
+        assert!(table.rows.iter().all(|r| r.len() == table.headers.len()));
+        let text = render(&rows);
+        assert!(
+            text.contains("0/all") && text.contains("inf/J 95 % CI"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ina219-sim (simulated) on 5V supply"),
+            "{text}"
+        );
     }
 }
