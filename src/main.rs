@@ -65,15 +65,39 @@ struct CompareArgs {
     /// Hold the entries against the published and nominal figures of analysis/references.csv.
     #[arg(long)]
     references: bool,
+    #[command(flatten)]
+    export: ExportArgs,
+}
+
+/// Files a command also writes its results to, one per format.
+#[derive(clap::Args)]
+struct ExportArgs {
     /// Also write the table as CSV to this file.
     #[arg(long)]
     export_csv: Option<PathBuf>,
-    /// Also write the whole comparison as JSON to this file.
+    /// Also write the whole record (summary rows, or the comparison) as JSON to this file.
     #[arg(long)]
     export_json: Option<PathBuf>,
     /// Also write the table as Markdown to this file.
     #[arg(long)]
     export_markdown: Option<PathBuf>,
+}
+
+impl ExportArgs {
+    /// Writes `table` (and `record`) in each format whose file was asked for.
+    fn write(&self, table: &export::Table, record: &serde_json::Value) -> Result<()> {
+        let formats: [(&Option<PathBuf>, &dyn export::Exporter); 3] = [
+            (&self.export_csv, &export::Csv),
+            (&self.export_json, &export::Json),
+            (&self.export_markdown, &export::Markdown),
+        ];
+        for (path, format) in formats {
+            if let Some(path) = path {
+                export::write(format, path, table, record)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(clap::Args)]
@@ -127,15 +151,8 @@ struct RunArgs {
     /// summary adds an aggregate row with confidence intervals.
     #[arg(long)]
     repeat: Option<u32>,
-    /// Also write the summary as CSV (the table's columns) to this file.
-    #[arg(long)]
-    export_csv: Option<PathBuf>,
-    /// Also write the summary rows as JSON to this file.
-    #[arg(long)]
-    export_json: Option<PathBuf>,
-    /// Also write the summary as a Markdown table to this file.
-    #[arg(long)]
-    export_markdown: Option<PathBuf>,
+    #[command(flatten)]
+    export: ExportArgs,
     /// Also write LAVA test-case lines (one per figure) to this file.
     #[arg(long)]
     export_lava: Option<PathBuf>,
@@ -180,30 +197,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Writes `table` (and `record`) in each format whose file was asked for.
-fn write_exports(
-    formats: &[(&Option<PathBuf>, &dyn export::Exporter)],
-    table: &export::Table,
-    record: &serde_json::Value,
-) -> Result<()> {
-    for (path, format) in formats {
-        if let Some(path) = path {
-            export::write(*format, path, table, record)?;
-        }
-    }
-    Ok(())
-}
-
 fn compare(args: &CompareArgs) -> Result<ExitCode> {
     let comparison = joulebench::compare::compare(&args.runs, args.baseline, args.references)?;
     let table = joulebench::compare::table(&comparison);
     let record = serde_json::to_value(&comparison)?;
-    let formats: [(&Option<PathBuf>, &dyn export::Exporter); 3] = [
-        (&args.export_csv, &export::Csv),
-        (&args.export_json, &export::Json),
-        (&args.export_markdown, &export::Markdown),
-    ];
-    write_exports(&formats, &table, &record)?;
+    args.export.write(&table, &record)?;
     print!("{}", joulebench::compare::render(&comparison));
     Ok(ExitCode::SUCCESS)
 }
@@ -277,12 +275,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     output::files::write_all(&dir, &record, &rows, &argv)?;
     let table = output::table::columns(&rows);
     let json = serde_json::to_value(&rows)?;
-    let formats: [(&Option<PathBuf>, &dyn export::Exporter); 3] = [
-        (&args.export_csv, &export::Csv),
-        (&args.export_json, &export::Json),
-        (&args.export_markdown, &export::Markdown),
-    ];
-    write_exports(&formats, &table, &json)?;
+    args.export.write(&table, &json)?;
     if let Some(path) = &args.export_lava {
         std::fs::write(path, export::lava::lines(&rows))
             .with_context(|| format!("cannot write {}", path.display()))?;
