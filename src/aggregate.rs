@@ -8,29 +8,26 @@
 //! the coefficient of variation ([`crate::stats::Spread`]); the total interval of inferences
 //! per joule adds the sensor's own uncertainty to the run-to-run one.
 
-use crate::results::{Repetition, Status, SummaryRow};
+use crate::results::{repetition_groups, Repetition, Status, SummaryRow};
 use crate::stats::{combined_half_width, Spread};
 
 /// The aggregate rows of `rows` (per-repetition rows of one run), one per backend × sensor
 /// that has rows, in order of first appearance.
 pub fn rows(rows: &[SummaryRow]) -> Vec<SummaryRow> {
-    let mut keys: Vec<(usize, Option<usize>)> = Vec::new();
-    for r in rows.iter().filter(|r| r.repetition != Repetition::All) {
-        let key = (r.backend_index, r.sensor_index);
-        if !keys.contains(&key) {
-            keys.push(key);
-        }
-    }
-    keys.into_iter()
-        .map(|key| {
-            let group: Vec<&SummaryRow> = rows
-                .iter()
-                .filter(|r| r.repetition != Repetition::All)
-                .filter(|r| (r.backend_index, r.sensor_index) == key)
-                .collect();
-            aggregate(&group)
-        })
+    repetition_groups(rows)
+        .iter()
+        .map(|group| aggregate(group))
         .collect()
+}
+
+/// A quantity's spread columns: standard deviation, interval low and high, CV.
+fn columns(s: Option<Spread>) -> [Option<f64>; 4] {
+    [
+        s.map(|s| s.std_dev),
+        s.and_then(|s| s.ci).map(|ci| ci.0),
+        s.and_then(|s| s.ci).map(|ci| ci.1),
+        s.and_then(|s| s.cv),
+    ]
 }
 
 /// One backend × sensor's repetitions, summarised.
@@ -70,6 +67,12 @@ fn aggregate(group: &[&SummaryRow]) -> SummaryRow {
         Some((s.mean - half, s.mean + half))
     });
     let sum = |f: fn(&SummaryRow) -> usize| from.iter().map(|r| f(r)).sum::<usize>();
+    let [fps_sd, fps_ci_low, fps_ci_high, fps_cv] = columns(fps);
+    let [mean_watts_sd, mean_watts_ci_low, mean_watts_ci_high, mean_watts_cv] = columns(watts);
+    let [inferences_per_joule_sd, inferences_per_joule_ci_low, inferences_per_joule_ci_high, inferences_per_joule_cv] =
+        columns(per_joule);
+    let [net_inferences_per_joule_sd, net_inferences_per_joule_ci_low, net_inferences_per_joule_ci_high, net_inferences_per_joule_cv] =
+        columns(net);
     SummaryRow {
         repetition: Repetition::All,
         repetitions: from.len(),
@@ -93,22 +96,22 @@ fn aggregate(group: &[&SummaryRow]) -> SummaryRow {
             .iter()
             .filter_map(|r| r.largest_gap_ms)
             .reduce(f64::max),
-        fps_sd: fps.map(|s| s.std_dev),
-        fps_ci_low: fps.and_then(|s| s.ci).map(|ci| ci.0),
-        fps_ci_high: fps.and_then(|s| s.ci).map(|ci| ci.1),
-        fps_cv: fps.and_then(|s| s.cv),
-        mean_watts_sd: watts.map(|s| s.std_dev),
-        mean_watts_ci_low: watts.and_then(|s| s.ci).map(|ci| ci.0),
-        mean_watts_ci_high: watts.and_then(|s| s.ci).map(|ci| ci.1),
-        mean_watts_cv: watts.and_then(|s| s.cv),
-        inferences_per_joule_sd: per_joule.map(|s| s.std_dev),
-        inferences_per_joule_ci_low: per_joule.and_then(|s| s.ci).map(|ci| ci.0),
-        inferences_per_joule_ci_high: per_joule.and_then(|s| s.ci).map(|ci| ci.1),
-        inferences_per_joule_cv: per_joule.and_then(|s| s.cv),
-        net_inferences_per_joule_sd: net.map(|s| s.std_dev),
-        net_inferences_per_joule_ci_low: net.and_then(|s| s.ci).map(|ci| ci.0),
-        net_inferences_per_joule_ci_high: net.and_then(|s| s.ci).map(|ci| ci.1),
-        net_inferences_per_joule_cv: net.and_then(|s| s.cv),
+        fps_sd,
+        fps_ci_low,
+        fps_ci_high,
+        fps_cv,
+        mean_watts_sd,
+        mean_watts_ci_low,
+        mean_watts_ci_high,
+        mean_watts_cv,
+        inferences_per_joule_sd,
+        inferences_per_joule_ci_low,
+        inferences_per_joule_ci_high,
+        inferences_per_joule_cv,
+        net_inferences_per_joule_sd,
+        net_inferences_per_joule_ci_low,
+        net_inferences_per_joule_ci_high,
+        net_inferences_per_joule_cv,
         inferences_per_joule_total_low: total.map(|t| t.0),
         inferences_per_joule_total_high: total.map(|t| t.1),
         status,

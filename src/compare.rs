@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::export::Table;
 use crate::references::{self, ReferenceKind};
-use crate::results::{self, Repetition, RunFolder};
+use crate::results::{self, RunFolder};
 use crate::sensor::Origin;
 use crate::stats::{hedges_g, RatioCi, Spread, Welch};
 
@@ -144,25 +144,11 @@ pub fn compare(dirs: &[PathBuf], baseline: usize, with_references: bool) -> Resu
 
 /// The entries of one run: each backend × sensor with a measured inferences per joule.
 fn entries_of(run: &RunFolder, before: usize) -> Vec<Entry> {
-    let mut keys: Vec<(usize, Option<usize>)> = Vec::new();
-    for r in run
-        .rows
-        .iter()
-        .filter(|r| r.repetition != Repetition::All && r.sensor_index.is_some())
-    {
-        if !keys.contains(&(r.backend_index, r.sensor_index)) {
-            keys.push((r.backend_index, r.sensor_index));
-        }
-    }
-    keys.into_iter()
+    results::repetition_groups(&run.rows)
+        .into_iter()
+        .filter(|reps| reps[0].sensor_index.is_some())
         .enumerate()
-        .map(|(i, key)| {
-            let reps: Vec<_> = run
-                .rows
-                .iter()
-                .filter(|r| r.repetition != Repetition::All)
-                .filter(|r| (r.backend_index, r.sensor_index) == key)
-                .collect();
+        .map(|(i, reps)| {
             let values: Vec<f64> = reps
                 .iter()
                 .filter(|r| r.status.is_ok())
@@ -257,7 +243,7 @@ fn sentence(e: &Entry, base: &Entry) -> String {
 
 /// A number, or "-".
 fn num(v: Option<f64>, digits: usize) -> String {
-    v.map_or("-".into(), |v| format!("{v:.digits$}"))
+    crate::export::cell(v, digits)
 }
 
 /// A value with its interval, e.g. "28.96 (28.10 to 29.82)".
@@ -341,7 +327,7 @@ pub fn render(c: &Comparison) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::{Status, SummaryRow};
+    use crate::results::{Repetition, Status, SummaryRow};
 
     /// A run folder of one backend × sensor with `values` as its repetitions' inferences per
     /// joule, built from the example run's row.

@@ -163,6 +163,27 @@ pub struct SummaryRow {
     pub status: Status,
 }
 
+impl SummaryRow {
+    /// Which backend × sensor the row is about: rows of one key are its repetitions (and
+    /// their aggregate).
+    pub fn key(&self) -> (usize, Option<usize>) {
+        (self.backend_index, self.sensor_index)
+    }
+}
+
+/// The repetition rows of each backend × sensor (not their aggregates), in order of first
+/// appearance: what an aggregate or a comparison entry is made of.
+pub fn repetition_groups(rows: &[SummaryRow]) -> Vec<Vec<&SummaryRow>> {
+    let mut groups: Vec<Vec<&SummaryRow>> = Vec::new();
+    for r in rows.iter().filter(|r| r.repetition != Repetition::All) {
+        match groups.iter_mut().find(|g| g[0].key() == r.key()) {
+            Some(group) => group.push(r),
+            None => groups.push(vec![r]),
+        }
+    }
+    groups
+}
+
 /// Which repetition of the protocol a summary row describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Repetition {

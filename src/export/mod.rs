@@ -55,6 +55,11 @@ impl Table {
     }
 }
 
+/// A number in a table cell with `digits` decimals, or "-" where there is none.
+pub fn cell(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.digits$}"))
+}
+
 /// One export format.
 pub trait Exporter {
     /// The table in this format; `record` is the typed record behind it, for formats that

@@ -18,8 +18,7 @@ fn label(r: &SummaryRow, repeated: bool) -> String {
 pub fn render(rows: &[SummaryRow]) -> String {
     let mut out = String::new();
     let repeated = rows.iter().any(|r| r.repetition == Repetition::All);
-    let opt =
-        |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
+    let opt = crate::export::cell;
 
     let _ = writeln!(
         out,
@@ -99,8 +98,7 @@ pub fn render(rows: &[SummaryRow]) -> String {
 /// terminal, and what `run --export-csv` and `--export-markdown` write.
 pub fn columns(rows: &[SummaryRow]) -> crate::export::Table {
     let repeated = rows.iter().any(|r| r.repetition == Repetition::All);
-    let opt =
-        |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
+    let opt = crate::export::cell;
     crate::export::Table {
         headers: vec![
             "#",

@@ -103,14 +103,13 @@ struct RunJsonPhases {
 fn entries_of(rows: &[SummaryRow]) -> Vec<SummaryRow> {
     let mut out: Vec<SummaryRow> = Vec::new();
     for row in rows {
-        let key = (row.backend_index, row.sensor_index);
         let has_all = rows
             .iter()
-            .any(|r| (r.backend_index, r.sensor_index) == key && r.repetition == Repetition::All);
+            .any(|r| r.key() == row.key() && r.repetition == Repetition::All);
         let pick = if has_all {
             row.repetition == Repetition::All
         } else {
-            !out.iter().any(|r| (r.backend_index, r.sensor_index) == key)
+            !out.iter().any(|r| r.key() == row.key())
         };
         if pick {
             out.push(row.clone());
@@ -249,7 +248,7 @@ pub fn write(runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
         "| # | entry | sensor | origin | reps | FPS | s per timed run | inf/J (95 % CI) | status |"
     );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
-    let num = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |v| format!("{v:.d$}"));
+    let num = crate::export::cell;
     for e in &entries {
         let r = &e.row;
         let ci = match (
