@@ -30,8 +30,8 @@ use crate::summary;
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Rig whose first backend (and sensors) are benchmarked.
-    #[arg(long, default_value = "rigs/sim-cpu.toml")]
-    pub rig: PathBuf,
+    #[arg(long, default_value = "sim-cpu")]
+    pub rig: String,
     /// Rounds of each contender, alternating.
     #[arg(long, default_value_t = 5)]
     pub rounds: usize,
@@ -60,7 +60,7 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let mut rig = Rig::load(&args.rig)?;
+    let (mut rig, _) = Rig::find(&args.rig)?;
     let backend_spec = rig.backends.first_mut().context("the rig has no backend")?;
     if let Some(model) = &args.model {
         backend_spec.model = model.clone();
@@ -493,10 +493,7 @@ struct SamplerStats {
 }
 
 fn start_sampler(rig: &Rig, clock: RunClock, phases: &PhaseLog, rate: Rate) -> Result<Sampler> {
-    let ctx = SensorContext {
-        clock,
-        phases: phases.clone(),
-    };
+    let ctx = SensorContext::new(clock, phases.clone());
     let mut sensors = sensor::open_all(&rig.sensors, &ctx)?;
     if rate == Rate::Slow {
         sensors = sensors

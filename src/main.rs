@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use joulebench::project::RigSource;
 use joulebench::rig::{BackendKind, BackendSpec, Device, Engine, Precision, Rig, Scenario};
 use joulebench::runner::{self, RunOptions};
 use joulebench::{bench, export, models, output, sensor, summary};
@@ -20,7 +21,8 @@ struct Cli {
     command: Command,
 }
 
-const DEFAULT_RIG: &str = "rigs/sim-cpu.toml";
+/// The rig `run` and `sensors` use unless told otherwise (a built-in rig's name).
+const DEFAULT_RIG: &str = "sim-cpu";
 
 #[derive(Subcommand)]
 enum Command {
@@ -33,8 +35,9 @@ enum Command {
     },
     /// Read each sensor of a rig once.
     Sensors {
+        /// Rig file, or the name of a rig (see `run --rig`).
         #[arg(long, default_value = DEFAULT_RIG)]
-        rig: PathBuf,
+        rig: String,
     },
     /// Compare the rig against a Python reference loop, and measure the sampler's overhead.
     Bench(bench::BenchArgs),
@@ -102,9 +105,10 @@ impl ExportArgs {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Rig file.
+    /// Rig file, or a rig's name: rigs/NAME.toml under the current folder, then
+    /// ~/.config/joulebench/rigs/NAME.toml, then the rigs built in (sim-cpu, rpi3-cpu, ...).
     #[arg(long, default_value = DEFAULT_RIG)]
-    rig: PathBuf,
+    rig: String,
     /// Output folder (new or empty); default results/<rig>-<UTC timestamp>/.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -212,10 +216,8 @@ fn report(args: &ReportArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn load_rig(path: &std::path::Path, args: Option<&RunArgs>) -> Result<(Rig, String)> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read rig file {}", path.display()))?;
-    let mut rig = Rig::parse(&text).with_context(|| format!("rig file {}", path.display()))?;
+fn load_rig(arg: &str, args: Option<&RunArgs>) -> Result<(Rig, RigSource)> {
+    let (mut rig, source) = Rig::find(arg)?;
     if let Some(a) = args {
         for b in &mut rig.backends {
             if let Some(kind) = a.backend.filter(|k| *k != b.kind) {
@@ -247,22 +249,23 @@ fn load_rig(path: &std::path::Path, args: Option<&RunArgs>) -> Result<(Rig, Stri
         p.repeat = a.repeat.unwrap_or(p.repeat);
         rig.validate().with_context(|| "command-line settings")?;
     }
-    Ok((rig, text))
+    Ok((rig, source))
 }
 
 fn run(args: RunArgs) -> Result<ExitCode> {
-    let (rig, text) = load_rig(&args.rig, Some(&args))?;
+    let (rig, source) = load_rig(&args.rig, Some(&args))?;
     let interrupt = Arc::new(AtomicBool::new(false));
     {
         let interrupt = Arc::clone(&interrupt);
         ctrlc::set_handler(move || interrupt.store(true, Ordering::Relaxed))
             .context("cannot install the Ctrl-C handler")?;
     }
-    let prepared = runner::prepare(rig, text)?;
+    let prepared = runner::prepare(rig, source.text)?;
     let dir = output::create_run_dir(args.out.as_deref(), &prepared.rig.name, chrono::Utc::now())?;
     eprintln!(
-        "joulebench: running rig {} into {}",
+        "joulebench: running rig {} ({}) into {}",
         prepared.rig.name,
+        source.origin,
         dir.display()
     );
     let record = prepared.execute(&RunOptions {
@@ -296,12 +299,12 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn sensors(rig_path: &std::path::Path) -> Result<ExitCode> {
+fn sensors(rig_path: &str) -> Result<ExitCode> {
     let (rig, _) = load_rig(rig_path, None)?;
-    let ctx = sensor::SensorContext {
-        clock: joulebench::clock::RunClock::start(),
-        phases: joulebench::clock::PhaseLog::new(),
-    };
+    let ctx = sensor::SensorContext::new(
+        joulebench::clock::RunClock::start(),
+        joulebench::clock::PhaseLog::new(),
+    );
     let mut failed = false;
     for spec in &rig.sensors {
         let label = format!("{} ({})", spec.kind(), spec.rail());

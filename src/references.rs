@@ -51,24 +51,35 @@ pub struct Reference {
     pub source: String,
 }
 
-/// The references shipped with the project ([`crate::project::find`]).
+/// The project's `analysis/references.csv`, built in.
+const BUILT_IN: &str = include_str!("../analysis/references.csv");
+
+/// Environment variable naming a references file to use instead of the built-in one.
+pub const REFERENCES_ENV: &str = "JOULEBENCH_REFERENCES";
+
+/// The references: `$JOULEBENCH_REFERENCES` if set, else the project's, built in.
 pub fn load_default() -> Result<Vec<Reference>> {
-    load(&crate::project::find(
-        "analysis",
-        "references.csv",
-        "JOULEBENCH_ANALYSIS_DIR",
-    )?)
+    match std::env::var_os(REFERENCES_ENV) {
+        Some(path) => load(Path::new(&path)),
+        None => parse(BUILT_IN.as_bytes()).context("built-in analysis/references.csv"),
+    }
 }
 
 /// Reads and checks a references file: unique ids, a positive value in the kind's unit, and a
 /// source on every row.
 pub fn load(path: &Path) -> Result<Vec<Reference>> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    parse(file).with_context(|| path.display().to_string())
+}
+
+/// Reads and checks references CSV text (see [`load`]).
+fn parse(text: impl std::io::Read) -> Result<Vec<Reference>> {
+    let mut reader = csv::Reader::from_reader(text);
     let mut rows: Vec<Reference> = Vec::new();
     for (i, row) in reader.deserialize().enumerate() {
         let line = i + 2;
-        let row: Reference = row.with_context(|| format!("{} line {line}", path.display()))?;
+        let row: Reference = row.with_context(|| format!("line {line}"))?;
         let problem = if rows.iter().any(|r| r.id == row.id) {
             Some(format!("id {:?} appears twice", row.id))
         } else if !(row.value > 0.0 && row.value.is_finite()) {
@@ -85,7 +96,7 @@ pub fn load(path: &Path) -> Result<Vec<Reference>> {
             None
         };
         if let Some(problem) = problem {
-            bail!("{} line {line}: {problem}", path.display());
+            bail!("line {line}: {problem}");
         }
         rows.push(row);
     }

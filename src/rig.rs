@@ -24,6 +24,11 @@ pub struct Rig {
     pub backends: Vec<BackendSpec>,
     #[serde(default)]
     pub sensors: Vec<SensorSpec>,
+    /// Rails (sensor `rail` names) whose energies add up to the whole setup's, such as a Pi's
+    /// supply and the Coral's separately fed USB line: the summary adds a total row, the sum of
+    /// their energies over the same windows. Only rails that do not feed one another.
+    #[serde(default)]
+    pub total: Vec<String>,
     /// When a window's readings are trusted (see [`crate::validity`]).
     #[serde(default)]
     pub validity: crate::validity::ValiditySpec,
@@ -296,6 +301,16 @@ impl SensorSpec {
         }
     }
 
+    /// Whether both are INA219s of one kind on one I2C bus (a sensor shares its bus with
+    /// itself).
+    pub fn shares_bus_with(&self, other: &SensorSpec) -> bool {
+        match (self, other) {
+            (SensorSpec::Ina219(a), SensorSpec::Ina219(b))
+            | (SensorSpec::Ina219Sim(a), SensorSpec::Ina219Sim(b)) => a.i2c_bus == b.i2c_bus,
+            _ => false,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             SensorSpec::Ina219(_) => "ina219",
@@ -351,7 +366,8 @@ pub struct NominalSpec {
 pub struct Ina219Spec {
     /// What the sensor measures, e.g. "5V USB to Pi".
     pub rail: String,
-    /// The I2C bus device (`ina219` only).
+    /// The I2C bus device, e.g. `/dev/i2c-1` (`ina219`: required). For `ina219-sim`, the name
+    /// of the simulated bus (default "sim-i2c"): chips that name the same bus share its time.
     #[serde(default)]
     pub i2c_bus: Option<PathBuf>,
     /// 7-bit address set by A0/A1: 0x40 to 0x4F.
@@ -615,6 +631,14 @@ impl Rig {
         Self::parse(&text).with_context(|| format!("rig file {}", path.display()))
     }
 
+    /// Reads and parses the rig `--rig` names: a path, or the name of a rig found as
+    /// [`crate::project::read_rig`] says. Also returns its text and where it came from.
+    pub fn find(arg: &str) -> Result<(Self, crate::project::RigSource)> {
+        let source = crate::project::read_rig(arg)?;
+        let rig = Self::parse(&source.text).with_context(|| source.origin.clone())?;
+        Ok((rig, source))
+    }
+
     /// Parses and validates rig TOML; errors name the line and column.
     pub fn parse(text: &str) -> Result<Self> {
         let rig: Rig = toml::from_str(text).map_err(|e| {
@@ -696,12 +720,7 @@ impl Rig {
                     }
                     validate_ina219(i, spec)?;
                 }
-                SensorSpec::Ina219Sim(spec) => {
-                    if spec.i2c_bus.is_some() {
-                        bail!("sensors[{i}] (ina219-sim): a simulated chip has no i2c_bus");
-                    }
-                    validate_ina219(i, spec)?;
-                }
+                SensorSpec::Ina219Sim(spec) => validate_ina219(i, spec)?,
                 SensorSpec::Nvml(_) => {}
                 SensorSpec::Nominal(spec) => {
                     if !(spec.watts > 0.0 && spec.watts.is_finite()) {
@@ -710,7 +729,94 @@ impl Rig {
                 }
             }
         }
+        self.validate_buses()?;
+        self.validate_total()
+    }
+
+    /// Two chips on one bus need two addresses; the chips of one simulated bus share its
+    /// adapter and clock.
+    fn validate_buses(&self) -> Result<()> {
+        let chips: Vec<(usize, &'static str, &Ina219Spec)> = self
+            .sensors
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                SensorSpec::Ina219(spec) | SensorSpec::Ina219Sim(spec) => Some((i, s.kind(), spec)),
+                _ => None,
+            })
+            .collect();
+        for (n, &(i, kind, a)) in chips.iter().enumerate() {
+            for &(j, other_kind, b) in &chips[..n] {
+                if kind != other_kind || a.i2c_bus != b.i2c_bus {
+                    continue;
+                }
+                if a.address == b.address {
+                    bail!(
+                        "sensors[{i}] and sensors[{j}] are both at address {:#04x} on one bus: \
+                         give each INA219 its own address (A0/A1 pins: 0x40 to 0x4f)",
+                        a.address
+                    );
+                }
+                if kind == "ina219-sim"
+                    && (a.bus_adapter != b.bus_adapter || a.bus_khz != b.bus_khz)
+                {
+                    bail!(
+                        "sensors[{i}] and sensors[{j}] share a simulated bus: give them the same \
+                         bus_adapter and bus_khz, or different i2c_bus names"
+                    );
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The rails of `total` exist, are distinct, and are measured (or simulated), not nominal.
+    fn validate_total(&self) -> Result<()> {
+        for (i, s) in self.sensors.iter().enumerate() {
+            if let Some(j) = self.sensors[..i].iter().position(|o| o.rail() == s.rail()) {
+                bail!(
+                    "sensors[{i}] and sensors[{j}] both measure rail {:?}: give every sensor its own rail name",
+                    s.rail()
+                );
+            }
+        }
+        if self.total.is_empty() {
+            return Ok(());
+        }
+        if self.total.len() < 2 {
+            bail!(
+                "total needs two or more rails to add up, not {:?}",
+                self.total
+            );
+        }
+        for (n, rail) in self.total.iter().enumerate() {
+            if self.total[..n].contains(rail) {
+                bail!("total names rail {rail:?} twice");
+            }
+            match self.sensors.iter().find(|s| s.rail() == rail) {
+                None => bail!(
+                    "total names rail {rail:?}, which no sensor measures (rails: {})",
+                    self.sensors
+                        .iter()
+                        .map(|s| format!("{:?}", s.rail()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Some(SensorSpec::Nominal(_)) => bail!(
+                    "total names rail {rail:?}, a nominal figure: a total adds measured energies"
+                ),
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The sensors of `total`, by index, in the order it names them.
+    pub fn total_sensors(&self) -> Vec<usize> {
+        self.total
+            .iter()
+            .filter_map(|rail| self.sensors.iter().position(|s| s.rail() == rail))
+            .collect()
     }
 }
 
@@ -825,6 +931,78 @@ image = "bird.bmp"
 
     const SIM_SENSOR: &str =
         "[[sensors]]\nkind = \"ina219-sim\"\nrail = \"5V\"\nshunt_ohms = 0.1\nmax_current_a = 3.2\n";
+
+    /// A rig with a top-level `total` and the given sensor tables.
+    fn with_total(total: &str, sensors: &str) -> Result<Rig> {
+        let body = MINIMAL.replacen("name = \"t\"\n", "", 1);
+        Rig::parse(&format!("name = \"t\"\ntotal = {total}\n{body}{sensors}"))
+    }
+
+    fn sim_at(rail: &str, address: u8, extra: &str) -> String {
+        format!(
+            "[[sensors]]\nkind = \"ina219-sim\"\nrail = \"{rail}\"\naddress = {address:#04x}\n\
+             shunt_ohms = 0.1\nmax_current_a = 3.2\n{extra}"
+        )
+    }
+
+    #[test]
+    fn a_total_adds_distinct_measured_rails() {
+        let two = format!("{}{}", sim_at("Pi", 0x40, ""), sim_at("Coral", 0x41, ""));
+        let rig = with_total(r#"["Coral", "Pi"]"#, &two).unwrap();
+        assert_eq!(rig.total_sensors(), vec![1, 0]);
+        let err =
+            |total: &str, sensors: &str| format!("{:#}", with_total(total, sensors).unwrap_err());
+        assert!(err(r#"["Pi"]"#, &two).contains("two or more rails"));
+        assert!(err(r#"["Pi", "Pi"]"#, &two).contains("names rail \"Pi\" twice"));
+        let e = err(r#"["Pi", "GPU"]"#, &two);
+        assert!(
+            e.contains("\"GPU\", which no sensor measures (rails: \"Pi\", \"Coral\")"),
+            "{e}"
+        );
+        let nominal = format!(
+            "{}[[sensors]]\nkind = \"nominal\"\nrail = \"GPU\"\nwatts = 180.0\n",
+            sim_at("Pi", 0x40, "")
+        );
+        assert!(err(r#"["Pi", "GPU"]"#, &nominal).contains("a nominal figure"));
+        let same_rail = format!("{}{}", sim_at("Pi", 0x40, ""), sim_at("Pi", 0x41, ""));
+        let e = err("[]", &same_rail);
+        assert!(e.contains("both measure rail \"Pi\""), "{e}");
+    }
+
+    #[test]
+    fn chips_on_one_bus_need_their_own_addresses_and_one_clock() {
+        let e = format!(
+            "{:#}",
+            with_total(
+                "[]",
+                &format!("{}{}", sim_at("a", 0x40, ""), sim_at("b", 0x40, ""))
+            )
+            .unwrap_err()
+        );
+        assert!(e.contains("both at address 0x40 on one bus"), "{e}");
+        // On two buses the same address is fine.
+        let two_buses = format!(
+            "{}{}",
+            sim_at("a", 0x40, ""),
+            sim_at("b", 0x40, "i2c_bus = \"other\"\n")
+        );
+        assert!(with_total("[]", &two_buses).is_ok());
+        let clocks = format!(
+            "{}{}",
+            sim_at("a", 0x40, ""),
+            sim_at("b", 0x41, "bus_khz = 400\n")
+        );
+        let e = format!("{:#}", with_total("[]", &clocks).unwrap_err());
+        assert!(e.contains("same bus_adapter and bus_khz"), "{e}");
+        let rig = with_total(
+            "[]",
+            &format!("{}{}", sim_at("a", 0x40, ""), sim_at("b", 0x41, "")),
+        )
+        .unwrap();
+        assert!(rig.sensors[0].shares_bus_with(&rig.sensors[1]));
+        let rig = with_total("[]", &two_buses).unwrap();
+        assert!(!rig.sensors[0].shares_bus_with(&rig.sensors[1]));
+    }
 
     #[test]
     fn ina219_bus_defaults_to_a_pi_at_100_khz() {

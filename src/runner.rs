@@ -96,10 +96,7 @@ pub fn prepare(rig: Rig, rig_text: String) -> Result<Prepared> {
             prepare_backend(spec).with_context(|| format!("backend {i} ({})", spec.kind.as_str()))
         })
         .collect::<Result<Vec<_>>>()?;
-    let ctx = SensorContext {
-        clock,
-        phases: phases.clone(),
-    };
+    let ctx = SensorContext::new(clock, phases.clone());
     let sensors = sensor::open_all(&rig.sensors, &ctx)?;
     let mut rig = rig;
     extend_for_slow_sensors(&mut rig, &sensors);

@@ -35,14 +35,39 @@ pub fn summarize(record: &RunRecord) -> Vec<SummaryRow> {
                 rows.push(row(record, backend, &at, None));
                 continue;
             }
+            let spec = &record.rig.validity;
+            let check =
+                |energy: &SensorEnergy, w: Option<(f64, f64)>| w.map(|w| energy.checked(w, spec));
             for (sensor_index, (log, energy)) in record.sensors.iter().zip(&energies).enumerate() {
-                let check =
-                    |w: Option<(f64, f64)>| w.map(|w| energy.checked(w, &record.rig.validity));
                 let measured = Measured {
                     index: sensor_index,
-                    log,
-                    idle: check(idle_window),
-                    timed: check(run.window),
+                    sensor: RowSensor::of(log),
+                    idle: check(energy, idle_window),
+                    timed: check(energy, run.window),
+                };
+                rows.push(row(record, backend, &at, Some(measured)));
+            }
+            let members = record.rig.total_sensors();
+            if members.len() >= 2 {
+                let windows = |w: Option<(f64, f64)>| {
+                    let each: Option<Vec<(&str, CheckedWindow)>> = members
+                        .iter()
+                        .map(|&i| {
+                            Some((
+                                record.sensors[i].info.rail.as_str(),
+                                check(&energies[i], w)?,
+                            ))
+                        })
+                        .collect();
+                    each.map(|each| CheckedWindow::total(&each))
+                };
+                let logs: Vec<&SensorLog> = members.iter().map(|&i| &record.sensors[i]).collect();
+                let timed = windows(run.window);
+                let measured = Measured {
+                    index: record.sensors.len(),
+                    sensor: RowSensor::total(&logs, timed.as_ref()),
+                    idle: windows(idle_window),
+                    timed,
                 };
                 rows.push(row(record, backend, &at, Some(measured)));
             }
@@ -63,14 +88,73 @@ struct At<'a> {
     run: &'a TimedRun,
 }
 
-/// What one sensor measured for one backend: its idle and timed windows, where they exist.
-struct Measured<'a> {
-    /// The sensor's position in the rig.
+/// What one sensor (or the rig's total) measured for one backend: its idle and timed
+/// windows, where they exist.
+struct Measured {
+    /// The sensor's position in the rig; the total comes after the last sensor.
     index: usize,
-    log: &'a SensorLog,
+    sensor: RowSensor,
     idle: Option<CheckedWindow>,
     timed: Option<CheckedWindow>,
 }
+
+/// What a row says about the sensor behind it.
+struct RowSensor {
+    kind: String,
+    rail: String,
+    origin: Origin,
+    uncertainty: Option<f64>,
+    failure: Option<String>,
+}
+
+impl RowSensor {
+    fn of(log: &SensorLog) -> Self {
+        Self {
+            kind: log.info.kind.clone(),
+            rail: log.info.rail.clone(),
+            origin: log.info.origin,
+            uncertainty: log.uncertainty,
+            failure: log.failure.clone(),
+        }
+    }
+
+    /// The rig's total of `logs`. Simulated if any rail is. Its uncertainty bound is the
+    /// energy-weighted mean of the rails' bounds over `timed`: their errors may share a sign
+    /// (shunts from one batch), so they are added, not combined in quadrature.
+    fn total(logs: &[&SensorLog], timed: Option<&CheckedWindow>) -> Self {
+        let origin = if logs.iter().any(|l| l.info.origin == Origin::Simulated) {
+            Origin::Simulated
+        } else {
+            Origin::Measured
+        };
+        let uncertainty = timed.and_then(|t| {
+            let parts = t.parts.as_ref()?;
+            let total: f64 = parts.iter().sum();
+            let bound: Option<f64> = logs
+                .iter()
+                .zip(parts)
+                .map(|(l, joules)| Some(l.uncertainty? * joules))
+                .sum();
+            bound.filter(|_| total > 0.0).map(|b| b / total)
+        });
+        Self {
+            kind: TOTAL_KIND.into(),
+            rail: logs
+                .iter()
+                .map(|l| l.info.rail.as_str())
+                .collect::<Vec<_>>()
+                .join(" + "),
+            origin,
+            uncertainty,
+            failure: logs
+                .iter()
+                .find_map(|l| l.failure.as_ref().map(|f| format!("{}: {f}", l.info.rail))),
+        }
+    }
+}
+
+/// The `sensor` column of a total row.
+pub const TOTAL_KIND: &str = "total";
 
 /// One window's energy, and whether its readings can be trusted.
 #[derive(Debug, Clone)]
@@ -80,12 +164,41 @@ pub struct CheckedWindow {
     pub expected: usize,
     /// Why the window is invalid.
     pub invalid: Option<String>,
+    /// For a total, each rail's joules, in the rig's `total` order.
+    pub parts: Option<Vec<f64>>,
 }
 
 impl CheckedWindow {
     /// The energy, only if the window is valid.
     pub fn valid(&self) -> Option<WindowEnergy> {
         self.energy.filter(|_| self.invalid.is_none())
+    }
+
+    /// The sum of several rails' windows over the same interval: valid only where every rail's
+    /// is, with the sum of their energies and powers, and the worst of their coverage and gaps.
+    pub fn total(rails: &[(&str, CheckedWindow)]) -> CheckedWindow {
+        let energies: Option<Vec<WindowEnergy>> = rails.iter().map(|(_, w)| w.energy).collect();
+        let energy = energies.as_ref().map(|each| WindowEnergy {
+            joules: each.iter().map(|e| e.joules).sum(),
+            mean_watts: each.iter().map(|e| e.mean_watts).sum(),
+            samples: each.iter().map(|e| e.samples).sum(),
+            sample_rate_hz: each.iter().map(|e| e.sample_rate_hz).sum(),
+            coverage: each.iter().map(|e| e.coverage).fold(1.0, f64::min),
+            largest_gap_s: each.iter().map(|e| e.largest_gap_s).fold(0.0, f64::max),
+        });
+        let invalid = rails
+            .iter()
+            .find_map(|(rail, w)| w.invalid.as_ref().map(|why| format!("{rail}: {why}")))
+            .or_else(|| {
+                let missing = rails.iter().find(|(_, w)| w.energy.is_none())?;
+                Some(format!("{}: no energy for this window", missing.0))
+            });
+        CheckedWindow {
+            energy,
+            expected: rails.iter().map(|(_, w)| w.expected).sum(),
+            invalid,
+            parts: energies.map(|each| each.iter().map(|e| e.joules).collect()),
+        }
     }
 }
 
@@ -160,6 +273,7 @@ impl SensorEnergy {
             energy,
             expected: validity::expected_fresh(end - start, self.period, spec),
             invalid: verdict.err(),
+            parts: None,
         }
     }
 
@@ -228,7 +342,7 @@ fn row(record: &RunRecord, b: &BackendResult, at: &At, sensor: Option<Measured>)
     let timed_span = timed.and_then(CheckedWindow::valid);
     let timed_raw = timed.and_then(|w| w.energy);
     let idle_watts = idle.and_then(CheckedWindow::valid).map(|w| w.mean_watts);
-    let log = sensor.as_ref().map(|m| m.log);
+    let about = sensor.as_ref().map(|m| &m.sensor);
     let joules = timed_span
         .map(|w| w.joules)
         .filter(|j| *j > 0.0 && inferences > 0);
@@ -239,7 +353,7 @@ fn row(record: &RunRecord, b: &BackendResult, at: &At, sensor: Option<Measured>)
         _ => None,
     };
     let top1 = run.top.first();
-    let origin = log.map(|l| l.info.origin);
+    let origin = about.map(|a| a.origin);
     SummaryRow {
         rig: record.rig.name.clone(),
         backend_index: at.backend_index,
@@ -263,8 +377,8 @@ fn row(record: &RunRecord, b: &BackendResult, at: &At, sensor: Option<Measured>)
         latency_ms_p90: lat.map(|s| s.p90),
         latency_ms_p99: lat.map(|s| s.p99),
         sensor_index: sensor.as_ref().map(|m| m.index),
-        sensor: log.map_or("none".into(), |l| l.info.kind.clone()),
-        rail: log.map_or(String::new(), |l| l.info.rail.clone()),
+        sensor: about.map_or("none".into(), |a| a.kind.clone()),
+        rail: about.map_or(String::new(), |a| a.rail.clone()),
         simulated: origin == Some(Origin::Simulated),
         origin,
         idle_watts,
@@ -272,7 +386,7 @@ fn row(record: &RunRecord, b: &BackendResult, at: &At, sensor: Option<Measured>)
         joules_per_inference: joules.map(|j| j / inferences as f64),
         inferences_per_joule: joules.map(|j| inferences as f64 / j),
         net_inferences_per_joule: net_joules.map(|j| inferences as f64 / j),
-        energy_uncertainty_pct: log.and_then(|l| l.uncertainty).map(|u| u * 100.0),
+        energy_uncertainty_pct: about.and_then(|a| a.uncertainty).map(|u| u * 100.0),
         fps_sd: None,
         fps_ci_low: None,
         fps_ci_high: None,
@@ -320,7 +434,7 @@ fn status(record: &RunRecord, run: &TimedRun, sensor: Option<&Measured>) -> Stat
     if let Some(e) = &run.error {
         return Status::Error(e.clone());
     }
-    if let Some(failure) = sensor.and_then(|m| m.log.failure.as_deref()) {
+    if let Some(failure) = sensor.and_then(|m| m.sensor.failure.as_deref()) {
         return Status::SensorFailed(failure.into());
     }
     if run.interrupted

@@ -158,7 +158,8 @@ fn missing_and_corrupt_model() {
     };
     assert_one_line_error(&run(), "is missing: run `joulebench models fetch`");
 
-    let mut bytes = std::fs::read(repo().join("models/mobilenet_v2_1.0_224_quant.tflite")).unwrap();
+    let mut bytes =
+        std::fs::read(repo().join("../shared/models/mobilenet_v2_1.0_224_quant.tflite")).unwrap();
     bytes.truncate(bytes.len() / 2);
     std::fs::write(tmp.path().join("mobilenet_v2_1.0_224_quant.tflite"), bytes).unwrap();
     assert_one_line_error(&run(), "is corrupt");
@@ -531,4 +532,58 @@ fn nominal_watts_are_labelled_not_measured() {
     let fps: f64 = nominal["fps"].parse().unwrap();
     let per_joule: f64 = nominal["inferences_per_joule"].parse().unwrap();
     assert!((per_joule - fps / 180.0).abs() / per_joule < 1e-6);
+}
+
+#[test]
+fn two_ina219s_on_one_bus_and_their_total() {
+    ensure_models();
+    // A Pi's supply at 0x40 and the Coral's USB line at 0x41 on one simulated bus at 100 kHz,
+    // averaging 16 samples (17 ms a reading: the two samplers mostly sleep, so the test holds
+    // on a busy 2-core machine; the rate a shared bus allows is a unit test's business).
+    let rig =
+        sim_rig("address = 0x40\nadc = \"avg16\"\n[sensors.load]\nidle_amps = 0.40\n").replacen(
+            "name = \"test-sim\"\n",
+            "name = \"test-sim\"\ntotal = [\"5V\", \"Coral USB\"]\n",
+            1,
+        ) + "[[sensors]]\nkind = \"ina219-sim\"\nrail = \"Coral USB\"\naddress = 0x41\n\
+           shunt_ohms = 0.1\nmax_current_a = 3.2\nadc = \"avg16\"\n[sensors.load]\n\
+           idle_amps = 0.10\nactive_amps = 0.40\nseed = 7\n";
+    let RigRun {
+        dir: _dir,
+        out_dir,
+        output: out,
+    } = run_rig(&rig);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = read_csv(&out_dir.join("summary.csv"));
+    let rails: Vec<(&str, &str, &str)> = summary
+        .iter()
+        .map(|r| {
+            (
+                r["sensor"].as_str(),
+                r["rail"].as_str(),
+                r["status"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rails,
+        [
+            ("ina219-sim", "5V", "ok"),
+            ("ina219-sim", "Coral USB", "ok"),
+            ("total", "5V + Coral USB", "ok")
+        ]
+    );
+    let figure = |row: usize, name: &str| -> f64 { summary[row][name].parse().unwrap() };
+    // The total's energy is the sum of the rails' over the same windows: its mean and idle
+    // watts and its joules per inference are their sums (to the digits summary.csv keeps).
+    for name in ["mean_watts", "idle_watts", "joules_per_inference"] {
+        let (sum, total) = (figure(0, name) + figure(1, name), figure(2, name));
+        assert!(
+            (total - sum).abs() <= 1e-5 * total,
+            "{name}: total {total} against {sum}"
+        );
+    }
+    // Simulated loads on a 5.1 V supply: about 2.03 W and 0.51 W idle.
+    let idle = figure(2, "idle_watts");
+    assert!((idle - 2.54).abs() < 0.1, "{idle}");
 }

@@ -174,8 +174,9 @@ mod tests {
         ("parrot.jpg", 89),
     ];
 
+    /// Where `make test` (or the integration tests) fetched the files.
     fn models() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
+        crate::models::models_dir()
     }
 
     /// The real library, or `None` (with a note) where `make setup` has not installed it.

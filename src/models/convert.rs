@@ -457,10 +457,9 @@ fn permute(data: &[f32], dims: &[usize], perm: [usize; 4]) -> Vec<f32> {
 mod tests {
     use super::*;
 
+    /// Where `make test` fetched and converted the files.
     fn model(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("models")
-            .join(name)
+        crate::models::models_dir().join(name)
     }
 
     const MODELS: [&str; 2] = [

@@ -86,6 +86,9 @@ impl Manifest {
     /// Fetches one file into place; the error says what went wrong with which address/path.
     fn fetch_entry(&self, entry: &Entry, options: &FetchOptions) -> Result<Outcome> {
         let dest = self.path(entry);
+        // The first fetch into the user's data folder makes it.
+        std::fs::create_dir_all(self.dir())
+            .with_context(|| format!("cannot create models folder {}", self.dir().display()))?;
         let mut part = PartFile::create(&dest)?;
         let bar = progress_bar(&entry.name, options.progress);
         let transferred = transfer(entry, &options.source, &mut part, &bar);

@@ -16,25 +16,28 @@ use serde::{Deserialize, Serialize};
 /// File name of the manifest inside the models folder.
 pub const MANIFEST_FILE: &str = "manifest.toml";
 
-/// Environment variable naming the models folder, for runs outside the project root.
+/// Environment variable naming the models folder.
 pub const MODELS_DIR_ENV: &str = "JOULEBENCH_MODELS_DIR";
 
-/// The models folder used when [`MODELS_DIR_ENV`] is unset: `models/` in the current folder.
-pub const DEFAULT_MODELS_DIR: &str = "models";
+/// The project's `models/manifest.toml`, built in: the manifest a models folder without one
+/// of its own follows.
+pub const BUILT_IN_MANIFEST: &str = include_str!("../../models/manifest.toml");
 
-/// The models folder: `$JOULEBENCH_MODELS_DIR` if set and non-empty, else `models`.
-///
-/// The manifest and every file it lists live in this one folder.
+/// The models folder: `$JOULEBENCH_MODELS_DIR` if set and non-empty, else the user's data
+/// folder, `$XDG_DATA_HOME/joulebench/models` (`~/.local/share/joulebench/models`): files
+/// fetched once serve every project checkout and an installed binary alike.
 pub fn models_dir() -> PathBuf {
-    models_dir_from(std::env::var_os(MODELS_DIR_ENV))
+    models_dir_from(std::env::var_os(MODELS_DIR_ENV), dirs::data_dir())
 }
 
-/// [`models_dir`] given the variable's value, so the choice is testable without touching the
-/// process environment.
-fn models_dir_from(var: Option<OsString>) -> PathBuf {
-    match var {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => PathBuf::from(DEFAULT_MODELS_DIR),
+/// [`models_dir`] given the variable's value and the data folder, so the choice is testable
+/// without touching the process environment.
+fn models_dir_from(var: Option<OsString>, data_dir: Option<PathBuf>) -> PathBuf {
+    match (var, data_dir) {
+        (Some(dir), _) if !dir.is_empty() => PathBuf::from(dir),
+        (_, Some(data)) => data.join("joulebench/models"),
+        // No home folder at all: the current folder's models/.
+        _ => PathBuf::from("models"),
     }
 }
 
@@ -161,9 +164,15 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Loads `manifest.toml` from [`models_dir`].
+    /// The manifest of [`models_dir`]: its own `manifest.toml` where it has one, else the
+    /// built-in one.
     pub fn load_default() -> Result<Self> {
-        Self::load_dir(&models_dir())
+        let dir = models_dir();
+        if dir.join(MANIFEST_FILE).is_file() {
+            Self::load_dir(&dir)
+        } else {
+            Self::parse(BUILT_IN_MANIFEST, dir).context("built-in models manifest")
+        }
     }
 
     /// Loads `manifest.toml` from the folder `dir`.
@@ -175,7 +184,7 @@ impl Manifest {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| {
             format!(
-                "cannot read models manifest {} (run from the project root or set {MODELS_DIR_ENV})",
+                "cannot read models manifest {} (check {MODELS_DIR_ENV})",
                 path.display()
             )
         })?;
@@ -570,10 +579,26 @@ mod tests {
     }
 
     #[test]
-    fn models_dir_defaults_to_models_and_honours_the_variable() {
-        assert_eq!(models_dir_from(None), PathBuf::from("models"));
-        assert_eq!(models_dir_from(Some("".into())), PathBuf::from("models"));
-        assert_eq!(models_dir_from(Some("/x/y".into())), PathBuf::from("/x/y"));
+    fn models_dir_is_the_users_data_folder_unless_the_variable_says_otherwise() {
+        let data = || Some(PathBuf::from("/home/u/.local/share"));
+        let default = PathBuf::from("/home/u/.local/share/joulebench/models");
+        assert_eq!(models_dir_from(None, data()), default);
+        assert_eq!(models_dir_from(Some("".into()), data()), default);
+        assert_eq!(
+            models_dir_from(Some("/x/y".into()), data()),
+            PathBuf::from("/x/y")
+        );
+        assert_eq!(models_dir_from(None, None), PathBuf::from("models"));
+    }
+
+    #[test]
+    fn the_built_in_manifest_is_the_projects() {
+        let committed = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/manifest.toml"),
+        )
+        .unwrap();
+        assert_eq!(BUILT_IN_MANIFEST, committed);
+        Manifest::parse(BUILT_IN_MANIFEST, "x").unwrap();
     }
 
     const GOOD: &str = r#"

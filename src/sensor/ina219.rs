@@ -82,6 +82,9 @@ pub struct Ina219Settings {
     pub bus_khz: u32,
     /// The shunt's tolerance, as a fraction.
     pub shunt_tolerance: f64,
+    /// INA219s the sampler reads on this bus (1 unless the rig has several on it): they take
+    /// turns on the wire, so each gets a share of its time.
+    pub chips_on_bus: u32,
 }
 
 impl Ina219Settings {
@@ -157,6 +160,7 @@ impl Ina219Settings {
             adc: spec.adc,
             bus_khz: spec.bus_khz,
             shunt_tolerance: spec.shunt_tolerance_pct / 100.0,
+            chips_on_bus: 1,
         })
     }
 
@@ -183,10 +187,12 @@ impl Ina219Settings {
         Duration::from_nanos(cycles * 1_000_000 / u64::from(self.bus_khz.max(1)))
     }
 
-    /// Time between fresh readings: a conversion, or the bus time to fetch one if that is
-    /// longer (12-bit at 100 kHz: 1.92 ms, not 1.064 ms).
+    /// Time between fresh readings: a conversion, or the bus time to fetch one for every chip
+    /// on the bus if that is longer (12-bit at 100 kHz: 1.92 ms, not 1.064 ms; two chips
+    /// sharing that bus: 3.84 ms each).
     pub fn update_period(&self) -> Duration {
-        self.conversion_time().max(self.reading_bus_time())
+        self.conversion_time()
+            .max(self.reading_bus_time() * self.chips_on_bus.max(1))
     }
 
     /// Relative uncertainty of energy from this chip: the INA219A's current error (±0.5 %
@@ -383,9 +389,8 @@ impl<I2C: I2c> Ina219Sensor<I2C> {
     /// The update period: the conversion or the wire's time for a reading, or what fetching
     /// one took when timed, whichever is longest.
     fn period(&self) -> Duration {
-        self.settings
-            .update_period()
-            .max(self.measured_read.unwrap_or_default())
+        let fetch = self.measured_read.unwrap_or_default() * self.settings.chips_on_bus.max(1);
+        self.settings.update_period().max(fetch)
     }
 
     pub fn settings(&self) -> &Ina219Settings {
@@ -651,14 +656,17 @@ impl<I2C: I2c + Send> PowerSensor for Ina219Sensor<I2C> {
 }
 
 /// Opens the INA219 a rig names on a Linux I2C bus (`/dev/i2c-N`).
-pub fn open_linux(spec: &Ina219Spec) -> Result<Ina219Sensor<I2cdev>> {
+pub fn open_linux(spec: &Ina219Spec, chips_on_bus: u32) -> Result<Ina219Sensor<I2cdev>> {
     let path = spec.i2c_bus.as_deref().ok_or_else(|| {
         anyhow!(
             "INA219 \"{}\": i2c_bus is required, e.g. \"/dev/i2c-1\"",
             spec.rail
         )
     })?;
-    let settings = Ina219Settings::from_spec(spec, path.display().to_string())?;
+    let settings = Ina219Settings {
+        chips_on_bus,
+        ..Ina219Settings::from_spec(spec, path.display().to_string())?
+    };
     let i2c = I2cdev::new(path).map_err(|e| open_error(path, e))?;
     let info = SensorInfo {
         kind: "ina219".into(),
@@ -962,6 +970,59 @@ mod tests {
             );
             assert!(reads.iter().all(|(_, r)| r.is_ok()));
             assert_near("measured rate", measured, rate, 0.02 * rate);
+        }
+    }
+
+    #[test]
+    fn two_chips_on_one_bus_share_its_time() {
+        // 12-bit conversions (1.064 ms) at 100 kHz: alone, the wire allows a reading every
+        // 1.92 ms; two chips taking turns get one every 3.84 ms each, and say so.
+        let clock = Arc::new(ManualClock::new(0.0));
+        let wire = ina219_sim::SimWire::new();
+        let bus = SimBus::timed(I2cAdapter::Bcm2835, 100);
+        let mut sensors: Vec<Ina219Sensor<SimulatedIna219>> = [0x40, 0x41]
+            .into_iter()
+            .map(|address| {
+                let spec = Ina219Spec {
+                    address,
+                    ..datasheet_spec()
+                };
+                let load = Box::new(ConstantLoad {
+                    amps: 1.0,
+                    volts: 5.0,
+                });
+                let chip =
+                    SimulatedIna219::on_wire(address, 0.1, load, clock.clone(), bus, wire.clone());
+                let settings = Ina219Settings {
+                    chips_on_bus: 2,
+                    ..Ina219Settings::from_spec(&spec, "test bus").unwrap()
+                };
+                let info = SensorInfo {
+                    kind: "ina219".into(),
+                    rail: format!("{address:#x}"),
+                    origin: Origin::Simulated,
+                    detail: String::new(),
+                };
+                ina219_sim::sensor(chip, settings, info).unwrap()
+            })
+            .collect();
+        let period = sensors[0].update_period();
+        assert_eq!(period, Duration::from_micros(3840));
+        // Both read on the same schedule, as two sampler threads would: each read waits for
+        // the other chip's to leave the wire.
+        let start = clock.now();
+        let mut fresh = [0usize; 2];
+        let mut next = start;
+        while next < start + 2.0 {
+            for (sensor, count) in sensors.iter_mut().zip(&mut fresh) {
+                clock.sleep_until(next);
+                *count += usize::from(!sensor.read().unwrap().stale);
+            }
+            next += period.as_secs_f64();
+        }
+        for count in fresh {
+            let rate = count as f64 / (clock.now() - start);
+            assert_near("fresh readings/s per chip", rate, 260.4, 0.02 * 260.4);
         }
     }
 
@@ -1332,7 +1393,7 @@ mod tests {
             i2c_bus: Some("/dev/i2c-99".into()),
             ..datasheet_spec()
         };
-        let err = format!("{:#}", open_linux(&spec).err().unwrap());
+        let err = format!("{:#}", open_linux(&spec, 1).err().unwrap());
         assert!(
             err.starts_with("I2C bus /dev/i2c-99 not found: enable I2C"),
             "{err}"
@@ -1358,7 +1419,7 @@ mod tests {
             i2c_bus: Some(file.path().to_path_buf()),
             ..datasheet_spec()
         };
-        let err = format!("{:#}", open_linux(&spec).err().unwrap());
+        let err = format!("{:#}", open_linux(&spec, 1).err().unwrap());
         assert!(
             !err.contains('\n') && err.contains(&file.path().display().to_string()),
             "{err}"

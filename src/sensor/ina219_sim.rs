@@ -196,6 +196,45 @@ impl SimBus {
     }
 }
 
+/// The wire that the chips on one simulated bus share: one transfer at a time, as the adapter
+/// lock does on Linux. A transfer that arrives while another is on the wire starts when it
+/// ends, so two sensors on one bus slow each other down exactly as on a board.
+#[derive(Debug, Clone)]
+pub struct SimWire(Arc<Mutex<f64>>);
+
+impl SimWire {
+    /// A new, idle wire.
+    pub fn new() -> Self {
+        Self(Arc::new(Mutex::new(f64::NEG_INFINITY)))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, f64> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Default for SimWire {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The simulated buses of a run, by name (an `ina219-sim` sensor's `i2c_bus`): chips that name
+/// the same bus share its wire.
+#[derive(Debug, Clone, Default)]
+pub struct SimBuses(Arc<Mutex<std::collections::HashMap<String, SimWire>>>);
+
+impl SimBuses {
+    /// The wire of the bus called `name`, created on first use.
+    pub fn wire(&self, name: &str) -> SimWire {
+        let mut buses = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        buses.entry(name.to_string()).or_default().clone()
+    }
+}
+
+/// What an `ina219-sim` sensor's bus is called when its table names none.
+pub const DEFAULT_SIM_BUS: &str = "sim-i2c";
+
 impl fmt::Display for SimBus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.khz {
@@ -337,8 +376,8 @@ struct Chip {
     load: Box<dyn Load>,
     clock: Arc<dyn TimeSource>,
     bus: SimBus,
-    /// The end of the last transfer: the bus is busy until then.
-    bus_free_at: f64,
+    /// When the bus is free again: the end of the last transfer of any chip on it.
+    wire: SimWire,
     /// Start and end of the last transfer that reached the bus.
     last_transfer: Option<(f64, f64)>,
     faults: Vec<SimFault>,
@@ -385,13 +424,25 @@ impl SimulatedIna219 {
         Self::on_bus(address, shunt_ohms, load, clock, SimBus::INSTANT)
     }
 
-    /// A chip on `bus`, powered on at `clock.now()`.
+    /// A chip alone on `bus`, powered on at `clock.now()`.
     pub fn on_bus(
         address: u8,
         shunt_ohms: f64,
         load: Box<dyn Load>,
         clock: Arc<dyn TimeSource>,
         bus: SimBus,
+    ) -> Self {
+        Self::on_wire(address, shunt_ohms, load, clock, bus, SimWire::new())
+    }
+
+    /// A chip on `bus`, sharing its `wire` with the other chips on it.
+    pub fn on_wire(
+        address: u8,
+        shunt_ohms: f64,
+        load: Box<dyn Load>,
+        clock: Arc<dyn TimeSource>,
+        bus: SimBus,
+        wire: SimWire,
     ) -> Self {
         let now = clock.now();
         let mut chip = Chip {
@@ -400,7 +451,7 @@ impl SimulatedIna219 {
             load,
             clock,
             bus,
-            bus_free_at: f64::NEG_INFINITY,
+            wire,
             last_transfer: None,
             faults: Vec::new(),
             pending_resets: Vec::new(),
@@ -538,9 +589,13 @@ impl Chip {
         if let Err(e) = self.bus.check_shape(ops) {
             return (None, Err(e)); // Refused in the kernel: nothing happens on the bus.
         }
+        // The wire stays locked for the whole transfer, so another chip's transfer cannot start
+        // inside this one's time on it.
+        let wire_lock = self.wire.clone();
+        let mut bus_free_at = wire_lock.lock();
         let now = self.clock.now();
-        let start = if self.bus.khz.is_some() && now < self.bus_free_at + BACK_TO_BACK_S {
-            self.bus_free_at
+        let start = if self.bus.khz.is_some() && now < *bus_free_at + BACK_TO_BACK_S {
+            *bus_free_at
         } else {
             now
         };
@@ -554,7 +609,7 @@ impl Chip {
             Err(TransferEnd::TimedOut(secs)) => start + secs,
             _ => wire.add(Wire::STOP),
         };
-        self.bus_free_at = end;
+        *bus_free_at = end;
         self.last_transfer = Some((start, end));
         let result = result.map_err(|e| match e {
             TransferEnd::Nack => SimI2cError::new(errno::EREMOTEIO),
@@ -877,17 +932,29 @@ pub fn sensor(
 
 /// Opens an `ina219-sim` sensor: the real driver on a simulated chip on a timed bus, whose load
 /// is a [`SimulatedBoard`] following the run's phases on the run's clock.
-pub fn open(spec: &Ina219Spec, ctx: &SensorContext) -> Result<Ina219Sensor<SimulatedIna219>> {
+pub fn open(
+    spec: &Ina219Spec,
+    ctx: &SensorContext,
+    chips_on_bus: u32,
+) -> Result<Ina219Sensor<SimulatedIna219>> {
     let load_spec = spec.load.clone().unwrap_or_default();
     let board = SimulatedBoard::new(&load_spec, ctx.phases.clone())?;
-    let settings = Ina219Settings::from_spec(spec, "simulated I2C bus")?;
+    let settings = Ina219Settings {
+        chips_on_bus,
+        ..Ina219Settings::from_spec(spec, "simulated I2C bus")?
+    };
     let bus = SimBus::timed(spec.bus_adapter.unwrap_or_default(), settings.bus_khz);
-    let chip = SimulatedIna219::on_bus(
+    let bus_name = spec
+        .i2c_bus
+        .as_deref()
+        .map_or(DEFAULT_SIM_BUS.into(), |p| p.to_string_lossy().into_owned());
+    let chip = SimulatedIna219::on_wire(
         spec.address,
         spec.shunt_ohms,
         Box::new(board),
         Arc::new(ctx.clock),
         bus,
+        ctx.sim_buses.wire(&bus_name),
     );
     for fault in spec.faults.iter().flat_map(SimFault::from_spec) {
         chip.inject(fault);
@@ -897,9 +964,10 @@ pub fn open(spec: &Ina219Spec, ctx: &SensorContext) -> Result<Ina219Sensor<Simul
         rail: spec.rail.clone(),
         origin: Origin::Simulated,
         detail: format!(
-            "simulated INA219 ({}) on {bus}, up to {:.0} readings/s; board {:.2} A idle + \
+            "simulated INA219 ({}) at {:#04x} on {bus} ({bus_name}), up to {:.0} readings/s; board {:.2} A idle + \
              {:.2} A busy, σ {} A, {} V",
             settings.summary(),
+            spec.address,
             settings.readings_per_s(),
             load_spec.idle_amps,
             load_spec.active_amps,
@@ -1240,6 +1308,42 @@ mod tests {
     }
 
     #[test]
+    fn chips_on_one_bus_take_turns_on_its_wire() {
+        let clock = Arc::new(ManualClock::new(1.0));
+        let bus = SimBus::timed(I2cAdapter::Bcm2835, 100);
+        let wire = SimWire::new();
+        let on_wire = |address| {
+            let load = Box::new(one_amp());
+            SimulatedIna219::on_wire(address, 0.1, load, clock.clone(), bus, wire.clone())
+        };
+        let (mut supply, mut coral) = (on_wire(0x40), on_wire(0x41));
+        // Each chip answers its own address only: the other's transfer is not for it.
+        assert!(supply.write(0x41, &[reg::BUS]).is_err());
+        clock.set(2.0);
+        // The Pi's chip is read; the Coral's read is asked for while that is on the wire
+        // (its sampler thread woke at the same moment) and goes out when the wire is free.
+        let (start, _) = {
+            let mut buf = [0; 2];
+            supply.write_read(0x40, &[reg::BUS], &mut buf).unwrap();
+            supply.last_transfer().unwrap()
+        };
+        clock.set(start + 0.1e-3);
+        let mut buf = [0; 2];
+        coral.write_read(0x41, &[reg::BUS], &mut buf).unwrap();
+        let (first, second) = (
+            supply.last_transfer().unwrap(),
+            coral.last_transfer().unwrap(),
+        );
+        assert_eq!(second.0, first.1, "the second transfer waits for the first");
+        assert_close("second transfer", second.1 - second.0, 0.48e-3);
+        // A chip alone on its own wire would have started at once.
+        let (mut alone, alone_clock) = chip_on(I2cAdapter::Bcm2835, 100, 1.0);
+        alone_clock.set(start + 0.1e-3);
+        alone.write_read(0x40, &[reg::BUS], &mut buf).unwrap();
+        assert_eq!(alone.last_transfer().unwrap().0, start + 0.1e-3);
+    }
+
+    #[test]
     fn a_transfer_within_0_2_ms_of_the_last_end_starts_back_to_back() {
         let (mut sim, clock) = chip_on(I2cAdapter::Bcm2835, 100, 1.0);
         read(&mut sim, reg::BUS);
@@ -1375,10 +1479,7 @@ mod tests {
         use crate::clock::{PhaseLog, RunClock};
         use crate::sensor::PowerSensor;
 
-        let ctx = SensorContext {
-            clock: RunClock::start(),
-            phases: PhaseLog::new(),
-        };
+        let ctx = SensorContext::new(RunClock::start(), PhaseLog::new());
         let mut spec = Ina219Spec {
             rail: "5V".into(),
             i2c_bus: None,
@@ -1394,7 +1495,7 @@ mod tests {
             bus_khz: 100,
             bus_adapter: None,
         };
-        let mut sensor = open(&spec, &ctx).unwrap();
+        let mut sensor = open(&spec, &ctx, 1).unwrap();
         let info = sensor.info();
         assert_eq!(
             (info.kind.as_str(), info.origin),
@@ -1402,9 +1503,9 @@ mod tests {
         );
         assert!(
             info.detail.starts_with("simulated INA219 (")
-                && info
-                    .detail
-                    .contains(") on a bcm2835 bus at 100 kHz, up to 521 readings/s; board"),
+                && info.detail.contains(
+                    ") at 0x41 on a bcm2835 bus at 100 kHz (sim-i2c), up to 521 readings/s; board"
+                ),
             "{}",
             info.detail
         );
@@ -1416,12 +1517,12 @@ mod tests {
         );
         spec.bus_adapter = Some(I2cAdapter::Tegra);
         spec.bus_khz = 400;
-        let sensor = open(&spec, &ctx).unwrap();
+        let sensor = open(&spec, &ctx, 1).unwrap();
         assert!(
             sensor
                 .info()
                 .detail
-                .contains("on a tegra bus at 400 kHz, up to 940 readings/s"),
+                .contains("at 0x41 on a tegra bus at 400 kHz (sim-i2c), up to 940 readings/s"),
             "{}",
             sensor.info().detail
         );
@@ -1431,7 +1532,7 @@ mod tests {
             nack_after_transactions: Some(3),
             ..Default::default()
         });
-        let err = open(&spec, &ctx).err().unwrap().to_string();
+        let err = open(&spec, &ctx, 1).err().unwrap().to_string();
         assert!(err.contains("no INA219 answers at 0x41"), "{err}");
     }
 

@@ -96,29 +96,55 @@ pub trait PowerSensor: Send {
     }
 }
 
-/// What a sensor may need from the run: the clock, and the phases a simulated board's load
-/// follows.
+/// What a sensor may need from the run: the clock, the phases a simulated board's load
+/// follows, and the simulated I2C buses its chips share.
 #[derive(Debug, Clone)]
 pub struct SensorContext {
     pub clock: RunClock,
     pub phases: PhaseLog,
+    pub sim_buses: ina219_sim::SimBuses,
 }
 
-/// Opens every sensor of a rig, in order; an error names the sensor that failed.
+impl SensorContext {
+    pub fn new(clock: RunClock, phases: PhaseLog) -> Self {
+        Self {
+            clock,
+            phases,
+            sim_buses: Default::default(),
+        }
+    }
+}
+
+/// Opens every sensor of a rig, in order; an error names the sensor that failed. INA219s that
+/// share a bus know it, since they share its time.
 pub fn open_all(specs: &[SensorSpec], ctx: &SensorContext) -> Result<Vec<Box<dyn PowerSensor>>> {
     specs
         .iter()
         .map(|spec| {
-            open(spec, ctx).with_context(|| format!("sensor {} ({})", spec.kind(), spec.rail()))
+            let chips = specs
+                .iter()
+                .filter(|other| other.shares_bus_with(spec))
+                .count();
+            open_among(spec, ctx, chips as u32)
+                .with_context(|| format!("sensor {} ({})", spec.kind(), spec.rail()))
         })
         .collect()
 }
 
-/// Opens the sensor a rig's `[[sensors]]` table describes.
+/// Opens the sensor a rig's `[[sensors]]` table describes, as if alone on its bus.
 pub fn open(spec: &SensorSpec, ctx: &SensorContext) -> Result<Box<dyn PowerSensor>> {
+    open_among(spec, ctx, 1)
+}
+
+/// Opens a sensor that shares its bus with `chips_on_bus - 1` others read at the same time.
+fn open_among(
+    spec: &SensorSpec,
+    ctx: &SensorContext,
+    chips_on_bus: u32,
+) -> Result<Box<dyn PowerSensor>> {
     match spec {
-        SensorSpec::Ina219(s) => Ok(Box::new(ina219::open_linux(s)?)),
-        SensorSpec::Ina219Sim(s) => Ok(Box::new(ina219_sim::open(s, ctx)?)),
+        SensorSpec::Ina219(s) => Ok(Box::new(ina219::open_linux(s, chips_on_bus)?)),
+        SensorSpec::Ina219Sim(s) => Ok(Box::new(ina219_sim::open(s, ctx, chips_on_bus)?)),
         SensorSpec::Nvml(s) => Ok(Box::new(nvml::open(s)?)),
         SensorSpec::Nominal(s) => Ok(Box::new(nominal::open(s)?)),
     }

@@ -110,10 +110,8 @@ mod tests {
     #[test]
     fn opens_through_the_rig_spec() {
         let spec = crate::rig::SensorSpec::Nominal(spec(12.5, "Jetson Nano supply"));
-        let ctx = super::super::SensorContext {
-            clock: crate::clock::RunClock::start(),
-            phases: Default::default(),
-        };
+        let ctx =
+            super::super::SensorContext::new(crate::clock::RunClock::start(), Default::default());
         let mut s = super::super::open(&spec, &ctx).unwrap();
         assert_eq!(s.info().origin, Origin::Nominal);
         assert_eq!(s.read().unwrap().watts, 12.5);

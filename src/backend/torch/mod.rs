@@ -207,7 +207,7 @@ mod tests {
     const IMAGES: [&str; 4] = ["bird.bmp", "cat.bmp", "grace_hopper.bmp", "parrot.jpg"];
 
     fn manifest() -> Manifest {
-        Manifest::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models")).unwrap()
+        Manifest::load_default().unwrap()
     }
 
     fn spec(threads: u32, precision: Precision, batch: u32) -> BackendSpec {
