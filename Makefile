@@ -41,6 +41,7 @@ run: models
 test: FEATURES = torch
 test: models
 	$(CARGO) test $(CARGO_FLAGS)
+	@scripts/install-check.sh
 
 bench: models
 	$(BIN) bench $(ARGS)
