@@ -955,14 +955,31 @@ image = "bird.bmp"
         assert_eq!(b.kind, BackendKind::Edgetpu);
         assert_eq!(b.edgetpu_device.unwrap().to_string(), "usb:0");
         assert_eq!(b.tflite_c_lib.as_deref(), Some(Path::new("/opt/tfl.so")));
-        assert!(Rig::parse(&edgetpu).unwrap().backends[0].edgetpu_device.is_none());
+        assert!(Rig::parse(&edgetpu).unwrap().backends[0]
+            .edgetpu_device
+            .is_none());
 
         let cases = [
-            (format!("{MINIMAL}edgetpu_device = \"usb\"\n"), "belong to kind \"edgetpu\""),
-            (format!("{MINIMAL}tflite_c_lib = \"/x.so\"\n"), "belong to kind \"edgetpu\""),
-            (format!("{edgetpu}xnnpack = true\n"), "xnnpack does not apply to kind \"edgetpu\""),
-            (format!("{edgetpu}device = \"cuda\"\n"), "device does not apply to kind \"edgetpu\""),
-            (format!("{edgetpu}edgetpu_lib = \"\"\n"), "edgetpu_lib is empty"),
+            (
+                format!("{MINIMAL}edgetpu_device = \"usb\"\n"),
+                "belong to kind \"edgetpu\"",
+            ),
+            (
+                format!("{MINIMAL}tflite_c_lib = \"/x.so\"\n"),
+                "belong to kind \"edgetpu\"",
+            ),
+            (
+                format!("{edgetpu}xnnpack = true\n"),
+                "xnnpack does not apply to kind \"edgetpu\"",
+            ),
+            (
+                format!("{edgetpu}device = \"cuda\"\n"),
+                "device does not apply to kind \"edgetpu\"",
+            ),
+            (
+                format!("{edgetpu}edgetpu_lib = \"\"\n"),
+                "edgetpu_lib is empty",
+            ),
             (format!("{edgetpu}edgetpu_device = \"tpu:0\"\n"), "line 7"),
         ];
         for (text, want) in cases {
@@ -970,8 +987,14 @@ image = "bird.bmp"
             assert!(err.contains(want), "{want}: {err}");
             assert!(!err.contains('\n'), "one line: {err}");
         }
-        let err = format!("{:#}", Rig::parse(&format!("{edgetpu}edgetpu_device = \"tpu:0\"\n")).unwrap_err());
-        assert!(err.contains("is not \"usb\", \"usb:N\", \"pci\" or \"pci:N\""), "{err}");
+        let err = format!(
+            "{:#}",
+            Rig::parse(&format!("{edgetpu}edgetpu_device = \"tpu:0\"\n")).unwrap_err()
+        );
+        assert!(
+            err.contains("is not \"usb\", \"usb:N\", \"pci\" or \"pci:N\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -237,6 +237,10 @@ impl Library {
             ffi::LoadError::Open(_) if !searched && !choice.path.exists() => {
                 format!("{what} not found at {tried}: {install}, or set {env} / the rig's {key}")
             }
+            ffi::LoadError::Open(reason) if searched => format!(
+                "cannot load {what} through the system's library search: {}; {install}, or set {env} / the rig's {key}",
+                reason.replace('\n', " ")
+            ),
             ffi::LoadError::Open(reason) => format!(
                 "cannot load {what} from {tried}: {}; {install}, or set {env} / the rig's {key}",
                 reason.replace('\n', " ")
@@ -505,14 +509,20 @@ mod tests {
         let junk = dir.path().join("junk.tflite");
         std::fs::write(&junk, b"not a flatbuffer at all").unwrap();
         let err = format!("{:#}", check_compiled_for_edgetpu(&junk).unwrap_err());
-        assert!(err.contains("is not a valid TensorFlow Lite model"), "{err}");
+        assert!(
+            err.contains("is not a valid TensorFlow Lite model"),
+            "{err}"
+        );
     }
 
     /// The model is refused before any library is touched: the library paths here do not
     /// exist, and the error is still the model's.
     #[test]
     fn a_plain_model_is_refused_before_the_libraries() {
-        let spec = spec(Path::new("/nonexistent/a.so"), Path::new("/nonexistent/b.so"));
+        let spec = spec(
+            Path::new("/nonexistent/a.so"),
+            Path::new("/nonexistent/b.so"),
+        );
         let err = open_err(&spec, &shared(PLAIN));
         assert!(err.contains("was not compiled for the Edge TPU"), "{err}");
     }
@@ -544,6 +554,23 @@ mod tests {
         assert!(err.ends_with("or set JOULEBENCH_EDGETPU_LIB / the rig's edgetpu_lib"));
     }
 
+    #[test]
+    fn a_library_the_system_search_cannot_load_is_named_so() {
+        let choice = choose_library(None, "edgetpu_lib", EDGETPU_LIB_ENV, None, EDGETPU_SONAME);
+        let reason = "libedgetpu.so.1: cannot open shared object file: No such file or directory";
+        let err = EDGETPU
+            .error(&choice, ffi::LoadError::Open(reason.into()))
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "cannot load libedgetpu.so.1 through the system's library search: {reason}; \
+                 install Coral's libedgetpu1-std package (README: Edge TPU), or set \
+                 JOULEBENCH_EDGETPU_LIB / the rig's edgetpu_lib"
+            )
+        );
+    }
+
     fn spec_with(edgetpu_lib: &Path, tflite_c_lib: &str) -> BackendSpec {
         spec(edgetpu_lib, Path::new(tflite_c_lib))
     }
@@ -567,8 +594,13 @@ mod tests {
         );
 
         let edgetpu = standin(TEST, dir.path(), "libedgetpu.so", &[]).unwrap();
-        let tflite = standin(TEST, dir.path(), "libtflite-lacking.so", &["TFLITE_C", "LACK_SYMBOL"])
-            .unwrap();
+        let tflite = standin(
+            TEST,
+            dir.path(),
+            "libtflite-lacking.so",
+            &["TFLITE_C", "LACK_SYMBOL"],
+        )
+        .unwrap();
         let err = open_err(&spec(&edgetpu, &tflite), &shared(FIXTURE));
         assert!(
             err.starts_with(&format!(
@@ -599,7 +631,9 @@ mod tests {
         let tflite = standin(TEST, dir.path(), "libtflite.so", &["TFLITE_C"]).unwrap();
         let err = open_err(&spec(&none, &tflite), &shared(FIXTURE));
         assert!(
-            err.starts_with("no Edge TPU found (libedgetpu lists none): plug in the Coral USB Accelerator"),
+            err.starts_with(
+                "no Edge TPU found (libedgetpu lists none): plug in the Coral USB Accelerator"
+            ),
             "{err}"
         );
 
@@ -623,6 +657,9 @@ mod tests {
         // The versions the engine reports come from the libraries.
         let edgetpu = ffi::load_edgetpu(&one).unwrap();
         let tflite = ffi::load_tflite(&tflite).unwrap();
-        assert_eq!((edgetpu.version(), tflite.version()), ("standin".into(), "0.0.0-standin".into()));
+        assert_eq!(
+            (edgetpu.version(), tflite.version()),
+            ("standin".into(), "0.0.0-standin".into())
+        );
     }
 }

@@ -372,8 +372,7 @@ mod tests {
         let text = project_manifest_text().replace("optional = true\n", "");
         let manifest = Manifest::parse(&text, dir.path()).unwrap();
         let rows = manifest.fetch(&FetchOptions::from_dir(shared_dir()).quiet());
-        let Outcome::Failed(reason) = outcome(&rows, "mobilenet_v2_1.0_224_quant_edgetpu")
-        else {
+        let Outcome::Failed(reason) = outcome(&rows, "mobilenet_v2_1.0_224_quant_edgetpu") else {
             panic!("{rows:#?}")
         };
         assert!(reason.starts_with("cannot read "), "{reason}");
@@ -396,7 +395,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let manifest = Manifest::parse(&entry("files"), dir.path()).unwrap();
         let rows = manifest.fetch(&FetchOptions::network().quiet());
-        assert!(matches!(rows[0].outcome, Outcome::Downloaded { .. }), "{rows:#?}");
+        assert!(
+            matches!(rows[0].outcome, Outcome::Downloaded { .. }),
+            "{rows:#?}"
+        );
         assert_eq!(manifest.verify()[0].outcome, Outcome::Ok);
 
         let other = tempfile::tempdir().unwrap();
@@ -413,10 +415,14 @@ mod tests {
         assert!(files_in(other.path()).is_empty());
 
         // A copy with one byte changed fails verify, naming the blob id.
-        let mut bytes = std::fs::read(shared_dir().join("mobilenet_v2_1.0_224_quant.tflite"))
-            .unwrap();
+        let mut bytes =
+            std::fs::read(shared_dir().join("mobilenet_v2_1.0_224_quant.tflite")).unwrap();
         bytes[100] ^= 1;
-        std::fs::write(other.path().join("mobilenet_v2_1.0_224_quant.tflite"), bytes).unwrap();
+        std::fs::write(
+            other.path().join("mobilenet_v2_1.0_224_quant.tflite"),
+            bytes,
+        )
+        .unwrap();
         let Outcome::Mismatch {
             digest, expected, ..
         } = &manifest.verify()[0].outcome

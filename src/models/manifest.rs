@@ -561,7 +561,12 @@ mod tests {
                 continue;
             }
             let pin = entry.pin();
-            assert_eq!(pin.of_file(&path).unwrap(), pin.expected(), "{}", entry.file);
+            assert_eq!(
+                pin.of_file(&path).unwrap(),
+                pin.expected(),
+                "{}",
+                entry.file
+            );
             checked += 1;
         }
         assert_eq!(checked, 10);
@@ -614,9 +619,16 @@ mod tests {
             ]
         );
         for model in manifest.of_kind(Kind::Model) {
-            assert_eq!(model.edgetpu, model.name.ends_with("_edgetpu"), "{}", model.name);
+            assert_eq!(
+                model.edgetpu,
+                model.name.ends_with("_edgetpu"),
+                "{}",
+                model.name
+            );
         }
-        let fixture = manifest.entry("keras_lstm_mnist_ptq_edgetpu.tflite").unwrap();
+        let fixture = manifest
+            .entry("keras_lstm_mnist_ptq_edgetpu.tflite")
+            .unwrap();
         assert_eq!((fixture.kind, fixture.edgetpu), (Kind::Fixture, true));
         for model in manifest.of_kind(Kind::Model) {
             assert_eq!(model.file, format!("{}.tflite", model.name));

@@ -292,7 +292,9 @@ impl Session {
             let inputs = (tflite.TfLiteInterpreterGetInputTensorCount)(session.interpreter);
             let outputs = (tflite.TfLiteInterpreterGetOutputTensorCount)(session.interpreter);
             if (inputs, outputs) != (1, 1) {
-                bail!("expected a model with one input and one output, it has {inputs} and {outputs}");
+                bail!(
+                    "expected a model with one input and one output, it has {inputs} and {outputs}"
+                );
             }
             session.input = (tflite.TfLiteInterpreterGetInputTensor)(session.interpreter, 0);
             session.output = (tflite.TfLiteInterpreterGetOutputTensor)(session.interpreter, 0);
@@ -328,8 +330,7 @@ impl Session {
         // SAFETY: the tensors belong to the live interpreter; CopyFromBuffer checks the size;
         // the output buffer holds `output_bytes` bytes once invoked.
         unsafe {
-            if (t.TfLiteTensorCopyFromBuffer)(self.input, input.as_ptr().cast(), input.len()) != 0
-            {
+            if (t.TfLiteTensorCopyFromBuffer)(self.input, input.as_ptr().cast(), input.len()) != 0 {
                 bail!(
                     "input is {} bytes, the model takes {}",
                     input.len(),
