@@ -279,6 +279,10 @@ impl Reference {
                     args: loop_args,
                 }
             }
+            // No Python reference loop drives an Edge TPU here (pycoral is not installed).
+            BackendKind::Edgetpu => anyhow::bail!(
+                "joulebench bench has no reference loop for kind \"edgetpu\"; use joulebench run"
+            ),
         })
     }
 

@@ -355,7 +355,8 @@ fn models_command(command: ModelsCommand) -> Result<ExitCode> {
         }
         ModelsCommand::Verify => manifest.verify(),
         ModelsCommand::Convert => {
-            for entry in manifest.of_kind(models::Kind::Model) {
+            // An Edge TPU build keeps its weights inside the custom op: nothing to dequantize.
+            for entry in manifest.of_kind(models::Kind::Model).filter(|e| !e.edgetpu) {
                 let model = manifest.open_model(&entry.name)?;
                 let weights = models::ensure_float_weights(&model.path)?;
                 println!("{:<30} {}", entry.name, weights.display());

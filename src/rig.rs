@@ -127,6 +127,17 @@ pub struct BackendSpec {
     /// Path of `libLiteRt.so`; by default $JOULEBENCH_LITERT_LIB, else the project venv's.
     #[serde(default)]
     pub litert_lib: Option<PathBuf>,
+    /// `edgetpu` only: path of `libedgetpu.so.1`; by default $JOULEBENCH_EDGETPU_LIB, else
+    /// the system's library search.
+    #[serde(default)]
+    pub edgetpu_lib: Option<PathBuf>,
+    /// `edgetpu` only: path of `libtensorflowlite_c.so`; by default $JOULEBENCH_TFLITE_C_LIB,
+    /// else the system's library search.
+    #[serde(default)]
+    pub tflite_c_lib: Option<PathBuf>,
+    /// `edgetpu` only: "usb", "usb:N", "pci" or "pci:N"; by default the first Edge TPU found.
+    #[serde(default)]
+    pub edgetpu_device: Option<crate::backend::edgetpu::DeviceChoice>,
     /// A model name from `models/manifest.toml`, or a path to a `.tflite` file.
     pub model: String,
     /// An image name from the manifest, or a path to a BMP, JPEG or PNG file.
@@ -161,6 +172,9 @@ impl BackendSpec {
             engine: None,
             xnnpack: None,
             litert_lib: None,
+            edgetpu_lib: None,
+            tflite_c_lib: None,
+            edgetpu_device: None,
             model: String::new(),
             image: String::new(),
             threads: default_threads(),
@@ -185,6 +199,9 @@ pub enum BackendKind {
     /// Float MobileNetV2 (the int8 model's weights, dequantized) through libtorch, on the CPU
     /// or an NVIDIA GPU. Needs a build with the `torch` feature.
     Torch,
+    /// A model compiled by `edgetpu_compiler` on a Coral Edge TPU (libedgetpu and the TF Lite
+    /// C library, loaded at run time).
+    Edgetpu,
 }
 
 /// Where a `torch` backend computes.
@@ -274,6 +291,7 @@ impl BackendKind {
         match self {
             BackendKind::Tflite => "tflite",
             BackendKind::Torch => "torch",
+            BackendKind::Edgetpu => "edgetpu",
         }
     }
 }
@@ -686,7 +704,11 @@ impl Rig {
                 || b.batch.is_some()
                 || b.cudnn_benchmark.is_some();
             let tflite_only = b.engine.is_some() || b.xnnpack.is_some() || b.litert_lib.is_some();
+            if b.kind != BackendKind::Edgetpu && crate::backend::edgetpu::has_edgetpu_keys(b) {
+                bail!("backends[{i}]: edgetpu_lib, tflite_c_lib and edgetpu_device belong to kind \"edgetpu\"");
+            }
             match b.kind {
+                BackendKind::Edgetpu => crate::backend::edgetpu::validate(i, b)?,
                 BackendKind::Tflite if torch_only => bail!(
                     "backends[{i}]: device, precision, batch and cudnn_benchmark belong to kind \"torch\""
                 ),
@@ -1098,6 +1120,59 @@ image = "bird.bmp"
             assert!(err.contains(want), "{bad}: {err}");
             assert!(!err.contains('\n'), "one line: {err}");
         }
+    }
+
+    #[test]
+    fn edgetpu_keys_belong_to_their_kind() {
+        let edgetpu = MINIMAL.replace("kind = \"tflite\"", "kind = \"edgetpu\"");
+        let text = format!(
+            "{edgetpu}edgetpu_lib = \"/usr/lib/libedgetpu.so.1\"\ntflite_c_lib = \"/opt/tfl.so\"\nedgetpu_device = \"usb:0\"\nthreads = 2\n"
+        );
+        let rig = Rig::parse(&text).unwrap();
+        let b = &rig.backends[0];
+        assert_eq!(b.kind, BackendKind::Edgetpu);
+        assert_eq!(b.edgetpu_device.unwrap().to_string(), "usb:0");
+        assert_eq!(b.tflite_c_lib.as_deref(), Some(Path::new("/opt/tfl.so")));
+        assert!(Rig::parse(&edgetpu).unwrap().backends[0]
+            .edgetpu_device
+            .is_none());
+
+        let cases = [
+            (
+                format!("{MINIMAL}edgetpu_device = \"usb\"\n"),
+                "belong to kind \"edgetpu\"",
+            ),
+            (
+                format!("{MINIMAL}tflite_c_lib = \"/x.so\"\n"),
+                "belong to kind \"edgetpu\"",
+            ),
+            (
+                format!("{edgetpu}xnnpack = true\n"),
+                "xnnpack does not apply to kind \"edgetpu\"",
+            ),
+            (
+                format!("{edgetpu}device = \"cuda\"\n"),
+                "device does not apply to kind \"edgetpu\"",
+            ),
+            (
+                format!("{edgetpu}edgetpu_lib = \"\"\n"),
+                "edgetpu_lib is empty",
+            ),
+            (format!("{edgetpu}edgetpu_device = \"tpu:0\"\n"), "line 7"),
+        ];
+        for (text, want) in cases {
+            let err = format!("{:#}", Rig::parse(&text).unwrap_err());
+            assert!(err.contains(want), "{want}: {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+        let err = format!(
+            "{:#}",
+            Rig::parse(&format!("{edgetpu}edgetpu_device = \"tpu:0\"\n")).unwrap_err()
+        );
+        assert!(
+            err.contains("is not \"usb\", \"usb:N\", \"pci\" or \"pci:N\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -587,3 +587,146 @@ fn two_ina219s_on_one_bus_and_their_total() {
     let idle = figure(2, "idle_watts");
     assert!((idle - 2.54).abs() < 0.1, "{idle}");
 }
+
+/// A one-classification rig with an `edgetpu` backend and no sensors.
+fn edgetpu_rig(model: &str, keys: &str) -> String {
+    format!(
+        r#"
+name = "test-edgetpu"
+[protocol]
+settle_s = 0.0
+runs = 1
+[[backends]]
+kind = "edgetpu"
+model = "{model}"
+image = "bird.bmp"
+{keys}
+"#
+    )
+}
+
+/// `joulebench run` of an Edge TPU rig that must stop before anything runs: exit status 1,
+/// exactly one line `joulebench: ...` holding `needle`, no run folder.
+fn assert_edgetpu_run_fails(rig: &str, needle: &str) {
+    let run = run_rig(rig);
+    assert_one_line_error(&run.output, needle);
+    assert_eq!(run.output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&run.output).lines().count(),
+        1,
+        "{}",
+        stderr(&run.output)
+    );
+    assert!(!run.out_dir.exists(), "nothing ran, so no run folder");
+}
+
+/// The compiled fixture where `ensure_models` put it (the user's models folder).
+fn edgetpu_fixture() -> String {
+    joulebench::models::models_dir()
+        .join("keras_lstm_mnist_ptq_edgetpu.tflite")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn edgetpu_run_refuses_a_model_not_compiled_for_the_edge_tpu() {
+    ensure_models();
+    // The library paths do not exist: the model is refused before they are looked at.
+    let keys = "edgetpu_lib = \"/nonexistent/libedgetpu.so.1\"";
+    assert_edgetpu_run_fails(
+        &edgetpu_rig("mobilenet_v2_1.0_224_quant", keys),
+        &format!(
+            "backend 0 (edgetpu): model {} was not compiled for the Edge TPU (no edgetpu-custom-op among its operators)",
+            joulebench::models::models_dir()
+                .join("mobilenet_v2_1.0_224_quant.tflite")
+                .display()
+        ),
+    );
+    // The compiled build is in the manifest but not in the shared folder here.
+    if joulebench::models::models_dir()
+        .join("mobilenet_v2_1.0_224_quant_edgetpu.tflite")
+        .exists()
+    {
+        joulebench::skip_test(
+            "edgetpu_run_refuses_a_model_not_compiled_for_the_edge_tpu (missing-model part)",
+            "the models folder holds mobilenet_v2_1.0_224_quant_edgetpu.tflite",
+        );
+    } else {
+        assert_edgetpu_run_fails(
+            &edgetpu_rig("mobilenet_v2_1.0_224_quant_edgetpu", keys),
+            "model mobilenet_v2_1.0_224_quant_edgetpu is missing: run `joulebench models fetch`",
+        );
+    }
+}
+
+#[test]
+fn edgetpu_run_names_a_missing_library() {
+    ensure_models();
+    assert_edgetpu_run_fails(
+        &edgetpu_rig(
+            &edgetpu_fixture(),
+            "edgetpu_lib = \"/nonexistent/libedgetpu.so.1\"",
+        ),
+        "libedgetpu.so.1 not found at /nonexistent/libedgetpu.so.1 (from the rig's edgetpu_lib): install Coral's libedgetpu1-std package",
+    );
+}
+
+/// Compiles `tests/fixtures/edgetpu_standin.c` into `dir/name` with the given macros; None
+/// (after a skip line) where no C compiler is installed.
+fn edgetpu_standin(
+    test: &str,
+    dir: &std::path::Path,
+    name: &str,
+    defines: &[&str],
+) -> Option<std::path::PathBuf> {
+    let out = dir.join(name);
+    let status = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&out)
+        .arg(repo().join("tests/fixtures/edgetpu_standin.c"))
+        .args(defines.iter().map(|d| format!("-D{d}")))
+        .status();
+    match status {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            joulebench::skip_test(test, "no C compiler (cc) to build the stand-in libraries");
+            None
+        }
+        Err(e) => panic!("cc: {e}"),
+        Ok(status) => {
+            assert!(status.success(), "cc failed for {name}");
+            Some(out)
+        }
+    }
+}
+
+#[test]
+fn edgetpu_run_names_a_missing_symbol_and_a_missing_device() {
+    const TEST: &str = "edgetpu_run_names_a_missing_symbol_and_a_missing_device";
+    ensure_models();
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(lacking) =
+        edgetpu_standin(TEST, tmp.path(), "libedgetpu-lacking.so", &["LACK_SYMBOL"])
+    else {
+        return;
+    };
+    let keys = format!("edgetpu_lib = \"{}\"", s(&lacking));
+    assert_edgetpu_run_fails(
+        &edgetpu_rig(&edgetpu_fixture(), &keys),
+        &format!(
+            "{} (from the rig's edgetpu_lib) lacks edgetpu_create_delegate",
+            s(&lacking)
+        ),
+    );
+
+    let none = edgetpu_standin(TEST, tmp.path(), "libedgetpu-none.so", &[]).unwrap();
+    let tflite = edgetpu_standin(TEST, tmp.path(), "libtflite.so", &["TFLITE_C"]).unwrap();
+    let keys = format!(
+        "edgetpu_lib = \"{}\"\ntflite_c_lib = \"{}\"",
+        s(&none),
+        s(&tflite)
+    );
+    assert_edgetpu_run_fails(
+        &edgetpu_rig(&edgetpu_fixture(), &keys),
+        "backend 0 (edgetpu): no Edge TPU found (libedgetpu lists none)",
+    );
+}

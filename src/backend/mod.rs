@@ -4,6 +4,7 @@
 //! classification; the backend copies them in, invokes the model and returns the output as
 //! real-valued scores, so top-k and labels are the same code for every engine.
 
+pub mod edgetpu;
 pub mod litert;
 pub mod tflite;
 #[cfg(feature = "torch")]
@@ -59,6 +60,7 @@ pub fn open(spec: &BackendSpec, model: &Path) -> Result<Box<dyn Backend>> {
             _ => Ok(Box::new(tflite::TfliteBackend::open(model, spec.threads)?)),
         },
         BackendKind::Torch => open_torch(spec, model),
+        BackendKind::Edgetpu => Ok(Box::new(edgetpu::EdgeTpuBackend::open(spec, model)?)),
     }
 }
 

@@ -15,8 +15,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 
-use super::manifest::{Entry, Manifest};
-use super::report::{hex, FileReport, HashWriter, Outcome};
+use super::manifest::{Entry, Manifest, Pin};
+use super::report::{git_blob_file, hex, FileReport, HashWriter, Outcome};
 
 /// Where `fetch` gets files from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +74,15 @@ impl Manifest {
             .map(|entry| {
                 let outcome = match self.check_file(entry) {
                     Outcome::Ok => Outcome::Ok,
+                    // A folder is a partial mirror: an optional file it lacks stays missing
+                    // (reported, not a failure); one it has with other bytes still fails.
+                    Outcome::Missing
+                        if entry.optional
+                            && matches!(&options.source, Source::Dir(dir)
+                                if !dir.join(&entry.file).exists()) =>
+                    {
+                        Outcome::Missing
+                    }
                     _ => self
                         .fetch_entry(entry, options)
                         .unwrap_or_else(|e| Outcome::Failed(format!("{e:#}").replace('\n', " "))),
@@ -94,15 +103,23 @@ impl Manifest {
         let transferred = transfer(entry, &options.source, &mut part, &bar);
         // Cleared on failure too, so the CLI's table is not interleaved with a stale bar.
         bar.finish_and_clear();
-        let (actual, outcome) = transferred?;
-        if actual != entry.sha256 {
+        let (sha256, outcome) = transferred?;
+        let pin = entry.pin();
+        let actual = match pin {
+            Pin::Sha256(_) => sha256,
+            // The blob id needs the size first, so it is computed from the written file.
+            Pin::GitBlob(_) => git_blob_file(&part.path)
+                .with_context(|| format!("cannot read {}", part.path.display()))?,
+        };
+        if actual != pin.expected() {
             let source = match &outcome {
                 Outcome::Copied { from } => from.display().to_string(),
                 _ => entry.url.clone(),
             };
             bail!(
-                "{source} has SHA-256 {actual}, expected {}; not saved",
-                entry.sha256
+                "{source} has {} {actual}, expected {}; not saved",
+                pin.label(),
+                pin.expected()
             );
         }
         part.persist(&dest)?;
@@ -292,7 +309,7 @@ mod tests {
         copy_shared, project_manifest_in, project_manifest_text, shared_dir, FileServer,
         PINNED_COMMIT,
     };
-    use crate::models::Kind;
+    use crate::models::{Entry, Kind};
 
     fn outcome<'r>(rows: &'r [FileReport], name: &str) -> &'r Outcome {
         &rows.iter().find(|r| r.name == name).unwrap().outcome
@@ -321,19 +338,101 @@ mod tests {
         let manifest = project_manifest_in(dir.path());
         let options = FetchOptions::from_dir(shared_dir()).quiet();
 
+        // The shared folder lacks the Edge TPU builds (optional): reported missing, no failure.
+        let absent = |e: &Entry| e.optional && !shared_dir().join(&e.file).exists();
+        let mut present = manifest_files(&manifest);
+        present.retain(|f| !absent(manifest.entry(f).unwrap()));
+        assert_eq!(manifest_files(&manifest).len() - present.len(), 2);
+
         let rows = manifest.fetch(&options);
         assert!(all_ok(&rows), "{rows:#?}");
         for row in &rows {
             let entry = manifest.entry(&row.name).unwrap();
             let from = shared_dir().join(&entry.file);
-            assert_eq!(row.outcome, Outcome::Copied { from }, "{}", row.name);
+            if absent(entry) {
+                assert_eq!(row.outcome, Outcome::Missing, "{}", row.name);
+                assert!(row.to_string().ends_with("missing (optional)"), "{row}");
+            } else {
+                assert_eq!(row.outcome, Outcome::Copied { from }, "{}", row.name);
+            }
         }
-        assert_eq!(files_in(dir.path()), manifest_files(&manifest));
-        assert!(manifest.verify().iter().all(|r| r.outcome == Outcome::Ok));
+        assert_eq!(files_in(dir.path()), present);
+        let verified = manifest.verify();
+        assert!(all_ok(&verified), "{verified:#?}");
+        assert_eq!(
+            verified.iter().filter(|r| r.outcome == Outcome::Ok).count(),
+            present.len()
+        );
 
         let again = manifest.fetch(&options);
-        assert!(again.iter().all(|r| r.outcome == Outcome::Ok), "{again:#?}");
-        assert_eq!(files_in(dir.path()), manifest_files(&manifest));
+        assert!(all_ok(&again), "{again:#?}");
+        assert_eq!(files_in(dir.path()), present);
+    }
+
+    #[test]
+    fn a_required_file_missing_from_the_folder_still_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = project_manifest_text().replace("optional = true\n", "");
+        let manifest = Manifest::parse(&text, dir.path()).unwrap();
+        let rows = manifest.fetch(&FetchOptions::from_dir(shared_dir()).quiet());
+        let Outcome::Failed(reason) = outcome(&rows, "mobilenet_v2_1.0_224_quant_edgetpu") else {
+            panic!("{rows:#?}")
+        };
+        assert!(reason.starts_with("cannot read "), "{reason}");
+        assert!(!all_ok(&rows));
+    }
+
+    /// A file pinned by git blob id only: fetched and verified against that id.
+    #[test]
+    fn git_blob_pinned_files_are_verified_by_their_blob_id() {
+        const QUANT_BLOB: &str = "03533c32dacc1456ff3fe951ebdd5b967ce9e6a0";
+        let server = FileServer::start(shared_dir());
+        let entry = |path: &str| {
+            format!(
+                "[[entry]]\nname = \"m\"\nfile = \"mobilenet_v2_1.0_224_quant.tflite\"\n\
+                 kind = \"licence\"\ngit_blob = \"{QUANT_BLOB}\"\n\
+                 url = \"{}/{path}/mobilenet_v2_1.0_224_quant.tflite\"\ndescription = \"x\"\n",
+                server.base()
+            )
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = Manifest::parse(&entry("files"), dir.path()).unwrap();
+        let rows = manifest.fetch(&FetchOptions::network().quiet());
+        assert!(
+            matches!(rows[0].outcome, Outcome::Downloaded { .. }),
+            "{rows:#?}"
+        );
+        assert_eq!(manifest.verify()[0].outcome, Outcome::Ok);
+
+        let other = tempfile::tempdir().unwrap();
+        let manifest = Manifest::parse(&entry("wrong"), other.path()).unwrap();
+        let rows = manifest.fetch(&FetchOptions::network().quiet());
+        let Outcome::Failed(reason) = &rows[0].outcome else {
+            panic!("{rows:#?}")
+        };
+        assert!(reason.contains(" has git blob id "), "{reason}");
+        assert!(
+            reason.ends_with(&format!("expected {QUANT_BLOB}; not saved")),
+            "{reason}"
+        );
+        assert!(files_in(other.path()).is_empty());
+
+        // A copy with one byte changed fails verify, naming the blob id.
+        let mut bytes =
+            std::fs::read(shared_dir().join("mobilenet_v2_1.0_224_quant.tflite")).unwrap();
+        bytes[100] ^= 1;
+        std::fs::write(
+            other.path().join("mobilenet_v2_1.0_224_quant.tflite"),
+            bytes,
+        )
+        .unwrap();
+        let Outcome::Mismatch {
+            digest, expected, ..
+        } = &manifest.verify()[0].outcome
+        else {
+            panic!()
+        };
+        assert_eq!((*digest, expected.as_str()), ("git blob id", QUANT_BLOB));
     }
 
     #[test]
@@ -387,6 +486,12 @@ mod tests {
     #[test]
     fn fetch_over_http_downloads_verifies_and_reports_failures() {
         const FAILING: [&str; 2] = ["cat.bmp", "parrot.jpg"];
+        // Not on the server (the shared folder lacks them): a failed download of an
+        // optional file is a failure of the fetch, though verify lets it be missing.
+        const ABSENT: [&str; 2] = [
+            "mobilenet_v2_1.0_224_quant_edgetpu",
+            "tf2_mobilenet_v2_1.0_224_ptq_edgetpu",
+        ];
         let server = FileServer::start(shared_dir());
         let dir = tempfile::tempdir().unwrap();
         let pinned = format!("https://github.com/google-coral/test_data/raw/{PINNED_COMMIT}/");
@@ -417,12 +522,19 @@ mod tests {
             parrot.ends_with(&format!("expected {parrot_sha}; not saved")),
             "{parrot}"
         );
-        for row in rows.iter().filter(|r| !FAILING.contains(&r.name.as_str())) {
+        for name in ABSENT {
+            let Outcome::Failed(reason) = outcome(&rows, name) else {
+                panic!("{rows:#?}")
+            };
+            assert!(reason.ends_with("HTTP 404 Not Found"), "{reason}");
+        }
+        let failed = |name: &str| FAILING.contains(&name) || ABSENT.contains(&name);
+        for row in rows.iter().filter(|r| !failed(&r.name)) {
             let url = manifest.entry(&row.name).unwrap().url.clone();
             assert_eq!(row.outcome, Outcome::Downloaded { url });
         }
         let mut expected = manifest_files(&manifest);
-        expected.retain(|f| !FAILING.contains(&f.as_str()));
+        expected.retain(|f| !failed(&manifest.entry(f).unwrap().name));
         assert_eq!(files_in(dir.path()), expected, "no partial or bad file");
         for row in manifest.verify() {
             assert_eq!(row.is_ok(), !FAILING.contains(&row.name.as_str()), "{row}");
@@ -434,12 +546,11 @@ mod tests {
         let again = manifest.fetch(&options);
         assert_eq!(
             server.requests(),
-            first + 2,
+            first + 4,
             "only the failures are retried"
         );
         for row in &again {
-            let failing = FAILING.contains(&row.name.as_str());
-            assert_eq!(row.outcome == Outcome::Ok, !failing, "{row}");
+            assert_eq!(row.outcome == Outcome::Ok, !failed(&row.name), "{row}");
         }
     }
 

@@ -53,6 +53,8 @@ pub enum Kind {
     Image,
     /// Terms the other files come under.
     Licence,
+    /// A file only tests use (the Edge TPU fixture): no rig runs it.
+    Fixture,
 }
 
 impl Kind {
@@ -63,6 +65,7 @@ impl Kind {
             Kind::Labels => "label file",
             Kind::Image => "image",
             Kind::Licence => "licence",
+            Kind::Fixture => "test fixture",
         }
     }
 }
@@ -75,6 +78,7 @@ impl fmt::Display for Kind {
             Kind::Labels => "labels",
             Kind::Image => "image",
             Kind::Licence => "licence",
+            Kind::Fixture => "fixture",
         })
     }
 }
@@ -116,8 +120,19 @@ pub struct Entry {
     /// Plain file name inside the models folder; unique.
     pub file: String,
     pub kind: Kind,
-    /// Expected SHA-256, 64 lowercase hex digits.
-    pub sha256: String,
+    /// Expected SHA-256, 64 lowercase hex digits; every entry has it or `git_blob`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Expected git blob id (SHA-1 of `"blob <size>\0"` and the bytes), 40 lowercase hex
+    /// digits: pins a file whose SHA-256 is not known but whose repository is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_blob: Option<String>,
+    /// Only some rigs need it: missing, it fails neither `verify` nor `fetch --from DIR`.
+    #[serde(default)]
+    pub optional: bool,
+    /// Compiled by `edgetpu_compiler`: runs only on an Edge TPU (kind = "edgetpu").
+    #[serde(default)]
+    pub edgetpu: bool,
     /// Commit-pinned download address.
     pub url: String,
     /// One line for listings.
@@ -136,7 +151,49 @@ pub struct Entry {
     pub top1: Vec<Top1>,
 }
 
+/// How an entry's bytes are pinned: by SHA-256 where known, else by git blob id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pin<'e> {
+    Sha256(&'e str),
+    GitBlob(&'e str),
+}
+
+impl<'e> Pin<'e> {
+    /// The digest's name in messages.
+    pub fn label(self) -> &'static str {
+        match self {
+            Pin::Sha256(_) => "SHA-256",
+            Pin::GitBlob(_) => "git blob id",
+        }
+    }
+
+    /// The expected digest, lowercase hex.
+    pub fn expected(self) -> &'e str {
+        match self {
+            Pin::Sha256(hex) | Pin::GitBlob(hex) => hex,
+        }
+    }
+
+    /// This digest of the file at `path`.
+    pub fn of_file(self, path: &Path) -> std::io::Result<String> {
+        match self {
+            Pin::Sha256(_) => super::report::sha256_file(path),
+            Pin::GitBlob(_) => super::report::git_blob_file(path),
+        }
+    }
+}
+
 impl Entry {
+    /// How this entry's bytes are pinned (validation guarantees one of the two).
+    pub fn pin(&self) -> Pin<'_> {
+        match (&self.sha256, &self.git_blob) {
+            (Some(sha), _) => Pin::Sha256(sha),
+            (None, Some(blob)) => Pin::GitBlob(blob),
+            // Validation refuses such an entry; an empty pin would match no file.
+            (None, None) => Pin::Sha256(""),
+        }
+    }
+
     /// The expected top-1 class of this image for the model named `model`.
     pub fn top1_for(&self, model: &str) -> Option<&Top1> {
         self.top1.iter().find(|t| t.model == model)
@@ -325,7 +382,12 @@ fn check_entry(entry: &Entry) -> Result<()> {
         bail!("name is empty");
     }
     check_file_name(&entry.file)?;
-    check_sha256(&entry.sha256)?;
+    match (&entry.sha256, &entry.git_blob) {
+        (None, None) => bail!("needs `sha256` (or, where only that is known, `git_blob`)"),
+        (Some(_), Some(_)) => bail!("give `sha256` or `git_blob`, not both"),
+        (Some(sha256), None) => check_sha256(sha256)?,
+        (None, Some(blob)) => check_git_blob(blob)?,
+    }
     if !(entry.url.starts_with("https://") || entry.url.starts_with("http://")) {
         bail!("url {:?} is not an http(s) address", entry.url);
     }
@@ -359,6 +421,16 @@ fn check_sha256(sha256: &str) -> Result<()> {
     Ok(())
 }
 
+fn check_git_blob(blob: &str) -> Result<()> {
+    let hex = blob
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if blob.len() != 40 || !hex {
+        bail!("git_blob {blob:?} is not 40 lowercase hex digits");
+    }
+    Ok(())
+}
+
 /// Models need labels and an input spec; the model-only and image-only fields are rejected
 /// elsewhere so that a misplaced field is noticed rather than ignored.
 fn check_kind_fields(entry: &Entry) -> Result<()> {
@@ -374,6 +446,9 @@ fn check_kind_fields(entry: &Entry) -> Result<()> {
     }
     if entry.kind != Kind::Image && !entry.top1.is_empty() {
         bail!("`top1` is for images only");
+    }
+    if entry.edgetpu && !matches!(entry.kind, Kind::Model | Kind::Fixture) {
+        bail!("`edgetpu` is for models and fixtures only");
     }
     Ok(())
 }
@@ -436,39 +511,93 @@ mod tests {
             .collect()
     }
 
-    /// Files of SOURCES.md that no backend uses yet: the Edge TPU fixture joins the manifest
-    /// with the Edge TPU backend.
-    const NOT_YET_USED: [&str; 1] = ["keras_lstm_mnist_ptq_edgetpu.tflite"];
+    /// File name → git blob id from SOURCES.md's second table: the Edge TPU builds, whose
+    /// bytes are not in the shared folder.
+    fn sources_blob_table() -> Vec<(String, String)> {
+        let text = std::fs::read_to_string(shared_dir().join("SOURCES.md")).unwrap();
+        text.lines()
+            .skip_while(|l| !l.starts_with("| file | git blob id"))
+            .take_while(|l| l.starts_with('|'))
+            .filter(|l| !l.starts_with("|---") && !l.starts_with("| file"))
+            .map(|l| {
+                let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
+                (cells[0].to_owned(), cells[1].to_owned())
+            })
+            .collect()
+    }
 
     #[test]
     fn lists_every_file_of_sources_md_with_its_checksum() {
         let manifest = project_manifest();
-        let mut table = sources_table();
+        let table = sources_table();
         assert_eq!(table.len(), 10, "SOURCES.md table: {table:?}");
-        table.retain(|(file, _)| !NOT_YET_USED.contains(&file.as_str()));
         for (file, sha) in &table {
             let entry = manifest
                 .entry(file)
                 .unwrap_or_else(|| panic!("{file} missing from manifest"));
             assert_eq!(&entry.file, file);
+            assert!(!entry.optional, "{file} is in the shared folder");
             if !sha.is_empty() {
-                assert_eq!(&entry.sha256, sha, "{file}");
+                assert_eq!(entry.sha256.as_deref(), Some(sha.as_str()), "{file}");
             }
+        }
+        let blobs = sources_blob_table();
+        assert_eq!(blobs.len(), 2, "SOURCES.md blob table: {blobs:?}");
+        for (file, blob) in &blobs {
+            let entry = manifest
+                .entry(file)
+                .unwrap_or_else(|| panic!("{file} missing from manifest"));
+            assert_eq!(entry.git_blob.as_deref(), Some(blob.as_str()), "{file}");
+            assert_eq!(entry.pin(), Pin::GitBlob(blob));
+            assert!(entry.optional && entry.edgetpu, "{file}");
         }
         assert_eq!(
             manifest.entries().len(),
-            table.len(),
+            table.len() + blobs.len(),
             "extra manifest entries"
         );
     }
 
+    /// Every file the shared folder has matches its pin; only optional files may be absent.
     #[test]
     fn checksums_match_the_real_files() {
         let manifest = project_manifest();
+        let mut checked = 0;
         for entry in manifest.entries() {
-            let actual = crate::models::sha256_file(&shared_dir().join(&entry.file)).unwrap();
-            assert_eq!(actual, entry.sha256, "{}", entry.file);
+            let path = shared_dir().join(&entry.file);
+            if !path.exists() {
+                assert!(entry.optional, "{} is not in the shared folder", entry.file);
+                continue;
+            }
+            let pin = entry.pin();
+            assert_eq!(
+                pin.of_file(&path).unwrap(),
+                pin.expected(),
+                "{}",
+                entry.file
+            );
+            checked += 1;
         }
+        assert_eq!(checked, 10);
+    }
+
+    /// The git blob id SOURCES.md gives for a file that is there, computed from its bytes.
+    #[test]
+    fn git_blob_id_of_a_known_file() {
+        let path = shared_dir().join("mobilenet_v2_1.0_224_quant.tflite");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 3_610_798);
+        assert_eq!(
+            crate::models::git_blob_file(&path).unwrap(),
+            "03533c32dacc1456ff3fe951ebdd5b967ce9e6a0"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "").unwrap();
+        // `git hash-object` of an empty file.
+        assert_eq!(
+            crate::models::git_blob_file(&empty).unwrap(),
+            "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+        );
     }
 
     #[test]
@@ -491,8 +620,25 @@ mod tests {
             .collect();
         assert_eq!(
             models,
-            ["mobilenet_v2_1.0_224_quant", "tf2_mobilenet_v2_1.0_224_ptq"]
+            [
+                "mobilenet_v2_1.0_224_quant",
+                "tf2_mobilenet_v2_1.0_224_ptq",
+                "mobilenet_v2_1.0_224_quant_edgetpu",
+                "tf2_mobilenet_v2_1.0_224_ptq_edgetpu"
+            ]
         );
+        for model in manifest.of_kind(Kind::Model) {
+            assert_eq!(
+                model.edgetpu,
+                model.name.ends_with("_edgetpu"),
+                "{}",
+                model.name
+            );
+        }
+        let fixture = manifest
+            .entry("keras_lstm_mnist_ptq_edgetpu.tflite")
+            .unwrap();
+        assert_eq!((fixture.kind, fixture.edgetpu), (Kind::Fixture, true));
         for model in manifest.of_kind(Kind::Model) {
             assert_eq!(model.file, format!("{}.tflite", model.name));
             assert_eq!(model.labels.as_deref(), Some("imagenet_labels.txt"));
@@ -531,7 +677,8 @@ mod tests {
         for (image, index, label) in expected {
             let entry = manifest.image(image).unwrap();
             assert_eq!(entry.top1.len(), 2, "{image}");
-            for model in manifest.of_kind(Kind::Model) {
+            // The Edge TPU builds' classes could not be checked here (no Edge TPU).
+            for model in manifest.of_kind(Kind::Model).filter(|m| !m.edgetpu) {
                 let top1 = entry.top1_for(&model.name).unwrap();
                 assert_eq!((top1.index, top1.label.as_str()), (index, label), "{image}");
             }
@@ -644,6 +791,22 @@ top1 = [{ model = "m", index = 1, label = "x" }]
     }
 
     #[test]
+    fn a_git_blob_pins_an_entry_instead_of_sha256() {
+        let blob = "03533c32dacc1456ff3fe951ebdd5b967ce9e6a0";
+        let text = bad(
+            "sha256 = \"3fd22d6ed352b8e721d9982e38ed655f8429e168bb53ad205c6f3cdfa848e994\"",
+            &format!("git_blob = \"{blob}\"\noptional = true"),
+        );
+        let manifest = Manifest::parse(&text, "d").unwrap();
+        let image = manifest.image("i.bmp").unwrap();
+        assert_eq!(image.pin(), Pin::GitBlob(blob));
+        assert_eq!((image.pin().label(), image.optional), ("git blob id", true));
+        let model = manifest.model("m").unwrap();
+        assert_eq!(model.pin().label(), "SHA-256");
+        assert!(!model.optional && !model.edgetpu);
+    }
+
+    #[test]
     fn small_manifest_parses() {
         let manifest = Manifest::parse(GOOD, "d").unwrap();
         assert_eq!(manifest.entries().len(), 3);
@@ -689,6 +852,25 @@ top1 = [{ model = "m", index = 1, label = "x" }]
                 "plain file name",
             ),
             (bad("3fd22d6ed352", "3FD22D6ED352"), "64 lowercase hex"),
+            (
+                bad("sha256 = \"3fd2", "git_blob = \"3fd2"),
+                "not 40 lowercase hex",
+            ),
+            (
+                bad("sha256 = \"3fd2", "git_blob = \"03533c32dacc1456ff3fe951ebdd5b967ce9e6a0\"\nsha256 = \"3fd2"),
+                "not both",
+            ),
+            (
+                bad(
+                    "sha256 = \"3fd22d6ed352b8e721d9982e38ed655f8429e168bb53ad205c6f3cdfa848e994\"\n",
+                    "",
+                ),
+                "needs `sha256`",
+            ),
+            (
+                bad("kind = \"image\"", "kind = \"image\"\nedgetpu = true"),
+                "`edgetpu` is for models and fixtures only",
+            ),
             (bad("3fd22d6ed352", "3fd22d6ed35"), "64 lowercase hex"),
             (bad("https://example.org/i.bmp", "ftp://x/i.bmp"), "http(s)"),
             (bad("labels = \"l.txt\"\n", ""), "needs `labels`"),

@@ -30,10 +30,12 @@ pub use convert::{
 };
 pub use fetch::{FetchOptions, Source};
 pub use manifest::{
-    models_dir, Entry, InputSpec, Kind, Manifest, Top1, BUILT_IN_MANIFEST, MANIFEST_FILE,
+    models_dir, Entry, InputSpec, Kind, Manifest, Pin, Top1, BUILT_IN_MANIFEST, MANIFEST_FILE,
     MODELS_DIR_ENV,
 };
-pub use report::{all_ok, format_list, format_table, sha256_file, FileReport, Outcome};
+pub use report::{
+    all_ok, format_list, format_table, git_blob_file, sha256_file, FileReport, Outcome,
+};
 pub use resolve::{IntegrityError, ResolvedImage, ResolvedModel};
 
 #[cfg(test)]

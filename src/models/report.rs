@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -14,6 +14,24 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
     let mut file = File::open(path)?;
     let mut hasher = Sha256::new();
     io::copy(&mut file, &mut HashWriter::new(&mut hasher, io::sink()))?;
+    Ok(hex(&hasher.finalize()))
+}
+
+/// The git blob id of a file: SHA-1 of `"blob <size>\0"` followed by its bytes, which is how
+/// a git repository names a file's content at a commit (`git hash-object`).
+pub fn git_blob_file(path: &Path) -> io::Result<String> {
+    use sha1::Digest as _;
+    let mut file = File::open(path)?;
+    let mut hasher = sha1::Sha1::new();
+    hasher.update(format!("blob {}\0", file.metadata()?.len()).as_bytes());
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
     Ok(hex(&hasher.finalize()))
 }
 
@@ -54,8 +72,13 @@ pub enum Outcome {
     Ok,
     /// No file under the entry's name.
     Missing,
-    /// Present with other bytes than the manifest pins.
-    Mismatch { expected: String, actual: String },
+    /// Present with other bytes than the manifest pins; `digest` names the checksum
+    /// ("SHA-256" or "git blob id").
+    Mismatch {
+        digest: &'static str,
+        expected: String,
+        actual: String,
+    },
     /// Present but could not be read (permissions, a folder in its place, ...).
     Unreadable(String),
     /// Fetched from this address and verified.
@@ -81,9 +104,11 @@ impl fmt::Display for Outcome {
         match self {
             Outcome::Ok => f.write_str("ok"),
             Outcome::Missing => f.write_str("missing"),
-            Outcome::Mismatch { expected, actual } => {
-                write!(f, "mismatch: SHA-256 {actual}, expected {expected}")
-            }
+            Outcome::Mismatch {
+                digest,
+                expected,
+                actual,
+            } => write!(f, "mismatch: {digest} {actual}, expected {expected}"),
             Outcome::Unreadable(reason) => write!(f, "unreadable: {reason}"),
             Outcome::Downloaded { url } => write!(f, "downloaded from {url}"),
             Outcome::Copied { from } => write!(f, "copied from {}", from.display()),
@@ -101,18 +126,30 @@ pub struct FileReport {
     /// Where the file is (or belongs) in the models folder.
     pub path: PathBuf,
     pub outcome: Outcome,
+    /// The entry is `optional`: its absence is reported, not a failure.
+    pub optional: bool,
 }
 
 impl FileReport {
+    /// Present and verified, or an optional file that is simply absent.
     pub fn is_ok(&self) -> bool {
-        self.outcome.is_ok()
+        self.outcome.is_ok() || (self.optional && self.outcome == Outcome::Missing)
+    }
+
+    /// The STATUS cell: the outcome, marked where an optional file is missing.
+    fn status(&self) -> String {
+        if self.optional && self.outcome == Outcome::Missing {
+            "missing (optional)".to_owned()
+        } else {
+            self.outcome.to_string()
+        }
     }
 }
 
 /// `name (kind): outcome`, for logs; [`format_table`] aligns many rows.
 impl fmt::Display for FileReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}): {}", self.name, self.kind, self.outcome)
+        write!(f, "{} ({}): {}", self.name, self.kind, self.status())
     }
 }
 
@@ -125,7 +162,7 @@ pub fn all_ok(rows: &[FileReport]) -> bool {
 pub fn format_table(rows: &[FileReport]) -> String {
     let cells: Vec<[String; 3]> = rows
         .iter()
-        .map(|r| [r.name.clone(), r.kind.to_string(), r.outcome.to_string()])
+        .map(|r| [r.name.clone(), r.kind.to_string(), r.status()])
         .collect();
     aligned(["NAME", "KIND", "STATUS"], &cells)
 }
@@ -183,10 +220,12 @@ impl Manifest {
 
     /// The state of one entry's file: ok, missing, mismatch or unreadable.
     pub fn check_file(&self, entry: &Entry) -> Outcome {
-        match sha256_file(&self.path(entry)) {
-            Ok(actual) if actual == entry.sha256 => Outcome::Ok,
+        let pin = entry.pin();
+        match pin.of_file(&self.path(entry)) {
+            Ok(actual) if actual == pin.expected() => Outcome::Ok,
             Ok(actual) => Outcome::Mismatch {
-                expected: entry.sha256.clone(),
+                digest: pin.label(),
+                expected: pin.expected().to_owned(),
                 actual,
             },
             Err(e) if e.kind() == io::ErrorKind::NotFound => Outcome::Missing,
@@ -200,6 +239,7 @@ impl Manifest {
             kind: entry.kind,
             path: self.path(entry),
             outcome,
+            optional: entry.optional,
         }
     }
 }
@@ -246,6 +286,7 @@ mod tests {
         assert_eq!(
             outcome("cat.bmp"),
             Outcome::Mismatch {
+                digest: "SHA-256",
                 expected: "34f235786382686111728287fd26d4c24dd8c25de8233469d6eeb301888ce0a9".into(),
                 actual: hex(&Sha256::digest(b"not a cat")),
             }
@@ -265,12 +306,14 @@ mod tests {
                 kind: Kind::Image,
                 path: "m/a".into(),
                 outcome: Outcome::Ok,
+                optional: false,
             },
             FileReport {
                 name: "longer_name".into(),
                 kind: Kind::Licence,
                 path: "m/b".into(),
                 outcome: Outcome::Failed("HTTP 404 Not Found".into()),
+                optional: false,
             },
         ];
         let table = format_table(&rows);

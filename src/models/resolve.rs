@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Result};
 
 use super::manifest::{Entry, InputSpec, Kind, Manifest, Top1, MANIFEST_FILE};
-use super::report::{sha256_file, Outcome};
+use super::report::{git_blob_file, sha256_file, Outcome};
 
 /// Why a manifest file cannot be used for a run. Kept typed (inside the `anyhow::Error`s this
 /// module returns) so a caller can tell "fetch first" from other failures by downcasting.
@@ -23,13 +23,14 @@ pub enum IntegrityError {
         path: PathBuf,
     },
     #[error(
-        "{} {name} is corrupt: SHA-256 {actual}, expected {expected}; run `joulebench models fetch` to replace it",
+        "{} {name} is corrupt: {digest} {actual}, expected {expected}; run `joulebench models fetch` to replace it",
         .kind.noun()
     )]
     Corrupt {
         kind: Kind,
         name: String,
         path: PathBuf,
+        digest: &'static str,
         expected: String,
         actual: String,
     },
@@ -151,10 +152,15 @@ impl Manifest {
         match self.check_file(entry) {
             Outcome::Ok | Outcome::Downloaded { .. } | Outcome::Copied { .. } => Ok(path),
             Outcome::Missing => Err(IntegrityError::Missing { kind, name, path }),
-            Outcome::Mismatch { expected, actual } => Err(IntegrityError::Corrupt {
+            Outcome::Mismatch {
+                digest,
+                expected,
+                actual,
+            } => Err(IntegrityError::Corrupt {
                 kind,
                 name,
                 path,
+                digest,
                 expected,
                 actual,
             }),
@@ -191,7 +197,16 @@ impl Manifest {
                 self.names_of_kind(kind),
             )
         })?;
-        let entry = self.of_kind(kind).find(|e| e.sha256 == sha256);
+        // A blob-pinned entry is matched by its git blob id, computed only if one exists.
+        let mut blob = None;
+        let entry = self.of_kind(kind).find(|e| match (&e.sha256, &e.git_blob) {
+            (Some(sha), _) => *sha == sha256,
+            (None, Some(id)) => {
+                let actual = blob.get_or_insert_with(|| git_blob_file(&path).ok());
+                actual.as_deref() == Some(id.as_str())
+            }
+            (None, None) => false,
+        });
         Ok(Found::File {
             path,
             sha256,
@@ -202,7 +217,16 @@ impl Manifest {
     /// Name, path and checksum of what was found; `spec` names a file the manifest lacks.
     fn identify(&self, spec: &str, found: &Found<'_>) -> (String, PathBuf, String) {
         match found {
-            Found::Entry(entry) => (entry.name.clone(), self.path(entry), entry.sha256.clone()),
+            Found::Entry(entry) => {
+                let path = self.path(entry);
+                // A blob-pinned entry's SHA-256 (the run record's) comes from its bytes; empty
+                // when resolving a file that is not there yet (opening checks it first).
+                let sha256 = entry
+                    .sha256
+                    .clone()
+                    .unwrap_or_else(|| sha256_file(&path).unwrap_or_default());
+                (entry.name.clone(), path, sha256)
+            }
             Found::File {
                 path,
                 sha256,
@@ -268,6 +292,37 @@ mod tests {
             assert_eq!((input.height, input.width, input.channels), (224, 224, 3));
             assert_eq!((input.mean, input.std), (127.5, 127.5));
         }
+    }
+
+    /// An entry pinned by git blob id only: opened after its blob id checks out, matched by
+    /// it when given by path, and its SHA-256 (for the run record) computed from the bytes.
+    #[test]
+    fn a_git_blob_pinned_model_is_checked_and_matched_by_its_blob_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = crate::models::test_support::project_manifest_text().replacen(
+            &format!("sha256 = \"{QUANT_SHA}\""),
+            "git_blob = \"03533c32dacc1456ff3fe951ebdd5b967ce9e6a0\"",
+            1,
+        );
+        let manifest = Manifest::parse(&text, dir.path()).unwrap();
+        assert!(manifest.model(QUANT).unwrap().sha256.is_none());
+        copy_shared(dir.path(), "imagenet_labels.txt");
+        let err = manifest.open_model(QUANT).unwrap_err().to_string();
+        assert!(err.contains("is missing"), "{err}");
+        copy_shared(dir.path(), "mobilenet_v2_1.0_224_quant.tflite");
+        let model = manifest.open_model(QUANT).unwrap();
+        assert_eq!(model.sha256, QUANT_SHA);
+
+        let shared = shared_dir().join("mobilenet_v2_1.0_224_quant.tflite");
+        let by_path = manifest.resolve_model(shared.to_str().unwrap()).unwrap();
+        assert_eq!((by_path.name.as_str(), by_path.in_manifest), (QUANT, true));
+
+        std::fs::write(dir.path().join("mobilenet_v2_1.0_224_quant.tflite"), "abc").unwrap();
+        let err = manifest.open_model(QUANT).unwrap_err().to_string();
+        assert!(
+            err.contains("is corrupt: git blob id f2ba8f84ab5c1bce84a7b441cb1959cfc7093b7f, expected 03533c32"),
+            "{err}"
+        );
     }
 
     #[test]

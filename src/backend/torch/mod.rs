@@ -212,17 +212,10 @@ mod tests {
 
     fn spec(threads: u32, precision: Precision, batch: u32) -> BackendSpec {
         BackendSpec {
-            kind: BackendKind::Torch,
-            engine: None,
-            xnnpack: None,
-            litert_lib: None,
-            model: String::new(),
-            image: String::new(),
             threads,
-            device: None,
             precision: Some(precision),
             batch: Some(batch),
-            cudnn_benchmark: None,
+            ..BackendSpec::new(BackendKind::Torch)
         }
     }
 

@@ -1,0 +1,665 @@
+//! Int8 models compiled by `edgetpu_compiler` on a Coral Edge TPU (USB Accelerator or PCIe
+//! card): Coral's `libedgetpu.so.1` as a delegate of the classic TF Lite C API
+//! (`libtensorflowlite_c.so`, of the TensorFlow version libedgetpu was built against), both
+//! loaded at run time (module `ffi`).
+//!
+//! Before anything is loaded the model is checked for the Edge TPU's custom op: a model not
+//! compiled for the Edge TPU would run entirely on the CPU without a word, and its figures
+//! would be labelled as the Edge TPU's.
+
+mod ffi;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::{tensor_type, Backend, EngineInfo};
+use crate::input::{InputSpec, TensorType};
+use crate::rig::BackendSpec;
+
+/// Overrides the system's search for libedgetpu when the rig gives no `edgetpu_lib`.
+pub const EDGETPU_LIB_ENV: &str = "JOULEBENCH_EDGETPU_LIB";
+/// Overrides the system's search for the TF Lite C library when the rig gives no `tflite_c_lib`.
+pub const TFLITE_C_LIB_ENV: &str = "JOULEBENCH_TFLITE_C_LIB";
+/// What the system's library search looks for.
+pub const EDGETPU_SONAME: &str = "libedgetpu.so.1";
+pub const TFLITE_C_SONAME: &str = "libtensorflowlite_c.so";
+
+/// The custom op `edgetpu_compiler` puts in place of the layers it compiled.
+pub const EDGETPU_CUSTOM_OP: &str = "edgetpu-custom-op";
+
+/// Which Edge TPU a backend uses (`edgetpu_device`): the N-th of a type in the order
+/// libedgetpu lists them, or the first of a type, or (absent) the first found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DeviceChoice {
+    pub bus: Bus,
+    /// Index among the devices on that bus; None: the first.
+    pub index: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bus {
+    Usb,
+    Pci,
+}
+
+impl Bus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Bus::Usb => "usb",
+            Bus::Pci => "pci",
+        }
+    }
+
+    fn of(device_type: i32) -> Option<Bus> {
+        match device_type {
+            ffi::DEVICE_USB => Some(Bus::Usb),
+            ffi::DEVICE_PCI => Some(Bus::Pci),
+            _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (bus, index) = match s.split_once(':') {
+            Some((bus, n)) => (bus, Some(n)),
+            None => (s, None),
+        };
+        let bus = match bus {
+            "usb" => Bus::Usb,
+            "pci" => Bus::Pci,
+            _ => return Err(bad_device(s)),
+        };
+        let index = match index {
+            Some(n) => Some(n.parse().map_err(|_| bad_device(s))?),
+            None => None,
+        };
+        Ok(DeviceChoice { bus, index })
+    }
+}
+
+fn bad_device(s: &str) -> String {
+    format!("edgetpu_device {s:?} is not \"usb\", \"usb:N\", \"pci\" or \"pci:N\"")
+}
+
+impl TryFrom<String> for DeviceChoice {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<DeviceChoice> for String {
+    fn from(d: DeviceChoice) -> String {
+        d.to_string()
+    }
+}
+
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.index {
+            Some(n) => write!(f, "{}:{n}", self.bus.as_str()),
+            None => f.write_str(self.bus.as_str()),
+        }
+    }
+}
+
+/// The rig checks of an `edgetpu` backend: settings of other kinds are refused rather than
+/// ignored. `i` is the backend's index, for the message.
+pub fn validate(i: usize, spec: &BackendSpec) -> Result<()> {
+    let foreign = [
+        ("engine", spec.engine.is_some()),
+        ("xnnpack", spec.xnnpack.is_some()),
+        ("litert_lib", spec.litert_lib.is_some()),
+        ("device", spec.device.is_some()),
+        ("precision", spec.precision.is_some()),
+        ("batch", spec.batch.is_some()),
+        ("cudnn_benchmark", spec.cudnn_benchmark.is_some()),
+    ];
+    if let Some((key, _)) = foreign.iter().find(|(_, set)| *set) {
+        bail!("backends[{i}]: {key} does not apply to kind \"edgetpu\" (its keys: edgetpu_lib, tflite_c_lib, edgetpu_device, threads)");
+    }
+    for (key, path) in [
+        ("edgetpu_lib", &spec.edgetpu_lib),
+        ("tflite_c_lib", &spec.tflite_c_lib),
+    ] {
+        if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            bail!("backends[{i}].{key} is empty: give a path, or leave it out for the default");
+        }
+    }
+    Ok(())
+}
+
+/// Whether a kind other than `edgetpu` sets an `edgetpu` key.
+pub fn has_edgetpu_keys(spec: &BackendSpec) -> bool {
+    spec.edgetpu_lib.is_some() || spec.tflite_c_lib.is_some() || spec.edgetpu_device.is_some()
+}
+
+/// Refuses a model without the Edge TPU custom op: one not compiled by `edgetpu_compiler`
+/// would run on the CPU through the delegate-less interpreter, silently.
+pub fn check_compiled_for_edgetpu(model: &Path) -> Result<()> {
+    let bytes =
+        std::fs::read(model).with_context(|| format!("cannot read model {}", model.display()))?;
+    let parsed = tflite::model::Model::from_buffer(&bytes)
+        .with_context(|| format!("{} is not a valid TensorFlow Lite model", model.display()))?;
+    let compiled = parsed
+        .operator_codes
+        .iter()
+        .any(|code| code.custom_code.c_str().to_bytes() == EDGETPU_CUSTOM_OP.as_bytes());
+    if !compiled {
+        bail!(
+            "model {} was not compiled for the Edge TPU (no {EDGETPU_CUSTOM_OP} among its operators), so it would run on the CPU: compile it with edgetpu_compiler, or use mobilenet_v2_1.0_224_quant_edgetpu",
+            model.display()
+        );
+    }
+    Ok(())
+}
+
+/// Where a library is looked for, and why there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibraryChoice {
+    /// A path, or a bare file name for the system's search.
+    pub path: PathBuf,
+    /// "the rig's edgetpu_lib", "$JOULEBENCH_EDGETPU_LIB", "the system's library search".
+    pub from: String,
+}
+
+/// The rig's key if set, else the environment variable, else the system's library search.
+fn choose_library(
+    explicit: Option<&Path>,
+    key: &str,
+    env: &str,
+    env_value: Option<std::ffi::OsString>,
+    soname: &str,
+) -> LibraryChoice {
+    if let Some(path) = explicit {
+        return LibraryChoice {
+            path: path.to_owned(),
+            from: format!("the rig's {key}"),
+        };
+    }
+    match env_value.filter(|v| !v.is_empty()) {
+        Some(path) => LibraryChoice {
+            path: PathBuf::from(path),
+            from: format!("${env}"),
+        },
+        None => LibraryChoice {
+            path: PathBuf::from(soname),
+            from: "the system's library search".into(),
+        },
+    }
+}
+
+/// One library to load: its file name, rig key, environment variable and install hint.
+struct Library {
+    soname: &'static str,
+    key: &'static str,
+    env: &'static str,
+    install: &'static str,
+}
+
+const EDGETPU: Library = Library {
+    soname: EDGETPU_SONAME,
+    key: "edgetpu_lib",
+    env: EDGETPU_LIB_ENV,
+    install: "install Coral's libedgetpu1-std package (README: Edge TPU)",
+};
+
+const TFLITE_C: Library = Library {
+    soname: TFLITE_C_SONAME,
+    key: "tflite_c_lib",
+    env: TFLITE_C_LIB_ENV,
+    install: "install a libtensorflowlite_c.so built from the TensorFlow version libedgetpu was built against (README: Edge TPU)",
+};
+
+impl Library {
+    fn choose(&self, explicit: Option<&Path>) -> LibraryChoice {
+        choose_library(
+            explicit,
+            self.key,
+            self.env,
+            std::env::var_os(self.env),
+            self.soname,
+        )
+    }
+
+    /// One line for a library that cannot be used: which, where, why, what to do.
+    fn error(&self, choice: &LibraryChoice, err: ffi::LoadError) -> anyhow::Error {
+        let (what, key, env, install) = (self.soname, self.key, self.env, self.install);
+        let searched = choice.path.components().count() == 1;
+        let tried = format!("{} (from {})", choice.path.display(), choice.from);
+        anyhow::anyhow!(match err {
+            ffi::LoadError::Open(_) if !searched && !choice.path.exists() => {
+                format!("{what} not found at {tried}: {install}, or set {env} / the rig's {key}")
+            }
+            ffi::LoadError::Open(reason) if searched => format!(
+                "cannot load {what} through the system's library search: {}; {install}, or set {env} / the rig's {key}",
+                reason.replace('\n', " ")
+            ),
+            ffi::LoadError::Open(reason) => format!(
+                "cannot load {what} from {tried}: {}; {install}, or set {env} / the rig's {key}",
+                reason.replace('\n', " ")
+            ),
+            ffi::LoadError::Symbol(symbol) => {
+                format!("{tried} lacks {symbol}, so it is not a usable {what}: {install}")
+            }
+        })
+    }
+}
+
+pub struct EdgeTpuBackend {
+    session: ffi::Session,
+    input: InputSpec,
+    output_type: TensorType,
+    engine: EngineInfo,
+}
+
+impl EdgeTpuBackend {
+    /// Checks the model, loads both libraries, picks the Edge TPU and attaches its delegate.
+    /// Each failure is one line, in that order.
+    pub fn open(spec: &BackendSpec, model: &Path) -> Result<Self> {
+        check_compiled_for_edgetpu(model)?;
+        let (edgetpu, tflite) = load_libraries(spec)?;
+        let devices = edgetpu.devices();
+        let device = choose_device(&devices, spec.edgetpu_device)?;
+        let (session, input, output) =
+            ffi::Session::open(tflite, edgetpu, model, device, spec.threads)?;
+        let dtype = |info: &ffi::TensorInfo| {
+            let kind = match info.element_type {
+                ffi::TYPE_UINT8 => "uint8",
+                ffi::TYPE_INT8 => "int8",
+                ffi::TYPE_FLOAT32 => "float32",
+                other => bail!("unsupported tensor type (TfLiteType {other})"),
+            };
+            tensor_type(kind, Some(info.scale), Some(i64::from(info.zero_point)))
+        };
+        let dims: Vec<i64> = input.dims.iter().map(|&d| i64::from(d)).collect();
+        Ok(Self {
+            session,
+            input: InputSpec::nhwc(&dims, dtype(&input)?)?,
+            output_type: dtype(&output)?,
+            engine: EngineInfo {
+                engine: "edgetpu".into(),
+                version: format!(
+                    "libedgetpu {}; TF Lite {}",
+                    edgetpu.version(),
+                    tflite.version()
+                ),
+                accelerator: describe_device(device),
+                threads: spec.threads,
+            },
+        })
+    }
+}
+
+/// Loads libedgetpu, then the TF Lite C library, from the rig's paths, the environment or the
+/// system's search.
+fn load_libraries(
+    spec: &BackendSpec,
+) -> Result<(&'static ffi::EdgeTpuApi, &'static ffi::TfLiteApi)> {
+    let choice = EDGETPU.choose(spec.edgetpu_lib.as_deref());
+    let edgetpu = ffi::load_edgetpu(&choice.path).map_err(|e| EDGETPU.error(&choice, e))?;
+    let choice = TFLITE_C.choose(spec.tflite_c_lib.as_deref());
+    let tflite = ffi::load_tflite(&choice.path).map_err(|e| TFLITE_C.error(&choice, e))?;
+    Ok((edgetpu, tflite))
+}
+
+/// The device the rig asks for among those found.
+fn choose_device(devices: &[ffi::Device], choice: Option<DeviceChoice>) -> Result<&ffi::Device> {
+    if devices.is_empty() {
+        bail!(
+            "no Edge TPU found (libedgetpu lists none): plug in the Coral USB Accelerator (`lsusb` shows 1a6e:089a, or 18d1:9302 once in use) or install the PCIe card's gasket/apex driver (/dev/apex_0), and check that your user may open it (libedgetpu1-std's udev rule; the plugdev group)"
+        );
+    }
+    let Some(choice) = choice else {
+        return Ok(&devices[0]);
+    };
+    let on_bus: Vec<&ffi::Device> = devices
+        .iter()
+        .filter(|d| Bus::of(d.device_type) == Some(choice.bus))
+        .collect();
+    on_bus
+        .get(choice.index.unwrap_or(0))
+        .copied()
+        .with_context(|| {
+            let found: Vec<String> = devices.iter().map(describe_device).collect();
+            format!(
+                "no Edge TPU matches edgetpu_device = \"{choice}\"; found: {}",
+                found.join(", ")
+            )
+        })
+}
+
+/// "Coral USB Accelerator (/sys/bus/usb/devices/2-1)", "Coral PCIe Edge TPU (/dev/apex_0)".
+fn describe_device(device: &ffi::Device) -> String {
+    let what = match Bus::of(device.device_type) {
+        Some(Bus::Usb) => "Coral USB Accelerator".to_owned(),
+        Some(Bus::Pci) => "Coral PCIe Edge TPU".to_owned(),
+        None => format!("Edge TPU of type {}", device.device_type),
+    };
+    format!("{what} ({})", device.path)
+}
+
+impl Backend for EdgeTpuBackend {
+    fn engine(&self) -> &EngineInfo {
+        &self.engine
+    }
+
+    fn input(&self) -> &InputSpec {
+        &self.input
+    }
+
+    fn infer(&mut self, input: &[u8], scores: &mut Vec<f32>) -> Result<()> {
+        let output_type = self.output_type;
+        self.session
+            .run(input, |out| output_type.dequantize(out, scores))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rig::BackendKind;
+
+    fn shared(file: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/models")
+            .join(file)
+    }
+
+    const FIXTURE: &str = "keras_lstm_mnist_ptq_edgetpu.tflite";
+    const PLAIN: &str = "mobilenet_v2_1.0_224_quant.tflite";
+
+    fn open_err(spec: &BackendSpec, model: &Path) -> String {
+        match EdgeTpuBackend::open(spec, model) {
+            Ok(_) => panic!("opened without an Edge TPU"),
+            Err(e) => {
+                let text = format!("{e:#}");
+                assert!(!text.contains('\n'), "{text}");
+                text
+            }
+        }
+    }
+
+    /// Builds a stand-in library from `tests/fixtures/edgetpu_standin.c` with the given
+    /// macros; None (after a skip line) where no C compiler is installed.
+    fn standin(test: &str, dir: &Path, name: &str, defines: &[&str]) -> Option<PathBuf> {
+        let src = dir.join("standin.c");
+        std::fs::write(&src, include_str!("../../tests/fixtures/edgetpu_standin.c")).unwrap();
+        let out = dir.join(name);
+        let status = std::process::Command::new("cc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .args(defines.iter().map(|d| format!("-D{d}")))
+            .status();
+        match status {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                crate::skip_test(test, "no C compiler (cc) to build the stand-in libraries");
+                None
+            }
+            Err(e) => panic!("cc: {e}"),
+            Ok(status) => {
+                assert!(status.success(), "cc failed for {name}");
+                Some(out)
+            }
+        }
+    }
+
+    fn spec(edgetpu_lib: &Path, tflite_c_lib: &Path) -> BackendSpec {
+        BackendSpec {
+            edgetpu_lib: Some(edgetpu_lib.to_owned()),
+            tflite_c_lib: Some(tflite_c_lib.to_owned()),
+            ..BackendSpec::new(BackendKind::Edgetpu)
+        }
+    }
+
+    #[test]
+    fn device_choices_parse_and_print() {
+        for (text, bus, index) in [
+            ("usb", Bus::Usb, None),
+            ("usb:0", Bus::Usb, Some(0)),
+            ("pci", Bus::Pci, None),
+            ("pci:2", Bus::Pci, Some(2)),
+        ] {
+            let choice: DeviceChoice = text.parse().unwrap();
+            assert_eq!(choice, DeviceChoice { bus, index });
+            assert_eq!(choice.to_string(), text);
+        }
+        for bad in ["USB", "usb:", "usb:x", "tpu", "pci:-1", ""] {
+            let err = bad.parse::<DeviceChoice>().unwrap_err();
+            assert!(err.contains("is not \"usb\", \"usb:N\""), "{bad}: {err}");
+        }
+    }
+
+    fn device(device_type: i32, path: &str) -> ffi::Device {
+        ffi::Device {
+            device_type,
+            path: path.into(),
+        }
+    }
+
+    #[test]
+    fn devices_are_chosen_by_bus_and_index() {
+        let usb = device(ffi::DEVICE_USB, "/sys/bus/usb/devices/2-1");
+        let pci = device(ffi::DEVICE_PCI, "/dev/apex_0");
+        let usb2 = device(ffi::DEVICE_USB, "/sys/bus/usb/devices/1-1.3");
+        let all = [usb.clone(), pci.clone(), usb2.clone()];
+        let pick = |s: Option<&str>| choose_device(&all, s.map(|s| s.parse().unwrap()));
+        assert_eq!(pick(None).unwrap(), &usb);
+        assert_eq!(pick(Some("usb")).unwrap(), &usb);
+        assert_eq!(pick(Some("usb:1")).unwrap(), &usb2);
+        assert_eq!(pick(Some("pci")).unwrap(), &pci);
+        assert_eq!(pick(Some("pci:0")).unwrap(), &pci);
+        let err = format!("{:#}", pick(Some("pci:1")).unwrap_err());
+        assert_eq!(
+            err,
+            "no Edge TPU matches edgetpu_device = \"pci:1\"; found: Coral USB Accelerator \
+             (/sys/bus/usb/devices/2-1), Coral PCIe Edge TPU (/dev/apex_0), Coral USB \
+             Accelerator (/sys/bus/usb/devices/1-1.3)"
+        );
+        let err = format!("{:#}", choose_device(&[], None).unwrap_err());
+        assert!(err.starts_with("no Edge TPU found"), "{err}");
+    }
+
+    #[test]
+    fn libraries_come_from_the_rig_then_the_environment_then_the_search() {
+        let pick = |explicit: Option<&str>, env: Option<&str>| {
+            choose_library(
+                explicit.map(Path::new),
+                "edgetpu_lib",
+                EDGETPU_LIB_ENV,
+                env.map(Into::into),
+                EDGETPU_SONAME,
+            )
+        };
+        let rig = pick(Some("/opt/a.so"), Some("/opt/b.so"));
+        assert_eq!(rig.path, Path::new("/opt/a.so"));
+        assert_eq!(rig.from, "the rig's edgetpu_lib");
+        let env = pick(None, Some("/opt/b.so"));
+        assert_eq!(env.path, Path::new("/opt/b.so"));
+        assert_eq!(env.from, "$JOULEBENCH_EDGETPU_LIB");
+        for env in [None, Some("")] {
+            let search = pick(None, env);
+            assert_eq!(search.path, Path::new("libedgetpu.so.1"));
+            assert_eq!(search.from, "the system's library search");
+        }
+    }
+
+    #[test]
+    fn only_models_compiled_for_the_edge_tpu_pass() {
+        check_compiled_for_edgetpu(&shared(FIXTURE)).unwrap();
+        let plain = shared(PLAIN);
+        let err = format!("{:#}", check_compiled_for_edgetpu(&plain).unwrap_err());
+        assert_eq!(
+            err,
+            format!(
+                "model {} was not compiled for the Edge TPU (no edgetpu-custom-op among its \
+                 operators), so it would run on the CPU: compile it with edgetpu_compiler, or \
+                 use mobilenet_v2_1.0_224_quant_edgetpu",
+                plain.display()
+            )
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.tflite");
+        std::fs::write(&junk, b"not a flatbuffer at all").unwrap();
+        let err = format!("{:#}", check_compiled_for_edgetpu(&junk).unwrap_err());
+        assert!(
+            err.contains("is not a valid TensorFlow Lite model"),
+            "{err}"
+        );
+    }
+
+    /// The model is refused before any library is touched: the library paths here do not
+    /// exist, and the error is still the model's.
+    #[test]
+    fn a_plain_model_is_refused_before_the_libraries() {
+        let spec = spec(
+            Path::new("/nonexistent/a.so"),
+            Path::new("/nonexistent/b.so"),
+        );
+        let err = open_err(&spec, &shared(PLAIN));
+        assert!(err.contains("was not compiled for the Edge TPU"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_library_is_named_with_where_it_was_looked_for() {
+        let spec = spec(
+            Path::new("/nonexistent/libedgetpu.so.1"),
+            Path::new("/nonexistent/libtensorflowlite_c.so"),
+        );
+        let err = open_err(&spec, &shared(FIXTURE));
+        assert_eq!(
+            err,
+            "libedgetpu.so.1 not found at /nonexistent/libedgetpu.so.1 (from the rig's \
+             edgetpu_lib): install Coral's libedgetpu1-std package (README: Edge TPU), or set \
+             JOULEBENCH_EDGETPU_LIB / the rig's edgetpu_lib"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("libedgetpu.so.1");
+        std::fs::write(&junk, b"not an ELF file").unwrap();
+        let err = open_err(&spec_with(&junk, "/nonexistent/t.so"), &shared(FIXTURE));
+        assert!(
+            err.starts_with(&format!(
+                "cannot load libedgetpu.so.1 from {} (from the rig's edgetpu_lib): ",
+                junk.display()
+            )),
+            "{err}"
+        );
+        assert!(err.ends_with("or set JOULEBENCH_EDGETPU_LIB / the rig's edgetpu_lib"));
+    }
+
+    #[test]
+    fn a_library_the_system_search_cannot_load_is_named_so() {
+        let choice = choose_library(None, "edgetpu_lib", EDGETPU_LIB_ENV, None, EDGETPU_SONAME);
+        let reason = "libedgetpu.so.1: cannot open shared object file: No such file or directory";
+        let err = EDGETPU
+            .error(&choice, ffi::LoadError::Open(reason.into()))
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "cannot load libedgetpu.so.1 through the system's library search: {reason}; \
+                 install Coral's libedgetpu1-std package (README: Edge TPU), or set \
+                 JOULEBENCH_EDGETPU_LIB / the rig's edgetpu_lib"
+            )
+        );
+    }
+
+    fn spec_with(edgetpu_lib: &Path, tflite_c_lib: &str) -> BackendSpec {
+        spec(edgetpu_lib, Path::new(tflite_c_lib))
+    }
+
+    #[test]
+    fn stand_in_libraries_lacking_a_symbol_are_named() {
+        const TEST: &str = "backend::edgetpu::stand_in_libraries_lacking_a_symbol_are_named";
+        let dir = tempfile::tempdir().unwrap();
+        let Some(lacking) = standin(TEST, dir.path(), "libedgetpu-lacking.so", &["LACK_SYMBOL"])
+        else {
+            return;
+        };
+        let err = open_err(&spec_with(&lacking, "/nonexistent/t.so"), &shared(FIXTURE));
+        assert_eq!(
+            err,
+            format!(
+                "{} (from the rig's edgetpu_lib) lacks edgetpu_create_delegate, so it is not a \
+                 usable libedgetpu.so.1: install Coral's libedgetpu1-std package (README: Edge TPU)",
+                lacking.display()
+            )
+        );
+
+        let edgetpu = standin(TEST, dir.path(), "libedgetpu.so", &[]).unwrap();
+        let tflite = standin(
+            TEST,
+            dir.path(),
+            "libtflite-lacking.so",
+            &["TFLITE_C", "LACK_SYMBOL"],
+        )
+        .unwrap();
+        let err = open_err(&spec(&edgetpu, &tflite), &shared(FIXTURE));
+        assert!(
+            err.starts_with(&format!(
+                "{} (from the rig's tflite_c_lib) lacks TfLiteInterpreterOptionsAddDelegate, so \
+                 it is not a usable libtensorflowlite_c.so: install a libtensorflowlite_c.so \
+                 built from the TensorFlow version libedgetpu was built against",
+                tflite.display()
+            )),
+            "{err}"
+        );
+        let err = open_err(
+            &spec_with(&edgetpu, "/nonexistent/libtensorflowlite_c.so"),
+            &shared(FIXTURE),
+        );
+        assert!(
+            err.starts_with("libtensorflowlite_c.so not found at /nonexistent/libtensorflowlite_c.so (from the rig's tflite_c_lib): install a libtensorflowlite_c.so"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn no_device_found_and_a_device_without_a_delegate() {
+        const TEST: &str = "backend::edgetpu::no_device_found_and_a_device_without_a_delegate";
+        let dir = tempfile::tempdir().unwrap();
+        let Some(none) = standin(TEST, dir.path(), "libedgetpu-none.so", &[]) else {
+            return;
+        };
+        let tflite = standin(TEST, dir.path(), "libtflite.so", &["TFLITE_C"]).unwrap();
+        let err = open_err(&spec(&none, &tflite), &shared(FIXTURE));
+        assert!(
+            err.starts_with(
+                "no Edge TPU found (libedgetpu lists none): plug in the Coral USB Accelerator"
+            ),
+            "{err}"
+        );
+
+        // One USB device listed: its type and path are read from libedgetpu's array, and the
+        // stand-in's refusal to create a delegate is reported with that path.
+        let one = standin(TEST, dir.path(), "libedgetpu-one.so", &["ONE_USB_DEVICE"]).unwrap();
+        let err = open_err(&spec(&one, &tflite), &shared(FIXTURE));
+        assert_eq!(
+            err,
+            "edgetpu_create_delegate failed for the Edge TPU at /sys/bus/usb/devices/standin \
+             (is another process using it?)"
+        );
+        let mut pci = spec(&one, &tflite);
+        pci.edgetpu_device = Some("pci".parse().unwrap());
+        let err = open_err(&pci, &shared(FIXTURE));
+        assert_eq!(
+            err,
+            "no Edge TPU matches edgetpu_device = \"pci\"; found: Coral USB Accelerator \
+             (/sys/bus/usb/devices/standin)"
+        );
+        // The versions the engine reports come from the libraries.
+        let edgetpu = ffi::load_edgetpu(&one).unwrap();
+        let tflite = ffi::load_tflite(&tflite).unwrap();
+        assert_eq!(
+            (edgetpu.version(), tflite.version()),
+            ("standin".into(), "0.0.0-standin".into())
+        );
+    }
+}
