@@ -3,7 +3,7 @@
 //! Data flows one way:
 //! rig file ([`rig`]) → runner ([`runner`], driving a [`backend`] through the [`protocol`])
 //! while the [`sampler`] reads [`sensor`]s → samples → summary ([`energy`], [`validity`],
-//! [`stats`], [`summary`], [`aggregate`]) → a typed, versioned record ([`results`]) → files ([`output`]),
+//! [`stats`], [`summary`], [`aggregate`], with the [`machine`] state at each window's edges) → a typed, versioned record ([`results`]) → files ([`output`]),
 //! which everything downstream reads back through [`results`].
 
 pub mod aggregate;
@@ -14,6 +14,7 @@ pub mod compare;
 pub mod energy;
 pub mod export;
 pub mod input;
+pub mod machine;
 pub mod models;
 pub mod output;
 pub mod project;
