@@ -521,13 +521,10 @@ pub fn verdict(start: &MachineState, end: &MachineState) -> Verdict {
     if pi_a.is_some() && pi_b.is_some() {
         signals.push("get_throttled".into());
     }
-    for (when, flags) in [("at start", pi_a), ("at end", pi_b)] {
-        if let Some(flags) = flags {
-            for (bit, name) in PI_BITS.iter().filter(|(bit, _)| *bit < 16) {
-                if flags & (1 << bit) != 0 {
-                    reasons.push(format!("Pi {name} {when}"));
-                }
-            }
+    for (bit, name) in PI_BITS.iter().filter(|(bit, _)| *bit < 16) {
+        let set = |flags: Option<&u32>| flags.is_some_and(|f| f & (1 << bit) != 0);
+        if let Some(when) = at_edges(set(pi_a), set(pi_b)) {
+            reasons.push(format!("Pi {name} {when}"));
         }
     }
     if let (Some(a), Some(b)) = (pi_a, pi_b) {
@@ -553,8 +550,16 @@ pub fn verdict(start: &MachineState, end: &MachineState) -> Verdict {
     if !cool_a.is_empty() && !cool_b.is_empty() {
         signals.push("cpu cooling devices".into());
     }
-    for (when, devices) in [("at start", &cool_a), ("at end", &cool_b)] {
-        for (device, kind, state) in devices.iter().filter(|d| d.2 > 0) {
+    let mut holding: Vec<&(String, String, u64)> = Vec::new();
+    for d in cool_a.iter().chain(&cool_b).filter(|d| d.2 > 0) {
+        if !holding.contains(&d) {
+            holding.push(d);
+        }
+    }
+    for d in holding {
+        let (device, kind, state) = d;
+        let at = |devices: &[(String, String, u64)]| devices.contains(d);
+        if let Some(when) = at_edges(at(&cool_a), at(&cool_b)) {
             reasons.push(format!("{device} ({kind}) at state {state} {when}"));
         }
     }
@@ -592,6 +597,16 @@ pub fn verdict(start: &MachineState, end: &MachineState) -> Verdict {
         Some(Throttle::No)
     };
     Verdict { throttled, signals }
+}
+
+/// Where a sign was seen: at the window's start, its end, or both.
+fn at_edges(start: bool, end: bool) -> Option<&'static str> {
+    match (start, end) {
+        (true, true) => Some("at start and end"),
+        (true, false) => Some("at start"),
+        (false, true) => Some("at end"),
+        (false, false) => None,
+    }
 }
 
 /// Why the CPU throttled during the window from `start` to `end`, or `None` if no signal
@@ -848,6 +863,10 @@ mod tests {
             throttled(&old_history, &pi("50003")).as_deref(),
             Some("Pi under-voltage at end; Pi ARM frequency capped at end")
         );
+        assert_eq!(
+            throttled(&pi("8"), &pi("80008")).as_deref(),
+            Some("Pi soft temperature limit active at start and end; Pi soft temperature limit occurred")
+        );
     }
 
     fn cooling(kind: &str, state: u64) -> MachineState {
@@ -871,6 +890,17 @@ mod tests {
             assert_eq!(
                 throttled(&idle, &holding),
                 Some(format!("cooling_device1 ({kind}) at state 2 at end"))
+            );
+            assert_eq!(
+                throttled(&holding, &holding),
+                Some(format!("cooling_device1 ({kind}) at state 2 at start and end"))
+            );
+            assert_eq!(
+                throttled(&holding, &cooling(kind, 1)),
+                Some(format!(
+                    "cooling_device1 ({kind}) at state 2 at start; \
+                     cooling_device1 ({kind}) at state 1 at end"
+                ))
             );
         }
         // Fans alone are no signal.

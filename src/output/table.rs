@@ -109,9 +109,11 @@ pub fn render(rows: &[SummaryRow]) -> String {
             );
         }
     }
+    // One note per window (not per sensor), and none for an aggregate whose repetitions are
+    // listed already.
     let marked: Vec<String> = rows
         .iter()
-        .filter(|r| r.sensor_index.unwrap_or(0) == 0)
+        .filter(|r| r.sensor_index.unwrap_or(0) == 0 && r.repetition != Repetition::All)
         .filter_map(|r| Some(format!("{}: {}", label(r, repeated), throttled(r)?)))
         .collect();
     if !marked.is_empty() {
