@@ -28,17 +28,12 @@ pub fn root() -> PathBuf {
 
 /// One value read from a file: absent (no such file: not recorded), unknown (the file is there
 /// but could not be read or parsed: `null`), or known.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum Reading<T> {
+    #[default]
     Absent,
     Unknown,
     Known(T),
-}
-
-impl<T> Default for Reading<T> {
-    fn default() -> Self {
-        Reading::Absent
-    }
 }
 
 impl<T> Reading<T> {
@@ -248,6 +243,11 @@ impl Reader<'_> {
 
     /// The entries `<prefix><n>` of a folder, by n.
     fn numbered(&mut self, dir: &str, prefix: &str) -> Vec<(u32, String)> {
+        self.numbered_with(dir, prefix, "")
+    }
+
+    /// The entries `<prefix><n><suffix>` of a folder, by n.
+    fn numbered_with(&mut self, dir: &str, prefix: &str, suffix: &str) -> Vec<(u32, String)> {
         let entries = match std::fs::read_dir(self.root.join(dir)) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
@@ -259,7 +259,11 @@ impl Reader<'_> {
         let mut out: Vec<(u32, String)> = entries
             .filter_map(|e| {
                 let name = e.ok()?.file_name().into_string().ok()?;
-                let n = name.strip_prefix(prefix)?.parse().ok()?;
+                let n = name
+                    .strip_prefix(prefix)?
+                    .strip_suffix(suffix)?
+                    .parse()
+                    .ok()?;
                 Some((n, name))
             })
             .collect();
@@ -314,8 +318,7 @@ impl MachineState {
         for (_, chip) in r.numbered(HWMON, "hwmon") {
             let dir = format!("{HWMON}/{chip}");
             let name: Reading<String> = r.value(&format!("{dir}/name"));
-            let inputs = temp_inputs(root, &dir);
-            for m in inputs {
+            for (m, _) in r.numbered_with(&dir, "temp", "_input") {
                 hwmon_temps.push(HwmonTemp {
                     input: format!("{chip}/temp{m}"),
                     name: name.clone(),
@@ -343,24 +346,6 @@ impl MachineState {
     }
 }
 
-/// The M of every `tempM_input` in a hwmon folder, in order.
-fn temp_inputs(root: &Path, dir: &str) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
-        return Vec::new();
-    };
-    let mut out: Vec<u32> = entries
-        .filter_map(|e| {
-            let name = e.ok()?.file_name().into_string().ok()?;
-            name.strip_prefix("temp")?
-                .strip_suffix("_input")?
-                .parse()
-                .ok()
-        })
-        .collect();
-    out.sort_unstable();
-    out
-}
-
 /// Sums Intel's throttle counters over the CPUs that have them; a sum with one unreadable
 /// counter in it is unknown.
 fn throttle_counts(r: &mut Reader) -> Option<ThrottleCounts> {
@@ -368,7 +353,13 @@ fn throttle_counts(r: &mut Reader) -> Option<ThrottleCounts> {
         .numbered(CPUS, "cpu")
         .into_iter()
         .map(|(_, cpu)| cpu)
-        .filter(|cpu| r.root.join(CPUS).join(cpu).join("thermal_throttle").is_dir())
+        .filter(|cpu| {
+            r.root
+                .join(CPUS)
+                .join(cpu)
+                .join("thermal_throttle")
+                .is_dir()
+        })
         .collect();
     if cpus.is_empty() {
         return None;
@@ -422,9 +413,7 @@ fn mode_name(conf: &str, id: u32) -> Option<String> {
             .strip_suffix('>')?
             .trim()
             .strip_prefix("POWER_MODEL")?;
-        let mut fields = inner
-            .split_whitespace()
-            .filter_map(|f| f.split_once('='));
+        let mut fields = inner.split_whitespace().filter_map(|f| f.split_once('='));
         let mut found_id = None;
         let mut name = None;
         for (k, v) in fields.by_ref() {
@@ -731,7 +720,10 @@ mod tests {
             .put(&format!("{HWMON}/hwmon2/temp2_crit"), "100000\n");
         let s = t.capture();
         assert_eq!(s.thermal_zones.len(), 2);
-        assert_eq!(s.thermal_zones[0].kind, Reading::Known("cpu-thermal".into()));
+        assert_eq!(
+            s.thermal_zones[0].kind,
+            Reading::Known("cpu-thermal".into())
+        );
         assert_eq!(s.thermal_zones[0].temp_c, Reading::Known(48.312));
         assert_eq!(s.thermal_zones[1].temp_c, Reading::Known(-1.5));
         assert_eq!(s.hwmon_temps.len(), 2, "{:?}", s.hwmon_temps);
@@ -752,14 +744,21 @@ mod tests {
         t.put(&format!("{THERMAL}/thermal_zone0/type"), "x86_pkg_temp\n")
             .put(&format!("{THERMAL}/thermal_zone0/temp"), "hot\n");
         // A folder where a file should be: it exists but cannot be read.
-        std::fs::create_dir_all(t.0.path().join(format!("{CPUFREQ}/policy0/scaling_cur_freq")))
-            .unwrap();
+        std::fs::create_dir_all(
+            t.0.path()
+                .join(format!("{CPUFREQ}/policy0/scaling_cur_freq")),
+        )
+        .unwrap();
         let s = t.capture();
         assert_eq!(s.thermal_zones[0].temp_c, Reading::Unknown);
         assert_eq!(s.cpufreq[0].cur_khz, Reading::Unknown);
         assert_eq!(s.cpufreq[0].governor, Reading::Absent);
         assert_eq!(s.unreadable.len(), 2, "{:?}", s.unreadable);
-        assert!(s.unreadable[1].contains("cannot parse \"hot\""), "{:?}", s.unreadable);
+        assert!(
+            s.unreadable[1].contains("cannot parse \"hot\""),
+            "{:?}",
+            s.unreadable
+        );
         // Unknown is null in JSON, absent is left out, and both read back as they were.
         let json = serde_json::to_value(&s).unwrap();
         assert!(json["thermal_zones"][0]["temp_c"].is_null(), "{json}");
@@ -808,7 +807,10 @@ mod tests {
         for cpu in 0..2 {
             let d = format!("{CPUS}/cpu{cpu}/thermal_throttle");
             t.put(&format!("{d}/core_throttle_count"), &format!("{core}\n"))
-                .put(&format!("{d}/package_throttle_count"), &format!("{package}\n"));
+                .put(
+                    &format!("{d}/package_throttle_count"),
+                    &format!("{package}\n"),
+                );
         }
         // A folder that is not a CPU is not counted.
         t.put(&format!("{CPUS}/cpufreq/boost"), "1\n");
@@ -873,7 +875,10 @@ mod tests {
         let t = Tree::new();
         t.put(&format!("{THERMAL}/cooling_device0/type"), "Fan\n")
             .put(&format!("{THERMAL}/cooling_device0/cur_state"), "3\n")
-            .put(&format!("{THERMAL}/cooling_device1/type"), &format!("{kind}\n"))
+            .put(
+                &format!("{THERMAL}/cooling_device1/type"),
+                &format!("{kind}\n"),
+            )
             .put(
                 &format!("{THERMAL}/cooling_device1/cur_state"),
                 &format!("{state}\n"),
@@ -893,7 +898,9 @@ mod tests {
             );
             assert_eq!(
                 throttled(&holding, &holding),
-                Some(format!("cooling_device1 ({kind}) at state 2 at start and end"))
+                Some(format!(
+                    "cooling_device1 ({kind}) at state 2 at start and end"
+                ))
             );
             assert_eq!(
                 throttled(&holding, &cooling(kind, 1)),
@@ -949,29 +956,57 @@ mod tests {
         assert_eq!(combine([(1, Some(&Throttle::No)), (2, None)]), None);
     }
 
-    /// What one capture costs on the machine running the tests (`--nocapture` prints it).
-    #[test]
-    fn capture_of_this_machine_is_cheap() {
-        let root = root();
-        let _ = MachineState::capture(&root);
+    /// Mean time of one capture under `root`, microseconds, and the last state.
+    fn timed_capture(root: &Path) -> (f64, MachineState) {
+        let _ = MachineState::capture(root);
         let n = 50;
         let began = Instant::now();
         let mut s = MachineState::default();
         for _ in 0..n {
-            s = MachineState::capture(&root);
+            s = MachineState::capture(root);
         }
-        let each_us = began.elapsed().as_secs_f64() * 1e6 / n as f64;
-        eprintln!(
-            "machine state capture under {}: {each_us:.0} µs ({} policies, {} zones, {} hwmon \
-             inputs, {} cooling devices, throttle counters: {})",
-            root.display(),
-            s.cpufreq.len(),
-            s.thermal_zones.len(),
-            s.hwmon_temps.len(),
-            s.cooling_devices.len(),
-            s.throttle_counts.is_some()
-        );
-        // Well under a settle period, even on a slow board.
-        assert!(each_us < 50_000.0, "{each_us} µs");
+        (began.elapsed().as_secs_f64() * 1e6 / n as f64, s)
+    }
+
+    /// What one capture costs, on the machine running the tests and on a tree shaped like an
+    /// 8-core Intel desktop's (`--nocapture` prints both).
+    #[test]
+    fn capture_is_cheap() {
+        let desktop = Tree::new();
+        for n in 0..8 {
+            policy(&desktop, n, 4700000, 4700000);
+            let d = format!("{CPUS}/cpu{n}/thermal_throttle");
+            desktop
+                .put(&format!("{d}/core_throttle_count"), "0\n")
+                .put(&format!("{d}/package_throttle_count"), "0\n")
+                .put(&format!("{THERMAL}/cooling_device{n}/type"), "Processor\n")
+                .put(&format!("{THERMAL}/cooling_device{n}/cur_state"), "0\n")
+                .put(&format!("{HWMON}/hwmon3/temp{}_input", n + 1), "55000\n")
+                .put(&format!("{HWMON}/hwmon3/temp{}_label", n + 1), "Core\n");
+        }
+        desktop.put(&format!("{HWMON}/hwmon3/name"), "coretemp\n");
+        for z in 0..3 {
+            desktop
+                .put(&format!("{THERMAL}/thermal_zone{z}/type"), "acpitz\n")
+                .put(&format!("{THERMAL}/thermal_zone{z}/temp"), "40000\n");
+        }
+        for (what, root) in [
+            ("this machine", root()),
+            ("an 8-core desktop's tree", desktop.0.path().into()),
+        ] {
+            let (each_us, s) = timed_capture(&root);
+            eprintln!(
+                "machine state capture of {what} ({}): {each_us:.0} µs ({} policies, {} zones, \
+                 {} hwmon inputs, {} cooling devices, throttle counters: {})",
+                root.display(),
+                s.cpufreq.len(),
+                s.thermal_zones.len(),
+                s.hwmon_temps.len(),
+                s.cooling_devices.len(),
+                s.throttle_counts.is_some()
+            );
+            // Well under a settle period, even on a slow board.
+            assert!(each_us < 50_000.0, "{each_us} µs");
+        }
     }
 }

@@ -558,13 +558,25 @@ fn machine_state_is_recorded_at_the_edges_of_every_timed_window() {
     // No sensor: the machine state does not depend on one, and a sensor-less run cannot be
     // made invalid by a busy machine starving the sampler.
     let text = sim_rig("");
-    let rig = write_rig(dir.path(), "rig", &text[..text.find("[[sensors]]").unwrap()]);
+    let rig = write_rig(
+        dir.path(),
+        "rig",
+        &text[..text.find("[[sensors]]").unwrap()],
+    );
     let out_dir = dir.path().join("run");
     let out = {
         let _machine = common::one_run_at_a_time();
         common::joulebench()
             .env("JOULEBENCH_SYSFS_ROOT", root.path())
-            .args(["run", "--rig", s(&rig), "--out", s(&out_dir), "--repeat", "2"])
+            .args([
+                "run",
+                "--rig",
+                s(&rig),
+                "--out",
+                s(&out_dir),
+                "--repeat",
+                "2",
+            ])
             .output()
             .unwrap()
     };
@@ -576,7 +588,10 @@ fn machine_state_is_recorded_at_the_edges_of_every_timed_window() {
     assert_eq!(states.len(), 2, "{states:?}");
     let why = "cooling_device0 (Processor) at state 1 at start and end";
     for (i, w) in states.iter().enumerate() {
-        assert_eq!((w["backend"].as_u64(), w["repetition"].as_u64()), (Some(0), Some(i as u64 + 1)));
+        assert_eq!(
+            (w["backend"].as_u64(), w["repetition"].as_u64()),
+            (Some(0), Some(i as u64 + 1))
+        );
         for edge in ["start", "end"] {
             let p = &w[edge]["cpufreq"][0];
             assert_eq!(p["governor"], "performance", "{w}");
@@ -596,7 +611,10 @@ fn machine_state_is_recorded_at_the_edges_of_every_timed_window() {
     let summary = read_csv(&out_dir.join("summary.csv"));
     assert_eq!(summary.len(), 3);
     for r in &summary[..2] {
-        assert_eq!((r["status"].as_str(), r["throttled"].clone()), ("ok", format!("yes: {why}")));
+        assert_eq!(
+            (r["status"].as_str(), r["throttled"].clone()),
+            ("ok", format!("yes: {why}"))
+        );
     }
     assert!(summary[2]["throttled"].starts_with("yes: 2 of 2 repetitions"));
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -154,11 +154,9 @@ fn machine_state(record: &RunRecord) -> Vec<MachineStateJson<'_>> {
     let mut out = Vec::new();
     for (backend, b) in record.backends.iter().enumerate() {
         for (repetition, run) in b.runs.iter().enumerate() {
-            if let (Some(start), Some(end), Some(verdict)) = (
-                &run.machine_start,
-                &run.machine_end,
-                run.machine_verdict(),
-            ) {
+            if let (Some(start), Some(end), Some(verdict)) =
+                (&run.machine_start, &run.machine_end, run.machine_verdict())
+            {
                 out.push(MachineStateJson {
                     backend,
                     repetition: repetition + 1,

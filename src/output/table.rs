@@ -63,7 +63,12 @@ pub fn render(rows: &[SummaryRow]) -> String {
             r.threads,
             r.batch,
             r.runs,
-            opt(r.fps, 1) + if throttled(r).is_some() { THROTTLED_MARK } else { "" },
+            opt(r.fps, 1)
+                + if throttled(r).is_some() {
+                    THROTTLED_MARK
+                } else {
+                    ""
+                },
             opt(r.latency_ms_mean, 2),
             opt(r.latency_ms_median, 2),
             opt(r.latency_ms_p90, 2),
@@ -228,6 +233,9 @@ mod tests {
             "{text}"
         );
         // The exported columns stay as they were.
-        assert!(columns(&rows).rows.iter().all(|r| r.last().unwrap() == "ok"));
+        assert!(columns(&rows)
+            .rows
+            .iter()
+            .all(|r| r.last().unwrap() == "ok"));
     }
 }
