@@ -1,9 +1,10 @@
 //! joulebench: how much useful ML inference a machine does per joule.
 //!
 //! Data flows one way:
-//! rig file ([`rig`]) → runner ([`runner`], driving a [`backend`] through the [`protocol`])
+//! rig file ([`rig`]) → runner ([`runner`], driving a [`backend`] through the [`protocol`],
+//! reading the [`machine`] state at each timed window's edges)
 //! while the [`sampler`] reads [`sensor`]s → samples → summary ([`energy`], [`validity`],
-//! [`stats`], [`summary`], [`aggregate`], with the [`machine`] state at each window's edges) → a typed, versioned record ([`results`]) → files ([`output`]),
+//! [`stats`], [`summary`], [`aggregate`]) → a typed, versioned record ([`results`]) → files ([`output`]),
 //! which everything downstream reads back through [`results`].
 
 pub mod aggregate;

@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use crate::machine::Throttle;
 use crate::results::{Repetition, SummaryRow};
+use crate::sensor::Origin;
 
 /// Marks a throttled window in the table; a footnote says why.
 const THROTTLED_MARK: &str = "*";
@@ -14,7 +15,14 @@ fn throttled(r: &SummaryRow) -> Option<&str> {
         _ => None,
     }
 }
-use crate::sensor::Origin;
+
+fn mark(r: &SummaryRow) -> &'static str {
+    if throttled(r).is_some() {
+        THROTTLED_MARK
+    } else {
+        ""
+    }
+}
 
 /// A row's `#`: the backend, and with repetitions `backend/repetition` (`0/2`, `0/all`).
 fn label(r: &SummaryRow, repeated: bool) -> String {
@@ -63,12 +71,7 @@ pub fn render(rows: &[SummaryRow]) -> String {
             r.threads,
             r.batch,
             r.runs,
-            opt(r.fps, 1)
-                + if throttled(r).is_some() {
-                    THROTTLED_MARK
-                } else {
-                    ""
-                },
+            opt(r.fps, 1) + mark(r),
             opt(r.latency_ms_mean, 2),
             opt(r.latency_ms_median, 2),
             opt(r.latency_ms_p90, 2),
@@ -89,8 +92,7 @@ pub fn render(rows: &[SummaryRow]) -> String {
         let mut table = columns(&measured);
         for (cells, r) in table.rows.iter_mut().zip(&measured) {
             if let (Some(status), Some(_)) = (cells.last_mut(), throttled(r)) {
-                status.push(' ');
-                status.push_str(THROTTLED_MARK);
+                *status = format!("{status} {}", mark(r));
             }
         }
         out.push_str(&table.render());
