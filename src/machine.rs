@@ -329,6 +329,8 @@ impl MachineState {
         }
         let throttle_counts = throttle_counts(&mut r);
         let nvpmodel = power_mode(&mut r);
+        // Newer Pi kernels log a one-time "deprecated" warning on the first read of this file;
+        // it is still the one place that has all of the firmware's flags.
         let rpi_throttled = r.parsed(RPI_THROTTLED, |t| {
             u32::from_str_radix(t.trim_start_matches("0x"), 16).ok()
         });
@@ -413,10 +415,9 @@ fn mode_name(conf: &str, id: u32) -> Option<String> {
             .strip_suffix('>')?
             .trim()
             .strip_prefix("POWER_MODEL")?;
-        let mut fields = inner.split_whitespace().filter_map(|f| f.split_once('='));
         let mut found_id = None;
         let mut name = None;
-        for (k, v) in fields.by_ref() {
+        for (k, v) in inner.split_whitespace().filter_map(|f| f.split_once('=')) {
             match k {
                 "ID" => found_id = v.parse::<u32>().ok(),
                 "NAME" => name = Some(v.to_string()),
