@@ -115,6 +115,13 @@ fn aggregate(group: &[&SummaryRow]) -> SummaryRow {
         inferences_per_joule_total_low: total.map(|t| t.0),
         inferences_per_joule_total_high: total.map(|t| t.1),
         status,
+        throttled: crate::machine::combine(group.iter().map(|r| {
+            let n = match r.repetition {
+                Repetition::One(n) => n,
+                Repetition::All => 0,
+            };
+            (n, r.throttled.as_ref())
+        })),
         ..(*last).clone()
     }
 }

@@ -1,7 +1,8 @@
 //! joulebench: how much useful ML inference a machine does per joule.
 //!
 //! Data flows one way:
-//! rig file ([`rig`]) → runner ([`runner`], driving a [`backend`] through the [`protocol`])
+//! rig file ([`rig`]) → runner ([`runner`], driving a [`backend`] through the [`protocol`],
+//! reading the [`machine`] state at each timed window's edges)
 //! while the [`sampler`] reads [`sensor`]s → samples → summary ([`energy`], [`validity`],
 //! [`stats`], [`summary`], [`aggregate`]) → a typed, versioned record ([`results`]) → files ([`output`]),
 //! which everything downstream reads back through [`results`].
@@ -14,6 +15,7 @@ pub mod compare;
 pub mod energy;
 pub mod export;
 pub mod input;
+pub mod machine;
 pub mod models;
 pub mod output;
 pub mod project;

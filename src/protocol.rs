@@ -5,6 +5,7 @@
 //! is taken on the run clock, and the phase boundaries go to the [`PhaseLog`] the sampler's
 //! readings are later cut by.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use indicatif::ProgressBar;
 use crate::backend::Backend;
 use crate::clock::{Phase, PhaseLog, RunClock, Slot};
 use crate::input::{top_k, Prediction};
+use crate::machine::MachineState;
 use crate::rig::ProtocolSpec;
 
 /// Classes reported per classification.
@@ -27,6 +29,9 @@ pub struct Context<'a> {
     /// Set by Ctrl-C: finish the current classification and stop.
     pub interrupt: &'a AtomicBool,
     pub progress: &'a ProgressBar,
+    /// Where to read the machine state at the timed window's edges ([`crate::machine::root`]);
+    /// none: not read.
+    pub machine_root: Option<&'a Path>,
 }
 
 /// One timed classification.
@@ -53,6 +58,9 @@ pub struct TimedRun {
     pub interrupted: bool,
     /// The error that ended the run early, if any.
     pub error: Option<String>,
+    /// The machine state just before the timed window opened and just after it closed.
+    pub machine_start: Option<MachineState>,
+    pub machine_end: Option<MachineState>,
 }
 
 impl TimedRun {
@@ -66,6 +74,15 @@ impl TimedRun {
         let (start, end) = self.window?;
         (end > start && !self.latencies.is_empty())
             .then(|| self.inferences() as f64 / (end - start))
+    }
+
+    /// Whether the CPU throttled during the timed window, from the machine states at its
+    /// edges; none where they were not read.
+    pub fn machine_verdict(&self) -> Option<crate::machine::Verdict> {
+        Some(crate::machine::verdict(
+            self.machine_start.as_ref()?,
+            self.machine_end.as_ref()?,
+        ))
     }
 }
 
@@ -107,6 +124,8 @@ pub fn run(
     sleep_unless(Duration::from_secs_f64(spec.settle_s), ctx.interrupt);
 
     ctx.progress.set_length(u64::from(spec.runs));
+    // Read outside the window, so its sysfs reads are in neither the timing nor the energy.
+    out.machine_start = ctx.machine_root.map(MachineState::capture);
     let start = ctx.clock.now();
     ctx.phases.begin(Phase::Timed, Some(ctx.slot), start);
     out.latencies.reserve(spec.runs as usize);
@@ -129,6 +148,7 @@ pub fn run(
     }
     out.cpu_seconds = cpu_start.elapsed().as_secs_f64();
     ctx.phases.end(end);
+    out.machine_end = ctx.machine_root.map(MachineState::capture);
     out.window = Some((start, end));
     out.top = top;
     out.interrupted = stopped();
@@ -162,7 +182,12 @@ mod tests {
         calls: usize,
         fail_at: Option<usize>,
         interrupt_at: Option<(usize, &'static AtomicBool)>,
+        /// A fake machine root whose cooling device's state the fake sets to its call count,
+        /// so a machine state shows when it was read.
+        machine: tempfile::TempDir,
     }
+
+    const STATE: &str = "sys/class/thermal/cooling_device0/cur_state";
 
     impl Backend for Fake {
         fn engine(&self) -> &EngineInfo {
@@ -174,6 +199,7 @@ mod tests {
         fn infer(&mut self, input: &[u8], scores: &mut Vec<f32>) -> anyhow::Result<()> {
             self.calls += 1;
             assert_eq!(input, [7u8; 3]);
+            std::fs::write(self.machine.path().join(STATE), self.calls.to_string()).unwrap();
             if self.fail_at == Some(self.calls) {
                 anyhow::bail!("boom");
             }
@@ -205,6 +231,13 @@ mod tests {
             calls: 0,
             fail_at: None,
             interrupt_at: None,
+            machine: {
+                let dir = tempfile::tempdir().unwrap();
+                let state = dir.path().join(STATE);
+                std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+                std::fs::write(state, "0").unwrap();
+                dir
+            },
         }
     }
 
@@ -224,6 +257,7 @@ mod tests {
     ) -> (TimedRun, PhaseLog) {
         let phases = PhaseLog::new();
         let progress = ProgressBar::hidden();
+        let root = backend.machine.path().to_path_buf();
         let ctx = Context {
             clock: RunClock::start(),
             phases: &phases,
@@ -233,6 +267,7 @@ mod tests {
             },
             interrupt,
             progress: &progress,
+            machine_root: Some(&root),
         };
         (run(backend, &[7; 3], spec, &ctx), phases)
     }
@@ -257,6 +292,12 @@ mod tests {
             .iter()
             .all(|l| l.start >= start && l.start + l.seconds <= end));
         assert!(run.fps().unwrap() > 0.0);
+        // The machine state is read after the warm-up and before the first timed call, and
+        // after the last one: outside the timed window, at its edges.
+        let calls = |s: Option<&MachineState>| s.unwrap().cooling_devices[0].cur_state.clone();
+        use crate::machine::Reading::Known;
+        assert_eq!(calls(run.machine_start.as_ref()), Known(2));
+        assert_eq!(calls(run.machine_end.as_ref()), Known(27));
     }
 
     #[test]

@@ -161,6 +161,11 @@ pub struct SummaryRow {
     /// Whether every backend of the run that classified this image gave the same top-1.
     pub top1_agrees: bool,
     pub status: Status,
+    /// Whether the CPU throttled during the timed window ([`crate::machine`]): `no`,
+    /// `yes: <reasons>`, or empty where the machine offers no throttle signal (and in folders
+    /// written before the column existed).
+    #[serde(default)]
+    pub throttled: Option<crate::machine::Throttle>,
 }
 
 impl SummaryRow {

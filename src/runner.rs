@@ -239,6 +239,7 @@ pub fn run_repetitions(
     on: &Measuring,
 ) -> Vec<TimedRun> {
     let mut runs = Vec::new();
+    let machine_root = crate::machine::root();
     for repetition in 1..=protocol.repeat as usize {
         if on.interrupt.load(std::sync::atomic::Ordering::Relaxed) {
             break;
@@ -253,6 +254,7 @@ pub fn run_repetitions(
             },
             interrupt: on.interrupt,
             progress: &progress,
+            machine_root: Some(&machine_root),
         };
         let run = protocol::run(b.backend.as_mut(), &b.input, protocol, &ctx);
         progress.finish_and_clear();

@@ -427,6 +427,7 @@ fn row(record: &RunRecord, b: &BackendResult, at: &At, sensor: Option<Measured>)
                 theirs.map(|p| p.class) == top1.map(|p| p.class)
             }),
         status: status(record, run, sensor.as_ref()),
+        throttled: run.machine_verdict().and_then(|v| v.throttled),
     }
 }
 
@@ -455,4 +456,122 @@ fn status(record: &RunRecord, run: &TimedRun, sensor: Option<&Measured>) -> Stat
         return Status::Invalid(format!("idle baseline: {why}"));
     }
     Status::Ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::{CoolingDevice, MachineState, Reading, Throttle};
+    use crate::models::{ResolvedImage, ResolvedModel};
+    use crate::protocol::Latency;
+
+    /// A machine whose ACPI processor cooling device is at `state`.
+    fn machine(state: u64) -> MachineState {
+        MachineState {
+            cooling_devices: vec![CoolingDevice {
+                device: "cooling_device0".into(),
+                kind: Reading::Known("Processor".into()),
+                cur_state: Reading::Known(state),
+            }],
+            ..MachineState::default()
+        }
+    }
+
+    /// A sensor-less run of two repetitions with the given machine states at their edges.
+    fn record(states: [(Option<u64>, Option<u64>); 2]) -> RunRecord {
+        let rig: crate::rig::Rig = toml::from_str(
+            "name = \"t\"\n[protocol]\nrepeat = 2\nruns = 2\n\
+             [[backends]]\nkind = \"tflite\"\nmodel = \"m\"\nimage = \"i\"\n",
+        )
+        .unwrap();
+        let runs = states
+            .iter()
+            .map(|(start, end)| TimedRun {
+                latencies: vec![
+                    Latency {
+                        start: 0.0,
+                        seconds: 0.01
+                    };
+                    2
+                ],
+                window: Some((0.0, 0.02)),
+                batch: 1,
+                machine_start: start.map(machine),
+                machine_end: end.map(machine),
+                ..TimedRun::default()
+            })
+            .collect();
+        RunRecord {
+            started: chrono::Utc::now(),
+            rig_text: String::new(),
+            phases: vec![],
+            backends: vec![BackendResult {
+                spec: rig.backends[0].clone(),
+                model: ResolvedModel {
+                    name: "m".into(),
+                    path: "m.tflite".into(),
+                    sha256: String::new(),
+                    in_manifest: false,
+                    labels: None,
+                    input: None,
+                    label_offset: 0,
+                },
+                image: ResolvedImage {
+                    name: "i".into(),
+                    path: "i.bmp".into(),
+                    sha256: String::new(),
+                    in_manifest: false,
+                    top1: vec![],
+                },
+                engine: crate::backend::EngineInfo {
+                    engine: "fake".into(),
+                    version: "0".into(),
+                    accelerator: "none".into(),
+                    threads: 1,
+                },
+                labels: Default::default(),
+                runs,
+            }],
+            rig,
+            sensors: vec![],
+            interrupted: false,
+        }
+    }
+
+    #[test]
+    fn a_throttled_window_is_flagged_and_stays_ok() {
+        let rows = summarize(&record([(Some(0), Some(0)), (Some(0), Some(2))]));
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].throttled, Some(Throttle::No));
+        assert_eq!(
+            rows[1].throttled,
+            Some(Throttle::Yes(
+                "cooling_device0 (Processor) at state 2 at end".into()
+            ))
+        );
+        assert!(rows.iter().all(|r| r.status == Status::Ok));
+        // The aggregate names the repetition that throttled.
+        assert_eq!(
+            rows[2].throttled,
+            Some(Throttle::Yes(
+                "1 of 2 repetitions (repetition 2: cooling_device0 (Processor) at state 2 at end)"
+                    .into()
+            ))
+        );
+        assert_eq!(rows[2].status, Status::Ok);
+    }
+
+    #[test]
+    fn without_states_or_signals_the_verdict_is_unknown() {
+        let rows = summarize(&record([(None, None), (Some(0), Some(0))]));
+        assert_eq!(rows[0].throttled, None);
+        assert_eq!(rows[1].throttled, Some(Throttle::No));
+        // One unknown repetition makes the aggregate unknown, not "no".
+        assert_eq!(rows[2].throttled, None);
+        let empty = MachineState::default();
+        let mut r = record([(None, None), (None, None)]);
+        r.backends[0].runs[0].machine_start = Some(empty.clone());
+        r.backends[0].runs[0].machine_end = Some(empty);
+        assert_eq!(summarize(&r)[0].throttled, None);
+    }
 }

@@ -730,3 +730,99 @@ fn edgetpu_run_names_a_missing_symbol_and_a_missing_device() {
         "backend 0 (edgetpu): no Edge TPU found (libedgetpu lists none)",
     );
 }
+
+#[test]
+fn machine_state_is_recorded_at_the_edges_of_every_timed_window() {
+    ensure_models();
+    // A fake machine root: one cpufreq policy at full ceiling, one thermal zone, and an ACPI
+    // processor cooling device holding the clock down, so every window is throttled.
+    let root = tempfile::tempdir().unwrap();
+    let put = |rel: &str, text: &str| {
+        let path = root.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    let policy = "sys/devices/system/cpu/cpufreq/policy0";
+    put(&format!("{policy}/scaling_governor"), "performance\n");
+    put(&format!("{policy}/scaling_cur_freq"), "2400000\n");
+    put(&format!("{policy}/scaling_max_freq"), "2400000\n");
+    put(&format!("{policy}/cpuinfo_max_freq"), "2400000\n");
+    put("sys/class/thermal/thermal_zone0/type", "x86_pkg_temp\n");
+    put("sys/class/thermal/thermal_zone0/temp", "71000\n");
+    put("sys/class/thermal/cooling_device0/type", "Processor\n");
+    put("sys/class/thermal/cooling_device0/cur_state", "1\n");
+
+    let dir = tempfile::tempdir().unwrap();
+    // No sensor: the machine state does not depend on one, and a sensor-less run cannot be
+    // made invalid by a busy machine starving the sampler.
+    let text = sim_rig("");
+    let rig = write_rig(
+        dir.path(),
+        "rig",
+        &text[..text.find("[[sensors]]").unwrap()],
+    );
+    let out_dir = dir.path().join("run");
+    let out = {
+        let _machine = common::one_run_at_a_time();
+        common::joulebench()
+            .env("JOULEBENCH_SYSFS_ROOT", root.path())
+            .args([
+                "run",
+                "--rig",
+                s(&rig),
+                "--out",
+                s(&out_dir),
+                "--repeat",
+                "2",
+            ])
+            .output()
+            .unwrap()
+    };
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("run.json")).unwrap()).unwrap();
+    let states = json["machine_state"].as_array().unwrap();
+    assert_eq!(states.len(), 2, "{states:?}");
+    let why = "cooling_device0 (Processor) at state 1 at start and end";
+    for (i, w) in states.iter().enumerate() {
+        assert_eq!(
+            (w["backend"].as_u64(), w["repetition"].as_u64()),
+            (Some(0), Some(i as u64 + 1))
+        );
+        for edge in ["start", "end"] {
+            let p = &w[edge]["cpufreq"][0];
+            assert_eq!(p["governor"], "performance", "{w}");
+            assert_eq!(p["max_khz"], 2400000, "{w}");
+            assert_eq!(w[edge]["thermal_zones"][0]["temp_c"], 71.0, "{w}");
+            assert!(w[edge]["capture_us"].as_f64().unwrap() > 0.0, "{w}");
+        }
+        assert_eq!(w["throttled"], format!("yes: {why}"), "{w}");
+        assert_eq!(
+            w["signals"],
+            serde_json::json!(["cpu cooling devices", "cpufreq ceilings"])
+        );
+    }
+
+    // The summary flags the windows, keeps them ok, and the table marks them (the FPS of the
+    // speed part; a rig with sensors marks the status of the energy part too).
+    let summary = read_csv(&out_dir.join("summary.csv"));
+    assert_eq!(summary.len(), 3);
+    for r in &summary[..2] {
+        assert_eq!(
+            (r["status"].as_str(), r["throttled"].clone()),
+            ("ok", format!("yes: {why}"))
+        );
+    }
+    assert!(summary[2]["throttled"].starts_with("yes: 2 of 2 repetitions"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.lines().filter(|l| l.starts_with("0/")).count() == 2
+            && stdout
+                .lines()
+                .filter(|l| l.starts_with("0/"))
+                .all(|l| l.split_whitespace().any(|c| c.ends_with('*')))
+            && stdout.contains("throttled machine: 0/1: "),
+        "{stdout}"
+    );
+}

@@ -134,6 +134,40 @@ struct RunJson<'a> {
     rig_file: &'a str,
     rig: &'a crate::rig::Rig,
     summary: &'a [SummaryRow],
+    /// The machine at the edges of every timed window, and whether the CPU throttled.
+    machine_state: Vec<MachineStateJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct MachineStateJson<'a> {
+    backend: usize,
+    /// 1-based repetition of the protocol.
+    repetition: usize,
+    start: &'a crate::machine::MachineState,
+    end: &'a crate::machine::MachineState,
+    #[serde(flatten)]
+    verdict: crate::machine::Verdict,
+}
+
+/// One entry per timed window whose edges were read.
+fn machine_state(record: &RunRecord) -> Vec<MachineStateJson<'_>> {
+    let mut out = Vec::new();
+    for (backend, b) in record.backends.iter().enumerate() {
+        for (repetition, run) in b.runs.iter().enumerate() {
+            if let (Some(start), Some(end), Some(verdict)) =
+                (&run.machine_start, &run.machine_end, run.machine_verdict())
+            {
+                out.push(MachineStateJson {
+                    backend,
+                    repetition: repetition + 1,
+                    start,
+                    end,
+                    verdict,
+                });
+            }
+        }
+    }
+    out
 }
 
 #[derive(Serialize)]
@@ -182,6 +216,7 @@ fn write_run_json(
         rig_file: &record.rig_text,
         rig: &record.rig,
         summary: rows,
+        machine_state: machine_state(record),
     };
     let text = serde_json::to_string_pretty(&json)?;
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))

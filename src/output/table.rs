@@ -2,8 +2,27 @@
 
 use std::fmt::Write;
 
+use crate::machine::Throttle;
 use crate::results::{Repetition, SummaryRow};
 use crate::sensor::Origin;
+
+/// Marks a throttled window in the table; a footnote says why.
+const THROTTLED_MARK: &str = "*";
+
+fn throttled(r: &SummaryRow) -> Option<&str> {
+    match &r.throttled {
+        Some(Throttle::Yes(why)) => Some(why),
+        _ => None,
+    }
+}
+
+fn mark(r: &SummaryRow) -> &'static str {
+    if throttled(r).is_some() {
+        THROTTLED_MARK
+    } else {
+        ""
+    }
+}
 
 /// A row's `#`: the backend, and with repetitions `backend/repetition` (`0/2`, `0/all`).
 fn label(r: &SummaryRow, repeated: bool) -> String {
@@ -52,7 +71,7 @@ pub fn render(rows: &[SummaryRow]) -> String {
             r.threads,
             r.batch,
             r.runs,
-            opt(r.fps, 1),
+            opt(r.fps, 1) + mark(r),
             opt(r.latency_ms_mean, 2),
             opt(r.latency_ms_median, 2),
             opt(r.latency_ms_p90, 2),
@@ -70,7 +89,13 @@ pub fn render(rows: &[SummaryRow]) -> String {
     if !measured.is_empty() {
         // The same columns `--export-csv` and `--export-markdown` write.
         out.push('\n');
-        out.push_str(&columns(&measured).render());
+        let mut table = columns(&measured);
+        for (cells, r) in table.rows.iter_mut().zip(&measured) {
+            if let (Some(status), Some(_)) = (cells.last_mut(), throttled(r)) {
+                *status = format!("{status} {}", mark(r));
+            }
+        }
+        out.push_str(&table.render());
         if repeated {
             let _ = writeln!(
                 out,
@@ -90,6 +115,21 @@ pub fn render(rows: &[SummaryRow]) -> String {
                 "(simulated: watts come from a model of an INA219 on a simulated board, not from this machine)"
             );
         }
+    }
+    // One note per window (not per sensor), and none for an aggregate whose repetitions are
+    // listed already.
+    let marked: Vec<String> = rows
+        .iter()
+        .filter(|r| r.sensor_index.unwrap_or(0) == 0 && r.repetition != Repetition::All)
+        .filter_map(|r| Some(format!("{}: {}", label(r, repeated), throttled(r)?)))
+        .collect();
+    if !marked.is_empty() {
+        let _ = writeln!(
+            out,
+            "({THROTTLED_MARK} the CPU throttled during the timed window; its figures describe a \
+             throttled machine: {})",
+            marked.join("; ")
+        );
     }
     out
 }
@@ -175,5 +215,29 @@ mod tests {
             text.contains("ina219-sim (simulated) on 5V supply"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_throttled_window_is_marked_with_a_footnote() {
+        let example =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples/repeat-quant");
+        let mut rows = crate::results::read_run_dir(&example).unwrap().rows;
+        // Written before the column existed: unknown, and no mark.
+        assert!(rows.iter().all(|r| r.throttled.is_none()));
+        assert!(!render(&rows).contains("throttled"));
+        rows[1].throttled = Some(Throttle::Yes("policy0 capped to 1200 of 2400 MHz".into()));
+        let text = render(&rows);
+        let marked: Vec<&str> = text.lines().filter(|l| l.ends_with(" ok *")).collect();
+        assert_eq!(marked.len(), 1, "{text}");
+        assert!(marked[0].starts_with("0/2 "), "{text}");
+        assert!(
+            text.contains("throttled machine: 0/2: policy0 capped to 1200 of 2400 MHz)"),
+            "{text}"
+        );
+        // The exported columns stay as they were.
+        assert!(columns(&rows)
+            .rows
+            .iter()
+            .all(|r| r.last().unwrap() == "ok"));
     }
 }
