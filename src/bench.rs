@@ -196,7 +196,16 @@ fn compare_with_reference(
 fn measures_energy(rig: &Rig) -> bool {
     rig.sensors
         .iter()
-        .any(|s| matches!(s, SensorSpec::Ina219(_) | SensorSpec::Nvml(_)))
+        .any(|s| {
+            matches!(
+                s,
+                SensorSpec::Ina219(_)
+                    | SensorSpec::Nvml(_)
+                    | SensorSpec::Rapl(_)
+                    | SensorSpec::Hwmon(_)
+                    | SensorSpec::Ina3221(_)
+            )
+        })
 }
 
 /// What one round of one contender measured.

@@ -27,6 +27,11 @@ pub struct Rig {
     /// When a window's readings are trusted (see [`crate::validity`]).
     #[serde(default)]
     pub validity: crate::validity::ValiditySpec,
+    /// Use this machine's readable meters (RAPL, hwmon, INA3221; see
+    /// [`crate::sensor::detect`]) instead of `sensors`, which then serve only as the fallback
+    /// where none is readable.
+    #[serde(default)]
+    pub detect_sensors: bool,
 }
 
 fn default_idle_baseline_s() -> f64 {
@@ -285,6 +290,12 @@ pub enum SensorSpec {
     Nvml(NvmlSpec),
     /// A fixed wattage (a nameplate or TDP figure), reported as "nominal, not measured".
     Nominal(NominalSpec),
+    /// A RAPL energy counter through Linux powercap.
+    Rapl(crate::sensor::rapl::RaplSpec),
+    /// A power channel of a Linux hwmon chip.
+    Hwmon(crate::sensor::hwmon::HwmonSpec),
+    /// A rail of a Jetson's on-board INA3221.
+    Ina3221(crate::sensor::ina3221::Ina3221Spec),
 }
 
 impl SensorSpec {
@@ -293,6 +304,9 @@ impl SensorSpec {
             SensorSpec::Ina219(s) | SensorSpec::Ina219Sim(s) => &s.rail,
             SensorSpec::Nvml(s) => &s.rail,
             SensorSpec::Nominal(s) => &s.rail,
+            SensorSpec::Rapl(s) => &s.rail,
+            SensorSpec::Hwmon(s) => &s.rail,
+            SensorSpec::Ina3221(s) => &s.rail,
         }
     }
 
@@ -302,6 +316,9 @@ impl SensorSpec {
             SensorSpec::Ina219Sim(_) => "ina219-sim",
             SensorSpec::Nvml(_) => "nvml",
             SensorSpec::Nominal(_) => "nominal",
+            SensorSpec::Rapl(_) => "rapl",
+            SensorSpec::Hwmon(_) => "hwmon",
+            SensorSpec::Ina3221(_) => "ina3221",
         }
     }
 }
@@ -708,10 +725,18 @@ impl Rig {
                         bail!("sensors[{i}] (nominal): watts must be positive");
                     }
                 }
+                SensorSpec::Rapl(spec) => kind_check(i, s, spec.validate())?,
+                SensorSpec::Hwmon(spec) => kind_check(i, s, spec.validate())?,
+                SensorSpec::Ina3221(spec) => kind_check(i, s, spec.validate())?,
             }
         }
         Ok(())
     }
+}
+
+/// A sensor kind's own check (which lives with the kind), as one line naming the sensor.
+fn kind_check(i: usize, spec: &SensorSpec, checked: Result<(), String>) -> Result<()> {
+    checked.map_err(|e| anyhow::anyhow!("sensors[{i}] ({}): {e}", spec.kind()))
 }
 
 fn validate_ina219(i: usize, spec: &Ina219Spec) -> Result<()> {
