@@ -34,12 +34,20 @@ fn put(path: &Path, value: impl std::fmt::Display) {
 struct FakeMachine {
     root: tempfile::TempDir,
     stop: Arc<AtomicBool>,
-    writer: Option<std::thread::JoinHandle<u64>>,
+    writer: Option<std::thread::JoinHandle<(u64, f64, u32)>>,
 }
 
 impl FakeMachine {
     fn start() -> Self {
-        let root = tempfile::tempdir().unwrap();
+        // On tmpfs where there is one: renames on a disk file system can block the writer
+        // for tens of milliseconds (seen on ext4), and the counters would lag their rates.
+        let shm = Path::new("/dev/shm");
+        let root = if shm.is_dir() {
+            tempfile::tempdir_in(shm)
+        } else {
+            tempfile::tempdir()
+        }
+        .unwrap();
         let r = root.path();
         let rapl = r.join("class/powercap/intel-rapl:0");
         let energy_chip = r.join("class/hwmon/hwmon1");
@@ -72,12 +80,17 @@ impl FakeMachine {
             let stop = Arc::clone(&stop);
             std::thread::spawn(move || {
                 // Values from wall-clock time: the rate is exact however the thread is
-                // scheduled. Updates about every millisecond, like RAPL's.
+                // scheduled. Updates about every millisecond, like RAPL's (sleeps overshoot
+                // on a busy machine, so ask for less).
                 let start = Instant::now();
                 let mut wraps = 0;
                 let mut last = RAPL_START_UJ;
+                let (mut prev_t, mut max_gap, mut late) = (0.0f64, 0.0f64, 0u32);
                 while !stop.load(Ordering::Relaxed) {
                     let t = start.elapsed().as_secs_f64();
+                    max_gap = max_gap.max(t - prev_t);
+                    if t - prev_t > 0.002 { late += 1; }
+                    prev_t = t;
                     let rapl_uj =
                         (RAPL_START_UJ + (RAPL_W * 1e6 * t) as u64) % RAPL_RANGE_UJ;
                     if rapl_uj < last {
@@ -86,9 +99,9 @@ impl FakeMachine {
                     last = rapl_uj;
                     put(&rapl.join("energy_uj"), rapl_uj);
                     put(&energy_chip.join("energy1_input"), (HWMON_ENERGY_W * 1e6 * t) as u64);
-                    std::thread::sleep(Duration::from_millis(1));
+                    std::thread::sleep(Duration::from_micros(500));
                 }
-                wraps
+                (wraps, max_gap, late)
             })
         };
         Self {
@@ -105,7 +118,9 @@ impl FakeMachine {
     /// Stops the writer; returns how often the RAPL counter wrapped.
     fn finish(&mut self) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
-        self.writer.take().unwrap().join().unwrap()
+        let (wraps, max_gap, late) = self.writer.take().unwrap().join().unwrap();
+        eprintln!("writer: max gap {:.1} ms, {late} gaps over 2 ms", max_gap * 1e3);
+        wraps
     }
 }
 
@@ -201,12 +216,16 @@ fn each_sysfs_sensor_reports_known_watts_within_1_percent_across_a_rapl_wrap() {
         .map(|r| r["energy_j"].parse().unwrap())
         .collect();
     assert!(rapl.windows(2).all(|w| w[1] >= w[0]), "RAPL energy went down");
+    // More than the counter's whole range: only an unwrapped count gets there.
     let span = rapl.last().unwrap() - rapl.first().unwrap();
-    assert!(span > 2.0 * RAPL_RANGE_UJ as f64 / 1e6, "only {span} J counted");
+    eprintln!("RAPL counted {span:.2} J across a counter range of 20 J");
+    assert!(span > RAPL_RANGE_UJ as f64 / 1e6, "only {span} J counted");
 }
 
 #[test]
 fn detect_lists_the_meters_and_a_rig_snippet() {
+    // Its writer thread would take CPU from a measuring run beside it.
+    let _machine = one_run_at_a_time();
     let mut machine = FakeMachine::start();
     let out = joulebench()
         .env("JOULEBENCH_SYSFS_ROOT", machine.path())

@@ -26,9 +26,6 @@ const DEFAULT_POLL_PERIOD: Duration = Duration::from_millis(100);
 /// [`super::rapl::READ_PERIOD`]): exact whatever the rate, so slowly enough to cost little.
 const DEFAULT_COUNTER_PERIOD: Duration = super::rapl::READ_PERIOD;
 
-/// Below this, an unchanged counter may just be between updates (see [`EnergyCounter`]).
-const MIN_TICK_S: f64 = 0.002;
-
 /// A `kind = "hwmon"` table: one channel of one hwmon chip.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -280,7 +277,8 @@ pub fn open(spec: &HwmonSpec) -> Result<HwmonSensor> {
     let counter = match &channel.method {
         Method::Energy(path) => {
             let raw = sysfs::read_u64(path)?;
-            let tick = interval.map_or(MIN_TICK_S, |d| d.as_secs_f64().max(MIN_TICK_S));
+            // Stale once unchanged for a read period (see `EnergyCounter`).
+            let tick = period.as_secs_f64();
             Some(EnergyCounter::new(raw, sysfs::now_s(), None, tick)?)
         }
         _ => None,

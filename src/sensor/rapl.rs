@@ -26,11 +26,6 @@ use super::{Origin, PowerSensor, Reading, SensorInfo};
 /// reads a second still give every 1 s window 20 counter updates (validity needs 3).
 pub const READ_PERIOD: Duration = Duration::from_millis(50);
 
-/// The counter updates about every millisecond (Intel: 0.976 ms); two reads closer than two
-/// updates cannot tell a stopped counter from one between updates (see
-/// [`EnergyCounter`]).
-const TICK_S: f64 = 0.002;
-
 /// A `kind = "rapl"` table: one powercap RAPL zone.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -189,7 +184,12 @@ pub fn open(spec: &RaplSpec) -> Result<RaplSensor> {
     )?;
     let energy = zone.dir.join("energy_uj");
     let raw = read_energy(&energy)?;
-    let counter = EnergyCounter::new(raw, sysfs::now_s(), Some(range), TICK_S)
+    let counter = EnergyCounter::new(
+        raw,
+        sysfs::now_s(),
+        Some(range),
+        READ_PERIOD.as_secs_f64(),
+    )
         .map_err(|e| anyhow::anyhow!("{}: {e}", energy.display()))?;
     Ok(RaplSensor {
         info: SensorInfo {
@@ -306,7 +306,8 @@ mod tests {
         std::fs::write(&file, "20000\n").unwrap();
         let r = s.read().unwrap();
         assert!((r.energy_j.unwrap() - 0.12).abs() < 1e-12, "{:?}", r.energy_j);
-        std::thread::sleep(Duration::from_millis(5));
+        // Unchanged for a whole read period: the counter stopped.
+        std::thread::sleep(READ_PERIOD + Duration::from_millis(5));
         assert!(s.read().unwrap().stale);
         std::fs::write(&file, "garbage\n").unwrap();
         let e = format!("{:#}", s.read().unwrap_err());

@@ -129,10 +129,12 @@ pub struct EnergyCounter {
     /// The counter counts modulo this (RAPL's `max_energy_range_uj`): a value lower than the
     /// previous one wrapped once. `None`: the counter is not expected to wrap (64-bit hwmon).
     range_uj: Option<u64>,
-    /// Below this time without a change, an unchanged counter is not called stale: reads
-    /// closer together than the counter's own updates cannot tell an idle counter from one
-    /// between two updates (RAPL updates about every 1 ms; the sampler's first two reads are
-    /// back to back).
+    /// An unchanged counter is stale only once it has not moved for this long (the read
+    /// period). A counter that moves far more often than it is read (RAPL: every ~1 ms, read
+    /// every 50 ms) is current at every read, and the sampler must treat it so: calling the
+    /// sampler's back-to-back second read stale would make it phase-lock to "updates" one
+    /// period apart and stamp later reads half a period early. A counter unchanged for a
+    /// whole period has stopped, and stale says so.
     tick_s: f64,
     /// The raw value and time at the latest change.
     last_raw: u64,
