@@ -831,6 +831,35 @@ image = "bird.bmp"
     }
 
     #[test]
+    fn sysfs_sensor_kinds_parse_and_their_own_checks_run() {
+        let rig = Rig::parse(&format!(
+            "{MINIMAL}detect_sensors = true\n[[sensors]]\nkind = \"rapl\"\nrail = \"p\"\ndomain = \"package-0\"\n\
+             [[sensors]]\nkind = \"hwmon\"\nrail = \"h\"\nchip = \"pmbus\"\nchannel = 1\n\
+             [[sensors]]\nkind = \"ina3221\"\nrail = \"j\"\nlabel = \"VDD_IN\"\nroot = \"/tmp/x\"\n"
+        ))
+        .unwrap();
+        assert!(rig.detect_sensors);
+        let kinds: Vec<_> = rig.sensors.iter().map(SensorSpec::kind).collect();
+        assert_eq!(kinds, ["rapl", "hwmon", "ina3221"]);
+        match &rig.sensors[0] {
+            SensorSpec::Rapl(s) => assert_eq!(s.root, Path::new("/sys")),
+            other => panic!("{other:?}"),
+        }
+        let bad = |table: &str| {
+            let text = format!("{MINIMAL}[[sensors]]\n{table}");
+            format!("{:#}", Rig::parse(&text).unwrap_err())
+        };
+        let e = bad("kind = \"rapl\"\nrail = \"p\"\ndomain = \"core\"\nzone = \"intel-rapl:0\"\n");
+        assert_eq!(e, "sensors[0] (rapl): give domain or zone, not both");
+        let e = bad("kind = \"hwmon\"\nrail = \"h\"\nchip = \"pmbus\"\n");
+        assert_eq!(e, "sensors[0] (hwmon): give label or channel (one of them)");
+        let e = bad("kind = \"ina3221\"\nrail = \"j\"\nlabel = \"VDD_IN\"\nperiod_ms = 0\n");
+        assert_eq!(e, "sensors[0] (ina3221): period_ms must be at least 1");
+        let e = bad("kind = \"rapl\"\nrail = \"p\"\ndomian = \"core\"\n");
+        assert!(e.contains("unknown field `domian`"), "{e}");
+    }
+
+    #[test]
     fn real_ina219_needs_a_bus() {
         let text = format!(
             "{MINIMAL}[[sensors]]\nkind = \"ina219\"\nrail = \"5V\"\nshunt_ohms = 0.1\nmax_current_a = 3.2\n"

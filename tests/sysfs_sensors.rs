@@ -65,7 +65,10 @@ impl FakeMachine {
         put(&energy_chip.join("energy1_input"), 0);
         put(&power_chip.join("name"), "pmbus");
         put(&power_chip.join("power1_label"), "pin");
-        put(&power_chip.join("power1_input"), (HWMON_POWER_W * 1e6) as u64);
+        put(
+            &power_chip.join("power1_input"),
+            (HWMON_POWER_W * 1e6) as u64,
+        );
         put(&jp5.join("name"), "ina3221");
         put(&jp5.join("in1_label"), "VDD_IN");
         put(&jp5.join("in1_input"), 5000);
@@ -89,16 +92,20 @@ impl FakeMachine {
                 while !stop.load(Ordering::Relaxed) {
                     let t = start.elapsed().as_secs_f64();
                     max_gap = max_gap.max(t - prev_t);
-                    if t - prev_t > 0.002 { late += 1; }
+                    if t - prev_t > 0.002 {
+                        late += 1;
+                    }
                     prev_t = t;
-                    let rapl_uj =
-                        (RAPL_START_UJ + (RAPL_W * 1e6 * t) as u64) % RAPL_RANGE_UJ;
+                    let rapl_uj = (RAPL_START_UJ + (RAPL_W * 1e6 * t) as u64) % RAPL_RANGE_UJ;
                     if rapl_uj < last {
                         wraps += 1;
                     }
                     last = rapl_uj;
                     put(&rapl.join("energy_uj"), rapl_uj);
-                    put(&energy_chip.join("energy1_input"), (HWMON_ENERGY_W * 1e6 * t) as u64);
+                    put(
+                        &energy_chip.join("energy1_input"),
+                        (HWMON_ENERGY_W * 1e6 * t) as u64,
+                    );
                     std::thread::sleep(Duration::from_micros(500));
                 }
                 (wraps, max_gap, late)
@@ -119,7 +126,10 @@ impl FakeMachine {
     fn finish(&mut self) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
         let (wraps, max_gap, late) = self.writer.take().unwrap().join().unwrap();
-        eprintln!("writer: max gap {:.1} ms, {late} gaps over 2 ms", max_gap * 1e3);
+        eprintln!(
+            "writer: max gap {:.1} ms, {late} gaps over 2 ms",
+            max_gap * 1e3
+        );
         wraps
     }
 }
@@ -204,8 +214,14 @@ fn each_sysfs_sensor_reports_known_watts_within_1_percent_across_a_rapl_wrap() {
         for column in ["mean_watts", "idle_watts"] {
             let got: f64 = row[column].parse().unwrap();
             let error = (got - watts) / watts;
-            eprintln!("{rail}: {column} {got:.4} W, known {watts} W ({:+.3} %)", error * 100.0);
-            assert!(error.abs() < 0.01, "{rail}: {column} {got} W, known {watts} W");
+            eprintln!(
+                "{rail}: {column} {got:.4} W, known {watts} W ({:+.3} %)",
+                error * 100.0
+            );
+            assert!(
+                error.abs() < 0.01,
+                "{rail}: {column} {got} W, known {watts} W"
+            );
         }
     }
     // The counters are recorded as cumulative, unwrapped joules: never decreasing.
@@ -215,7 +231,10 @@ fn each_sysfs_sensor_reports_known_watts_within_1_percent_across_a_rapl_wrap() {
         .filter(|r| r["rail"] == "package" && !r["energy_j"].is_empty())
         .map(|r| r["energy_j"].parse().unwrap())
         .collect();
-    assert!(rapl.windows(2).all(|w| w[1] >= w[0]), "RAPL energy went down");
+    assert!(
+        rapl.windows(2).all(|w| w[1] >= w[0]),
+        "RAPL energy went down"
+    );
     // More than the counter's whole range: only an unwrapped count gets there.
     let span = rapl.last().unwrap() - rapl.first().unwrap();
     eprintln!("RAPL counted {span:.2} J across a counter range of 20 J");
@@ -278,7 +297,15 @@ fn default_rig_measures_with_detected_meters_or_says_why_not() {
         let _machine = one_run_at_a_time();
         joulebench()
             .env("JOULEBENCH_SYSFS_ROOT", machine.path())
-            .args(["run", "--runs", "20", "--settle", "0.2", "--out", s(&out_dir)])
+            .args([
+                "run",
+                "--runs",
+                "20",
+                "--settle",
+                "0.2",
+                "--out",
+                s(&out_dir),
+            ])
             .output()
             .unwrap()
     };
@@ -286,8 +313,9 @@ fn default_rig_measures_with_detected_meters_or_says_why_not() {
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(
-        err.contains("joulebench: sensors: this machine's RAPL package-0 (intel-rapl:0) (measured)")
-            && err.contains("the rig's ina219-sim (5V supply (simulated board)) not used"),
+        err.contains(
+            "joulebench: sensors: this machine's RAPL package-0 (intel-rapl:0) (measured)"
+        ) && err.contains("the rig's ina219-sim (5V supply (simulated board)) not used"),
         "{err}"
     );
     let json: serde_json::Value =
@@ -300,7 +328,10 @@ fn default_rig_measures_with_detected_meters_or_says_why_not() {
         .iter()
         .map(|s| s["kind"].as_str().unwrap())
         .collect();
-    assert!(kinds.contains(&"rapl") && !kinds.contains(&"ina219-sim"), "{kinds:?}");
+    assert!(
+        kinds.contains(&"rapl") && !kinds.contains(&"ina219-sim"),
+        "{kinds:?}"
+    );
     let rows = read_csv(&out_dir.join("summary.csv"));
     let rapl = rows.iter().find(|r| r["sensor"] == "rapl").unwrap();
     let watts: f64 = rapl["mean_watts"].parse().unwrap();

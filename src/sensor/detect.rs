@@ -247,7 +247,10 @@ pub fn choose(rig: &mut Rig, found: &[Detected], root: &Path) -> SensorChoice {
             )
         };
         rig.sensors = used.iter().map(|d| d.spec.clone()).collect();
-        ("this machine", format!("sensors: this machine's {names}{dropped}"))
+        (
+            "this machine",
+            format!("sensors: this machine's {names}{dropped}"),
+        )
     };
     SensorChoice {
         source,
@@ -302,23 +305,40 @@ mod tests {
         let pc = t.path().join("class/powercap");
         write(
             &pc.join("intel-rapl:0"),
-            &[("name", "package-0"), ("energy_uj", "5"), ("max_energy_range_uj", "262143328850")],
+            &[
+                ("name", "package-0"),
+                ("energy_uj", "5"),
+                ("max_energy_range_uj", "262143328850"),
+            ],
         );
         write(
             &pc.join("intel-rapl:0:0"),
-            &[("name", "core"), ("energy_uj", "5"), ("max_energy_range_uj", "262143328850")],
+            &[
+                ("name", "core"),
+                ("energy_uj", "5"),
+                ("max_energy_range_uj", "262143328850"),
+            ],
         );
         let h = t.path().join("class/hwmon");
-        write(&h.join("hwmon0"), &[("name", "pmbus"), ("power1_input", "12000000"), ("power1_label", "pin")]);
-        write(&h.join("hwmon1"), &[("name", "coretemp"), ("temp1_input", "40000")]);
+        write(
+            &h.join("hwmon0"),
+            &[
+                ("name", "pmbus"),
+                ("power1_input", "12000000"),
+                ("power1_label", "pin"),
+            ],
+        );
+        write(
+            &h.join("hwmon1"),
+            &[("name", "coretemp"), ("temp1_input", "40000")],
+        );
         t
     }
 
     fn local_rig() -> Rig {
-        let text = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("rigs/local.toml"),
-        )
-        .unwrap();
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("rigs/local.toml"))
+                .unwrap();
         Rig::parse(&text).unwrap()
     }
 
@@ -329,10 +349,17 @@ mod tests {
         let whats: Vec<_> = found.iter().map(|d| d.what.as_str()).collect();
         assert_eq!(
             whats,
-            ["RAPL package-0 (intel-rapl:0)", "RAPL core (intel-rapl:0:0)", "hwmon pmbus (hwmon0) pin"]
+            [
+                "RAPL package-0 (intel-rapl:0)",
+                "RAPL core (intel-rapl:0:0)",
+                "hwmon pmbus (hwmon0) pin"
+            ]
         );
         assert!(found.iter().all(|d| d.readable.is_ok()), "{found:?}");
-        assert_eq!(found.iter().map(|d| d.primary).collect::<Vec<_>>(), [true, false, true]);
+        assert_eq!(
+            found.iter().map(|d| d.primary).collect::<Vec<_>>(),
+            [true, false, true]
+        );
         let text = snippet(&found);
         // The snippet is a rig's sensors: it parses back into the same specs.
         let rig = Rig::parse(&format!(
@@ -340,8 +367,14 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(rig.sensors.len(), 3, "{text}");
-        assert!(text.contains("kind = \"rapl\"") && text.contains("domain = \"package-0\""), "{text}");
-        assert!(text.contains("chip = \"pmbus\"") && text.contains("label = \"pin\""), "{text}");
+        assert!(
+            text.contains("kind = \"rapl\"") && text.contains("domain = \"package-0\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("chip = \"pmbus\"") && text.contains("label = \"pin\""),
+            "{text}"
+        );
     }
 
     #[test]
@@ -349,10 +382,16 @@ mod tests {
         let t = machine();
         // A counter that is not a number stands in for one that cannot be read (tests may
         // run as root, where file modes do not bite).
-        write(&t.path().join("class/powercap/intel-rapl:0"), &[("energy_uj", "")]);
+        write(
+            &t.path().join("class/powercap/intel-rapl:0"),
+            &[("energy_uj", "")],
+        );
         let found = detect(t.path());
         let why = found[0].readable.as_ref().unwrap_err();
-        assert!(why.contains("energy_uj") && why.contains("not an integer"), "{why}");
+        assert!(
+            why.contains("energy_uj") && why.contains("not an integer"),
+            "{why}"
+        );
         assert!(!snippet(&found).contains("package-0"));
         assert!(detect(tempfile::tempdir().unwrap().path()).is_empty());
     }
@@ -384,16 +423,35 @@ mod tests {
         assert_eq!(choice.source, "rig");
         assert_eq!(rig.sensors.len(), before.len());
         assert_eq!(rig.sensors[0].kind(), "ina219-sim");
-        assert!(choice.line.starts_with("sensors: no readable meter on this machine (no RAPL zones"), "{}", choice.line);
-        assert!(choice.line.ends_with("; using the rig's ina219-sim (5V supply (simulated board))"), "{}", choice.line);
+        assert!(
+            choice
+                .line
+                .starts_with("sensors: no readable meter on this machine (no RAPL zones"),
+            "{}",
+            choice.line
+        );
+        assert!(
+            choice
+                .line
+                .ends_with("; using the rig's ina219-sim (5V supply (simulated board))"),
+            "{}",
+            choice.line
+        );
 
         let t = machine();
         std::fs::remove_dir_all(t.path().join("class/hwmon")).unwrap();
-        write(&t.path().join("class/powercap/intel-rapl:0"), &[("energy_uj", "x")]);
+        write(
+            &t.path().join("class/powercap/intel-rapl:0"),
+            &[("energy_uj", "x")],
+        );
         let mut rig = local_rig();
         let choice = resolve(&mut rig, t.path()).unwrap();
         assert_eq!(rig.sensors[0].kind(), "ina219-sim");
-        assert!(choice.line.contains("(RAPL package-0 (intel-rapl:0): "), "{}", choice.line);
+        assert!(
+            choice.line.contains("(RAPL package-0 (intel-rapl:0): "),
+            "{}",
+            choice.line
+        );
 
         // Without detect_sensors nothing changes.
         let mut rig = local_rig();
@@ -420,9 +478,20 @@ mod tests {
         );
         // The same chip as a hwmon class entry (a copy here; a symlink on a Jetson).
         let class = t.path().join("class/hwmon/hwmon3");
-        write(&class, &[("name", "ina3221"), ("in1_label", "VDD_IN"), ("in1_input", "5000"), ("curr1_input", "1000")]);
+        write(
+            &class,
+            &[
+                ("name", "ina3221"),
+                ("in1_label", "VDD_IN"),
+                ("in1_input", "5000"),
+                ("curr1_input", "1000"),
+            ],
+        );
         let found = detect(t.path());
         let whats: Vec<_> = found.iter().map(|d| (d.what.as_str(), d.primary)).collect();
-        assert_eq!(whats, [("INA3221 VDD_IN", true), ("INA3221 VDD_CPU_GPU_CV", false)]);
+        assert_eq!(
+            whats,
+            [("INA3221 VDD_IN", true), ("INA3221 VDD_CPU_GPU_CV", false)]
+        );
     }
 }

@@ -85,7 +85,12 @@ pub enum Method {
 
 impl Method {
     fn describe(&self) -> String {
-        let name = |p: &Path| p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = |p: &Path| {
+            p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        };
         match self {
             Method::Energy(p) => format!("energy counter {}", name(p)),
             Method::Power(p) => format!("power {}", name(p)),
@@ -325,7 +330,10 @@ impl PowerSensor for HwmonSensor {
         match &self.method {
             Method::Energy(path) => {
                 let raw = sysfs::read_u64(path)?;
-                let counter = self.counter.as_mut().expect("energy channels have a counter");
+                let counter = self
+                    .counter
+                    .as_mut()
+                    .expect("energy channels have a counter");
                 counter
                     .update(raw, sysfs::now_s())
                     .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
@@ -379,7 +387,12 @@ mod tests {
         let h = t.path().join("class/hwmon");
         write(
             &h.join("hwmon0"),
-            &[("name", "pmbus"), ("power1_input", "12500000"), ("power1_label", "pin"), ("update_interval", "20")],
+            &[
+                ("name", "pmbus"),
+                ("power1_input", "12500000"),
+                ("power1_label", "pin"),
+                ("update_interval", "20"),
+            ],
         );
         write(
             &h.join("hwmon1"),
@@ -392,8 +405,18 @@ mod tests {
                 ("in4_input", "12"),
             ],
         );
-        write(&h.join("hwmon2"), &[("name", "amd_energy"), ("energy1_input", "1000"), ("energy1_label", "Esocket0")]);
-        write(&h.join("hwmon3"), &[("name", "coretemp"), ("temp1_input", "40000")]);
+        write(
+            &h.join("hwmon2"),
+            &[
+                ("name", "amd_energy"),
+                ("energy1_input", "1000"),
+                ("energy1_label", "Esocket0"),
+            ],
+        );
+        write(
+            &h.join("hwmon3"),
+            &[("name", "coretemp"), ("temp1_input", "40000")],
+        );
         t
     }
 
@@ -403,7 +426,10 @@ mod tests {
         let mut s = open(&spec(t.path(), "pmbus", Some("pin"), None)).unwrap();
         assert_eq!(s.update_period(), Duration::from_millis(20));
         assert!((s.read().unwrap().watts - 12.5).abs() < 1e-12);
-        assert_eq!(s.info().detail, "hwmon pmbus (hwmon0), power power1_input, read every 20 ms");
+        assert_eq!(
+            s.info().detail,
+            "hwmon pmbus (hwmon0), power power1_input, read every 20 ms"
+        );
 
         let mut s = open(&spec(t.path(), "ina3221", Some("VDD_IN"), None)).unwrap();
         let r = s.read().unwrap();
@@ -412,12 +438,20 @@ mod tests {
         assert_eq!(s.update_period(), DEFAULT_POLL_PERIOD);
         // By number too; in2 has no current, in4 neither: not power channels.
         assert!(open(&spec(t.path(), "ina3221", None, Some(1))).is_ok());
-        let e = open(&spec(t.path(), "ina3221", None, Some(2))).unwrap_err().to_string();
-        assert!(e.contains("no power channel number 2 (it has: VDD_IN)"), "{e}");
+        let e = open(&spec(t.path(), "ina3221", None, Some(2)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no power channel number 2 (it has: VDD_IN)"),
+            "{e}"
+        );
 
         let mut s = open(&spec(t.path(), "amd_energy", Some("Esocket0"), None)).unwrap();
         assert_eq!(s.update_period(), DEFAULT_COUNTER_PERIOD);
-        write(&t.path().join("class/hwmon/hwmon2"), &[("energy1_input", "251000")]);
+        write(
+            &t.path().join("class/hwmon/hwmon2"),
+            &[("energy1_input", "251000")],
+        );
         let r = s.read().unwrap();
         assert_eq!(r.energy_j, Some(0.25));
         assert!(!r.stale && r.watts > 0.0);
@@ -426,22 +460,46 @@ mod tests {
     #[test]
     fn chip_selection_errors() {
         let t = tree();
-        let e = open(&spec(t.path(), "nct6775", None, Some(1))).unwrap_err().to_string();
-        assert!(e.contains("no hwmon chip named \"nct6775\"") && e.contains("found: pmbus, ina3221, amd_energy, coretemp"), "{e}");
-        write(&t.path().join("class/hwmon/hwmon10"), &[("name", "pmbus"), ("power1_input", "3000000"), ("power1_label", "pin")]);
-        let e = open(&spec(t.path(), "pmbus", Some("pin"), None)).unwrap_err().to_string();
-        assert!(e.contains("2 hwmon chips are named \"pmbus\": choose one with chip_index = 0 to 1"), "{e}");
+        let e = open(&spec(t.path(), "nct6775", None, Some(1)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no hwmon chip named \"nct6775\"")
+                && e.contains("found: pmbus, ina3221, amd_energy, coretemp"),
+            "{e}"
+        );
+        write(
+            &t.path().join("class/hwmon/hwmon10"),
+            &[
+                ("name", "pmbus"),
+                ("power1_input", "3000000"),
+                ("power1_label", "pin"),
+            ],
+        );
+        let e = open(&spec(t.path(), "pmbus", Some("pin"), None))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("2 hwmon chips are named \"pmbus\": choose one with chip_index = 0 to 1"),
+            "{e}"
+        );
         let mut sp = spec(t.path(), "pmbus", Some("pin"), None);
         sp.chip_index = Some(1);
         let mut s = open(&sp).unwrap();
         assert!((s.read().unwrap().watts - 3.0).abs() < 1e-12);
         sp.chip_index = Some(2);
         assert!(open(&sp).is_err());
-        write(&t.path().join("class/hwmon/hwmon0"), &[("power1_input", "twelve")]);
+        write(
+            &t.path().join("class/hwmon/hwmon0"),
+            &[("power1_input", "twelve")],
+        );
         let mut sp = spec(t.path(), "pmbus", Some("pin"), None);
         sp.chip_index = Some(0);
         let e = format!("{:#}", open(&sp).unwrap_err());
-        assert!(e.contains("power1_input") && e.contains("not an integer"), "{e}");
+        assert!(
+            e.contains("power1_input") && e.contains("not an integer"),
+            "{e}"
+        );
     }
 
     #[test]

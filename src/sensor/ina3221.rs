@@ -220,11 +220,7 @@ impl PowerSensor for Ina3221Sensor {
     fn read(&mut self) -> Result<Reading> {
         let milli = |p: &Path| -> Result<f64> { Ok(sysfs::read_int(p)? as f64 / 1e3) };
         Ok(match &self.files {
-            Files::Iio {
-                power,
-                volts,
-                amps,
-            } => Reading {
+            Files::Iio { power, volts, amps } => Reading {
                 watts: milli(power)?,
                 volts: Some(milli(volts)?),
                 amps: Some(milli(amps)?),
@@ -282,13 +278,22 @@ mod tests {
         );
         let mut s = open(&spec(t.path(), "POM_5V_IN")).unwrap();
         let r = s.read().unwrap();
-        assert_eq!((r.watts, r.volts, r.amps), (2.345, Some(5.016), Some(0.467)));
+        assert_eq!(
+            (r.watts, r.volts, r.amps),
+            (2.345, Some(5.016), Some(0.467))
+        );
         assert_eq!(s.update_period(), DEFAULT_PERIOD);
-        assert!(s.info().detail.contains("JetPack 4 IIO") && s.info().detail.contains("whole board's input"));
+        assert!(
+            s.info().detail.contains("JetPack 4 IIO")
+                && s.info().detail.contains("whole board's input")
+        );
         let s = open(&spec(t.path(), "POM_5V_GPU")).unwrap();
         assert!(!s.info().detail.contains("whole board"));
         let e = open(&spec(t.path(), "VDD_IN")).unwrap_err().to_string();
-        assert!(e.contains("no INA3221 rail labelled \"VDD_IN\" (found: POM_5V_IN, POM_5V_GPU)"), "{e}");
+        assert!(
+            e.contains("no INA3221 rail labelled \"VDD_IN\" (found: POM_5V_IN, POM_5V_GPU)"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -315,10 +320,16 @@ mod tests {
         assert_eq!(s.update_period(), Duration::from_millis(5));
         let mut sp = spec(t.path(), "VDD_IN");
         sp.period_ms = Some(50);
-        assert_eq!(open(&sp).unwrap().update_period(), Duration::from_millis(50));
+        assert_eq!(
+            open(&sp).unwrap().update_period(),
+            Duration::from_millis(50)
+        );
         write(&dir, &[("curr1_input", "")]);
         let e = format!("{:#}", open(&spec(t.path(), "VDD_IN")).unwrap_err());
-        assert!(e.contains("curr1_input") && e.contains("not an integer"), "{e}");
+        assert!(
+            e.contains("curr1_input") && e.contains("not an integer"),
+            "{e}"
+        );
     }
 
     #[test]

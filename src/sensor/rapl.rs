@@ -52,9 +52,9 @@ impl RaplSpec {
     pub fn validate(&self) -> Result<(), String> {
         match (&self.domain, &self.zone) {
             (Some(_), Some(_)) => Err("give domain or zone, not both".into()),
-            (None, None) => {
-                Err("domain (e.g. \"package-0\") or zone (e.g. \"intel-rapl:0\") is required".into())
-            }
+            (None, None) => Err(
+                "domain (e.g. \"package-0\") or zone (e.g. \"intel-rapl:0\") is required".into(),
+            ),
             (None, Some(z)) if !z.starts_with("intel-rapl:") || z.contains('/') => Err(format!(
                 "zone {z:?} is not a powercap RAPL zone folder such as \"intel-rapl:0\""
             )),
@@ -121,7 +121,11 @@ fn find_zone(spec: &RaplSpec) -> Result<Zone> {
         (None, Some(domain)) => all.iter().filter(|z| &z.name == domain).collect(),
         (None, None) => bail!("domain or zone is required"),
     };
-    let wanted = spec.zone.as_ref().or(spec.domain.as_ref()).map_or("", |s| s);
+    let wanted = spec
+        .zone
+        .as_ref()
+        .or(spec.domain.as_ref())
+        .map_or("", |s| s);
     match found.as_slice() {
         [one] => Ok((*one).clone()),
         [] => bail!(
@@ -184,12 +188,7 @@ pub fn open(spec: &RaplSpec) -> Result<RaplSensor> {
     )?;
     let energy = zone.dir.join("energy_uj");
     let raw = read_energy(&energy)?;
-    let counter = EnergyCounter::new(
-        raw,
-        sysfs::now_s(),
-        Some(range),
-        READ_PERIOD.as_secs_f64(),
-    )
+    let counter = EnergyCounter::new(raw, sysfs::now_s(), Some(range), READ_PERIOD.as_secs_f64())
         .map_err(|e| anyhow::anyhow!("{}: {e}", energy.display()))?;
     Ok(RaplSensor {
         info: SensorInfo {
@@ -272,23 +271,46 @@ mod tests {
     fn selects_by_domain_or_zone() {
         let t = two_sockets();
         let s = open(&spec(t.path(), Some("package-1"), None)).unwrap();
-        assert!(s.info().detail.starts_with("RAPL package-1 (intel-rapl:1), energy counter wrapping at 262143 J"), "{}", s.info().detail);
+        assert!(
+            s.info()
+                .detail
+                .starts_with("RAPL package-1 (intel-rapl:1), energy counter wrapping at 262143 J"),
+            "{}",
+            s.info().detail
+        );
         let s = open(&spec(t.path(), None, Some("intel-rapl:1:0"))).unwrap();
         assert!(s.info().detail.contains("core (intel-rapl:1:0)"));
-        let e = open(&spec(t.path(), Some("core"), None)).unwrap_err().to_string();
-        assert!(e.contains("in several zones (intel-rapl:0:0, intel-rapl:1:0)"), "{e}");
-        let e = open(&spec(t.path(), Some("dram"), None)).unwrap_err().to_string();
-        assert!(e.contains("no RAPL zone \"dram\"") && e.contains("package-0 (intel-rapl:0)"), "{e}");
+        let e = open(&spec(t.path(), Some("core"), None))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("in several zones (intel-rapl:0:0, intel-rapl:1:0)"),
+            "{e}"
+        );
+        let e = open(&spec(t.path(), Some("dram"), None))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no RAPL zone \"dram\"") && e.contains("package-0 (intel-rapl:0)"),
+            "{e}"
+        );
         let empty = tempfile::tempdir().unwrap();
-        let e = open(&spec(empty.path(), Some("package-0"), None)).unwrap_err().to_string();
+        let e = open(&spec(empty.path(), Some("package-0"), None))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("no RAPL zones under"), "{e}");
     }
 
     #[test]
     fn validation() {
         let p = Path::new("/sys");
-        assert!(spec(p, Some("core"), Some("intel-rapl:0")).validate().is_err());
-        assert!(spec(p, None, None).validate().unwrap_err().contains("required"));
+        assert!(spec(p, Some("core"), Some("intel-rapl:0"))
+            .validate()
+            .is_err());
+        assert!(spec(p, None, None)
+            .validate()
+            .unwrap_err()
+            .contains("required"));
         assert!(spec(p, None, Some("../x")).validate().is_err());
         assert!(spec(p, None, Some("intel-rapl:0:1")).validate().is_ok());
     }
@@ -305,13 +327,20 @@ mod tests {
         // Wrapped: 1 000 000 − 950 000 + 20 000 = 70 000 µJ more.
         std::fs::write(&file, "20000\n").unwrap();
         let r = s.read().unwrap();
-        assert!((r.energy_j.unwrap() - 0.12).abs() < 1e-12, "{:?}", r.energy_j);
+        assert!(
+            (r.energy_j.unwrap() - 0.12).abs() < 1e-12,
+            "{:?}",
+            r.energy_j
+        );
         // Unchanged for a whole read period: the counter stopped.
         std::thread::sleep(READ_PERIOD + Duration::from_millis(5));
         assert!(s.read().unwrap().stale);
         std::fs::write(&file, "garbage\n").unwrap();
         let e = format!("{:#}", s.read().unwrap_err());
-        assert!(e.contains("energy_uj") && e.contains("not an integer"), "{e}");
+        assert!(
+            e.contains("energy_uj") && e.contains("not an integer"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -320,7 +349,11 @@ mod tests {
         let file = t.path().join("class/powercap/intel-rapl:0/energy_uj");
         // The message itself, whoever runs the test.
         let m = permission_message(&file);
-        assert!(m.contains("CVE-2020-8694") && m.contains(&format!("sudo chmod o+r {}", file.display())), "{m}");
+        assert!(
+            m.contains("CVE-2020-8694")
+                && m.contains(&format!("sudo chmod o+r {}", file.display())),
+            "{m}"
+        );
         assert!(m.contains(UDEV_RULE) && !m.contains('\n'), "{m}");
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000)).unwrap();
@@ -331,8 +364,17 @@ mod tests {
             );
             return;
         }
-        let e = format!("{:#}", open(&spec(t.path(), Some("package-0"), None)).unwrap_err());
-        assert!(e.starts_with(&format!("cannot read {}: permission denied", file.display())), "{e}");
+        let e = format!(
+            "{:#}",
+            open(&spec(t.path(), Some("package-0"), None)).unwrap_err()
+        );
+        assert!(
+            e.starts_with(&format!(
+                "cannot read {}: permission denied",
+                file.display()
+            )),
+            "{e}"
+        );
         assert!(e.contains("udevadm trigger"), "{e}");
     }
 }

@@ -94,7 +94,10 @@ fn natural_key(name: &str) -> Vec<(String, u64)> {
             digits.push(c);
         } else {
             if !digits.is_empty() {
-                key.push((std::mem::take(&mut text), digits.parse().unwrap_or(u64::MAX)));
+                key.push((
+                    std::mem::take(&mut text),
+                    digits.parse().unwrap_or(u64::MAX),
+                ));
                 digits.clear();
             }
             text.push(c);
@@ -218,7 +221,8 @@ pub fn now_s() -> f64 {
 
 /// Context for errors about one sensor's folder.
 pub fn in_dir<T>(r: Result<T, ReadError>, what: &str) -> Result<T> {
-    r.map_err(anyhow::Error::from).with_context(|| what.to_string())
+    r.map_err(anyhow::Error::from)
+        .with_context(|| what.to_string())
 }
 
 #[cfg(test)]
@@ -279,7 +283,10 @@ mod tests {
         assert_eq!(read_int(&f).unwrap(), 42);
         std::fs::write(&f, "4x2\n").unwrap();
         let e = anyhow::Error::from(read_int(&f).unwrap_err()).to_string();
-        assert!(e.contains(&f.display().to_string()) && e.contains("not an integer"), "{e}");
+        assert!(
+            e.contains(&f.display().to_string()) && e.contains("not an integer"),
+            "{e}"
+        );
         std::fs::write(&f, "-3\n").unwrap();
         assert!(read_u64(&f).is_err());
         let e = anyhow::Error::from(read_int(&dir.path().join("missing")).unwrap_err());
