@@ -833,7 +833,7 @@ image = "bird.bmp"
     #[test]
     fn sysfs_sensor_kinds_parse_and_their_own_checks_run() {
         let rig = Rig::parse(&format!(
-            "{MINIMAL}detect_sensors = true\n[[sensors]]\nkind = \"rapl\"\nrail = \"p\"\ndomain = \"package-0\"\n\
+            "detect_sensors = true\n{MINIMAL}[[sensors]]\nkind = \"rapl\"\nrail = \"p\"\ndomain = \"package-0\"\n\
              [[sensors]]\nkind = \"hwmon\"\nrail = \"h\"\nchip = \"pmbus\"\nchannel = 1\n\
              [[sensors]]\nkind = \"ina3221\"\nrail = \"j\"\nlabel = \"VDD_IN\"\nroot = \"/tmp/x\"\n"
         ))
