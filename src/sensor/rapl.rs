@@ -196,10 +196,15 @@ pub fn open(spec: &RaplSpec) -> Result<RaplSensor> {
             rail: spec.rail.clone(),
             origin: Origin::Measured,
             detail: format!(
-                "RAPL {} ({}), energy counter wrapping at {:.0} J, read every {} ms",
+                "RAPL {} ({}), energy counter wrapping at {}, read every {} ms",
                 zone.name,
                 zone.zone,
-                range as f64 / 1e6,
+                // Real ranges are hundreds of kJ; a test's can be a few µJ.
+                if range >= 1_000_000 {
+                    format!("{:.0} J", range as f64 / 1e6)
+                } else {
+                    format!("{range} µJ")
+                },
                 READ_PERIOD.as_millis()
             ),
         },
