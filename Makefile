@@ -1,5 +1,5 @@
 # joulebench: the two commands of the README, and their parts.
-#   make run    set up, build, fetch the models, run the default rig (rigs/sim-cpu.toml)
+#   make run    set up, build, fetch the models, run the default rig (rigs/local.toml)
 #   make test   set up, build with every feature, fetch the models, run every test
 # Caches (cargo target dir, Python venvs) live in $(JOULEBENCH_CACHE), outside the clone.
 #

@@ -194,9 +194,16 @@ fn compare_with_reference(
 /// Whether the rig's sensors measure real power (a simulated board's watts say nothing
 /// about the machine the benchmark runs on).
 fn measures_energy(rig: &Rig) -> bool {
-    rig.sensors
-        .iter()
-        .any(|s| matches!(s, SensorSpec::Ina219(_) | SensorSpec::Nvml(_)))
+    rig.sensors.iter().any(|s| {
+        matches!(
+            s,
+            SensorSpec::Ina219(_)
+                | SensorSpec::Nvml(_)
+                | SensorSpec::Rapl(_)
+                | SensorSpec::Hwmon(_)
+                | SensorSpec::Ina3221(_)
+        )
+    })
 }
 
 /// What one round of one contender measured.

@@ -21,8 +21,9 @@ struct Cli {
     command: Command,
 }
 
-/// The rig `run` and `sensors` use unless told otherwise (a built-in rig's name).
-const DEFAULT_RIG: &str = "sim-cpu";
+/// The rig `run` and `sensors` use unless told otherwise (a built-in rig's name): this
+/// machine's own meters where they are readable, else a simulated board.
+const DEFAULT_RIG: &str = "local";
 
 #[derive(Subcommand)]
 enum Command {
@@ -33,11 +34,16 @@ enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
-    /// Read each sensor of a rig once.
+    /// Read each sensor of a rig once, or list this machine's meters (--detect).
     Sensors {
         /// Rig file, or the name of a rig (see `run --rig`).
         #[arg(long, default_value = DEFAULT_RIG)]
         rig: String,
+        /// List the meters this machine offers (RAPL, hwmon, INA3221 under /sys or
+        /// $JOULEBENCH_SYSFS_ROOT; NVML GPUs), whether each can be read now and why not, and
+        /// a rig snippet for the readable ones. Ignores --rig.
+        #[arg(long)]
+        detect: bool,
     },
     /// Compare the rig against a Python reference loop, and measure the sampler's overhead.
     Bench(bench::BenchArgs),
@@ -194,7 +200,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run(args),
         Command::Models { command } => models_command(command),
-        Command::Sensors { rig } => sensors(&rig),
+        Command::Sensors { detect: true, .. } => detect_sensors(),
+        Command::Sensors { rig, .. } => sensors(&rig),
         Command::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Compare(args) => compare(&args),
         Command::Report(args) => report(&args),
@@ -261,6 +268,9 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             .context("cannot install the Ctrl-C handler")?;
     }
     let prepared = runner::prepare(rig, source.text)?;
+    if let Some(choice) = &prepared.sensor_choice {
+        eprintln!("joulebench: {}", choice.line);
+    }
     let dir = output::create_run_dir(args.out.as_deref(), &prepared.rig.name, chrono::Utc::now())?;
     eprintln!(
         "joulebench: running rig {} ({}) into {}",
@@ -300,7 +310,11 @@ fn run(args: RunArgs) -> Result<ExitCode> {
 }
 
 fn sensors(rig_path: &str) -> Result<ExitCode> {
-    let (rig, _) = load_rig(rig_path, None)?;
+    let (mut rig, _) = load_rig(rig_path, None)?;
+    // The sensors a run of this rig would use.
+    if let Some(choice) = sensor::detect::resolve(&mut rig, &sensor::detect::sysfs_root()) {
+        println!("{}", choice.line);
+    }
     let ctx = sensor::SensorContext::new(
         joulebench::clock::RunClock::start(),
         joulebench::clock::PhaseLog::new(),
@@ -344,6 +358,37 @@ fn sensors(rig_path: &str) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn detect_sensors() -> Result<ExitCode> {
+    use sensor::detect;
+    let root = detect::sysfs_root();
+    let mut found = detect::detect(&root);
+    if found.is_empty() {
+        println!(
+            "no RAPL zones, hwmon power channels or INA3221 rails under {}",
+            root.display()
+        );
+    }
+    let gpus = detect::detect_gpus();
+    match &gpus {
+        Ok(list) if list.is_empty() => println!("NVML: no GPUs"),
+        Ok(list) => found.extend(list.iter().cloned()),
+        Err(why) => println!("NVML: {why}"),
+    }
+    for d in &found {
+        match &d.readable {
+            Ok(detail) => println!("{}: readable  [{detail}]", d.what),
+            Err(why) => println!("{}: not readable: {why}", d.what),
+        }
+    }
+    let snippet = detect::snippet(&found);
+    if snippet.is_empty() {
+        println!("\nnothing readable to put in a rig");
+    } else {
+        println!("\n# [[sensors]] tables for the readable meters, to paste into a rig:\n{snippet}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn models_command(command: ModelsCommand) -> Result<ExitCode> {

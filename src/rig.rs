@@ -32,6 +32,11 @@ pub struct Rig {
     /// When a window's readings are trusted (see [`crate::validity`]).
     #[serde(default)]
     pub validity: crate::validity::ValiditySpec,
+    /// Use this machine's readable meters (RAPL, hwmon, INA3221; see
+    /// [`crate::sensor::detect`]) instead of `sensors`, which then serve only as the fallback
+    /// where none is readable.
+    #[serde(default)]
+    pub detect_sensors: bool,
 }
 
 fn default_idle_baseline_s() -> f64 {
@@ -308,6 +313,12 @@ pub enum SensorSpec {
     Nvml(NvmlSpec),
     /// A fixed wattage (a nameplate or TDP figure), reported as "nominal, not measured".
     Nominal(NominalSpec),
+    /// A RAPL energy counter through Linux powercap.
+    Rapl(crate::sensor::rapl::RaplSpec),
+    /// A power channel of a Linux hwmon chip.
+    Hwmon(crate::sensor::hwmon::HwmonSpec),
+    /// A rail of a Jetson's on-board INA3221.
+    Ina3221(crate::sensor::ina3221::Ina3221Spec),
 }
 
 impl SensorSpec {
@@ -316,6 +327,9 @@ impl SensorSpec {
             SensorSpec::Ina219(s) | SensorSpec::Ina219Sim(s) => &s.rail,
             SensorSpec::Nvml(s) => &s.rail,
             SensorSpec::Nominal(s) => &s.rail,
+            SensorSpec::Rapl(s) => &s.rail,
+            SensorSpec::Hwmon(s) => &s.rail,
+            SensorSpec::Ina3221(s) => &s.rail,
         }
     }
 
@@ -335,6 +349,9 @@ impl SensorSpec {
             SensorSpec::Ina219Sim(_) => "ina219-sim",
             SensorSpec::Nvml(_) => "nvml",
             SensorSpec::Nominal(_) => "nominal",
+            SensorSpec::Rapl(_) => "rapl",
+            SensorSpec::Hwmon(_) => "hwmon",
+            SensorSpec::Ina3221(_) => "ina3221",
         }
     }
 }
@@ -749,6 +766,9 @@ impl Rig {
                         bail!("sensors[{i}] (nominal): watts must be positive");
                     }
                 }
+                SensorSpec::Rapl(spec) => kind_check(i, s, spec.validate())?,
+                SensorSpec::Hwmon(spec) => kind_check(i, s, spec.validate())?,
+                SensorSpec::Ina3221(spec) => kind_check(i, s, spec.validate())?,
             }
         }
         self.validate_buses()?;
@@ -842,6 +862,11 @@ impl Rig {
     }
 }
 
+/// A sensor kind's own check (which lives with the kind), as one line naming the sensor.
+fn kind_check(i: usize, spec: &SensorSpec, checked: Result<(), String>) -> Result<()> {
+    checked.map_err(|e| anyhow::anyhow!("sensors[{i}] ({}): {e}", spec.kind()))
+}
+
 fn validate_ina219(i: usize, spec: &Ina219Spec) -> Result<()> {
     if !(0x40..=0x4F).contains(&spec.address) {
         bail!(
@@ -931,6 +956,35 @@ image = "bird.bmp"
         assert!(err.contains("line 7"), "{err}");
         assert!(err.contains("thread"), "{err}");
         assert!(!err.contains('\n'), "one line: {err}");
+    }
+
+    #[test]
+    fn sysfs_sensor_kinds_parse_and_their_own_checks_run() {
+        let rig = Rig::parse(&format!(
+            "detect_sensors = true\n{MINIMAL}[[sensors]]\nkind = \"rapl\"\nrail = \"p\"\ndomain = \"package-0\"\n\
+             [[sensors]]\nkind = \"hwmon\"\nrail = \"h\"\nchip = \"pmbus\"\nchannel = 1\n\
+             [[sensors]]\nkind = \"ina3221\"\nrail = \"j\"\nlabel = \"VDD_IN\"\nroot = \"/tmp/x\"\n"
+        ))
+        .unwrap();
+        assert!(rig.detect_sensors);
+        let kinds: Vec<_> = rig.sensors.iter().map(SensorSpec::kind).collect();
+        assert_eq!(kinds, ["rapl", "hwmon", "ina3221"]);
+        match &rig.sensors[0] {
+            SensorSpec::Rapl(s) => assert_eq!(s.root, Path::new("/sys")),
+            other => panic!("{other:?}"),
+        }
+        let bad = |table: &str| {
+            let text = format!("{MINIMAL}[[sensors]]\n{table}");
+            format!("{:#}", Rig::parse(&text).unwrap_err())
+        };
+        let e = bad("kind = \"rapl\"\nrail = \"p\"\ndomain = \"core\"\nzone = \"intel-rapl:0\"\n");
+        assert_eq!(e, "sensors[0] (rapl): give domain or zone, not both");
+        let e = bad("kind = \"hwmon\"\nrail = \"h\"\nchip = \"pmbus\"\n");
+        assert_eq!(e, "sensors[0] (hwmon): give label or channel (one of them)");
+        let e = bad("kind = \"ina3221\"\nrail = \"j\"\nlabel = \"VDD_IN\"\nperiod_ms = 0\n");
+        assert_eq!(e, "sensors[0] (ina3221): period_ms must be at least 1");
+        let e = bad("kind = \"rapl\"\nrail = \"p\"\ndomian = \"core\"\n");
+        assert!(e.contains("unknown field `domian`"), "{e}");
     }
 
     #[test]

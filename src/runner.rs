@@ -21,6 +21,7 @@ use crate::models::{self, ResolvedImage, ResolvedModel};
 use crate::protocol::{self, TimedRun};
 use crate::rig::{BackendSpec, ProtocolSpec, Rig};
 use crate::sampler::{Sampler, SensorLog};
+use crate::sensor::detect::{self, SensorChoice};
 use crate::sensor::{self, PowerSensor, SensorContext};
 
 /// How to run.
@@ -49,6 +50,9 @@ pub struct Prepared {
     /// The rig file's text as read, for `run.json`.
     pub rig_text: String,
     pub backends: Vec<PreparedBackend>,
+    /// What `detect_sensors` decided (`None` for a rig without it); `rig.sensors` is already
+    /// the result.
+    pub sensor_choice: Option<SensorChoice>,
     sensors: Vec<Box<dyn PowerSensor>>,
     clock: RunClock,
     phases: PhaseLog,
@@ -81,11 +85,16 @@ pub struct RunRecord {
     pub phases: Vec<PhaseSpan>,
     pub backends: Vec<BackendResult>,
     pub sensors: Vec<SensorLog>,
+    /// What `detect_sensors` decided, for `run.json`.
+    pub sensor_choice: Option<SensorChoice>,
     pub interrupted: bool,
 }
 
 /// Loads the backends and opens the sensors of a rig.
 pub fn prepare(rig: Rig, rig_text: String) -> Result<Prepared> {
+    let mut rig = rig;
+    // Decided once, before anything opens: the run and run.json then agree on the sensors.
+    let sensor_choice = detect::resolve(&mut rig, &detect::sysfs_root());
     let clock = RunClock::start();
     let phases = PhaseLog::new();
     let backends = rig
@@ -98,12 +107,12 @@ pub fn prepare(rig: Rig, rig_text: String) -> Result<Prepared> {
         .collect::<Result<Vec<_>>>()?;
     let ctx = SensorContext::new(clock, phases.clone());
     let sensors = sensor::open_all(&rig.sensors, &ctx)?;
-    let mut rig = rig;
     extend_for_slow_sensors(&mut rig, &sensors);
     Ok(Prepared {
         rig,
         rig_text,
         backends,
+        sensor_choice,
         sensors,
         clock,
         phases,
@@ -165,6 +174,7 @@ impl Prepared {
             rig,
             rig_text,
             backends,
+            sensor_choice,
             sensors,
             clock,
             phases,
@@ -214,6 +224,7 @@ impl Prepared {
             phases: phases.spans(),
             backends: results,
             sensors,
+            sensor_choice,
         }
     }
 }

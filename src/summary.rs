@@ -503,6 +503,7 @@ mod tests {
             .collect();
         RunRecord {
             started: chrono::Utc::now(),
+            sensor_choice: None,
             rig_text: String::new(),
             phases: vec![],
             backends: vec![BackendResult {

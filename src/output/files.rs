@@ -127,6 +127,10 @@ struct RunJson<'a> {
     system: SystemInfo,
     engines: Vec<&'a crate::backend::EngineInfo>,
     sensors: Vec<SensorJson<'a>>,
+    /// With `detect_sensors`: whether this machine's meters or the rig's own sensors were
+    /// used, why, and every meter detection found; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sensor_choice: Option<&'a crate::sensor::detect::SensorChoice>,
     phases: &'a [crate::clock::PhaseSpan],
     /// Mean power and energy of every phase, per sensor.
     phase_energy: Vec<crate::summary::PhaseEnergy>,
@@ -210,6 +214,7 @@ fn write_run_json(
                 sampler_cpu_s: s.cpu_time.as_secs_f64(),
             })
             .collect(),
+        sensor_choice: record.sensor_choice.as_ref(),
         // Open-ended phases (a run cut short) serialize their end as null.
         phases: &record.phases,
         phase_energy: crate::summary::phase_energy(record),

@@ -3,11 +3,16 @@
 //! Each sensor kind lives in its own file behind [`PowerSensor`]; [`open`] builds the ones a
 //! rig names. The sampler only sees the trait.
 
+pub mod detect;
+pub mod hwmon;
 pub mod ina219;
 pub mod ina219_sim;
+pub mod ina3221;
 pub mod load;
 pub mod nominal;
 pub mod nvml;
+pub mod rapl;
+pub mod sysfs;
 
 use std::time::Duration;
 
@@ -147,5 +152,8 @@ fn open_among(
         SensorSpec::Ina219Sim(s) => Ok(Box::new(ina219_sim::open(s, ctx, chips_on_bus)?)),
         SensorSpec::Nvml(s) => Ok(Box::new(nvml::open(s)?)),
         SensorSpec::Nominal(s) => Ok(Box::new(nominal::open(s)?)),
+        SensorSpec::Rapl(s) => Ok(Box::new(rapl::open(s)?)),
+        SensorSpec::Hwmon(s) => Ok(Box::new(hwmon::open(s)?)),
+        SensorSpec::Ina3221(s) => Ok(Box::new(ina3221::open(s)?)),
     }
 }

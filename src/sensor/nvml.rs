@@ -48,6 +48,11 @@ fn nvml() -> Result<&'static Nvml> {
     Ok(NVML.get_or_init(|| nvml))
 }
 
+/// How many GPUs NVML sees; an error (one line) where NVML is not available.
+pub fn device_count() -> Result<u32> {
+    Ok(nvml()?.device_count()?)
+}
+
 /// One actionable line for a failed `nvmlInit`.
 fn init_error(e: NvmlError) -> anyhow::Error {
     let msg = match &e {

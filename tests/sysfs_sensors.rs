@@ -1,0 +1,339 @@
+//! The sysfs sensors (rapl, hwmon, ina3221) and detection, through the real binary, on a fake
+//! sysfs tree whose counters a writer thread advances at known rates while the run goes on.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The known draws, watts.
+const RAPL_W: f64 = 15.0;
+const HWMON_ENERGY_W: f64 = 22.0;
+const HWMON_POWER_W: f64 = 7.5;
+/// INA3221, JetPack 5/6: 5.000 V × 1.800 A.
+const JP5_W: f64 = 9.0;
+/// INA3221, JetPack 4: in_power0_input in mW.
+const JP4_W: f64 = 4.2;
+/// RAPL wraps every 20 J: about every 1.3 s at 15 W, so several times in a run.
+const RAPL_RANGE_UJ: u64 = 20_000_000;
+/// Where the RAPL counter starts: 2 J before its first wrap.
+const RAPL_START_UJ: u64 = 18_000_000;
+
+/// Writes `value` to `path` atomically (a reader sees the old or the new number, never half).
+fn put(path: &Path, value: impl std::fmt::Display) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{value}\n")).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A fake sysfs tree with one meter of each kind, and the thread that drives its counters.
+struct FakeMachine {
+    root: tempfile::TempDir,
+    stop: Arc<AtomicBool>,
+    writer: Option<std::thread::JoinHandle<(u64, f64, u32)>>,
+}
+
+impl FakeMachine {
+    fn start() -> Self {
+        // On tmpfs where there is one: renames on a disk file system can block the writer
+        // for tens of milliseconds (seen on ext4), and the counters would lag their rates.
+        let shm = Path::new("/dev/shm");
+        let root = if shm.is_dir() {
+            tempfile::tempdir_in(shm)
+        } else {
+            tempfile::tempdir()
+        }
+        .unwrap();
+        let r = root.path();
+        let rapl = r.join("class/powercap/intel-rapl:0");
+        let energy_chip = r.join("class/hwmon/hwmon1");
+        let power_chip = r.join("class/hwmon/hwmon0");
+        let jp5 = r.join("bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon3");
+        let jp4 = r.join("bus/i2c/drivers/ina3221x/6-0040/iio:device0");
+        for d in [&rapl, &energy_chip, &power_chip, &jp5, &jp4] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        put(&rapl.join("name"), "package-0");
+        put(&rapl.join("max_energy_range_uj"), RAPL_RANGE_UJ);
+        put(&rapl.join("energy_uj"), RAPL_START_UJ);
+        put(&energy_chip.join("name"), "amd_energy");
+        put(&energy_chip.join("energy1_label"), "Esocket0");
+        put(&energy_chip.join("energy1_input"), 0);
+        put(&power_chip.join("name"), "pmbus");
+        put(&power_chip.join("power1_label"), "pin");
+        put(
+            &power_chip.join("power1_input"),
+            (HWMON_POWER_W * 1e6) as u64,
+        );
+        put(&jp5.join("name"), "ina3221");
+        put(&jp5.join("in1_label"), "VDD_IN");
+        put(&jp5.join("in1_input"), 5000);
+        put(&jp5.join("curr1_input"), 1800);
+        put(&jp4.join("rail_name_0"), "POM_5V_IN");
+        put(&jp4.join("in_power0_input"), (JP4_W * 1e3) as u64);
+        put(&jp4.join("in_voltage0_input"), 5000);
+        put(&jp4.join("in_current0_input"), 840);
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                // Values from wall-clock time: the rate is exact however the thread is
+                // scheduled. Updates about every millisecond, like RAPL's (sleeps overshoot
+                // on a busy machine, so ask for less).
+                let start = Instant::now();
+                let mut wraps = 0;
+                let mut last = RAPL_START_UJ;
+                let (mut prev_t, mut max_gap, mut late) = (0.0f64, 0.0f64, 0u32);
+                while !stop.load(Ordering::Relaxed) {
+                    let t = start.elapsed().as_secs_f64();
+                    max_gap = max_gap.max(t - prev_t);
+                    if t - prev_t > 0.002 {
+                        late += 1;
+                    }
+                    prev_t = t;
+                    let rapl_uj = (RAPL_START_UJ + (RAPL_W * 1e6 * t) as u64) % RAPL_RANGE_UJ;
+                    if rapl_uj < last {
+                        wraps += 1;
+                    }
+                    last = rapl_uj;
+                    put(&rapl.join("energy_uj"), rapl_uj);
+                    put(
+                        &energy_chip.join("energy1_input"),
+                        (HWMON_ENERGY_W * 1e6 * t) as u64,
+                    );
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+                (wraps, max_gap, late)
+            })
+        };
+        Self {
+            root,
+            stop,
+            writer: Some(writer),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// Stops the writer; returns how often the RAPL counter wrapped.
+    fn finish(&mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        let (wraps, max_gap, late) = self.writer.take().unwrap().join().unwrap();
+        eprintln!(
+            "writer: max gap {:.1} ms, {late} gaps over 2 ms",
+            max_gap * 1e3
+        );
+        wraps
+    }
+}
+
+impl Drop for FakeMachine {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn rig(root: &Path) -> String {
+    let root = root.display();
+    format!(
+        r#"
+name = "test-sysfs"
+idle_baseline_s = 1.0
+[protocol]
+warmup = 1
+settle_s = 0.1
+runs = 20
+min_duration_s = 1.0
+[[backends]]
+kind = "tflite"
+model = "mobilenet_v2_1.0_224_quant"
+image = "bird.bmp"
+[[sensors]]
+kind = "rapl"
+rail = "package"
+domain = "package-0"
+root = "{root}"
+[[sensors]]
+kind = "hwmon"
+rail = "socket energy"
+chip = "amd_energy"
+label = "Esocket0"
+root = "{root}"
+[[sensors]]
+kind = "hwmon"
+rail = "psu in"
+chip = "pmbus"
+label = "pin"
+root = "{root}"
+[[sensors]]
+kind = "ina3221"
+rail = "jp5 in"
+label = "VDD_IN"
+root = "{root}"
+[[sensors]]
+kind = "ina3221"
+rail = "jp4 in"
+label = "POM_5V_IN"
+root = "{root}"
+"#
+    )
+}
+
+#[test]
+fn each_sysfs_sensor_reports_known_watts_within_1_percent_across_a_rapl_wrap() {
+    ensure_models();
+    let mut machine = FakeMachine::start();
+    let run = run_rig(&rig(machine.path()));
+    let wraps = machine.finish();
+    assert!(run.output.status.success(), "{}", stderr(&run.output));
+    // The run spans several wraps of the counter (20 J at 15 W: one every 1.33 s).
+    assert!(wraps >= 2, "the RAPL counter wrapped {wraps} times");
+
+    let rows = read_csv(&run.out_dir.join("summary.csv"));
+    let known = [
+        ("package", RAPL_W),
+        ("socket energy", HWMON_ENERGY_W),
+        ("psu in", HWMON_POWER_W),
+        ("jp5 in", JP5_W),
+        ("jp4 in", JP4_W),
+    ];
+    for (rail, watts) in known {
+        let row = rows
+            .iter()
+            .find(|r| r["rail"] == rail)
+            .unwrap_or_else(|| panic!("no summary row for {rail}"));
+        assert_eq!(row["status"], "ok", "{rail}: {row:?}");
+        assert_eq!(row["simulated"], "false");
+        for column in ["mean_watts", "idle_watts"] {
+            let got: f64 = row[column].parse().unwrap();
+            let error = (got - watts) / watts;
+            eprintln!(
+                "{rail}: {column} {got:.4} W, known {watts} W ({:+.3} %)",
+                error * 100.0
+            );
+            assert!(
+                error.abs() < 0.01,
+                "{rail}: {column} {got} W, known {watts} W"
+            );
+        }
+    }
+    // The counters are recorded as cumulative, unwrapped joules: never decreasing.
+    let power = read_csv(&run.out_dir.join("power.csv"));
+    let rapl: Vec<f64> = power
+        .iter()
+        .filter(|r| r["rail"] == "package" && !r["energy_j"].is_empty())
+        .map(|r| r["energy_j"].parse().unwrap())
+        .collect();
+    assert!(
+        rapl.windows(2).all(|w| w[1] >= w[0]),
+        "RAPL energy went down"
+    );
+    // More than the counter's whole range: only an unwrapped count gets there.
+    let span = rapl.last().unwrap() - rapl.first().unwrap();
+    eprintln!("RAPL counted {span:.2} J across a counter range of 20 J");
+    assert!(span > RAPL_RANGE_UJ as f64 / 1e6, "only {span} J counted");
+}
+
+#[test]
+fn detect_lists_the_meters_and_a_rig_snippet() {
+    // Its writer thread would take CPU from a measuring run beside it.
+    let _machine = one_run_at_a_time();
+    let mut machine = FakeMachine::start();
+    let out = joulebench()
+        .env("JOULEBENCH_SYSFS_ROOT", machine.path())
+        .args(["sensors", "--detect"])
+        .output()
+        .unwrap();
+    machine.finish();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", stderr(&out));
+    for line in [
+        "RAPL package-0 (intel-rapl:0): readable",
+        "INA3221 VDD_IN: readable",
+        "INA3221 POM_5V_IN: readable",
+        "hwmon pmbus (hwmon0) pin: readable",
+        "hwmon amd_energy (hwmon1) Esocket0: readable",
+        "[[sensors]]\nkind = \"rapl\"",
+    ] {
+        assert!(stdout.contains(line), "{line:?} not in:\n{stdout}");
+    }
+    // The snippet's tables name the tree they were found in.
+    assert!(stdout.contains(&format!("root = \"{}\"", machine.path().display())));
+}
+
+#[test]
+fn default_rig_measures_with_detected_meters_or_says_why_not() {
+    ensure_models();
+    // An empty tree: the fallback, and why.
+    let empty = tempfile::tempdir().unwrap();
+    let out = joulebench()
+        .env("JOULEBENCH_SYSFS_ROOT", empty.path())
+        .args(["sensors"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with(&format!(
+            "sensors: no readable meter on this machine (no RAPL zones, hwmon power channels \
+             or INA3221 rails under {}); using the rig's ina219-sim",
+            empty.path().display()
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(simulated)"), "{stdout}");
+
+    // A readable tree: its meters replace the simulated one, and run.json says so.
+    let mut machine = FakeMachine::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir: PathBuf = tmp.path().join("run");
+    let out = {
+        let _machine = one_run_at_a_time();
+        joulebench()
+            .env("JOULEBENCH_SYSFS_ROOT", machine.path())
+            .args([
+                "run",
+                "--runs",
+                "20",
+                "--settle",
+                "0.2",
+                "--out",
+                s(&out_dir),
+            ])
+            .output()
+            .unwrap()
+    };
+    machine.finish();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "joulebench: sensors: this machine's RAPL package-0 (intel-rapl:0) (measured)"
+        ) && err.contains("the rig's ina219-sim (5V supply (simulated board)) not used"),
+        "{err}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(json["rig"]["name"], "local");
+    assert_eq!(json["sensor_choice"]["source"], "this machine");
+    let kinds: Vec<&str> = json["sensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"rapl") && !kinds.contains(&"ina219-sim"),
+        "{kinds:?}"
+    );
+    let rows = read_csv(&out_dir.join("summary.csv"));
+    let rapl = rows.iter().find(|r| r["sensor"] == "rapl").unwrap();
+    let watts: f64 = rapl["mean_watts"].parse().unwrap();
+    assert!((watts - RAPL_W).abs() / RAPL_W < 0.01, "{watts}");
+}
