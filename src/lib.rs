@@ -20,6 +20,7 @@ pub mod models;
 pub mod output;
 pub mod project;
 pub mod protocol;
+pub mod ranging;
 pub mod references;
 pub mod report;
 pub mod results;

@@ -161,6 +161,10 @@ struct RunArgs {
     /// summary adds an aggregate row with confidence intervals.
     #[arg(long)]
     repeat: Option<u32>,
+    /// Run the protocol once first, then range every INA219 from 1.1 × the peak current it
+    /// saw (max_current_a, calibration and PGA range) for the measured run.
+    #[arg(long)]
+    ranging: bool,
     #[command(flatten)]
     export: ExportArgs,
     /// Also write LAVA test-case lines (one per figure) to this file.
@@ -254,6 +258,7 @@ fn load_rig(arg: &str, args: Option<&RunArgs>) -> Result<(Rig, RigSource)> {
         p.settle_s = a.settle.unwrap_or(p.settle_s);
         p.scenario = a.scenario.unwrap_or(p.scenario);
         p.repeat = a.repeat.unwrap_or(p.repeat);
+        p.ranging |= a.ranging;
         rig.validate().with_context(|| "command-line settings")?;
     }
     Ok((rig, source))
@@ -267,6 +272,21 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         ctrlc::set_handler(move || interrupt.store(true, Ordering::Relaxed))
             .context("cannot install the Ctrl-C handler")?;
     }
+    let options = RunOptions {
+        interrupt,
+        progress: true,
+        sample: true,
+    };
+    let (rig, ranged) = if rig.protocol.ranging {
+        eprintln!("joulebench: ranging pass: the protocol once, to set each INA219's range");
+        let (rig, ranged) = joulebench::ranging::range(&rig, &source.text, &options)?;
+        for line in joulebench::ranging::describe(&ranged) {
+            eprintln!("joulebench: {line}");
+        }
+        (rig, ranged)
+    } else {
+        (rig, Vec::new())
+    };
     let prepared = runner::prepare(rig, source.text)?;
     if let Some(choice) = &prepared.sensor_choice {
         eprintln!("joulebench: {}", choice.line);
@@ -278,11 +298,8 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         source.origin,
         dir.display()
     );
-    let record = prepared.execute(&RunOptions {
-        interrupt,
-        progress: true,
-        sample: true,
-    });
+    let mut record = prepared.execute(&options);
+    record.ranging = ranged;
     let rows = summary::summarize(&record);
     let argv: Vec<String> = std::env::args().collect();
     output::files::write_all(&dir, &record, &rows, &argv)?;

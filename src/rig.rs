@@ -68,6 +68,10 @@ pub struct ProtocolSpec {
     /// summary adds an aggregate row with spread and confidence intervals.
     #[serde(default = "default_repeat")]
     pub repeat: u32,
+    /// Run the protocol once first and range every INA219 from 1.1 × the peak current it saw
+    /// (see [`crate::ranging`]).
+    #[serde(default)]
+    pub ranging: bool,
 }
 
 fn default_repeat() -> u32 {
@@ -113,6 +117,7 @@ impl Default for ProtocolSpec {
             min_duration_s: None,
             scenario: Scenario::SingleStream,
             repeat: default_repeat(),
+            ranging: false,
         }
     }
 }
@@ -850,6 +855,34 @@ impl Rig {
                 Some(_) => {}
             }
         }
+        // A Jetson's board input (POM_5V_IN, VDD_IN) already holds its other rails: adding
+        // them counts their energy twice, a known mistake of other tools.
+        let jetson: Vec<&crate::sensor::ina3221::Ina3221Spec> = self
+            .total_sensors()
+            .into_iter()
+            .filter_map(|i| match &self.sensors[i] {
+                SensorSpec::Ina3221(spec) => Some(spec),
+                _ => None,
+            })
+            .collect();
+        if let Some(input) = jetson
+            .iter()
+            .find(|s| crate::sensor::ina3221::is_board_input(&s.label))
+        {
+            if let Some(inner) = jetson
+                .iter()
+                .find(|s| s.root == input.root && s.label != input.label)
+            {
+                bail!(
+                    "total adds rail {:?} ({}) to {:?} ({}), the board's input, which already \
+                     includes it: total the input alone, or only rails that do not feed one another",
+                    inner.rail,
+                    inner.label,
+                    input.rail,
+                    input.label
+                );
+            }
+        }
         Ok(())
     }
 
@@ -1043,6 +1076,27 @@ image = "bird.bmp"
         let same_rail = format!("{}{}", sim_at("Pi", 0x40, ""), sim_at("Pi", 0x41, ""));
         let e = err("[]", &same_rail);
         assert!(e.contains("both measure rail \"Pi\""), "{e}");
+    }
+
+    #[test]
+    fn a_total_never_adds_a_jetsons_rails_to_its_board_input() {
+        let rail = |rail: &str, label: &str| {
+            format!("[[sensors]]\nkind = \"ina3221\"\nrail = \"{rail}\"\nlabel = \"{label}\"\n")
+        };
+        let nano = format!("{}{}", rail("in", "POM_5V_IN"), rail("gpu", "POM_5V_GPU"));
+        let e = format!("{:#}", with_total(r#"["in", "gpu"]"#, &nano).unwrap_err());
+        assert!(
+            e.contains(
+                "total adds rail \"gpu\" (POM_5V_GPU) to \"in\" (POM_5V_IN), the board's input"
+            ),
+            "{e}"
+        );
+        // Rails inside the module that do not feed one another do add up.
+        let inner = format!("{}{}", rail("gpu", "POM_5V_GPU"), rail("cpu", "POM_5V_CPU"));
+        assert!(with_total(r#"["gpu", "cpu"]"#, &inner).is_ok());
+        // The board input beside an external INA219 on a Coral's own supply adds up too.
+        let with_coral = format!("{}{}", rail("in", "VDD_IN"), sim_at("Coral", 0x41, ""));
+        assert!(with_total(r#"["in", "Coral"]"#, &with_coral).is_ok());
     }
 
     #[test]

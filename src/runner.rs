@@ -87,6 +87,8 @@ pub struct RunRecord {
     pub sensors: Vec<SensorLog>,
     /// What `detect_sensors` decided, for `run.json`.
     pub sensor_choice: Option<SensorChoice>,
+    /// What a ranging pass before the run set (empty without one).
+    pub ranging: Vec<crate::ranging::Ranged>,
     pub interrupted: bool,
 }
 
@@ -225,6 +227,7 @@ impl Prepared {
             backends: results,
             sensors,
             sensor_choice,
+            ranging: Vec::new(),
         }
     }
 }

@@ -504,6 +504,7 @@ mod tests {
         RunRecord {
             started: chrono::Utc::now(),
             sensor_choice: None,
+            ranging: Vec::new(),
             rig_text: String::new(),
             phases: vec![],
             backends: vec![BackendResult {

@@ -828,3 +828,39 @@ fn machine_state_is_recorded_at_the_edges_of_every_timed_window() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_ranging_pass_sets_each_ina219_from_its_peak_current() {
+    ensure_models();
+    // The simulated board draws 0.40 A idle and 0.75 A busy (σ 10 mA): the rig's 3.2 A range
+    // is narrowed to 1.1 × the peak, about 0.85 A, for the measured run.
+    let dir = tempfile::tempdir().unwrap();
+    let rig = write_rig(dir.path(), "rig", &sim_rig(""));
+    let out_dir = dir.path().join("run");
+    let out = run(&["run", "--rig", s(&rig), "--out", s(&out_dir), "--ranging"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line = stderr(&out)
+        .lines()
+        .find(|l| l.starts_with("joulebench: ranging: 5V: peak "))
+        .map(String::from)
+        .unwrap_or_else(|| panic!("{}", stderr(&out)));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("run.json")).unwrap()).unwrap();
+    let ranged = &json["ranging"][0];
+    let peak = ranged["peak_amps"].as_f64().unwrap();
+    assert!((0.74..0.85).contains(&peak), "{line}");
+    assert_eq!(ranged["max_current_a_before"].as_f64(), Some(3.2));
+    assert!((ranged["max_current_a"].as_f64().unwrap() - 1.1 * peak).abs() < 1e-12);
+    // 0.8 A to 0.94 A: a 50 µA LSB (0.9 A / 32768 = 27 µA, rounded up to 1-2-5) and the
+    // ±160 mV range (80 to 94 mV do not fit 80); the run used them.
+    assert_eq!(ranged["shunt_range_mv"].as_u64(), Some(160));
+    assert_eq!(
+        json["rig"]["sensors"][0]["max_current_a"],
+        ranged["max_current_a"]
+    );
+    let detail = json["sensors"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("I_LSB=50 µA, cal=8192, PGA ±160 mV"),
+        "{detail}"
+    );
+}

@@ -131,6 +131,9 @@ struct RunJson<'a> {
     /// used, why, and every meter detection found; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     sensor_choice: Option<&'a crate::sensor::detect::SensorChoice>,
+    /// With a ranging pass: each INA219's peak current and the range it was given.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    ranging: &'a [crate::ranging::Ranged],
     phases: &'a [crate::clock::PhaseSpan],
     /// Mean power and energy of every phase, per sensor.
     phase_energy: Vec<crate::summary::PhaseEnergy>,
@@ -215,6 +218,7 @@ fn write_run_json(
             })
             .collect(),
         sensor_choice: record.sensor_choice.as_ref(),
+        ranging: &record.ranging,
         // Open-ended phases (a run cut short) serialize their end as null.
         phases: &record.phases,
         phase_energy: crate::summary::phase_energy(record),

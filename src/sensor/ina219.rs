@@ -242,6 +242,15 @@ impl Ina219Settings {
         )
     }
 
+    /// The PGA range in mV.
+    pub fn shunt_range_mv(&self) -> u16 {
+        self.config
+            .shunt_voltage_range
+            .range_mv()
+            .end()
+            .unsigned_abs()
+    }
+
     /// The shunt voltage's nominal full scale in 10 µV units (4000 at ±40 mV).
     fn shunt_full_scale_10uv(&self) -> i16 {
         self.config.shunt_voltage_range.range_mv().end() * 100
@@ -725,6 +734,15 @@ fn describe_linux(e: &I2CError) -> BusFault {
 /// reading easy to check by hand (3.2 A on 0.1 Ω: 100 µA, calibration 4096), and costs at most
 /// a factor 2.5 of resolution, which the 15-bit register has to spare. The 1e-9 slack keeps an
 /// exact quotient such as 3.2768 A / 2^15 = 100 µA from moving up a step.
+/// `max_current_a` for a measured peak of `amps`, or the least a calibration register can
+/// express on this shunt if that is more: the register holds at most 65534 (bit 0 is 0),
+/// which bounds the current LSB from below at 0.04096 / (65534 × R), and the LSB is then
+/// rounded up to a 1-2-5 step (0.1 Ω: 6.25 µA, so 10 µA, so 0.3277 A).
+pub fn ranged_max_current(amps: f64, shunt_ohms: f64) -> f64 {
+    let least_lsb_ua = round_lsb_ua(0.04096 / (65534.0 * shunt_ohms) * 1e6);
+    amps.max(least_lsb_ua * 1e-6 * CURRENT_FULL_SCALE)
+}
+
 fn round_lsb_ua(min_ua: f64) -> f64 {
     let decade = 10f64.powf((min_ua - 1e-9).max(1.0).log10().floor());
     [1.0, 2.0, 5.0, 10.0]
@@ -971,6 +989,48 @@ mod tests {
             assert!(reads.iter().all(|(_, r)| r.is_ok()));
             assert_near("measured rate", measured, rate, 0.02 * rate);
         }
+    }
+
+    #[test]
+    fn ranged_maximum_is_the_peak_unless_the_calibration_cannot_hold_it() {
+        // 0.44 A on 0.1 Ω: LSB 0.44 / 32768 = 13.4 µA → 20 µA, cal 20480, PGA ±80 mV (44 mV
+        // does not fit 40).
+        let spec = Ina219Spec {
+            max_current_a: ranged_max_current(0.44, 0.1),
+            shunt_range_mv: None,
+            ..datasheet_spec()
+        };
+        let s = Ina219Settings::from_spec(&spec, "b").unwrap();
+        assert_eq!(spec.max_current_a, 0.44);
+        assert_eq!(
+            (
+                s.calibration.current_lsb(),
+                s.calibration.as_bits(),
+                s.shunt_range_mv()
+            ),
+            (MicroAmpere(20), 20480, 80)
+        );
+        // 50 mA on 0.1 Ω would need a register above 65535: the least expressible maximum.
+        let least = ranged_max_current(0.05, 0.1);
+        assert_near("least maximum", least, 0.32768, 1e-12);
+        let spec = Ina219Spec {
+            max_current_a: least,
+            ..spec
+        };
+        let s = Ina219Settings::from_spec(&spec, "b").unwrap();
+        assert_eq!(
+            (s.calibration.current_lsb(), s.calibration.as_bits()),
+            (MicroAmpere(10), 40960)
+        );
+        assert_eq!(s.shunt_range_mv(), 40);
+        // A smaller shunt needs a coarser LSB: on 10 mΩ at least 62.5 µA, so 100 µA, 3.2768 A.
+        assert_near(
+            "least on 10 mΩ",
+            ranged_max_current(0.5, 0.01),
+            3.2768,
+            1e-12,
+        );
+        assert_eq!(ranged_max_current(4.0, 0.01), 4.0);
     }
 
     #[test]

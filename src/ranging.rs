@@ -1,0 +1,140 @@
+//! The ranging pass, after MLPerf Power's ranging mode: run the workload once with each INA219
+//! at its configured range, then set its range and calibration from 1.1 × the peak current it
+//! saw, for the run that counts.
+//!
+//! Why: an INA219's current LSB is its full scale / 32768. A rig written for the worst case
+//! (3.2 A on a 0.1 Ω shunt: 100 µA steps, ±320 mV PGA) measures a Coral drawing 0.4 A in
+//! steps of 0.025 % of its reading; ranged to 0.44 A it gets 20 µA steps and the ±40 mV range,
+//! whose gain error is the datasheet's smallest. The 10 % headroom keeps a peak the pass
+//! missed from clipping (a clipped reading makes the window invalid, never silently low).
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::rig::{Rig, SensorSpec};
+use crate::runner::{self, RunOptions};
+use crate::sensor::ina219;
+
+/// Headroom over the peak current of the ranging pass.
+pub const HEADROOM: f64 = 1.1;
+
+/// What the ranging pass did to one INA219.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ranged {
+    /// The sensor's position in the rig.
+    pub sensor_index: usize,
+    pub rail: String,
+    /// Largest current of any fresh reading during the pass.
+    pub peak_amps: f64,
+    /// Fresh readings the peak is taken from.
+    pub readings: usize,
+    /// `max_current_a` as the rig had it, and as the measured run uses it.
+    pub max_current_a_before: f64,
+    pub max_current_a: f64,
+    /// The PGA range the measured run uses (the smallest that holds the new maximum).
+    pub shunt_range_mv: u16,
+}
+
+/// Runs the rig's protocol once (one repetition, no idle baseline) and returns the rig with
+/// every INA219 ranged, ready for the measured run, and what was changed. Other sensors are
+/// left as they are; a rig without INA219s is returned unchanged, without a pass.
+pub fn range(rig: &Rig, rig_text: &str, options: &RunOptions) -> Result<(Rig, Vec<Ranged>)> {
+    let is_ina219 = |s: &SensorSpec| matches!(s, SensorSpec::Ina219(_) | SensorSpec::Ina219Sim(_));
+    let mut pass = rig.clone();
+    pass.protocol.repeat = 1;
+    pass.idle_baseline_s = 0.0;
+    let prepared = runner::prepare(pass, rig_text.to_string())?;
+    if !prepared.rig.sensors.iter().any(is_ina219) {
+        return Ok((rig.clone(), Vec::new()));
+    }
+    let record = prepared.execute(options);
+    if record.interrupted {
+        bail!("interrupted during the ranging pass: nothing was measured");
+    }
+    if let Some(failed) = record.backends.iter().find_map(|b| {
+        b.runs
+            .iter()
+            .find_map(|r| r.error.as_ref().map(|e| (b.spec.kind, e)))
+    }) {
+        bail!(
+            "ranging pass: backend {} failed: {}",
+            failed.0.as_str(),
+            failed.1
+        );
+    }
+    // The sensors as the pass resolved them (`detect_sensors` included): the measured run
+    // uses the same ones, ranged.
+    let mut ranged_rig = rig.clone();
+    ranged_rig.sensors = record.rig.sensors.clone();
+    ranged_rig.detect_sensors = false;
+    let mut ranged = Vec::new();
+    for (index, (spec, log)) in ranged_rig
+        .sensors
+        .iter_mut()
+        .zip(&record.sensors)
+        .enumerate()
+    {
+        let (SensorSpec::Ina219(s) | SensorSpec::Ina219Sim(s)) = spec else {
+            continue;
+        };
+        let fresh: Vec<_> = log
+            .samples
+            .iter()
+            .filter_map(|sample| sample.reading.as_ref().ok())
+            .filter(|r| !r.stale)
+            .collect();
+        if fresh.iter().any(|r| r.saturated) {
+            bail!(
+                "ranging pass: sensor {index} ({}) clipped at its range: raise max_current_a \
+                 (now {} A) or use a smaller shunt",
+                s.rail,
+                s.max_current_a
+            );
+        }
+        let Some(peak) = fresh.iter().filter_map(|r| r.amps).reduce(f64::max) else {
+            bail!(
+                "ranging pass: sensor {index} ({}) gave no fresh reading{}",
+                s.rail,
+                log.failure
+                    .as_ref()
+                    .map_or(String::new(), |f| format!(": {f}"))
+            );
+        };
+        let before = s.max_current_a;
+        s.max_current_a = ina219::ranged_max_current(HEADROOM * peak.max(0.0), s.shunt_ohms);
+        s.shunt_range_mv = None;
+        let settings = ina219::Ina219Settings::from_spec(s, "ranging")
+            .with_context(|| format!("ranging sensor {index} ({})", s.rail))?;
+        ranged.push(Ranged {
+            sensor_index: index,
+            rail: s.rail.clone(),
+            peak_amps: peak,
+            readings: fresh.len(),
+            max_current_a_before: before,
+            max_current_a: s.max_current_a,
+            shunt_range_mv: settings.shunt_range_mv(),
+        });
+    }
+    ranged_rig
+        .validate()
+        .context("the rig after the ranging pass")?;
+    Ok((ranged_rig, ranged))
+}
+
+/// One line per ranged sensor, for the terminal.
+pub fn describe(ranged: &[Ranged]) -> Vec<String> {
+    ranged
+        .iter()
+        .map(|r| {
+            format!(
+                "ranging: {}: peak {:.4} A in {} readings; max_current_a {} A -> {:.4} A, PGA ±{} mV",
+                r.rail,
+                r.peak_amps,
+                r.readings,
+                r.max_current_a_before,
+                r.max_current_a,
+                r.shunt_range_mv
+            )
+        })
+        .collect()
+}
