@@ -2,7 +2,7 @@
 //! power mode, a Raspberry Pi's firmware throttle flags — read from sysfs and a few files just
 //! before a timed window opens and just after it closes, and whether the CPU throttled between.
 //!
-//! Paths are read under a root ([`root`]: `/`, or `$JOULEBENCH_SYSFS_ROOT`), the directory that
+//! Paths are read under a root ([`root`]: `/`, or `$JOULEBENCH_ROOT`), the directory that
 //! holds `sys/`, `var/` and `etc/`, so tests (and a copy of another machine's files) can stand
 //! in for the real ones. A file that does not exist is not recorded (a laptop has no nvpmodel);
 //! one that exists but cannot be read or parsed is recorded as unknown (`null` in JSON, and a
@@ -15,11 +15,12 @@ use std::time::Instant;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// The environment variable that moves the root the machine state (and the sysfs power
-/// sensors) are read under: the directory holding `sys/`, `var/` and `etc/`.
-pub const ROOT_ENV: &str = "JOULEBENCH_SYSFS_ROOT";
+/// The environment variable that moves the root the machine's files are read under (the
+/// machine state, and the meters `detect_sensors` looks for under its `sys/`): the directory
+/// standing for `/`, holding `sys/`, `var/` and `etc/`.
+pub const ROOT_ENV: &str = "JOULEBENCH_ROOT";
 
-/// Where the machine's files are read: `$JOULEBENCH_SYSFS_ROOT`, else `/`.
+/// Where the machine's files are read: `$JOULEBENCH_ROOT`, else `/`.
 pub fn root() -> PathBuf {
     std::env::var_os(ROOT_ENV)
         .filter(|v| !v.is_empty())

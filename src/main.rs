@@ -40,7 +40,7 @@ enum Command {
         #[arg(long, default_value = DEFAULT_RIG)]
         rig: String,
         /// List the meters this machine offers (RAPL, hwmon, INA3221 under /sys or
-        /// $JOULEBENCH_SYSFS_ROOT; NVML GPUs), whether each can be read now and why not, and
+        /// $JOULEBENCH_ROOT/sys; NVML GPUs), whether each can be read now and why not, and
         /// a rig snippet for the readable ones. Ignores --rig.
         #[arg(long)]
         detect: bool,

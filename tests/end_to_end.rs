@@ -767,7 +767,7 @@ fn machine_state_is_recorded_at_the_edges_of_every_timed_window() {
     let out = {
         let _machine = common::one_run_at_a_time();
         common::joulebench()
-            .env("JOULEBENCH_SYSFS_ROOT", root.path())
+            .env("JOULEBENCH_ROOT", root.path())
             .args([
                 "run",
                 "--rig",

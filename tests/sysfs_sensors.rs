@@ -48,7 +48,7 @@ impl FakeMachine {
             tempfile::tempdir()
         }
         .unwrap();
-        let r = root.path();
+        let r = &root.path().join("sys");
         let rapl = r.join("class/powercap/intel-rapl:0");
         let energy_chip = r.join("class/hwmon/hwmon1");
         let power_chip = r.join("class/hwmon/hwmon0");
@@ -118,8 +118,14 @@ impl FakeMachine {
         }
     }
 
+    /// The folder standing for `/` (`$JOULEBENCH_ROOT`).
     fn path(&self) -> &Path {
         self.root.path()
+    }
+
+    /// Its sysfs, as a sensor's `root` names it.
+    fn sysfs(&self) -> PathBuf {
+        self.root.path().join("sys")
     }
 
     /// Stops the writer; returns how often the RAPL counter wrapped.
@@ -190,7 +196,7 @@ root = "{root}"
 fn each_sysfs_sensor_reports_known_watts_within_1_percent_across_a_rapl_wrap() {
     ensure_models();
     let mut machine = FakeMachine::start();
-    let run = run_rig(&rig(machine.path()));
+    let run = run_rig(&rig(&machine.sysfs()));
     let wraps = machine.finish();
     assert!(run.output.status.success(), "{}", stderr(&run.output));
     // The run spans several wraps of the counter (20 J at 15 W: one every 1.33 s).
@@ -247,7 +253,7 @@ fn detect_lists_the_meters_and_a_rig_snippet() {
     let _machine = one_run_at_a_time();
     let mut machine = FakeMachine::start();
     let out = joulebench()
-        .env("JOULEBENCH_SYSFS_ROOT", machine.path())
+        .env("JOULEBENCH_ROOT", machine.path())
         .args(["sensors", "--detect"])
         .output()
         .unwrap();
@@ -265,7 +271,7 @@ fn detect_lists_the_meters_and_a_rig_snippet() {
         assert!(stdout.contains(line), "{line:?} not in:\n{stdout}");
     }
     // The snippet's tables name the tree they were found in.
-    assert!(stdout.contains(&format!("root = \"{}\"", machine.path().display())));
+    assert!(stdout.contains(&format!("root = \"{}\"", machine.sysfs().display())));
 }
 
 #[test]
@@ -274,7 +280,7 @@ fn default_rig_measures_with_detected_meters_or_says_why_not() {
     // An empty tree: the fallback, and why.
     let empty = tempfile::tempdir().unwrap();
     let out = joulebench()
-        .env("JOULEBENCH_SYSFS_ROOT", empty.path())
+        .env("JOULEBENCH_ROOT", empty.path())
         .args(["sensors"])
         .output()
         .unwrap();
@@ -283,7 +289,7 @@ fn default_rig_measures_with_detected_meters_or_says_why_not() {
         stdout.starts_with(&format!(
             "sensors: no readable meter on this machine (no RAPL zones, hwmon power channels \
              or INA3221 rails under {}); using the rig's ina219-sim",
-            empty.path().display()
+            empty.path().join("sys").display()
         )),
         "{stdout}"
     );
@@ -296,7 +302,7 @@ fn default_rig_measures_with_detected_meters_or_says_why_not() {
     let out = {
         let _machine = one_run_at_a_time();
         joulebench()
-            .env("JOULEBENCH_SYSFS_ROOT", machine.path())
+            .env("JOULEBENCH_ROOT", machine.path())
             .args([
                 "run",
                 "--runs",

@@ -1,5 +1,5 @@
 //! What power meters this machine offers: RAPL zones, hwmon power and energy channels,
-//! INA3221 rails (all under a sysfs root, `/sys` unless [`ROOT_ENV`] says otherwise) and
+//! INA3221 rails (all under a sysfs root, `/sys`, or `sys` under `$JOULEBENCH_ROOT`) and
 //! NVIDIA GPUs through NVML; each with whether it can be read now, and if not, why.
 //!
 //! `joulebench sensors --detect` lists them with a rig snippet for the readable ones; a rig
@@ -15,15 +15,10 @@ use super::nvml;
 use super::rapl::{self, RaplSpec};
 use crate::rig::{Device, NvmlMethod, NvmlSpec, Rig, SensorSpec};
 
-/// Environment variable naming another sysfs root for detection (a copy of another
-/// machine's tree, or a test's fake one).
-pub const ROOT_ENV: &str = "JOULEBENCH_SYSFS_ROOT";
-
-/// The sysfs root detection looks in: `$JOULEBENCH_SYSFS_ROOT`, else `/sys`.
+/// The sysfs root detection looks in: `sys` under the machine's root ([`crate::machine::root`]:
+/// `/`, or `$JOULEBENCH_ROOT` for a copy of another machine's files or a test's fake tree).
 pub fn sysfs_root() -> PathBuf {
-    std::env::var_os(ROOT_ENV)
-        .filter(|v| !v.is_empty())
-        .map_or_else(super::sysfs::default_root, PathBuf::from)
+    crate::machine::root().join("sys")
 }
 
 /// One meter found.
