@@ -10,6 +10,7 @@
 pub mod aggregate;
 pub mod backend;
 pub mod bench;
+pub mod calibrate;
 pub mod clock;
 pub mod compare;
 pub mod energy;

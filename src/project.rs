@@ -15,6 +15,8 @@ pub struct RigSource {
     pub text: String,
     /// "rig file PATH", or "built-in rig NAME".
     pub origin: String,
+    /// The file it was read from; None for a built-in rig.
+    pub path: Option<PathBuf>,
 }
 
 /// The user's own rigs: `$XDG_CONFIG_HOME/joulebench/rigs` (`~/.config/joulebench/rigs`).
@@ -37,6 +39,7 @@ fn read_rig_from(arg: &str, dirs: &[PathBuf]) -> Result<RigSource> {
         Ok(RigSource {
             text,
             origin: format!("rig file {}", path.display()),
+            path: Some(path.to_path_buf()),
         })
     };
     let path = Path::new(arg);
@@ -54,6 +57,7 @@ fn read_rig_from(arg: &str, dirs: &[PathBuf]) -> Result<RigSource> {
         Some((name, text)) => Ok(RigSource {
             text: text.to_string(),
             origin: format!("built-in rig {name}"),
+            path: None,
         }),
         None => bail!(
             "no rig {arg:?}: not a file, not in {}, and not a built-in rig ({})",

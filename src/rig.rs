@@ -419,6 +419,15 @@ pub struct Ina219Spec {
     /// dominates the energy's uncertainty.
     #[serde(default = "default_shunt_tolerance_pct")]
     pub shunt_tolerance_pct: f64,
+    /// The factor by which this chip's current read low (above 1) or high (below 1) against a
+    /// reference, as `joulebench calibrate` measured it; the driver programs the calibration
+    /// for a shunt of `shunt_ohms / shunt_correction`. None: 1, uncalibrated.
+    #[serde(default)]
+    pub shunt_correction: Option<f64>,
+    /// How good that calibration's reference is, in percent (needs `shunt_correction`): it
+    /// stands in for `shunt_tolerance_pct` in the energy's uncertainty.
+    #[serde(default)]
+    pub reference_uncertainty_pct: Option<f64>,
     /// Largest current expected, in amperes: sets the current LSB and the PGA range.
     pub max_current_a: f64,
     /// ADC mode of both channels.
@@ -541,6 +550,10 @@ pub struct SimLoadSpec {
     /// Seed of the noise, for reproducible simulations.
     #[serde(default)]
     pub seed: u64,
+    /// The board's real shunt, which the simulated chip measures across, while the driver
+    /// assumes the sensor's `shunt_ohms` (the default): a board to calibrate.
+    #[serde(default)]
+    pub actual_shunt_ohms: Option<f64>,
 }
 
 fn default_supply_volts() -> f64 {
@@ -568,6 +581,7 @@ impl Default for SimLoadSpec {
             active_amps: default_active_amps(),
             noise_amps: default_noise_amps(),
             seed: 0,
+            actual_shunt_ohms: None,
         }
     }
 }
@@ -932,6 +946,15 @@ fn validate_ina219(i: usize, spec: &Ina219Spec) -> Result<()> {
             .validate()
             .map_err(|e| anyhow::anyhow!("sensors[{i}]: {e}"))?;
     }
+    let checks = [
+        crate::sensor::ina219::check_correction(spec),
+        spec.load
+            .as_ref()
+            .map_or(Ok(()), crate::sensor::ina219_sim::check_load),
+    ];
+    for checked in checks {
+        checked.map_err(|e| anyhow::anyhow!("sensors[{i}]: {e}"))?;
+    }
     Ok(())
 }
 
@@ -1166,6 +1189,57 @@ image = "bird.bmp"
             Rig::parse(&format!("{real}bus_adapter = \"bcm2835\"\n")).unwrap_err()
         );
         assert!(err.contains("belong to kind \"ina219-sim\""), "{err}");
+    }
+
+    #[test]
+    fn calibration_keys_parse_and_bad_ones_are_one_line_errors() {
+        let text = format!(
+            "{MINIMAL}{SIM_SENSOR}shunt_correction = 0.99\nreference_uncertainty_pct = 0.1\n\
+             [sensors.load]\nactual_shunt_ohms = 0.101\n"
+        );
+        let rig = Rig::parse(&text).unwrap();
+        let SensorSpec::Ina219Sim(spec) = &rig.sensors[0] else {
+            panic!("{:?}", rig.sensors[0]);
+        };
+        assert_eq!(spec.shunt_correction, Some(0.99));
+        assert_eq!(spec.reference_uncertainty_pct, Some(0.1));
+        assert_eq!(spec.load.as_ref().unwrap().actual_shunt_ohms, Some(0.101));
+        // Existing rigs: no correction, and the simulated chip measures across shunt_ohms.
+        let rig = Rig::parse(&format!("{MINIMAL}{SIM_SENSOR}")).unwrap();
+        let SensorSpec::Ina219Sim(spec) = &rig.sensors[0] else {
+            panic!("{:?}", rig.sensors[0]);
+        };
+        assert_eq!(
+            (spec.shunt_correction, spec.reference_uncertainty_pct),
+            (None, None)
+        );
+        assert_eq!(SimLoadSpec::default().actual_shunt_ohms, None);
+        for (extra, want) in [
+            (
+                "shunt_correction = 0.7\n",
+                "sensors[0]: shunt_correction must be between 0.8 and 1.25, not 0.7: a current \
+                 that far off its reference is a wiring fault, not a shunt's tolerance",
+            ),
+            (
+                "reference_uncertainty_pct = 0.1\n",
+                "sensors[0]: reference_uncertainty_pct needs shunt_correction (joulebench \
+                 calibrate writes both)",
+            ),
+            (
+                "shunt_correction = 1.01\nreference_uncertainty_pct = 25.0\n",
+                "sensors[0]: reference_uncertainty_pct must be above 0 and at most 20, not 25",
+            ),
+            (
+                "[sensors.load]\nactual_shunt_ohms = 0.0\n",
+                "sensors[0]: load.actual_shunt_ohms must be positive, not 0",
+            ),
+        ] {
+            let err = format!(
+                "{:#}",
+                Rig::parse(&format!("{MINIMAL}{SIM_SENSOR}{extra}")).unwrap_err()
+            );
+            assert_eq!(err, want);
+        }
     }
 
     #[test]

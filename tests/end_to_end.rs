@@ -864,3 +864,132 @@ fn a_ranging_pass_sets_each_ina219_from_its_peak_current() {
         "{detail}"
     );
 }
+
+#[test]
+fn calibrate_writes_the_correction_a_later_read_applies() {
+    // sim-cpu's board, steady (no noise) and with a shunt 1 % over its marking: the chip
+    // reads 0.404 A where 0.4 A flows.
+    let tmp = tempfile::tempdir().unwrap();
+    let original = std::fs::read_to_string(repo().join("rigs/sim-cpu.toml")).unwrap();
+    let text = original
+        .replace("noise_amps = 0.01", "noise_amps = 0.0")
+        .replace("seed = 1", "seed = 1\nactual_shunt_ohms = 0.101");
+    assert_ne!(text, original);
+    let rig = write_rig(tmp.path(), "cal", &text);
+    let rail = "5V supply (simulated board)";
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "calibrate",
+            "--rig",
+            s(&rig),
+            "--rail",
+            rail,
+            "--seconds",
+            "1",
+        ];
+        a.extend_from_slice(extra);
+        a
+    };
+
+    let out = run(&args(&[
+        "--amps",
+        "0.4",
+        "--reference-uncertainty-pct",
+        "0.1",
+        "--dry-run",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("dry run: rig file"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&rig).unwrap(), text);
+
+    let out = run(&args(&[
+        "--amps",
+        "0.4",
+        "--reference-uncertainty-pct",
+        "0.1",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // 4040 LSB of 100 µA read; 0.4 / 0.404 = 0.990099; trunc(4096 × 0.990099) = 4055, bit 0
+    // cleared; the 1.22 % of a 1 % shunt becomes √(0.5² + 0.5² + 0.1²) = 0.71 %.
+    for line in [
+        "measured   0.40400 A",
+        "reference  0.40000 A (0.4 A (--amps), good to 0.1 %)",
+        "factor     0.990099 (the chip read +1.000 %)",
+        "calibration register 4096 → 4054; energy uncertainty 1.22 % → 0.71 %",
+        "wrote shunt_correction = 0.990099 and reference_uncertainty_pct = 0.1 into sensors[0]",
+    ] {
+        assert!(stdout.contains(line), "{line:?} not in {stdout}");
+    }
+    let after = std::fs::read_to_string(&rig).unwrap();
+    let added: Vec<&str> = after
+        .lines()
+        .filter(|l| !text.lines().any(|t| t == *l))
+        .collect();
+    assert_eq!(added.len(), 3, "{after}");
+    assert!(
+        added[0].starts_with("# joulebench calibrate, "),
+        "{added:?}"
+    );
+    assert_eq!(
+        &added[1..],
+        [
+            "shunt_correction = 0.990099",
+            "reference_uncertainty_pct = 0.1"
+        ]
+    );
+    let rest: Vec<&str> = after.lines().filter(|l| !added.contains(l)).collect();
+    assert_eq!(
+        rest,
+        text.lines().collect::<Vec<_>>(),
+        "every other line kept"
+    );
+
+    // The rig now reads the board corrected: 4040 × 4054 / 4096 = 3998 LSB, 0.3998 A.
+    let out = run(&["sensors", "--rig", s(&rig)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("0.3998 A"), "{stdout}");
+    assert!(
+        stdout.contains("cal=4054 (4096 corrected ×0.990099)"),
+        "{stdout}"
+    );
+
+    let refused = |extra: &[&'static str], needle: &str| {
+        let out = run(&args(extra));
+        assert_one_line_error(&out, needle);
+    };
+    refused(
+        &["--reference-uncertainty-pct", "0.1"],
+        "calibrate needs a reference: --amps A",
+    );
+    refused(
+        &["--amps", "0.4"],
+        "calibrate needs --reference-uncertainty-pct",
+    );
+    refused(
+        &["--amps", "0.3", "--reference-uncertainty-pct", "0.1"],
+        "a factor of 0.7426, outside 0.8..1.25. That is a wiring fault",
+    );
+    let out = run(&[
+        "calibrate",
+        "--rig",
+        s(&rig),
+        "--rail",
+        "GPU",
+        "--amps",
+        "1",
+        "--reference-uncertainty-pct",
+        "0.1",
+    ]);
+    assert_one_line_error(
+        &out,
+        "measures rail \"GPU\" (its INA219 rails: \"5V supply (simulated board)\")",
+    );
+    assert_eq!(
+        std::fs::read_to_string(&rig).unwrap(),
+        after,
+        "refusals write nothing"
+    );
+}

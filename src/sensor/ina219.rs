@@ -35,6 +35,43 @@ use crate::rig::{AdcMode, Ina219Spec};
 /// Full-scale count of the signed current register: current LSB = max current / 2^15.
 const CURRENT_FULL_SCALE: f64 = 32768.0;
 
+/// The `shunt_correction`s accepted: a chip reading up to 25 % high or 20 % low (the same
+/// ratio, 1/0.8 = 1.25, either way). A 1 % shunt, the chip's ±0.5 % gain error and a few
+/// milliohms of solder or trace beside a 0.1 Ω shunt add up to a few percent; a current that
+/// far off its reference is a fault (a wrong `shunt_ohms`, a reference not in series, a second
+/// path around the shunt), which a correction would only hide.
+pub const SHUNT_CORRECTION_BAND: std::ops::RangeInclusive<f64> = 0.8..=1.25;
+
+/// Largest `reference_uncertainty_pct`, as for `shunt_tolerance_pct`.
+const MAX_REFERENCE_UNCERTAINTY_PCT: f64 = 20.0;
+
+/// Checks `shunt_correction` and `reference_uncertainty_pct`; the error is one line naming
+/// the key.
+pub fn check_correction(spec: &Ina219Spec) -> Result<(), String> {
+    if let Some(f) = spec.shunt_correction {
+        if !(f.is_finite() && SHUNT_CORRECTION_BAND.contains(&f)) {
+            return Err(format!(
+                "shunt_correction must be between {} and {}, not {f}: a current that far off \
+                 its reference is a wiring fault, not a shunt's tolerance",
+                SHUNT_CORRECTION_BAND.start(),
+                SHUNT_CORRECTION_BAND.end()
+            ));
+        }
+    }
+    match (spec.reference_uncertainty_pct, spec.shunt_correction) {
+        (Some(_), None) => Err(
+            "reference_uncertainty_pct needs shunt_correction (joulebench \
+             calibrate writes both)"
+                .into(),
+        ),
+        (Some(p), Some(_)) if !(p > 0.0 && p <= MAX_REFERENCE_UNCERTAINTY_PCT) => Err(format!(
+            "reference_uncertainty_pct must be above 0 and at most \
+             {MAX_REFERENCE_UNCERTAINTY_PCT}, not {p}"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Shunt ranges the PGA offers, smallest first.
 const PGA_RANGES: [(u16, ShuntVoltageRange); 4] = [
     (40, ShuntVoltageRange::Fsr40mv),
@@ -71,9 +108,12 @@ pub struct Ina219Settings {
     pub address: u8,
     /// Where the chip sits, as error messages name it ("/dev/i2c-1").
     pub bus: String,
+    /// The shunt as the rig states it.
     pub shunt_ohms: f64,
-    /// Current LSB (whole µA) and shunt (µΩ); the register value is trunc(0.04096 / (LSB × R))
-    /// with bit 0 cleared.
+    /// `shunt_correction` (1 when there is none): the shunt really is `shunt_ohms / this`.
+    pub shunt_correction: f64,
+    /// Current LSB (whole µA) and shunt (µΩ, corrected); the register value is
+    /// trunc(0.04096 / (LSB × R)) with bit 0 cleared.
     pub calibration: IntCalibration,
     /// Written after the reset: ranges, ADC mode, shunt and bus continuous.
     pub config: Configuration,
@@ -82,6 +122,9 @@ pub struct Ina219Settings {
     pub bus_khz: u32,
     /// The shunt's tolerance, as a fraction.
     pub shunt_tolerance: f64,
+    /// The uncertainty of the reference the correction came from, as a fraction; None when
+    /// the rig has no correction with a stated reference.
+    pub reference_uncertainty: Option<f64>,
     /// INA219s the sampler reads on this bus (1 unless the rig has several on it): they take
     /// turns on the wire, so each gets a share of its time.
     pub chips_on_bus: u32,
@@ -89,8 +132,17 @@ pub struct Ina219Settings {
 
 impl Ina219Settings {
     /// Derives the settings; `bus` names the bus in error messages.
+    ///
+    /// A `shunt_correction` f is applied as the datasheet's calibration procedure does
+    /// (SBOS448G 8.5.1, Corrected_Full_Scale_Cal = trunc(Cal × MeasShuntCurrent /
+    /// INA219_Current)): every figure takes the shunt to be `shunt_ohms / f`, so the
+    /// calibration register (about Cal × f), the current and power registers that follow
+    /// from it, and the current computed from the raw shunt voltage all agree.
     pub fn from_spec(spec: &Ina219Spec, bus: impl Into<String>) -> Result<Self> {
-        let (max_a, ohms) = (spec.max_current_a, spec.shunt_ohms);
+        check_correction(spec).map_err(|e| anyhow!("INA219: {e}"))?;
+        let correction = spec.shunt_correction.unwrap_or(1.0);
+        let max_a = spec.max_current_a;
+        let ohms = spec.shunt_ohms / correction;
         ensure!(
             max_a > 0.0 && max_a.is_finite() && ohms > 0.0 && ohms.is_finite(),
             "INA219: max_current_a and shunt_ohms must be positive"
@@ -117,8 +169,12 @@ impl Ina219Settings {
                 )
             })?;
 
+        // The range is sized on the shunt as stated, as the rig's author sized it: a
+        // correction of a few percent must not push 3.2 A on 0.1 Ω past ±320 mV and refuse the
+        // rig; a current beyond the range is still caught, as saturated readings.
         // The slack keeps 0.4 A × 0.1 Ω (40.000000000000007 mV in floating point) in 40 mV.
-        let shunt_mv = max_a * ohms * 1e3 - 1e-9;
+        let stated_ohms = spec.shunt_ohms;
+        let shunt_mv = max_a * stated_ohms * 1e3 - 1e-9;
         let shunt_voltage_range = match spec.shunt_range_mv {
             Some(mv) => PGA_RANGES
                 .iter()
@@ -133,7 +189,7 @@ impl Ina219Settings {
                 .map(|r| r.1)
                 .ok_or_else(|| {
                     anyhow!(
-                        "INA219: {max_a} A through {ohms} Ω is {shunt_mv:.0} mV, beyond the \
+                        "INA219: {max_a} A through {stated_ohms} Ω is {shunt_mv:.0} mV, beyond the \
                          ±320 mV shunt range; use a smaller shunt or a lower max_current_a"
                     )
                 })?,
@@ -147,7 +203,8 @@ impl Ina219Settings {
         Ok(Self {
             address: spec.address,
             bus: bus.into(),
-            shunt_ohms: ohms,
+            shunt_ohms: spec.shunt_ohms,
+            shunt_correction: correction,
             calibration,
             config: Configuration {
                 reset: Reset::Run,
@@ -160,8 +217,27 @@ impl Ina219Settings {
             adc: spec.adc,
             bus_khz: spec.bus_khz,
             shunt_tolerance: spec.shunt_tolerance_pct / 100.0,
+            reference_uncertainty: spec
+                .shunt_correction
+                .and(spec.reference_uncertainty_pct)
+                .map(|pct| pct / 100.0),
             chips_on_bus: 1,
         })
+    }
+
+    /// The shunt the chip really has, as far as the rig knows: `shunt_ohms / shunt_correction`.
+    pub fn effective_shunt_ohms(&self) -> f64 {
+        self.shunt_ohms / self.shunt_correction
+    }
+
+    /// The calibration register without the correction (as `joulebench calibrate` starts);
+    /// None where the uncorrected shunt would not fit the register.
+    pub fn uncorrected_calibration(&self) -> Option<u16> {
+        let uohm = (self.shunt_ohms * 1e6).round();
+        (uohm <= f64::from(u32::MAX))
+            .then(|| IntCalibration::new(self.calibration.current_lsb(), uohm as u32))
+            .flatten()
+            .map(IntCalibration::as_bits)
     }
 
     pub fn current_lsb_a(&self) -> f64 {
@@ -198,10 +274,15 @@ impl Ina219Settings {
     /// Relative uncertainty of energy from this chip: the INA219A's current error (±0.5 %
     /// at 25 °C, datasheet maximum), its bus voltage error (±0.5 %) and the shunt's
     /// tolerance, independent, so added as a root sum of squares (1.22 % with a 1 % shunt).
+    /// A calibrated chip uses its reference's uncertainty instead of the shunt's tolerance:
+    /// the calibration measured this very shunt, so what is left of its error is how far the
+    /// reference can be off. The chip's own terms stay, conservatively: the calibration took
+    /// out its gain error at one current and temperature only.
     pub fn energy_uncertainty(&self) -> f64 {
         const CURRENT: f64 = 0.005;
         const BUS_VOLTAGE: f64 = 0.005;
-        (CURRENT.powi(2) + BUS_VOLTAGE.powi(2) + self.shunt_tolerance.powi(2)).sqrt()
+        let shunt = self.reference_uncertainty.unwrap_or(self.shunt_tolerance);
+        (CURRENT.powi(2) + BUS_VOLTAGE.powi(2) + shunt.powi(2)).sqrt()
     }
 
     /// Fresh readings per second at most.
@@ -229,13 +310,26 @@ impl Ina219Settings {
             .max(1.0) as u32
     }
 
-    /// One line, e.g. "R=0.1 Ω, I_LSB=100 µA, cal=4096, PGA ±320 mV, 32 V, 12bit".
+    /// One line, e.g. "R=0.1 Ω, I_LSB=100 µA, cal=4096, PGA ±320 mV, 32 V, 12bit"; with a
+    /// correction, "cal=4054 (4096 corrected ×0.990099)".
     pub fn summary(&self) -> String {
+        let calibration = match self.uncorrected_calibration() {
+            _ if self.shunt_correction == 1.0 => self.calibration.as_bits().to_string(),
+            Some(plain) => format!(
+                "{} ({plain} corrected ×{})",
+                self.calibration.as_bits(),
+                self.shunt_correction
+            ),
+            None => format!(
+                "{} (corrected ×{})",
+                self.calibration.as_bits(),
+                self.shunt_correction
+            ),
+        };
         format!(
-            "R={} Ω, I_LSB={}, cal={}, PGA ±{} mV, {} V, {}",
+            "R={} Ω, I_LSB={}, cal={calibration}, PGA ±{} mV, {} V, {}",
             self.shunt_ohms,
             self.calibration.current_lsb(),
-            self.calibration.as_bits(),
             self.config.shunt_voltage_range.range_mv().end(),
             self.config.bus_voltage_range.range_v().end,
             adc_label(self.adc),
@@ -409,7 +503,8 @@ impl<I2C: I2c> Ina219Sensor<I2C> {
     /// A reading computed from the raw voltages, bypassing the current and power registers.
     fn reading_from_voltages(&self, bus: BusVoltage, shunt: ShuntVoltage) -> Reading {
         let volts = f64::from(bus.voltage_mv()) * 1e-3;
-        let amps = f64::from(shunt.shunt_voltage_uv()) * 1e-6 / self.settings.shunt_ohms;
+        let amps =
+            f64::from(shunt.shunt_voltage_uv()) * 1e-6 / self.settings.effective_shunt_ohms();
         Reading {
             volts: Some(volts),
             amps: Some(amps),
@@ -777,6 +872,8 @@ mod tests {
             address: 0x40,
             shunt_ohms: 0.1,
             shunt_tolerance_pct: 1.0,
+            shunt_correction: None,
+            reference_uncertainty_pct: None,
             max_current_a,
             adc: AdcMode::Bits12,
             bus_range_v: 32,
@@ -877,6 +974,115 @@ mod tests {
         };
         let err = Ina219Settings::from_spec(&fast, "b").unwrap_err();
         assert!(err.to_string().contains("bus_khz"), "{err}");
+    }
+
+    #[test]
+    fn a_shunt_correction_scales_the_calibration_as_the_datasheet_does() {
+        // SBOS448G 8.5.1: Corrected_Full_Scale_Cal = trunc(Cal × MeasShuntCurrent /
+        // INA219_Current). Worked example: the chip reads 1.0204 A where a trusted meter reads
+        // 1 A, so the factor is 0.98 and the register trunc(4096 × 0.98) = trunc(4014.08) = 4014.
+        let corrected = |f: f64| Ina219Spec {
+            shunt_correction: Some(f),
+            reference_uncertainty_pct: Some(0.1),
+            ..datasheet_spec()
+        };
+        let s = Ina219Settings::from_spec(&corrected(0.98), "b").unwrap();
+        assert_eq!(s.calibration.as_bits(), 4014);
+        assert_eq!(s.uncorrected_calibration(), Some(4096));
+        assert_eq!(s.calibration.current_lsb(), MicroAmpere(100), "same LSB");
+        assert_near("shunt", s.effective_shunt_ohms(), 0.1 / 0.98, 1e-15);
+        assert_eq!(
+            s.summary(),
+            "R=0.1 Ω, I_LSB=100 µA, cal=4014 (4096 corrected ×0.98), PGA ±320 mV, 32 V, 12bit"
+        );
+        // The datasheet's register with bit 0 cleared (it is not used), against ours from the
+        // shunt rounded to 1 µΩ: that rounding moves 0.04096 / (LSB × R) by at most
+        // 4096 × 1.25 × 0.5 µΩ / 80 000 µΩ = 0.032, so the truncations differ by at most 1 and,
+        // with bit 0 cleared, the registers by at most 2.
+        for (f, want) in [(0.8, 3276), (0.990099, 4054), (1.02, 4176), (1.25, 5120)] {
+            let got = Ina219Settings::from_spec(&corrected(f), "b").unwrap();
+            assert_eq!(got.calibration.as_bits(), want, "factor {f}");
+        }
+        for k in 0..=450 {
+            let f = 0.8 + f64::from(k) * 0.001;
+            let got = Ina219Settings::from_spec(&corrected(f), "b").unwrap();
+            let datasheet = ((4096.0 * f).trunc() as u16) & !1;
+            let diff = i32::from(got.calibration.as_bits()) - i32::from(datasheet);
+            assert!(
+                diff.abs() <= 2,
+                "factor {f}: {} vs {datasheet}",
+                got.calibration.as_bits()
+            );
+        }
+
+        // The reference's 0.1 % stands in for the shunt's 1 %: √(0.5² + 0.5² + 0.1²) %.
+        assert_near("calibrated", s.energy_uncertainty(), 0.0071414, 1e-7);
+        let by_hand = Ina219Spec {
+            reference_uncertainty_pct: None,
+            ..corrected(0.98)
+        };
+        let s = Ina219Settings::from_spec(&by_hand, "b").unwrap();
+        assert_near("no reference", s.energy_uncertainty(), 0.0122474, 1e-7);
+
+        for (spec, want) in [
+            (
+                corrected(1.3),
+                "shunt_correction must be between 0.8 and 1.25, not 1.3",
+            ),
+            (corrected(f64::NAN), "shunt_correction must be between"),
+            (
+                Ina219Spec {
+                    shunt_correction: None,
+                    ..corrected(1.0)
+                },
+                "reference_uncertainty_pct needs shunt_correction",
+            ),
+            (
+                Ina219Spec {
+                    reference_uncertainty_pct: Some(-1.0),
+                    ..corrected(1.0)
+                },
+                "reference_uncertainty_pct must be above 0",
+            ),
+        ] {
+            let err = Ina219Settings::from_spec(&spec, "b")
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(&format!("INA219: {want}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_correction_reaches_the_raw_voltage_fallback_too() {
+        // The chip's shunt is really 0.101 Ω. On an overflow (20 µA LSB: 1 A is 50 000 LSB)
+        // the current comes from the shunt voltage, 10100 LSB of 10 µV: 1.01 A over the
+        // stated 0.1 Ω, 1 A over the corrected 0.101 Ω.
+        for (correction, want) in [(None, 1.01), (Some(1.0 / 1.01), 1.0)] {
+            let clock = Arc::new(ManualClock::new(0.0));
+            let load = Box::new(ConstantLoad {
+                amps: 1.0,
+                volts: 5.0,
+            });
+            let bus = SimBus::timed(I2cAdapter::Bcm2835, 100);
+            let chip = SimulatedIna219::on_bus(0x40, 0.101, load, clock.clone(), bus);
+            let spec = Ina219Spec {
+                shunt_correction: correction,
+                ..spec(0.5, Some(320))
+            };
+            let settings = Ina219Settings::from_spec(&spec, "test bus").unwrap();
+            let info = SensorInfo {
+                kind: "ina219".into(),
+                rail: "5V".into(),
+                origin: Origin::Simulated,
+                detail: String::new(),
+            };
+            let mut sensor = ina219_sim::sensor(chip.clone(), settings, info).unwrap();
+            at(&chip, &clock, 2e-3);
+            let r = sensor.read().unwrap();
+            assert!(r.overflow, "{r:?}");
+            // One shunt LSB, 10 µV over 0.1 Ω, is 100 µA.
+            assert_near(&format!("{correction:?}"), r.amps.unwrap(), want, 100e-6);
+        }
     }
 
     /// A board's bus: the simulated one plus a fixed software cost per transfer (system

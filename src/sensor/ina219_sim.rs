@@ -29,8 +29,8 @@ use embedded_hal::i2c::{ErrorKind, ErrorType, I2c, NoAcknowledgeSource, Operatio
 use super::ina219::{BusFault, Ina219Sensor, Ina219Settings};
 use super::load::{Load, SimulatedBoard};
 use super::{Origin, SensorContext, SensorInfo};
-use crate::clock::TimeSource;
-use crate::rig::{I2cAdapter, Ina219Spec, SimFaultSpec};
+use crate::clock::{PhaseLog, TimeSource};
+use crate::rig::{I2cAdapter, Ina219Spec, SimFaultSpec, SimLoadSpec};
 
 /// Register addresses (the pointer register's values).
 pub mod reg {
@@ -930,6 +930,16 @@ pub fn sensor(
     Ina219Sensor::with_describe(chip, settings, info, describe_sim)
 }
 
+/// Checks `[sensors.load]` keys that the chip, not the board, uses; one line naming the key.
+pub fn check_load(load: &SimLoadSpec) -> Result<(), String> {
+    match load.actual_shunt_ohms {
+        Some(ohms) if !(ohms > 0.0 && ohms.is_finite()) => Err(format!(
+            "load.actual_shunt_ohms must be positive, not {ohms}"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Opens an `ina219-sim` sensor: the real driver on a simulated chip on a timed bus, whose load
 /// is a [`SimulatedBoard`] following the run's phases on the run's clock.
 pub fn open(
@@ -937,25 +947,48 @@ pub fn open(
     ctx: &SensorContext,
     chips_on_bus: u32,
 ) -> Result<Ina219Sensor<SimulatedIna219>> {
+    open_on(
+        spec,
+        Arc::new(ctx.clock),
+        ctx.phases.clone(),
+        ctx.sim_buses.wire(&bus_name(spec)),
+        chips_on_bus,
+    )
+}
+
+/// The simulated bus a sensor names (chips naming the same one share its time).
+fn bus_name(spec: &Ina219Spec) -> String {
+    spec.i2c_bus
+        .as_deref()
+        .map_or(DEFAULT_SIM_BUS.into(), |p| p.to_string_lossy().into_owned())
+}
+
+/// As [`open`], on any clock (a [`crate::clock::ManualClock`] in tests) and `wire`.
+pub fn open_on(
+    spec: &Ina219Spec,
+    clock: Arc<dyn TimeSource>,
+    phases: PhaseLog,
+    wire: SimWire,
+    chips_on_bus: u32,
+) -> Result<Ina219Sensor<SimulatedIna219>> {
     let load_spec = spec.load.clone().unwrap_or_default();
-    let board = SimulatedBoard::new(&load_spec, ctx.phases.clone())?;
+    check_load(&load_spec).map_err(anyhow::Error::msg)?;
+    let board = SimulatedBoard::new(&load_spec, phases)?;
     let settings = Ina219Settings {
         chips_on_bus,
         ..Ina219Settings::from_spec(spec, "simulated I2C bus")?
     };
     let bus = SimBus::timed(spec.bus_adapter.unwrap_or_default(), settings.bus_khz);
-    let bus_name = spec
-        .i2c_bus
-        .as_deref()
-        .map_or(DEFAULT_SIM_BUS.into(), |p| p.to_string_lossy().into_owned());
-    let chip = SimulatedIna219::on_wire(
-        spec.address,
-        spec.shunt_ohms,
-        Box::new(board),
-        Arc::new(ctx.clock),
-        bus,
-        ctx.sim_buses.wire(&bus_name),
-    );
+    let bus_name = bus_name(spec);
+    // The chip measures across the board's real shunt; the driver assumes `shunt_ohms`.
+    let actual_ohms = load_spec.actual_shunt_ohms.unwrap_or(spec.shunt_ohms);
+    let chip =
+        SimulatedIna219::on_wire(spec.address, actual_ohms, Box::new(board), clock, bus, wire);
+    let real_shunt = if actual_ohms == spec.shunt_ohms {
+        String::new()
+    } else {
+        format!("; its shunt really {actual_ohms} Ω")
+    };
     for fault in spec.faults.iter().flat_map(SimFault::from_spec) {
         chip.inject(fault);
     }
@@ -965,7 +998,7 @@ pub fn open(
         origin: Origin::Simulated,
         detail: format!(
             "simulated INA219 ({}) at {:#04x} on {bus} ({bus_name}), up to {:.0} readings/s; board {:.2} A idle + \
-             {:.2} A busy, σ {} A, {} V",
+             {:.2} A busy, σ {} A, {} V{real_shunt}",
             settings.summary(),
             spec.address,
             settings.readings_per_s(),
@@ -1486,6 +1519,8 @@ mod tests {
             address: 0x41,
             shunt_ohms: 0.1,
             shunt_tolerance_pct: 1.0,
+            shunt_correction: None,
+            reference_uncertainty_pct: None,
             max_current_a: 3.2,
             adc: Default::default(),
             bus_range_v: 32,
