@@ -539,6 +539,7 @@ fn rig_round(
         backend: 0,
         interrupt: &no_interrupt,
         progress: false,
+        stream: None,
     };
     let run = run_repetitions(b, &once, &on)
         .pop()

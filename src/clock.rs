@@ -113,7 +113,7 @@ impl TimeSource for ManualClock {
 }
 
 /// The parts of the measurement protocol, in the order a run goes through them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
     /// Nothing runs: the machine's idle draw, subtracted for net figures.

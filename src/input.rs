@@ -170,6 +170,18 @@ impl Labels {
         })
     }
 
+    /// Labels of a few classes only (the others unknown): what a run folder records.
+    pub fn from_known(known: impl IntoIterator<Item = (usize, String)>) -> Self {
+        let mut lines = Vec::new();
+        for (class, label) in known {
+            if lines.len() <= class {
+                lines.resize(class + 1, "?".to_string());
+            }
+            lines[class] = label;
+        }
+        Self { lines, offset: 0 }
+    }
+
     /// The label of an output index; "?" when unknown (no label file, or past its end).
     pub fn get(&self, class: usize) -> &str {
         self.lines

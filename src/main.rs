@@ -53,6 +53,11 @@ enum Command {
     Compare(CompareArgs),
     /// Write a Markdown report with SVG charts of run folders.
     Report(ReportArgs),
+    /// Rebuild a run folder's summary.csv from its rows (a run that was killed included).
+    Summarize {
+        /// The run folder.
+        dir: PathBuf,
+    },
 }
 
 /// The reference and its uncertainty are checked in `calibrate`, not by clap, so a missing one
@@ -242,7 +247,20 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Compare(args) => compare(&args),
         Command::Report(args) => report(&args),
+        Command::Summarize { dir } => summarize(&dir),
     }
+}
+
+fn summarize(dir: &std::path::Path) -> Result<ExitCode> {
+    let rebuilt = output::rebuild::summarize(dir)?;
+    print!("{}", output::table::render(&rebuilt.rows));
+    match &rebuilt.stopped_in {
+        Some(phase) => println!("run did not finish: stopped in {phase}"),
+        None if !rebuilt.finished => println!("run did not finish"),
+        None => {}
+    }
+    println!("summary: {}", dir.join("summary.csv").display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn compare(args: &CompareArgs) -> Result<ExitCode> {
@@ -409,11 +427,17 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         source.origin,
         dir.display()
     );
-    let mut record = prepared.execute(&options);
+    let argv: Vec<String> = std::env::args().collect();
+    // The rows go to disk as they are measured, so a killed run leaves them behind.
+    let to = output::stream::StreamTo {
+        dir: dir.clone(),
+        command: argv.clone(),
+        ranging: ranged.clone(),
+    };
+    let (mut record, stream_error) = prepared.execute_streaming(&options, &to)?;
     record.ranging = ranged;
     let rows = summary::summarize(&record);
-    let argv: Vec<String> = std::env::args().collect();
-    output::files::write_all(&dir, &record, &rows, &argv)?;
+    output::files::write_final(&dir, &record, &rows, &argv)?;
     let table = output::table::columns(&rows);
     let json = serde_json::to_value(&rows)?;
     args.export.write(&table, &json)?;
@@ -424,6 +448,9 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     print!("{}", output::table::render(&rows));
     println!("results: {}", dir.display());
 
+    if let Some(e) = stream_error {
+        anyhow::bail!("{e}; the summary is complete, the rows after that are not");
+    }
     if record.interrupted {
         eprintln!(
             "joulebench: interrupted; what was measured is in {}",

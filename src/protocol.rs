@@ -15,6 +15,7 @@ use crate::backend::Backend;
 use crate::clock::{Phase, PhaseLog, RunClock, Slot};
 use crate::input::{top_k, Prediction};
 use crate::machine::MachineState;
+use crate::output::stream::{Feed, HAND_OFF_EVERY_S};
 use crate::rig::ProtocolSpec;
 
 /// Classes reported per classification.
@@ -32,6 +33,9 @@ pub struct Context<'a> {
     /// Where to read the machine state at the timed window's edges ([`crate::machine::root`]);
     /// none: not read.
     pub machine_root: Option<&'a Path>,
+    /// Where the timed loop hands its latencies, every [`HAND_OFF_EVERY_S`], when the run
+    /// streams its results (a copy: the run keeps its own).
+    pub stream: Option<&'a Feed>,
 }
 
 /// One timed classification.
@@ -97,6 +101,7 @@ pub fn run(
         batch: backend.batch(),
         ..TimedRun::default()
     };
+    let engine = backend.engine().engine.clone();
     let mut scores = Vec::new();
     let mut top = Vec::with_capacity(TOP_K + 1);
     let mut classify = |top: &mut Vec<Prediction>| -> anyhow::Result<()> {
@@ -132,6 +137,8 @@ pub fn run(
     let min_end = start + spec.min_duration_s.unwrap_or(0.0);
     let cpu_start = cpu_time::ProcessTime::now();
     let mut end = start;
+    // Latencies handed to the stream so far, and when.
+    let (mut handed, mut handed_at) = (0, start);
     while !stopped() && (out.latencies.len() < spec.runs as usize || end < min_end) {
         let t0 = ctx.clock.now();
         let result = classify(&mut top);
@@ -145,8 +152,25 @@ pub fn run(
             seconds: end - t0,
         });
         ctx.progress.inc(1);
+        if let Some(feed) = ctx.stream.filter(|_| end - handed_at >= HAND_OFF_EVERY_S) {
+            feed.latencies(
+                ctx.slot,
+                &engine,
+                handed + 1,
+                out.latencies[handed..].to_vec(),
+            );
+            (handed, handed_at) = (out.latencies.len(), end);
+        }
     }
     out.cpu_seconds = cpu_start.elapsed().as_secs_f64();
+    if let Some(feed) = ctx.stream.filter(|_| handed < out.latencies.len()) {
+        feed.latencies(
+            ctx.slot,
+            &engine,
+            handed + 1,
+            out.latencies[handed..].to_vec(),
+        );
+    }
     ctx.phases.end(end);
     out.machine_end = ctx.machine_root.map(MachineState::capture);
     out.window = Some((start, end));
@@ -268,6 +292,7 @@ mod tests {
             interrupt,
             progress: &progress,
             machine_root: Some(&root),
+            stream: None,
         };
         (run(backend, &[7; 3], spec, &ctx), phases)
     }

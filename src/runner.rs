@@ -18,6 +18,7 @@ use crate::backend::{self, Backend, EngineInfo};
 use crate::clock::{Phase, PhaseLog, PhaseSpan, RunClock, Slot};
 use crate::input::{self, Labels};
 use crate::models::{self, ResolvedImage, ResolvedModel};
+use crate::output::stream::{Feed, StreamTo, Writer};
 use crate::protocol::{self, TimedRun};
 use crate::rig::{BackendSpec, ProtocolSpec, Rig};
 use crate::sampler::{Sampler, SensorLog};
@@ -59,6 +60,7 @@ pub struct Prepared {
 }
 
 /// One backend's measurements.
+#[derive(Clone)]
 pub struct BackendResult {
     pub spec: BackendSpec,
     pub model: ResolvedModel,
@@ -172,6 +174,24 @@ pub fn prepare_backend(spec: &BackendSpec) -> Result<PreparedBackend> {
 impl Prepared {
     /// Runs the rig: sampler on, idle baseline, then each backend through the protocol.
     pub fn execute(self, opts: &RunOptions) -> RunRecord {
+        match self.run(opts, None) {
+            Ok((record, _)) => record,
+            Err(_) => unreachable!("only starting a stream can fail"),
+        }
+    }
+
+    /// [`Prepared::execute`], writing the results into `to.dir` as they are measured
+    /// ([`crate::output::stream`]). Fails only when the files cannot be created; a write that
+    /// fails later is returned beside the record (whose measurements are all there).
+    pub fn execute_streaming(
+        self,
+        opts: &RunOptions,
+        to: &StreamTo,
+    ) -> Result<(RunRecord, Option<String>)> {
+        self.run(opts, Some(to))
+    }
+
+    fn run(self, opts: &RunOptions, to: Option<&StreamTo>) -> Result<(RunRecord, Option<String>)> {
         let Prepared {
             rig,
             rig_text,
@@ -183,7 +203,37 @@ impl Prepared {
         } = self;
         let started = Utc::now();
         let sampling = opts.sample && !sensors.is_empty();
-        let sampler = sampling.then(|| Sampler::start(sensors, clock));
+        let writer = match to {
+            Some(to) => {
+                let logs = sensors
+                    .iter()
+                    .filter(|_| sampling)
+                    .map(|s| SensorLog {
+                        info: s.info().clone(),
+                        update_period: s.update_period(),
+                        samples: Vec::new(),
+                        failure: None,
+                        uncertainty: s.uncertainty(),
+                        cpu_time: Duration::ZERO,
+                    })
+                    .collect();
+                let so_far = RunRecord {
+                    rig: rig.clone(),
+                    rig_text: rig_text.clone(),
+                    started,
+                    phases: Vec::new(),
+                    backends: Vec::new(),
+                    sensors: logs,
+                    sensor_choice: sensor_choice.clone(),
+                    ranging: Vec::new(),
+                    interrupted: false,
+                };
+                Some(Writer::start(to, so_far, phases.clone(), clock)?)
+            }
+            None => None,
+        };
+        let feed = writer.as_ref().map(Writer::feed);
+        let sampler = sampling.then(|| Sampler::start_with(sensors, clock, feed.clone()));
 
         if sampling && rig.idle_baseline_s > 0.0 {
             phases.begin(Phase::IdleBaseline, None, clock.now());
@@ -205,6 +255,7 @@ impl Prepared {
                 backend: index,
                 interrupt: &opts.interrupt,
                 progress: opts.progress,
+                stream: feed.as_ref(),
             };
             let runs = run_repetitions(&mut b, &rig.protocol, &on);
             results.push(BackendResult {
@@ -217,8 +268,17 @@ impl Prepared {
             });
         }
 
-        let sensors = sampler.map(Sampler::stop).unwrap_or_default();
-        RunRecord {
+        let mut sensors = sampler.map(Sampler::stop).unwrap_or_default();
+        drop(feed);
+        let mut stream_error = None;
+        if let Some(writer) = writer {
+            let kept = writer.finish();
+            for (log, samples) in sensors.iter_mut().zip(kept.samples) {
+                log.samples = samples;
+            }
+            stream_error = kept.error;
+        }
+        let record = RunRecord {
             interrupted: opts.interrupt.load(std::sync::atomic::Ordering::Relaxed),
             rig,
             rig_text,
@@ -228,7 +288,8 @@ impl Prepared {
             sensors,
             sensor_choice,
             ranging: Vec::new(),
-        }
+        };
+        Ok((record, stream_error))
     }
 }
 
@@ -241,6 +302,8 @@ pub struct Measuring<'a> {
     pub interrupt: &'a AtomicBool,
     /// Draw a progress bar (only on a terminal).
     pub progress: bool,
+    /// Where each repetition's latencies and result go as they are measured, if anywhere.
+    pub stream: Option<&'a Feed>,
 }
 
 /// Runs the protocol `protocol.repeat` times on one backend: each repetition is the whole
@@ -254,6 +317,21 @@ pub fn run_repetitions(
 ) -> Vec<TimedRun> {
     let mut runs = Vec::new();
     let machine_root = crate::machine::root();
+    // The stream learns what the backend is before its first phase begins.
+    let report = |runs: &[TimedRun], b: &PreparedBackend| {
+        if let Some(feed) = on.stream {
+            let result = BackendResult {
+                spec: b.spec.clone(),
+                model: b.model.clone(),
+                image: b.image.clone(),
+                engine: b.backend.engine().clone(),
+                labels: b.labels.clone(),
+                runs: runs.to_vec(),
+            };
+            feed.repetition(on.backend, result, on.clock.now());
+        }
+    };
+    report(&runs, &*b);
     for repetition in 1..=protocol.repeat as usize {
         if on.interrupt.load(std::sync::atomic::Ordering::Relaxed) {
             break;
@@ -269,11 +347,13 @@ pub fn run_repetitions(
             interrupt: on.interrupt,
             progress: &progress,
             machine_root: Some(&machine_root),
+            stream: on.stream,
         };
         let run = protocol::run(b.backend.as_mut(), &b.input, protocol, &ctx);
         progress.finish_and_clear();
         let failed = run.error.is_some();
         runs.push(run);
+        report(&runs, &*b);
         if failed {
             break;
         }

@@ -2,7 +2,9 @@
 //! every reading on the run clock.
 //!
 //! Readings are kept in the thread and handed back when the sampler stops, so the timed loop
-//! on the other core never contends for a lock.
+//! on the other core never contends for a lock. A run that streams its results instead hands
+//! them, every [`HAND_OFF_EVERY_S`], to the writer thread through a channel whose send never
+//! blocks ([`crate::output::stream`]).
 //!
 //! Two things make the stamps right, and both matter most for slow sensors (an NVML energy
 //! counter moves every 100 ms; an `avg128` INA219 conversion takes 136 ms):
@@ -24,6 +26,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::clock::{RunClock, TimeSource};
+use crate::output::stream::{Feed, HAND_OFF_EVERY_S};
 #[cfg(test)]
 use crate::sensor::Origin;
 use crate::sensor::{PowerSensor, Reading, SensorInfo};
@@ -86,18 +89,42 @@ pub struct Sampler {
 impl Sampler {
     /// Starts one thread per sensor.
     pub fn start(sensors: Vec<Box<dyn PowerSensor>>, clock: RunClock) -> Self {
+        Self::start_with(sensors, clock, None)
+    }
+
+    /// Starts one thread per sensor; with a feed, each hands its readings to it in batches
+    /// and keeps none (its log's `samples` come back empty).
+    pub fn start_with(
+        sensors: Vec<Box<dyn PowerSensor>>,
+        clock: RunClock,
+        feed: Option<Feed>,
+    ) -> Self {
         let stop_at = Arc::new(AtomicU64::new(f64::NAN.to_bits()));
         let threads = sensors
             .into_iter()
-            .map(|sensor| {
+            .enumerate()
+            .map(|(index, sensor)| {
                 let stop_at = Arc::clone(&stop_at);
+                let feed = feed.clone();
                 std::thread::Builder::new()
                     .name("joulebench-sampler".into())
                     .spawn(move || {
                         precise_sleeps();
                         let cpu_start = cpu_time::ThreadTime::now();
                         let stop = || Some(f64::from_bits(stop_at.load(Ordering::Relaxed)));
-                        let mut log = sample(sensor, &clock, |_| stop().filter(|t| !t.is_nan()));
+                        let stop_requested = |_: f64| stop().filter(|t| !t.is_nan());
+                        let mut log = match feed {
+                            Some(feed) => {
+                                let mut hand_off =
+                                    |batch: &mut Vec<Sample>, failure: Option<&str>, last: bool| {
+                                        let batch = std::mem::take(batch);
+                                        feed.samples(index, batch, failure.map(Into::into), last)
+                                    };
+                                let hand_off: HandOff = &mut hand_off;
+                                sample_with(sensor, &clock, stop_requested, Some(hand_off))
+                            }
+                            None => sample(sensor, &clock, stop_requested),
+                        };
                         log.cpu_time = cpu_start.elapsed();
                         log
                     })
@@ -165,10 +192,26 @@ fn precise_sleeps() {
 /// for and a fresh reading stamped after it has been taken (or [`TAIL_PERIODS`] have passed).
 /// The real sampler runs this on the run clock; tests run it in virtual time.
 pub fn sample(
+    sensor: Box<dyn PowerSensor>,
+    clock: &dyn TimeSource,
+    stop_requested: impl FnMut(f64) -> Option<f64>,
+) -> SensorLog {
+    sample_with(sensor, clock, stop_requested, None)
+}
+
+/// What a sampler thread does with its readings while streaming: called with the readings
+/// since the last call (to take), why the sensor was given up (if it was), and whether this is
+/// the last call.
+pub type HandOff<'a> = &'a mut dyn FnMut(&mut Vec<Sample>, Option<&str>, bool);
+
+/// [`sample`], handing the readings to `hand_off` every [`HAND_OFF_EVERY_S`] and at the end.
+pub fn sample_with(
     mut sensor: Box<dyn PowerSensor>,
     clock: &dyn TimeSource,
     mut stop_requested: impl FnMut(f64) -> Option<f64>,
+    mut hand_off: Option<HandOff>,
 ) -> SensorLog {
+    let mut handed_at = clock.now();
     let nominal = sensor.update_period().as_secs_f64();
     let mut schedule = Schedule::new(nominal);
     let mut samples = Vec::new();
@@ -190,6 +233,12 @@ pub fn sample(
         if failure.is_some() {
             break;
         }
+        if let Some(hand_off) = hand_off.as_mut() {
+            if after - handed_at >= HAND_OFF_EVERY_S {
+                hand_off(&mut samples, None, false);
+                handed_at = after;
+            }
+        }
         let next = errors
             .retry_at(after)
             .unwrap_or_else(|| schedule.next(after));
@@ -200,6 +249,9 @@ pub fn sample(
             }
         }
         sleep_until(clock, next, &mut stop_requested);
+    }
+    if let Some(hand_off) = hand_off {
+        hand_off(&mut samples, failure.as_deref(), true);
     }
     SensorLog {
         info: sensor.info().clone(),
@@ -479,6 +531,42 @@ mod tests {
         assert!(worst <= 0.0061, "stamps up to {worst} s from the update");
         // About 3 reads per update (two polls of lead, then the fresh one), not a busy loop.
         assert!(log.samples.len() < 4 * fresh.len(), "{}", log.samples.len());
+    }
+
+    #[test]
+    fn streaming_hands_every_reading_over_in_batches_and_keeps_none() {
+        let run = |hand: bool| {
+            let clock = Arc::new(ManualClock::new(0.0));
+            let mut sensor = Virtual::new(&clock, 0.001);
+            sensor.read_s = 0.0005;
+            let mut batches: Vec<(f64, Vec<Sample>, bool)> = Vec::new();
+            let mut hand_off = |b: &mut Vec<Sample>, _: Option<&str>, last: bool| {
+                batches.push((clock.now(), std::mem::take(b), last));
+            };
+            let log = sample_with(
+                Box::new(sensor),
+                clock.as_ref(),
+                |now| (now >= 3.0).then_some(3.0),
+                hand.then_some(&mut hand_off as HandOff),
+            );
+            (log, batches)
+        };
+        let (kept, _) = run(false);
+        let (log, batches) = run(true);
+        assert!(log.samples.is_empty());
+        // About one batch per hand-off interval, the last marked, and nothing lost or reordered.
+        let n = batches.len();
+        assert!((12..=14).contains(&n), "{n} batches");
+        assert!(batches[..n - 1].iter().all(|b| !b.2) && batches[n - 1].2);
+        for w in batches.windows(2) {
+            let gap = w[1].0 - w[0].0;
+            assert!(
+                w[1].2 || (HAND_OFF_EVERY_S..HAND_OFF_EVERY_S + 0.01).contains(&gap),
+                "{gap}"
+            );
+        }
+        let handed: Vec<Sample> = batches.into_iter().flat_map(|b| b.1).collect();
+        assert_eq!(handed, kept.samples);
     }
 
     #[test]

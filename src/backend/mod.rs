@@ -18,7 +18,7 @@ use crate::input::{InputSpec, TensorType};
 use crate::rig::{BackendKind, BackendSpec, Engine};
 
 /// Which engine computed a result, so rows from different engines are never mixed up.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EngineInfo {
     /// Engine name, e.g. "tflite".
     pub engine: String,

@@ -10,7 +10,8 @@ use crate::results::SummaryRow;
 use crate::runner::RunRecord;
 use crate::sensor::Origin;
 
-/// Writes all four files.
+/// Writes all four files at once, the run finished (for a record measured without streaming:
+/// a streamed run already holds its latency and power rows, and needs only [`write_final`]).
 pub fn write_all(
     dir: &Path,
     record: &RunRecord,
@@ -19,20 +20,58 @@ pub fn write_all(
 ) -> Result<()> {
     write_latency(&dir.join("latency.csv"), record)?;
     write_power(&dir.join("power.csv"), record)?;
-    write_summary(&dir.join("summary.csv"), rows)?;
-    write_run_json(&dir.join("run.json"), record, rows, args)
+    write_final(dir, record, rows, args)
 }
 
+/// Replaces `summary.csv` and `run.json` with the finished run's.
+pub fn write_final(
+    dir: &Path,
+    record: &RunRecord,
+    rows: &[SummaryRow],
+    args: &[String],
+) -> Result<()> {
+    write_summary(&dir.join("summary.csv"), rows)?;
+    let progress = Progress {
+        finished: true,
+        ..Progress::default()
+    };
+    write_run_json(&dir.join("run.json"), record, rows, args, &progress)
+}
+
+/// Replaces `path` with `bytes` so that a crash at any moment leaves either the old file or
+/// the new one, never a torn one: a temporary file in the same folder (a rename is atomic only
+/// within a file system), synced, renamed over the old, and the folder synced so the rename
+/// itself survives a power cut.
+pub fn replace_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let fail = |e: &dyn std::fmt::Display| anyhow::anyhow!("cannot write {}: {e}", path.display());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".joulebench-")
+        .tempfile_in(dir)
+        .map_err(|e| fail(&e))?;
+    tmp.write_all(bytes).map_err(|e| fail(&e))?;
+    tmp.as_file().sync_all().map_err(|e| fail(&e))?;
+    tmp.persist(path).map_err(|e| fail(&e.error))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| fail(&e))
+}
+
+/// A row of `latency.csv`.
 #[derive(Serialize)]
-struct LatencyRow<'a> {
-    backend_index: usize,
+pub(crate) struct LatencyRow<'a> {
+    pub backend_index: usize,
     /// 1-based repetition of the protocol.
-    repetition: usize,
-    engine: &'a str,
+    pub repetition: usize,
+    pub engine: &'a str,
     /// 1-based index of the timed classification.
-    inference: usize,
-    start_s: f64,
-    latency_ms: f64,
+    pub inference: usize,
+    pub start_s: f64,
+    pub latency_ms: f64,
 }
 
 fn write_latency(path: &Path, record: &RunRecord) -> Result<()> {
@@ -54,8 +93,9 @@ fn write_latency(path: &Path, record: &RunRecord) -> Result<()> {
     finish(w, path)
 }
 
+/// A row of `power.csv`.
 #[derive(Serialize)]
-struct PowerRow<'a> {
+pub(crate) struct PowerRow<'a> {
     sensor_index: usize,
     sensor: &'a str,
     rail: &'a str,
@@ -80,40 +120,69 @@ fn write_power(path: &Path, record: &RunRecord) -> Result<()> {
     let mut w = writer(path)?;
     for (index, log) in record.sensors.iter().enumerate() {
         for s in &log.samples {
-            let phase = record
-                .phases
-                .iter()
-                .find(|p| p.start <= s.t && s.t < p.end)
-                .map_or("", |p| p.phase.as_str());
-            let reading = s.reading.as_ref().ok();
-            w.serialize(PowerRow {
-                sensor_index: index,
-                sensor: &log.info.kind,
-                rail: &log.info.rail,
-                simulated: log.info.origin == Origin::Simulated,
-                origin: log.info.origin,
-                t_s: s.t,
-                phase,
-                volts: reading.and_then(|r| r.volts),
-                amps: reading.and_then(|r| r.amps),
-                watts: reading.map(|r| r.watts),
-                energy_j: reading.and_then(|r| r.energy_j),
-                overflow: reading.is_some_and(|r| r.overflow),
-                saturated: reading.is_some_and(|r| r.saturated),
-                stale: reading.is_some_and(|r| r.stale),
-                error: s.reading.as_ref().err().map_or("", String::as_str),
-            })?;
+            w.serialize(power_row(index, &log.info, s, &record.phases))?;
         }
     }
     finish(w, path)
 }
 
-fn write_summary(path: &Path, rows: &[SummaryRow]) -> Result<()> {
-    let mut w = writer(path)?;
+/// The `power.csv` row of one sample of sensor `index`, its phase looked up in `phases`.
+pub(crate) fn power_row<'a>(
+    index: usize,
+    info: &'a crate::sensor::SensorInfo,
+    s: &'a crate::sampler::Sample,
+    phases: &[crate::clock::PhaseSpan],
+) -> PowerRow<'a> {
+    let phase = phases
+        .iter()
+        .find(|p| p.start <= s.t && s.t < p.end)
+        .map_or("", |p| p.phase.as_str());
+    let reading = s.reading.as_ref().ok();
+    PowerRow {
+        sensor_index: index,
+        sensor: &info.kind,
+        rail: &info.rail,
+        simulated: info.origin == Origin::Simulated,
+        origin: info.origin,
+        t_s: s.t,
+        phase,
+        volts: reading.and_then(|r| r.volts),
+        amps: reading.and_then(|r| r.amps),
+        watts: reading.map(|r| r.watts),
+        energy_j: reading.and_then(|r| r.energy_j),
+        overflow: reading.is_some_and(|r| r.overflow),
+        saturated: reading.is_some_and(|r| r.saturated),
+        stale: reading.is_some_and(|r| r.stale),
+        error: s.reading.as_ref().err().map_or("", String::as_str),
+    }
+}
+
+/// Replaces `summary.csv` atomically.
+pub(crate) fn write_summary(path: &Path, rows: &[SummaryRow]) -> Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
     for row in rows {
         w.serialize(row)?;
     }
-    finish(w, path)
+    let bytes = w
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    replace_atomically(path, &bytes)
+}
+
+/// How far a run got, for `run.json`: a run killed mid-way leaves `finished: false` and the
+/// phase it was in.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Progress {
+    pub finished: bool,
+    /// The phase running when the file was written (none between phases and at the end).
+    pub phase: Option<crate::clock::Phase>,
+    pub backend: Option<usize>,
+    pub repetition: Option<usize>,
+    /// Run-clock time the file was written at.
+    pub at_s: f64,
+    /// Rows in `latency.csv` and `power.csv` at the last flush before this file.
+    pub latency_rows: usize,
+    pub power_rows: usize,
 }
 
 #[derive(Serialize)]
@@ -124,6 +193,9 @@ struct RunJson<'a> {
     command: &'a [String],
     started_utc: String,
     interrupted: bool,
+    /// False until the run's last files are written: a folder left by a killed run says so.
+    finished: bool,
+    progress: &'a Progress,
     system: SystemInfo,
     engines: Vec<&'a crate::backend::EngineInfo>,
     sensors: Vec<SensorJson<'a>>,
@@ -143,6 +215,66 @@ struct RunJson<'a> {
     summary: &'a [SummaryRow],
     /// The machine at the edges of every timed window, and whether the CPU throttled.
     machine_state: Vec<MachineStateJson<'a>>,
+    /// What `joulebench summarize` needs besides the rows to rebuild the summary of a folder
+    /// whose run was killed: each backend that ran, and how each repetition ended.
+    backends: Vec<BackendJson<'a>>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct BackendJson<'a> {
+    pub engine: &'a crate::backend::EngineInfo,
+    pub model: &'a str,
+    pub model_sha256: &'a str,
+    pub image: &'a str,
+    pub image_sha256: &'a str,
+    pub top1_expected: Option<&'a crate::models::Top1>,
+    pub runs: Vec<RepetitionJson>,
+}
+
+/// A repetition that finished (or failed): what the latency rows do not say.
+#[derive(Serialize, serde::Deserialize)]
+pub(crate) struct RepetitionJson {
+    pub repetition: usize,
+    pub batch: usize,
+    pub cpu_seconds: f64,
+    pub interrupted: bool,
+    pub error: Option<String>,
+    pub top1_class: Option<usize>,
+    pub top1_label: String,
+    pub top1_score: Option<f32>,
+}
+
+fn backends_json(record: &RunRecord) -> Vec<BackendJson<'_>> {
+    record
+        .backends
+        .iter()
+        .map(|b| BackendJson {
+            engine: &b.engine,
+            model: &b.model.name,
+            model_sha256: &b.model.sha256,
+            image: &b.image.name,
+            image_sha256: &b.image.sha256,
+            top1_expected: b.image.expected_top1(&b.model.name),
+            runs: b
+                .runs
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let top1 = r.top.first();
+                    RepetitionJson {
+                        repetition: i + 1,
+                        batch: r.batch,
+                        cpu_seconds: r.cpu_seconds,
+                        interrupted: r.interrupted,
+                        error: r.error.clone(),
+                        top1_class: top1.map(|p| p.class),
+                        top1_label: top1.map_or(String::new(), |p| b.labels.get(p.class).into()),
+                        top1_score: top1.map(|p| p.score),
+                    }
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -187,13 +319,17 @@ struct SensorJson<'a> {
     samples: usize,
     failure: Option<&'a str>,
     sampler_cpu_s: f64,
+    /// The sensor's own relative uncertainty of energy, a fraction.
+    uncertainty: Option<f64>,
 }
 
-fn write_run_json(
+/// Replaces `run.json` atomically.
+pub(crate) fn write_run_json(
     path: &Path,
     record: &RunRecord,
     rows: &[SummaryRow],
     args: &[String],
+    progress: &Progress,
 ) -> Result<()> {
     let json = RunJson {
         schema_version: crate::results::SCHEMA_VERSION,
@@ -201,6 +337,8 @@ fn write_run_json(
         command: args,
         started_utc: record.started.to_rfc3339(),
         interrupted: record.interrupted,
+        finished: progress.finished,
+        progress,
         system: SystemInfo::read(),
         engines: record.backends.iter().map(|b| &b.engine).collect(),
         sensors: record
@@ -215,6 +353,7 @@ fn write_run_json(
                 samples: s.samples.len(),
                 failure: s.failure.as_deref(),
                 sampler_cpu_s: s.cpu_time.as_secs_f64(),
+                uncertainty: s.uncertainty,
             })
             .collect(),
         sensor_choice: record.sensor_choice.as_ref(),
@@ -226,9 +365,10 @@ fn write_run_json(
         rig: &record.rig,
         summary: rows,
         machine_state: machine_state(record),
+        backends: backends_json(record),
     };
     let text = serde_json::to_string_pretty(&json)?;
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    replace_atomically(path, text.as_bytes())
 }
 
 fn writer(path: &Path) -> Result<csv::Writer<std::fs::File>> {
@@ -238,4 +378,51 @@ fn writer(path: &Path) -> Result<csv::Writer<std::fs::File>> {
 fn finish(mut w: csv::Writer<std::fs::File>, path: &Path) -> Result<()> {
     w.flush()
         .with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replaced_file_is_always_the_old_or_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("summary.csv");
+        // Large enough that a plain write would be seen half done.
+        let versions: Vec<Vec<u8>> = (0..4u8).map(|v| vec![b'a' + v; 1 << 20]).collect();
+        replace_atomically(&path, &versions[0]).unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for i in 0..40 {
+                    replace_atomically(&path, &versions[i % versions.len()]).unwrap();
+                }
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            });
+            let mut reads = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || reads == 0 {
+                let seen = std::fs::read(&path).unwrap();
+                assert!(
+                    versions.contains(&seen),
+                    "a torn file of {} bytes",
+                    seen.len()
+                );
+                reads += 1;
+            }
+        });
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn a_replace_into_a_missing_folder_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gone/run.json");
+        let e = format!("{:#}", replace_atomically(&path, b"{}").unwrap_err());
+        assert!(
+            e.contains("cannot write") && e.contains("gone/run.json"),
+            "{e}"
+        );
+    }
 }

@@ -1,0 +1,360 @@
+//! `joulebench summarize DIR`: the summary of a run folder rebuilt from its rows —
+//! `latency.csv`, `power.csv`, and `run.json`'s rig, phases, sensors and backends — through the
+//! same summary code a run uses. For a folder whose run was killed (`"finished": false`), the
+//! repetition it stopped in becomes an `interrupted` row.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+use serde::Deserialize;
+
+use crate::backend::EngineInfo;
+use crate::clock::{Phase, PhaseSpan};
+use crate::input::{Labels, Prediction};
+use crate::machine::MachineState;
+use crate::models::{ResolvedImage, ResolvedModel, Top1};
+use crate::protocol::{Latency, TimedRun};
+use crate::results::{SummaryRow, SCHEMA_VERSION};
+use crate::rig::Rig;
+use crate::runner::{BackendResult, RunRecord};
+use crate::sampler::{Sample, SensorLog};
+use crate::sensor::{Origin, Reading, SensorInfo};
+
+/// The parts of `run.json` a rebuild reads.
+#[derive(Deserialize)]
+struct RunJson {
+    schema_version: Option<u32>,
+    /// Absent in folders written before results were streamed: those always finished.
+    finished: Option<bool>,
+    started_utc: String,
+    rig_file: String,
+    rig: Rig,
+    phases: Vec<SpanJson>,
+    sensors: Vec<SensorJson>,
+    backends: Option<Vec<BackendJson>>,
+    #[serde(default)]
+    machine_state: Vec<MachineJson>,
+}
+
+#[derive(Deserialize)]
+struct SpanJson {
+    phase: Phase,
+    backend: Option<usize>,
+    repetition: Option<usize>,
+    start: f64,
+    /// Null while the phase was running.
+    end: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct SensorJson {
+    kind: String,
+    rail: String,
+    origin: Origin,
+    detail: String,
+    update_period_s: f64,
+    failure: Option<String>,
+    #[serde(default)]
+    uncertainty: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct BackendJson {
+    engine: EngineInfo,
+    model: String,
+    model_sha256: String,
+    image: String,
+    image_sha256: String,
+    top1_expected: Option<Top1>,
+    runs: Vec<super::files::RepetitionJson>,
+}
+
+#[derive(Deserialize)]
+struct MachineJson {
+    backend: usize,
+    repetition: usize,
+    start: MachineState,
+    end: MachineState,
+}
+
+#[derive(Deserialize)]
+struct LatencyRow {
+    backend_index: usize,
+    repetition: usize,
+    start_s: f64,
+    latency_ms: f64,
+}
+
+#[derive(Deserialize)]
+struct PowerRow {
+    sensor_index: usize,
+    t_s: f64,
+    volts: Option<f64>,
+    amps: Option<f64>,
+    watts: Option<f64>,
+    energy_j: Option<f64>,
+    overflow: bool,
+    saturated: bool,
+    stale: bool,
+    error: String,
+}
+
+/// A rebuilt folder: its summary rows, and whether its run finished.
+pub struct Rebuilt {
+    pub rows: Vec<SummaryRow>,
+    pub finished: bool,
+    /// The phase the run was in when its `run.json` was last written, if it did not finish.
+    pub stopped_in: Option<String>,
+}
+
+/// Rebuilds the summary of the run folder `dir` and replaces its `summary.csv`.
+pub fn summarize(dir: &Path) -> Result<Rebuilt> {
+    let rebuilt = rebuild(dir)?;
+    super::files::write_summary(&dir.join("summary.csv"), &rebuilt.rows)?;
+    Ok(rebuilt)
+}
+
+/// The summary of the run folder `dir`, from its rows.
+pub fn rebuild(dir: &Path) -> Result<Rebuilt> {
+    let json_path = dir.join("run.json");
+    let text = std::fs::read_to_string(&json_path).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not a joulebench run folder: cannot read run.json ({e})",
+            dir.display()
+        )
+    })?;
+    let json: RunJson = serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{} cannot be read back ({e}): summarize needs a run.json written by joulebench {}",
+            json_path.display(),
+            env!("CARGO_PKG_VERSION")
+        )
+    })?;
+    if json.schema_version != Some(SCHEMA_VERSION) {
+        bail!(
+            "{} holds results of another schema ({:?}); this joulebench reads schema \
+             {SCHEMA_VERSION}: use the version that wrote them",
+            dir.display(),
+            json.schema_version
+        );
+    }
+    let Some(backends_json) = json.backends else {
+        bail!(
+            "{} was written before run.json recorded its backends: summarize cannot rebuild it; \
+             its summary.csv is as the run wrote it",
+            json_path.display()
+        );
+    };
+    let finished = json.finished.unwrap_or(true);
+    let phases: Vec<PhaseSpan> = json
+        .phases
+        .iter()
+        .map(|s| PhaseSpan {
+            phase: s.phase,
+            backend: s.backend,
+            repetition: s.repetition,
+            start: s.start,
+            end: s.end.unwrap_or(f64::INFINITY),
+        })
+        .collect();
+    let stopped_in = (!finished)
+        .then(|| phases.last().filter(|s| s.end.is_infinite()))
+        .flatten()
+        .map(|s| match (s.backend, s.repetition) {
+            (Some(b), Some(r)) => format!("{} of backend {b}, repetition {r}", s.phase.as_str()),
+            _ => s.phase.as_str().to_string(),
+        });
+
+    let mut sensors: Vec<SensorLog> = json
+        .sensors
+        .into_iter()
+        .map(|s| SensorLog {
+            info: SensorInfo {
+                kind: s.kind,
+                rail: s.rail,
+                origin: s.origin,
+                detail: s.detail,
+            },
+            update_period: std::time::Duration::from_secs_f64(s.update_period_s),
+            samples: Vec::new(),
+            failure: s.failure,
+            uncertainty: s.uncertainty,
+            cpu_time: std::time::Duration::ZERO,
+        })
+        .collect();
+    let power_path = dir.join("power.csv");
+    for (i, row) in read_rows::<PowerRow>(&power_path)?.into_iter().enumerate() {
+        let Some(log) = sensors.get_mut(row.sensor_index) else {
+            bail!(
+                "{} row {}: sensor {} is not in run.json",
+                power_path.display(),
+                i + 1,
+                row.sensor_index
+            );
+        };
+        let reading = if row.error.is_empty() {
+            Ok(Reading {
+                volts: row.volts,
+                amps: row.amps,
+                watts: row.watts.unwrap_or_default(),
+                energy_j: row.energy_j,
+                overflow: row.overflow,
+                stale: row.stale,
+                saturated: row.saturated,
+                // Already applied: t_s is the instant the value stands for.
+                centre_offset_s: 0.0,
+            })
+        } else {
+            Err(row.error)
+        };
+        log.samples.push(Sample {
+            t: row.t_s,
+            reading,
+        });
+    }
+
+    let mut latencies: BTreeMap<(usize, usize), Vec<Latency>> = BTreeMap::new();
+    for row in read_rows::<LatencyRow>(&dir.join("latency.csv"))? {
+        latencies
+            .entry((row.backend_index, row.repetition))
+            .or_default()
+            .push(Latency {
+                start: row.start_s,
+                seconds: row.latency_ms / 1e3,
+            });
+    }
+
+    let mut backends = Vec::new();
+    for (index, meta) in backends_json.into_iter().enumerate() {
+        let Some(spec) = json.rig.backends.get(index) else {
+            bail!("{}: backend {index} is not in its rig", json_path.display());
+        };
+        // Every repetition that began: finished ones are in run.json, the one the run stopped
+        // in only in the phase log and the latency rows.
+        let began = phases
+            .iter()
+            .filter(|s| s.backend == Some(index))
+            .filter_map(|s| s.repetition)
+            .chain(
+                latencies
+                    .range((index, 0)..(index + 1, 0))
+                    .map(|(k, _)| k.1),
+            )
+            .max()
+            .unwrap_or(0)
+            .max(meta.runs.len());
+        let mut runs = Vec::new();
+        for repetition in 1..=began {
+            let lat = latencies.remove(&(index, repetition)).unwrap_or_default();
+            let timed = phases.iter().find(|s| {
+                s.phase == Phase::Timed
+                    && s.backend == Some(index)
+                    && s.repetition == Some(repetition)
+            });
+            let last_end = lat.last().map(|l| l.start + l.seconds);
+            let window = timed.map(|s| {
+                let end = if s.end.is_finite() {
+                    s.end
+                } else {
+                    last_end.unwrap_or(s.start)
+                };
+                (s.start, end)
+            });
+            let machine = json
+                .machine_state
+                .iter()
+                .find(|m| m.backend == index && m.repetition == repetition);
+            let run = match meta.runs.get(repetition - 1) {
+                Some(done) => TimedRun {
+                    latencies: lat,
+                    window,
+                    top: match (done.top1_class, done.top1_score) {
+                        (Some(class), Some(score)) => vec![Prediction { class, score }],
+                        _ => Vec::new(),
+                    },
+                    batch: done.batch,
+                    cpu_seconds: done.cpu_seconds,
+                    interrupted: done.interrupted,
+                    error: done.error.clone(),
+                    machine_start: machine.map(|m| m.start.clone()),
+                    machine_end: machine.map(|m| m.end.clone()),
+                },
+                None => TimedRun {
+                    latencies: lat,
+                    window,
+                    batch: spec.batch.unwrap_or(1) as usize,
+                    interrupted: true,
+                    ..TimedRun::default()
+                },
+            };
+            runs.push(run);
+        }
+        let labels = Labels::from_known(
+            meta.runs
+                .iter()
+                .filter_map(|r| Some((r.top1_class?, r.top1_label.clone()))),
+        );
+        backends.push(BackendResult {
+            spec: spec.clone(),
+            model: ResolvedModel {
+                name: meta.model,
+                path: PathBuf::new(),
+                sha256: meta.model_sha256,
+                in_manifest: false,
+                labels: None,
+                input: None,
+                label_offset: 0,
+            },
+            image: ResolvedImage {
+                name: meta.image,
+                path: PathBuf::new(),
+                sha256: meta.image_sha256,
+                in_manifest: false,
+                top1: meta.top1_expected.into_iter().collect(),
+            },
+            engine: meta.engine,
+            labels,
+            runs,
+        });
+    }
+    if let Some(((b, r), _)) = latencies.first_key_value() {
+        bail!(
+            "{}: rows of backend {b}, repetition {r}, which run.json does not know",
+            dir.join("latency.csv").display()
+        );
+    }
+
+    let record = RunRecord {
+        rig: json.rig,
+        rig_text: json.rig_file,
+        started: chrono::DateTime::parse_from_rfc3339(&json.started_utc)
+            .with_context(|| format!("{} started_utc", json_path.display()))?
+            .with_timezone(&chrono::Utc),
+        phases,
+        backends,
+        sensors,
+        sensor_choice: None,
+        ranging: Vec::new(),
+        interrupted: !finished,
+    };
+    Ok(Rebuilt {
+        rows: crate::summary::summarize(&record),
+        finished,
+        stopped_in,
+    })
+}
+
+/// Reads a CSV file's rows. A run killed mid-write can leave its last line torn; it is left
+/// out (every whole row ends with a newline).
+fn read_rows<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+    let mut bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read {}: is this a run folder?", path.display()))?;
+    let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    bytes.truncate(whole);
+    csv::Reader::from_reader(bytes.as_slice())
+        .deserialize()
+        .enumerate()
+        .map(|(i, row)| row.with_context(|| format!("{} row {}", path.display(), i + 1)))
+        .collect()
+}

@@ -1,0 +1,295 @@
+//! Results written as they are measured: a run killed with SIGKILL in any phase leaves files
+//! that parse, rows up to about a second before the kill, a run.json that says it did not
+//! finish, and a folder `joulebench summarize` rebuilds; and streaming them costs the
+//! measurement nothing measurable.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Two backends and phases long enough to be caught by polling run.json: idle 1.5 s, a
+/// warm-up of 60 classifications, settle 1 s, a timed run of at least 1.5 s.
+fn long_rig() -> String {
+    let rig = sim_rig("")
+        .replace("idle_baseline_s = 1.0", "idle_baseline_s = 1.5")
+        .replace("warmup = 1", "warmup = 60")
+        .replace("settle_s = 0.1", "settle_s = 1.0")
+        .replace("min_duration_s = 1.0", "min_duration_s = 1.5");
+    let second = "[[backends]]\nkind = \"tflite\"\nmodel = \"mobilenet_v2_1.0_224_quant\"\nimage = \"bird.bmp\"\n[[sensors]]";
+    rig.replacen("[[sensors]]", second, 1)
+}
+
+fn run_json(dir: &Path) -> Option<serde_json::Value> {
+    // Replaced atomically: whenever it exists it is whole.
+    let bytes = std::fs::read(dir.join("run.json")).ok()?;
+    Some(serde_json::from_slice(&bytes).expect("run.json is always whole"))
+}
+
+/// A CSV file's rows, the last line left out if a kill tore it.
+fn rows(path: &Path) -> Vec<csv::StringRecord> {
+    let mut bytes = std::fs::read(path).unwrap();
+    let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    bytes.truncate(whole);
+    let mut reader = csv::Reader::from_reader(bytes.as_slice());
+    let records: Vec<_> = reader.records().map(|r| r.unwrap()).collect();
+    if let Some(first) = records.first() {
+        assert_eq!(first.len(), reader.headers().unwrap().len());
+    }
+    records
+}
+
+struct Killed {
+    /// How many seconds of readings before the kill power.csv lacks.
+    lost_s: f64,
+    summary: Vec<std::collections::HashMap<String, String>>,
+    stdout: String,
+    latency_rows: Vec<csv::StringRecord>,
+}
+
+/// Runs the long rig and kills it with SIGKILL `into` seconds after run.json shows `phase` of
+/// `backend` (none: the idle baseline); checks what is on disk.
+fn kill_in(phase: &str, backend: Option<u64>, into: f64) -> Killed {
+    let tmp = tempfile::tempdir().unwrap();
+    let rig = write_rig(tmp.path(), "long", &long_rig());
+    let dir = tmp.path().join("run");
+    let _machine = one_run_at_a_time();
+    let mut child = joulebench()
+        .args(["run", "--rig", s(&rig), "--out", s(&dir)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let began = Instant::now();
+    // The run clock at the moment run.json showed the phase, and the wall clock then.
+    let (seen_at_s, seen) = loop {
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "never saw {phase}: {:?}",
+            run_json(&dir)
+        );
+        if let Some(json) = run_json(&dir) {
+            let p = &json["progress"];
+            if p["phase"] == phase && p["backend"].as_u64() == backend {
+                break (p["at_s"].as_f64().unwrap(), Instant::now());
+            }
+            assert_eq!(json["finished"], false, "the run ended before {phase}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    std::thread::sleep(Duration::from_secs_f64(into));
+    let killed_after = seen.elapsed().as_secs_f64();
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let killed_at_s = seen_at_s + killed_after;
+
+    let json = run_json(&dir).unwrap();
+    assert_eq!(json["finished"], false);
+    assert_eq!(json["progress"]["phase"], phase, "{}", json["progress"]);
+    let power = rows(&dir.join("power.csv"));
+    let last_t = power
+        .iter()
+        .map(|r| r[5].parse::<f64>().unwrap())
+        .fold(f64::NEG_INFINITY, f64::max);
+    let latency_rows = rows(&dir.join("latency.csv"));
+    let out = joulebench().args(["summarize", s(&dir)]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(stdout.contains("run did not finish"), "{stdout}");
+    let lost_s = killed_at_s - last_t;
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "killed in {phase}: the last {lost_s:.3} s of readings before the kill not on disk"
+    );
+    Killed {
+        lost_s,
+        summary: read_csv(&dir.join("summary.csv")),
+        stdout,
+        latency_rows,
+    }
+}
+
+/// Every reading older than about a second before the kill is on disk (flushes every 0.5 s,
+/// hand-offs every 0.25 s; the rest is slack for a loaded 2-core machine).
+fn assert_little_lost(k: &Killed) {
+    assert!(k.lost_s < 1.25, "{} s of readings lost", k.lost_s);
+}
+
+#[test]
+fn killed_in_the_idle_baseline() {
+    ensure_models();
+    let k = kill_in("idle-baseline", None, 1.0);
+    assert_little_lost(&k);
+    // No backend had begun: nothing to summarize, and it says where it stopped.
+    assert!(k.summary.is_empty());
+    assert!(
+        k.stdout.contains("stopped in idle-baseline"),
+        "{}",
+        k.stdout
+    );
+    assert!(k.latency_rows.is_empty());
+}
+
+#[test]
+fn killed_in_warmup_settle_and_timed() {
+    ensure_models();
+    for (phase, into) in [("warmup", 0.3), ("settle", 0.6), ("timed", 0.9)] {
+        let k = kill_in(phase, Some(0), into);
+        assert_little_lost(&k);
+        assert_eq!(k.summary.len(), 1, "{phase}: {:?}", k.summary);
+        let row = &k.summary[0];
+        assert_eq!(row["status"], "interrupted", "{phase}");
+        assert!(
+            k.stdout
+                .contains(&format!("stopped in {phase} of backend 0, repetition 1")),
+            "{}",
+            k.stdout
+        );
+        let runs: usize = row["runs"].parse().unwrap();
+        assert_eq!(runs, k.latency_rows.len(), "{phase}");
+        if phase == "timed" {
+            // The timed loop's rows up to the last hand-off are there, and summarized.
+            assert!(runs > 0, "no timed rows after {into} s of the timed phase");
+            assert!(row["fps"].parse::<f64>().unwrap() > 0.0);
+            assert!(row["samples"].parse::<usize>().unwrap() > 0);
+        } else {
+            assert_eq!(runs, 0);
+        }
+    }
+}
+
+#[test]
+fn killed_between_backends() {
+    ensure_models();
+    // Backend 0 finished (its summary written), backend 1 just begun.
+    let k = kill_in("warmup", Some(1), 0.2);
+    assert_little_lost(&k);
+    assert_eq!(k.summary.len(), 2, "{:?}", k.summary);
+    let first = &k.summary[0];
+    // Its own status: ok, or invalid if this machine's load starved the sampler.
+    assert!(
+        first["status"] == "ok" || first["status"].starts_with("invalid"),
+        "{}",
+        first["status"]
+    );
+    assert!(first["runs"].parse::<usize>().unwrap() >= 20);
+    assert_eq!(first["top1_label"], "chickadee");
+    assert_eq!(k.summary[1]["status"], "interrupted");
+    assert_eq!(k.summary[1]["backend_index"], "1");
+}
+
+#[test]
+fn summarize_rebuilds_a_finished_run_as_the_run_summarized_it() {
+    ensure_models();
+    let r = run_rig(&sim_rig(""));
+    // Its status may be invalid on a loaded machine; the rebuild must agree either way.
+    let json = run_json(&r.out_dir).unwrap();
+    assert_eq!(json["finished"], true);
+    let before = read_csv(&r.out_dir.join("summary.csv"));
+    let out = joulebench()
+        .args(["summarize", s(&r.out_dir)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("did not finish"));
+    let after = read_csv(&r.out_dir.join("summary.csv"));
+    assert_eq!(before.len(), after.len());
+    for (b, a) in before.iter().zip(&after) {
+        for (column, value) in b {
+            let rebuilt = &a[column];
+            match (value.parse::<f64>(), rebuilt.parse::<f64>()) {
+                // Latencies travel in milliseconds: the last bit may differ.
+                (Ok(x), Ok(y)) => assert!(
+                    (x - y).abs() <= 1e-9 * x.abs().max(1e-300),
+                    "{column}: {value} vs {rebuilt}"
+                ),
+                _ => assert_eq!(value, rebuilt, "{column}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn summarize_names_a_folder_that_is_not_a_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = joulebench()
+        .args(["summarize", s(tmp.path())])
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "is not a joulebench run folder");
+}
+
+/// The timed loop's FPS and the sampler's readings per second with and without streaming,
+/// alternated on the simulated rig in one process.
+#[test]
+fn streaming_costs_the_measurement_nothing_measurable() {
+    use joulebench::output::stream::StreamTo;
+    use joulebench::runner::{self, RunOptions};
+    ensure_models();
+    let _machine = one_run_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let rig_path = write_rig(
+        tmp.path(),
+        "rig",
+        &sim_rig("").replace("min_duration_s = 1.0", "min_duration_s = 3.0"),
+    );
+    let options = RunOptions {
+        interrupt: Default::default(),
+        progress: false,
+        sample: true,
+    };
+    let measure = |stream: bool, round: usize| -> (f64, f64) {
+        let (rig, source) = joulebench::rig::Rig::find(s(&rig_path)).unwrap();
+        let prepared = runner::prepare(rig, source.text).unwrap();
+        let record = if stream {
+            let dir = tmp.path().join(format!("run-{round}"));
+            std::fs::create_dir(&dir).unwrap();
+            let to = StreamTo {
+                dir,
+                command: Vec::new(),
+                ranging: Vec::new(),
+            };
+            let (record, error) = prepared.execute_streaming(&options, &to).unwrap();
+            assert!(error.is_none(), "{error:?}");
+            record
+        } else {
+            prepared.execute(&options)
+        };
+        let run = &record.backends[0].runs[0];
+        let (start, end) = run.window.unwrap();
+        let reads = record.sensors[0]
+            .samples
+            .iter()
+            .filter(|x| (start..=end).contains(&x.t))
+            .count();
+        (run.fps().unwrap(), reads as f64 / (end - start))
+    };
+    let (mut plain, mut streamed) = (Vec::new(), Vec::new());
+    for round in 0..3 {
+        plain.push(measure(false, round));
+        streamed.push(measure(true, round));
+    }
+    let mean =
+        |v: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| v.iter().map(f).sum::<f64>() / v.len() as f64;
+    let fps = (mean(&plain, |x| x.0), mean(&streamed, |x| x.0));
+    let reads = (mean(&plain, |x| x.1), mean(&streamed, |x| x.1));
+    let report = format!(
+        "timed FPS {:.1} without streaming, {:.1} with (ratio {:.3}); sampler reads/s in the \
+         timed window {:.0} without, {:.0} with (ratio {:.3}); rounds {plain:?} vs {streamed:?}",
+        fps.0,
+        fps.1,
+        fps.1 / fps.0,
+        reads.0,
+        reads.1,
+        reads.1 / reads.0
+    );
+    // Straight to stderr: the harness swallows a passing test's eprintln!.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "streaming: {report}");
+    assert!(fps.1 / fps.0 > 0.9, "{report}");
+    assert!(reads.1 / reads.0 > 0.9, "{report}");
+}
