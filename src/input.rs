@@ -97,7 +97,7 @@ impl InputSpec {
         let size = |d: i64| u32::try_from(d).ok().filter(|d| *d > 0);
         let not_an_image = || {
             anyhow::anyhow!(
-                "the model's input is {dims:?} {}, not an image the protocol can feed: it takes                  one RGB image, shape [1, height, width, 3] (uint8, int8 or float32)",
+                "the model's input is {dims:?} {}, not an image the protocol can feed: it takes one RGB image, shape [1, height, width, 3] (uint8, int8 or float32)",
                 dtype.name()
             )
         };
@@ -163,7 +163,10 @@ pub fn load_image(path: &Path, width: u32, height: u32) -> Result<image::RgbImag
             );
         }
         if w == 0 || h == 0 {
-            bail!("image {} is {w} × {h} pixels: it holds no pixels", path.display());
+            bail!(
+                "image {} is {w} × {h} pixels: it holds no pixels",
+                path.display()
+            );
         }
     }
     if format == Some(image::ImageFormat::Jpeg) {
@@ -387,16 +390,21 @@ mod tests {
     fn images_of_other_colour_types_become_rgb_and_huge_ones_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let gray = dir.path().join("gray.png");
-        image::GrayImage::from_pixel(4, 4, image::Luma([200])).save(&gray).unwrap();
+        image::GrayImage::from_pixel(4, 4, image::Luma([200]))
+            .save(&gray)
+            .unwrap();
         let rgb = load_image(&gray, 2, 2).unwrap();
         assert_eq!(rgb.get_pixel(0, 0).0, [200, 200, 200]);
         let deep = dir.path().join("deep.png");
         image::ImageBuffer::<image::Rgb<u16>, _>::from_pixel(4, 4, image::Rgb([65535, 0, 32896]))
             .save(&deep)
             .unwrap();
-        assert_eq!(load_image(&deep, 2, 2).unwrap().get_pixel(1, 1).0, [255, 0, 128]);
-        let cmyk = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/parrot_cmyk.jpg");
+        assert_eq!(
+            load_image(&deep, 2, 2).unwrap().get_pixel(1, 1).0,
+            [255, 0, 128]
+        );
+        let cmyk =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parrot_cmyk.jpg");
         assert_eq!(load_image(&cmyk, 8, 8).unwrap().dimensions(), (8, 8));
     }
 

@@ -922,7 +922,13 @@ pub const MAX_SECONDS: f64 = 3600.0;
 /// A duration key: a number of seconds from 0 to [`MAX_SECONDS`]; NaN and infinities refused.
 fn check_seconds(key: &str, value: f64) -> Result<()> {
     if !(0.0..=MAX_SECONDS).contains(&value) {
-        bail!("{key} must be 0 to {MAX_SECONDS} seconds, not {value}");
+        // 1e300 as written, not as 301 digits.
+        let shown = if value.abs() >= 1e9 {
+            format!("{value:e}")
+        } else {
+            value.to_string()
+        };
+        bail!("{key} must be 0 to {MAX_SECONDS} seconds, not {shown}");
     }
     Ok(())
 }

@@ -170,7 +170,10 @@ mod tests {
         m.subgraphs[0].tensors[input].quantization = unsafe { std::mem::zeroed() };
         let path = write(dir.path(), "noquant.tflite", &m);
         let msg = err(&path);
-        assert!(msg.contains("uint8 tensor has no quantization scale"), "{msg}");
+        assert!(
+            msg.contains("uint8 tensor has no quantization scale"),
+            "{msg}"
+        );
         // An empty table: the same.
         let mut m = quant_model();
         m.subgraphs[0].tensors[input].quantization = UniquePtr::default();
@@ -195,9 +198,21 @@ mod tests {
     fn inputs_that_are_not_images_blame_the_model() {
         let dir = tempfile::tempdir().unwrap();
         for (shape, typ, needle) in [
-            (vec![1, 28, 28], TfType::TensorType_UINT8, "[1, 28, 28] uint8"),
-            (vec![1, 224, 224, 1], TfType::TensorType_UINT8, "[1, 224, 224, 1]"),
-            (vec![4, 224, 224, 3], TfType::TensorType_UINT8, "[4, 224, 224, 3]"),
+            (
+                vec![1, 28, 28],
+                TfType::TensorType_UINT8,
+                "[1, 28, 28] uint8",
+            ),
+            (
+                vec![1, 224, 224, 1],
+                TfType::TensorType_UINT8,
+                "[1, 224, 224, 1]",
+            ),
+            (
+                vec![4, 224, 224, 3],
+                TfType::TensorType_UINT8,
+                "[4, 224, 224, 3]",
+            ),
             (vec![1, 224, 224, 3], TfType::TensorType_INT32, "INT32"),
         ] {
             let mut m = quant_model();
@@ -228,7 +243,10 @@ mod tests {
         assert!(err(&empty).contains("is empty"));
         let tpu = shared_dir().join("keras_lstm_mnist_ptq_edgetpu.tflite");
         for kind in [BackendKind::Tflite, BackendKind::Torch] {
-            let msg = format!("{:#}", check(kind, &tpu, &Labels::default(), None).unwrap_err());
+            let msg = format!(
+                "{:#}",
+                check(kind, &tpu, &Labels::default(), None).unwrap_err()
+            );
             assert!(msg.contains("compiled for the Edge TPU"), "{msg}");
             assert!(msg.contains("kind = \"edgetpu\""), "{msg}");
         }

@@ -126,8 +126,8 @@ pub(crate) mod tests {
     use tflite::model::stl::memory::UniquePtr;
     use tflite::model::stl::vector::VectorInsert;
     use tflite::model::{
-        BufferT, BuiltinOperator, BuiltinOptionsUnion, Model, OperatorCodeT, OperatorT,
-        SubGraphT, TensorT, TensorType,
+        BufferT, BuiltinOperator, BuiltinOptionsUnion, Model, OperatorCodeT, OperatorT, SubGraphT,
+        TensorT, TensorType,
     };
 
     /// A valid float32 model: input [1, 2, 2, 3] padded by nothing (TF Lite's PAD with zero
