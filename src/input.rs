@@ -171,7 +171,7 @@ pub fn load_image(path: &Path, width: u32, height: u32) -> Result<image::RgbImag
     }
     if format == Some(image::ImageFormat::Jpeg) {
         check_jpeg_complete(&bytes)
-            .with_context(|| format!("image {} is not a whole JPEG", path.display()))?;
+            .with_context(|| format!("cannot decode image {}: not a whole JPEG", path.display()))?;
     }
     let img = reader()?
         .decode()
@@ -211,13 +211,14 @@ pub fn check_jpeg_complete(bytes: &[u8]) -> Result<()> {
             (Some(0xFF), Some(_)) => {
                 let len = match (bytes.get(at + 2), bytes.get(at + 3)) {
                     (Some(&hi), Some(&lo)) => usize::from(u16::from_be_bytes([hi, lo])),
-                    _ => bail!("truncated in its headers, at byte {at} of {}", bytes.len()),
+                    _ => bail!("truncated in its headers ({} bytes)", bytes.len()),
                 };
                 at += 2 + len;
             }
-            (None, _) | (Some(_), None) => {
-                bail!("truncated in its headers, at byte {at} of {}", bytes.len())
-            }
+            (None, _) | (Some(_), None) => bail!(
+                "truncated in its headers: a segment runs to byte {at}, past its {} bytes",
+                bytes.len()
+            ),
             (Some(&b), _) => bail!("byte {b:#04x} at {at} where a marker should be"),
         }
     };
