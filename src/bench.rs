@@ -32,8 +32,8 @@ pub struct BenchArgs {
     /// Rig whose first backend (and sensors) are benchmarked.
     #[arg(long, default_value = "sim-cpu")]
     pub rig: String,
-    /// Rounds of each contender, alternating.
-    #[arg(long, default_value_t = 5)]
+    /// Rounds of each contender, alternating (at least 1: medians of no rounds are NaN).
+    #[arg(long, default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub rounds: usize,
     /// Model for the backend (manifest name or path).
     #[arg(long)]
@@ -44,8 +44,8 @@ pub struct BenchArgs {
     /// Rig engines to compare, in turn (default: the rig's own).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub engines: Option<Vec<Engine>>,
-    /// Timed classifications per round.
-    #[arg(long, default_value_t = 250)]
+    /// Timed classifications per round (at least 1).
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u32).range(1..))]
     pub runs: u32,
     /// Python for the reference loop; default $JOULEBENCH_PYTHON (with `ai-edge-litert`) or
     /// $JOULEBENCH_TORCH_PYTHON (with torch), else the project's venvs.

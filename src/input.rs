@@ -90,37 +90,145 @@ pub struct InputSpec {
 
 impl InputSpec {
     /// The input of a model whose tensor has `dims`: NHWC with batch 1 and fixed sizes.
+    ///
+    /// Anything else is refused as the model's fault, not the image's: the protocol feeds one
+    /// RGB image, height × width × 3, per inference.
     pub fn nhwc(dims: &[i64], dtype: TensorType) -> Result<Self> {
         let size = |d: i64| u32::try_from(d).ok().filter(|d| *d > 0);
+        let not_an_image = || {
+            anyhow::anyhow!(
+                "the model's input is {dims:?} {}, not an image the protocol can feed: it takes one RGB image, shape [1, height, width, 3] (uint8, int8 or float32)",
+                dtype.name()
+            )
+        };
         match dims {
-            &[1, h, w, c] => match (size(h), size(w), size(c)) {
-                (Some(height), Some(width), Some(channels)) => Ok(Self {
+            &[1, h, w, 3] => match (size(h), size(w)) {
+                (Some(height), Some(width)) => Ok(Self {
                     height,
                     width,
-                    channels,
+                    channels: 3,
                     dtype,
                 }),
-                _ => bail!("expected a fixed input shape, got {dims:?}"),
+                _ => Err(not_an_image()),
             },
-            _ => bail!("expected an NHWC input of batch 1, got {dims:?}"),
+            _ => Err(not_an_image()),
         }
     }
 }
 
+/// The largest image [`load_image`] decodes, per side: 8192 × 8192 RGBA at 16 bits is 512 MiB,
+/// the decoder's own allocation limit. A camera's 48-megapixel photo (8000 × 6000) fits; a
+/// file claiming more is refused before anything is allocated (a PNG of a few hundred bytes
+/// can claim 100000 × 100000 pixels).
+pub const MAX_IMAGE_SIDE: u32 = 8192;
+
 /// Decodes a BMP, JPEG or PNG file and resizes it (bilinear) to the input size.
+///
+/// Any colour type the decoders read is converted to 8-bit RGB: grayscale is repeated in
+/// the three channels, 16-bit channels are scaled to 8 bits, alpha is dropped, and a CMYK
+/// JPEG is converted by the JPEG decoder. Refused, each with one line naming the file: a file
+/// that cannot be opened, an empty or unrecognised one, one larger than [`MAX_IMAGE_SIDE`]
+/// per side, and a truncated JPEG (no end-of-image marker after its scan), which the decoder
+/// would otherwise fill with grey and classify as if it were whole.
 pub fn load_image(path: &Path, width: u32, height: u32) -> Result<image::RgbImage> {
-    let img = image::ImageReader::open(path)
-        .with_context(|| format!("cannot open image {}", path.display()))?
-        .with_guessed_format()
-        .with_context(|| format!("cannot read image {}", path.display()))?
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot open image {}", path.display()))?;
+    if bytes.is_empty() {
+        bail!("image {} is empty (0 bytes)", path.display());
+    }
+    let reader = || -> Result<image::ImageReader<std::io::Cursor<&[u8]>>> {
+        let mut reader = image::ImageReader::new(std::io::Cursor::new(&bytes[..]))
+            .with_guessed_format()
+            .with_context(|| format!("cannot read image {}", path.display()))?;
+        let mut limits = image::Limits::default();
+        limits.max_image_width = Some(MAX_IMAGE_SIDE);
+        limits.max_image_height = Some(MAX_IMAGE_SIDE);
+        reader.limits(limits);
+        Ok(reader)
+    };
+    let format = reader()?.format();
+    if format.is_none() {
+        bail!(
+            "cannot decode image {}: not a BMP, JPEG or PNG file",
+            path.display()
+        );
+    }
+    let mut unlimited = reader()?;
+    unlimited.no_limits();
+    if let Ok((w, h)) = unlimited.into_dimensions() {
+        if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE {
+            bail!(
+                "image {} is {w} × {h} pixels, more than joulebench decodes ({MAX_IMAGE_SIDE} per side): scale it down",
+                path.display()
+            );
+        }
+        if w == 0 || h == 0 {
+            bail!(
+                "image {} is {w} × {h} pixels: it holds no pixels",
+                path.display()
+            );
+        }
+    }
+    if format == Some(image::ImageFormat::Jpeg) {
+        check_jpeg_complete(&bytes)
+            .with_context(|| format!("cannot decode image {}: not a whole JPEG", path.display()))?;
+    }
+    let img = reader()?
         .decode()
         .with_context(|| format!("cannot decode image {}", path.display()))?;
+    if img.width() == 0 || img.height() == 0 {
+        bail!("image {} holds no pixels", path.display());
+    }
     Ok(image::imageops::resize(
         &img.to_rgb8(),
         width,
         height,
         FilterType::Triangle,
     ))
+}
+
+/// Checks that a JPEG's segments are all there and its scan ends with the end-of-image
+/// marker (FF D9). The decoder in use accepts a file cut short and fills the missing blocks
+/// with grey, which a classifier then classifies, wrongly, as if it were the picture.
+///
+/// Headers are walked by their lengths up to the first start-of-scan (FF DA), so an EXIF
+/// thumbnail's own end marker, inside an APP1 segment, does not count; after it, FF D9 can
+/// only be a marker (entropy-coded data stuffs every FF byte with a 00).
+pub fn check_jpeg_complete(bytes: &[u8]) -> Result<()> {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        bail!("no start-of-image marker");
+    }
+    let mut at = 2;
+    let scan = loop {
+        // Markers may be preceded by fill bytes (FF).
+        while bytes.get(at) == Some(&0xFF) && bytes.get(at + 1) == Some(&0xFF) {
+            at += 1;
+        }
+        match (bytes.get(at), bytes.get(at + 1)) {
+            (Some(0xFF), Some(0xDA)) => break at,
+            (Some(0xFF), Some(0xD9)) => bail!("it ends before any image data"),
+            (Some(0xFF), Some(0x01 | 0xD0..=0xD7)) => at += 2,
+            (Some(0xFF), Some(_)) => {
+                let len = match (bytes.get(at + 2), bytes.get(at + 3)) {
+                    (Some(&hi), Some(&lo)) => usize::from(u16::from_be_bytes([hi, lo])),
+                    _ => bail!("truncated in its headers ({} bytes)", bytes.len()),
+                };
+                at += 2 + len;
+            }
+            (None, _) | (Some(_), None) => bail!(
+                "truncated in its headers: a segment runs to byte {at}, past its {} bytes",
+                bytes.len()
+            ),
+            (Some(&b), _) => bail!("byte {b:#04x} at {at} where a marker should be"),
+        }
+    };
+    if !bytes[scan..].windows(2).any(|w| w == [0xFF, 0xD9]) {
+        bail!(
+            "truncated: its {} bytes end inside the image data, without the end-of-image marker",
+            bytes.len()
+        );
+    }
+    Ok(())
 }
 
 /// Encodes an RGB image as the bytes of an input tensor of the given type.
@@ -180,6 +288,16 @@ impl Labels {
             lines[class] = label;
         }
         Self { lines, offset: 0 }
+    }
+
+    /// The classes the file names: its lines from the offset on (0 without a label file).
+    pub fn len(&self) -> usize {
+        self.lines.len().saturating_sub(self.offset)
+    }
+
+    /// Whether there is no label (no label file, or an empty one).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The label of an output index; "?" when unknown (no label file, or past its end).
@@ -261,6 +379,46 @@ mod tests {
         TensorType::F32.dequantize(&f32in, &mut back);
         assert_eq!(back[0], -1.0);
         assert_eq!(back[2], 1.0);
+    }
+
+    #[test]
+    fn a_jpeg_needs_its_end_marker_after_the_scan() {
+        let whole = std::fs::read(crate::models::models_dir().join("parrot.jpg")).unwrap();
+        check_jpeg_complete(&whole).unwrap();
+        for cut in [whole.len() - 2, whole.len() / 2, 700] {
+            let e = check_jpeg_complete(&whole[..cut]).unwrap_err().to_string();
+            assert!(e.contains("truncated"), "{cut}: {e}");
+        }
+        assert!(check_jpeg_complete(&whole[..3]).is_err());
+        assert!(check_jpeg_complete(b"GIF89a").is_err());
+        // An EXIF-like APP1 segment holding a thumbnail's own end marker does not count.
+        let mut thumb = vec![0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x06, 0xFF, 0xD8, 0xFF, 0xD9];
+        thumb.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x02, 0x12, 0x34, 0xFF, 0x00]);
+        assert!(check_jpeg_complete(&thumb).is_err());
+        thumb.extend_from_slice(&[0xFF, 0xD9]);
+        check_jpeg_complete(&thumb).unwrap();
+    }
+
+    #[test]
+    fn images_of_other_colour_types_become_rgb_and_huge_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let gray = dir.path().join("gray.png");
+        image::GrayImage::from_pixel(4, 4, image::Luma([200]))
+            .save(&gray)
+            .unwrap();
+        let rgb = load_image(&gray, 2, 2).unwrap();
+        assert_eq!(rgb.get_pixel(0, 0).0, [200, 200, 200]);
+        let deep = dir.path().join("deep.png");
+        image::ImageBuffer::<image::Rgb<u16>, _>::from_pixel(4, 4, image::Rgb([65535, 0, 32896]))
+            .save(&deep)
+            .unwrap();
+        assert_eq!(
+            load_image(&deep, 2, 2).unwrap().get_pixel(1, 1).0,
+            [255, 0, 128]
+        );
+        let cmyk =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parrot_cmyk.jpg");
+        assert_eq!(load_image(&cmyk, 8, 8).unwrap().dimensions(), (8, 8));
     }
 
     #[test]

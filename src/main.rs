@@ -227,7 +227,11 @@ enum ModelsCommand {
 }
 
 fn main() -> ExitCode {
-    match dispatch(Cli::parse()) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
+    match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
             // One line: the context chain joined by ": ".
@@ -235,6 +239,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Clap's own output for `--help`, `--version` and usage errors, with its exit status (0 and
+/// 2); an error also ends with the one `joulebench: ` line every other failure ends with.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    let code = ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+    let _ = e.print();
+    if e.use_stderr() {
+        let rendered = e.render().to_string();
+        let first = rendered.lines().map(str::trim).find(|l| !l.is_empty());
+        let line = match (e.kind(), first) {
+            (clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand, _) | (_, None) => {
+                "a subcommand or argument is missing: see the usage above".to_owned()
+            }
+            (_, Some(first)) => first.strip_prefix("error: ").unwrap_or(first).to_owned(),
+        };
+        eprintln!("joulebench: {line}");
+    }
+    code
 }
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
@@ -445,8 +468,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         std::fs::write(path, export::lava::lines(&rows))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    print!("{}", output::table::render(&rows));
-    println!("results: {}", dir.display());
+    print_table(&output::table::render(&rows), &dir)?;
 
     if let Some(e) = stream_error {
         anyhow::bail!("{e}; the summary is complete, the rows after that are not");
@@ -462,6 +484,33 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         anyhow::bail!("{}; partial results in {}", problem.status, dir.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a run's table and folder to stdout, after its files are written. A reader that
+/// stopped reading (`| head`: EPIPE) is no error, as for other command-line tools: one
+/// line on stderr names the folder, which stdout could not. Any other write error (a full
+/// disk, `>/dev/full`) is the run's error, naming the folder that holds the results.
+fn print_table(table: &str, dir: &std::path::Path) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_all(table.as_bytes())
+        .and_then(|()| writeln!(out, "results: {}", dir.display()))
+        .and_then(|()| out.flush());
+    match written {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            eprintln!(
+                "joulebench: stdout was closed before the table was printed; the results are in {}",
+                dir.display()
+            );
+            Ok(())
+        }
+        Err(e) => anyhow::bail!(
+            "cannot print the table to stdout: {e}; the results are in {}",
+            dir.display()
+        ),
+    }
 }
 
 fn sensors(rig_path: &str) -> Result<ExitCode> {

@@ -659,8 +659,11 @@ impl SimFaultSpec {
             if self.timeout_at_s.is_none() {
                 return Err("faults.timeout_ms needs faults.timeout_at_s".into());
             }
-            if !(ms > 0.0 && ms.is_finite()) {
-                return Err(format!("faults.timeout_ms must be positive, not {ms}"));
+            if !(ms > 0.0 && ms <= MAX_SECONDS * 1e3) {
+                return Err(format!(
+                    "faults.timeout_ms must be above 0 and at most {} ms, not {ms}",
+                    MAX_SECONDS * 1e3
+                ));
             }
         }
         if let Some(v) = self.vanish {
@@ -717,9 +720,7 @@ impl Rig {
         if self.backends.is_empty() {
             bail!("at least one [[backends]] table is needed");
         }
-        if !(self.idle_baseline_s >= 0.0 && self.idle_baseline_s.is_finite()) {
-            bail!("idle_baseline_s must be 0 or more seconds");
-        }
+        check_seconds("idle_baseline_s", self.idle_baseline_s)?;
         self.validity.validate().map_err(anyhow::Error::msg)?;
         let p = &self.protocol;
         if p.runs == 0 {
@@ -728,8 +729,9 @@ impl Rig {
         if p.repeat == 0 {
             bail!("protocol.repeat must be at least 1");
         }
-        if !(p.settle_s >= 0.0 && p.settle_s.is_finite()) {
-            bail!("protocol.settle_s must be 0 or more seconds");
+        check_seconds("protocol.settle_s", p.settle_s)?;
+        if let Some(s) = p.min_duration_s {
+            check_seconds("protocol.min_duration_s", s)?;
         }
         for (i, b) in self.backends.iter().enumerate() {
             if b.threads == 0 {
@@ -909,6 +911,28 @@ impl Rig {
     }
 }
 
+/// The longest idle baseline, settle or minimum timed window a rig may ask for, in seconds.
+///
+/// An hour: far more than any sensor's validity needs (NVML's slowest counter wants 0.5 s, an
+/// INA219 averaging 128 samples 0.35 s), and short enough that a slip of the finger (3600000
+/// for 3600, or 1e300) is refused instead of holding the machine for weeks or for ever. A
+/// longer soak is a loop of runs (`--repeat`), each with its own window.
+pub const MAX_SECONDS: f64 = 3600.0;
+
+/// A duration key: a number of seconds from 0 to [`MAX_SECONDS`]; NaN and infinities refused.
+fn check_seconds(key: &str, value: f64) -> Result<()> {
+    if !(0.0..=MAX_SECONDS).contains(&value) {
+        // 1e300 as written, not as 301 digits.
+        let shown = if value.abs() >= 1e9 {
+            format!("{value:e}")
+        } else {
+            value.to_string()
+        };
+        bail!("{key} must be 0 to {MAX_SECONDS} seconds, not {shown}");
+    }
+    Ok(())
+}
+
 /// A sensor kind's own check (which lives with the kind), as one line naming the sensor.
 fn kind_check(i: usize, spec: &SensorSpec, checked: Result<(), String>) -> Result<()> {
     checked.map_err(|e| anyhow::anyhow!("sensors[{i}] ({}): {e}", spec.kind()))
@@ -922,10 +946,22 @@ fn validate_ina219(i: usize, spec: &Ina219Spec) -> Result<()> {
         );
     }
     if !(spec.shunt_ohms > 0.0 && spec.shunt_ohms.is_finite()) {
-        bail!("sensors[{i}]: shunt_ohms must be positive");
+        bail!(
+            "sensors[{i}]: shunt_ohms must be positive, not {}",
+            spec.shunt_ohms
+        );
     }
     if !(spec.max_current_a > 0.0 && spec.max_current_a.is_finite()) {
-        bail!("sensors[{i}]: max_current_a must be positive");
+        bail!(
+            "sensors[{i}]: max_current_a must be positive, not {}",
+            spec.max_current_a
+        );
+    }
+    if !(0.0..=100.0).contains(&spec.shunt_tolerance_pct) {
+        bail!(
+            "sensors[{i}]: shunt_tolerance_pct must be 0 to 100 percent, not {}",
+            spec.shunt_tolerance_pct
+        );
     }
     if ![16, 32].contains(&spec.bus_range_v) {
         bail!("sensors[{i}]: bus_range_v must be 16 or 32");
@@ -1284,7 +1320,7 @@ image = "bird.bmp"
             ),
             (
                 "timeout_at_s = 1.0\ntimeout_ms = 0",
-                "faults.timeout_ms must be positive",
+                "faults.timeout_ms must be above 0",
             ),
             (
                 "vanish = { from_s = 2.0, until_s = 1.0 }",

@@ -150,6 +150,7 @@ pub fn prepare_backend(spec: &BackendSpec) -> Result<PreparedBackend> {
         Some(path) => Labels::load(path, model.label_offset)?,
         None => Labels::default(),
     };
+    backend::check::check(spec.kind, &model.path, &labels, model.labels.as_deref())?;
     let backend = backend::open(spec, &model.path)?;
     let want = backend.input();
     let img = input::load_image(&image.path, want.width, want.height)?;

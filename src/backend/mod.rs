@@ -4,6 +4,7 @@
 //! classification; the backend copies them in, invokes the model and returns the output as
 //! real-valued scores, so top-k and labels are the same code for every engine.
 
+pub mod check;
 pub mod edgetpu;
 pub mod litert;
 pub mod tflite;

@@ -50,18 +50,21 @@ impl TfliteBackend {
                 .first()
                 .and_then(|g| g.tensors.get(index as usize))
                 .context("tensor missing from the flatbuffer")?;
-            let q = &tensor.quantization;
+            // A float tensor has no quantization table, and the crate's Deref of a missing
+            // one panics: read it only where it exists.
+            let (scale, zero_point) = if tensor.quantization.is_valid() {
+                let q = &*tensor.quantization;
+                (q.scale.first().copied(), q.zero_point.first().copied())
+            } else {
+                (None, None)
+            };
             let kind = match info.element_kind {
                 tflite::context::ElementKind::kTfLiteUInt8 => "uint8",
                 tflite::context::ElementKind::kTfLiteInt8 => "int8",
                 tflite::context::ElementKind::kTfLiteFloat32 => "float32",
                 other => bail!("unsupported tensor type {other:?}"),
             };
-            let dtype = tensor_type(
-                kind,
-                q.scale.first().copied(),
-                q.zero_point.first().copied(),
-            )?;
+            let dtype = tensor_type(kind, scale, zero_point)?;
             Ok((info.dims, dtype))
         };
         let (in_dims, in_type) = describe(input_index)?;
@@ -114,5 +117,74 @@ impl Backend for TfliteBackend {
             .context("output tensor has no buffer")?;
         self.output_type.dequantize(out, scores);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use tflite::model::stl::memory::UniquePtr;
+    use tflite::model::stl::vector::VectorInsert;
+    use tflite::model::{
+        BufferT, BuiltinOperator, BuiltinOptionsUnion, Model, OperatorCodeT, OperatorT, SubGraphT,
+        TensorT, TensorType,
+    };
+
+    /// A valid float32 model: input [1, 2, 2, 3] padded by nothing (TF Lite's PAD with zero
+    /// paddings), so its output is its input. Its tensors have no quantization table at all.
+    pub(crate) fn tiny_float_model() -> Vec<u8> {
+        let mut model = Model::default();
+        model.version = 3;
+        let mut pad: UniquePtr<OperatorCodeT> = Default::default();
+        pad.builtin_code = BuiltinOperator::BuiltinOperator_PAD;
+        pad.version = 1;
+        model.operator_codes.push_back(pad);
+        model
+            .buffers
+            .assign(vec![UniquePtr::<BufferT>::default(); 3]);
+        model.buffers[1].data.assign(vec![0u8; 4 * 2 * 4]);
+        let mut graph: UniquePtr<SubGraphT> = Default::default();
+        let mut op: UniquePtr<OperatorT> = Default::default();
+        op.builtin_options = BuiltinOptionsUnion::PadOptions();
+        op.opcode_index = 0;
+        op.inputs.assign(vec![0, 1]);
+        op.outputs.assign(vec![2]);
+        graph.operators.push_back(op);
+        graph.inputs.assign(vec![0]);
+        graph.outputs.assign(vec![2]);
+        for (shape, typ, buffer) in [
+            (vec![1, 2, 2, 3], TensorType::TensorType_FLOAT32, 0),
+            (vec![4, 2], TensorType::TensorType_INT32, 1),
+            (vec![1, 2, 2, 3], TensorType::TensorType_FLOAT32, 2),
+        ] {
+            let mut t: UniquePtr<TensorT> = Default::default();
+            t.shape.assign(shape);
+            t.typ = typ;
+            t.buffer = buffer;
+            graph.tensors.push_back(t);
+        }
+        model.subgraphs.push_back(graph);
+        model.to_buffer()
+    }
+
+    #[test]
+    fn a_float_model_opens_and_runs_without_quantization() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("float.tflite");
+        std::fs::write(&path, tiny_float_model()).unwrap();
+        crate::backend::check::check(
+            crate::rig::BackendKind::Tflite,
+            &path,
+            &crate::input::Labels::default(),
+            None,
+        )
+        .unwrap();
+        let mut backend = TfliteBackend::open(&path, 1).unwrap();
+        assert_eq!(backend.input().dtype, crate::input::TensorType::F32);
+        assert_eq!((backend.input().height, backend.input().width), (2, 2));
+        let input: Vec<u8> = (0..12).flat_map(|i| (i as f32).to_ne_bytes()).collect();
+        let mut scores = Vec::new();
+        backend.infer(&input, &mut scores).unwrap();
+        assert_eq!(scores, (0..12).map(|i| i as f32).collect::<Vec<_>>());
     }
 }

@@ -932,6 +932,18 @@ pub fn sensor(
 
 /// Checks `[sensors.load]` keys that the chip, not the board, uses; one line naming the key.
 pub fn check_load(load: &SimLoadSpec) -> Result<(), String> {
+    for (key, value, least) in [
+        ("supply_volts", load.supply_volts, f64::MIN_POSITIVE),
+        ("source_ohms", load.source_ohms, 0.0),
+        ("idle_amps", load.idle_amps, 0.0),
+        ("active_amps", load.active_amps, 0.0),
+        ("noise_amps", load.noise_amps, 0.0),
+    ] {
+        if !(value >= least && value.is_finite()) {
+            let what = if least > 0.0 { "positive" } else { "0 or more" };
+            return Err(format!("load.{key} must be {what}, not {value}"));
+        }
+    }
     match load.actual_shunt_ohms {
         Some(ohms) if !(ohms > 0.0 && ohms.is_finite()) => Err(format!(
             "load.actual_shunt_ohms must be positive, not {ohms}"

@@ -1,0 +1,870 @@
+//! Every kind of bad input gets one line on stderr starting `joulebench: ` that names the
+//! thing and what to do, a non-zero exit and no panic (the README's "Bad input" table: one
+//! test, or one named case of a table-driven test, per row).
+//!
+//! Most cases fail before anything is measured. Where an input must be *accepted* (a
+//! grayscale or CMYK image, a float model), the rig's sensor is a real INA219 on a bus that
+//! does not exist: backends (model and image) are prepared before sensors are opened, so the
+//! run reaching the bus error shows the input passed, without a measuring run.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+use tflite::model::stl::vector::VectorInsert;
+
+/// A one-backend rig with the given model and image, and `extra` lines (protocol keys go in
+/// `[protocol]`, which comes first).
+fn rig(model: &str, image: &str, protocol: &str, sensor: &str) -> String {
+    format!(
+        r#"
+name = "bad-input"
+idle_baseline_s = 0.5
+[protocol]
+warmup = 1
+settle_s = 0.1
+runs = 20
+{protocol}
+[[backends]]
+kind = "tflite"
+engine = "tflite"
+model = "{model}"
+image = "{image}"
+{sensor}
+"#
+    )
+}
+
+/// The INA219 on a bus that is not there: a rig using it fails when sensors open, after the
+/// backends were prepared.
+const ABSENT_BUS: &str = r#"
+[[sensors]]
+kind = "ina219"
+rail = "5V"
+i2c_bus = "/dev/i2c-99"
+shunt_ohms = 0.1
+max_current_a = 3.2
+"#;
+
+const SIM: &str = r#"
+[[sensors]]
+kind = "ina219-sim"
+rail = "5V"
+shunt_ohms = 0.1
+max_current_a = 3.2
+"#;
+
+/// Runs `joulebench run` on a rig given as text, with `args` after it.
+fn run_text(text: &str, args: &[&str]) -> (tempfile::TempDir, Output) {
+    ensure_models();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_rig(dir.path(), "rig", text);
+    let out_dir = dir.path().join("run");
+    let mut all = vec!["run", "--rig", s(&path), "--out", s(&out_dir)];
+    all.extend_from_slice(args);
+    let out = run(&all);
+    (dir, out)
+}
+
+/// The contract, with the case named on failure: non-zero exit, no panic, the last stderr
+/// line starts `joulebench: ` and holds every needle, and it is the only such error line.
+fn assert_bad(case: &str, out: &Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert!(!out.status.success(), "{case}: exit 0; stderr: {err}");
+    assert!(!err.contains("panicked"), "{case}: panic: {err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.starts_with("joulebench: "), "{case}: {err}");
+    for needle in needles {
+        assert!(
+            last.contains(needle),
+            "{case}: expected {needle:?} in {last:?}"
+        );
+    }
+}
+
+/// The input passed: the run failed only later, at the absent bus.
+fn assert_accepted(case: &str, out: &Output) {
+    assert_bad(case, out, &["I2C bus /dev/i2c-99 not found"]);
+}
+
+fn models_dir() -> PathBuf {
+    repo().join("../shared/models")
+}
+
+fn quant_model() -> tflite::model::Model {
+    let bytes = std::fs::read(models_dir().join("mobilenet_v2_1.0_224_quant.tflite")).unwrap();
+    tflite::model::Model::from_buffer(&bytes).unwrap()
+}
+
+fn write_model(dir: &Path, name: &str, model: &tflite::model::Model) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, model.to_buffer()).unwrap();
+    path
+}
+
+/// A model file given by path, run on the built-in TF Lite.
+fn run_model(path: &Path, sensor: &str) -> Output {
+    let (_dir, out) = run_text(&rig(s(path), "bird.bmp", "", sensor), &[]);
+    out
+}
+
+// ---- model files ----------------------------------------------------------------------------
+
+#[test]
+fn model_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(models_dir().join("mobilenet_v2_1.0_224_quant.tflite")).unwrap();
+    let path = dir.path().join("cut.tflite");
+    std::fs::write(&path, &bytes[..bytes.len() / 3]).unwrap();
+    assert_bad(
+        "truncated model",
+        &run_model(&path, SIM),
+        &[
+            "cut.tflite",
+            "not a valid TensorFlow Lite model",
+            "truncated, corrupt",
+        ],
+    );
+}
+
+#[test]
+fn model_not_a_flatbuffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.tflite");
+    std::fs::write(&path, "these are notes, not a model\n".repeat(20)).unwrap();
+    assert_bad(
+        "not a flatbuffer",
+        &run_model(&path, SIM),
+        &["notes.tflite", "not a valid TensorFlow Lite model"],
+    );
+}
+
+#[test]
+fn model_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.tflite");
+    std::fs::write(&path, b"").unwrap();
+    assert_bad(
+        "empty model",
+        &run_model(&path, SIM),
+        &["empty.tflite", "is empty (0 bytes)"],
+    );
+}
+
+#[test]
+fn model_corrupt_manifest_file() {
+    ensure_models();
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(models_dir()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    let model = dir.path().join("mobilenet_v2_1.0_224_quant.tflite");
+    let mut bytes = std::fs::read(&model).unwrap();
+    bytes[1000] ^= 0xFF;
+    std::fs::write(&model, bytes).unwrap();
+    let rig_dir = tempfile::tempdir().unwrap();
+    let path = write_rig(
+        rig_dir.path(),
+        "rig",
+        &rig("mobilenet_v2_1.0_224_quant", "bird.bmp", "", SIM),
+    );
+    let _machine = one_run_at_a_time();
+    let out = joulebench()
+        .env("JOULEBENCH_MODELS_DIR", dir.path())
+        .args(["run", "--rig", s(&path), "--out"])
+        .arg(rig_dir.path().join("run"))
+        .output()
+        .unwrap();
+    assert_bad(
+        "corrupt manifest model",
+        &out,
+        &["is corrupt", "joulebench models fetch"],
+    );
+}
+
+#[test]
+fn model_input_not_an_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = quant_model();
+    let input = m.subgraphs[0].inputs[0] as usize;
+    m.subgraphs[0].tensors[input].shape.assign(vec![1, 28, 28]);
+    let path = write_model(dir.path(), "sequence.tflite", &m);
+    assert_bad(
+        "input shape not an image",
+        &run_model(&path, SIM),
+        &[
+            "sequence.tflite",
+            "input is [1, 28, 28] uint8, not an image the protocol can feed: it takes one RGB \
+             image, shape [1, height, width, 3]",
+        ],
+    );
+}
+
+#[test]
+fn model_input_type_not_an_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = quant_model();
+    let input = m.subgraphs[0].inputs[0] as usize;
+    m.subgraphs[0].tensors[input].typ = tflite::model::TensorType::TensorType_INT32;
+    let path = write_model(dir.path(), "int32.tflite", &m);
+    assert_bad(
+        "input type not an image",
+        &run_model(&path, SIM),
+        &[
+            "int32.tflite",
+            "tensor type INT32 is not one the protocol feeds",
+        ],
+    );
+}
+
+#[test]
+fn model_without_quantization_where_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = quant_model();
+    let input = m.subgraphs[0].inputs[0] as usize;
+    // No quantization table at all: the `tflite` crate panicked on it (memory_impl.rs:276).
+    m.subgraphs[0].tensors[input].quantization = unsafe { std::mem::zeroed() };
+    let path = write_model(dir.path(), "noquant.tflite", &m);
+    assert_bad(
+        "no quantization",
+        &run_model(&path, SIM),
+        &["noquant.tflite", "uint8 tensor has no quantization scale"],
+    );
+}
+
+/// A valid float32 model: input [1, 2, 2, 3] padded by nothing (TF Lite's PAD with zero
+/// paddings), so its output is its input. Its tensors have no quantization table at all.
+fn tiny_float_model() -> tflite::model::Model {
+    use tflite::model::stl::memory::UniquePtr;
+    use tflite::model::*;
+    let mut model = Model::default();
+    model.version = 3;
+    let mut pad: UniquePtr<OperatorCodeT> = Default::default();
+    pad.builtin_code = BuiltinOperator::BuiltinOperator_PAD;
+    pad.version = 1;
+    model.operator_codes.push_back(pad);
+    model
+        .buffers
+        .assign(vec![UniquePtr::<BufferT>::default(); 3]);
+    model.buffers[1].data.assign(vec![0u8; 4 * 2 * 4]);
+    let mut graph: UniquePtr<SubGraphT> = Default::default();
+    let mut op: UniquePtr<OperatorT> = Default::default();
+    op.builtin_options = BuiltinOptionsUnion::PadOptions();
+    op.opcode_index = 0;
+    op.inputs.assign(vec![0, 1]);
+    op.outputs.assign(vec![2]);
+    graph.operators.push_back(op);
+    graph.inputs.assign(vec![0]);
+    graph.outputs.assign(vec![2]);
+    for (shape, typ, buffer) in [
+        (vec![1, 2, 2, 3], TensorType::TensorType_FLOAT32, 0),
+        (vec![4, 2], TensorType::TensorType_INT32, 1),
+        (vec![1, 2, 2, 3], TensorType::TensorType_FLOAT32, 2),
+    ] {
+        let mut t: UniquePtr<TensorT> = Default::default();
+        t.shape.assign(shape);
+        t.typ = typ;
+        t.buffer = buffer;
+        graph.tensors.push_back(t);
+    }
+    model.subgraphs.push_back(graph);
+    model
+}
+
+#[test]
+fn model_float_on_engine_tflite_is_accepted() {
+    // A valid float32 model (no quantization tables) panicked inside the `tflite` crate
+    // (memory_impl.rs:276); it is accepted now, its input fed as normalized floats.
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_model(dir.path(), "float.tflite", &tiny_float_model());
+    assert_accepted("float model", &run_model(&path, ABSENT_BUS));
+}
+
+#[test]
+fn model_compiled_for_the_edge_tpu_on_cpu_backends() {
+    let path = models_dir().join("keras_lstm_mnist_ptq_edgetpu.tflite");
+    for backend in ["tflite", "torch"] {
+        let (_dir, out) = run_text(&rig(s(&path), "bird.bmp", "", SIM), &["--backend", backend]);
+        assert_bad(
+            &format!("edgetpu model on {backend}"),
+            &out,
+            &[
+                "keras_lstm_mnist_ptq_edgetpu.tflite",
+                "compiled for the Edge TPU",
+                "kind = \"edgetpu\"",
+            ],
+        );
+    }
+}
+
+#[test]
+fn labels_that_do_not_match_the_outputs() {
+    use sha2::Digest;
+    ensure_models();
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(models_dir()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    // The labels file one line short, with its new SHA-256 in a manifest of its own.
+    let labels = dir.path().join("imagenet_labels.txt");
+    let text = std::fs::read_to_string(&labels).unwrap();
+    let short: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&labels, &short).unwrap();
+    let old = format!("{:x}", sha2::Sha256::digest(text.as_bytes()));
+    let new = format!("{:x}", sha2::Sha256::digest(short.as_bytes()));
+    let manifest = std::fs::read_to_string(repo().join("models/manifest.toml")).unwrap();
+    assert!(manifest.contains(&old));
+    std::fs::write(
+        dir.path().join("manifest.toml"),
+        manifest.replace(&old, &new),
+    )
+    .unwrap();
+    let rig_dir = tempfile::tempdir().unwrap();
+    let path = write_rig(
+        rig_dir.path(),
+        "rig",
+        &rig("mobilenet_v2_1.0_224_quant", "bird.bmp", "", SIM),
+    );
+    let _machine = one_run_at_a_time();
+    let out = joulebench()
+        .env("JOULEBENCH_MODELS_DIR", dir.path())
+        .args(["run", "--rig", s(&path), "--out"])
+        .arg(rig_dir.path().join("run"))
+        .output()
+        .unwrap();
+    assert_bad(
+        "labels mismatch",
+        &out,
+        &[
+            "name 1000 classes",
+            "outputs 1001",
+            "do not belong to this model",
+        ],
+    );
+}
+
+// ---- images ---------------------------------------------------------------------------------
+
+fn run_image(path: &Path, sensor: &str) -> Output {
+    let (_dir, out) = run_text(&rig("mobilenet_v2_1.0_224_quant", s(path), "", sensor), &[]);
+    out
+}
+
+#[test]
+fn image_missing() {
+    assert_bad(
+        "missing image",
+        &run_image(Path::new("/nonexistent/cat.png"), SIM),
+        &["/nonexistent/cat.png", "nor a readable file"],
+    );
+}
+
+#[test]
+fn image_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.jpg");
+    std::fs::write(&path, b"").unwrap();
+    assert_bad(
+        "empty image",
+        &run_image(&path, SIM),
+        &["empty.jpg", "is empty (0 bytes)"],
+    );
+}
+
+#[test]
+fn image_not_an_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("photo.png");
+    std::fs::write(&path, "not a picture at all").unwrap();
+    assert_bad(
+        "not an image",
+        &run_image(&path, SIM),
+        &[
+            "cannot decode image",
+            "photo.png",
+            "not a BMP, JPEG or PNG file",
+        ],
+    );
+}
+
+/// A BMP header (BITMAPINFOHEADER, 24 bits) claiming `w` × `h` pixels, with no pixel data.
+fn bmp_header(w: i32, h: i32) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(b"BM");
+    b.extend_from_slice(&(54u32 + 12).to_le_bytes());
+    b.extend_from_slice(&[0; 4]);
+    b.extend_from_slice(&54u32.to_le_bytes());
+    b.extend_from_slice(&40u32.to_le_bytes());
+    b.extend_from_slice(&w.to_le_bytes());
+    b.extend_from_slice(&h.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&24u16.to_le_bytes());
+    b.extend_from_slice(&[0; 24]);
+    b.extend_from_slice(&[0; 12]);
+    b
+}
+
+#[test]
+fn image_zero_sized() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zero.bmp");
+    std::fs::write(&path, bmp_header(0, 0)).unwrap();
+    assert_bad("zero-sized image", &run_image(&path, SIM), &["zero.bmp"]);
+}
+
+#[test]
+fn image_huge_is_refused_before_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.bmp");
+    std::fs::write(&path, bmp_header(20_000, 20_000)).unwrap();
+    assert_bad(
+        "huge image",
+        &run_image(&path, SIM),
+        &[
+            "huge.bmp",
+            "20000 × 20000 pixels, more than joulebench decodes (8192 per side)",
+        ],
+    );
+}
+
+#[test]
+fn image_truncated_jpeg() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(models_dir().join("parrot.jpg")).unwrap();
+    let path = dir.path().join("cut.jpg");
+    std::fs::write(&path, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    assert_bad(
+        "truncated JPEG",
+        &run_image(&path, SIM),
+        &["cut.jpg", "truncated", "without the end-of-image marker"],
+    );
+}
+
+#[test]
+fn image_truncated_png() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = image::open(models_dir().join("bird.bmp")).unwrap();
+    let whole = dir.path().join("whole.png");
+    img.save(&whole).unwrap();
+    let bytes = std::fs::read(&whole).unwrap();
+    let path = dir.path().join("cut.png");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    assert_bad(
+        "truncated PNG",
+        &run_image(&path, SIM),
+        &["cannot decode image", "cut.png"],
+    );
+}
+
+#[test]
+fn image_grayscale_16_bit_and_cmyk_are_converted() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = image::open(models_dir().join("bird.bmp")).unwrap();
+    let gray = dir.path().join("gray.png");
+    img.to_luma8().save(&gray).unwrap();
+    let deep = dir.path().join("deep.png");
+    image::DynamicImage::ImageRgb16(img.to_rgb16())
+        .save(&deep)
+        .unwrap();
+    let cmyk = repo().join("tests/fixtures/parrot_cmyk.jpg");
+    for (case, path) in [("grayscale", gray), ("16-bit", deep), ("CMYK", cmyk)] {
+        assert_accepted(case, &run_image(&path, ABSENT_BUS));
+    }
+}
+
+// ---- rig files ------------------------------------------------------------------------------
+
+/// Rig texts and what their error must say, one case each.
+fn rig_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
+    let base = |protocol: &str, sensor: &str| {
+        rig("mobilenet_v2_1.0_224_quant", "bird.bmp", protocol, sensor)
+    };
+    let sim = |extra: &str| format!("{SIM}{extra}\n");
+    let two = |a: &str, b: &str| {
+        format!(
+            "[[sensors]]\nkind = \"ina219-sim\"\nrail = \"A\"\nshunt_ohms = 0.1\nmax_current_a = 3.2\n{a}\n\
+             [[sensors]]\nkind = \"ina219-sim\"\nrail = \"B\"\nshunt_ohms = 0.1\nmax_current_a = 3.2\n{b}\n"
+        )
+    };
+    vec![
+        (
+            "malformed TOML",
+            "name = \"x\"\n[protocol\nruns = 1\n".into(),
+            vec!["line 2, column"],
+        ),
+        (
+            "unknown key",
+            base("rnus = 5", SIM),
+            vec!["line 8, column 1", "unknown field `rnus`"],
+        ),
+        (
+            "unknown backend kind",
+            base("", SIM).replace("kind = \"tflite\"", "kind = \"tensorrt\""),
+            vec!["line 10", "unknown variant `tensorrt`"],
+        ),
+        (
+            "unknown sensor kind",
+            base("", &SIM.replace("ina219-sim", "ina226")),
+            vec!["unknown variant `ina226`"],
+        ),
+        (
+            "wrong type",
+            base("", SIM).replace("runs = 20", "runs = \"many\""),
+            vec!["line 7", "invalid type: string \"many\", expected u32"],
+        ),
+        (
+            "zero runs",
+            base("", SIM).replace("runs = 20", "runs = 0"),
+            vec!["protocol.runs must be at least 1"],
+        ),
+        (
+            "negative runs",
+            base("", SIM).replace("runs = 20", "runs = -5"),
+            vec!["line 7", "invalid value: integer `-5`"],
+        ),
+        (
+            "zero threads",
+            base("", SIM).replace("image = \"bird.bmp\"", "image = \"bird.bmp\"\nthreads = 0"),
+            vec!["backends[0].threads must be at least 1"],
+        ),
+        (
+            "zero batch",
+            base("scenario = \"offline\"", SIM).replace(
+                "kind = \"tflite\"\nengine = \"tflite\"",
+                "kind = \"torch\"\nbatch = 0",
+            ),
+            vec!["backends[0].batch must be at least 1"],
+        ),
+        (
+            "zero shunt",
+            base("", &SIM.replace("shunt_ohms = 0.1", "shunt_ohms = 0")),
+            vec!["sensors[0]: shunt_ohms must be positive, not 0"],
+        ),
+        (
+            "negative shunt",
+            base("", &SIM.replace("shunt_ohms = 0.1", "shunt_ohms = -0.1")),
+            vec!["shunt_ohms must be positive, not -0.1"],
+        ),
+        (
+            "NaN current",
+            base(
+                "",
+                &SIM.replace("max_current_a = 3.2", "max_current_a = nan"),
+            ),
+            vec!["max_current_a must be positive, not NaN"],
+        ),
+        (
+            "infinite current",
+            base(
+                "",
+                &SIM.replace("max_current_a = 3.2", "max_current_a = inf"),
+            ),
+            vec!["max_current_a must be positive, not inf"],
+        ),
+        (
+            "infinite min_duration_s",
+            base("min_duration_s = inf", SIM),
+            vec!["protocol.min_duration_s must be 0 to 3600 seconds, not inf"],
+        ),
+        (
+            "huge min_duration_s",
+            base("min_duration_s = 1e300", SIM),
+            vec!["protocol.min_duration_s must be 0 to 3600 seconds, not 1e300"],
+        ),
+        (
+            "NaN min_duration_s",
+            base("min_duration_s = nan", SIM),
+            vec!["protocol.min_duration_s must be 0 to 3600 seconds, not NaN"],
+        ),
+        (
+            "negative min_duration_s",
+            base("min_duration_s = -1.0", SIM),
+            vec!["protocol.min_duration_s must be 0 to 3600 seconds, not -1"],
+        ),
+        (
+            "NaN settle_s",
+            base("", SIM).replace("settle_s = 0.1", "settle_s = nan"),
+            vec!["protocol.settle_s must be 0 to 3600 seconds, not NaN"],
+        ),
+        (
+            "infinite idle_baseline_s",
+            base("", SIM).replace("idle_baseline_s = 0.5", "idle_baseline_s = inf"),
+            vec!["idle_baseline_s must be 0 to 3600 seconds, not inf"],
+        ),
+        (
+            "NaN validity threshold",
+            format!("{}\n[validity]\nmin_coverage = nan\n", base("", "")) + SIM,
+            vec!["validity.min_coverage must be above 0 and at most 1, not NaN"],
+        ),
+        (
+            "NaN simulated load",
+            base("", &sim("[sensors.load]\nnoise_amps = nan")),
+            vec!["sensors[0]: load.noise_amps must be 0 or more, not NaN"],
+        ),
+        (
+            "infinite supply voltage",
+            base("", &sim("[sensors.load]\nsupply_volts = inf")),
+            vec!["load.supply_volts must be positive, not inf"],
+        ),
+        (
+            "NaN shunt tolerance",
+            base("", &sim("shunt_tolerance_pct = nan")),
+            vec!["shunt_tolerance_pct must be 0 to 100 percent, not NaN"],
+        ),
+        (
+            "NaN nominal watts",
+            base(
+                "",
+                "[[sensors]]\nkind = \"nominal\"\nrail = \"board\"\nwatts = nan\n",
+            ),
+            vec!["sensors[0] (nominal): watts must be positive"],
+        ),
+        (
+            "address outside 0x40..0x4F",
+            base("", &sim("address = 0x50")),
+            vec!["address 0x50 is not an INA219 address (0x40 to 0x4f)"],
+        ),
+        (
+            "duplicate sensor rails",
+            base(
+                "",
+                &two("", "address = 0x41").replace("rail = \"B\"", "rail = \"A\""),
+            ),
+            vec!["both measure rail \"A\"", "its own rail name"],
+        ),
+        (
+            "duplicate addresses on one bus",
+            base("", &two("", "")),
+            vec!["both at address 0x40 on one bus"],
+        ),
+    ]
+}
+
+#[test]
+fn rig_files_with_bad_values() {
+    let cases = rig_cases();
+    assert!(cases.len() >= 20);
+    for (case, text, needles) in cases {
+        let (_dir, out) = run_text(&text, &[]);
+        assert_bad(case, &out, &needles);
+    }
+}
+
+// ---- the command line -----------------------------------------------------------------------
+
+#[test]
+fn usage_errors_end_with_a_joulebench_line_and_exit_2() {
+    for (case, args, needle) in [
+        (
+            "unknown flag",
+            vec!["run", "--frobnicate"],
+            "joulebench: unexpected argument '--frobnicate' found",
+        ),
+        (
+            "bench --rounds 0",
+            vec!["bench", "--rounds", "0"],
+            "joulebench: invalid value '0' for '--rounds <ROUNDS>'",
+        ),
+        (
+            "bench --runs 0",
+            vec!["bench", "--runs", "0"],
+            "joulebench: invalid value '0' for '--runs <RUNS>'",
+        ),
+        (
+            "not a number",
+            vec!["run", "--threads", "many"],
+            "joulebench: invalid value 'many' for '--threads <THREADS>'",
+        ),
+        (
+            "no subcommand",
+            vec![],
+            "joulebench: a subcommand or argument is missing",
+        ),
+    ] {
+        let out = joulebench().args(&args).output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{case}: {err}");
+        assert!(!err.contains("panicked"), "{case}: {err}");
+        let last = err.lines().last().unwrap_or_default();
+        assert!(last.starts_with(needle), "{case}: {err}");
+        assert_eq!(
+            err.lines()
+                .filter(|l| l.starts_with("joulebench: "))
+                .count(),
+            1,
+            "{case}: {err}"
+        );
+    }
+}
+
+#[test]
+fn help_and_version_print_normally() {
+    for args in [vec!["--help"], vec!["--version"], vec!["run", "--help"]] {
+        let out = joulebench().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(!out.stdout.is_empty(), "{args:?}");
+        assert!(!stderr(&out).contains("joulebench: "), "{args:?}");
+    }
+}
+
+#[test]
+fn conflicting_flags() {
+    let text = rig("mobilenet_v2_1.0_224_quant", "bird.bmp", "", SIM);
+    for (case, args, needle) in [
+        (
+            "--engine with --backend torch",
+            vec!["--backend", "torch", "--engine", "litert"],
+            "engine, xnnpack and litert_lib belong to kind \"tflite\"",
+        ),
+        (
+            "--batch without --scenario offline",
+            vec!["--backend", "torch", "--batch", "4"],
+            "batch 4 needs protocol.scenario = \"offline\"",
+        ),
+        (
+            "--runs 0",
+            vec!["--runs", "0"],
+            "command-line settings: protocol.runs must be at least 1",
+        ),
+        (
+            "--settle inf",
+            vec!["--settle", "inf"],
+            "protocol.settle_s must be 0 to 3600 seconds, not inf",
+        ),
+    ] {
+        let (_dir, out) = run_text(&text, &args);
+        assert_bad(case, &out, &[needle]);
+    }
+    let out = joulebench()
+        .args([
+            "calibrate",
+            "--rig",
+            "sim-cpu",
+            "--rail",
+            "x",
+            "--amps",
+            "1",
+            "--watts",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    assert_bad("two references", &out, &["give one reference"]);
+}
+
+// ---- the output folder and stdout -----------------------------------------------------------
+
+#[test]
+fn out_folder_with_a_file_in_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("taken");
+    std::fs::write(&file, "x").unwrap();
+    let text = rig("mobilenet_v2_1.0_224_quant", "bird.bmp", "", SIM);
+    let path = write_rig(dir.path(), "rig", &text);
+    ensure_models();
+    let out = run(&["run", "--rig", s(&path), "--out", s(&file.join("run"))]);
+    assert_bad(
+        "a file in the folder's place",
+        &out,
+        &["cannot create", "taken/run"],
+    );
+    let out = run(&["run", "--rig", s(&path), "--out", s(&file)]);
+    assert_bad("--out names a file", &out, &["taken"]);
+}
+
+#[test]
+fn out_folder_not_writable() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        joulebench::skip_test(
+            "out_folder_not_writable",
+            "running as root, which writes into read-only folders",
+        );
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let text = rig("mobilenet_v2_1.0_224_quant", "bird.bmp", "", SIM);
+    let path = write_rig(dir.path(), "rig", &text);
+    ensure_models();
+    let out = run(&["run", "--rig", s(&path), "--out", s(&ro.join("run"))]);
+    assert_bad("read-only folder", &out, &["cannot create", "ro/run"]);
+}
+
+/// A short measuring run whose stdout goes to `stdout`.
+fn measuring_run(stdout: Stdio, close_early: bool) -> (tempfile::TempDir, Output) {
+    ensure_models();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_rig(
+        dir.path(),
+        "rig",
+        &rig(
+            "mobilenet_v2_1.0_224_quant",
+            "bird.bmp",
+            "min_duration_s = 1.0",
+            SIM,
+        ),
+    );
+    let _machine = one_run_at_a_time();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_joulebench"))
+        .current_dir(repo())
+        .args(["run", "--rig", s(&path), "--out"])
+        .arg(dir.path().join("run"))
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if close_early {
+        drop(child.stdout.take());
+    }
+    let out = child.wait_with_output().unwrap();
+    (dir, out)
+}
+
+#[test]
+fn stdout_full_is_one_line_and_keeps_the_files() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let (dir, out) = measuring_run(Stdio::from(full), false);
+    assert_bad(
+        "stdout on /dev/full",
+        &out,
+        &[
+            "cannot print the table to stdout",
+            "No space left on device",
+            "the results are in",
+        ],
+    );
+    assert!(dir.path().join("run/summary.csv").is_file());
+}
+
+#[test]
+fn stdout_closed_exits_quietly_and_keeps_the_files() {
+    let (dir, out) = measuring_run(Stdio::piped(), true);
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with(
+            "joulebench: stdout was closed before the table was printed; the results are in"
+        )),
+        "{err}"
+    );
+    // The run's own status: 0 where every row is ok (a busy machine may make a window
+    // invalid, and then the run's one error line comes after this one).
+    if !out.status.success() {
+        assert!(
+            err.lines().last().unwrap_or_default().contains("invalid"),
+            "{err}"
+        );
+    }
+    assert!(dir.path().join("run/summary.csv").is_file());
+}
