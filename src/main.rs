@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -11,6 +10,7 @@ use clap::{Parser, Subcommand};
 use joulebench::project::RigSource;
 use joulebench::rig::{BackendKind, BackendSpec, Device, Engine, Precision, Rig, Scenario};
 use joulebench::runner::{self, RunOptions};
+use joulebench::signals::{self, Stage};
 use joulebench::{bench, export, models, output, sensor, summary};
 
 /// Measures how much ML inference a machine does per joule.
@@ -227,7 +227,8 @@ fn main() -> ExitCode {
         Err(e) => {
             // One line: the context chain joined by ": ".
             eprintln!("joulebench: {}", format!("{e:#}").replace('\n', " "));
-            ExitCode::FAILURE
+            // A run a signal ended says so in its status, whatever else went wrong.
+            signals::received().map_or(ExitCode::FAILURE, |s| signals::exit_code(s).into())
         }
     }
 }
@@ -376,13 +377,13 @@ fn load_rig(arg: &str, args: Option<&RunArgs>) -> Result<(Rig, RigSource)> {
 }
 
 fn run(args: RunArgs) -> Result<ExitCode> {
+    let interrupt = signals::install()?;
     let (rig, source) = load_rig(&args.rig, Some(&args))?;
-    let interrupt = Arc::new(AtomicBool::new(false));
-    {
-        let interrupt = Arc::clone(&interrupt);
-        ctrlc::set_handler(move || interrupt.store(true, Ordering::Relaxed))
-            .context("cannot install the Ctrl-C handler")?;
-    }
+    // Claimed before any model loads or sensor opens: a folder that cannot take the results,
+    // or that another run holds, must not cost a measurement.
+    let run_dir = output::create_run_dir(args.out.as_deref(), &rig.name, chrono::Utc::now())?;
+    signals::on_exit(run_dir.releaser());
+    let dir = run_dir.path();
     let options = RunOptions {
         interrupt,
         progress: true,
@@ -402,18 +403,24 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     if let Some(choice) = &prepared.sensor_choice {
         eprintln!("joulebench: {}", choice.line);
     }
-    let dir = output::create_run_dir(args.out.as_deref(), &prepared.rig.name, chrono::Utc::now())?;
+    for (i, b) in prepared.backends.iter().enumerate() {
+        if let Some(note) = &b.engine_note {
+            eprintln!("joulebench: backend {i}: {note}");
+        }
+    }
     eprintln!(
         "joulebench: running rig {} ({}) into {}",
         prepared.rig.name,
         source.origin,
         dir.display()
     );
+    signals::set_stage(Stage::Measuring);
     let mut record = prepared.execute(&options);
     record.ranging = ranged;
     let rows = summary::summarize(&record);
     let argv: Vec<String> = std::env::args().collect();
-    output::files::write_all(&dir, &record, &rows, &argv)?;
+    signals::set_stage(Stage::Writing);
+    output::files::write_all(dir, &record, &rows, &argv)?;
     let table = output::table::columns(&rows);
     let json = serde_json::to_value(&rows)?;
     args.export.write(&table, &json)?;
@@ -421,15 +428,27 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         std::fs::write(path, export::lava::lines(&rows))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    print!("{}", output::table::render(&rows));
-    println!("results: {}", dir.display());
+    signals::set_stage(Stage::Written);
+    // Written, not printed: after SIGHUP the terminal may be gone, and a failed print must not
+    // turn a cleanly ended run into a panic.
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "{}results: {}",
+        output::table::render(&rows),
+        dir.display()
+    );
 
-    if record.interrupted {
-        eprintln!(
-            "joulebench: interrupted; what was measured is in {}",
+    // A signal while the files were written ended nothing early: the rows say `ok`, but the
+    // exit status still tells a caller the run was signalled.
+    if let Some(signal) = signals::received() {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "joulebench: interrupted by {}; what was measured is in {}",
+            signals::name(signal),
             dir.display()
         );
-        return Ok(ExitCode::from(130));
+        return Ok(ExitCode::from(signals::exit_code(signal)));
     }
     if let Some(problem) = rows.iter().find(|r| !r.status.is_ok()) {
         anyhow::bail!("{}; partial results in {}", problem.status, dir.display());

@@ -42,6 +42,8 @@ pub struct PreparedBackend {
     pub labels: Labels,
     pub backend: Box<dyn Backend>,
     pub input: Vec<u8>,
+    /// Why the engine is not the default's, where it fell back ([`backend::Opened`]).
+    pub engine_note: Option<String>,
 }
 
 /// A rig with everything opened.
@@ -65,6 +67,8 @@ pub struct BackendResult {
     pub image: ResolvedImage,
     pub engine: EngineInfo,
     pub labels: Labels,
+    /// Why the engine is not the default's, where it fell back.
+    pub engine_note: Option<String>,
     /// One timed run per repetition of the protocol, in order; fewer than the rig's `repeat`
     /// when the run was interrupted or the backend failed.
     pub runs: Vec<TimedRun>,
@@ -148,7 +152,7 @@ pub fn prepare_backend(spec: &BackendSpec) -> Result<PreparedBackend> {
         Some(path) => Labels::load(path, model.label_offset)?,
         None => Labels::default(),
     };
-    let backend = backend::open(spec, &model.path)?;
+    let backend::Opened { backend, fallback } = backend::open(spec, &model.path)?;
     let want = backend.input();
     let img = input::load_image(&image.path, want.width, want.height)?;
     let norm = model
@@ -166,6 +170,7 @@ pub fn prepare_backend(spec: &BackendSpec) -> Result<PreparedBackend> {
         labels,
         backend,
         input,
+        engine_note: fallback,
     })
 }
 
@@ -195,10 +200,9 @@ impl Prepared {
         }
 
         let mut results = Vec::new();
+        // Interrupted, every backend still gets its (empty, interrupted) run: the summary
+        // lists what was not measured, not only what was.
         for (index, mut b) in backends.into_iter().enumerate() {
-            if opts.interrupt.load(std::sync::atomic::Ordering::Relaxed) {
-                break;
-            }
             let on = Measuring {
                 clock,
                 phases: &phases,
@@ -213,6 +217,7 @@ impl Prepared {
                 model: b.model,
                 image: b.image,
                 labels: b.labels,
+                engine_note: b.engine_note,
                 runs,
             });
         }
@@ -245,7 +250,8 @@ pub struct Measuring<'a> {
 
 /// Runs the protocol `protocol.repeat` times on one backend: each repetition is the whole
 /// protocol again (warm-up, settle, timed run), on the clock and phase log the sensors are
-/// sampled against. Stops after a failed repetition or an interrupt, keeping what ran. Both
+/// sampled against. Stops after a failed repetition or an interrupt, keeping what ran (at least
+/// one run, empty where the interrupt came first). Both
 /// `joulebench run` and `joulebench bench` measure through this.
 pub fn run_repetitions(
     b: &mut PreparedBackend,
@@ -256,6 +262,14 @@ pub fn run_repetitions(
     let machine_root = crate::machine::root();
     for repetition in 1..=protocol.repeat as usize {
         if on.interrupt.load(std::sync::atomic::Ordering::Relaxed) {
+            if runs.is_empty() {
+                // Stopped before its first repetition: an empty run says so in the summary.
+                runs.push(TimedRun {
+                    batch: b.backend.batch(),
+                    interrupted: true,
+                    ..TimedRun::default()
+                });
+            }
             break;
         }
         let progress = progress_bar(on.progress, &b.backend.engine().engine);
