@@ -381,8 +381,11 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     let (rig, source) = load_rig(&args.rig, Some(&args))?;
     // Claimed before any model loads or sensor opens: a folder that cannot take the results,
     // or that another run holds, must not cost a measurement.
-    let run_dir = output::create_run_dir(args.out.as_deref(), &rig.name, chrono::Utc::now())?;
-    signals::on_exit(run_dir.releaser());
+    let run_dir = signals::hold(|| {
+        let claimed = output::create_run_dir(args.out.as_deref(), &rig.name, chrono::Utc::now())?;
+        signals::on_exit(claimed.releaser());
+        anyhow::Ok(claimed)
+    })?;
     let dir = run_dir.path();
     let options = RunOptions {
         interrupt,

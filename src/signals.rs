@@ -77,6 +77,14 @@ pub fn set_stage(stage: Stage) {
     STAGE_CHANGED.notify_all();
 }
 
+/// Runs `f` with a second signal held off until it returns: claiming the run folder and
+/// registering its release ([`on_exit`]) must happen as one, or a signal between them would
+/// leave a claimed folder behind.
+pub fn hold<T>(f: impl FnOnce() -> T) -> T {
+    let _stage = STAGE.lock().unwrap_or_else(|e| e.into_inner());
+    f()
+}
+
 /// What a second signal does to the run folder before it ends the process, which runs no
 /// destructors: release the claim (remove the lock file, and the folder if the run created it
 /// and wrote nothing).

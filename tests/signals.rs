@@ -220,6 +220,30 @@ fn a_second_sigint_stops_at_once_with_the_files_whole() {
     );
 }
 
+#[test]
+fn a_second_sigterm_while_loading_stops_at_once_with_nothing_written() {
+    ensure_models();
+    let tmp = tempfile::tempdir().unwrap();
+    let rig = rig_with(tmp.path(), &[]);
+    let out = tmp.path().join("run");
+    let _machine = one_run_at_a_time();
+    let run = Running::start(&rig, &out);
+    run.wait_for_handlers();
+    // Both well inside the model's loading, which takes far more than this.
+    run.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(2));
+    run.signal(libc::SIGTERM);
+    let (status, stderr) = run.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("SIGTERM again: stopped before measuring began; nothing was written"),
+        "{stderr}"
+    );
+    // Nothing measured, nothing left: not even the folder the run created and claimed.
+    assert!(!out.exists());
+}
+
 /// Takes the lock a run takes on its folder, as a run in progress holds it.
 fn hold_lock(dir: &Path) -> std::fs::File {
     std::fs::create_dir_all(dir).unwrap();
