@@ -29,6 +29,7 @@ pub mod rig;
 pub mod runner;
 pub mod sampler;
 pub mod sensor;
+pub mod signals;
 pub mod stats;
 pub mod summary;
 pub mod validity;

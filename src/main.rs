@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -11,6 +10,7 @@ use clap::{Parser, Subcommand};
 use joulebench::project::RigSource;
 use joulebench::rig::{BackendKind, BackendSpec, Device, Engine, Precision, Rig, Scenario};
 use joulebench::runner::{self, RunOptions};
+use joulebench::signals::{self, Stage};
 use joulebench::{bench, export, models, output, sensor, summary};
 
 /// Measures how much ML inference a machine does per joule.
@@ -236,7 +236,8 @@ fn main() -> ExitCode {
         Err(e) => {
             // One line: the context chain joined by ": ".
             eprintln!("joulebench: {}", format!("{e:#}").replace('\n', " "));
-            ExitCode::FAILURE
+            // A run a signal ended says so in its status, whatever else went wrong.
+            signals::received().map_or(ExitCode::FAILURE, |s| signals::exit_code(s).into())
         }
     }
 }
@@ -417,13 +418,16 @@ fn load_rig(arg: &str, args: Option<&RunArgs>) -> Result<(Rig, RigSource)> {
 }
 
 fn run(args: RunArgs) -> Result<ExitCode> {
+    let interrupt = signals::install()?;
     let (rig, source) = load_rig(&args.rig, Some(&args))?;
-    let interrupt = Arc::new(AtomicBool::new(false));
-    {
-        let interrupt = Arc::clone(&interrupt);
-        ctrlc::set_handler(move || interrupt.store(true, Ordering::Relaxed))
-            .context("cannot install the Ctrl-C handler")?;
-    }
+    // Claimed before any model loads or sensor opens: a folder that cannot take the results,
+    // or that another run holds, must not cost a measurement.
+    let run_dir = signals::hold(|| {
+        let claimed = output::create_run_dir(args.out.as_deref(), &rig.name, chrono::Utc::now())?;
+        signals::on_exit(claimed.releaser());
+        anyhow::Ok(claimed)
+    })?;
+    let dir = run_dir.path();
     let options = RunOptions {
         interrupt,
         progress: true,
@@ -443,7 +447,11 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     if let Some(choice) = &prepared.sensor_choice {
         eprintln!("joulebench: {}", choice.line);
     }
-    let dir = output::create_run_dir(args.out.as_deref(), &prepared.rig.name, chrono::Utc::now())?;
+    for (i, b) in prepared.backends.iter().enumerate() {
+        if let Some(note) = &b.engine_note {
+            eprintln!("joulebench: backend {i}: {note}");
+        }
+    }
     eprintln!(
         "joulebench: running rig {} ({}) into {}",
         prepared.rig.name,
@@ -453,14 +461,16 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     let argv: Vec<String> = std::env::args().collect();
     // The rows go to disk as they are measured, so a killed run leaves them behind.
     let to = output::stream::StreamTo {
-        dir: dir.clone(),
+        dir: dir.to_path_buf(),
         command: argv.clone(),
         ranging: ranged.clone(),
     };
+    signals::set_stage(Stage::Measuring);
     let (mut record, stream_error) = prepared.execute_streaming(&options, &to)?;
     record.ranging = ranged;
     let rows = summary::summarize(&record);
-    output::files::write_final(&dir, &record, &rows, &argv)?;
+    signals::set_stage(Stage::Writing);
+    output::files::write_final(dir, &record, &rows, &argv)?;
     let table = output::table::columns(&rows);
     let json = serde_json::to_value(&rows)?;
     args.export.write(&table, &json)?;
@@ -468,18 +478,25 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         std::fs::write(path, export::lava::lines(&rows))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    print_table(&output::table::render(&rows), &dir)?;
-
+    signals::set_stage(Stage::Written);
+    let printed = print_table(&output::table::render(&rows), dir);
     if let Some(e) = stream_error {
         anyhow::bail!("{e}; the summary is complete, the rows after that are not");
     }
-    if record.interrupted {
-        eprintln!(
-            "joulebench: interrupted; what was measured is in {}",
+    // A signal while the files were written ended nothing early: the rows say `ok`, but the
+    // exit status still tells a caller the run was signalled. After SIGHUP the terminal may be
+    // gone, so a failed print is no error then.
+    if let Some(signal) = signals::received() {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "joulebench: interrupted by {}; what was measured is in {}",
+            signals::name(signal),
             dir.display()
         );
-        return Ok(ExitCode::from(130));
+        return Ok(ExitCode::from(signals::exit_code(signal)));
     }
+    printed?;
     if let Some(problem) = rows.iter().find(|r| !r.status.is_ok()) {
         anyhow::bail!("{}; partial results in {}", problem.status, dir.display());
     }

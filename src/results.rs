@@ -166,6 +166,11 @@ pub struct SummaryRow {
     /// written before the column existed).
     #[serde(default)]
     pub throttled: Option<crate::machine::Throttle>,
+    /// Why `engine` is not the one the rig would have had by default: a `tflite` backend that
+    /// left its engine open ran TF Lite 1.15.5 because LiteRT's library was not found (and
+    /// where it was looked for). Empty otherwise, and in folders written before the column.
+    #[serde(default)]
+    pub engine_note: String,
 }
 
 impl SummaryRow {

@@ -43,6 +43,8 @@ pub struct PreparedBackend {
     pub labels: Labels,
     pub backend: Box<dyn Backend>,
     pub input: Vec<u8>,
+    /// Why the engine is not the default's, where it fell back ([`backend::Opened`]).
+    pub engine_note: Option<String>,
 }
 
 /// A rig with everything opened.
@@ -67,6 +69,8 @@ pub struct BackendResult {
     pub image: ResolvedImage,
     pub engine: EngineInfo,
     pub labels: Labels,
+    /// Why the engine is not the default's, where it fell back.
+    pub engine_note: Option<String>,
     /// One timed run per repetition of the protocol, in order; fewer than the rig's `repeat`
     /// when the run was interrupted or the backend failed.
     pub runs: Vec<TimedRun>,
@@ -151,7 +155,7 @@ pub fn prepare_backend(spec: &BackendSpec) -> Result<PreparedBackend> {
         None => Labels::default(),
     };
     backend::check::check(spec.kind, &model.path, &labels, model.labels.as_deref())?;
-    let backend = backend::open(spec, &model.path)?;
+    let backend::Opened { backend, fallback } = backend::open(spec, &model.path)?;
     let want = backend.input();
     let img = input::load_image(&image.path, want.width, want.height)?;
     let norm = model
@@ -169,6 +173,7 @@ pub fn prepare_backend(spec: &BackendSpec) -> Result<PreparedBackend> {
         labels,
         backend,
         input,
+        engine_note: fallback,
     })
 }
 
@@ -246,10 +251,9 @@ impl Prepared {
         }
 
         let mut results = Vec::new();
+        // Interrupted, every backend still gets its (empty, interrupted) run: the summary
+        // lists what was not measured, not only what was.
         for (index, mut b) in backends.into_iter().enumerate() {
-            if opts.interrupt.load(std::sync::atomic::Ordering::Relaxed) {
-                break;
-            }
             let on = Measuring {
                 clock,
                 phases: &phases,
@@ -265,6 +269,7 @@ impl Prepared {
                 model: b.model,
                 image: b.image,
                 labels: b.labels,
+                engine_note: b.engine_note,
                 runs,
             });
         }
@@ -309,7 +314,8 @@ pub struct Measuring<'a> {
 
 /// Runs the protocol `protocol.repeat` times on one backend: each repetition is the whole
 /// protocol again (warm-up, settle, timed run), on the clock and phase log the sensors are
-/// sampled against. Stops after a failed repetition or an interrupt, keeping what ran. Both
+/// sampled against. Stops after a failed repetition or an interrupt, keeping what ran (at least
+/// one run, empty where the interrupt came first). Both
 /// `joulebench run` and `joulebench bench` measure through this.
 pub fn run_repetitions(
     b: &mut PreparedBackend,
@@ -327,6 +333,7 @@ pub fn run_repetitions(
                 image: b.image.clone(),
                 engine: b.backend.engine().clone(),
                 labels: b.labels.clone(),
+                engine_note: b.engine_note.clone(),
                 runs: runs.to_vec(),
             };
             feed.repetition(on.backend, result, on.clock.now());
@@ -335,6 +342,14 @@ pub fn run_repetitions(
     report(&runs, &*b);
     for repetition in 1..=protocol.repeat as usize {
         if on.interrupt.load(std::sync::atomic::Ordering::Relaxed) {
+            if runs.is_empty() {
+                // Stopped before its first repetition: an empty run says so in the summary.
+                runs.push(TimedRun {
+                    batch: b.backend.batch(),
+                    interrupted: true,
+                    ..TimedRun::default()
+                });
+            }
             break;
         }
         let progress = progress_bar(on.progress, &b.backend.engine().engine);

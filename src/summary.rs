@@ -422,12 +422,13 @@ fn row(record: &RunRecord, b: &BackendResult, at: &At, sensor: Option<Measured>)
             .backends
             .iter()
             .filter(|other| other.image.sha256 == b.image.sha256)
-            .all(|other| {
-                let theirs = other.last_run().and_then(|r| r.top.first());
-                theirs.map(|p| p.class) == top1.map(|p| p.class)
-            }),
+            // A backend that classified nothing (interrupted before it ran) has no answer to
+            // disagree with.
+            .filter_map(|other| other.last_run().and_then(|r| r.top.first()))
+            .all(|theirs| Some(theirs.class) == top1.map(|p| p.class)),
         status: status(record, run, sensor.as_ref()),
         throttled: run.machine_verdict().and_then(|v| v.throttled),
+        engine_note: b.engine_note.clone().unwrap_or_default(),
     }
 }
 
@@ -532,6 +533,7 @@ mod tests {
                     threads: 1,
                 },
                 labels: Default::default(),
+                engine_note: None,
                 runs,
             }],
             rig,

@@ -48,21 +48,41 @@ pub trait Backend {
     fn infer(&mut self, input: &[u8], scores: &mut Vec<f32>) -> Result<()>;
 }
 
+/// A loaded backend, and why it runs on another engine than the default would, where it fell
+/// back.
+pub struct Opened {
+    pub backend: Box<dyn Backend>,
+    /// Set where a `tflite` backend left its engine open and LiteRT's library was not found:
+    /// it runs TF Lite 1.15.5, and the summary must say so.
+    pub fallback: Option<String>,
+}
+
 /// Loads `model` into the engine a rig's backend table names.
-pub fn open(spec: &BackendSpec, model: &Path) -> Result<Box<dyn Backend>> {
-    match spec.kind {
+pub fn open(spec: &BackendSpec, model: &Path) -> Result<Opened> {
+    let (backend, fallback): (Box<dyn Backend>, _) = match spec.kind {
         BackendKind::Tflite => match engine_for(spec)? {
-            (Engine::Litert, Some(library)) => Ok(Box::new(litert::LiteRtBackend::open(
-                model,
-                spec.threads,
-                spec.xnnpack.unwrap_or(true),
-                &library,
-            )?)),
-            _ => Ok(Box::new(tflite::TfliteBackend::open(model, spec.threads)?)),
+            EngineChoice {
+                engine: Engine::Litert,
+                library: Some(library),
+                ..
+            } => (
+                Box::new(litert::LiteRtBackend::open(
+                    model,
+                    spec.threads,
+                    spec.xnnpack.unwrap_or(true),
+                    &library,
+                )?),
+                None,
+            ),
+            choice => (
+                Box::new(tflite::TfliteBackend::open(model, spec.threads)?),
+                choice.fallback,
+            ),
         },
-        BackendKind::Torch => open_torch(spec, model),
-        BackendKind::Edgetpu => Ok(Box::new(edgetpu::EdgeTpuBackend::open(spec, model)?)),
-    }
+        BackendKind::Torch => (open_torch(spec, model)?, None),
+        BackendKind::Edgetpu => (Box::new(edgetpu::EdgeTpuBackend::open(spec, model)?), None),
+    };
+    Ok(Opened { backend, fallback })
 }
 
 /// The float backend: `model` is the int8 `.tflite` file whose dequantized weights it runs.
@@ -78,17 +98,42 @@ fn open_torch(_: &BackendSpec, _: &Path) -> Result<Box<dyn Backend>> {
     )
 }
 
+/// The engine an int8 TFLite backend runs on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineChoice {
+    pub engine: Engine,
+    /// LiteRT's library, when that is the engine.
+    pub library: Option<PathBuf>,
+    /// Why the engine is TF Lite 1.15.5 though the rig left it open: LiteRT's library was not
+    /// found (where it was looked for).
+    pub fallback: Option<String>,
+}
+
 /// The engine for an int8 TFLite backend, with LiteRT's library when that is the one: the
-/// rig's choice, else LiteRT wherever its library is found (it runs MobileNetV2 several times
-/// faster than TF Lite 1.15), else the `tflite` crate's built-in TF Lite.
-pub fn engine_for(spec: &BackendSpec) -> Result<(Engine, Option<PathBuf>)> {
+/// rig's choice (LiteRT insisted on but missing is an error), else LiteRT wherever its library
+/// is found (it runs MobileNetV2 several times faster than TF Lite 1.15), else the `tflite`
+/// crate's built-in TF Lite — never silently: `fallback` says why.
+pub fn engine_for(spec: &BackendSpec) -> Result<EngineChoice> {
     let library = || litert::locate_library(spec.litert_lib.as_deref());
+    let choice = |engine, library, fallback| EngineChoice {
+        engine,
+        library,
+        fallback,
+    };
     Ok(match spec.engine {
-        Some(Engine::Tflite) => (Engine::Tflite, None),
-        Some(Engine::Litert) => (Engine::Litert, Some(library()?)),
+        Some(Engine::Tflite) => choice(Engine::Tflite, None, None),
+        Some(Engine::Litert) => choice(Engine::Litert, Some(library()?), None),
         None => match library() {
-            Ok(path) => (Engine::Litert, Some(path)),
-            Err(_) => (Engine::Tflite, None),
+            Ok(path) => choice(Engine::Litert, Some(path), None),
+            Err(e) => choice(
+                Engine::Tflite,
+                None,
+                Some(format!(
+                    "{e:#}; running TF Lite 1.15.5 instead, several times slower: its figures describe \
+                     that runtime more than this machine (engine = \"tflite\" in the rig chooses \
+                     it and silences this)"
+                )),
+            ),
         },
     })
 }
@@ -117,4 +162,41 @@ pub(crate) fn tensor_type(
         "float32" => TensorType::F32,
         other => anyhow::bail!("unsupported tensor type {other}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(engine: Option<Engine>) -> BackendSpec {
+        BackendSpec {
+            engine,
+            litert_lib: Some("/nonexistent/libLiteRt.so".into()),
+            ..BackendSpec::new(BackendKind::Tflite)
+        }
+    }
+
+    #[test]
+    fn a_fallback_to_tflite_says_why() {
+        let choice = engine_for(&spec(None)).unwrap();
+        assert_eq!((choice.engine, choice.library), (Engine::Tflite, None));
+        let why = choice.fallback.unwrap();
+        assert!(
+            why.starts_with("LiteRT library not found (looked in /nonexistent/libLiteRt.so)")
+                && why.contains("running TF Lite 1.15.5 instead")
+                && !why.contains('\n'),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_chosen_engine_is_no_fallback_and_litert_insisted_on_is_an_error() {
+        let tflite = engine_for(&spec(Some(Engine::Tflite))).unwrap();
+        assert_eq!(tflite.fallback, None);
+        let e = engine_for(&spec(Some(Engine::Litert))).unwrap_err();
+        assert!(
+            format!("{e:#}").starts_with("LiteRT library not found (looked in /nonexistent/"),
+            "{e:#}"
+        );
+    }
 }

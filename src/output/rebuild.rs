@@ -297,6 +297,8 @@ pub fn rebuild(dir: &Path) -> Result<Rebuilt> {
         );
         backends.push(BackendResult {
             spec: spec.clone(),
+            // run.json does not keep it; the stderr of the run said it.
+            engine_note: None,
             model: ResolvedModel {
                 name: meta.model,
                 path: PathBuf::new(),

@@ -546,6 +546,7 @@ mod tests {
         assert!(!summary.exists());
         let result = BackendResult {
             spec: rig().backends[0].clone(),
+            engine_note: None,
             model: crate::models::ResolvedModel {
                 name: "m".into(),
                 path: "m".into(),

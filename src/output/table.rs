@@ -131,6 +131,16 @@ pub fn render(rows: &[SummaryRow]) -> String {
             marked.join("; ")
         );
     }
+    // The engine a backend fell back to, once per backend: its figures are that engine's.
+    let mut fell_back: Vec<(usize, &str)> = Vec::new();
+    for r in rows.iter().filter(|r| !r.engine_note.is_empty()) {
+        if !fell_back.iter().any(|(b, _)| *b == r.backend_index) {
+            fell_back.push((r.backend_index, &r.engine_note));
+        }
+    }
+    for (backend, note) in fell_back {
+        let _ = writeln!(out, "(engine of backend {backend}: {note})");
+    }
     out
 }
 
@@ -213,6 +223,29 @@ mod tests {
         );
         assert!(
             text.contains("ina219-sim (simulated) on 5V supply"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_fallback_engine_gets_one_footnote_per_backend() {
+        let example =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples/repeat-quant");
+        let mut rows = crate::results::read_run_dir(&example).unwrap().rows;
+        // Written before the column existed: no note.
+        assert!(rows.iter().all(|r| r.engine_note.is_empty()));
+        assert!(!render(&rows).contains("engine of backend"));
+        for r in &mut rows {
+            r.engine_note = "LiteRT library not found (looked in /x)".into();
+        }
+        let text = render(&rows);
+        let notes: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("(engine of backend "))
+            .collect();
+        assert_eq!(
+            notes,
+            ["(engine of backend 0: LiteRT library not found (looked in /x))"],
             "{text}"
         );
     }
