@@ -415,3 +415,351 @@ mod tests {
         assert!(integrate_counter(&points, 2.0, 2.0, 0.25).is_none());
     }
 }
+
+/// Property tests: any sampling of a load whose energy is known exactly integrates within the
+/// error that sampling allows, derived from what each method promises (module docs).
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+
+    /// Seconds of load and sampling; windows lie inside.
+    const HORIZON: f64 = 20.0;
+
+    /// A load that is linear between its edges (a jump, or a change of slope, may happen at
+    /// each): segment k starts at `t[k]` with power `p[k]` and slope `slope[k]`. Constant,
+    /// step, square-wave and ramp loads are all of this shape, and their energy over any
+    /// interval is exact (trapezoids of linear pieces).
+    #[derive(Debug, Clone)]
+    struct Load {
+        t: Vec<f64>,
+        p: Vec<f64>,
+        slope: Vec<f64>,
+    }
+
+    impl Load {
+        fn constant(p: f64) -> Self {
+            Self {
+                t: vec![0.0],
+                p: vec![p],
+                slope: vec![0.0],
+            }
+        }
+
+        /// Piecewise constant: `levels[k]` from `edges[k - 1]` (0 for the first).
+        fn steps(edges: &[f64], levels: &[f64]) -> Self {
+            Self {
+                t: [0.0].iter().chain(edges).copied().collect(),
+                p: levels.to_vec(),
+                slope: vec![0.0; levels.len()],
+            }
+        }
+
+        fn square(period: f64, duty: f64, phase: f64, low: f64, high: f64) -> Self {
+            let (mut edges, mut levels) = (Vec::new(), vec![low]);
+            let mut k = 0.0;
+            loop {
+                let rise = phase + k * period;
+                let fall = rise + duty * period;
+                if rise >= HORIZON + 1.0 {
+                    break;
+                }
+                edges.extend([rise, fall]);
+                levels.extend([high, low]);
+                k += 1.0;
+            }
+            Self::steps(&edges, &levels)
+        }
+
+        fn ramp(p0: f64, slope: f64) -> Self {
+            Self {
+                t: vec![0.0],
+                p: vec![p0],
+                slope: vec![slope],
+            }
+        }
+
+        fn segment(&self, t: f64) -> usize {
+            self.t.partition_point(|&e| e <= t).saturating_sub(1)
+        }
+
+        fn at(&self, t: f64) -> f64 {
+            let k = self.segment(t);
+            self.p[k] + self.slope[k] * (t - self.t[k])
+        }
+
+        /// Power just before edge `k` (k ≥ 1).
+        fn left_of(&self, k: usize) -> f64 {
+            self.p[k - 1] + self.slope[k - 1] * (self.t[k] - self.t[k - 1])
+        }
+
+        /// Exact energy over [a, b] (a ≤ b).
+        fn energy(&self, a: f64, b: f64) -> f64 {
+            let mut joules = 0.0;
+            for k in self.segment(a)..=self.segment(b) {
+                let from = if k == 0 { a } else { self.t[k].max(a) };
+                let to = self.t.get(k + 1).map_or(b, |&n| n.min(b));
+                if to > from {
+                    let p = |t: f64| self.p[k] + self.slope[k] * (t - self.t[k]);
+                    joules += (to - from) * (p(from) + p(to)) / 2.0;
+                }
+            }
+            joules
+        }
+
+        /// Edges in (a, b]: where the power may jump or bend.
+        fn edges_in(&self, a: f64, b: f64) -> std::ops::Range<usize> {
+            let lo = self.t.partition_point(|&e| e <= a).max(1);
+            lo..self.t.partition_point(|&e| e <= b).max(lo)
+        }
+
+        /// Largest minus smallest power over [a, b], jumps' both sides included (linear
+        /// pieces take their extremes at their ends).
+        fn spread(&self, a: f64, b: f64) -> f64 {
+            let values = [self.at(a), self.at(b)].into_iter().chain(
+                self.edges_in(a, b)
+                    .flat_map(|k| [self.left_of(k), self.at(self.t[k])]),
+            );
+            let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            });
+            hi - lo
+        }
+
+        /// Sum of the sizes of the jumps in (a, b).
+        fn jumps_in(&self, a: f64, b: f64) -> f64 {
+            self.edges_in(a, b)
+                .filter(|&k| self.t[k] < b)
+                .map(|k| (self.at(self.t[k]) - self.left_of(k)).abs())
+                .sum()
+        }
+
+        /// Largest power over the horizon.
+        fn peak(&self) -> f64 {
+            (1..self.t.len())
+                .map(|k| self.left_of(k))
+                .chain(self.p.iter().copied())
+                .chain([self.at(HORIZON)])
+                .fold(0.0, |m, p| m.max(p.abs()))
+        }
+
+        fn is_piecewise_constant(&self) -> bool {
+            self.slope.iter().all(|&s| s == 0.0)
+        }
+    }
+
+    fn loads() -> impl Strategy<Value = Load> {
+        let watts = 0.1..300.0_f64;
+        prop_oneof![
+            watts.clone().prop_map(Load::constant),
+            (0.0..HORIZON, watts.clone(), watts.clone())
+                .prop_map(|(at, p0, p1)| Load::steps(&[at], &[p0, p1])),
+            (
+                0.005..2.0_f64,
+                0.05..0.95_f64,
+                0.0..1.0_f64,
+                watts.clone(),
+                watts.clone()
+            )
+                .prop_map(|(period, duty, phase, low, high)| Load::square(
+                    period,
+                    duty,
+                    phase * period,
+                    low,
+                    high
+                )),
+            // Power stays positive over the horizon: the slope takes at most 90 % of p0.
+            (watts, -1.0..1.0_f64).prop_map(|(p0, s)| {
+                let slope = if s < 0.0 {
+                    s * 0.9 * p0 / HORIZON
+                } else {
+                    s * 20.0
+                };
+                Load::ramp(p0, slope)
+            }),
+        ]
+    }
+
+    /// Sample times over [0, HORIZON]: every `period`, each late by up to `jitter` periods
+    /// (so gaps stay in (1 - jitter, 1 + jitter) periods and times stay sorted), with a
+    /// fraction `dropout` of them lost (gaps of several periods).
+    fn sample_times(period: f64, jitter: f64, dropout: f64, seed: u64) -> Vec<f64> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let phase = rng.random::<f64>() * period;
+        let mut times = Vec::new();
+        for k in 0.. {
+            let t = phase + f64::from(k) * period + rng.random::<f64>() * jitter * period;
+            if t > HORIZON {
+                break;
+            }
+            if rng.random::<f64>() >= dropout {
+                times.push(t);
+            }
+        }
+        times
+    }
+
+    /// A sampling: period 1 ms (a fast INA219) to 200 ms (a slow counter), jitter up to 0.9
+    /// of a period, up to 30 % of the samples dropped, and a window [start, end] of 0.5 to
+    /// 10 s that starts at least 3 s in and ends at least 3 s before the horizon (so samples
+    /// lie on both sides of it: what the sampler guarantees by reading past the run's end).
+    fn samplings() -> impl Strategy<Value = (Vec<f64>, f64, f64)> {
+        (
+            1e-3..0.2_f64,
+            0.0..0.9_f64,
+            prop_oneof![Just(0.0), 0.0..0.3_f64],
+            any::<u64>(),
+            3.0..7.0_f64,
+            0.5..10.0_f64,
+        )
+            .prop_map(|(period, jitter, dropout, seed, start, len)| {
+                (
+                    sample_times(period, jitter, dropout, seed),
+                    start,
+                    start + len,
+                )
+            })
+    }
+
+    /// The counter's readings, exact energies since 0, summed interval by interval.
+    fn counter_at(load: &Load, times: &[f64]) -> Vec<CounterPoint> {
+        let mut joules = 0.0;
+        let mut prev = 0.0;
+        times
+            .iter()
+            .map(|&t| {
+                joules += load.energy(prev, t);
+                prev = t;
+                CounterPoint { t, joules }
+            })
+            .collect()
+    }
+
+    /// The counter's own rounding: its values are running sums of at most 3·10^4 terms
+    /// (samples, plus the segments inside each term), each addition rounding by at most
+    /// 2^-53 of the total, so they and their differences carry at most 3·10^4 × 2^-52 × the
+    /// energy over the horizon.
+    fn counter_slack(load: &Load) -> f64 {
+        3e4 * f64::EPSILON * load.energy(0.0, HORIZON)
+    }
+
+    /// Floating-point slack: the sums run over at most 2·10^4 samples, each rounding at
+    /// 2^-53 of the running total and each time difference carrying about one ulp of 20 s
+    /// (4e-15 s) at up to 600 W: far below 1e-9 of the energy or of peak × window.
+    fn slack(load: &Load, start: f64, end: f64, exact: f64) -> f64 {
+        1e-9 * exact.abs().max(load.peak() * (end - start)) + 1e-12
+    }
+
+    proptest! {
+        #![proptest_config(crate::proptest_config(48))]
+
+        /// `integrate`: trapezoids between consecutive samples inside the window, the
+        /// nearest inside sample held from each edge. A trapezoid over [a, b] is exact for a
+        /// linear load; where an edge of the load lies in (a, b], both it and the truth are
+        /// integrals of powers within the load's range on [a, b], so they differ by at most
+        /// (b - a) × spread. A held stretch of length d differs by at most d × spread over
+        /// it. The sum over the window is the bound; for a piecewise-constant load it is at
+        /// most (sum of jumps inside) × largest gap (a jump lies in one interval or stretch),
+        /// and for a ramp of slope s only the two held stretches err, s·d²/2 each, at most
+        /// s × largest gap².
+        #[test]
+        fn prop_integrate_within_the_bound_the_sampling_allows(
+            load in loads(),
+            (times, start, end) in samplings(),
+        ) {
+            let points: Vec<PowerPoint> =
+                times.iter().map(|&t| PowerPoint { t, watts: load.at(t) }).collect();
+            let inside: Vec<f64> = times.iter().copied().filter(|&t| start < t && t < end).collect();
+            prop_assume!(!inside.is_empty() && times[0] < start && *times.last().unwrap() > end);
+            let widest = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+            let e = integrate(&points, start, end, widest).unwrap();
+            let exact = load.energy(start, end);
+
+            let mut bound = (inside[0] - start) * load.spread(start, inside[0])
+                + (end - inside[inside.len() - 1]) * load.spread(inside[inside.len() - 1], end);
+            for w in inside.windows(2) {
+                if !load.edges_in(w[0], w[1]).is_empty() {
+                    bound += (w[1] - w[0]) * load.spread(w[0], w[1]);
+                }
+            }
+            let slack = slack(&load, start, end, exact);
+            let error = (e.joules - exact).abs();
+            prop_assert!(error <= bound + slack, "error {error} J, bound {bound} J");
+
+            let gaps: Vec<f64> = [start].into_iter().chain(inside.iter().copied()).chain([end]).collect();
+            let largest = gaps.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+            prop_assert_eq!(e.largest_gap_s, largest);
+            if load.is_piecewise_constant() {
+                let coarse = load.jumps_in(start, end) * e.largest_gap_s;
+                prop_assert!(error <= coarse + slack, "error {error} J, coarse bound {coarse} J");
+            } else {
+                let coarse = load.slope[0].abs() * e.largest_gap_s.powi(2);
+                prop_assert!(error <= coarse + slack, "error {error} J, ramp bound {coarse} J");
+            }
+            prop_assert_eq!(e.samples, inside.len());
+            prop_assert!((e.mean_watts - e.joules / (end - start)).abs() <= 1e-12 * e.mean_watts.abs());
+            prop_assert!((e.coverage - 1.0).abs() <= 1e-9, "coverage {}", e.coverage);
+        }
+
+        /// `integrate_counter`: the counter's difference between updates is exact, so only
+        /// the two update intervals holding the window's edges err. Each is split in
+        /// proportion to the mean powers of its neighbours; with every power of the three
+        /// intervals within [m, M], the share and the truth both lie in ranges whose worst
+        /// difference is (M - m) × the interval's length L (the difference is concave in
+        /// the share's length and largest, (M - m)·L, when the edge sits at an end). Zero
+        /// where the load is steady around an edge.
+        #[test]
+        fn prop_integrate_counter_within_the_bound_the_updates_allow(
+            load in loads(),
+            (times, start, end) in samplings(),
+        ) {
+            let points = counter_at(&load, &times);
+            let first_inside = times.partition_point(|&t| t <= start);
+            let after_last = times.partition_point(|&t| t < end);
+            prop_assume!(first_inside >= 2 && after_last > first_inside && after_last + 2 <= times.len());
+            let e = integrate_counter(&points, start, end, f64::INFINITY).unwrap();
+            let exact = load.energy(start, end);
+
+            // The interval holding an edge, [t[k], t[k + 1]], with its neighbours.
+            let edge = |k: usize| {
+                let span = (times[k - 1], times[(k + 2).min(times.len() - 1)]);
+                (times[k + 1] - times[k]) * load.spread(span.0, span.1)
+            };
+            let bound = edge(first_inside - 1) + edge(after_last - 1);
+            let slack = slack(&load, start, end, exact) + counter_slack(&load);
+            let error = (e.joules - exact).abs();
+            prop_assert!(error <= bound + slack, "error {error} J, bound {bound} J");
+            prop_assert_eq!(e.samples, after_last - first_inside);
+        }
+
+        /// The protocol's case: the load steps exactly at the window's edges (a phase), steady
+        /// inside and steady outside. Holding the nearest inside sample is then exact, and so
+        /// is the counter's split (the interval's energy divides as p_before·b : p_inside·a).
+        #[test]
+        fn prop_a_step_at_each_window_edge_is_exact(
+            levels in (0.1..300.0_f64, 0.1..300.0_f64, 0.1..300.0_f64),
+            (times, start, end) in samplings(),
+        ) {
+            let load = Load::steps(&[start, end], &[levels.0, levels.1, levels.2]);
+            let exact = levels.1 * (end - start);
+            let slack = slack(&load, start, end, exact);
+            let points: Vec<PowerPoint> =
+                times.iter().map(|&t| PowerPoint { t, watts: load.at(t) }).collect();
+            prop_assume!(times.iter().any(|&t| start < t && t < end));
+            let e = integrate(&points, start, end, f64::INFINITY).unwrap();
+            prop_assert!((e.joules - exact).abs() <= slack, "{} vs {exact}", e.joules);
+
+            // The counter's split is exact when the intervals next to the edge intervals lie
+            // wholly on their own side (else the neighbour's mean mixes both levels).
+            let counter = counter_at(&load, &times);
+            let first_inside = times.partition_point(|&t| t <= start);
+            let after_last = times.partition_point(|&t| t < end);
+            prop_assume!(first_inside >= 2 && after_last >= first_inside + 2 && after_last + 2 <= times.len());
+            let e = integrate_counter(&counter, start, end, f64::INFINITY).unwrap();
+            let slack = slack + counter_slack(&load);
+            prop_assert!((e.joules - exact).abs() <= slack, "counter {} vs {exact}", e.joules);
+        }
+    }
+}

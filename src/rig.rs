@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 /// A parsed rig file.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rig {
     /// Short name, used in result folder names and in every summary row.
@@ -123,7 +123,7 @@ impl Default for ProtocolSpec {
 }
 
 /// One inference backend of the rig.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendSpec {
     pub kind: BackendKind,
@@ -307,7 +307,7 @@ impl BackendKind {
 }
 
 /// One power sensor of the rig.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum SensorSpec {
     /// An INA219 on a Linux I2C bus (`/dev/i2c-N`).
@@ -1399,6 +1399,581 @@ image = "bird.bmp"
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
                 Rig::load(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            }
+        }
+    }
+
+    /// Rigs generated from the spec structs: every backend kind with its own keys, every sensor
+    /// kind, the protocol, the validity table, totals. Values stray outside what `validate`
+    /// accepts now and then (a zero, an address off the INA219's range, a batch in
+    /// single-stream, two chips at one address, ...), so invalid rigs are generated too.
+    mod properties {
+        use proptest::collection::vec;
+        use proptest::option::of;
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::backend::edgetpu::{Bus, DeviceChoice};
+        use crate::sensor::hwmon::HwmonSpec;
+        use crate::sensor::ina3221::Ina3221Spec;
+        use crate::sensor::rapl::RaplSpec;
+        use crate::validity::ValiditySpec;
+
+        /// Any text, newlines, quotes, backslashes and control characters included.
+        fn text() -> impl Strategy<Value = String> {
+            "(?s).{0,12}"
+        }
+
+        fn path() -> impl Strategy<Value = PathBuf> {
+            text().prop_map(PathBuf::from)
+        }
+
+        fn seconds() -> impl Strategy<Value = f64> {
+            prop_oneof![9 => 0.0..10.0_f64, 1 => -1.0..0.0_f64]
+        }
+
+        fn protocol() -> impl Strategy<Value = ProtocolSpec> {
+            (
+                0u32..4,
+                seconds(),
+                0u32..400,
+                of(0.1..60.0_f64),
+                prop_oneof![Just(Scenario::SingleStream), Just(Scenario::Offline)],
+                0u32..4,
+                any::<bool>(),
+            )
+                .prop_map(
+                    |(warmup, settle_s, runs, min_duration_s, scenario, repeat, ranging)| {
+                        ProtocolSpec {
+                            warmup,
+                            settle_s,
+                            runs,
+                            min_duration_s,
+                            scenario,
+                            repeat,
+                            ranging,
+                        }
+                    },
+                )
+        }
+
+        fn backend() -> impl Strategy<Value = BackendSpec> {
+            let kind = prop_oneof![
+                Just(BackendKind::Tflite),
+                Just(BackendKind::Torch),
+                Just(BackendKind::Edgetpu)
+            ];
+            let tflite = (
+                of(prop_oneof![Just(Engine::Litert), Just(Engine::Tflite)]),
+                of(any::<bool>()),
+                of(path()),
+            );
+            let torch = (
+                of(prop_oneof![
+                    Just(Device::Cpu),
+                    (0u32..4).prop_map(Device::Cuda)
+                ]),
+                of(prop_oneof![Just(Precision::Fp32), Just(Precision::Fp16)]),
+                of(0u32..5),
+                of(any::<bool>()),
+            );
+            let device = (prop_oneof![Just(Bus::Usb), Just(Bus::Pci)], of(0usize..4))
+                .prop_map(|(bus, index)| DeviceChoice { bus, index });
+            let edgetpu = (of(path()), of(path()), of(device));
+            // Mostly the keys of the backend's own kind; sometimes another kind's (invalid).
+            let foreign = prop_oneof![9 => Just(false), 1 => Just(true)];
+            (
+                kind,
+                tflite,
+                torch,
+                edgetpu,
+                text(),
+                text(),
+                0u32..5,
+                foreign,
+            )
+                .prop_map(
+                    |(kind, tflite, torch, edgetpu, model, image, threads, foreign)| {
+                        let mut b = BackendSpec {
+                            model,
+                            image,
+                            threads,
+                            ..BackendSpec::new(kind)
+                        };
+                        if kind == BackendKind::Tflite || foreign {
+                            (b.engine, b.xnnpack, b.litert_lib) = tflite;
+                        }
+                        if kind == BackendKind::Torch || foreign {
+                            (b.device, b.precision, b.batch, b.cudnn_benchmark) = torch;
+                        }
+                        if kind == BackendKind::Edgetpu || foreign {
+                            (b.edgetpu_lib, b.tflite_c_lib, b.edgetpu_device) = edgetpu;
+                        }
+                        b
+                    },
+                )
+        }
+
+        fn adc() -> impl Strategy<Value = AdcMode> {
+            prop::sample::select(vec![
+                AdcMode::Bits9,
+                AdcMode::Bits10,
+                AdcMode::Bits11,
+                AdcMode::Bits12,
+                AdcMode::Avg2,
+                AdcMode::Avg4,
+                AdcMode::Avg8,
+                AdcMode::Avg16,
+                AdcMode::Avg32,
+                AdcMode::Avg64,
+                AdcMode::Avg128,
+            ])
+        }
+
+        fn load() -> impl Strategy<Value = SimLoadSpec> {
+            // TOML integers are signed 64-bit: a seed beyond i64::MAX cannot be written in a
+            // rig file, so no parsed rig holds one.
+            (
+                (
+                    4.0..6.0_f64,
+                    0.0..0.2_f64,
+                    0.0..2.0_f64,
+                    0.0..2.0_f64,
+                    0.0..0.1_f64,
+                ),
+                0..=i64::MAX as u64,
+                of(prop_oneof![9 => 0.01..1.0_f64, 1 => -1.0..=0.0_f64]),
+            )
+                .prop_map(
+                    |(
+                        (supply_volts, source_ohms, idle_amps, active_amps, noise_amps),
+                        seed,
+                        actual_shunt_ohms,
+                    )| {
+                        SimLoadSpec {
+                            supply_volts,
+                            source_ohms,
+                            idle_amps,
+                            active_amps,
+                            noise_amps,
+                            seed,
+                            actual_shunt_ohms,
+                        }
+                    },
+                )
+        }
+
+        fn faults() -> impl Strategy<Value = SimFaultSpec> {
+            (
+                of(0..=i64::MAX as u64),
+                any::<bool>(),
+                of(seconds()),
+                any::<bool>(),
+                of((seconds(), 0..=i64::MAX as u64)
+                    .prop_map(|(at_s, transactions)| NackBurstSpec { at_s, transactions })),
+                of(seconds()),
+                of(0.0..2000.0_f64),
+                of((seconds(), seconds())
+                    .prop_map(|(from_s, until_s)| VanishSpec { from_s, until_s })),
+            )
+                .prop_map(
+                    |(
+                        nack_after_transactions,
+                        absent,
+                        reset_at_s,
+                        cnvr_stuck,
+                        nack_burst,
+                        timeout_at_s,
+                        timeout_ms,
+                        vanish,
+                    )| {
+                        SimFaultSpec {
+                            nack_after_transactions,
+                            absent,
+                            reset_at_s,
+                            cnvr_stuck,
+                            nack_burst,
+                            timeout_at_s,
+                            timeout_ms,
+                            vanish,
+                        }
+                    },
+                )
+        }
+
+        /// An INA219 (`sim`: with the simulated board's keys) at 0x40 + `n` or, now and then,
+        /// anywhere.
+        fn ina219(sim: bool) -> impl Strategy<Value = Ina219Spec> {
+            let address = prop_oneof![9 => Just(None::<u8>), 1 => any::<u8>().prop_map(Some)];
+            let bus = prop_oneof![Just(PathBuf::from("/dev/i2c-1")), path()];
+            (
+                (text(), of(bus), address, 0.001..1.0_f64, 0.0..5.0_f64),
+                (of(0.8..1.25_f64), of(0.01..20.0_f64), 0.01..20.0_f64, adc()),
+                (
+                    prop_oneof![9 => prop::sample::select(vec![16u8, 32]), 1 => any::<u8>()],
+                    of(prop::sample::select(vec![40u16, 80, 160, 320, 100])),
+                ),
+                (
+                    of(load()),
+                    of(faults()),
+                    prop::sample::select(vec![100u32, 400, 1000]),
+                    of(prop::sample::select(vec![
+                        I2cAdapter::Bcm2835,
+                        I2cAdapter::Tegra,
+                        I2cAdapter::Permissive,
+                    ])),
+                ),
+            )
+                .prop_map(
+                    move |(
+                        (rail, i2c_bus, address, shunt_ohms, shunt_tolerance_pct),
+                        (shunt_correction, reference_uncertainty_pct, max_current_a, adc),
+                        (bus_range_v, shunt_range_mv),
+                        (load, faults, bus_khz, bus_adapter),
+                    )| {
+                        let i2c_bus = if sim {
+                            i2c_bus
+                        } else {
+                            i2c_bus.or_else(|| Some("/dev/i2c-1".into()))
+                        };
+                        Ina219Spec {
+                            rail,
+                            i2c_bus,
+                            address: address.unwrap_or(0x40),
+                            shunt_ohms,
+                            shunt_tolerance_pct,
+                            shunt_correction,
+                            reference_uncertainty_pct: reference_uncertainty_pct
+                                .filter(|_| shunt_correction.is_some()),
+                            max_current_a,
+                            adc,
+                            bus_range_v,
+                            shunt_range_mv,
+                            load: load.filter(|_| sim),
+                            faults: faults.filter(|_| sim),
+                            bus_khz,
+                            bus_adapter: bus_adapter.filter(|_| sim),
+                        }
+                    },
+                )
+        }
+
+        /// A sysfs root: the default (left out of the TOML) or any other.
+        fn root() -> impl Strategy<Value = PathBuf> {
+            prop_oneof![Just(PathBuf::from("/sys")), path()]
+        }
+
+        fn sensor() -> impl Strategy<Value = SensorSpec> {
+            prop_oneof![
+                ina219(false).prop_map(SensorSpec::Ina219),
+                ina219(true).prop_map(SensorSpec::Ina219Sim),
+                (
+                    text(),
+                    0u32..8,
+                    prop::sample::select(vec![
+                        NvmlMethod::Auto,
+                        NvmlMethod::EnergyCounter,
+                        NvmlMethod::Power
+                    ])
+                )
+                    .prop_map(|(rail, device, method)| SensorSpec::Nvml(
+                        NvmlSpec {
+                            rail,
+                            device,
+                            method
+                        }
+                    )),
+                (
+                    text(),
+                    prop_oneof![9 => 0.1..500.0_f64, 1 => -1.0..=0.0_f64],
+                    text()
+                )
+                    .prop_map(|(rail, watts, source)| SensorSpec::Nominal(
+                        NominalSpec {
+                            rail,
+                            watts,
+                            source
+                        }
+                    )),
+                (
+                    text(),
+                    of(text()),
+                    of(prop_oneof![Just("intel-rapl:0".to_string()), text()]),
+                    root()
+                )
+                    .prop_map(|(rail, domain, zone, root)| SensorSpec::Rapl(
+                        RaplSpec {
+                            rail,
+                            domain,
+                            zone,
+                            root
+                        }
+                    )),
+                (
+                    text(),
+                    text(),
+                    of(0usize..4),
+                    of(text()),
+                    of(0u32..8),
+                    of(0u32..100),
+                    root()
+                )
+                    .prop_map(
+                        |(rail, chip, chip_index, label, channel, period_ms, root)| {
+                            SensorSpec::Hwmon(HwmonSpec {
+                                rail,
+                                chip,
+                                chip_index,
+                                label,
+                                channel,
+                                period_ms,
+                                root,
+                            })
+                        }
+                    ),
+                (
+                    text(),
+                    prop_oneof![
+                        Just("VDD_IN".to_string()),
+                        Just("POM_5V_GPU".to_string()),
+                        text()
+                    ],
+                    of(0u32..100),
+                    root()
+                )
+                    .prop_map(
+                        |(rail, label, period_ms, root)| SensorSpec::Ina3221(Ina3221Spec {
+                            rail,
+                            label,
+                            period_ms,
+                            root
+                        })
+                    ),
+            ]
+        }
+
+        /// Gives sensor `i` its own rail name and, for INA219s left at 0x40, its own address;
+        /// with `clash`, every sensor the same rail and address instead (invalid with two).
+        fn distinct(mut sensors: Vec<SensorSpec>, clash: bool) -> Vec<SensorSpec> {
+            for (i, s) in sensors.iter_mut().enumerate() {
+                let name = |rail: &mut String| {
+                    if clash {
+                        *rail = "rail".into();
+                    } else {
+                        rail.push_str(&format!("#{i}"));
+                    }
+                };
+                match s {
+                    SensorSpec::Ina219(spec) | SensorSpec::Ina219Sim(spec) => {
+                        name(&mut spec.rail);
+                        if spec.address == 0x40 && !clash {
+                            spec.address += i as u8;
+                        }
+                    }
+                    SensorSpec::Nvml(spec) => name(&mut spec.rail),
+                    SensorSpec::Nominal(spec) => name(&mut spec.rail),
+                    SensorSpec::Rapl(spec) => name(&mut spec.rail),
+                    SensorSpec::Hwmon(spec) => name(&mut spec.rail),
+                    SensorSpec::Ina3221(spec) => name(&mut spec.rail),
+                }
+            }
+            sensors
+        }
+
+        prop_compose! {
+            fn rigs()(
+                name in prop_oneof![9 => "[a-z][a-z0-9_.-]{0,12}", 1 => text()],
+                description in text(),
+                idle_baseline_s in seconds(),
+                protocol in protocol(),
+                backends in prop_oneof![19 => vec(backend(), 1..3), 1 => Just(Vec::<BackendSpec>::new())],
+                sensors in vec(sensor(), 0..5),
+                clash in prop_oneof![19 => Just(false), 1 => Just(true)],
+                total in vec(0usize..6, 0..4),
+                validity in (prop_oneof![9 => 0.01..=1.0_f64, 1 => 1.0..2.0_f64], 0.01..=1.0_f64),
+                detect_sensors in any::<bool>(),
+            ) -> Rig {
+                let sensors = distinct(sensors, clash);
+                // Totals name the sensors' rails by index (an index past them: a rail no sensor
+                // measures).
+                let total = total
+                    .into_iter()
+                    .map(|i| sensors.get(i).map_or_else(|| format!("rail {i}"), |s| s.rail().to_string()))
+                    .collect();
+                Rig {
+                    name,
+                    description,
+                    idle_baseline_s,
+                    protocol,
+                    backends,
+                    sensors,
+                    total,
+                    validity: ValiditySpec { min_coverage: validity.0, min_fresh_fraction: validity.1 },
+                    detect_sensors,
+                }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(crate::proptest_config(256))]
+
+            /// A rig serialised to TOML parses back to the same rig when it is valid, and to
+            /// the error `validate` gives when it is not: what a rig file can say, the structs
+            /// can, and validation is the same from either side.
+            #[test]
+            fn prop_rig_parse_validate_serialise_round_trip(rig in rigs()) {
+                let text = toml::to_string(&rig).map_err(|e| TestCaseError::fail(format!("cannot serialise {rig:?}: {e}")))?;
+                match (rig.validate(), Rig::parse(&text)) {
+                    (Ok(()), Ok(back)) => {
+                        prop_assert_eq!(&back, &rig, "{}", text);
+                        // And once more: a parsed rig serialises to the same text.
+                        prop_assert_eq!(toml::to_string(&back).unwrap(), text);
+                    }
+                    (Err(want), Err(got)) => prop_assert_eq!(format!("{got:#}"), format!("{want:#}"), "{}", text),
+                    (want, got) => prop_assert!(false, "validate: {:?}, parse: {:?}\n{}", want, got.map(|_| ()), text),
+                }
+            }
+        }
+    }
+
+    /// Stable-Rust stand-in for the `rig_parser` fuzz target (fuzz/): a fixed number of
+    /// arbitrary and mutated rig texts through `Rig::parse`, which must return, never panic.
+    mod fuzz_smoke {
+        use std::panic::{catch_unwind, AssertUnwindSafe};
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// The committed rigs, the seeds of the mutations.
+        fn committed() -> Vec<String> {
+            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/rigs");
+            let mut texts: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                .map(|p| std::fs::read_to_string(p).unwrap())
+                .collect();
+            texts.sort();
+            texts
+        }
+
+        /// TOML's syntax and values that stress a parser: brackets, quotes, escapes, numbers
+        /// past every integer type, special floats, multi-byte characters, line endings.
+        const TOKENS: &[&str] = &[
+            "=",
+            "[",
+            "]",
+            "[[",
+            "]]",
+            "{",
+            "}",
+            ",",
+            ".",
+            "\"",
+            "'",
+            "\"\"\"",
+            "'''",
+            "\\",
+            "\\u0000",
+            "#",
+            "\n",
+            "\r\n",
+            "\t",
+            " ",
+            "0x",
+            "0o",
+            "0b",
+            "-",
+            "+",
+            "_",
+            "1e999",
+            "nan",
+            "-inf",
+            "-0",
+            "255",
+            "256",
+            "4294967296",
+            "9223372036854775808",
+            "18446744073709551616",
+            "true",
+            "1979-05-27T07:32:00Z",
+            "é",
+            "🦀",
+            "\u{feff}",
+            "[[sensors]]\nkind = \"ina219-sim\"\n",
+            "[[backends]]\n",
+            "[sensors.faults]\n",
+            "kind = \"ina219\"",
+            "total = [\"a\", \"a\"]",
+            "address = 0x",
+            "x = ",
+        ];
+
+        #[derive(Debug, Clone)]
+        enum Edit {
+            Insert(f64, usize),
+            Delete(f64, usize),
+            Byte(f64, u8),
+            Truncate(f64),
+        }
+
+        fn edits() -> impl Strategy<Value = Vec<Edit>> {
+            let at = 0.0..1.0_f64;
+            let edit = prop_oneof![
+                (at.clone(), 0..TOKENS.len()).prop_map(|(a, t)| Edit::Insert(a, t)),
+                (at.clone(), 1usize..40).prop_map(|(a, n)| Edit::Delete(a, n)),
+                (at.clone(), any::<u8>()).prop_map(|(a, b)| Edit::Byte(a, b)),
+                at.prop_map(Edit::Truncate),
+            ];
+            proptest::collection::vec(edit, 1..6)
+        }
+
+        /// Applies the edits to the bytes; whatever is not UTF-8 afterwards is replaced
+        /// (the parser takes text).
+        fn mutate(text: &str, edits: &[Edit]) -> String {
+            let mut bytes = text.as_bytes().to_vec();
+            for edit in edits {
+                let at = |f: f64, len: usize| ((f * len as f64) as usize).min(len);
+                match *edit {
+                    Edit::Insert(f, t) => {
+                        let i = at(f, bytes.len());
+                        bytes.splice(i..i, TOKENS[t].bytes());
+                    }
+                    Edit::Delete(f, n) => {
+                        let i = at(f, bytes.len());
+                        bytes.drain(i..(i + n).min(bytes.len()));
+                    }
+                    Edit::Byte(f, b) if !bytes.is_empty() => {
+                        let i = at(f, bytes.len() - 1);
+                        bytes[i] = b;
+                    }
+                    Edit::Byte(..) => {}
+                    Edit::Truncate(f) => bytes.truncate(at(f, bytes.len())),
+                }
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+
+        fn parses_without_panic(text: &str) -> Result<(), TestCaseError> {
+            let outcome = catch_unwind(AssertUnwindSafe(|| Rig::parse(text).map(|_| ())));
+            prop_assert!(outcome.is_ok(), "Rig::parse panicked on {:?}", text);
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(crate::proptest_config(512))]
+
+            #[test]
+            fn fuzz_smoke_rig_parser_arbitrary_text(text in prop_oneof!["(?s).{0,300}", any::<String>()]) {
+                parses_without_panic(&text)?;
+            }
+
+            #[test]
+            fn fuzz_smoke_rig_parser_mutated_rigs(which in any::<prop::sample::Index>(), edits in edits()) {
+                let rigs = committed();
+                let text = mutate(which.get::<String>(&rigs), &edits);
+                parses_without_panic(&text)?;
             }
         }
     }

@@ -25,8 +25,8 @@ mod report;
 mod resolve;
 
 pub use convert::{
-    convert, ensure_float_weights, float_weight_names, float_weights_path, mobilenet_v2_blocks,
-    BlockSpec, ConvertReport, NUM_CLASSES,
+    convert, dequantize_model, ensure_float_weights, float_weight_names, float_weights_path,
+    mobilenet_v2_blocks, BlockSpec, ConvertReport, Tensors, NUM_CLASSES,
 };
 pub use fetch::{FetchOptions, Source};
 pub use manifest::{

@@ -1712,4 +1712,101 @@ mod tests {
             assert_eq!(sim, linux, "errno {errno}");
         }
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// A rig's INA219 on an untimed bus, the chip measuring across the stated shunt, after
+        /// its first conversion.
+        fn read_once(spec: &Ina219Spec, amps: f64, volts: f64) -> (Reading, Ina219Settings) {
+            let load = Box::new(ConstantLoad { amps, volts });
+            let (mut sensor, chip, clock) = open_on(spec, load, SimBus::INSTANT).unwrap();
+            at(&chip, &clock, 2e-3);
+            (sensor.read().unwrap(), sensor.settings().clone())
+        }
+
+        /// Shunts of 1 mΩ to 1 Ω in whole µΩ (what the driver programs), a largest current
+        /// that puts 21 to 320 mV across the shunt (what a calibration register can express:
+        /// 0.04096 / (LSB × R) in 2..65535, LSB ≈ max / 2^15), the PGA range the driver
+        /// chooses or one the rig names, and either bus range.
+        fn specs() -> impl Strategy<Value = Ina219Spec> {
+            let ranges = prop::sample::select(vec![40u16, 80, 160, 320]);
+            (
+                1_000u32..=1_000_000,
+                0.021..0.32_f64,
+                prop::option::of(ranges),
+                prop::sample::select(vec![16u8, 32]),
+            )
+                .prop_map(|(uohm, full_scale_v, shunt_range_mv, bus_range_v)| {
+                    let shunt_ohms = f64::from(uohm) * 1e-6;
+                    Ina219Spec {
+                        shunt_ohms,
+                        bus_range_v,
+                        ..spec(full_scale_v / shunt_ohms, shunt_range_mv)
+                    }
+                })
+        }
+
+        proptest! {
+            #![proptest_config(crate::proptest_config(128))]
+
+            /// The driver's decode (current LSB, power LSB = 20 × current LSB) gives back the
+            /// physical values within what the registers' quantisation allows:
+            /// - volts: the bus register rounds to 4 mV, so within 2 mV;
+            /// - amps: current = trunc(s × c / 4096) × LSB, with s = round(I·R / 10 µV)
+            ///   (off by ≤ 5 µV / R) and c = trunc(c₀) with bit 0 cleared (c₀ = 0.04096 /
+            ///   (LSB × R) the ideal calibration, so c/c₀ ∈ (1 - 2/c₀, 1]); s·c·LSB/4096 =
+            ///   (I + e/R)·c/c₀, so |amps − I| ≤ LSB + 5 µV/R + (2/c₀)(|I| + 5 µV/R);
+            /// - watts: power = trunc(|current| × bus / 5000) × 20 LSB = |amps|·volts less up
+            ///   to 20 LSB, so |watts − |I|·V| ≤ 20 LSB + (amps bound)·volts + |I|·2 mV.
+            /// Currents up to 0.99 of max_current_a on the driver's own PGA choice (or the
+            /// rig's, where it holds them): no clipping, no overflow, and neither flagged.
+            #[test]
+            fn prop_driver_decodes_the_registers_within_their_lsbs(
+                spec in specs(),
+                fraction in -0.99..0.99_f64,
+                volts in 0.0..15.9_f64,
+            ) {
+                let settings = Ina219Settings::from_spec(&spec, "b").unwrap();
+                let amps = fraction * spec.max_current_a;
+                let range_v = f64::from(settings.shunt_range_mv()) * 1e-3;
+                prop_assume!(amps.abs() * spec.shunt_ohms < range_v * 0.999);
+                let (r, settings) = read_once(&spec, amps, volts);
+
+                let lsb = settings.current_lsb_a();
+                // Both are whole µA / µW scaled by 1e-6: equal within a rounding.
+                prop_assert!((settings.power_lsb_w() - 20.0 * lsb).abs() <= 1e-12 * lsb);
+                let r_ohm = spec.shunt_ohms;
+                let c0 = 0.04096 / (lsb * r_ohm);
+                let amps_bound = lsb + 5e-6 / r_ohm + 2.0 / c0 * (amps.abs() + 5e-6 / r_ohm);
+                let got_volts = r.volts.unwrap();
+                // 1e-9 of each value: the decode's own floating point.
+                let fp = |x: f64| 1e-9 * x.abs();
+                prop_assert!(!r.stale && !r.overflow && !r.saturated, "{:?}", r);
+                prop_assert!((got_volts - volts).abs() <= 2e-3 + fp(volts), "volts {} vs {}", got_volts, volts);
+                let got_amps = r.amps.unwrap();
+                prop_assert!((got_amps - amps).abs() <= amps_bound + fp(amps), "amps {} vs {} ± {}", got_amps, amps, amps_bound);
+                let watts = amps.abs() * volts;
+                let watts_bound = 20.0 * lsb + amps_bound * got_volts + amps.abs() * 2e-3;
+                prop_assert!((r.watts - watts).abs() <= watts_bound + fp(watts), "watts {} vs {} ± {}", r.watts, watts, watts_bound);
+            }
+
+            /// Beyond the PGA range the chip clips the shunt register, and the driver marks the
+            /// reading saturated: its energy is then a lower bound, and the window is flagged.
+            #[test]
+            fn prop_beyond_the_pga_range_is_saturated(
+                spec in specs(),
+                over in 1.01..3.0_f64,
+                negative in any::<bool>(),
+            ) {
+                let settings = Ina219Settings::from_spec(&spec, "b").unwrap();
+                let range_v = f64::from(settings.shunt_range_mv()) * 1e-3;
+                let amps = over * range_v / spec.shunt_ohms * if negative { -1.0 } else { 1.0 };
+                let (r, _) = read_once(&spec, amps, 5.0);
+                prop_assert!(r.saturated, "{} A through {} Ω on ±{} V: {:?}", amps, spec.shunt_ohms, range_v, r);
+            }
+        }
+    }
 }

@@ -1657,4 +1657,77 @@ mod tests {
         sim.inject(faults[0]);
         assert!(sim.write(ADDR, &[0]).is_err());
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// A shunt voltage (or bus voltage) `n + frac` register LSBs, |frac| ≤ 0.45, so that
+        /// the datasheet's rounding to the nearest LSB is n whatever the order of the
+        /// floating-point operations that produced the volts (they err by far less than 0.05
+        /// LSB).
+        fn counts(range: std::ops::RangeInclusive<i32>) -> impl Strategy<Value = (i32, f64)> {
+            (range, -0.45..0.45_f64)
+        }
+
+        proptest! {
+            #![proptest_config(crate::proptest_config(256))]
+
+            /// SBOS448G, for any shunt current, shunt, bus voltage, PGA range, bus range and
+            /// calibration: shunt register = round(V_shunt / 10 µV), clipped where the PGA
+            /// range's data field ends (sign bits above SD11 at ±40 mV, ... SD14 at ±320 mV:
+            /// -4096·2^PG to 4096·2^PG - 1); bus register bits 15..3 = V_bus / 4 mV (BD11..BD0
+            /// at 16 V, BD12..BD0 at 32 V), CNVR (bit 1) set after the conversion; calibration
+            /// bit 0 reads 0; current = shunt × cal / 4096 (equation 4), power = current ×
+            /// bus / 5000 (equation 5), OVF (bit 0) when either is out of its register's range.
+            #[test]
+            fn prop_registers_follow_the_datasheet_formulas(
+                (shunt_n, shunt_frac) in counts(-40_000..=40_000),
+                (bus_n, bus_frac) in counts(-2..=9_000),
+                shunt_ohms in 0.001..2.0_f64,
+                pg in 0u16..4,
+                brng in any::<bool>(),
+                cal in any::<u16>(),
+            ) {
+                let shunt_volts = (f64::from(shunt_n) + shunt_frac) * 10e-6;
+                let bus_volts = (f64::from(bus_n) + bus_frac) * 4e-3;
+                let load = ConstantLoad { amps: shunt_volts / shunt_ohms, volts: bus_volts };
+                let clock = Arc::new(ManualClock::new(0.0));
+                let mut sim = SimulatedIna219::new(ADDR, shunt_ohms, Box::new(load), clock.clone());
+                write(&mut sim, reg::CALIBRATION, cal);
+                let brng_bit = if brng { cfg::BRNG } else { 0 };
+                // 12-bit on both channels (0b0011), shunt and bus continuous.
+                let config = brng_bit | pg << cfg::PG_SHIFT | 0b0011 << cfg::BADC_SHIFT
+                    | 0b0011 << cfg::SADC_SHIFT | 0b111;
+                write(&mut sim, reg::CONFIG, config);
+                // One conversion: 532 µs shunt + 532 µs bus.
+                clock.set(1.1e-3);
+
+                let field = 4096_i32 << pg;
+                let shunt = shunt_n.clamp(-field, field - 1);
+                let bus_limit = if brng { 8191 } else { 4095 };
+                let bus = bus_n.clamp(0, bus_limit);
+                let cal_reg = cal & !1;
+                // Exact in f64: |shunt × cal| < 2^31.
+                let current = (f64::from(shunt) * f64::from(cal_reg) / 4096.0).trunc();
+                let power = (current.abs() * f64::from(bus) / 5000.0).trunc();
+                let overflow = !(f64::from(i16::MIN)..=f64::from(i16::MAX)).contains(&current)
+                    || power > f64::from(u16::MAX);
+
+                prop_assert_eq!(read(&mut sim, reg::CONFIG), config);
+                prop_assert_eq!(read(&mut sim, reg::CALIBRATION), cal_reg);
+                prop_assert_eq!(read(&mut sim, reg::SHUNT) as i16, shunt as i16);
+                let bus_reg = read(&mut sim, reg::BUS);
+                prop_assert_eq!(i32::from(bus_reg >> 3), bus);
+                prop_assert_eq!(bus_reg & 0b100, 0, "bit 2 is not used");
+                prop_assert!(bus_reg & bus_flags::CNVR != 0, "conversion ready");
+                prop_assert_eq!(bus_reg & bus_flags::OVF != 0, overflow, "OVF: current {}, power {}", current, power);
+                if !overflow {
+                    prop_assert_eq!(f64::from(read(&mut sim, reg::CURRENT) as i16), current);
+                    prop_assert_eq!(f64::from(read(&mut sim, reg::POWER)), power);
+                }
+            }
+        }
+    }
 }
