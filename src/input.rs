@@ -416,9 +416,21 @@ mod tests {
             load_image(&deep, 2, 2).unwrap().get_pixel(1, 1).0,
             [255, 0, 128]
         );
-        let cmyk =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parrot_cmyk.jpg");
+        let cmyk = dir.path().join("cmyk.jpg");
+        write_cmyk_jpeg(&cmyk);
         assert_eq!(load_image(&cmyk, 8, 8).unwrap().dimensions(), (8, 8));
+    }
+
+    /// A 64 × 64 CMYK JPEG (a gradient), written here rather than committed: a test picture in
+    /// that colour model, made from nothing third-party.
+    fn write_cmyk_jpeg(path: &std::path::Path) {
+        let cmyk: Vec<u8> = (0..64u32 * 64)
+            .flat_map(|i| [(i % 64 * 4) as u8, (i / 64 * 4) as u8, 64, 0])
+            .collect();
+        jpeg_encoder::Encoder::new_file(path, 90)
+            .unwrap()
+            .encode(&cmyk, 64, 64, jpeg_encoder::ColorType::Cmyk)
+            .unwrap();
     }
 
     #[test]

@@ -470,7 +470,8 @@ fn image_grayscale_16_bit_and_cmyk_are_converted() {
     image::DynamicImage::ImageRgb16(img.to_rgb16())
         .save(&deep)
         .unwrap();
-    let cmyk = repo().join("tests/fixtures/parrot_cmyk.jpg");
+    let cmyk = dir.path().join("cmyk.jpg");
+    write_cmyk_jpeg(&cmyk);
     for (case, path) in [("grayscale", gray), ("16-bit", deep), ("CMYK", cmyk)] {
         assert_accepted(case, &run_image(&path, ABSENT_BUS));
     }
@@ -867,4 +868,16 @@ fn stdout_closed_exits_quietly_and_keeps_the_files() {
         );
     }
     assert!(dir.path().join("run/summary.csv").is_file());
+}
+
+/// A 64 × 64 CMYK JPEG (a gradient), written here rather than committed: a test picture in
+/// that colour model, made from nothing third-party.
+fn write_cmyk_jpeg(path: &std::path::Path) {
+    let cmyk: Vec<u8> = (0..64u32 * 64)
+        .flat_map(|i| [(i % 64 * 4) as u8, (i / 64 * 4) as u8, 64, 0])
+        .collect();
+    jpeg_encoder::Encoder::new_file(path, 90)
+        .unwrap()
+        .encode(&cmyk, 64, 64, jpeg_encoder::ColorType::Cmyk)
+        .unwrap();
 }
