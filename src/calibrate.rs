@@ -114,23 +114,7 @@ impl Request {
 
 /// An Ina219Spec for checks of the correction keys alone.
 fn bare_spec() -> Ina219Spec {
-    Ina219Spec {
-        rail: String::new(),
-        i2c_bus: None,
-        address: 0x40,
-        shunt_ohms: 0.1,
-        shunt_tolerance_pct: 1.0,
-        shunt_correction: None,
-        reference_uncertainty_pct: None,
-        max_current_a: 3.2,
-        adc: Default::default(),
-        bus_range_v: 32,
-        shunt_range_mv: None,
-        load: None,
-        faults: None,
-        bus_khz: 100,
-        bus_adapter: None,
-    }
+    Ina219Spec::new("", 0.1, 3.2)
 }
 
 /// The INA219 a calibration is for.

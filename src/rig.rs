@@ -457,6 +457,30 @@ pub struct Ina219Spec {
     pub bus_adapter: Option<I2cAdapter>,
 }
 
+impl Ina219Spec {
+    /// A chip at 0x40 on `shunt_ohms` up to `max_current_a`, every other key at its rig-file
+    /// default.
+    pub fn new(rail: impl Into<String>, shunt_ohms: f64, max_current_a: f64) -> Self {
+        Self {
+            rail: rail.into(),
+            i2c_bus: None,
+            address: default_address(),
+            shunt_ohms,
+            shunt_tolerance_pct: default_shunt_tolerance_pct(),
+            shunt_correction: None,
+            reference_uncertainty_pct: None,
+            max_current_a,
+            adc: AdcMode::default(),
+            bus_range_v: default_bus_range_v(),
+            shunt_range_mv: None,
+            load: None,
+            faults: None,
+            bus_khz: default_bus_khz(),
+            bus_adapter: None,
+        }
+    }
+}
+
 fn default_address() -> u8 {
     0x40
 }

@@ -235,51 +235,16 @@ fn model_without_quantization_where_needed() {
     );
 }
 
-/// A valid float32 model: input [1, 2, 2, 3] padded by nothing (TF Lite's PAD with zero
-/// paddings), so its output is its input. Its tensors have no quantization table at all.
-fn tiny_float_model() -> tflite::model::Model {
-    use tflite::model::stl::memory::UniquePtr;
-    use tflite::model::*;
-    let mut model = Model::default();
-    model.version = 3;
-    let mut pad: UniquePtr<OperatorCodeT> = Default::default();
-    pad.builtin_code = BuiltinOperator::BuiltinOperator_PAD;
-    pad.version = 1;
-    model.operator_codes.push_back(pad);
-    model
-        .buffers
-        .assign(vec![UniquePtr::<BufferT>::default(); 3]);
-    model.buffers[1].data.assign(vec![0u8; 4 * 2 * 4]);
-    let mut graph: UniquePtr<SubGraphT> = Default::default();
-    let mut op: UniquePtr<OperatorT> = Default::default();
-    op.builtin_options = BuiltinOptionsUnion::PadOptions();
-    op.opcode_index = 0;
-    op.inputs.assign(vec![0, 1]);
-    op.outputs.assign(vec![2]);
-    graph.operators.push_back(op);
-    graph.inputs.assign(vec![0]);
-    graph.outputs.assign(vec![2]);
-    for (shape, typ, buffer) in [
-        (vec![1, 2, 2, 3], TensorType::TensorType_FLOAT32, 0),
-        (vec![4, 2], TensorType::TensorType_INT32, 1),
-        (vec![1, 2, 2, 3], TensorType::TensorType_FLOAT32, 2),
-    ] {
-        let mut t: UniquePtr<TensorT> = Default::default();
-        t.shape.assign(shape);
-        t.typ = typ;
-        t.buffer = buffer;
-        graph.tensors.push_back(t);
-    }
-    model.subgraphs.push_back(graph);
-    model
-}
-
 #[test]
 fn model_float_on_engine_tflite_is_accepted() {
     // A valid float32 model (no quantization tables) panicked inside the `tflite` crate
     // (memory_impl.rs:276); it is accepted now, its input fed as normalized floats.
     let dir = tempfile::tempdir().unwrap();
-    let path = write_model(dir.path(), "float.tflite", &tiny_float_model());
+    let path = write_model(
+        dir.path(),
+        "float.tflite",
+        &joulebench::backend::tflite::fixtures::tiny_float_model(),
+    );
     assert_accepted("float model", &run_model(&path, ABSENT_BUS));
 }
 

@@ -120,9 +120,9 @@ impl Backend for TfliteBackend {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
+/// A model built in code for the tests (unit and integration), never a committed file.
+#[doc(hidden)]
+pub mod fixtures {
     use tflite::model::stl::memory::UniquePtr;
     use tflite::model::stl::vector::VectorInsert;
     use tflite::model::{
@@ -132,7 +132,7 @@ pub(crate) mod tests {
 
     /// A valid float32 model: input [1, 2, 2, 3] padded by nothing (TF Lite's PAD with zero
     /// paddings), so its output is its input. Its tensors have no quantization table at all.
-    pub(crate) fn tiny_float_model() -> Vec<u8> {
+    pub fn tiny_float_model() -> Model {
         let mut model = Model::default();
         model.version = 3;
         let mut pad: UniquePtr<OperatorCodeT> = Default::default();
@@ -164,14 +164,20 @@ pub(crate) mod tests {
             graph.tensors.push_back(t);
         }
         model.subgraphs.push_back(graph);
-        model.to_buffer()
+        model
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::tiny_float_model;
+    use super::*;
 
     #[test]
     fn a_float_model_opens_and_runs_without_quantization() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("float.tflite");
-        std::fs::write(&path, tiny_float_model()).unwrap();
+        std::fs::write(&path, tiny_float_model().to_buffer()).unwrap();
         crate::backend::check::check(
             crate::rig::BackendKind::Tflite,
             &path,

@@ -867,21 +867,8 @@ mod tests {
 
     fn spec(max_current_a: f64, shunt_range_mv: Option<u16>) -> Ina219Spec {
         Ina219Spec {
-            rail: "5V".into(),
-            i2c_bus: None,
-            address: 0x40,
-            shunt_ohms: 0.1,
-            shunt_tolerance_pct: 1.0,
-            shunt_correction: None,
-            reference_uncertainty_pct: None,
-            max_current_a,
-            adc: AdcMode::Bits12,
-            bus_range_v: 32,
             shunt_range_mv,
-            load: None,
-            faults: None,
-            bus_khz: 100,
-            bus_adapter: None,
+            ..Ina219Spec::new("5V", 0.1, max_current_a)
         }
     }
 

@@ -1526,21 +1526,8 @@ mod tests {
 
         let ctx = SensorContext::new(RunClock::start(), PhaseLog::new());
         let mut spec = Ina219Spec {
-            rail: "5V".into(),
-            i2c_bus: None,
             address: 0x41,
-            shunt_ohms: 0.1,
-            shunt_tolerance_pct: 1.0,
-            shunt_correction: None,
-            reference_uncertainty_pct: None,
-            max_current_a: 3.2,
-            adc: Default::default(),
-            bus_range_v: 32,
-            shunt_range_mv: None,
-            load: None,
-            faults: None,
-            bus_khz: 100,
-            bus_adapter: None,
+            ..Ina219Spec::new("5V", 0.1, 3.2)
         };
         let mut sensor = open(&spec, &ctx, 1).unwrap();
         let info = sensor.info();
