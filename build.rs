@@ -22,24 +22,21 @@ fn main() {
 fn embed_shipped_rigs() {
     println!("cargo:rerun-if-changed=rigs");
     let dir = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("rigs");
-    let mut rigs: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(&dir)
+    let mut rigs: Vec<String> = std::fs::read_dir(&dir)
         .expect("rigs/ is part of the source")
         .map(|entry| entry.expect("rigs/ is readable").path())
         .filter(|path| path.extension().is_some_and(|e| e == "toml"))
-        .map(|path| {
-            (
-                path.file_stem().unwrap().to_string_lossy().into_owned(),
-                path,
-            )
-        })
+        .map(|path| path.file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
     rigs.sort();
+    // The path is joined when the crate compiles, not here: cargo does not rerun a build
+    // script when the same target folder builds a checkout in another place, and a baked-in
+    // absolute path would then name the old place.
     let entries: String = rigs
         .iter()
-        .map(|(name, path)| {
+        .map(|name| {
             format!(
-                "    ({name:?}, include_str!({:?})),\n",
-                path.display().to_string()
+                "    ({name:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/rigs/{name}.toml\"))),\n"
             )
         })
         .collect();

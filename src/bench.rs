@@ -540,6 +540,7 @@ fn rig_round(
         interrupt: &no_interrupt,
         progress: false,
         stream: None,
+        until: None,
     };
     let run = run_repetitions(b, &once, &on)
         .pop()

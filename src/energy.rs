@@ -74,12 +74,25 @@ pub fn integrate(
         mean_watts: joules / duration,
         samples,
         sample_rate_hz: samples as f64 / duration,
-        coverage: coverage(points.iter().map(|p| p.t), start, end, max_gap),
+        coverage: coverage(around(points, &inside, |p| p.t), start, end, max_gap),
         largest_gap_s: largest_gap(held.iter().map(|p| p.t), start, end),
     })
 }
 
 /// Fraction of `[start, end]` spanned by consecutive times no further apart than `max_gap`.
+/// The times of the points `inside` a window and of one neighbour on each side: the only ones
+/// [`coverage`] can count (any other pair lies wholly outside the window), so a window of an
+/// hour-long run costs its own points, not the whole run's.
+fn around<'a, P>(
+    points: &'a [P],
+    inside: &std::ops::Range<usize>,
+    time: impl Fn(&P) -> f64 + 'a,
+) -> impl Iterator<Item = f64> + 'a {
+    let from = inside.start.saturating_sub(1);
+    let to = (inside.end + 1).min(points.len()).max(from);
+    points[from..to].iter().map(time)
+}
+
 fn coverage(times: impl Iterator<Item = f64>, start: f64, end: f64, max_gap: f64) -> f64 {
     let mut covered = 0.0;
     let mut prev: Option<f64> = None;
@@ -182,7 +195,12 @@ pub fn integrate_counter(
         mean_watts: joules / duration,
         samples,
         sample_rate_hz: samples as f64 / duration,
-        coverage: coverage(points.iter().map(|p| p.t), start, end, max_gap),
+        coverage: coverage(
+            around(points, &(first_inside..after_last), |p| p.t),
+            start,
+            end,
+            max_gap,
+        ),
         largest_gap_s: largest_gap(
             points[first_inside..after_last].iter().map(|p| p.t),
             start,
@@ -701,6 +719,23 @@ mod properties {
             prop_assert_eq!(e.samples, inside.len());
             prop_assert!((e.mean_watts - e.joules / (end - start)).abs() <= 1e-12 * e.mean_watts.abs());
             prop_assert!((e.coverage - 1.0).abs() <= 1e-9, "coverage {}", e.coverage);
+        }
+
+        /// Coverage counts only the points inside a window and one neighbour on each side:
+        /// the same figure, to the bit, as counting every point of the run, for any sampling
+        /// (dropouts included) and any gap allowance.
+        #[test]
+        fn prop_coverage_of_the_neighbourhood_is_coverage_of_the_run(
+            (times, start, end) in samplings(),
+            drop_every in 2..7usize,
+            max_gap in 1e-3..0.5_f64,
+        ) {
+            let times: Vec<f64> = times.iter().enumerate()
+                .filter(|(i, _)| i % drop_every != 0).map(|(_, &t)| t).collect();
+            let inside = times.partition_point(|&t| t <= start)..times.partition_point(|&t| t < end);
+            let all = coverage(times.iter().copied(), start, end, max_gap);
+            let near = coverage(around(&times, &inside, |&t| t), start, end, max_gap);
+            prop_assert_eq!(all.to_bits(), near.to_bits());
         }
 
         /// `integrate_counter`: the counter's difference between updates is exact, so only

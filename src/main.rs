@@ -11,7 +11,7 @@ use joulebench::project::RigSource;
 use joulebench::rig::{BackendKind, BackendSpec, Device, Engine, Precision, Rig, Scenario};
 use joulebench::runner::{self, RunOptions};
 use joulebench::signals::{self, Stage};
-use joulebench::{bench, export, models, output, sensor, summary};
+use joulebench::{bench, export, models, output, sensor, soak, summary};
 
 /// Measures how much ML inference a machine does per joule.
 #[derive(Parser)]
@@ -53,6 +53,9 @@ enum Command {
     Compare(CompareArgs),
     /// Write a Markdown report with SVG charts of run folders.
     Report(ReportArgs),
+    /// Repeat a rig's protocol for an hour (or --minutes): check that memory stays bounded,
+    /// no reading is dropped and latency does not drift.
+    Soak(SoakArgs),
     /// Rebuild a run folder's summary.csv from its rows (a run that was killed included).
     Summarize {
         /// The run folder.
@@ -91,6 +94,26 @@ struct CalibrateArgs {
 }
 
 #[derive(clap::Args)]
+struct SoakArgs {
+    /// Rig file, or a rig's name (see `run --rig`): by default a simulated INA219 at its
+    /// fastest conversion and two int8 engines.
+    #[arg(long, default_value = "sim-soak")]
+    rig: String,
+    /// Output folder (new or empty); default results/<rig>-<UTC timestamp>/.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// How long to measure, minutes (up to a day); the backends share it equally.
+    #[arg(long, default_value_t = 60.0)]
+    minutes: f64,
+    /// Most the resident memory may grow from the start of measuring to the end, MiB.
+    #[arg(long, default_value_t = soak::Targets::default().max_growth_mib)]
+    max_growth_mib: f64,
+    /// Most the last tenth's mean latency may differ from the first tenth's, percent.
+    #[arg(long, default_value_t = soak::Targets::default().max_drift_pct)]
+    max_drift_pct: f64,
+}
+
+#[derive(clap::Args)]
 struct ReportArgs {
     /// Run folders (as `joulebench run` wrote them).
     #[arg(required = true)]
@@ -116,7 +139,7 @@ struct CompareArgs {
 }
 
 /// Files a command also writes its results to, one per format.
-#[derive(clap::Args)]
+#[derive(clap::Args, Default)]
 struct ExportArgs {
     /// Also write the table as CSV to this file.
     #[arg(long)]
@@ -146,7 +169,7 @@ impl ExportArgs {
     }
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Default)]
 struct RunArgs {
     /// Rig file, or a rig's name: rigs/NAME.toml under the current folder, then
     /// ~/.config/joulebench/rigs/NAME.toml, then the rigs built in (sim-cpu, rpi3-cpu, ...).
@@ -271,6 +294,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Compare(args) => compare(&args),
         Command::Report(args) => report(&args),
+        Command::Soak(args) => soak(&args),
         Command::Summarize { dir } => summarize(&dir),
     }
 }
@@ -417,9 +441,26 @@ fn load_rig(arg: &str, args: Option<&RunArgs>) -> Result<(Rig, RigSource)> {
     Ok((rig, source))
 }
 
-fn run(args: RunArgs) -> Result<ExitCode> {
+/// A run measured and its files written; the folder still claimed.
+struct Measured {
+    run_dir: output::RunDir,
+    rows: Vec<summary::SummaryRow>,
+    record: runner::RunRecord,
+    /// The first streaming write that failed, if one did.
+    stream_error: Option<String>,
+    /// The soak monitor, where one was asked for.
+    monitor: Option<soak::Monitor>,
+}
+
+/// Claims the output folder, loads the rig, measures it (for `time_budget` if given, with the
+/// soak monitor if `monitor`) and writes the run's files.
+fn measure(
+    args: &RunArgs,
+    time_budget: Option<std::time::Duration>,
+    monitor: bool,
+) -> Result<Measured> {
     let interrupt = signals::install()?;
-    let (rig, source) = load_rig(&args.rig, Some(&args))?;
+    let (rig, source) = load_rig(&args.rig, Some(args))?;
     // Claimed before any model loads or sensor opens: a folder that cannot take the results,
     // or that another run holds, must not cost a measurement.
     let run_dir = signals::hold(|| {
@@ -428,10 +469,12 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         anyhow::Ok(claimed)
     })?;
     let dir = run_dir.path();
+    let monitor = monitor.then(|| soak::Monitor::start(dir)).transpose()?;
     let options = RunOptions {
         interrupt,
         progress: true,
         sample: true,
+        time_budget,
     };
     let (rig, ranged) = if rig.protocol.ranging {
         eprintln!("joulebench: ranging pass: the protocol once, to set each INA219's range");
@@ -466,11 +509,31 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         ranging: ranged.clone(),
     };
     signals::set_stage(Stage::Measuring);
+    if let Some(m) = &monitor {
+        m.measuring();
+    }
     let (mut record, stream_error) = prepared.execute_streaming(&options, &to)?;
     record.ranging = ranged;
     let rows = summary::summarize(&record);
     signals::set_stage(Stage::Writing);
     output::files::write_final(dir, &record, &rows, &argv)?;
+    Ok(Measured {
+        run_dir,
+        rows,
+        record,
+        stream_error,
+        monitor,
+    })
+}
+
+fn run(args: RunArgs) -> Result<ExitCode> {
+    let Measured {
+        run_dir,
+        rows,
+        stream_error,
+        ..
+    } = measure(&args, None, false)?;
+    let dir = run_dir.path();
     let table = output::table::columns(&rows);
     let json = serde_json::to_value(&rows)?;
     args.export.write(&table, &json)?;
@@ -480,6 +543,17 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     }
     signals::set_stage(Stage::Written);
     let printed = print_table(&output::table::render(&rows), dir);
+    finish(&rows, dir, stream_error, printed)
+}
+
+/// The exit of a run whose files are written and whose table was printed (`printed`): a
+/// failed stream, a signal, a print that failed or a row that is not `ok`, in that order.
+fn finish(
+    rows: &[summary::SummaryRow],
+    dir: &std::path::Path,
+    stream_error: Option<String>,
+    printed: Result<()>,
+) -> Result<ExitCode> {
     if let Some(e) = stream_error {
         anyhow::bail!("{e}; the summary is complete, the rows after that are not");
     }
@@ -501,6 +575,66 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         anyhow::bail!("{}; partial results in {}", problem.status, dir.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The longest soak: a day.
+const MAX_SOAK_MINUTES: f64 = 24.0 * 60.0;
+
+fn soak(args: &SoakArgs) -> Result<ExitCode> {
+    if !(args.minutes > 0.0 && args.minutes <= MAX_SOAK_MINUTES) {
+        anyhow::bail!(
+            "--minutes must be more than 0 and at most {MAX_SOAK_MINUTES} (a day), not {}",
+            args.minutes
+        );
+    }
+    for (flag, value) in [
+        ("--max-growth-mib", args.max_growth_mib),
+        ("--max-drift-pct", args.max_drift_pct),
+    ] {
+        if !(value.is_finite() && value >= 0.0) {
+            anyhow::bail!("{flag} must be a number of at least 0, not {value}");
+        }
+    }
+    let targets = soak::Targets {
+        max_growth_mib: args.max_growth_mib,
+        max_drift_pct: args.max_drift_pct,
+    };
+    let run_args = RunArgs {
+        rig: args.rig.clone(),
+        out: args.out.clone(),
+        // As many repetitions as the time allows.
+        repeat: Some(u32::MAX),
+        ..RunArgs::default()
+    };
+    let budget = std::time::Duration::from_secs_f64(args.minutes * 60.0);
+    let Measured {
+        run_dir,
+        rows,
+        record,
+        stream_error,
+        monitor,
+    } = measure(&run_args, Some(budget), true)?;
+    let dir = run_dir.path();
+    let samples = monitor.context("the soak monitor")?.finish()?;
+    let report = soak::Report::of(&record, dir, &samples, targets)?;
+    soak::write(&report, dir)?;
+    signals::set_stage(Stage::Written);
+    // Each repetition has its row in summary.csv; the terminal gets the aggregates.
+    let aggregates: Vec<_> = rows
+        .iter()
+        .filter(|r| r.repetition == summary::Repetition::All)
+        .cloned()
+        .collect();
+    let text = format!("{}{}", output::table::render(&aggregates), report.render());
+    let printed = print_table(&text, dir);
+    let code = finish(&rows, dir, stream_error, printed)?;
+    if !report.ok {
+        anyhow::bail!(
+            "soak: a target was missed (see above, or {})",
+            dir.join(soak::REPORT_FILE).display()
+        );
+    }
+    Ok(code)
 }
 
 /// Prints a run's table and folder to stdout, after its files are written. A reader that

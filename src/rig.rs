@@ -940,7 +940,8 @@ impl Rig {
 /// An hour: far more than any sensor's validity needs (NVML's slowest counter wants 0.5 s, an
 /// INA219 averaging 128 samples 0.35 s), and short enough that a slip of the finger (3600000
 /// for 3600, or 1e300) is refused instead of holding the machine for weeks or for ever. A
-/// longer soak is a loop of runs (`--repeat`), each with its own window.
+/// longer measurement is a loop of repetitions (`--repeat`, `joulebench soak`), each with its
+/// own window.
 pub const MAX_SECONDS: f64 = 3600.0;
 
 /// A duration key: a number of seconds from 0 to [`MAX_SECONDS`]; NaN and infinities refused.

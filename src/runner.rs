@@ -33,6 +33,9 @@ pub struct RunOptions {
     pub progress: bool,
     /// Read the rig's sensors (off in the sampler-overhead benchmark).
     pub sample: bool,
+    /// Repeat each backend's protocol until its equal share of this time has passed (the
+    /// rig's `repeat` then only caps the repetitions): `joulebench soak`.
+    pub time_budget: Option<Duration>,
 }
 
 /// A backend ready to run: model loaded, input encoded.
@@ -96,6 +99,9 @@ pub struct RunRecord {
     /// What a ranging pass before the run set (empty without one).
     pub ranging: Vec<crate::ranging::Ranged>,
     pub interrupted: bool,
+    /// Windows whose results are final, and the readings released from `sensors` with them
+    /// (a streamed run keeps only the readings its open windows need).
+    pub settled: crate::settled::Settled,
 }
 
 /// Loads the backends and opens the sensors of a rig.
@@ -233,6 +239,7 @@ impl Prepared {
                     sensor_choice: sensor_choice.clone(),
                     ranging: Vec::new(),
                     interrupted: false,
+                    settled: Default::default(),
                 };
                 Some(Writer::start(to, so_far, phases.clone(), clock)?)
             }
@@ -251,6 +258,8 @@ impl Prepared {
         }
 
         let mut results = Vec::new();
+        let budget_from = clock.now();
+        let shares = backends.len() as f64;
         // Interrupted, every backend still gets its (empty, interrupted) run: the summary
         // lists what was not measured, not only what was.
         for (index, mut b) in backends.into_iter().enumerate() {
@@ -261,6 +270,9 @@ impl Prepared {
                 interrupt: &opts.interrupt,
                 progress: opts.progress,
                 stream: feed.as_ref(),
+                until: opts
+                    .time_budget
+                    .map(|t| budget_from + t.as_secs_f64() * (index + 1) as f64 / shares),
             };
             let runs = run_repetitions(&mut b, &rig.protocol, &on);
             results.push(BackendResult {
@@ -277,11 +289,13 @@ impl Prepared {
         let mut sensors = sampler.map(Sampler::stop).unwrap_or_default();
         drop(feed);
         let mut stream_error = None;
+        let mut settled = crate::settled::Settled::default();
         if let Some(writer) = writer {
             let kept = writer.finish();
             for (log, samples) in sensors.iter_mut().zip(kept.samples) {
                 log.samples = samples;
             }
+            settled = kept.settled;
             stream_error = kept.error;
         }
         let record = RunRecord {
@@ -294,6 +308,7 @@ impl Prepared {
             sensors,
             sensor_choice,
             ranging: Vec::new(),
+            settled,
         };
         Ok((record, stream_error))
     }
@@ -310,6 +325,8 @@ pub struct Measuring<'a> {
     pub progress: bool,
     /// Where each repetition's latencies and result go as they are measured, if anywhere.
     pub stream: Option<&'a Feed>,
+    /// Run-clock time after which no further repetition starts (the first always does).
+    pub until: Option<f64>,
 }
 
 /// Runs the protocol `protocol.repeat` times on one backend: each repetition is the whole
@@ -341,6 +358,9 @@ pub fn run_repetitions(
     };
     report(&runs, &*b);
     for repetition in 1..=protocol.repeat as usize {
+        if repetition > 1 && on.until.is_some_and(|until| on.clock.now() >= until) {
+            break;
+        }
         if on.interrupt.load(std::sync::atomic::Ordering::Relaxed) {
             if runs.is_empty() {
                 // Stopped before its first repetition: an empty run says so in the summary.

@@ -188,6 +188,24 @@ fn precise_sleeps() {
     }
 }
 
+/// The niceness of threads that only write or watch (the results writer, the soak monitor).
+pub const BACKGROUND_NICE: i32 = 10;
+
+/// Lowers the calling thread to [`BACKGROUND_NICE`]. The backend and the sampler may keep
+/// every core busy (a simulated bus and the sampler's last stretch before a read spin); a
+/// writer at the same priority then takes its time slices from the sampler, which misses
+/// readings for as long. At nice 10 it gets about a tenth of the share of a nice-0 thread,
+/// enough for its rows, and the sampler's wake-ups come first. A failure leaves the thread as
+/// it was (nothing to report: it only costs readings, which the validity checks count).
+pub fn background_priority() {
+    // SAFETY: gettid has no preconditions; setpriority with PRIO_PROCESS and a thread id
+    // changes only that thread's nice value on Linux.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, BACKGROUND_NICE);
+    }
+}
+
 /// Reads `sensor` on `clock` until `stop_requested(now)` returns the time a stop was asked
 /// for and a fresh reading stamped after it has been taken (or [`TAIL_PERIODS`] have passed).
 /// The real sampler runs this on the run clock; tests run it in virtual time.

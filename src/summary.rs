@@ -11,7 +11,7 @@ use crate::stats::Summary;
 use crate::validity::{self, ValiditySpec, WindowReadings};
 
 /// Samples further apart than this many update periods leave a gap in coverage.
-const GAP_PERIODS: f64 = 3.0;
+pub const GAP_PERIODS: f64 = 3.0;
 
 /// Summarises a run: a row per backend, repetition and sensor (a single sensor-less row per
 /// backend and repetition when the rig has no sensors), then, where the protocol was repeated,
@@ -22,7 +22,7 @@ pub fn summarize(record: &RunRecord) -> Vec<SummaryRow> {
         .iter()
         .find(|s| s.phase == Phase::IdleBaseline && s.end.is_finite())
         .map(|s| (s.start, s.end));
-    let energies: Vec<SensorEnergy> = record.sensors.iter().map(SensorEnergy::of).collect();
+    let windows = Windows::of(record);
     let mut rows = Vec::new();
     for (index, backend) in record.backends.iter().enumerate() {
         for (repetition, run) in backend.runs.iter().enumerate() {
@@ -35,15 +35,14 @@ pub fn summarize(record: &RunRecord) -> Vec<SummaryRow> {
                 rows.push(row(record, backend, &at, None));
                 continue;
             }
-            let spec = &record.rig.validity;
             let check =
-                |energy: &SensorEnergy, w: Option<(f64, f64)>| w.map(|w| energy.checked(w, spec));
-            for (sensor_index, (log, energy)) in record.sensors.iter().zip(&energies).enumerate() {
+                |sensor: usize, w: Option<(f64, f64)>| w.map(|w| windows.checked(sensor, w));
+            for (sensor_index, log) in record.sensors.iter().enumerate() {
                 let measured = Measured {
                     index: sensor_index,
                     sensor: RowSensor::of(log),
-                    idle: check(energy, idle_window),
-                    timed: check(energy, run.window),
+                    idle: check(sensor_index, idle_window),
+                    timed: check(sensor_index, run.window),
                 };
                 rows.push(row(record, backend, &at, Some(measured)));
             }
@@ -52,12 +51,7 @@ pub fn summarize(record: &RunRecord) -> Vec<SummaryRow> {
                 let windows = |w: Option<(f64, f64)>| {
                     let each: Option<Vec<(&str, CheckedWindow)>> = members
                         .iter()
-                        .map(|&i| {
-                            Some((
-                                record.sensors[i].info.rail.as_str(),
-                                check(&energies[i], w)?,
-                            ))
-                        })
+                        .map(|&i| Some((record.sensors[i].info.rail.as_str(), check(i, w)?)))
                         .collect();
                     each.map(|each| CheckedWindow::total(&each))
                 };
@@ -277,6 +271,13 @@ impl SensorEnergy {
         }
     }
 
+    /// How far before a window a reading can still count for it (coverage looks one gap
+    /// back, the edge shares one update interval): readings older than this before every
+    /// window still open can go.
+    pub(crate) fn reach(&self) -> f64 {
+        self.max_gap + self.period
+    }
+
     /// Whether energy comes from the sensor's counter.
     pub fn counted(&self) -> bool {
         self.counter.len() >= 2
@@ -289,6 +290,37 @@ impl SensorEnergy {
             energy::integrate_counter(&self.counter, start, end, self.max_gap)
         } else {
             energy::integrate(&self.points, start, end, self.max_gap)
+        }
+    }
+}
+
+/// Each sensor's windows of a run: a settled one from the record's
+/// [`crate::settled::Settled`], any other
+/// integrated from the readings the record still holds.
+struct Windows<'a> {
+    record: &'a RunRecord,
+    energies: Vec<SensorEnergy>,
+}
+
+impl<'a> Windows<'a> {
+    fn of(record: &'a RunRecord) -> Self {
+        Self {
+            record,
+            energies: record.sensors.iter().map(SensorEnergy::of).collect(),
+        }
+    }
+
+    fn checked(&self, sensor: usize, w: (f64, f64)) -> CheckedWindow {
+        match self.record.settled.get(sensor, w) {
+            Some(settled) => settled.clone(),
+            None => self.energies[sensor].checked(w, &self.record.rig.validity),
+        }
+    }
+
+    fn energy(&self, sensor: usize, (start, end): (f64, f64)) -> Option<WindowEnergy> {
+        match self.record.settled.get(sensor, (start, end)) {
+            Some(settled) => settled.energy,
+            None => self.energies[sensor].window(start, end),
         }
     }
 }
@@ -310,11 +342,11 @@ pub struct PhaseEnergy {
 
 /// Energy per phase and sensor, for every phase that ended.
 pub fn phase_energy(record: &RunRecord) -> Vec<PhaseEnergy> {
+    let windows = Windows::of(record);
     let mut out = Vec::new();
-    for (sensor_index, log) in record.sensors.iter().enumerate() {
-        let energy = SensorEnergy::of(log);
+    for sensor_index in 0..record.sensors.len() {
         for span in record.phases.iter().filter(|s| s.end.is_finite()) {
-            if let Some(e) = energy.window(span.start, span.end) {
+            if let Some(e) = windows.energy(sensor_index, (span.start, span.end)) {
                 out.push(PhaseEnergy {
                     phase: span.phase,
                     backend: span.backend,
@@ -459,11 +491,95 @@ fn status(record: &RunRecord, run: &TimedRun, sensor: Option<&Measured>) -> Stat
     Status::Ok
 }
 
+/// A record to summarise in tests: a rig, a backend of it with given runs, sensor logs.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::models::{ResolvedImage, ResolvedModel};
+    use crate::protocol::TimedRun;
+    use crate::rig::{BackendSpec, Rig};
+    use crate::runner::{BackendResult, RunRecord};
+    use crate::sampler::{Sample, SensorLog};
+    use crate::sensor::{Origin, SensorInfo};
+    use std::time::Duration;
+
+    /// Rig `t` with one tflite backend and `protocol` as its `[protocol]` table.
+    pub fn rig(protocol: &str) -> Rig {
+        toml::from_str(&format!(
+            "name = \"t\"\n[protocol]\n{protocol}\n\
+             [[backends]]\nkind = \"tflite\"\nmodel = \"m\"\nimage = \"i\"\n"
+        ))
+        .unwrap()
+    }
+
+    /// Backend `spec` with model `m`, image `i` and engine `fake`, and its `runs`.
+    pub fn backend(spec: &BackendSpec, runs: Vec<TimedRun>) -> BackendResult {
+        BackendResult {
+            spec: spec.clone(),
+            model: ResolvedModel {
+                name: "m".into(),
+                path: "m.tflite".into(),
+                sha256: String::new(),
+                in_manifest: false,
+                labels: None,
+                input: None,
+                label_offset: 0,
+            },
+            image: ResolvedImage {
+                name: "i".into(),
+                path: "i.bmp".into(),
+                sha256: String::new(),
+                in_manifest: false,
+                top1: vec![],
+            },
+            engine: crate::backend::EngineInfo {
+                engine: "fake".into(),
+                version: "0".into(),
+                accelerator: "none".into(),
+                threads: 1,
+            },
+            labels: Default::default(),
+            engine_note: None,
+            runs,
+        }
+    }
+
+    /// A simulated sensor's log on `rail`.
+    pub fn log(rail: &str, update_period: Duration, samples: Vec<Sample>) -> SensorLog {
+        SensorLog {
+            info: SensorInfo {
+                kind: "test".into(),
+                rail: rail.into(),
+                origin: Origin::Simulated,
+                detail: String::new(),
+            },
+            update_period,
+            samples,
+            failure: None,
+            uncertainty: None,
+            cpu_time: Duration::ZERO,
+        }
+    }
+
+    pub fn record(rig: Rig, backends: Vec<BackendResult>, sensors: Vec<SensorLog>) -> RunRecord {
+        RunRecord {
+            started: chrono::Utc::now(),
+            sensor_choice: None,
+            ranging: Vec::new(),
+            rig_text: String::new(),
+            phases: vec![],
+            backends,
+            rig,
+            sensors,
+            interrupted: false,
+            settled: Default::default(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::machine::{CoolingDevice, MachineState, Reading, Throttle};
-    use crate::models::{ResolvedImage, ResolvedModel};
     use crate::protocol::Latency;
 
     /// A machine whose ACPI processor cooling device is at `state`.
@@ -480,11 +596,7 @@ mod tests {
 
     /// A sensor-less run of two repetitions with the given machine states at their edges.
     fn record(states: [(Option<u64>, Option<u64>); 2]) -> RunRecord {
-        let rig: crate::rig::Rig = toml::from_str(
-            "name = \"t\"\n[protocol]\nrepeat = 2\nruns = 2\n\
-             [[backends]]\nkind = \"tflite\"\nmodel = \"m\"\nimage = \"i\"\n",
-        )
-        .unwrap();
+        let rig = fixtures::rig("repeat = 2\nruns = 2");
         let runs = states
             .iter()
             .map(|(start, end)| TimedRun {
@@ -502,44 +614,8 @@ mod tests {
                 ..TimedRun::default()
             })
             .collect();
-        RunRecord {
-            started: chrono::Utc::now(),
-            sensor_choice: None,
-            ranging: Vec::new(),
-            rig_text: String::new(),
-            phases: vec![],
-            backends: vec![BackendResult {
-                spec: rig.backends[0].clone(),
-                model: ResolvedModel {
-                    name: "m".into(),
-                    path: "m.tflite".into(),
-                    sha256: String::new(),
-                    in_manifest: false,
-                    labels: None,
-                    input: None,
-                    label_offset: 0,
-                },
-                image: ResolvedImage {
-                    name: "i".into(),
-                    path: "i.bmp".into(),
-                    sha256: String::new(),
-                    in_manifest: false,
-                    top1: vec![],
-                },
-                engine: crate::backend::EngineInfo {
-                    engine: "fake".into(),
-                    version: "0".into(),
-                    accelerator: "none".into(),
-                    threads: 1,
-                },
-                labels: Default::default(),
-                engine_note: None,
-                runs,
-            }],
-            rig,
-            sensors: vec![],
-            interrupted: false,
-        }
+        let backend = fixtures::backend(&rig.backends[0], runs);
+        fixtures::record(rig, vec![backend], vec![])
     }
 
     #[test]

@@ -133,8 +133,11 @@ pub(crate) fn power_row<'a>(
     s: &'a crate::sampler::Sample,
     phases: &[crate::clock::PhaseSpan],
 ) -> PowerRow<'a> {
+    // From the latest phase back: a streamed reading belongs to one of the last few, and a
+    // long run has thousands.
     let phase = phases
         .iter()
+        .rev()
         .find(|p| p.start <= s.t && s.t < p.end)
         .map_or("", |p| p.phase.as_str());
     let reading = s.reading.as_ref().ok();
@@ -344,13 +347,14 @@ pub(crate) fn write_run_json(
         sensors: record
             .sensors
             .iter()
-            .map(|s| SensorJson {
+            .enumerate()
+            .map(|(i, s)| SensorJson {
                 kind: &s.info.kind,
                 rail: &s.info.rail,
                 origin: s.info.origin,
                 detail: &s.info.detail,
                 update_period_s: s.update_period.as_secs_f64(),
-                samples: s.samples.len(),
+                samples: s.samples.len() + record.settled.released(i),
                 failure: s.failure.as_deref(),
                 sampler_cpu_s: s.cpu_time.as_secs_f64(),
                 uncertainty: s.uncertainty,

@@ -339,6 +339,7 @@ pub fn rebuild(dir: &Path) -> Result<Rebuilt> {
         sensor_choice: None,
         ranging: Vec::new(),
         interrupted: !finished,
+        settled: Default::default(),
     };
     Ok(Rebuilt {
         rows: crate::summary::summarize(&record),

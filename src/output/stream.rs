@@ -9,8 +9,11 @@
 //! `progress`), with `finished: false` until the runner writes the last ones.
 //!
 //! While streaming, the writer is the one keeper of the sensor readings: the sampler threads
-//! hand theirs over instead of keeping them, and [`Writer::finish`] hands them all back, so the
-//! final summary is computed from exactly the readings it was computed from before.
+//! hand theirs over instead of keeping them. After each repetition it settles the windows
+//! whose readings are all in and releases the readings only those used ([`crate::settled`]),
+//! so memory does not grow with a run's length; [`Writer::finish`] hands back what it still
+//! holds with the settled results, from which the final summary is exactly the one all the
+//! readings give.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -114,8 +117,10 @@ impl Feed {
 
 /// What the writer kept and how its writing went.
 pub struct Kept {
-    /// Every reading of each sensor, in order.
+    /// The readings of each sensor that no settled window accounts for, in order.
     pub samples: Vec<Vec<Sample>>,
+    /// The windows settled along the way, and how many readings each sensor released.
+    pub settled: crate::settled::Settled,
     /// The first write that failed (the rest of the rows were then kept only in memory).
     pub error: Option<String>,
 }
@@ -162,7 +167,10 @@ impl Writer {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("joulebench-writer".into())
-            .spawn(move || state.run(rx))
+            .spawn(move || {
+                crate::sampler::background_priority();
+                state.run(rx)
+            })
             .context("cannot start the writer thread")?;
         Ok(Self {
             feed: Feed { tx },
@@ -253,6 +261,12 @@ impl State {
             if ready {
                 self.pending = None;
                 self.flush();
+                // Readings up to each sensor's latest fresh one are all in (a sensor whose
+                // thread ended has no more to come): its windows before that are final.
+                let horizons: Vec<f64> = (self.last_fresh.iter().zip(&self.done))
+                    .map(|(t, done)| if *done { f64::INFINITY } else { *t })
+                    .collect();
+                crate::settled::settle(&mut self.record, &horizons);
                 self.rows = crate::summary::summarize(&self.record);
                 let summary = self.dir.join("summary.csv");
                 let written = files::write_summary(&summary, &self.rows);
@@ -270,6 +284,7 @@ impl State {
                 .into_iter()
                 .map(|log| log.samples)
                 .collect(),
+            settled: self.record.settled,
             error: self.error,
         }
     }
@@ -412,42 +427,18 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sensor::{Origin, Reading, SensorInfo};
+    use crate::sensor::Reading;
+    use crate::summary::fixtures;
 
     fn rig() -> crate::rig::Rig {
-        toml::from_str(
-            "name = \"t\"\n[protocol]\nruns = 2\n\
-             [[backends]]\nkind = \"tflite\"\nmodel = \"m\"\nimage = \"i\"\n",
-        )
-        .unwrap()
+        fixtures::rig("runs = 2")
     }
 
     fn record(sensors: usize) -> RunRecord {
-        RunRecord {
-            rig: rig(),
-            rig_text: String::new(),
-            started: chrono::Utc::now(),
-            phases: Vec::new(),
-            backends: Vec::new(),
-            sensors: (0..sensors)
-                .map(|i| crate::sampler::SensorLog {
-                    info: SensorInfo {
-                        kind: "test".into(),
-                        rail: format!("r{i}"),
-                        origin: Origin::Simulated,
-                        detail: String::new(),
-                    },
-                    update_period: Duration::from_millis(1),
-                    samples: Vec::new(),
-                    failure: None,
-                    uncertainty: None,
-                    cpu_time: Duration::ZERO,
-                })
-                .collect(),
-            sensor_choice: None,
-            ranging: Vec::new(),
-            interrupted: false,
-        }
+        let logs = (0..sensors)
+            .map(|i| fixtures::log(&format!("r{i}"), Duration::from_millis(1), Vec::new()))
+            .collect();
+        fixtures::record(rig(), Vec::new(), logs)
     }
 
     fn samples(from: usize, n: usize) -> Vec<Sample> {
@@ -544,34 +535,8 @@ mod tests {
         assert_eq!(json()["progress"]["backend"], 0);
         let summary = dir.path().join("summary.csv");
         assert!(!summary.exists());
-        let result = BackendResult {
-            spec: rig().backends[0].clone(),
-            engine_note: None,
-            model: crate::models::ResolvedModel {
-                name: "m".into(),
-                path: "m".into(),
-                sha256: "abc".into(),
-                in_manifest: false,
-                labels: None,
-                input: None,
-                label_offset: 0,
-            },
-            image: crate::models::ResolvedImage {
-                name: "i".into(),
-                path: "i".into(),
-                sha256: String::new(),
-                in_manifest: false,
-                top1: Vec::new(),
-            },
-            engine: crate::backend::EngineInfo {
-                engine: "fake".into(),
-                version: "0".into(),
-                accelerator: "none".into(),
-                threads: 1,
-            },
-            labels: Default::default(),
-            runs: vec![TimedRunFixture::two()],
-        };
+        let mut result = fixtures::backend(&rig().backends[0], vec![TimedRunFixture::two()]);
+        result.model.sha256 = "abc".into();
         phases.end(0.03);
         writer.feed().repetition(0, result, 0.03);
         // summary.csv is replaced first, then run.json.

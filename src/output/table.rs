@@ -39,46 +39,49 @@ pub fn render(rows: &[SummaryRow]) -> String {
     let repeated = rows.iter().any(|r| r.repetition == Repetition::All);
     let opt = crate::export::cell;
 
-    let _ = writeln!(
-        out,
-        "{:<3} {:<7} {:<14} {:<12} {:>3} {:>5} {:>5} {:>8} {:>7} {:>7} {:>7} {:>7}  top-1",
-        "#",
-        "backend",
-        "engine",
-        "accelerator",
-        "thr",
-        "batch",
-        "runs",
-        "FPS",
-        "mean ms",
-        "p50",
-        "p90",
-        "p99"
-    );
-    let mut seen = Vec::new();
-    for r in rows.iter().filter(|r| r.repetition != Repetition::All) {
-        if seen.contains(&(r.backend_index, r.repetition)) {
-            continue;
-        }
-        seen.push((r.backend_index, r.repetition));
+    // The speed of each repetition; a table of aggregates only (a soak's) has none.
+    if rows.iter().any(|r| r.repetition != Repetition::All) {
         let _ = writeln!(
             out,
-            "{:<3} {:<7} {:<14} {:<12} {:>3} {:>5} {:>5} {:>8} {:>7} {:>7} {:>7} {:>7}  {}",
-            label(r, repeated),
-            r.backend,
-            format!("{} {}", r.engine, r.engine_version),
-            r.accelerator,
-            r.threads,
-            r.batch,
-            r.runs,
-            opt(r.fps, 1) + mark(r),
-            opt(r.latency_ms_mean, 2),
-            opt(r.latency_ms_median, 2),
-            opt(r.latency_ms_p90, 2),
-            opt(r.latency_ms_p99, 2),
-            r.top1_class
-                .map_or(String::new(), |c| format!("{} ({c})", r.top1_label)),
+            "{:<3} {:<7} {:<14} {:<12} {:>3} {:>5} {:>5} {:>8} {:>7} {:>7} {:>7} {:>7}  top-1",
+            "#",
+            "backend",
+            "engine",
+            "accelerator",
+            "thr",
+            "batch",
+            "runs",
+            "FPS",
+            "mean ms",
+            "p50",
+            "p90",
+            "p99"
         );
+        let mut seen = Vec::new();
+        for r in rows.iter().filter(|r| r.repetition != Repetition::All) {
+            if seen.contains(&(r.backend_index, r.repetition)) {
+                continue;
+            }
+            seen.push((r.backend_index, r.repetition));
+            let _ = writeln!(
+                out,
+                "{:<3} {:<7} {:<14} {:<12} {:>3} {:>5} {:>5} {:>8} {:>7} {:>7} {:>7} {:>7}  {}",
+                label(r, repeated),
+                r.backend,
+                format!("{} {}", r.engine, r.engine_version),
+                r.accelerator,
+                r.threads,
+                r.batch,
+                r.runs,
+                opt(r.fps, 1) + mark(r),
+                opt(r.latency_ms_mean, 2),
+                opt(r.latency_ms_median, 2),
+                opt(r.latency_ms_p90, 2),
+                opt(r.latency_ms_p99, 2),
+                r.top1_class
+                    .map_or(String::new(), |c| format!("{} ({c})", r.top1_label)),
+            );
+        }
     }
 
     let measured: Vec<SummaryRow> = rows

@@ -1,0 +1,321 @@
+//! Window results that can no longer change, so that a long run need not keep every reading.
+//!
+//! A window (a phase, a timed run) is settled for a sensor once that sensor's readings are in
+//! past its end: its energy and validity are then final, and are kept here instead of being
+//! integrated again from the readings. The readings that only settled windows used are on
+//! disk (`power.csv`) and are released from memory, so an hour-long run holds a few seconds of
+//! readings rather than millions ([`crate::output::stream`] settles after each repetition).
+//! Every summary computed from the record afterwards is the one its full readings give, to the
+//! bit: the settled figures are those same computations, done once.
+
+use std::collections::HashMap;
+
+use crate::runner::RunRecord;
+use crate::sampler::Sample;
+use crate::summary::{CheckedWindow, SensorEnergy};
+
+/// A window, by the exact bits of its edges (they are copied, never recomputed).
+type Key = (usize, u64, u64);
+
+fn key(sensor: usize, (start, end): (f64, f64)) -> Key {
+    (sensor, start.to_bits(), end.to_bits())
+}
+
+/// The settled windows of a run, and how many readings each sensor released.
+#[derive(Debug, Clone, Default)]
+pub struct Settled {
+    windows: HashMap<Key, CheckedWindow>,
+    released: Vec<usize>,
+}
+
+impl Settled {
+    /// Sensor `sensor`'s settled result of window `w`, if it is settled.
+    pub fn get(&self, sensor: usize, w: (f64, f64)) -> Option<&CheckedWindow> {
+        self.windows.get(&key(sensor, w))
+    }
+
+    /// Readings of sensor `sensor` written and no longer held in the record.
+    pub fn released(&self, sensor: usize) -> usize {
+        self.released.get(sensor).copied().unwrap_or(0)
+    }
+
+    /// Windows settled, over all sensors.
+    pub fn len(&self) -> usize {
+        self.windows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty()
+    }
+}
+
+/// Fresh readings kept before the oldest window still open: the counter's edge share reads
+/// the update interval before the one holding the edge.
+const KEPT_BEFORE: usize = 2;
+
+/// Settles every window of `record` that ends before `horizons[sensor]` for that sensor (the
+/// time up to which its readings are all in; infinite once its sampler has stopped), then
+/// releases the readings that no window still open needs: those further than
+/// [`SensorEnergy::reach`] before the oldest of them, less [`KEPT_BEFORE`] fresh ones.
+pub fn settle(record: &mut RunRecord, horizons: &[f64]) {
+    let windows: Vec<(f64, f64)> = record
+        .phases
+        .iter()
+        .filter(|s| s.end.is_finite())
+        .map(|s| (s.start, s.end))
+        .chain(
+            record
+                .backends
+                .iter()
+                .flat_map(|b| b.runs.iter().filter_map(|r| r.window)),
+        )
+        .collect();
+    // A phase still running is a window whose end is not known yet.
+    let open_from = record
+        .phases
+        .iter()
+        .filter(|s| !s.end.is_finite())
+        .map(|s| s.start)
+        .fold(f64::INFINITY, f64::min);
+    let spec = &record.rig.validity;
+    let settled = &mut record.settled;
+    settled.released.resize(record.sensors.len(), 0);
+    for (sensor, log) in record.sensors.iter_mut().enumerate() {
+        let horizon = horizons.get(sensor).copied().unwrap_or(f64::NEG_INFINITY);
+        let energy = SensorEnergy::of(log);
+        let reach = energy.reach();
+        let mut oldest_needed = open_from.min(horizon);
+        for &w in &windows {
+            if settled.windows.contains_key(&key(sensor, w)) {
+                continue;
+            }
+            if w.1 + reach < horizon {
+                settled
+                    .windows
+                    .insert(key(sensor, w), energy.checked(w, spec));
+            } else {
+                oldest_needed = oldest_needed.min(w.0);
+            }
+        }
+        let release = releasable(&log.samples, oldest_needed - reach);
+        log.samples.drain(..release);
+        settled.released[sensor] += release;
+    }
+}
+
+/// How many of `samples` (in time order) lie before `cut`, less the [`KEPT_BEFORE`] fresh
+/// ones nearest it.
+fn releasable(samples: &[Sample], cut: f64) -> usize {
+    let before = samples.partition_point(|s| s.t < cut);
+    let mut fresh = 0;
+    let mut i = before;
+    while i > 0 && fresh < KEPT_BEFORE {
+        i -= 1;
+        if matches!(&samples[i].reading, Ok(r) if !r.stale) {
+            fresh += 1;
+        }
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::{Phase, PhaseSpan};
+    use crate::protocol::{Latency, TimedRun};
+    use crate::sensor::Reading;
+    use crate::summary::{self, fixtures};
+
+    const REPETITIONS: usize = 3;
+    const END: f64 = 1.0 + 3.0 * REPETITIONS as f64 + 0.5;
+
+    /// An idle second, then per repetition: warm-up 0.2 s, settle 1 s, timed 1.7 s.
+    fn phases() -> Vec<PhaseSpan> {
+        let span = |phase, repetition: Option<usize>, start: f64, end: f64| PhaseSpan {
+            phase,
+            backend: repetition.map(|_| 0),
+            repetition,
+            start,
+            end,
+        };
+        let mut spans = vec![span(Phase::IdleBaseline, None, 0.0, 1.0)];
+        for r in 0..REPETITIONS {
+            let at = 1.0 + 3.0 * r as f64;
+            spans.push(span(Phase::Warmup, Some(r + 1), at, at + 0.2));
+            spans.push(span(Phase::Settle, Some(r + 1), at + 0.2, at + 1.2));
+            spans.push(span(Phase::Timed, Some(r + 1), at + 1.2, at + 2.9));
+        }
+        spans
+    }
+
+    fn timed_runs() -> Vec<TimedRun> {
+        phases()
+            .iter()
+            .filter(|s| s.phase == Phase::Timed)
+            .map(|s| TimedRun {
+                latencies: vec![
+                    Latency {
+                        start: s.start,
+                        seconds: 0.01,
+                    };
+                    170
+                ],
+                window: Some((s.start, s.end)),
+                batch: 1,
+                ..TimedRun::default()
+            })
+            .collect()
+    }
+
+    /// A sensor read every `period` s with a stale read between fresh ones, a failed read
+    /// now and then, 2 W idle and 4.5 W timed; with `counter`, an energy counter too.
+    fn readings(period: f64, counter: bool) -> Vec<Sample> {
+        let spans = phases();
+        let watts = |t: f64| {
+            let timed = spans
+                .iter()
+                .any(|s| s.phase == Phase::Timed && (s.start..s.end).contains(&t));
+            let level = if timed { 4.5 } else { 2.0 };
+            level + 0.01 * (t * 37.0).sin()
+        };
+        let mut joules = 0.0;
+        let mut out = Vec::new();
+        let n = (END / period) as usize;
+        for i in 0..n {
+            let t = i as f64 * period;
+            joules += watts(t) * period;
+            let fresh = Reading {
+                watts: watts(t),
+                energy_j: counter.then_some(joules),
+                ..Reading::default()
+            };
+            let reading = if i % 97 == 50 {
+                Err("NACK".to_string())
+            } else {
+                Ok(fresh)
+            };
+            out.push(Sample { t, reading });
+            let stale = Reading {
+                stale: true,
+                ..Reading::default()
+            };
+            out.push(Sample {
+                t: t + period / 2.0,
+                reading: Ok(stale),
+            });
+        }
+        out
+    }
+
+    fn full_record() -> RunRecord {
+        let rig = fixtures::rig(&format!("repeat = {REPETITIONS}\nruns = 170"));
+        let backend = fixtures::backend(&rig.backends[0], timed_runs());
+        let logs = vec![
+            fixtures::log("power", Duration::from_millis(2), readings(2e-3, false)),
+            fixtures::log("counter", Duration::from_millis(90), readings(0.09, true)),
+        ];
+        let mut record = fixtures::record(rig, vec![backend], logs);
+        record.phases = phases();
+        record
+    }
+
+    /// The record as the writer holds it at `now`: the readings up to it, phases begun by
+    /// then (the running one open-ended), repetitions ended by then.
+    fn as_of(full: &RunRecord, streamed: &mut RunRecord, now: f64, handed: &mut [usize]) {
+        for (s, log) in full.sensors.iter().enumerate() {
+            while handed[s] < log.samples.len() && log.samples[handed[s]].t <= now {
+                streamed.sensors[s]
+                    .samples
+                    .push(log.samples[handed[s]].clone());
+                handed[s] += 1;
+            }
+        }
+        streamed.phases = full
+            .phases
+            .iter()
+            .filter(|p| p.start <= now)
+            .map(|p| PhaseSpan {
+                end: if p.end <= now { p.end } else { f64::INFINITY },
+                ..*p
+            })
+            .collect();
+        streamed.backends[0].runs = full.backends[0]
+            .runs
+            .iter()
+            .filter(|r| r.window.is_some_and(|w| w.1 <= now))
+            .cloned()
+            .collect();
+    }
+
+    fn last_fresh(log: &crate::sampler::SensorLog) -> f64 {
+        log.samples
+            .iter()
+            .rev()
+            .find(|s| matches!(&s.reading, Ok(r) if !r.stale))
+            .map_or(f64::NEG_INFINITY, |s| s.t)
+    }
+
+    #[test]
+    fn settling_as_the_run_goes_gives_the_summary_of_all_readings_to_the_bit() {
+        let full = full_record();
+        let expected_rows = serde_json::to_string(&summary::summarize(&full)).unwrap();
+        let expected_phases = serde_json::to_string(&summary::phase_energy(&full)).unwrap();
+
+        let mut streamed = full_record();
+        for log in &mut streamed.sensors {
+            log.samples.clear();
+        }
+        let mut handed = vec![0; full.sensors.len()];
+        let mut most_held = 0;
+        // A checkpoint every 0.3 s, as the writer's come after repetitions and phase changes.
+        for step in 1..=(END / 0.3) as usize + 1 {
+            as_of(&full, &mut streamed, step as f64 * 0.3, &mut handed);
+            let horizons: Vec<f64> = streamed.sensors.iter().map(last_fresh).collect();
+            settle(&mut streamed, &horizons);
+            most_held = most_held.max(streamed.sensors[0].samples.len());
+        }
+        as_of(&full, &mut streamed, f64::INFINITY, &mut handed);
+        settle(&mut streamed, &[f64::INFINITY; 2]);
+
+        assert_eq!(
+            serde_json::to_string(&summary::summarize(&streamed)).unwrap(),
+            expected_rows
+        );
+        assert_eq!(
+            serde_json::to_string(&summary::phase_energy(&streamed)).unwrap(),
+            expected_phases
+        );
+        for (s, log) in streamed.sensors.iter().enumerate() {
+            assert_eq!(
+                log.samples.len() + streamed.settled.released(s),
+                full.sensors[s].samples.len()
+            );
+        }
+        // Readings held: the longest stretch a window stays open (the 1.7 s timed phase) plus
+        // a checkpoint interval and the reach, at 1000 readings/s: far below the run's 21000.
+        let bound = ((1.7 + 0.3 + 0.05) * 1000.0) as usize;
+        assert!(
+            most_held <= bound,
+            "held {most_held} readings, bound {bound}"
+        );
+        assert!(streamed.settled.released(0) > full.sensors[0].samples.len() / 2);
+    }
+
+    #[test]
+    fn nothing_settles_before_a_sensors_readings_are_in() {
+        let mut record = full_record();
+        // The counter sensor's readings stop at 2.5 s: windows ending later wait for it.
+        let horizons = [f64::INFINITY, 2.5];
+        settle(&mut record, &horizons);
+        let idle = (0.0, 1.0);
+        let late = (record.phases[3].start, record.phases[3].end);
+        assert!(record.settled.get(1, idle).is_some());
+        assert!(record.settled.get(1, late).is_none());
+        assert!(record.settled.get(0, late).is_some());
+        // What the open windows need is still held.
+        let first_kept = record.sensors[1].samples[0].t;
+        assert!(first_kept < late.0, "{first_kept}");
+    }
+}

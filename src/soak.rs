@@ -1,0 +1,663 @@
+//! `joulebench soak`: one rig's protocol repeated for an hour (or as long as asked), to show
+//! that a long bench session holds: memory does not grow with the run, no reading is
+//! dropped between the sensor and the disk, and the timed loop does not slow down.
+//!
+//! While the run goes, a [`Monitor`] thread records the process's resident memory and the
+//! run folder's file sizes every [`MONITOR_EVERY`] into `soak.csv`. Afterwards [`Report::of`]
+//! reads `power.csv` back (what is on disk is what counts), the repetitions' latencies from
+//! the record, and judges three targets ([`Targets`]); `soak.json` keeps the report.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::runner::RunRecord;
+use crate::stats::{RatioCi, Summary};
+
+/// How often the monitor records memory and file sizes.
+pub const MONITOR_EVERY: Duration = Duration::from_secs(5);
+/// The monitor's rows, in the run folder.
+pub const MONITOR_FILE: &str = "soak.csv";
+/// The report, in the run folder.
+pub const REPORT_FILE: &str = "soak.json";
+/// The run folder's files the monitor follows.
+const FOLLOWED: [&str; 4] = ["power.csv", "latency.csv", "run.json", "summary.csv"];
+
+/// What a soak must show.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Targets {
+    /// Resident memory at the end may exceed that at the start of measuring by this much.
+    /// The readings are not kept ([`crate::settled`]); what a run keeps per repetition (its
+    /// latencies, summary row and settled windows, about 10 KiB) stays far below this for
+    /// an hour.
+    pub max_growth_mib: f64,
+    /// The mean latency of the last tenth of the repetitions must be within this many
+    /// percent of the first tenth's, its whole 95 % confidence interval included.
+    pub max_drift_pct: f64,
+}
+
+impl Default for Targets {
+    fn default() -> Self {
+        Self {
+            max_growth_mib: 32.0,
+            max_drift_pct: 2.0,
+        }
+    }
+}
+
+/// One row of `soak.csv`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MonitorRow {
+    /// Seconds since the monitor started (the run folder was claimed).
+    pub t_s: f64,
+    /// The process's resident memory (`VmRSS`).
+    pub rss_kib: u64,
+    /// Whether the rig's backends were loaded and measuring had begun.
+    pub measuring: bool,
+    pub power_csv_bytes: u64,
+    pub latency_csv_bytes: u64,
+    pub run_json_bytes: u64,
+    pub summary_csv_bytes: u64,
+}
+
+/// The monitor thread.
+pub struct Monitor {
+    stop: Arc<AtomicBool>,
+    measuring: Arc<AtomicBool>,
+    thread: JoinHandle<Result<Vec<MonitorRow>>>,
+}
+
+impl Monitor {
+    /// Starts recording into `dir/soak.csv` (a row now, then every [`MONITOR_EVERY`]).
+    pub fn start(dir: &Path) -> Result<Self> {
+        let path = dir.join(MONITOR_FILE);
+        let mut out = csv::Writer::from_path(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let measuring = Arc::new(AtomicBool::new(false));
+        let (dir, stopped, measured) = (dir.to_path_buf(), stop.clone(), measuring.clone());
+        let started = Instant::now();
+        let thread = std::thread::Builder::new()
+            .name("joulebench-soak-monitor".into())
+            .spawn(move || -> Result<Vec<MonitorRow>> {
+                crate::sampler::background_priority();
+                let mut rows = Vec::new();
+                loop {
+                    let done = stopped.load(Ordering::Relaxed);
+                    let row = sample(&dir, started, measured.load(Ordering::Relaxed))?;
+                    out.serialize(&row)
+                        .and_then(|()| Ok(out.flush()?))
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    rows.push(row);
+                    if done {
+                        return Ok(rows);
+                    }
+                    let next = started + MONITOR_EVERY * rows.len() as u32;
+                    while !stopped.load(Ordering::Relaxed) && Instant::now() < next {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            })
+            .context("cannot start the soak monitor")?;
+        Ok(Self {
+            stop,
+            measuring,
+            thread,
+        })
+    }
+
+    /// Marks the rows from now on as taken while measuring (models loaded, sensors open).
+    pub fn measuring(&self) {
+        self.measuring.store(true, Ordering::Relaxed);
+    }
+
+    /// Takes a last row and returns them all.
+    pub fn finish(self) -> Result<Vec<MonitorRow>> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.thread.join() {
+            Ok(rows) => rows,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+fn sample(dir: &Path, started: Instant, measuring: bool) -> Result<MonitorRow> {
+    let size = |name: &str| std::fs::metadata(dir.join(name)).map_or(0, |m| m.len());
+    Ok(MonitorRow {
+        t_s: started.elapsed().as_secs_f64(),
+        rss_kib: resident_kib()?,
+        measuring,
+        power_csv_bytes: size(FOLLOWED[0]),
+        latency_csv_bytes: size(FOLLOWED[1]),
+        run_json_bytes: size(FOLLOWED[2]),
+        summary_csv_bytes: size(FOLLOWED[3]),
+    })
+}
+
+/// This process's resident memory, from `/proc/self/status`.
+pub fn resident_kib() -> Result<u64> {
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("cannot read /proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("/proc/self/status has no VmRSS line")
+}
+
+/// The soak's findings.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub seconds: f64,
+    pub targets: Targets,
+    pub memory: Memory,
+    pub sensors: Vec<SensorReadings>,
+    pub files: Vec<FileSize>,
+    pub latency: Vec<Drift>,
+    /// Every target met.
+    pub ok: bool,
+}
+
+/// Resident memory over the soak, MiB.
+#[derive(Debug, Clone, Serialize)]
+pub struct Memory {
+    /// At the first row taken while measuring (models loaded, sensors open).
+    pub start_mib: f64,
+    pub end_mib: f64,
+    pub peak_mib: f64,
+    pub growth_mib: f64,
+    pub ok: bool,
+}
+
+/// One sensor's readings as `power.csv` holds them.
+#[derive(Debug, Clone, Serialize)]
+pub struct SensorReadings {
+    pub rail: String,
+    pub update_period_s: f64,
+    /// Readings the sampler took (`run.json`'s count).
+    pub taken: usize,
+    /// Rows of the sensor in `power.csv`: every reading taken must be there.
+    pub on_disk: usize,
+    pub fresh: usize,
+    pub stale: usize,
+    pub errors: usize,
+    /// Fresh readings the sensor produces between the first and the last one kept, one per
+    /// update period.
+    pub expected_fresh: usize,
+    /// Longest time between consecutive fresh readings.
+    pub largest_gap_s: f64,
+    /// The gap that makes a window's coverage drop ([`crate::summary::GAP_PERIODS`] periods).
+    pub allowed_gap_s: f64,
+    pub ok: bool,
+}
+
+/// A file of the run folder at the end.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileSize {
+    pub name: String,
+    pub bytes: u64,
+    pub mib_per_hour: f64,
+}
+
+/// One backend's latency, first tenth of its repetitions against the last.
+#[derive(Debug, Clone, Serialize)]
+pub struct Drift {
+    pub backend_index: usize,
+    pub engine: String,
+    pub repetitions: usize,
+    /// Repetitions in each tenth compared.
+    pub compared: usize,
+    /// Mean of the per-repetition median latencies, first and last tenth, ms.
+    pub first_ms: f64,
+    pub last_ms: f64,
+    /// last / first, with its 95 % confidence interval.
+    pub ratio: Option<RatioCi>,
+    /// `None` when there were too few repetitions to compare (fewer than four).
+    pub ok: Option<bool>,
+}
+
+impl Report {
+    /// Judges a finished soak from its record, its folder and the monitor's rows.
+    pub fn of(
+        record: &RunRecord,
+        dir: &Path,
+        rows: &[MonitorRow],
+        targets: Targets,
+    ) -> Result<Self> {
+        let seconds = rows.last().map_or(0.0, |r| r.t_s);
+        let memory = memory(rows, targets);
+        let sensors = sensor_readings(record, &dir.join("power.csv"))?;
+        let files = FOLLOWED
+            .iter()
+            .chain([&MONITOR_FILE])
+            .map(|name| {
+                let bytes = std::fs::metadata(dir.join(name)).map_or(0, |m| m.len());
+                FileSize {
+                    name: (*name).into(),
+                    bytes,
+                    mib_per_hour: bytes as f64 / MIB / (seconds / 3600.0),
+                }
+            })
+            .collect();
+        let latency = drift(record, targets);
+        let ok = memory.ok
+            && sensors.iter().all(|s| s.ok)
+            && latency.iter().all(|d| d.ok != Some(false));
+        Ok(Self {
+            seconds,
+            targets,
+            memory,
+            sensors,
+            files,
+            latency,
+            ok,
+        })
+    }
+
+    /// The report as lines for the terminal.
+    pub fn render(&self) -> String {
+        let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
+        let mut out = format!(
+            "soak: {:.1} min\nmemory  start {:.1} MiB, end {:.1} MiB, peak {:.1} MiB: grew {:+.1} MiB (target ≤ {} MiB): {}\n",
+            self.seconds / 60.0,
+            self.memory.start_mib,
+            self.memory.end_mib,
+            self.memory.peak_mib,
+            self.memory.growth_mib,
+            self.targets.max_growth_mib,
+            verdict(self.memory.ok)
+        );
+        for s in &self.sensors {
+            out += &format!(
+                "readings {}: {} taken, {} on disk; {} fresh of {} expected ({:.3} %, target ≥ {} %), {} stale, {} errors; largest gap {:.2} ms (allowed {:.2} ms): {}\n",
+                s.rail,
+                s.taken,
+                s.on_disk,
+                s.fresh,
+                s.expected_fresh,
+                percent(s.fresh, s.expected_fresh),
+                MIN_KEPT * 100.0,
+                s.stale,
+                s.errors,
+                s.largest_gap_s * 1e3,
+                s.allowed_gap_s * 1e3,
+                verdict(s.ok)
+            );
+        }
+        for f in &self.files {
+            out += &format!(
+                "file    {}: {:.1} MiB ({:.1} MiB/h)\n",
+                f.name,
+                f.bytes as f64 / MIB,
+                f.mib_per_hour
+            );
+        }
+        for d in &self.latency {
+            out += &format!(
+                "latency backend {} ({}): {} repetitions",
+                d.backend_index, d.engine, d.repetitions
+            );
+            out += &match (&d.ratio, d.ok) {
+                (Some(r), Some(ok)) => format!(
+                    "; median latency, first {n}: {:.3} ms, last {n}: {:.3} ms: {:+.2} % (95 % CI {:+.2} to {:+.2} %; target within ±{} %): {}\n",
+                    d.first_ms,
+                    d.last_ms,
+                    (r.ratio - 1.0) * 100.0,
+                    (r.low - 1.0) * 100.0,
+                    (r.high - 1.0) * 100.0,
+                    self.targets.max_drift_pct,
+                    verdict(ok),
+                    n = d.compared,
+                ),
+                _ => format!(
+                    ", too few to judge a drift (it takes {})\n",
+                    2 * MIN_COMPARED
+                ),
+            };
+        }
+        out += &format!(
+            "soak: {}\n",
+            if self.ok {
+                "every target met"
+            } else {
+                "a target was missed"
+            }
+        );
+        out
+    }
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// The fewest repetitions each end of a drift comparison takes (a tenth of them from 20 on).
+const MIN_COMPARED: usize = 2;
+
+/// The fewest fresh readings of those expected a sensor may keep. A reader limited by its
+/// bus (the soak rig's INA219: 1.92 ms of transfers, every reading fresh) cannot catch up:
+/// each late wake-up is lost for good, so its rate sits a fraction of a percent below the
+/// bus's. One percent is the target, a fifth of the 5 % a window's validity check allows.
+const MIN_KEPT: f64 = 0.99;
+
+fn percent(part: usize, whole: usize) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64 * 100.0
+    }
+}
+
+fn memory(rows: &[MonitorRow], targets: Targets) -> Memory {
+    let mib = |r: &MonitorRow| r.rss_kib as f64 / 1024.0;
+    let start = rows
+        .iter()
+        .find(|r| r.measuring)
+        .or(rows.first())
+        .map_or(0.0, mib);
+    let end = rows.last().map_or(0.0, mib);
+    let peak = rows.iter().map(mib).fold(0.0, f64::max);
+    let growth = end - start;
+    Memory {
+        start_mib: start,
+        end_mib: end,
+        peak_mib: peak,
+        growth_mib: growth,
+        ok: growth <= targets.max_growth_mib,
+    }
+}
+
+/// The columns of `power.csv` a soak reads.
+#[derive(Deserialize)]
+struct PowerCsvRow {
+    sensor_index: usize,
+    t_s: f64,
+    stale: bool,
+    error: String,
+}
+
+fn sensor_readings(record: &RunRecord, power_csv: &Path) -> Result<Vec<SensorReadings>> {
+    struct Tally {
+        rows: usize,
+        fresh: usize,
+        stale: usize,
+        errors: usize,
+        first: f64,
+        last: f64,
+        largest_gap: f64,
+    }
+    let mut tallies: Vec<Tally> = record
+        .sensors
+        .iter()
+        .map(|_| Tally {
+            rows: 0,
+            fresh: 0,
+            stale: 0,
+            errors: 0,
+            first: f64::NAN,
+            last: f64::NAN,
+            largest_gap: 0.0,
+        })
+        .collect();
+    let mut reader = csv::Reader::from_path(power_csv)
+        .with_context(|| format!("cannot read {}", power_csv.display()))?;
+    for row in reader.deserialize::<PowerCsvRow>() {
+        let row = row.with_context(|| format!("{}", power_csv.display()))?;
+        let Some(t) = tallies.get_mut(row.sensor_index) else {
+            anyhow::bail!(
+                "{}: a row of sensor {}, which the run does not have",
+                power_csv.display(),
+                row.sensor_index
+            );
+        };
+        t.rows += 1;
+        if !row.error.is_empty() {
+            t.errors += 1;
+        } else if row.stale {
+            t.stale += 1;
+        } else {
+            t.fresh += 1;
+            if t.last.is_finite() {
+                t.largest_gap = t.largest_gap.max(row.t_s - t.last);
+            } else {
+                t.first = row.t_s;
+            }
+            t.last = row.t_s;
+        }
+    }
+    Ok(record
+        .sensors
+        .iter()
+        .zip(tallies)
+        .enumerate()
+        .map(|(i, (log, t))| {
+            let period = log.update_period.as_secs_f64();
+            let taken = log.samples.len() + record.settled.released(i);
+            let expected = if t.fresh > 0 {
+                ((t.last - t.first) / period).round() as usize + 1
+            } else {
+                0
+            };
+            let allowed_gap = crate::summary::GAP_PERIODS * period;
+            SensorReadings {
+                rail: log.info.rail.clone(),
+                update_period_s: period,
+                taken,
+                on_disk: t.rows,
+                fresh: t.fresh,
+                stale: t.stale,
+                errors: t.errors,
+                expected_fresh: expected,
+                largest_gap_s: t.largest_gap,
+                allowed_gap_s: allowed_gap,
+                ok: t.rows == taken
+                    && t.errors == 0
+                    && t.fresh > 0
+                    && t.fresh as f64 >= MIN_KEPT * expected as f64
+                    && t.largest_gap <= allowed_gap,
+            }
+        })
+        .collect())
+}
+
+fn drift(record: &RunRecord, targets: Targets) -> Vec<Drift> {
+    record
+        .backends
+        .iter()
+        .enumerate()
+        .map(|(backend_index, b)| {
+            let medians: Vec<f64> = b
+                .runs
+                .iter()
+                .filter_map(|r| {
+                    let ms: Vec<f64> = r.latencies.iter().map(|l| l.seconds * 1e3).collect();
+                    Summary::of(&ms).map(|s| s.median)
+                })
+                .collect();
+            let compared = (medians.len() / 10).max(MIN_COMPARED);
+            let enough = medians.len() >= 2 * compared;
+            let (first, last) = if enough {
+                (&medians[..compared], &medians[medians.len() - compared..])
+            } else {
+                (&medians[..0], &medians[..0])
+            };
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+            let ratio = RatioCi::of(last, first);
+            let tolerance = targets.max_drift_pct / 100.0;
+            Drift {
+                backend_index,
+                engine: b.engine.engine.clone(),
+                repetitions: medians.len(),
+                compared: if enough { compared } else { 0 },
+                first_ms: mean(first),
+                last_ms: mean(last),
+                ok: ratio.map(|r| r.low >= 1.0 - tolerance && r.high <= 1.0 + tolerance),
+                ratio,
+            }
+        })
+        .collect()
+}
+
+/// Writes the report as `soak.json` into `dir`.
+pub fn write(report: &Report, dir: &Path) -> Result<PathBuf> {
+    let path = dir.join(REPORT_FILE);
+    let text = serde_json::to_string_pretty(report)?;
+    crate::output::files::replace_atomically(&path, text.as_bytes())?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::protocol::{Latency, TimedRun};
+    use crate::sampler::Sample;
+    use crate::sensor::Reading;
+    use crate::summary::fixtures;
+
+    /// Repetitions whose latencies are all `ms(k)` for repetition k.
+    fn record_with(repetitions: usize, ms: impl Fn(usize) -> f64) -> RunRecord {
+        let rig = fixtures::rig("runs = 3");
+        let runs = (0..repetitions)
+            .map(|k| TimedRun {
+                latencies: vec![
+                    Latency {
+                        start: 0.0,
+                        seconds: ms(k) / 1e3,
+                    };
+                    3
+                ],
+                batch: 1,
+                ..TimedRun::default()
+            })
+            .collect();
+        let backend = fixtures::backend(&rig.backends[0], runs);
+        fixtures::record(rig, vec![backend], Vec::new())
+    }
+
+    /// A little scatter, so the confidence interval has a width.
+    fn scatter(k: usize) -> f64 {
+        [0.0, 0.05, -0.05, 0.02, -0.02][k % 5]
+    }
+
+    #[test]
+    fn a_steady_latency_meets_the_drift_target_and_a_slowing_one_misses_it() {
+        let steady = drift(&record_with(100, |k| 10.0 + scatter(k)), Targets::default());
+        assert_eq!(steady[0].compared, 10);
+        assert_eq!(steady[0].ok, Some(true), "{:?}", steady[0]);
+        // 5 % slower by the end, against a 2 % target.
+        let slowing = drift(
+            &record_with(100, |k| 10.0 * (1.0 + 0.05 * k as f64 / 99.0) + scatter(k)),
+            Targets::default(),
+        );
+        assert_eq!(slowing[0].ok, Some(false), "{:?}", slowing[0]);
+        assert!(slowing[0].last_ms > slowing[0].first_ms * 1.04);
+        // Three repetitions cannot show a drift either way.
+        let few = drift(&record_with(3, |_| 10.0), Targets::default());
+        assert_eq!((few[0].ok, few[0].compared), (None, 0));
+    }
+
+    fn power_csv(dir: &Path, times: &[f64], error_at: Option<usize>) -> RunRecord {
+        let mut w = csv::Writer::from_path(dir.join("power.csv")).unwrap();
+        w.write_record(["sensor_index", "t_s", "stale", "error"])
+            .unwrap();
+        for (i, t) in times.iter().enumerate() {
+            let error = if Some(i) == error_at { "NACK" } else { "" };
+            w.write_record(["0", &t.to_string(), "false", error])
+                .unwrap();
+        }
+        w.flush().unwrap();
+        let mut record = record_with(1, |_| 1.0);
+        let samples = times
+            .iter()
+            .map(|&t| Sample {
+                t,
+                reading: Ok(Reading::default()),
+            })
+            .collect();
+        record.sensors = vec![fixtures::log("r", Duration::from_millis(2), samples)];
+        record
+    }
+
+    #[test]
+    fn readings_are_judged_from_the_rows_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let every: Vec<f64> = (0..5000).map(|i| i as f64 * 2e-3).collect();
+        let record = power_csv(dir.path(), &every, None);
+        let got = sensor_readings(&record, &dir.path().join("power.csv")).unwrap();
+        assert_eq!(
+            (got[0].taken, got[0].on_disk, got[0].fresh),
+            (5000, 5000, 5000)
+        );
+        assert_eq!(got[0].expected_fresh, 5000);
+        assert!(got[0].ok, "{:?}", got[0]);
+
+        // Ten readings in a row missed: a gap of 11 periods, allowed 3.
+        let gappy: Vec<f64> = every
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !(100..110).contains(i))
+            .map(|(_, &t)| t)
+            .collect();
+        let record = power_csv(dir.path(), &gappy, None);
+        let got = sensor_readings(&record, &dir.path().join("power.csv")).unwrap();
+        assert_eq!(got[0].expected_fresh, 5000);
+        assert!((got[0].largest_gap_s - 0.022).abs() < 1e-9);
+        assert!(!got[0].ok);
+
+        // A reading taken but not on disk, and a failed read, each miss the target.
+        let record = power_csv(dir.path(), &every[1..], None);
+        let mut more = record;
+        more.sensors[0].samples.push(Sample {
+            t: 11.0,
+            reading: Ok(Reading::default()),
+        });
+        let got = sensor_readings(&more, &dir.path().join("power.csv")).unwrap();
+        assert_eq!((got[0].taken, got[0].on_disk), (5000, 4999));
+        assert!(!got[0].ok);
+        let record = power_csv(dir.path(), &every, Some(7));
+        let got = sensor_readings(&record, &dir.path().join("power.csv")).unwrap();
+        assert_eq!(got[0].errors, 1);
+        assert!(!got[0].ok);
+    }
+
+    #[test]
+    fn memory_growth_counts_from_the_first_row_taken_while_measuring() {
+        let row = |t_s: f64, mib: u64, measuring: bool| MonitorRow {
+            t_s,
+            rss_kib: mib * 1024,
+            measuring,
+            power_csv_bytes: 0,
+            latency_csv_bytes: 0,
+            run_json_bytes: 0,
+            summary_csv_bytes: 0,
+        };
+        let rows = [
+            row(0.0, 10, false),
+            row(5.0, 300, true),
+            row(10.0, 340, true),
+            row(15.0, 320, true),
+        ];
+        let m = memory(&rows, Targets::default());
+        assert_eq!((m.start_mib, m.end_mib, m.peak_mib), (300.0, 320.0, 340.0));
+        assert!(m.ok);
+        let m = memory(
+            &rows,
+            Targets {
+                max_growth_mib: 10.0,
+                ..Targets::default()
+            },
+        );
+        assert!(!m.ok);
+    }
+
+    #[test]
+    fn the_resident_memory_of_this_process_is_read() {
+        let kib = resident_kib().unwrap();
+        assert!(kib > 100, "{kib} KiB");
+    }
+}
