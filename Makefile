@@ -23,7 +23,7 @@ CARGO = $(if $(with_torch),PATH="$(JOULEBENCH_CACHE)/torch-venv/bin:$$PATH" LIBT
 CARGO_FLAGS = --release --locked $(if $(FEATURES),--features $(FEATURES))
 BIN := $(CARGO_TARGET_DIR)/release/joulebench
 
-.PHONY: setup build models run test bench lint
+.PHONY: setup build models run test bench soak lint
 setup:
 	@scripts/setup.sh $(if $(with_torch),--torch)
 
@@ -45,6 +45,10 @@ test: models
 
 bench: models
 	$(BIN) bench $(ARGS)
+
+# An hour on the soak rig (ARGS="--minutes 10" for less): see README, Soak.
+soak: models
+	$(BIN) soak $(ARGS)
 
 lint: FEATURES = torch
 lint: setup

@@ -341,7 +341,8 @@ pub fn run_repetitions(
 ) -> Vec<TimedRun> {
     let mut runs = Vec::new();
     let machine_root = crate::machine::root();
-    // The stream learns what the backend is before its first phase begins.
+    // The stream learns what the backend is before its first phase begins, then each
+    // repetition's run as it ends (only the new one: a long run has thousands).
     let report = |runs: &[TimedRun], b: &PreparedBackend| {
         if let Some(feed) = on.stream {
             let result = BackendResult {
@@ -351,7 +352,7 @@ pub fn run_repetitions(
                 engine: b.backend.engine().clone(),
                 labels: b.labels.clone(),
                 engine_note: b.engine_note.clone(),
-                runs: runs.to_vec(),
+                runs: runs.last().cloned().into_iter().collect(),
             };
             feed.repetition(on.backend, result, on.clock.now());
         }

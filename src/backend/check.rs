@@ -94,13 +94,18 @@ pub fn check(
 /// A tensor's element type with its quantization: uint8 and int8 need a scale, which the
 /// `tflite` crate would otherwise dereference unchecked (a float model has none).
 fn tensor_type(tensor: &TensorT) -> Result<TensorType> {
-    let kind = match tensor.typ {
-        TfType::TensorType_UINT8 => "uint8",
-        TfType::TensorType_INT8 => "int8",
-        TfType::TensorType_FLOAT32 => "float32",
+    let kind = match crate::models::schema::tensor_type(tensor) {
+        Ok(TfType::TensorType_UINT8) => "uint8",
+        Ok(TfType::TensorType_INT8) => "int8",
+        Ok(TfType::TensorType_FLOAT32) => "float32",
         other => bail!(
             "tensor type {} is not one the protocol feeds or reads (uint8, int8 or float32)",
-            format!("{other:?}").trim_start_matches("TensorType_")
+            match other {
+                Ok(named) => format!("{named:?}")
+                    .trim_start_matches("TensorType_")
+                    .to_owned(),
+                Err(number) => format!("{number} (not one TF Lite defines)"),
+            }
         ),
     };
     let (scale, zero_point) = if tensor.quantization.is_valid() {

@@ -31,7 +31,7 @@ use anyhow::{bail, Context, Result};
 use safetensors::{Dtype, SafeTensors};
 use tflite::model::{BuiltinOperator, Model, TensorT, TensorType};
 
-use super::sha256_file;
+use super::{schema, sha256_file};
 
 /// The architecture this converter knows: MobileNetV2, width 1.0, 224×224 input.
 const ARCHITECTURE: &str = "mobilenet_v2_1.0_224";
@@ -272,12 +272,15 @@ pub fn dequantize_model(bytes: &[u8]) -> Result<Tensors> {
         let code = model
             .operator_codes
             .get(op.opcode_index as usize)
-            .map(|c| c.builtin_code)
+            .map(|c| schema::builtin_code(c))
             .context("operator with an unknown opcode index")?;
+        const CONV: i32 = BuiltinOperator::BuiltinOperator_CONV_2D as i32;
+        const DEPTHWISE: i32 = BuiltinOperator::BuiltinOperator_DEPTHWISE_CONV_2D as i32;
+        const LINEAR: i32 = BuiltinOperator::BuiltinOperator_FULLY_CONNECTED as i32;
         let kind = match code {
-            BuiltinOperator::BuiltinOperator_CONV_2D => Op::Conv,
-            BuiltinOperator::BuiltinOperator_DEPTHWISE_CONV_2D => Op::Depthwise,
-            BuiltinOperator::BuiltinOperator_FULLY_CONNECTED => Op::Linear,
+            CONV => Op::Conv,
+            DEPTHWISE => Op::Depthwise,
+            LINEAR => Op::Linear,
             _ => continue,
         };
         found += 1;
@@ -368,18 +371,18 @@ fn read_tensor(model: &Model, index: i32) -> Result<Vec<f32>> {
         .map(|b| &*b.data)
         .unwrap_or_default();
     // Raw values as f64, which holds every int32 exactly (f32 does not above 2^24).
-    let (size, raw): (usize, fn(&[u8]) -> f64) = match tensor.typ {
-        TensorType::TensorType_UINT8 => (1, |b| f64::from(b[0])),
-        TensorType::TensorType_INT8 => (1, |b| f64::from(b[0] as i8)),
-        TensorType::TensorType_INT32 => (4, |b| {
+    let typ = schema::tensor_type(tensor);
+    let (size, raw): (usize, fn(&[u8]) -> f64) = match typ {
+        Ok(TensorType::TensorType_UINT8) => (1, |b| f64::from(b[0])),
+        Ok(TensorType::TensorType_INT8) => (1, |b| f64::from(b[0] as i8)),
+        Ok(TensorType::TensorType_INT32) => (4, |b| {
             f64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         }),
-        TensorType::TensorType_FLOAT32 => (4, |b| {
+        Ok(TensorType::TensorType_FLOAT32) => (4, |b| {
             f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         }),
-        // The number, not the name: the verifier does not check enum ranges, and the bindings'
-        // Debug of a value outside them crashed (found by the fuzz smoke test).
-        other => bail!("unsupported tensor type {}", other as u32),
+        Ok(other) => bail!("unsupported tensor type {other:?}"),
+        Err(number) => bail!("tensor type {number} is not one TF Lite defines"),
     };
     if data.len() != numel * size {
         bail!(
@@ -388,7 +391,7 @@ fn read_tensor(model: &Model, index: i32) -> Result<Vec<f32>> {
             numel * size
         );
     }
-    let float = tensor.typ == TensorType::TensorType_FLOAT32;
+    let float = typ == Ok(TensorType::TensorType_FLOAT32);
     let (scales, zeros, axis): (&[f32], &[i64], usize) = if tensor.quantization.is_valid() {
         let q = &*tensor.quantization;
         let axis = usize::try_from(q.quantized_dimension).unwrap_or(usize::MAX);
@@ -719,9 +722,10 @@ mod tests {
         }
 
         /// Found by the mutated-model smoke test: a tensor type byte outside TF Lite's enum
-        /// passes the flatbuffer verifier (it does not check enum ranges), and formatting it
-        /// for the error crashed the process (SIGSEGV in the bindings' Debug). The byte is
-        /// located by serialising the model twice with the first weight's type changed.
+        /// passes the flatbuffer verifier (it does not check enum ranges), and matching on it
+        /// as the bindings' Rust enum crashed the process (SIGSEGV: undefined behaviour; it is
+        /// read as a number now, `models::schema`). The byte is located by serialising the
+        /// model twice with the first weight's type changed.
         #[test]
         fn fuzz_regression_tensor_type_outside_the_enum_is_an_error() {
             let mut m = Model::from_buffer(real()).unwrap();
@@ -736,7 +740,10 @@ mod tests {
             bytes[differ[0]] = 0x7F;
             let outcome = catch_unwind(AssertUnwindSafe(|| dequantize_model(&bytes).map(|_| ())));
             let err = format!("{:#}", outcome.expect("no panic").unwrap_err());
-            assert!(err.contains("unsupported tensor type 127"), "{err}");
+            assert!(
+                err.contains("tensor type 127 is not one TF Lite defines"),
+                "{err}"
+            );
         }
 
         /// A fixed seed unless PROPTEST_CASES asks for a longer run: at a few thousand random

@@ -23,6 +23,7 @@ mod fetch;
 mod manifest;
 mod report;
 mod resolve;
+pub(crate) mod schema;
 
 pub use convert::{
     convert, dequantize_model, ensure_float_weights, float_weight_names, float_weights_path,

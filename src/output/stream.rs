@@ -105,7 +105,8 @@ impl Feed {
         });
     }
 
-    /// A backend's runs so far, after one of its repetitions ended.
+    /// A backend and the runs it ended since the last call: none when it starts (so that
+    /// `run.json` names it), then one per repetition, which the writer appends.
     pub fn repetition(&self, backend: usize, result: BackendResult, at: f64) {
         let _ = self.tx.send(Msg::Repetition {
             backend,
@@ -360,7 +361,7 @@ impl State {
             } => {
                 let backends = &mut self.record.backends;
                 if backend < backends.len() {
-                    backends[backend] = *result;
+                    backends[backend].runs.extend(result.runs);
                 } else {
                     backends.push(*result);
                 }
