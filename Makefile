@@ -16,6 +16,8 @@ MODELS_FROM ?= ../shared/models
 # Extra arguments for `make run` / `make bench`, e.g. ARGS="--rig rigs/rpi3-cpu.toml".
 ARGS ?=
 FEATURES ?=
+# Seconds per fuzz target: briefly in `make test`, ten minutes with `make fuzz`.
+FUZZ_SECONDS ?= 30
 
 # With the torch feature, torch-sys finds libtorch in the torch venv's Python.
 with_torch = $(findstring torch,$(FEATURES))
@@ -23,7 +25,7 @@ CARGO = $(if $(with_torch),PATH="$(JOULEBENCH_CACHE)/torch-venv/bin:$$PATH" LIBT
 CARGO_FLAGS = --release --locked $(if $(FEATURES),--features $(FEATURES))
 BIN := $(CARGO_TARGET_DIR)/release/joulebench
 
-.PHONY: setup build models run test bench soak lint
+.PHONY: setup build models run test bench soak fuzz lint
 setup:
 	@scripts/setup.sh $(if $(with_torch),--torch)
 
@@ -41,7 +43,13 @@ run: models
 test: FEATURES = torch
 test: models
 	$(CARGO) test $(CARGO_FLAGS)
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
 	@scripts/install-check.sh
+
+# Each fuzz target for FUZZ_SECONDS (see README, Property tests and fuzzing).
+fuzz: FUZZ_SECONDS = 600
+fuzz: models
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
 
 bench: models
 	$(BIN) bench $(ARGS)

@@ -469,7 +469,6 @@ fn measure(
         anyhow::Ok(claimed)
     })?;
     let dir = run_dir.path();
-    let monitor = monitor.then(|| soak::Monitor::start(dir)).transpose()?;
     let options = RunOptions {
         interrupt,
         progress: true,
@@ -509,9 +508,8 @@ fn measure(
         ranging: ranged.clone(),
     };
     signals::set_stage(Stage::Measuring);
-    if let Some(m) = &monitor {
-        m.measuring();
-    }
+    // Started once everything is loaded: its first row is the memory a run starts from.
+    let monitor = monitor.then(|| soak::Monitor::start(dir)).transpose()?;
     let (mut record, stream_error) = prepared.execute_streaming(&options, &to)?;
     record.ranging = ranged;
     let rows = summary::summarize(&record);

@@ -31,7 +31,7 @@ const FOLLOWED: [&str; 4] = ["power.csv", "latency.csv", "run.json", "summary.cs
 /// What a soak must show.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Targets {
-    /// Resident memory at the end may exceed that at the start of measuring by this much.
+    /// Resident memory at the end may exceed that when measuring began by this much.
     /// The readings are not kept ([`crate::settled`]); what a run keeps per repetition (its
     /// latencies, summary row and settled windows, about 10 KiB) stays far below this for
     /// an hour.
@@ -53,12 +53,11 @@ impl Default for Targets {
 /// One row of `soak.csv`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MonitorRow {
-    /// Seconds since the monitor started (the run folder was claimed).
+    /// Seconds since the monitor started (the models loaded and the sensors open, as
+    /// measuring began).
     pub t_s: f64,
     /// The process's resident memory (`VmRSS`).
     pub rss_kib: u64,
-    /// Whether the rig's backends were loaded and measuring had begun.
-    pub measuring: bool,
     pub power_csv_bytes: u64,
     pub latency_csv_bytes: u64,
     pub run_json_bytes: u64,
@@ -68,7 +67,6 @@ pub struct MonitorRow {
 /// The monitor thread.
 pub struct Monitor {
     stop: Arc<AtomicBool>,
-    measuring: Arc<AtomicBool>,
     thread: JoinHandle<Result<Vec<MonitorRow>>>,
 }
 
@@ -79,8 +77,7 @@ impl Monitor {
         let mut out = csv::Writer::from_path(&path)
             .with_context(|| format!("cannot write {}", path.display()))?;
         let stop = Arc::new(AtomicBool::new(false));
-        let measuring = Arc::new(AtomicBool::new(false));
-        let (dir, stopped, measured) = (dir.to_path_buf(), stop.clone(), measuring.clone());
+        let (dir, stopped) = (dir.to_path_buf(), stop.clone());
         let started = Instant::now();
         let thread = std::thread::Builder::new()
             .name("joulebench-soak-monitor".into())
@@ -89,7 +86,7 @@ impl Monitor {
                 let mut rows = Vec::new();
                 loop {
                     let done = stopped.load(Ordering::Relaxed);
-                    let row = sample(&dir, started, measured.load(Ordering::Relaxed))?;
+                    let row = sample(&dir, started)?;
                     out.serialize(&row)
                         .and_then(|()| Ok(out.flush()?))
                         .with_context(|| format!("cannot write {}", path.display()))?;
@@ -104,16 +101,7 @@ impl Monitor {
                 }
             })
             .context("cannot start the soak monitor")?;
-        Ok(Self {
-            stop,
-            measuring,
-            thread,
-        })
-    }
-
-    /// Marks the rows from now on as taken while measuring (models loaded, sensors open).
-    pub fn measuring(&self) {
-        self.measuring.store(true, Ordering::Relaxed);
+        Ok(Self { stop, thread })
     }
 
     /// Takes a last row and returns them all.
@@ -126,12 +114,11 @@ impl Monitor {
     }
 }
 
-fn sample(dir: &Path, started: Instant, measuring: bool) -> Result<MonitorRow> {
+fn sample(dir: &Path, started: Instant) -> Result<MonitorRow> {
     let size = |name: &str| std::fs::metadata(dir.join(name)).map_or(0, |m| m.len());
     Ok(MonitorRow {
         t_s: started.elapsed().as_secs_f64(),
         rss_kib: resident_kib()?,
-        measuring,
         power_csv_bytes: size(FOLLOWED[0]),
         latency_csv_bytes: size(FOLLOWED[1]),
         run_json_bytes: size(FOLLOWED[2]),
@@ -166,11 +153,15 @@ pub struct Report {
 /// Resident memory over the soak, MiB.
 #[derive(Debug, Clone, Serialize)]
 pub struct Memory {
-    /// At the first row taken while measuring (models loaded, sensors open).
+    /// As measuring began (models loaded, sensors open).
     pub start_mib: f64,
     pub end_mib: f64,
     pub peak_mib: f64,
     pub growth_mib: f64,
+    /// Repetitions run, over all backends, and the growth per repetition: memory follows
+    /// them (each keeps its latencies and summary row), not the readings.
+    pub repetitions: usize,
+    pub kib_per_repetition: f64,
     pub ok: bool,
 }
 
@@ -230,7 +221,8 @@ impl Report {
         targets: Targets,
     ) -> Result<Self> {
         let seconds = rows.last().map_or(0.0, |r| r.t_s);
-        let memory = memory(rows, targets);
+        let repetitions = record.backends.iter().map(|b| b.runs.len()).sum();
+        let memory = memory(rows, repetitions, targets);
         let sensors = sensor_readings(record, &dir.join("power.csv"))?;
         let files = FOLLOWED
             .iter()
@@ -263,13 +255,15 @@ impl Report {
     pub fn render(&self) -> String {
         let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
         let mut out = format!(
-            "soak: {:.1} min\nmemory  start {:.1} MiB, end {:.1} MiB, peak {:.1} MiB: grew {:+.1} MiB (target ≤ {} MiB): {}\n",
+            "soak: {:.1} min\nmemory  start {:.1} MiB, end {:.1} MiB, peak {:.1} MiB: grew {:+.1} MiB (target ≤ {} MiB) over {} repetitions ({:.1} KiB each): {}\n",
             self.seconds / 60.0,
             self.memory.start_mib,
             self.memory.end_mib,
             self.memory.peak_mib,
             self.memory.growth_mib,
             self.targets.max_growth_mib,
+            self.memory.repetitions,
+            self.memory.kib_per_repetition,
             verdict(self.memory.ok)
         );
         for s in &self.sensors {
@@ -351,13 +345,9 @@ fn percent(part: usize, whole: usize) -> f64 {
     }
 }
 
-fn memory(rows: &[MonitorRow], targets: Targets) -> Memory {
+fn memory(rows: &[MonitorRow], repetitions: usize, targets: Targets) -> Memory {
     let mib = |r: &MonitorRow| r.rss_kib as f64 / 1024.0;
-    let start = rows
-        .iter()
-        .find(|r| r.measuring)
-        .or(rows.first())
-        .map_or(0.0, mib);
+    let start = rows.first().map_or(0.0, mib);
     let end = rows.last().map_or(0.0, mib);
     let peak = rows.iter().map(mib).fold(0.0, f64::max);
     let growth = end - start;
@@ -366,6 +356,8 @@ fn memory(rows: &[MonitorRow], targets: Targets) -> Memory {
         end_mib: end,
         peak_mib: peak,
         growth_mib: growth,
+        repetitions,
+        kib_per_repetition: growth * 1024.0 / repetitions.max(1) as f64,
         ok: growth <= targets.max_growth_mib,
     }
 }
@@ -626,27 +618,23 @@ mod tests {
     }
 
     #[test]
-    fn memory_growth_counts_from_the_first_row_taken_while_measuring() {
-        let row = |t_s: f64, mib: u64, measuring: bool| MonitorRow {
+    fn memory_growth_counts_from_the_start_of_measuring() {
+        let row = |t_s: f64, mib: u64| MonitorRow {
             t_s,
             rss_kib: mib * 1024,
-            measuring,
             power_csv_bytes: 0,
             latency_csv_bytes: 0,
             run_json_bytes: 0,
             summary_csv_bytes: 0,
         };
-        let rows = [
-            row(0.0, 10, false),
-            row(5.0, 300, true),
-            row(10.0, 340, true),
-            row(15.0, 320, true),
-        ];
-        let m = memory(&rows, Targets::default());
+        let rows = [row(0.0, 300), row(5.0, 340), row(10.0, 320)];
+        let m = memory(&rows, 40, Targets::default());
         assert_eq!((m.start_mib, m.end_mib, m.peak_mib), (300.0, 320.0, 340.0));
+        assert_eq!(m.kib_per_repetition, 512.0);
         assert!(m.ok);
         let m = memory(
             &rows,
+            40,
             Targets {
                 max_growth_mib: 10.0,
                 ..Targets::default()

@@ -292,3 +292,44 @@ fn streaming_costs_the_measurement_nothing_measurable() {
     assert!(fps.1 / fps.0 > 0.9, "{report}");
     assert!(reads.1 / reads.0 > 0.9, "{report}");
 }
+
+/// A disk that fills mid-run. Writes past a file-size limit fail as they do on a full disk
+/// (EFBIG instead of ENOSPC): `ulimit -f` sets the limit without privileges or a small file
+/// system, and SIGXFSZ is ignored so that the write returns its error instead of killing the
+/// process, as ENOSPC would. The limit (200 KiB) lets the write probe and the first seconds
+/// of `power.csv` through, and stops it in the middle of the run.
+#[test]
+fn a_disk_that_fills_mid_run_keeps_what_was_flushed_and_names_the_file() {
+    ensure_models();
+    let tmp = tempfile::tempdir().unwrap();
+    let rig = write_rig(tmp.path(), "long", &long_rig());
+    let dir = tmp.path().join("run");
+    let _machine = one_run_at_a_time();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#"trap "" XFSZ; ulimit -f 200; exec "$0" "$@""#)
+        .arg(env!("CARGO_BIN_EXE_joulebench"))
+        .args(["run", "--rig", s(&rig), "--out", s(&dir)])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "power.csv");
+    let err = stderr(&out);
+    let last = err.lines().last().unwrap();
+    assert!(
+        last.contains("cannot write") && last.contains("the summary is complete"),
+        "{last}"
+    );
+
+    // What was flushed before the limit is on disk, every row whole but perhaps the last.
+    let power = dir.join("power.csv");
+    let size = std::fs::metadata(&power).unwrap().len();
+    assert!(size <= 200 * 1024, "{size} bytes");
+    assert!(rows(&power).len() > 500, "{} rows", rows(&power).len());
+    // The small files are new files, under the limit: the summary of both backends, from
+    // every reading (the writer kept what it could not write), and a finished run.json.
+    let summary = read_csv(&dir.join("summary.csv"));
+    assert_eq!(summary.len(), 2, "{summary:?}");
+    assert!(summary.iter().all(|r| !r["fps"].is_empty()), "{summary:?}");
+    assert_eq!(run_json(&dir).unwrap()["finished"], true);
+}

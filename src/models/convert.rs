@@ -746,21 +746,9 @@ mod tests {
             );
         }
 
-        /// A fixed seed unless PROPTEST_CASES asks for a longer run: at a few thousand random
-        /// mutations the reader still crashes the process now and then (SIGSEGV inside
-        /// `read_tensor`, after the out-of-range tensor type fixed above; not yet found, a
-        /// crash cannot be shrunk), and `make test` must not fail at random on it.
-        fn config() -> proptest::test_runner::Config {
-            let mut config = crate::proptest_config(48);
-            if std::env::var_os("PROPTEST_CASES").is_none() {
-                config.rng_seed = proptest::test_runner::RngSeed::Fixed(0x10B5_F022);
-            }
-            config
-        }
-
         proptest! {
             // Each mutated case reads a 3.6 MB model (about 15 ms in a release build).
-            #![proptest_config(config())]
+            #![proptest_config(crate::proptest_config(48))]
 
             /// Random bytes are never a MobileNetV2.
             #[test]
