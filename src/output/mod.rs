@@ -1,6 +1,8 @@
 //! Writing results: the run folder with its CSV files and `run.json`, and the table on stdout.
 
 pub mod files;
+#[cfg(test)]
+mod fixtures;
 pub mod rebuild;
 pub mod stream;
 pub mod system;

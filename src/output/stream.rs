@@ -412,43 +412,8 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sensor::{Origin, Reading, SensorInfo};
-
-    fn rig() -> crate::rig::Rig {
-        toml::from_str(
-            "name = \"t\"\n[protocol]\nruns = 2\n\
-             [[backends]]\nkind = \"tflite\"\nmodel = \"m\"\nimage = \"i\"\n",
-        )
-        .unwrap()
-    }
-
-    fn record(sensors: usize) -> RunRecord {
-        RunRecord {
-            rig: rig(),
-            rig_text: String::new(),
-            started: chrono::Utc::now(),
-            phases: Vec::new(),
-            backends: Vec::new(),
-            sensors: (0..sensors)
-                .map(|i| crate::sampler::SensorLog {
-                    info: SensorInfo {
-                        kind: "test".into(),
-                        rail: format!("r{i}"),
-                        origin: Origin::Simulated,
-                        detail: String::new(),
-                    },
-                    update_period: Duration::from_millis(1),
-                    samples: Vec::new(),
-                    failure: None,
-                    uncertainty: None,
-                    cpu_time: Duration::ZERO,
-                })
-                .collect(),
-            sensor_choice: None,
-            ranging: Vec::new(),
-            interrupted: false,
-        }
-    }
+    use crate::output::fixtures::{backend_result, record};
+    use crate::sensor::Reading;
 
     fn samples(from: usize, n: usize) -> Vec<Sample> {
         (from..from + n)
@@ -544,36 +509,8 @@ mod tests {
         assert_eq!(json()["progress"]["backend"], 0);
         let summary = dir.path().join("summary.csv");
         assert!(!summary.exists());
-        let result = BackendResult {
-            spec: rig().backends[0].clone(),
-            engine_note: None,
-            model: crate::models::ResolvedModel {
-                name: "m".into(),
-                path: "m".into(),
-                sha256: "abc".into(),
-                in_manifest: false,
-                labels: None,
-                input: None,
-                label_offset: 0,
-            },
-            image: crate::models::ResolvedImage {
-                name: "i".into(),
-                path: "i".into(),
-                sha256: String::new(),
-                in_manifest: false,
-                top1: Vec::new(),
-            },
-            engine: crate::backend::EngineInfo {
-                engine: "fake".into(),
-                version: "0".into(),
-                accelerator: "none".into(),
-                threads: 1,
-            },
-            labels: Default::default(),
-            runs: vec![TimedRunFixture::two()],
-        };
         phases.end(0.03);
-        writer.feed().repetition(0, result, 0.03);
+        writer.feed().repetition(0, backend_result(), 0.03);
         // summary.csv is replaced first, then run.json.
         while !summary.exists() || json()["backends"][0]["model_sha256"] != "abc" {
             assert!(waited.elapsed() < Duration::from_secs(3));
@@ -584,23 +521,5 @@ mod tests {
         assert!(text.lines().nth(1).unwrap().contains(",ok"), "{text}");
         assert_eq!(json()["finished"], false);
         writer.finish();
-    }
-
-    struct TimedRunFixture;
-    impl TimedRunFixture {
-        fn two() -> crate::protocol::TimedRun {
-            crate::protocol::TimedRun {
-                latencies: vec![
-                    Latency {
-                        start: 0.0,
-                        seconds: 0.01,
-                    };
-                    2
-                ],
-                window: Some((0.0, 0.02)),
-                batch: 1,
-                ..Default::default()
-            }
-        }
     }
 }
