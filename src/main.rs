@@ -130,19 +130,32 @@ struct ExportArgs {
 }
 
 impl ExportArgs {
+    /// Each file asked for, with its flag and format.
+    fn files(&self) -> impl Iterator<Item = (&str, &PathBuf, &dyn export::Exporter)> {
+        let formats: [(_, _, &dyn export::Exporter); 3] = [
+            ("--export-csv", &self.export_csv, &export::Csv),
+            ("--export-json", &self.export_json, &export::Json),
+            (
+                "--export-markdown",
+                &self.export_markdown,
+                &export::Markdown,
+            ),
+        ];
+        formats
+            .into_iter()
+            .filter_map(|(flag, path, format)| Some((flag, path.as_ref()?, format)))
+    }
+
+    /// Proves every file asked for can be written, before the work that fills it.
+    fn check(&self) -> Result<()> {
+        self.files()
+            .try_for_each(|(flag, path, _)| export::check_writable(flag, path))
+    }
+
     /// Writes `table` (and `record`) in each format whose file was asked for.
     fn write(&self, table: &export::Table, record: &serde_json::Value) -> Result<()> {
-        let formats: [(&Option<PathBuf>, &dyn export::Exporter); 3] = [
-            (&self.export_csv, &export::Csv),
-            (&self.export_json, &export::Json),
-            (&self.export_markdown, &export::Markdown),
-        ];
-        for (path, format) in formats {
-            if let Some(path) = path {
-                export::write(format, path, table, record)?;
-            }
-        }
-        Ok(())
+        self.files()
+            .try_for_each(|(_, path, format)| export::write(format, path, table, record))
     }
 }
 
@@ -288,6 +301,7 @@ fn summarize(dir: &std::path::Path) -> Result<ExitCode> {
 }
 
 fn compare(args: &CompareArgs) -> Result<ExitCode> {
+    args.export.check()?;
     let comparison = joulebench::compare::compare(&args.runs, args.baseline, args.references)?;
     let table = joulebench::compare::table(&comparison);
     let record = serde_json::to_value(&comparison)?;
@@ -421,8 +435,13 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     let interrupt = signals::install()?;
     let (rig, source) = load_rig(&args.rig, Some(&args))?;
     // Claimed before any model loads or sensor opens: a folder that cannot take the results,
-    // or that another run holds, must not cost a measurement.
+    // or that another run holds, must not cost a measurement; nor must an export file that
+    // cannot be written.
     let run_dir = signals::hold(|| {
+        args.export.check()?;
+        if let Some(path) = &args.export_lava {
+            export::check_writable("--export-lava", path)?;
+        }
         let claimed = output::create_run_dir(args.out.as_deref(), &rig.name, chrono::Utc::now())?;
         signals::on_exit(claimed.releaser());
         anyhow::Ok(claimed)

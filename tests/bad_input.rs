@@ -11,6 +11,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use common::*;
 use tflite::model::stl::vector::VectorInsert;
@@ -722,7 +723,7 @@ fn conflicting_flags() {
     assert_bad("two references", &out, &["give one reference"]);
 }
 
-// ---- the output folder and stdout -----------------------------------------------------------
+// ---- the output folder ----------------------------------------------------------------------
 
 #[test]
 fn out_folder_with_a_file_in_its_place() {
@@ -763,6 +764,113 @@ fn out_folder_not_writable() {
     let out = run(&["run", "--rig", s(&path), "--out", s(&ro.join("run"))]);
     assert_bad("read-only folder", &out, &["cannot create", "ro/run"]);
 }
+
+// ---- export files ---------------------------------------------------------------------------
+
+/// A rig that measures for a minute: a run that ends within seconds measured nothing.
+fn minute_long_rig() -> String {
+    rig(
+        "mobilenet_v2_1.0_224_quant",
+        "bird.bmp",
+        "min_duration_s = 60.0",
+        SIM,
+    )
+}
+
+/// `run` with `flag PATH` is refused at once, naming the path, the flag and `why`, and
+/// leaves no run folder.
+fn assert_export_refused(case: &str, flag: &str, path: &Path, why: &str) {
+    let began = Instant::now();
+    let (dir, out) = run_text(&minute_long_rig(), &[flag, s(path)]);
+    let named = format!("cannot write {} ({flag}): ", path.display());
+    assert_bad(case, &out, &[&named, why]);
+    assert!(
+        began.elapsed() < Duration::from_secs(20),
+        "{case}: took {:?}, so it measured",
+        began.elapsed()
+    );
+    let err = stderr(&out);
+    assert!(!err.contains("running rig"), "{case}: it began: {err}");
+    assert!(!dir.path().join("run").exists(), "{case}: a run folder");
+}
+
+#[test]
+fn export_file_in_a_missing_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_export_refused(
+        "missing folder",
+        "--export-csv",
+        &dir.path().join("gone/summary.csv"),
+        "gone does not exist; create it first",
+    );
+}
+
+#[test]
+fn export_file_with_a_folder_in_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_export_refused(
+        "a folder in its place",
+        "--export-json",
+        dir.path(),
+        "it is a folder; give a file name",
+    );
+}
+
+#[test]
+fn export_file_under_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("taken");
+    std::fs::write(&file, "x").unwrap();
+    assert_export_refused(
+        "a file in its folder's place",
+        "--export-lava",
+        &file.join("lava.txt"),
+        "taken is not a folder",
+    );
+}
+
+#[test]
+fn export_file_in_a_folder_not_writable() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        joulebench::skip_test(
+            "export_file_in_a_folder_not_writable",
+            "running as root, which writes into read-only folders",
+        );
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    assert_export_refused(
+        "read-only folder",
+        "--export-markdown",
+        &ro.join("summary.md"),
+        "Permission denied",
+    );
+}
+
+#[test]
+fn compare_export_file_in_a_missing_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gone/comparison.csv");
+    let out = joulebench()
+        .args([
+            "compare",
+            "results/examples/sim-cpu",
+            "--export-csv",
+            s(&path),
+        ])
+        .output()
+        .unwrap();
+    let named = format!("cannot write {} (--export-csv): ", path.display());
+    assert_bad("compare, missing folder", &out, &[&named, "does not exist"]);
+    assert!(out.stdout.is_empty(), "compared anyway");
+}
+
+// ---- stdout ---------------------------------------------------------------------------------
 
 /// A short measuring run whose stdout goes to `stdout`.
 fn measuring_run(stdout: Stdio, close_early: bool) -> (tempfile::TempDir, Output) {
