@@ -872,8 +872,35 @@ fn compare_export_file_in_a_missing_folder() {
 
 // ---- stdout ---------------------------------------------------------------------------------
 
-/// A short measuring run whose stdout goes to `stdout`.
-fn measuring_run(stdout: Stdio, close_early: bool) -> (tempfile::TempDir, Output) {
+/// Where a command's stdout goes in the stdout tests.
+#[derive(Clone, Copy)]
+enum StdoutTo {
+    /// `>/dev/full`: every write fails with ENOSPC.
+    Full,
+    /// A pipe whose reader is gone: every write fails with EPIPE.
+    Closed,
+}
+
+/// Runs `cmd` to completion with its stdout on `to`, its stderr captured.
+fn run_with_stdout(cmd: &mut Command, to: StdoutTo) -> Output {
+    let stdout = match to {
+        StdoutTo::Full => Stdio::from(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        ),
+        StdoutTo::Closed => Stdio::piped(),
+    };
+    let _machine = one_run_at_a_time();
+    let mut child = cmd.stdout(stdout).stderr(Stdio::piped()).spawn().unwrap();
+    // The reader goes before the child prints anything (it reads its inputs first).
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+/// A short measuring run whose stdout goes to `to`.
+fn measuring_run(to: StdoutTo) -> (tempfile::TempDir, Output) {
     ensure_models();
     let dir = tempfile::tempdir().unwrap();
     let path = write_rig(
@@ -886,35 +913,23 @@ fn measuring_run(stdout: Stdio, close_early: bool) -> (tempfile::TempDir, Output
             SIM,
         ),
     );
-    let _machine = one_run_at_a_time();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_joulebench"))
-        .current_dir(repo())
-        .args(["run", "--rig", s(&path), "--out"])
-        .arg(dir.path().join("run"))
-        .stdout(stdout)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if close_early {
-        drop(child.stdout.take());
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_stdout(
+        joulebench()
+            .args(["run", "--rig", s(&path), "--out"])
+            .arg(dir.path().join("run")),
+        to,
+    );
     (dir, out)
 }
 
 #[test]
 fn stdout_full_is_one_line_and_keeps_the_files() {
-    let full = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/full")
-        .unwrap();
-    let (dir, out) = measuring_run(Stdio::from(full), false);
+    let (dir, out) = measuring_run(StdoutTo::Full);
     assert_bad(
         "stdout on /dev/full",
         &out,
         &[
-            "cannot print the table to stdout",
-            "No space left on device",
+            "cannot print to stdout: No space left on device",
             "the results are in",
         ],
     );
@@ -923,7 +938,7 @@ fn stdout_full_is_one_line_and_keeps_the_files() {
 
 #[test]
 fn stdout_closed_exits_quietly_and_keeps_the_files() {
-    let (dir, out) = measuring_run(Stdio::piped(), true);
+    let (dir, out) = measuring_run(StdoutTo::Closed);
     let err = stderr(&out);
     assert!(!err.contains("panicked"), "{err}");
     assert!(
@@ -941,6 +956,126 @@ fn stdout_closed_exits_quietly_and_keeps_the_files() {
         );
     }
     assert!(dir.path().join("run/summary.csv").is_file());
+}
+
+/// A run folder for `summarize`, measured in a second: one backend, no sensors.
+fn quick_run_folder(dir: &Path) -> PathBuf {
+    let text = r#"
+name = "quick"
+idle_baseline_s = 0.0
+[protocol]
+warmup = 1
+settle_s = 0.0
+runs = 3
+[[backends]]
+kind = "tflite"
+engine = "tflite"
+model = "mobilenet_v2_1.0_224_quant"
+image = "bird.bmp"
+"#;
+    let path = write_rig(dir, "quick", text);
+    let folder = dir.join("run");
+    let out = run(&["run", "--rig", s(&path), "--out", s(&folder)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    folder
+}
+
+/// A command that prints to stdout, with arguments that succeed.
+struct Printing {
+    case: &'static str,
+    args: Vec<String>,
+    /// The `joulebench: ` lines it writes on stderr whatever happens to stdout (what it does).
+    notes: usize,
+}
+
+/// Every command that prints to stdout but `bench` (which measures for minutes).
+fn printing_commands(dir: &Path) -> Vec<Printing> {
+    ensure_models();
+    let folder = quick_run_folder(dir);
+    let report = dir.join("report");
+    let case = |case, args: &[&str], notes| Printing {
+        case,
+        args: args.iter().map(|a| a.to_string()).collect(),
+        notes,
+    };
+    vec![
+        case("models list", &["models", "list"], 0),
+        case("models verify", &["models", "verify"], 0),
+        case(
+            "compare",
+            &["compare", "results/examples/sim-cpu", s(&folder)],
+            0,
+        ),
+        case("summarize", &["summarize", s(&folder)], 0),
+        case("sensors", &["sensors", "--rig", "sim-cpu"], 0),
+        case("sensors --detect", &["sensors", "--detect"], 0),
+        case(
+            "report",
+            &["report", "results/examples/sim-cpu", "--out", s(&report)],
+            0,
+        ),
+        case(
+            "calibrate --dry-run",
+            &[
+                "calibrate",
+                "--rig",
+                "sim-cpu",
+                "--rail",
+                "5V supply (simulated board)",
+                "--amps",
+                "0.4",
+                "--reference-uncertainty-pct",
+                "1",
+                "--seconds",
+                "0.2",
+                "--dry-run",
+            ],
+            1,
+        ),
+    ]
+}
+
+/// The `joulebench: ` lines of a command's stderr.
+fn joulebench_lines(out: &Output) -> Vec<String> {
+    stderr(out)
+        .lines()
+        .filter(|l| l.starts_with("joulebench: "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn stdout_full_is_one_line_for_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    for Printing { case, args, notes } in printing_commands(dir.path()) {
+        let out = run_with_stdout(joulebench().args(&args), StdoutTo::Full);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{case}: {err}");
+        assert!(!err.contains("panicked"), "{case}: {err}");
+        // One error line, the last.
+        let lines = joulebench_lines(&out);
+        assert_eq!(lines.len(), notes + 1, "{case}: {err}");
+        assert!(
+            lines[notes].starts_with("joulebench: cannot print to stdout: No space left on device")
+                && err.trim_end().ends_with(&lines[notes]),
+            "{case}: {err}"
+        );
+    }
+}
+
+#[test]
+fn stdout_closed_is_no_error_for_any_command() {
+    let dir = tempfile::tempdir().unwrap();
+    for Printing { case, args, notes } in printing_commands(dir.path()) {
+        let out = run_with_stdout(joulebench().args(&args), StdoutTo::Closed);
+        let err = stderr(&out);
+        assert!(out.status.success(), "{case}: {err}");
+        assert!(!err.contains("panicked"), "{case}: {err}");
+        assert_eq!(joulebench_lines(&out).len(), notes, "{case}: {err}");
+    }
+    // Its work done all the same.
+    assert!(dir.path().join("run/summary.csv").is_file());
+    assert!(dir.path().join("report/report.md").is_file());
 }
 
 /// A 64 × 64 CMYK JPEG (a gradient), written here rather than committed: a test picture in

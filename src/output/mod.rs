@@ -1,5 +1,7 @@
-//! Writing results: the run folder with its CSV files and `run.json`, and the table on stdout.
+//! Writing results: the run folder with its CSV files and `run.json`, and every command's
+//! stdout ([`console`]).
 
+pub mod console;
 pub mod files;
 #[cfg(test)]
 mod fixtures;
