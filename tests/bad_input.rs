@@ -984,7 +984,7 @@ image = "bird.bmp"
 struct Printing {
     case: &'static str,
     args: Vec<String>,
-    /// The `joulebench: ` lines it writes on stderr whatever happens to stdout (what it does).
+    /// The `joulebench: ` lines it writes on stderr in any case (calibrate: what it reads).
     notes: usize,
 }
 
@@ -1001,6 +1001,11 @@ fn printing_commands(dir: &Path) -> Vec<Printing> {
     vec![
         case("models list", &["models", "list"], 0),
         case("models verify", &["models", "verify"], 0),
+        case(
+            "models fetch --from",
+            &["models", "fetch", "--from", s(&models_dir())],
+            0,
+        ),
         case(
             "compare",
             &["compare", "results/examples/sim-cpu", s(&folder)],
