@@ -18,6 +18,7 @@ use statrs::statistics::{Data, OrderStatistics};
 
 use crate::backend::EngineInfo;
 use crate::clock::{monotonic_seconds, PhaseLog, RunClock};
+use crate::output::console::Console;
 use crate::rig::{
     BackendKind, BackendSpec, Device, Engine, Precision, ProtocolSpec, Rig, SensorSpec,
 };
@@ -59,7 +60,7 @@ pub struct BenchArgs {
     pub no_sampler: bool,
 }
 
-pub fn run(args: &BenchArgs) -> Result<()> {
+pub fn run(args: &BenchArgs, out: &mut Console) -> Result<()> {
     let (mut rig, _) = Rig::find(&args.rig)?;
     let backend_spec = rig.backends.first_mut().context("the rig has no backend")?;
     if let Some(model) = &args.model {
@@ -87,7 +88,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
     let first = &contenders[0];
-    println!(
+    writeln!(
+        out,
         "bench: model {}, image {}, {} thread{}, {} timed classifications per round, {} rounds, alternating",
         first.model.name,
         first.image.name,
@@ -95,13 +97,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         if backend_spec.threads == 1 { "" } else { "s" },
         args.runs,
         args.rounds
-    );
+    )?;
 
     if !args.no_reference {
-        compare_with_reference(&mut contenders, &protocol, &rig, args)?;
+        compare_with_reference(&mut contenders, &protocol, &rig, args, out)?;
     }
     if !args.no_sampler {
-        sampler_overhead(&mut contenders[0], &protocol, &rig, args.rounds)?;
+        sampler_overhead(&mut contenders[0], &protocol, &rig, args.rounds, out)?;
     }
     Ok(())
 }
@@ -113,6 +115,7 @@ fn compare_with_reference(
     protocol: &ProtocolSpec,
     rig: &Rig,
     args: &BenchArgs,
+    out: &mut Console,
 ) -> Result<()> {
     let reference = Reference::for_backend(&contenders[0], protocol, args)?;
     let energy = measures_energy(rig).then_some(rig);
@@ -140,7 +143,7 @@ fn compare_with_reference(
             .zip(&rounds)
             .map(|(n, r)| format!("{n} {}", r[round - 1]))
             .collect();
-        println!("  round {round}: {}", line.join(", "));
+        writeln!(out, "  round {round}: {}", line.join(", "))?;
     }
 
     let fps_of = |r: &[Round]| r.iter().map(|r| r.fps).collect::<Vec<_>>();
@@ -148,7 +151,8 @@ fn compare_with_reference(
     let cpu_speed_of = |r: &[Round]| r.iter().map(|r| 1.0 / r.cpu_ms).collect::<Vec<_>>();
     let per_joule_of = |r: &[Round]| r.iter().map(|r| r.per_joule).collect::<Option<Vec<_>>>();
     let base = &rounds[last];
-    println!(
+    writeln!(
+        out,
         "{:<44} {:>10} {:>7} {:>16} {:>8} {:>7} {:>8} {:>8} {:>7}",
         "contender",
         "median FPS",
@@ -159,7 +163,7 @@ fn compare_with_reference(
         "W",
         "inf/J",
         "ratio"
-    );
+    )?;
     for (name, r) in names.iter().zip(&rounds) {
         let fps = paired(&fps_of(r), &fps_of(base))?;
         let cpu = paired(&cpu_speed_of(r), &cpu_speed_of(base))?;
@@ -176,18 +180,20 @@ fn compare_with_reference(
             }
             _ => format!("{:>8} {:>8} {:>7}", "-", "-", "-"),
         };
-        println!(
+        writeln!(
+            out,
             "{name:<44} {:>10.1} {:>7.3} {:>16} {:>8.2} {:>7.3} {energy}",
             median(&fps_of(r)),
             fps.median,
             fps.range(),
             median(&cpu_ms),
             cpu.median
-        );
+        )?;
     }
-    println!(
+    writeln!(
+        out,
         "(ratio: median of the per-round ratios, each run against the reference run next to it; CPU ms: process CPU time per image, its ratio inverted so that above 1 is faster)"
-    );
+    )?;
     Ok(())
 }
 
@@ -403,6 +409,7 @@ fn sampler_overhead(
     protocol: &ProtocolSpec,
     rig: &Rig,
     rounds: usize,
+    out: &mut Console,
 ) -> Result<()> {
     if rig.sensors.is_empty() {
         bail!("the rig has no sensors: nothing to measure the sampler's overhead with");
@@ -427,12 +434,13 @@ fn sampler_overhead(
             None => rig_round(backend, protocol, off_sensors)?.0,
         };
         let s = sampler.context("sampler stats missing")?;
-        println!(
+        writeln!(
+            out,
             "  round {round}: sampler on {on_round} ({:.0} reads/s, {:.2}% of a core), {} {off_round}",
             s.reads_per_s,
             s.cpu_share * 100.0,
             if measured { "slow" } else { "off" }
-        );
+        )?;
         on.push(on_round.fps);
         off.push(off_round.fps);
         cpu_share.push(s.cpu_share);
@@ -441,10 +449,11 @@ fn sampler_overhead(
         rounds_off.push(off_round);
     }
     if measured {
-        println!("{}", sampling_cost(&rounds_on, &rounds_off)?);
+        writeln!(out, "{}", sampling_cost(&rounds_on, &rounds_off)?)?;
     }
     let ratios = paired(&on, &off)?;
-    println!(
+    writeln!(
+        out,
         "sampler on vs off ({}): median {:.1} vs {:.1} FPS; on/off {:.4} ({:+.2}%, per-round ratios {}); sampler {:.0} reads/s using {:.2}% of a core",
         engine_label(backend.backend.engine()),
         median(&on),
@@ -454,7 +463,7 @@ fn sampler_overhead(
         ratios.range(),
         median(&rate),
         median(&cpu_share) * 100.0
-    );
+    )?;
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use joulebench::output::console::Console;
 use joulebench::project::RigSource;
 use joulebench::rig::{BackendKind, BackendSpec, Device, Engine, Precision, Rig, Scenario};
 use joulebench::runner::{self, RunOptions};
@@ -153,19 +154,32 @@ struct ExportArgs {
 }
 
 impl ExportArgs {
+    /// Each file asked for, with its flag and format.
+    fn files(&self) -> impl Iterator<Item = (&str, &PathBuf, &dyn export::Exporter)> {
+        let formats: [(_, _, &dyn export::Exporter); 3] = [
+            ("--export-csv", &self.export_csv, &export::Csv),
+            ("--export-json", &self.export_json, &export::Json),
+            (
+                "--export-markdown",
+                &self.export_markdown,
+                &export::Markdown,
+            ),
+        ];
+        formats
+            .into_iter()
+            .filter_map(|(flag, path, format)| Some((flag, path.as_ref()?, format)))
+    }
+
+    /// Proves every file asked for can be written, before the work that fills it.
+    fn check(&self) -> Result<()> {
+        self.files()
+            .try_for_each(|(flag, path, _)| export::check_writable(flag, path))
+    }
+
     /// Writes `table` (and `record`) in each format whose file was asked for.
     fn write(&self, table: &export::Table, record: &serde_json::Value) -> Result<()> {
-        let formats: [(&Option<PathBuf>, &dyn export::Exporter); 3] = [
-            (&self.export_csv, &export::Csv),
-            (&self.export_json, &export::Json),
-            (&self.export_markdown, &export::Markdown),
-        ];
-        for (path, format) in formats {
-            if let Some(path) = path {
-                export::write(format, path, table, record)?;
-            }
-        }
-        Ok(())
+        self.files()
+            .try_for_each(|(_, path, format)| export::write(format, path, table, record))
     }
 }
 
@@ -254,7 +268,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
-    match dispatch(cli) {
+    match dispatch(cli, &mut Console::stdout()) {
         Ok(code) => code,
         Err(e) => {
             // One line: the context chain joined by ": ".
@@ -284,43 +298,45 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     code
 }
 
-fn dispatch(cli: Cli) -> Result<ExitCode> {
+/// Runs the command; everything it prints goes through `out`.
+fn dispatch(cli: Cli, out: &mut Console) -> Result<ExitCode> {
     match cli.command {
-        Command::Run(args) => run(args),
-        Command::Models { command } => models_command(command),
-        Command::Sensors { detect: true, .. } => detect_sensors(),
-        Command::Sensors { rig, .. } => sensors(&rig),
-        Command::Calibrate(args) => calibrate(&args),
-        Command::Bench(args) => bench::run(&args).map(|()| ExitCode::SUCCESS),
-        Command::Compare(args) => compare(&args),
-        Command::Report(args) => report(&args),
-        Command::Soak(args) => soak(&args),
-        Command::Summarize { dir } => summarize(&dir),
+        Command::Run(args) => run(args, out),
+        Command::Models { command } => models_command(command, out),
+        Command::Sensors { detect: true, .. } => detect_sensors(out),
+        Command::Sensors { rig, .. } => sensors(&rig, out),
+        Command::Calibrate(args) => calibrate(&args, out),
+        Command::Bench(args) => bench::run(&args, out).map(|()| ExitCode::SUCCESS),
+        Command::Compare(args) => compare(&args, out),
+        Command::Report(args) => report(&args, out),
+        Command::Soak(args) => soak(&args, out),
+        Command::Summarize { dir } => summarize(&dir, out),
     }
 }
 
-fn summarize(dir: &std::path::Path) -> Result<ExitCode> {
+fn summarize(dir: &std::path::Path, out: &mut Console) -> Result<ExitCode> {
     let rebuilt = output::rebuild::summarize(dir)?;
-    print!("{}", output::table::render(&rebuilt.rows));
+    write!(out, "{}", output::table::render(&rebuilt.rows))?;
     match &rebuilt.stopped_in {
-        Some(phase) => println!("run did not finish: stopped in {phase}"),
-        None if !rebuilt.finished => println!("run did not finish"),
+        Some(phase) => writeln!(out, "run did not finish: stopped in {phase}")?,
+        None if !rebuilt.finished => writeln!(out, "run did not finish")?,
         None => {}
     }
-    println!("summary: {}", dir.join("summary.csv").display());
+    writeln!(out, "summary: {}", dir.join("summary.csv").display())?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn compare(args: &CompareArgs) -> Result<ExitCode> {
+fn compare(args: &CompareArgs, out: &mut Console) -> Result<ExitCode> {
+    args.export.check()?;
     let comparison = joulebench::compare::compare(&args.runs, args.baseline, args.references)?;
     let table = joulebench::compare::table(&comparison);
     let record = serde_json::to_value(&comparison)?;
     args.export.write(&table, &record)?;
-    print!("{}", joulebench::compare::render(&comparison));
+    write!(out, "{}", joulebench::compare::render(&comparison))?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn calibrate(args: &CalibrateArgs) -> Result<ExitCode> {
+fn calibrate(args: &CalibrateArgs, out: &mut Console) -> Result<ExitCode> {
     use joulebench::calibrate::{self, Reference, Request};
     let reference = match (args.amps, args.watts, args.load_ohms) {
         (Some(a), None, None) => Reference::Amps(a),
@@ -353,54 +369,60 @@ fn calibrate(args: &CalibrateArgs) -> Result<ExitCode> {
     let (target, cal) = calibrate::calibrate(&args.rig, &request, clock, chrono::Utc::now())?;
     let m = &cal.measurement;
     let unit = cal.unit;
-    println!(
+    writeln!(
+        out,
         "measured   {:.5} {unit} (mean of {} fresh readings in {} s; {:.5} V, {:.5} W; current σ {:.5} A)",
         cal.measured, m.fresh, m.seconds, m.mean_volts, m.mean_watts, m.sd_amps
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "reference  {:.5} {unit} ({}, good to {} %)",
         cal.reference,
         reference.describe(),
         uncertainty_pct
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "factor     {} (the chip read {:+.3} %){}",
         cal.factor,
         (1.0 / cal.factor - 1.0) * 100.0,
         cal.previous_factor
             .map_or(String::new(), |f| format!("; the rig had {f}"))
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "calibration register {} → {}; energy uncertainty {:.2} % → {:.2} %",
         cal.uncorrected_register,
         cal.corrected_register,
         cal.uncertainty_before * 100.0,
         cal.uncertainty_after * 100.0
-    );
+    )?;
     // The mean's own scatter adds to the reference's uncertainty; say so when it is not small.
     let standard_error_pct = m.sd_amps / (m.fresh as f64).sqrt() / m.mean_amps * 100.0;
     if standard_error_pct > uncertainty_pct / 3.0 {
-        println!(
+        writeln!(
+            out,
             "note: the mean's standard error ({standard_error_pct:.3} %) is not small beside the \
              reference's {uncertainty_pct} %: a quieter load or a longer read (--seconds) helps"
-        );
+        )?;
     }
     match (&target.path, args.dry_run) {
-        (Some(path), false) => println!(
+        (Some(path), false) => writeln!(
+            out,
             "wrote shunt_correction = {} and reference_uncertainty_pct = {} into sensors[{}] of {}",
             cal.factor,
             uncertainty_pct,
             target.index,
             path.display()
-        ),
-        _ => println!("dry run: {} left as it was", target.origin),
+        )?,
+        _ => writeln!(out, "dry run: {} left as it was", target.origin)?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn report(args: &ReportArgs) -> Result<ExitCode> {
+fn report(args: &ReportArgs, out: &mut Console) -> Result<ExitCode> {
     let path = joulebench::report::write(&args.runs, &args.out)?;
-    println!("report: {}", path.display());
+    writeln!(out, "report: {}", path.display())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -462,8 +484,13 @@ fn measure(
     let interrupt = signals::install()?;
     let (rig, source) = load_rig(&args.rig, Some(args))?;
     // Claimed before any model loads or sensor opens: a folder that cannot take the results,
-    // or that another run holds, must not cost a measurement.
+    // or that another run holds, must not cost a measurement; nor must an export file that
+    // cannot be written.
     let run_dir = signals::hold(|| {
+        args.export.check()?;
+        if let Some(path) = &args.export_lava {
+            export::check_writable("--export-lava", path)?;
+        }
         let claimed = output::create_run_dir(args.out.as_deref(), &rig.name, chrono::Utc::now())?;
         signals::on_exit(claimed.releaser());
         anyhow::Ok(claimed)
@@ -524,7 +551,7 @@ fn measure(
     })
 }
 
-fn run(args: RunArgs) -> Result<ExitCode> {
+fn run(args: RunArgs, out: &mut Console) -> Result<ExitCode> {
     let Measured {
         run_dir,
         rows,
@@ -540,7 +567,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     signals::set_stage(Stage::Written);
-    let printed = print_table(&output::table::render(&rows), dir);
+    let printed = print_results(out, &output::table::render(&rows), dir);
     finish(&rows, dir, stream_error, printed)
 }
 
@@ -578,7 +605,7 @@ fn finish(
 /// The longest soak: a day.
 const MAX_SOAK_MINUTES: f64 = 24.0 * 60.0;
 
-fn soak(args: &SoakArgs) -> Result<ExitCode> {
+fn soak(args: &SoakArgs, out: &mut Console) -> Result<ExitCode> {
     if !(args.minutes > 0.0 && args.minutes <= MAX_SOAK_MINUTES) {
         anyhow::bail!(
             "--minutes must be more than 0 and at most {MAX_SOAK_MINUTES} (a day), not {}",
@@ -624,7 +651,7 @@ fn soak(args: &SoakArgs) -> Result<ExitCode> {
         .cloned()
         .collect();
     let text = format!("{}{}", output::table::render(&aggregates), report.render());
-    let printed = print_table(&text, dir);
+    let printed = print_results(out, &text, dir);
     let code = finish(&rows, dir, stream_error, printed)?;
     // A soak a signal cut short reports what it saw, and exits as a signalled run does.
     if !report.ok && signals::received().is_none() {
@@ -636,38 +663,27 @@ fn soak(args: &SoakArgs) -> Result<ExitCode> {
     Ok(code)
 }
 
-/// Prints a run's table and folder to stdout, after its files are written. A reader that
-/// stopped reading (`| head`: EPIPE) is no error, as for other command-line tools: one
-/// line on stderr names the folder, which stdout could not. Any other write error (a full
-/// disk, `>/dev/full`) is the run's error, naming the folder that holds the results.
-fn print_table(table: &str, dir: &std::path::Path) -> Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let written = out
-        .write_all(table.as_bytes())
+/// Prints a run's table and folder, after its files are written. A reader that stopped
+/// reading is no error, but stdout could not show the folder: one line on stderr names it. Any
+/// other failed print is the run's error, naming the folder that holds the results.
+fn print_results(out: &mut Console, table: &str, dir: &std::path::Path) -> Result<()> {
+    write!(out, "{table}")
         .and_then(|()| writeln!(out, "results: {}", dir.display()))
-        .and_then(|()| out.flush());
-    match written {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-            eprintln!(
-                "joulebench: stdout was closed before the table was printed; the results are in {}",
-                dir.display()
-            );
-            Ok(())
-        }
-        Err(e) => anyhow::bail!(
-            "cannot print the table to stdout: {e}; the results are in {}",
+        .map_err(|e| anyhow::anyhow!("{e:#}; the results are in {}", dir.display()))?;
+    if out.closed() {
+        eprintln!(
+            "joulebench: stdout was closed before the table was printed; the results are in {}",
             dir.display()
-        ),
+        );
     }
+    Ok(())
 }
 
-fn sensors(rig_path: &str) -> Result<ExitCode> {
+fn sensors(rig_path: &str, out: &mut Console) -> Result<ExitCode> {
     let (mut rig, _) = load_rig(rig_path, None)?;
     // The sensors a run of this rig would use.
     if let Some(choice) = sensor::detect::resolve(&mut rig, &sensor::detect::sysfs_root()) {
-        println!("{}", choice.line);
+        writeln!(out, "{}", choice.line)?;
     }
     let ctx = sensor::SensorContext::new(
         joulebench::clock::RunClock::start(),
@@ -685,7 +701,8 @@ fn sensors(rig_path: &str) -> Result<ExitCode> {
                 let opt = |v: Option<f64>, unit: &str, digits: usize| {
                     v.map_or(String::new(), |v| format!("{v:.digits$} {unit}  "))
                 };
-                println!(
+                writeln!(
+                    out,
                     "{label}: {}{}{:.3} W{}{}  [{}]",
                     opt(r.volts, "V", 3),
                     opt(r.amps, "A", 4),
@@ -696,16 +713,20 @@ fn sensors(rig_path: &str) -> Result<ExitCode> {
                         label => format!("  ({label})"),
                     },
                     info.detail
-                )
+                )?;
             }
             Err(e) => {
                 failed = true;
-                println!("{label}: error: {}", format!("{e:#}").replace('\n', " "));
+                writeln!(
+                    out,
+                    "{label}: error: {}",
+                    format!("{e:#}").replace('\n', " ")
+                )?;
             }
         }
     }
     if rig.sensors.is_empty() {
-        println!("rig {} has no sensors", rig.name);
+        writeln!(out, "rig {} has no sensors", rig.name)?;
     }
     Ok(if failed {
         ExitCode::FAILURE
@@ -714,42 +735,46 @@ fn sensors(rig_path: &str) -> Result<ExitCode> {
     })
 }
 
-fn detect_sensors() -> Result<ExitCode> {
+fn detect_sensors(out: &mut Console) -> Result<ExitCode> {
     use sensor::detect;
     let root = detect::sysfs_root();
     let mut found = detect::detect(&root);
     if found.is_empty() {
-        println!(
+        writeln!(
+            out,
             "no RAPL zones, hwmon power channels or INA3221 rails under {}",
             root.display()
-        );
+        )?;
     }
     let gpus = detect::detect_gpus();
     match &gpus {
-        Ok(list) if list.is_empty() => println!("NVML: no GPUs"),
+        Ok(list) if list.is_empty() => writeln!(out, "NVML: no GPUs")?,
         Ok(list) => found.extend(list.iter().cloned()),
-        Err(why) => println!("NVML: {why}"),
+        Err(why) => writeln!(out, "NVML: {why}")?,
     }
     for d in &found {
         match &d.readable {
-            Ok(detail) => println!("{}: readable  [{detail}]", d.what),
-            Err(why) => println!("{}: not readable: {why}", d.what),
+            Ok(detail) => writeln!(out, "{}: readable  [{detail}]", d.what)?,
+            Err(why) => writeln!(out, "{}: not readable: {why}", d.what)?,
         }
     }
     let snippet = detect::snippet(&found);
     if snippet.is_empty() {
-        println!("\nnothing readable to put in a rig");
+        writeln!(out, "\nnothing readable to put in a rig")?;
     } else {
-        println!("\n# [[sensors]] tables for the readable meters, to paste into a rig:\n{snippet}");
+        writeln!(
+            out,
+            "\n# [[sensors]] tables for the readable meters, to paste into a rig:\n{snippet}"
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn models_command(command: ModelsCommand) -> Result<ExitCode> {
+fn models_command(command: ModelsCommand, out: &mut Console) -> Result<ExitCode> {
     let manifest = models::Manifest::load_default()?;
     let rows = match command {
         ModelsCommand::List => {
-            print!("{}", models::format_list(&manifest));
+            write!(out, "{}", models::format_list(&manifest))?;
             return Ok(ExitCode::SUCCESS);
         }
         ModelsCommand::Verify => manifest.verify(),
@@ -758,7 +783,7 @@ fn models_command(command: ModelsCommand) -> Result<ExitCode> {
             for entry in manifest.of_kind(models::Kind::Model).filter(|e| !e.edgetpu) {
                 let model = manifest.open_model(&entry.name)?;
                 let weights = models::ensure_float_weights(&model.path)?;
-                println!("{:<30} {}", entry.name, weights.display());
+                writeln!(out, "{:<30} {}", entry.name, weights.display())?;
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -767,7 +792,7 @@ fn models_command(command: ModelsCommand) -> Result<ExitCode> {
         }
         ModelsCommand::Fetch { from: None } => manifest.fetch(&models::FetchOptions::network()),
     };
-    print!("{}", models::format_table(&rows));
+    write!(out, "{}", models::format_table(&rows))?;
     if models::all_ok(&rows) {
         Ok(ExitCode::SUCCESS)
     } else {

@@ -11,6 +11,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use common::*;
 use tflite::model::stl::vector::VectorInsert;
@@ -722,7 +723,7 @@ fn conflicting_flags() {
     assert_bad("two references", &out, &["give one reference"]);
 }
 
-// ---- the output folder and stdout -----------------------------------------------------------
+// ---- the output folder ----------------------------------------------------------------------
 
 #[test]
 fn out_folder_with_a_file_in_its_place() {
@@ -764,8 +765,142 @@ fn out_folder_not_writable() {
     assert_bad("read-only folder", &out, &["cannot create", "ro/run"]);
 }
 
-/// A short measuring run whose stdout goes to `stdout`.
-fn measuring_run(stdout: Stdio, close_early: bool) -> (tempfile::TempDir, Output) {
+// ---- export files ---------------------------------------------------------------------------
+
+/// A rig that measures for a minute: a run that ends within seconds measured nothing.
+fn minute_long_rig() -> String {
+    rig(
+        "mobilenet_v2_1.0_224_quant",
+        "bird.bmp",
+        "min_duration_s = 60.0",
+        SIM,
+    )
+}
+
+/// `run` with `flag PATH` is refused at once, naming the path, the flag and `why`, and
+/// leaves no run folder.
+fn assert_export_refused(case: &str, flag: &str, path: &Path, why: &str) {
+    let began = Instant::now();
+    let (dir, out) = run_text(&minute_long_rig(), &[flag, s(path)]);
+    let named = format!("cannot write {} ({flag}): ", path.display());
+    assert_bad(case, &out, &[&named, why]);
+    assert!(
+        began.elapsed() < Duration::from_secs(20),
+        "{case}: took {:?}, so it measured",
+        began.elapsed()
+    );
+    let err = stderr(&out);
+    assert!(!err.contains("running rig"), "{case}: it began: {err}");
+    assert!(!dir.path().join("run").exists(), "{case}: a run folder");
+}
+
+#[test]
+fn export_file_in_a_missing_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_export_refused(
+        "missing folder",
+        "--export-csv",
+        &dir.path().join("gone/summary.csv"),
+        "gone does not exist; create it first",
+    );
+}
+
+#[test]
+fn export_file_with_a_folder_in_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_export_refused(
+        "a folder in its place",
+        "--export-json",
+        dir.path(),
+        "it is a folder; give a file name",
+    );
+}
+
+#[test]
+fn export_file_under_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("taken");
+    std::fs::write(&file, "x").unwrap();
+    assert_export_refused(
+        "a file in its folder's place",
+        "--export-lava",
+        &file.join("lava.txt"),
+        "taken is not a folder",
+    );
+}
+
+#[test]
+fn export_file_in_a_folder_not_writable() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        joulebench::skip_test(
+            "export_file_in_a_folder_not_writable",
+            "running as root, which writes into read-only folders",
+        );
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    assert_export_refused(
+        "read-only folder",
+        "--export-markdown",
+        &ro.join("summary.md"),
+        "Permission denied",
+    );
+}
+
+#[test]
+fn compare_export_file_in_a_missing_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gone/comparison.csv");
+    let out = joulebench()
+        .args([
+            "compare",
+            "results/examples/sim-cpu",
+            "--export-csv",
+            s(&path),
+        ])
+        .output()
+        .unwrap();
+    let named = format!("cannot write {} (--export-csv): ", path.display());
+    assert_bad("compare, missing folder", &out, &[&named, "does not exist"]);
+    assert!(out.stdout.is_empty(), "compared anyway");
+}
+
+// ---- stdout ---------------------------------------------------------------------------------
+
+/// Where a command's stdout goes in the stdout tests.
+#[derive(Clone, Copy)]
+enum StdoutTo {
+    /// `>/dev/full`: every write fails with ENOSPC.
+    Full,
+    /// A pipe whose reader is gone: every write fails with EPIPE.
+    Closed,
+}
+
+/// Runs `cmd` to completion with its stdout on `to`, its stderr captured.
+fn run_with_stdout(cmd: &mut Command, to: StdoutTo) -> Output {
+    let stdout = match to {
+        StdoutTo::Full => Stdio::from(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        ),
+        StdoutTo::Closed => Stdio::piped(),
+    };
+    let _machine = one_run_at_a_time();
+    let mut child = cmd.stdout(stdout).stderr(Stdio::piped()).spawn().unwrap();
+    // The reader goes before the child prints anything (it reads its inputs first).
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+/// A short measuring run whose stdout goes to `to`.
+fn measuring_run(to: StdoutTo) -> (tempfile::TempDir, Output) {
     ensure_models();
     let dir = tempfile::tempdir().unwrap();
     let path = write_rig(
@@ -778,35 +913,23 @@ fn measuring_run(stdout: Stdio, close_early: bool) -> (tempfile::TempDir, Output
             SIM,
         ),
     );
-    let _machine = one_run_at_a_time();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_joulebench"))
-        .current_dir(repo())
-        .args(["run", "--rig", s(&path), "--out"])
-        .arg(dir.path().join("run"))
-        .stdout(stdout)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if close_early {
-        drop(child.stdout.take());
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_stdout(
+        joulebench()
+            .args(["run", "--rig", s(&path), "--out"])
+            .arg(dir.path().join("run")),
+        to,
+    );
     (dir, out)
 }
 
 #[test]
 fn stdout_full_is_one_line_and_keeps_the_files() {
-    let full = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/full")
-        .unwrap();
-    let (dir, out) = measuring_run(Stdio::from(full), false);
+    let (dir, out) = measuring_run(StdoutTo::Full);
     assert_bad(
         "stdout on /dev/full",
         &out,
         &[
-            "cannot print the table to stdout",
-            "No space left on device",
+            "cannot print to stdout: No space left on device",
             "the results are in",
         ],
     );
@@ -815,7 +938,7 @@ fn stdout_full_is_one_line_and_keeps_the_files() {
 
 #[test]
 fn stdout_closed_exits_quietly_and_keeps_the_files() {
-    let (dir, out) = measuring_run(Stdio::piped(), true);
+    let (dir, out) = measuring_run(StdoutTo::Closed);
     let err = stderr(&out);
     assert!(!err.contains("panicked"), "{err}");
     assert!(
@@ -833,6 +956,131 @@ fn stdout_closed_exits_quietly_and_keeps_the_files() {
         );
     }
     assert!(dir.path().join("run/summary.csv").is_file());
+}
+
+/// A run folder for `summarize`, measured in a second: one backend, no sensors.
+fn quick_run_folder(dir: &Path) -> PathBuf {
+    let text = r#"
+name = "quick"
+idle_baseline_s = 0.0
+[protocol]
+warmup = 1
+settle_s = 0.0
+runs = 3
+[[backends]]
+kind = "tflite"
+engine = "tflite"
+model = "mobilenet_v2_1.0_224_quant"
+image = "bird.bmp"
+"#;
+    let path = write_rig(dir, "quick", text);
+    let folder = dir.join("run");
+    let out = run(&["run", "--rig", s(&path), "--out", s(&folder)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    folder
+}
+
+/// A command that prints to stdout, with arguments that succeed.
+struct Printing {
+    case: &'static str,
+    args: Vec<String>,
+    /// The `joulebench: ` lines it writes on stderr in any case (calibrate: what it reads).
+    notes: usize,
+}
+
+/// Every command that prints to stdout but `bench` (which measures for minutes).
+fn printing_commands(dir: &Path) -> Vec<Printing> {
+    ensure_models();
+    let folder = quick_run_folder(dir);
+    let report = dir.join("report");
+    let case = |case, args: &[&str], notes| Printing {
+        case,
+        args: args.iter().map(|a| a.to_string()).collect(),
+        notes,
+    };
+    vec![
+        case("models list", &["models", "list"], 0),
+        case("models verify", &["models", "verify"], 0),
+        case(
+            "models fetch --from",
+            &["models", "fetch", "--from", s(&models_dir())],
+            0,
+        ),
+        case(
+            "compare",
+            &["compare", "results/examples/sim-cpu", s(&folder)],
+            0,
+        ),
+        case("summarize", &["summarize", s(&folder)], 0),
+        case("sensors", &["sensors", "--rig", "sim-cpu"], 0),
+        case("sensors --detect", &["sensors", "--detect"], 0),
+        case(
+            "report",
+            &["report", "results/examples/sim-cpu", "--out", s(&report)],
+            0,
+        ),
+        case(
+            "calibrate --dry-run",
+            &[
+                "calibrate",
+                "--rig",
+                "sim-cpu",
+                "--rail",
+                "5V supply (simulated board)",
+                "--amps",
+                "0.4",
+                "--reference-uncertainty-pct",
+                "1",
+                "--seconds",
+                "0.2",
+                "--dry-run",
+            ],
+            1,
+        ),
+    ]
+}
+
+/// The `joulebench: ` lines of a command's stderr.
+fn joulebench_lines(out: &Output) -> Vec<String> {
+    stderr(out)
+        .lines()
+        .filter(|l| l.starts_with("joulebench: "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn stdout_full_is_one_line_for_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    for Printing { case, args, notes } in printing_commands(dir.path()) {
+        let out = run_with_stdout(joulebench().args(&args), StdoutTo::Full);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{case}: {err}");
+        assert!(!err.contains("panicked"), "{case}: {err}");
+        // One error line, the last.
+        let lines = joulebench_lines(&out);
+        assert_eq!(lines.len(), notes + 1, "{case}: {err}");
+        assert!(
+            lines[notes].starts_with("joulebench: cannot print to stdout: No space left on device")
+                && err.trim_end().ends_with(&lines[notes]),
+            "{case}: {err}"
+        );
+    }
+}
+
+#[test]
+fn stdout_closed_is_no_error_for_any_command() {
+    let dir = tempfile::tempdir().unwrap();
+    for Printing { case, args, notes } in printing_commands(dir.path()) {
+        let out = run_with_stdout(joulebench().args(&args), StdoutTo::Closed);
+        let err = stderr(&out);
+        assert!(out.status.success(), "{case}: {err}");
+        assert!(!err.contains("panicked"), "{case}: {err}");
+        assert_eq!(joulebench_lines(&out).len(), notes, "{case}: {err}");
+    }
+    // Its work done all the same.
+    assert!(dir.path().join("run/summary.csv").is_file());
+    assert!(dir.path().join("report/report.md").is_file());
 }
 
 /// A 64 × 64 CMYK JPEG (a gradient), written here rather than committed: a test picture in

@@ -351,6 +351,11 @@ fn a_missing_litert_falls_back_to_tflite_and_says_so() {
         table.contains("(engine of backend 0: LiteRT library not found"),
         "{table}"
     );
+    // A summary rebuilt from the folder keeps the note.
+    let rebuilt = joulebench().args(["summarize", s(&out)]).output().unwrap();
+    assert!(rebuilt.status.success(), "{}", stderr(&rebuilt));
+    let after = read_csv(&out.join("summary.csv"));
+    assert_eq!(after[0]["engine_note"], summary[0]["engine_note"]);
 }
 
 #[test]

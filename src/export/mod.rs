@@ -12,7 +12,7 @@ mod markdown;
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 
 pub use self::csv::Csv;
 pub use self::json::Json;
@@ -78,6 +78,50 @@ pub fn write(
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Proves, before anything is measured, that the export `flag` asks for can be written to
+/// `path`: it is no folder, its folder exists and takes a new file, and an existing file can be
+/// opened for writing. Leaves nothing behind: the folder is probed with a file created and
+/// removed at once, and an existing file is opened, not changed.
+pub fn check_writable(flag: &str, path: &Path) -> Result<()> {
+    let refused = |why: String| anyhow!("cannot write {} ({flag}): {why}", path.display());
+    if path.is_dir() {
+        return Err(refused("it is a folder; give a file name".into()));
+    }
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let folder_problem = match std::fs::metadata(folder) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
+            "folder {} does not exist; create it first",
+            folder.display()
+        )),
+        Err(e) => Some(format!("folder {}: {e}", folder.display())),
+        Ok(m) if !m.is_dir() => Some(format!("{} is not a folder", folder.display())),
+        Ok(_) => None,
+    };
+    if let Some(why) = folder_problem {
+        return Err(refused(why));
+    }
+    if path.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| refused(e.to_string()))?;
+    } else {
+        // Named after this process, so no other run's probe is touched.
+        let probe = folder.join(format!(".joulebench-probe-{}", std::process::id()));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&probe)
+            .map_err(|e| refused(format!("folder {}: {e}", folder.display())))?;
+        let _ = std::fs::remove_file(&probe);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +154,42 @@ mod tests {
         let json: serde_json::Value =
             serde_json::from_str(&Json.export(&table(), &record).unwrap()).unwrap();
         assert_eq!(json, record);
+    }
+
+    #[test]
+    fn an_export_path_that_cannot_be_written_is_named_and_nothing_is_left_behind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("taken");
+        std::fs::write(&file, "x").unwrap();
+        for (path, why) in [
+            (tmp.path().to_path_buf(), "it is a folder".to_string()),
+            (
+                tmp.path().join("gone/out.csv"),
+                format!(
+                    "folder {} does not exist",
+                    tmp.path().join("gone").display()
+                ),
+            ),
+            (
+                file.join("out.csv"),
+                format!("{} is not a folder", file.display()),
+            ),
+        ] {
+            let e = format!("{:#}", check_writable("--export-csv", &path).unwrap_err());
+            assert!(
+                e.starts_with(&format!("cannot write {} (--export-csv): ", path.display()))
+                    && e.contains(&why),
+                "{e}"
+            );
+        }
+        check_writable("--export-csv", &tmp.path().join("new.csv")).unwrap();
+        check_writable("--export-csv", &file).unwrap();
+        // The probe is gone and the existing file untouched.
+        let names: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["taken"]);
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
     }
 }

@@ -231,6 +231,8 @@ pub(crate) struct BackendJson<'a> {
     pub image: &'a str,
     pub image_sha256: &'a str,
     pub top1_expected: Option<&'a crate::models::Top1>,
+    /// Why the engine is not the default's, where it fell back: the summary's `engine_note`.
+    pub engine_note: Option<&'a str>,
     pub runs: Vec<RepetitionJson>,
 }
 
@@ -258,6 +260,7 @@ fn backends_json(record: &RunRecord) -> Vec<BackendJson<'_>> {
             image: &b.image.name,
             image_sha256: &b.image.sha256,
             top1_expected: b.image.expected_top1(&b.model.name),
+            engine_note: b.engine_note.as_deref(),
             runs: b
                 .runs
                 .iter()

@@ -1,6 +1,10 @@
-//! Writing results: the run folder with its CSV files and `run.json`, and the table on stdout.
+//! Writing results: the run folder with its CSV files and `run.json`, and every command's
+//! stdout ([`console`]).
 
+pub mod console;
 pub mod files;
+#[cfg(test)]
+mod fixtures;
 pub mod rebuild;
 pub mod stream;
 pub mod system;

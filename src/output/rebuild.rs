@@ -67,6 +67,9 @@ struct BackendJson {
     image: String,
     image_sha256: String,
     top1_expected: Option<Top1>,
+    /// Absent in folders written before run.json recorded it: no note then.
+    #[serde(default)]
+    engine_note: Option<String>,
     runs: Vec<super::files::RepetitionJson>,
 }
 
@@ -297,8 +300,7 @@ pub fn rebuild(dir: &Path) -> Result<Rebuilt> {
         );
         backends.push(BackendResult {
             spec: spec.clone(),
-            // run.json does not keep it; the stderr of the run said it.
-            engine_note: None,
+            engine_note: meta.engine_note,
             model: ResolvedModel {
                 name: meta.model,
                 path: PathBuf::new(),
@@ -360,4 +362,57 @@ fn read_rows<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
         .enumerate()
         .map(|(i, row)| row.with_context(|| format!("{} row {}", path.display(), i + 1)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::fixtures::{backend_result, record};
+
+    const NOTE: &str = "LiteRT library not found (looked in /x); running TF Lite 1.15.5 instead";
+
+    /// A finished run of one backend on a fallback engine, written as `run` writes it.
+    fn fell_back_run(dir: &Path) -> Vec<SummaryRow> {
+        let mut record = record(0);
+        record.backends.push(BackendResult {
+            engine_note: Some(NOTE.into()),
+            ..backend_result()
+        });
+        record.phases.push(PhaseSpan {
+            phase: Phase::Timed,
+            backend: Some(0),
+            repetition: Some(1),
+            start: 0.0,
+            end: 0.02,
+        });
+        let rows = crate::summary::summarize(&record);
+        super::super::files::write_all(dir, &record, &rows, &["joulebench".into()]).unwrap();
+        rows
+    }
+
+    #[test]
+    fn the_rebuilt_summary_is_the_runs_engine_note_included() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = fell_back_run(dir.path());
+        assert_eq!(live[0].engine_note, NOTE);
+        let rebuilt = rebuild(dir.path()).unwrap();
+        assert!(rebuilt.finished);
+        assert_eq!(rebuilt.rows, live);
+    }
+
+    #[test]
+    fn a_run_json_without_engine_notes_rebuilds_with_none() {
+        let dir = tempfile::tempdir().unwrap();
+        fell_back_run(dir.path());
+        // As written before run.json recorded the note.
+        let path = dir.path().join("run.json");
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let backend = json["backends"][0].as_object_mut().unwrap();
+        assert_eq!(backend.remove("engine_note").unwrap(), NOTE);
+        std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+        let rebuilt = rebuild(dir.path()).unwrap();
+        assert_eq!(rebuilt.rows.len(), 1);
+        assert_eq!(rebuilt.rows[0].engine_note, "");
+    }
 }

@@ -428,19 +428,8 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::fixtures::{backend_result, record};
     use crate::sensor::Reading;
-    use crate::summary::fixtures;
-
-    fn rig() -> crate::rig::Rig {
-        fixtures::rig("runs = 2")
-    }
-
-    fn record(sensors: usize) -> RunRecord {
-        let logs = (0..sensors)
-            .map(|i| fixtures::log(&format!("r{i}"), Duration::from_millis(1), Vec::new()))
-            .collect();
-        fixtures::record(rig(), Vec::new(), logs)
-    }
 
     fn samples(from: usize, n: usize) -> Vec<Sample> {
         (from..from + n)
@@ -536,10 +525,8 @@ mod tests {
         assert_eq!(json()["progress"]["backend"], 0);
         let summary = dir.path().join("summary.csv");
         assert!(!summary.exists());
-        let mut result = fixtures::backend(&rig().backends[0], vec![TimedRunFixture::two()]);
-        result.model.sha256 = "abc".into();
         phases.end(0.03);
-        writer.feed().repetition(0, result, 0.03);
+        writer.feed().repetition(0, backend_result(), 0.03);
         // summary.csv is replaced first, then run.json.
         while !summary.exists() || json()["backends"][0]["model_sha256"] != "abc" {
             assert!(waited.elapsed() < Duration::from_secs(3));
@@ -550,23 +537,5 @@ mod tests {
         assert!(text.lines().nth(1).unwrap().contains(",ok"), "{text}");
         assert_eq!(json()["finished"], false);
         writer.finish();
-    }
-
-    struct TimedRunFixture;
-    impl TimedRunFixture {
-        fn two() -> crate::protocol::TimedRun {
-            crate::protocol::TimedRun {
-                latencies: vec![
-                    Latency {
-                        start: 0.0,
-                        seconds: 0.01,
-                    };
-                    2
-                ],
-                window: Some((0.0, 0.02)),
-                batch: 1,
-                ..Default::default()
-            }
-        }
     }
 }
