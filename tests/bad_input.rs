@@ -743,21 +743,27 @@ fn out_folder_with_a_file_in_its_place() {
     assert_bad("--out names a file", &out, &["taken"]);
 }
 
-#[test]
-fn out_folder_not_writable() {
+/// A read-only folder `ro` in `dir`; `None`, with a skip line naming `test`, when the tests
+/// run as root, who writes into read-only folders anyway.
+fn read_only_folder(dir: &Path, test: &str) -> Option<PathBuf> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
-        joulebench::skip_test(
-            "out_folder_not_writable",
-            "running as root, which writes into read-only folders",
-        );
-        return;
+        joulebench::skip_test(test, "running as root, which writes into read-only folders");
+        return None;
     }
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let ro = dir.path().join("ro");
+    let ro = dir.join("ro");
     std::fs::create_dir(&ro).unwrap();
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    Some(ro)
+}
+
+#[test]
+fn out_folder_not_writable() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(ro) = read_only_folder(dir.path(), "out_folder_not_writable") else {
+        return;
+    };
     let text = rig("mobilenet_v2_1.0_224_quant", "bird.bmp", "", SIM);
     let path = write_rig(dir.path(), "rig", &text);
     ensure_models();
@@ -831,19 +837,10 @@ fn export_file_under_a_file() {
 
 #[test]
 fn export_file_in_a_folder_not_writable() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        joulebench::skip_test(
-            "export_file_in_a_folder_not_writable",
-            "running as root, which writes into read-only folders",
-        );
-        return;
-    }
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let ro = dir.path().join("ro");
-    std::fs::create_dir(&ro).unwrap();
-    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let Some(ro) = read_only_folder(dir.path(), "export_file_in_a_folder_not_writable") else {
+        return;
+    };
     assert_export_refused(
         "read-only folder",
         "--export-markdown",
