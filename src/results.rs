@@ -270,9 +270,8 @@ struct RunJsonHead {
     interrupted: bool,
 }
 
-/// Reads a run folder's `run.json` and `summary.csv`; a folder of another schema, or not a
-/// run folder at all, is a one-line error.
-pub fn read_run_dir(dir: &Path) -> Result<RunFolder> {
+/// The path and text of a run folder's `run.json`; a folder without one is a one-line error.
+pub(crate) fn read_run_json(dir: &Path) -> Result<(PathBuf, String)> {
     let json_path = dir.join("run.json");
     let text = std::fs::read_to_string(&json_path).map_err(|e| {
         anyhow::anyhow!(
@@ -280,6 +279,13 @@ pub fn read_run_dir(dir: &Path) -> Result<RunFolder> {
             dir.display()
         )
     })?;
+    Ok((json_path, text))
+}
+
+/// Reads a run folder's `run.json` and `summary.csv`; a folder of another schema, or not a
+/// run folder at all, is a one-line error.
+pub fn read_run_dir(dir: &Path) -> Result<RunFolder> {
+    let (json_path, text) = read_run_json(dir)?;
     let head: RunJsonHead = serde_json::from_str(&text)
         .map_err(|e| anyhow::anyhow!("{} is not valid JSON: {e}", json_path.display()))?;
     match head.schema_version {

@@ -362,15 +362,6 @@ fn memory(rows: &[MonitorRow], repetitions: usize, targets: Targets) -> Memory {
     }
 }
 
-/// The columns of `power.csv` a soak reads.
-#[derive(Deserialize)]
-struct PowerCsvRow {
-    sensor_index: usize,
-    t_s: f64,
-    stale: bool,
-    error: String,
-}
-
 fn sensor_readings(record: &RunRecord, power_csv: &Path) -> Result<Vec<SensorReadings>> {
     struct Tally {
         rows: usize,
@@ -396,7 +387,7 @@ fn sensor_readings(record: &RunRecord, power_csv: &Path) -> Result<Vec<SensorRea
         .collect();
     let mut reader = csv::Reader::from_path(power_csv)
         .with_context(|| format!("cannot read {}", power_csv.display()))?;
-    for row in reader.deserialize::<PowerCsvRow>() {
+    for row in reader.deserialize::<crate::output::rebuild::PowerRow>() {
         let row = row.with_context(|| format!("{}", power_csv.display()))?;
         let Some(t) = tallies.get_mut(row.sensor_index) else {
             anyhow::bail!(
@@ -555,12 +546,26 @@ mod tests {
 
     fn power_csv(dir: &Path, times: &[f64], error_at: Option<usize>) -> RunRecord {
         let mut w = csv::Writer::from_path(dir.join("power.csv")).unwrap();
-        w.write_record(["sensor_index", "t_s", "stale", "error"])
-            .unwrap();
+        w.write_record([
+            "sensor_index",
+            "t_s",
+            "volts",
+            "amps",
+            "watts",
+            "energy_j",
+            "overflow",
+            "saturated",
+            "stale",
+            "error",
+        ])
+        .unwrap();
         for (i, t) in times.iter().enumerate() {
             let error = if Some(i) == error_at { "NACK" } else { "" };
-            w.write_record(["0", &t.to_string(), "false", error])
-                .unwrap();
+            let t = t.to_string();
+            w.write_record([
+                "0", &t, "5", "0.5", "2.5", "", "false", "false", "false", error,
+            ])
+            .unwrap();
         }
         w.flush().unwrap();
         let mut record = record_with(1, |_| 1.0);

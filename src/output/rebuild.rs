@@ -89,18 +89,19 @@ struct LatencyRow {
     latency_ms: f64,
 }
 
+/// A row of `power.csv` as read back (here and by `joulebench soak`).
 #[derive(Deserialize)]
-struct PowerRow {
-    sensor_index: usize,
-    t_s: f64,
+pub(crate) struct PowerRow {
+    pub sensor_index: usize,
+    pub t_s: f64,
     volts: Option<f64>,
     amps: Option<f64>,
     watts: Option<f64>,
     energy_j: Option<f64>,
     overflow: bool,
     saturated: bool,
-    stale: bool,
-    error: String,
+    pub stale: bool,
+    pub error: String,
 }
 
 /// A rebuilt folder: its summary rows, and whether its run finished.
@@ -120,13 +121,7 @@ pub fn summarize(dir: &Path) -> Result<Rebuilt> {
 
 /// The summary of the run folder `dir`, from its rows.
 pub fn rebuild(dir: &Path) -> Result<Rebuilt> {
-    let json_path = dir.join("run.json");
-    let text = std::fs::read_to_string(&json_path).map_err(|e| {
-        anyhow::anyhow!(
-            "{} is not a joulebench run folder: cannot read run.json ({e})",
-            dir.display()
-        )
-    })?;
+    let (json_path, text) = crate::results::read_run_json(dir)?;
     let json: RunJson = serde_json::from_str(&text).map_err(|e| {
         anyhow::anyhow!(
             "{} cannot be read back ({e}): summarize needs a run.json written by joulebench {}",
