@@ -641,7 +641,25 @@ fn soak(args: &SoakArgs, out: &mut Console) -> Result<ExitCode> {
     } = measure(&run_args, Some(budget), true)?;
     let dir = run_dir.path();
     let samples = monitor.context("the soak monitor")?.finish()?;
-    let report = soak::Report::of(&record, dir, &samples, targets)?;
+    // The machine's own stalls, under the load the backends put on it, for as long as a
+    // twentieth of the soak (a minute at most).
+    let floor = if signals::received().is_none() {
+        let busy = record
+            .rig
+            .backends
+            .iter()
+            .map(|b| b.threads)
+            .max()
+            .unwrap_or(1);
+        soak::floor::probe(
+            budget.min(std::time::Duration::from_secs(60 * 20)) / 20,
+            busy as usize,
+            &|| signals::received().is_some(),
+        )
+    } else {
+        soak::floor::Floor::default()
+    };
+    let report = soak::Report::of(&record, dir, &samples, floor, targets)?;
     soak::write(&report, dir)?;
     signals::set_stage(Stage::Written);
     // Each repetition has its row in summary.csv; the terminal gets the aggregates.

@@ -6,6 +6,13 @@
 //! run folder's file sizes every [`MONITOR_EVERY`] into `soak.csv`. Afterwards [`Report::of`]
 //! reads `power.csv` back (what is on disk is what counts), the repetitions' latencies from
 //! the record, and judges three targets ([`Targets`]); `soak.json` keeps the report.
+//!
+//! Two measurements of the machine itself stand beside the rig's: its stalls ([`floor`],
+//! probed after the run), against which the sampler's gaps are judged, and its speed
+//! ([`reference`], in the monitor's rows), against which the backends' latency drift is.
+
+pub mod floor;
+pub mod reference;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +24,8 @@ use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::runner::RunRecord;
-use crate::stats::{RatioCi, Summary};
+use crate::stats::{t_quantile, RatioCi, Summary};
+use floor::Floor;
 
 /// How often the monitor records memory and file sizes.
 pub const MONITOR_EVERY: Duration = Duration::from_secs(5);
@@ -37,7 +45,8 @@ pub struct Targets {
     /// an hour.
     pub max_growth_mib: f64,
     /// The mean latency of the last tenth of the repetitions must be within this many
-    /// percent of the first tenth's, its whole 95 % confidence interval included.
+    /// percent of the first tenth's, its whole 95 % confidence interval included, once the
+    /// machine's own change of speed over the same time ([`reference`]) is taken out.
     pub max_drift_pct: f64,
 }
 
@@ -62,6 +71,8 @@ pub struct MonitorRow {
     pub latency_csv_bytes: u64,
     pub run_json_bytes: u64,
     pub summary_csv_bytes: u64,
+    /// CPU time of the machine-speed reference ([`reference::time_ms`]).
+    pub reference_ms: f64,
 }
 
 /// The monitor thread.
@@ -123,6 +134,7 @@ fn sample(dir: &Path, started: Instant) -> Result<MonitorRow> {
         latency_csv_bytes: size(FOLLOWED[1]),
         run_json_bytes: size(FOLLOWED[2]),
         summary_csv_bytes: size(FOLLOWED[3]),
+        reference_ms: reference::time_ms(),
     })
 }
 
@@ -146,6 +158,8 @@ pub struct Report {
     pub sensors: Vec<SensorReadings>,
     pub files: Vec<FileSize>,
     pub latency: Vec<Drift>,
+    /// The machine's own stalls, probed after the run.
+    pub floor: Floor,
     /// Every target met.
     pub ok: bool,
 }
@@ -184,6 +198,15 @@ pub struct SensorReadings {
     pub largest_gap_s: f64,
     /// The gap that makes a window's coverage drop ([`crate::summary::GAP_PERIODS`] periods).
     pub allowed_gap_s: f64,
+    /// Gaps between consecutive fresh readings longer than `allowed_gap_s`, and per hour.
+    pub gaps: usize,
+    pub gaps_per_hour: f64,
+    /// Stalls of the machine's probe ([`floor`]) that would make such a gap: longer than the
+    /// allowed gap less the period a reading takes anyway.
+    pub floor_stalls: usize,
+    /// The 95 % upper bound of the probe's rate of those stalls, per hour: the most gaps an
+    /// hour any reader could be expected to suffer on this machine.
+    pub floor_upper_per_hour: f64,
     pub ok: bool,
 }
 
@@ -208,6 +231,11 @@ pub struct Drift {
     pub last_ms: f64,
     /// last / first, with its 95 % confidence interval.
     pub ratio: Option<RatioCi>,
+    /// The machine-speed reference's last / first over the same tenths of the run.
+    pub reference: Option<RatioCi>,
+    /// `ratio` / `reference`: the drift the machine does not explain, which is judged
+    /// (`ratio` itself where there is no reference).
+    pub corrected: Option<RatioCi>,
     /// `None` when there were too few repetitions to compare (fewer than four).
     pub ok: Option<bool>,
 }
@@ -218,12 +246,13 @@ impl Report {
         record: &RunRecord,
         dir: &Path,
         rows: &[MonitorRow],
+        floor: Floor,
         targets: Targets,
     ) -> Result<Self> {
         let seconds = rows.last().map_or(0.0, |r| r.t_s);
         let repetitions = record.backends.iter().map(|b| b.runs.len()).sum();
         let memory = memory(rows, repetitions, targets);
-        let sensors = sensor_readings(record, &dir.join("power.csv"))?;
+        let sensors = sensor_readings(record, &dir.join("power.csv"), &floor)?;
         let files = FOLLOWED
             .iter()
             .chain([&MONITOR_FILE])
@@ -236,7 +265,7 @@ impl Report {
                 }
             })
             .collect();
-        let latency = drift(record, targets);
+        let latency = drift(record, rows, targets);
         let ok = memory.ok
             && sensors.iter().all(|s| s.ok)
             && latency.iter().all(|d| d.ok != Some(false));
@@ -247,6 +276,7 @@ impl Report {
             sensors,
             files,
             latency,
+            floor,
             ok,
         })
     }
@@ -268,7 +298,7 @@ impl Report {
         );
         for s in &self.sensors {
             out += &format!(
-                "readings {}: {} taken, {} on disk; {} fresh of {} expected ({:.3} %, target ≥ {} %), {} stale, {} errors; largest gap {:.2} ms (allowed {:.2} ms): {}\n",
+                "readings {}: {} taken, {} on disk; {} fresh of {} expected ({:.3} %, target ≥ {} %), {} stale, {} errors; {} gaps over {:.2} ms ({:.0}/h, the longest {:.2} ms; target: no more than this machine's stalls, at most {:.0}/h): {}\n",
                 s.rail,
                 s.taken,
                 s.on_disk,
@@ -278,9 +308,30 @@ impl Report {
                 MIN_KEPT * 100.0,
                 s.stale,
                 s.errors,
-                s.largest_gap_s * 1e3,
+                s.gaps,
                 s.allowed_gap_s * 1e3,
+                s.gaps_per_hour,
+                s.largest_gap_s * 1e3,
+                s.floor_upper_per_hour,
                 verdict(s.ok)
+            );
+        }
+        out += &if self.floor.seconds > 0.0 {
+            format!(
+                "machine {:.0} s probed after the run, a thread spinning on the clock beside {} busy: {} stalls over 0.5 ms ({:.3} % of the time), the longest {:.2} ms\n",
+                self.floor.seconds,
+                self.floor.busy_threads,
+                self.floor.stalls_s.len(),
+                self.floor.stalled_fraction() * 100.0,
+                self.floor.longest_s() * 1e3
+            )
+        } else {
+            "machine not probed (the run was interrupted)\n".into()
+        };
+        for s in &self.sensors {
+            out += &format!(
+                "machine stalls that would make a gap in {}'s readings: {} in {:.0} s\n",
+                s.rail, s.floor_stalls, self.floor.seconds
             );
         }
         for f in &self.files {
@@ -296,14 +347,22 @@ impl Report {
                 "latency backend {} ({}): {} repetitions",
                 d.backend_index, d.engine, d.repetitions
             );
-            out += &match (&d.ratio, d.ok) {
-                (Some(r), Some(ok)) => format!(
-                    "; median latency, first {n}: {:.3} ms, last {n}: {:.3} ms: {:+.2} % (95 % CI {:+.2} to {:+.2} %; target within ±{} %): {}\n",
-                    d.first_ms,
-                    d.last_ms,
+            let pct = |r: &RatioCi| {
+                format!(
+                    "{:+.2} % (95 % CI {:+.2} to {:+.2} %)",
                     (r.ratio - 1.0) * 100.0,
                     (r.low - 1.0) * 100.0,
-                    (r.high - 1.0) * 100.0,
+                    (r.high - 1.0) * 100.0
+                )
+            };
+            out += &match (&d.ratio, &d.corrected, d.ok) {
+                (Some(r), Some(c), Some(ok)) => format!(
+                    "; median latency, first {n}: {:.3} ms, last {n}: {:.3} ms: {}; machine reference {}; latency beyond the machine's {} (target within ±{} %): {}\n",
+                    d.first_ms,
+                    d.last_ms,
+                    pct(r),
+                    d.reference.as_ref().map_or("not measured".into(), pct),
+                    pct(c),
                     self.targets.max_drift_pct,
                     verdict(ok),
                     n = d.compared,
@@ -362,7 +421,11 @@ fn memory(rows: &[MonitorRow], repetitions: usize, targets: Targets) -> Memory {
     }
 }
 
-fn sensor_readings(record: &RunRecord, power_csv: &Path) -> Result<Vec<SensorReadings>> {
+fn sensor_readings(
+    record: &RunRecord,
+    power_csv: &Path,
+    floor: &Floor,
+) -> Result<Vec<SensorReadings>> {
     struct Tally {
         rows: usize,
         fresh: usize,
@@ -371,6 +434,7 @@ fn sensor_readings(record: &RunRecord, power_csv: &Path) -> Result<Vec<SensorRea
         first: f64,
         last: f64,
         largest_gap: f64,
+        gaps: Vec<f64>,
     }
     let mut tallies: Vec<Tally> = record
         .sensors
@@ -383,6 +447,7 @@ fn sensor_readings(record: &RunRecord, power_csv: &Path) -> Result<Vec<SensorRea
             first: f64::NAN,
             last: f64::NAN,
             largest_gap: 0.0,
+            gaps: Vec::new(),
         })
         .collect();
     let mut reader = csv::Reader::from_path(power_csv)
@@ -404,7 +469,12 @@ fn sensor_readings(record: &RunRecord, power_csv: &Path) -> Result<Vec<SensorRea
         } else {
             t.fresh += 1;
             if t.last.is_finite() {
-                t.largest_gap = t.largest_gap.max(row.t_s - t.last);
+                // Only the longer gaps are kept: they are what is judged.
+                let gap = row.t_s - t.last;
+                t.largest_gap = t.largest_gap.max(gap);
+                if gap > 2.0 * record.sensors[row.sensor_index].update_period.as_secs_f64() {
+                    t.gaps.push(gap);
+                }
             } else {
                 t.first = row.t_s;
             }
@@ -425,6 +495,16 @@ fn sensor_readings(record: &RunRecord, power_csv: &Path) -> Result<Vec<SensorRea
                 0
             };
             let allowed_gap = crate::summary::GAP_PERIODS * period;
+            let gaps = t.gaps.iter().filter(|&&g| g > allowed_gap).count();
+            let hours = (t.last - t.first).max(f64::MIN_POSITIVE) / 3600.0;
+            // A reading takes a period anyway; a stall longer than the rest makes the gap.
+            let floor_stalls = floor.over(allowed_gap - period);
+            let floor_upper = floor::upper_rate_per_hour(floor_stalls, floor.seconds);
+            let gaps_per_hour = if t.fresh > 1 {
+                gaps as f64 / hours
+            } else {
+                0.0
+            };
             SensorReadings {
                 rail: log.info.rail.clone(),
                 update_period_s: period,
@@ -436,17 +516,24 @@ fn sensor_readings(record: &RunRecord, power_csv: &Path) -> Result<Vec<SensorRea
                 expected_fresh: expected,
                 largest_gap_s: t.largest_gap,
                 allowed_gap_s: allowed_gap,
+                gaps,
+                gaps_per_hour,
+                floor_stalls,
+                floor_upper_per_hour: floor_upper,
                 ok: t.rows == taken
                     && t.errors == 0
                     && t.fresh > 0
                     && t.fresh as f64 >= MIN_KEPT * expected as f64
-                    && t.largest_gap <= allowed_gap,
+                    && gaps_per_hour <= floor_upper,
             }
         })
         .collect())
 }
 
-fn drift(record: &RunRecord, targets: Targets) -> Vec<Drift> {
+fn drift(record: &RunRecord, rows: &[MonitorRow], targets: Targets) -> Vec<Drift> {
+    // The reference's first and last tenth of the run, as the backends' are compared.
+    let speed: Vec<f64> = rows.iter().map(|r| r.reference_ms).collect();
+    let reference = tenths(&speed).and_then(|(first, last)| RatioCi::of(last, first));
     record
         .backends
         .iter()
@@ -460,28 +547,60 @@ fn drift(record: &RunRecord, targets: Targets) -> Vec<Drift> {
                     Summary::of(&ms).map(|s| s.median)
                 })
                 .collect();
-            let compared = (medians.len() / 10).max(MIN_COMPARED);
-            let enough = medians.len() >= 2 * compared;
-            let (first, last) = if enough {
-                (&medians[..compared], &medians[medians.len() - compared..])
-            } else {
-                (&medians[..0], &medians[..0])
-            };
+            let compared = tenths(&medians);
             let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-            let ratio = RatioCi::of(last, first);
+            let ratio = compared.and_then(|(first, last)| RatioCi::of(last, first));
+            let corrected = match (&ratio, &reference) {
+                (Some(r), Some(m)) => divided(r, m),
+                (r, _) => *r,
+            };
             let tolerance = targets.max_drift_pct / 100.0;
             Drift {
                 backend_index,
                 engine: b.engine.engine.clone(),
                 repetitions: medians.len(),
-                compared: if enough { compared } else { 0 },
-                first_ms: mean(first),
-                last_ms: mean(last),
-                ok: ratio.map(|r| r.low >= 1.0 - tolerance && r.high <= 1.0 + tolerance),
+                compared: compared.map_or(0, |(first, _)| first.len()),
+                first_ms: compared.map_or(0.0, |(first, _)| mean(first)),
+                last_ms: compared.map_or(0.0, |(_, last)| mean(last)),
+                ok: corrected
+                    .as_ref()
+                    .map(|r| r.low >= 1.0 - tolerance && r.high <= 1.0 + tolerance),
                 ratio,
+                reference,
+                corrected,
             }
         })
         .collect()
+}
+
+/// The first and last tenth of `values` (at least [`MIN_COMPARED`] each), if there are
+/// enough for both.
+fn tenths(values: &[f64]) -> Option<(&[f64], &[f64])> {
+    let n = (values.len() / 10).max(MIN_COMPARED);
+    (values.len() >= 2 * n).then(|| (&values[..n], &values[values.len() - n..]))
+}
+
+/// `a / b` with the 95 % confidence interval of two independent log ratios: their standard
+/// errors added in quadrature, Student's t at the fewer degrees of freedom of the two.
+fn divided(a: &RatioCi, b: &RatioCi) -> Option<RatioCi> {
+    let ratio = a.ratio / b.ratio;
+    let se_log = a.se_log.hypot(b.se_log);
+    let df = match (a.df, b.df) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    };
+    let factor = match df {
+        Some(df) => (t_quantile((1.0 + a.level) / 2.0, df)? * se_log).exp(),
+        None => 1.0,
+    };
+    Some(RatioCi {
+        ratio,
+        low: ratio / factor,
+        high: ratio * factor,
+        level: a.level,
+        se_log,
+        df,
+    })
 }
 
 /// Writes the report as `soak.json` into `dir`.
@@ -529,19 +648,49 @@ mod tests {
 
     #[test]
     fn a_steady_latency_meets_the_drift_target_and_a_slowing_one_misses_it() {
-        let steady = drift(&record_with(100, |k| 10.0 + scatter(k)), Targets::default());
+        let steady = drift(
+            &record_with(100, |k| 10.0 + scatter(k)),
+            &[],
+            Targets::default(),
+        );
         assert_eq!(steady[0].compared, 10);
         assert_eq!(steady[0].ok, Some(true), "{:?}", steady[0]);
         // 5 % slower by the end, against a 2 % target.
-        let slowing = drift(
-            &record_with(100, |k| 10.0 * (1.0 + 0.05 * k as f64 / 99.0) + scatter(k)),
-            Targets::default(),
-        );
+        let slowing = drift(&record_with(100, slower), &[], Targets::default());
         assert_eq!(slowing[0].ok, Some(false), "{:?}", slowing[0]);
         assert!(slowing[0].last_ms > slowing[0].first_ms * 1.04);
         // Three repetitions cannot show a drift either way.
-        let few = drift(&record_with(3, |_| 10.0), Targets::default());
+        let few = drift(&record_with(3, |_| 10.0), &[], Targets::default());
         assert_eq!((few[0].ok, few[0].compared), (None, 0));
+    }
+
+    /// 5 % slower by the end of 100 repetitions, with a little scatter.
+    fn slower(k: usize) -> f64 {
+        10.0 * (1.0 + 0.05 * k as f64 / 99.0) + scatter(k)
+    }
+
+    #[test]
+    fn a_slowing_the_machine_reference_shares_is_not_held_against_the_rig() {
+        let rows = |slowdown: f64| -> Vec<MonitorRow> {
+            (0..100)
+                .map(|k| MonitorRow {
+                    reference_ms: 5.0 * (1.0 + slowdown * k as f64 / 99.0) + scatter(k) / 2.0,
+                    ..row(k as f64 * 5.0, 300)
+                })
+                .collect()
+        };
+        let record = record_with(100, slower);
+        let shared = drift(&record, &rows(0.05), Targets::default());
+        let r = shared[0].reference.unwrap();
+        assert!(r.ratio > 1.04, "{r:?}");
+        assert_eq!(shared[0].ok, Some(true), "{:?}", shared[0]);
+        // The corrected interval is wider than either: both ratios' errors are in it.
+        let c = shared[0].corrected.unwrap();
+        assert!(c.se_log > shared[0].ratio.unwrap().se_log && c.se_log > r.se_log);
+        // A steady machine leaves the backend's slowing to the rig.
+        let steady = drift(&record, &rows(0.0), Targets::default());
+        assert_eq!(steady[0].ok, Some(false), "{:?}", steady[0]);
+        assert!((steady[0].corrected.unwrap().ratio - steady[0].ratio.unwrap().ratio).abs() < 0.01);
     }
 
     fn power_csv(dir: &Path, times: &[f64], error_at: Option<usize>) -> RunRecord {
@@ -580,12 +729,21 @@ mod tests {
         record
     }
 
+    /// A machine probed for a minute that stalled `stalls` times for 5 ms.
+    fn floor_with(stalls: usize) -> Floor {
+        Floor {
+            seconds: 60.0,
+            busy_threads: 1,
+            stalls_s: vec![5e-3; stalls],
+        }
+    }
+
     #[test]
     fn readings_are_judged_from_the_rows_on_disk() {
         let dir = tempfile::tempdir().unwrap();
         let every: Vec<f64> = (0..5000).map(|i| i as f64 * 2e-3).collect();
         let record = power_csv(dir.path(), &every, None);
-        let got = sensor_readings(&record, &dir.path().join("power.csv")).unwrap();
+        let got = sensor_readings(&record, &dir.path().join("power.csv"), &floor_with(0)).unwrap();
         assert_eq!(
             (got[0].taken, got[0].on_disk, got[0].fresh),
             (5000, 5000, 5000)
@@ -601,10 +759,24 @@ mod tests {
             .map(|(_, &t)| t)
             .collect();
         let record = power_csv(dir.path(), &gappy, None);
-        let got = sensor_readings(&record, &dir.path().join("power.csv")).unwrap();
+        let got = sensor_readings(&record, &dir.path().join("power.csv"), &floor_with(0)).unwrap();
         assert_eq!(got[0].expected_fresh, 5000);
         assert!((got[0].largest_gap_s - 0.022).abs() < 1e-9);
+        // One gap in 10 s is 360 an hour; a machine that never stalled in a minute allows
+        // at most 221 (3.689 per minute, Garwood's bound for none seen).
+        assert_eq!((got[0].gaps, got[0].floor_stalls), (1, 0));
+        assert!((got[0].gaps_per_hour - 360.0).abs() < 1.0, "{:?}", got[0]);
+        assert!(
+            (got[0].floor_upper_per_hour - 221.3).abs() < 0.1,
+            "{:?}",
+            got[0]
+        );
         assert!(!got[0].ok);
+        // The same gap on a machine that stalled over 4 ms (the allowed 6 ms less the
+        // reading's own 2 ms) five times a minute is the machine's.
+        let got = sensor_readings(&record, &dir.path().join("power.csv"), &floor_with(5)).unwrap();
+        assert_eq!(got[0].floor_stalls, 5);
+        assert!(got[0].ok, "{:?}", got[0]);
 
         // A reading taken but not on disk, and a failed read, each miss the target.
         let record = power_csv(dir.path(), &every[1..], None);
@@ -613,25 +785,29 @@ mod tests {
             t: 11.0,
             reading: Ok(Reading::default()),
         });
-        let got = sensor_readings(&more, &dir.path().join("power.csv")).unwrap();
+        let got = sensor_readings(&more, &dir.path().join("power.csv"), &floor_with(0)).unwrap();
         assert_eq!((got[0].taken, got[0].on_disk), (5000, 4999));
         assert!(!got[0].ok);
         let record = power_csv(dir.path(), &every, Some(7));
-        let got = sensor_readings(&record, &dir.path().join("power.csv")).unwrap();
+        let got = sensor_readings(&record, &dir.path().join("power.csv"), &floor_with(0)).unwrap();
         assert_eq!(got[0].errors, 1);
         assert!(!got[0].ok);
     }
 
-    #[test]
-    fn memory_growth_counts_from_the_start_of_measuring() {
-        let row = |t_s: f64, mib: u64| MonitorRow {
+    fn row(t_s: f64, mib: u64) -> MonitorRow {
+        MonitorRow {
             t_s,
             rss_kib: mib * 1024,
             power_csv_bytes: 0,
             latency_csv_bytes: 0,
             run_json_bytes: 0,
             summary_csv_bytes: 0,
-        };
+            reference_ms: 5.0,
+        }
+    }
+
+    #[test]
+    fn memory_growth_counts_from_the_start_of_measuring() {
         let rows = [row(0.0, 300), row(5.0, 340), row(10.0, 320)];
         let m = memory(&rows, 40, Targets::default());
         assert_eq!((m.start_mib, m.end_mib, m.peak_mib), (300.0, 320.0, 340.0));
