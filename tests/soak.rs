@@ -1,6 +1,7 @@
 //! `joulebench soak` end to end, shortened to a fraction of a minute on the built-in soak rig:
-//! the time budget, the monitor's rows, the report's bookkeeping and the exit contract. The
-//! hour-long run and its figures are in the README ("Soak").
+//! the time budget, the monitor's rows, the machine's own measurements, the report's
+//! bookkeeping and the exit contract. The hour-long run and its figures are in the README
+//! ("Soak").
 
 mod common;
 
@@ -90,11 +91,37 @@ fn a_short_soak_shares_its_time_and_reports_memory_readings_files_and_drift() {
         Some(std::fs::metadata(out_dir.join("power.csv")).unwrap().len())
     );
 
+    // The machine's own measurements: its stalls probed for a twentieth of the soak after
+    // it (1.2 s here), and its speed reference in every monitor row.
+    let floor = &report["floor"];
+    let probed = floor["seconds"].as_f64().unwrap();
+    assert!((1.2..3.0).contains(&probed), "{floor}");
+    assert_eq!(floor["busy_threads"], 1);
+    assert!(
+        sensor["floor_upper_per_hour"].as_f64().unwrap() > 0.0,
+        "{sensor}"
+    );
+    assert!(monitor
+        .iter()
+        .all(|r| r["reference_ms"].parse::<f64>().unwrap() > 0.0));
+    for backend in latency {
+        // Drift is judged net of the machine's reference wherever both are measured.
+        if !backend["ratio"].is_null() && !backend["reference"].is_null() {
+            let (r, m, c) = (
+                backend["ratio"]["ratio"].as_f64().unwrap(),
+                backend["reference"]["ratio"].as_f64().unwrap(),
+                backend["corrected"]["ratio"].as_f64().unwrap(),
+            );
+            assert!((c - r / m).abs() < 1e-9 * c, "{backend}");
+        }
+    }
+
     let stdout = String::from_utf8_lossy(&out.stdout);
     for line in [
         "soak: ",
         "memory  start ",
         "readings ",
+        "machine ",
         "latency backend 1 ",
     ] {
         assert!(stdout.contains(line), "{line:?} missing from {stdout}");
