@@ -222,6 +222,9 @@ struct RunArgs {
     /// Run LiteRT without XNNPACK (its builtin kernels).
     #[arg(long)]
     no_xnnpack: bool,
+    /// Run torch backends eager, without CUDA graphs (`cuda_graph = false`).
+    #[arg(long)]
+    no_cuda_graph: bool,
     /// Timed classifications.
     #[arg(long)]
     runs: Option<u32>,
@@ -449,6 +452,10 @@ fn load_rig(arg: &str, args: Option<&RunArgs>) -> Result<(Rig, RigSource)> {
             b.batch = a.batch.or(b.batch);
             if a.no_xnnpack {
                 b.xnnpack = Some(false);
+            }
+            // Only where it applies: the key is refused on other kinds.
+            if a.no_cuda_graph && b.kind == BackendKind::Torch {
+                b.cuda_graph = Some(false);
             }
         }
         let p = &mut rig.protocol;

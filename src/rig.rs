@@ -168,6 +168,12 @@ pub struct BackendSpec {
     /// warm-up absorbs that time).
     #[serde(default)]
     pub cudnn_benchmark: Option<bool>,
+    /// `torch` only: capture the forward pass as a CUDA graph once and replay it for every
+    /// classification (default on CUDA, where the shim is built and the capture succeeds;
+    /// else eager, with the reason in the engine note). `false` runs eager; `true` insists:
+    /// a backend that cannot use graphs then fails to open.
+    #[serde(default)]
+    pub cuda_graph: Option<bool>,
 }
 
 fn default_threads() -> u32 {
@@ -192,6 +198,7 @@ impl BackendSpec {
             precision: None,
             batch: None,
             cudnn_benchmark: None,
+            cuda_graph: None,
         }
     }
 
@@ -764,7 +771,8 @@ impl Rig {
             let torch_only = b.device.is_some()
                 || b.precision.is_some()
                 || b.batch.is_some()
-                || b.cudnn_benchmark.is_some();
+                || b.cudnn_benchmark.is_some()
+                || b.cuda_graph.is_some();
             let tflite_only = b.engine.is_some() || b.xnnpack.is_some() || b.litert_lib.is_some();
             if b.kind != BackendKind::Edgetpu && crate::backend::edgetpu::has_edgetpu_keys(b) {
                 bail!("backends[{i}]: edgetpu_lib, tflite_c_lib and edgetpu_device belong to kind \"edgetpu\"");
@@ -772,12 +780,15 @@ impl Rig {
             match b.kind {
                 BackendKind::Edgetpu => crate::backend::edgetpu::validate(i, b)?,
                 BackendKind::Tflite if torch_only => bail!(
-                    "backends[{i}]: device, precision, batch and cudnn_benchmark belong to kind \"torch\""
+                    "backends[{i}]: device, precision, batch, cudnn_benchmark and cuda_graph belong to kind \"torch\""
                 ),
                 BackendKind::Torch if tflite_only => bail!(
                     "backends[{i}]: engine, xnnpack and litert_lib belong to kind \"tflite\""
                 ),
                 _ => {}
+            }
+            if b.cuda_graph == Some(true) && !matches!(b.device, Some(Device::Cuda(_))) {
+                bail!("backends[{i}]: cuda_graph = true needs device = \"cuda\" or \"cuda:N\" (CUDA graphs run on an NVIDIA GPU)");
             }
             if b.batch() == 0 {
                 bail!("backends[{i}].batch must be at least 1");
@@ -1418,6 +1429,55 @@ image = "bird.bmp"
         );
     }
 
+    /// `cuda_graph` is a torch key, and `true` needs a CUDA device; `false` is fine anywhere
+    /// a torch backend runs.
+    #[test]
+    fn cuda_graph_belongs_to_torch_on_cuda() {
+        let torch = MINIMAL.replace("kind = \"tflite\"", "kind = \"torch\"");
+        let edgetpu = MINIMAL.replace("kind = \"tflite\"", "kind = \"edgetpu\"");
+        for (text, want) in [
+            (format!("{torch}cuda_graph = false\n"), Some(false)),
+            (
+                format!("{torch}device = \"cpu\"\ncuda_graph = false\n"),
+                Some(false),
+            ),
+            (
+                format!("{torch}device = \"cuda:1\"\ncuda_graph = true\n"),
+                Some(true),
+            ),
+            (format!("{torch}device = \"cuda\"\n"), None),
+        ] {
+            assert_eq!(
+                Rig::parse(&text).unwrap().backends[0].cuda_graph,
+                want,
+                "{text}"
+            );
+        }
+        let cases = [
+            (
+                format!("{MINIMAL}cuda_graph = false\n"),
+                "device, precision, batch, cudnn_benchmark and cuda_graph belong to kind \"torch\"",
+            ),
+            (
+                format!("{edgetpu}cuda_graph = true\n"),
+                "cuda_graph does not apply to kind \"edgetpu\"",
+            ),
+            (
+                format!("{torch}cuda_graph = true\n"),
+                "cuda_graph = true needs device = \"cuda\" or \"cuda:N\"",
+            ),
+            (
+                format!("{torch}device = \"cpu\"\ncuda_graph = true\n"),
+                "cuda_graph = true needs device",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = format!("{:#}", Rig::parse(&text).unwrap_err());
+            assert!(err.contains(want), "{want}: {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+
     #[test]
     fn committed_rigs_parse() {
         for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/rigs")).unwrap() {
@@ -1501,6 +1561,7 @@ image = "bird.bmp"
                 of(prop_oneof![Just(Precision::Fp32), Just(Precision::Fp16)]),
                 of(0u32..5),
                 of(any::<bool>()),
+                of(any::<bool>()),
             );
             let device = (prop_oneof![Just(Bus::Usb), Just(Bus::Pci)], of(0usize..4))
                 .prop_map(|(bus, index)| DeviceChoice { bus, index });
@@ -1529,7 +1590,13 @@ image = "bird.bmp"
                             (b.engine, b.xnnpack, b.litert_lib) = tflite;
                         }
                         if kind == BackendKind::Torch || foreign {
-                            (b.device, b.precision, b.batch, b.cudnn_benchmark) = torch;
+                            (
+                                b.device,
+                                b.precision,
+                                b.batch,
+                                b.cudnn_benchmark,
+                                b.cuda_graph,
+                            ) = torch;
                         }
                         if kind == BackendKind::Edgetpu || foreign {
                             (b.edgetpu_lib, b.tflite_c_lib, b.edgetpu_device) = edgetpu;

@@ -53,7 +53,8 @@ pub trait Backend {
 pub struct Opened {
     pub backend: Box<dyn Backend>,
     /// Set where a `tflite` backend left its engine open and LiteRT's library was not found:
-    /// it runs TF Lite 1.15.5, and the summary must say so.
+    /// it runs TF Lite 1.15.5, and the summary must say so; and where a `torch` backend runs
+    /// eager though CUDA graphs are its default (and why).
     pub fallback: Option<String>,
 }
 
@@ -79,20 +80,23 @@ pub fn open(spec: &BackendSpec, model: &Path) -> Result<Opened> {
                 choice.fallback,
             ),
         },
-        BackendKind::Torch => (open_torch(spec, model)?, None),
+        BackendKind::Torch => open_torch(spec, model)?,
         BackendKind::Edgetpu => (Box::new(edgetpu::EdgeTpuBackend::open(spec, model)?), None),
     };
     Ok(Opened { backend, fallback })
 }
 
-/// The float backend: `model` is the int8 `.tflite` file whose dequantized weights it runs.
+/// The float backend: `model` is the int8 `.tflite` file whose dequantized weights it runs;
+/// with the reason it runs eager where CUDA graphs are the default.
 #[cfg(feature = "torch")]
-fn open_torch(spec: &BackendSpec, model: &Path) -> Result<Box<dyn Backend>> {
-    Ok(Box::new(torch::TorchBackend::open(spec, model)?))
+fn open_torch(spec: &BackendSpec, model: &Path) -> Result<(Box<dyn Backend>, Option<String>)> {
+    let backend = torch::TorchBackend::open(spec, model)?;
+    let note = backend.engine_note().map(str::to_string);
+    Ok((Box::new(backend), note))
 }
 
 #[cfg(not(feature = "torch"))]
-fn open_torch(_: &BackendSpec, _: &Path) -> Result<Box<dyn Backend>> {
+fn open_torch(_: &BackendSpec, _: &Path) -> Result<(Box<dyn Backend>, Option<String>)> {
     anyhow::bail!(
         "backend kind \"torch\" needs joulebench built with the torch feature: run `make run FEATURES=torch` (it installs libtorch into the project's torch venv)"
     )

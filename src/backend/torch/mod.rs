@@ -5,13 +5,16 @@
 //! only the arithmetic differs. See [`mobilenet`] for how the graph matches TensorFlow's.
 //!
 //! Every classification follows the 2019 method: the input is copied into the model (host to
-//! device on a GPU), the network runs, and the scores are read back to the host.
+//! device on a GPU), the network runs, and the scores are read back to the host. On CUDA the
+//! network runs as a CUDA graph by default ([`graph`]): captured once when the backend opens,
+//! replayed per classification; the copies in and out stay outside the graph, as before.
 
+mod graph;
 mod mobilenet;
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use tch::{Kind, Tensor};
 
 use super::{Backend, EngineInfo};
@@ -28,6 +31,24 @@ const PINNED_LIBTORCH: &str = "2.11.0";
 const SIDE: i64 = 224;
 const IMAGE_BYTES: usize = (SIDE * SIDE * 3) as usize * 4;
 
+/// Uncaptured passes on the capture stream before the capture, as in PyTorch's recipe for
+/// graphs: per-stream lazy set-up (cuBLAS and cuDNN workspaces) must happen outside it.
+#[cfg(joulebench_cuda_graph)]
+const GRAPH_WARMUP: u32 = 3;
+
+/// The most a replayed graph's probabilities may differ from the eager pass's before the
+/// backend refuses the graph. Replay runs the kernels eager launches, on the same data, so
+/// the outputs are expected equal; the bounds only allow for a cuDNN algorithm that sums in
+/// another order (fp16 keeps 11 mantissa bits, so its bound is wider).
+// Used by the graph's checks, which need the shim (and by the tests).
+#[cfg_attr(not(joulebench_cuda_graph), allow(dead_code))]
+fn graph_tolerance(precision: Precision) -> f32 {
+    match precision {
+        Precision::Fp32 => 1e-5,
+        Precision::Fp16 => 1e-3,
+    }
+}
+
 pub struct TorchBackend {
     model: MobileNetV2,
     batch: usize,
@@ -41,8 +62,40 @@ pub struct TorchBackend {
     device_nhwc: Option<Tensor>,
     /// `[batch, 3, 224, 224]` in the model's precision: what the network reads.
     nchw: Tensor,
+    /// The layout change and the forward pass captured as a CUDA graph, from `device_nhwc`
+    /// to the scores; None runs them eager.
+    graph: Option<Graphed>,
+    /// Why the network runs eager where graphs are the default (the summary's engine note).
+    note: Option<String>,
     input: InputSpec,
     engine: EngineInfo,
+}
+
+/// A captured forward pass and the scores tensor each replay overwrites.
+#[cfg(joulebench_cuda_graph)]
+struct Graphed {
+    /// Allocated in the graph's memory pool during the capture: declared before `graph` so
+    /// it is dropped first.
+    probs: Tensor,
+    graph: graph::CudaGraph,
+}
+
+/// No graphs without the shim: a type with no values keeps `Option<Graphed>` always None.
+#[cfg(not(joulebench_cuda_graph))]
+enum Graphed {}
+
+impl Graphed {
+    /// Replays the graph on the device's current stream; the scores it writes.
+    #[cfg(joulebench_cuda_graph)]
+    fn replay(&mut self) -> Result<Tensor> {
+        self.graph.replay()?;
+        Ok(self.probs.shallow_clone())
+    }
+
+    #[cfg(not(joulebench_cuda_graph))]
+    fn replay(&mut self) -> Result<Tensor> {
+        match *self {}
+    }
 }
 
 impl TorchBackend {
@@ -88,8 +141,6 @@ impl TorchBackend {
             Some(Tensor::f_zeros(nhwc.as_slice(), (Kind::Float, tdevice))?)
         };
         let nchw = Tensor::f_zeros([batch as i64, 3, SIDE, SIDE].as_slice(), (kind, tdevice))?;
-        // The GPU's name is in the NVML sensor's detail; tch has no call for it.
-        let accelerator = format!("{device} {}", precision.as_str());
         let mut backend = Self {
             model: net,
             batch,
@@ -97,6 +148,8 @@ impl TorchBackend {
             last_input: Vec::new(),
             device_nhwc,
             nchw,
+            graph: None,
+            note: None,
             input: InputSpec {
                 height: SIDE as u32,
                 width: SIDE as u32,
@@ -106,18 +159,147 @@ impl TorchBackend {
             engine: EngineInfo {
                 engine: "torch".into(),
                 version: format!("libtorch {}", libtorch_version()),
-                accelerator,
+                // Set below, once it is known whether graphs run.
+                accelerator: String::new(),
                 threads: spec.threads,
             },
         };
         // One pass now, so that a precision the device has no kernels for (fp16 convolutions
-        // on some CPU builds) fails here with its reason rather than in the timed run.
-        let mut scores = Vec::new();
+        // on some CPU builds) fails here with its reason rather than in the timed run. It is
+        // also the warm-up a capture needs (cuDNN's algorithm search, the allocator's blocks).
+        let zeros = vec![0; IMAGE_BYTES];
+        let mut eager_zeros = Vec::new();
         backend
-            .infer(&vec![0; IMAGE_BYTES], &mut scores)
+            .infer(&zeros, &mut eager_zeros)
             .with_context(|| format!("{} on {device} cannot run", precision.as_str()))?;
+        // The GPU's name is in the NVML sensor's detail; tch has no call for it.
+        backend.engine.accelerator = format!("{device} {}", precision.as_str());
+        match (device, spec.cuda_graph) {
+            (Device::Cpu, Some(true)) => {
+                bail!("cuda_graph = true needs a CUDA device (the backend's device is cpu)")
+            }
+            (Device::Cpu, Some(false)) => {}
+            (Device::Cpu, None) => {
+                backend.note = Some("eager: CUDA graphs need a CUDA device".into());
+            }
+            (Device::Cuda(_), Some(false)) => backend.engine.accelerator += " eager",
+            (Device::Cuda(n), want) => {
+                match backend.use_graph(n as usize, precision, &zeros, &eager_zeros) {
+                    Ok(()) => backend.engine.accelerator += " CUDA graph",
+                    Err(e) if want == Some(true) => {
+                        return Err(e.context("cuda_graph = true, but CUDA graphs cannot run"))
+                    }
+                    Err(e) => {
+                        backend.engine.accelerator += " eager";
+                        backend.note = Some(format!(
+                            "eager, not a CUDA graph: {e:#} (cuda_graph = false in the rig runs \
+                             eager without this note)"
+                        ));
+                    }
+                }
+            }
+        }
         Ok(backend)
     }
+
+    /// Why the network runs eager where CUDA graphs are the default, if it does.
+    pub fn engine_note(&self) -> Option<&str> {
+        self.note.as_deref()
+    }
+
+    /// Captures the forward pass on CUDA device `device` and keeps the graph only if its
+    /// replay gives the eager pass's scores, on the input it was captured with and on
+    /// another: a graph that reads a stale buffer or computes something else is refused.
+    /// `eager_zeros` are the eager scores of the all-zero input `zeros`.
+    #[cfg(joulebench_cuda_graph)]
+    fn use_graph(
+        &mut self,
+        device: usize,
+        precision: Precision,
+        zeros: &[u8],
+        eager_zeros: &[f32],
+    ) -> Result<()> {
+        graph::shim().map_err(|why| anyhow!(why))?;
+        let pattern = check_pattern();
+        let mut eager_pattern = Vec::new();
+        self.infer(&pattern, &mut eager_pattern)?;
+        // The device buffer now holds `pattern`: the capture's input.
+        self.graph = Some(self.capture(device).context("CUDA graph capture failed")?);
+        let tolerance = graph_tolerance(precision);
+        let mut replayed = Vec::new();
+        for (name, input, eager) in [
+            ("an all-zero image", zeros, eager_zeros),
+            (
+                "the capture's input",
+                pattern.as_slice(),
+                eager_pattern.as_slice(),
+            ),
+        ] {
+            let checked = self.infer(input, &mut replayed).and_then(|()| {
+                let diff = max_abs_diff(&replayed, eager);
+                if diff <= tolerance {
+                    Ok(())
+                } else {
+                    Err(anyhow!(
+                        "the replayed graph's scores differ from eager ones on {name} by {diff:e} (more than {tolerance:e})"
+                    ))
+                }
+            });
+            if let Err(e) = checked {
+                self.graph = None;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(not(joulebench_cuda_graph))]
+    fn use_graph(&mut self, _: usize, _: Precision, _: &[u8], _: &[f32]) -> Result<()> {
+        Err(anyhow!(graph::shim()
+            .err()
+            .unwrap_or("the CUDA-graph shim was not built")))
+    }
+
+    /// Captures the NHWC → NCHW copy (with the precision change) and the forward pass, from
+    /// `device_nhwc` to a scores tensor of the graph's own.
+    #[cfg(joulebench_cuda_graph)]
+    fn capture(&mut self, device: usize) -> Result<Graphed> {
+        let nhwc = self
+            .device_nhwc
+            .as_ref()
+            .context("a CUDA backend has a device input buffer")?;
+        let (model, nchw) = (&self.model, &mut self.nchw);
+        let mut probs = None;
+        let graph = tch::no_grad(|| {
+            graph::CudaGraph::capture(device, GRAPH_WARMUP, &mut || -> Result<()> {
+                nchw.f_copy_(&nhwc.f_permute([0i64, 3, 1, 2].as_slice())?)?;
+                probs = Some(model.forward(nchw)?);
+                Ok(())
+            })
+        })?;
+        let probs = probs.context("the captured forward pass left no scores")?;
+        Ok(Graphed { probs, graph })
+    }
+}
+
+/// A second check input for a captured graph, unlike the all-zero one: f32 values spread over
+/// [−1, 1], repeating every 251 values (a prime: the pattern does not line up with pixels or
+/// rows).
+// Used by the graph's checks, which need the shim (and by the tests).
+#[cfg_attr(not(joulebench_cuda_graph), allow(dead_code))]
+fn check_pattern() -> Vec<u8> {
+    (0..IMAGE_BYTES / 4)
+        .flat_map(|i| ((((i * 7919) % 251) as f32) / 125.0 - 1.0).to_ne_bytes())
+        .collect()
+}
+
+// Used by the graph's checks, which need the shim (and by the tests).
+#[cfg_attr(not(joulebench_cuda_graph), allow(dead_code))]
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 impl Backend for TorchBackend {
@@ -159,9 +341,15 @@ impl Backend for TorchBackend {
                 }
                 None => &self.host,
             };
-            self.nchw
-                .f_copy_(&nhwc.f_permute([0i64, 3, 1, 2].as_slice())?)?;
-            let probs = self.model.forward(&self.nchw)?;
+            let probs = match &mut self.graph {
+                // The layout change and the network, as captured: one launch.
+                Some(graph) => graph.replay()?,
+                None => {
+                    self.nchw
+                        .f_copy_(&nhwc.f_permute([0i64, 3, 1, 2].as_slice())?)?;
+                    self.model.forward(&self.nchw)?
+                }
+            };
             scores.clear();
             scores.resize(NUM_CLASSES, 0.0);
             // Reading the first row back to the host waits for every kernel queued before it:
@@ -345,6 +533,253 @@ mod tests {
             err,
             "CUDA device cuda:0 is not available (tch sees 0 CUDA devices)"
         );
+    }
+
+    /// On the CPU the network runs eager and says so (unless the rig asked for eager);
+    /// asking for graphs there is an error.
+    #[test]
+    fn cpu_runs_eager_with_a_note() {
+        let (_dir, path) = model_copy(MODELS[0]);
+        let mut s = spec(1, Precision::Fp32, 1);
+        let b = TorchBackend::open(&s, &path).unwrap();
+        assert_eq!(b.engine().accelerator, "cpu fp32");
+        assert_eq!(
+            b.engine_note(),
+            Some("eager: CUDA graphs need a CUDA device")
+        );
+        s.cuda_graph = Some(false);
+        let b = TorchBackend::open(&s, &path).unwrap();
+        assert_eq!(
+            (b.engine().accelerator.as_str(), b.engine_note()),
+            ("cpu fp32", None)
+        );
+        s.cuda_graph = Some(true);
+        let err = format!("{:#}", TorchBackend::open(&s, &path).err().unwrap());
+        assert_eq!(
+            err,
+            "cuda_graph = true needs a CUDA device (the backend's device is cpu)"
+        );
+    }
+
+    /// build.rs sets the cfg and the variable together; a build without the shim says why
+    /// (the engine note of a CUDA backend). This machine's answer is printed.
+    #[test]
+    fn the_build_says_whether_it_has_the_shim() {
+        // A runtime bool, so the check is of build.rs and not a constant to clippy.
+        let built = std::hint::black_box(cfg!(joulebench_cuda_graph));
+        match graph::shim() {
+            Ok(()) => {
+                assert!(built);
+                eprintln!("CUDA-graph shim: built");
+            }
+            Err(why) => {
+                assert!(!built);
+                assert!(
+                    why.starts_with("the CUDA-graph shim was not built: ") && !why.contains('\n'),
+                    "{why}"
+                );
+                eprintln!("CUDA-graph shim: {why}");
+            }
+        }
+    }
+
+    /// Without a GPU, a capture reaches the shim, which must turn libtorch's exception into
+    /// an error (an exception unwinding into Rust would abort or worse); the forward pass is
+    /// never called.
+    #[cfg(joulebench_cuda_graph)]
+    #[test]
+    fn a_capture_without_a_gpu_is_an_error_not_a_crash() {
+        if tch::Cuda::is_available() {
+            crate::skip_test(
+                "a_capture_without_a_gpu_is_an_error_not_a_crash",
+                "this machine has a CUDA GPU",
+            );
+            return;
+        }
+        let mut calls = 0;
+        let err = graph::CudaGraph::capture(0, 1, &mut || -> Result<()> {
+            calls += 1;
+            Ok(())
+        })
+        .err()
+        .expect("no GPU to capture on");
+        let err = format!("{err:#}");
+        eprintln!("capture without a GPU: {err}");
+        assert!(!err.is_empty() && !err.contains('\n'), "{err}");
+        assert_eq!(calls, 0);
+    }
+
+    /// Why a GPU test cannot run here, if it cannot.
+    fn no_graphs_here() -> Option<String> {
+        if !tch::Cuda::is_available() {
+            return Some("no CUDA GPU".into());
+        }
+        graph::shim().err().map(str::to_string)
+    }
+
+    fn cuda_spec(precision: Precision, batch: u32, cuda_graph: Option<bool>) -> BackendSpec {
+        BackendSpec {
+            device: Some(Device::Cuda(0)),
+            cuda_graph,
+            ..spec(1, precision, batch)
+        }
+    }
+
+    /// On a GPU, the replayed graph gives eager's scores (within [`graph_tolerance`]; the
+    /// largest difference is printed) on every image, the images alternating so that each
+    /// replay must read the input just copied in; fp32 batch 1 and fp16 batch 8.
+    #[test]
+    fn cuda_graph_output_equals_eager_output() {
+        if let Some(why) = no_graphs_here() {
+            crate::skip_test("cuda_graph_output_equals_eager_output", &why);
+            return;
+        }
+        let m = manifest();
+        for (precision, batch) in [(Precision::Fp32, 1), (Precision::Fp16, 8)] {
+            for name in MODELS {
+                let (_dir, path) = model_copy(name);
+                let mut graphed =
+                    TorchBackend::open(&cuda_spec(precision, batch, None), &path).unwrap();
+                assert_eq!(graphed.engine_note(), None);
+                let p = precision.as_str();
+                assert_eq!(
+                    graphed.engine().accelerator,
+                    format!("cuda:0 {p} CUDA graph")
+                );
+                let mut eager =
+                    TorchBackend::open(&cuda_spec(precision, batch, Some(false)), &path).unwrap();
+                assert_eq!(eager.engine().accelerator, format!("cuda:0 {p} eager"));
+                let (mut g, mut e) = (Vec::new(), Vec::new());
+                let mut largest = 0.0f32;
+                for image in IMAGES.iter().chain(IMAGES.iter().rev()) {
+                    let input = encode(name, image, graphed.input());
+                    graphed.infer(&input, &mut g).unwrap();
+                    eager.infer(&input, &mut e).unwrap();
+                    let diff = max_diff(&g, &e);
+                    largest = largest.max(diff);
+                    assert!(
+                        diff <= graph_tolerance(precision),
+                        "{name} {p} {image}: {diff:e}"
+                    );
+                    let want = m
+                        .open_image(image)
+                        .unwrap()
+                        .expected_top1(name)
+                        .unwrap()
+                        .index;
+                    assert_eq!((top1(&g), top1(&e)), (want, want), "{name} {p} {image}");
+                }
+                eprintln!(
+                    "CUDA graph vs eager, {name} {p} batch {batch}: largest |Δp| {largest:e} \
+                     (tolerance {:e})",
+                    graph_tolerance(precision)
+                );
+            }
+        }
+    }
+
+    /// On a GPU: a forward pass that fails during warm-up, one that fails inside the
+    /// capture, one that synchronises with the host (which capture forbids: libtorch's own
+    /// error) and one that panics each end the capture with an error (the panic resumed), and
+    /// leave the device, its streams and the allocator usable: eager work and a good capture
+    /// still run afterwards.
+    #[cfg(joulebench_cuda_graph)]
+    #[test]
+    fn failed_captures_are_errors_and_leave_cuda_usable() {
+        use graph::CudaGraph;
+        if let Some(why) = no_graphs_here() {
+            crate::skip_test("failed_captures_are_errors_and_leave_cuda_usable", &why);
+            return;
+        }
+        let mut x = Tensor::f_ones([4i64].as_slice(), (Kind::Float, tch::Device::Cuda(0))).unwrap();
+        let text = |r: Result<CudaGraph>| format!("{:#}", r.err().expect("the capture fails"));
+
+        let err = text(CudaGraph::capture(0, 2, &mut || -> Result<()> {
+            bail!("boom in warm-up")
+        }));
+        assert!(err.contains("boom in warm-up"), "{err}");
+
+        let mut calls = 0;
+        let err = text(CudaGraph::capture(0, 2, &mut || -> Result<()> {
+            calls += 1;
+            if calls == 3 {
+                bail!("boom in the capture");
+            }
+            Ok(())
+        }));
+        assert!(
+            err.contains("boom in the capture") && err.contains("during capture"),
+            "{err}"
+        );
+
+        let err = text(CudaGraph::capture(0, 1, &mut || -> Result<()> {
+            x.f_sum(Kind::Float)?.f_double_value(&[])?;
+            Ok(())
+        }));
+        eprintln!("a host synchronisation inside a capture: {err}");
+        assert!(err.contains("during capture"), "{err}");
+
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            CudaGraph::capture(0, 0, &mut || -> Result<()> {
+                panic!("panic in the forward pass")
+            })
+        }));
+        assert!(panicked.is_err());
+
+        let eager = Vec::<f32>::try_from(x.f_mul_scalar(3.0).unwrap()).unwrap();
+        assert_eq!(eager, vec![3.0; 4]);
+        let mut out = None;
+        let mut graph = CudaGraph::capture(0, 1, &mut || -> Result<()> {
+            out = Some(x.f_mul_scalar(2.0)?);
+            Ok(())
+        })
+        .unwrap();
+        let out = out.unwrap();
+        let _ = x.f_fill_(5.0).unwrap();
+        graph.replay().unwrap();
+        assert_eq!(Vec::<f32>::try_from(&out).unwrap(), vec![10.0; 4]);
+        // The output lives in the graph's pool: dropped first.
+        drop(out);
+        drop(graph);
+    }
+
+    /// GPU speed, eager against CUDA graph: `cargo test --release --features torch --lib
+    /// torch_cuda_graph_speed -- --ignored --nocapture` (scripts/gpu-check.sh runs it). Each
+    /// classification as in a run: copy in, forward or replay, scores back.
+    #[test]
+    #[ignore]
+    fn torch_cuda_graph_speed() {
+        if let Some(why) = no_graphs_here() {
+            crate::skip_test("torch_cuda_graph_speed", &why);
+            return;
+        }
+        let (_dir, path) = model_copy(MODELS[0]);
+        for (precision, batch, runs) in [(Precision::Fp32, 1, 1000), (Precision::Fp16, 64, 300)] {
+            for cuda_graph in [Some(false), None] {
+                let mut b =
+                    TorchBackend::open(&cuda_spec(precision, batch, cuda_graph), &path).unwrap();
+                let input = encode(MODELS[0], "bird.bmp", b.input());
+                let mut scores = Vec::new();
+                for _ in 0..50 {
+                    b.infer(&input, &mut scores).unwrap();
+                }
+                let mut ms = Vec::with_capacity(runs);
+                let start = Instant::now();
+                for _ in 0..runs {
+                    let t = Instant::now();
+                    b.infer(&input, &mut scores).unwrap();
+                    ms.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+                let images_per_s = (runs * batch as usize) as f64 / start.elapsed().as_secs_f64();
+                ms.sort_by(f64::total_cmp);
+                eprintln!(
+                    "{}, batch {batch}: median {:.3} ms, p90 {:.3} ms, {images_per_s:.0} images/s",
+                    b.engine().accelerator,
+                    ms[runs / 2],
+                    ms[runs * 9 / 10]
+                );
+            }
+        }
     }
 
     #[test]
