@@ -40,9 +40,10 @@ for line in sys.stdin:
   cp "$bin" "$dir/joulebench"
   cp "$tests" "$dir/torch-lib-tests"
   for f in "$models"/*; do
-    case $f in *.safetensors | *edgetpu*) continue ;; esac
+    case $f in *edgetpu*) continue ;; esac
     cp "$f" "$dir/models/"
   done
+  cp analysis/reference/torch_loop.py "$dir/"
   du -sh "$dir"
   echo "gpu-check: built; run scripts/gpu-check.sh on the GPU machine with $dir/ carried along"
   exit 0
@@ -58,8 +59,8 @@ exec > >(tee "$out/gpu-check.log") 2>&1
 # LD_LIBRARY_PATH wins over it.
 torch_dir=${TORCH_DIR:-}
 if [ -z "$torch_dir" ]; then
-  for py in python3 /opt/torch/.venv/bin/python3; do
-    torch_dir=$("$py" -c 'import os, torch; print(os.path.dirname(torch.__file__))' 2>/dev/null) && break
+  for torch_py in python3 /opt/torch/.venv/bin/python3; do
+    torch_dir=$("$torch_py" -c 'import os, torch; print(os.path.dirname(torch.__file__))' 2>/dev/null) && break
   done
 fi
 [ -n "$torch_dir" ] && [ -d "$torch_dir/lib" ] || { echo "gpu-check: no torch found (set TORCH_DIR)" >&2; exit 1; }
@@ -83,5 +84,23 @@ for args in "" "--no-cuda-graph" \
   # shellcheck disable=SC2086 # the arguments are words
   "$dir/joulebench" run --rig h100 --out "$out/results/$n" $args || status=1
 done
+# The PyTorch reference in every mode, on that machine's own python3 and torch: the figures
+# joulebench's are to beat (issue 11's table).
+py=${TORCH_PYTHON:-${torch_py:-python3}}
+weights=$(ls "$dir"/models/mobilenet_v2_1.0_224_quant.safetensors 2>/dev/null | head -1)
+image=$(ls "$dir"/models/parrot.jpg "$dir"/models/*/parrot.jpg 2>/dev/null | head -1)
+if [ -n "$weights" ] && [ -n "$image" ]; then
+  for mode in eager graph compile; do
+    for shape in "--precision fp32 --batch 1" "--precision fp16 --batch 64 --channels-last"; do
+      echo "== torch_loop.py --mode $mode $shape"
+      # shellcheck disable=SC2086 # the arguments are words
+      "$py" "$dir/torch_loop.py" --weights "$weights" --image "$image" --device cuda \
+        --runs 2000 --min-duration 3 --mode $mode $shape || status=1
+    done
+  done
+else
+  echo "gpu-check: no float weights or parrot.jpg in $dir/models: reference loop not run"
+  status=1
+fi
 echo "== gpu-check: $([ $status = 0 ] && echo passed || echo FAILED)"
 exit $status
