@@ -3,7 +3,7 @@
 //!
 //! Every figure of the aggregate is the mean of the repetitions' figures; counts (runs,
 //! inferences, samples) are sums; coverage is the worst repetition's, the largest gap the
-//! longest. The spread columns give, for FPS, mean watts and inferences per joule (gross and
+//! longest, the counter's cross-check against instant power the one furthest from zero. The spread columns give, for FPS, mean watts and inferences per joule (gross and
 //! net), the standard deviation, the 95 % confidence interval of the mean (Student's t) and
 //! the coefficient of variation ([`crate::stats::Spread`]); the total interval of inferences
 //! per joule adds the sensor's own uncertainty to the run-to-run one.
@@ -114,6 +114,11 @@ fn aggregate(group: &[&SummaryRow]) -> SummaryRow {
         net_inferences_per_joule_cv,
         inferences_per_joule_total_low: total.map(|t| t.0),
         inferences_per_joule_total_high: total.map(|t| t.1),
+        // Like coverage, the worst repetition's: the disagreement furthest from zero.
+        instant_vs_counter_pct: from
+            .iter()
+            .filter_map(|r| r.instant_vs_counter_pct)
+            .reduce(|a, b| if b.abs() > a.abs() { b } else { a }),
         status,
         throttled: crate::machine::combine(group.iter().map(|r| {
             let n = match r.repetition {

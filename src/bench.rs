@@ -598,6 +598,8 @@ fn rig_round(
         interrupt: &no_interrupt,
         progress: false,
         stream: None,
+        // A bench round's GPU state is not recorded: it writes no run.json.
+        gpus: &[],
         until: None,
     };
     let run = run_repetitions(b, &once, &on)

@@ -16,7 +16,9 @@ use crate::clock::{Phase, PhaseLog, RunClock, Slot};
 use crate::input::{top_k, Prediction};
 use crate::machine::MachineState;
 use crate::output::stream::{Feed, HAND_OFF_EVERY_S};
+use crate::results::GpuState;
 use crate::rig::ProtocolSpec;
+use crate::sensor::nvml::GpuProbe;
 
 /// Classes reported per classification.
 pub const TOP_K: usize = 5;
@@ -33,6 +35,8 @@ pub struct Context<'a> {
     /// Where to read the machine state at the timed window's edges ([`crate::machine::root`]);
     /// none: not read.
     pub machine_root: Option<&'a Path>,
+    /// The GPUs whose state is read at the same edges (none without an NVML sensor).
+    pub gpus: &'a [GpuProbe],
     /// Where the timed loop hands its latencies, every [`HAND_OFF_EVERY_S`], when the run
     /// streams its results (a copy: the run keeps its own).
     pub stream: Option<&'a Feed>,
@@ -65,6 +69,9 @@ pub struct TimedRun {
     /// The machine state just before the timed window opened and just after it closed.
     pub machine_start: Option<MachineState>,
     pub machine_end: Option<MachineState>,
+    /// Each NVML GPU's state at the same instants; empty without an NVML sensor.
+    pub gpu_start: Vec<GpuState>,
+    pub gpu_end: Vec<GpuState>,
 }
 
 impl TimedRun {
@@ -131,6 +138,7 @@ pub fn run(
     ctx.progress.set_length(u64::from(spec.runs));
     // Read outside the window, so its sysfs reads are in neither the timing nor the energy.
     out.machine_start = ctx.machine_root.map(MachineState::capture);
+    out.gpu_start = ctx.gpus.iter().map(GpuProbe::capture).collect();
     let start = ctx.clock.now();
     ctx.phases.begin(Phase::Timed, Some(ctx.slot), start);
     out.latencies.reserve(spec.runs as usize);
@@ -173,6 +181,7 @@ pub fn run(
     }
     ctx.phases.end(end);
     out.machine_end = ctx.machine_root.map(MachineState::capture);
+    out.gpu_end = ctx.gpus.iter().map(GpuProbe::capture).collect();
     out.window = Some((start, end));
     out.top = top;
     out.interrupted = stopped();
@@ -279,6 +288,15 @@ mod tests {
         spec: &ProtocolSpec,
         interrupt: &AtomicBool,
     ) -> (TimedRun, PhaseLog) {
+        run_fake_on(backend, spec, interrupt, &[])
+    }
+
+    fn run_fake_on(
+        backend: &mut Fake,
+        spec: &ProtocolSpec,
+        interrupt: &AtomicBool,
+        gpus: &[GpuProbe],
+    ) -> (TimedRun, PhaseLog) {
         let phases = PhaseLog::new();
         let progress = ProgressBar::hidden();
         let root = backend.machine.path().to_path_buf();
@@ -292,6 +310,7 @@ mod tests {
             interrupt,
             progress: &progress,
             machine_root: Some(&root),
+            gpus,
             stream: None,
         };
         (run(backend, &[7; 3], spec, &ctx), phases)
@@ -323,6 +342,24 @@ mod tests {
         use crate::machine::Reading::Known;
         assert_eq!(calls(run.machine_start.as_ref()), Known(2));
         assert_eq!(calls(run.machine_end.as_ref()), Known(27));
+    }
+
+    #[test]
+    fn gpu_state_is_read_at_both_edges_and_absent_without_a_gpu() {
+        let mut b = fake();
+        let gpus = [crate::sensor::nvml::warming_probe(1)];
+        let (run, _) = run_fake_on(&mut b, &spec(1, 3), &AtomicBool::new(false), &gpus);
+        let (start, end) = (&run.gpu_start, &run.gpu_end);
+        assert_eq!((start.len(), end.len()), (1, 1));
+        assert_eq!(
+            (start[0].temperature_c, end[0].temperature_c),
+            (Some(40), Some(41))
+        );
+        assert_eq!(start[0].sensor_index, 1);
+        assert_eq!(start[0].sm_clock_mhz, Some(1755));
+        assert_eq!(start[0].performance_state, None);
+        let (run, _) = run_fake(&mut fake(), &spec(1, 3), &AtomicBool::new(false));
+        assert!(run.gpu_start.is_empty() && run.gpu_end.is_empty());
     }
 
     #[test]

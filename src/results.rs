@@ -171,6 +171,39 @@ pub struct SummaryRow {
     /// where it was looked for). Empty otherwise, and in folders written before the column.
     #[serde(default)]
     pub engine_note: String,
+    /// The sensor's energy counter against instant power integrated over the same timed
+    /// window, read by the same sampler: (instant − counter) / counter, percent. Empty where
+    /// there is no such check (see the note), and in folders written before the column.
+    #[serde(default)]
+    pub instant_vs_counter_pct: Option<f64>,
+    /// Why `instant_vs_counter_pct` is empty, for a sensor that should have one (an NVML
+    /// GPU without the instant power field, or without a counter); empty otherwise.
+    #[serde(default)]
+    pub instant_vs_counter_note: String,
+}
+
+/// An NVIDIA GPU's state at one edge of a timed window, read through NVML by the runner
+/// (outside the window): what moves a GPU's numbers besides the model. A value NVML would not
+/// give is `null`, with why in `unreadable`; a rig without an NVML sensor has no GPU states.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuState {
+    /// The NVML sensor's position in the rig (as in `power.csv`).
+    pub sensor_index: usize,
+    /// Product name and NVML index.
+    pub gpu: String,
+    pub sm_clock_mhz: Option<u32>,
+    pub memory_clock_mhz: Option<u32>,
+    /// The power limit the driver enforces now, watts.
+    pub power_limit_w: Option<f64>,
+    pub temperature_c: Option<u32>,
+    pub persistence_mode: Option<bool>,
+    /// `P0` (most performance) to `P15`.
+    pub performance_state: Option<String>,
+    /// What could not be read, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
+    /// What reading it took, microseconds.
+    pub capture_us: u64,
 }
 
 impl SummaryRow {

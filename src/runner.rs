@@ -23,6 +23,7 @@ use crate::protocol::{self, TimedRun};
 use crate::rig::{BackendSpec, ProtocolSpec, Rig};
 use crate::sampler::{Sampler, SensorLog};
 use crate::sensor::detect::{self, SensorChoice};
+use crate::sensor::nvml::{self, GpuProbe};
 use crate::sensor::{self, PowerSensor, SensorContext};
 
 /// How to run.
@@ -60,6 +61,8 @@ pub struct Prepared {
     /// the result.
     pub sensor_choice: Option<SensorChoice>,
     sensors: Vec<Box<dyn PowerSensor>>,
+    /// One per NVML sensor, read at the edges of every timed window.
+    gpus: Vec<GpuProbe>,
     clock: RunClock,
     phases: PhaseLog,
 }
@@ -121,6 +124,7 @@ pub fn prepare(rig: Rig, rig_text: String) -> Result<Prepared> {
         .collect::<Result<Vec<_>>>()?;
     let ctx = SensorContext::new(clock, phases.clone());
     let sensors = sensor::open_all(&rig.sensors, &ctx)?;
+    let gpus = nvml::probes(&rig.sensors)?;
     extend_for_slow_sensors(&mut rig, &sensors);
     Ok(Prepared {
         rig,
@@ -128,6 +132,7 @@ pub fn prepare(rig: Rig, rig_text: String) -> Result<Prepared> {
         backends,
         sensor_choice,
         sensors,
+        gpus,
         clock,
         phases,
     })
@@ -139,15 +144,25 @@ const MIN_SENSOR_UPDATES: f64 = 5.0;
 /// A sensor that updates slowly (NVML's energy counter: about 11 times a second) cannot
 /// resolve a timed run shorter than a few of its updates — 250 GPU inferences can take a
 /// fraction of a second — so the timed run is extended to span [`MIN_SENSOR_UPDATES`] updates.
+/// A sensor whose figures are long averages ([`PowerSensor::min_window`]) needs its windows
+/// longer still: the timed run, and an idle baseline the rig asked for, are stretched to it.
 fn extend_for_slow_sensors(rig: &mut Rig, sensors: &[Box<dyn PowerSensor>]) {
     let slowest = sensors
         .iter()
         .map(|s| s.update_period().as_secs_f64())
         .fold(0.0, f64::max);
-    let needed = MIN_SENSOR_UPDATES * slowest;
+    let averaged = sensors
+        .iter()
+        .filter_map(|s| s.min_window())
+        .map(|d| d.as_secs_f64())
+        .fold(0.0, f64::max);
+    let needed = (MIN_SENSOR_UPDATES * slowest).max(averaged);
     let p = &mut rig.protocol;
     if needed > p.min_duration_s.unwrap_or(0.0) {
         p.min_duration_s = Some(needed);
+    }
+    if rig.idle_baseline_s > 0.0 {
+        rig.idle_baseline_s = rig.idle_baseline_s.max(averaged);
     }
 }
 
@@ -210,6 +225,7 @@ impl Prepared {
             backends,
             sensor_choice,
             sensors,
+            gpus,
             clock,
             phases,
         } = self;
@@ -227,6 +243,8 @@ impl Prepared {
                         failure: None,
                         uncertainty: s.uncertainty(),
                         cpu_time: Duration::ZERO,
+                        crosscheck: s.crosscheck(),
+                        min_window_s: s.min_window().map(|d| d.as_secs_f64()),
                     })
                     .collect();
                 let so_far = RunRecord {
@@ -270,6 +288,7 @@ impl Prepared {
                 interrupt: &opts.interrupt,
                 progress: opts.progress,
                 stream: feed.as_ref(),
+                gpus: &gpus,
                 until: opts
                     .time_budget
                     .map(|t| budget_from + t.as_secs_f64() * (index + 1) as f64 / shares),
@@ -325,6 +344,8 @@ pub struct Measuring<'a> {
     pub progress: bool,
     /// Where each repetition's latencies and result go as they are measured, if anywhere.
     pub stream: Option<&'a Feed>,
+    /// The GPUs whose state is read at the edges of each timed window (none without NVML).
+    pub gpus: &'a [GpuProbe],
     /// Run-clock time after which no further repetition starts (the first always does).
     pub until: Option<f64>,
 }
@@ -384,6 +405,7 @@ pub fn run_repetitions(
             interrupt: on.interrupt,
             progress: &progress,
             machine_root: Some(&machine_root),
+            gpus: on.gpus,
             stream: on.stream,
         };
         let run = protocol::run(b.backend.as_mut(), &b.input, protocol, &ctx);
@@ -412,4 +434,62 @@ fn progress_bar(show: bool, engine: &str) -> ProgressBar {
     }
     bar.set_prefix(engine.to_string());
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sensor::{Origin, Reading, SensorInfo};
+
+    /// A sensor updating every `period`, its figures averages needing `min_window`.
+    struct Slow {
+        info: SensorInfo,
+        period: Duration,
+        min_window: Option<Duration>,
+    }
+
+    impl PowerSensor for Slow {
+        fn info(&self) -> &SensorInfo {
+            &self.info
+        }
+        fn update_period(&self) -> Duration {
+            self.period
+        }
+        fn read(&mut self) -> Result<Reading> {
+            Ok(Reading::default())
+        }
+        fn min_window(&self) -> Option<Duration> {
+            self.min_window
+        }
+    }
+
+    fn slow(period_ms: u64, min_window_s: Option<u64>) -> Box<dyn PowerSensor> {
+        Box::new(Slow {
+            info: SensorInfo {
+                kind: "test".into(),
+                rail: "r".into(),
+                origin: Origin::Measured,
+                detail: String::new(),
+            },
+            period: Duration::from_millis(period_ms),
+            min_window: min_window_s.map(Duration::from_secs),
+        })
+    }
+
+    #[test]
+    fn windows_stretch_to_the_slowest_sensor_and_to_averaged_figures() {
+        let mut rig = crate::summary::fixtures::rig("runs = 2");
+        rig.idle_baseline_s = 2.0;
+        extend_for_slow_sensors(&mut rig, &[slow(100, None)]);
+        assert_eq!(rig.protocol.min_duration_s, Some(0.5));
+        assert_eq!(rig.idle_baseline_s, 2.0);
+        // NVML's averaged power figure: both windows at least 10 s.
+        extend_for_slow_sensors(&mut rig, &[slow(100, None), slow(50, Some(10))]);
+        assert_eq!(rig.protocol.min_duration_s, Some(10.0));
+        assert_eq!(rig.idle_baseline_s, 10.0);
+        // A rig without an idle baseline gets none.
+        rig.idle_baseline_s = 0.0;
+        extend_for_slow_sensors(&mut rig, &[slow(50, Some(10))]);
+        assert_eq!(rig.idle_baseline_s, 0.0);
+    }
 }

@@ -76,6 +76,11 @@ pub struct SensorLog {
     pub uncertainty: Option<f64>,
     /// CPU time the sampler thread used.
     pub cpu_time: Duration,
+    /// Whether its energy can be cross-checked against instant power
+    /// ([`PowerSensor::crosscheck`]).
+    pub crosscheck: Option<crate::sensor::Crosscheck>,
+    /// The shortest window the sensor can measure ([`PowerSensor::min_window`]), seconds.
+    pub min_window_s: Option<f64>,
 }
 
 /// Running sampler threads.
@@ -176,6 +181,12 @@ impl PowerSensor for Slowed {
     }
     fn uncertainty(&self) -> Option<f64> {
         self.sensor.uncertainty()
+    }
+    fn crosscheck(&self) -> Option<crate::sensor::Crosscheck> {
+        self.sensor.crosscheck()
+    }
+    fn min_window(&self) -> Option<Duration> {
+        self.sensor.min_window()
     }
 }
 
@@ -278,6 +289,8 @@ pub fn sample_with(
         failure,
         uncertainty: sensor.uncertainty(),
         cpu_time: Duration::ZERO,
+        crosscheck: sensor.crosscheck(),
+        min_window_s: sensor.min_window().map(|d| d.as_secs_f64()),
     }
 }
 

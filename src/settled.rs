@@ -189,6 +189,8 @@ mod tests {
             let fresh = Reading {
                 watts: watts(t),
                 energy_j: counter.then_some(joules),
+                // The counter's cross-check settles with its windows too.
+                instant_watts: counter.then_some(watts(t) * 1.02),
                 ..Reading::default()
             };
             let reading = if i % 97 == 50 {
@@ -199,6 +201,7 @@ mod tests {
             out.push(Sample { t, reading });
             let stale = Reading {
                 stale: true,
+                instant_watts: counter.then_some(watts(t) * 1.02),
                 ..Reading::default()
             };
             out.push(Sample {
@@ -212,10 +215,11 @@ mod tests {
     fn full_record() -> RunRecord {
         let rig = fixtures::rig(&format!("repeat = {REPETITIONS}\nruns = 170"));
         let backend = fixtures::backend(&rig.backends[0], timed_runs());
-        let logs = vec![
+        let mut logs = vec![
             fixtures::log("power", Duration::from_millis(2), readings(2e-3, false)),
             fixtures::log("counter", Duration::from_millis(90), readings(0.09, true)),
         ];
+        logs[1].crosscheck = Some(crate::sensor::Crosscheck::InstantPower);
         let mut record = fixtures::record(rig, vec![backend], logs);
         record.phases = phases();
         record
@@ -260,7 +264,14 @@ mod tests {
     #[test]
     fn settling_as_the_run_goes_gives_the_summary_of_all_readings_to_the_bit() {
         let full = full_record();
-        let expected_rows = serde_json::to_string(&summary::summarize(&full)).unwrap();
+        let full_rows = summary::summarize(&full);
+        // The counter's rows carry a cross-check, so its settling is compared too.
+        assert!(full_rows
+            .iter()
+            .filter(|r| r.sensor_index == Some(1))
+            .filter(|r| matches!(r.repetition, crate::results::Repetition::One(_)))
+            .all(|r| r.instant_vs_counter_pct.is_some()));
+        let expected_rows = serde_json::to_string(&full_rows).unwrap();
         let expected_phases = serde_json::to_string(&summary::phase_energy(&full)).unwrap();
 
         let mut streamed = full_record();

@@ -6,7 +6,7 @@ use crate::protocol::TimedRun;
 pub use crate::results::{Repetition, Status, SummaryRow};
 use crate::runner::{BackendResult, RunRecord};
 use crate::sampler::SensorLog;
-use crate::sensor::Origin;
+use crate::sensor::{Crosscheck, Origin};
 use crate::stats::Summary;
 use crate::validity::{self, ValiditySpec, WindowReadings};
 
@@ -160,6 +160,9 @@ pub struct CheckedWindow {
     pub invalid: Option<String>,
     /// For a total, each rail's joules, in the rig's `total` order.
     pub parts: Option<Vec<f64>>,
+    /// The counter against instant power over the same window ([`SensorEnergy::crosscheck`]):
+    /// the disagreement in percent, or why there is none; `None` where no check applies.
+    pub crosscheck: Option<Result<f64, String>>,
 }
 
 impl CheckedWindow {
@@ -192,6 +195,8 @@ impl CheckedWindow {
             expected: rails.iter().map(|(_, w)| w.expected).sum(),
             invalid,
             parts: energies.map(|each| each.iter().map(|e| e.joules).collect()),
+            // Each rail's check is on its own row; a sum of rails has none.
+            crosscheck: None,
         }
     }
 }
@@ -201,6 +206,12 @@ impl CheckedWindow {
 pub struct SensorEnergy {
     counter: Vec<CounterPoint>,
     points: Vec<PowerPoint>,
+    /// Instant power read beside the counter, every read (stale ones too: only the counter
+    /// was unchanged), for the cross-check.
+    instant: Vec<PowerPoint>,
+    crosscheck: Option<Crosscheck>,
+    /// The shortest window the sensor's averaged figures can measure, seconds.
+    min_window_s: Option<f64>,
     max_gap: f64,
     period: f64,
     /// Times of readings clipped at the sensor's range, and of failed reads.
@@ -224,14 +235,26 @@ impl SensorEnergy {
         let mut points: Vec<PowerPoint> = fresh()
             .map(|(t, r)| PowerPoint { t, watts: r.watts })
             .collect();
+        let mut instant: Vec<PowerPoint> = log
+            .samples
+            .iter()
+            .filter_map(|s| {
+                let watts = s.reading.as_ref().ok()?.instant_watts?;
+                Some(PowerPoint { t: s.t, watts })
+            })
+            .collect();
         // Fresh values are stamped at their centre, which keeps them in order; sort anyway,
         // since the integrals depend on it.
         counter.sort_by(|a, b| a.t.total_cmp(&b.t));
         points.sort_by(|a, b| a.t.total_cmp(&b.t));
+        instant.sort_by(|a, b| a.t.total_cmp(&b.t));
         let period = log.update_period.as_secs_f64();
         Self {
             counter,
             points,
+            instant,
+            crosscheck: log.crosscheck.clone(),
+            min_window_s: log.min_window_s,
             max_gap: GAP_PERIODS * period.max(1e-3),
             period,
             saturated: fresh()
@@ -262,13 +285,59 @@ impl SensorEnergy {
             self.period,
             self.counted(),
             spec,
-        );
+        )
+        .and_then(|()| match self.min_window_s {
+            // An averaged figure lags the load by half its averaging time: only a long
+            // window makes that lag small against the window.
+            Some(min) if end - start < min => Err(format!(
+                "short window: {:.3} s of a power figure averaged over up to 1 s (windows of \
+                 at least {min} s)",
+                end - start
+            )),
+            _ => Ok(()),
+        });
         CheckedWindow {
+            crosscheck: self.crosscheck(start, end, energy.as_ref(), spec),
             energy,
             expected: validity::expected_fresh(end - start, self.period, spec),
             invalid: verdict.err(),
             parts: None,
         }
+    }
+
+    /// The energy counter's `counted` energy over `[start, end]` against the instant power
+    /// read beside it, integrated over the same window by the same trapezoids as any power
+    /// sensor's: (instant − counter) / counter, percent. `None` for a sensor without such a
+    /// check; why, where there is none (no instant power field, too few instant readings).
+    pub fn crosscheck(
+        &self,
+        start: f64,
+        end: f64,
+        counted: Option<&WindowEnergy>,
+        spec: &ValiditySpec,
+    ) -> Option<Result<f64, String>> {
+        match self.crosscheck.as_ref()? {
+            Crosscheck::Absent(why) => return Some(Err(why.clone())),
+            Crosscheck::InstantPower => {}
+        }
+        let check = || -> Result<f64, String> {
+            let counter = counted
+                .filter(|_| self.counted())
+                .filter(|c| c.joules > 0.0)
+                .ok_or("no counter energy for the window")?;
+            let instant = energy::integrate(&self.instant, start, end, self.max_gap)
+                .filter(|e| e.samples > 0)
+                .ok_or("no instant power readings in the window")?;
+            if instant.coverage < spec.min_coverage {
+                return Err(format!(
+                    "instant power readings cover {:.3} of the window (largest gap {:.1} ms)",
+                    instant.coverage,
+                    instant.largest_gap_s * 1e3
+                ));
+            }
+            Ok((instant.joules - counter.joules) / counter.joules * 100.0)
+        };
+        Some(check())
     }
 
     /// How far before a window a reading can still count for it (coverage looks one gap
@@ -317,10 +386,20 @@ impl<'a> Windows<'a> {
         }
     }
 
-    fn energy(&self, sensor: usize, (start, end): (f64, f64)) -> Option<WindowEnergy> {
+    /// The window's energy and its cross-check ([`SensorEnergy::crosscheck`]).
+    fn energy_checked(
+        &self,
+        sensor: usize,
+        (start, end): (f64, f64),
+    ) -> (Option<WindowEnergy>, Option<Result<f64, String>>) {
         match self.record.settled.get(sensor, (start, end)) {
-            Some(settled) => settled.energy,
-            None => self.energies[sensor].window(start, end),
+            Some(settled) => (settled.energy, settled.crosscheck.clone()),
+            None => {
+                let e = &self.energies[sensor];
+                let energy = e.window(start, end);
+                let check = e.crosscheck(start, end, energy.as_ref(), &self.record.rig.validity);
+                (energy, check)
+            }
         }
     }
 }
@@ -338,6 +417,9 @@ pub struct PhaseEnergy {
     pub end_s: f64,
     #[serde(flatten)]
     pub energy: WindowEnergy,
+    /// The energy counter against instant power over the phase, percent, where computed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instant_vs_counter_pct: Option<f64>,
 }
 
 /// Energy per phase and sensor, for every phase that ended.
@@ -346,7 +428,8 @@ pub fn phase_energy(record: &RunRecord) -> Vec<PhaseEnergy> {
     let mut out = Vec::new();
     for sensor_index in 0..record.sensors.len() {
         for span in record.phases.iter().filter(|s| s.end.is_finite()) {
-            if let Some(e) = windows.energy(sensor_index, (span.start, span.end)) {
+            let (energy, check) = windows.energy_checked(sensor_index, (span.start, span.end));
+            if let Some(e) = energy {
                 out.push(PhaseEnergy {
                     phase: span.phase,
                     backend: span.backend,
@@ -355,6 +438,7 @@ pub fn phase_energy(record: &RunRecord) -> Vec<PhaseEnergy> {
                     start_s: span.start,
                     end_s: span.end,
                     energy: e,
+                    instant_vs_counter_pct: check.and_then(Result::ok),
                 });
             }
         }
@@ -461,6 +545,13 @@ fn row(record: &RunRecord, b: &BackendResult, at: &At, sensor: Option<Measured>)
         status: status(record, run, sensor.as_ref()),
         throttled: run.machine_verdict().and_then(|v| v.throttled),
         engine_note: b.engine_note.clone().unwrap_or_default(),
+        instant_vs_counter_pct: timed
+            .and_then(|w| w.crosscheck.clone())
+            .and_then(Result::ok),
+        instant_vs_counter_note: timed
+            .and_then(|w| w.crosscheck.clone())
+            .and_then(Result::err)
+            .unwrap_or_default(),
     }
 }
 
@@ -557,6 +648,8 @@ pub(crate) mod fixtures {
             failure: None,
             uncertainty: None,
             cpu_time: Duration::ZERO,
+            crosscheck: None,
+            min_window_s: None,
         }
     }
 
@@ -653,5 +746,90 @@ mod tests {
         r.backends[0].runs[0].machine_start = Some(empty.clone());
         r.backends[0].runs[0].machine_end = Some(empty);
         assert_eq!(summarize(&r)[0].throttled, None);
+    }
+
+    /// A counter sensor's log over 0 to 6 s: 100 W, the counter updating every 0.1 s and read
+    /// three times per update, instant power 3 % low on every read where the sensor has it.
+    fn counter_log(crosscheck: Option<Crosscheck>) -> SensorLog {
+        let instant = matches!(crosscheck, Some(Crosscheck::InstantPower));
+        let mut samples = Vec::new();
+        for i in 0..60 {
+            let t = i as f64 * 0.1;
+            for (k, dt) in [0.0, 0.03, 0.06].into_iter().enumerate() {
+                samples.push(crate::sampler::Sample {
+                    t: t + dt,
+                    reading: Ok(crate::sensor::Reading {
+                        watts: 100.0,
+                        energy_j: Some(100.0 * t),
+                        stale: k > 0,
+                        instant_watts: instant.then_some(97.0),
+                        ..Default::default()
+                    }),
+                });
+            }
+        }
+        let mut log = fixtures::log("GPU", std::time::Duration::from_millis(100), samples);
+        log.crosscheck = crosscheck;
+        log
+    }
+
+    /// One repetition timed from 1 to 4 s, measured by `log`.
+    fn counted(log: SensorLog) -> Vec<SummaryRow> {
+        let rig = fixtures::rig("runs = 2");
+        let run = TimedRun {
+            latencies: vec![
+                Latency {
+                    start: 1.0,
+                    seconds: 0.01
+                };
+                2
+            ],
+            window: Some((1.0, 4.0)),
+            batch: 1,
+            ..TimedRun::default()
+        };
+        let backend = fixtures::backend(&rig.backends[0], vec![run]);
+        summarize(&fixtures::record(rig, vec![backend], vec![log]))
+    }
+
+    #[test]
+    fn the_counter_is_cross_checked_against_instant_power_over_the_same_window() {
+        let rows = counted(counter_log(Some(Crosscheck::InstantPower)));
+        assert_eq!(rows[0].status, Status::Ok);
+        let watts = rows[0].mean_watts.unwrap();
+        assert!((watts - 100.0).abs() < 1e-9, "{watts}");
+        let pct = rows[0].instant_vs_counter_pct.unwrap();
+        assert!((pct + 3.0).abs() < 1e-9, "{pct}");
+        assert_eq!(rows[0].instant_vs_counter_note, "");
+    }
+
+    #[test]
+    fn an_absent_cross_check_says_why_and_is_not_zero() {
+        let why = "no instant power field on this GPU or driver (NVML_FI_DEV_POWER_INSTANT: \
+                   Not Supported)";
+        let rows = counted(counter_log(Some(Crosscheck::Absent(why.into()))));
+        assert_eq!(rows[0].instant_vs_counter_pct, None);
+        assert_eq!(rows[0].instant_vs_counter_note, why);
+        // A sensor without such a check (an INA219, say) leaves both empty.
+        let rows = counted(counter_log(None));
+        assert_eq!(rows[0].instant_vs_counter_pct, None);
+        assert_eq!(rows[0].instant_vs_counter_note, "");
+        assert_eq!(rows[0].status, Status::Ok);
+    }
+
+    #[test]
+    fn an_averaged_power_figure_needs_its_long_window() {
+        let mut log = counter_log(None);
+        log.min_window_s = Some(10.0);
+        let rows = counted(log);
+        assert_eq!(
+            rows[0].status,
+            Status::Invalid(
+                "short window: 3.000 s of a power figure averaged over up to 1 s (windows of \
+                 at least 10 s)"
+                    .into()
+            )
+        );
+        assert_eq!(rows[0].inferences_per_joule, None);
     }
 }

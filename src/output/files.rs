@@ -109,6 +109,8 @@ pub(crate) struct PowerRow<'a> {
     watts: Option<f64>,
     /// The sensor's cumulative energy counter, where it has one.
     energy_j: Option<f64>,
+    /// Instant power read beside the counter, for the cross-check (NVML).
+    instant_watts: Option<f64>,
     overflow: bool,
     /// Clipped at the sensor's range: the true power was higher.
     saturated: bool,
@@ -153,6 +155,7 @@ pub(crate) fn power_row<'a>(
         amps: reading.and_then(|r| r.amps),
         watts: reading.map(|r| r.watts),
         energy_j: reading.and_then(|r| r.energy_j),
+        instant_watts: reading.and_then(|r| r.instant_watts),
         overflow: reading.is_some_and(|r| r.overflow),
         saturated: reading.is_some_and(|r| r.saturated),
         stale: reading.is_some_and(|r| r.stale),
@@ -218,6 +221,10 @@ struct RunJson<'a> {
     summary: &'a [SummaryRow],
     /// The machine at the edges of every timed window, and whether the CPU throttled.
     machine_state: Vec<MachineStateJson<'a>>,
+    /// Each NVML GPU's state at the edges of every timed window; absent without an NVML
+    /// sensor.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    gpu_state: Vec<GpuStateJson<'a>>,
     /// What `joulebench summarize` needs besides the rows to rebuild the summary of a folder
     /// whose run was killed: each backend that ran, and how each repetition ended.
     backends: Vec<BackendJson<'a>>,
@@ -316,6 +323,33 @@ fn machine_state(record: &RunRecord) -> Vec<MachineStateJson<'_>> {
 }
 
 #[derive(Serialize)]
+pub(crate) struct GpuStateJson<'a> {
+    pub backend: usize,
+    /// 1-based repetition of the protocol.
+    pub repetition: usize,
+    pub start: &'a [crate::results::GpuState],
+    pub end: &'a [crate::results::GpuState],
+}
+
+/// One entry per timed window whose GPUs were read.
+fn gpu_state(record: &RunRecord) -> Vec<GpuStateJson<'_>> {
+    let mut out = Vec::new();
+    for (backend, b) in record.backends.iter().enumerate() {
+        for (repetition, run) in b.runs.iter().enumerate() {
+            if !run.gpu_start.is_empty() || !run.gpu_end.is_empty() {
+                out.push(GpuStateJson {
+                    backend,
+                    repetition: repetition + 1,
+                    start: &run.gpu_start,
+                    end: &run.gpu_end,
+                });
+            }
+        }
+    }
+    out
+}
+
+#[derive(Serialize)]
 struct SensorJson<'a> {
     kind: &'a str,
     rail: &'a str,
@@ -327,6 +361,13 @@ struct SensorJson<'a> {
     sampler_cpu_s: f64,
     /// The sensor's own relative uncertainty of energy, a fraction.
     uncertainty: Option<f64>,
+    /// Whether its energy is cross-checked against instant power (`instant-power`), or why
+    /// not (`{"absent": why}`), where such a check applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    crosscheck: Option<&'a crate::sensor::Crosscheck>,
+    /// The shortest window its figures can measure (averaged power), seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min_window_s: Option<f64>,
 }
 
 /// Replaces `run.json` atomically.
@@ -361,6 +402,8 @@ pub(crate) fn write_run_json(
                 failure: s.failure.as_deref(),
                 sampler_cpu_s: s.cpu_time.as_secs_f64(),
                 uncertainty: s.uncertainty,
+                crosscheck: s.crosscheck.as_ref(),
+                min_window_s: s.min_window_s,
             })
             .collect(),
         sensor_choice: record.sensor_choice.as_ref(),
@@ -372,6 +415,7 @@ pub(crate) fn write_run_json(
         rig: &record.rig,
         summary: rows,
         machine_state: machine_state(record),
+        gpu_state: gpu_state(record),
         backends: backends_json(record),
     };
     let text = serde_json::to_string_pretty(&json)?;
@@ -420,6 +464,44 @@ mod tests {
         // No temporary file is left behind.
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn run_json_holds_gpu_state_only_where_a_gpu_was_read() {
+        use crate::output::fixtures::{backend_result, record};
+        let json_of = |gpus: bool| {
+            let mut record = record(1);
+            let mut backend = backend_result();
+            if gpus {
+                let probe = crate::sensor::nvml::warming_probe(0);
+                backend.runs[0].gpu_start = vec![probe.capture()];
+                backend.runs[0].gpu_end = vec![probe.capture()];
+            }
+            record.backends.push(backend);
+            let dir = tempfile::tempdir().unwrap();
+            let rows = crate::summary::summarize(&record);
+            write_all(dir.path(), &record, &rows, &["joulebench".into()]).unwrap();
+            // What summarize reads back must still read.
+            crate::output::rebuild::rebuild(dir.path()).unwrap();
+            let text = std::fs::read_to_string(dir.path().join("run.json")).unwrap();
+            serde_json::from_str::<serde_json::Value>(&text).unwrap()
+        };
+        let json = json_of(true);
+        let entry = &json["gpu_state"][0];
+        assert_eq!(
+            (entry["backend"].as_u64(), entry["repetition"].as_u64()),
+            (Some(0), Some(1))
+        );
+        assert_eq!(entry["start"][0]["temperature_c"], 40);
+        assert_eq!(entry["end"][0]["temperature_c"], 41);
+        assert_eq!(entry["start"][0]["power_limit_w"], 700.0);
+        assert!(entry["start"][0]["performance_state"].is_null());
+        assert_eq!(
+            entry["start"][0]["unreadable"][0],
+            "performance_state: Not Supported"
+        );
+        let none = json_of(false);
+        assert!(none.get("gpu_state").is_none(), "{none}");
     }
 
     #[test]

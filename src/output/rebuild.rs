@@ -15,7 +15,7 @@ use crate::input::{Labels, Prediction};
 use crate::machine::MachineState;
 use crate::models::{ResolvedImage, ResolvedModel, Top1};
 use crate::protocol::{Latency, TimedRun};
-use crate::results::{SummaryRow, SCHEMA_VERSION};
+use crate::results::{GpuState, SummaryRow, SCHEMA_VERSION};
 use crate::rig::Rig;
 use crate::runner::{BackendResult, RunRecord};
 use crate::sampler::{Sample, SensorLog};
@@ -35,6 +35,9 @@ struct RunJson {
     backends: Option<Vec<BackendJson>>,
     #[serde(default)]
     machine_state: Vec<MachineJson>,
+    /// Absent without an NVML sensor, and in folders written before it was recorded.
+    #[serde(default)]
+    gpu_state: Vec<GpuJson>,
 }
 
 #[derive(Deserialize)]
@@ -57,6 +60,11 @@ struct SensorJson {
     failure: Option<String>,
     #[serde(default)]
     uncertainty: Option<f64>,
+    /// Absent in folders written before the cross-check: nothing to say then.
+    #[serde(default)]
+    crosscheck: Option<crate::sensor::Crosscheck>,
+    #[serde(default)]
+    min_window_s: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -82,6 +90,14 @@ struct MachineJson {
 }
 
 #[derive(Deserialize)]
+struct GpuJson {
+    backend: usize,
+    repetition: usize,
+    start: Vec<GpuState>,
+    end: Vec<GpuState>,
+}
+
+#[derive(Deserialize)]
 struct LatencyRow {
     backend_index: usize,
     repetition: usize,
@@ -98,6 +114,9 @@ pub(crate) struct PowerRow {
     amps: Option<f64>,
     watts: Option<f64>,
     energy_j: Option<f64>,
+    /// Absent in folders written before the cross-check.
+    #[serde(default)]
+    instant_watts: Option<f64>,
     overflow: bool,
     saturated: bool,
     pub stale: bool,
@@ -179,6 +198,8 @@ pub fn rebuild(dir: &Path) -> Result<Rebuilt> {
             failure: s.failure,
             uncertainty: s.uncertainty,
             cpu_time: std::time::Duration::ZERO,
+            crosscheck: s.crosscheck,
+            min_window_s: s.min_window_s,
         })
         .collect();
     let power_path = dir.join("power.csv");
@@ -202,6 +223,7 @@ pub fn rebuild(dir: &Path) -> Result<Rebuilt> {
                 saturated: row.saturated,
                 // Already applied: t_s is the instant the value stands for.
                 centre_offset_s: 0.0,
+                instant_watts: row.instant_watts,
             })
         } else {
             Err(row.error)
@@ -263,6 +285,10 @@ pub fn rebuild(dir: &Path) -> Result<Rebuilt> {
                 .machine_state
                 .iter()
                 .find(|m| m.backend == index && m.repetition == repetition);
+            let gpu = json
+                .gpu_state
+                .iter()
+                .find(|g| g.backend == index && g.repetition == repetition);
             let run = match meta.runs.get(repetition - 1) {
                 Some(done) => TimedRun {
                     latencies: lat,
@@ -277,6 +303,8 @@ pub fn rebuild(dir: &Path) -> Result<Rebuilt> {
                     error: done.error.clone(),
                     machine_start: machine.map(|m| m.start.clone()),
                     machine_end: machine.map(|m| m.end.clone()),
+                    gpu_start: gpu.map(|g| g.start.clone()).unwrap_or_default(),
+                    gpu_end: gpu.map(|g| g.end.clone()).unwrap_or_default(),
                 },
                 None => TimedRun {
                     latencies: lat,

@@ -119,6 +119,27 @@ pub fn render(rows: &[SummaryRow]) -> String {
             );
         }
     }
+    // The NVML counter's cross-check, one entry per row of an NVML sensor that has one or
+    // says why not (a footnote, so the exported columns stay as they are).
+    let checks: Vec<String> = rows
+        .iter()
+        .filter(|r| r.sensor == "nvml")
+        .filter_map(|r| {
+            let what = match (r.instant_vs_counter_pct, r.instant_vs_counter_note.as_str()) {
+                (Some(pct), _) => format!("{pct:+.1} %"),
+                (None, "") => return None,
+                (None, why) => format!("none ({why})"),
+            };
+            Some(format!("{} {}: {what}", label(r, repeated), r.rail))
+        })
+        .collect();
+    if !checks.is_empty() {
+        let _ = writeln!(
+            out,
+            "(NVML instant power against the energy counter over the timed window: {})",
+            checks.join("; ")
+        );
+    }
     // One note per window (not per sensor), and none for an aggregate whose repetitions are
     // listed already.
     let marked: Vec<String> = rows
@@ -275,5 +296,29 @@ mod tests {
             .rows
             .iter()
             .all(|r| r.last().unwrap() == "ok"));
+    }
+
+    #[test]
+    fn nvml_rows_footnote_their_cross_check() {
+        let example =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples/repeat-quant");
+        let mut rows = crate::results::read_run_dir(&example).unwrap().rows;
+        // Written before the columns existed: empty, and no footnote.
+        assert!(rows.iter().all(|r| r.instant_vs_counter_pct.is_none()));
+        assert!(!render(&rows).contains("energy counter over"));
+        for r in &mut rows {
+            r.sensor = "nvml".into();
+            r.rail = "GPU 0".into();
+        }
+        rows[0].instant_vs_counter_pct = Some(2.14);
+        rows[1].instant_vs_counter_note = "no instant power field".into();
+        let text = render(&rows);
+        assert!(
+            text.contains(
+                "(NVML instant power against the energy counter over the timed window: \
+                 0/1 GPU 0: +2.1 %; 0/2 GPU 0: none (no instant power field))"
+            ),
+            "{text}"
+        );
     }
 }

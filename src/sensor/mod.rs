@@ -81,6 +81,21 @@ pub struct Reading {
     /// An `avg128` INA219 reports the mean of 2 × 68 ms that ended before the read; the
     /// sampler stamps the reading this much earlier so energy windows cut it where it belongs.
     pub centre_offset_s: f64,
+    /// An instantaneous power figure read beside an energy counter in the same read (NVML's
+    /// `NVML_FI_DEV_POWER_INSTANT`), to cross-check the counter with: the summary integrates
+    /// these over the window the counter measured ([`crate::summary`]). Unlike `watts`, it
+    /// is not marked stale with the counter: every read has a fresh one.
+    pub instant_watts: Option<f64>,
+}
+
+/// What a sensor offers for checking its energy counter against instant power.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Crosscheck {
+    /// Every read carries [`Reading::instant_watts`] beside the counter.
+    InstantPower,
+    /// The check is expected and cannot be made; why.
+    Absent(String),
 }
 
 /// A source of power readings, read by the sampler thread.
@@ -97,6 +112,19 @@ pub trait PowerSensor: Send {
     /// The relative uncertainty of the energy this sensor reports (0.012 for 1.2 %), from its
     /// datasheet; `None` where there is no such figure (a nominal wattage is not measured).
     fn uncertainty(&self) -> Option<f64> {
+        None
+    }
+
+    /// Whether the readings carry instant power to cross-check an energy counter with (NVML):
+    /// `None` where no such check applies (most sensors).
+    fn crosscheck(&self) -> Option<Crosscheck> {
+        None
+    }
+
+    /// The shortest window the sensor's figures can measure, where its values are averages
+    /// long enough to matter (NVML's power figure without a counter: up to 1 s); the runner
+    /// stretches the timed run and the idle baseline to it, and a shorter window is invalid.
+    fn min_window(&self) -> Option<Duration> {
         None
     }
 }

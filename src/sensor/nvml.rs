@@ -5,23 +5,39 @@
 //! - the energy counter (`nvmlDeviceGetTotalEnergyConsumption`, millijoules since the driver
 //!   loaded; Volta and newer): a window's energy is the counter's difference, exact at the
 //!   instants it updates, and immune to how the power figure is averaged;
-//! - power polling (`nvmlDeviceGetPowerUsage`, milliwatts): the only way on Pascal and older
-//!   (a GTX1080), integrated like any power sensor's readings.
+//! - power polling, integrated like any power sensor's readings: the instant power field
+//!   (`NVML_FI_DEV_POWER_INSTANT`) where the driver has it, else `nvmlDeviceGetPowerUsage`,
+//!   which recent GPUs average over 1 s (on an H200, integrated as if instant it read 14 to
+//!   23 % low over 3 s windows), so windows measured by it must be long ([`AVERAGED_WINDOW`]).
+//!   Pascal and older (a GTX1080) have no counter.
 //!
 //! The counter updates only about 11 times a second (seen on an H100), so the sensor measures
 //! that rate when it opens, the sampler polls at it, and reads that find the counter unchanged
 //! are marked stale: the energy code then uses only the instants where the counter moved.
+//!
+//! Beside the counter every read also takes the instant power field, so that the summary can
+//! integrate it over the same window and say how far the two disagree (the cross-check; it is
+//! computed there, not here). The runner also reads each GPU's clocks, power limit,
+//! temperature, persistence mode and performance state at the edges of every timed window
+//! ([`GpuProbe`]), outside the sampler.
 
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use nvml_wrapper::enum_wrappers::device::{
+    Clock as ClockDomain, PerformanceState, TemperatureSensor,
+};
+use nvml_wrapper::enums::device::SampleValue;
 use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::structs::device::FieldId;
+use nvml_wrapper::sys_exports::field_id::NVML_FI_DEV_POWER_INSTANT;
 use nvml_wrapper::{Device, Nvml};
 
-use super::{Origin, PowerSensor, Reading, SensorInfo};
+use super::{Crosscheck, Origin, PowerSensor, Reading, SensorInfo};
 use crate::clock::{RunClock, TimeSource};
-use crate::rig::{NvmlMethod, NvmlSpec};
+use crate::results::GpuState;
+use crate::rig::{NvmlMethod, NvmlSpec, SensorSpec};
 
 /// How long `open` watches the readings to learn their update rate.
 const MEASURE_FOR: f64 = 0.5;
@@ -33,6 +49,10 @@ const ENOUGH_CHANGES: usize = 9;
 const FALLBACK_PERIOD: Duration = Duration::from_millis(100);
 /// The sampler never polls faster than this: more reads of a counter add CPU, not accuracy.
 const MIN_PERIOD: Duration = Duration::from_millis(10);
+/// The shortest window measured by `nvmlDeviceGetPowerUsage` alone. On recent GPUs it is a
+/// 1 s mean, which lags a load step by about 0.5 s: over 10 s that shifts at most 5 % of the
+/// step's energy, no more than NVML's own ±5 %.
+pub const AVERAGED_WINDOW: Duration = Duration::from_secs(10);
 
 /// The process's one NVML handle. It lives as long as the process so that devices can be held
 /// as `Device<'static>` inside sensors that the sampler moves into its threads.
@@ -76,15 +96,29 @@ fn init_error(e: NvmlError) -> anyhow::Error {
     anyhow::anyhow!(msg.replace('\n', " "))
 }
 
-/// The few readings the sensor needs, behind a trait so that the method selection, the
-/// update-rate measurement and the stale marking are tested without a GPU.
+/// The few readings the sensor and the state probe need, behind a trait so that the method
+/// selection, the update-rate measurement, the stale marking and the state capture are
+/// tested without a GPU.
 trait GpuCounters: Send {
     /// Product name and NVML index, for the sensor's detail.
     fn name(&self) -> String;
     /// Energy since the driver loaded, millijoules; an error where the GPU has no counter.
     fn energy_mj(&mut self) -> Result<u64>;
-    /// Board power, milliwatts.
+    /// Board power, milliwatts (`nvmlDeviceGetPowerUsage`: a 1 s mean on recent GPUs).
     fn power_mw(&mut self) -> Result<u32>;
+    /// Instant board power, milliwatts (`NVML_FI_DEV_POWER_INSTANT`); an error where the
+    /// driver or GPU lacks the field.
+    fn instant_power_mw(&mut self) -> Result<f64>;
+    /// Clocks now, MHz.
+    fn sm_clock_mhz(&self) -> Result<u32>;
+    fn memory_clock_mhz(&self) -> Result<u32>;
+    /// The power limit the driver enforces now, milliwatts.
+    fn power_limit_mw(&self) -> Result<u32>;
+    /// GPU die temperature, °C.
+    fn temperature_c(&self) -> Result<u32>;
+    fn persistence_mode(&self) -> Result<bool>;
+    /// 0 for P0 (most performance) to 15 for P15.
+    fn performance_state(&self) -> Result<u8>;
 }
 
 /// A real GPU. `Device` is `Send`, so the handle is kept rather than fetched per read.
@@ -105,6 +139,70 @@ impl GpuCounters for NvmlGpu {
     fn power_mw(&mut self) -> Result<u32> {
         Ok(self.device.power_usage()?)
     }
+
+    fn instant_power_mw(&mut self) -> Result<f64> {
+        let values = self
+            .device
+            .field_values_for(&[FieldId(NVML_FI_DEV_POWER_INSTANT)])?;
+        let sample = values
+            .into_iter()
+            .next()
+            .context("NVML returned no field value")??;
+        Ok(match sample.value? {
+            SampleValue::U32(mw) => f64::from(mw),
+            SampleValue::U64(mw) => mw as f64,
+            SampleValue::I64(mw) => mw as f64,
+            SampleValue::F64(mw) => mw,
+        })
+    }
+
+    fn sm_clock_mhz(&self) -> Result<u32> {
+        Ok(self.device.clock_info(ClockDomain::SM)?)
+    }
+
+    fn memory_clock_mhz(&self) -> Result<u32> {
+        Ok(self.device.clock_info(ClockDomain::Memory)?)
+    }
+
+    fn power_limit_mw(&self) -> Result<u32> {
+        Ok(self.device.enforced_power_limit()?)
+    }
+
+    fn temperature_c(&self) -> Result<u32> {
+        Ok(self.device.temperature(TemperatureSensor::Gpu)?)
+    }
+
+    fn persistence_mode(&self) -> Result<bool> {
+        Ok(self.device.is_in_persistent_mode()?)
+    }
+
+    fn performance_state(&self) -> Result<u8> {
+        use PerformanceState as P;
+        let p = self.device.performance_state()?;
+        let all = [
+            P::Zero,
+            P::One,
+            P::Two,
+            P::Three,
+            P::Four,
+            P::Five,
+            P::Six,
+            P::Seven,
+            P::Eight,
+            P::Nine,
+            P::Ten,
+            P::Eleven,
+            P::Twelve,
+            P::Thirteen,
+            P::Fourteen,
+            P::Fifteen,
+        ];
+        let n = all
+            .iter()
+            .position(|q| *q == p)
+            .context("unknown performance state")?;
+        Ok(n as u8)
+    }
 }
 
 /// Time for the start-up measurement, which also has to wait: the run clock in use, a
@@ -123,14 +221,20 @@ impl Clock for RunClock {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
     Counter,
-    Power,
+    /// The instant power field, polled and integrated.
+    Instant,
+    /// `nvmlDeviceGetPowerUsage` polled and integrated: the last resort (a 1 s mean).
+    Averaged,
 }
 
 impl Source {
+    /// The reading whose changes mark an update. Instant power in whole milliwatts, so that
+    /// a change is a change of the reported figure.
     fn value(self, gpu: &mut dyn GpuCounters) -> Result<u64> {
         match self {
             Source::Counter => gpu.energy_mj(),
-            Source::Power => gpu.power_mw().map(u64::from),
+            Source::Instant => gpu.instant_power_mw().map(|mw| mw.round() as u64),
+            Source::Averaged => gpu.power_mw().map(u64::from),
         }
     }
 }
@@ -143,6 +247,8 @@ pub struct NvmlSensor {
     period: Duration,
     /// The counter at the previous read, to mark unchanged reads stale.
     last_mj: u64,
+    /// Whether reads take instant power beside the counter; where not, why not.
+    instant: Result<(), String>,
 }
 
 impl std::fmt::Debug for NvmlSensor {
@@ -179,22 +285,39 @@ fn open_with(
     clock: &dyn Clock,
 ) -> Result<NvmlSensor> {
     let name = gpu.name();
-    let source = match (spec.method, gpu.energy_mj()) {
-        (NvmlMethod::Power, _) | (NvmlMethod::Auto, Err(_)) => Source::Power,
-        (_, Ok(_)) => Source::Counter,
-        (NvmlMethod::EnergyCounter, Err(e)) => bail!(
+    let instant = gpu
+        .instant_power_mw()
+        .map(|_| ())
+        .map_err(|e| format!("{e:#}"));
+    let source = match (spec.method, gpu.energy_mj(), &instant) {
+        (NvmlMethod::Auto | NvmlMethod::EnergyCounter, Ok(_), _) => Source::Counter,
+        (NvmlMethod::EnergyCounter, Err(e), _) => bail!(
             "{name} has no energy counter ({e:#}; NVML has one on Volta and newer GPUs): use \
              method = \"power\" or \"auto\""
         ),
+        (_, _, Ok(())) => Source::Instant,
+        (_, _, Err(_)) => Source::Averaged,
     };
-    // Both methods report watts, so power must read too.
-    gpu.power_mw()
-        .with_context(|| format!("{name}: cannot read power"))?;
+    // The counter and averaged methods report watts from the power figure, so it must read.
+    if source != Source::Instant {
+        gpu.power_mw()
+            .with_context(|| format!("{name}: cannot read power"))?;
+    }
     let (measured, last) = measure_period(gpu.as_mut(), source, clock)
         .with_context(|| format!("{name}: reading while measuring the update rate"))?;
-    let method = match source {
-        Source::Counter => "energy counter",
-        Source::Power => "power polling",
+    let method = match (source, &instant) {
+        (Source::Counter, Ok(())) => {
+            "energy counter, instant power read beside it for the cross-check".to_string()
+        }
+        (Source::Counter, Err(e)) => {
+            format!("energy counter, no instant power to cross-check it (NVML_FI_DEV_POWER_INSTANT: {e})")
+        }
+        (Source::Instant, _) => "instant power polling (NVML_FI_DEV_POWER_INSTANT)".to_string(),
+        (Source::Averaged, _) => format!(
+            "power polling of nvmlDeviceGetPowerUsage, a mean over up to 1 s: windows of at \
+             least {} s",
+            AVERAGED_WINDOW.as_secs()
+        ),
     };
     let (period, rate) = match measured {
         Some(p) => (
@@ -221,6 +344,7 @@ fn open_with(
         source,
         period,
         last_mj: if source == Source::Counter { last } else { 0 },
+        instant,
     })
 }
 
@@ -267,27 +391,176 @@ impl PowerSensor for NvmlSensor {
         Some(0.05)
     }
 
+    fn crosscheck(&self) -> Option<Crosscheck> {
+        Some(match (self.source, &self.instant) {
+            (Source::Counter, Ok(())) => Crosscheck::InstantPower,
+            (Source::Counter, Err(e)) => Crosscheck::Absent(format!(
+                "no instant power field on this GPU or driver (NVML_FI_DEV_POWER_INSTANT: {e})"
+            )),
+            (Source::Instant | Source::Averaged, _) => {
+                Crosscheck::Absent("no energy counter read: energy is integrated power".into())
+            }
+        })
+    }
+
+    fn min_window(&self) -> Option<Duration> {
+        (self.source == Source::Averaged).then_some(AVERAGED_WINDOW)
+    }
+
     fn read(&mut self) -> Result<Reading> {
+        // A power figure can repeat for real under a steady load; marking repeats stale would
+        // starve the integral, so polled power is always fresh.
+        if self.source == Source::Instant {
+            let watts = self.gpu.instant_power_mw()? / 1000.0;
+            return Ok(Reading {
+                watts,
+                instant_watts: Some(watts),
+                ..Reading::default()
+            });
+        }
         // On an H100 this is a 1 s moving average, so it lags load changes; the counter does
         // not, which is why energy comes from the counter wherever there is one.
         let watts = f64::from(self.gpu.power_mw()?) / 1000.0;
-        let (energy_j, stale) = match self.source {
-            Source::Counter => {
-                let mj = self.gpu.energy_mj()?;
-                let stale = mj == self.last_mj;
-                self.last_mj = mj;
-                (Some(mj as f64 / 1000.0), stale)
-            }
-            // A power figure can repeat for real under a steady load; marking repeats stale
-            // would starve the integral, so polled power is always fresh.
-            Source::Power => (None, false),
+        if self.source == Source::Averaged {
+            return Ok(Reading {
+                watts,
+                ..Reading::default()
+            });
+        }
+        let mj = self.gpu.energy_mj()?;
+        let stale = mj == self.last_mj;
+        self.last_mj = mj;
+        // A failed instant read costs the cross-check one point, not the counter its reading.
+        let instant_watts = match self.instant {
+            Ok(()) => self.gpu.instant_power_mw().ok().map(|mw| mw / 1000.0),
+            Err(_) => None,
         };
         Ok(Reading {
             watts,
-            energy_j,
+            energy_j: Some(mj as f64 / 1000.0),
             stale,
+            instant_watts,
             ..Reading::default()
         })
+    }
+}
+
+/// One GPU's state read at the edges of timed windows (clocks, power limit, temperature,
+/// persistence mode, performance state), for `run.json`. The runner holds one per NVML sensor,
+/// apart from the sensor itself, which lives in its sampler thread.
+pub struct GpuProbe {
+    gpu: Box<dyn GpuCounters>,
+    sensor_index: usize,
+}
+
+impl std::fmt::Debug for GpuProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuProbe")
+            .field("gpu", &self.gpu.name())
+            .field("sensor_index", &self.sensor_index)
+            .finish()
+    }
+}
+
+/// A probe for every `kind = "nvml"` sensor of a rig (none without one).
+pub fn probes(sensors: &[SensorSpec]) -> Result<Vec<GpuProbe>> {
+    sensors
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match s {
+            SensorSpec::Nvml(spec) => Some((i, spec)),
+            _ => None,
+        })
+        .map(|(sensor_index, spec)| -> Result<GpuProbe> {
+            let device = nvml()?
+                .device_by_index(spec.device)
+                .with_context(|| format!("NVML device {}", spec.device))?;
+            let name = device.name().unwrap_or_else(|_| "NVIDIA GPU".into());
+            let gpu = NvmlGpu {
+                device,
+                name: format!("{name} (NVML index {})", spec.device),
+            };
+            Ok(GpuProbe {
+                gpu: Box::new(gpu),
+                sensor_index,
+            })
+        })
+        .collect()
+}
+
+impl GpuProbe {
+    /// The GPU's state now. A value NVML does not give is left empty, with why in
+    /// `unreadable`, never guessed.
+    pub fn capture(&self) -> GpuState {
+        let started = Instant::now();
+        let mut unreadable = Vec::new();
+        let mut known = |what: &str, r: Result<u64>| {
+            r.map_err(|e| unreadable.push(format!("{what}: {e:#}")))
+                .ok()
+        };
+        let gpu = &self.gpu;
+        let sm = known("sm_clock_mhz", gpu.sm_clock_mhz().map(u64::from));
+        let mem = known("memory_clock_mhz", gpu.memory_clock_mhz().map(u64::from));
+        let limit = known("power_limit_w", gpu.power_limit_mw().map(u64::from));
+        let temp = known("temperature_c", gpu.temperature_c().map(u64::from));
+        let persistent = known("persistence_mode", gpu.persistence_mode().map(u64::from));
+        let pstate = known("performance_state", gpu.performance_state().map(u64::from));
+        GpuState {
+            sensor_index: self.sensor_index,
+            gpu: gpu.name(),
+            sm_clock_mhz: sm.map(|v| v as u32),
+            memory_clock_mhz: mem.map(|v| v as u32),
+            power_limit_w: limit.map(|mw| mw as f64 / 1000.0),
+            temperature_c: temp.map(|v| v as u32),
+            persistence_mode: persistent.map(|v| v == 1),
+            performance_state: pstate.map(|p| format!("P{p}")),
+            unreadable,
+            capture_us: started.elapsed().as_micros() as u64,
+        }
+    }
+}
+
+/// A probe on a fake GPU, for tests of what records its state.
+#[cfg(test)]
+pub(crate) fn warming_probe(sensor_index: usize) -> GpuProbe {
+    /// Warms by a degree at every state read, so a test can tell a window's start from its
+    /// end; has no performance state.
+    struct Warming(std::sync::atomic::AtomicU32);
+    impl GpuCounters for Warming {
+        fn name(&self) -> String {
+            "Warming GPU (NVML index 0)".into()
+        }
+        fn energy_mj(&mut self) -> Result<u64> {
+            Ok(0)
+        }
+        fn power_mw(&mut self) -> Result<u32> {
+            Ok(0)
+        }
+        fn instant_power_mw(&mut self) -> Result<f64> {
+            Ok(0.0)
+        }
+        fn sm_clock_mhz(&self) -> Result<u32> {
+            Ok(1755)
+        }
+        fn memory_clock_mhz(&self) -> Result<u32> {
+            Ok(2619)
+        }
+        fn power_limit_mw(&self) -> Result<u32> {
+            Ok(700_000)
+        }
+        fn temperature_c(&self) -> Result<u32> {
+            Ok(self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+        }
+        fn persistence_mode(&self) -> Result<bool> {
+            Ok(false)
+        }
+        fn performance_state(&self) -> Result<u8> {
+            bail!("Not Supported")
+        }
+    }
+    GpuProbe {
+        gpu: Box::new(Warming(40.into())),
+        sensor_index,
     }
 }
 
@@ -317,7 +590,10 @@ mod tests {
         fn sleep_until(&self, t: f64) {
             let left = t - self.secs();
             if left > 0.0 {
-                self.advance(Duration::from_secs_f64(left));
+                // Whole nanoseconds, rounded up: rounded down, `now` could stay a hair short
+                // of `t` for ever (the sampler waits until `now >= t`).
+                self.0
+                    .fetch_add((left * 1e9).ceil() as u64, Ordering::Relaxed);
             }
         }
     }
@@ -336,6 +612,11 @@ mod tests {
         watts: f64,
         counter_every: Option<f64>,
         power_every: Option<f64>,
+        /// The instant power field's reading relative to the true draw (none: no field, like
+        /// an old driver); it changes by 1 mW every 7 ms.
+        instant_gain: Option<f64>,
+        /// Whether NVML gives a performance state.
+        pstate: bool,
     }
 
     impl GpuCounters for FakeGpu {
@@ -352,6 +633,33 @@ mod tests {
                 .power_every
                 .map_or(0, |every| (self.time.secs() / every) as u32 % 2);
             Ok((self.watts * 1000.0) as u32 + wobble)
+        }
+        fn instant_power_mw(&mut self) -> Result<f64> {
+            let gain = self.instant_gain.context("Not Supported")?;
+            let wobble = ((self.time.secs() / 0.007) as u64 % 2) as f64;
+            Ok(self.watts * gain * 1000.0 + wobble)
+        }
+        fn sm_clock_mhz(&self) -> Result<u32> {
+            Ok(1980)
+        }
+        fn memory_clock_mhz(&self) -> Result<u32> {
+            Ok(2619)
+        }
+        fn power_limit_mw(&self) -> Result<u32> {
+            Ok(700_000)
+        }
+        fn temperature_c(&self) -> Result<u32> {
+            Ok(41)
+        }
+        fn persistence_mode(&self) -> Result<bool> {
+            Ok(true)
+        }
+        fn performance_state(&self) -> Result<u8> {
+            if self.pstate {
+                Ok(0)
+            } else {
+                bail!("Not Supported")
+            }
         }
     }
 
@@ -372,6 +680,8 @@ mod tests {
             watts: 70.0,
             counter_every,
             power_every,
+            instant_gain: None,
+            pstate: true,
         };
         (time, Box::new(gpu))
     }
@@ -396,32 +706,150 @@ mod tests {
         assert_eq!(s.info().origin, Origin::Measured);
         assert_eq!(
             s.info().detail,
-            "Fake GPU (NVML index 0), energy counter, updates at 11.1 Hz"
+            "Fake GPU (NVML index 0), energy counter, no instant power to cross-check it \
+             (NVML_FI_DEV_POWER_INSTANT: Not Supported), updates at 11.1 Hz"
+        );
+        assert_eq!(
+            s.crosscheck(),
+            Some(Crosscheck::Absent(
+                "no instant power field on this GPU or driver (NVML_FI_DEV_POWER_INSTANT: \
+                 Not Supported)"
+                    .into()
+            ))
+        );
+        assert_eq!(s.min_window(), None);
+    }
+
+    #[test]
+    fn auto_falls_back_to_the_averaged_power_without_a_counter_and_says_so() {
+        let (_, mut s) = open_fake(NvmlMethod::Auto, None, Some(0.050)).unwrap();
+        assert_eq!(s.source, Source::Averaged);
+        let ms = s.update_period().as_secs_f64() * 1e3;
+        assert!((ms - 50.0).abs() < 1.5, "{ms} ms");
+        assert!(
+            s.info().detail.contains(
+                "power polling of nvmlDeviceGetPowerUsage, a mean over up to 1 s: windows of \
+                 at least 10 s, updates at 20.0 Hz"
+            ),
+            "{}",
+            s.info().detail
+        );
+        assert_eq!(s.min_window(), Some(AVERAGED_WINDOW));
+        assert!(
+            matches!(s.crosscheck(), Some(Crosscheck::Absent(why)) if why.contains("no energy counter"))
+        );
+        let r = s.read().unwrap();
+        assert!((r.watts - 70.0).abs() < 0.01);
+        assert_eq!(
+            (r.energy_j, r.stale, r.volts, r.amps, r.instant_watts),
+            (None, false, None, None, None)
         );
     }
 
     #[test]
-    fn auto_falls_back_to_power_without_a_counter() {
-        let (_, mut s) = open_fake(NvmlMethod::Auto, None, Some(0.050)).unwrap();
-        assert_eq!(s.source, Source::Power);
-        let ms = s.update_period().as_secs_f64() * 1e3;
-        assert!((ms - 50.0).abs() < 1.5, "{ms} ms");
-        assert!(s
-            .info()
-            .detail
-            .contains("power polling, updates at 20.0 Hz"));
-        let r = s.read().unwrap();
-        assert!((r.watts - 70.0).abs() < 0.01);
-        assert_eq!(
-            (r.energy_j, r.stale, r.volts, r.amps),
-            (None, false, None, None)
+    fn the_instant_field_is_read_beside_the_counter() {
+        let (time, mut gpu) = fake(Some(0.1), Some(1.0));
+        gpu.instant_gain = Some(1.02);
+        let mut s = open_with(gpu, &spec(NvmlMethod::Auto), &time).unwrap();
+        assert_eq!(s.source, Source::Counter);
+        assert_eq!(s.crosscheck(), Some(Crosscheck::InstantPower));
+        assert!(
+            s.info()
+                .detail
+                .contains("energy counter, instant power read beside it"),
+            "{}",
+            s.info().detail
         );
+        let r = s.read().unwrap();
+        assert!(r.energy_j.is_some());
+        // The averaged figure stays in `watts`; the instant one is beside it.
+        assert!((r.watts - 70.0).abs() < 0.01);
+        let instant = r.instant_watts.unwrap();
+        assert!((instant - 71.4).abs() < 0.01, "{instant}");
+    }
+
+    #[test]
+    fn without_a_counter_the_instant_field_is_integrated_rather_than_the_average() {
+        let (time, mut gpu) = fake(None, Some(1.0));
+        gpu.instant_gain = Some(1.0);
+        let mut s = open_with(gpu, &spec(NvmlMethod::Power), &time).unwrap();
+        assert_eq!(s.source, Source::Instant);
+        assert_eq!(s.min_window(), None);
+        // The field changes every 7 ms in the fake.
+        let ms = s.update_period().as_secs_f64() * 1e3;
+        assert!((ms - 10.0).abs() < 0.01, "{ms} ms (the floor)");
+        assert!(s.info().detail.contains("instant power polling"));
+        let r = s.read().unwrap();
+        assert_eq!(r.instant_watts, Some(r.watts));
+        assert!((r.watts - 70.0).abs() < 0.01);
+    }
+
+    /// The cross-check end to end: the fake GPU's counter and instant field read by the
+    /// sampler's own loop (in simulated time), integrated downstream by the summary code.
+    #[test]
+    fn the_summary_finds_the_instant_field_two_percent_above_the_counter() {
+        let (time, mut gpu) = fake(Some(0.1), Some(1.0));
+        gpu.instant_gain = Some(1.02);
+        let s = open_with(gpu, &spec(NvmlMethod::Auto), &time).unwrap();
+        let from = time.secs();
+        let until = from + 5.0;
+        let log = crate::sampler::sample(Box::new(s), &time, move |now| {
+            (now >= until).then_some(until)
+        });
+        assert_eq!(log.crosscheck, Some(Crosscheck::InstantPower));
+        let energy = crate::summary::SensorEnergy::of(&log);
+        let w = energy.checked((from + 1.0, from + 4.0), &Default::default());
+        assert!(w.invalid.is_none(), "{:?}", w.invalid);
+        // The counter's stamps are estimates within half a poll step (1.6 ms here) of its
+        // updates, which moves each edge share by up to 70 W × 1.6 ms.
+        let joules = w.energy.unwrap().joules;
+        assert!((joules - 210.0).abs() < 0.25, "{joules}");
+        let pct = w.crosscheck.unwrap().unwrap();
+        assert!((pct - 2.0).abs() < 0.15, "{pct}");
+    }
+
+    #[test]
+    fn gpu_state_is_read_through_the_trait_and_gaps_say_why() {
+        let (_, gpu) = fake(Some(0.1), None);
+        let probe = GpuProbe {
+            gpu,
+            sensor_index: 2,
+        };
+        let state = probe.capture();
+        assert_eq!(state.sensor_index, 2);
+        assert_eq!(state.gpu, "Fake GPU (NVML index 0)");
+        assert_eq!(
+            (
+                state.sm_clock_mhz,
+                state.memory_clock_mhz,
+                state.temperature_c
+            ),
+            (Some(1980), Some(2619), Some(41))
+        );
+        assert_eq!(state.power_limit_w, Some(700.0));
+        assert_eq!(state.persistence_mode, Some(true));
+        assert_eq!(state.performance_state.as_deref(), Some("P0"));
+        assert!(state.unreadable.is_empty());
+
+        let (_, mut gpu) = fake(Some(0.1), None);
+        gpu.pstate = false;
+        let state = GpuProbe {
+            gpu,
+            sensor_index: 0,
+        }
+        .capture();
+        assert_eq!(state.performance_state, None);
+        assert_eq!(state.unreadable, ["performance_state: Not Supported"]);
+        // Unknown is null in run.json, never a made-up state.
+        let json = serde_json::to_value(&state).unwrap();
+        assert!(json["performance_state"].is_null());
+        assert_eq!(json["sm_clock_mhz"], 1980);
     }
 
     #[test]
     fn forced_methods() {
         let (_, s) = open_fake(NvmlMethod::Power, Some(0.090), Some(0.050)).unwrap();
-        assert_eq!(s.source, Source::Power);
+        assert_eq!(s.source, Source::Averaged);
         let (_, s) = open_fake(NvmlMethod::EnergyCounter, Some(0.090), None).unwrap();
         assert_eq!(s.source, Source::Counter);
         let err = open_fake(NvmlMethod::EnergyCounter, None, Some(0.050)).unwrap_err();
