@@ -236,16 +236,32 @@ impl RatioCi {
         }
         let ua = ma.var / (ma.n as f64 * ma.mean * ma.mean);
         let ub = mb.var / (mb.n as f64 * mb.mean * mb.mean);
-        let ratio = ma.mean / mb.mean;
         let se_log = (ua + ub).sqrt();
-        let (df, factor) = if se_log == 0.0 {
-            (None, 1.0)
-        } else {
-            let df = welch_satterthwaite(ua, ma.n, ub, mb.n);
-            (
-                Some(df),
-                (t_quantile((1.0 + level) / 2.0, df)? * se_log).exp(),
-            )
+        let df = (se_log != 0.0).then(|| welch_satterthwaite(ua, ma.n, ub, mb.n));
+        Self::from_log_error(ma.mean / mb.mean, se_log, df, level)
+    }
+
+    /// `self / other`, two independent ratios: their log standard errors added in
+    /// quadrature, Student's t at the fewer degrees of freedom of the two, at `self`'s level.
+    pub fn divided_by(&self, other: &RatioCi) -> Option<Self> {
+        let df = match (self.df, other.df) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        };
+        Self::from_log_error(
+            self.ratio / other.ratio,
+            self.se_log.hypot(other.se_log),
+            df,
+            self.level,
+        )
+    }
+
+    /// The interval ratio × exp(± t × se) at `level`; without degrees of freedom (no
+    /// spread) the ratio itself.
+    fn from_log_error(ratio: f64, se_log: f64, df: Option<f64>, level: f64) -> Option<Self> {
+        let factor = match df {
+            Some(df) => (t_quantile((1.0 + level) / 2.0, df)? * se_log).exp(),
+            None => 1.0,
         };
         Some(Self {
             ratio,

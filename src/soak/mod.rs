@@ -24,7 +24,7 @@ use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::runner::RunRecord;
-use crate::stats::{t_quantile, RatioCi, Summary};
+use crate::stats::{RatioCi, Summary};
 use floor::Floor;
 
 /// How often the monitor records memory and file sizes.
@@ -434,12 +434,14 @@ fn sensor_readings(
         first: f64,
         last: f64,
         largest_gap: f64,
-        gaps: Vec<f64>,
+        /// The gap that makes a window's coverage drop, and how many were longer.
+        allowed_gap: f64,
+        gaps: usize,
     }
     let mut tallies: Vec<Tally> = record
         .sensors
         .iter()
-        .map(|_| Tally {
+        .map(|log| Tally {
             rows: 0,
             fresh: 0,
             stale: 0,
@@ -447,7 +449,8 @@ fn sensor_readings(
             first: f64::NAN,
             last: f64::NAN,
             largest_gap: 0.0,
-            gaps: Vec::new(),
+            allowed_gap: crate::summary::GAP_PERIODS * log.update_period.as_secs_f64(),
+            gaps: 0,
         })
         .collect();
     let mut reader = csv::Reader::from_path(power_csv)
@@ -469,12 +472,9 @@ fn sensor_readings(
         } else {
             t.fresh += 1;
             if t.last.is_finite() {
-                // Only the longer gaps are kept: they are what is judged.
                 let gap = row.t_s - t.last;
                 t.largest_gap = t.largest_gap.max(gap);
-                if gap > 2.0 * record.sensors[row.sensor_index].update_period.as_secs_f64() {
-                    t.gaps.push(gap);
-                }
+                t.gaps += usize::from(gap > t.allowed_gap);
             } else {
                 t.first = row.t_s;
             }
@@ -494,8 +494,7 @@ fn sensor_readings(
             } else {
                 0
             };
-            let allowed_gap = crate::summary::GAP_PERIODS * period;
-            let gaps = t.gaps.iter().filter(|&&g| g > allowed_gap).count();
+            let (allowed_gap, gaps) = (t.allowed_gap, t.gaps);
             let hours = (t.last - t.first).max(f64::MIN_POSITIVE) / 3600.0;
             // A reading takes a period anyway; a stall longer than the rest makes the gap.
             let floor_stalls = floor.over(allowed_gap - period);
@@ -551,7 +550,7 @@ fn drift(record: &RunRecord, rows: &[MonitorRow], targets: Targets) -> Vec<Drift
             let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
             let ratio = compared.and_then(|(first, last)| RatioCi::of(last, first));
             let corrected = match (&ratio, &reference) {
-                (Some(r), Some(m)) => divided(r, m),
+                (Some(r), Some(m)) => r.divided_by(m),
                 (r, _) => *r,
             };
             let tolerance = targets.max_drift_pct / 100.0;
@@ -578,29 +577,6 @@ fn drift(record: &RunRecord, rows: &[MonitorRow], targets: Targets) -> Vec<Drift
 fn tenths(values: &[f64]) -> Option<(&[f64], &[f64])> {
     let n = (values.len() / 10).max(MIN_COMPARED);
     (values.len() >= 2 * n).then(|| (&values[..n], &values[values.len() - n..]))
-}
-
-/// `a / b` with the 95 % confidence interval of two independent log ratios: their standard
-/// errors added in quadrature, Student's t at the fewer degrees of freedom of the two.
-fn divided(a: &RatioCi, b: &RatioCi) -> Option<RatioCi> {
-    let ratio = a.ratio / b.ratio;
-    let se_log = a.se_log.hypot(b.se_log);
-    let df = match (a.df, b.df) {
-        (Some(x), Some(y)) => Some(x.min(y)),
-        (x, y) => x.or(y),
-    };
-    let factor = match df {
-        Some(df) => (t_quantile((1.0 + a.level) / 2.0, df)? * se_log).exp(),
-        None => 1.0,
-    };
-    Some(RatioCi {
-        ratio,
-        low: ratio / factor,
-        high: ratio * factor,
-        level: a.level,
-        se_log,
-        df,
-    })
 }
 
 /// Writes the report as `soak.json` into `dir`.
