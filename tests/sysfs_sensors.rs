@@ -22,6 +22,8 @@ const JP4_W: f64 = 4.2;
 const RAPL_RANGE_UJ: u64 = 20_000_000;
 /// Where the RAPL counter starts: 2 J before its first wrap.
 const RAPL_START_UJ: u64 = 18_000_000;
+/// The idle and timed windows last at least this long, seconds.
+const SHORTEST_WINDOW_S: f64 = 1.0;
 
 /// Writes `value` to `path` atomically (a reader sees the old or the new number, never half).
 fn put(path: &Path, value: impl std::fmt::Display) {
@@ -31,7 +33,12 @@ fn put(path: &Path, value: impl std::fmt::Display) {
 }
 
 /// A fake sysfs tree with one meter of each kind, and the thread that drives its counters.
+///
+/// It holds the real machine ([`one_run_at_a_time`]) for its whole life: its writer wakes
+/// 2000 times a second, and beside another test's measuring run on a 2-core machine it
+/// delays that run's sampler by tens of milliseconds (seen: an idle window 3.4 % high).
 struct FakeMachine {
+    held: HeldMachine,
     root: tempfile::TempDir,
     stop: Arc<AtomicBool>,
     writer: Option<std::thread::JoinHandle<(u64, f64, u32)>>,
@@ -39,6 +46,7 @@ struct FakeMachine {
 
 impl FakeMachine {
     fn start() -> Self {
+        let held = one_run_at_a_time();
         // On tmpfs where there is one: renames on a disk file system can block the writer
         // for tens of milliseconds (seen on ext4), and the counters would lag their rates.
         let shm = Path::new("/dev/shm");
@@ -112,6 +120,7 @@ impl FakeMachine {
             })
         };
         Self {
+            held,
             root,
             stop,
             writer: Some(writer),
@@ -128,15 +137,21 @@ impl FakeMachine {
         self.root.path().join("sys")
     }
 
-    /// Stops the writer; returns how often the RAPL counter wrapped.
-    fn finish(&mut self) -> u64 {
+    /// The machine it holds, for running the binary on it.
+    fn held(&self) -> &HeldMachine {
+        &self.held
+    }
+
+    /// Stops the writer; returns how often the RAPL counter wrapped and the writer's longest
+    /// gap between updates, seconds.
+    fn finish(&mut self) -> (u64, f64) {
         self.stop.store(true, Ordering::Relaxed);
         let (wraps, max_gap, late) = self.writer.take().unwrap().join().unwrap();
         eprintln!(
             "writer: max gap {:.1} ms, {late} gaps over 2 ms",
             max_gap * 1e3
         );
-        wraps
+        (wraps, max_gap)
     }
 }
 
@@ -151,12 +166,12 @@ fn rig(root: &Path) -> String {
     format!(
         r#"
 name = "test-sysfs"
-idle_baseline_s = 1.0
+idle_baseline_s = {SHORTEST_WINDOW_S}
 [protocol]
 warmup = 1
 settle_s = 0.1
 runs = 20
-min_duration_s = 1.0
+min_duration_s = {SHORTEST_WINDOW_S}
 [[backends]]
 kind = "tflite"
 model = "mobilenet_v2_1.0_224_quant"
@@ -196,9 +211,12 @@ root = "{root}"
 fn each_sysfs_sensor_reports_known_watts_within_1_percent_across_a_rapl_wrap() {
     ensure_models();
     let mut machine = FakeMachine::start();
-    let run = run_rig(&rig(&machine.sysfs()));
-    let wraps = machine.finish();
+    let run = run_rig_holding(machine.held(), &rig(&machine.sysfs()));
+    let (wraps, writer_gap) = machine.finish();
     assert!(run.output.status.success(), "{}", stderr(&run.output));
+    // The counters lag the wall clock by up to the writer's longest gap, so a window's
+    // energy may be off by that gap's share of the window on top of the 1 %.
+    let allowed = 0.01 + writer_gap / SHORTEST_WINDOW_S;
     // The run spans several wraps of the counter (20 J at 15 W: one every 1.33 s).
     assert!(wraps >= 2, "the RAPL counter wrapped {wraps} times");
 
@@ -225,8 +243,9 @@ fn each_sysfs_sensor_reports_known_watts_within_1_percent_across_a_rapl_wrap() {
                 error * 100.0
             );
             assert!(
-                error.abs() < 0.01,
-                "{rail}: {column} {got} W, known {watts} W"
+                error.abs() < allowed,
+                "{rail}: {column} {got} W, known {watts} W, allowed ±{:.2} %",
+                allowed * 100.0
             );
         }
     }
@@ -249,8 +268,6 @@ fn each_sysfs_sensor_reports_known_watts_within_1_percent_across_a_rapl_wrap() {
 
 #[test]
 fn detect_lists_the_meters_and_a_rig_snippet() {
-    // Its writer thread would take CPU from a measuring run beside it.
-    let _machine = one_run_at_a_time();
     let mut machine = FakeMachine::start();
     let out = joulebench()
         .env("JOULEBENCH_ROOT", machine.path())
@@ -299,23 +316,20 @@ fn default_rig_measures_with_detected_meters_or_says_why_not() {
     let mut machine = FakeMachine::start();
     let tmp = tempfile::tempdir().unwrap();
     let out_dir: PathBuf = tmp.path().join("run");
-    let out = {
-        let _machine = one_run_at_a_time();
-        joulebench()
-            .env("JOULEBENCH_ROOT", machine.path())
-            .args([
-                "run",
-                "--runs",
-                "20",
-                "--settle",
-                "0.2",
-                "--out",
-                s(&out_dir),
-            ])
-            .output()
-            .unwrap()
-    };
-    machine.finish();
+    let out = joulebench()
+        .env("JOULEBENCH_ROOT", machine.path())
+        .args([
+            "run",
+            "--runs",
+            "20",
+            "--settle",
+            "0.2",
+            "--out",
+            s(&out_dir),
+        ])
+        .output()
+        .unwrap();
+    let (_, writer_gap) = machine.finish();
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(
@@ -341,5 +355,13 @@ fn default_rig_measures_with_detected_meters_or_says_why_not() {
     let rows = read_csv(&out_dir.join("summary.csv"));
     let rapl = rows.iter().find(|r| r["sensor"] == "rapl").unwrap();
     let watts: f64 = rapl["mean_watts"].parse().unwrap();
-    assert!((watts - RAPL_W).abs() / RAPL_W < 0.01, "{watts}");
+    // As above: 1 % plus the writer's longest lag as a share of the timed window.
+    let window_s: f64 =
+        rapl["inferences"].parse::<f64>().unwrap() / rapl["fps"].parse::<f64>().unwrap();
+    let allowed = 0.01 + writer_gap / window_s;
+    assert!(
+        (watts - RAPL_W).abs() / RAPL_W < allowed,
+        "{watts} W, known {RAPL_W} W, allowed ±{:.2} %",
+        allowed * 100.0
+    );
 }

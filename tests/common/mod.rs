@@ -40,14 +40,22 @@ pub fn joulebench() -> Command {
 /// parallel, and a measuring run on a 2-core machine needs one core for the inferences and
 /// one for its sampler: two runs at once would starve each other's samplers, and the
 /// validity checks would rightly call their windows invalid.
-pub fn one_run_at_a_time() -> MutexGuard<'static, ()> {
+pub fn one_run_at_a_time() -> HeldMachine {
     static MACHINE: Mutex<()> = Mutex::new(());
     MACHINE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The machine as [`one_run_at_a_time`] hands it out: a test that holds it for longer than
+/// one run (its own load beside the run, say) passes it to the `_holding` helpers.
+pub type HeldMachine = MutexGuard<'static, ()>;
+
 /// Runs the binary to completion.
 pub fn run(args: &[&str]) -> Output {
-    let _machine = one_run_at_a_time();
+    run_holding(&one_run_at_a_time(), args)
+}
+
+/// [`run`] on a machine the caller already holds.
+pub fn run_holding(_machine: &HeldMachine, args: &[&str]) -> Output {
     joulebench().args(args).output().unwrap()
 }
 
@@ -74,10 +82,15 @@ pub struct RigRun {
 
 /// Writes `text` as a rig file and runs it into a new run folder.
 pub fn run_rig(text: &str) -> RigRun {
+    run_rig_holding(&one_run_at_a_time(), text)
+}
+
+/// [`run_rig`] on a machine the caller already holds.
+pub fn run_rig_holding(machine: &HeldMachine, text: &str) -> RigRun {
     let dir = tempfile::tempdir().unwrap();
     let rig = write_rig(dir.path(), "rig", text);
     let out_dir = dir.path().join("run");
-    let output = run(&["run", "--rig", s(&rig), "--out", s(&out_dir)]);
+    let output = run_holding(machine, &["run", "--rig", s(&rig), "--out", s(&out_dir)]);
     RigRun {
         dir,
         out_dir,
