@@ -3,20 +3,21 @@
 //!
 //! Two traps of linking libtorch from the PyPI wheel (see ../shared/notes/FINDINGS.md):
 //! - nothing in the binary names a symbol of `libtorch_cuda.so`, so the linker's `--as-needed`
-//!   drops it and CUDA is silently unavailable at run time; link it (and `libc10_cuda.so`)
-//!   with `--no-as-needed` whenever the wheel has them;
+//!   drops it and CUDA is silently unavailable at run time; link it (and `libc10_cuda.so`, and
+//!   `libtorch.so` for AOTInductor packages) with `--no-as-needed` whenever the wheel has them;
 //! - the libraries live in the venv's `site-packages/torch/lib`: bake that folder in as an
 //!   rpath so the binary runs without `LD_LIBRARY_PATH`.
 //!
-//! With the `torch` feature it also compiles the CUDA-graph shim
-//! (`src/backend/torch/cuda_graph.cpp`, see `src/backend/torch/graph.rs`) against the headers
-//! of that same libtorch, where the CUDA runtime headers are found.
+//! With the `torch` feature it also compiles the torch backend's C++ shim
+//! (`src/backend/torch/shim/`, see `src/backend/torch/shim.rs`: AOTInductor packages and CUDA
+//! graphs) against the headers of that same libtorch.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    // Declared whether or not the CUDA-graph shim is built, so `cfg(joulebench_cuda_graph)` is
-    // a name rustc knows in every build.
+    // Declared whether or not the shim's parts are built, so their cfgs are names rustc knows
+    // in every build.
     println!("cargo::rustc-check-cfg=cfg(joulebench_cuda_graph)");
+    println!("cargo::rustc-check-cfg=cfg(joulebench_aoti)");
     embed_shipped_rigs();
     if std::env::var_os("CARGO_FEATURE_TORCH").is_none() {
         return;
@@ -59,108 +60,152 @@ fn link_libtorch() {
     // Exported by torch-sys (links = "tch") to the build scripts of crates that depend on it.
     let Some(lib) = std::env::var_os("DEP_TCH_LIBTORCH_LIB") else {
         println!("cargo:warning=torch-sys did not export DEP_TCH_LIBTORCH_LIB: set LD_LIBRARY_PATH to libtorch's lib folder at run time");
-        no_shim("torch-sys did not say where libtorch is (DEP_TCH_LIBTORCH_LIB)");
+        for part in ["AOTI", "CUDA_GRAPH"] {
+            no_shim(
+                part,
+                "torch-sys did not say where libtorch is (DEP_TCH_LIBTORCH_LIB)",
+            );
+        }
         return;
     };
     let lib = std::path::PathBuf::from(lib);
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
-    let cuda: Vec<&str> = ["torch_cuda", "c10_cuda"]
+    // Also `libtorch.so`, which nothing names either: an AOTInductor package's compiled
+    // library needs it, and `dlopen` finds it only if it is loaded already (the binary's
+    // RUNPATH does not apply to the dependencies of a library opened at run time).
+    let unnamed: Vec<&str> = ["torch", "torch_cuda", "c10_cuda"]
         .into_iter()
         .filter(|name| lib.join(format!("lib{name}.so")).exists())
         .collect();
-    if !cuda.is_empty() {
+    if !unnamed.is_empty() {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-        for name in cuda {
+        for name in unnamed {
             println!("cargo:rustc-link-arg=-l{name}");
         }
         println!("cargo:rustc-link-arg=-Wl,--as-needed");
     }
-    build_cuda_graph_shim(&lib);
+    build_shim(&lib);
 }
 
-/// Compiles `src/backend/torch/cuda_graph.cpp` (C++ over libtorch's `at::cuda::CUDAGraph`)
-/// into a static library, and tells the crate through `cfg(joulebench_cuda_graph)` and the
-/// `JOULEBENCH_CUDA_GRAPH_SHIM` variable ("built", or why not: the backend's engine note).
+/// Compiles the torch backend's C++ shim (`src/backend/torch/shim/`, used through
+/// `src/backend/torch/shim.rs`) into a static library against the headers of the libtorch
+/// torch-sys links. Two parts, each announced to the crate by a cfg and an environment
+/// variable ("built", or why not: the backend's engine note):
+/// - `aoti.cpp` (AOTInductor packages, `cfg(joulebench_aoti)`, `JOULEBENCH_AOTI_SHIM`) needs
+///   libtorch's headers only;
+/// - `cuda_graph.cpp` (`cfg(joulebench_cuda_graph)`, `JOULEBENCH_CUDA_GRAPH_SHIM`) needs a
+///   libtorch with CUDA and the CUDA runtime headers.
 ///
-/// Missing ingredients (a libtorch without CUDA, no CUDA runtime headers) are not an error:
-/// the backend then runs eager and says so. A compile error where everything was found is one:
-/// the shim is then broken, and a build that quietly dropped it would hide that.
-fn build_cuda_graph_shim(lib: &std::path::Path) {
-    let source = "src/backend/torch/cuda_graph.cpp";
-    println!("cargo:rerun-if-changed={source}");
+/// Missing ingredients are not an error: the backend then runs eager and says so. A compile
+/// error where everything was found is one: the shim is then broken, and a build that quietly
+/// dropped it would hide that.
+fn build_shim(lib: &std::path::Path) {
+    const DIR: &str = "src/backend/torch/shim";
+    println!("cargo:rerun-if-changed={DIR}");
     println!("cargo:rerun-if-env-changed=CUDA_HOME");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
-    if !lib.join("libtorch_cuda.so").exists() {
-        no_shim(&format!(
-            "the libtorch at {} has no CUDA (no libtorch_cuda.so)",
-            lib.display()
-        ));
-        return;
-    }
     // The wheel's layout: site-packages/torch/{lib,include}; a libtorch zip's: libtorch/{lib,include}.
     let torch = lib.parent().unwrap_or(lib);
     let torch_include = torch.join("include");
-    if !torch_include.join("ATen/cuda/CUDAGraph.h").is_file() {
-        no_shim(&format!(
+    let aoti = if torch_include
+        .join("torch/csrc/inductor/aoti_package/model_package_loader.h")
+        .is_file()
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "libtorch's headers are not at {} (no AOTIModelPackageLoader)",
+            torch_include.display()
+        ))
+    };
+    let cuda = if !lib.join("libtorch_cuda.so").exists() {
+        Err(format!(
+            "the libtorch at {} has no CUDA (no libtorch_cuda.so)",
+            lib.display()
+        ))
+    } else if !torch_include.join("ATen/cuda/CUDAGraph.h").is_file() {
+        Err(format!(
             "libtorch's headers are not at {} (no ATen/cuda/CUDAGraph.h)",
             torch_include.display()
-        ));
-        return;
-    }
-    let cuda_include = match cuda_headers(torch) {
-        Ok(dirs) => dirs,
-        Err(why) => {
-            no_shim(&why);
-            return;
-        }
+        ))
+    } else {
+        cuda_headers(torch)
     };
+    let mut include = vec![
+        torch_include.clone(),
+        torch_include.join("torch/csrc/api/include"),
+    ];
+    let mut build = cc::Build::new();
     // torch-sys compiles its own wrapper with the ABI that Python's torch reports; the PyPI
     // wheels of libtorch 2.11 (the only version tch 0.24 takes) are built with the C++11 ABI,
     // so 1 unless LIBTORCH_CXX11_ABI says otherwise, as torch-sys defaults without Python.
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
-    let mut build = cc::Build::new();
     build
         .cpp(true)
         .std("c++17")
-        .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str())
-        .file(source);
+        .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str());
+    if aoti.is_ok() {
+        build.file(format!("{DIR}/aoti.cpp"));
+    }
+    if let Ok(dirs) = &cuda {
+        build.file(format!("{DIR}/cuda_graph.cpp"));
+        include.extend(dirs.iter().cloned());
+    }
+    for (part, built) in [
+        ("AOTI", aoti.as_ref().map(|_| ())),
+        ("CUDA_GRAPH", cuda.as_ref().map(|_| ())),
+    ] {
+        match built {
+            Ok(()) => println!("cargo:rustc-env=JOULEBENCH_{part}_SHIM=built"),
+            Err(why) => no_shim(part, why),
+        }
+    }
+    if aoti.is_err() && cuda.is_err() {
+        return;
+    }
     // -isystem, not -I: the shim's own warnings are shown, libtorch's thousands are not.
-    for dir in [
-        torch_include.clone(),
-        torch_include.join("torch/csrc/api/include"),
-    ]
-    .iter()
-    .chain(&cuda_include)
-    {
+    for dir in &include {
         build
             .flag("-isystem")
             .flag(dir.to_str().expect("a UTF-8 include path"));
     }
-    if let Err(e) = build.try_compile("joulebench_cuda_graph") {
+    if let Err(e) = build.try_compile("joulebench_torch_shim") {
         panic!(
-            "the CUDA-graph shim {source} did not compile against {} and {}: {e}",
-            torch_include.display(),
-            cuda_include
+            "the torch backend's C++ shim ({DIR}) did not compile against {}: {e}",
+            include
                 .iter()
                 .map(|d| d.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
         );
     }
-    // What the shim calls: at::cuda::CUDAGraph (libtorch_cuda), the CUDA streams (libc10_cuda)
-    // and c10's generic streams, events and errors (libc10); after the static library, so the
-    // linker resolves its symbols. No libcudart: the shim never calls the CUDA runtime itself.
-    for name in ["torch_cuda", "c10_cuda", "c10"] {
+    // What the shim calls, after the static library so the linker resolves its symbols:
+    // AOTIModelPackageLoader (libtorch_cpu); at::cuda::CUDAGraph (libtorch_cuda) and the CUDA
+    // streams (libc10_cuda); c10's generic streams, events and errors (libc10). No libcudart:
+    // the shim never calls the CUDA runtime itself.
+    let mut libs = vec!["torch_cpu"];
+    if aoti.is_ok() {
+        println!("cargo:rustc-cfg=joulebench_aoti");
+    }
+    if cuda.is_ok() {
+        libs.extend(["torch_cuda", "c10_cuda"]);
+        println!("cargo:rustc-cfg=joulebench_cuda_graph");
+    }
+    libs.push("c10");
+    for name in libs {
         println!("cargo:rustc-link-lib=dylib={name}");
     }
-    println!("cargo:rustc-cfg=joulebench_cuda_graph");
-    println!("cargo:rustc-env=JOULEBENCH_CUDA_GRAPH_SHIM=built");
 }
 
-/// No shim in this build, and why: a build warning now, the engine note at run time.
-fn no_shim(why: &str) {
-    println!("cargo:warning=building without the CUDA-graph shim, torch on CUDA runs eager: {why}");
-    println!("cargo:rustc-env=JOULEBENCH_CUDA_GRAPH_SHIM=the CUDA-graph shim was not built: {why}");
+/// One part of the shim is not in this build, and why: a build warning now, the engine note at
+/// run time.
+fn no_shim(part: &str, why: &str) {
+    let what = match part {
+        "AOTI" => "AOTInductor packages, torch runs eager kernels",
+        _ => "CUDA graphs, torch on CUDA runs eager",
+    };
+    println!("cargo:warning=building the torch shim without {what}: {why}");
+    println!("cargo:rustc-env=JOULEBENCH_{part}_SHIM=not built: {why}");
 }
 
 /// The CUDA runtime headers the shim needs (`cuda_runtime_api.h` and the `crt/` headers it

@@ -301,7 +301,11 @@ impl Reference {
                 loop_args.extend(["--model".into(), b.model.path.clone().into()]);
                 Self {
                     name: "Python ai-edge-litert".into(),
-                    python: python_path(args.python.as_ref(), "JOULEBENCH_PYTHON", "venv"),
+                    python: crate::project::python_path(
+                        args.python.as_ref(),
+                        "JOULEBENCH_PYTHON",
+                        "venv",
+                    ),
                     script: reference_script("litert_loop.py")?,
                     args: loop_args,
                 }
@@ -332,7 +336,7 @@ impl Reference {
                         "Python PyTorch {mode}{}",
                         if channels_last { " channels-last" } else { "" }
                     ),
-                    python: python_path(
+                    python: crate::project::python_path(
                         args.python.as_ref(),
                         "JOULEBENCH_TORCH_PYTHON",
                         "torch-venv",
@@ -630,14 +634,6 @@ fn rig_round(
     Ok((round, stats))
 }
 
-/// The Python for a reference loop: `--python`, else `$env_var`, else the project venv.
-fn python_path(given: Option<&PathBuf>, env_var: &str, venv: &str) -> PathBuf {
-    given
-        .cloned()
-        .or_else(|| std::env::var_os(env_var).map(PathBuf::from))
-        .unwrap_or_else(|| crate::cache_dir().join(venv).join("bin/python3"))
-}
-
 fn median(values: &[f64]) -> f64 {
     Data::new(values.to_vec()).median()
 }
@@ -684,7 +680,7 @@ mod tests {
     /// output `bench` parses; graph replay without a GPU is refused in one line.
     #[test]
     fn the_torch_reference_loop_runs_in_every_mode_the_device_allows() {
-        let python = python_path(None, "JOULEBENCH_TORCH_PYTHON", "torch-venv");
+        let python = crate::project::python_path(None, "JOULEBENCH_TORCH_PYTHON", "torch-venv");
         let has_torch = Command::new(&python)
             .args(["-c", "import torch, safetensors"])
             .output()
@@ -766,7 +762,7 @@ mod tests {
     /// `measures_energy` leaves simulated boards out of real benchmarks, not of this path).
     #[test]
     fn a_reference_round_with_a_sensor_gets_its_energy() {
-        let python = python_path(None, "JOULEBENCH_PYTHON", "venv");
+        let python = crate::project::python_path(None, "JOULEBENCH_PYTHON", "venv");
         if !python.is_file() {
             crate::skip_test(
                 "a_reference_round_with_a_sensor_gets_its_energy",

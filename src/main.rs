@@ -225,6 +225,15 @@ struct RunArgs {
     /// Run torch backends eager, without CUDA graphs (`cuda_graph = false`).
     #[arg(long)]
     no_cuda_graph: bool,
+    /// Run torch backends on eager kernels, without an AOTInductor package (`aoti = false`).
+    #[arg(long, conflicts_with = "aoti")]
+    no_aoti: bool,
+    /// Run torch backends as AOTInductor packages, on the CPU too (`aoti = true`).
+    #[arg(long)]
+    aoti: bool,
+    /// Keep torch backends' activations channels-last (`channels_last = true`).
+    #[arg(long)]
+    channels_last: bool,
     /// Timed classifications.
     #[arg(long)]
     runs: Option<u32>,
@@ -454,8 +463,16 @@ fn load_rig(arg: &str, args: Option<&RunArgs>) -> Result<(Rig, RigSource)> {
                 b.xnnpack = Some(false);
             }
             // Only where it applies: the key is refused on other kinds.
-            if a.no_cuda_graph && b.kind == BackendKind::Torch {
-                b.cuda_graph = Some(false);
+            if b.kind == BackendKind::Torch {
+                if a.no_cuda_graph {
+                    b.cuda_graph = Some(false);
+                }
+                if a.no_aoti || a.aoti {
+                    b.aoti = Some(a.aoti);
+                }
+                if a.channels_last {
+                    b.channels_last = Some(true);
+                }
             }
         }
         let p = &mut rig.protocol;

@@ -75,6 +75,16 @@ pub fn shipped_rig_names() -> Vec<&'static str> {
     SHIPPED_RIGS.iter().map(|(name, _)| *name).collect()
 }
 
+/// The Python for a script of the project (`bench`'s reference loops, the torch backend's
+/// AOTInductor export): `given` (`--python`), else `$env_var`, else the project venv `venv`
+/// that `make setup` creates under [`crate::cache_dir`].
+pub fn python_path(given: Option<&PathBuf>, env_var: &str, venv: &str) -> PathBuf {
+    given
+        .cloned()
+        .or_else(|| std::env::var_os(env_var).map(PathBuf::from))
+        .unwrap_or_else(|| crate::cache_dir().join(venv).join("bin/python3"))
+}
+
 /// `folder/name` of the project: in `$env_var` if that is set (which then must hold it), else
 /// in `folder` under the current directory or any directory above it, else under the
 /// executable's directory or any above it.

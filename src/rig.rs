@@ -174,6 +174,18 @@ pub struct BackendSpec {
     /// a backend that cannot use graphs then fails to open.
     #[serde(default)]
     pub cuda_graph: Option<bool>,
+    /// `torch` only: run the network as an AOTInductor package (Inductor's fused kernels,
+    /// compiled once per machine, device, precision, batch and layout by the project's torch
+    /// venv and cached; see `src/backend/torch/aoti.rs`). Default on CUDA, where compiling
+    /// and loading work and the package's scores match eager ones (else eager kernels, with
+    /// the reason in the engine note); off on the CPU. `false` runs eager kernels; `true`
+    /// insists, on the CPU too: a backend that cannot use the package then fails to open.
+    #[serde(default)]
+    pub aoti: Option<bool>,
+    /// `torch` only: keep activations channels-last (NHWC in memory), which cuDNN's fp16
+    /// kernels prefer. Default on for fp16 on CUDA, off otherwise.
+    #[serde(default)]
+    pub channels_last: Option<bool>,
 }
 
 fn default_threads() -> u32 {
@@ -199,6 +211,8 @@ impl BackendSpec {
             batch: None,
             cudnn_benchmark: None,
             cuda_graph: None,
+            aoti: None,
+            channels_last: None,
         }
     }
 
@@ -772,7 +786,9 @@ impl Rig {
                 || b.precision.is_some()
                 || b.batch.is_some()
                 || b.cudnn_benchmark.is_some()
-                || b.cuda_graph.is_some();
+                || b.cuda_graph.is_some()
+                || b.aoti.is_some()
+                || b.channels_last.is_some();
             let tflite_only = b.engine.is_some() || b.xnnpack.is_some() || b.litert_lib.is_some();
             if b.kind != BackendKind::Edgetpu && crate::backend::edgetpu::has_edgetpu_keys(b) {
                 bail!("backends[{i}]: edgetpu_lib, tflite_c_lib and edgetpu_device belong to kind \"edgetpu\"");
@@ -780,7 +796,7 @@ impl Rig {
             match b.kind {
                 BackendKind::Edgetpu => crate::backend::edgetpu::validate(i, b)?,
                 BackendKind::Tflite if torch_only => bail!(
-                    "backends[{i}]: device, precision, batch, cudnn_benchmark and cuda_graph belong to kind \"torch\""
+                    "backends[{i}]: device, precision, batch, cudnn_benchmark, cuda_graph, aoti and channels_last belong to kind \"torch\""
                 ),
                 BackendKind::Torch if tflite_only => bail!(
                     "backends[{i}]: engine, xnnpack and litert_lib belong to kind \"tflite\""
@@ -1456,7 +1472,7 @@ image = "bird.bmp"
         let cases = [
             (
                 format!("{MINIMAL}cuda_graph = false\n"),
-                "device, precision, batch, cudnn_benchmark and cuda_graph belong to kind \"torch\"",
+                "device, precision, batch, cudnn_benchmark, cuda_graph, aoti and channels_last belong to kind \"torch\"",
             ),
             (
                 format!("{edgetpu}cuda_graph = true\n"),

@@ -121,6 +121,8 @@ pub fn validate(i: usize, spec: &BackendSpec) -> Result<()> {
         ("batch", spec.batch.is_some()),
         ("cudnn_benchmark", spec.cudnn_benchmark.is_some()),
         ("cuda_graph", spec.cuda_graph.is_some()),
+        ("aoti", spec.aoti.is_some()),
+        ("channels_last", spec.channels_last.is_some()),
     ];
     if let Some((key, _)) = foreign.iter().find(|(_, set)| *set) {
         bail!("backends[{i}]: {key} does not apply to kind \"edgetpu\" (its keys: edgetpu_lib, tflite_c_lib, edgetpu_device, threads)");

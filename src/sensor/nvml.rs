@@ -73,6 +73,11 @@ pub fn device_count() -> Result<u32> {
     Ok(nvml()?.device_count()?)
 }
 
+/// The name of the GPU at NVML index `index` ("NVIDIA H200", say).
+pub fn device_name(index: u32) -> Result<String> {
+    Ok(nvml()?.device_by_index(index)?.name()?)
+}
+
 /// One actionable line for a failed `nvmlInit`.
 fn init_error(e: NvmlError) -> anyhow::Error {
     let msg = match &e {

@@ -5,12 +5,20 @@
 //! only the arithmetic differs. See [`mobilenet`] for how the graph matches TensorFlow's.
 //!
 //! Every classification follows the 2019 method: the input is copied into the model (host to
-//! device on a GPU), the network runs, and the scores are read back to the host. On CUDA the
-//! network runs as a CUDA graph by default ([`graph`]): captured once when the backend opens,
-//! replayed per classification; the copies in and out stay outside the graph, as before.
+//! device on a GPU), the network runs, and the scores are read back to the host.
+//!
+//! What runs the network, from fastest to plainest, each kept only where it works and gives
+//! the eager network's scores (else the next, with the reason in the engine note):
+//! - on CUDA by default, Inductor's fused kernels from an AOTInductor package ([`aoti`]),
+//!   compiled once per machine and cached; on the CPU when the rig asks (`aoti = true`);
+//! - libtorch's eager kernels, one call per operator ([`mobilenet`]).
+//!
+//! On CUDA either runs as a CUDA graph by default ([`shim::CudaGraph`]): captured once when
+//! the backend opens, replayed per classification; the copies in and out stay outside it.
 
-mod graph;
+mod aoti;
 mod mobilenet;
+mod shim;
 
 use std::path::Path;
 
@@ -36,6 +44,17 @@ const IMAGE_BYTES: usize = (SIDE * SIDE * 3) as usize * 4;
 #[cfg(joulebench_cuda_graph)]
 const GRAPH_WARMUP: u32 = 3;
 
+/// The most an AOTInductor package's probabilities may differ from the eager network's before
+/// the backend refuses the package. Its fused kernels sum in their own order through 53
+/// layers, so the scores are not bit-equal; a package of other weights, layout or network is
+/// off by tenths. fp32 measured 1e-6 on the CPU; fp16's 11 mantissa bits leave more.
+fn aoti_tolerance(precision: Precision) -> f32 {
+    match precision {
+        Precision::Fp32 => 1e-4,
+        Precision::Fp16 => 1e-2,
+    }
+}
+
 /// The most a replayed graph's probabilities may differ from the eager pass's before the
 /// backend refuses the graph. Replay runs the kernels eager launches, on the same data, so
 /// the outputs are expected equal; the bounds only allow for a cuDNN algorithm that sums in
@@ -49,8 +68,27 @@ fn graph_tolerance(precision: Precision) -> f32 {
     }
 }
 
+/// What computes the scores from the NCHW input.
+enum Network {
+    /// libtorch's kernels, one call per operator.
+    Eager(MobileNetV2),
+    /// An AOTInductor package's fused kernels.
+    #[cfg(joulebench_aoti)]
+    Compiled(shim::AotiPackage),
+}
+
+impl Network {
+    fn forward(&mut self, nchw: &Tensor) -> Result<Tensor> {
+        match self {
+            Network::Eager(net) => net.forward(nchw),
+            #[cfg(joulebench_aoti)]
+            Network::Compiled(package) => package.run(nchw),
+        }
+    }
+}
+
 pub struct TorchBackend {
-    model: MobileNetV2,
+    network: Network,
     batch: usize,
     /// `[batch, 224, 224, 3]` f32 on the host (page-locked for a GPU): `batch` copies of the
     /// input, rewritten only when the input bytes change.
@@ -60,13 +98,17 @@ pub struct TorchBackend {
     /// The same shape on the GPU, the target of the per-call host-to-device copy; None on
     /// the CPU.
     device_nhwc: Option<Tensor>,
-    /// `[batch, 3, 224, 224]` in the model's precision: what the network reads.
+    /// `[batch, 3, 224, 224]` in the model's precision, channels-last in memory where the
+    /// backend keeps activations so: what the network reads.
     nchw: Tensor,
     /// The layout change and the forward pass captured as a CUDA graph, from `device_nhwc`
     /// to the scores; None runs them eager.
     graph: Option<Graphed>,
-    /// Why the network runs eager where graphs are the default (the summary's engine note).
+    /// Why the network runs slower than the default would (eager kernels, no graph): the
+    /// summary's engine note.
     note: Option<String>,
+    /// The AOTInductor package the network runs from, if it does.
+    package: Option<std::path::PathBuf>,
     input: InputSpec,
     engine: EngineInfo,
 }
@@ -77,7 +119,7 @@ struct Graphed {
     /// Allocated in the graph's memory pool during the capture: declared before `graph` so
     /// it is dropped first.
     probs: Tensor,
-    graph: graph::CudaGraph,
+    graph: shim::CudaGraph,
 }
 
 /// No graphs without the shim: a type with no values keeps `Option<Graphed>` always None.
@@ -140,9 +182,18 @@ impl TorchBackend {
             host = host.f_internal_pin_memory(tdevice)?;
             Some(Tensor::f_zeros(nhwc.as_slice(), (Kind::Float, tdevice))?)
         };
-        let nchw = Tensor::f_zeros([batch as i64, 3, SIDE, SIDE].as_slice(), (kind, tdevice))?;
+        let channels_last = spec
+            .channels_last
+            .unwrap_or(matches!(device, Device::Cuda(_)) && precision == Precision::Fp16);
+        let nchw = if channels_last {
+            // NCHW indices over NHWC memory: PyTorch's channels-last format.
+            Tensor::f_zeros(nhwc.as_slice(), (kind, tdevice))?
+                .f_permute([0i64, 3, 1, 2].as_slice())?
+        } else {
+            Tensor::f_zeros([batch as i64, 3, SIDE, SIDE].as_slice(), (kind, tdevice))?
+        };
         let mut backend = Self {
-            model: net,
+            network: Network::Eager(net),
             batch,
             host,
             last_input: Vec::new(),
@@ -150,6 +201,7 @@ impl TorchBackend {
             nchw,
             graph: None,
             note: None,
+            package: None,
             input: InputSpec {
                 height: SIDE as u32,
                 width: SIDE as u32,
@@ -174,13 +226,42 @@ impl TorchBackend {
             .with_context(|| format!("{} on {device} cannot run", precision.as_str()))?;
         // The GPU's name is in the NVML sensor's detail; tch has no call for it.
         backend.engine.accelerator = format!("{device} {}", precision.as_str());
+        if channels_last {
+            backend.engine.accelerator += " channels-last";
+        }
+        match (device, spec.aoti) {
+            (_, Some(false)) | (Device::Cpu, None) => {}
+            (_, want) => {
+                let key = aoti::PackageKey {
+                    hardware: String::new(),
+                    device,
+                    precision,
+                    batch,
+                    channels_last,
+                    threads: spec.threads,
+                    libtorch: libtorch_version(),
+                    weights_sha256: crate::models::sha256_file(&weights)
+                        .with_context(|| format!("cannot read {}", weights.display()))?,
+                };
+                match backend.use_aoti(key, &weights, &zeros, &eager_zeros) {
+                    Ok(()) => backend.engine.accelerator += " AOTInductor",
+                    Err(e) if want == Some(true) => {
+                        return Err(e.context("aoti = true, but the AOTInductor package cannot run"))
+                    }
+                    Err(e) => backend.add_note(format!(
+                        "eager kernels, not an AOTInductor package: {e:#} (aoti = false in the \
+                         rig runs eager without this note)"
+                    )),
+                }
+            }
+        }
         match (device, spec.cuda_graph) {
             (Device::Cpu, Some(true)) => {
                 bail!("cuda_graph = true needs a CUDA device (the backend's device is cpu)")
             }
             (Device::Cpu, Some(false)) => {}
             (Device::Cpu, None) => {
-                backend.note = Some("eager: CUDA graphs need a CUDA device".into());
+                backend.add_note("no CUDA graph: CUDA graphs need a CUDA device".into());
             }
             (Device::Cuda(_), Some(false)) => backend.engine.accelerator += " eager",
             (Device::Cuda(n), want) => {
@@ -191,7 +272,7 @@ impl TorchBackend {
                     }
                     Err(e) => {
                         backend.engine.accelerator += " eager";
-                        backend.note = Some(format!(
+                        backend.add_note(format!(
                             "eager, not a CUDA graph: {e:#} (cuda_graph = false in the rig runs \
                              eager without this note)"
                         ));
@@ -202,9 +283,104 @@ impl TorchBackend {
         Ok(backend)
     }
 
-    /// Why the network runs eager where CUDA graphs are the default, if it does.
+    /// Why the network runs slower than the default would, if it does.
     pub fn engine_note(&self) -> Option<&str> {
         self.note.as_deref()
+    }
+
+    /// The AOTInductor package the network runs from, if it does.
+    pub fn aoti_package(&self) -> Option<&Path> {
+        self.package.as_deref()
+    }
+
+    fn add_note(&mut self, note: String) {
+        self.note = Some(match self.note.take() {
+            Some(before) => format!("{before}; {note}"),
+            None => note,
+        });
+    }
+
+    /// Runs the network from the AOTInductor package for `key` (cached, else compiled now),
+    /// kept only if its scores match the eager network's on two inputs (as for graphs: the
+    /// all-zero `zeros`, whose eager scores are `eager_zeros`, and a pattern). A cached package
+    /// that fails to load or to match is compiled again once: it may be from another GPU
+    /// that NVML names alike, or damaged.
+    #[cfg(joulebench_aoti)]
+    fn use_aoti(
+        &mut self,
+        mut key: aoti::PackageKey,
+        weights: &Path,
+        zeros: &[u8],
+        eager_zeros: &[f32],
+    ) -> Result<()> {
+        shim::aoti_shim().map_err(|why| anyhow!(why))?;
+        key.hardware = aoti::hardware_name(key.device)?;
+        let exporter = aoti::Exporter::project()?;
+        let cuda = match key.device {
+            Device::Cpu => None,
+            Device::Cuda(n) => Some(n as usize),
+        };
+        let pattern = check_pattern();
+        let mut eager_pattern = Vec::new();
+        self.infer(&pattern, &mut eager_pattern)?;
+        let cases = [
+            (zeros, eager_zeros),
+            (pattern.as_slice(), eager_pattern.as_slice()),
+        ];
+        let mut fresh = false;
+        loop {
+            let (path, how) = exporter.package(&aoti::cache_dir(), &key, weights, fresh)?;
+            let checked = shim::AotiPackage::load(&path, cuda).and_then(|package| {
+                let eager = std::mem::replace(&mut self.network, Network::Compiled(package));
+                let checked = self.check_against(&cases, aoti_tolerance(key.precision));
+                if checked.is_err() {
+                    self.network = eager;
+                }
+                checked
+            });
+            match checked {
+                Ok(()) => {
+                    self.package = Some(path);
+                    return Ok(());
+                }
+                Err(e) if how == aoti::Provenance::Cached => {
+                    eprintln!(
+                        "joulebench: the cached AOTInductor package {} cannot be used ({e:#}); \
+                         compiling it again",
+                        path.display()
+                    );
+                    fresh = true;
+                }
+                Err(e) => return Err(e.context(format!("package {}", path.display()))),
+            }
+        }
+    }
+
+    #[cfg(not(joulebench_aoti))]
+    fn use_aoti(&mut self, _: aoti::PackageKey, _: &Path, _: &[u8], _: &[f32]) -> Result<()> {
+        Err(anyhow!(shim::aoti_shim()
+            .err()
+            .unwrap_or("the AOTInductor shim was not built")))
+    }
+
+    /// Whether the network as it now runs gives each input's `expected` scores, within
+    /// `tolerance`.
+    #[cfg_attr(not(any(joulebench_aoti, joulebench_cuda_graph)), allow(dead_code))]
+    fn check_against(&mut self, cases: &[(&[u8], &[f32])], tolerance: f32) -> Result<()> {
+        let mut scores = Vec::new();
+        for (i, (input, expected)) in cases.iter().enumerate() {
+            self.infer(input, &mut scores)?;
+            let diff = max_abs_diff(&scores, expected);
+            if diff > tolerance {
+                bail!(
+                    "its scores differ from eager ones on check input {} of {} by {diff:e} (more \
+                     than {tolerance:e})",
+                    i + 1,
+                    cases.len()
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Captures the forward pass on CUDA device `device` and keeps the graph only if its
@@ -219,43 +395,25 @@ impl TorchBackend {
         zeros: &[u8],
         eager_zeros: &[f32],
     ) -> Result<()> {
-        graph::shim().map_err(|why| anyhow!(why))?;
+        shim::graph_shim().map_err(|why| anyhow!(why))?;
         let pattern = check_pattern();
         let mut eager_pattern = Vec::new();
         self.infer(&pattern, &mut eager_pattern)?;
         // The device buffer now holds `pattern`: the capture's input.
         self.graph = Some(self.capture(device).context("CUDA graph capture failed")?);
-        let tolerance = graph_tolerance(precision);
-        let mut replayed = Vec::new();
-        for (name, input, eager) in [
-            ("an all-zero image", zeros, eager_zeros),
-            (
-                "the capture's input",
-                pattern.as_slice(),
-                eager_pattern.as_slice(),
-            ),
-        ] {
-            let checked = self.infer(input, &mut replayed).and_then(|()| {
-                let diff = max_abs_diff(&replayed, eager);
-                if diff <= tolerance {
-                    Ok(())
-                } else {
-                    Err(anyhow!(
-                        "the replayed graph's scores differ from eager ones on {name} by {diff:e} (more than {tolerance:e})"
-                    ))
-                }
-            });
-            if let Err(e) = checked {
-                self.graph = None;
-                return Err(e);
-            }
+        let checked = self.check_against(
+            &[(zeros, eager_zeros), (&pattern, &eager_pattern)],
+            graph_tolerance(precision),
+        );
+        if checked.is_err() {
+            self.graph = None;
         }
-        Ok(())
+        checked.context("the replayed graph")
     }
 
     #[cfg(not(joulebench_cuda_graph))]
     fn use_graph(&mut self, _: usize, _: Precision, _: &[u8], _: &[f32]) -> Result<()> {
-        Err(anyhow!(graph::shim()
+        Err(anyhow!(shim::graph_shim()
             .err()
             .unwrap_or("the CUDA-graph shim was not built")))
     }
@@ -268,12 +426,12 @@ impl TorchBackend {
             .device_nhwc
             .as_ref()
             .context("a CUDA backend has a device input buffer")?;
-        let (model, nchw) = (&self.model, &mut self.nchw);
+        let (network, nchw) = (&mut self.network, &mut self.nchw);
         let mut probs = None;
         let graph = tch::no_grad(|| {
-            graph::CudaGraph::capture(device, GRAPH_WARMUP, &mut || -> Result<()> {
+            shim::CudaGraph::capture(device, GRAPH_WARMUP, &mut || -> Result<()> {
                 nchw.f_copy_(&nhwc.f_permute([0i64, 3, 1, 2].as_slice())?)?;
-                probs = Some(model.forward(nchw)?);
+                probs = Some(network.forward(nchw)?);
                 Ok(())
             })
         })?;
@@ -285,16 +443,16 @@ impl TorchBackend {
 /// A second check input for a captured graph, unlike the all-zero one: f32 values spread over
 /// [−1, 1], repeating every 251 values (a prime: the pattern does not line up with pixels or
 /// rows).
-// Used by the graph's checks, which need the shim (and by the tests).
-#[cfg_attr(not(joulebench_cuda_graph), allow(dead_code))]
+// Used by the package's and the graph's checks, which need the shim (and by the tests).
+#[cfg_attr(not(any(joulebench_aoti, joulebench_cuda_graph)), allow(dead_code))]
 fn check_pattern() -> Vec<u8> {
     (0..IMAGE_BYTES / 4)
         .flat_map(|i| ((((i * 7919) % 251) as f32) / 125.0 - 1.0).to_ne_bytes())
         .collect()
 }
 
-// Used by the graph's checks, which need the shim (and by the tests).
-#[cfg_attr(not(joulebench_cuda_graph), allow(dead_code))]
+// Used by the package's and the graph's checks, which need the shim (and by the tests).
+#[cfg_attr(not(any(joulebench_aoti, joulebench_cuda_graph)), allow(dead_code))]
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter()
         .zip(b)
@@ -347,7 +505,7 @@ impl Backend for TorchBackend {
                 None => {
                     self.nchw
                         .f_copy_(&nhwc.f_permute([0i64, 3, 1, 2].as_slice())?)?;
-                    self.model.forward(&self.nchw)?
+                    self.network.forward(&self.nchw)?
                 }
             };
             scores.clear();
@@ -545,8 +703,9 @@ mod tests {
         assert_eq!(b.engine().accelerator, "cpu fp32");
         assert_eq!(
             b.engine_note(),
-            Some("eager: CUDA graphs need a CUDA device")
+            Some("no CUDA graph: CUDA graphs need a CUDA device")
         );
+        assert_eq!(b.aoti_package(), None);
         s.cuda_graph = Some(false);
         let b = TorchBackend::open(&s, &path).unwrap();
         assert_eq!(
@@ -561,25 +720,159 @@ mod tests {
         );
     }
 
-    /// build.rs sets the cfg and the variable together; a build without the shim says why
-    /// (the engine note of a CUDA backend). This machine's answer is printed.
+    /// build.rs sets each part's cfg and variable together; a build without a part says why
+    /// (the engine note). This machine's answers are printed.
     #[test]
-    fn the_build_says_whether_it_has_the_shim() {
-        // A runtime bool, so the check is of build.rs and not a constant to clippy.
-        let built = std::hint::black_box(cfg!(joulebench_cuda_graph));
-        match graph::shim() {
-            Ok(()) => {
-                assert!(built);
-                eprintln!("CUDA-graph shim: built");
+    fn the_build_says_which_parts_of_the_shim_it_has() {
+        // Runtime bools, so the check is of build.rs and not a constant to clippy.
+        for (part, built, status) in [
+            (
+                "AOTInductor",
+                std::hint::black_box(cfg!(joulebench_aoti)),
+                shim::aoti_shim(),
+            ),
+            (
+                "CUDA graphs",
+                std::hint::black_box(cfg!(joulebench_cuda_graph)),
+                shim::graph_shim(),
+            ),
+        ] {
+            match status {
+                Ok(()) => {
+                    assert!(built, "{part}");
+                    eprintln!("shim, {part}: built");
+                }
+                Err(why) => {
+                    assert!(!built, "{part}");
+                    assert!(
+                        why.starts_with("not built: ") && !why.contains('\n'),
+                        "{why}"
+                    );
+                    eprintln!("shim, {part}: {why}");
+                }
             }
-            Err(why) => {
-                assert!(!built);
-                assert!(
-                    why.starts_with("the CUDA-graph shim was not built: ") && !why.contains('\n'),
-                    "{why}"
-                );
-                eprintln!("CUDA-graph shim: {why}");
-            }
+        }
+    }
+
+    /// Why the CPU tests of AOTInductor packages cannot run here, if they cannot: compiling
+    /// one needs the shim and the project's torch venv.
+    fn no_aoti_here() -> Option<String> {
+        if let Err(why) = shim::aoti_shim() {
+            return Some(why.to_string());
+        }
+        let exporter = match aoti::Exporter::project() {
+            Ok(exporter) => exporter,
+            Err(e) => return Some(format!("{e:#}")),
+        };
+        (!exporter.python.is_file()).then(|| {
+            format!(
+                "no {} (`make setup` creates the torch venv)",
+                exporter.python.display()
+            )
+        })
+    }
+
+    /// A package compiled for this CPU (once; cached after) gives the eager network's scores
+    /// within [`aoti_tolerance`] on every image, and their top-1.
+    #[test]
+    fn an_aoti_package_classifies_like_the_eager_network() {
+        if let Some(why) = no_aoti_here() {
+            crate::skip_test("an_aoti_package_classifies_like_the_eager_network", &why);
+            return;
+        }
+        let m = manifest();
+        let name = MODELS[0];
+        let (_dir, path) = model_copy(name);
+        let mut compiled = TorchBackend::open(
+            &BackendSpec {
+                aoti: Some(true),
+                ..spec(1, Precision::Fp32, 1)
+            },
+            &path,
+        )
+        .unwrap();
+        assert_eq!(compiled.engine().accelerator, "cpu fp32 AOTInductor");
+        let package = compiled.aoti_package().unwrap();
+        assert!(
+            package.starts_with(aoti::cache_dir()),
+            "{}",
+            package.display()
+        );
+        let mut eager = TorchBackend::open(&spec(1, Precision::Fp32, 1), &path).unwrap();
+        let (mut c, mut e) = (Vec::new(), Vec::new());
+        let mut largest = 0.0f32;
+        for image in IMAGES {
+            let input = encode(name, image, eager.input());
+            compiled.infer(&input, &mut c).unwrap();
+            eager.infer(&input, &mut e).unwrap();
+            let diff = max_diff(&c, &e);
+            largest = largest.max(diff);
+            assert!(diff <= aoti_tolerance(Precision::Fp32), "{image}: {diff:e}");
+            let want = m
+                .open_image(image)
+                .unwrap()
+                .expected_top1(name)
+                .unwrap()
+                .index;
+            assert_eq!((top1(&c), top1(&e)), (want, want), "{image}");
+        }
+        eprintln!(
+            "AOTInductor vs eager on the CPU, fp32: largest |Δp| {largest:e} (tolerance {:e})",
+            aoti_tolerance(Precision::Fp32)
+        );
+    }
+
+    /// A cached package that cannot be loaded (here: damaged) is compiled again, once, and the
+    /// backend runs from the new one; batch 2, so a batch above 1 is compiled too.
+    #[test]
+    fn a_damaged_cached_package_is_compiled_again() {
+        if let Some(why) = no_aoti_here() {
+            crate::skip_test("a_damaged_cached_package_is_compiled_again", &why);
+            return;
+        }
+        let (_dir, path) = model_copy(MODELS[0]);
+        let s = BackendSpec {
+            aoti: Some(true),
+            ..spec(1, Precision::Fp32, 2)
+        };
+        let package = TorchBackend::open(&s, &path)
+            .unwrap()
+            .aoti_package()
+            .unwrap()
+            .to_path_buf();
+        std::fs::write(&package, b"PK\x03\x04 not a zip any more").unwrap();
+        let mut b = TorchBackend::open(&s, &path).unwrap();
+        assert_eq!(b.aoti_package(), Some(package.as_path()));
+        assert!(std::fs::metadata(&package).unwrap().len() > 1 << 20);
+        let input = encode(MODELS[0], "bird.bmp", b.input());
+        let mut scores = Vec::new();
+        b.infer(&input, &mut scores).unwrap();
+        assert_eq!(top1(&scores), 20);
+    }
+
+    /// Channels-last activations compute the same scores as NCHW ones (other convolution
+    /// kernels, so not bit-equal: within the package bound).
+    #[test]
+    fn channels_last_classifies_like_nchw() {
+        let (_dir, path) = model_copy(MODELS[1]);
+        let mut nhwc = TorchBackend::open(
+            &BackendSpec {
+                channels_last: Some(true),
+                ..spec(1, Precision::Fp32, 1)
+            },
+            &path,
+        )
+        .unwrap();
+        assert_eq!(nhwc.engine().accelerator, "cpu fp32 channels-last");
+        let mut nchw = TorchBackend::open(&spec(1, Precision::Fp32, 1), &path).unwrap();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for image in IMAGES {
+            let input = encode(MODELS[1], image, nchw.input());
+            nhwc.infer(&input, &mut a).unwrap();
+            nchw.infer(&input, &mut b).unwrap();
+            let diff = max_diff(&a, &b);
+            assert!(diff <= aoti_tolerance(Precision::Fp32), "{image}: {diff:e}");
+            assert_eq!(top1(&a), top1(&b), "{image}");
         }
     }
 
@@ -597,7 +890,7 @@ mod tests {
             return;
         }
         let mut calls = 0;
-        let err = graph::CudaGraph::capture(0, 1, &mut || -> Result<()> {
+        let err = shim::CudaGraph::capture(0, 1, &mut || -> Result<()> {
             calls += 1;
             Ok(())
         })
@@ -614,15 +907,31 @@ mod tests {
         if !tch::Cuda::is_available() {
             return Some("no CUDA GPU".into());
         }
-        graph::shim().err().map(str::to_string)
+        shim::graph_shim().err().map(str::to_string)
     }
 
-    fn cuda_spec(precision: Precision, batch: u32, cuda_graph: Option<bool>) -> BackendSpec {
+    /// A backend on the first GPU; `aoti` None is the default (a package where one works).
+    fn cuda_spec(
+        precision: Precision,
+        batch: u32,
+        cuda_graph: Option<bool>,
+        aoti: Option<bool>,
+    ) -> BackendSpec {
         BackendSpec {
             device: Some(Device::Cuda(0)),
             cuda_graph,
+            aoti,
             ..spec(1, precision, batch)
         }
+    }
+
+    /// The accelerator a CUDA backend reports: fp16 is channels-last by default.
+    fn cuda_accelerator(precision: Precision, engines: &str) -> String {
+        let layout = match precision {
+            Precision::Fp16 => " channels-last",
+            Precision::Fp32 => "",
+        };
+        format!("cuda:0 {}{layout} {engines}", precision.as_str())
     }
 
     /// On a GPU, the replayed graph gives eager's scores (within [`graph_tolerance`]; the
@@ -639,16 +948,23 @@ mod tests {
             for name in MODELS {
                 let (_dir, path) = model_copy(name);
                 let mut graphed =
-                    TorchBackend::open(&cuda_spec(precision, batch, None), &path).unwrap();
+                    TorchBackend::open(&cuda_spec(precision, batch, None, Some(false)), &path)
+                        .unwrap();
                 assert_eq!(graphed.engine_note(), None);
                 let p = precision.as_str();
                 assert_eq!(
                     graphed.engine().accelerator,
-                    format!("cuda:0 {p} CUDA graph")
+                    cuda_accelerator(precision, "CUDA graph")
                 );
-                let mut eager =
-                    TorchBackend::open(&cuda_spec(precision, batch, Some(false)), &path).unwrap();
-                assert_eq!(eager.engine().accelerator, format!("cuda:0 {p} eager"));
+                let mut eager = TorchBackend::open(
+                    &cuda_spec(precision, batch, Some(false), Some(false)),
+                    &path,
+                )
+                .unwrap();
+                assert_eq!(
+                    eager.engine().accelerator,
+                    cuda_accelerator(precision, "eager")
+                );
                 let (mut g, mut e) = (Vec::new(), Vec::new());
                 let mut largest = 0.0f32;
                 for image in IMAGES.iter().chain(IMAGES.iter().rev()) {
@@ -686,7 +1002,7 @@ mod tests {
     #[cfg(joulebench_cuda_graph)]
     #[test]
     fn failed_captures_are_errors_and_leave_cuda_usable() {
-        use graph::CudaGraph;
+        use shim::CudaGraph;
         if let Some(why) = no_graphs_here() {
             crate::skip_test("failed_captures_are_errors_and_leave_cuda_usable", &why);
             return;
@@ -743,9 +1059,54 @@ mod tests {
         drop(graph);
     }
 
-    /// GPU speed, eager against CUDA graph: `cargo test --release --features torch --lib
-    /// torch_cuda_graph_speed -- --ignored --nocapture` (scripts/gpu-check.sh runs it). Each
-    /// classification as in a run: copy in, forward or replay, scores back.
+    /// On a GPU, the default engine (an AOTInductor package replayed as a CUDA graph) gives
+    /// the eager network's scores within [`aoti_tolerance`] on every image, alternating; fp32
+    /// batch 1 and fp16 batch 8 (channels-last). Packages are compiled on the first run.
+    #[test]
+    fn cuda_aoti_output_equals_eager_output() {
+        if let Some(why) = no_graphs_here().or_else(no_aoti_here) {
+            crate::skip_test("cuda_aoti_output_equals_eager_output", &why);
+            return;
+        }
+        let name = MODELS[0];
+        let (_dir, path) = model_copy(name);
+        for (precision, batch) in [(Precision::Fp32, 1), (Precision::Fp16, 8)] {
+            let mut compiled =
+                TorchBackend::open(&cuda_spec(precision, batch, None, None), &path).unwrap();
+            assert_eq!(compiled.engine_note(), None);
+            assert_eq!(
+                compiled.engine().accelerator,
+                cuda_accelerator(precision, "AOTInductor CUDA graph")
+            );
+            let mut eager = TorchBackend::open(
+                &cuda_spec(precision, batch, Some(false), Some(false)),
+                &path,
+            )
+            .unwrap();
+            let (mut c, mut e) = (Vec::new(), Vec::new());
+            let mut largest = 0.0f32;
+            for image in IMAGES.iter().chain(IMAGES.iter().rev()) {
+                let input = encode(name, image, eager.input());
+                compiled.infer(&input, &mut c).unwrap();
+                eager.infer(&input, &mut e).unwrap();
+                let diff = max_diff(&c, &e);
+                largest = largest.max(diff);
+                assert!(diff <= aoti_tolerance(precision), "{image}: {diff:e}");
+                assert_eq!(top1(&c), top1(&e), "{image}");
+            }
+            eprintln!(
+                "AOTInductor + CUDA graph vs eager, {} batch {batch}: largest |Δp| {largest:e} \
+                 (tolerance {:e})",
+                precision.as_str(),
+                aoti_tolerance(precision)
+            );
+        }
+    }
+
+    /// GPU speed, eager kernels and AOTInductor packages, each without and with a CUDA graph:
+    /// `cargo test --release --features torch --lib torch_cuda_graph_speed -- --ignored
+    /// --nocapture` (scripts/gpu-check.sh runs it). Each classification as in a run: copy in,
+    /// forward or replay, scores back.
     #[test]
     #[ignore]
     fn torch_cuda_graph_speed() {
@@ -755,9 +1116,15 @@ mod tests {
         }
         let (_dir, path) = model_copy(MODELS[0]);
         for (precision, batch, runs) in [(Precision::Fp32, 1, 1000), (Precision::Fp16, 64, 300)] {
-            for cuda_graph in [Some(false), None] {
+            for (cuda_graph, aoti) in [
+                (Some(false), Some(false)),
+                (None, Some(false)),
+                (Some(false), None),
+                (None, None),
+            ] {
                 let mut b =
-                    TorchBackend::open(&cuda_spec(precision, batch, cuda_graph), &path).unwrap();
+                    TorchBackend::open(&cuda_spec(precision, batch, cuda_graph, aoti), &path)
+                        .unwrap();
                 let input = encode(MODELS[0], "bird.bmp", b.input());
                 let mut scores = Vec::new();
                 for _ in 0..50 {

@@ -1,7 +1,8 @@
 // CUDA graphs for the torch backend: capture of a forward pass and its replay, over libtorch's
-// at::cuda::CUDAGraph (tch has no API for graphs or streams). Compiled by build.rs with the
-// `cc` crate against the headers of the libtorch that torch-sys links; used only through
-// src/backend/torch/graph.rs.
+// at::cuda::CUDAGraph (tch has no API for graphs or streams). Part of the torch backend's C++
+// shim, compiled by build.rs with the `cc` crate against the headers of the libtorch that
+// torch-sys links, where the CUDA runtime headers are found; used only through
+// src/backend/torch/shim.rs.
 //
 // Rules this file keeps, and why:
 // - No C++ exception may unwind into Rust (undefined behaviour): every entry point catches
@@ -18,10 +19,10 @@
 #include <c10/core/StreamGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
-#include <cstdio>
-#include <exception>
 #include <memory>
 #include <stdexcept>
+
+#include "guarded.h"
 
 // A subclass only to reach two protected members after a failed capture (`abandon`).
 struct jb_graph : at::cuda::CUDAGraph {
@@ -52,32 +53,6 @@ extern "C" {
 typedef int (*jb_body)(void* ctx);
 }
 
-namespace {
-
-void put_error(char* err, size_t len, const char* msg) {
-  if (err != nullptr && len > 0) {
-    std::snprintf(err, len, "%s", msg);
-  }
-}
-
-// Runs `f`, turning any exception into -1 and its message (c10's without the C++ backtrace,
-// which is many lines and says nothing to a user of the rig).
-template <class F>
-int guarded(char* err, size_t len, F&& f) {
-  try {
-    f();
-    return 0;
-  } catch (const c10::Error& e) {
-    put_error(err, len, e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    put_error(err, len, e.what());
-  } catch (...) {
-    put_error(err, len, "unknown C++ exception");
-  }
-  return -1;
-}
-
-}  // namespace
 
 extern "C" {
 
@@ -90,7 +65,7 @@ jb_graph* jb_graph_capture(int device, int warmup, jb_body body, void* ctx, int*
                            char* err, size_t err_len) {
   *body_failed = 0;
   std::unique_ptr<jb_graph> graph;
-  const int rc = guarded(err, err_len, [&] {
+  const int rc = jb::guarded(err, err_len, [&] {
     const auto index = static_cast<c10::DeviceIndex>(device);
     // Capture needs a stream other than the default one; the side stream first waits for
     // what the current stream has queued (the input's copy and the eager warm-up).
@@ -138,7 +113,7 @@ jb_graph* jb_graph_capture(int device, int warmup, jb_body body, void* ctx, int*
 // Replays the graph on the current stream of its device (the default stream, where the
 // backend's copies run, so the replay follows the input's copy and precedes the read-back).
 int jb_graph_replay(jb_graph* graph, char* err, size_t err_len) {
-  return guarded(err, err_len, [&] { graph->replay(); });
+  return jb::guarded(err, err_len, [&] { graph->replay(); });
 }
 
 // ~CUDAGraph releases the graph and its memory pool; it reports its own CUDA errors as
