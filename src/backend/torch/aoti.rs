@@ -30,7 +30,7 @@ pub struct PackageKey {
     pub threads: u32,
     /// The libtorch that runs it ("2.11.0+cu130"): packages are not portable across versions.
     pub libtorch: String,
-    /// SHA-256 of the float weights file.
+    /// SHA-256 of the float weights' tensors ([`weights_digest`]).
     pub weights_sha256: String,
 }
 
@@ -81,6 +81,26 @@ pub fn hardware_name(device: Device) -> Result<String> {
         Device::Cuda(n) => crate::sensor::nvml::device_name(n)
             .with_context(|| format!("cannot name GPU cuda:{n} for its package")),
     }
+}
+
+/// SHA-256 over the tensors of a safetensors file (names, shapes and data, in name order):
+/// what a package is compiled from. Not the file's own hash, whose metadata may be written in
+/// any order, so that equal weights converted twice name one package.
+pub fn weights_digest(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let tensors = safetensors::SafeTensors::deserialize(&bytes)
+        .with_context(|| format!("{} is not a safetensors file", path.display()))?;
+    let mut names = tensors.names();
+    names.sort();
+    let mut hash = Sha256::new();
+    for name in names {
+        let tensor = tensors.tensor(name)?;
+        hash.update(name.as_bytes());
+        hash.update(format!("{:?}{:?}", tensor.dtype(), tensor.shape()).as_bytes());
+        hash.update(tensor.data());
+    }
+    Ok(crate::models::hex(&hash.finalize()))
 }
 
 /// Where packages are kept.
@@ -260,6 +280,31 @@ mod tests {
         };
         assert_ne!(cpu.file_name(), two.file_name());
         assert!(two.file_name().contains("-cpu-t2-"), "{}", two.file_name());
+    }
+
+    #[test]
+    fn the_weights_digest_is_of_the_tensors_not_of_the_metadata() {
+        use safetensors::{serialize, tensor::TensorView, Dtype};
+        use std::collections::HashMap;
+        let dir = tempfile::tempdir().unwrap();
+        let data = [0u8, 0, 128, 63, 0, 0, 0, 64];
+        let write = |name: &str, meta: &[(&str, &str)], values: &[u8]| {
+            let view = TensorView::new(Dtype::F32, vec![2], values).unwrap();
+            let meta: HashMap<String, String> = meta
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let path = dir.path().join(name);
+            std::fs::write(&path, serialize([("w", view)], Some(meta)).unwrap()).unwrap();
+            path
+        };
+        let a = write("a", &[("made", "first")], &data);
+        let b = write("b", &[("made", "second"), ("by", "another run")], &data);
+        let c = write("c", &[("made", "first")], &[0, 0, 128, 63, 0, 0, 64, 64]);
+        assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        assert_eq!(weights_digest(&a).unwrap(), weights_digest(&b).unwrap());
+        assert_ne!(weights_digest(&a).unwrap(), weights_digest(&c).unwrap());
+        assert!(weights_digest(&dir.path().join("missing")).is_err());
     }
 
     /// An exporter whose "Python" is the shell running `script`.

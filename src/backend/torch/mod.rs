@@ -240,8 +240,7 @@ impl TorchBackend {
                     channels_last,
                     threads: spec.threads,
                     libtorch: libtorch_version(),
-                    weights_sha256: crate::models::sha256_file(&weights)
-                        .with_context(|| format!("cannot read {}", weights.display()))?,
+                    weights_sha256: aoti::weights_digest(&weights)?,
                 };
                 match backend.use_aoti(key, &weights, &zeros, &eager_zeros) {
                     Ok(()) => backend.engine.accelerator += " AOTInductor",
