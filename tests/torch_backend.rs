@@ -121,3 +121,53 @@ fn cuda_without_a_gpu_is_a_clear_error() {
     ]);
     assert_one_line_error(&out, "CUDA device cuda:0 is not available");
 }
+
+/// `--batch 1,2,4` runs the backend once per batch and prints inferences per joule by batch,
+/// the most efficient marked; summary.csv holds the curve's rows.
+#[test]
+fn a_batch_list_sweeps_and_prints_the_curve() {
+    ensure_models();
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("run");
+    let out = run(&[
+        "run",
+        "--backend",
+        "torch",
+        "--scenario",
+        "offline",
+        "--batch",
+        "1,2,4",
+        "--runs",
+        "5",
+        "--settle",
+        "0",
+        "--out",
+        s(&out_dir),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = read_csv(&out_dir.join("summary.csv"));
+    let batches: Vec<&str> = rows.iter().map(|r| r["batch"].as_str()).collect();
+    assert_eq!(batches, ["1", "2", "4"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let curve: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("inferences per joule by batch: torch"))
+        .skip(2)
+        .take(3)
+        .collect();
+    assert_eq!(curve.len(), 3, "{stdout}");
+    assert_eq!(
+        curve
+            .iter()
+            .filter(|l| l.ends_with("<- most efficient"))
+            .count(),
+        1,
+        "{stdout}"
+    );
+    for (line, batch) in curve.iter().zip(["1", "2", "4"]) {
+        assert!(line.starts_with(&format!("{batch} ")), "{stdout}");
+    }
+    // A list needs the offline scenario too (its batches above 1 do).
+    let out = run(&["run", "--backend", "torch", "--batch", "1,8"]);
+    assert_one_line_error(&out, "batch 8 needs protocol.scenario = \"offline\"");
+}

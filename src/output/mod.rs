@@ -1,6 +1,7 @@
 //! Writing results: the run folder with its CSV files and `run.json`, and every command's
 //! stdout ([`console`]).
 
+pub mod batch_curve;
 pub mod console;
 pub mod files;
 #[cfg(test)]

@@ -165,6 +165,7 @@ pub fn render(rows: &[SummaryRow]) -> String {
     for (backend, note) in fell_back {
         let _ = writeln!(out, "(engine of backend {backend}: {note})");
     }
+    out += &super::batch_curve::render(rows);
     out
 }
 
