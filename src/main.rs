@@ -236,6 +236,10 @@ struct RunArgs {
     /// Keep torch backends' activations channels-last (`channels_last = true`).
     #[arg(long)]
     channels_last: bool,
+    /// Open every backend (verify its model, compile its AOTInductor package where it needs
+    /// one) and exit without measuring: a bench session's first run then starts at once.
+    #[arg(long)]
+    open_only: bool,
     /// Timed classifications.
     #[arg(long)]
     runs: Option<u32>,
@@ -597,6 +601,9 @@ fn measure(
 }
 
 fn run(args: RunArgs, out: &mut Console) -> Result<ExitCode> {
+    if args.open_only {
+        return open_only(&args, out);
+    }
     let Measured {
         run_dir,
         rows,
@@ -614,6 +621,30 @@ fn run(args: RunArgs, out: &mut Console) -> Result<ExitCode> {
     signals::set_stage(Stage::Written);
     let printed = print_results(out, &output::table::render(&rows), dir);
     finish(&rows, dir, stream_error, printed)
+}
+
+/// `run --open-only`: each backend opened as a run would, one line each, nothing measured.
+fn open_only(args: &RunArgs, out: &mut Console) -> Result<ExitCode> {
+    let (rig, _) = load_rig(&args.rig, Some(args))?;
+    for (i, spec) in rig.backends.iter().enumerate() {
+        let start = std::time::Instant::now();
+        let prepared = joulebench::runner::prepare_backend(spec)
+            .with_context(|| format!("backend {i} ({})", spec.kind.as_str()))?;
+        let engine = prepared.backend.engine();
+        writeln!(
+            out,
+            "backend {i}: {} {} on {}, batch {}, opened in {:.1} s{}",
+            engine.engine,
+            engine.version,
+            engine.accelerator,
+            prepared.backend.batch(),
+            start.elapsed().as_secs_f64(),
+            prepared
+                .engine_note
+                .map_or(String::new(), |note| format!(" ({note})"))
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The exit of a run whose files are written and whose table was printed (`printed`): a

@@ -171,3 +171,36 @@ fn a_batch_list_sweeps_and_prints_the_curve() {
     let out = run(&["run", "--backend", "torch", "--batch", "1,8"]);
     assert_one_line_error(&out, "batch 8 needs protocol.scenario = \"offline\"");
 }
+
+/// `--open-only` opens each backend as a run would, says what it runs on, and measures
+/// nothing: no run folder.
+#[test]
+fn open_only_opens_every_backend_and_measures_nothing() {
+    ensure_models();
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("run");
+    let out = run(&[
+        "run",
+        "--backend",
+        "torch",
+        "--scenario",
+        "offline",
+        "--batch",
+        "1,3",
+        "--open-only",
+        "--out",
+        s(&out_dir),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    for (line, batch) in lines.iter().zip([1, 3]) {
+        assert!(
+            line.starts_with(&format!("backend {}: torch libtorch ", batch / 2))
+                && line.contains(&format!(" on cpu fp32, batch {batch}, opened in ")),
+            "{stdout}"
+        );
+    }
+    assert!(!out_dir.exists());
+}

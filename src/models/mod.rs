@@ -34,6 +34,7 @@ pub use manifest::{
     models_dir, Entry, InputSpec, Kind, Manifest, Pin, Top1, BUILT_IN_MANIFEST, MANIFEST_FILE,
     MODELS_DIR_ENV,
 };
+#[cfg(feature = "torch")]
 pub(crate) use report::hex;
 pub use report::{
     all_ok, format_list, format_table, git_blob_file, sha256_file, FileReport, Outcome,

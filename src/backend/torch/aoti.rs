@@ -167,8 +167,8 @@ impl Exporter {
             key.batch,
             out.display()
         );
-        let mut cmd = Command::new(&python);
-        cmd.arg(&script)
+        let mut cmd = Command::new(python);
+        cmd.arg(script)
             .arg("--weights")
             .arg(weights)
             .arg("--out")

@@ -1154,6 +1154,54 @@ mod tests {
         assert!(v.starts_with(PINNED_LIBTORCH), "{v}");
     }
 
+    /// CPU speed of an AOTInductor package against eager kernels, fp32 batch 1, 1 thread,
+    /// side by side: 7 alternating rounds of 100 classifications each, the ratio of the
+    /// medians printed. `cargo test --release --features torch --lib torch_cpu_aoti_speed --
+    /// --ignored --nocapture --test-threads=1`.
+    #[test]
+    #[ignore]
+    fn torch_cpu_aoti_speed() {
+        if let Some(why) = no_aoti_here() {
+            crate::skip_test("torch_cpu_aoti_speed", &why);
+            return;
+        }
+        let (_dir, path) = model_copy(MODELS[0]);
+        let eager_spec = spec(1, Precision::Fp32, 1);
+        let aoti_spec = BackendSpec {
+            aoti: Some(true),
+            ..eager_spec.clone()
+        };
+        let mut backends = [
+            TorchBackend::open(&eager_spec, &path).unwrap(),
+            TorchBackend::open(&aoti_spec, &path).unwrap(),
+        ];
+        let input = encode(MODELS[0], "parrot.jpg", backends[0].input());
+        let mut scores = Vec::new();
+        let mut rounds = [Vec::new(), Vec::new()];
+        for _ in 0..7 {
+            for (b, per_s) in backends.iter_mut().zip(&mut rounds) {
+                for _ in 0..10 {
+                    b.infer(&input, &mut scores).unwrap();
+                }
+                let start = Instant::now();
+                for _ in 0..100 {
+                    b.infer(&input, &mut scores).unwrap();
+                }
+                per_s.push(100.0 / start.elapsed().as_secs_f64());
+            }
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (eager, compiled) = (median(&mut rounds[0]), median(&mut rounds[1]));
+        eprintln!(
+            "CPU fp32 batch 1, 1 thread: eager {eager:.1}/s, AOTInductor {compiled:.1}/s \
+             (medians of 7 alternating rounds), ratio {:.2}",
+            compiled / eager
+        );
+    }
+
     /// CPU speed, batch 1: `cargo test --release --features torch --lib torch_cpu_speed --
     /// --ignored --nocapture --test-threads=1` (threads are process-wide in libtorch).
     #[test]
