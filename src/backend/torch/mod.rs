@@ -262,7 +262,7 @@ impl TorchBackend {
             (Device::Cpu, None) => {
                 backend.add_note("no CUDA graph: CUDA graphs need a CUDA device".into());
             }
-            (Device::Cuda(_), Some(false)) => backend.engine.accelerator += " eager",
+            (Device::Cuda(_), Some(false)) => backend.mark_ungraphed(),
             (Device::Cuda(n), want) => {
                 match backend.use_graph(n as usize, precision, &zeros, &eager_zeros) {
                     Ok(()) => backend.engine.accelerator += " CUDA graph",
@@ -270,7 +270,7 @@ impl TorchBackend {
                         return Err(e.context("cuda_graph = true, but CUDA graphs cannot run"))
                     }
                     Err(e) => {
-                        backend.engine.accelerator += " eager";
+                        backend.mark_ungraphed();
                         backend.add_note(format!(
                             "eager, not a CUDA graph: {e:#} (cuda_graph = false in the rig runs \
                              eager without this note)"
@@ -290,6 +290,14 @@ impl TorchBackend {
     /// The AOTInductor package the network runs from, if it does.
     pub fn aoti_package(&self) -> Option<&Path> {
         self.package.as_deref()
+    }
+
+    /// On CUDA without a graph, the accelerator says that eager kernels are launched one by
+    /// one (a package's run needs no word: it is one call).
+    fn mark_ungraphed(&mut self) {
+        if self.package.is_none() {
+            self.engine.accelerator += " eager";
+        }
     }
 
     fn add_note(&mut self, note: String) {
