@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The torch backend's GPU checks, in one call on a machine with an NVIDIA GPU. In parts, each
-# named on the command line (default: all, in this order; about 9 minutes on an H200, most of
-# it compiling):
+# named on the command line (default: all, in this order). Not yet run on a GPU: from the one
+# package compiled on an H200 (94 s), expect the compile part to take minutes, so a session
+# with little device time runs some parts per call (cached packages are lost with the machine):
 #   compile    AOTInductor packages for every configuration below, in parallel
 #              (`run --open-only`; about 1.5 min each on an H200, alone)
 #   units      the torch backend's unit tests (packages and graphs against eager, failed
@@ -16,8 +17,9 @@
 # The GPU machines have no registries and no Rust: build here, carry the result there.
 #   scripts/gpu-check.sh --build   here: builds the release binary and the library's test
 #                                  binary with the torch feature, and copies them, the
-#                                  models and the Python scripts (reference loop, package
-#                                  export) into gpu-check/ (about 45 MB; ignored by git)
+#                                  models (not the float weights, remade there) and the
+#                                  Python scripts (reference loop, package export) into
+#                                  gpu-check/ (about 40 MB; ignored by git)
 #   scripts/gpu-check.sh [PART...] there, from the repository root with gpu-check/ carried
 #                                  along: runs the parts against that machine's torch
 #                                  (python3's, or /opt/torch/.venv's; TORCH_DIR=... and
@@ -49,7 +51,8 @@ for line in sys.stdin:
   cp "$bin" "$dir/joulebench"
   cp "$tests" "$dir/torch-lib-tests"
   for f in "$models"/*; do
-    case $f in *edgetpu*) continue ;; esac
+    # The float weights are remade there (`models convert`): 28 MB less to carry.
+    case $f in *edgetpu* | *.safetensors) continue ;; esac
     cp "$f" "$dir/models/"
   done
   cp analysis/reference/torch_loop.py analysis/reference/aoti_export.py "$dir/"
@@ -82,6 +85,8 @@ export JOULEBENCH_TORCH_PYTHON="$torch_py" JOULEBENCH_REFERENCE_DIR="$PWD/$dir"
 export JOULEBENCH_CACHE="$PWD/$dir/cache"
 echo "== $(date -u +%FT%TZ) gpu-check: torch at $torch_dir ($(sed -n "s/^__version__ = //p" "$torch_dir/version.py" 2>/dev/null)), $torch_py"
 nvidia-smi --query-gpu=name,driver_version,power.limit --format=csv,noheader || true
+
+"$dir/joulebench" models convert || { echo "gpu-check: models convert failed" >&2; exit 1; }
 
 parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=(compile units runs sweep bench reference)
