@@ -25,8 +25,9 @@ impl Curve<'_> {
             .iter()
             .copied()
             .filter(|r| r.status == Status::Ok)
-            .filter(|r| r.inferences_per_joule.is_some())
-            .max_by(|a, b| a.inferences_per_joule.total_cmp(&b.inferences_per_joule))
+            .filter_map(|r| Some((r, r.inferences_per_joule?)))
+            .max_by(|(_, a), (_, b)| a.total_cmp(b))
+            .map(|(r, _)| r)
     }
 
     /// Points whose 95 % interval overlaps the best one's: the runs cannot tell them apart
@@ -47,20 +48,6 @@ impl Curve<'_> {
                     .is_some_and(|h| h >= best_low)
             })
             .collect()
-    }
-}
-
-/// Sort key so that `Option<f64>` compares with None lowest.
-trait TotalCmp {
-    fn total_cmp(&self, other: &Self) -> std::cmp::Ordering;
-}
-
-impl TotalCmp for Option<f64> {
-    fn total_cmp(&self, other: &Self) -> std::cmp::Ordering {
-        match (self, other) {
-            (Some(a), Some(b)) => a.total_cmp(b),
-            (a, b) => a.is_some().cmp(&b.is_some()),
-        }
     }
 }
 
