@@ -604,6 +604,36 @@ mod tests {
         top[0].class
     }
 
+    /// Classifies `images` (of `model`) with `a` and `b` in turn and asserts that their
+    /// scores differ by at most `tolerance` and their top-1 agree (and are the manifest's
+    /// where `manifest_top1`); returns the largest difference.
+    fn agree_on<'i>(
+        (a, b): (&mut TorchBackend, &mut TorchBackend),
+        model: &str,
+        images: impl IntoIterator<Item = &'i &'i str>,
+        tolerance: f32,
+        manifest_top1: bool,
+    ) -> f32 {
+        let m = manifest();
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        let mut largest = 0.0f32;
+        for image in images {
+            let input = encode(model, image, a.input());
+            a.infer(&input, &mut x).unwrap();
+            b.infer(&input, &mut y).unwrap();
+            let diff = max_diff(&x, &y);
+            largest = largest.max(diff);
+            assert!(diff <= tolerance, "{model} {image}: {diff:e}");
+            assert_eq!(top1(&x), top1(&y), "{model} {image}");
+            if manifest_top1 {
+                let want = m.open_image(image).unwrap();
+                let want = want.expected_top1(model).unwrap().index;
+                assert_eq!(top1(&x), want, "{model} {image}");
+            }
+        }
+        largest
+    }
+
     fn max_diff(a: &[f32], b: &[f32]) -> f32 {
         a.iter()
             .zip(b)
@@ -787,7 +817,6 @@ mod tests {
             crate::skip_test("an_aoti_package_classifies_like_the_eager_network", &why);
             return;
         }
-        let m = manifest();
         let name = MODELS[0];
         let (_dir, path) = model_copy(name);
         let mut compiled = TorchBackend::open(
@@ -806,23 +835,8 @@ mod tests {
             package.display()
         );
         let mut eager = TorchBackend::open(&spec(1, Precision::Fp32, 1), &path).unwrap();
-        let (mut c, mut e) = (Vec::new(), Vec::new());
-        let mut largest = 0.0f32;
-        for image in IMAGES {
-            let input = encode(name, image, eager.input());
-            compiled.infer(&input, &mut c).unwrap();
-            eager.infer(&input, &mut e).unwrap();
-            let diff = max_diff(&c, &e);
-            largest = largest.max(diff);
-            assert!(diff <= aoti_tolerance(Precision::Fp32), "{image}: {diff:e}");
-            let want = m
-                .open_image(image)
-                .unwrap()
-                .expected_top1(name)
-                .unwrap()
-                .index;
-            assert_eq!((top1(&c), top1(&e)), (want, want), "{image}");
-        }
+        let tolerance = aoti_tolerance(Precision::Fp32);
+        let largest = agree_on((&mut compiled, &mut eager), name, &IMAGES, tolerance, true);
         eprintln!(
             "AOTInductor vs eager on the CPU, fp32: largest |Δp| {largest:e} (tolerance {:e})",
             aoti_tolerance(Precision::Fp32)
@@ -872,15 +886,8 @@ mod tests {
         .unwrap();
         assert_eq!(nhwc.engine().accelerator, "cpu fp32 channels-last");
         let mut nchw = TorchBackend::open(&spec(1, Precision::Fp32, 1), &path).unwrap();
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        for image in IMAGES {
-            let input = encode(MODELS[1], image, nchw.input());
-            nhwc.infer(&input, &mut a).unwrap();
-            nchw.infer(&input, &mut b).unwrap();
-            let diff = max_diff(&a, &b);
-            assert!(diff <= aoti_tolerance(Precision::Fp32), "{image}: {diff:e}");
-            assert_eq!(top1(&a), top1(&b), "{image}");
-        }
+        let tolerance = aoti_tolerance(Precision::Fp32);
+        agree_on((&mut nhwc, &mut nchw), MODELS[1], &IMAGES, tolerance, false);
     }
 
     /// Without a GPU, a capture reaches the shim, which must turn libtorch's exception into
@@ -950,7 +957,6 @@ mod tests {
             crate::skip_test("cuda_graph_output_equals_eager_output", &why);
             return;
         }
-        let m = manifest();
         for (precision, batch) in [(Precision::Fp32, 1), (Precision::Fp16, 8)] {
             for name in MODELS {
                 let (_dir, path) = model_copy(name);
@@ -972,26 +978,13 @@ mod tests {
                     eager.engine().accelerator,
                     cuda_accelerator(precision, "eager")
                 );
-                let (mut g, mut e) = (Vec::new(), Vec::new());
-                let mut largest = 0.0f32;
-                for image in IMAGES.iter().chain(IMAGES.iter().rev()) {
-                    let input = encode(name, image, graphed.input());
-                    graphed.infer(&input, &mut g).unwrap();
-                    eager.infer(&input, &mut e).unwrap();
-                    let diff = max_diff(&g, &e);
-                    largest = largest.max(diff);
-                    assert!(
-                        diff <= graph_tolerance(precision),
-                        "{name} {p} {image}: {diff:e}"
-                    );
-                    let want = m
-                        .open_image(image)
-                        .unwrap()
-                        .expected_top1(name)
-                        .unwrap()
-                        .index;
-                    assert_eq!((top1(&g), top1(&e)), (want, want), "{name} {p} {image}");
-                }
+                let largest = agree_on(
+                    (&mut graphed, &mut eager),
+                    name,
+                    IMAGES.iter().chain(IMAGES.iter().rev()),
+                    graph_tolerance(precision),
+                    true,
+                );
                 eprintln!(
                     "CUDA graph vs eager, {name} {p} batch {batch}: largest |Δp| {largest:e} \
                      (tolerance {:e})",
@@ -1090,17 +1083,13 @@ mod tests {
                 &path,
             )
             .unwrap();
-            let (mut c, mut e) = (Vec::new(), Vec::new());
-            let mut largest = 0.0f32;
-            for image in IMAGES.iter().chain(IMAGES.iter().rev()) {
-                let input = encode(name, image, eager.input());
-                compiled.infer(&input, &mut c).unwrap();
-                eager.infer(&input, &mut e).unwrap();
-                let diff = max_diff(&c, &e);
-                largest = largest.max(diff);
-                assert!(diff <= aoti_tolerance(precision), "{image}: {diff:e}");
-                assert_eq!(top1(&c), top1(&e), "{image}");
-            }
+            let largest = agree_on(
+                (&mut compiled, &mut eager),
+                name,
+                IMAGES.iter().chain(IMAGES.iter().rev()),
+                aoti_tolerance(precision),
+                false,
+            );
             eprintln!(
                 "AOTInductor + CUDA graph vs eager, {} batch {batch}: largest |Δp| {largest:e} \
                  (tolerance {:e})",
