@@ -272,8 +272,8 @@ impl TorchBackend {
                     Err(e) => {
                         backend.mark_ungraphed();
                         backend.add_note(format!(
-                            "eager, not a CUDA graph: {e:#} (cuda_graph = false in the rig runs \
-                             eager without this note)"
+                            "no CUDA graph: {e:#} (cuda_graph = false in the rig runs without a \
+                             graph and without this note)"
                         ));
                     }
                 }
