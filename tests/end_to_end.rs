@@ -455,20 +455,20 @@ fn sensors_command_reads_the_simulated_chip() {
 }
 
 /// What the run helpers retry: a sampler that got some readings but too few, never a sensor
-/// that gave none or failed.
+/// that gave none.
 #[test]
 fn only_a_starved_sampler_is_retried() {
     assert!(starved(
         "joulebench: invalid: idle baseline: 988 fresh readings in 2.000 s, fewer than 989 \
          (95 % of what 520.8 Hz gives); partial results in /tmp/x/run"
     ));
+    assert!(starved(
+        "joulebench: invalid: idle baseline: 881 fresh readings in 2.006 s, fewer than 992 \
+         (95 % of what 520.8 Hz gives, 1 failed reads); partial results in /tmp/x/run"
+    ));
     assert!(!starved(
         "joulebench: invalid: 0 fresh readings in 1.000 s, fewer than 494 (95 % of what 520.8 \
          Hz gives)"
-    ));
-    assert!(!starved(
-        "joulebench: invalid: 120 fresh readings in 1.000 s, fewer than 494 (95 % of what 520.8 \
-         Hz gives, 300 failed reads)"
     ));
     assert!(!starved(
         "joulebench: invalid: no fresh readings in the window"
@@ -517,6 +517,7 @@ fn ctrl_c_writes_what_was_measured_and_marks_it_interrupted() {
         let per_joule = &summary[0]["inferences_per_joule"];
         let (samples, expected) = (&summary[0]["samples"], &summary[0]["expected_samples"]);
         if per_joule.is_empty() && attempt < ATTEMPTS {
+            std::thread::sleep(RETRY_PAUSE);
             eprintln!(
                 "RETRY {attempt}/{ATTEMPTS} ctrl-c run: no inferences per joule ({samples} fresh \
                  readings, {expected} expected)"
