@@ -219,10 +219,8 @@ impl TorchBackend {
         // One pass now, so that a precision the device has no kernels for (fp16 convolutions
         // on some CPU builds) fails here with its reason rather than in the timed run. It is
         // also the warm-up a capture needs (cuDNN's algorithm search, the allocator's blocks).
-        let zeros = vec![0; IMAGE_BYTES];
-        let mut eager_zeros = Vec::new();
         backend
-            .infer(&zeros, &mut eager_zeros)
+            .infer(&[0; IMAGE_BYTES], &mut Vec::new())
             .with_context(|| format!("{} on {device} cannot run", precision.as_str()))?;
         // The GPU's name is in the NVML sensor's detail; tch has no call for it.
         backend.engine.accelerator = format!("{device} {}", precision.as_str());
@@ -232,17 +230,22 @@ impl TorchBackend {
         match (device, spec.aoti) {
             (_, Some(false)) | (Device::Cpu, None) => {}
             (_, want) => {
-                let key = aoti::PackageKey {
-                    hardware: String::new(),
-                    device,
-                    precision,
-                    batch,
-                    channels_last,
-                    threads: spec.threads,
-                    libtorch: libtorch_version(),
-                    weights_sha256: aoti::weights_digest(&weights)?,
-                };
-                match backend.use_aoti(key, &weights, &zeros, &eager_zeros) {
+                // The shim's absence first: it says more than a key that cannot be made.
+                let key = shim::aoti_shim()
+                    .map_err(|why| anyhow!(why))
+                    .and_then(|()| {
+                        Ok(aoti::PackageKey {
+                            hardware: aoti::hardware_name(device)?,
+                            device,
+                            precision,
+                            batch,
+                            channels_last,
+                            threads: spec.threads,
+                            libtorch: libtorch_version(),
+                            weights_sha256: aoti::weights_digest(&weights)?,
+                        })
+                    });
+                match key.and_then(|key| backend.use_aoti(&key, &weights)) {
                     Ok(()) => backend.engine.accelerator += " AOTInductor",
                     Err(e) if want == Some(true) => {
                         return Err(e.context("aoti = true, but the AOTInductor package cannot run"))
@@ -263,21 +266,19 @@ impl TorchBackend {
                 backend.add_note("no CUDA graph: CUDA graphs need a CUDA device".into());
             }
             (Device::Cuda(_), Some(false)) => backend.mark_ungraphed(),
-            (Device::Cuda(n), want) => {
-                match backend.use_graph(n as usize, precision, &zeros, &eager_zeros) {
-                    Ok(()) => backend.engine.accelerator += " CUDA graph",
-                    Err(e) if want == Some(true) => {
-                        return Err(e.context("cuda_graph = true, but CUDA graphs cannot run"))
-                    }
-                    Err(e) => {
-                        backend.mark_ungraphed();
-                        backend.add_note(format!(
-                            "no CUDA graph: {e:#} (cuda_graph = false in the rig runs without a \
-                             graph and without this note)"
-                        ));
-                    }
+            (Device::Cuda(n), want) => match backend.use_graph(n as usize, precision) {
+                Ok(()) => backend.engine.accelerator += " CUDA graph",
+                Err(e) if want == Some(true) => {
+                    return Err(e.context("cuda_graph = true, but CUDA graphs cannot run"))
                 }
-            }
+                Err(e) => {
+                    backend.mark_ungraphed();
+                    backend.add_note(format!(
+                        "no CUDA graph: {e:#} (cuda_graph = false in the rig runs without a \
+                             graph and without this note)"
+                    ));
+                }
+            },
         }
         Ok(backend)
     }
@@ -308,35 +309,23 @@ impl TorchBackend {
     }
 
     /// Runs the network from the AOTInductor package for `key` (cached, else compiled now),
-    /// kept only if its scores match the eager network's on two inputs (as for graphs: the
-    /// all-zero `zeros`, whose eager scores are `eager_zeros`, and a pattern). A cached package
-    /// that fails to load or to match is compiled again once: it may be from another GPU
-    /// that NVML names alike, or damaged.
+    /// kept only if its scores match the eager network's on the check inputs
+    /// ([`Self::reference_scores`]). A cached package that fails to load or to match is
+    /// compiled again once: it may be from another GPU that NVML names alike, or damaged.
     #[cfg(joulebench_aoti)]
-    fn use_aoti(
-        &mut self,
-        mut key: aoti::PackageKey,
-        weights: &Path,
-        zeros: &[u8],
-        eager_zeros: &[f32],
-    ) -> Result<()> {
-        shim::aoti_shim().map_err(|why| anyhow!(why))?;
-        key.hardware = aoti::hardware_name(key.device)?;
+    fn use_aoti(&mut self, key: &aoti::PackageKey, weights: &Path) -> Result<()> {
         let exporter = aoti::Exporter::project()?;
         let cuda = match key.device {
             Device::Cpu => None,
             Device::Cuda(n) => Some(n as usize),
         };
-        let pattern = check_pattern();
-        let mut eager_pattern = Vec::new();
-        self.infer(&pattern, &mut eager_pattern)?;
-        let cases = [
-            (zeros, eager_zeros),
-            (pattern.as_slice(), eager_pattern.as_slice()),
-        ];
+        let cases = self.reference_scores()?;
         let mut fresh = false;
         loop {
-            let (path, how) = exporter.package(&aoti::cache_dir(), &key, weights, fresh)?;
+            let (path, how) = exporter.package(&aoti::cache_dir(), key, weights, fresh)?;
+            if let aoti::Provenance::Exported(seconds) = how {
+                eprintln!("joulebench: compiled {} in {seconds:.0} s", path.display());
+            }
             let checked = shim::AotiPackage::load(&path, cuda).and_then(|package| {
                 let eager = std::mem::replace(&mut self.network, Network::Compiled(package));
                 let checked = self.check_against(&cases, aoti_tolerance(key.precision));
@@ -364,23 +353,39 @@ impl TorchBackend {
     }
 
     #[cfg(not(joulebench_aoti))]
-    fn use_aoti(&mut self, _: aoti::PackageKey, _: &Path, _: &[u8], _: &[f32]) -> Result<()> {
+    fn use_aoti(&mut self, _: &aoti::PackageKey, _: &Path) -> Result<()> {
         Err(anyhow!(shim::aoti_shim()
             .err()
             .unwrap_or("the AOTInductor shim was not built")))
     }
 
+    /// The check inputs, an all-zero image and [`check_pattern`], with the scores the
+    /// network as it now runs gives them: what a package or a graph must reproduce. The
+    /// pattern comes last, so the device buffer holds it afterwards (a capture's input, which
+    /// the check then overwrites and brings back).
+    #[cfg_attr(not(any(joulebench_aoti, joulebench_cuda_graph)), allow(dead_code))]
+    fn reference_scores(&mut self) -> Result<Vec<(Vec<u8>, Vec<f32>)>> {
+        [vec![0; IMAGE_BYTES], check_pattern()]
+            .into_iter()
+            .map(|input| {
+                let mut scores = Vec::new();
+                self.infer(&input, &mut scores)?;
+                Ok((input, scores))
+            })
+            .collect()
+    }
+
     /// Whether the network as it now runs gives each input's `expected` scores, within
     /// `tolerance`.
     #[cfg_attr(not(any(joulebench_aoti, joulebench_cuda_graph)), allow(dead_code))]
-    fn check_against(&mut self, cases: &[(&[u8], &[f32])], tolerance: f32) -> Result<()> {
+    fn check_against(&mut self, cases: &[(Vec<u8>, Vec<f32>)], tolerance: f32) -> Result<()> {
         let mut scores = Vec::new();
         for (i, (input, expected)) in cases.iter().enumerate() {
             self.infer(input, &mut scores)?;
             let diff = max_abs_diff(&scores, expected);
             if diff > tolerance {
                 bail!(
-                    "its scores differ from eager ones on check input {} of {} by {diff:e} (more \
+                    "its scores differ from the reference ones on check input {} of {} by {diff:e} (more \
                      than {tolerance:e})",
                     i + 1,
                     cases.len()
@@ -391,27 +396,15 @@ impl TorchBackend {
     }
 
     /// Captures the forward pass on CUDA device `device` and keeps the graph only if its
-    /// replay gives the eager pass's scores, on the input it was captured with and on
-    /// another: a graph that reads a stale buffer or computes something else is refused.
-    /// `eager_zeros` are the eager scores of the all-zero input `zeros`.
+    /// replay gives the uncaptured pass's scores (of eager kernels or of a package, whichever
+    /// the network runs), on the input it was captured with and on another: a graph that
+    /// reads a stale buffer or computes something else is refused.
     #[cfg(joulebench_cuda_graph)]
-    fn use_graph(
-        &mut self,
-        device: usize,
-        precision: Precision,
-        zeros: &[u8],
-        eager_zeros: &[f32],
-    ) -> Result<()> {
+    fn use_graph(&mut self, device: usize, precision: Precision) -> Result<()> {
         shim::graph_shim().map_err(|why| anyhow!(why))?;
-        let pattern = check_pattern();
-        let mut eager_pattern = Vec::new();
-        self.infer(&pattern, &mut eager_pattern)?;
-        // The device buffer now holds `pattern`: the capture's input.
+        let cases = self.reference_scores()?;
         self.graph = Some(self.capture(device).context("CUDA graph capture failed")?);
-        let checked = self.check_against(
-            &[(zeros, eager_zeros), (&pattern, &eager_pattern)],
-            graph_tolerance(precision),
-        );
+        let checked = self.check_against(&cases, graph_tolerance(precision));
         if checked.is_err() {
             self.graph = None;
         }
@@ -419,7 +412,7 @@ impl TorchBackend {
     }
 
     #[cfg(not(joulebench_cuda_graph))]
-    fn use_graph(&mut self, _: usize, _: Precision, _: &[u8], _: &[f32]) -> Result<()> {
+    fn use_graph(&mut self, _: usize, _: Precision) -> Result<()> {
         Err(anyhow!(shim::graph_shim()
             .err()
             .unwrap_or("the CUDA-graph shim was not built")))
