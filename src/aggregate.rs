@@ -119,6 +119,10 @@ fn aggregate(group: &[&SummaryRow]) -> SummaryRow {
             .iter()
             .filter_map(|r| r.instant_vs_counter_pct)
             .reduce(|a, b| if b.abs() > a.abs() { b } else { a }),
+        sampler_cpu_pct: from
+            .iter()
+            .filter_map(|r| r.sampler_cpu_pct)
+            .reduce(f64::max),
         status,
         throttled: crate::machine::combine(group.iter().map(|r| {
             let n = match r.repetition {

@@ -6,24 +6,25 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-/// Seconds since the start of a run, on a monotonic clock.
+/// Seconds since the start of a run, on a monotonic clock (CLOCK_MONOTONIC, the clock
+/// `Instant` reads on Linux).
 #[derive(Debug, Clone, Copy)]
 pub struct RunClock {
-    epoch: Instant,
+    /// CLOCK_MONOTONIC at the run's start, seconds.
+    epoch: f64,
 }
 
 impl RunClock {
     pub fn start() -> Self {
         Self {
-            epoch: Instant::now(),
+            epoch: monotonic_seconds(),
         }
     }
 
     /// Seconds elapsed since the run's epoch.
     pub fn now(&self) -> f64 {
-        self.epoch.elapsed().as_secs_f64()
+        monotonic_seconds() - self.epoch
     }
 }
 
@@ -46,6 +47,36 @@ pub fn monotonic_seconds() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
+/// Sleeps until CLOCK_MONOTONIC reads `deadline` seconds: one `clock_nanosleep` with
+/// TIMER_ABSTIME, so a signal or an early wake-up resumes towards the same instant instead of
+/// adding its delay to a relative sleep. The thread blocks meanwhile: nothing spins.
+pub fn sleep_until_monotonic(deadline: f64) {
+    if !deadline.is_finite() {
+        return;
+    }
+    let secs = deadline.floor();
+    let ts = libc::timespec {
+        tv_sec: secs as libc::time_t,
+        tv_nsec: (((deadline - secs) * 1e9) as libc::c_long).clamp(0, 999_999_999),
+    };
+    loop {
+        // SAFETY: clock_nanosleep reads the timespec it is given; with TIMER_ABSTIME it writes
+        // nothing back, so the remainder pointer may be null.
+        let rc = unsafe {
+            libc::clock_nanosleep(
+                libc::CLOCK_MONOTONIC,
+                libc::TIMER_ABSTIME,
+                &ts,
+                std::ptr::null_mut(),
+            )
+        };
+        // EINTR: a signal handler ran (Ctrl-C's); the deadline is absolute, so sleep on.
+        if rc != libc::EINTR {
+            return;
+        }
+    }
+}
+
 /// A source of time in seconds. The runner's [`RunClock`] in a run; a hand-driven clock in
 /// tests of time-dependent models (the simulated INA219's conversion timing).
 pub trait TimeSource: Send + Sync {
@@ -62,23 +93,14 @@ impl TimeSource for RunClock {
         RunClock::now(self)
     }
 
-    /// Sleeps until [`SPIN_S`] before `t`, then spins. A sleeping thread wakes when the kernel
-    /// gets round to it: measured on a 2-core AMD EPYC VM with a 1 µs timer slack, 70 µs late
-    /// at the median, 0.2 ms at the 99th percentile. A sampler (and the simulated I2C bus it
-    /// reads) that polls every millisecond cannot afford that; spinning the last stretch can.
+    /// Blocks until `t` on an absolute deadline ([`sleep_until_monotonic`]). It never spins:
+    /// a spinning wait takes a core from the backend being measured and, on a board, draws
+    /// power on the very rail being measured. The sampler's schedule absorbs a late wake-up
+    /// instead (see `sampler.rs`).
     fn sleep_until(&self, t: f64) {
-        let left = t - self.now();
-        if left > SPIN_S {
-            std::thread::sleep(std::time::Duration::from_secs_f64(left - SPIN_S));
-        }
-        while self.now() < t {
-            std::hint::spin_loop();
-        }
+        sleep_until_monotonic(self.epoch + t);
     }
 }
-
-/// How much of a wait [`RunClock::sleep_until`] spins rather than sleeps.
-pub const SPIN_S: f64 = 2e-3;
 
 /// A clock that moves only when told to, or when something sleeps on it: drives the simulated
 /// chip's conversion timing and the sampler's schedule in virtual time in tests.
@@ -153,7 +175,7 @@ pub struct Slot {
 }
 
 /// One phase of one backend, as `[start, end)` on the run clock.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PhaseSpan {
     pub phase: Phase,
     /// Index of the rig's backend this phase belongs to; `None` for the idle baseline.
@@ -163,13 +185,57 @@ pub struct PhaseSpan {
     pub start: f64,
     /// `f64::INFINITY` while the phase is still running.
     pub end: f64,
+    /// CPU seconds each sampler thread used within the phase, in sensor order (what the
+    /// meter itself cost); empty where nothing was sampled, or for a phase still running.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sampler_cpu_s: Vec<f64>,
+}
+
+impl PhaseSpan {
+    /// A span with no sampler CPU figures.
+    pub fn new(phase: Phase, slot: Option<Slot>, start: f64, end: f64) -> Self {
+        Self {
+            phase,
+            backend: slot.map(|s| s.backend),
+            repetition: slot.map(|s| s.repetition),
+            start,
+            end,
+            sampler_cpu_s: Vec::new(),
+        }
+    }
+
+    /// Sampler thread `sensor`'s CPU time over the span as a share of one core, percent.
+    pub fn sampler_cpu_pct(&self, sensor: usize) -> Option<f64> {
+        let cpu = *self.sampler_cpu_s.get(sensor)?;
+        let seconds = self.end - self.start;
+        (cpu.is_finite() && seconds > 0.0 && seconds.is_finite()).then(|| 100.0 * cpu / seconds)
+    }
+}
+
+/// Reads each sampler thread's CPU clock, seconds, in sensor order.
+pub type CpuMeter = Box<dyn Fn() -> Vec<f64> + Send>;
+
+#[derive(Default)]
+struct Phases {
+    spans: Vec<PhaseSpan>,
+    meter: Option<CpuMeter>,
+    /// The meter's reading when the running phase began.
+    cpu_at_start: Vec<f64>,
 }
 
 /// Phase boundaries shared between the runner (which writes them) and whoever needs to know
 /// what the machine was doing at a given time (energy windows, the simulated load).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct PhaseLog {
-    spans: Arc<Mutex<Vec<PhaseSpan>>>,
+    inner: Arc<Mutex<Phases>>,
+}
+
+impl std::fmt::Debug for PhaseLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhaseLog")
+            .field("spans", &self.lock().spans)
+            .finish()
+    }
 }
 
 impl PhaseLog {
@@ -177,35 +243,30 @@ impl PhaseLog {
         Self::default()
     }
 
+    /// From now on each phase records what the sampler threads' CPU clocks moved by within it
+    /// (read at its edges, from the runner's thread: the sampling loop does nothing extra).
+    pub fn meter_with(&self, meter: CpuMeter) {
+        self.lock().meter = Some(meter);
+    }
+
     /// Closes the running phase (if any) at `at` and opens `phase` there.
     pub fn begin(&self, phase: Phase, slot: Option<Slot>, at: f64) {
-        let mut spans = self.lock();
-        if let Some(last) = spans.last_mut() {
-            if last.end.is_infinite() {
-                last.end = at;
-            }
-        }
-        spans.push(PhaseSpan {
-            phase,
-            backend: slot.map(|s| s.backend),
-            repetition: slot.map(|s| s.repetition),
-            start: at,
-            end: f64::INFINITY,
-        });
+        let mut phases = self.lock();
+        phases.close(at);
+        phases
+            .spans
+            .push(PhaseSpan::new(phase, slot, at, f64::INFINITY));
     }
 
     /// Closes the running phase at `at`; afterwards no phase is running.
     pub fn end(&self, at: f64) {
-        if let Some(last) = self.lock().last_mut() {
-            if last.end.is_infinite() {
-                last.end = at;
-            }
-        }
+        self.lock().close(at);
     }
 
     /// The phase running at time `t`, if any.
     pub fn phase_at(&self, t: f64) -> Option<Phase> {
         self.lock()
+            .spans
             .iter()
             .rev()
             .find(|s| s.start <= t && t < s.end)
@@ -213,12 +274,30 @@ impl PhaseLog {
     }
 
     pub fn spans(&self) -> Vec<PhaseSpan> {
-        self.lock().clone()
+        self.lock().spans.clone()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<PhaseSpan>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Phases> {
         // A poisoned lock only means another thread panicked mid-push; the spans are still valid.
-        self.spans.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Phases {
+    /// Ends the running phase at `at` with its sampler CPU, and reads the meter for the next.
+    fn close(&mut self, at: f64) {
+        let cpu = self.meter.as_ref().map(|m| m()).unwrap_or_default();
+        if let Some(last) = self.spans.last_mut().filter(|s| s.end.is_infinite()) {
+            last.end = at;
+            if cpu.len() == self.cpu_at_start.len() {
+                last.sampler_cpu_s = cpu
+                    .iter()
+                    .zip(&self.cpu_at_start)
+                    .map(|(now, then)| now - then)
+                    .collect();
+            }
+        }
+        self.cpu_at_start = cpu;
     }
 }
 

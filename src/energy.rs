@@ -127,6 +127,41 @@ fn interpolate(points: &[PowerPoint], t: f64) -> f64 {
     }
 }
 
+/// The cumulative energy of a sensor whose every value is the mean power over its own update
+/// period (an averaging INA219 read once per conversion): each value holds from halfway
+/// after the previous value's stamp to halfway before the next's (its conversion, as nearly
+/// as the stamps tell), and the counter steps by value × that span at each boundary. Fed to
+/// [`integrate_counter`], a window's edges then split the conversions they cut by the power
+/// on either side: exact for a step at the edge, where holding the nearest value would count
+/// the straddling conversion's mix of both phases.
+pub fn integrated(points: &[PowerPoint]) -> Vec<CounterPoint> {
+    if points.len() < 2 {
+        return Vec::new();
+    }
+    let boundary = |i: usize| (points[i].t + points[i + 1].t) / 2.0;
+    let last = points.len() - 1;
+    // The first and last values' outer halves mirror their inner ones.
+    let first_edge = points[0].t - (boundary(0) - points[0].t);
+    let mut joules = 0.0;
+    let mut from = first_edge;
+    let mut out = Vec::with_capacity(points.len() + 1);
+    out.push(CounterPoint {
+        t: first_edge,
+        joules,
+    });
+    for (i, p) in points.iter().enumerate() {
+        let to = if i < last {
+            boundary(i)
+        } else {
+            p.t + (p.t - from)
+        };
+        joules += p.watts * (to - from);
+        out.push(CounterPoint { t: to, joules });
+        from = to;
+    }
+    out
+}
+
 /// One reading of a cumulative energy counter (NVML's, say), taken where it had just moved.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CounterPoint {
@@ -270,6 +305,37 @@ mod tests {
 
     fn relative_error(got: f64, want: f64) -> f64 {
         ((got - want) / want).abs()
+    }
+
+    #[test]
+    fn integrated_values_split_a_step_at_an_edge_exactly() {
+        // Conversions of 10 ms centred at 5, 15, 25 ... ms; 2 W until 0.1234 s, 5 W after. The
+        // conversion straddling the step reads the mean of its parts, as an averaging chip's.
+        let step: f64 = 0.1234;
+        let points: Vec<PowerPoint> = (0..60)
+            .map(|i| {
+                let (a, b) = (i as f64 * 0.01, (i + 1) as f64 * 0.01);
+                let high = (b - step.max(a)).clamp(0.0, 0.01);
+                PowerPoint {
+                    t: (a + b) / 2.0,
+                    watts: 2.0 + 3.0 * high / 0.01,
+                }
+            })
+            .collect();
+        let counter = integrated(&points);
+        assert_eq!(counter.len(), points.len() + 1);
+        // Every boundary but the ends is halfway between two stamps: a conversion's edge.
+        assert!((counter[13].t - 0.13).abs() < 1e-12);
+        // A window from the step on: 5 W exactly, though a conversion straddles its start.
+        let w = integrate_counter(&counter, step, 0.5, 0.03).unwrap();
+        assert!(
+            relative_error(w.joules, 5.0 * (0.5 - step)) < 1e-12,
+            "{}",
+            w.joules
+        );
+        // Held point samples count the straddling conversion's mix of 2 and 5 W instead.
+        let held = integrate(&points, step, 0.5, 0.03).unwrap();
+        assert!(relative_error(held.joules, 5.0 * (0.5 - step)) > 1e-3);
     }
 
     #[test]

@@ -180,6 +180,12 @@ pub struct SummaryRow {
     /// GPU without the instant power field, or without a counter); empty otherwise.
     #[serde(default)]
     pub instant_vs_counter_note: String,
+    /// CPU time the sampler thread of this row's sensor used over the timed window, as a share
+    /// of one core, percent (for the rig's total, all sampler threads together): what the
+    /// meter itself took from the machine it measures. Aggregate rows: the largest
+    /// repetition's. Empty without a sensor, and in folders written before the column.
+    #[serde(default)]
+    pub sampler_cpu_pct: Option<f64>,
 }
 
 /// An NVIDIA GPU's state at one edge of a timed window, read through NVML by the runner

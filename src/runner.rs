@@ -243,6 +243,8 @@ impl Prepared {
                         failure: None,
                         uncertainty: s.uncertainty(),
                         cpu_time: Duration::ZERO,
+                        realtime: false,
+                        integrating: s.integrates(),
                         crosscheck: s.crosscheck(),
                         min_window_s: s.min_window().map(|d| d.as_secs_f64()),
                     })
@@ -265,6 +267,9 @@ impl Prepared {
         };
         let feed = writer.as_ref().map(Writer::feed);
         let sampler = sampling.then(|| Sampler::start_with(sensors, clock, feed.clone()));
+        if let Some(sampler) = &sampler {
+            phases.meter_with(sampler.cpu_meter());
+        }
 
         if sampling && rig.idle_baseline_s > 0.0 {
             phases.begin(Phase::IdleBaseline, None, clock.now());

@@ -19,6 +19,16 @@
 //!
 //! When asked to stop, each thread goes on until it has one fresh reading stamped after the
 //! stop, so the last window's end lies between two readings instead of being extrapolated.
+//!
+//! Nothing here spins: between reads a thread sleeps to an absolute deadline
+//! ([`crate::clock::sleep_until_monotonic`]), and where the process may (root, or
+//! CAP_SYS_NICE) it raises only itself to SCHED_FIFO so a wake-up is not queued behind the
+//! backend's threads ([`SensorLog::realtime`] says whether it did). A wake-up that still comes
+//! late costs no update: once locked on, every read narrows where the updates lie (a fresh
+//! value came after the read before it and by this one; the last update, moved on by whole
+//! periods, narrows that further), so a late fresh value is still stamped close to its
+//! update, and an update is lost only when a wake-up is later than [`wake_slack`], most of a
+//! period (an averaged INA219's conversion, a counter's update).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -41,10 +51,47 @@ const RETRY_EVERY_S: f64 = 0.01;
 pub const GIVE_UP_AFTER_S: f64 = 5.0;
 
 /// In phase lock, reads after a stale one start this fraction of a period apart (or back to
-/// back, where a read takes longer), and the first read for an update is aimed
-/// [`LEAD_STEPS`] of them before it is due: enough to absorb the estimate's own error.
+/// back, where a read takes longer), and the first read of a bracket is aimed [`LEAD_STEPS`]
+/// of them before the earliest instant the track allows for the update (before it is due,
+/// where nothing is tracked yet): enough to absorb the period's own error.
 const STEP_FRACTION: f64 = 1.0 / 32.0;
-const LEAD_STEPS: f64 = 2.0;
+const LEAD_STEPS: f64 = 1.0;
+
+/// One update in this many is bracketed by polls (a stale read, then a fresh one a step
+/// later); the others are read once, [`AFTER_FRACTION`] of a period after they are due, and
+/// stamped from the track, which the brackets keep tight (the period is known to a bracket's
+/// width over the chain's length, so a track carried 16 periods widens by about a step).
+/// Polls are most of a sampler's reads: bracketing every update takes about three reads per
+/// update, this about one and an eighth.
+const BRACKET_EVERY: u32 = 16;
+
+/// How far past its expected instant an update is read when it is not bracketed: late
+/// enough that an error in the track cannot put the read before it, early enough to leave
+/// most of the period for a late wake-up.
+const AFTER_FRACTION: f64 = 0.25;
+
+/// A track no wider than this many poll steps (plus a read) brackets its update: the schedule
+/// polls a step apart around an update, so an on-time bracket is one step wide.
+const TIGHT_STEPS: f64 = 2.0;
+
+/// Tight brackets at most this many periods apart refine the period: counting the periods
+/// between them is safe while the estimate is within 3 % (16 × 3 % is half a period).
+const PERIOD_SPAN: f64 = 16.0;
+
+/// Periods a chain of brackets spans before the period is taken as its length over its count.
+const LONG_BASELINE: f64 = 16.0;
+
+/// How late a sampler wake-up may come without losing an update: a read aimed
+/// [`AFTER_FRACTION`] of a period after an update (or [`LEAD_STEPS`] before it) still lands
+/// before the next one while it is late by less than the rest of the period less the read
+/// itself (the default INA219, 34.58 ms conversions with 0.5 ms reads: 25 ms; NVML's 100 ms
+/// counter with 4 ms reads: 71 ms). Its value is then stamped at
+/// where the reads so far place it (`Schedule::narrow`), so nothing is lost but a bracket.
+pub fn wake_slack(period: Duration, read_cost: Duration) -> Duration {
+    period
+        .mul_f64(1.0 - AFTER_FRACTION)
+        .saturating_sub(read_cost)
+}
 
 /// After a stop, wait at most this many update periods (plus [`TAIL_SLACK_S`]) for the one
 /// fresh reading past the stop.
@@ -76,6 +123,12 @@ pub struct SensorLog {
     pub uncertainty: Option<f64>,
     /// CPU time the sampler thread used.
     pub cpu_time: Duration,
+    /// Whether the sampler thread ran at a real-time priority (SCHED_FIFO): only where the
+    /// process is allowed to raise it.
+    pub realtime: bool,
+    /// Whether the sensor's values each average its whole update period
+    /// ([`PowerSensor::integrates`]).
+    pub integrating: bool,
     /// Whether its energy can be cross-checked against instant power
     /// ([`PowerSensor::crosscheck`]).
     pub crosscheck: Option<crate::sensor::Crosscheck>,
@@ -89,6 +142,8 @@ pub struct Sampler {
     stop_at: Arc<AtomicU64>,
     clock: RunClock,
     threads: Vec<JoinHandle<SensorLog>>,
+    /// Each thread's CPU-time clock, taken while it runs.
+    cpu_clocks: Vec<Option<libc::clockid_t>>,
 }
 
 impl Sampler {
@@ -115,6 +170,7 @@ impl Sampler {
                     .name("joulebench-sampler".into())
                     .spawn(move || {
                         precise_sleeps();
+                        let realtime = realtime_priority();
                         let cpu_start = cpu_time::ThreadTime::now();
                         let stop = || Some(f64::from_bits(stop_at.load(Ordering::Relaxed)));
                         let stop_requested = |_: f64| stop().filter(|t| !t.is_nan());
@@ -131,16 +187,39 @@ impl Sampler {
                             None => sample(sensor, &clock, stop_requested),
                         };
                         log.cpu_time = cpu_start.elapsed();
+                        log.realtime = realtime;
                         log
                     })
                     .expect("spawning a thread")
+            })
+            .collect::<Vec<_>>();
+        let cpu_clocks = threads
+            .iter()
+            .map(|t| {
+                use std::os::unix::thread::JoinHandleExt;
+                cpu_clock(t.as_pthread_t())
             })
             .collect();
         Self {
             stop_at,
             clock,
             threads,
+            cpu_clocks,
         }
+    }
+
+    /// A meter of each sampler thread's CPU clock (seconds used so far, in sensor order; NaN
+    /// for a thread that has ended), for [`crate::clock::PhaseLog::meter_with`]. A thread's
+    /// CPU clock can be read from any thread of the process, so the runner reads it at phase
+    /// edges and the sampling loop itself does no extra work.
+    pub fn cpu_meter(&self) -> crate::clock::CpuMeter {
+        let clocks = self.cpu_clocks.clone();
+        Box::new(move || {
+            clocks
+                .iter()
+                .map(|c| c.map_or(f64::NAN, clock_seconds))
+                .collect()
+        })
     }
 
     /// Stops every thread (each after one more fresh reading) and returns the logs, in
@@ -188,6 +267,7 @@ impl PowerSensor for Slowed {
     fn min_window(&self) -> Option<Duration> {
         self.sensor.min_window()
     }
+    // Read less often than it updates, it no longer sees every period: not `integrates`.
 }
 
 /// Linux lets a normal thread's sleep overshoot by its timer slack (50 µs by default); a
@@ -199,14 +279,50 @@ fn precise_sleeps() {
     }
 }
 
+/// The CPU-time clock of a thread of this process, or None.
+fn cpu_clock(thread: libc::pthread_t) -> Option<libc::clockid_t> {
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: `thread` comes from a JoinHandle not yet joined (a live or exited-but-unjoined
+    // thread, which pthread_getcpuclockid accepts); the call writes only `clock`.
+    (unsafe { libc::pthread_getcpuclockid(thread, &mut clock) } == 0).then_some(clock)
+}
+
+/// A clock's reading in seconds; NaN where it cannot be read (a thread CPU clock whose
+/// thread has ended: the kernel answers EINVAL, nothing worse).
+fn clock_seconds(clock: libc::clockid_t) -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    match unsafe { libc::clock_gettime(clock, &mut ts) } {
+        0 => ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9,
+        _ => f64::NAN,
+    }
+}
+
+/// The SCHED_FIFO priority a sampler thread asks for: the lowest real-time one, above every
+/// normal thread (the backend's) and below the kernel's own real-time work.
+const REALTIME_PRIORITY: libc::c_int = 1;
+
+/// Raises the calling thread, and only it, to SCHED_FIFO; false where the process may not
+/// (not root, no CAP_SYS_NICE, an RLIMIT_RTPRIO of 0). The thread sleeps between reads, so it
+/// takes a core only for a read's few microseconds, and never starves the backend.
+fn realtime_priority() -> bool {
+    let param = libc::sched_param {
+        sched_priority: REALTIME_PRIORITY,
+    };
+    // SAFETY: pthread_self names the calling thread; the call reads `param` only.
+    unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) == 0 }
+}
+
 /// The niceness of threads that only write or watch (the results writer, the soak monitor).
 pub const BACKGROUND_NICE: i32 = 10;
 
-/// Lowers the calling thread to [`BACKGROUND_NICE`]. The backend and the sampler may keep
-/// every core busy (a simulated bus and the sampler's last stretch before a read spin); a
-/// writer at the same priority then takes its time slices from the sampler, which misses
-/// readings for as long. At nice 10 it gets about a tenth of the share of a nice-0 thread,
-/// enough for its rows, and the sampler's wake-ups come first. A failure leaves the thread as
+/// Lowers the calling thread to [`BACKGROUND_NICE`]. The backend may keep every core busy;
+/// a writer at the same priority then competes with a sampler that could not be made
+/// real-time for the time slices after its wake-ups. At nice 10 it gets about a tenth of the
+/// share of a nice-0 thread, enough for its rows, and the sampler's wake-ups come first. A failure leaves the thread as
 /// it was (nothing to report: it only costs readings, which the validity checks count).
 pub fn background_priority() {
     // SAFETY: gettid has no preconditions; setpriority with PRIO_PROCESS and a thread id
@@ -291,6 +407,8 @@ pub fn sample_with(
         cpu_time: Duration::ZERO,
         crosscheck: sensor.crosscheck(),
         min_window_s: sensor.min_window().map(|d| d.as_secs_f64()),
+        realtime: false,
+        integrating: sensor.integrates(),
     }
 }
 
@@ -314,7 +432,7 @@ fn sleep_until(
 /// When to read next, and when a fresh value became readable.
 #[derive(Debug, Clone)]
 struct Schedule {
-    /// The sensor's update period: nominal at first, then measured from bracketed updates.
+    /// The sensor's update period: nominal at first, then measured from tight brackets.
     period: f64,
     nominal: f64,
     /// The sensor has reported a stale reading: its updates can be bracketed.
@@ -323,8 +441,17 @@ struct Schedule {
     previous: Option<(f64, bool)>,
     /// Middle of the read before that.
     before_previous: Option<f64>,
-    /// Estimated instant of the last update, when it was bracketed by a stale read.
+    /// Estimated instant of the last update (the middle of `track`), where one is known.
     last_update: Option<f64>,
+    /// Where the latest update can lie, `(lo, hi]`, given every read so far: each fresh read
+    /// says it came after the read before and by this one; the previous track, moved on by
+    /// whole periods, narrows that further. Tight when a stale read and a fresh one bracket the
+    /// update, and still close when a read came late.
+    track: Option<(f64, f64)>,
+    /// Tight brackets, whole periods apart, that measure the period.
+    chain: Option<Chain>,
+    /// Updates read since the last tight bracket.
+    since_bracket: u32,
     /// Duration of the last stale read: the finest step polling can take.
     read_cost: f64,
     /// Start of the latest read, and the cadence kept for sensors that never report stale.
@@ -341,10 +468,22 @@ impl Schedule {
             previous: None,
             before_previous: None,
             last_update: None,
+            track: None,
+            chain: None,
+            since_bracket: 0,
             read_cost: 0.0,
             last_start: 0.0,
             cadence: None,
         }
+    }
+
+    /// Whether the next update should be bracketed by polls: the track is no longer tight,
+    /// or [`BRACKET_EVERY`] updates have passed since the last tight bracket.
+    fn bracket_due(&self) -> bool {
+        let wide = self.track.map_or(true, |(lo, hi)| {
+            hi - lo > TIGHT_STEPS * self.step() + self.read_cost
+        });
+        wide || self.since_bracket + 1 >= BRACKET_EVERY
     }
 
     /// Time between the starts of two polls for an update.
@@ -364,31 +503,95 @@ impl Schedule {
             return mid;
         }
         let update = match previous {
-            // The update happened between the stale read and this one.
-            Some((at, true)) => {
-                let update = (at + mid) / 2.0;
-                if let Some(last) = self.last_update {
-                    let interval = update - last;
-                    // One period apart (not a missed update): refine the period, slowly, and
-                    // never far from what the sensor says.
-                    if (0.5 * self.period..1.5 * self.period).contains(&interval) {
-                        self.period += (interval - self.period) / 8.0;
-                        self.period = self.period.clamp(0.8 * self.nominal, 1.2 * self.nominal);
-                    }
+            // The update came after the previous read (which showed the one before, or none
+            // new) and by this one. Once the sensor can say "stale", that is a bracket.
+            Some((at, stale)) if self.locking || stale => {
+                // A bracket of its own (not narrowed by the carried track, which the period
+                // estimate moved) measures the period.
+                if mid - at <= TIGHT_STEPS * self.step() + self.read_cost {
+                    self.refine_period((at + mid) / 2.0);
+                    self.since_bracket = 0;
+                } else {
+                    self.since_bracket += 1;
                 }
+                let (lo, hi) = self.narrow(at, mid);
+                let update = (lo + hi) / 2.0;
                 self.last_update = Some(update);
                 update
             }
-            // No bracket: the update came at most a period before this read.
+            // No bracket: a sensor that never reads stale, or the first reads.
             _ => {
                 self.last_update = None;
-                match previous {
-                    Some((at, false)) if self.locking => (at.max(mid - self.period) + mid) / 2.0,
-                    _ => mid,
-                }
+                mid
             }
         };
         update - r.centre_offset_s
+    }
+
+    /// The track after a fresh read whose update came in `(from, to]`: that interval, narrowed
+    /// by the previous track moved on by the whole periods between them (widened a little for
+    /// each, for the period's own error); just the interval where they do not meet (the
+    /// period estimate was off, or the sensor restarted).
+    fn narrow(&mut self, from: f64, to: f64) -> (f64, f64) {
+        let mut track = (from, to);
+        if let Some((lo, hi)) = self.track {
+            let periods = (((from + to) - (lo + hi)) / 2.0 / self.period)
+                .round()
+                .max(1.0);
+            let slack = periods * self.period_uncertainty();
+            let moved = (
+                lo + periods * self.period - slack,
+                hi + periods * self.period + slack,
+            );
+            let met = (track.0.max(moved.0), track.1.min(moved.1));
+            if met.0 < met.1 {
+                track = met;
+            }
+        }
+        self.track = Some(track);
+        track
+    }
+
+    /// How far the period estimate may be off, seconds: a bracket's width spread over the
+    /// periods of the chain that measured it; before the chain is [`LONG_BASELINE`] long, as
+    /// far as the estimate may stray from the sensor's own figure (20 %), so a carried track
+    /// says nothing and every update is bracketed.
+    fn period_uncertainty(&self) -> f64 {
+        match self.chain {
+            Some(chain) if chain.periods >= LONG_BASELINE => {
+                (self.step() + self.read_cost) / chain.periods
+            }
+            _ => 0.2 * self.nominal,
+        }
+    }
+
+    /// Refines the period from a tight bracket: whole periods after the last one, counted
+    /// along a chain of brackets from the first, so the estimate is the time since the first
+    /// over the periods since (its error shrinks with each period), once the chain is
+    /// [`LONG_BASELINE`] periods long; before that, moved an eighth of the way to each
+    /// interval. Never far from what the sensor says.
+    fn refine_period(&mut self, update: f64) {
+        let Some(chain) = self.chain.as_mut() else {
+            self.chain = Some(Chain::at(update));
+            return;
+        };
+        let periods = ((update - chain.last) / self.period).round();
+        let interval = (update - chain.last) / periods;
+        if !(1.0..=PERIOD_SPAN).contains(&periods)
+            || !(0.5 * self.period..1.5 * self.period).contains(&interval)
+        {
+            // A missed update counted wrong, or the sensor restarted: start a new chain.
+            self.chain = Some(Chain::at(update));
+            return;
+        }
+        chain.last = update;
+        chain.periods += periods;
+        self.period = if chain.periods >= LONG_BASELINE {
+            (update - chain.first) / chain.periods
+        } else {
+            self.period + (interval - self.period) / 8.0
+        };
+        self.period = self.period.clamp(0.8 * self.nominal, 1.2 * self.nominal);
     }
 
     /// When to read next, given that the last read ended at `after`.
@@ -405,16 +608,47 @@ impl Schedule {
             return *self.cadence.insert(next.max(after));
         }
         if stale {
-            return after + (self.step() - self.read_cost).max(0.0);
+            // Until an update has been seen, it may be anywhere in the next period: look for
+            // it in eighths of one, then bracket the next one finely from there.
+            let step = match self.track {
+                None => self.period / 8.0,
+                Some(_) => self.step(),
+            };
+            return after + (step - self.read_cost).max(0.0);
         }
-        match self.last_update {
-            Some(update) => (update + self.period - LEAD_STEPS * self.step()).max(after),
+        match (self.last_update, self.track) {
+            // Bracket the next update where the track has grown wide, and every
+            // [`BRACKET_EVERY`] updates anyway: polling from before its earliest instant.
+            (Some(_), Some((lo, _))) if self.bracket_due() => {
+                (lo + self.period - LEAD_STEPS * self.step()).max(after)
+            }
+            // Otherwise read once, well after it is due: no poll, and the most room for a
+            // late wake-up.
+            (Some(update), _) => (update + self.period * (1.0 + AFTER_FRACTION)).max(after),
             // Not bracketed: the update came after the previous read, so the next one comes
             // no earlier than a period after it; polling from there brackets it again.
-            None => {
+            (None, _) => {
                 let previous = self.before_previous.unwrap_or(after);
                 (previous + self.period - LEAD_STEPS * self.step()).max(after)
             }
+        }
+    }
+}
+
+/// Updates bracketed tightly, counted in whole periods from the first.
+#[derive(Debug, Clone, Copy)]
+struct Chain {
+    first: f64,
+    last: f64,
+    periods: f64,
+}
+
+impl Chain {
+    fn at(update: f64) -> Self {
+        Self {
+            first: update,
+            last: update,
+            periods: 0.0,
         }
     }
 }
@@ -562,6 +796,84 @@ mod tests {
         assert!(worst <= 0.0061, "stamps up to {worst} s from the update");
         // About 3 reads per update (two polls of lead, then the fresh one), not a busy loop.
         assert!(log.samples.len() < 4 * fresh.len(), "{}", log.samples.len());
+    }
+
+    /// The sampler's clock, whose sleeps overshoot by up to `max_late` s (a loaded machine's
+    /// wake-ups); reads take their time on the inner clock, exactly.
+    struct LateWakeups {
+        clock: Arc<ManualClock>,
+        max_late: f64,
+        state: std::sync::Mutex<u64>,
+    }
+
+    impl TimeSource for LateWakeups {
+        fn now(&self) -> f64 {
+            self.clock.now()
+        }
+        fn sleep_until(&self, t: f64) {
+            // A fixed LCG: the same lateness pattern on every machine.
+            let mut state = self.state.lock().unwrap();
+            *state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let u = (*state >> 11) as f64 / (1u64 << 53) as f64;
+            self.clock.sleep_until(t + u * self.max_late);
+        }
+    }
+
+    #[test]
+    fn wake_ups_late_by_up_to_the_slack_lose_no_update() {
+        // The default INA219's pace: a 34.58 ms update (avg64 shunt + 12-bit bus), 0.48 ms
+        // reads at 100 kHz.
+        let (period, read_s) = (0.03458, 0.00048);
+        let slack = wake_slack(
+            Duration::from_secs_f64(period),
+            Duration::from_secs_f64(read_s),
+        )
+        .as_secs_f64();
+        assert!((slack - (0.75 * period - read_s)).abs() < 1e-9);
+        let run = |max_late: f64| {
+            let clock = Arc::new(ManualClock::new(0.0));
+            let mut sensor = Virtual::new(&clock, period);
+            sensor.read_s = read_s;
+            let late = LateWakeups {
+                clock: Arc::clone(&clock),
+                max_late,
+                state: std::sync::Mutex::new(7),
+            };
+            let log = sample(Box::new(sensor), &late, |now| (now >= 20.0).then_some(20.0));
+            fresh(&log)
+        };
+        let step = (period * STEP_FRACTION).max(read_s);
+        // Every wake-up late by up to 90 % of the slack: no update lost, and every stamp
+        // inside the interval its reads place it in (between the read before and its own).
+        // Every wake-up late by up to 3 ms (a scheduler under load): stamps within a bracket
+        // whose fresh poll came that late (a step, a read and the lateness wide).
+        for (max_late, bound) in [(0.9 * slack, period), (0.003, 0.003 + step + read_s)] {
+            let fresh = run(max_late);
+            let first = fresh[0].1 as i64;
+            for (i, (_, k)) in fresh.iter().enumerate() {
+                assert_eq!(*k as i64, first + i as i64, "update missed or repeated");
+            }
+            let mut worst: f64 = 0.0;
+            for (t, k) in fresh.iter().filter(|(t, _)| *t > 1.0) {
+                worst = worst.max((t - (0.0371 + k * period)).abs());
+            }
+            println!(
+                "wake-ups late by up to {:.1} ms: stamps at most {:.3} ms off",
+                max_late * 1e3,
+                worst * 1e3
+            );
+            assert!(worst <= bound, "stamps up to {worst} s off");
+        }
+        // Past the slack, updates are lost: the bound is the schedule's, not the test's.
+        let beyond = run(2.5 * period);
+        let seen = beyond.last().unwrap().1 - beyond[0].1 + 1.0;
+        assert!(
+            (beyond.len() as f64) < 0.9 * seen,
+            "{} of {seen}",
+            beyond.len()
+        );
     }
 
     #[test]

@@ -133,12 +133,12 @@ mod tests {
 
     /// An idle second, then per repetition: warm-up 0.2 s, settle 1 s, timed 1.7 s.
     fn phases() -> Vec<PhaseSpan> {
-        let span = |phase, repetition: Option<usize>, start: f64, end: f64| PhaseSpan {
-            phase,
-            backend: repetition.map(|_| 0),
-            repetition,
-            start,
-            end,
+        let span = |phase, repetition: Option<usize>, start: f64, end: f64| {
+            let slot = repetition.map(|repetition| crate::clock::Slot {
+                backend: 0,
+                repetition,
+            });
+            PhaseSpan::new(phase, slot, start, end)
         };
         let mut spans = vec![span(Phase::IdleBaseline, None, 0.0, 1.0)];
         for r in 0..REPETITIONS {
@@ -242,7 +242,7 @@ mod tests {
             .filter(|p| p.start <= now)
             .map(|p| PhaseSpan {
                 end: if p.end <= now { p.end } else { f64::INFINITY },
-                ..*p
+                ..p.clone()
             })
             .collect();
         streamed.backends[0].runs = full.backends[0]

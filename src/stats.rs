@@ -310,6 +310,20 @@ impl PairedRatios {
     pub fn range(&self) -> String {
         format!("{:.3} to {:.3}", self.min, self.max)
     }
+
+    /// The geometric mean of the ratios with its 95 % interval: Student's t on their
+    /// logarithms, back-transformed, so the interval of a ratio is never below zero and a
+    /// ratio and its inverse get the same interval inverted. `None` for fewer than two pairs
+    /// or a ratio not above zero.
+    pub fn interval(&self) -> Option<(f64, f64, f64)> {
+        if self.ratios.iter().any(|r| *r <= 0.0) {
+            return None;
+        }
+        let logs: Vec<f64> = self.ratios.iter().map(|r| r.ln()).collect();
+        let spread = Spread::of(&logs)?;
+        let (low, high) = spread.ci?;
+        Some((spread.mean.exp(), low.exp(), high.exp()))
+    }
 }
 
 /// The `p` quantile of Student's t with `df` degrees of freedom; `None` unless 0 < p < 1 and

@@ -205,6 +205,9 @@ impl CheckedWindow {
 /// counter where it keeps one (NVML on Volta and newer), else trapezoids over its power.
 pub struct SensorEnergy {
     counter: Vec<CounterPoint>,
+    /// The energy an integrating sensor's values add up to, as a counter would count it
+    /// ([`energy::integrated`]); empty for any other sensor.
+    integrated: Vec<CounterPoint>,
     points: Vec<PowerPoint>,
     /// Instant power read beside the counter, every read (stale ones too: only the counter
     /// was unchanged), for the cross-check.
@@ -249,8 +252,14 @@ impl SensorEnergy {
         points.sort_by(|a, b| a.t.total_cmp(&b.t));
         instant.sort_by(|a, b| a.t.total_cmp(&b.t));
         let period = log.update_period.as_secs_f64();
+        let integrated = if log.integrating && counter.is_empty() {
+            energy::integrated(&points)
+        } else {
+            Vec::new()
+        };
         Self {
             counter,
+            integrated,
             points,
             instant,
             crosscheck: log.crosscheck.clone(),
@@ -357,6 +366,8 @@ impl SensorEnergy {
     pub fn window(&self, start: f64, end: f64) -> Option<WindowEnergy> {
         if self.counted() {
             energy::integrate_counter(&self.counter, start, end, self.max_gap)
+        } else if self.integrated.len() >= 2 {
+            energy::integrate_counter(&self.integrated, start, end, self.max_gap)
         } else {
             energy::integrate(&self.points, start, end, self.max_gap)
         }
@@ -552,7 +563,26 @@ fn row(record: &RunRecord, b: &BackendResult, at: &At, sensor: Option<Measured>)
             .and_then(|w| w.crosscheck.clone())
             .and_then(Result::err)
             .unwrap_or_default(),
+        sampler_cpu_pct: sensor
+            .as_ref()
+            .and_then(|m| sampler_cpu_pct(record, at, m.index)),
     }
+}
+
+/// CPU the sampler thread of sensor `index` (past the last sensor: all of them) used over the
+/// timed window of `at`, as a share of one core, percent.
+fn sampler_cpu_pct(record: &RunRecord, at: &At, index: usize) -> Option<f64> {
+    let span = record.phases.iter().find(|s| {
+        s.phase == Phase::Timed
+            && s.backend == Some(at.backend_index)
+            && s.repetition == Some(at.repetition)
+    })?;
+    if index < record.sensors.len() {
+        return span.sampler_cpu_pct(index);
+    }
+    (0..record.sensors.len())
+        .map(|i| span.sampler_cpu_pct(i))
+        .sum::<Option<f64>>()
 }
 
 fn status(record: &RunRecord, run: &TimedRun, sensor: Option<&Measured>) -> Status {
@@ -648,6 +678,8 @@ pub(crate) mod fixtures {
             failure: None,
             uncertainty: None,
             cpu_time: Duration::ZERO,
+            realtime: false,
+            integrating: false,
             crosscheck: None,
             min_window_s: None,
         }

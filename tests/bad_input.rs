@@ -1028,8 +1028,9 @@ fn printing_commands(dir: &Path) -> Vec<Printing> {
                 "0.4",
                 "--reference-uncertainty-pct",
                 "1",
+                // Calibration needs 10 fresh readings: 0.35 s of the default's 29 a second.
                 "--seconds",
-                "0.2",
+                "1.0",
                 "--dry-run",
             ],
             1,

@@ -198,20 +198,46 @@ fn ina219_spec(extra: &str) -> Ina219Spec {
     }
 }
 
+/// The driver on a simulated INA219 (0x40, 0.1 Ω) on a Raspberry Pi's bus at `khz`, drawing
+/// `load`, with the rig-file settings `extra`; and its update period.
+fn ina219_on(
+    extra: &str,
+    khz: u32,
+    load: Box<dyn Load>,
+    clock: &Arc<ManualClock>,
+) -> (Box<dyn PowerSensor>, Ina219Settings) {
+    let spec = ina219_spec(&format!("{extra}\nbus_khz = {khz}"));
+    let chip = SimulatedIna219::on_bus(
+        0x40,
+        0.1,
+        load,
+        clock.clone(),
+        SimBus::timed(I2cAdapter::Bcm2835, khz),
+    );
+    let settings = Ina219Settings::from_spec(&spec, "simulated bus").unwrap();
+    let sensor = ina219_sim::sensor(chip, settings.clone(), info()).unwrap();
+    (Box::new(sensor), settings)
+}
+
 #[test]
 fn ina219_model_with_steps_at_the_window_edges() {
     println!(
         "Simulated INA219 on a bcm2835 bus, 2.0 W idle / 3.75 W busy at 5 V, steps at both edges:"
     );
-    println!("  ADC, bus clock | readings/s | window | worst error, busy windows | idle between");
+    println!(
+        "  shunt ADC, bus ADC, bus clock | readings/s | window | worst error, busy windows | idle between"
+    );
+    // The shipped default (the rig file's: avg64 shunt, 12-bit bus) first, at both clocks.
     for (adc, khz) in [
-        ("12bit", 100),
-        ("12bit", 400),
-        ("9bit", 400),
-        ("avg128", 400),
+        ("", 100),
+        ("", 400),
+        ("adc = \"12bit\"", 100),
+        ("adc = \"12bit\"", 400),
+        ("adc = \"9bit\"\nbus_adc = \"9bit\"", 400),
+        ("adc = \"avg32\"", 100),
+        ("adc = \"avg128\"", 100),
     ] {
         for duration in [0.5, 3.0] {
-            let spec = ina219_spec(&format!("adc = \"{adc}\"\nbus_khz = {khz}"));
             let clock = Arc::new(ManualClock::new(0.0));
             let load = StepLoad::windows(duration, 8);
             let load = StepLoad {
@@ -219,41 +245,89 @@ fn ina219_model_with_steps_at_the_window_edges() {
                 busy_w: 3.75,
                 ..load
             };
-            let chip = SimulatedIna219::on_bus(
-                0x40,
-                0.1,
-                Box::new(StepCurrent(load.clone())),
-                clock.clone(),
-                SimBus::timed(I2cAdapter::Bcm2835, khz),
-            );
-            let settings = Ina219Settings::from_spec(&spec, "simulated bus").unwrap();
-            let sensor = ina219_sim::sensor(chip, settings, info()).unwrap();
+            let (sensor, settings) =
+                ina219_on(adc, khz, Box::new(StepCurrent(load.clone())), &clock);
             let period = sensor.update_period().as_secs_f64();
-            let log = sample_until(Box::new(sensor), &clock, load.end());
+            let integrates = sensor.integrates();
+            let log = sample_until(sensor, &clock, load.end());
             let (busy, idle) = errors(&log, &load);
+            let name = if adc.is_empty() { "default" } else { adc };
             println!(
-                "  {adc:>6}, {khz} kHz | {:>4.0} | {duration:>4} s | {:>6.3} % | {:>6.3} %",
+                "  {:>20}, {khz} kHz | {:>4.0} | {duration:>4} s | {:>6.3} % | {:>6.3} %",
+                name.replace('\n', " "),
                 1.0 / period,
                 busy * 100.0,
                 idle * 100.0
             );
             // Each edge costs at most the power step times half a conversion (the reading
             // that straddles it is a mean of both phases), plus the power register's
-            // resolution (2 mW in 3.75 W).
-            let conversion = match adc {
-                "avg128" => 0.1362,
-                "9bit" => 168e-6,
-                _ => 1.064e-3,
+            // resolution (2 mW in 3.75 W). An integrating chip's edges split the conversions
+            // they cut by the power on either side, exact for a step; what is left is the
+            // stamp's error (half a poll step) and the bus conversion's gap, a step's worth of
+            // 1.75 W each, and the resolution.
+            let conversion = settings.conversion_time().as_secs_f64();
+            let bound = if integrates {
+                let step = conversion / 32.0 + settings.reading_bus_time().as_secs_f64();
+                2.0 * 1.75 * step / (3.75 * duration) + 0.002 / 3.75
+            } else {
+                2.0 * 1.75 * conversion / 2.0 / (3.75 * duration) + 0.002 / 3.75
             };
-            let bound = 2.0 * 1.75 * conversion / 2.0 / (3.75 * duration) + 0.002 / 3.75;
             assert!(
                 busy <= bound,
-                "{adc} {khz} kHz {duration} s: {busy} > {bound}"
+                "{name} {khz} kHz {duration} s: {busy} > {bound}"
             );
-            if duration >= 3.0 && adc != "avg128" {
-                assert!(busy <= 0.005, "{adc} {khz} kHz {duration} s: {busy}");
+            // The targets for every shipped INA219 rig: 0.5 % on 3 s windows, 1 % on 0.5 s.
+            if adc.is_empty() {
+                let target = if duration >= 3.0 { 0.005 } else { 0.01 };
+                assert!(busy <= target, "default {khz} kHz {duration} s: {busy}");
             }
         }
+    }
+}
+
+/// A load that changes at nearly the conversion rate: a square wave between 2 and 3.75 W whose
+/// period is 3 % longer than the default's conversion (34.58 ms) and one 3 % shorter. A chip
+/// that sampled the current once per conversion would alias it into a slow beat worth up to
+/// the whole step; averaging 64 samples over 98.5 % of every conversion leaves only what the
+/// 0.53 ms bus conversions miss, and the beat averages that out over a window.
+#[test]
+fn ina219_default_follows_a_load_near_its_conversion_rate() {
+    use joulebench::sensor::load::SquareWave;
+    let conversion = Ina219Settings::from_spec(&ina219_spec(""), "simulated bus")
+        .unwrap()
+        .conversion_time()
+        .as_secs_f64();
+    for factor in [1.03, 0.97] {
+        let clock = Arc::new(ManualClock::new(0.0));
+        let wave = SquareWave {
+            period_s: conversion * factor,
+            duty: 0.5,
+            high_amps: 0.75,
+            low_amps: 0.40,
+            volts: 5.0,
+        };
+        let (sensor, _) = ina219_on("", 100, Box::new(wave), &clock);
+        let log = sample_until(sensor, &clock, 12.0);
+        let energy = SensorEnergy::of(&log);
+        let mut worst: f64 = 0.0;
+        for start in [1.0137, 4.0371, 7.0913] {
+            let (a, b) = (start, start + 3.0);
+            let exact = wave.energy_between(a, b);
+            let got = energy.window(a, b).unwrap().joules;
+            worst = worst.max(((got - exact) / exact).abs());
+        }
+        println!(
+            "  square wave of period {:.2} ms: worst error over 3 s windows {:.3} %",
+            wave.period_s * 1e3,
+            worst * 100.0
+        );
+        // The bus conversions leave 1.5 % of each conversion unseen; over a whole number of
+        // beats that part sees the wave's mean. A 3 s window holds 2.6 beats: the part beat's
+        // share (at most 1/2.6) of the unseen 1.5 % of a 1.75 W step's ±0.875 W swing, against
+        // a 2.875 W mean, is under 0.2 %, plus the window's cut conversions at both edges (a
+        // swing of 0.875 W over at most one conversion each: 0.7 %, alike for any sensor that
+        // averages at this rate); the 0.5 % target is the measured bound here.
+        assert!(worst <= 0.005, "period {}: {worst}", wave.period_s);
     }
 }
 
@@ -261,7 +335,7 @@ fn ina219_model_with_steps_at_the_window_edges() {
 /// load: the 3 s window either comes out within 1 % of the true energy or is flagged invalid.
 #[test]
 fn faults_are_survived_and_never_pass_unflagged_with_wrong_energy() {
-    println!("Faults on a simulated INA219 (12-bit, bcm2835 at 400 kHz), window 1.0 to 4.0 s:");
+    println!("Faults on a simulated INA219 (default ADC: avg64 shunt, 12-bit bus; bcm2835 at 400 kHz), window 1.0 to 4.0 s:");
     println!("  fault | error | verdict");
     let over_range = "shunt_range_mv = 40";
     let cases: Vec<(&str, Option<SimFault>, &str)> = vec![

@@ -359,6 +359,11 @@ struct SensorJson<'a> {
     samples: usize,
     failure: Option<&'a str>,
     sampler_cpu_s: f64,
+    /// Whether the sampler thread ran at a real-time priority (SCHED_FIFO).
+    sampler_realtime: bool,
+    /// Whether each fresh value averages its whole update period (an averaging INA219), so
+    /// energy sums value × period and window edges split the periods they cut.
+    integrating: bool,
     /// The sensor's own relative uncertainty of energy, a fraction.
     uncertainty: Option<f64>,
     /// Whether its energy is cross-checked against instant power (`instant-power`), or why
@@ -401,6 +406,8 @@ pub(crate) fn write_run_json(
                 samples: s.samples.len() + record.settled.released(i),
                 failure: s.failure.as_deref(),
                 sampler_cpu_s: s.cpu_time.as_secs_f64(),
+                sampler_realtime: s.realtime,
+                integrating: s.integrating,
                 uncertainty: s.uncertainty,
                 crosscheck: s.crosscheck.as_ref(),
                 min_window_s: s.min_window_s,

@@ -48,6 +48,9 @@ struct SpanJson {
     start: f64,
     /// Null while the phase was running.
     end: Option<f64>,
+    /// Absent in folders written before the sampler's CPU was metered.
+    #[serde(default)]
+    sampler_cpu_s: Vec<f64>,
 }
 
 #[derive(Deserialize)]
@@ -65,6 +68,14 @@ struct SensorJson {
     crosscheck: Option<crate::sensor::Crosscheck>,
     #[serde(default)]
     min_window_s: Option<f64>,
+    #[serde(default)]
+    sampler_cpu_s: f64,
+    #[serde(default)]
+    sampler_realtime: bool,
+    /// Absent in folders written before it was recorded: their INA219 values were
+    /// integrated as point samples, and a rebuild does the same.
+    #[serde(default)]
+    integrating: bool,
 }
 
 #[derive(Deserialize)]
@@ -173,6 +184,7 @@ pub fn rebuild(dir: &Path) -> Result<Rebuilt> {
             repetition: s.repetition,
             start: s.start,
             end: s.end.unwrap_or(f64::INFINITY),
+            sampler_cpu_s: s.sampler_cpu_s.clone(),
         })
         .collect();
     let stopped_in = (!finished)
@@ -197,7 +209,9 @@ pub fn rebuild(dir: &Path) -> Result<Rebuilt> {
             samples: Vec::new(),
             failure: s.failure,
             uncertainty: s.uncertainty,
-            cpu_time: std::time::Duration::ZERO,
+            cpu_time: std::time::Duration::from_secs_f64(s.sampler_cpu_s.max(0.0)),
+            realtime: s.sampler_realtime,
+            integrating: s.integrating,
             crosscheck: s.crosscheck,
             min_window_s: s.min_window_s,
         })
@@ -401,13 +415,15 @@ mod tests {
             engine_note: Some(NOTE.into()),
             ..backend_result()
         });
-        record.phases.push(PhaseSpan {
-            phase: Phase::Timed,
-            backend: Some(0),
-            repetition: Some(1),
-            start: 0.0,
-            end: 0.02,
-        });
+        record.phases.push(PhaseSpan::new(
+            Phase::Timed,
+            Some(crate::clock::Slot {
+                backend: 0,
+                repetition: 1,
+            }),
+            0.0,
+            0.02,
+        ));
         let rows = crate::summary::summarize(&record);
         super::super::files::write_all(dir, &record, &rows, &["joulebench".into()]).unwrap();
         rows

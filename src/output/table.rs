@@ -140,6 +140,24 @@ pub fn render(rows: &[SummaryRow]) -> String {
             checks.join("; ")
         );
     }
+    // What the meter itself cost, where it was more than a meter should: one entry per
+    // sensor's row, the rig's total left out (it only adds them up).
+    let costly: Vec<String> = rows
+        .iter()
+        .filter(|r| r.sensor != crate::summary::TOTAL_KIND)
+        .filter_map(|r| {
+            let pct = r.sampler_cpu_pct.filter(|p| *p > SAMPLER_CPU_NOTE_PCT)?;
+            Some(format!("{} {}: {pct:.1} %", label(r, repeated), r.rail))
+        })
+        .collect();
+    if !costly.is_empty() {
+        let _ = writeln!(
+            out,
+            "(sampler CPU above {SAMPLER_CPU_NOTE_PCT} % of a core over the timed window, taken \
+             from the machine being measured: {})",
+            costly.join("; ")
+        );
+    }
     // One note per window (not per sensor), and none for an aggregate whose repetitions are
     // listed already.
     let marked: Vec<String> = rows
@@ -168,6 +186,10 @@ pub fn render(rows: &[SummaryRow]) -> String {
     out += &super::batch_curve::render(rows);
     out
 }
+
+/// A sampler thread above this share of a core is footnoted: reading a sensor should cost a
+/// fraction of that (an INA219 at the shipped settings: under 1 %).
+pub const SAMPLER_CPU_NOTE_PCT: f64 = 2.0;
 
 /// The summary's energy columns, one row per summary row: the table's second part on the
 /// terminal, and what `run --export-csv` and `--export-markdown` write.

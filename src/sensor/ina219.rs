@@ -96,6 +96,12 @@ pub const READS_PER_READING: u32 = 4;
 /// means the calibration is gone: the chip has reset.
 const RESET_HINT_LSB: i64 = 4;
 
+/// The share of an update period the shunt must be converting for the chip to count as
+/// integrating the current ([`PowerSensor::integrates`]): the default avg64 shunt with a
+/// 12-bit bus converts 98.5 % of the time; unaveraged 12-bit conversions fetched over a
+/// 100 kHz bus, 28 %.
+const INTEGRATING_SHARE: f64 = 0.9;
+
 /// Sensor time between checks of the calibration and configuration, which catch a reset that no
 /// current would reveal.
 const CHECK_EVERY_S: f64 = 1.0;
@@ -117,7 +123,9 @@ pub struct Ina219Settings {
     pub calibration: IntCalibration,
     /// Written after the reset: ranges, ADC mode, shunt and bus continuous.
     pub config: Configuration,
+    /// ADC modes of the shunt and the bus channel.
     pub adc: AdcMode,
+    pub bus_adc: AdcMode,
     /// The I2C clock: it bounds how often a fresh reading can be fetched.
     pub bus_khz: u32,
     /// The shunt's tolerance, as a fraction.
@@ -199,7 +207,7 @@ impl Ina219Settings {
             32 => BusVoltageRange::Fsr32v,
             v => bail!("INA219: bus_range_v must be 16 or 32, not {v}"),
         };
-        let resolution = resolution(spec.adc);
+
         Ok(Self {
             address: spec.address,
             bus: bus.into(),
@@ -210,11 +218,12 @@ impl Ina219Settings {
                 reset: Reset::Run,
                 bus_voltage_range,
                 shunt_voltage_range,
-                bus_resolution: resolution,
-                shunt_resolution: resolution,
+                bus_resolution: resolution(spec.bus_adc),
+                shunt_resolution: resolution(spec.adc),
                 operating_mode: OperatingMode::Continous(MeasuredSignals::ShutAndBusVoltage),
             },
             adc: spec.adc,
+            bus_adc: spec.bus_adc,
             bus_khz: spec.bus_khz,
             shunt_tolerance: spec.shunt_tolerance_pct / 100.0,
             reference_uncertainty: spec
@@ -332,7 +341,7 @@ impl Ina219Settings {
             self.calibration.current_lsb(),
             self.config.shunt_voltage_range.range_mv().end(),
             self.config.bus_voltage_range.range_v().end,
-            adc_label(self.adc),
+            adc_summary(self.adc, self.bus_adc),
         )
     }
 
@@ -364,6 +373,15 @@ fn resolution(adc: AdcMode) -> Resolution {
         AdcMode::Avg32 => Resolution::Avg32,
         AdcMode::Avg64 => Resolution::Avg64,
         AdcMode::Avg128 => Resolution::Avg128,
+    }
+}
+
+/// "12bit" where both channels share a mode, else "avg64, bus 12bit".
+fn adc_summary(shunt: AdcMode, bus: AdcMode) -> String {
+    if shunt == bus {
+        adc_label(shunt).to_string()
+    } else {
+        format!("{}, bus {}", adc_label(shunt), adc_label(bus))
     }
 }
 
@@ -739,6 +757,13 @@ impl<I2C: I2c + Send> PowerSensor for Ina219Sensor<I2C> {
         Some(self.settings.energy_uncertainty())
     }
 
+    /// Where the shunt converts for at least [`INTEGRATING_SHARE`] of each update period
+    /// (averaged shunt, short bus conversion, every conversion read).
+    fn integrates(&self) -> bool {
+        let shunt = self.settings.config.shunt_resolution.conversion_time_us();
+        f64::from(shunt) * 1e-6 >= INTEGRATING_SHARE * self.period().as_secs_f64()
+    }
+
     /// Reads the bus voltage register first: its CNVR says whether a new conversion is there.
     /// Only then are power, shunt and current read; without one, the last reading repeats,
     /// marked stale, at the cost of one register read.
@@ -865,9 +890,12 @@ mod tests {
         I2cAdapter::Permissive,
     ];
 
+    /// Both channels at 12 bits, as the datasheet's examples are.
     fn spec(max_current_a: f64, shunt_range_mv: Option<u16>) -> Ina219Spec {
         Ina219Spec {
             shunt_range_mv,
+            adc: AdcMode::Bits12,
+            bus_adc: AdcMode::Bits12,
             ..Ina219Spec::new("5V", 0.1, max_current_a)
         }
     }
@@ -951,10 +979,25 @@ mod tests {
         );
         let avg = Ina219Spec {
             adc: AdcMode::Avg128,
+            bus_adc: AdcMode::Avg128,
             ..datasheet_spec()
         };
         let s = Ina219Settings::from_spec(&avg, "b").unwrap();
         assert_eq!(s.update_period(), Duration::from_micros(136_200));
+        // The rig file's default: the shunt averages 64 samples, the bus takes one.
+        let default = Ina219Settings::from_spec(&Ina219Spec::new("5V", 0.1, 3.2), "b").unwrap();
+        assert_eq!(default.update_period(), Duration::from_micros(34_050 + 532));
+        assert_near(
+            "default centre offset",
+            default.centre_offset_s(),
+            532e-6 + 17_025e-6,
+            1e-12,
+        );
+        assert!(
+            default.summary().ends_with("avg64, bus 12bit"),
+            "{}",
+            default.summary()
+        );
         let fast = Ina219Spec {
             bus_khz: 1000,
             ..datasheet_spec()
@@ -1152,6 +1195,7 @@ mod tests {
         ] {
             let spec = Ina219Spec {
                 adc,
+                bus_adc: adc,
                 bus_khz: khz,
                 ..datasheet_spec()
             };
@@ -1439,6 +1483,7 @@ mod tests {
     fn fresh_readings_carry_the_middle_of_the_shunt_conversion() {
         let avg = Ina219Spec {
             adc: AdcMode::Avg128,
+            bus_adc: AdcMode::Avg128,
             ..datasheet_spec()
         };
         let (mut sensor, chip, clock) = open_sim(&avg, 1.0).unwrap();

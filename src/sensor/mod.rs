@@ -127,6 +127,14 @@ pub trait PowerSensor: Send {
     fn min_window(&self) -> Option<Duration> {
         None
     }
+
+    /// Whether each fresh value is the mean over (nearly) its whole update period, read once
+    /// per update: an INA219 averaging its shunt for most of each conversion. Its energy is
+    /// then the sum of value × period, and a window's edges split the periods they cut, as a
+    /// counter's do ([`crate::summary::SensorEnergy`]).
+    fn integrates(&self) -> bool {
+        false
+    }
 }
 
 /// What a sensor may need from the run: the clock, the phases a simulated board's load

@@ -20,10 +20,9 @@ use super::{Origin, PowerSensor, Reading, SensorInfo};
 
 /// How often the sampler reads the counter. The counter's difference is exact whatever the
 /// read rate (it counts every microjoule in between), so reading faster buys only finer
-/// time stamps, while every read costs an MSR access and the sampler spins the last 2 ms
-/// before each read (`clock::SPIN_S`): at 50 ms that is 4 % of a core, on the very CPU whose
-/// package power is being measured, against a whole core at the counter's own 1 ms. 20
-/// reads a second still give every 1 s window 20 counter updates (validity needs 3).
+/// time stamps, while every read costs an MSR access and a wake-up on the very CPU whose
+/// package power is being measured. 20 reads a second still give every 1 s window 20
+/// counter updates (validity needs 3).
 pub const READ_PERIOD: Duration = Duration::from_millis(50);
 
 /// A `kind = "rapl"` table: one powercap RAPL zone.
