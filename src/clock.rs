@@ -329,6 +329,33 @@ mod tests {
     }
 
     #[test]
+    fn each_phase_records_what_the_sampler_threads_used_within_it() {
+        let log = PhaseLog::new();
+        log.begin(Phase::IdleBaseline, None, 0.0);
+        // A meter read at every edge: 1 s and 3 s of CPU for two threads by the second edge.
+        let reads = Arc::new(Mutex::new(vec![
+            vec![0.5, 1.0],
+            vec![1.5, 4.0],
+            vec![1.6, 4.5],
+        ]));
+        let next = Arc::clone(&reads);
+        log.meter_with(Box::new(move || next.lock().unwrap().remove(0)));
+        log.begin(Phase::Settle, None, 2.0);
+        log.begin(Phase::Timed, None, 4.0);
+        log.end(6.0);
+        let spans = log.spans();
+        // The first phase began before the meter existed: no figure.
+        assert!(spans[0].sampler_cpu_s.is_empty());
+        assert_eq!(spans[1].sampler_cpu_s, [1.0, 3.0]);
+        assert_eq!(spans[1].sampler_cpu_pct(1), Some(150.0));
+        let timed = &spans[2].sampler_cpu_s;
+        assert!((timed[0] - 0.1).abs() < 1e-12 && (timed[1] - 0.5).abs() < 1e-12);
+        assert!((spans[2].sampler_cpu_pct(0).unwrap() - 5.0).abs() < 1e-9);
+        assert_eq!(spans[2].sampler_cpu_pct(2), None);
+        assert!(reads.lock().unwrap().is_empty());
+    }
+
+    #[test]
     fn monotonic_seconds_runs_with_instant() {
         let clock = RunClock::start();
         let offset = monotonic_seconds() - clock.now();

@@ -545,18 +545,9 @@ fn ctrl_c_writes_what_was_measured_and_marks_it_interrupted() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Interrupt once the timed run has streamed its first classifications, however long this
-    // machine takes to load the model and get there.
-    let timed_rows = || {
-        std::fs::read_to_string(out_dir.join("latency.csv"))
-            .map_or(0, |text| text.lines().count().saturating_sub(1))
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while timed_rows() == 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    // Interrupt once the timed run has streamed its first classifications.
     assert!(
-        timed_rows() > 0,
+        wait_for_timed_rows(&out_dir),
         "no timed classification streamed in 120 s"
     );
     let status = std::process::Command::new("kill")

@@ -169,8 +169,11 @@ fn sighup_during_the_timed_run_keeps_what_was_measured_with_129() {
     let _machine = one_run_at_a_time();
     let mut run = Running::start(&rig, &out);
     run.wait_for("running rig");
-    // Idle baseline 1 s, one warm-up classification, settle 0.1 s: then the timed run.
-    std::thread::sleep(Duration::from_secs(3));
+    // Once the timed run has streamed classifications, however long this machine takes.
+    assert!(
+        wait_for_timed_rows(&out),
+        "no timed classification streamed"
+    );
     run.signal(libc::SIGHUP);
     let (status, stderr) = run.finish();
     let summary = assert_interrupted(status, &stderr, 129, &out);
@@ -204,7 +207,10 @@ fn a_second_sigint_stops_at_once_with_the_files_whole() {
     let _machine = one_run_at_a_time();
     let mut run = Running::start(&rig, &out);
     run.wait_for("running rig");
-    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        wait_for_timed_rows(&out),
+        "no timed classification streamed"
+    );
     run.signal(libc::SIGINT);
     run.wait_for("SIGINT: stopping");
     run.signal(libc::SIGINT);

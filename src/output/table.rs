@@ -298,6 +298,31 @@ mod tests {
     }
 
     #[test]
+    fn a_costly_sampler_gets_a_footnote_a_cheap_one_none() {
+        let example =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples/repeat-quant");
+        let mut rows = crate::results::read_run_dir(&example).unwrap().rows;
+        // Written before the column existed: no figure, and no note.
+        assert!(rows.iter().all(|r| r.sampler_cpu_pct.is_none()));
+        assert!(!render(&rows).contains("sampler CPU"));
+        for r in &mut rows {
+            r.sampler_cpu_pct = Some(0.6);
+        }
+        assert!(!render(&rows).contains("sampler CPU"));
+        rows[1].sampler_cpu_pct = Some(SAMPLER_CPU_NOTE_PCT + 0.5);
+        let text = render(&rows);
+        let notes: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("(sampler CPU above 2 % of a core"))
+            .collect();
+        assert_eq!(notes.len(), 1, "{text}");
+        assert!(
+            notes[0].contains("0/2 ") && notes[0].ends_with(": 2.5 %)"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_throttled_window_is_marked_with_a_footnote() {
         let example =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples/repeat-quant");

@@ -61,6 +61,21 @@ pub fn run_holding(_machine: &HeldMachine, args: &[&str]) -> Output {
     joulebench().args(args).output().unwrap()
 }
 
+/// Waits until a run streaming into `out_dir` has written its first timed classifications to
+/// `latency.csv`, however long this machine takes to load the model and get there (at most
+/// 120 s); false if it never did.
+pub fn wait_for_timed_rows(out_dir: &Path) -> bool {
+    let rows = || {
+        std::fs::read_to_string(out_dir.join("latency.csv"))
+            .map_or(0, |text| text.lines().count().saturating_sub(1))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while rows() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    rows() > 0
+}
+
 /// A path as an argument (temporary folders have UTF-8 names).
 pub fn s(path: &Path) -> &str {
     path.to_str().unwrap()
