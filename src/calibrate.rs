@@ -20,8 +20,11 @@ use crate::sensor::ina219::{self, Ina219Settings, SHUNT_CORRECTION_BAND};
 use crate::sensor::ina219_sim::{self, SimWire};
 use crate::sensor::PowerSensor;
 
-/// Seconds read when `--seconds` is not given: about 2600 fresh readings at 100 kHz, 12 bits.
+/// Seconds read when `--seconds` is not given: about 145 conversions at the default settings.
 pub const DEFAULT_SECONDS: f64 = 5.0;
+
+/// Longest `--seconds`: ten minutes.
+pub const MAX_SECONDS: f64 = 600.0;
 
 /// Fewest fresh readings a calibration's mean is taken from, whatever the rate: with fewer, one
 /// odd reading moves the mean by more than a tenth of its difference from the rest.
@@ -91,7 +94,7 @@ pub struct Request {
 
 impl Request {
     /// The values that can be refused before anything is opened.
-    fn check(&self) -> Result<()> {
+    pub fn check(&self) -> Result<()> {
         let v = self.reference.value();
         ensure!(
             v > 0.0 && v.is_finite(),
@@ -99,8 +102,9 @@ impl Request {
             self.reference.option()
         );
         ensure!(
-            self.seconds > 0.0 && self.seconds.is_finite(),
-            "--seconds must be positive, not {}",
+            self.seconds > 0.0 && self.seconds <= MAX_SECONDS,
+            "--seconds must be positive and at most {MAX_SECONDS} (a steady load's mean settles \
+             within seconds; longer only follows the shunt's temperature), not {:?}",
             self.seconds
         );
         let probe = Ina219Spec {
@@ -803,6 +807,13 @@ watts = 10.0
                     ..request(Reference::Amps(0.4))
                 },
                 "--seconds must be positive",
+            ),
+            (
+                Request {
+                    seconds: 1e300,
+                    ..request(Reference::Amps(0.4))
+                },
+                "--seconds must be positive and at most 600",
             ),
         ] {
             let e = refusal(rig, &bad);

@@ -379,6 +379,8 @@ fn calibrate(args: &CalibrateArgs, out: &mut Console) -> Result<ExitCode> {
         seconds: args.seconds,
         dry_run: args.dry_run,
     };
+    // Refused before the note below announces a read it would not make.
+    request.check()?;
     eprintln!(
         "joulebench: reading rail {:?} for {} s, its correction (if any) ignored",
         args.rail, args.seconds

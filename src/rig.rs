@@ -421,6 +421,26 @@ pub struct NominalSpec {
     pub source: String,
 }
 
+impl NominalSpec {
+    /// The most a nominal figure may be: 100 kW, more than any one machine this rig measures
+    /// draws (an eight-GPU server, about 10 kW). Beyond it a figure is a typo, and 1e308 W would
+    /// make every per-joule figure 0 and every net one infinite.
+    pub const MAX_WATTS: f64 = 100_000.0;
+
+    /// `watts` above 0 and at most [`Self::MAX_WATTS`]: the error names the figure.
+    pub fn check_watts(&self) -> Result<(), String> {
+        if self.watts > 0.0 && self.watts <= Self::MAX_WATTS {
+            return Ok(());
+        }
+        Err(format!(
+            "watts must be positive and at most {} W (100 kW, more than any one machine draws), \
+             not {:?}",
+            Self::MAX_WATTS,
+            self.watts
+        ))
+    }
+}
+
 /// An INA219 current/power monitor with its shunt.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -852,8 +872,8 @@ impl Rig {
                 SensorSpec::Ina219Sim(spec) => validate_ina219(i, spec)?,
                 SensorSpec::Nvml(_) => {}
                 SensorSpec::Nominal(spec) => {
-                    if !(spec.watts > 0.0 && spec.watts.is_finite()) {
-                        bail!("sensors[{i}] (nominal): watts must be positive");
+                    if let Err(why) = spec.check_watts() {
+                        bail!("sensors[{i}] (nominal): {why}");
                     }
                 }
                 SensorSpec::Rapl(spec) => kind_check(i, s, spec.validate())?,

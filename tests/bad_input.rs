@@ -591,6 +591,14 @@ fn rig_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
             vec!["sensors[0] (nominal): watts must be positive"],
         ),
         (
+            "nominal watts beyond any machine",
+            base(
+                "",
+                "[[sensors]]\nkind = \"nominal\"\nrail = \"board\"\nwatts = 1e308\n",
+            ),
+            vec!["sensors[0] (nominal): watts must be positive and at most 100000 W (100 kW"],
+        ),
+        (
             "address outside 0x40..0x4F",
             base("", &sim("address = 0x50")),
             vec!["address 0x50 is not an INA219 address (0x40 to 0x4f)"],

@@ -41,9 +41,11 @@ pub fn write_final(
 /// Replaces `path` with `bytes` so that a crash at any moment leaves either the old file or
 /// the new one, never a torn one: a temporary file in the same folder (a rename is atomic only
 /// within a file system), synced, renamed over the old, and the folder synced so the rename
-/// itself survives a power cut.
+/// itself survives a power cut. The file gets the mode a plain create would (0666 less the
+/// umask), like the CSVs beside it, not the temporary file's private 0600.
 pub fn replace_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -51,6 +53,7 @@ pub fn replace_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let fail = |e: &dyn std::fmt::Display| anyhow::anyhow!("cannot write {}: {e}", path.display());
     let mut tmp = tempfile::Builder::new()
         .prefix(".joulebench-")
+        .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)
         .map_err(|e| fail(&e))?;
     tmp.write_all(bytes).map_err(|e| fail(&e))?;
@@ -509,6 +512,20 @@ mod tests {
         );
         let none = json_of(false);
         assert!(none.get("gpu_state").is_none(), "{none}");
+    }
+
+    #[test]
+    fn a_replaced_file_has_the_mode_of_a_plain_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("power.csv");
+        std::fs::write(&plain, "x").unwrap();
+        let replaced = dir.path().join("summary.csv");
+        replace_atomically(&replaced, b"a").unwrap();
+        replace_atomically(&replaced, b"b").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // Both 0666 less this process's umask (0644 under the usual 022), not 0600.
+        assert_eq!(mode(&replaced), mode(&plain));
     }
 
     #[test]

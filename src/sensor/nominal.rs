@@ -24,8 +24,8 @@ pub struct NominalSensor {
 
 /// Builds the sensor a `kind = "nominal"` table describes.
 pub fn open(spec: &NominalSpec) -> Result<NominalSensor> {
-    if !(spec.watts > 0.0 && spec.watts.is_finite()) {
-        bail!("nominal sensor {:?}: watts must be positive", spec.rail);
+    if let Err(why) = spec.check_watts() {
+        bail!("nominal sensor {:?}: {why}", spec.rail);
     }
     let source = spec.source.trim();
     let detail = if source.is_empty() {
@@ -101,7 +101,7 @@ mod tests {
             open(&spec(2.5, "")).unwrap().info().detail,
             "nominal 2.5 W, not measured"
         );
-        for w in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        for w in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e308, 100_000.5] {
             let err = format!("{:#}", open(&spec(w, "")).unwrap_err());
             assert!(err.contains("watts must be positive"), "{err}");
         }
