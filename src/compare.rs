@@ -83,6 +83,26 @@ pub struct Comparison {
     pub references: Vec<ReferenceLine>,
 }
 
+/// A folder named twice (by another spelling, `..` or a symbolic link alike) would be compared
+/// with itself: its ratio 1 and its test meaningless.
+fn refuse_repeats(dirs: &[PathBuf]) -> Result<()> {
+    let mut seen: Vec<(PathBuf, &PathBuf)> = Vec::new();
+    for dir in dirs {
+        let real = std::fs::canonicalize(dir)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", dir.display()))?;
+        if let Some((_, first)) = seen.iter().find(|(r, _)| *r == real) {
+            bail!(
+                "{} and {} are the same run folder: compare a run with another run, not with \
+                 itself",
+                first.display(),
+                dir.display()
+            );
+        }
+        seen.push((real, dir));
+    }
+    Ok(())
+}
+
 /// Compares every entry of `dirs` against entry `baseline` (1-based); with `with_references`,
 /// adds the shipped references.
 pub fn compare(dirs: &[PathBuf], baseline: usize, with_references: bool) -> Result<Comparison> {
@@ -90,6 +110,7 @@ pub fn compare(dirs: &[PathBuf], baseline: usize, with_references: bool) -> Resu
         .iter()
         .map(|d| results::read_run_dir(d))
         .collect::<Result<Vec<RunFolder>>>()?;
+    refuse_repeats(dirs)?;
     let mut entries = Vec::new();
     for run in &runs {
         entries.extend(entries_of(run, entries.len()));
@@ -357,6 +378,22 @@ mod tests {
         }
         w.flush().unwrap();
         dir
+    }
+
+    #[test]
+    fn a_folder_named_twice_is_refused_however_spelled() {
+        let pi = run_dir(Origin::Measured, "ina219", "5V Pi", &[10.0, 11.0, 12.0]);
+        let link = tempfile::tempdir().unwrap();
+        let linked = link.path().join("same");
+        std::os::unix::fs::symlink(pi.path(), &linked).unwrap();
+        let dotted = pi.path().join("..").join(pi.path().file_name().unwrap());
+        for other in [pi.path().to_path_buf(), linked, dotted] {
+            let err = compare(&[pi.path().into(), other.clone()], 1, false)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains("are the same run folder"), "{other:?}: {err}");
+        }
     }
 
     #[test]

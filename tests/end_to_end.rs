@@ -430,6 +430,15 @@ fn repeated_runs_give_a_row_each_and_an_aggregate_with_intervals() {
 fn compare_reads_run_folders_exports_and_refuses_unknown_schemas() {
     let example = repo().join("results/examples/sim-cpu");
     let tmp = tempfile::tempdir().unwrap();
+    // A copy is another run folder with the same figures; the folder itself twice is refused.
+    let copy = tmp.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    for file in std::fs::read_dir(&example).unwrap() {
+        let file = file.unwrap().path();
+        std::fs::copy(&file, copy.join(file.file_name().unwrap())).unwrap();
+    }
+    let out = run(&["compare", s(&example), s(&example)]);
+    assert_one_line_error(&out, "are the same run folder");
     let (csv, json, md) = (
         tmp.path().join("c.csv"),
         tmp.path().join("c.json"),
@@ -438,7 +447,7 @@ fn compare_reads_run_folders_exports_and_refuses_unknown_schemas() {
     let out = run(&[
         "compare",
         s(&example),
-        s(&example),
+        s(&copy),
         "--references",
         "--export-csv",
         s(&csv),

@@ -1,5 +1,5 @@
 //! LAVA test-case lines, so a board farm running LAVA collects a run's figures: one
-//! `lava-test-case NAME --result pass|fail --measurement X --units Y` per figure of every
+//! `lava-test-case NAME --result pass|fail|skip --measurement X --units Y` per figure of every
 //! summary row, to be run by the LAVA test definition on the device (the `lava-test-case`
 //! helper is LAVA's).
 
@@ -19,8 +19,10 @@ const FIGURES: [Figure; 4] = [
 ];
 
 /// The lines for `rows`. A test case passes when its row's status is `ok` and the figure
-/// exists; otherwise it fails, without a measurement. LAVA allows letters, digits, `_`, `-`
-/// and `.` in a test case's name, so everything else in the rig name becomes `_`.
+/// exists; an `ok` row without the figure skips it (a figure off by design: net without an
+/// idle baseline, or of a nominal figure); a row that is not `ok` fails, without a
+/// measurement. LAVA allows letters, digits, `_`, `-` and `.` in a test case's name, so
+/// everything else in the rig name becomes `_`.
 pub fn lines(rows: &[SummaryRow]) -> String {
     let mut out = String::new();
     for r in rows {
@@ -44,11 +46,12 @@ pub fn lines(rows: &[SummaryRow]) -> String {
                 "{rig}_b{}_r{}_{sensor}_{name}",
                 r.backend_index, r.repetition
             );
-            out += &match figure(r).filter(|_| r.status.is_ok()) {
-                Some(v) => format!(
+            out += &match (r.status.is_ok(), figure(r)) {
+                (true, Some(v)) => format!(
                     "lava-test-case {case} --result pass --measurement {v:.6} --units {units}\n"
                 ),
-                None => format!("lava-test-case {case} --result fail\n"),
+                (true, None) => format!("lava-test-case {case} --result skip\n"),
+                (false, _) => format!("lava-test-case {case} --result fail\n"),
             };
         }
     }
@@ -61,7 +64,7 @@ mod tests {
     use crate::results::{read_run_dir, Status};
 
     #[test]
-    fn one_line_per_figure_pass_or_fail() {
+    fn one_line_per_figure_pass_skip_or_fail() {
         let example =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples/sim-cpu");
         let mut rows = read_run_dir(&example).unwrap().rows;
@@ -75,6 +78,12 @@ mod tests {
         );
         assert!(all[2]
             .starts_with("lava-test-case sim-cpu_b0_r1_s0_inferences_per_joule --result pass"));
+        // Net off by design on an ok row (no idle baseline): skipped, not failed.
+        rows[0].net_inferences_per_joule = None;
+        assert_eq!(
+            lines(&rows).lines().nth(3).unwrap(),
+            "lava-test-case sim-cpu_b0_r1_s0_net_inferences_per_joule --result skip"
+        );
         rows[0].status = Status::Invalid("coverage 0.5 below 0.95".into());
         rows[0].rig = "my rig/1".into();
         assert!(lines(&rows)
