@@ -299,7 +299,7 @@ pub struct RunFolder {
 
 /// The part of `run.json` that says which schema the folder was written under.
 #[derive(Deserialize)]
-struct RunJsonHead {
+pub(crate) struct RunJsonHead {
     schema_version: Option<u32>,
     #[serde(default)]
     joulebench_version: String,
@@ -321,19 +321,19 @@ pub(crate) fn read_run_json(dir: &Path) -> Result<(PathBuf, String)> {
     Ok((json_path, text))
 }
 
-/// Reads a run folder's `run.json` and `summary.csv`; a folder of another schema, or not a
-/// run folder at all, is a one-line error.
-pub fn read_run_dir(dir: &Path) -> Result<RunFolder> {
-    let (json_path, text) = read_run_json(dir)?;
-    let head: RunJsonHead = serde_json::from_str(&text)
+/// Refuses, in one line, a folder whose `run.json` (`text`, read from `json_path`) is not JSON
+/// or was written under another schema than [`SCHEMA_VERSION`]: which schema, by which
+/// joulebench, and what to do. Every reader of a run folder checks this first.
+pub(crate) fn check_schema(dir: &Path, json_path: &Path, text: &str) -> Result<RunJsonHead> {
+    let head: RunJsonHead = serde_json::from_str(text)
         .map_err(|e| anyhow::anyhow!("{} is not valid JSON: {e}", json_path.display()))?;
+    let written_by = &head.joulebench_version;
     match head.schema_version {
-        Some(SCHEMA_VERSION) => {}
+        Some(SCHEMA_VERSION) => Ok(head),
         Some(other) => bail!(
-            "{} holds results of schema {other} (joulebench {}); this joulebench {} reads \
-             schema {SCHEMA_VERSION}: use the version that wrote them, or measure again",
+            "{} holds results of schema {other} (joulebench {written_by}); this joulebench {} \
+             reads schema {SCHEMA_VERSION}: use the version that wrote them, or measure again",
             dir.display(),
-            head.joulebench_version,
             env!("CARGO_PKG_VERSION")
         ),
         None => bail!(
@@ -342,6 +342,13 @@ pub fn read_run_dir(dir: &Path) -> Result<RunFolder> {
             dir.display()
         ),
     }
+}
+
+/// Reads a run folder's `run.json` and `summary.csv`; a folder of another schema, or not a
+/// run folder at all, is a one-line error.
+pub fn read_run_dir(dir: &Path) -> Result<RunFolder> {
+    let (json_path, text) = read_run_json(dir)?;
+    let head = check_schema(dir, &json_path, &text)?;
     let csv_path = dir.join("summary.csv");
     let mut reader = csv::Reader::from_path(&csv_path)
         .with_context(|| format!("cannot read {}", csv_path.display()))?;
@@ -432,6 +439,22 @@ mod tests {
         );
         let garbage = refuse("not json");
         assert!(garbage.contains("is not valid JSON"), "{garbage}");
+        // summarize reads the same way, in the same words (it once said "another schema
+        // (Some(1))").
+        std::fs::write(
+            dir.path().join("run.json"),
+            r#"{"schema_version": 1, "joulebench_version": "0.0.9", "started_utc": "", "rig_file": "", "rig": {}, "phases": [], "sensors": []}"#,
+        )
+        .unwrap();
+        let rebuilt = match crate::output::rebuild::rebuild(dir.path()) {
+            Err(e) => format!("{e:#}"),
+            Ok(_) => panic!("a schema 1 folder was rebuilt"),
+        };
+        assert!(
+            rebuilt.contains("holds results of schema 1 (joulebench 0.0.9)")
+                && !rebuilt.contains("Some("),
+            "{rebuilt}"
+        );
         let missing = format!(
             "{:#}",
             read_run_dir(&dir.path().join("nowhere")).unwrap_err()

@@ -15,7 +15,7 @@ use crate::input::{Labels, Prediction};
 use crate::machine::MachineState;
 use crate::models::{ResolvedImage, ResolvedModel, Top1};
 use crate::protocol::{Latency, TimedRun};
-use crate::results::{GpuState, SummaryRow, SCHEMA_VERSION};
+use crate::results::{GpuState, SummaryRow};
 use crate::rig::Rig;
 use crate::runner::{BackendResult, RunRecord};
 use crate::sampler::{Sample, SensorLog};
@@ -24,7 +24,6 @@ use crate::sensor::{Origin, Reading, SensorInfo};
 /// The parts of `run.json` a rebuild reads.
 #[derive(Deserialize)]
 struct RunJson {
-    schema_version: Option<u32>,
     /// Absent in folders written before results were streamed: those always finished.
     finished: Option<bool>,
     started_utc: String,
@@ -152,6 +151,7 @@ pub fn summarize(dir: &Path) -> Result<Rebuilt> {
 /// The summary of the run folder `dir`, from its rows.
 pub fn rebuild(dir: &Path) -> Result<Rebuilt> {
     let (json_path, text) = crate::results::read_run_json(dir)?;
+    crate::results::check_schema(dir, &json_path, &text)?;
     let json: RunJson = serde_json::from_str(&text).map_err(|e| {
         anyhow::anyhow!(
             "{} cannot be read back ({e}): summarize needs a run.json written by joulebench {}",
@@ -159,14 +159,6 @@ pub fn rebuild(dir: &Path) -> Result<Rebuilt> {
             env!("CARGO_PKG_VERSION")
         )
     })?;
-    if json.schema_version != Some(SCHEMA_VERSION) {
-        bail!(
-            "{} holds results of another schema ({:?}); this joulebench reads schema \
-             {SCHEMA_VERSION}: use the version that wrote them",
-            dir.display(),
-            json.schema_version
-        );
-    }
     let Some(backends_json) = json.backends else {
         bail!(
             "{} was written before run.json recorded its backends: summarize cannot rebuild it; \

@@ -21,7 +21,8 @@ use ina219::configuration::{
     ShuntVoltageRange,
 };
 use ina219::errors::{
-    InitializationError, InitializationErrorReason, MeasurementError, ShuntVoltageReadError,
+    BusVoltageReadError, InitializationError, InitializationErrorReason, MeasurementError,
+    ShuntVoltageReadError,
 };
 use ina219::measurements::{BusVoltage, CurrentRegister, ShuntVoltage};
 use ina219::SyncIna219;
@@ -647,15 +648,41 @@ impl<I2C: I2c> Ina219Sensor<I2C> {
         bus_error(&self.settings, (self.describe)(e))
     }
 
+    /// A failed measurement in one sentence: the bus's fault, or which range the value left
+    /// and which rig key to change (never the crate's debug text).
     fn error(&self, e: MeasurementError<I2C::Error>) -> anyhow::Error {
-        match e {
-            MeasurementError::I2cError(err) => self.bus_error(&err),
-            other => anyhow!(
-                "INA219 at {:#04x} on {}: {other}",
-                self.settings.address,
-                self.settings.bus
+        let why = match e {
+            MeasurementError::I2cError(err)
+            | MeasurementError::BusVoltageReadError(BusVoltageReadError::I2cError(err))
+            | MeasurementError::ShuntVoltageReadError(ShuntVoltageReadError::I2cError(err)) => {
+                return self.bus_error(&err)
+            }
+            MeasurementError::BusVoltageReadError(BusVoltageReadError::BusVoltageOutOfRange {
+                should,
+                is,
+            }) => format!(
+                "bus voltage {:.3} V is beyond the {} V range the rig sets (bus_range_v): set \
+                 bus_range_v = 32, and keep the bus below 26 V",
+                f64::from(is.voltage_mv()) / 1e3,
+                should.range_v().end
             ),
-        }
+            MeasurementError::ShuntVoltageReadError(
+                ShuntVoltageReadError::ShuntVoltageOutOfRange { should, is },
+            ) => format!(
+                "shunt voltage {:.2} mV is beyond the ±{} mV PGA range: raise shunt_range_mv or \
+                 max_current_a, or use a smaller shunt",
+                f64::from(is.shunt_voltage_uv()) / 1e3,
+                should.range_mv().end()
+            ),
+            MeasurementError::MathOverflow(_) => "the current or power register overflowed: \
+                 raise max_current_a"
+                .to_string(),
+        };
+        anyhow!(
+            "INA219 at {:#04x} on {}: {why}",
+            self.settings.address,
+            self.settings.bus
+        )
     }
 }
 
@@ -1494,6 +1521,29 @@ mod tests {
         assert_near("centre offset", r.centre_offset_s, 0.10215, 1e-12);
         let s = Ina219Settings::from_spec(&datasheet_spec(), "b").unwrap();
         assert_near("12 bits", s.centre_offset_s(), 532e-6 + 266e-6, 1e-12);
+    }
+
+    #[test]
+    fn a_bus_beyond_its_range_is_a_sentence_naming_the_key() {
+        let spec = Ina219Spec {
+            bus_range_v: 16,
+            ..datasheet_spec()
+        };
+        let load = Box::new(ConstantLoad {
+            amps: 1.0,
+            volts: 20.0,
+        });
+        let (mut sensor, chip, clock) =
+            open_on(&spec, load, SimBus::timed(I2cAdapter::Bcm2835, 100)).unwrap();
+        at(&chip, &clock, 0.01);
+        let err = format!("{:#}", sensor.read().unwrap_err());
+        assert!(
+            err.starts_with(
+                "INA219 at 0x40 on test bus: bus voltage 16.380 V is beyond the 16 V range"
+            ) && err.contains("set bus_range_v = 32")
+                && !err.contains('{'),
+            "{err}"
+        );
     }
 
     #[test]
