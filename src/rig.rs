@@ -369,6 +369,19 @@ impl SensorSpec {
         }
     }
 
+    /// The checks of this table that need nothing else of the rig (an INA219's need the
+    /// rig's other sensors too, and are made where the rig is validated): what the rig loader
+    /// refuses, so `sensors --detect` can offer only tables a rig accepts.
+    pub fn validate_alone(&self) -> Result<(), String> {
+        match self {
+            SensorSpec::Ina219(_) | SensorSpec::Ina219Sim(_) | SensorSpec::Nvml(_) => Ok(()),
+            SensorSpec::Nominal(spec) => spec.check_watts(),
+            SensorSpec::Rapl(spec) => spec.validate(),
+            SensorSpec::Hwmon(spec) => spec.validate(),
+            SensorSpec::Ina3221(spec) => spec.validate(),
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             SensorSpec::Ina219(_) => "ina219",
@@ -870,15 +883,7 @@ impl Rig {
                     validate_ina219(i, spec)?;
                 }
                 SensorSpec::Ina219Sim(spec) => validate_ina219(i, spec)?,
-                SensorSpec::Nvml(_) => {}
-                SensorSpec::Nominal(spec) => {
-                    if let Err(why) = spec.check_watts() {
-                        bail!("sensors[{i}] (nominal): {why}");
-                    }
-                }
-                SensorSpec::Rapl(spec) => kind_check(i, s, spec.validate())?,
-                SensorSpec::Hwmon(spec) => kind_check(i, s, spec.validate())?,
-                SensorSpec::Ina3221(spec) => kind_check(i, s, spec.validate())?,
+                _ => kind_check(i, s, s.validate_alone())?,
             }
         }
         self.validate_buses()?;

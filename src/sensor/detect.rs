@@ -36,6 +36,9 @@ pub struct Detected {
 }
 
 fn check(spec: &SensorSpec) -> Result<String, String> {
+    // A meter a rig cannot name (a hwmon chip with an empty name) is no use in a snippet.
+    spec.validate_alone()
+        .map_err(|e| format!("a rig cannot select it: {e}"))?;
     let ctx = super::SensorContext::new(
         crate::clock::RunClock::start(),
         crate::clock::PhaseLog::new(),
@@ -370,6 +373,30 @@ mod tests {
             text.contains("chip = \"pmbus\"") && text.contains("label = \"pin\""),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_chip_a_rig_cannot_name_stays_out_of_the_snippet() {
+        let t = machine();
+        // A driver that registers its hwmon device with an empty name.
+        write(
+            &t.path().join("class/hwmon/hwmon2"),
+            &[("name", ""), ("power1_input", "5000000")],
+        );
+        let found = detect(t.path());
+        let nameless = found.iter().find(|d| d.what.contains("hwmon2")).unwrap();
+        let why = nameless.readable.as_ref().unwrap_err();
+        assert!(
+            why.starts_with("a rig cannot select it: chip must name"),
+            "{why}"
+        );
+        // Every table the snippet holds is one a rig accepts.
+        let text = snippet(&found);
+        let rig = Rig::parse(&format!(
+            "name = \"x\"\n[[backends]]\nkind = \"tflite\"\nmodel = \"m\"\nimage = \"i\"\n{text}"
+        ));
+        assert!(rig.is_ok(), "{text}: {rig:?}");
+        assert!(!text.contains("chip = \"\""), "{text}");
     }
 
     #[test]
