@@ -1,6 +1,6 @@
 //! The `joulebench` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -170,10 +170,13 @@ impl ExportArgs {
             .filter_map(|(flag, path, format)| Some((flag, path.as_ref()?, format)))
     }
 
-    /// Proves every file asked for can be written, before the work that fills it.
-    fn check(&self) -> Result<()> {
-        self.files()
-            .try_for_each(|(flag, path, _)| export::check_writable(flag, path))
+    /// Proves every file asked for can be written, outside every run folder in `folders`
+    /// (those the command writes or reads), before the work that fills it.
+    fn check(&self, folders: &[&Path]) -> Result<()> {
+        self.files().try_for_each(|(flag, path, _)| {
+            export::check_outside(flag, path, folders)?;
+            export::check_writable(flag, path)
+        })
     }
 
     /// Writes `table` (and `record`) in each format whose file was asked for.
@@ -345,7 +348,8 @@ fn summarize(dir: &std::path::Path, out: &mut Console) -> Result<ExitCode> {
 }
 
 fn compare(args: &CompareArgs, out: &mut Console) -> Result<ExitCode> {
-    args.export.check()?;
+    let runs: Vec<&Path> = args.runs.iter().map(PathBuf::as_path).collect();
+    args.export.check(&runs)?;
     let comparison = joulebench::compare::compare(&args.runs, args.baseline, args.references)?;
     let table = joulebench::compare::table(&comparison);
     let record = serde_json::to_value(&comparison)?;
@@ -441,6 +445,8 @@ fn calibrate(args: &CalibrateArgs, out: &mut Console) -> Result<ExitCode> {
 }
 
 fn report(args: &ReportArgs, out: &mut Console) -> Result<ExitCode> {
+    let runs: Vec<&Path> = args.runs.iter().map(PathBuf::as_path).collect();
+    export::check_outside("--out", &args.out, &runs)?;
     let path = joulebench::report::write(&args.runs, &args.out)?;
     writeln!(out, "report: {}", path.display())?;
     Ok(ExitCode::SUCCESS)
@@ -538,8 +544,11 @@ fn measure(
     // or that another run holds, must not cost a measurement; nor must an export file that
     // cannot be written.
     let run_dir = signals::hold(|| {
-        args.export.check()?;
+        // A default folder is new and named by the clock: no export can be in it yet.
+        let out: Vec<&Path> = args.out.as_deref().into_iter().collect();
+        args.export.check(&out)?;
         if let Some(path) = &args.export_lava {
+            export::check_outside("--export-lava", path, &out)?;
             export::check_writable("--export-lava", path)?;
         }
         let claimed = output::create_run_dir(args.out.as_deref(), &rig.name, chrono::Utc::now())?;

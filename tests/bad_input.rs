@@ -1100,3 +1100,89 @@ fn write_cmyk_jpeg(path: &std::path::Path) {
         .encode(&cmyk, 64, 64, jpeg_encoder::ColorType::Cmyk)
         .unwrap();
 }
+
+/// An export or report inside a run folder the command writes or reads is refused in one line
+/// before any work, however the path is spelled (a symbolic link, `..`, a folder not created
+/// yet), and the folder keeps its files.
+#[test]
+fn outputs_inside_a_run_folder_are_refused_before_any_work() {
+    ensure_models();
+    let tmp = tempfile::tempdir().unwrap();
+    let example = repo().join("results/examples/sim-cpu");
+    let a = tmp.path().join("a");
+    std::fs::create_dir(&a).unwrap();
+    for file in std::fs::read_dir(&example).unwrap() {
+        let file = file.unwrap().path();
+        std::fs::copy(&file, a.join(file.file_name().unwrap())).unwrap();
+    }
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&a, &link).unwrap();
+    let files = |dir: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut all: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|f| {
+                let f = f.unwrap().path();
+                (
+                    f.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&f).unwrap(),
+                )
+            })
+            .collect();
+        all.sort();
+        all
+    };
+    let before = files(&a);
+    let new = tmp.path().join("new");
+    let dotted = tmp.path().join("nowhere/../a/summary.md");
+    let cases: Vec<Vec<String>> = vec![
+        vec![
+            "compare".into(),
+            s(&a).into(),
+            "--export-json".into(),
+            s(&a.join("run.json")).into(),
+        ],
+        vec![
+            "compare".into(),
+            s(&a).into(),
+            "--export-csv".into(),
+            s(&link.join("summary.csv")).into(),
+        ],
+        vec![
+            "compare".into(),
+            s(&a).into(),
+            "--export-markdown".into(),
+            s(&dotted).into(),
+        ],
+        vec![
+            "report".into(),
+            s(&a).into(),
+            "--out".into(),
+            s(&link.join("report")).into(),
+        ],
+        vec![
+            "run".into(),
+            "--rig".into(),
+            "sim-cpu".into(),
+            "--out".into(),
+            s(&new).into(),
+            "--export-json".into(),
+            s(&new.join("run.json")).into(),
+        ],
+        vec![
+            "run".into(),
+            "--rig".into(),
+            "sim-cpu".into(),
+            "--out".into(),
+            s(&new).into(),
+            "--export-lava".into(),
+            s(&new.join("x/../lava.txt")).into(),
+        ],
+    ];
+    for args in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(&args);
+        assert_one_line_error(&out, "is inside the run folder");
+        assert_eq!(files(&a), before, "{args:?} changed the run folder");
+        assert!(!new.exists(), "{args:?} created the run folder");
+    }
+}

@@ -10,9 +10,9 @@ mod json;
 pub mod lava;
 mod markdown;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 pub use self::csv::Csv;
 pub use self::json::Json;
@@ -76,6 +76,51 @@ pub fn write(
 ) -> Result<()> {
     let text = format.export(table, record)?;
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Refuses, in one line, an output `path` (what `flag` names) that lies in one of `folders`,
+/// the run folders a command writes or reads: an export or report there would replace or add
+/// to that folder's own files (`run --out R --export-json R/run.json` once replaced the run's
+/// record). Paths are compared as the file system resolves them, through symbolic links and
+/// `..`; a path not created yet is resolved through its nearest existing folder.
+pub fn check_outside(flag: &str, path: &Path, folders: &[&Path]) -> Result<()> {
+    let out = resolved(path);
+    for folder in folders {
+        if out.starts_with(resolved(folder)) {
+            bail!(
+                "{flag} {} is inside the run folder {}: write it elsewhere, so the folder \
+                 keeps only its own files",
+                path.display(),
+                folder.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `path` made absolute with its longest existing part's links and `..` resolved, and the
+/// rest (not created yet) appended as written, `..` and `.` taken lexically.
+fn resolved(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let absolute = std::env::current_dir().unwrap_or_default().join(path);
+    let parts: Vec<Component> = absolute.components().collect();
+    let (mut out, rest) = (0..=parts.len())
+        .rev()
+        .find_map(|n| {
+            let prefix: PathBuf = parts[..n].iter().collect();
+            Some((std::fs::canonicalize(prefix).ok()?, &parts[n..]))
+        })
+        .unwrap_or_else(|| (PathBuf::new(), &parts[..]));
+    for part in rest {
+        match part {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Proves, before anything is measured, that the export `flag` asks for can be written to
