@@ -179,10 +179,17 @@ impl ExportArgs {
         })
     }
 
-    /// Writes `table` (and `record`) in each format whose file was asked for.
-    fn write(&self, table: &export::Table, record: &serde_json::Value) -> Result<()> {
+    /// Writes `table` (and `record`) in each format whose file was asked for, each on its
+    /// own: one that fails (a full disk) stops none of the others. Returns the failures, each
+    /// naming its flag and file.
+    fn write(&self, table: &export::Table, record: &serde_json::Value) -> Vec<String> {
         self.files()
-            .try_for_each(|(_, path, format)| export::write(format, path, table, record))
+            .filter_map(|(flag, path, format)| {
+                export::write(format, path, table, record)
+                    .err()
+                    .map(|e| format!("{e:#} ({flag})"))
+            })
+            .collect()
     }
 }
 
@@ -353,8 +360,9 @@ fn compare(args: &CompareArgs, out: &mut Console) -> Result<ExitCode> {
     let comparison = joulebench::compare::compare(&args.runs, args.baseline, args.references)?;
     let table = joulebench::compare::table(&comparison);
     let record = serde_json::to_value(&comparison)?;
-    args.export.write(&table, &record)?;
+    let failed = args.export.write(&table, &record);
     write!(out, "{}", joulebench::compare::render(&comparison))?;
+    exports_written(failed)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -624,14 +632,28 @@ fn run(args: RunArgs, out: &mut Console) -> Result<ExitCode> {
     let dir = run_dir.path();
     let table = output::table::columns(&rows);
     let json = serde_json::to_value(&rows)?;
-    args.export.write(&table, &json)?;
+    let mut failed = args.export.write(&table, &json);
     if let Some(path) = &args.export_lava {
-        std::fs::write(path, export::lava::lines(&rows))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        if let Err(e) = std::fs::write(path, export::lava::lines(&rows)) {
+            failed.push(format!(
+                "cannot write {}: {e} (--export-lava)",
+                path.display()
+            ));
+        }
     }
     signals::set_stage(Stage::Written);
     let printed = print_results(out, &output::table::render(&rows), dir);
+    // The table and the other files are out; a failed export still fails the command.
+    exports_written(failed)?;
     finish(&rows, dir, stream_error, printed)
+}
+
+/// One line naming every export that could not be written, as an error; none, Ok.
+fn exports_written(failed: Vec<String>) -> Result<()> {
+    if failed.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!("{}", failed.join("; "))
 }
 
 /// `run --open-only`: each backend opened as a run would, one line each, nothing measured.

@@ -1186,3 +1186,39 @@ fn outputs_inside_a_run_folder_are_refused_before_any_work() {
         assert!(!new.exists(), "{args:?} created the run folder");
     }
 }
+
+/// Each export is written on its own: one to a full disk names its flag and file, and the
+/// others, the table and the run folder still come out, with exit status 1.
+#[test]
+fn a_failing_export_stops_none_of_the_others() {
+    let full = Path::new("/dev/full");
+    if !full.exists() {
+        println!("SKIP a_failing_export_stops_none_of_the_others: no /dev/full here");
+        return;
+    }
+    ensure_models();
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, json) = (tmp.path().join("run"), tmp.path().join("rows.json"));
+    let out = run(&[
+        "run",
+        "--rig",
+        "sim-cpu",
+        "--out",
+        s(&dir),
+        "--export-csv",
+        "/dev/full",
+        "--export-json",
+        s(&json),
+    ]);
+    assert_one_line_error(&out, "cannot write /dev/full: No space left on device");
+    assert!(
+        stderr(&out).trim_end().ends_with("(--export-csv)"),
+        "{}",
+        stderr(&out)
+    );
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(rows[0]["status"].is_string(), "{rows}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("results: "));
+    assert!(dir.join("summary.csv").is_file() && dir.join("run.json").is_file());
+}
