@@ -8,7 +8,7 @@
 mod csv;
 mod json;
 pub mod lava;
-mod markdown;
+pub mod markdown;
 
 use std::path::{Path, PathBuf};
 

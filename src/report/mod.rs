@@ -262,9 +262,9 @@ pub fn write(runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
             md,
             "| {} | {} | {} on {} | {} | {} | {} | {} | {}{ci} | {} |",
             e.number,
-            e.label,
+            crate::export::markdown::cell(&e.label),
             r.sensor,
-            r.rail,
+            crate::export::markdown::cell(&r.rail),
             if e.origin_mark().is_empty() {
                 "measured"
             } else {
@@ -274,7 +274,7 @@ pub fn write(runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
             num(r.fps, 1),
             num(e.timed_seconds(), 2),
             num(r.inferences_per_joule, 2),
-            r.status
+            crate::export::markdown::cell(&r.status.to_string())
         );
     }
     if entries.iter().any(|e| !e.origin_mark().is_empty()) {
