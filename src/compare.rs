@@ -238,10 +238,21 @@ fn sentence(e: &Entry, base: &Entry) -> String {
         return format!("{} is the baseline", e.label());
     }
     let Some(ratio) = e.ratio else {
-        return format!(
-            "{} has no inferences per joule to compare (no repetition ended ok)",
-            e.label()
-        );
+        // Name the side that lacks the figure: blaming each entry for the baseline's lack
+        // would send the reader to the wrong run.
+        return if base.inferences_per_joule.is_none() {
+            format!(
+                "{} has no ratio: the baseline {} has no inferences per joule (no repetition \
+                 ended ok); choose another --baseline",
+                e.label(),
+                base.label()
+            )
+        } else {
+            format!(
+                "{} has no inferences per joule to compare (no repetition ended ok)",
+                e.label()
+            )
+        };
     };
     let mut s = format!("{} does {ratio:.2}x", e.label());
     if let (Some(low), Some(high)) = (e.ratio_low, e.ratio_high) {
@@ -378,6 +389,33 @@ mod tests {
         }
         w.flush().unwrap();
         dir
+    }
+
+    #[test]
+    fn a_baseline_without_a_figure_is_named_not_the_entries() {
+        let base = run_dir(Origin::Measured, "ina219", "5V Pi", &[10.0]);
+        // Its one repetition ended invalid: no inferences per joule.
+        let path = base.path().join("summary.csv");
+        let mut rows = results::read_run_dir(base.path()).unwrap().rows;
+        rows[0].status = Status::Invalid("coverage 0.5 below 0.95".into());
+        rows[0].inferences_per_joule = None;
+        let mut w = csv::Writer::from_path(&path).unwrap();
+        w.serialize(&rows[0]).unwrap();
+        w.flush().unwrap();
+        let other = run_dir(Origin::Measured, "ina219", "5V Pi", &[11.0, 12.0]);
+        let c = compare(&[base.path().into(), other.path().into()], 1, false).unwrap();
+        let s = &c.entries[1].sentence;
+        assert!(
+            s.contains("has no ratio: the baseline ") && s.ends_with("choose another --baseline"),
+            "{s}"
+        );
+        // The other way round, the entry without a figure is the one named.
+        let c = compare(&[base.path().into(), other.path().into()], 2, false).unwrap();
+        let s = &c.entries[0].sentence;
+        assert!(
+            s.ends_with("has no inferences per joule to compare (no repetition ended ok)"),
+            "{s}"
+        );
     }
 
     #[test]
