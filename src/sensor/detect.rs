@@ -211,6 +211,22 @@ pub fn choose(rig: &mut Rig, found: &[Detected], root: &Path) -> SensorChoice {
         )
     };
     let (source, line) = if used.is_empty() {
+        // Meters that read but measure only part of the machine (a Jetson's CPU or GPU rail
+        // beside an unreadable board input) are not used in its place, but they are there.
+        let parts: Vec<&str> = found
+            .iter()
+            .filter(|d| !d.primary && d.readable.is_ok())
+            .map(|d| d.what.as_str())
+            .collect();
+        let parts = if parts.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; readable, but parts of the machine rather than its whole: {} (`sensors \
+                 --detect` prints their tables for a rig)",
+                parts.join(", ")
+            )
+        };
         let why = match found.iter().find(|d| d.primary) {
             Some(d) => format!(
                 "{}: {}",
@@ -224,7 +240,7 @@ pub fn choose(rig: &mut Rig, found: &[Detected], root: &Path) -> SensorChoice {
         };
         (
             "rig",
-            format!("sensors: no readable meter on this machine ({why}); {rigs_own}"),
+            format!("sensors: no readable meter on this machine ({why}{parts}); {rigs_own}"),
         )
     } else {
         let names = used
@@ -514,6 +530,22 @@ mod tests {
         assert_eq!(
             whats,
             [("INA3221 VDD_IN", true), ("INA3221 VDD_CPU_GPU_CV", false)]
+        );
+
+        // The board input listed but unreadable: its rails are not used in its place, and
+        // the line says they are there rather than that nothing reads.
+        std::fs::write(dir.join("curr1_input"), "not a number").unwrap();
+        let mut rig = local_rig();
+        let choice = resolve(&mut rig, t.path()).unwrap();
+        assert_eq!(rig.sensors[0].kind(), "ina219-sim");
+        assert!(
+            choice.line.contains("(INA3221 VDD_IN: ")
+                && choice.line.contains(
+                    "; readable, but parts of the machine rather than its whole: INA3221 \
+                     VDD_CPU_GPU_CV"
+                ),
+            "{}",
+            choice.line
         );
     }
 }

@@ -107,6 +107,15 @@ fn list(zones: &[Zone]) -> String {
 fn find_zone(spec: &RaplSpec) -> Result<Zone> {
     let all = zones(&spec.root);
     let dir = powercap(&spec.root);
+    if all.is_empty() && !dir.is_dir() && !sysfs::is_default_root(&spec.root) {
+        // A root given by hand that is no sysfs tree says nothing about the CPU.
+        bail!(
+            "{} does not exist: root {} is not a sysfs tree with a powercap class (leave root \
+             out for /sys)",
+            dir.display(),
+            spec.root.display()
+        );
+    }
     if all.is_empty() {
         bail!(
             "no RAPL zones under {}: this CPU or kernel offers none (Intel: module \
@@ -299,10 +308,22 @@ mod tests {
             "{e}"
         );
         let empty = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(empty.path().join("class/powercap")).unwrap();
         let e = open(&spec(empty.path(), Some("package-0"), None))
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("no RAPL zones under"), "{e}");
+        // A root that is no sysfs tree at all: the advice is about the root, not the CPU.
+        let nowhere = empty.path().join("nowhere");
+        let e = open(&spec(&nowhere, Some("package-0"), None))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("class/powercap does not exist: root ")
+                && e.contains("is not a sysfs tree with a powercap class"),
+            "{e}"
+        );
+        assert!(!e.contains("this CPU or kernel"), "{e}");
     }
 
     #[test]
