@@ -127,3 +127,48 @@ fn report_of_a_missing_folder_is_one_line() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("is not a folder"), "{stderr}");
 }
+
+/// A report folder is new, or a previous report replaced whole (no chart of the old one
+/// left behind); a folder of other files is refused and kept.
+#[test]
+fn a_report_replaces_a_previous_report_whole_and_nothing_else() {
+    let run = root().join("results/examples/sim-cpu");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("report");
+    assert!(report(&[&run], &out).status.success());
+    std::fs::write(out.join("stale-chart.svg"), "<svg/>").unwrap();
+    let again = report(&[&run], &out);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(out.join("report.md").is_file());
+    assert!(
+        !out.join("stale-chart.svg").exists(),
+        "a previous chart lingered"
+    );
+    // Nothing of the staging folder is left beside it.
+    let beside: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert_eq!(beside.len(), 1);
+
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    let refused = report(&[&run], &other);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        err.trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .contains("holds files that are not a joulebench report"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(other.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    assert!(!other.join("report.md").exists());
+}

@@ -167,6 +167,7 @@ fn read_traces(dir: &Path, folder: usize) -> Result<Vec<Trace>> {
 /// Reads the run folders, draws the charts into `out` and writes `out/report.md`; returns
 /// the report's path.
 pub fn write(runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
+    check_out(out)?;
     let mut entries = Vec::new();
     let mut traces = Vec::new();
     let mut folders = Vec::new();
@@ -220,7 +221,19 @@ pub fn write(runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
     charts::register_font(bytes)
         .with_context(|| format!("{} is not a usable TrueType font", font.display()))?;
 
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    // Drawn into a new folder beside `out`, which then replaces `out` whole: a previous
+    // report's charts that this one does not draw do not linger, and a failure halfway
+    // leaves the previous report as it was.
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".joulebench-report-")
+        .tempdir_in(parent)
+        .with_context(|| format!("cannot create a folder in {}", parent.display()))?;
     let references = crate::references::load_default().unwrap_or_default();
     let implied = crate::references::implied_per_joule(&references);
 
@@ -286,14 +299,44 @@ pub fn write(runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
         );
     }
 
-    let charts = charts::draw_all(out, &entries, &traces, &implied)?;
+    let charts = charts::draw_all(staging.path(), &entries, &traces, &implied)?;
     let _ = writeln!(md, "\n## Charts\n");
     for chart in &charts {
         let _ = writeln!(md, "### {}\n", chart.title);
         let _ = writeln!(md, "{}\n", chart.caption);
         let _ = writeln!(md, "![{}]({})\n", chart.title, chart.file);
     }
-    let path = out.join("report.md");
-    std::fs::write(&path, md).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(path)
+    let staged = staging.path().join("report.md");
+    std::fs::write(&staged, md).with_context(|| format!("cannot write {}", staged.display()))?;
+    replace_folder(staging, out)?;
+    Ok(out.join("report.md"))
+}
+
+/// A report goes into a new or empty folder, or replaces a previous report (a folder holding
+/// `report.md`); any other folder's files are not the report's to delete.
+fn check_out(out: &Path) -> Result<()> {
+    let Ok(mut files) = std::fs::read_dir(out) else {
+        return Ok(()); // Not there yet (or not a folder: creating it will say so).
+    };
+    if files.next().is_none() || out.join("report.md").is_file() {
+        return Ok(());
+    }
+    bail!(
+        "{} holds files that are not a joulebench report: give a new or empty folder, or a \
+         previous report's, which is replaced whole",
+        out.display()
+    )
+}
+
+/// Puts the finished `staging` folder at `out`, removing a previous report there.
+fn replace_folder(staging: tempfile::TempDir, out: &Path) -> Result<()> {
+    let fail = |e: std::io::Error| anyhow::anyhow!("cannot write {}: {e}", out.display());
+    if out.exists() {
+        std::fs::remove_dir_all(out).map_err(fail)?;
+    }
+    let staged = staging.keep();
+    std::fs::rename(&staged, out).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&staged);
+        fail(e)
+    })
 }
