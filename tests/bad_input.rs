@@ -1134,53 +1134,38 @@ fn outputs_inside_a_run_folder_are_refused_before_any_work() {
     let before = files(&a);
     let new = tmp.path().join("new");
     let dotted = tmp.path().join("nowhere/../a/summary.md");
-    let cases: Vec<Vec<String>> = vec![
-        vec![
-            "compare".into(),
-            s(&a).into(),
-            "--export-json".into(),
-            s(&a.join("run.json")).into(),
+    let (json, csv) = (a.join("run.json"), link.join("summary.csv"));
+    let (report_out, new_json, lava) = (
+        link.join("report"),
+        new.join("run.json"),
+        new.join("x/../lava.txt"),
+    );
+    let cases: [&[&str]; 6] = [
+        &["compare", s(&a), "--export-json", s(&json)],
+        &["compare", s(&a), "--export-csv", s(&csv)],
+        &["compare", s(&a), "--export-markdown", s(&dotted)],
+        &["report", s(&a), "--out", s(&report_out)],
+        &[
+            "run",
+            "--rig",
+            "sim-cpu",
+            "--out",
+            s(&new),
+            "--export-json",
+            s(&new_json),
         ],
-        vec![
-            "compare".into(),
-            s(&a).into(),
-            "--export-csv".into(),
-            s(&link.join("summary.csv")).into(),
-        ],
-        vec![
-            "compare".into(),
-            s(&a).into(),
-            "--export-markdown".into(),
-            s(&dotted).into(),
-        ],
-        vec![
-            "report".into(),
-            s(&a).into(),
-            "--out".into(),
-            s(&link.join("report")).into(),
-        ],
-        vec![
-            "run".into(),
-            "--rig".into(),
-            "sim-cpu".into(),
-            "--out".into(),
-            s(&new).into(),
-            "--export-json".into(),
-            s(&new.join("run.json")).into(),
-        ],
-        vec![
-            "run".into(),
-            "--rig".into(),
-            "sim-cpu".into(),
-            "--out".into(),
-            s(&new).into(),
-            "--export-lava".into(),
-            s(&new.join("x/../lava.txt")).into(),
+        &[
+            "run",
+            "--rig",
+            "sim-cpu",
+            "--out",
+            s(&new),
+            "--export-lava",
+            s(&lava),
         ],
     ];
     for args in cases {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = run(&args);
+        let out = run(args);
         assert_one_line_error(&out, "is inside the run folder");
         assert_eq!(files(&a), before, "{args:?} changed the run folder");
         assert!(!new.exists(), "{args:?} created the run folder");
