@@ -201,13 +201,17 @@ impl CheckedWindow {
     }
 }
 
+/// Values an integrating sensor's window is summed from on either side of it: the edge split
+/// needs the conversion cut by the edge and one beyond it, and coverage one more.
+const INTEGRATED_MARGIN: usize = 3;
+
 /// One sensor's readings, ready to integrate over any window: the difference of its energy
 /// counter where it keeps one (NVML on Volta and newer), else trapezoids over its power.
 pub struct SensorEnergy {
     counter: Vec<CounterPoint>,
-    /// The energy an integrating sensor's values add up to, as a counter would count it
-    /// ([`energy::integrated`]); empty for any other sensor.
-    integrated: Vec<CounterPoint>,
+    /// Whether `points` are each the mean of their whole period, to be integrated as the
+    /// counter they add up to ([`energy::integrated`]).
+    integrating: bool,
     points: Vec<PowerPoint>,
     /// Instant power read beside the counter, every read (stale ones too: only the counter
     /// was unchanged), for the cross-check.
@@ -252,14 +256,9 @@ impl SensorEnergy {
         points.sort_by(|a, b| a.t.total_cmp(&b.t));
         instant.sort_by(|a, b| a.t.total_cmp(&b.t));
         let period = log.update_period.as_secs_f64();
-        let integrated = if log.integrating && counter.is_empty() {
-            energy::integrated(&points)
-        } else {
-            Vec::new()
-        };
         Self {
+            integrating: log.integrating && counter.is_empty(),
             counter,
-            integrated,
             points,
             instant,
             crosscheck: log.crosscheck.clone(),
@@ -366,8 +365,16 @@ impl SensorEnergy {
     pub fn window(&self, start: f64, end: f64) -> Option<WindowEnergy> {
         if self.counted() {
             energy::integrate_counter(&self.counter, start, end, self.max_gap)
-        } else if self.integrated.len() >= 2 {
-            energy::integrate_counter(&self.integrated, start, end, self.max_gap)
+        } else if self.integrating {
+            // The counter is summed from a fixed number of values before the window, not from
+            // the first value held: a window settled while a run streams (older values already
+            // released) then adds up the very same numbers as one from every reading, to the
+            // bit.
+            let from = self.points.partition_point(|p| p.t <= start);
+            let to = self.points.partition_point(|p| p.t < end);
+            let slice = &self.points[from.saturating_sub(INTEGRATED_MARGIN)
+                ..(to + INTEGRATED_MARGIN).min(self.points.len())];
+            energy::integrate_counter(&energy::integrated(slice), start, end, self.max_gap)
         } else {
             energy::integrate(&self.points, start, end, self.max_gap)
         }
