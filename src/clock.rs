@@ -38,13 +38,21 @@ impl Default for RunClock {
 /// Python's `time.monotonic()` reads, so another process's timestamps can be placed on the
 /// run clock (`joulebench bench` cuts its power samples to a reference loop's timed window).
 pub fn monotonic_seconds() -> f64 {
+    // CLOCK_MONOTONIC always exists.
+    clock_seconds(libc::CLOCK_MONOTONIC).unwrap_or(f64::NAN)
+}
+
+/// A POSIX clock's reading in seconds (CLOCK_MONOTONIC, or a thread's CPU-time clock); None
+/// where it cannot be read (the CPU clock of a thread that has ended: the kernel answers
+/// EINVAL, nothing worse).
+pub fn clock_seconds(clock: libc::clockid_t) -> Option<f64> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: clock_gettime only writes the timespec it is given; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    let read = unsafe { libc::clock_gettime(clock, &mut ts) } == 0;
+    read.then_some(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
 }
 
 /// Sleeps until CLOCK_MONOTONIC reads `deadline` seconds: one `clock_nanosleep` with

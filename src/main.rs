@@ -173,10 +173,8 @@ impl ExportArgs {
     /// Proves every file asked for can be written, outside every run folder in `folders`
     /// (those the command writes or reads), before the work that fills it.
     fn check(&self, folders: &[&Path]) -> Result<()> {
-        self.files().try_for_each(|(flag, path, _)| {
-            export::check_outside(flag, path, folders)?;
-            export::check_writable(flag, path)
-        })
+        self.files()
+            .try_for_each(|(flag, path, _)| export::check_output(flag, path, folders))
     }
 
     /// Writes `table` (and `record`) in each format whose file was asked for, each on its
@@ -185,9 +183,7 @@ impl ExportArgs {
     fn write(&self, table: &export::Table, record: &serde_json::Value) -> Vec<String> {
         self.files()
             .filter_map(|(flag, path, format)| {
-                export::write(format, path, table, record)
-                    .err()
-                    .map(|e| format!("{e:#} ({flag})"))
+                export::write(flag, format, path, table, record).err()
             })
             .collect()
     }
@@ -556,8 +552,7 @@ fn measure(
         let out: Vec<&Path> = args.out.as_deref().into_iter().collect();
         args.export.check(&out)?;
         if let Some(path) = &args.export_lava {
-            export::check_outside("--export-lava", path, &out)?;
-            export::check_writable("--export-lava", path)?;
+            export::check_output("--export-lava", path, &out)?;
         }
         let claimed = output::create_run_dir(args.out.as_deref(), &rig.name, chrono::Utc::now())?;
         signals::on_exit(claimed.releaser());
@@ -634,11 +629,8 @@ fn run(args: RunArgs, out: &mut Console) -> Result<ExitCode> {
     let json = serde_json::to_value(&rows)?;
     let mut failed = args.export.write(&table, &json);
     if let Some(path) = &args.export_lava {
-        if let Err(e) = std::fs::write(path, export::lava::lines(&rows)) {
-            failed.push(format!(
-                "cannot write {}: {e} (--export-lava)",
-                path.display()
-            ));
+        if let Err(e) = export::write_output("--export-lava", path, &export::lava::lines(&rows)) {
+            failed.push(e);
         }
     }
     signals::set_stage(Stage::Written);

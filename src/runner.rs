@@ -236,18 +236,7 @@ impl Prepared {
                 let logs = sensors
                     .iter()
                     .filter(|_| sampling)
-                    .map(|s| SensorLog {
-                        info: s.info().clone(),
-                        update_period: s.update_period(),
-                        samples: Vec::new(),
-                        failure: None,
-                        uncertainty: s.uncertainty(),
-                        cpu_time: Duration::ZERO,
-                        realtime: false,
-                        integrating: s.integrates(),
-                        crosscheck: s.crosscheck(),
-                        min_window_s: s.min_window().map(|d| d.as_secs_f64()),
-                    })
+                    .map(|s| SensorLog::of(s.as_ref()))
                     .collect();
                 let so_far = RunRecord {
                     rig: rig.clone(),

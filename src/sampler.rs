@@ -136,6 +136,24 @@ pub struct SensorLog {
     pub min_window_s: Option<f64>,
 }
 
+impl SensorLog {
+    /// What `sensor` says of itself, with no readings yet (and no CPU time, not real-time).
+    pub fn of(sensor: &dyn PowerSensor) -> Self {
+        Self {
+            info: sensor.info().clone(),
+            update_period: sensor.update_period(),
+            samples: Vec::new(),
+            failure: None,
+            uncertainty: sensor.uncertainty(),
+            cpu_time: Duration::ZERO,
+            realtime: false,
+            integrating: sensor.integrates(),
+            crosscheck: sensor.crosscheck(),
+            min_window_s: sensor.min_window().map(|d| d.as_secs_f64()),
+        }
+    }
+}
+
 /// Running sampler threads.
 pub struct Sampler {
     /// The run-clock time a stop was asked for, as f64 bits; NaN while running.
@@ -217,7 +235,7 @@ impl Sampler {
         Box::new(move || {
             clocks
                 .iter()
-                .map(|c| c.map_or(f64::NAN, clock_seconds))
+                .map(|c| c.and_then(crate::clock::clock_seconds).unwrap_or(f64::NAN))
                 .collect()
         })
     }
@@ -285,20 +303,6 @@ fn cpu_clock(thread: libc::pthread_t) -> Option<libc::clockid_t> {
     // SAFETY: `thread` comes from a JoinHandle not yet joined (a live or exited-but-unjoined
     // thread, which pthread_getcpuclockid accepts); the call writes only `clock`.
     (unsafe { libc::pthread_getcpuclockid(thread, &mut clock) } == 0).then_some(clock)
-}
-
-/// A clock's reading in seconds; NaN where it cannot be read (a thread CPU clock whose
-/// thread has ended: the kernel answers EINVAL, nothing worse).
-fn clock_seconds(clock: libc::clockid_t) -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime only writes the timespec it is given.
-    match unsafe { libc::clock_gettime(clock, &mut ts) } {
-        0 => ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9,
-        _ => f64::NAN,
-    }
 }
 
 /// The SCHED_FIFO priority a sampler thread asks for: the lowest real-time one, above every
@@ -399,16 +403,9 @@ pub fn sample_with(
         hand_off(&mut samples, failure.as_deref(), true);
     }
     SensorLog {
-        info: sensor.info().clone(),
-        update_period: sensor.update_period(),
         samples,
         failure,
-        uncertainty: sensor.uncertainty(),
-        cpu_time: Duration::ZERO,
-        crosscheck: sensor.crosscheck(),
-        min_window_s: sensor.min_window().map(|d| d.as_secs_f64()),
-        realtime: false,
-        integrating: sensor.integrates(),
+        ..SensorLog::of(sensor.as_ref())
     }
 }
 
@@ -480,10 +477,13 @@ impl Schedule {
     /// Whether the next update should be bracketed by polls: the track is no longer tight,
     /// or [`BRACKET_EVERY`] updates have passed since the last tight bracket.
     fn bracket_due(&self) -> bool {
-        let wide = self.track.map_or(true, |(lo, hi)| {
-            hi - lo > TIGHT_STEPS * self.step() + self.read_cost
-        });
+        let wide = self.track.map_or(true, |(lo, hi)| hi - lo > self.tight());
         wide || self.since_bracket + 1 >= BRACKET_EVERY
+    }
+
+    /// The widest bracket or track that still pins an update down ([`TIGHT_STEPS`]).
+    fn tight(&self) -> f64 {
+        TIGHT_STEPS * self.step() + self.read_cost
     }
 
     /// Time between the starts of two polls for an update.
@@ -508,7 +508,7 @@ impl Schedule {
             Some((at, stale)) if self.locking || stale => {
                 // A bracket of its own (not narrowed by the carried track, which the period
                 // estimate moved) measures the period.
-                if mid - at <= TIGHT_STEPS * self.step() + self.read_cost {
+                if mid - at <= self.tight() {
                     self.refine_period((at + mid) / 2.0);
                     self.since_bracket = 0;
                 } else {
@@ -803,7 +803,7 @@ mod tests {
     struct LateWakeups {
         clock: Arc<ManualClock>,
         max_late: f64,
-        state: std::sync::Mutex<u64>,
+        rng: std::sync::Mutex<rand::rngs::StdRng>,
     }
 
     impl TimeSource for LateWakeups {
@@ -811,12 +811,9 @@ mod tests {
             self.clock.now()
         }
         fn sleep_until(&self, t: f64) {
-            // A fixed LCG: the same lateness pattern on every machine.
-            let mut state = self.state.lock().unwrap();
-            *state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let u = (*state >> 11) as f64 / (1u64 << 53) as f64;
+            use rand::Rng;
+            // A fixed seed: the same lateness pattern on every machine.
+            let u: f64 = self.rng.lock().unwrap().random();
             self.clock.sleep_until(t + u * self.max_late);
         }
     }
@@ -839,7 +836,7 @@ mod tests {
             let late = LateWakeups {
                 clock: Arc::clone(&clock),
                 max_late,
-                state: std::sync::Mutex::new(7),
+                rng: std::sync::Mutex::new(rand::SeedableRng::seed_from_u64(7)),
             };
             let log = sample(Box::new(sensor), &late, |now| (now >= 20.0).then_some(20.0));
             fresh(&log)

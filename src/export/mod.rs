@@ -12,7 +12,7 @@ pub mod markdown;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 
 pub use self::csv::Csv;
 pub use self::json::Json;
@@ -69,13 +69,28 @@ pub trait Exporter {
 
 /// Writes `table` (and `record`) in `format` to `path`.
 pub fn write(
+    flag: &str,
     format: &dyn Exporter,
     path: &Path,
     table: &Table,
     record: &serde_json::Value,
-) -> Result<()> {
-    let text = format.export(table, record)?;
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+) -> Result<(), String> {
+    let text = format
+        .export(table, record)
+        .map_err(|e| format!("cannot write {}: {e:#} ({flag})", path.display()))?;
+    write_output(flag, path, &text)
+}
+
+/// Proves, before the work that fills it, that the file `flag` names can be written and lies
+/// outside every run folder in `folders` ([`check_outside`], [`check_writable`]).
+pub fn check_output(flag: &str, path: &Path, folders: &[&Path]) -> Result<()> {
+    check_outside(flag, path, folders)?;
+    check_writable(flag, path)
+}
+
+/// Writes `text` to the file `flag` names; the error names the file and the flag.
+pub fn write_output(flag: &str, path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e} ({flag})", path.display()))
 }
 
 /// Refuses, in one line, an output `path` (what `flag` names) that lies in one of `folders`,
