@@ -224,6 +224,20 @@ pub struct SensorEnergy {
     /// Times of readings clipped at the sensor's range, and of failed reads.
     saturated: Vec<f64>,
     errors: Vec<f64>,
+    /// Where the counter lost count ([`crate::sensor::COUNTER_BREAK`]): from its last update
+    /// before to its first after, the stretch whose energy is unknown, with the read's error.
+    breaks: Vec<CounterBreak>,
+}
+
+/// A read where an energy counter lost count.
+struct CounterBreak {
+    /// The counter's last update before the read and its first after it: the stretch whose
+    /// energy is unknown.
+    from: f64,
+    to: f64,
+    /// The read's time and error.
+    at: f64,
+    why: String,
 }
 
 impl SensorEnergy {
@@ -256,7 +270,28 @@ impl SensorEnergy {
         points.sort_by(|a, b| a.t.total_cmp(&b.t));
         instant.sort_by(|a, b| a.t.total_cmp(&b.t));
         let period = log.update_period.as_secs_f64();
+        let breaks = log
+            .samples
+            .iter()
+            .filter_map(|s| match &s.reading {
+                Err(e) if e.starts_with(crate::sensor::COUNTER_BREAK) => {
+                    let after = counter.partition_point(|p| p.t <= s.t);
+                    let from = after
+                        .checked_sub(1)
+                        .map_or(f64::NEG_INFINITY, |i| counter[i].t);
+                    let to = counter.get(after).map_or(f64::INFINITY, |p| p.t);
+                    Some(CounterBreak {
+                        from,
+                        to,
+                        at: s.t,
+                        why: e.clone(),
+                    })
+                }
+                _ => None,
+            })
+            .collect();
         Self {
+            breaks,
             integrating: log.integrating && counter.is_empty(),
             counter,
             points,
@@ -286,14 +321,17 @@ impl SensorEnergy {
             saturated: within(&self.saturated),
             errors: within(&self.errors),
         };
-        let verdict = validity::check(
-            energy.as_ref(),
-            readings,
-            (start, end),
-            self.period,
-            self.counted(),
-            spec,
-        )
+        let verdict = match self.break_in(start, end) {
+            Some(b) => Err(format!("{}, read at {:.3} s", b.why, b.at)),
+            None => validity::check(
+                energy.as_ref(),
+                readings,
+                (start, end),
+                self.period,
+                self.counted(),
+                spec,
+            ),
+        }
         .and_then(|()| match self.min_window_s {
             // An averaged figure lags the load by half its averaging time: only a long
             // window makes that lag small against the window.
@@ -360,9 +398,18 @@ impl SensorEnergy {
         self.counter.len() >= 2
     }
 
-    /// Energy over `[start, end]`. A counter that reset inside the window gives none rather
-    /// than a wrong one.
+    /// The first stretch where the counter lost count that `[start, end]` draws on: the
+    /// window's own updates and the update intervals that hold its edges.
+    fn break_in(&self, start: f64, end: f64) -> Option<&CounterBreak> {
+        self.breaks.iter().find(|b| b.from < end && b.to > start)
+    }
+
+    /// Energy over `[start, end]`. A counter that reset or lost count where the window draws
+    /// on it gives none rather than a wrong one.
     pub fn window(&self, start: f64, end: f64) -> Option<WindowEnergy> {
+        if self.counted() && self.break_in(start, end).is_some() {
+            return None;
+        }
         if self.counted() {
             energy::integrate_counter(&self.counter, start, end, self.max_gap)
         } else if self.integrating {
@@ -854,6 +901,44 @@ mod tests {
         assert_eq!(rows[0].instant_vs_counter_pct, None);
         assert_eq!(rows[0].instant_vs_counter_note, "");
         assert_eq!(rows[0].status, Status::Ok);
+    }
+
+    #[test]
+    fn a_counter_that_lost_count_invalidates_the_windows_that_use_it() {
+        let mut log = counter_log(None);
+        let why = format!(
+            "{}the counter went backwards (from 9 to 1 µJ)",
+            crate::sensor::COUNTER_BREAK
+        );
+        log.samples.push(crate::sampler::Sample {
+            t: 2.53,
+            reading: Err(why.clone()),
+        });
+        let rows = counted(log.clone());
+        assert_eq!(
+            rows[0].status,
+            Status::Invalid(format!("{why}, read at 2.530 s"))
+        );
+        assert_eq!(rows[0].inferences_per_joule, None);
+        // The stretch lost is 2.5 to 2.6 s, between the counter's updates around the read: a
+        // window whose edge interval holds it has no energy, one clear of it keeps its own.
+        let energy = SensorEnergy::of(&log);
+        let spec = ValiditySpec::default();
+        for (window, lost) in [
+            ((2.55, 4.0), true),
+            ((1.0, 2.55), true),
+            ((2.6, 5.0), false),
+            ((1.0, 2.5), false),
+        ] {
+            let checked = energy.checked(window, &spec);
+            assert_eq!(
+                checked.invalid.is_some(),
+                lost,
+                "{window:?}: {:?}",
+                checked.invalid
+            );
+            assert_eq!(checked.energy.is_none(), lost, "{window:?}");
+        }
     }
 
     #[test]

@@ -284,7 +284,7 @@ pub fn open(spec: &HwmonSpec) -> Result<HwmonSensor> {
             let raw = sysfs::read_u64(path)?;
             // Stale once unchanged for a read period (see `EnergyCounter`).
             let tick = period.as_secs_f64();
-            Some(EnergyCounter::new(raw, sysfs::now_s(), None, tick)?)
+            Some(EnergyCounter::new(raw, sysfs::now_s(), None, None, tick)?)
         }
         _ => None,
     };

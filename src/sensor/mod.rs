@@ -57,6 +57,11 @@ impl Origin {
     }
 }
 
+/// How the error of a read that lost an energy counter's count begins: the energy between
+/// the counter's last change before it and its first after it is unknown, so the summary
+/// makes any window that uses it invalid ([`sysfs::EnergyCounter`]).
+pub const COUNTER_BREAK: &str = "the energy counter lost count: ";
+
 /// One reading of a rail.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Reading {

@@ -25,6 +25,18 @@ use super::{Origin, PowerSensor, Reading, SensorInfo};
 /// counter updates (validity needs 3).
 pub const READ_PERIOD: Duration = Duration::from_millis(50);
 
+/// The most power a RAPL domain is taken to draw, watts, unless its zone states more
+/// (`constraint_N_max_power_uw`, `constraint_N_power_limit_uw`). It bounds the energy between
+/// two reads, so that the counter can be unwrapped without doubt. No CPU socket draws near
+/// it (the hungriest server parts are rated around 500 W at their short-term limit), and a
+/// zone's own limits are averages over a time window that may be exceeded in between, so they
+/// only ever raise it.
+pub const CEILING_WATTS: f64 = 1000.0;
+
+/// The shortest read period the sampler is asked for: each read is a syscall and a wake-up
+/// on the CPU being measured, and the counter itself updates about every millisecond.
+pub const MIN_READ_PERIOD: Duration = Duration::from_millis(1);
+
 /// A `kind = "rapl"` table: one powercap RAPL zone.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -184,6 +196,39 @@ pub struct RaplSensor {
     info: SensorInfo,
     energy: PathBuf,
     counter: EnergyCounter,
+    period: Duration,
+}
+
+/// The most the zone in `dir` can draw, watts: [`CEILING_WATTS`], or more where one of its
+/// constraints states more.
+fn max_watts(dir: &Path) -> f64 {
+    let stated = ["max_power_uw", "power_limit_uw"].iter().flat_map(|what| {
+        sysfs::channels(dir, "constraint_", &format!("_{what}"))
+            .into_iter()
+            .filter_map(move |n| sysfs::read_u64(&dir.join(format!("constraint_{n}_{what}"))).ok())
+    });
+    stated
+        .map(|uw| uw as f64 / 1e6)
+        .fold(CEILING_WATTS, f64::max)
+}
+
+/// How often to read a counter that `max_watts` takes round its `range_uj` in the time
+/// [`EnergyCounter::max_read_gap_s`]: every [`READ_PERIOD`], or at half that time where it is
+/// shorter, so a read late by up to a period still falls before the counter can go round.
+fn read_period(range_uj: u64, max_watts: f64) -> Result<Duration, String> {
+    let gap =
+        EnergyCounter::max_read_gap_s(Some(range_uj), Some(max_watts)).unwrap_or(f64::INFINITY);
+    let period = READ_PERIOD.min(Duration::from_secs_f64((gap / 2.0).min(1e9)));
+    if period < MIN_READ_PERIOD {
+        return Err(format!(
+            "its counter wraps at {range_uj} µJ, which {max_watts} W (the most this rig takes a \
+             RAPL zone to draw) goes round in {:.3} ms: it cannot be read often enough to \
+             unwrap (reads at most every {} ms)",
+            gap * 1e3,
+            MIN_READ_PERIOD.as_millis()
+        ));
+    }
+    Ok(period)
 }
 
 /// Opens the zone a `kind = "rapl"` table names and reads its counter once (so a counter
@@ -195,9 +240,18 @@ pub fn open(spec: &RaplSpec) -> Result<RaplSensor> {
         "RAPL wrap range",
     )?;
     let energy = zone.dir.join("energy_uj");
+    let max_watts = max_watts(&zone.dir);
+    let period = read_period(range, max_watts)
+        .map_err(|e| anyhow::anyhow!("RAPL {} ({}): {e}", zone.name, zone.zone))?;
     let raw = read_energy(&energy)?;
-    let counter = EnergyCounter::new(raw, sysfs::now_s(), Some(range), READ_PERIOD.as_secs_f64())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", energy.display()))?;
+    let counter = EnergyCounter::new(
+        raw,
+        sysfs::now_s(),
+        Some(range),
+        Some(max_watts),
+        period.as_secs_f64(),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", energy.display()))?;
     Ok(RaplSensor {
         info: SensorInfo {
             kind: "rapl".into(),
@@ -213,11 +267,12 @@ pub fn open(spec: &RaplSpec) -> Result<RaplSensor> {
                 } else {
                     format!("{range} µJ")
                 },
-                READ_PERIOD.as_millis()
+                period.as_secs_f64() * 1e3
             ),
         },
         energy,
         counter,
+        period,
     })
 }
 
@@ -227,7 +282,7 @@ impl PowerSensor for RaplSensor {
     }
 
     fn update_period(&self) -> Duration {
-        READ_PERIOD
+        self.period
     }
 
     /// None: Intel states no accuracy for RAPL. Since Haswell it is measured rather than
@@ -342,14 +397,16 @@ mod tests {
 
     #[test]
     fn counts_across_a_wrap() {
-        let t = tree(&[("intel-rapl:0", "package-0", 900_000, 1_000_000)]);
+        // 1000 J: 1 s round at the ceiling's 1 kW, read every 50 ms.
+        let t = tree(&[("intel-rapl:0", "package-0", 999_900_000, 1_000_000_000)]);
         let mut s = open(&spec(t.path(), Some("package-0"), None)).unwrap();
+        assert_eq!(s.update_period(), READ_PERIOD);
         let file = t.path().join("class/powercap/intel-rapl:0/energy_uj");
-        std::fs::write(&file, "950000\n").unwrap();
+        std::fs::write(&file, "999950000\n").unwrap();
         let r = s.read().unwrap();
         assert_eq!(r.energy_j, Some(0.05));
         assert!(r.watts > 0.0 && !r.stale);
-        // Wrapped: 1 000 000 − 950 000 + 20 000 = 70 000 µJ more.
+        // Wrapped: 1 000 000 000 − 999 950 000 + 20 000 = 70 000 µJ more.
         std::fs::write(&file, "20000\n").unwrap();
         let r = s.read().unwrap();
         assert!(
@@ -369,8 +426,39 @@ mod tests {
     }
 
     #[test]
+    fn a_small_range_shortens_the_read_period_or_cannot_be_read() {
+        // 60 J: 60 ms round at 1 kW, so read every 30 ms.
+        let t = tree(&[("intel-rapl:0", "package-0", 5, 60_000_000)]);
+        let s = open(&spec(t.path(), Some("package-0"), None)).unwrap();
+        assert_eq!(s.update_period(), Duration::from_millis(30));
+        assert!(
+            s.info().detail.ends_with("read every 30 ms"),
+            "{}",
+            s.info().detail
+        );
+        // A zone that states a higher short-term limit (2 kW) halves it again.
+        let dir = t.path().join("class/powercap/intel-rapl:0");
+        std::fs::write(dir.join("constraint_1_power_limit_uw"), "2000000000\n").unwrap();
+        std::fs::write(dir.join("constraint_0_max_power_uw"), "15000000\n").unwrap();
+        assert_eq!(max_watts(&dir), 2000.0);
+        let s = open(&spec(t.path(), Some("package-0"), None)).unwrap();
+        assert_eq!(s.update_period(), Duration::from_millis(15));
+        // 1 J goes round in 0.5 ms at 2 kW: no read period unwraps it.
+        std::fs::write(dir.join("max_energy_range_uj"), "1000000\n").unwrap();
+        let e = open(&spec(t.path(), Some("package-0"), None))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "RAPL package-0 (intel-rapl:0): its counter wraps at 1000000 µJ, which 2000 W (the \
+             most this rig takes a RAPL zone to draw) goes round in 0.500 ms: it cannot be read \
+             often enough to unwrap (reads at most every 1 ms)"
+        );
+    }
+
+    #[test]
     fn root_only_counter_says_how_to_fix_it() {
-        let t = tree(&[("intel-rapl:0", "package-0", 1, 1000)]);
+        let t = tree(&[("intel-rapl:0", "package-0", 1, 262_143_328_850)]);
         let file = t.path().join("class/powercap/intel-rapl:0/energy_uj");
         // The message itself, whoever runs the test.
         let m = permission_message(&file);

@@ -127,11 +127,22 @@ pub fn channels(dir: &Path, prefix: &str, suffix: &str) -> Vec<u32> {
 
 /// A cumulative energy counter in microjoules (RAPL's `energy_uj`, hwmon's `energy*_input`),
 /// turned into joules since the sensor opened.
+///
+/// A counter tells energy only while each read can be matched to the one before. A counter
+/// that wraps (RAPL) is unwrapped once per read, which is right only if it cannot go round its
+/// range between two reads: with the largest power the rail can draw, [`Self::max_read_gap_s`]
+/// is how far apart reads may be. A read later than that, a drop that no wrap explains (the
+/// counter was reset: a driver reload) and an increase faster than that power all lose count;
+/// such a read fails with a [`super::COUNTER_BREAK`] error, and the summary makes every window
+/// that uses the energy across it invalid.
 #[derive(Debug, Clone)]
 pub struct EnergyCounter {
     /// The counter counts modulo this (RAPL's `max_energy_range_uj`): a value lower than the
     /// previous one wrapped once. `None`: the counter is not expected to wrap (64-bit hwmon).
     range_uj: Option<u64>,
+    /// The largest power the rail can draw, watts, where known: it bounds the energy between
+    /// two reads.
+    max_watts: Option<f64>,
     /// An unchanged counter is stale only once it has not moved for this long (the read
     /// period). A counter that moves far more often than it is read (RAPL: every ~1 ms, read
     /// every 50 ms) is current at every read, and the sampler must treat it so: calling the
@@ -142,14 +153,23 @@ pub struct EnergyCounter {
     /// The raw value and time at the latest change.
     last_raw: u64,
     last_change_s: f64,
+    /// When the counter was last read.
+    last_read_s: f64,
     /// Microjoules counted since open (u128: no overflow whatever the run length).
     total_uj: u128,
     watts: f64,
 }
 
 impl EnergyCounter {
-    /// A counter that read `raw` at time `at_s` (seconds on any monotonic clock).
-    pub fn new(raw: u64, at_s: f64, range_uj: Option<u64>, tick_s: f64) -> Result<Self> {
+    /// A counter that read `raw` at time `at_s` (seconds on any monotonic clock), on a rail
+    /// that draws at most `max_watts` where that is known.
+    pub fn new(
+        raw: u64,
+        at_s: f64,
+        range_uj: Option<u64>,
+        max_watts: Option<f64>,
+        tick_s: f64,
+    ) -> Result<Self> {
         if let Some(range) = range_uj {
             if range == 0 {
                 bail!("max_energy_range_uj is 0");
@@ -160,12 +180,21 @@ impl EnergyCounter {
         }
         Ok(Self {
             range_uj,
+            max_watts: max_watts.filter(|w| *w > 0.0),
             tick_s,
             last_raw: raw,
             last_change_s: at_s,
+            last_read_s: at_s,
             total_uj: 0,
             watts: 0.0,
         })
+    }
+
+    /// How far apart two reads may be for a wrapping counter to be unwrapped without doubt:
+    /// the time the rail's largest power takes to go round the range. `None` where the
+    /// counter does not wrap or the power is unbounded.
+    pub fn max_read_gap_s(range_uj: Option<u64>, max_watts: Option<f64>) -> Option<f64> {
+        Some(range_uj? as f64 / 1e6 / max_watts.filter(|w| *w > 0.0)?)
     }
 
     /// Notes the counter read `raw` at `at_s`: cumulative joules since open, watts over the
@@ -174,25 +203,18 @@ impl EnergyCounter {
         if let Some(range) = self.range_uj.filter(|&range| raw > range) {
             bail!("counter {raw} µJ is above its range {range} µJ");
         }
-        let delta = if raw >= self.last_raw {
-            raw - self.last_raw
-        } else {
-            match self.range_uj {
-                // Counting modulo the range: up to the range, then on from 0.
-                Some(range) => range - self.last_raw + raw,
-                None => {
-                    let last = self.last_raw;
-                    // Start again from here so one reset costs one failed read.
-                    self.last_raw = raw;
-                    self.last_change_s = at_s;
-                    bail!(
-                        "energy counter went backwards (from {last} to {raw} µJ) and has no \
-                         wrap range: was the driver reloaded?"
-                    )
-                }
+        let (last, since_read) = (self.last_raw, at_s - self.last_read_s);
+        self.last_read_s = at_s;
+        let since = at_s - self.last_change_s;
+        let delta = match self.counted(raw, since_read, since) {
+            Ok(delta) => delta,
+            Err(why) => {
+                // Count on from here, so one break costs one read.
+                self.last_raw = raw;
+                self.last_change_s = at_s;
+                bail!("{}{why} (from {last} to {raw} µJ)", super::COUNTER_BREAK)
             }
         };
-        let since = at_s - self.last_change_s;
         let stale = delta == 0 && since >= self.tick_s;
         if delta > 0 {
             self.total_uj += u128::from(delta);
@@ -208,6 +230,45 @@ impl EnergyCounter {
             stale,
             ..Reading::default()
         })
+    }
+
+    /// The microjoules counted since the last change, or why they cannot be known.
+    fn counted(&self, raw: u64, since_read_s: f64, since_change_s: f64) -> Result<u64, String> {
+        let gap = Self::max_read_gap_s(self.range_uj, self.max_watts);
+        if let Some(gap) = gap.filter(|gap| since_read_s >= *gap) {
+            return Err(format!(
+                "read {:.1} ms after the one before, and at up to {} W the counter goes round \
+                 its range in {:.1} ms",
+                since_read_s * 1e3,
+                self.max_watts.unwrap_or_default(),
+                gap * 1e3
+            ));
+        }
+        let delta =
+            match (raw >= self.last_raw, self.range_uj) {
+                (true, _) => raw - self.last_raw,
+                // Counting modulo the range: up to the range, then on from 0.
+                (false, Some(range)) => range - self.last_raw + raw,
+                (false, None) => return Err(
+                    "the counter went backwards and has no wrap range: was the driver reloaded?"
+                        .into(),
+                ),
+            };
+        let watts = delta as f64 / 1e6 / since_change_s;
+        match self.max_watts {
+            Some(max) if since_change_s > 0.0 && watts > max => Err(if raw < self.last_raw {
+                format!(
+                    "a wrap would mean {watts:.0} W, above the {max} W the rail can draw: the \
+                     counter was reset"
+                )
+            } else {
+                format!(
+                    "it counted {watts:.0} W, above the {max} W the rail can draw: the counter \
+                     jumped"
+                )
+            }),
+            _ => Ok(delta),
+        }
     }
 }
 
@@ -232,7 +293,7 @@ mod tests {
     #[test]
     fn counter_unwraps_and_reports_watts() {
         // A counter counting modulo 1000 µJ.
-        let mut c = EnergyCounter::new(900, 0.0, Some(1000), 0.002).unwrap();
+        let mut c = EnergyCounter::new(900, 0.0, Some(1000), None, 0.002).unwrap();
         let r = c.update(1000, 0.1).unwrap();
         assert_eq!(r.energy_j, Some(100e-6));
         assert!((r.watts - 1e-3).abs() < 1e-12, "{}", r.watts);
@@ -245,7 +306,7 @@ mod tests {
 
     #[test]
     fn unchanged_counter_is_stale_only_after_a_tick() {
-        let mut c = EnergyCounter::new(5, 0.0, Some(1000), 0.002).unwrap();
+        let mut c = EnergyCounter::new(5, 0.0, Some(1000), None, 0.002).unwrap();
         let r = c.update(10, 0.010).unwrap();
         assert!(!r.stale);
         let w = r.watts;
@@ -263,16 +324,72 @@ mod tests {
 
     #[test]
     fn bad_counters_are_errors() {
-        assert!(EnergyCounter::new(5, 0.0, Some(0), 0.002).is_err());
-        assert!(EnergyCounter::new(2000, 0.0, Some(1000), 0.002).is_err());
-        let mut c = EnergyCounter::new(500, 0.0, None, 0.002).unwrap();
+        assert!(EnergyCounter::new(5, 0.0, Some(0), None, 0.002).is_err());
+        assert!(EnergyCounter::new(2000, 0.0, Some(1000), None, 0.002).is_err());
+        let mut c = EnergyCounter::new(500, 0.0, None, None, 0.002).unwrap();
         let e = c.update(100, 0.1).unwrap_err().to_string();
-        assert!(e.contains("went backwards (from 500 to 100"), "{e}");
+        assert_eq!(
+            e,
+            format!(
+                "{}the counter went backwards and has no wrap range: was the driver reloaded? \
+                 (from 500 to 100 µJ)",
+                super::super::COUNTER_BREAK
+            )
+        );
         // The next read counts on from the new value.
         let r = c.update(150, 0.2).unwrap();
         assert_eq!(r.energy_j, Some(50e-6));
-        let mut c = EnergyCounter::new(500, 0.0, Some(1000), 0.002).unwrap();
+        let mut c = EnergyCounter::new(500, 0.0, Some(1000), None, 0.002).unwrap();
         assert!(c.update(1500, 0.1).is_err());
+    }
+
+    /// A counter of range 1 J on a rail of at most 10 W goes round in 100 ms.
+    fn bounded() -> EnergyCounter {
+        EnergyCounter::new(900_000, 0.0, Some(1_000_000), Some(10.0), 0.01).unwrap()
+    }
+
+    #[test]
+    fn a_counter_that_could_go_round_between_reads_loses_count() {
+        assert_eq!(
+            EnergyCounter::max_read_gap_s(Some(1_000_000), Some(10.0)),
+            Some(0.1)
+        );
+        assert_eq!(EnergyCounter::max_read_gap_s(None, Some(10.0)), None);
+        assert_eq!(EnergyCounter::max_read_gap_s(Some(1_000_000), None), None);
+        // 99 ms after the last read: unwrapped once (0.9 → 0.2 J is 0.3 J, 3 W).
+        let mut c = bounded();
+        let r = c.update(200_000, 0.099).unwrap();
+        assert!((r.energy_j.unwrap() - 0.3).abs() < 1e-12, "{r:?}");
+        // 100 ms after the last read: it could have gone round once more, unseen.
+        let e = c.update(300_000, 0.199).unwrap_err().to_string();
+        assert!(
+            e.starts_with(crate::sensor::COUNTER_BREAK)
+                && e.contains("read 100.0 ms after the one before")
+                && e.contains("goes round its range in 100.0 ms"),
+            "{e}"
+        );
+        // It counts on from the value it lost count at: nothing of the lost stretch is added.
+        let r = c.update(400_000, 0.249).unwrap();
+        assert!((r.energy_j.unwrap() - 0.4).abs() < 1e-12, "{r:?}");
+    }
+
+    #[test]
+    fn a_drop_no_wrap_explains_is_a_reset() {
+        // 0.9 J → 0.85 J in 50 ms: a wrap would be 0.95 J in 50 ms, 19 W on a 10 W rail.
+        let mut c = bounded();
+        let e = c.update(850_000, 0.05).unwrap_err().to_string();
+        assert!(
+            e.starts_with(crate::sensor::COUNTER_BREAK)
+                && e.contains("a wrap would mean 19 W, above the 10 W the rail can draw")
+                && e.ends_with("(from 900000 to 850000 µJ)"),
+            "{e}"
+        );
+        // 0.85 J → 0.95 J in 5 ms is 20 W: a jump, not energy.
+        let e = c.update(950_000, 0.055).unwrap_err().to_string();
+        assert!(e.contains("it counted 20 W") && e.contains("jumped"), "{e}");
+        // Within the rail's power, on from there.
+        let r = c.update(960_000, 0.065).unwrap();
+        assert!((r.energy_j.unwrap() - 0.01).abs() < 1e-12, "{r:?}");
     }
 
     #[test]
