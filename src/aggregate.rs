@@ -3,13 +3,20 @@
 //!
 //! Every figure of the aggregate is the mean of the repetitions' figures; counts (runs,
 //! inferences, samples) are sums; coverage is the worst repetition's, the largest gap the
-//! longest, the counter's cross-check against instant power the one furthest from zero. The spread columns give, for FPS, mean watts and inferences per joule (gross and
-//! net), the standard deviation, the 95 % confidence interval of the mean (Student's t) and
-//! the coefficient of variation ([`crate::stats::Spread`]); the total interval of inferences
-//! per joule adds the sensor's own uncertainty to the run-to-run one.
+//! longest, the counter's cross-check against instant power the one furthest from zero. The
+//! spread columns give, for FPS, mean watts and inferences per joule (gross and net), the
+//! standard deviation, the 95 % confidence interval of the mean and the coefficient of
+//! variation ([`crate::stats::Spread`]). All four are positive quantities, so the interval is
+//! taken on the log scale ([`Spread::positive_ci`]): with two repetitions Student's t is 12.7
+//! and a symmetric interval would reach below zero. The total interval of inferences per
+//! joule adds the sensor's own uncertainty to the run-to-run one on the same scale.
+//!
+//! A net figure is the mean of the repetitions' only where every one of them has one: a
+//! repetition whose timed − idle power was within its uncertainty has none, and neither has
+//! the aggregate (its note says which repetition and why).
 
 use crate::results::{repetition_groups, Repetition, Status, SummaryRow};
-use crate::stats::{combined_half_width, Spread};
+use crate::stats::Spread;
 
 /// The aggregate rows of `rows` (per-repetition rows of one run), one per backend × sensor
 /// that has rows, in order of first appearance.
@@ -20,12 +27,14 @@ pub fn rows(rows: &[SummaryRow]) -> Vec<SummaryRow> {
         .collect()
 }
 
-/// A quantity's spread columns: standard deviation, interval low and high, CV.
+/// A positive quantity's spread columns: standard deviation, interval low and high (on the
+/// log scale), CV.
 fn columns(s: Option<Spread>) -> [Option<f64>; 4] {
+    let ci = s.and_then(|s| s.positive_ci());
     [
         s.map(|s| s.std_dev),
-        s.and_then(|s| s.ci).map(|ci| ci.0),
-        s.and_then(|s| s.ci).map(|ci| ci.1),
+        ci.map(|ci| ci.0),
+        ci.map(|ci| ci.1),
         s.and_then(|s| s.cv),
     ]
 }
@@ -61,10 +70,19 @@ fn aggregate(group: &[&SummaryRow]) -> SummaryRow {
     let watts = spread(|r| r.mean_watts);
     let per_joule = spread(|r| r.inferences_per_joule);
     let net = spread(|r| r.net_inferences_per_joule);
+    // Where a repetition has no net figure, neither has the aggregate: say which and why.
+    let net_note = from
+        .iter()
+        .find(|r| r.net_inferences_per_joule.is_none())
+        .map_or(String::new(), |r| {
+            format!("repetition {}: {}", r.repetition, r.net_note)
+        });
     let uncertainty = last.energy_uncertainty_pct.map(|pct| pct / 100.0);
+    // A bound of ±u on the figure is ln(1 + u) on the log scale, added to the run-to-run
+    // half-width as a root sum of squares (independent contributions).
     let total = per_joule.and_then(|s| {
-        let half = combined_half_width(s.half_width?, uncertainty?, s.mean);
-        Some((s.mean - half, s.mean + half))
+        let half = s.log_half_width()?.hypot(uncertainty?.ln_1p());
+        Some((s.mean / half.exp(), s.mean * half.exp()))
     });
     let sum = |f: fn(&SummaryRow) -> usize| from.iter().map(|r| f(r)).sum::<usize>();
     let [fps_sd, fps_ci_low, fps_ci_high, fps_cv] = columns(fps);
@@ -123,6 +141,7 @@ fn aggregate(group: &[&SummaryRow]) -> SummaryRow {
             .iter()
             .filter_map(|r| r.sampler_cpu_pct)
             .reduce(f64::max),
+        net_note,
         status,
         throttled: crate::machine::combine(group.iter().map(|r| {
             let n = match r.repetition {
@@ -185,19 +204,25 @@ mod tests {
         assert_eq!(a.status, Status::Ok);
         assert_eq!(a.fps, Some(110.0));
         assert_eq!(a.fps_sd, Some(10.0));
-        // 110 ± t(0.975, 2) × 10 / √3 = 110 ± 4.302653 × 5.773503 = 110 ± 24.841.
+        // h = t(0.975, 2) × 10 / √3 = 4.302653 × 5.773503 = 24.8414; on the log scale
+        // 110 × exp(∓24.8414 / 110) = 87.7638 and 137.8700.
         let (low, high) = (a.fps_ci_low.unwrap(), a.fps_ci_high.unwrap());
         assert!(
-            (low - 85.1586).abs() < 1e-3 && (high - 134.8414).abs() < 1e-3,
+            (low - 87.7638).abs() < 1e-3 && (high - 137.8700).abs() < 1e-3,
             "{low} {high}"
+        );
+        assert!(
+            (low * high - 110.0f64.powi(2)).abs() < 1e-9,
+            "symmetric in the log"
         );
         assert!((a.fps_cv.unwrap() - 10.0 / 110.0).abs() < 1e-12);
         // Inferences per joule: 25, 27.5, 30; with the sensor's 1.2 % the total interval is
-        // wider than the run-to-run one.
+        // wider than the run-to-run one: ln(1.012) added in quadrature on the log scale.
         assert_eq!(a.inferences_per_joule, Some(27.5));
-        let ci = a.inferences_per_joule_ci_high.unwrap() - 27.5;
-        let total = a.inferences_per_joule_total_high.unwrap() - 27.5;
-        assert!((total - (ci * ci + (0.012 * 27.5f64).powi(2)).sqrt()).abs() < 1e-9);
+        let ci = (a.inferences_per_joule_ci_high.unwrap() / 27.5).ln();
+        let total = (a.inferences_per_joule_total_high.unwrap() / 27.5).ln();
+        assert!((total - ci.hypot(0.012f64.ln_1p())).abs() < 1e-12);
+        assert!((a.inferences_per_joule_total_low.unwrap() / 27.5).ln() + total < 1e-12);
         assert_eq!(a.mean_watts_sd, Some(0.0));
     }
 
@@ -222,6 +247,46 @@ mod tests {
         assert_eq!(
             (a.fps, a.inferences_per_joule, a.repetitions),
             (None, None, 0)
+        );
+    }
+
+    #[test]
+    fn two_repetitions_never_give_an_interval_below_zero() {
+        // 40.33 and 47.51: 43.92 ± 12.706 × 3.59, a symmetric interval of −1.69 to 89.53.
+        let reps = [
+            rep(1, 100.0 * 40.33, 100.0, Status::Ok),
+            rep(2, 100.0 * 47.51, 100.0, Status::Ok),
+        ];
+        let a = &rows(&reps)[0];
+        let (low, high) = (
+            a.inferences_per_joule_ci_low.unwrap(),
+            a.inferences_per_joule_ci_high.unwrap(),
+        );
+        assert!(low > 0.0 && low < 43.92 && high > 43.92, "{low} {high}");
+        assert!(a.inferences_per_joule_total_low.unwrap() > 0.0);
+        assert!(a.fps_ci_low.unwrap() > 0.0);
+    }
+
+    #[test]
+    fn a_repetition_without_a_net_figure_leaves_the_aggregate_without_one() {
+        let mut reps = [
+            rep(1, 100.0, 4.0, Status::Ok),
+            rep(2, 110.0, 4.0, Status::Ok),
+        ];
+        reps[0].net_inferences_per_joule = Some(50.0);
+        reps[1].net_note = "no net figure: timed − idle 0.0100 W is within …".into();
+        let a = &rows(&reps)[0];
+        assert_eq!(a.net_inferences_per_joule, None);
+        assert_eq!(
+            a.net_note,
+            "repetition 2: no net figure: timed − idle 0.0100 W is within …"
+        );
+        reps[1].net_inferences_per_joule = Some(60.0);
+        reps[1].net_note.clear();
+        let a = &rows(&reps)[0];
+        assert_eq!(
+            (a.net_inferences_per_joule, a.net_note.as_str()),
+            (Some(55.0), "")
         );
     }
 

@@ -3,7 +3,12 @@
 //! sentence per comparison.
 //!
 //! An entry is one backend × sensor of one run folder; its values are the inferences per
-//! joule of its repetitions that ended `ok` (`--repeat`). Nothing is compared silently across
+//! joule of its repetitions that ended `ok` (`--repeat`). Inferences per joule is a positive
+//! quantity whose comparisons are ratios, so everything here is on the log scale: an entry's
+//! figure is the geometric mean of its values with Student's t interval of their logarithms,
+//! and its ratio to the baseline, the interval of the ratio and the p-value all come from one
+//! Welch test of the logarithms ([`LogRatio`]): the interval excludes 1 exactly when
+//! p < 0.05. Nothing is compared silently across
 //! a measurement boundary: a simulated or nominal figure, or another rail than the
 //! baseline's, is marked in the table and named in the sentence.
 
@@ -16,7 +21,7 @@ use crate::export::Table;
 use crate::references::{self, ReferenceKind};
 use crate::results::{self, RunFolder};
 use crate::sensor::Origin;
-use crate::stats::{hedges_g, RatioCi, Spread, Welch};
+use crate::stats::{geometric, hedges_g, LogRatio};
 
 /// One backend × sensor of one run, with its comparison to the baseline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -33,14 +38,15 @@ pub struct Entry {
     pub origin: Option<Origin>,
     /// Repetitions whose inferences per joule the entry uses.
     pub n: usize,
+    /// The geometric mean of the repetitions' inferences per joule, with its 95 % interval.
     pub inferences_per_joule: Option<f64>,
     pub ci_low: Option<f64>,
     pub ci_high: Option<f64>,
-    /// inferences per joule / the baseline's, with its 95 % interval.
+    /// inferences per joule / the baseline's (geometric means), with its 95 % interval.
     pub ratio: Option<f64>,
     pub ratio_low: Option<f64>,
     pub ratio_high: Option<f64>,
-    /// Welch's two-sided p-value against the baseline.
+    /// The two-sided p-value of Welch's test of the logarithms against the baseline's.
     pub p_value: Option<f64>,
     /// Hedges' g against the baseline.
     pub effect_size: Option<f64>,
@@ -176,7 +182,7 @@ fn entries_of(run: &RunFolder, before: usize) -> Vec<Entry> {
                 .filter_map(|r| r.inferences_per_joule)
                 .collect();
             let first = reps[0];
-            let spread = Spread::of(&values);
+            let mean = geometric(&values);
             Entry {
                 index: before + i + 1,
                 run_dir: run.dir.clone(),
@@ -188,9 +194,9 @@ fn entries_of(run: &RunFolder, before: usize) -> Vec<Entry> {
                 rail: first.rail.clone(),
                 origin: first.origin,
                 n: values.len(),
-                inferences_per_joule: spread.map(|s| s.mean),
-                ci_low: spread.and_then(|s| s.ci).map(|c| c.0),
-                ci_high: spread.and_then(|s| s.ci).map(|c| c.1),
+                inferences_per_joule: mean.map(|m| m.0),
+                ci_low: mean.and_then(|m| m.1).map(|c| c.0),
+                ci_high: mean.and_then(|m| m.1).map(|c| c.1),
                 ratio: None,
                 ratio_low: None,
                 ratio_high: None,
@@ -223,10 +229,10 @@ fn against(e: &mut Entry, base: &Entry) {
         _ => None,
     };
     if e.index != base.index {
-        let interval = RatioCi::of(&e.values, &base.values);
-        e.ratio_low = interval.map(|r| r.low);
-        e.ratio_high = interval.map(|r| r.high);
-        e.p_value = Welch::test(&e.values, &base.values).map(|w| w.p);
+        let test = LogRatio::of(&e.values, &base.values);
+        e.ratio_low = test.map(|r| r.low);
+        e.ratio_high = test.map(|r| r.high);
+        e.p_value = test.map(|r| r.test.p);
         e.effect_size = hedges_g(&e.values, &base.values);
     }
     e.sentence = sentence(e, base);
@@ -296,7 +302,7 @@ pub fn table(c: &Comparison) -> Table {
             "backend",
             "sensor",
             "reps",
-            "inf/J (95 % CI)",
+            "inf/J, geometric mean (95 % CI)",
             "ratio (95 % CI)",
             "p",
             "g",
@@ -450,7 +456,8 @@ mod tests {
         let [base, simulated, nominal] = [&c.entries[0], &c.entries[1], &c.entries[2]];
         assert_eq!(base.ratio, Some(1.0));
         assert!(base.marks.is_empty() && base.sentence.ends_with("is the baseline"));
-        assert_eq!(simulated.ratio, Some(4.0));
+        // Geometric means: 4 × (10 × 11 × 12)^⅓ against (10 × 11 × 12)^⅓.
+        assert!((simulated.ratio.unwrap() - 4.0).abs() < 1e-12);
         let (low, high) = (simulated.ratio_low.unwrap(), simulated.ratio_high.unwrap());
         assert!(low < 4.0 && 4.0 < high, "{low} {high}");
         assert!(simulated.p_value.unwrap() < 0.01);
@@ -465,7 +472,8 @@ mod tests {
             "{}",
             simulated.sentence
         );
-        assert_eq!(nominal.ratio, Some(2.0 / 11.0));
+        let pi_mean = 1320f64.cbrt();
+        assert!((nominal.ratio.unwrap() - 2.0 / pi_mean).abs() < 1e-12);
         assert_eq!(
             nominal.marks,
             [
@@ -475,7 +483,7 @@ mod tests {
         );
         // Against another baseline the ratios turn over.
         let c = compare(&dirs, 2, false).unwrap();
-        assert_eq!(c.entries[0].ratio, Some(0.25));
+        assert!((c.entries[0].ratio.unwrap() - 0.25).abs() < 1e-12);
         let text = render(&c);
         assert!(text.contains("2 (baseline)"), "{text}");
     }

@@ -186,6 +186,12 @@ pub struct SummaryRow {
     /// repetition's. Empty without a sensor, and in folders written before the column.
     #[serde(default)]
     pub sampler_cpu_pct: Option<f64>,
+    /// Why `net_inferences_per_joule` is empty where the timed and idle windows are both
+    /// valid: a nominal sensor, or a timed − idle power within its uncertainty (see
+    /// [`crate::summary`]). Aggregate rows: the first repetition's without a net figure.
+    /// Empty otherwise, and in folders written before the column.
+    #[serde(default)]
+    pub net_note: String,
 }
 
 /// An NVIDIA GPU's state at one edge of a timed window, read through NVML by the runner

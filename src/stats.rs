@@ -108,11 +108,24 @@ impl Spread {
     }
 }
 
-/// Half-width of an interval that adds a measurement's own relative uncertainty
-/// (`instrument_relative`, e.g. 0.012 for ±1.2 %) to a run-to-run half-width h. The two are
-/// independent contributions, so they add as a root sum of squares: √(h² + (u × mean)²).
-pub fn combined_half_width(spread_half_width: f64, instrument_relative: f64, mean: f64) -> f64 {
-    spread_half_width.hypot(instrument_relative * mean)
+impl Spread {
+    /// The confidence interval of a positive mean on the log scale: x̄ × exp(± h / x̄), with h
+    /// the half-width of [`Spread::ci`]. h / x̄ = t × s / (x̄ √n) is the standard error of ln x̄
+    /// to first order (the delta method, as in [`RatioCi`]) times the same t, so the interval
+    /// always holds the mean, is never below zero (FPS, watts and inferences per joule cannot
+    /// be) and is asymmetric, as a ratio's is. `None` for a single value or a mean not above
+    /// zero.
+    pub fn positive_ci(&self) -> Option<(f64, f64)> {
+        let factor = self.log_half_width()?.exp();
+        Some((self.mean / factor, self.mean * factor))
+    }
+
+    /// h / x̄, the half-width of [`Spread::positive_ci`] on the log scale.
+    pub fn log_half_width(&self) -> Option<f64> {
+        self.half_width
+            .filter(|_| self.mean > 0.0)
+            .map(|h| h / self.mean)
+    }
 }
 
 /// Welch's unequal-variance t-test of the difference between the means of samples a and b.
@@ -171,6 +184,78 @@ impl Welch {
             p,
         })
     }
+}
+
+/// Welch's test on the logarithms of two samples of a positive quantity: the ratio of their
+/// geometric means, its confidence interval and the test's p-value, all from one t statistic
+/// with one number of degrees of freedom.
+///
+/// With lₐ = ln a and l_b = ln b, [`Welch`] gives d = l̄ₐ − l̄_b, its standard error se, ν and
+/// p; the ratio is exp(d) and the interval at level L exp(d ± t₍(1+L)/2, ν₎ × se). Since the
+/// interval excludes 1 exactly when |d| / se > t₍(1+L)/2, ν₎, that is exactly when p < 1 − L:
+/// the two never disagree. Without spread on either side (ν undefined) the interval is the
+/// ratio itself, and p is 1 for equal samples, else 0.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct LogRatio {
+    /// exp(l̄ₐ − l̄_b): the ratio of the geometric means.
+    pub ratio: f64,
+    pub low: f64,
+    pub high: f64,
+    pub level: f64,
+    /// The Welch test on the logarithms.
+    pub test: Welch,
+}
+
+impl LogRatio {
+    /// At 95 % confidence.
+    pub fn of(a: &[f64], b: &[f64]) -> Option<Self> {
+        Self::with_level(a, b, 0.95)
+    }
+
+    /// At confidence `level` (0 < level < 1). `None` unless both samples have at least two
+    /// values, all finite and above zero.
+    pub fn with_level(a: &[f64], b: &[f64], level: f64) -> Option<Self> {
+        if !(level > 0.0 && level < 1.0) {
+            return None;
+        }
+        let test = Welch::test(&logs(a)?, &logs(b)?)?;
+        let half = match test.df {
+            Some(df) => t_quantile((1.0 + level) / 2.0, df)? * test.std_error,
+            None => 0.0,
+        };
+        Some(Self {
+            ratio: test.difference.exp(),
+            low: (test.difference - half).exp(),
+            high: (test.difference + half).exp(),
+            level,
+            test,
+        })
+    }
+}
+
+/// The geometric mean of a positive quantity with its 95 % interval, exp(l̄ ± t × s_l / √n)
+/// from the logarithms l: the scale on which [`LogRatio`] compares two of them. `None` for no
+/// values or one not above zero or not finite; no interval for a single value.
+pub fn geometric(values: &[f64]) -> Option<(f64, Option<(f64, f64)>)> {
+    // Relative to the first value, so that a constant sample (one value, say) gives that
+    // value back to the bit rather than exp(ln x).
+    let (&first, _) = values.split_first()?;
+    if first <= 0.0 {
+        return None;
+    }
+    let relative: Vec<f64> = values.iter().map(|v| v / first).collect();
+    let spread = Spread::of(&logs(&relative)?)?;
+    Some((
+        first * spread.mean.exp(),
+        spread
+            .ci
+            .map(|(low, high)| (first * low.exp(), first * high.exp())),
+    ))
+}
+
+/// The natural logarithms of `values`; `None` if one is not above zero.
+fn logs(values: &[f64]) -> Option<Vec<f64>> {
+    values.iter().map(|v| (*v > 0.0).then(|| v.ln())).collect()
 }
 
 /// Hedges' g of samples a and b: Cohen's d with the pooled standard deviation, times the
@@ -532,14 +617,6 @@ mod tests {
         assert_eq!(Spread::of(&[-1.0, 1.0]).unwrap().cv, None);
     }
 
-    #[test]
-    fn combined_half_width_is_a_root_sum_of_squares() {
-        // 3 and 4 make 5.
-        assert_close(combined_half_width(3.0, 0.04, 100.0), 5.0, EXACT);
-        assert_eq!(combined_half_width(2.0, 0.0, 100.0), 2.0);
-        assert_eq!(combined_half_width(0.0, 0.01, 300.0), 3.0);
-    }
-
     /// `res = scipy.stats.ttest_ind(a, b, equal_var=False)`: `res.statistic`, `res.pvalue`,
     /// `res.df`.
     #[test]
@@ -637,6 +714,75 @@ mod tests {
         assert!(wide.low < r.low && wide.high > r.high);
     }
 
+    /// `r = scipy.stats.ttest_ind(np.log(a), np.log(b), equal_var=False)`,
+    /// `ci = r.confidence_interval(0.95)`: `exp(mean(log a) − mean(log b))`, `exp(ci.low)`,
+    /// `exp(ci.high)`, `r.pvalue`, `r.df`.
+    #[test]
+    fn log_ratio_matches_scipys_welch_test_on_the_logarithms() {
+        #[rustfmt::skip]
+        let cases: [(&[f64], &[f64], [f64; 5]); 3] = [
+            (&A, &B, [1.1217224355432767, 1.0488273059702997, 1.199683890034773,
+                0.004231071756230738, 8.096892841012766]),
+            (&C, &D, [0.5773502691896258, 0.08439727607665219, 3.9495745458726623,
+                0.24284434788639125, 1.3682314017066355]),
+            (&E, &F, [0.9061503108357435, 0.44192503752304435, 1.8580263983909207,
+                0.6146855849276884, 2.0]),
+        ];
+        for (a, b, [ratio, low, high, p, df]) in cases {
+            let r = LogRatio::of(a, b).unwrap();
+            assert_close(r.ratio, ratio, EXACT);
+            assert_close(r.test.df.unwrap(), df, EXACT);
+            assert_close(r.low, low, ITERATIVE);
+            assert_close(r.high, high, ITERATIVE);
+            assert_close(r.test.p, p, ITERATIVE);
+            // One test: the interval holds 1 exactly when p ≥ 0.05.
+            assert_eq!(r.low <= 1.0 && 1.0 <= r.high, r.test.p >= 0.05);
+        }
+        assert!(LogRatio::of(&[1.0, 0.0], &A).is_none());
+        assert!(LogRatio::of(&[1.0], &A).is_none());
+        // No spread on either side: the ratio itself, certain.
+        let r = LogRatio::of(&E, &[2.5, 2.5]).unwrap();
+        assert_close(r.ratio, 2.0, EXACT);
+        assert_eq!((r.low, r.high, r.test.p), (r.ratio, r.ratio, 0.0));
+    }
+
+    /// `l = np.log(v)`, `exp(l.mean())`, `exp(l.mean() ∓ scipy.stats.t.ppf(0.975, n − 1) ×
+    /// scipy.stats.sem(l))`.
+    #[test]
+    fn geometric_means_match_scipy() {
+        for (v, [mean, low, high]) in [
+            (
+                &A[..],
+                [12.13662684130759, 11.746422324911343, 12.539793565293898],
+            ),
+            (
+                &C[..],
+                [3.872983346207417, 0.15087518408090983, 99.41992840887573],
+            ),
+        ] {
+            let (m, ci) = geometric(v).unwrap();
+            let (l, h) = ci.unwrap();
+            assert_close(m, mean, EXACT);
+            assert_close(l, low, ITERATIVE);
+            assert_close(h, high, ITERATIVE);
+        }
+        assert_eq!(geometric(&[4.0]), Some((4.0, None)));
+        assert_eq!(geometric(&[4.0, -1.0]), None);
+    }
+
+    #[test]
+    fn positive_intervals_hold_the_mean_and_stay_above_zero() {
+        // C = 3, 5: a symmetric interval 4 ± 12.706 is −8.7 to 16.7.
+        let s = Spread::of(&C).unwrap();
+        let (low, high) = s.positive_ci().unwrap();
+        let h = s.half_width.unwrap();
+        assert_close(low, 4.0 * (-h / 4.0).exp(), EXACT);
+        assert_close(high, 4.0 * (h / 4.0).exp(), EXACT);
+        assert!(low > 0.0 && low < 4.0 && high > 4.0);
+        assert_eq!(Spread::of(&[3.0]).unwrap().positive_ci(), None);
+        assert_eq!(Spread::of(&[-3.0, 1.0]).unwrap().positive_ci(), None);
+    }
+
     #[test]
     fn ratio_ci_needs_two_values_and_positive_means() {
         assert!(RatioCi::of(&[1.0], &A).is_none());
@@ -696,5 +842,23 @@ mod tests {
     #[test]
     fn empty_has_no_summary() {
         assert!(Summary::of(&[]).is_none());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::proptest_config(256))]
+        /// A ratio interval of 0.42 to 11.98 beside p = 0.035 came from two
+        /// statistics with two numbers of degrees of freedom. From one test they agree on
+        /// every sample, up to the last bits of p at the boundary itself.
+        #[test]
+        fn log_ratio_interval_and_p_value_never_disagree(
+            a in proptest::collection::vec(0.1f64..100.0, 2..8),
+            b in proptest::collection::vec(0.1f64..100.0, 2..8),
+        ) {
+            if let Some(r) = LogRatio::of(&a, &b) {
+                proptest::prop_assume!((r.test.p - 0.05).abs() > 1e-9);
+                proptest::prop_assert_eq!(r.low <= 1.0 && 1.0 <= r.high, r.test.p >= 0.05);
+                proptest::prop_assert!(r.low > 0.0 && r.low <= r.ratio && r.ratio <= r.high);
+            }
+        }
     }
 }

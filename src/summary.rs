@@ -116,7 +116,12 @@ impl RowSensor {
     /// energy-weighted mean of the rails' bounds over `timed`: their errors may share a sign
     /// (shunts from one batch), so they are added, not combined in quadrature.
     fn total(logs: &[&SensorLog], timed: Option<&CheckedWindow>) -> Self {
-        let origin = if logs.iter().any(|l| l.info.origin == Origin::Simulated) {
+        // A sum that holds a stated figure is not measured; one that holds a model's is not
+        // this machine's.
+        let any = |origin| logs.iter().any(|l| l.info.origin == origin);
+        let origin = if any(Origin::Nominal) {
+            Origin::Nominal
+        } else if any(Origin::Simulated) {
             Origin::Simulated
         } else {
             Origin::Measured
@@ -163,6 +168,9 @@ pub struct CheckedWindow {
     /// The counter against instant power over the same window ([`SensorEnergy::crosscheck`]):
     /// the disagreement in percent, or why there is none; `None` where no check applies.
     pub crosscheck: Option<Result<f64, String>>,
+    /// The standard error of the window's mean power from its fresh readings, s / √n, watts
+    /// (treating them as independent); `None` with fewer than two.
+    pub watts_se: Option<f64>,
 }
 
 impl CheckedWindow {
@@ -197,6 +205,12 @@ impl CheckedWindow {
             parts: energies.map(|each| each.iter().map(|e| e.joules).collect()),
             // Each rail's check is on its own row; a sum of rails has none.
             crosscheck: None,
+            // Independent rails: their errors add in quadrature.
+            watts_se: rails
+                .iter()
+                .map(|(_, w)| w.watts_se.map(|se| se * se))
+                .sum::<Option<f64>>()
+                .map(f64::sqrt),
         }
     }
 }
@@ -342,8 +356,13 @@ impl SensorEnergy {
             )),
             _ => Ok(()),
         });
+        let inside = |p: &&PowerPoint| (start..=end).contains(&p.t);
+        let watts: Vec<f64> = self.points.iter().filter(inside).map(|p| p.watts).collect();
         CheckedWindow {
             crosscheck: self.crosscheck(start, end, energy.as_ref(), spec),
+            watts_se: Summary::of(&watts)
+                .filter(|s| s.n >= 2)
+                .map(|s| s.std_dev / (s.n as f64).sqrt()),
             energy,
             expected: validity::expected_fresh(end - start, self.period, spec),
             invalid: verdict.err(),
@@ -527,11 +546,16 @@ fn row(record: &RunRecord, b: &BackendResult, at: &At, sensor: Option<Measured>)
     let joules = timed_span
         .map(|w| w.joules)
         .filter(|j| *j > 0.0 && inferences > 0);
-    let net_joules = match (timed_span, idle_watts, run.window) {
-        (Some(w), Some(idle), Some((start, end))) => {
-            Some(w.joules - idle * (end - start)).filter(|j| *j > 0.0 && inferences > 0)
+    let net = match (timed, idle, about) {
+        (Some(timed), Some(idle), Some(about)) if inferences > 0 => {
+            Net::of(timed, idle, about.origin, about.uncertainty)
         }
-        _ => None,
+        _ => Net::None,
+    };
+    let (net_joules, net_note) = match (net, run.window) {
+        (Net::Figure(watts), Some((start, end))) => (Some(watts * (end - start)), String::new()),
+        (Net::Withheld(why), _) => (None, why),
+        _ => (None, String::new()),
     };
     let top1 = run.top.first();
     let origin = about.map(|a| a.origin);
@@ -620,6 +644,70 @@ fn row(record: &RunRecord, b: &BackendResult, at: &At, sensor: Option<Measured>)
         sampler_cpu_pct: sensor
             .as_ref()
             .and_then(|m| sampler_cpu_pct(record, at, m.index)),
+        net_note,
+    }
+}
+
+/// Power drawn above the idle baseline, where it can be told from the idle baseline.
+#[derive(Debug, Clone, PartialEq)]
+enum Net {
+    /// Timed minus idle mean power, watts: beyond its uncertainty.
+    Figure(f64),
+    /// Why there is no figure though both windows are valid.
+    Withheld(String),
+    /// A window is missing or invalid (the status says so) or nothing was classified.
+    None,
+}
+
+/// The coverage factor on the standard error of the difference: about 95 % for a normal
+/// error, the level of every interval the rig prints.
+const NET_SPREAD_FACTOR: f64 = 2.0;
+
+impl Net {
+    /// The timed window's mean power less the idle window's, given only where it exceeds its
+    /// uncertainty U = u × (P_timed + P_idle) + 2 × √(se_timed² + se_idle²): the sensor's
+    /// stated relative bound u on each of the two means, added (a bound, not a standard
+    /// error, and one sensor's offset error does not cancel in a difference), plus twice the
+    /// standard error of the difference from the windows' own readings. A nominal sensor
+    /// states one figure for both, so it has none.
+    fn of(
+        timed: &CheckedWindow,
+        idle: &CheckedWindow,
+        origin: Origin,
+        uncertainty: Option<f64>,
+    ) -> Self {
+        let (Some(t), Some(i)) = (timed.valid(), idle.valid()) else {
+            return Net::None;
+        };
+        if origin == Origin::Nominal {
+            return Net::Withheld(
+                "no net figure: a nominal sensor states the same watts for the timed and the \
+                 idle window, it measures neither"
+                    .into(),
+            );
+        }
+        let difference = t.mean_watts - i.mean_watts;
+        let instrument = uncertainty.unwrap_or(0.0) * (t.mean_watts + i.mean_watts);
+        let spread = NET_SPREAD_FACTOR
+            * timed
+                .watts_se
+                .unwrap_or(0.0)
+                .hypot(idle.watts_se.unwrap_or(0.0));
+        let margin = instrument + spread;
+        if difference > margin {
+            return Net::Figure(difference);
+        }
+        Net::Withheld(format!(
+            "no net figure: timed − idle {difference:.4} W is within its uncertainty ±{margin:.4} \
+             W ({} readings' spread ±{spread:.4} W)",
+            match uncertainty {
+                Some(u) => format!(
+                    "sensor ±{:.2} % of each mean ±{instrument:.4} W,",
+                    u * 100.0
+                ),
+                None => "no stated sensor uncertainty,".into(),
+            }
+        ))
     }
 }
 
@@ -939,6 +1027,101 @@ mod tests {
             );
             assert_eq!(checked.energy.is_none(), lost, "{window:?}");
         }
+    }
+
+    /// The summary row of one repetition timed from 1.5 to 2.5 s after an idle baseline
+    /// from 0 to 1 s, on a sensor read every 10 ms at `idle` W, and at `timed` W from 1.2 to
+    /// 2.8 s; each reading `noise` W above or below that, in turn.
+    fn net_row(idle: f64, timed: f64, noise: f64, origin: Origin, u: Option<f64>) -> SummaryRow {
+        use crate::clock::{PhaseSpan, Slot};
+        let rig = fixtures::rig("runs = 100");
+        let run = TimedRun {
+            latencies: vec![
+                Latency {
+                    start: 1.5,
+                    seconds: 0.01
+                };
+                100
+            ],
+            window: Some((1.5, 2.5)),
+            batch: 1,
+            ..TimedRun::default()
+        };
+        let samples = (0..300)
+            .map(|i| {
+                let t = i as f64 * 0.01;
+                let level = if (1.2..2.8).contains(&t) { timed } else { idle };
+                let sign = if i % 2 == 0 { 1.0 } else { -1.0 };
+                crate::sampler::Sample {
+                    t,
+                    reading: Ok(crate::sensor::Reading {
+                        watts: level + sign * noise,
+                        ..Default::default()
+                    }),
+                }
+            })
+            .collect();
+        let mut log = fixtures::log("5V", std::time::Duration::from_millis(10), samples);
+        log.info.origin = origin;
+        log.uncertainty = u;
+        let backend = fixtures::backend(&rig.backends[0], vec![run]);
+        let mut record = fixtures::record(rig, vec![backend], vec![log]);
+        let slot = Some(Slot {
+            backend: 0,
+            repetition: 1,
+        });
+        record.phases = vec![
+            PhaseSpan::new(Phase::IdleBaseline, None, 0.0, 1.0),
+            PhaseSpan::new(Phase::Timed, slot, 1.5, 2.5),
+        ];
+        summarize(&record).remove(0)
+    }
+
+    #[test]
+    fn a_net_figure_needs_a_difference_beyond_its_uncertainty() {
+        // 2 W above idle, ±1 %: 2 W against a margin of 0.07 W.
+        let r = net_row(2.5, 4.5, 0.0, Origin::Simulated, Some(0.01));
+        assert_eq!(r.status, Status::Ok);
+        let net = r.net_inferences_per_joule.unwrap();
+        assert!((net - 100.0 / 2.0).abs() < 1e-6, "{net}");
+        assert_eq!(r.net_note, "");
+        // 0.01 W above idle (a load that adds 2 mA at 5 V) against ±1 % of 2.51 + 2.5 W.
+        let r = net_row(2.5, 2.51, 0.0, Origin::Simulated, Some(0.01));
+        assert_eq!(r.status, Status::Ok);
+        assert!(r.inferences_per_joule.is_some());
+        assert_eq!(r.net_inferences_per_joule, None);
+        assert_eq!(
+            r.net_note,
+            "no net figure: timed − idle 0.0100 W is within its uncertainty ±0.0501 W (sensor \
+             ±1.00 % of each mean ±0.0501 W, readings' spread ±0.0000 W)"
+        );
+        // No stated uncertainty, readings ±0.5 W about their level: the spread decides.
+        // se = 0.5 × √(n / (n − 1)) / √n for n = 101 readings in a window, about 0.050 W on
+        // each side; twice their quadrature sum is 0.142 W.
+        let r = net_row(2.5, 2.6, 0.5, Origin::Measured, None);
+        assert_eq!(r.net_inferences_per_joule, None);
+        assert!(
+            r.net_note
+                .contains("(no stated sensor uncertainty, readings' spread ±0.14"),
+            "{}",
+            r.net_note
+        );
+        let r = net_row(2.5, 2.8, 0.5, Origin::Measured, None);
+        assert!(r.net_inferences_per_joule.is_some(), "{}", r.net_note);
+    }
+
+    #[test]
+    fn a_nominal_sensor_has_no_net_figure() {
+        // 180 W for both windows: the difference is zero or rounding (4e15 inf/J once).
+        let r = net_row(180.0, 180.0 + 3e-14, 0.0, Origin::Nominal, None);
+        assert_eq!(r.net_inferences_per_joule, None);
+        assert!(
+            r.net_note
+                .contains("a nominal sensor states the same watts"),
+            "{}",
+            r.net_note
+        );
+        assert!(r.inferences_per_joule.is_some());
     }
 
     #[test]

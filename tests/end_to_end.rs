@@ -623,6 +623,13 @@ fn nominal_watts_are_labelled_not_measured() {
     let fps: f64 = nominal["fps"].parse().unwrap();
     let per_joule: f64 = nominal["inferences_per_joule"].parse().unwrap();
     assert!((per_joule - fps / 180.0).abs() / per_joule < 1e-6);
+    // The same 180 W for the idle and the timed window: no net figure, and why.
+    assert_eq!(nominal["net_inferences_per_joule"], "");
+    assert!(
+        nominal["net_note"].contains("a nominal sensor states the same watts"),
+        "{}",
+        nominal["net_note"]
+    );
 }
 
 #[test]

@@ -109,7 +109,7 @@ pub fn render(rows: &[SummaryRow]) -> String {
         if rows.iter().any(|r| r.origin == Some(Origin::Nominal)) {
             let _ = writeln!(
                 out,
-                "(nominal: a fixed wattage from the rig file, such as a nameplate or TDP, not a measurement)"
+                "(nominal: a fixed wattage from the rig file, such as a nameplate or TDP, not a measurement; it has no net figure)"
             );
         }
         if rows.iter().any(|r| r.simulated) {
@@ -157,6 +157,18 @@ pub fn render(rows: &[SummaryRow]) -> String {
              from the machine being measured: {})",
             costly.join("; ")
         );
+    }
+    // A net figure left out on purpose, once per row of a measured or simulated sensor (a
+    // nominal one is explained by its own footnote above), and not for an aggregate whose
+    // repetitions are listed already.
+    let withheld: Vec<String> = rows
+        .iter()
+        .filter(|r| !r.net_note.is_empty() && r.origin != Some(Origin::Nominal))
+        .filter(|r| r.repetition != Repetition::All)
+        .map(|r| format!("{} {}: {}", label(r, repeated), r.rail, r.net_note))
+        .collect();
+    if !withheld.is_empty() {
+        let _ = writeln!(out, "(net inf/J left empty: {})", withheld.join("; "));
     }
     // One note per window (not per sensor), and none for an aggregate whose repetitions are
     // listed already.
@@ -318,6 +330,26 @@ mod tests {
         assert_eq!(notes.len(), 1, "{text}");
         assert!(
             notes[0].contains("0/2 ") && notes[0].ends_with(": 2.5 %)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_withheld_net_figure_gets_a_footnote_with_its_reason() {
+        let example =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples/repeat-quant");
+        let mut rows = crate::results::read_run_dir(&example).unwrap().rows;
+        assert!(!render(&rows).contains("net inf/J left empty"));
+        rows[0].net_inferences_per_joule = None;
+        rows[0].net_note = "no net figure: timed − idle 0.0100 W is within …".into();
+        let text = render(&rows);
+        let notes: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("(net inf/J left empty: "))
+            .collect();
+        assert_eq!(notes.len(), 1, "{text}");
+        assert!(
+            notes[0].ends_with("no net figure: timed − idle 0.0100 W is within …)"),
             "{text}"
         );
     }
