@@ -188,6 +188,18 @@ fn summarize_rebuilds_a_finished_run_as_the_run_summarized_it() {
     // Its status may be invalid on a loaded machine; the rebuild must agree either way.
     let json = run_json(&r.out_dir).unwrap();
     assert_eq!(json["finished"], true);
+    // The finished run.json counts the rows the summary came from, and what the files hold.
+    let progress = &json["progress"];
+    for (name, count) in [("latency.csv", "latency_rows"), ("power.csv", "power_rows")] {
+        let file = &progress["files"][name];
+        let on_disk = rows(&r.out_dir.join(name)).len() as u64;
+        assert!(on_disk > 0, "{name}");
+        assert_eq!(progress[count].as_u64(), Some(on_disk), "{name}");
+        assert_eq!(file["rows"].as_u64(), Some(on_disk), "{name}");
+        let bytes = std::fs::metadata(r.out_dir.join(name)).unwrap().len();
+        assert_eq!(file["bytes"].as_u64(), Some(bytes), "{name}");
+        assert_eq!(file["sha256"].as_str().unwrap().len(), 64, "{name}");
+    }
     let before = read_csv(&r.out_dir.join("summary.csv"));
     let out = joulebench()
         .args(["summarize", s(&r.out_dir)])
@@ -212,6 +224,60 @@ fn summarize_rebuilds_a_finished_run_as_the_run_summarized_it() {
             }
         }
     }
+}
+
+#[test]
+fn summarize_keeps_the_summary_of_a_damaged_or_running_folder() {
+    ensure_models();
+    let r = run_rig(&sim_rig(""));
+    let summary = r.out_dir.join("summary.csv");
+    let good = std::fs::read(&summary).unwrap();
+    let power = r.out_dir.join("power.csv");
+    let whole = std::fs::read(&power).unwrap();
+    let summarize = || {
+        joulebench()
+            .args(["summarize", s(&r.out_dir)])
+            .output()
+            .unwrap()
+    };
+    // Cut in half, emptied, or one byte changed: the summary built from every row stays.
+    let mut changed = whole.clone();
+    let middle = changed.len() / 2;
+    changed[middle] = if changed[middle] == b'1' { b'2' } else { b'1' };
+    for (damage, bytes, says) in [
+        ("cut in half", &whole[..whole.len() / 2], "rows in"),
+        ("emptied", &whole[..0], "holds 0 rows in 0 bytes"),
+        ("one byte changed", &changed[..], "with another SHA-256"),
+    ] {
+        std::fs::write(&power, bytes).unwrap();
+        let out = summarize();
+        assert_one_line_error(&out, "is not the file the run left");
+        let err = stderr(&out);
+        assert!(
+            err.contains(says) && err.contains("summary.csv is kept as the run wrote it"),
+            "{damage}: {err}"
+        );
+        assert_eq!(std::fs::read(&summary).unwrap(), good, "{damage}");
+    }
+    std::fs::write(&power, &whole).unwrap();
+    // A folder a run holds: that run writes its own summary.
+    let lock = std::fs::File::create(r.out_dir.join(".lock")).unwrap();
+    std::fs::write(r.out_dir.join(".lock"), "4242").unwrap();
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(
+        unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
+        0
+    );
+    let out = summarize();
+    assert_one_line_error(
+        &out,
+        "is in use by another joulebench run (process 4242), which writes its summary itself",
+    );
+    drop(lock);
+    // Whole again and free: rebuilt.
+    let out = summarize();
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 #[test]
@@ -340,4 +406,13 @@ fn a_disk_that_fills_mid_run_keeps_what_was_flushed_and_names_the_file() {
     assert_eq!(summary.len(), 2, "{summary:?}");
     assert!(summary.iter().all(|r| !r["fps"].is_empty()), "{summary:?}");
     assert_eq!(run_json(&dir).unwrap()["finished"], true);
+    // A rebuild from the files would lose the rows the disk did not take: refused.
+    let out = joulebench().args(["summarize", s(&dir)]).output().unwrap();
+    // (latency.csv too: after the first failed write the run keeps every row in memory.)
+    assert_one_line_error(&out, ".csv: the run measured ");
+    assert!(
+        stderr(&out).contains("but could write only"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::system::SystemInfo;
 use crate::results::SummaryRow;
@@ -23,7 +23,9 @@ pub fn write_all(
     write_final(dir, record, rows, args)
 }
 
-/// Replaces `summary.csv` and `run.json` with the finished run's.
+/// Replaces `summary.csv` and `run.json` with the finished run's. `run.json` then records the
+/// rows the summary was built from and what `latency.csv` and `power.csv` hold, so that a
+/// later `summarize` can tell a damaged folder ([`RowFiles`]).
 pub fn write_final(
     dir: &Path,
     record: &RunRecord,
@@ -33,9 +35,92 @@ pub fn write_final(
     write_summary(&dir.join("summary.csv"), rows)?;
     let progress = Progress {
         finished: true,
+        latency_rows: record
+            .backends
+            .iter()
+            .flat_map(|b| &b.runs)
+            .map(|r| r.latencies.len())
+            .sum(),
+        power_rows: (0..record.sensors.len())
+            .map(|i| record.sensors[i].samples.len() + record.settled.released(i))
+            .sum(),
+        files: Some(RowFiles::of(dir)?),
         ..Progress::default()
     };
     write_run_json(&dir.join("run.json"), record, rows, args, &progress)
+}
+
+/// What one row file held, for `run.json`: its CSV records (the header not counted), its
+/// size and its SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileDigest {
+    pub rows: usize,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+impl FileDigest {
+    /// Reads `path` once, counting its records as the CSV reader sees them while hashing its
+    /// bytes.
+    pub fn of(path: &Path) -> Result<Self> {
+        use sha2::Digest as _;
+        /// Hashes and counts what the CSV reader takes from the file.
+        struct Hashing<R> {
+            inner: R,
+            hasher: sha2::Sha256,
+            bytes: u64,
+        }
+        impl<R: std::io::Read> std::io::Read for Hashing<R> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.inner.read(buf)?;
+                self.hasher.update(&buf[..n]);
+                self.bytes += n as u64;
+                Ok(n)
+            }
+        }
+        let cannot =
+            |e: &dyn std::fmt::Display| anyhow::anyhow!("cannot read {}: {e}", path.display());
+        let file = std::fs::File::open(path).map_err(|e| cannot(&e))?;
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(Hashing {
+                inner: file,
+                hasher: sha2::Sha256::new(),
+                bytes: 0,
+            });
+        let mut record = csv::ByteRecord::new();
+        let mut rows = 0;
+        while reader
+            .read_byte_record(&mut record)
+            .map_err(|e| cannot(&e))?
+        {
+            rows += 1;
+        }
+        let hashing = reader.into_inner();
+        Ok(Self {
+            rows,
+            bytes: hashing.bytes,
+            sha256: format!("{:x}", hashing.hasher.finalize()),
+        })
+    }
+}
+
+/// `latency.csv` and `power.csv` as a run left them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RowFiles {
+    #[serde(rename = "latency.csv")]
+    pub latency: FileDigest,
+    #[serde(rename = "power.csv")]
+    pub power: FileDigest,
+}
+
+impl RowFiles {
+    pub fn of(dir: &Path) -> Result<Self> {
+        Ok(Self {
+            latency: FileDigest::of(&dir.join("latency.csv"))?,
+            power: FileDigest::of(&dir.join("power.csv"))?,
+        })
+    }
 }
 
 /// Replaces `path` with `bytes` so that a crash at any moment leaves either the old file or
@@ -189,9 +274,14 @@ pub struct Progress {
     pub repetition: Option<usize>,
     /// Run-clock time the file was written at.
     pub at_s: f64,
-    /// Rows in `latency.csv` and `power.csv` at the last flush before this file.
+    /// While running: rows in `latency.csv` and `power.csv` at the last flush before this
+    /// file. Finished: the rows the summary was built from (all the run measured; more than
+    /// the files hold where a write failed).
     pub latency_rows: usize,
     pub power_rows: usize,
+    /// Finished runs only: what the two files held when the run ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<RowFiles>,
 }
 
 #[derive(Serialize)]

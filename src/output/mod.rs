@@ -112,12 +112,26 @@ fn occupied(dir: &Path) -> bool {
 /// A run in progress may already have written its first rows: "in use" says more than
 /// "already holds files".
 fn refuse_if_in_use(dir: &Path) -> Result<()> {
-    if let Ok(lock) = File::open(dir.join(LOCK_FILE)) {
-        if !try_lock(&lock, dir)? {
-            bail!(in_use(dir, &lock));
-        }
+    match run_holding(dir)? {
+        Some(run) => bail!(
+            "{} is in use by {run}: wait for it to end or choose another --out folder",
+            dir.display()
+        ),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// "another joulebench run (process N)" where a run holds `dir`'s lock now, else `None`
+/// (no lock file, or one a run that ended left behind).
+pub fn run_holding(dir: &Path) -> Result<Option<String>> {
+    let Ok(lock) = File::open(dir.join(LOCK_FILE)) else {
+        return Ok(None);
+    };
+    if try_lock(&lock, dir)? {
+        // Ours only for the look: closing `lock` lets it go.
+        return Ok(None);
+    }
+    Ok(Some(in_use(&lock)))
 }
 
 fn claim(dir: &Path, created: bool) -> Result<RunDir> {
@@ -135,7 +149,11 @@ fn claim(dir: &Path, created: bool) -> Result<RunDir> {
         .open(dir.join(LOCK_FILE))
         .map_err(not_writable)?;
     if !try_lock(&lock, dir)? {
-        bail!(in_use(dir, &lock));
+        bail!(
+            "{} is in use by {}: wait for it to end or choose another --out folder",
+            dir.display(),
+            in_use(&lock)
+        );
     }
     // The holder's process id, for the message a second run gets.
     lock.set_len(0)
@@ -172,15 +190,13 @@ fn try_lock(lock: &File, dir: &Path) -> Result<bool> {
     Err(e).with_context(|| format!("cannot lock {}", dir.join(LOCK_FILE).display()))
 }
 
-fn in_use(dir: &Path, lock: &File) -> String {
+/// "another joulebench run (process N)", N from the lock file where it is written.
+fn in_use(lock: &File) -> String {
     let holder = std::io::read_to_string(lock)
         .ok()
         .filter(|pid| !pid.trim().is_empty())
         .map_or(String::new(), |pid| format!(" (process {})", pid.trim()));
-    format!(
-        "{} is in use by another joulebench run{holder}: wait for it to end or choose another --out folder",
-        dir.display()
-    )
+    format!("another joulebench run{holder}")
 }
 
 #[cfg(test)]

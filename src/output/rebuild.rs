@@ -2,6 +2,12 @@
 //! `latency.csv`, `power.csv`, and `run.json`'s rig, phases, sensors and backends — through the
 //! same summary code a run uses. For a folder whose run was killed (`"finished": false`), the
 //! repetition it stopped in becomes an `interrupted` row.
+//!
+//! It replaces `summary.csv` only where the rows it reads are all the summary was built from:
+//! not while a run holds the folder, not where a finished run's row files differ from what
+//! `run.json` says the run left (rows, bytes, SHA-256), not where the run could not write all
+//! it measured (a full disk), and not where a killed run's files hold fewer rows than at its
+//! last `run.json`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,6 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 use serde::Deserialize;
 
+use super::files::{FileDigest, RowFiles};
 use crate::backend::EngineInfo;
 use crate::clock::{Phase, PhaseSpan};
 use crate::input::{Labels, Prediction};
@@ -141,11 +148,103 @@ pub struct Rebuilt {
     pub stopped_in: Option<String>,
 }
 
-/// Rebuilds the summary of the run folder `dir` and replaces its `summary.csv`.
+/// Rebuilds the summary of the run folder `dir` and replaces its `summary.csv`, once the
+/// folder is shown to hold every row the summary came from.
 pub fn summarize(dir: &Path) -> Result<Rebuilt> {
+    if let Some(run) = super::run_holding(dir)? {
+        bail!(
+            "{} is in use by {run}, which writes its summary itself: summarize it once that run \
+             has ended",
+            dir.display()
+        );
+    }
+    check_rows(dir)?;
     let rebuilt = rebuild(dir)?;
     super::files::write_summary(&dir.join("summary.csv"), &rebuilt.rows)?;
     Ok(rebuilt)
+}
+
+/// What `run.json` says of the rows: whether the run finished, and its progress.
+#[derive(Deserialize)]
+struct RowsJson {
+    finished: Option<bool>,
+    /// Absent in folders written before results were streamed.
+    progress: Option<ProgressJson>,
+}
+
+#[derive(Deserialize)]
+struct ProgressJson {
+    latency_rows: usize,
+    power_rows: usize,
+    /// Absent in folders written before it was recorded, and while a run is going.
+    files: Option<RowFiles>,
+}
+
+/// Refuses a folder whose row files hold less than its summary was built from (see the
+/// module comment), naming the file and what is missing.
+fn check_rows(dir: &Path) -> Result<()> {
+    let (json_path, text) = crate::results::read_run_json(dir)?;
+    crate::results::check_schema(dir, &json_path, &text)?;
+    let head: RowsJson = serde_json::from_str(&text)
+        .with_context(|| format!("{} cannot be read back", json_path.display()))?;
+    let Some(progress) = head.progress else {
+        return Ok(());
+    };
+    let kept = "summary.csv is kept as the run wrote it";
+    let files = progress.files.as_ref();
+    for (name, built_from, left) in [
+        (
+            "latency.csv",
+            progress.latency_rows,
+            files.map(|f| &f.latency),
+        ),
+        ("power.csv", progress.power_rows, files.map(|f| &f.power)),
+    ] {
+        let path = dir.join(name);
+        match left {
+            Some(left) => {
+                if left.rows < built_from {
+                    bail!(
+                        "{}: the run measured {built_from} rows but could write only {} (see \
+                         the error it ended with): a rebuild from the file would lose the \
+                         rest; {kept}",
+                        path.display(),
+                        left.rows
+                    );
+                }
+                let now = FileDigest::of(&path)?;
+                if now != *left {
+                    bail!(
+                        "{} is not the file the run left: it holds {} rows in {} bytes, the run \
+                         left {} rows in {} bytes{}; {kept}: restore {name} or measure again",
+                        path.display(),
+                        now.rows,
+                        now.bytes,
+                        left.rows,
+                        left.bytes,
+                        if (now.rows, now.bytes) == (left.rows, left.bytes) {
+                            " with another SHA-256"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+            // A run that stopped leaves at least what its last run.json counted.
+            None if head.finished == Some(false) => {
+                let now = FileDigest::of(&path)?.rows;
+                if now < built_from {
+                    bail!(
+                        "{} holds {now} rows, fewer than the {built_from} it held when the run \
+                         last wrote run.json: the file was cut since; {kept}",
+                        path.display()
+                    );
+                }
+            }
+            None => {}
+        }
+    }
+    Ok(())
 }
 
 /// The summary of the run folder `dir`, from its rows.

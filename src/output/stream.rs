@@ -390,6 +390,9 @@ impl State {
     }
 
     fn write_run_json(&mut self) -> Result<()> {
+        // The counts below are then rows on disk: a later `summarize` of a killed run checks
+        // that the files still hold them.
+        self.flush();
         let running = self.record.phases.last().filter(|s| s.end.is_infinite());
         let progress = Progress {
             finished: false,
@@ -399,6 +402,7 @@ impl State {
             at_s: self.clock.now(),
             latency_rows: self.latency_rows,
             power_rows: self.power_rows,
+            files: None,
         };
         files::write_run_json(
             &self.dir.join("run.json"),
