@@ -401,6 +401,17 @@ pub fn calibrate_source(
     if target.path.is_none() && !request.dry_run {
         return Err(built_in_refusal(&target, &rig.name));
     }
+    if let (Some(path), false) = (&target.path, request.dry_run) {
+        if let Some(run) = crate::results::run_folder_holding(path) {
+            bail!(
+                "rig file {} is inside the run folder {}: calibrate writes into the rig file, \
+                 which would change that run's folder; copy the rig elsewhere and calibrate the \
+                 copy",
+                path.display(),
+                run.display()
+            );
+        }
+    }
     let what = format!("{} ({}) of {}", target.kind, request.rail, target.origin);
     let mut sensor = open_uncorrected(&target, clock.clone()).with_context(|| what.clone())?;
     let m =
@@ -445,11 +456,8 @@ pub fn write_correction(
         &comment(calibration, request, now),
     )
     .with_context(|| format!("rig file {}", path.display()))?;
-    // A new file renamed over the old: an interrupted write never leaves half a rig.
-    let tmp = path.with_extension("toml.calibrating");
-    std::fs::write(&tmp, edited)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .with_context(|| format!("cannot write rig file {}", path.display()))
+    // An interrupted write never leaves half a rig.
+    crate::output::files::replace_atomically(path, edited.as_bytes())
 }
 
 /// The rig text with the `index`-th `[[sensors]]` table (which must measure `rail`) holding
@@ -728,6 +736,18 @@ watts = 10.0
             "{twice}"
         );
         assert_eq!(twice.lines().count(), SIM_RIG.lines().count() + 3);
+    }
+
+    #[test]
+    fn a_rig_inside_a_run_folder_is_not_written() {
+        let (dir, path) = rig_file(SIM_RIG);
+        std::fs::write(dir.path().join("run.json"), "{}").unwrap();
+        let e = refusal(path.to_str().unwrap(), &request(Reference::Amps(0.4)));
+        assert!(
+            e.contains("is inside the run folder") && e.contains("calibrate the copy"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), SIM_RIG);
     }
 
     #[test]

@@ -315,6 +315,17 @@ pub(crate) struct RunJsonHead {
     interrupted: bool,
 }
 
+/// The run folder (a folder holding `run.json`) that `path` lies in, resolved through links
+/// and `..`, if any: a file there belongs to the run, and no command may write it.
+pub fn run_folder_holding(path: &Path) -> Option<PathBuf> {
+    let resolved = std::fs::canonicalize(path).ok()?;
+    resolved
+        .ancestors()
+        .skip(1)
+        .find(|dir| dir.join("run.json").is_file())
+        .map(Path::to_path_buf)
+}
+
 /// The path and text of a run folder's `run.json`; a folder without one is a one-line error.
 pub(crate) fn read_run_json(dir: &Path) -> Result<(PathBuf, String)> {
     let json_path = dir.join("run.json");

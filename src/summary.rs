@@ -694,6 +694,12 @@ impl Net {
                 .unwrap_or(0.0)
                 .hypot(idle.watts_se.unwrap_or(0.0));
         let margin = instrument + spread;
+        if margin <= 0.0 {
+            return Net::Withheld(format!(
+                "no net figure: neither a stated sensor uncertainty nor spread in the readings \
+                 bounds timed − idle {difference:.4} W"
+            ));
+        }
         if difference > margin {
             return Net::Figure(difference);
         }
@@ -1029,52 +1035,85 @@ mod tests {
         }
     }
 
-    /// The summary row of one repetition timed from 1.5 to 2.5 s after an idle baseline
-    /// from 0 to 1 s, on a sensor read every 10 ms at `idle` W, and at `timed` W from 1.2 to
-    /// 2.8 s; each reading `noise` W above or below that, in turn.
+    /// What a net-figure test measures: one sensor read every 10 ms, `idle` W at rest and
+    /// `timed[k]` W around repetition k + 1, each reading `noise` W above or below, in turn.
+    struct Load {
+        idle: f64,
+        timed: Vec<f64>,
+        noise: f64,
+        origin: Origin,
+        uncertainty: Option<f64>,
+        /// Inferences per repetition, each in a 1 s timed window.
+        inferences: usize,
+    }
+
+    impl Load {
+        /// Repetition k (from 0) is timed from 1.5 + 2k to 2.5 + 2k s, after an idle
+        /// baseline from 0 to 1 s, its power level held from 0.3 s before to 0.3 s after.
+        fn record(&self) -> RunRecord {
+            use crate::clock::{PhaseSpan, Slot};
+            let reps = self.timed.len();
+            let rig = fixtures::rig(&format!("runs = {}\nrepeat = {reps}", self.inferences));
+            let window = |k: usize| (1.5 + 2.0 * k as f64, 2.5 + 2.0 * k as f64);
+            let runs = (0..reps)
+                .map(|k| TimedRun {
+                    latencies: vec![
+                        Latency {
+                            start: window(k).0,
+                            seconds: 1.0 / self.inferences as f64
+                        };
+                        self.inferences
+                    ],
+                    window: Some(window(k)),
+                    batch: 1,
+                    ..TimedRun::default()
+                })
+                .collect();
+            let samples = (0..(100 + 200 * reps))
+                .map(|i| {
+                    let t = i as f64 * 0.01;
+                    let level = (0..reps)
+                        .find(|&k| (window(k).0 - 0.3..window(k).1 + 0.3).contains(&t))
+                        .map_or(self.idle, |k| self.timed[k]);
+                    let sign = if i % 2 == 0 { 1.0 } else { -1.0 };
+                    crate::sampler::Sample {
+                        t,
+                        reading: Ok(crate::sensor::Reading {
+                            watts: level + sign * self.noise,
+                            ..Default::default()
+                        }),
+                    }
+                })
+                .collect();
+            let mut log = fixtures::log("5V", std::time::Duration::from_millis(10), samples);
+            log.info.origin = self.origin;
+            log.uncertainty = self.uncertainty;
+            let backend = fixtures::backend(&rig.backends[0], runs);
+            let mut record = fixtures::record(rig, vec![backend], vec![log]);
+            record.phases = std::iter::once(PhaseSpan::new(Phase::IdleBaseline, None, 0.0, 1.0))
+                .chain((0..reps).map(|k| {
+                    let slot = Slot {
+                        backend: 0,
+                        repetition: k + 1,
+                    };
+                    PhaseSpan::new(Phase::Timed, Some(slot), window(k).0, window(k).1)
+                }))
+                .collect();
+            record
+        }
+    }
+
+    /// The summary row of one repetition of 100 inferences (see [`Load`]).
     fn net_row(idle: f64, timed: f64, noise: f64, origin: Origin, u: Option<f64>) -> SummaryRow {
-        use crate::clock::{PhaseSpan, Slot};
-        let rig = fixtures::rig("runs = 100");
-        let run = TimedRun {
-            latencies: vec![
-                Latency {
-                    start: 1.5,
-                    seconds: 0.01
-                };
-                100
-            ],
-            window: Some((1.5, 2.5)),
-            batch: 1,
-            ..TimedRun::default()
+        let load = Load {
+            idle,
+            timed: vec![timed],
+            noise,
+            origin,
+            uncertainty: u,
+            inferences: 100,
         };
-        let samples = (0..300)
-            .map(|i| {
-                let t = i as f64 * 0.01;
-                let level = if (1.2..2.8).contains(&t) { timed } else { idle };
-                let sign = if i % 2 == 0 { 1.0 } else { -1.0 };
-                crate::sampler::Sample {
-                    t,
-                    reading: Ok(crate::sensor::Reading {
-                        watts: level + sign * noise,
-                        ..Default::default()
-                    }),
-                }
-            })
-            .collect();
-        let mut log = fixtures::log("5V", std::time::Duration::from_millis(10), samples);
-        log.info.origin = origin;
-        log.uncertainty = u;
-        let backend = fixtures::backend(&rig.backends[0], vec![run]);
-        let mut record = fixtures::record(rig, vec![backend], vec![log]);
-        let slot = Some(Slot {
-            backend: 0,
-            repetition: 1,
-        });
-        record.phases = vec![
-            PhaseSpan::new(Phase::IdleBaseline, None, 0.0, 1.0),
-            PhaseSpan::new(Phase::Timed, slot, 1.5, 2.5),
-        ];
-        summarize(&record).remove(0)
+        summarize(&load.record()).remove(0)
     }
 
     #[test]
@@ -1138,5 +1177,80 @@ mod tests {
             )
         );
         assert_eq!(rows[0].inferences_per_joule, None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::proptest_config(64))]
+        /// No figure larger than the inputs allow, over sensors (measured, simulated,
+        /// nominal; with and without a stated uncertainty), idle and timed powers from equal
+        /// to far apart, reading noise and repetitions:
+        /// - gross inferences per joule within what the lowest and highest readings allow;
+        /// - a net figure never for a nominal sensor, and never above inferences / (T × the
+        ///   least margin its inputs give): u × (P_timed + P_idle) + 2σ / √N, with N the
+        ///   readings in a window (each window's standard error is at least σ / √N);
+        /// - every interval of a positive quantity above zero and holding its figure;
+        /// - an aggregate figure within its repetitions' figures.
+        #[test]
+        fn no_figure_is_larger_than_its_inputs_allow(
+            origin in proptest::sample::select(vec![Origin::Measured, Origin::Simulated, Origin::Nominal]),
+            uncertainty in proptest::option::of(0.001f64..0.1),
+            idle in 0.1f64..500.0,
+            rises in proptest::collection::vec(0.0f64..2.0, 1..4),
+            noise_share in proptest::sample::select(vec![0.0, 1e-4, 0.01, 0.2]),
+            inferences in 1usize..500,
+        ) {
+            let load = Load {
+                idle,
+                timed: rises.iter().map(|r| idle * (1.0 + r)).collect(),
+                noise: idle * noise_share,
+                origin,
+                uncertainty,
+                inferences,
+            };
+            let rows = summarize(&load.record());
+            let (lowest, highest) = (idle - load.noise, idle * 3.0 + load.noise);
+            // 101 readings at most in a 1 s window read every 10 ms.
+            let spread_floor = 2.0 * load.noise / 101f64.sqrt();
+            let n = inferences as f64;
+            for r in &rows {
+                let label = format!("{:?} {}", r.repetition, r.net_note);
+                // Every window is 1 s: n inferences on between the lowest and highest power
+                // (an aggregate's mean of such figures too).
+                if let Some(ipj) = r.inferences_per_joule {
+                    proptest::prop_assert!(ipj <= n / lowest * (1.0 + 1e-9), "{label}");
+                    proptest::prop_assert!(ipj >= n / highest * (1.0 - 1e-9), "{label}");
+                }
+                if let Some(net) = r.net_inferences_per_joule {
+                    proptest::prop_assert!(origin != Origin::Nominal, "{label}");
+                    let (timed, idle) = (r.mean_watts.unwrap(), r.idle_watts.unwrap());
+                    let floor = uncertainty.unwrap_or(0.0) * (timed + idle) + spread_floor;
+                    proptest::prop_assert!(floor > 0.0, "a net figure with nothing bounding it");
+                    proptest::prop_assert!(net * floor <= n * (1.0 + 1e-9), "{label}: {net} against {floor} W");
+                }
+                for (figure, low, high) in [
+                    (r.fps, r.fps_ci_low, r.fps_ci_high),
+                    (r.mean_watts, r.mean_watts_ci_low, r.mean_watts_ci_high),
+                    (r.inferences_per_joule, r.inferences_per_joule_ci_low, r.inferences_per_joule_ci_high),
+                    (r.inferences_per_joule, r.inferences_per_joule_total_low, r.inferences_per_joule_total_high),
+                    (r.net_inferences_per_joule, r.net_inferences_per_joule_ci_low, r.net_inferences_per_joule_ci_high),
+                ] {
+                    if let (Some(v), Some(low), Some(high)) = (figure, low, high) {
+                        proptest::prop_assert!(low > 0.0 && low <= v && v <= high, "{label}: {low} {v} {high}");
+                    }
+                }
+                if r.repetition == Repetition::All {
+                    let reps: Vec<&SummaryRow> = rows.iter().filter(|x| x.repetition != Repetition::All).collect();
+                    for (all, each) in [
+                        (r.inferences_per_joule, reps.iter().map(|x| x.inferences_per_joule).collect::<Vec<_>>()),
+                        (r.net_inferences_per_joule, reps.iter().map(|x| x.net_inferences_per_joule).collect()),
+                    ] {
+                        if let Some(all) = all {
+                            let max = each.iter().flatten().copied().fold(f64::MIN, f64::max);
+                            proptest::prop_assert!(all <= max * (1.0 + 1e-12), "{label}: {all} above {max}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }
