@@ -397,17 +397,22 @@ mod tests {
 
     #[test]
     fn counts_across_a_wrap() {
-        // 1000 J: 1 s round at the ceiling's 1 kW, read every 50 ms.
-        let t = tree(&[("intel-rapl:0", "package-0", 999_900_000, 1_000_000_000)]);
+        // 100 kJ: 100 s round at the ceiling's 1 kW, read every 50 ms. Each read below comes
+        // at least 10 ms after the one before, so its 0.05 to 0.07 J is at most 7 W, far
+        // inside the ceiling however fast this machine is.
+        let gap = Duration::from_millis(10);
+        let t = tree(&[("intel-rapl:0", "package-0", 99_999_900_000, 100_000_000_000)]);
         let mut s = open(&spec(t.path(), Some("package-0"), None)).unwrap();
         assert_eq!(s.update_period(), READ_PERIOD);
         let file = t.path().join("class/powercap/intel-rapl:0/energy_uj");
-        std::fs::write(&file, "999950000\n").unwrap();
+        std::fs::write(&file, "99999950000\n").unwrap();
+        std::thread::sleep(gap);
         let r = s.read().unwrap();
         assert_eq!(r.energy_j, Some(0.05));
         assert!(r.watts > 0.0 && !r.stale);
-        // Wrapped: 1 000 000 000 − 999 950 000 + 20 000 = 70 000 µJ more.
+        // Wrapped: 100 000 000 000 − 99 999 950 000 + 20 000 = 70 000 µJ more.
         std::fs::write(&file, "20000\n").unwrap();
+        std::thread::sleep(gap);
         let r = s.read().unwrap();
         assert!(
             (r.energy_j.unwrap() - 0.12).abs() < 1e-12,

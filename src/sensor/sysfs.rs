@@ -155,6 +155,12 @@ pub struct EnergyCounter {
     last_change_s: f64,
     /// When the counter was last read.
     last_read_s: f64,
+    /// The last read that still showed the value before `last_raw`: everything from that
+    /// value to `last_raw` was counted after it, so from then on is the longest the energy
+    /// of the next change can have taken. (Not the read that first saw `last_raw`: a
+    /// counter that updates every millisecond, read twice 20 µs apart across an update,
+    /// would seem to draw 50 times its power.)
+    before_change_s: f64,
     /// Microjoules counted since open (u128: no overflow whatever the run length).
     total_uj: u128,
     watts: f64,
@@ -185,6 +191,7 @@ impl EnergyCounter {
             last_raw: raw,
             last_change_s: at_s,
             last_read_s: at_s,
+            before_change_s: at_s,
             total_uj: 0,
             watts: 0.0,
         })
@@ -203,15 +210,16 @@ impl EnergyCounter {
         if let Some(range) = self.range_uj.filter(|&range| raw > range) {
             bail!("counter {raw} µJ is above its range {range} µJ");
         }
-        let (last, since_read) = (self.last_raw, at_s - self.last_read_s);
+        let (last, previous_read) = (self.last_raw, self.last_read_s);
         self.last_read_s = at_s;
         let since = at_s - self.last_change_s;
-        let delta = match self.counted(raw, since_read, since) {
+        let delta = match self.counted(raw, at_s - previous_read, at_s - self.before_change_s) {
             Ok(delta) => delta,
             Err(why) => {
                 // Count on from here, so one break costs one read.
                 self.last_raw = raw;
                 self.last_change_s = at_s;
+                self.before_change_s = previous_read;
                 bail!("{}{why} (from {last} to {raw} µJ)", super::COUNTER_BREAK)
             }
         };
@@ -223,6 +231,7 @@ impl EnergyCounter {
             }
             self.last_raw = raw;
             self.last_change_s = at_s;
+            self.before_change_s = previous_read;
         }
         Ok(Reading {
             watts: self.watts,
@@ -232,8 +241,10 @@ impl EnergyCounter {
         })
     }
 
-    /// The microjoules counted since the last change, or why they cannot be known.
-    fn counted(&self, raw: u64, since_read_s: f64, since_change_s: f64) -> Result<u64, String> {
+    /// The microjoules counted since the last change, or why they cannot be known:
+    /// `since_read_s` since the previous read, `longest_s` the longest the change can have
+    /// taken (since the last read before the previous change).
+    fn counted(&self, raw: u64, since_read_s: f64, longest_s: f64) -> Result<u64, String> {
         let gap = Self::max_read_gap_s(self.range_uj, self.max_watts);
         if let Some(gap) = gap.filter(|gap| since_read_s >= *gap) {
             return Err(format!(
@@ -254,9 +265,9 @@ impl EnergyCounter {
                         .into(),
                 ),
             };
-        let watts = delta as f64 / 1e6 / since_change_s;
+        let watts = delta as f64 / 1e6 / longest_s;
         match self.max_watts {
-            Some(max) if since_change_s > 0.0 && watts > max => Err(if raw < self.last_raw {
+            Some(max) if longest_s > 0.0 && watts > max => Err(if raw < self.last_raw {
                 format!(
                     "a wrap would mean {watts:.0} W, above the {max} W the rail can draw: the \
                      counter was reset"
@@ -349,6 +360,18 @@ mod tests {
     }
 
     #[test]
+    fn a_change_seen_by_two_close_reads_is_bounded_from_the_read_before_it() {
+        // A counter that moves every millisecond at 9 W, read at 0 (seeing 0.9 J), 0.05 s
+        // (0.99 J: the 0.45 J it moved by 49.5 ms, say) and 0.05002 s, just after its next
+        // update (+9 mJ): 9 mJ in 20 µs would be 450 W, but the update it shows came after
+        // the read at 0, so it took up to 50 ms.
+        let mut c = bounded();
+        c.update(990_000, 0.05).unwrap();
+        let r = c.update(999_000, 0.05002).unwrap();
+        assert!((r.energy_j.unwrap() - 0.099).abs() < 1e-12, "{r:?}");
+    }
+
+    #[test]
     fn a_counter_that_could_go_round_between_reads_loses_count() {
         assert_eq!(
             EnergyCounter::max_read_gap_s(Some(1_000_000), Some(10.0)),
@@ -384,12 +407,17 @@ mod tests {
                 && e.ends_with("(from 900000 to 850000 µJ)"),
             "{e}"
         );
-        // 0.85 J → 0.95 J in 5 ms is 20 W: a jump, not energy.
-        let e = c.update(950_000, 0.055).unwrap_err().to_string();
-        assert!(e.contains("it counted 20 W") && e.contains("jumped"), "{e}");
-        // Within the rail's power, on from there.
-        let r = c.update(960_000, 0.065).unwrap();
+        // Counting on: 0.01 J between the reads at 0.05 and 0.06 s (at most 60 ms since the
+        // read at 0, the last before 0.85 J showed).
+        let r = c.update(860_000, 0.06).unwrap();
         assert!((r.energy_j.unwrap() - 0.01).abs() < 1e-12, "{r:?}");
+        // A counter seen at 0.1 J at 0 and 0.01 s, at 0.11 J at 0.02 s, then at 0.51 J at
+        // 0.025 s: 0.4 J within at most the 15 ms since the read at 0.01 s is 27 W, a jump.
+        let mut c = EnergyCounter::new(100_000, 0.0, Some(1_000_000), Some(10.0), 0.01).unwrap();
+        c.update(100_000, 0.01).unwrap();
+        c.update(110_000, 0.02).unwrap();
+        let e = c.update(510_000, 0.025).unwrap_err().to_string();
+        assert!(e.contains("it counted 27 W") && e.contains("jumped"), "{e}");
     }
 
     #[test]
