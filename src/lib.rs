@@ -11,6 +11,7 @@ pub mod aggregate;
 pub mod backend;
 pub mod bench;
 pub mod calibrate;
+pub mod cli;
 pub mod clock;
 pub mod compare;
 pub mod energy;

@@ -49,6 +49,11 @@ impl<W: Write> Console<W> {
     pub fn closed(&self) -> bool {
         self.closed
     }
+
+    /// The writer, with everything printed to it.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
 }
 
 #[cfg(test)]

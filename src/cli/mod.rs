@@ -1,0 +1,174 @@
+//! The `joulebench` command line: the arguments (clap), one module per command, and the
+//! exit status. `src/main.rs` only calls [`main`].
+
+mod calibrate;
+mod compare;
+mod export_args;
+mod models;
+mod report;
+pub mod run;
+mod sensors;
+mod soak;
+mod summarize;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::output::console::Console;
+use crate::signals;
+
+/// Measures how much ML inference a machine does per joule.
+#[derive(Parser)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The rig `run` and `sensors` use unless told otherwise (a built-in rig's name): this
+/// machine's own meters where they are readable, else a simulated board.
+pub const DEFAULT_RIG: &str = "local";
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the benchmark protocol on every backend of a rig while sampling its sensors.
+    Run(run::RunArgs),
+    /// List, fetch or verify the model, label and image files.
+    Models {
+        #[command(subcommand)]
+        command: models::ModelsCommand,
+    },
+    /// Read each sensor of a rig once, or list this machine's meters (--detect).
+    Sensors {
+        /// Rig file, or the name of a rig (see `run --rig`).
+        #[arg(long, default_value = DEFAULT_RIG)]
+        rig: String,
+        /// List the meters this machine offers (RAPL, hwmon, INA3221 under /sys or
+        /// $JOULEBENCH_ROOT/sys; NVML GPUs), whether each can be read now and why not, and
+        /// a rig snippet for the readable ones. Ignores --rig.
+        #[arg(long)]
+        detect: bool,
+    },
+    /// Derive an INA219's shunt correction from a reference reading and write it into the rig.
+    Calibrate(calibrate::CalibrateArgs),
+    /// Compare the rig against a Python reference loop, and measure the sampler's overhead.
+    Bench(crate::bench::BenchArgs),
+    /// Compare inferences per joule across run folders, against a baseline.
+    Compare(compare::CompareArgs),
+    /// Write a Markdown report with SVG charts of run folders.
+    Report(report::ReportArgs),
+    /// Repeat a rig's protocol for an hour (or --minutes): check that memory stays bounded,
+    /// no reading is dropped and latency does not drift.
+    Soak(soak::SoakArgs),
+    /// Rebuild a run folder's summary.csv from its rows (a run that was killed included).
+    Summarize {
+        /// The run folder.
+        dir: PathBuf,
+    },
+}
+
+/// Parses the command line, runs the command and turns its outcome into an exit status:
+/// what the binary's `main` does.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
+    match dispatch(cli, &mut Console::stdout()) {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: the context chain joined by ": ".
+            eprintln!("joulebench: {}", format!("{e:#}").replace('\n', " "));
+            // A run a signal ended says so in its status, whatever else went wrong.
+            signals::received().map_or(ExitCode::FAILURE, |s| signals::exit_code(s).into())
+        }
+    }
+}
+
+/// Clap's own output for `--help`, `--version` and usage errors, with its exit status (0 and
+/// 2); an error also ends with the one `joulebench: ` line every other failure ends with.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    let code = ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+    let _ = e.print();
+    if e.use_stderr() {
+        let rendered = e.render().to_string();
+        let first = rendered.lines().map(str::trim).find(|l| !l.is_empty());
+        let line = match (e.kind(), first) {
+            (clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand, _) | (_, None) => {
+                "a subcommand or argument is missing: see the usage above".to_owned()
+            }
+            (_, Some(first)) => first.strip_prefix("error: ").unwrap_or(first).to_owned(),
+        };
+        eprintln!("joulebench: {line}");
+    }
+    code
+}
+
+/// Runs the command; everything it prints goes through `out`.
+pub fn dispatch(cli: Cli, out: &mut Console) -> Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run::run(args, out),
+        Command::Models { command } => models::run(command, out),
+        Command::Sensors { detect: true, .. } => sensors::detect(out),
+        Command::Sensors { rig, .. } => sensors::read(&rig, out),
+        Command::Calibrate(args) => calibrate::run(&args, out),
+        Command::Bench(args) => crate::bench::run(&args, out).map(|()| ExitCode::SUCCESS),
+        Command::Compare(args) => compare::run(&args, out),
+        Command::Report(args) => report::run(&args, out),
+        Command::Soak(args) => soak::run(&args, out),
+        Command::Summarize { dir } => summarize::run(&dir, out),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The command line `args` (after `joulebench`) as clap reads it.
+    pub fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("joulebench").chain(args.iter().copied()))
+    }
+
+    /// A console that keeps what a command prints.
+    pub fn console() -> Console<Vec<u8>> {
+        Console::new(Vec::new())
+    }
+
+    pub fn printed(out: Console<Vec<u8>>) -> String {
+        String::from_utf8(out.into_inner()).unwrap()
+    }
+
+    #[test]
+    fn the_definitions_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_and_sensors_default_to_the_local_rig() {
+        let Command::Run(args) = parse(&["run"]).unwrap().command else {
+            panic!("not run");
+        };
+        assert_eq!(args.rig, DEFAULT_RIG);
+        let Command::Sensors { rig, detect } = parse(&["sensors"]).unwrap().command else {
+            panic!("not sensors");
+        };
+        assert_eq!((rig.as_str(), detect), (DEFAULT_RIG, false));
+    }
+
+    #[test]
+    fn usage_errors_are_clap_errors() {
+        for bad in [
+            &["run", "--frobnicate"][..],
+            &["bench", "--rounds", "0"],
+            &["run", "--threads", "many"],
+            &["run", "--aoti", "--no-aoti"],
+            &[],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

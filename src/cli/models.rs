@@ -1,0 +1,70 @@
+//! `joulebench models`: list, fetch, verify and convert the model, label and image files.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::models;
+use crate::output::console::Console;
+
+#[derive(clap::Subcommand)]
+pub enum ModelsCommand {
+    /// Show the manifest and which files are present.
+    List,
+    /// Download missing or damaged files (verifying SHA-256), or copy them from a folder.
+    Fetch {
+        /// Copy from this folder instead of downloading.
+        #[arg(long)]
+        from: Option<PathBuf>,
+    },
+    /// Check the SHA-256 of every file.
+    Verify,
+    /// Write each int8 model's weights, dequantized, as float32 safetensors next to it (for
+    /// the torch backend; a derived file, redone when its source changes).
+    Convert,
+}
+
+pub fn run(command: ModelsCommand, out: &mut Console<impl std::io::Write>) -> Result<ExitCode> {
+    let manifest = models::Manifest::load_default()?;
+    let rows = match command {
+        ModelsCommand::List => {
+            write!(out, "{}", models::format_list(&manifest))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        ModelsCommand::Verify => manifest.verify(),
+        ModelsCommand::Convert => {
+            // An Edge TPU build keeps its weights inside the custom op: nothing to dequantize.
+            for entry in manifest.of_kind(models::Kind::Model).filter(|e| !e.edgetpu) {
+                let model = manifest.open_model(&entry.name)?;
+                let weights = models::ensure_float_weights(&model.path)?;
+                writeln!(out, "{:<30} {}", entry.name, weights.display())?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        ModelsCommand::Fetch { from: Some(dir) } => {
+            manifest.fetch(&models::FetchOptions::from_dir(dir))
+        }
+        ModelsCommand::Fetch { from: None } => manifest.fetch(&models::FetchOptions::network()),
+    };
+    write!(out, "{}", models::format_table(&rows))?;
+    if models::all_ok(&rows) {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        let bad = rows.iter().filter(|r| !r.is_ok()).count();
+        anyhow::bail!("{bad} of {} files are not as the manifest says", rows.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{console, printed};
+    use super::*;
+
+    #[test]
+    fn the_list_names_the_manifest_models() {
+        let mut out = console();
+        run(ModelsCommand::List, &mut out).unwrap();
+        assert!(printed(out).contains("mobilenet_v2_1.0_224_quant"));
+    }
+}

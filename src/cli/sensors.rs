@@ -1,0 +1,127 @@
+//! `joulebench sensors`: each sensor of a rig read once, or (`--detect`) this machine's
+//! meters listed with a rig snippet.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::output::console::Console;
+use crate::sensor;
+
+pub fn read(rig_path: &str, out: &mut Console<impl std::io::Write>) -> Result<ExitCode> {
+    let (mut rig, _) = super::run::load_rig(rig_path, None)?;
+    // The sensors a run of this rig would use.
+    if let Some(choice) = sensor::detect::resolve(&mut rig, &sensor::detect::sysfs_root()) {
+        writeln!(out, "{}", choice.line)?;
+    }
+    let ctx = sensor::SensorContext::new(
+        crate::clock::RunClock::start(),
+        crate::clock::PhaseLog::new(),
+    );
+    let mut failed = false;
+    for spec in &rig.sensors {
+        let label = format!("{} ({})", spec.kind(), spec.rail());
+        match sensor::open(spec, &ctx).and_then(|mut s| {
+            // Give the sensor one conversion so the reading is fresh.
+            std::thread::sleep(s.update_period());
+            Ok((s.read()?, s.info().clone()))
+        }) {
+            Ok((r, info)) => {
+                let opt = |v: Option<f64>, unit: &str, digits: usize| {
+                    v.map_or(String::new(), |v| format!("{v:.digits$} {unit}  "))
+                };
+                writeln!(
+                    out,
+                    "{label}: {}{}{:.3} W{}{}  [{}]",
+                    opt(r.volts, "V", 3),
+                    opt(r.amps, "A", 4),
+                    r.watts,
+                    if r.overflow { "  OVERFLOW" } else { "" },
+                    match info.origin.label() {
+                        "" => String::new(),
+                        label => format!("  ({label})"),
+                    },
+                    info.detail
+                )?;
+            }
+            Err(e) => {
+                failed = true;
+                writeln!(
+                    out,
+                    "{label}: error: {}",
+                    format!("{e:#}").replace('\n', " ")
+                )?;
+            }
+        }
+    }
+    if rig.sensors.is_empty() {
+        writeln!(out, "rig {} has no sensors", rig.name)?;
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub fn detect(out: &mut Console<impl std::io::Write>) -> Result<ExitCode> {
+    use sensor::detect;
+    let root = detect::sysfs_root();
+    let mut found = detect::detect(&root);
+    if found.is_empty() {
+        writeln!(
+            out,
+            "no RAPL zones, hwmon power channels or INA3221 rails under {}",
+            root.display()
+        )?;
+    }
+    let gpus = detect::detect_gpus();
+    match &gpus {
+        Ok(list) if list.is_empty() => writeln!(out, "NVML: no GPUs")?,
+        Ok(list) => found.extend(list.iter().cloned()),
+        Err(why) => writeln!(out, "NVML: {why}")?,
+    }
+    for d in &found {
+        match &d.readable {
+            Ok(detail) => writeln!(out, "{}: readable  [{detail}]", d.what)?,
+            Err(why) => writeln!(out, "{}: not readable: {why}", d.what)?,
+        }
+    }
+    let snippet = detect::snippet(&found);
+    if snippet.is_empty() {
+        writeln!(out, "\nnothing readable to put in a rig")?;
+    } else {
+        writeln!(
+            out,
+            "\n# [[sensors]] tables for the readable meters, to paste into a rig:\n{snippet}"
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{console, printed};
+    use super::*;
+
+    #[test]
+    fn each_sensor_is_read_once_and_labelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let rig = dir.path().join("nominal.toml");
+        std::fs::write(
+            &rig,
+            "name = \"n\"\n[[backends]]\nkind = \"tflite\"\nmodel = \"m\"\nimage = \"i\"\n\
+             [[sensors]]\nkind = \"nominal\"\nrail = \"GTX1080 (TDP)\"\nwatts = 180.0\n\
+             source = \"spec sheet\"\n",
+        )
+        .unwrap();
+        let mut out = console();
+        let code = read(rig.to_str().unwrap(), &mut out).unwrap();
+        assert_eq!(code, ExitCode::SUCCESS);
+        let text = printed(out);
+        assert!(
+            text.starts_with("nominal (GTX1080 (TDP)): 180.000 W  (nominal, not measured)"),
+            "{text}"
+        );
+    }
+}
