@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs each cargo-fuzz target of fuzz/ for SECONDS (default 60) on a corpus seeded with the
-# project's rigs and models: `make test` runs it briefly (30 s each), `make fuzz` for ten
-# minutes each (FUZZ_SECONDS=N for another length).
+# project's rigs and models: `make fuzz` for ten minutes each (FUZZ_SECONDS=N for another
+# length). `make test` does not run it: its stable `fuzz_smoke_` tests run the same targets'
+# code on the seed corpus without sanitized builds.
 # A crash fails the script and leaves its input under fuzz/artifacts/.
 #
 # cargo fuzz needs a nightly toolchain; where there is none this prints a SKIP line and exits
