@@ -635,7 +635,8 @@ fn rig_round(
         backend: 0,
         interrupt: &no_interrupt,
         progress: false,
-        stream: None,
+        latencies: None,
+        repetitions: None,
         // A bench round's GPU state is not recorded: it writes no run.json.
         gpus: &[],
         until: None,

@@ -7,6 +7,19 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// How often (run-clock seconds) a sampler thread or the timed loop hands its new rows over:
+/// often enough that a flush finds them, rarely enough that the hand-off costs nothing.
+pub const HAND_OFF_EVERY_S: f64 = 0.25;
+
+/// The longest idle baseline, settle or minimum timed window a rig may ask for, in seconds.
+///
+/// An hour: far more than any sensor's validity needs (NVML's slowest counter wants 0.5 s, an
+/// INA219 averaging 128 samples 0.35 s), and short enough that a slip of the finger (3600000
+/// for 3600, or 1e300) is refused instead of holding the machine for weeks or for ever. A
+/// longer measurement is a loop of repetitions (`--repeat`, `joulebench soak`), each with its
+/// own window.
+pub const MAX_SECONDS: f64 = 3600.0;
+
 /// Seconds since the start of a run, on a monotonic clock (CLOCK_MONOTONIC, the clock
 /// `Instant` reads on Linux).
 #[derive(Debug, Clone, Copy)]

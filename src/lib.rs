@@ -1,11 +1,21 @@
 //! joulebench: how much useful ML inference a machine does per joule.
 //!
-//! Data flows one way:
-//! rig file ([`rig`]) → runner ([`runner`], driving a [`backend`] through the [`protocol`],
-//! reading the [`machine`] state at each timed window's edges)
-//! while the [`sampler`] reads [`sensor`]s → samples → summary ([`energy`], [`validity`],
-//! [`stats`], [`summary`], [`aggregate`]) → a typed, versioned record ([`results`]) → files ([`output`]),
-//! which everything downstream reads back through [`results`].
+//! Data flows one way, and no module imports one that imports it back
+//! (`tests/architecture.rs` reads the sources and fails on a cycle):
+//!
+//! - the rig file ([`rig`], each sensor's and backend's own keys with its kind) and the
+//!   models it names ([`models`]);
+//! - the run: the [`runner`] drives a [`backend`] through the [`protocol`], reading the
+//!   [`machine`] state at each timed window's edges, while the [`sampler`] reads the
+//!   [`sensor`]s on the [`clock`]; rows go out through the sink traits they declare
+//!   ([`sampler::SampleSink`], [`protocol::LatencySink`], [`runner::Stream`]), which the
+//!   writer in [`output::stream`] implements;
+//! - the run's raw [`record`];
+//! - analysis: [`energy`], [`validity`], [`stats`], [`summary`], [`aggregate`], [`settled`];
+//! - results: a typed, versioned record ([`results`]) in run-folder files ([`output`]), which
+//!   everything downstream reads back through [`results`];
+//! - presentation: the table, [`export`]s, [`compare`], [`report`], [`soak`], [`bench`];
+//! - the command line on top ([`cli`]).
 
 pub mod aggregate;
 pub mod backend;
@@ -23,6 +33,7 @@ pub mod output;
 pub mod project;
 pub mod protocol;
 pub mod ranging;
+pub mod record;
 pub mod references;
 pub mod report;
 pub mod results;

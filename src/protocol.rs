@@ -12,13 +12,20 @@ use std::time::Duration;
 use indicatif::ProgressBar;
 
 use crate::backend::Backend;
+use crate::clock::HAND_OFF_EVERY_S;
 use crate::clock::{Phase, PhaseLog, RunClock, Slot};
 use crate::input::{top_k, Prediction};
 use crate::machine::MachineState;
-use crate::output::stream::{Feed, HAND_OFF_EVERY_S};
 use crate::results::GpuState;
 use crate::rig::ProtocolSpec;
 use crate::sensor::nvml::GpuProbe;
+
+/// Where the timed loop hands its latencies while a run streams them to disk (the writer
+/// thread of [`crate::output::stream`]). A hand-off must return at once: the loop is timing.
+pub trait LatencySink: Send + Sync {
+    /// The timed loop's new latencies; `first` is the 1-based index of `batch[0]`.
+    fn latencies(&self, slot: Slot, engine: &str, first: usize, batch: Vec<Latency>);
+}
 
 /// Classes reported per classification.
 pub const TOP_K: usize = 5;
@@ -39,7 +46,7 @@ pub struct Context<'a> {
     pub gpus: &'a [GpuProbe],
     /// Where the timed loop hands its latencies, every [`HAND_OFF_EVERY_S`], when the run
     /// streams its results (a copy: the run keeps its own).
-    pub stream: Option<&'a Feed>,
+    pub stream: Option<&'a dyn LatencySink>,
 }
 
 /// One timed classification.

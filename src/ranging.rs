@@ -9,7 +9,6 @@
 //! missed from clipping (a clipped reading makes the window invalid, never silently low).
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
 
 use crate::rig::{Rig, SensorSpec};
 use crate::runner::{self, RunOptions};
@@ -18,22 +17,7 @@ use crate::sensor::ina219;
 /// Headroom over the peak current of the ranging pass.
 pub const HEADROOM: f64 = 1.1;
 
-/// What the ranging pass did to one INA219.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Ranged {
-    /// The sensor's position in the rig.
-    pub sensor_index: usize,
-    pub rail: String,
-    /// Largest current of any fresh reading during the pass.
-    pub peak_amps: f64,
-    /// Fresh readings the peak is taken from.
-    pub readings: usize,
-    /// `max_current_a` as the rig had it, and as the measured run uses it.
-    pub max_current_a_before: f64,
-    pub max_current_a: f64,
-    /// The PGA range the measured run uses (the smallest that holds the new maximum).
-    pub shunt_range_mv: u16,
-}
+pub use crate::sensor::ina219::Ranged;
 
 /// Runs the rig's protocol once (one repetition, no idle baseline) and returns the rig with
 /// every INA219 ranged, ready for the measured run, and what was changed. Other sensors are

@@ -194,29 +194,7 @@ pub struct SummaryRow {
     pub net_note: String,
 }
 
-/// An NVIDIA GPU's state at one edge of a timed window, read through NVML by the runner
-/// (outside the window): what moves a GPU's numbers besides the model. A value NVML would not
-/// give is `null`, with why in `unreadable`; a rig without an NVML sensor has no GPU states.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GpuState {
-    /// The NVML sensor's position in the rig (as in `power.csv`).
-    pub sensor_index: usize,
-    /// Product name and NVML index.
-    pub gpu: String,
-    pub sm_clock_mhz: Option<u32>,
-    pub memory_clock_mhz: Option<u32>,
-    /// The power limit the driver enforces now, watts.
-    pub power_limit_w: Option<f64>,
-    pub temperature_c: Option<u32>,
-    pub persistence_mode: Option<bool>,
-    /// `P0` (most performance) to `P15`.
-    pub performance_state: Option<String>,
-    /// What could not be read, and why.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub unreadable: Vec<String>,
-    /// What reading it took, microseconds.
-    pub capture_us: u64,
-}
+pub use crate::sensor::nvml::GpuState;
 
 impl SummaryRow {
     /// Which backend × sensor the row is about: rows of one key are its repetitions (and

@@ -11,17 +11,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::backend::{self, Backend, EngineInfo};
-use crate::clock::{Phase, PhaseLog, PhaseSpan, RunClock, Slot};
+use crate::backend::{self, Backend};
+use crate::clock::{Phase, PhaseLog, RunClock, Slot};
 use crate::input::{self, Labels};
 use crate::models::{self, ResolvedImage, ResolvedModel};
-use crate::output::stream::{Feed, StreamTo, Writer};
-use crate::protocol::{self, TimedRun};
+use crate::protocol::{self, LatencySink, TimedRun};
 use crate::rig::{BackendSpec, ProtocolSpec, Rig};
-use crate::sampler::{Sampler, SensorLog};
+use crate::sampler::{Sample, SampleSink, Sampler, SensorLog};
 use crate::sensor::detect::{self, SensorChoice};
 use crate::sensor::nvml::{self, GpuProbe};
 use crate::sensor::{self, PowerSensor, SensorContext};
@@ -67,45 +66,39 @@ pub struct Prepared {
     phases: PhaseLog,
 }
 
-/// One backend's measurements.
-#[derive(Clone)]
-pub struct BackendResult {
-    pub spec: BackendSpec,
-    pub model: ResolvedModel,
-    pub image: ResolvedImage,
-    pub engine: EngineInfo,
-    pub labels: Labels,
-    /// Why the engine is not the default's, where it fell back.
-    pub engine_note: Option<String>,
-    /// One timed run per repetition of the protocol, in order; fewer than the rig's `repeat`
-    /// when the run was interrupted or the backend failed.
-    pub runs: Vec<TimedRun>,
+pub use crate::record::{BackendResult, RunRecord};
+
+/// Where each backend's repetitions go while a run streams (the writer thread of
+/// [`crate::output::stream`]); a hand-off must return at once.
+pub trait RepetitionSink: Send + Sync {
+    /// A backend and the runs it ended since the last call: none when it starts (so that
+    /// `run.json` names it), then one per repetition, which the writer appends.
+    fn repetition(&self, backend: usize, result: BackendResult, at: f64);
 }
 
-impl BackendResult {
-    /// The last repetition's timed run (its top-k is the backend's final answer).
-    pub fn last_run(&self) -> Option<&TimedRun> {
-        self.runs.last()
-    }
+/// Where a streamed run's rows go as they are measured (the writer of
+/// [`crate::output::stream`]): a handle for each kind of producer, and what the stream kept
+/// once they are done. It is started on the run's empty record, its phase log and its clock.
+pub trait Stream {
+    fn sample_sink(&self) -> Arc<dyn SampleSink>;
+    fn latency_sink(&self) -> Arc<dyn LatencySink>;
+    fn repetition_sink(&self) -> Arc<dyn RepetitionSink>;
+    /// Once every handle is dropped: writes the last rows and returns what was kept.
+    fn finish(self: Box<Self>) -> Kept;
 }
 
-/// Everything a run measured.
-pub struct RunRecord {
-    pub rig: Rig,
-    pub rig_text: String,
-    pub started: DateTime<Utc>,
-    pub phases: Vec<PhaseSpan>,
-    pub backends: Vec<BackendResult>,
-    pub sensors: Vec<SensorLog>,
-    /// What `detect_sensors` decided, for `run.json`.
-    pub sensor_choice: Option<SensorChoice>,
-    /// What a ranging pass before the run set (empty without one).
-    pub ranging: Vec<crate::ranging::Ranged>,
-    pub interrupted: bool,
-    /// Windows whose results are final, and the readings released from `sensors` with them
-    /// (a streamed run keeps only the readings its open windows need).
-    pub settled: crate::settled::Settled,
+/// What a stream kept and how its writing went.
+pub struct Kept {
+    /// The readings of each sensor that no settled window accounts for, in order.
+    pub samples: Vec<Vec<Sample>>,
+    /// The windows settled along the way, and how many readings each sensor released.
+    pub settled: crate::record::Settled,
+    /// The first write that failed (the rest of the rows were then kept only in memory).
+    pub error: Option<String>,
 }
+
+/// Starts a [`Stream`] on a run's empty record, phase log and clock.
+pub type StartStream<'a> = &'a dyn Fn(RunRecord, PhaseLog, RunClock) -> Result<Box<dyn Stream>>;
 
 /// Loads the backends and opens the sensors of a rig.
 pub fn prepare(rig: Rig, rig_text: String) -> Result<Prepared> {
@@ -207,18 +200,22 @@ impl Prepared {
         }
     }
 
-    /// [`Prepared::execute`], writing the results into `to.dir` as they are measured
-    /// ([`crate::output::stream`]). Fails only when the files cannot be created; a write that
-    /// fails later is returned beside the record (whose measurements are all there).
+    /// [`Prepared::execute`], handing the results to the stream `start` begins as they are
+    /// measured ([`crate::output::stream`]). Fails only when the stream cannot start; a write
+    /// that fails later is returned beside the record (whose measurements are all there).
     pub fn execute_streaming(
         self,
         opts: &RunOptions,
-        to: &StreamTo,
+        start: StartStream,
     ) -> Result<(RunRecord, Option<String>)> {
-        self.run(opts, Some(to))
+        self.run(opts, Some(start))
     }
 
-    fn run(self, opts: &RunOptions, to: Option<&StreamTo>) -> Result<(RunRecord, Option<String>)> {
+    fn run(
+        self,
+        opts: &RunOptions,
+        start: Option<StartStream>,
+    ) -> Result<(RunRecord, Option<String>)> {
         let Prepared {
             rig,
             rig_text,
@@ -231,8 +228,8 @@ impl Prepared {
         } = self;
         let started = Utc::now();
         let sampling = opts.sample && !sensors.is_empty();
-        let writer = match to {
-            Some(to) => {
+        let writer = match start {
+            Some(start) => {
                 let logs = sensors
                     .iter()
                     .filter(|_| sampling)
@@ -250,12 +247,14 @@ impl Prepared {
                     interrupted: false,
                     settled: Default::default(),
                 };
-                Some(Writer::start(to, so_far, phases.clone(), clock)?)
+                Some(start(so_far, phases.clone(), clock)?)
             }
             None => None,
         };
-        let feed = writer.as_ref().map(Writer::feed);
-        let sampler = sampling.then(|| Sampler::start_with(sensors, clock, feed.clone()));
+        let latencies = writer.as_ref().map(|w| w.latency_sink());
+        let repetitions = writer.as_ref().map(|w| w.repetition_sink());
+        let sampler = sampling
+            .then(|| Sampler::start_with(sensors, clock, writer.as_ref().map(|w| w.sample_sink())));
         if let Some(sampler) = &sampler {
             phases.meter_with(sampler.cpu_meter());
         }
@@ -281,7 +280,8 @@ impl Prepared {
                 backend: index,
                 interrupt: &opts.interrupt,
                 progress: opts.progress,
-                stream: feed.as_ref(),
+                latencies: latencies.as_deref(),
+                repetitions: repetitions.as_deref(),
                 gpus: &gpus,
                 until: opts
                     .time_budget
@@ -300,9 +300,9 @@ impl Prepared {
         }
 
         let mut sensors = sampler.map(Sampler::stop).unwrap_or_default();
-        drop(feed);
+        drop((latencies, repetitions));
         let mut stream_error = None;
-        let mut settled = crate::settled::Settled::default();
+        let mut settled = crate::record::Settled::default();
         if let Some(writer) = writer {
             let kept = writer.finish();
             for (log, samples) in sensors.iter_mut().zip(kept.samples) {
@@ -337,7 +337,8 @@ pub struct Measuring<'a> {
     /// Draw a progress bar (only on a terminal).
     pub progress: bool,
     /// Where each repetition's latencies and result go as they are measured, if anywhere.
-    pub stream: Option<&'a Feed>,
+    pub latencies: Option<&'a dyn LatencySink>,
+    pub repetitions: Option<&'a dyn RepetitionSink>,
     /// The GPUs whose state is read at the edges of each timed window (none without NVML).
     pub gpus: &'a [GpuProbe],
     /// Run-clock time after which no further repetition starts (the first always does).
@@ -359,7 +360,7 @@ pub fn run_repetitions(
     // The stream learns what the backend is before its first phase begins, then each
     // repetition's run as it ends (only the new one: a long run has thousands).
     let report = |runs: &[TimedRun], b: &PreparedBackend| {
-        if let Some(feed) = on.stream {
+        if let Some(sink) = on.repetitions {
             let result = BackendResult {
                 spec: b.spec.clone(),
                 model: b.model.clone(),
@@ -369,7 +370,7 @@ pub fn run_repetitions(
                 engine_note: b.engine_note.clone(),
                 runs: runs.last().cloned().into_iter().collect(),
             };
-            feed.repetition(on.backend, result, on.clock.now());
+            sink.repetition(on.backend, result, on.clock.now());
         }
     };
     report(&runs, &*b);
@@ -400,7 +401,7 @@ pub fn run_repetitions(
             progress: &progress,
             machine_root: Some(&machine_root),
             gpus: on.gpus,
-            stream: on.stream,
+            stream: on.latencies,
         };
         let run = protocol::run(b.backend.as_mut(), &b.input, protocol, &ctx);
         progress.finish_and_clear();

@@ -35,8 +35,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::clock::HAND_OFF_EVERY_S;
 use crate::clock::{RunClock, TimeSource};
-use crate::output::stream::{Feed, HAND_OFF_EVERY_S};
 #[cfg(test)]
 use crate::sensor::Origin;
 use crate::sensor::{PowerSensor, Reading, SensorInfo};
@@ -164,18 +164,27 @@ pub struct Sampler {
     cpu_clocks: Vec<Option<libc::clockid_t>>,
 }
 
+/// Where sampler threads hand their readings while a run streams them to disk (the writer
+/// thread of [`crate::output::stream`]). A hand-off must return at once: the thread is
+/// timing a sensor.
+pub trait SampleSink: Send + Sync {
+    /// Sensor `sensor`'s new readings; `last` with its final batch (and why it gave the sensor
+    /// up, if it did).
+    fn samples(&self, sensor: usize, batch: Vec<Sample>, failure: Option<String>, last: bool);
+}
+
 impl Sampler {
     /// Starts one thread per sensor.
     pub fn start(sensors: Vec<Box<dyn PowerSensor>>, clock: RunClock) -> Self {
         Self::start_with(sensors, clock, None)
     }
 
-    /// Starts one thread per sensor; with a feed, each hands its readings to it in batches
+    /// Starts one thread per sensor; with a sink, each hands its readings to it in batches
     /// and keeps none (its log's `samples` come back empty).
     pub fn start_with(
         sensors: Vec<Box<dyn PowerSensor>>,
         clock: RunClock,
-        feed: Option<Feed>,
+        feed: Option<Arc<dyn SampleSink>>,
     ) -> Self {
         let stop_at = Arc::new(AtomicU64::new(f64::NAN.to_bits()));
         let threads = sensors

@@ -8,46 +8,9 @@
 //! Every summary computed from the record afterwards is the one its full readings give, to the
 //! bit: the settled figures are those same computations, done once.
 
-use std::collections::HashMap;
-
-use crate::runner::RunRecord;
+use crate::record::RunRecord;
 use crate::sampler::Sample;
-use crate::summary::{CheckedWindow, SensorEnergy};
-
-/// A window, by the exact bits of its edges (they are copied, never recomputed).
-type Key = (usize, u64, u64);
-
-fn key(sensor: usize, (start, end): (f64, f64)) -> Key {
-    (sensor, start.to_bits(), end.to_bits())
-}
-
-/// The settled windows of a run, and how many readings each sensor released.
-#[derive(Debug, Clone, Default)]
-pub struct Settled {
-    windows: HashMap<Key, CheckedWindow>,
-    released: Vec<usize>,
-}
-
-impl Settled {
-    /// Sensor `sensor`'s settled result of window `w`, if it is settled.
-    pub fn get(&self, sensor: usize, w: (f64, f64)) -> Option<&CheckedWindow> {
-        self.windows.get(&key(sensor, w))
-    }
-
-    /// Readings of sensor `sensor` written and no longer held in the record.
-    pub fn released(&self, sensor: usize) -> usize {
-        self.released.get(sensor).copied().unwrap_or(0)
-    }
-
-    /// Windows settled, over all sensors.
-    pub fn len(&self) -> usize {
-        self.windows.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.windows.is_empty()
-    }
-}
+use crate::summary::SensorEnergy;
 
 /// Fresh readings kept before the oldest window still open: the counter's edge share reads
 /// the update interval before the one holding the edge.
@@ -79,27 +42,25 @@ pub fn settle(record: &mut RunRecord, horizons: &[f64]) {
         .fold(f64::INFINITY, f64::min);
     let spec = &record.rig.validity;
     let settled = &mut record.settled;
-    settled.released.resize(record.sensors.len(), 0);
+    let sensors = record.sensors.len();
     for (sensor, log) in record.sensors.iter_mut().enumerate() {
         let horizon = horizons.get(sensor).copied().unwrap_or(f64::NEG_INFINITY);
         let energy = SensorEnergy::of(log);
         let reach = energy.reach();
         let mut oldest_needed = open_from.min(horizon);
         for &w in &windows {
-            if settled.windows.contains_key(&key(sensor, w)) {
+            if settled.contains(sensor, w) {
                 continue;
             }
             if w.1 + reach < horizon {
-                settled
-                    .windows
-                    .insert(key(sensor, w), energy.checked(w, spec));
+                settled.insert(sensor, w, energy.checked(w, spec));
             } else {
                 oldest_needed = oldest_needed.min(w.0);
             }
         }
         let release = releasable(&log.samples, oldest_needed - reach);
         log.samples.drain(..release);
-        settled.released[sensor] += release;
+        settled.release(sensor, sensors, release);
     }
 }
 

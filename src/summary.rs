@@ -3,11 +3,12 @@
 use crate::clock::Phase;
 use crate::energy::{self, CounterPoint, PowerPoint, WindowEnergy};
 use crate::protocol::TimedRun;
+use crate::record::{BackendResult, RunRecord};
 pub use crate::results::{Repetition, Status, SummaryRow};
-use crate::runner::{BackendResult, RunRecord};
 use crate::sampler::SensorLog;
 use crate::sensor::{Crosscheck, Origin};
 use crate::stats::Summary;
+pub use crate::validity::CheckedWindow;
 use crate::validity::{self, ValiditySpec, WindowReadings};
 
 /// Samples further apart than this many update periods leave a gap in coverage.
@@ -154,66 +155,6 @@ impl RowSensor {
 
 /// The `sensor` column of a total row.
 pub const TOTAL_KIND: &str = "total";
-
-/// One window's energy, and whether its readings can be trusted.
-#[derive(Debug, Clone)]
-pub struct CheckedWindow {
-    pub energy: Option<WindowEnergy>,
-    /// The fewest fresh readings that make the window valid.
-    pub expected: usize,
-    /// Why the window is invalid.
-    pub invalid: Option<String>,
-    /// For a total, each rail's joules, in the rig's `total` order.
-    pub parts: Option<Vec<f64>>,
-    /// The counter against instant power over the same window ([`SensorEnergy::crosscheck`]):
-    /// the disagreement in percent, or why there is none; `None` where no check applies.
-    pub crosscheck: Option<Result<f64, String>>,
-    /// The standard error of the window's mean power from its fresh readings, s / √n, watts
-    /// (treating them as independent); `None` with fewer than two.
-    pub watts_se: Option<f64>,
-}
-
-impl CheckedWindow {
-    /// The energy, only if the window is valid.
-    pub fn valid(&self) -> Option<WindowEnergy> {
-        self.energy.filter(|_| self.invalid.is_none())
-    }
-
-    /// The sum of several rails' windows over the same interval: valid only where every rail's
-    /// is, with the sum of their energies and powers, and the worst of their coverage and gaps.
-    pub fn total(rails: &[(&str, CheckedWindow)]) -> CheckedWindow {
-        let energies: Option<Vec<WindowEnergy>> = rails.iter().map(|(_, w)| w.energy).collect();
-        let energy = energies.as_ref().map(|each| WindowEnergy {
-            joules: each.iter().map(|e| e.joules).sum(),
-            mean_watts: each.iter().map(|e| e.mean_watts).sum(),
-            samples: each.iter().map(|e| e.samples).sum(),
-            sample_rate_hz: each.iter().map(|e| e.sample_rate_hz).sum(),
-            coverage: each.iter().map(|e| e.coverage).fold(1.0, f64::min),
-            largest_gap_s: each.iter().map(|e| e.largest_gap_s).fold(0.0, f64::max),
-        });
-        let invalid = rails
-            .iter()
-            .find_map(|(rail, w)| w.invalid.as_ref().map(|why| format!("{rail}: {why}")))
-            .or_else(|| {
-                let missing = rails.iter().find(|(_, w)| w.energy.is_none())?;
-                Some(format!("{}: no energy for this window", missing.0))
-            });
-        CheckedWindow {
-            energy,
-            expected: rails.iter().map(|(_, w)| w.expected).sum(),
-            invalid,
-            parts: energies.map(|each| each.iter().map(|e| e.joules).collect()),
-            // Each rail's check is on its own row; a sum of rails has none.
-            crosscheck: None,
-            // Independent rails: their errors add in quadrature.
-            watts_se: rails
-                .iter()
-                .map(|(_, w)| w.watts_se.map(|se| se * se))
-                .sum::<Option<f64>>()
-                .map(f64::sqrt),
-        }
-    }
-}
 
 /// Values an integrating sensor's window is summed from on either side of it: the edge split
 /// needs the conversion cut by the edge and one beyond it, and coverage one more.
@@ -765,8 +706,8 @@ fn status(record: &RunRecord, run: &TimedRun, sensor: Option<&Measured>) -> Stat
 pub(crate) mod fixtures {
     use crate::models::{ResolvedImage, ResolvedModel};
     use crate::protocol::TimedRun;
+    use crate::record::{BackendResult, RunRecord};
     use crate::rig::{BackendSpec, Rig};
-    use crate::runner::{BackendResult, RunRecord};
     use crate::sampler::{Sample, SensorLog};
     use crate::sensor::{Origin, SensorInfo};
     use std::time::Duration;

@@ -321,7 +321,7 @@ fn streaming_costs_the_measurement_nothing_measurable() {
                 command: Vec::new(),
                 ranging: Vec::new(),
             };
-            let (record, error) = prepared.execute_streaming(&options, &to).unwrap();
+            let (record, error) = prepared.execute_streaming(&options, &to.starter()).unwrap();
             assert!(error.is_none(), "{error:?}");
             record
         } else {

@@ -8,11 +8,13 @@
 //! would be labelled as the Edge TPU's.
 
 mod ffi;
+pub mod spec;
+
+pub use spec::{Bus, DeviceChoice};
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
 
 use super::{tensor_type, Backend, EngineInfo};
 use crate::input::{InputSpec, TensorType};
@@ -29,118 +31,13 @@ pub const TFLITE_C_SONAME: &str = "libtensorflowlite_c.so";
 /// The custom op `edgetpu_compiler` puts in place of the layers it compiled.
 pub const EDGETPU_CUSTOM_OP: &str = "edgetpu-custom-op";
 
-/// Which Edge TPU a backend uses (`edgetpu_device`): the N-th of a type in the order
-/// libedgetpu lists them, or the first of a type, or (absent) the first found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct DeviceChoice {
-    pub bus: Bus,
-    /// Index among the devices on that bus; None: the first.
-    pub index: Option<usize>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Bus {
-    Usb,
-    Pci,
-}
-
-impl Bus {
-    fn as_str(self) -> &'static str {
-        match self {
-            Bus::Usb => "usb",
-            Bus::Pci => "pci",
-        }
+/// The bus libedgetpu says a device is on.
+fn bus_of(device_type: i32) -> Option<Bus> {
+    match device_type {
+        ffi::DEVICE_USB => Some(Bus::Usb),
+        ffi::DEVICE_PCI => Some(Bus::Pci),
+        _ => None,
     }
-
-    fn of(device_type: i32) -> Option<Bus> {
-        match device_type {
-            ffi::DEVICE_USB => Some(Bus::Usb),
-            ffi::DEVICE_PCI => Some(Bus::Pci),
-            _ => None,
-        }
-    }
-}
-
-impl std::str::FromStr for DeviceChoice {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (bus, index) = match s.split_once(':') {
-            Some((bus, n)) => (bus, Some(n)),
-            None => (s, None),
-        };
-        let bus = match bus {
-            "usb" => Bus::Usb,
-            "pci" => Bus::Pci,
-            _ => return Err(bad_device(s)),
-        };
-        let index = match index {
-            Some(n) => Some(n.parse().map_err(|_| bad_device(s))?),
-            None => None,
-        };
-        Ok(DeviceChoice { bus, index })
-    }
-}
-
-fn bad_device(s: &str) -> String {
-    format!("edgetpu_device {s:?} is not \"usb\", \"usb:N\", \"pci\" or \"pci:N\"")
-}
-
-impl TryFrom<String> for DeviceChoice {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        s.parse()
-    }
-}
-
-impl From<DeviceChoice> for String {
-    fn from(d: DeviceChoice) -> String {
-        d.to_string()
-    }
-}
-
-impl std::fmt::Display for DeviceChoice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.index {
-            Some(n) => write!(f, "{}:{n}", self.bus.as_str()),
-            None => f.write_str(self.bus.as_str()),
-        }
-    }
-}
-
-/// The rig checks of an `edgetpu` backend: settings of other kinds are refused rather than
-/// ignored. `i` is the backend's index, for the message.
-pub fn validate(i: usize, spec: &BackendSpec) -> Result<()> {
-    let foreign = [
-        ("engine", spec.engine.is_some()),
-        ("xnnpack", spec.xnnpack.is_some()),
-        ("litert_lib", spec.litert_lib.is_some()),
-        ("device", spec.device.is_some()),
-        ("precision", spec.precision.is_some()),
-        ("batch", spec.batch.is_some()),
-        ("cudnn_benchmark", spec.cudnn_benchmark.is_some()),
-        ("cuda_graph", spec.cuda_graph.is_some()),
-        ("aoti", spec.aoti.is_some()),
-        ("channels_last", spec.channels_last.is_some()),
-    ];
-    if let Some((key, _)) = foreign.iter().find(|(_, set)| *set) {
-        bail!("backends[{i}]: {key} does not apply to kind \"edgetpu\" (its keys: edgetpu_lib, tflite_c_lib, edgetpu_device, threads)");
-    }
-    for (key, path) in [
-        ("edgetpu_lib", &spec.edgetpu_lib),
-        ("tflite_c_lib", &spec.tflite_c_lib),
-    ] {
-        if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
-            bail!("backends[{i}].{key} is empty: give a path, or leave it out for the default");
-        }
-    }
-    Ok(())
-}
-
-/// Whether a kind other than `edgetpu` sets an `edgetpu` key.
-pub fn has_edgetpu_keys(spec: &BackendSpec) -> bool {
-    spec.edgetpu_lib.is_some() || spec.tflite_c_lib.is_some() || spec.edgetpu_device.is_some()
 }
 
 /// Refuses a model without the Edge TPU custom op: one not compiled by `edgetpu_compiler`
@@ -324,7 +221,7 @@ fn choose_device(devices: &[ffi::Device], choice: Option<DeviceChoice>) -> Resul
     };
     let on_bus: Vec<&ffi::Device> = devices
         .iter()
-        .filter(|d| Bus::of(d.device_type) == Some(choice.bus))
+        .filter(|d| bus_of(d.device_type) == Some(choice.bus))
         .collect();
     on_bus
         .get(choice.index.unwrap_or(0))
@@ -340,7 +237,7 @@ fn choose_device(devices: &[ffi::Device], choice: Option<DeviceChoice>) -> Resul
 
 /// "Coral USB Accelerator (/sys/bus/usb/devices/2-1)", "Coral PCIe Edge TPU (/dev/apex_0)".
 fn describe_device(device: &ffi::Device) -> String {
-    let what = match Bus::of(device.device_type) {
+    let what = match bus_of(device.device_type) {
         Some(Bus::Usb) => "Coral USB Accelerator".to_owned(),
         Some(Bus::Pci) => "Coral PCIe Edge TPU".to_owned(),
         None => format!("Edge TPU of type {}", device.device_type),

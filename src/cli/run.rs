@@ -242,7 +242,7 @@ pub fn measure(
     signals::set_stage(Stage::Measuring);
     // Started once everything is loaded: its first row is the memory a run starts from.
     let monitor = monitor.then(|| soak::Monitor::start(dir)).transpose()?;
-    let (mut record, stream_error) = prepared.execute_streaming(&options, &to)?;
+    let (mut record, stream_error) = prepared.execute_streaming(&options, &to.starter())?;
     record.ranging = ranged;
     let rows = summary::summarize(&record);
     signals::set_stage(Stage::Writing);

@@ -177,7 +177,7 @@ pub fn float_weights_path(tflite: &Path) -> PathBuf {
 pub fn convert(tflite: &Path, out: &Path) -> Result<ConvertReport> {
     let bytes =
         std::fs::read(tflite).with_context(|| format!("cannot read {}", tflite.display()))?;
-    let sha = super::report::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let sha = super::digest::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
     let tensors = dequantize_model(&bytes)
         .with_context(|| format!("cannot convert {} to float weights", tflite.display()))?;
     let model_name = tflite

@@ -15,8 +15,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 
+use super::digest::{git_blob_file, hex, HashWriter};
 use super::manifest::{Entry, Manifest, Pin};
-use super::report::{git_blob_file, hex, FileReport, HashWriter, Outcome};
+use super::report::{FileReport, Outcome};
 
 /// Where `fetch` gets files from.
 #[derive(Debug, Clone, PartialEq, Eq)]

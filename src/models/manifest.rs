@@ -177,8 +177,8 @@ impl<'e> Pin<'e> {
     /// This digest of the file at `path`.
     pub fn of_file(self, path: &Path) -> std::io::Result<String> {
         match self {
-            Pin::Sha256(_) => super::report::sha256_file(path),
-            Pin::GitBlob(_) => super::report::git_blob_file(path),
+            Pin::Sha256(_) => super::digest::sha256_file(path),
+            Pin::GitBlob(_) => super::digest::git_blob_file(path),
         }
     }
 }

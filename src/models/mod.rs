@@ -19,6 +19,7 @@
 //! [`FileReport`] rows for the CLI to print ([`format_table`]).
 
 mod convert;
+mod digest;
 mod fetch;
 mod manifest;
 mod report;
@@ -29,16 +30,15 @@ pub use convert::{
     convert, dequantize_model, ensure_float_weights, float_weight_names, float_weights_path,
     mobilenet_v2_blocks, BlockSpec, ConvertReport, Tensors, NUM_CLASSES,
 };
+#[cfg(feature = "torch")]
+pub(crate) use digest::hex;
+pub use digest::{git_blob_file, sha256_file};
 pub use fetch::{FetchOptions, Source};
 pub use manifest::{
     models_dir, Entry, InputSpec, Kind, Manifest, Pin, Top1, BUILT_IN_MANIFEST, MANIFEST_FILE,
     MODELS_DIR_ENV,
 };
-#[cfg(feature = "torch")]
-pub(crate) use report::hex;
-pub use report::{
-    all_ok, format_list, format_table, git_blob_file, sha256_file, FileReport, Outcome,
-};
+pub use report::{all_ok, format_list, format_table, FileReport, Outcome};
 pub use resolve::{IntegrityError, ResolvedImage, ResolvedModel};
 
 #[cfg(test)]

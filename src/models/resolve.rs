@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Result};
 
+use super::digest::{git_blob_file, sha256_file};
 use super::manifest::{Entry, InputSpec, Kind, Manifest, Top1, MANIFEST_FILE};
-use super::report::{git_blob_file, sha256_file, Outcome};
+use super::report::Outcome;
 
 /// Why a manifest file cannot be used for a run. Kept typed (inside the `anyhow::Error`s this
 /// module returns) so a caller can tell "fetch first" from other failures by downcasting.

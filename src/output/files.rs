@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::system::SystemInfo;
+use crate::record::RunRecord;
 use crate::results::SummaryRow;
-use crate::runner::RunRecord;
 use crate::sensor::Origin;
 
 /// Writes all four files at once, the run finished (for a record measured without streaming:

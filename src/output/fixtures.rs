@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::protocol::{Latency, TimedRun};
-use crate::runner::{BackendResult, RunRecord};
+use crate::record::{BackendResult, RunRecord};
 use crate::summary::fixtures;
 
 pub fn rig() -> crate::rig::Rig {

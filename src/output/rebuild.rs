@@ -22,9 +22,9 @@ use crate::input::{Labels, Prediction};
 use crate::machine::MachineState;
 use crate::models::{ResolvedImage, ResolvedModel, Top1};
 use crate::protocol::{Latency, TimedRun};
+use crate::record::{BackendResult, RunRecord};
 use crate::results::{GpuState, SummaryRow};
 use crate::rig::Rig;
-use crate::runner::{BackendResult, RunRecord};
 use crate::sampler::{Sample, SensorLog};
 use crate::sensor::{Origin, Reading, SensorInfo};
 

@@ -25,16 +25,14 @@ use anyhow::{Context as _, Result};
 use super::files::{self, LatencyRow, Progress};
 use crate::clock::{PhaseLog, RunClock, Slot};
 use crate::protocol::Latency;
+use crate::protocol::LatencySink;
+use crate::record::{BackendResult, RunRecord};
 use crate::results::SummaryRow;
-use crate::runner::{BackendResult, RunRecord};
-use crate::sampler::Sample;
+use crate::runner::{Kept, RepetitionSink, Stream};
+use crate::sampler::{Sample, SampleSink};
 
 /// The longest the latency and power rows stay in memory before they are written and synced.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
-
-/// How often (run-clock seconds) a sampler thread or the timed loop hands its new rows over:
-/// often enough that a flush finds them, rarely enough that the hand-off costs nothing.
-pub const HAND_OFF_EVERY_S: f64 = 0.25;
 
 /// How often the writer looks at the phase log for a phase change to put in `run.json`.
 const POLL: Duration = Duration::from_millis(100);
@@ -52,6 +50,15 @@ pub struct StreamTo {
     pub command: Vec<String>,
     /// What a ranging pass before the run set, for `run.json`.
     pub ranging: Vec<crate::ranging::Ranged>,
+}
+
+impl StreamTo {
+    /// What starts this folder's writer for [`crate::runner::Prepared::execute_streaming`].
+    pub fn starter(
+        &self,
+    ) -> impl Fn(RunRecord, PhaseLog, RunClock) -> Result<Box<dyn Stream>> + '_ {
+        move |record, phases, clock| Ok(Box::new(Writer::start(self, record, phases, clock)?))
+    }
 }
 
 enum Msg {
@@ -83,10 +90,8 @@ pub struct Feed {
     tx: Sender<Msg>,
 }
 
-impl Feed {
-    /// A sampler thread's new readings of sensor `sensor`; `last` with its final batch (and
-    /// why it gave the sensor up, if it did).
-    pub fn samples(&self, sensor: usize, batch: Vec<Sample>, failure: Option<String>, last: bool) {
+impl SampleSink for Feed {
+    fn samples(&self, sensor: usize, batch: Vec<Sample>, failure: Option<String>, last: bool) {
         let _ = self.tx.send(Msg::Samples {
             sensor,
             batch,
@@ -94,9 +99,10 @@ impl Feed {
             last,
         });
     }
+}
 
-    /// The timed loop's new latencies; `first` is the 1-based index of `batch[0]`.
-    pub fn latencies(&self, slot: Slot, engine: &str, first: usize, batch: Vec<Latency>) {
+impl LatencySink for Feed {
+    fn latencies(&self, slot: Slot, engine: &str, first: usize, batch: Vec<Latency>) {
         let _ = self.tx.send(Msg::Latencies {
             slot,
             engine: engine.to_string(),
@@ -104,10 +110,10 @@ impl Feed {
             batch,
         });
     }
+}
 
-    /// A backend and the runs it ended since the last call: none when it starts (so that
-    /// `run.json` names it), then one per repetition, which the writer appends.
-    pub fn repetition(&self, backend: usize, result: BackendResult, at: f64) {
+impl RepetitionSink for Feed {
+    fn repetition(&self, backend: usize, result: BackendResult, at: f64) {
         let _ = self.tx.send(Msg::Repetition {
             backend,
             result: Box::new(result),
@@ -116,14 +122,22 @@ impl Feed {
     }
 }
 
-/// What the writer kept and how its writing went.
-pub struct Kept {
-    /// The readings of each sensor that no settled window accounts for, in order.
-    pub samples: Vec<Vec<Sample>>,
-    /// The windows settled along the way, and how many readings each sensor released.
-    pub settled: crate::settled::Settled,
-    /// The first write that failed (the rest of the rows were then kept only in memory).
-    pub error: Option<String>,
+impl Stream for Writer {
+    fn sample_sink(&self) -> std::sync::Arc<dyn SampleSink> {
+        std::sync::Arc::new(self.feed())
+    }
+
+    fn latency_sink(&self) -> std::sync::Arc<dyn LatencySink> {
+        std::sync::Arc::new(self.feed())
+    }
+
+    fn repetition_sink(&self) -> std::sync::Arc<dyn RepetitionSink> {
+        std::sync::Arc::new(self.feed())
+    }
+
+    fn finish(self: Box<Self>) -> Kept {
+        Writer::finish(*self)
+    }
 }
 
 /// The writer thread.

@@ -27,10 +27,10 @@ use anyhow::Result;
 use embedded_hal::i2c::{ErrorKind, ErrorType, I2c, NoAcknowledgeSource, Operation};
 
 use super::ina219::{BusFault, Ina219Sensor, Ina219Settings};
+use super::ina219::{I2cAdapter, Ina219Spec, SimFaultSpec, SimLoadSpec};
 use super::load::{Load, SimulatedBoard};
 use super::{Origin, SensorContext, SensorInfo};
 use crate::clock::{PhaseLog, TimeSource};
-use crate::rig::{I2cAdapter, Ina219Spec, SimFaultSpec, SimLoadSpec};
 
 /// Register addresses (the pointer register's values).
 pub mod reg {
@@ -1573,7 +1573,7 @@ mod tests {
 
     #[test]
     fn rig_fault_tables_become_faults() {
-        use crate::rig::{NackBurstSpec, VanishSpec};
+        use crate::sensor::ina219::{NackBurstSpec, VanishSpec};
         let spec = SimFaultSpec {
             nack_after_transactions: Some(9),
             absent: true,

@@ -9,8 +9,8 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
+use super::ina219::SimLoadSpec;
 use crate::clock::PhaseLog;
-use crate::rig::SimLoadSpec;
 
 /// The analog side of a simulated INA219: a load on a supply, as functions of run time (s).
 ///

@@ -36,8 +36,31 @@ use nvml_wrapper::{Device, Nvml};
 
 use super::{Crosscheck, Origin, PowerSensor, Reading, SensorInfo};
 use crate::clock::{RunClock, TimeSource};
-use crate::results::GpuState;
 use crate::rig::{NvmlMethod, NvmlSpec, SensorSpec};
+
+/// An NVIDIA GPU's state at one edge of a timed window, read through NVML by the runner
+/// (outside the window): what moves a GPU's numbers besides the model. A value NVML would not
+/// give is `null`, with why in `unreadable`; a rig without an NVML sensor has no GPU states.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GpuState {
+    /// The NVML sensor's position in the rig (as in `power.csv`).
+    pub sensor_index: usize,
+    /// Product name and NVML index.
+    pub gpu: String,
+    pub sm_clock_mhz: Option<u32>,
+    pub memory_clock_mhz: Option<u32>,
+    /// The power limit the driver enforces now, watts.
+    pub power_limit_w: Option<f64>,
+    pub temperature_c: Option<u32>,
+    pub persistence_mode: Option<bool>,
+    /// `P0` (most performance) to `P15`.
+    pub performance_state: Option<String>,
+    /// What could not be read, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
+    /// What reading it took, microseconds.
+    pub capture_us: u64,
+}
 
 /// How long `open` watches the readings to learn their update rate.
 const MEASURE_FOR: f64 = 0.5;

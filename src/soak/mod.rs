@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::runner::RunRecord;
+use crate::record::RunRecord;
 use crate::stats::{RatioCi, Summary};
 use floor::Floor;
 

@@ -6,6 +6,11 @@
 //! feature, and our own reads): the Raspberry Pi's i2c-bcm2835 refuses any transfer with a read
 //! before its last message, which is what the crate's multi-register transaction sends.
 
+mod spec;
+pub use spec::{
+    AdcMode, I2cAdapter, Ina219Spec, NackBurstSpec, Ranged, SimFaultSpec, SimLoadSpec, VanishSpec,
+};
+
 use std::fmt::Debug;
 use std::io;
 use std::path::Path;
@@ -31,7 +36,6 @@ use linux_embedded_hal::{I2CError, I2cdev};
 
 use super::{Origin, PowerSensor, Reading, SensorInfo};
 use crate::clock::{RunClock, TimeSource};
-use crate::rig::{AdcMode, Ina219Spec};
 
 /// Full-scale count of the signed current register: current LSB = max current / 2^15.
 const CURRENT_FULL_SCALE: f64 = 32768.0;
@@ -905,7 +909,6 @@ mod tests {
 
     use super::*;
     use crate::clock::{ManualClock, TimeSource};
-    use crate::rig::I2cAdapter;
     use crate::sensor::ina219_sim::{
         self, bus_flags, describe_sim, reg, SimBus, SimFault, SimI2cError, SimulatedIna219,
     };
