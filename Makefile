@@ -46,14 +46,14 @@ test: models
 	$(CARGO) test $(CARGO_FLAGS)
 	@scripts/install-check.sh
 
-# Each fuzz target for FUZZ_SECONDS (see README, Property tests and fuzzing).
+# Each fuzz target for FUZZ_SECONDS (see docs/src/contributing.md, Property tests and fuzzing).
 fuzz: models
 	@scripts/fuzz.sh $(FUZZ_SECONDS)
 
 bench: models
 	$(BIN) bench $(ARGS)
 
-# An hour on the soak rig (ARGS="--minutes 10" for less): see README, Soak.
+# An hour on the soak rig (ARGS="--minutes 10" for less): see docs/src/guide/soak-and-bench.md.
 soak: models
 	$(BIN) soak $(ARGS)
 

@@ -386,7 +386,7 @@ mod tests {
         assert!("fine".parse::<Status>().is_err());
     }
 
-    /// The run kept in the repository (README, Quick start).
+    /// The run kept in the repository (docs/src/guide/first-run.md).
     fn example() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples/sim-cpu")
     }

@@ -1,4 +1,4 @@
-//! Rig files: one TOML file per bench setup (see `rigs/` and the README's rig reference).
+//! Rig files: one TOML file per bench setup (see `rigs/` and docs/src/reference/rig-files.md).
 //!
 //! Every table rejects unknown keys, so a misspelt setting is an error with its line and
 //! column rather than a silently ignored default.

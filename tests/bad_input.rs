@@ -1,6 +1,6 @@
 //! Every kind of bad input gets one line on stderr starting `joulebench: ` that names the
-//! thing and what to do, a non-zero exit and no panic (the README's "Bad input" table: one
-//! test, or one named case of a table-driven test, per row).
+//! thing and what to do, a non-zero exit and no panic (the "Bad input" table of
+//! docs/src/reference/errors.md: one test, or one named case of a table-driven test, per row).
 //!
 //! Most cases fail before anything is measured. Where an input must be *accepted* (a
 //! grayscale or CMYK image, a float model), the rig's sensor is a real INA219 on a bus that

@@ -1,7 +1,7 @@
 //! Energy against analytic loads, end to end through the sampler: a sensor model read on a
 //! virtual clock by the real sampling loop, its log integrated by the real summary code, over
 //! windows whose edges are load steps (as protocol phases are). Run with `--nocapture` for
-//! the table the README quotes.
+//! the table docs/src/methodology/accuracy.md quotes.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! `joulebench soak` end to end, shortened to a fraction of a minute on the built-in soak rig:
 //! the time budget, the monitor's rows, the machine's own measurements, the report's
-//! bookkeeping and the exit contract. The hour-long run and its figures are in the README
-//! ("Soak").
+//! bookkeeping and the exit contract. The hour-long run and its figures are in
+//! docs/src/measurements.md ("An hour's soak").
 
 mod common;
 

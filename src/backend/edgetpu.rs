@@ -107,14 +107,14 @@ const EDGETPU: Library = Library {
     soname: EDGETPU_SONAME,
     key: "edgetpu_lib",
     env: EDGETPU_LIB_ENV,
-    install: "install Coral's libedgetpu1-std package (README: Edge TPU)",
+    install: "install Coral's libedgetpu1-std package (docs/src/guide/coral.md)",
 };
 
 const TFLITE_C: Library = Library {
     soname: TFLITE_C_SONAME,
     key: "tflite_c_lib",
     env: TFLITE_C_LIB_ENV,
-    install: "install a libtensorflowlite_c.so built from the TensorFlow version libedgetpu was built against (README: Edge TPU)",
+    install: "install a libtensorflowlite_c.so built from the TensorFlow version libedgetpu was built against (docs/src/guide/coral.md)",
 };
 
 impl Library {
@@ -437,7 +437,7 @@ mod tests {
         assert_eq!(
             err,
             "libedgetpu.so.1 not found at /nonexistent/libedgetpu.so.1 (from the rig's \
-             edgetpu_lib): install Coral's libedgetpu1-std package (README: Edge TPU), or set \
+             edgetpu_lib): install Coral's libedgetpu1-std package (docs/src/guide/coral.md), or set \
              JOULEBENCH_EDGETPU_LIB / the rig's edgetpu_lib"
         );
         let dir = tempfile::tempdir().unwrap();
@@ -465,7 +465,7 @@ mod tests {
             err,
             format!(
                 "cannot load libedgetpu.so.1 through the system's library search: {reason}; \
-                 install Coral's libedgetpu1-std package (README: Edge TPU), or set \
+                 install Coral's libedgetpu1-std package (docs/src/guide/coral.md), or set \
                  JOULEBENCH_EDGETPU_LIB / the rig's edgetpu_lib"
             )
         );
@@ -488,7 +488,7 @@ mod tests {
             err,
             format!(
                 "{} (from the rig's edgetpu_lib) lacks edgetpu_create_delegate, so it is not a \
-                 usable libedgetpu.so.1: install Coral's libedgetpu1-std package (README: Edge TPU)",
+                 usable libedgetpu.so.1: install Coral's libedgetpu1-std package (docs/src/guide/coral.md)",
                 lacking.display()
             )
         );

@@ -40,7 +40,7 @@ pub struct Ina219Spec {
     pub max_current_a: f64,
     /// ADC mode of the shunt channel, the one that integrates the current: by default 64
     /// samples averaged, so each conversion is the mean current over its 34 ms and one read
-    /// per conversion sees all of it (README, "How it measures").
+    /// per conversion sees all of it (docs/src/methodology/accuracy.md).
     #[serde(default = "default_shunt_adc")]
     pub adc: AdcMode,
     /// ADC mode of the bus voltage channel: by default one 12-bit sample (0.53 ms), which
