@@ -322,7 +322,7 @@ impl Reference {
                     name: "Python ai-edge-litert".into(),
                     python: crate::project::python_path(
                         args.python.as_ref(),
-                        "JOULEBENCH_PYTHON",
+                        crate::environment::PYTHON,
                         "venv",
                     ),
                     script: reference_script("litert_loop.py")?,
@@ -357,7 +357,7 @@ impl Reference {
                     ),
                     python: crate::project::python_path(
                         args.python.as_ref(),
-                        "JOULEBENCH_TORCH_PYTHON",
+                        crate::environment::TORCH_PYTHON,
                         "torch-venv",
                     ),
                     script: reference_script("torch_loop.py")?,
@@ -446,7 +446,11 @@ impl ReferenceOutput {
 /// A reference loop's script, found at run time ([`crate::project::find`]) so an installed or
 /// copied binary finds it.
 fn reference_script(name: &str) -> Result<PathBuf> {
-    crate::project::find("analysis/reference", name, "JOULEBENCH_REFERENCE_DIR")
+    crate::project::find(
+        "analysis/reference",
+        name,
+        crate::environment::REFERENCE_DIR,
+    )
 }
 
 /// Adds the first sensor's mean power and inferences per joule over `window`.
@@ -715,7 +719,8 @@ mod tests {
     /// output `bench` parses; graph replay without a GPU is refused in one line.
     #[test]
     fn the_torch_reference_loop_runs_in_every_mode_the_device_allows() {
-        let python = crate::project::python_path(None, "JOULEBENCH_TORCH_PYTHON", "torch-venv");
+        let python =
+            crate::project::python_path(None, crate::environment::TORCH_PYTHON, "torch-venv");
         let has_torch = Command::new(&python)
             .args(["-c", "import torch, safetensors"])
             .output()
@@ -797,7 +802,7 @@ mod tests {
     /// `measures_energy` leaves simulated boards out of real benchmarks, not of this path).
     #[test]
     fn a_reference_round_with_a_sensor_gets_its_energy() {
-        let python = crate::project::python_path(None, "JOULEBENCH_PYTHON", "venv");
+        let python = crate::project::python_path(None, crate::environment::PYTHON, "venv");
         if !python.is_file() {
             crate::skip_test(
                 "a_reference_round_with_a_sensor_gets_its_energy",

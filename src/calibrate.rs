@@ -457,7 +457,7 @@ pub fn write_correction(
     )
     .with_context(|| format!("rig file {}", path.display()))?;
     // An interrupted write never leaves half a rig.
-    crate::output::files::replace_atomically(path, edited.as_bytes())
+    crate::atomic::replace(path, edited.as_bytes())
 }
 
 /// The rig text with the `index`-th `[[sensors]]` table (which must measure `rail`) holding

@@ -18,6 +18,7 @@
 //! - the command line on top ([`cli`]).
 
 pub mod aggregate;
+pub mod atomic;
 pub mod backend;
 pub mod bench;
 pub mod calibrate;
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod clock;
 pub mod compare;
 pub mod energy;
+pub mod environment;
 pub mod export;
 pub mod input;
 pub mod machine;
@@ -51,7 +53,7 @@ pub mod validity;
 /// Where set-up keeps what it builds and installs outside the clone (cargo target, Python
 /// venv): `$JOULEBENCH_CACHE`, else `~/.cache/joulebench`.
 pub fn cache_dir() -> std::path::PathBuf {
-    std::env::var_os("JOULEBENCH_CACHE")
+    std::env::var_os(environment::CACHE)
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| {
             let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());

@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// The environment variable that moves the root the machine's files are read under (the
 /// machine state, and the meters `detect_sensors` looks for under its `sys/`): the directory
 /// standing for `/`, holding `sys/`, `var/` and `etc/`.
-pub const ROOT_ENV: &str = "JOULEBENCH_ROOT";
+pub const ROOT_ENV: &str = crate::environment::ROOT;
 
 /// Where the machine's files are read: `$JOULEBENCH_ROOT`, else `/`.
 pub fn root() -> PathBuf {

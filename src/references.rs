@@ -55,7 +55,7 @@ pub struct Reference {
 const BUILT_IN: &str = include_str!("../analysis/references.csv");
 
 /// Environment variable naming a references file to use instead of the built-in one.
-pub const REFERENCES_ENV: &str = "JOULEBENCH_REFERENCES";
+pub const REFERENCES_ENV: &str = crate::environment::REFERENCES;
 
 /// The references: `$JOULEBENCH_REFERENCES` if set, else the project's, built in.
 pub fn load_default() -> Result<Vec<Reference>> {

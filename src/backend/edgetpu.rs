@@ -21,9 +21,9 @@ use crate::input::{InputSpec, TensorType};
 use crate::rig::BackendSpec;
 
 /// Overrides the system's search for libedgetpu when the rig gives no `edgetpu_lib`.
-pub const EDGETPU_LIB_ENV: &str = "JOULEBENCH_EDGETPU_LIB";
+pub const EDGETPU_LIB_ENV: &str = crate::environment::EDGETPU_LIB;
 /// Overrides the system's search for the TF Lite C library when the rig gives no `tflite_c_lib`.
-pub const TFLITE_C_LIB_ENV: &str = "JOULEBENCH_TFLITE_C_LIB";
+pub const TFLITE_C_LIB_ENV: &str = crate::environment::TFLITE_C_LIB;
 /// What the system's library search looks for.
 pub const EDGETPU_SONAME: &str = "libedgetpu.so.1";
 pub const TFLITE_C_SONAME: &str = "libtensorflowlite_c.so";

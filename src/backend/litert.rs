@@ -14,7 +14,7 @@ use super::{tensor_type, Backend, EngineInfo};
 use crate::input::{InputSpec, TensorType};
 
 /// Where the rig's library path, if any, may be overridden without editing the rig.
-pub const LIBRARY_ENV: &str = "JOULEBENCH_LITERT_LIB";
+pub const LIBRARY_ENV: &str = crate::environment::LITERT_LIB;
 
 pub struct LiteRtBackend {
     session: ffi::Session,

@@ -198,7 +198,8 @@ pub fn convert(tflite: &Path, out: &Path) -> Result<ConvertReport> {
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()
         .context("cannot build safetensors")?;
     let file = safetensors::serialize(views, Some(metadata)).context("cannot serialize")?;
-    write_atomically(out, &file)?;
+    // A reader, or a second process converting at the same time, never sees half a file.
+    crate::atomic::replace(out, &file)?;
     Ok(ConvertReport {
         tensors: tensors.len(),
         parameters: tensors.iter().map(|(_, _, d)| d.len() / 4).sum(),
@@ -235,21 +236,6 @@ fn is_current(path: &Path, sha: &str) -> bool {
         && float_weight_names().iter().all(|(name, shape)| {
             st.tensor(name)
                 .is_ok_and(|t| t.dtype() == Dtype::F32 && t.shape() == shape.as_slice())
-        })
-}
-
-/// Writes `bytes` to a temporary file beside `path` and renames it into place, so a reader
-/// (or a second process converting at the same time) never sees a half-written file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .map_or_else(Default::default, |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            anyhow::anyhow!("cannot write {}: {e}", path.display())
         })
 }
 

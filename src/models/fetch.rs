@@ -123,7 +123,7 @@ impl Manifest {
                 pin.expected()
             );
         }
-        part.persist(&dest)?;
+        part.persist()?;
         Ok(outcome)
     }
 }
@@ -242,64 +242,37 @@ fn progress_bar(name: &str, visible: bool) -> ProgressBar {
         .with_message(name.to_owned())
 }
 
-/// A hidden temporary file next to a destination, removed on drop unless persisted.
-///
-/// The name carries the process id so that two fetches into one folder do not write into
-/// each other's file.
+/// A temporary file beside a destination ([`crate::atomic::Pending`]), removed unless
+/// persisted, which hashes what is written into it.
 struct PartFile {
+    pending: crate::atomic::Pending,
     path: PathBuf,
-    file: Option<File>,
 }
 
 impl PartFile {
     fn create(dest: &Path) -> Result<Self> {
-        let path = part_path(dest);
-        let file =
-            File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        let pending = crate::atomic::Pending::beside(dest)?;
         Ok(Self {
-            path,
-            file: Some(file),
+            path: pending.path().to_path_buf(),
+            pending,
         })
     }
 
     /// Writes everything `reader` yields, hashing it on the way; returns the SHA-256.
     fn write_from(&mut self, mut reader: impl Read) -> io::Result<String> {
-        let file = self
-            .file
-            .as_mut()
-            .ok_or_else(|| io::Error::other("temporary file already closed"))?;
         let mut hasher = Sha256::new();
-        io::copy(&mut reader, &mut HashWriter::new(&mut hasher, &mut *file))?;
+        io::copy(
+            &mut reader,
+            &mut HashWriter::new(&mut hasher, self.pending.file()),
+        )?;
         Ok(hex(&hasher.finalize()))
     }
 
-    /// Flushes the data to disk, then renames the file onto `dest` (replacing what is there),
-    /// so a crash right after cannot leave a verified name with unwritten bytes.
-    fn persist(mut self, dest: &Path) -> Result<()> {
-        if let Some(file) = self.file.take() {
-            file.sync_all()
-                .with_context(|| format!("cannot write {}", self.path.display()))?;
-        }
-        std::fs::rename(&self.path, dest)
-            .with_context(|| format!("cannot move {} to {}", self.path.display(), dest.display()))
+    /// Syncs the data, then renames the file onto its destination, so a crash right after
+    /// cannot leave a verified name with unwritten bytes.
+    fn persist(self) -> Result<()> {
+        self.pending.persist()
     }
-}
-
-impl Drop for PartFile {
-    fn drop(&mut self) {
-        self.file.take();
-        // After a successful rename the path no longer exists; any error here is moot.
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// `dir/.FILE.PID.part` for `dir/FILE`.
-fn part_path(dest: &Path) -> PathBuf {
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    dest.with_file_name(format!(".{name}.{}.part", std::process::id()))
 }
 
 #[cfg(test)]
@@ -603,7 +576,7 @@ mod tests {
         let mut part = PartFile::create(&dest).unwrap();
         let sha = part.write_from(&b"abc"[..]).unwrap();
         assert!(sha.starts_with("ba7816bf"));
-        part.persist(&dest).unwrap();
+        part.persist().unwrap();
         assert_eq!(files_in(dir.path()), ["f"]);
         assert_eq!(std::fs::read(&dest).unwrap(), b"abc");
     }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub const MANIFEST_FILE: &str = "manifest.toml";
 
 /// Environment variable naming the models folder.
-pub const MODELS_DIR_ENV: &str = "JOULEBENCH_MODELS_DIR";
+pub const MODELS_DIR_ENV: &str = crate::environment::MODELS_DIR;
 
 /// The project's `models/manifest.toml`, built in: the manifest a models folder without one
 /// of its own follows.

@@ -123,32 +123,6 @@ impl RowFiles {
     }
 }
 
-/// Replaces `path` with `bytes` so that a crash at any moment leaves either the old file or
-/// the new one, never a torn one: a temporary file in the same folder (a rename is atomic only
-/// within a file system), synced, renamed over the old, and the folder synced so the rename
-/// itself survives a power cut. The file gets the mode a plain create would (0666 less the
-/// umask), like the CSVs beside it, not the temporary file's private 0600.
-pub fn replace_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let fail = |e: &dyn std::fmt::Display| anyhow::anyhow!("cannot write {}: {e}", path.display());
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".joulebench-")
-        .permissions(std::fs::Permissions::from_mode(0o666))
-        .tempfile_in(dir)
-        .map_err(|e| fail(&e))?;
-    tmp.write_all(bytes).map_err(|e| fail(&e))?;
-    tmp.as_file().sync_all().map_err(|e| fail(&e))?;
-    tmp.persist(path).map_err(|e| fail(&e.error))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| fail(&e))
-}
-
 /// A row of `latency.csv`.
 #[derive(Serialize)]
 pub(crate) struct LatencyRow<'a> {
@@ -260,7 +234,7 @@ pub(crate) fn write_summary(path: &Path, rows: &[SummaryRow]) -> Result<()> {
     let bytes = w
         .into_inner()
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-    replace_atomically(path, &bytes)
+    crate::atomic::replace(path, &bytes)
 }
 
 /// How far a run got, for `run.json`: a run killed mid-way leaves `finished: false` and the
@@ -519,7 +493,7 @@ pub(crate) fn write_run_json(
         backends: backends_json(record),
     };
     let text = serde_json::to_string_pretty(&json)?;
-    replace_atomically(path, text.as_bytes())
+    crate::atomic::replace(path, text.as_bytes())
 }
 
 fn writer(path: &Path) -> Result<csv::Writer<std::fs::File>> {
@@ -534,37 +508,6 @@ fn finish(mut w: csv::Writer<std::fs::File>, path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_replaced_file_is_always_the_old_or_the_new_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("summary.csv");
-        // Large enough that a plain write would be seen half done.
-        let versions: Vec<Vec<u8>> = (0..4u8).map(|v| vec![b'a' + v; 1 << 20]).collect();
-        replace_atomically(&path, &versions[0]).unwrap();
-        let stop = std::sync::atomic::AtomicBool::new(false);
-        std::thread::scope(|scope| {
-            scope.spawn(|| {
-                for i in 0..40 {
-                    replace_atomically(&path, &versions[i % versions.len()]).unwrap();
-                }
-                stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            });
-            let mut reads = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) || reads == 0 {
-                let seen = std::fs::read(&path).unwrap();
-                assert!(
-                    versions.contains(&seen),
-                    "a torn file of {} bytes",
-                    seen.len()
-                );
-                reads += 1;
-            }
-        });
-        // No temporary file is left behind.
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(names.len(), 1);
-    }
 
     #[test]
     fn run_json_holds_gpu_state_only_where_a_gpu_was_read() {
@@ -602,30 +545,5 @@ mod tests {
         );
         let none = json_of(false);
         assert!(none.get("gpu_state").is_none(), "{none}");
-    }
-
-    #[test]
-    fn a_replaced_file_has_the_mode_of_a_plain_one() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let plain = dir.path().join("power.csv");
-        std::fs::write(&plain, "x").unwrap();
-        let replaced = dir.path().join("summary.csv");
-        replace_atomically(&replaced, b"a").unwrap();
-        replace_atomically(&replaced, b"b").unwrap();
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        // Both 0666 less this process's umask (0644 under the usual 022), not 0600.
-        assert_eq!(mode(&replaced), mode(&plain));
-    }
-
-    #[test]
-    fn a_replace_into_a_missing_folder_names_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("gone/run.json");
-        let e = format!("{:#}", replace_atomically(&path, b"{}").unwrap_err());
-        assert!(
-            e.contains("cannot write") && e.contains("gone/run.json"),
-            "{e}"
-        );
     }
 }

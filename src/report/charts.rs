@@ -42,11 +42,7 @@ fn origin_color(origin: Option<Origin>) -> RGBColor {
 }
 
 fn origin_name(origin: Option<Origin>) -> &'static str {
-    match origin {
-        Some(Origin::Simulated) => "simulated watts",
-        Some(Origin::Nominal) => "nominal watts, not measured",
-        _ => "measured watts",
-    }
+    origin.unwrap_or(Origin::Measured).watts()
 }
 
 /// One bar of a bar chart.

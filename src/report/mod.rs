@@ -21,7 +21,7 @@ pub const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
 /// The font file the charts use: `$JOULEBENCH_FONT`, else [`FONT`].
 pub fn font_path() -> PathBuf {
-    std::env::var_os("JOULEBENCH_FONT")
+    std::env::var_os(crate::environment::FONT)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(FONT))
 }
@@ -42,11 +42,7 @@ pub struct Entry {
 impl Entry {
     /// "simulated", "nominal" or "" (measured).
     pub fn origin_mark(&self) -> &'static str {
-        match self.origin {
-            Some(Origin::Simulated) => "simulated",
-            Some(Origin::Nominal) => "nominal",
-            _ => "",
-        }
+        self.origin.map_or("", Origin::mark)
     }
 
     /// Seconds of one timed run: runs / FPS (an aggregate row counts the runs of all its
@@ -140,10 +136,9 @@ fn read_traces(dir: &Path, folder: usize) -> Result<Vec<Trace>> {
         {
             Some(at) => at,
             None => {
-                let origin = match row.origin {
-                    Some(Origin::Simulated) => " (simulated)",
-                    Some(Origin::Nominal) => " (nominal, not measured)",
-                    _ => "",
+                let origin = match row.origin.map_or("", Origin::label) {
+                    "" => String::new(),
+                    label => format!(" ({label})"),
                 };
                 traces.push(Trace {
                     folder,
@@ -191,10 +186,8 @@ pub fn write(runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
             if runs.len() > 1 {
                 label = format!("run {}: {label}", i + 1);
             }
-            match row.origin {
-                Some(Origin::Simulated) => label.push_str(" (simulated)"),
-                Some(Origin::Nominal) => label.push_str(" (nominal)"),
-                _ => {}
+            if let Some(mark) = row.origin.map(Origin::mark).filter(|m| !m.is_empty()) {
+                label.push_str(&format!(" ({mark})"));
             }
             entries.push(Entry {
                 number: entries.len() + 1,

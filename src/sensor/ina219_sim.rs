@@ -71,16 +71,12 @@ pub mod bus_flags {
     pub const OVF: u16 = 1 << 0;
 }
 
-/// The Linux error numbers an I2C transfer fails with (asm-generic/errno.h).
+/// The Linux error numbers an I2C transfer fails with, from `libc`: EINVAL (i2c-dev: no
+/// messages, more than 42, or one longer than 8192 bytes), EOPNOTSUPP (the adapter driver
+/// cannot do this transfer's shape: a quirk, or i2c-bcm2835's rule), ETIMEDOUT (the adapter
+/// gave up waiting), EREMOTEIO (a NACK, as i2c-bcm2835 and i2c-tegra report it).
 pub mod errno {
-    /// i2c-dev: no messages, more than 42, or one longer than 8192 bytes.
-    pub const EINVAL: i32 = 22;
-    /// The adapter driver cannot do this transfer's shape (a quirk, or i2c-bcm2835's rule).
-    pub const EOPNOTSUPP: i32 = 95;
-    /// The adapter gave up waiting for the transfer to finish.
-    pub const ETIMEDOUT: i32 = 110;
-    /// A NACK, as i2c-bcm2835 and i2c-tegra report it (address or data alike).
-    pub const EREMOTEIO: i32 = 121;
+    pub use libc::{EINVAL, EOPNOTSUPP, EREMOTEIO, ETIMEDOUT};
 }
 
 /// Most load samples averaged per conversion window: all of them, as the chip does (up to

@@ -47,12 +47,31 @@ pub enum Origin {
 }
 
 impl Origin {
-    /// How outputs label numbers of this origin ("" for measured ones).
+    /// How outputs label numbers of this origin ("" for measured ones): every output spells
+    /// it from here.
     pub fn label(self) -> &'static str {
         match self {
             Origin::Measured => "",
             Origin::Simulated => "simulated",
             Origin::Nominal => "nominal, not measured",
+        }
+    }
+
+    /// The one-word mark where space is short (a chart's bar label): "" for measured.
+    pub fn mark(self) -> &'static str {
+        match self {
+            Origin::Measured => "",
+            Origin::Simulated => "simulated",
+            Origin::Nominal => "nominal",
+        }
+    }
+
+    /// A chart legend's name for watts of this origin.
+    pub fn watts(self) -> &'static str {
+        match self {
+            Origin::Measured => "measured watts",
+            Origin::Simulated => "simulated watts",
+            Origin::Nominal => "nominal watts, not measured",
         }
     }
 }

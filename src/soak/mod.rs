@@ -583,7 +583,7 @@ fn tenths(values: &[f64]) -> Option<(&[f64], &[f64])> {
 pub fn write(report: &Report, dir: &Path) -> Result<PathBuf> {
     let path = dir.join(REPORT_FILE);
     let text = serde_json::to_string_pretty(report)?;
-    crate::output::files::replace_atomically(&path, text.as_bytes())?;
+    crate::atomic::replace(&path, text.as_bytes())?;
     Ok(path)
 }
 

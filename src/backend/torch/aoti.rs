@@ -128,11 +128,15 @@ impl Exporter {
     /// `analysis/reference/aoti_export.py` (or in `$JOULEBENCH_REFERENCE_DIR`).
     pub fn project() -> Result<Self> {
         Ok(Self {
-            python: crate::project::python_path(None, "JOULEBENCH_TORCH_PYTHON", "torch-venv"),
+            python: crate::project::python_path(
+                None,
+                crate::environment::TORCH_PYTHON,
+                "torch-venv",
+            ),
             script: crate::project::find(
                 "analysis/reference",
                 "aoti_export.py",
-                "JOULEBENCH_REFERENCE_DIR",
+                crate::environment::REFERENCE_DIR,
             )?,
         })
     }

@@ -717,9 +717,7 @@ fn init_error<I, E: Debug>(
 }
 
 /// Linux errnos the driver explains.
-const EOPNOTSUPP: i32 = 95;
-const ETIMEDOUT: i32 = 110;
-const EREMOTEIO: i32 = 121;
+use libc::{EOPNOTSUPP, EREMOTEIO, ETIMEDOUT};
 
 /// What went wrong on the bus, in words, with the bus's own text in brackets.
 fn fault_text(fault: &BusFault) -> String {

@@ -1,0 +1,150 @@
+//! Files replaced whole, the one way joulebench writes a file that a reader, a second
+//! process or a crash may catch half done (`summary.csv`, `run.json`, a rig being calibrated,
+//! a model being fetched or converted): the bytes go to a temporary file in the same folder (a
+//! rename is atomic only within a file system), which is synced, renamed over the old one, and
+//! the folder synced so the rename itself survives a power cut. The file gets the mode a plain
+//! create would (0666 less the umask), not the temporary file's private 0600.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+/// Replaces `path` with `bytes`: a crash at any moment leaves the old file or the new one.
+pub fn replace(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut pending = Pending::beside(path)?;
+    pending
+        .file()
+        .write_all(bytes)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    pending.persist()
+}
+
+/// A file being written beside its destination, removed unless [`Pending::persist`]ed.
+pub struct Pending {
+    tmp: tempfile::NamedTempFile,
+    dest: PathBuf,
+}
+
+impl Pending {
+    /// A new, empty temporary file in `dest`'s folder.
+    pub fn beside(dest: &Path) -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::Builder::new()
+            .prefix(".joulebench-")
+            .permissions(std::fs::Permissions::from_mode(0o666))
+            .tempfile_in(folder(dest))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", dest.display()))?;
+        Ok(Self {
+            tmp,
+            dest: dest.to_path_buf(),
+        })
+    }
+
+    /// Where the bytes go until they are persisted.
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    pub fn file(&mut self) -> &mut std::fs::File {
+        self.tmp.as_file_mut()
+    }
+
+    /// Syncs the bytes, renames the file onto its destination (replacing what is there) and
+    /// syncs the folder.
+    pub fn persist(self) -> Result<()> {
+        let dest = self.dest;
+        let fail =
+            |e: &dyn std::fmt::Display| anyhow::anyhow!("cannot write {}: {e}", dest.display());
+        self.tmp.as_file().sync_all().map_err(|e| fail(&e))?;
+        self.tmp.persist(&dest).map_err(|e| fail(&e.error))?;
+        std::fs::File::open(folder(&dest))
+            .and_then(|d| d.sync_all())
+            .map_err(|e| fail(&e))
+    }
+}
+
+/// The folder `path` is in ("." for a bare file name).
+fn folder(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replaced_file_is_always_the_old_or_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("summary.csv");
+        // Large enough that a plain write would be seen half done.
+        let versions: Vec<Vec<u8>> = (0..4u8).map(|v| vec![b'a' + v; 1 << 20]).collect();
+        replace(&path, &versions[0]).unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for i in 0..40 {
+                    replace(&path, &versions[i % versions.len()]).unwrap();
+                }
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            });
+            let mut reads = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || reads == 0 {
+                let seen = std::fs::read(&path).unwrap();
+                assert!(
+                    versions.contains(&seen),
+                    "a torn file of {} bytes",
+                    seen.len()
+                );
+                reads += 1;
+            }
+        });
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn a_replaced_file_has_the_mode_of_a_plain_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("power.csv");
+        std::fs::write(&plain, "x").unwrap();
+        let replaced = dir.path().join("summary.csv");
+        replace(&replaced, b"a").unwrap();
+        replace(&replaced, b"b").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // Both 0666 less this process's umask (0644 under the usual 022), not 0600.
+        assert_eq!(mode(&replaced), mode(&plain));
+    }
+
+    #[test]
+    fn a_replace_into_a_missing_folder_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gone/run.json");
+        let e = format!("{:#}", replace(&path, b"{}").unwrap_err());
+        assert!(
+            e.contains("cannot write") && e.contains("gone/run.json"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_pending_file_is_removed_unless_persisted() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("f");
+        {
+            let mut pending = Pending::beside(&dest).unwrap();
+            pending.file().write_all(b"abc").unwrap();
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let mut pending = Pending::beside(&dest).unwrap();
+        pending.file().write_all(b"abc").unwrap();
+        pending.persist().unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"abc");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
