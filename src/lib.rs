@@ -32,6 +32,7 @@ pub mod input;
 pub mod machine;
 pub mod models;
 pub mod output;
+pub mod plan;
 pub mod project;
 pub mod protocol;
 pub mod ranging;

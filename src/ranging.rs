@@ -10,7 +10,8 @@
 
 use anyhow::{bail, Context, Result};
 
-use crate::rig::{Rig, SensorSpec};
+use crate::plan::Plan;
+use crate::rig::SensorSpec;
 use crate::runner::{self, RunOptions};
 use crate::sensor::ina219;
 
@@ -19,18 +20,20 @@ pub const HEADROOM: f64 = 1.1;
 
 pub use crate::sensor::ina219::Ranged;
 
-/// Runs the rig's protocol once (one repetition, no idle baseline) and returns the rig with
-/// every INA219 ranged, ready for the measured run, and what was changed. Other sensors are
-/// left as they are; a rig without INA219s is returned unchanged, without a pass.
-pub fn range(rig: &Rig, rig_text: &str, options: &RunOptions) -> Result<(Rig, Vec<Ranged>)> {
+/// Runs the plan's protocol once (one repetition, no idle baseline) and returns the plan with
+/// every INA219 ranged, ready for the measured run, and what was changed in its `ranging`.
+/// Other sensors are left as they are; a plan without INA219s is returned unchanged, without
+/// a pass.
+pub fn range(plan: &Plan, options: &RunOptions) -> Result<Plan> {
     let is_ina219 = |s: &SensorSpec| matches!(s, SensorSpec::Ina219(_) | SensorSpec::Ina219Sim(_));
-    let mut pass = rig.clone();
-    pass.protocol.repeat = 1;
-    pass.idle_baseline_s = 0.0;
-    let prepared = runner::prepare(pass, rig_text.to_string())?;
-    if !prepared.rig.sensors.iter().any(is_ina219) {
-        return Ok((rig.clone(), Vec::new()));
+    if !plan.rig.sensors.iter().any(is_ina219) {
+        return Ok(plan.clone());
     }
+    let rig = &plan.rig;
+    let mut pass = plan.clone();
+    pass.rig.protocol.repeat = 1;
+    pass.rig.idle_baseline_s = 0.0;
+    let prepared = runner::prepare(pass)?;
     let record = prepared.execute(options);
     if record.interrupted {
         bail!("interrupted during the ranging pass: nothing was measured");
@@ -46,11 +49,9 @@ pub fn range(rig: &Rig, rig_text: &str, options: &RunOptions) -> Result<(Rig, Ve
             failed.1
         );
     }
-    // The sensors as the pass resolved them (`detect_sensors` included): the measured run
-    // uses the same ones, ranged.
+    // The sensors the plan chose (`detect_sensors` included): the measured run uses the same
+    // ones, ranged.
     let mut ranged_rig = rig.clone();
-    ranged_rig.sensors = record.rig.sensors.clone();
-    ranged_rig.detect_sensors = false;
     let mut ranged = Vec::new();
     for (index, (spec, log)) in ranged_rig
         .sensors
@@ -102,7 +103,11 @@ pub fn range(rig: &Rig, rig_text: &str, options: &RunOptions) -> Result<(Rig, Ve
     ranged_rig
         .validate()
         .context("the rig after the ranging pass")?;
-    Ok((ranged_rig, ranged))
+    Ok(Plan {
+        rig: ranged_rig,
+        ranging: ranged,
+        ..plan.clone()
+    })
 }
 
 /// One line per ranged sensor, for the terminal.

@@ -18,10 +18,10 @@ use crate::backend::{self, Backend};
 use crate::clock::{Phase, PhaseLog, RunClock, Slot};
 use crate::input::{self, Labels};
 use crate::models::{self, ResolvedImage, ResolvedModel};
+use crate::plan::Plan;
 use crate::protocol::{self, LatencySink, TimedRun};
 use crate::rig::{BackendSpec, ProtocolSpec, Rig};
 use crate::sampler::{Sample, SampleSink, Sampler, SensorLog};
-use crate::sensor::detect::{self, SensorChoice};
 use crate::sensor::nvml::{self, GpuProbe};
 use crate::sensor::{self, PowerSensor, SensorContext};
 
@@ -50,15 +50,11 @@ pub struct PreparedBackend {
     pub engine_note: Option<String>,
 }
 
-/// A rig with everything opened.
+/// A plan with everything opened.
 pub struct Prepared {
-    pub rig: Rig,
-    /// The rig file's text as read, for `run.json`.
-    pub rig_text: String,
+    /// The plan as it runs: its windows lengthened for a slow sensor.
+    pub plan: Plan,
     pub backends: Vec<PreparedBackend>,
-    /// What `detect_sensors` decided (`None` for a rig without it); `rig.sensors` is already
-    /// the result.
-    pub sensor_choice: Option<SensorChoice>,
     sensors: Vec<Box<dyn PowerSensor>>,
     /// One per NVML sensor, read at the edges of every timed window.
     gpus: Vec<GpuProbe>,
@@ -100,11 +96,10 @@ pub struct Kept {
 /// Starts a [`Stream`] on a run's empty record, phase log and clock.
 pub type StartStream<'a> = &'a dyn Fn(RunRecord, PhaseLog, RunClock) -> Result<Box<dyn Stream>>;
 
-/// Loads the backends and opens the sensors of a rig.
-pub fn prepare(rig: Rig, rig_text: String) -> Result<Prepared> {
-    let mut rig = rig;
-    // Decided once, before anything opens: the run and run.json then agree on the sensors.
-    let sensor_choice = detect::resolve(&mut rig, &detect::sysfs_root());
+/// Loads the backends and opens the sensors of a plan.
+pub fn prepare(plan: Plan) -> Result<Prepared> {
+    let mut plan = plan;
+    let rig = &mut plan.rig;
     let clock = RunClock::start();
     let phases = PhaseLog::new();
     let backends = rig
@@ -118,12 +113,10 @@ pub fn prepare(rig: Rig, rig_text: String) -> Result<Prepared> {
     let ctx = SensorContext::new(clock, phases.clone());
     let sensors = sensor::open_all(&rig.sensors, &ctx)?;
     let gpus = nvml::probes(&rig.sensors)?;
-    extend_for_slow_sensors(&mut rig, &sensors);
+    extend_for_slow_sensors(rig, &sensors);
     Ok(Prepared {
-        rig,
-        rig_text,
+        plan,
         backends,
-        sensor_choice,
         sensors,
         gpus,
         clock,
@@ -217,15 +210,20 @@ impl Prepared {
         start: Option<StartStream>,
     ) -> Result<(RunRecord, Option<String>)> {
         let Prepared {
-            rig,
-            rig_text,
+            plan,
             backends,
-            sensor_choice,
             sensors,
             gpus,
             clock,
             phases,
         } = self;
+        let Plan {
+            rig,
+            rig_text,
+            sensor_choice,
+            ranging,
+            ..
+        } = plan;
         let started = Utc::now();
         let sampling = opts.sample && !sensors.is_empty();
         let writer = match start {
@@ -243,7 +241,7 @@ impl Prepared {
                     backends: Vec::new(),
                     sensors: logs,
                     sensor_choice: sensor_choice.clone(),
-                    ranging: Vec::new(),
+                    ranging: ranging.clone(),
                     interrupted: false,
                     settled: Default::default(),
                 };
@@ -320,7 +318,7 @@ impl Prepared {
             backends: results,
             sensors,
             sensor_choice,
-            ranging: Vec::new(),
+            ranging,
             settled,
         };
         Ok((record, stream_error))

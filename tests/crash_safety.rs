@@ -311,15 +311,14 @@ fn streaming_costs_the_measurement_nothing_measurable() {
         sample: true,
     };
     let measure = |stream: bool, round: usize| -> (f64, f64) {
-        let (rig, source) = joulebench::rig::Rig::find(s(&rig_path)).unwrap();
-        let prepared = runner::prepare(rig, source.text).unwrap();
+        let plan = joulebench::plan::Plan::resolve(s(&rig_path), &Default::default()).unwrap();
+        let prepared = runner::prepare(plan).unwrap();
         let record = if stream {
             let dir = tmp.path().join(format!("run-{round}"));
             std::fs::create_dir(&dir).unwrap();
             let to = StreamTo {
                 dir,
                 command: Vec::new(),
-                ranging: Vec::new(),
             };
             let (record, error) = prepared.execute_streaming(&options, &to.starter()).unwrap();
             assert!(error.is_none(), "{error:?}");

@@ -11,8 +11,8 @@ use super::export_args::{exports_written, ExportArgs};
 use super::DEFAULT_RIG;
 use crate::export;
 use crate::output::{self, console::Console};
-use crate::project::RigSource;
-use crate::rig::{BackendKind, BackendSpec, Device, Engine, Precision, Rig, Scenario};
+use crate::plan::{Overrides, Plan};
+use crate::rig::{BackendKind, Device, Engine, Precision, Scenario};
 use crate::runner::{self, RunOptions};
 use crate::signals::{self, Stage};
 use crate::{soak, summary};
@@ -98,72 +98,31 @@ pub struct RunArgs {
     pub export_lava: Option<PathBuf>,
 }
 
-/// Each torch backend once per batch of `batches`, in the rig's order; other kinds get the
-/// list too, which the rig's checks refuse (batch is a torch key).
-fn sweep_batches(backends: &[BackendSpec], batches: &[u32]) -> Vec<BackendSpec> {
-    backends
-        .iter()
-        .flat_map(|b| {
-            batches.iter().map(|&batch| BackendSpec {
-                batch: Some(batch),
-                ..b.clone()
-            })
-        })
-        .collect()
-}
-
-pub fn load_rig(arg: &str, args: Option<&RunArgs>) -> Result<(Rig, RigSource)> {
-    let (mut rig, source) = Rig::find(arg)?;
-    if let Some(a) = args {
-        for b in &mut rig.backends {
-            if let Some(kind) = a.backend.filter(|k| *k != b.kind) {
-                // Settings of the other kind would no longer apply.
-                *b = BackendSpec {
-                    kind,
-                    model: b.model.clone(),
-                    image: b.image.clone(),
-                    threads: b.threads,
-                    ..BackendSpec::new(kind)
-                };
-            }
-            b.model = a.model.clone().unwrap_or(b.model.clone());
-            b.image = a.image.clone().unwrap_or(b.image.clone());
-            b.threads = a.threads.unwrap_or(b.threads);
-            b.engine = a.engine.or(b.engine);
-            b.device = a.device.or(b.device);
-            b.precision = a.precision.or(b.precision);
-            if let [batch] = a.batch[..] {
-                b.batch = Some(batch);
-            }
-            if a.no_xnnpack {
-                b.xnnpack = Some(false);
-            }
-            // Only where it applies: the key is refused on other kinds.
-            if b.kind == BackendKind::Torch {
-                if a.no_cuda_graph {
-                    b.cuda_graph = Some(false);
-                }
-                if a.no_aoti || a.aoti {
-                    b.aoti = Some(a.aoti);
-                }
-                if a.channels_last {
-                    b.channels_last = Some(true);
-                }
-            }
+impl RunArgs {
+    /// The settings these flags give over the rig's.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            model: self.model.clone(),
+            image: self.image.clone(),
+            threads: self.threads,
+            backend: self.backend,
+            engine: self.engine,
+            device: self.device,
+            precision: self.precision,
+            batch: self.batch.clone(),
+            scenario: self.scenario,
+            no_xnnpack: self.no_xnnpack,
+            no_cuda_graph: self.no_cuda_graph,
+            no_aoti: self.no_aoti,
+            aoti: self.aoti,
+            channels_last: self.channels_last,
+            runs: self.runs,
+            warmup: self.warmup,
+            settle: self.settle,
+            repeat: self.repeat,
+            ranging: self.ranging,
         }
-        if a.batch.len() > 1 {
-            rig.backends = sweep_batches(&rig.backends, &a.batch);
-        }
-        let p = &mut rig.protocol;
-        p.runs = a.runs.unwrap_or(p.runs);
-        p.warmup = a.warmup.unwrap_or(p.warmup);
-        p.settle_s = a.settle.unwrap_or(p.settle_s);
-        p.scenario = a.scenario.unwrap_or(p.scenario);
-        p.repeat = a.repeat.unwrap_or(p.repeat);
-        p.ranging |= a.ranging;
-        rig.validate().with_context(|| "command-line settings")?;
     }
-    Ok((rig, source))
 }
 
 /// A run measured and its files written; the folder still claimed.
@@ -185,7 +144,7 @@ pub fn measure(
     monitor: bool,
 ) -> Result<Measured> {
     let interrupt = signals::install()?;
-    let (rig, source) = load_rig(&args.rig, Some(args))?;
+    let plan = Plan::resolve(&args.rig, &args.overrides())?;
     // Claimed before any model loads or sensor opens: a folder that cannot take the results,
     // or that another run holds, must not cost a measurement; nor must an export file that
     // cannot be written.
@@ -196,7 +155,8 @@ pub fn measure(
         if let Some(path) = &args.export_lava {
             export::check_output("--export-lava", path, &out)?;
         }
-        let claimed = output::create_run_dir(args.out.as_deref(), &rig.name, chrono::Utc::now())?;
+        let claimed =
+            output::create_run_dir(args.out.as_deref(), &plan.rig.name, chrono::Utc::now())?;
         signals::on_exit(claimed.releaser());
         anyhow::Ok(claimed)
     })?;
@@ -207,18 +167,18 @@ pub fn measure(
         sample: true,
         time_budget,
     };
-    let (rig, ranged) = if rig.protocol.ranging {
+    let plan = if plan.rig.protocol.ranging {
         eprintln!("joulebench: ranging pass: the protocol once, to set each INA219's range");
-        let (rig, ranged) = crate::ranging::range(&rig, &source.text, &options)?;
-        for line in crate::ranging::describe(&ranged) {
+        let plan = crate::ranging::range(&plan, &options)?;
+        for line in crate::ranging::describe(&plan.ranging) {
             eprintln!("joulebench: {line}");
         }
-        (rig, ranged)
+        plan
     } else {
-        (rig, Vec::new())
+        plan
     };
-    let prepared = runner::prepare(rig, source.text)?;
-    if let Some(choice) = &prepared.sensor_choice {
+    let prepared = runner::prepare(plan)?;
+    if let Some(choice) = &prepared.plan.sensor_choice {
         eprintln!("joulebench: {}", choice.line);
     }
     for (i, b) in prepared.backends.iter().enumerate() {
@@ -228,8 +188,8 @@ pub fn measure(
     }
     eprintln!(
         "joulebench: running rig {} ({}) into {}",
-        prepared.rig.name,
-        source.origin,
+        prepared.plan.rig.name,
+        prepared.plan.origin,
         dir.display()
     );
     let argv: Vec<String> = std::env::args().collect();
@@ -237,13 +197,11 @@ pub fn measure(
     let to = output::stream::StreamTo {
         dir: dir.to_path_buf(),
         command: argv.clone(),
-        ranging: ranged.clone(),
     };
     signals::set_stage(Stage::Measuring);
     // Started once everything is loaded: its first row is the memory a run starts from.
     let monitor = monitor.then(|| soak::Monitor::start(dir)).transpose()?;
-    let (mut record, stream_error) = prepared.execute_streaming(&options, &to.starter())?;
-    record.ranging = ranged;
+    let (record, stream_error) = prepared.execute_streaming(&options, &to.starter())?;
     let rows = summary::summarize(&record);
     signals::set_stage(Stage::Writing);
     output::files::write_final(dir, &record, &rows, &argv)?;
@@ -284,8 +242,8 @@ pub fn run(args: RunArgs, out: &mut Console<impl std::io::Write>) -> Result<Exit
 
 /// `run --open-only`: each backend opened as a run would, one line each, nothing measured.
 fn open_only(args: &RunArgs, out: &mut Console<impl std::io::Write>) -> Result<ExitCode> {
-    let (rig, _) = load_rig(&args.rig, Some(args))?;
-    for (i, spec) in rig.backends.iter().enumerate() {
+    let plan = Plan::resolve(&args.rig, &args.overrides())?;
+    for (i, spec) in plan.rig.backends.iter().enumerate() {
         let start = std::time::Instant::now();
         let prepared = crate::runner::prepare_backend(spec)
             .with_context(|| format!("backend {i} ({})", spec.kind.as_str()))?;
@@ -371,73 +329,24 @@ mod tests {
     }
 
     #[test]
-    fn the_command_line_overrides_the_rig() {
-        let a = args(&[
-            "--rig",
-            "sim-cpu",
+    fn the_flags_become_the_plans_settings() {
+        let o = args(&[
             "--threads",
             "3",
             "--runs",
             "7",
-            "--repeat",
-            "2",
-        ]);
-        let (rig, _) = load_rig(&a.rig, Some(&a)).unwrap();
-        assert_eq!((rig.protocol.runs, rig.protocol.repeat), (7, 2));
-        assert!(rig.backends.iter().all(|b| b.threads == 3));
-        let a = args(&["--rig", "sim-cpu", "--no-xnnpack", "--model", "m.tflite"]);
-        let (rig, _) = load_rig(&a.rig, Some(&a)).unwrap();
-        assert!(rig
-            .backends
-            .iter()
-            .all(|b| b.xnnpack == Some(false) && b.model == "m.tflite"));
-    }
-
-    #[test]
-    fn another_backend_kind_drops_the_settings_of_the_old_one() {
-        let a = args(&["--rig", "sim-cpu", "--backend", "torch"]);
-        let (rig, _) = load_rig(&a.rig, Some(&a)).unwrap();
-        assert!(rig
-            .backends
-            .iter()
-            .all(|b| b.kind == BackendKind::Torch && b.xnnpack.is_none()));
-    }
-
-    #[test]
-    fn a_batch_list_sweeps_every_backend() {
-        let a = args(&[
-            "--rig",
-            "sim-cpu",
-            "--backend",
-            "torch",
-            "--scenario",
-            "offline",
             "--batch",
-            "1,8,64",
-        ]);
-        let (rig, _) = load_rig(&a.rig, Some(&a)).unwrap();
-        let batches: Vec<Option<u32>> = rig.backends.iter().map(|b| b.batch).collect();
-        assert_eq!(batches, [Some(1), Some(8), Some(64)]);
-    }
-
-    #[test]
-    fn settings_that_conflict_are_refused_in_one_line() {
-        let a = args(&[
-            "--rig",
-            "sim-cpu",
-            "--backend",
-            "torch",
-            "--engine",
-            "litert",
-        ]);
-        let e = format!("{:#}", load_rig(&a.rig, Some(&a)).unwrap_err());
-        assert!(
-            e.starts_with("command-line settings: backends[0]: engine") && !e.contains('\n'),
-            "{e}"
+            "1,8",
+            "--no-xnnpack",
+        ])
+        .overrides();
+        assert_eq!(
+            (o.threads, o.runs, o.batch.as_slice()),
+            (Some(3), Some(7), &[1, 8][..])
         );
-        let a = args(&["--rig", "sim-cpu", "--runs", "0"]);
-        let e = format!("{:#}", load_rig(&a.rig, Some(&a)).unwrap_err());
-        assert!(e.contains("protocol.runs must be at least 1"), "{e}");
+        assert!(o.no_xnnpack && !o.aoti && o.repeat.is_none());
+        let plan = Plan::resolve("sim-cpu", &args(&["--repeat", "2"]).overrides()).unwrap();
+        assert_eq!(plan.rig.protocol.repeat, 2);
     }
 
     #[test]

@@ -9,11 +9,12 @@ use crate::output::console::Console;
 use crate::sensor;
 
 pub fn read(rig_path: &str, out: &mut Console<impl std::io::Write>) -> Result<ExitCode> {
-    let (mut rig, _) = super::run::load_rig(rig_path, None)?;
     // The sensors a run of this rig would use.
-    if let Some(choice) = sensor::detect::resolve(&mut rig, &sensor::detect::sysfs_root()) {
+    let plan = crate::plan::Plan::resolve(rig_path, &Default::default())?;
+    if let Some(choice) = &plan.sensor_choice {
         writeln!(out, "{}", choice.line)?;
     }
+    let rig = plan.rig;
     let ctx = sensor::SensorContext::new(
         crate::clock::RunClock::start(),
         crate::clock::PhaseLog::new(),

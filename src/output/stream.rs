@@ -48,8 +48,6 @@ pub struct StreamTo {
     pub dir: PathBuf,
     /// The command line, for `run.json`.
     pub command: Vec<String>,
-    /// What a ranging pass before the run set, for `run.json`.
-    pub ranging: Vec<crate::ranging::Ranged>,
 }
 
 impl StreamTo {
@@ -177,7 +175,6 @@ impl Writer {
             pending: None,
             error: None,
         };
-        state.record.ranging = to.ranging.clone();
         state.write_run_json()?;
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -470,7 +467,6 @@ mod tests {
         let to = StreamTo {
             dir: dir.to_path_buf(),
             command: vec!["joulebench".into()],
-            ranging: Vec::new(),
         };
         let phases = PhaseLog::new();
         let w = Writer::start(&to, record(sensors), phases.clone(), RunClock::start()).unwrap();

@@ -1,0 +1,217 @@
+//! What a run will do, resolved once before anything opens: the rig file as written, the
+//! command line's settings over it, validated, and this machine's meters chosen where the rig
+//! asks for them (`detect_sensors`). A ranging pass then sets its INA219s' ranges
+//! ([`crate::ranging::range`]), and opening the sensors lengthens its windows for a slow one
+//! ([`crate::runner::prepare`]); the runner and everything after it take the plan, and
+//! `run.json` records the rig file as written (`rig_file`) beside the plan as run (`rig`,
+//! `sensor_choice`, `ranging`).
+
+use anyhow::{Context, Result};
+
+use crate::project::RigSource;
+use crate::rig::{BackendKind, BackendSpec, Device, Engine, Precision, Rig, Scenario};
+use crate::sensor::detect::{self, SensorChoice};
+use crate::sensor::ina219::Ranged;
+
+/// Settings given for a run over the rig's own (`joulebench run`'s flags): each that is set
+/// replaces the rig's value for every backend, or for the protocol.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub model: Option<String>,
+    pub image: Option<String>,
+    pub threads: Option<u32>,
+    /// Another kind drops the settings of the old one.
+    pub backend: Option<BackendKind>,
+    pub engine: Option<Engine>,
+    pub device: Option<Device>,
+    pub precision: Option<Precision>,
+    /// One batch for every torch backend, or several: each backend once per batch.
+    pub batch: Vec<u32>,
+    pub scenario: Option<Scenario>,
+    pub no_xnnpack: bool,
+    pub no_cuda_graph: bool,
+    pub no_aoti: bool,
+    pub aoti: bool,
+    pub channels_last: bool,
+    pub runs: Option<u32>,
+    pub warmup: Option<u32>,
+    pub settle: Option<f64>,
+    pub repeat: Option<u32>,
+    pub ranging: bool,
+}
+
+impl Overrides {
+    /// `rig` with these settings applied.
+    fn apply(&self, rig: &mut Rig) {
+        for b in &mut rig.backends {
+            if let Some(kind) = self.backend.filter(|k| *k != b.kind) {
+                // Settings of the other kind would no longer apply.
+                *b = BackendSpec {
+                    kind,
+                    model: b.model.clone(),
+                    image: b.image.clone(),
+                    threads: b.threads,
+                    ..BackendSpec::new(kind)
+                };
+            }
+            b.model = self.model.clone().unwrap_or(b.model.clone());
+            b.image = self.image.clone().unwrap_or(b.image.clone());
+            b.threads = self.threads.unwrap_or(b.threads);
+            b.engine = self.engine.or(b.engine);
+            b.device = self.device.or(b.device);
+            b.precision = self.precision.or(b.precision);
+            if let [batch] = self.batch[..] {
+                b.batch = Some(batch);
+            }
+            if self.no_xnnpack {
+                b.xnnpack = Some(false);
+            }
+            // Only where it applies: the key is refused on other kinds.
+            if b.kind == BackendKind::Torch {
+                if self.no_cuda_graph {
+                    b.cuda_graph = Some(false);
+                }
+                if self.no_aoti || self.aoti {
+                    b.aoti = Some(self.aoti);
+                }
+                if self.channels_last {
+                    b.channels_last = Some(true);
+                }
+            }
+        }
+        if self.batch.len() > 1 {
+            rig.backends = sweep_batches(&rig.backends, &self.batch);
+        }
+        let p = &mut rig.protocol;
+        p.runs = self.runs.unwrap_or(p.runs);
+        p.warmup = self.warmup.unwrap_or(p.warmup);
+        p.settle_s = self.settle.unwrap_or(p.settle_s);
+        p.scenario = self.scenario.unwrap_or(p.scenario);
+        p.repeat = self.repeat.unwrap_or(p.repeat);
+        p.ranging |= self.ranging;
+    }
+}
+
+/// Each torch backend once per batch of `batches`, in the rig's order; other kinds get the
+/// list too, which the rig's checks refuse (batch is a torch key).
+fn sweep_batches(backends: &[BackendSpec], batches: &[u32]) -> Vec<BackendSpec> {
+    backends
+        .iter()
+        .flat_map(|b| {
+            batches.iter().map(|&batch| BackendSpec {
+                batch: Some(batch),
+                ..b.clone()
+            })
+        })
+        .collect()
+}
+
+/// A rig resolved for one run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The rig as it will run: settings applied, validated, sensors chosen, ranges set.
+    pub rig: Rig,
+    /// The rig file's text exactly as read (a built-in rig's too).
+    pub rig_text: String,
+    /// "rig file PATH" or "built-in rig NAME", for the run's first line.
+    pub origin: String,
+    /// What `detect_sensors` decided (`None` for a rig without it); `rig.sensors` is already
+    /// the result.
+    pub sensor_choice: Option<SensorChoice>,
+    /// What a ranging pass set (empty without one).
+    pub ranging: Vec<Ranged>,
+}
+
+impl Plan {
+    /// The rig `arg` names (a file, or a rig's name), with `overrides`, validated, and its
+    /// sensors chosen on this machine.
+    pub fn resolve(arg: &str, overrides: &Overrides) -> Result<Self> {
+        let (mut rig, source) = Rig::find(arg)?;
+        overrides.apply(&mut rig);
+        rig.validate().context("command-line settings")?;
+        Ok(Self::of(rig, source))
+    }
+
+    /// `rig`, read from `source`, with its sensors chosen on this machine.
+    pub fn of(mut rig: Rig, source: RigSource) -> Self {
+        let sensor_choice = detect::resolve(&mut rig, &detect::sysfs_root());
+        Self {
+            rig,
+            rig_text: source.text,
+            origin: source.origin,
+            sensor_choice,
+            ranging: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(overrides: &Overrides) -> Result<Plan> {
+        Plan::resolve("sim-cpu", overrides)
+    }
+
+    #[test]
+    fn settings_replace_the_rigs_for_every_backend() {
+        let p = plan(&Overrides {
+            threads: Some(3),
+            runs: Some(7),
+            repeat: Some(2),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!((p.rig.protocol.runs, p.rig.protocol.repeat), (7, 2));
+        assert!(p.rig.backends.iter().all(|b| b.threads == 3));
+        // rigs/sim-cpu.toml from a checkout, the built-in one elsewhere.
+        assert!(p.rig_text.contains("name = \"sim-cpu\"") && p.origin.contains("sim-cpu"));
+        // The file as written is kept; the plan is what runs.
+        assert!(!p.rig_text.contains("runs = 7"));
+    }
+
+    #[test]
+    fn another_backend_kind_drops_the_settings_of_the_old_one() {
+        let p = plan(&Overrides {
+            backend: Some(BackendKind::Torch),
+            no_xnnpack: false,
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert!(p
+            .rig
+            .backends
+            .iter()
+            .all(|b| b.kind == BackendKind::Torch && b.xnnpack.is_none()));
+    }
+
+    #[test]
+    fn a_batch_list_sweeps_every_backend() {
+        let p = plan(&Overrides {
+            backend: Some(BackendKind::Torch),
+            scenario: Some(Scenario::Offline),
+            batch: vec![1, 8, 64],
+            ..Overrides::default()
+        })
+        .unwrap();
+        let batches: Vec<Option<u32>> = p.rig.backends.iter().map(|b| b.batch).collect();
+        assert_eq!(batches, [Some(1), Some(8), Some(64)]);
+    }
+
+    #[test]
+    fn settings_that_conflict_are_refused_in_one_line() {
+        let e = format!(
+            "{:#}",
+            plan(&Overrides {
+                backend: Some(BackendKind::Torch),
+                engine: Some(Engine::Litert),
+                ..Overrides::default()
+            })
+            .unwrap_err()
+        );
+        assert!(
+            e.starts_with("command-line settings: backends[0]: engine") && !e.contains('\n'),
+            "{e}"
+        );
+    }
+}
