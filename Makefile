@@ -23,6 +23,8 @@ FUZZ_SECONDS ?= 600
 with_torch = $(findstring torch,$(FEATURES))
 CARGO = $(if $(with_torch),PATH="$(JOULEBENCH_CACHE)/torch-venv/bin:$$PATH" LIBTORCH_USE_PYTORCH=1 )cargo
 CARGO_FLAGS = --release --locked $(if $(FEATURES),--features $(FEATURES))
+# Every crate of the workspace (crates/analysis too), the features named as the root crate's.
+CARGO_FLAGS_WORKSPACE = --release --locked --workspace $(if $(FEATURES),--features $(addprefix joulebench/,$(FEATURES)))
 BIN := $(CARGO_TARGET_DIR)/release/joulebench
 
 .PHONY: setup build models run test bench soak fuzz lint
@@ -43,7 +45,7 @@ run: models
 # stable fuzz_smoke_ tests run here; cargo-fuzz's sanitized builds are `make fuzz`'s.
 test: FEATURES = torch
 test: models
-	$(CARGO) test $(CARGO_FLAGS)
+	$(CARGO) test $(CARGO_FLAGS_WORKSPACE)
 	@scripts/install-check.sh
 
 # Each fuzz target for FUZZ_SECONDS (see docs/src/contributing.md, Property tests and fuzzing).

@@ -25,7 +25,6 @@ pub mod calibrate;
 pub mod cli;
 pub mod clock;
 pub mod compare;
-pub mod energy;
 pub mod environment;
 pub mod export;
 pub mod input;
@@ -47,9 +46,10 @@ pub mod sensor;
 pub mod settled;
 pub mod signals;
 pub mod soak;
-pub mod stats;
 pub mod summary;
-pub mod validity;
+
+/// Energy, validity and statistics live in their own crate, which depends on nothing here.
+pub use joulebench_analysis::{energy, stats, validity};
 
 /// Where set-up keeps what it builds and installs outside the clone (cargo target, Python
 /// venv): `$JOULEBENCH_CACHE`, else `~/.cache/joulebench`.

@@ -240,6 +240,34 @@ fn cycles(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
     walk.found
 }
 
+/// The workspace's crates point one way: a crate under `crates/` is below the root crate, so
+/// it depends on none of the workspace (its tests then build without TensorFlow Lite).
+#[test]
+fn no_crate_depends_on_one_above_it() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&crates).unwrap() {
+        let manifest = entry.unwrap().path().join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let parsed: toml::Table = toml::from_str(&text).unwrap();
+        for table in ["dependencies", "dev-dependencies", "build-dependencies"] {
+            let Some(deps) = parsed.get(table).and_then(|t| t.as_table()) else {
+                continue;
+            };
+            for (name, spec) in deps {
+                let local = spec.get("path").is_some();
+                assert!(
+                    !name.starts_with("joulebench") && !local,
+                    "{}: {table} names {name}, a crate of this workspace",
+                    manifest.display()
+                );
+            }
+        }
+        seen += 1;
+    }
+    assert!(seen >= 1, "no crates under {}", crates.display());
+}
+
 #[test]
 fn the_module_graph_has_no_cycles() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");

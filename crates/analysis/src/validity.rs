@@ -1,7 +1,7 @@
 //! Whether a window's energy can be trusted, judged from the sensor's physics rather than
 //! from how plausible the number looks.
 //!
-//! A sensor says how often it produces a fresh value ([`crate::sensor::PowerSensor::update_period`]:
+//! A sensor says how often it produces a fresh value (joulebench's `PowerSensor::update_period`:
 //! an INA219's conversion or bus time, an NVML counter's measured period). A window that got
 //! far fewer fresh values than that, or whose values leave stretches uncovered, or whose values
 //! were clipped at the sensor's range, describes the sampler or the wiring more than the load:
