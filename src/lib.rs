@@ -23,7 +23,6 @@ pub mod backend;
 pub mod bench;
 pub mod calibrate;
 pub mod cli;
-pub mod clock;
 pub mod compare;
 pub mod environment;
 pub mod export;
@@ -41,8 +40,6 @@ pub mod report;
 pub mod results;
 pub mod rig;
 pub mod runner;
-pub mod sampler;
-pub mod sensor;
 pub mod settled;
 pub mod signals;
 pub mod soak;
@@ -50,6 +47,15 @@ pub mod summary;
 
 /// Energy, validity and statistics live in their own crate, which depends on nothing here.
 pub use joulebench_analysis::{energy, stats, validity};
+/// So do the sensors, their sampler and the run clock.
+pub use joulebench_sensors::{clock, sampler};
+
+/// The sensors ([`joulebench_sensors::sensor`]), and choosing this machine's meters for a rig
+/// ([`sensor::detect`]), which needs the rig.
+pub mod sensor {
+    pub use joulebench_sensors::sensor::*;
+    pub mod detect;
+}
 
 /// Where set-up keeps what it builds and installs outside the clone (cargo target, Python
 /// venv): `$JOULEBENCH_CACHE`, else `~/.cache/joulebench`.

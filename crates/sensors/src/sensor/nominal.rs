@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 
 use super::{Origin, PowerSensor, Reading, SensorInfo};
-use crate::rig::NominalSpec;
+use serde::{Deserialize, Serialize};
 
 /// The figure never changes, so a slow cadence loses nothing and spares the sampler's CPU;
 /// it still gives the integrator several points inside any window worth reporting.
@@ -63,6 +63,38 @@ impl PowerSensor for NominalSensor {
     }
 }
 
+/// A fixed power figure that stands in for a measurement.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NominalSpec {
+    /// What the figure is for, e.g. "GTX1080 board (TDP)".
+    pub rail: String,
+    pub watts: f64,
+    /// Where the figure comes from, e.g. "NVIDIA GTX1080 specification: 180 W TDP".
+    #[serde(default)]
+    pub source: String,
+}
+
+impl NominalSpec {
+    /// The most a nominal figure may be: 100 kW, more than any one machine this rig measures
+    /// draws (an eight-GPU server, about 10 kW). Beyond it a figure is a typo, and 1e308 W would
+    /// make every per-joule figure 0 and every net one infinite.
+    pub const MAX_WATTS: f64 = 100_000.0;
+
+    /// `watts` above 0 and at most [`Self::MAX_WATTS`]: the error names the figure.
+    pub fn check_watts(&self) -> Result<(), String> {
+        if self.watts > 0.0 && self.watts <= Self::MAX_WATTS {
+            return Ok(());
+        }
+        Err(format!(
+            "watts must be positive and at most {} W (100 kW, more than any one machine draws), \
+             not {:?}",
+            Self::MAX_WATTS,
+            self.watts
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,7 +141,7 @@ mod tests {
 
     #[test]
     fn opens_through_the_rig_spec() {
-        let spec = crate::rig::SensorSpec::Nominal(spec(12.5, "Jetson Nano supply"));
+        let spec = crate::sensor::SensorSpec::Nominal(spec(12.5, "Jetson Nano supply"));
         let ctx =
             super::super::SensorContext::new(crate::clock::RunClock::start(), Default::default());
         let mut s = super::super::open(&spec, &ctx).unwrap();

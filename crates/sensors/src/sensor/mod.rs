@@ -3,7 +3,6 @@
 //! Each sensor kind lives in its own file behind [`PowerSensor`]; [`open`] builds the ones a
 //! rig names. The sampler only sees the trait.
 
-pub mod detect;
 pub mod hwmon;
 pub mod ina219;
 pub mod ina219_sim;
@@ -19,7 +18,75 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::clock::{PhaseLog, RunClock};
-use crate::rig::SensorSpec;
+use serde::{Deserialize, Serialize};
+
+/// One power sensor of the rig.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum SensorSpec {
+    /// An INA219 on a Linux I2C bus (`/dev/i2c-N`).
+    Ina219(ina219::Ina219Spec),
+    /// A register-level model of an INA219 on a simulated board's supply.
+    Ina219Sim(ina219::Ina219Spec),
+    /// An NVIDIA GPU's own power and energy readings, through NVML.
+    Nvml(nvml::NvmlSpec),
+    /// A fixed wattage (a nameplate or TDP figure), reported as "nominal, not measured".
+    Nominal(nominal::NominalSpec),
+    /// A RAPL energy counter through Linux powercap.
+    Rapl(crate::sensor::rapl::RaplSpec),
+    /// A power channel of a Linux hwmon chip.
+    Hwmon(crate::sensor::hwmon::HwmonSpec),
+    /// A rail of a Jetson's on-board INA3221.
+    Ina3221(crate::sensor::ina3221::Ina3221Spec),
+}
+
+impl SensorSpec {
+    pub fn rail(&self) -> &str {
+        match self {
+            SensorSpec::Ina219(s) | SensorSpec::Ina219Sim(s) => &s.rail,
+            SensorSpec::Nvml(s) => &s.rail,
+            SensorSpec::Nominal(s) => &s.rail,
+            SensorSpec::Rapl(s) => &s.rail,
+            SensorSpec::Hwmon(s) => &s.rail,
+            SensorSpec::Ina3221(s) => &s.rail,
+        }
+    }
+
+    /// Whether both are INA219s of one kind on one I2C bus (a sensor shares its bus with
+    /// itself).
+    pub fn shares_bus_with(&self, other: &SensorSpec) -> bool {
+        match (self, other) {
+            (SensorSpec::Ina219(a), SensorSpec::Ina219(b))
+            | (SensorSpec::Ina219Sim(a), SensorSpec::Ina219Sim(b)) => a.i2c_bus == b.i2c_bus,
+            _ => false,
+        }
+    }
+
+    /// The checks of this table that need nothing else of the rig (an INA219's need the
+    /// rig's other sensors too, and are made where the rig is validated): what the rig loader
+    /// refuses, so `sensors --detect` can offer only tables a rig accepts.
+    pub fn validate_alone(&self) -> Result<(), String> {
+        match self {
+            SensorSpec::Ina219(_) | SensorSpec::Ina219Sim(_) | SensorSpec::Nvml(_) => Ok(()),
+            SensorSpec::Nominal(spec) => spec.check_watts(),
+            SensorSpec::Rapl(spec) => spec.validate(),
+            SensorSpec::Hwmon(spec) => spec.validate(),
+            SensorSpec::Ina3221(spec) => spec.validate(),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SensorSpec::Ina219(_) => "ina219",
+            SensorSpec::Ina219Sim(_) => "ina219-sim",
+            SensorSpec::Nvml(_) => "nvml",
+            SensorSpec::Nominal(_) => "nominal",
+            SensorSpec::Rapl(_) => "rapl",
+            SensorSpec::Hwmon(_) => "hwmon",
+            SensorSpec::Ina3221(_) => "ina3221",
+        }
+    }
+}
 
 /// What a sensor is and where it measures, as it appears in every output row.
 #[derive(Debug, Clone, PartialEq)]

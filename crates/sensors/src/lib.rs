@@ -1,0 +1,35 @@
+//! joulebench's power sensors, the threads that sample them, and the run clock they are
+//! stamped on: the INA219 driver and its register-level model, RAPL, hwmon, a Jetson's
+//! INA3221, NVML and nominal figures ([`sensor`]), the sampler ([`sampler`]) and the clock and
+//! phase log ([`clock`]). Each sensor kind's rig-file table lives with its kind.
+//!
+//! A crate of its own so that it depends on nothing of the rig above it — no engine, backend
+//! or command line — and its tests build and run without compiling TensorFlow Lite or
+//! libtorch: `cargo test -p joulebench-sensors`. Rows leave the sampler through a sink trait
+//! ([`sampler::SampleSink`]) that the run's writer implements.
+
+pub mod clock;
+pub mod sampler;
+pub mod sensor;
+
+/// Tells whoever runs the tests that a test could not run here, and why (straight to stderr:
+/// the harness swallows a passing test's output, and a skip must not look like a pass).
+#[doc(hidden)]
+pub fn skip_test(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "SKIP {test}: {why}");
+}
+
+/// How many cases a property test runs: `PROPTEST_CASES` when set, else `default`.
+#[cfg(test)]
+pub(crate) fn proptest_config(default: u32) -> proptest::test_runner::Config {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default);
+    proptest::test_runner::Config {
+        cases,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}
