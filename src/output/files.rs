@@ -1,4 +1,6 @@
-//! The files of a run folder: `latency.csv`, `power.csv`, `summary.csv` and `run.json`.
+//! The files of a run folder: `latency.csv`, `power.csv`, `summary.csv` and `run.json` — their
+//! names, the rows written and the rows read back (by `summarize`, `soak` and `report`), so the
+//! folder's format is in one place.
 
 use std::path::Path;
 
@@ -155,7 +157,55 @@ fn write_latency(path: &Path, record: &RunRecord) -> Result<()> {
     finish(w, path)
 }
 
-/// A row of `power.csv`.
+/// A row of `power.csv` as read back (by `summarize`, `soak` and `report`). Columns added
+/// since the first streamed folders default when absent.
+#[derive(Debug, Deserialize)]
+pub struct PowerRecord {
+    pub sensor_index: usize,
+    #[serde(default)]
+    pub sensor: String,
+    #[serde(default)]
+    pub rail: String,
+    #[serde(default)]
+    pub origin: Option<Origin>,
+    pub t_s: f64,
+    pub volts: Option<f64>,
+    pub amps: Option<f64>,
+    pub watts: Option<f64>,
+    pub energy_j: Option<f64>,
+    /// Absent in folders written before the cross-check.
+    #[serde(default)]
+    pub instant_watts: Option<f64>,
+    pub overflow: bool,
+    pub saturated: bool,
+    pub stale: bool,
+    pub error: String,
+}
+
+/// A row of `latency.csv` as read back.
+#[derive(Debug, Deserialize)]
+pub struct LatencyRecord {
+    pub backend_index: usize,
+    pub repetition: usize,
+    pub start_s: f64,
+    pub latency_ms: f64,
+}
+
+/// Every whole row of one of a run folder's CSV files. A run killed mid-write can leave its
+/// last line torn; it is left out (every whole row ends with a newline).
+pub fn read_rows<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+    let mut bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read {}: is this a run folder?", path.display()))?;
+    let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    bytes.truncate(whole);
+    csv::Reader::from_reader(bytes.as_slice())
+        .deserialize()
+        .enumerate()
+        .map(|(i, row)| row.with_context(|| format!("{} row {}", path.display(), i + 1)))
+        .collect()
+}
+
+/// A row of `power.csv` as written.
 #[derive(Serialize)]
 pub(crate) struct PowerRow<'a> {
     sensor_index: usize,

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 use serde::Deserialize;
 
-use super::files::{FileDigest, RowFiles};
+use super::files::{read_rows, FileDigest, LatencyRecord, PowerRecord, RowFiles};
 use crate::backend::EngineInfo;
 use crate::clock::{Phase, PhaseSpan};
 use crate::input::{Labels, Prediction};
@@ -112,32 +112,6 @@ struct GpuJson {
     repetition: usize,
     start: Vec<GpuState>,
     end: Vec<GpuState>,
-}
-
-#[derive(Deserialize)]
-struct LatencyRow {
-    backend_index: usize,
-    repetition: usize,
-    start_s: f64,
-    latency_ms: f64,
-}
-
-/// A row of `power.csv` as read back (here and by `joulebench soak`).
-#[derive(Deserialize)]
-pub(crate) struct PowerRow {
-    pub sensor_index: usize,
-    pub t_s: f64,
-    volts: Option<f64>,
-    amps: Option<f64>,
-    watts: Option<f64>,
-    energy_j: Option<f64>,
-    /// Absent in folders written before the cross-check.
-    #[serde(default)]
-    instant_watts: Option<f64>,
-    overflow: bool,
-    saturated: bool,
-    pub stale: bool,
-    pub error: String,
 }
 
 /// A rebuilt folder: its summary rows, and whether its run finished.
@@ -308,7 +282,10 @@ pub fn rebuild(dir: &Path) -> Result<Rebuilt> {
         })
         .collect();
     let power_path = dir.join("power.csv");
-    for (i, row) in read_rows::<PowerRow>(&power_path)?.into_iter().enumerate() {
+    for (i, row) in read_rows::<PowerRecord>(&power_path)?
+        .into_iter()
+        .enumerate()
+    {
         let Some(log) = sensors.get_mut(row.sensor_index) else {
             bail!(
                 "{} row {}: sensor {} is not in run.json",
@@ -340,7 +317,7 @@ pub fn rebuild(dir: &Path) -> Result<Rebuilt> {
     }
 
     let mut latencies: BTreeMap<(usize, usize), Vec<Latency>> = BTreeMap::new();
-    for row in read_rows::<LatencyRow>(&dir.join("latency.csv"))? {
+    for row in read_rows::<LatencyRecord>(&dir.join("latency.csv"))? {
         latencies
             .entry((row.backend_index, row.repetition))
             .or_default()
@@ -476,20 +453,6 @@ pub fn rebuild(dir: &Path) -> Result<Rebuilt> {
         finished,
         stopped_in,
     })
-}
-
-/// Reads a CSV file's rows. A run killed mid-write can leave its last line torn; it is left
-/// out (every whole row ends with a newline).
-fn read_rows<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
-    let mut bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read {}: is this a run folder?", path.display()))?;
-    let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    bytes.truncate(whole);
-    csv::Reader::from_reader(bytes.as_slice())
-        .deserialize()
-        .enumerate()
-        .map(|(i, row)| row.with_context(|| format!("{} row {}", path.display(), i + 1)))
-        .collect()
 }
 
 #[cfg(test)]

@@ -77,18 +77,6 @@ pub struct Trace {
 }
 
 #[derive(Deserialize)]
-struct PowerRow {
-    sensor_index: usize,
-    sensor: String,
-    rail: String,
-    origin: Option<Origin>,
-    t_s: f64,
-    watts: Option<f64>,
-    stale: bool,
-    error: String,
-}
-
-#[derive(Deserialize)]
 struct RunJsonPhases {
     #[serde(default)]
     phases: Vec<Phase>,
@@ -129,7 +117,8 @@ fn read_traces(dir: &Path, folder: usize) -> Result<Vec<Trace>> {
         .with_context(|| format!("cannot read {}", csv_path.display()))?;
     let mut traces: Vec<Trace> = Vec::new();
     for (i, row) in reader.deserialize().enumerate() {
-        let row: PowerRow = row.with_context(|| format!("{} row {}", csv_path.display(), i + 1))?;
+        let row: crate::output::files::PowerRecord =
+            row.with_context(|| format!("{} row {}", csv_path.display(), i + 1))?;
         let at = match traces
             .iter()
             .position(|t| t.sensor_index == row.sensor_index)

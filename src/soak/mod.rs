@@ -455,7 +455,7 @@ fn sensor_readings(
         .collect();
     let mut reader = csv::Reader::from_path(power_csv)
         .with_context(|| format!("cannot read {}", power_csv.display()))?;
-    for row in reader.deserialize::<crate::output::rebuild::PowerRow>() {
+    for row in reader.deserialize::<crate::output::files::PowerRecord>() {
         let row = row.with_context(|| format!("{}", power_csv.display()))?;
         let Some(t) = tallies.get_mut(row.sensor_index) else {
             anyhow::bail!(
