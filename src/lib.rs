@@ -68,14 +68,10 @@ pub fn cache_dir() -> std::path::PathBuf {
         })
 }
 
-/// Tells whoever runs the tests that a test could not run here, and why. Written straight to
-/// the process's stderr: the test harness swallows `eprintln!` from tests that pass, and a
-/// skipped test must not look like a passed one.
+/// Tells whoever runs the tests that a test could not run here, and why (one function for the
+/// whole workspace).
 #[doc(hidden)]
-pub fn skip_test(test: &str, why: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "SKIP {test}: {why}");
-}
+pub use joulebench_sensors::skip_test;
 
 /// How many cases a property test runs: `PROPTEST_CASES` when set (for longer runs, e.g.
 /// `PROPTEST_CASES=10000 cargo test --lib prop_`), else `default`, kept small so that
