@@ -79,8 +79,21 @@ fn default_repeat() -> u32 {
 }
 
 /// How inferences are issued (MLPerf inference scenarios).
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    Deserialize,
+    Serialize,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Scenario {
     /// One image at a time, each timed: latency percentiles.
     #[default]
@@ -91,10 +104,7 @@ pub enum Scenario {
 
 impl Scenario {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Scenario::SingleStream => "single-stream",
-            Scenario::Offline => "offline",
-        }
+        self.into()
     }
 }
 
@@ -222,8 +232,20 @@ impl BackendSpec {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Deserialize,
+    Serialize,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum BackendKind {
     /// Int8 TensorFlow Lite on the CPU.
     Tflite,
@@ -282,8 +304,20 @@ impl std::fmt::Display for Device {
 }
 
 /// Numeric precision of a `torch` backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Deserialize,
+    Serialize,
+    clap::ValueEnum,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Precision {
     Fp32,
     Fp16,
@@ -291,16 +325,25 @@ pub enum Precision {
 
 impl Precision {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Precision::Fp32 => "fp32",
-            Precision::Fp16 => "fp16",
-        }
+        self.into()
     }
 }
 
 /// A runtime for int8 TFLite models.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Deserialize,
+    Serialize,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Engine {
     /// Google's LiteRT (`libLiteRt.so` from the `ai-edge-litert` wheel), XNNPACK by default.
     Litert,
@@ -310,20 +353,13 @@ pub enum Engine {
 
 impl Engine {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Engine::Litert => "litert",
-            Engine::Tflite => "tflite",
-        }
+        self.into()
     }
 }
 
 impl BackendKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            BackendKind::Tflite => "tflite",
-            BackendKind::Torch => "torch",
-            BackendKind::Edgetpu => "edgetpu",
-        }
+        self.into()
     }
 }
 
@@ -686,6 +722,27 @@ fn has_edgetpu_keys(spec: &BackendSpec) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each enum's names come from one rule: the rig file's (serde), the command line's (clap)
+    /// and the outputs' (`as_str`, strum) agree for every variant.
+    #[test]
+    fn enum_names_agree_in_rig_files_command_lines_and_outputs() {
+        fn agree<T>()
+        where
+            T: strum::VariantArray + clap::ValueEnum + Serialize + Copy + Into<&'static str>,
+        {
+            for v in T::VARIANTS {
+                let name: &'static str = (*v).into();
+                assert_eq!(serde_json::to_value(v).unwrap(), name);
+                assert_eq!(v.to_possible_value().unwrap().get_name(), name);
+            }
+        }
+        agree::<Scenario>();
+        agree::<Precision>();
+        agree::<Engine>();
+        agree::<BackendKind>();
+        assert_eq!(Scenario::SingleStream.as_str(), "single-stream");
+    }
 
     const MINIMAL: &str = r#"
 name = "t"

@@ -156,8 +156,20 @@ impl TimeSource for ManualClock {
 }
 
 /// The parts of the measurement protocol, in the order a run goes through them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Phase {
     /// Nothing runs: the machine's idle draw, subtracted for net figures.
     IdleBaseline,
@@ -171,12 +183,7 @@ pub enum Phase {
 
 impl Phase {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::IdleBaseline => "idle-baseline",
-            Phase::Warmup => "warmup",
-            Phase::Settle => "settle",
-            Phase::Timed => "timed",
-        }
+        self.into()
     }
 
     /// Whether the backend is computing during this phase (a simulated board draws its active
@@ -325,6 +332,19 @@ impl Phases {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `run.json`'s phase names (serde) and the outputs' (`as_str`) come from one rule.
+    #[test]
+    fn phase_names_agree() {
+        use strum::VariantArray;
+        for phase in Phase::VARIANTS {
+            let json = serde_json::to_value(phase).unwrap();
+            assert_eq!(json, phase.as_str());
+        }
+        assert_eq!(Phase::IdleBaseline.as_str(), "idle-baseline");
+        let adapter = crate::sensor::ina219::I2cAdapter::Bcm2835;
+        assert_eq!(serde_json::to_value(adapter).unwrap(), adapter.as_str());
+    }
 
     #[test]
     fn phases_close_each_other() {

@@ -123,8 +123,20 @@ fn default_bus_adc() -> AdcMode {
 /// linux-embedded-hal sends one `I2c::transaction` as one I2C_RDWR ioctl with one message per
 /// operation; i2c-dev refuses more than 42 messages (EINVAL), and each adapter adds its own
 /// limits. The default is the strictest, the Raspberry Pi's, which this project targets.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    Deserialize,
+    Serialize,
+    PartialEq,
+    Eq,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum I2cAdapter {
     /// Raspberry Pi 0 to 4 (`i2c-bcm2835`): a read message that is not the transfer's last
     /// fails the whole transfer with EOPNOTSUPP; consecutive messages of one direction are not
@@ -141,11 +153,7 @@ pub enum I2cAdapter {
 impl I2cAdapter {
     /// The rig file's spelling.
     pub fn as_str(self) -> &'static str {
-        match self {
-            I2cAdapter::Bcm2835 => "bcm2835",
-            I2cAdapter::Tegra => "tegra",
-            I2cAdapter::Permissive => "permissive",
-        }
+        self.into()
     }
 }
 fn default_bus_range_v() -> u8 {
