@@ -174,7 +174,6 @@ mod tests {
     fn another_backend_kind_drops_the_settings_of_the_old_one() {
         let p = plan(&Overrides {
             backend: Some(BackendKind::Torch),
-            no_xnnpack: false,
             ..Overrides::default()
         })
         .unwrap();

@@ -31,6 +31,13 @@ pub struct BackendResult {
     pub runs: Vec<TimedRun>,
 }
 
+impl RunRecord {
+    /// Every reading sensor `sensor` took: those still held and those settled and released.
+    pub fn readings(&self, sensor: usize) -> usize {
+        self.sensors[sensor].samples.len() + self.settled.released(sensor)
+    }
+}
+
 impl BackendResult {
     /// The last repetition's timed run (its top-k is the backend's final answer).
     pub fn last_run(&self) -> Option<&TimedRun> {

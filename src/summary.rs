@@ -7,7 +7,7 @@ use crate::record::{BackendResult, RunRecord};
 pub use crate::results::{Repetition, Status, SummaryRow};
 use crate::sampler::SensorLog;
 use crate::sensor::{Crosscheck, Origin};
-use crate::stats::Summary;
+use crate::stats::{Spread, Summary};
 pub use crate::validity::CheckedWindow;
 use crate::validity::{self, ValiditySpec, WindowReadings};
 
@@ -301,9 +301,7 @@ impl SensorEnergy {
         let watts: Vec<f64> = self.points.iter().filter(inside).map(|p| p.watts).collect();
         CheckedWindow {
             crosscheck: self.crosscheck(start, end, energy.as_ref(), spec),
-            watts_se: Summary::of(&watts)
-                .filter(|s| s.n >= 2)
-                .map(|s| s.std_dev / (s.n as f64).sqrt()),
+            watts_se: Spread::of(&watts).and_then(|s| s.std_error),
             energy,
             expected: validity::expected_fresh(end - start, self.period, spec),
             invalid: verdict.err(),
@@ -367,10 +365,10 @@ impl SensorEnergy {
     /// Energy over `[start, end]`. A counter that reset or lost count where the window draws
     /// on it gives none rather than a wrong one.
     pub fn window(&self, start: f64, end: f64) -> Option<WindowEnergy> {
-        if self.counted() && self.break_in(start, end).is_some() {
-            return None;
-        }
         if self.counted() {
+            if self.break_in(start, end).is_some() {
+                return None;
+            }
             energy::integrate_counter(&self.counter, start, end, self.max_gap)
         } else if self.integrating {
             // The counter is summed from a fixed number of values before the window, not from

@@ -43,9 +43,7 @@ pub fn write_final(
             .flat_map(|b| &b.runs)
             .map(|r| r.latencies.len())
             .sum(),
-        power_rows: (0..record.sensors.len())
-            .map(|i| record.sensors[i].samples.len() + record.settled.released(i))
-            .sum(),
+        power_rows: (0..record.sensors.len()).map(|i| record.readings(i)).sum(),
         files: Some(RowFiles::of(dir)?),
         ..Progress::default()
     };
@@ -520,7 +518,7 @@ pub(crate) fn write_run_json(
                 origin: s.info.origin,
                 detail: &s.info.detail,
                 update_period_s: s.update_period.as_secs_f64(),
-                samples: s.samples.len() + record.settled.released(i),
+                samples: record.readings(i),
                 failure: s.failure.as_deref(),
                 sampler_cpu_s: s.cpu_time.as_secs_f64(),
                 sampler_realtime: s.realtime,

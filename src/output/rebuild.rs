@@ -33,6 +33,8 @@ use crate::sensor::{Origin, Reading, SensorInfo};
 struct RunJson {
     /// Absent in folders written before results were streamed: those always finished.
     finished: Option<bool>,
+    /// Absent in folders written before results were streamed.
+    progress: Option<ProgressJson>,
     started_utc: String,
     rig_file: String,
     rig: Rig,
@@ -132,18 +134,11 @@ pub fn summarize(dir: &Path) -> Result<Rebuilt> {
             dir.display()
         );
     }
-    check_rows(dir)?;
-    let rebuilt = rebuild(dir)?;
+    let (json_path, json) = read_json(dir)?;
+    check_rows(dir, json.finished, json.progress.as_ref())?;
+    let rebuilt = rebuild_from(dir, &json_path, json)?;
     super::files::write_summary(&dir.join("summary.csv"), &rebuilt.rows)?;
     Ok(rebuilt)
-}
-
-/// What `run.json` says of the rows: whether the run finished, and its progress.
-#[derive(Deserialize)]
-struct RowsJson {
-    finished: Option<bool>,
-    /// Absent in folders written before results were streamed.
-    progress: Option<ProgressJson>,
 }
 
 #[derive(Deserialize)]
@@ -156,12 +151,8 @@ struct ProgressJson {
 
 /// Refuses a folder whose row files hold less than its summary was built from (see the
 /// module comment), naming the file and what is missing.
-fn check_rows(dir: &Path) -> Result<()> {
-    let (json_path, text) = crate::results::read_run_json(dir)?;
-    crate::results::check_schema(dir, &json_path, &text)?;
-    let head: RowsJson = serde_json::from_str(&text)
-        .with_context(|| format!("{} cannot be read back", json_path.display()))?;
-    let Some(progress) = head.progress else {
+fn check_rows(dir: &Path, finished: Option<bool>, progress: Option<&ProgressJson>) -> Result<()> {
+    let Some(progress) = progress else {
         return Ok(());
     };
     let kept = "summary.csv is kept as the run wrote it";
@@ -205,7 +196,7 @@ fn check_rows(dir: &Path) -> Result<()> {
                 }
             }
             // A run that stopped leaves at least what its last run.json counted.
-            None if head.finished == Some(false) => {
+            None if finished == Some(false) => {
                 let now = FileDigest::of(&path)?.rows;
                 if now < built_from {
                     bail!(
@@ -223,15 +214,26 @@ fn check_rows(dir: &Path) -> Result<()> {
 
 /// The summary of the run folder `dir`, from its rows.
 pub fn rebuild(dir: &Path) -> Result<Rebuilt> {
+    let (json_path, json) = read_json(dir)?;
+    rebuild_from(dir, &json_path, json)
+}
+
+/// The folder's `run.json`, its schema checked.
+fn read_json(dir: &Path) -> Result<(PathBuf, RunJson)> {
     let (json_path, text) = crate::results::read_run_json(dir)?;
     crate::results::check_schema(dir, &json_path, &text)?;
-    let json: RunJson = serde_json::from_str(&text).map_err(|e| {
+    let json = serde_json::from_str(&text).map_err(|e| {
         anyhow::anyhow!(
             "{} cannot be read back ({e}): summarize needs a run.json written by joulebench {}",
             json_path.display(),
             env!("CARGO_PKG_VERSION")
         )
     })?;
+    Ok((json_path, json))
+}
+
+/// The summary of the run folder `dir` from its rows and its read `run.json`.
+fn rebuild_from(dir: &Path, json_path: &Path, json: RunJson) -> Result<Rebuilt> {
     let Some(backends_json) = json.backends else {
         bail!(
             "{} was written before run.json recorded its backends: summarize cannot rebuild it; \
