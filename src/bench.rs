@@ -21,7 +21,7 @@ use crate::backend::EngineInfo;
 use crate::clock::{monotonic_seconds, PhaseLog, RunClock};
 use crate::output::console::Console;
 use crate::rig::{
-    BackendKind, BackendSpec, Device, Engine, Precision, ProtocolSpec, Rig, SensorSpec,
+    BackendSpec, Device, Engine, ProtocolSpec, Rig, SensorSpec, TfliteSpec, Workload,
 };
 use crate::runner::{prepare_backend, run_repetitions, Measuring, PreparedBackend};
 use crate::sampler::{Sampler, SensorLog};
@@ -101,29 +101,28 @@ impl ReferenceMode {
 pub fn run(args: &BenchArgs, out: &mut Console) -> Result<()> {
     let (mut rig, _) = Rig::find(&args.rig)?;
     let backend_spec = rig.backends.first_mut().context("the rig has no backend")?;
-    if let Some(model) = &args.model {
-        backend_spec.model = model.clone();
-    }
-    if let Some(threads) = args.threads {
-        backend_spec.threads = threads;
-    }
+    let workload = backend_spec.workload();
+    backend_spec.set_workload(Workload {
+        model: args.model.clone().unwrap_or(workload.model),
+        threads: args.threads.unwrap_or(workload.threads),
+        ..workload
+    });
     let protocol = ProtocolSpec {
         runs: args.runs,
         ..rig.protocol.clone()
     };
     // One prepared backend per engine; the first is the rig's own choice.
-    let engines = match &args.engines {
-        Some(list) => list.iter().map(|e| Some(*e)).collect(),
-        None => vec![backend_spec.engine],
+    let engines = match (&args.engines, backend_spec.tflite()) {
+        (Some(list), Some(_)) => list.iter().map(|e| Some(*e)).collect(),
+        (Some(_), None) => bail!(
+            "--engines applies to a tflite backend; the rig's first backend is {}",
+            backend_spec.kind().as_str()
+        ),
+        (None, tflite) => vec![tflite.and_then(|s| s.engine)],
     };
     let mut contenders = engines
         .into_iter()
-        .map(|engine| {
-            prepare_backend(&BackendSpec {
-                engine,
-                ..backend_spec.clone()
-            })
-        })
+        .map(|engine| prepare_backend(&with_engine(backend_spec, engine)))
         .collect::<Result<Vec<_>>>()?;
     let first = &contenders[0];
     writeln!(
@@ -131,8 +130,8 @@ pub fn run(args: &BenchArgs, out: &mut Console) -> Result<()> {
         "bench: model {}, image {}, {} thread{}, {} timed classifications per round, {} rounds, alternating",
         first.model.name,
         first.image.name,
-        backend_spec.threads,
-        if backend_spec.threads == 1 { "" } else { "s" },
+        backend_spec.threads(),
+        if backend_spec.threads() == 1 { "" } else { "s" },
         args.runs,
         args.rounds
     )?;
@@ -145,11 +144,11 @@ pub fn run(args: &BenchArgs, out: &mut Console) -> Result<()> {
         // that needs a core of its own shows up as lost FPS only when none is left over.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
         let threads = args.threads.unwrap_or(cores);
-        let spec = BackendSpec {
-            engine: contenders[0].spec.engine,
+        let mut spec = contenders[0].spec.clone();
+        spec.set_workload(Workload {
             threads,
-            ..rig.backends[0].clone()
-        };
+            ..spec.workload()
+        });
         let mut backend = prepare_backend(&spec)?;
         sampler_overhead(
             &mut backend,
@@ -162,6 +161,17 @@ pub fn run(args: &BenchArgs, out: &mut Console) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// `spec` on `engine`, where it is a tflite backend (other kinds have no engine to choose).
+fn with_engine(spec: &BackendSpec, engine: Option<Engine>) -> BackendSpec {
+    match spec {
+        BackendSpec::Tflite(s) => BackendSpec::Tflite(TfliteSpec {
+            engine,
+            ..s.clone()
+        }),
+        other => other.clone(),
+    }
 }
 
 /// Rig engines against the Python loop, alternating within every round. With real sensors
@@ -305,7 +315,7 @@ impl Reference {
             "--image".into(),
             b.image.path.clone().into(),
             "--threads".into(),
-            b.spec.threads.to_string().into(),
+            b.spec.threads().to_string().into(),
             "--runs".into(),
             protocol.runs.to_string().into(),
             "--warmup".into(),
@@ -315,8 +325,8 @@ impl Reference {
             "--min-duration".into(),
             protocol.min_duration_s.unwrap_or(0.0).to_string().into(),
         ];
-        Ok(match b.spec.kind {
-            BackendKind::Tflite => {
+        Ok(match &b.spec {
+            BackendSpec::Tflite(_) => {
                 loop_args.extend(["--model".into(), b.model.path.clone().into()]);
                 Self {
                     name: "Python ai-edge-litert".into(),
@@ -329,9 +339,9 @@ impl Reference {
                     args: loop_args,
                 }
             }
-            BackendKind::Torch => {
+            BackendSpec::Torch(torch) => {
                 let weights = crate::models::ensure_float_weights(&b.model.path)?;
-                let device = b.spec.device.unwrap_or(Device::Cpu);
+                let device = torch.device();
                 let (mode, channels_last) = args.reference_mode.resolve(device);
                 if mode == "graph" && device == Device::Cpu {
                     bail!("--reference-mode graph needs a CUDA device; the backend runs on cpu");
@@ -346,9 +356,9 @@ impl Reference {
                     "--device".into(),
                     device.to_string().into(),
                     "--precision".into(),
-                    b.spec.precision.unwrap_or(Precision::Fp32).as_str().into(),
+                    torch.precision().as_str().into(),
                     "--batch".into(),
-                    b.spec.batch().to_string().into(),
+                    torch.batch().to_string().into(),
                 ]);
                 Self {
                     name: format!(
@@ -365,7 +375,7 @@ impl Reference {
                 }
             }
             // No Python reference loop drives an Edge TPU here (pycoral is not installed).
-            BackendKind::Edgetpu => anyhow::bail!(
+            BackendSpec::Edgetpu(_) => anyhow::bail!(
                 "joulebench bench has no reference loop for kind \"edgetpu\"; use joulebench run"
             ),
         })

@@ -376,7 +376,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("run.json"),
-            r#"{"schema_version": 2, "joulebench_version": "0.1.0"}"#,
+            format!(
+                r#"{{"schema_version": {}, "joulebench_version": "0.1.0"}}"#,
+                results::SCHEMA_VERSION
+            ),
         )
         .unwrap();
         let mut w = csv::Writer::from_path(dir.path().join("summary.csv")).unwrap();

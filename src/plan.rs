@@ -6,10 +6,12 @@
 //! `run.json` records the rig file as written (`rig_file`) beside the plan as run (`rig`,
 //! `sensor_choice`, `ranging`).
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::project::RigSource;
-use crate::rig::{BackendKind, BackendSpec, Device, Engine, Precision, Rig, Scenario};
+use crate::rig::{
+    BackendKind, BackendSpec, Device, Engine, Precision, Rig, Scenario, TorchSpec, Workload,
+};
 use crate::sensor::detect::{self, SensorChoice};
 use crate::sensor::ina219::Ranged;
 
@@ -41,42 +43,72 @@ pub struct Overrides {
 }
 
 impl Overrides {
-    /// `rig` with these settings applied.
-    fn apply(&self, rig: &mut Rig) {
-        for b in &mut rig.backends {
-            if let Some(kind) = self.backend.filter(|k| *k != b.kind) {
+    /// `rig` with these settings applied; a setting of one kind given for a backend of
+    /// another is refused, naming the backend.
+    fn apply(&self, rig: &mut Rig) -> Result<()> {
+        for (i, b) in rig.backends.iter_mut().enumerate() {
+            if let Some(kind) = self.backend.filter(|k| *k != b.kind()) {
                 // Settings of the other kind would no longer apply.
-                *b = BackendSpec {
-                    kind,
-                    model: b.model.clone(),
-                    image: b.image.clone(),
-                    threads: b.threads,
-                    ..BackendSpec::new(kind)
-                };
+                *b = BackendSpec::new(kind, b.workload());
             }
-            b.model = self.model.clone().unwrap_or(b.model.clone());
-            b.image = self.image.clone().unwrap_or(b.image.clone());
-            b.threads = self.threads.unwrap_or(b.threads);
-            b.engine = self.engine.or(b.engine);
-            b.device = self.device.or(b.device);
-            b.precision = self.precision.or(b.precision);
-            if let [batch] = self.batch[..] {
-                b.batch = Some(batch);
+            let Workload {
+                model,
+                image,
+                threads,
+            } = b.workload();
+            b.set_workload(Workload {
+                model: self.model.clone().unwrap_or(model),
+                image: self.image.clone().unwrap_or(image),
+                threads: self.threads.unwrap_or(threads),
+            });
+            let refuse = |flags: &[(&str, bool)], owner: &str| match flags.iter().find(|f| f.1) {
+                Some((flag, _)) => bail!(
+                    "backends[{i}] ({}): {flag} applies only to kind \"{owner}\"",
+                    b.kind().as_str()
+                ),
+                None => Ok(()),
+            };
+            let tflite_flags = [
+                ("--engine", self.engine.is_some()),
+                ("--no-xnnpack", self.no_xnnpack),
+            ];
+            let torch_flags = [
+                ("--device", self.device.is_some()),
+                ("--precision", self.precision.is_some()),
+                ("--batch", !self.batch.is_empty()),
+            ];
+            if !matches!(b, BackendSpec::Tflite(_)) {
+                refuse(&tflite_flags, "tflite")?;
             }
-            if self.no_xnnpack {
-                b.xnnpack = Some(false);
+            if !matches!(b, BackendSpec::Torch(_)) {
+                refuse(&torch_flags, "torch")?;
             }
-            // Only where it applies: the key is refused on other kinds.
-            if b.kind == BackendKind::Torch {
-                if self.no_cuda_graph {
-                    b.cuda_graph = Some(false);
+            match b {
+                BackendSpec::Tflite(s) => {
+                    s.engine = self.engine.or(s.engine);
+                    if self.no_xnnpack {
+                        s.xnnpack = Some(false);
+                    }
                 }
-                if self.no_aoti || self.aoti {
-                    b.aoti = Some(self.aoti);
+                // CUDA graphs, AOTInductor and the layout are left alone on other kinds: a
+                // rig of mixed kinds runs with them.
+                BackendSpec::Torch(s) => {
+                    s.device = self.device.or(s.device);
+                    s.precision = self.precision.or(s.precision);
+                    if let [batch] = self.batch[..] {
+                        s.batch = Some(batch);
+                    }
+                    if self.no_cuda_graph {
+                        s.cuda_graph = Some(false);
+                    }
+                    if self.no_aoti || self.aoti {
+                        s.aoti = Some(self.aoti);
+                    }
+                    if self.channels_last {
+                        s.channels_last = Some(true);
+                    }
                 }
-                if self.channels_last {
-                    b.channels_last = Some(true);
-                }
+                BackendSpec::Edgetpu(_) => {}
             }
         }
         if self.batch.len() > 1 {
@@ -89,18 +121,22 @@ impl Overrides {
         p.scenario = self.scenario.unwrap_or(p.scenario);
         p.repeat = self.repeat.unwrap_or(p.repeat);
         p.ranging |= self.ranging;
+        Ok(())
     }
 }
 
-/// Each torch backend once per batch of `batches`, in the rig's order; other kinds get the
-/// list too, which the rig's checks refuse (batch is a torch key).
+/// Each backend once per batch of `batches`, in the rig's order (only torch backends get
+/// here: `--batch` is refused on other kinds).
 fn sweep_batches(backends: &[BackendSpec], batches: &[u32]) -> Vec<BackendSpec> {
     backends
         .iter()
         .flat_map(|b| {
-            batches.iter().map(|&batch| BackendSpec {
-                batch: Some(batch),
-                ..b.clone()
+            batches.iter().map(move |&batch| match b {
+                BackendSpec::Torch(s) => BackendSpec::Torch(TorchSpec {
+                    batch: Some(batch),
+                    ..s.clone()
+                }),
+                other => other.clone(),
             })
         })
         .collect()
@@ -127,8 +163,10 @@ impl Plan {
     /// sensors chosen on this machine.
     pub fn resolve(arg: &str, overrides: &Overrides) -> Result<Self> {
         let (mut rig, source) = Rig::find(arg)?;
-        overrides.apply(&mut rig);
-        rig.validate().context("command-line settings")?;
+        overrides
+            .apply(&mut rig)
+            .and_then(|()| rig.validate())
+            .context("command-line settings")?;
         Ok(Self::of(rig, source))
     }
 
@@ -163,7 +201,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!((p.rig.protocol.runs, p.rig.protocol.repeat), (7, 2));
-        assert!(p.rig.backends.iter().all(|b| b.threads == 3));
+        assert!(p.rig.backends.iter().all(|b| b.threads() == 3));
         // rigs/sim-cpu.toml from a checkout, the built-in one elsewhere.
         assert!(p.rig_text.contains("name = \"sim-cpu\"") && p.origin.contains("sim-cpu"));
         // The file as written is kept; the plan is what runs.
@@ -177,11 +215,13 @@ mod tests {
             ..Overrides::default()
         })
         .unwrap();
-        assert!(p
-            .rig
+        let (written, _) = Rig::find("sim-cpu").unwrap();
+        let want: Vec<BackendSpec> = written
             .backends
             .iter()
-            .all(|b| b.kind == BackendKind::Torch && b.xnnpack.is_none()));
+            .map(|b| BackendSpec::new(BackendKind::Torch, b.workload()))
+            .collect();
+        assert_eq!(p.rig.backends, want);
     }
 
     #[test]
@@ -193,7 +233,12 @@ mod tests {
             ..Overrides::default()
         })
         .unwrap();
-        let batches: Vec<Option<u32>> = p.rig.backends.iter().map(|b| b.batch).collect();
+        let batches: Vec<Option<u32>> = p
+            .rig
+            .backends
+            .iter()
+            .map(|b| b.torch().unwrap().batch)
+            .collect();
         assert_eq!(batches, [Some(1), Some(8), Some(64)]);
     }
 
@@ -209,7 +254,7 @@ mod tests {
             .unwrap_err()
         );
         assert!(
-            e.starts_with("command-line settings: backends[0]: engine") && !e.contains('\n'),
+            e == "command-line settings: backends[0] (torch): --engine applies only to kind \"tflite\"",
             "{e}"
         );
     }

@@ -16,9 +16,9 @@ use crate::clock::HAND_OFF_EVERY_S;
 use crate::clock::{Phase, PhaseLog, RunClock, Slot};
 use crate::input::{top_k, Prediction};
 use crate::machine::MachineState;
-use crate::results::GpuState;
 use crate::rig::ProtocolSpec;
 use crate::sensor::nvml::GpuProbe;
+use crate::sensor::nvml::GpuState;
 
 /// Where the timed loop hands its latencies while a run streams them to disk (the writer
 /// thread of [`crate::output::stream`]). A hand-off must return at once: the loop is timing.

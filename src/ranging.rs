@@ -41,7 +41,7 @@ pub fn range(plan: &Plan, options: &RunOptions) -> Result<Plan> {
     if let Some(failed) = record.backends.iter().find_map(|b| {
         b.runs
             .iter()
-            .find_map(|r| r.error.as_ref().map(|e| (b.spec.kind, e)))
+            .find_map(|r| r.error.as_ref().map(|e| (b.spec.kind(), e)))
     }) {
         bail!(
             "ranging pass: backend {} failed: {}",

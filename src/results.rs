@@ -14,8 +14,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::sensor::Origin;
 
 /// The layout of a run folder's files. 1 was the unversioned layout of the first releases
-/// (no `schema_version` in `run.json`); 2 added validity columns and typed statuses.
-pub const SCHEMA_VERSION: u32 = 2;
+/// (no `schema_version` in `run.json`); 2 added validity columns and typed statuses; 3 gives
+/// each backend of the rig as run only its own kind's keys (`run.json`'s `rig.backends`).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// How a summary row ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -427,9 +428,9 @@ mod tests {
             old.contains("(schema 1)") && old.contains("measure again"),
             "{old}"
         );
-        let newer = refuse(r#"{"schema_version": 3, "joulebench_version": "0.9.0"}"#);
+        let newer = refuse(r#"{"schema_version": 4, "joulebench_version": "0.9.0"}"#);
         assert!(
-            newer.contains("holds results of schema 3 (joulebench 0.9.0)"),
+            newer.contains("holds results of schema 4 (joulebench 0.9.0)"),
             "{newer}"
         );
         let garbage = refuse("not json");

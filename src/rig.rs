@@ -3,13 +3,13 @@
 //! Every table rejects unknown keys, so a misspelt setting is an error with its line and
 //! column rather than a silently ignored default.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 /// A parsed rig file.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rig {
     /// Short name, used in result folder names and in every summary row.
@@ -44,7 +44,7 @@ fn default_idle_baseline_s() -> f64 {
 }
 
 /// How many classifications, and the pauses around them. The defaults are the 2019 method.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProtocolSpec {
     /// Untimed classifications before the timed run.
@@ -91,6 +91,7 @@ fn default_repeat() -> u32 {
     clap::ValueEnum,
     strum::IntoStaticStr,
     strum::VariantArray,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "kebab-case")]
 #[strum(serialize_all = "kebab-case")]
@@ -132,236 +133,10 @@ impl Default for ProtocolSpec {
     }
 }
 
-/// One inference backend of the rig.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackendSpec {
-    pub kind: BackendKind,
-    /// The runtime that executes a `tflite` model; by default LiteRT where its library is
-    /// found, else the `tflite` crate's TF Lite 1.15.5.
-    #[serde(default)]
-    pub engine: Option<Engine>,
-    /// XNNPACK for the `litert` engine (default on).
-    #[serde(default)]
-    pub xnnpack: Option<bool>,
-    /// Path of `libLiteRt.so`; by default $JOULEBENCH_LITERT_LIB, else the project venv's.
-    #[serde(default)]
-    pub litert_lib: Option<PathBuf>,
-    /// `edgetpu` only: path of `libedgetpu.so.1`; by default $JOULEBENCH_EDGETPU_LIB, else
-    /// the system's library search.
-    #[serde(default)]
-    pub edgetpu_lib: Option<PathBuf>,
-    /// `edgetpu` only: path of `libtensorflowlite_c.so`; by default $JOULEBENCH_TFLITE_C_LIB,
-    /// else the system's library search.
-    #[serde(default)]
-    pub tflite_c_lib: Option<PathBuf>,
-    /// `edgetpu` only: "usb", "usb:N", "pci" or "pci:N"; by default the first Edge TPU found.
-    #[serde(default)]
-    pub edgetpu_device: Option<crate::backend::edgetpu::spec::DeviceChoice>,
-    /// A model name from `models/manifest.toml`, or a path to a `.tflite` file.
-    pub model: String,
-    /// An image name from the manifest, or a path to a BMP, JPEG or PNG file.
-    pub image: String,
-    /// CPU threads (intra-op threads for `torch`).
-    #[serde(default = "default_threads")]
-    pub threads: u32,
-    /// `torch` only: "cpu" (default), "cuda" or "cuda:N".
-    #[serde(default)]
-    pub device: Option<Device>,
-    /// `torch` only: fp32 (default) or fp16.
-    #[serde(default)]
-    pub precision: Option<Precision>,
-    /// `torch` only: images per inference (default 1; more than 1 needs the Offline scenario).
-    #[serde(default)]
-    pub batch: Option<u32>,
-    /// `torch` only: let cuDNN time its algorithms on the first batches (default on; the
-    /// warm-up absorbs that time).
-    #[serde(default)]
-    pub cudnn_benchmark: Option<bool>,
-    /// `torch` only: capture the forward pass as a CUDA graph once and replay it for every
-    /// classification (default on CUDA, where the shim is built and the capture succeeds;
-    /// else eager, with the reason in the engine note). `false` runs eager; `true` insists:
-    /// a backend that cannot use graphs then fails to open.
-    #[serde(default)]
-    pub cuda_graph: Option<bool>,
-    /// `torch` only: run the network as an AOTInductor package (Inductor's fused kernels,
-    /// compiled once per machine, device, precision, batch and layout by the project's torch
-    /// venv and cached; see `src/backend/torch/aoti.rs`). Default on CUDA, where compiling
-    /// and loading work and the package's scores match eager ones (else eager kernels, with
-    /// the reason in the engine note); off on the CPU. `false` runs eager kernels; `true`
-    /// insists, on the CPU too: a backend that cannot use the package then fails to open.
-    #[serde(default)]
-    pub aoti: Option<bool>,
-    /// `torch` only: keep activations channels-last (NHWC in memory), which cuDNN's fp16
-    /// kernels prefer. Default on for fp16 on CUDA, off otherwise.
-    #[serde(default)]
-    pub channels_last: Option<bool>,
-}
-
-fn default_threads() -> u32 {
-    1
-}
-
-impl BackendSpec {
-    /// A backend of `kind` with every optional setting at its default; model and image empty.
-    pub fn new(kind: BackendKind) -> Self {
-        Self {
-            kind,
-            engine: None,
-            xnnpack: None,
-            litert_lib: None,
-            edgetpu_lib: None,
-            tflite_c_lib: None,
-            edgetpu_device: None,
-            model: String::new(),
-            image: String::new(),
-            threads: default_threads(),
-            device: None,
-            precision: None,
-            batch: None,
-            cudnn_benchmark: None,
-            cuda_graph: None,
-            aoti: None,
-            channels_last: None,
-        }
-    }
-
-    /// Images per inference call.
-    pub fn batch(&self) -> u32 {
-        self.batch.unwrap_or(1)
-    }
-}
-
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Deserialize,
-    Serialize,
-    PartialEq,
-    Eq,
-    clap::ValueEnum,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "kebab-case")]
-#[strum(serialize_all = "kebab-case")]
-pub enum BackendKind {
-    /// Int8 TensorFlow Lite on the CPU.
-    Tflite,
-    /// Float MobileNetV2 (the int8 model's weights, dequantized) through libtorch, on the CPU
-    /// or an NVIDIA GPU. Needs a build with the `torch` feature.
-    Torch,
-    /// A model compiled by `edgetpu_compiler` on a Coral Edge TPU (libedgetpu and the TF Lite
-    /// C library, loaded at run time).
-    Edgetpu,
-}
-
-/// Where a `torch` backend computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(try_from = "String", into = "String")]
-pub enum Device {
-    Cpu,
-    Cuda(u32),
-}
-
-impl std::str::FromStr for Device {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "cpu" => Ok(Device::Cpu),
-            "cuda" => Ok(Device::Cuda(0)),
-            _ => s
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .map(Device::Cuda)
-                .ok_or_else(|| format!("device {s:?} is not \"cpu\", \"cuda\" or \"cuda:N\"")),
-        }
-    }
-}
-
-impl TryFrom<String> for Device {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        s.parse()
-    }
-}
-
-impl From<Device> for String {
-    fn from(d: Device) -> String {
-        d.to_string()
-    }
-}
-
-impl std::fmt::Display for Device {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Device::Cpu => write!(f, "cpu"),
-            Device::Cuda(n) => write!(f, "cuda:{n}"),
-        }
-    }
-}
-
-/// Numeric precision of a `torch` backend.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Deserialize,
-    Serialize,
-    clap::ValueEnum,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "kebab-case")]
-#[strum(serialize_all = "kebab-case")]
-pub enum Precision {
-    Fp32,
-    Fp16,
-}
-
-impl Precision {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
-/// A runtime for int8 TFLite models.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Deserialize,
-    Serialize,
-    PartialEq,
-    Eq,
-    clap::ValueEnum,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "kebab-case")]
-#[strum(serialize_all = "kebab-case")]
-pub enum Engine {
-    /// Google's LiteRT (`libLiteRt.so` from the `ai-edge-litert` wheel), XNNPACK by default.
-    Litert,
-    /// TensorFlow Lite 1.15.5, compiled into joulebench by the `tflite` crate.
-    Tflite,
-}
-
-impl Engine {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
-impl BackendKind {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
+pub use crate::backend::spec::{
+    BackendKind, BackendSpec, Device, EdgetpuSpec, Engine, Precision, TfliteSpec, TorchSpec,
+    Workload,
+};
 
 pub use crate::sensor::nominal::NominalSpec;
 pub use crate::sensor::nvml::{NvmlMethod, NvmlSpec};
@@ -390,14 +165,16 @@ impl Rig {
     /// Parses and validates rig TOML; errors name the line and column.
     pub fn parse(text: &str) -> Result<Self> {
         let rig: Rig = toml::from_str(text).map_err(|e| {
+            let message = e.message().trim();
             let at = e
                 .span()
                 .map(|span| {
-                    let (line, col) = line_col(text, span.start);
+                    let start = key_in_table(text, span.clone(), message).unwrap_or(span.start);
+                    let (line, col) = line_col(text, start);
                     format!("line {line}, column {col}: ")
                 })
                 .unwrap_or_default();
-            anyhow::anyhow!("{at}{}", e.message().trim())
+            anyhow::anyhow!("{at}{message}")
         })?;
         rig.validate()?;
         Ok(rig)
@@ -424,62 +201,14 @@ impl Rig {
         if let Some(s) = p.min_duration_s {
             check_seconds("protocol.min_duration_s", s)?;
         }
+        let offline = p.scenario == Scenario::Offline;
         for (i, b) in self.backends.iter().enumerate() {
-            if b.threads == 0 {
-                bail!("backends[{i}].threads must be at least 1");
-            }
-            let torch_only = b.device.is_some()
-                || b.precision.is_some()
-                || b.batch.is_some()
-                || b.cudnn_benchmark.is_some()
-                || b.cuda_graph.is_some()
-                || b.aoti.is_some()
-                || b.channels_last.is_some();
-            let tflite_only = b.engine.is_some() || b.xnnpack.is_some() || b.litert_lib.is_some();
-            if b.kind != BackendKind::Edgetpu && has_edgetpu_keys(b) {
-                bail!("backends[{i}]: edgetpu_lib, tflite_c_lib and edgetpu_device belong to kind \"edgetpu\"");
-            }
-            match b.kind {
-                BackendKind::Edgetpu => validate_edgetpu(i, b)?,
-                BackendKind::Tflite if torch_only => bail!(
-                    "backends[{i}]: device, precision, batch, cudnn_benchmark, cuda_graph, aoti and channels_last belong to kind \"torch\""
-                ),
-                BackendKind::Torch if tflite_only => bail!(
-                    "backends[{i}]: engine, xnnpack and litert_lib belong to kind \"tflite\""
-                ),
-                _ => {}
-            }
-            if b.cuda_graph == Some(true) && !matches!(b.device, Some(Device::Cuda(_))) {
-                bail!("backends[{i}]: cuda_graph = true needs device = \"cuda\" or \"cuda:N\" (CUDA graphs run on an NVIDIA GPU)");
-            }
-            if b.batch() == 0 {
-                bail!("backends[{i}].batch must be at least 1");
-            }
-            if b.batch() > 1 && p.scenario == Scenario::SingleStream {
-                bail!("backends[{i}]: batch {} needs protocol.scenario = \"offline\" (single-stream is batch 1)", b.batch());
-            }
-            if b.engine == Some(Engine::Tflite)
-                && (b.xnnpack == Some(true) || b.litert_lib.is_some())
-            {
-                bail!("backends[{i}]: xnnpack and litert_lib belong to engine \"litert\" (TF Lite 1.15.5 has no XNNPACK)");
-            }
+            b.validate(offline)
+                .map_err(|e| anyhow::anyhow!("backends[{i}] ({}): {e}", b.kind().as_str()))?;
         }
         for (i, s) in self.sensors.iter().enumerate() {
-            match s {
-                SensorSpec::Ina219(spec) => {
-                    if spec.i2c_bus.is_none() {
-                        bail!("sensors[{i}] (ina219): i2c_bus is required, e.g. \"/dev/i2c-1\"");
-                    }
-                    if spec.load.is_some() || spec.faults.is_some() || spec.bus_adapter.is_some() {
-                        bail!(
-                            "sensors[{i}] (ina219): load, faults and bus_adapter belong to kind \"ina219-sim\""
-                        );
-                    }
-                    validate_ina219(i, spec)?;
-                }
-                SensorSpec::Ina219Sim(spec) => validate_ina219(i, spec)?,
-                _ => kind_check(i, s, s.validate_alone())?,
-            }
+            s.validate_alone()
+                .map_err(|e| anyhow::anyhow!("sensors[{i}] ({}): {e}", s.kind()))?;
         }
         self.validate_buses()?;
         self.validate_total()
@@ -616,65 +345,36 @@ fn check_seconds(key: &str, value: f64) -> Result<()> {
     Ok(())
 }
 
-/// A sensor kind's own check (which lives with the kind), as one line naming the sensor.
-fn kind_check(i: usize, spec: &SensorSpec, checked: Result<(), String>) -> Result<()> {
-    checked.map_err(|e| anyhow::anyhow!("sensors[{i}] ({}): {e}", spec.kind()))
-}
-
-fn validate_ina219(i: usize, spec: &Ina219Spec) -> Result<()> {
-    if !(0x40..=0x4F).contains(&spec.address) {
-        bail!(
-            "sensors[{i}]: address {:#04x} is not an INA219 address (0x40 to 0x4f)",
-            spec.address
-        );
+/// Where the key an error names is written, when the error points at a table's header: a
+/// `[[backends]]` table is read through its `kind` tag, so serde places an unknown key or a
+/// bad value at the table, not at the key. The key is the one in backquotes ("unknown field
+/// `thread`") or the message's first word ("device \"gpu\" is not ..."), looked for in the
+/// table's lines, up to the next header.
+fn key_in_table(text: &str, header: std::ops::Range<usize>, message: &str) -> Option<usize> {
+    let key = match message.split_once('`') {
+        Some((_, rest)) => rest.split('`').next()?,
+        None => message.split_whitespace().next()?,
+    };
+    if !text.get(header.clone())?.trim_start().starts_with('[') {
+        return None;
     }
-    if !(spec.shunt_ohms > 0.0 && spec.shunt_ohms.is_finite()) {
-        bail!(
-            "sensors[{i}]: shunt_ohms must be positive, not {}",
-            spec.shunt_ohms
-        );
-    }
-    if !(spec.max_current_a > 0.0 && spec.max_current_a.is_finite()) {
-        bail!(
-            "sensors[{i}]: max_current_a must be positive, not {}",
-            spec.max_current_a
-        );
-    }
-    if !(0.0..=100.0).contains(&spec.shunt_tolerance_pct) {
-        bail!(
-            "sensors[{i}]: shunt_tolerance_pct must be 0 to 100 percent, not {}",
-            spec.shunt_tolerance_pct
-        );
-    }
-    if ![16, 32].contains(&spec.bus_range_v) {
-        bail!("sensors[{i}]: bus_range_v must be 16 or 32");
-    }
-    if let Some(mv) = spec.shunt_range_mv {
-        if ![40, 80, 160, 320].contains(&mv) {
-            bail!("sensors[{i}]: shunt_range_mv must be 40, 80, 160 or 320");
+    let mut lines = text.get(header.end..)?.split_inclusive('\n');
+    // The rest of the header's own line.
+    let mut offset = header.end + lines.next()?.len();
+    for line in lines {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            break;
         }
+        let is_key = trimmed
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with('='));
+        if is_key {
+            return Some(offset + line.len() - trimmed.len());
+        }
+        offset += line.len();
     }
-    if ![100, 400].contains(&spec.bus_khz) {
-        bail!(
-            "sensors[{i}]: bus_khz must be 100 or 400 (the INA219's I2C standard and fast modes), not {}",
-            spec.bus_khz
-        );
-    }
-    if let Some(faults) = &spec.faults {
-        faults
-            .validate()
-            .map_err(|e| anyhow::anyhow!("sensors[{i}]: {e}"))?;
-    }
-    let checks = [
-        crate::sensor::ina219::check_correction(spec),
-        spec.load
-            .as_ref()
-            .map_or(Ok(()), crate::sensor::ina219_sim::check_load),
-    ];
-    for checked in checks {
-        checked.map_err(|e| anyhow::anyhow!("sensors[{i}]: {e}"))?;
-    }
-    Ok(())
+    None
 }
 
 /// 1-based line and column of a byte offset.
@@ -683,40 +383,6 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
-}
-
-/// The rig checks of an `edgetpu` backend: settings of other kinds are refused rather than
-/// ignored. `i` is the backend's index, for the message.
-fn validate_edgetpu(i: usize, spec: &BackendSpec) -> Result<()> {
-    let foreign = [
-        ("engine", spec.engine.is_some()),
-        ("xnnpack", spec.xnnpack.is_some()),
-        ("litert_lib", spec.litert_lib.is_some()),
-        ("device", spec.device.is_some()),
-        ("precision", spec.precision.is_some()),
-        ("batch", spec.batch.is_some()),
-        ("cudnn_benchmark", spec.cudnn_benchmark.is_some()),
-        ("cuda_graph", spec.cuda_graph.is_some()),
-        ("aoti", spec.aoti.is_some()),
-        ("channels_last", spec.channels_last.is_some()),
-    ];
-    if let Some((key, _)) = foreign.iter().find(|(_, set)| *set) {
-        bail!("backends[{i}]: {key} does not apply to kind \"edgetpu\" (its keys: edgetpu_lib, tflite_c_lib, edgetpu_device, threads)");
-    }
-    for (key, path) in [
-        ("edgetpu_lib", &spec.edgetpu_lib),
-        ("tflite_c_lib", &spec.tflite_c_lib),
-    ] {
-        if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
-            bail!("backends[{i}].{key} is empty: give a path, or leave it out for the default");
-        }
-    }
-    Ok(())
-}
-
-/// Whether a kind other than `edgetpu` sets an `edgetpu` key.
-fn has_edgetpu_keys(spec: &BackendSpec) -> bool {
-    spec.edgetpu_lib.is_some() || spec.tflite_c_lib.is_some() || spec.edgetpu_device.is_some()
 }
 
 #[cfg(test)]
@@ -759,9 +425,10 @@ image = "bird.bmp"
         assert_eq!(rig.protocol.warmup, 1);
         assert_eq!(rig.protocol.settle_s, 1.0);
         assert_eq!(rig.protocol.runs, 250);
-        assert_eq!(rig.backends[0].threads, 1);
+        assert_eq!(rig.backends[0].threads(), 1);
         assert_eq!(
-            rig.backends[0].engine, None,
+            rig.backends[0].tflite().unwrap().engine,
+            None,
             "the engine is chosen at run time"
         );
     }
@@ -773,8 +440,9 @@ image = "bird.bmp"
         assert!(err.contains("belong to engine \"litert\""), "{err}");
         let text = format!("{MINIMAL}engine = \"litert\"\nxnnpack = false\n");
         let rig = Rig::parse(&text).unwrap();
+        let tflite = rig.backends[0].tflite().unwrap();
         assert_eq!(
-            (rig.backends[0].engine, rig.backends[0].xnnpack),
+            (tflite.engine, tflite.xnnpack),
             (Some(Engine::Litert), Some(false))
         );
     }
@@ -991,21 +659,21 @@ image = "bird.bmp"
         for (extra, want) in [
             (
                 "shunt_correction = 0.7\n",
-                "sensors[0]: shunt_correction must be between 0.8 and 1.25, not 0.7: a current \
+                "sensors[0] (ina219-sim): shunt_correction must be between 0.8 and 1.25, not 0.7: a current \
                  that far off its reference is a wiring fault, not a shunt's tolerance",
             ),
             (
                 "reference_uncertainty_pct = 0.1\n",
-                "sensors[0]: reference_uncertainty_pct needs shunt_correction (joulebench \
+                "sensors[0] (ina219-sim): reference_uncertainty_pct needs shunt_correction (joulebench \
                  calibrate writes both)",
             ),
             (
                 "shunt_correction = 1.01\nreference_uncertainty_pct = 25.0\n",
-                "sensors[0]: reference_uncertainty_pct must be above 0 and at most 20, not 25",
+                "sensors[0] (ina219-sim): reference_uncertainty_pct must be above 0 and at most 20, not 25",
             ),
             (
                 "[sensors.load]\nactual_shunt_ohms = 0.0\n",
-                "sensors[0]: load.actual_shunt_ohms must be positive, not 0",
+                "sensors[0] (ina219-sim): load.actual_shunt_ohms must be positive, not 0",
             ),
         ] {
             let err = format!(
@@ -1085,30 +753,36 @@ image = "bird.bmp"
             "{edgetpu}edgetpu_lib = \"/usr/lib/libedgetpu.so.1\"\ntflite_c_lib = \"/opt/tfl.so\"\nedgetpu_device = \"usb:0\"\nthreads = 2\n"
         );
         let rig = Rig::parse(&text).unwrap();
-        let b = &rig.backends[0];
-        assert_eq!(b.kind, BackendKind::Edgetpu);
+        let BackendSpec::Edgetpu(b) = &rig.backends[0] else {
+            panic!("{:?}", rig.backends[0]);
+        };
         assert_eq!(b.edgetpu_device.unwrap().to_string(), "usb:0");
         assert_eq!(b.tflite_c_lib.as_deref(), Some(Path::new("/opt/tfl.so")));
-        assert!(Rig::parse(&edgetpu).unwrap().backends[0]
-            .edgetpu_device
-            .is_none());
+        assert_eq!(b.threads, 2);
+        assert!(matches!(
+            &Rig::parse(&edgetpu).unwrap().backends[0],
+            BackendSpec::Edgetpu(EdgetpuSpec {
+                edgetpu_device: None,
+                ..
+            })
+        ));
 
         let cases = [
             (
                 format!("{MINIMAL}edgetpu_device = \"usb\"\n"),
-                "belong to kind \"edgetpu\"",
+                "unknown field `edgetpu_device`, expected one of `model`, `image`, `threads`, `engine`, `xnnpack`, `litert_lib`",
             ),
             (
                 format!("{MINIMAL}tflite_c_lib = \"/x.so\"\n"),
-                "belong to kind \"edgetpu\"",
+                "unknown field `tflite_c_lib`",
             ),
             (
                 format!("{edgetpu}xnnpack = true\n"),
-                "xnnpack does not apply to kind \"edgetpu\"",
+                "unknown field `xnnpack`, expected one of `model`, `image`, `threads`, `edgetpu_lib`, `tflite_c_lib`, `edgetpu_device`",
             ),
             (
                 format!("{edgetpu}device = \"cuda\"\n"),
-                "device does not apply to kind \"edgetpu\"",
+                "unknown field `device`",
             ),
             (
                 format!("{edgetpu}edgetpu_lib = \"\"\n"),
@@ -1150,7 +824,10 @@ image = "bird.bmp"
             (format!("{torch}device = \"cuda\"\n"), None),
         ] {
             assert_eq!(
-                Rig::parse(&text).unwrap().backends[0].cuda_graph,
+                Rig::parse(&text).unwrap().backends[0]
+                    .torch()
+                    .unwrap()
+                    .cuda_graph,
                 want,
                 "{text}"
             );
@@ -1158,11 +835,11 @@ image = "bird.bmp"
         let cases = [
             (
                 format!("{MINIMAL}cuda_graph = false\n"),
-                "device, precision, batch, cudnn_benchmark, cuda_graph, aoti and channels_last belong to kind \"torch\"",
+                "unknown field `cuda_graph`",
             ),
             (
                 format!("{edgetpu}cuda_graph = true\n"),
-                "cuda_graph does not apply to kind \"edgetpu\"",
+                "unknown field `cuda_graph`",
             ),
             (
                 format!("{torch}cuda_graph = true\n"),
@@ -1177,6 +854,40 @@ image = "bird.bmp"
             let err = format!("{:#}", Rig::parse(&text).unwrap_err());
             assert!(err.contains(want), "{want}: {err}");
             assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+
+    /// `docs/src/reference/rig.schema.json` is the JSON Schema the spec types give (through
+    /// schemars, from the same serde attributes the parser follows), so editors that read it
+    /// (Taplo, Even Better TOML) check a rig as it is typed, and it cannot drift from the code.
+    /// `JOULEBENCH_UPDATE_DOCS=1 cargo test --lib rig::tests::the_rig_schema` writes it.
+    #[test]
+    fn the_rig_schema_is_the_one_the_spec_types_give() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/src/reference/rig.schema.json");
+        let generated = serde_json::to_string_pretty(&schemars::schema_for!(Rig)).unwrap() + "\n";
+        if std::env::var_os("JOULEBENCH_UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+            return;
+        }
+        let written = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            written == generated,
+            "{} is not what the spec types give: run `JOULEBENCH_UPDATE_DOCS=1 cargo test \
+             --lib rig::tests::the_rig_schema` and commit it",
+            path.display()
+        );
+        // Every backend and sensor kind is a choice by `kind` that refuses other keys.
+        let schema: serde_json::Value = serde_json::from_str(&generated).unwrap();
+        for (spec, kinds) in [("BackendSpec", 3), ("SensorSpec", 7)] {
+            let choices = schema["$defs"][spec]["oneOf"].as_array().unwrap();
+            assert_eq!(choices.len(), kinds, "{spec}");
+            for choice in choices {
+                assert_eq!(choice["additionalProperties"], false, "{choice}");
+                assert!(
+                    choice["properties"]["kind"]["const"].is_string(),
+                    "{choice}"
+                );
+            }
         }
     }
 
@@ -1199,8 +910,10 @@ image = "bird.bmp"
         use proptest::option::of;
         use proptest::prelude::*;
 
+        use std::path::PathBuf;
+
         use super::*;
-        use crate::backend::edgetpu::spec::{Bus, DeviceChoice};
+        use crate::backend::spec::{Bus, DeviceChoice};
         use crate::sensor::hwmon::HwmonSpec;
         use crate::sensor::ina3221::Ina3221Spec;
         use crate::sensor::rapl::RaplSpec;
@@ -1268,44 +981,36 @@ image = "bird.bmp"
             let device = (prop_oneof![Just(Bus::Usb), Just(Bus::Pci)], of(0usize..4))
                 .prop_map(|(bus, index)| DeviceChoice { bus, index });
             let edgetpu = (of(path()), of(path()), of(device));
-            // Mostly the keys of the backend's own kind; sometimes another kind's (invalid).
-            let foreign = prop_oneof![9 => Just(false), 1 => Just(true)];
-            (
-                kind,
-                tflite,
-                torch,
-                edgetpu,
-                text(),
-                text(),
-                0u32..5,
-                foreign,
-            )
-                .prop_map(
-                    |(kind, tflite, torch, edgetpu, model, image, threads, foreign)| {
-                        let mut b = BackendSpec {
+            // Another kind's keys cannot be held by a backend of this one: the tagged tables
+            // refuse them as unknown keys (tested by hand above).
+            (kind, tflite, torch, edgetpu, text(), text(), 0u32..5).prop_map(
+                |(kind, tflite, torch, edgetpu, model, image, threads)| {
+                    let mut b = BackendSpec::new(
+                        kind,
+                        Workload {
                             model,
                             image,
                             threads,
-                            ..BackendSpec::new(kind)
-                        };
-                        if kind == BackendKind::Tflite || foreign {
-                            (b.engine, b.xnnpack, b.litert_lib) = tflite;
-                        }
-                        if kind == BackendKind::Torch || foreign {
+                        },
+                    );
+                    match &mut b {
+                        BackendSpec::Tflite(s) => (s.engine, s.xnnpack, s.litert_lib) = tflite,
+                        BackendSpec::Torch(s) => {
                             (
-                                b.device,
-                                b.precision,
-                                b.batch,
-                                b.cudnn_benchmark,
-                                b.cuda_graph,
-                            ) = torch;
+                                s.device,
+                                s.precision,
+                                s.batch,
+                                s.cudnn_benchmark,
+                                s.cuda_graph,
+                            ) = torch
                         }
-                        if kind == BackendKind::Edgetpu || foreign {
-                            (b.edgetpu_lib, b.tflite_c_lib, b.edgetpu_device) = edgetpu;
+                        BackendSpec::Edgetpu(s) => {
+                            (s.edgetpu_lib, s.tflite_c_lib, s.edgetpu_device) = edgetpu
                         }
-                        b
-                    },
-                )
+                    }
+                    b
+                },
+            )
         }
 
         fn adc() -> impl Strategy<Value = AdcMode> {

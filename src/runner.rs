@@ -107,7 +107,7 @@ pub fn prepare(plan: Plan) -> Result<Prepared> {
         .iter()
         .enumerate()
         .map(|(i, spec)| {
-            prepare_backend(spec).with_context(|| format!("backend {i} ({})", spec.kind.as_str()))
+            prepare_backend(spec).with_context(|| format!("backend {i} ({})", spec.kind().as_str()))
         })
         .collect::<Result<Vec<_>>>()?;
     let ctx = SensorContext::new(clock, phases.clone());
@@ -155,13 +155,13 @@ fn extend_for_slow_sensors(rig: &mut Rig, sensors: &[Box<dyn PowerSensor>]) {
 /// Loads one backend of a rig: verified model and image, engine, encoded input.
 pub fn prepare_backend(spec: &BackendSpec) -> Result<PreparedBackend> {
     let manifest = models::Manifest::load_default()?;
-    let model = manifest.open_model(&spec.model)?;
-    let image = manifest.open_image(&spec.image)?;
+    let model = manifest.open_model(spec.model())?;
+    let image = manifest.open_image(spec.image())?;
     let labels = match &model.labels {
         Some(path) => Labels::load(path, model.label_offset)?,
         None => Labels::default(),
     };
-    backend::check::check(spec.kind, &model.path, &labels, model.labels.as_deref())?;
+    backend::check::check(spec.kind(), &model.path, &labels, model.labels.as_deref())?;
     let backend::Opened { backend, fallback } = backend::open(spec, &model.path)?;
     let want = backend.input();
     let img = input::load_image(&image.path, want.width, want.height)?;

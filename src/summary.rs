@@ -503,7 +503,7 @@ fn row(record: &RunRecord, b: &BackendResult, at: &At, sensor: Option<Measured>)
         backend_index: at.backend_index,
         repetition: Repetition::One(at.repetition),
         repetitions: 1,
-        backend: b.spec.kind.as_str().into(),
+        backend: b.spec.kind().as_str().into(),
         engine: b.engine.engine.clone(),
         engine_version: b.engine.version.clone(),
         accelerator: b.engine.accelerator.clone(),

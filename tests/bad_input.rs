@@ -496,7 +496,7 @@ fn rig_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
         (
             "zero threads",
             base("", SIM).replace("image = \"bird.bmp\"", "image = \"bird.bmp\"\nthreads = 0"),
-            vec!["backends[0].threads must be at least 1"],
+            vec!["backends[0] (tflite): threads must be at least 1"],
         ),
         (
             "zero batch",
@@ -504,12 +504,12 @@ fn rig_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
                 "kind = \"tflite\"\nengine = \"tflite\"",
                 "kind = \"torch\"\nbatch = 0",
             ),
-            vec!["backends[0].batch must be at least 1"],
+            vec!["backends[0] (torch): batch must be at least 1"],
         ),
         (
             "zero shunt",
             base("", &SIM.replace("shunt_ohms = 0.1", "shunt_ohms = 0")),
-            vec!["sensors[0]: shunt_ohms must be positive, not 0"],
+            vec!["sensors[0] (ina219-sim): shunt_ohms must be positive, not 0"],
         ),
         (
             "negative shunt",
@@ -570,7 +570,7 @@ fn rig_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
         (
             "NaN simulated load",
             base("", &sim("[sensors.load]\nnoise_amps = nan")),
-            vec!["sensors[0]: load.noise_amps must be 0 or more, not NaN"],
+            vec!["sensors[0] (ina219-sim): load.noise_amps must be 0 or more, not NaN"],
         ),
         (
             "infinite supply voltage",
@@ -693,7 +693,7 @@ fn conflicting_flags() {
         (
             "--engine with --backend torch",
             vec!["--backend", "torch", "--engine", "litert"],
-            "engine, xnnpack and litert_lib belong to kind \"tflite\"",
+            "backends[0] (torch): --engine applies only to kind \"tflite\"",
         ),
         (
             "--batch without --scenario offline",

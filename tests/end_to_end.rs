@@ -416,7 +416,7 @@ fn repeated_runs_give_a_row_each_and_an_aggregate_with_intervals() {
     }
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("run.json")).unwrap()).unwrap();
-    assert_eq!(json["schema_version"], 2);
+    assert_eq!(json["schema_version"], joulebench::results::SCHEMA_VERSION);
     let timed = json["phases"]
         .as_array()
         .unwrap()
@@ -479,7 +479,7 @@ fn compare_reads_run_folders_exports_and_refuses_unknown_schemas() {
     )
     .unwrap();
     let out = run(&["compare", s(&example), s(tmp.path())]);
-    assert_one_line_error(&out, "(schema 1); this joulebench reads schema 2");
+    assert_one_line_error(&out, "(schema 1); this joulebench reads schema 3");
 }
 
 #[test]

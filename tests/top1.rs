@@ -5,7 +5,7 @@ mod common;
 
 use joulebench::input::top_k;
 use joulebench::models::Manifest;
-use joulebench::rig::{BackendKind, BackendSpec, Engine};
+use joulebench::rig::{BackendSpec, Engine, TfliteSpec};
 use joulebench::runner::prepare_backend;
 
 #[test]
@@ -23,14 +23,14 @@ fn both_models_classify_the_four_images() {
     for &(engine, xnnpack) in engines {
         for model in ["mobilenet_v2_1.0_224_quant", "tf2_mobilenet_v2_1.0_224_ptq"] {
             for image in ["bird.bmp", "cat.bmp", "grace_hopper.bmp", "parrot.jpg"] {
-                let spec = BackendSpec {
+                let spec = BackendSpec::Tflite(TfliteSpec {
                     engine: Some(engine),
                     xnnpack,
                     model: model.into(),
                     image: image.into(),
                     threads: if xnnpack == Some(false) { 1 } else { 2 },
-                    ..BackendSpec::new(BackendKind::Tflite)
-                };
+                    litert_lib: None,
+                });
                 let mut b = prepare_backend(&spec).unwrap();
                 let mut scores = Vec::new();
                 b.backend.infer(&b.input, &mut scores).unwrap();

@@ -8,17 +8,14 @@
 //! would be labelled as the Edge TPU's.
 
 mod ffi;
-pub mod spec;
-
-pub use spec::{Bus, DeviceChoice};
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use super::spec::{Bus, DeviceChoice, EdgetpuSpec};
 use super::{tensor_type, Backend, EngineInfo};
 use crate::input::{InputSpec, TensorType};
-use crate::rig::BackendSpec;
 
 /// Overrides the system's search for libedgetpu when the rig gives no `edgetpu_lib`.
 pub const EDGETPU_LIB_ENV: &str = crate::environment::EDGETPU_LIB;
@@ -162,7 +159,7 @@ pub struct EdgeTpuBackend {
 impl EdgeTpuBackend {
     /// Checks the model, loads both libraries, picks the Edge TPU and attaches its delegate.
     /// Each failure is one line, in that order.
-    pub fn open(spec: &BackendSpec, model: &Path) -> Result<Self> {
+    pub fn open(spec: &EdgetpuSpec, model: &Path) -> Result<Self> {
         check_compiled_for_edgetpu(model)?;
         let (edgetpu, tflite) = load_libraries(spec)?;
         let devices = edgetpu.devices();
@@ -200,7 +197,7 @@ impl EdgeTpuBackend {
 /// Loads libedgetpu, then the TF Lite C library, from the rig's paths, the environment or the
 /// system's search.
 fn load_libraries(
-    spec: &BackendSpec,
+    spec: &EdgetpuSpec,
 ) -> Result<(&'static ffi::EdgeTpuApi, &'static ffi::TfLiteApi)> {
     let choice = EDGETPU.choose(spec.edgetpu_lib.as_deref());
     let edgetpu = ffi::load_edgetpu(&choice.path).map_err(|e| EDGETPU.error(&choice, e))?;
@@ -264,7 +261,6 @@ impl Backend for EdgeTpuBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rig::BackendKind;
 
     fn shared(file: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -275,7 +271,7 @@ mod tests {
     const FIXTURE: &str = "keras_lstm_mnist_ptq_edgetpu.tflite";
     const PLAIN: &str = "mobilenet_v2_1.0_224_quant.tflite";
 
-    fn open_err(spec: &BackendSpec, model: &Path) -> String {
+    fn open_err(spec: &EdgetpuSpec, model: &Path) -> String {
         match EdgeTpuBackend::open(spec, model) {
             Ok(_) => panic!("opened without an Edge TPU"),
             Err(e) => {
@@ -311,11 +307,11 @@ mod tests {
         }
     }
 
-    fn spec(edgetpu_lib: &Path, tflite_c_lib: &Path) -> BackendSpec {
-        BackendSpec {
+    fn spec(edgetpu_lib: &Path, tflite_c_lib: &Path) -> EdgetpuSpec {
+        EdgetpuSpec {
             edgetpu_lib: Some(edgetpu_lib.to_owned()),
             tflite_c_lib: Some(tflite_c_lib.to_owned()),
-            ..BackendSpec::new(BackendKind::Edgetpu)
+            ..EdgetpuSpec::default()
         }
     }
 
@@ -471,7 +467,7 @@ mod tests {
         );
     }
 
-    fn spec_with(edgetpu_lib: &Path, tflite_c_lib: &str) -> BackendSpec {
+    fn spec_with(edgetpu_lib: &Path, tflite_c_lib: &str) -> EdgetpuSpec {
         spec(edgetpu_lib, Path::new(tflite_c_lib))
     }
 

@@ -86,19 +86,42 @@ impl Backend for LiteRtBackend {
     }
 }
 
-/// Finds libLiteRt.so: `explicit` (from the rig) if given, else env `JOULEBENCH_LITERT_LIB`, else
-/// `<cache>/venv/lib/python3*/site-packages/ai_edge_litert/libLiteRt.so` where cache =
-/// [`crate::cache_dir`] (where `make setup` installs the wheel).
+/// The file name of LiteRT's C library, as the `ai-edge-litert` wheel and a release tarball
+/// ship it.
+const LIBRARY_FILE: &str = "libLiteRt.so";
+
+/// Finds libLiteRt.so: `explicit` (from the rig) if given, else env `JOULEBENCH_LITERT_LIB`,
+/// else beside the joulebench executable (a release tarball ships it there, for boards
+/// without Python), else `<cache>/venv/lib/python3*/site-packages/ai_edge_litert/libLiteRt.so`
+/// where cache = [`crate::cache_dir`] (where `make setup` installs the wheel).
 pub fn locate_library(explicit: Option<&Path>) -> Result<PathBuf> {
     let from_env = std::env::var_os(LIBRARY_ENV).filter(|v| !v.is_empty());
-    if let Some(path) = explicit.map(PathBuf::from).or(from_env.map(PathBuf::from)) {
+    let beside = std::env::current_exe()
+        .and_then(std::fs::canonicalize)
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf));
+    locate_in(
+        explicit.map(PathBuf::from).or(from_env.map(PathBuf::from)),
+        beside.as_deref(),
+        &crate::cache_dir().join("venv/lib"),
+    )
+}
+
+/// [`locate_library`] with its places given: a path named by the rig or the environment, the
+/// executable's folder, and the project venv's `lib` folder.
+fn locate_in(named: Option<PathBuf>, beside: Option<&Path>, venv_lib: &Path) -> Result<PathBuf> {
+    if let Some(path) = named {
         if !path.is_file() {
             bail!(not_found(&path.display().to_string()));
         }
         return Ok(path);
     }
-    let lib = crate::cache_dir().join("venv/lib");
-    let mut pythons: Vec<PathBuf> = std::fs::read_dir(&lib)
+    if let Some(path) = beside.map(|dir| dir.join(LIBRARY_FILE)) {
+        if path.is_file() {
+            return Ok(path);
+        }
+    }
+    let mut pythons: Vec<PathBuf> = std::fs::read_dir(venv_lib)
         .into_iter()
         .flatten()
         .flatten()
@@ -108,11 +131,17 @@ pub fn locate_library(explicit: Option<&Path>) -> Result<PathBuf> {
     pythons.sort();
     pythons
         .iter()
-        .map(|p| p.join("site-packages/ai_edge_litert/libLiteRt.so"))
+        .map(|p| p.join("site-packages/ai_edge_litert").join(LIBRARY_FILE))
         .find(|p| p.is_file())
         .with_context(|| {
-            let pattern = lib.join("python3*/site-packages/ai_edge_litert/libLiteRt.so");
-            not_found(&pattern.display().to_string())
+            let pattern = venv_lib
+                .join("python3*/site-packages/ai_edge_litert")
+                .join(LIBRARY_FILE);
+            let mut places = beside
+                .map(|dir| format!("{} and ", dir.join(LIBRARY_FILE).display()))
+                .unwrap_or_default();
+            places += &pattern.display().to_string();
+            not_found(&places)
         })
 }
 
@@ -321,6 +350,37 @@ mod tests {
                 assert_eq!(first, second, "{model}");
             }
         }
+    }
+
+    /// A named path wins; else the executable's folder (a release tarball's layout); else the
+    /// venv; where none holds it, the error names every place looked in.
+    #[test]
+    fn the_library_is_found_beside_the_executable_before_the_venv() {
+        let dir = tempfile::tempdir().unwrap();
+        let (exe_dir, venv_lib) = (dir.path().join("bin"), dir.path().join("venv/lib"));
+        let in_venv = venv_lib.join("python3.11/site-packages/ai_edge_litert");
+        std::fs::create_dir_all(&exe_dir).unwrap();
+        std::fs::create_dir_all(&in_venv).unwrap();
+        let err = format!(
+            "{:#}",
+            locate_in(None, Some(&exe_dir), &venv_lib).unwrap_err()
+        );
+        assert!(
+            err.starts_with(&format!(
+                "LiteRT library not found (looked in {}/libLiteRt.so and {}/python3*/",
+                exe_dir.display(),
+                venv_lib.display()
+            )),
+            "{err}"
+        );
+        std::fs::write(in_venv.join(LIBRARY_FILE), b"").unwrap();
+        let found = |named: Option<PathBuf>| locate_in(named, Some(&exe_dir), &venv_lib).unwrap();
+        assert_eq!(found(None), in_venv.join(LIBRARY_FILE));
+        std::fs::write(exe_dir.join(LIBRARY_FILE), b"").unwrap();
+        assert_eq!(found(None), exe_dir.join(LIBRARY_FILE));
+        let named = dir.path().join("mine.so");
+        std::fs::write(&named, b"").unwrap();
+        assert_eq!(found(Some(named.clone())), named);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod check;
 pub mod edgetpu;
 pub mod litert;
+pub mod spec;
 pub mod tflite;
 #[cfg(feature = "torch")]
 pub mod torch;
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::input::{InputSpec, TensorType};
-use crate::rig::{BackendKind, BackendSpec, Engine};
+use spec::{BackendSpec, Engine, TfliteSpec};
 
 /// Which engine computed a result, so rows from different engines are never mixed up.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -60,8 +61,8 @@ pub struct Opened {
 
 /// Loads `model` into the engine a rig's backend table names.
 pub fn open(spec: &BackendSpec, model: &Path) -> Result<Opened> {
-    let (backend, fallback): (Box<dyn Backend>, _) = match spec.kind {
-        BackendKind::Tflite => match engine_for(spec)? {
+    let (backend, fallback): (Box<dyn Backend>, _) = match spec {
+        BackendSpec::Tflite(spec) => match engine_for(spec)? {
             EngineChoice {
                 engine: Engine::Litert,
                 library: Some(library),
@@ -80,8 +81,8 @@ pub fn open(spec: &BackendSpec, model: &Path) -> Result<Opened> {
                 choice.fallback,
             ),
         },
-        BackendKind::Torch => open_torch(spec, model)?,
-        BackendKind::Edgetpu => (Box::new(edgetpu::EdgeTpuBackend::open(spec, model)?), None),
+        BackendSpec::Torch(spec) => open_torch(spec, model)?,
+        BackendSpec::Edgetpu(spec) => (Box::new(edgetpu::EdgeTpuBackend::open(spec, model)?), None),
     };
     Ok(Opened { backend, fallback })
 }
@@ -89,14 +90,14 @@ pub fn open(spec: &BackendSpec, model: &Path) -> Result<Opened> {
 /// The float backend: `model` is the int8 `.tflite` file whose dequantized weights it runs;
 /// with the reason it runs eager where CUDA graphs are the default.
 #[cfg(feature = "torch")]
-fn open_torch(spec: &BackendSpec, model: &Path) -> Result<(Box<dyn Backend>, Option<String>)> {
+fn open_torch(spec: &spec::TorchSpec, model: &Path) -> Result<(Box<dyn Backend>, Option<String>)> {
     let backend = torch::TorchBackend::open(spec, model)?;
     let note = backend.engine_note().map(str::to_string);
     Ok((Box::new(backend), note))
 }
 
 #[cfg(not(feature = "torch"))]
-fn open_torch(_: &BackendSpec, _: &Path) -> Result<(Box<dyn Backend>, Option<String>)> {
+fn open_torch(_: &spec::TorchSpec, _: &Path) -> Result<(Box<dyn Backend>, Option<String>)> {
     anyhow::bail!(
         "backend kind \"torch\" needs joulebench built with the torch feature: run `make run FEATURES=torch` (it installs libtorch into the project's torch venv)"
     )
@@ -117,7 +118,7 @@ pub struct EngineChoice {
 /// rig's choice (LiteRT insisted on but missing is an error), else LiteRT wherever its library
 /// is found (it runs MobileNetV2 several times faster than TF Lite 1.15), else the `tflite`
 /// crate's built-in TF Lite — never silently: `fallback` says why.
-pub fn engine_for(spec: &BackendSpec) -> Result<EngineChoice> {
+pub fn engine_for(spec: &TfliteSpec) -> Result<EngineChoice> {
     let library = || litert::locate_library(spec.litert_lib.as_deref());
     let choice = |engine, library, fallback| EngineChoice {
         engine,
@@ -172,11 +173,11 @@ pub(crate) fn tensor_type(
 mod tests {
     use super::*;
 
-    fn spec(engine: Option<Engine>) -> BackendSpec {
-        BackendSpec {
+    fn spec(engine: Option<Engine>) -> TfliteSpec {
+        TfliteSpec {
             engine,
             litert_lib: Some("/nonexistent/libLiteRt.so".into()),
-            ..BackendSpec::new(BackendKind::Tflite)
+            ..TfliteSpec::default()
         }
     }
 

@@ -246,7 +246,7 @@ fn open_only(args: &RunArgs, out: &mut Console<impl std::io::Write>) -> Result<E
     for (i, spec) in plan.rig.backends.iter().enumerate() {
         let start = std::time::Instant::now();
         let prepared = crate::runner::prepare_backend(spec)
-            .with_context(|| format!("backend {i} ({})", spec.kind.as_str()))?;
+            .with_context(|| format!("backend {i} ({})", spec.kind().as_str()))?;
         let engine = prepared.backend.engine();
         writeln!(
             out,

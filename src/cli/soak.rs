@@ -77,7 +77,7 @@ pub fn run(args: &SoakArgs, out: &mut Console<impl std::io::Write>) -> Result<Ex
             .rig
             .backends
             .iter()
-            .map(|b| b.threads)
+            .map(|b| b.threads())
             .max()
             .unwrap_or(1);
         soak::floor::probe(

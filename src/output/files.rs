@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::system::SystemInfo;
+use crate::machine::system::SystemInfo;
 use crate::record::RunRecord;
 use crate::results::SummaryRow;
 use crate::sensor::Origin;

@@ -8,7 +8,6 @@ pub mod files;
 mod fixtures;
 pub mod rebuild;
 pub mod stream;
-pub mod system;
 pub mod table;
 
 use std::fs::{File, OpenOptions};

@@ -393,7 +393,7 @@ fn rebuild_from(dir: &Path, json_path: &Path, json: RunJson) -> Result<Rebuilt> 
                 None => TimedRun {
                     latencies: lat,
                     window,
-                    batch: spec.batch.unwrap_or(1) as usize,
+                    batch: spec.batch() as usize,
                     interrupted: true,
                     ..TimedRun::default()
                 },

@@ -295,7 +295,7 @@ pub fn resolve(rig: &mut Rig, root: &Path) -> Option<SensorChoice> {
     let on_gpu = rig
         .backends
         .iter()
-        .any(|b| matches!(b.device, Some(Device::Cuda(_))));
+        .any(|b| matches!(b.torch().and_then(|t| t.device), Some(Device::Cuda(_))));
     if on_gpu {
         found.extend(detect_gpus().unwrap_or_default());
     }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::energy::{WindowEnergy, MIN_COUNTER_UPDATES};
 
 /// The rig's `[validity]` table: how much of a window the readings must cover.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValiditySpec {
     /// Least fraction of a window spanned by fresh readings no further apart than three

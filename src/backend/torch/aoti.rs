@@ -69,7 +69,7 @@ impl PackageKey {
 pub fn hardware_name(device: Device) -> Result<String> {
     match device {
         Device::Cpu => {
-            let cpu = crate::output::system::SystemInfo::read().cpu;
+            let cpu = crate::machine::system::SystemInfo::read().cpu;
             if cpu.is_empty() {
                 bail!("cannot tell this CPU's model from /proc/cpuinfo");
             }

@@ -25,10 +25,10 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use tch::{Kind, Tensor};
 
+use super::spec::{Device, Precision, TorchSpec};
 use super::{Backend, EngineInfo};
 use crate::input::{InputSpec, TensorType};
 use crate::models::NUM_CLASSES;
-use crate::rig::{BackendSpec, Device, Precision};
 use mobilenet::MobileNetV2;
 
 /// The libtorch version tch 0.24 is built for, reported when the wheel's `version.py` cannot
@@ -142,7 +142,7 @@ impl Graphed {
 
 impl TorchBackend {
     /// Loads the float weights of the int8 `model` onto the rig's device and precision.
-    pub fn open(spec: &BackendSpec, model: &Path) -> Result<Self> {
+    pub fn open(spec: &TorchSpec, model: &Path) -> Result<Self> {
         let device = spec.device.unwrap_or(Device::Cpu);
         let precision = spec.precision.unwrap_or(Precision::Fp32);
         let tdevice = match device {
@@ -547,7 +547,6 @@ mod tests {
     use crate::backend::tflite::TfliteBackend;
     use crate::input::{self, Normalization};
     use crate::models::Manifest;
-    use crate::rig::BackendKind;
 
     const MODELS: [&str; 2] = ["mobilenet_v2_1.0_224_quant", "tf2_mobilenet_v2_1.0_224_ptq"];
     const IMAGES: [&str; 4] = ["bird.bmp", "cat.bmp", "grace_hopper.bmp", "parrot.jpg"];
@@ -556,12 +555,12 @@ mod tests {
         Manifest::load_default().unwrap()
     }
 
-    fn spec(threads: u32, precision: Precision, batch: u32) -> BackendSpec {
-        BackendSpec {
+    fn spec(threads: u32, precision: Precision, batch: u32) -> TorchSpec {
+        TorchSpec {
             threads,
             precision: Some(precision),
             batch: Some(batch),
-            ..BackendSpec::new(BackendKind::Torch)
+            ..TorchSpec::default()
         }
     }
 
@@ -813,7 +812,7 @@ mod tests {
         let name = MODELS[0];
         let (_dir, path) = model_copy(name);
         let mut compiled = TorchBackend::open(
-            &BackendSpec {
+            &TorchSpec {
                 aoti: Some(true),
                 ..spec(1, Precision::Fp32, 1)
             },
@@ -845,7 +844,7 @@ mod tests {
             return;
         }
         let (_dir, path) = model_copy(MODELS[0]);
-        let s = BackendSpec {
+        let s = TorchSpec {
             aoti: Some(true),
             ..spec(1, Precision::Fp32, 2)
         };
@@ -870,7 +869,7 @@ mod tests {
     fn channels_last_classifies_like_nchw() {
         let (_dir, path) = model_copy(MODELS[1]);
         let mut nhwc = TorchBackend::open(
-            &BackendSpec {
+            &TorchSpec {
                 channels_last: Some(true),
                 ..spec(1, Precision::Fp32, 1)
             },
@@ -923,8 +922,8 @@ mod tests {
         batch: u32,
         cuda_graph: Option<bool>,
         aoti: Option<bool>,
-    ) -> BackendSpec {
-        BackendSpec {
+    ) -> TorchSpec {
+        TorchSpec {
             device: Some(Device::Cuda(0)),
             cuda_graph,
             aoti,
@@ -1157,7 +1156,7 @@ mod tests {
         }
         let (_dir, path) = model_copy(MODELS[0]);
         let eager_spec = spec(1, Precision::Fp32, 1);
-        let aoti_spec = BackendSpec {
+        let aoti_spec = TorchSpec {
             aoti: Some(true),
             ..eager_spec.clone()
         };

@@ -27,7 +27,7 @@ const DEFAULT_POLL_PERIOD: Duration = Duration::from_millis(100);
 const DEFAULT_COUNTER_PERIOD: Duration = super::rapl::READ_PERIOD;
 
 /// A `kind = "hwmon"` table: one channel of one hwmon chip.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HwmonSpec {
     /// What is measured, e.g. "12V input (PMBus)".

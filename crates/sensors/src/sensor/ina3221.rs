@@ -30,7 +30,7 @@ pub fn is_board_input(label: &str) -> bool {
 }
 
 /// A `kind = "ina3221"` table: one rail of a Jetson's INA3221.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ina3221Spec {
     /// What is measured, e.g. "Jetson Nano 5 V input".

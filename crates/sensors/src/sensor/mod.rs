@@ -21,7 +21,7 @@ use crate::clock::{PhaseLog, RunClock};
 use serde::{Deserialize, Serialize};
 
 /// One power sensor of the rig.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum SensorSpec {
     /// An INA219 on a Linux I2C bus (`/dev/i2c-N`).
@@ -67,7 +67,20 @@ impl SensorSpec {
     /// refuses, so `sensors --detect` can offer only tables a rig accepts.
     pub fn validate_alone(&self) -> Result<(), String> {
         match self {
-            SensorSpec::Ina219(_) | SensorSpec::Ina219Sim(_) | SensorSpec::Nvml(_) => Ok(()),
+            SensorSpec::Ina219(spec) => {
+                if spec.i2c_bus.is_none() {
+                    return Err("i2c_bus is required, e.g. \"/dev/i2c-1\"".into());
+                }
+                if spec.load.is_some() || spec.faults.is_some() || spec.bus_adapter.is_some() {
+                    return Err("load, faults and bus_adapter belong to kind \"ina219-sim\"".into());
+                }
+                spec.validate()
+            }
+            SensorSpec::Ina219Sim(spec) => {
+                spec.validate()?;
+                spec.load.as_ref().map_or(Ok(()), ina219_sim::check_load)
+            }
+            SensorSpec::Nvml(_) => Ok(()),
             SensorSpec::Nominal(spec) => spec.check_watts(),
             SensorSpec::Rapl(spec) => spec.validate(),
             SensorSpec::Hwmon(spec) => spec.validate(),

@@ -64,7 +64,7 @@ impl PowerSensor for NominalSensor {
 }
 
 /// A fixed power figure that stands in for a measurement.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NominalSpec {
     /// What the figure is for, e.g. "GTX1080 board (TDP)".

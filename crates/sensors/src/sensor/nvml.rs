@@ -551,7 +551,7 @@ impl GpuProbe {
 
 /// A probe on a fake GPU, for tests of what records its state.
 /// A GPU read through NVML.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NvmlSpec {
     /// What is measured, e.g. "GPU 0 board power".
@@ -566,7 +566,9 @@ pub struct NvmlSpec {
 }
 
 /// How an NVML sensor obtains energy.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum NvmlMethod {
     #[default]

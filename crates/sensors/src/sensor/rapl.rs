@@ -38,7 +38,7 @@ pub const CEILING_WATTS: f64 = 1000.0;
 pub const MIN_READ_PERIOD: Duration = Duration::from_millis(1);
 
 /// A `kind = "rapl"` table: one powercap RAPL zone.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RaplSpec {
     /// What is measured, e.g. "CPU package 0 (RAPL)".

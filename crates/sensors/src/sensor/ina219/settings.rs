@@ -26,6 +26,51 @@ pub const SHUNT_CORRECTION_BAND: std::ops::RangeInclusive<f64> = 0.8..=1.25;
 /// Largest `reference_uncertainty_pct`, as for `shunt_tolerance_pct`.
 pub(super) const MAX_REFERENCE_UNCERTAINTY_PCT: f64 = 20.0;
 
+impl Ina219Spec {
+    /// The checks of a chip's table that serde cannot make: its address, shunt, ranges, bus
+    /// speed, correction and injected faults, as one line naming the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0x40..=0x4F).contains(&self.address) {
+            return Err(format!(
+                "address {:#04x} is not an INA219 address (0x40 to 0x4f)",
+                self.address
+            ));
+        }
+        for (key, value) in [
+            ("shunt_ohms", self.shunt_ohms),
+            ("max_current_a", self.max_current_a),
+        ] {
+            if !(value > 0.0 && value.is_finite()) {
+                return Err(format!("{key} must be positive, not {value}"));
+            }
+        }
+        if !(0.0..=100.0).contains(&self.shunt_tolerance_pct) {
+            return Err(format!(
+                "shunt_tolerance_pct must be 0 to 100 percent, not {}",
+                self.shunt_tolerance_pct
+            ));
+        }
+        if ![16, 32].contains(&self.bus_range_v) {
+            return Err("bus_range_v must be 16 or 32".into());
+        }
+        if let Some(mv) = self.shunt_range_mv {
+            if ![40, 80, 160, 320].contains(&mv) {
+                return Err("shunt_range_mv must be 40, 80, 160 or 320".into());
+            }
+        }
+        if ![100, 400].contains(&self.bus_khz) {
+            return Err(format!(
+                "bus_khz must be 100 or 400 (the INA219's I2C standard and fast modes), not {}",
+                self.bus_khz
+            ));
+        }
+        if let Some(faults) = &self.faults {
+            faults.validate()?;
+        }
+        check_correction(self)
+    }
+}
+
 /// Checks `shunt_correction` and `reference_uncertainty_pct`; the error is one line naming
 /// the key.
 pub fn check_correction(spec: &Ina219Spec) -> Result<(), String> {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::MAX_SECONDS;
 
 /// An INA219 current/power monitor with its shunt.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ina219Spec {
     /// What the sensor measures, e.g. "5V USB to Pi".
@@ -134,6 +134,7 @@ fn default_bus_adc() -> AdcMode {
     Eq,
     strum::IntoStaticStr,
     strum::VariantArray,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "kebab-case")]
 #[strum(serialize_all = "kebab-case")]
@@ -161,7 +162,7 @@ fn default_bus_range_v() -> u8 {
 }
 
 /// INA219 ADC setting (BADC/SADC): one conversion at 9 to 12 bits, or 12-bit averaged.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub enum AdcMode {
     #[serde(rename = "9bit")]
     Bits9,
@@ -188,7 +189,7 @@ pub enum AdcMode {
 }
 
 /// The simulated board: idle current, plus an active current while the backend computes.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SimLoadSpec {
     /// Supply voltage at no load.
@@ -246,7 +247,7 @@ impl Default for SimLoadSpec {
 
 /// Faults a simulated INA219 injects, to exercise the error paths a real bus produces. Times
 /// are seconds on the run clock (from the start of the run).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SimFaultSpec {
     /// After this many successful I2C transactions, every further one is NACKed.
@@ -281,7 +282,7 @@ pub struct SimFaultSpec {
 }
 
 /// `faults.nack_burst`: `transactions` NACKed transfers from `at_s` on.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NackBurstSpec {
     pub at_s: f64,
@@ -289,7 +290,7 @@ pub struct NackBurstSpec {
 }
 
 /// `faults.vanish`: the chip is off the bus during `[from_s, until_s)`.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VanishSpec {
     pub from_s: f64,

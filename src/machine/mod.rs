@@ -8,6 +8,8 @@
 //! one that exists but cannot be read or parsed is recorded as unknown (`null` in JSON, and a
 //! line in `unreadable`), never guessed.
 
+pub mod system;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

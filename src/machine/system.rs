@@ -1,4 +1,5 @@
-//! What machine a run was on, for `run.json`.
+//! What machine a run was on (host, CPU, cores, OS, kernel), for `run.json` and for keying
+//! what is compiled per machine.
 
 use serde::Serialize;
 
