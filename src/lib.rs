@@ -1,49 +1,62 @@
 //! joulebench: how much useful ML inference a machine does per joule.
 //!
-//! Data flows one way, and no module imports one that imports it back
-//! (`tests/architecture.rs` reads the sources and fails on a cycle):
+//! Data flows one way; the modules below are declared in its order, and no module imports one
+//! of a later stage or one that imports it back (`tests/architecture.rs` reads the sources
+//! and fails on either, naming the import):
 //!
-//! - the rig file ([`rig`], each sensor's and backend's own keys with its kind) and the
-//!   models it names ([`models`]);
+//! - foundations every stage uses: files written whole ([`atomic`]), the environment, the
+//!   project's own files, images and labels ([`input`]), the [`models`], the [`machine`];
+//! - the rig file ([`rig`]; each backend's keys with its kind in [`backend::spec`], each
+//!   sensor's in its [`sensor`] module);
+//! - the [`plan`]: the rig with the command line's settings, validated, and this machine's
+//!   meters chosen ([`sensor::detect`]);
 //! - the run: the [`runner`] drives a [`backend`] through the [`protocol`], reading the
 //!   [`machine`] state at each timed window's edges, while the [`sampler`] reads the
-//!   [`sensor`]s on the [`clock`]; rows go out through the sink traits they declare
-//!   ([`sampler::SampleSink`], [`protocol::LatencySink`], [`runner::Stream`]), which the
-//!   writer in [`output::stream`] implements;
-//! - the run's raw [`record`];
+//!   [`sensor`]s on the [`clock`]; the [`ranging`] pass; rows go out through the sink traits
+//!   they declare ([`sampler::SampleSink`], [`protocol::LatencySink`], [`runner::Stream`]),
+//!   which the writer in [`output::stream`] implements; the run's raw [`record`];
+//! - the run folder's rows: a typed, versioned record ([`results`]) that everything
+//!   downstream reads back;
 //! - analysis: [`energy`], [`validity`], [`stats`], [`summary`], [`aggregate`], [`settled`];
-//! - results: a typed, versioned record ([`results`]) in run-folder files ([`output`]), which
-//!   everything downstream reads back through [`results`];
-//! - presentation: the table, [`export`]s, [`compare`], [`report`], [`soak`], [`bench`];
-//! - the command line on top ([`cli`]).
+//! - presentation: run-folder files and the table ([`output`]), [`export`]s, [`compare`],
+//!   [`report`];
+//! - the commands: [`cli`] on top, and the commands' own work ([`bench`](mod@bench), [`soak`],
+//!   [`calibrate`]).
 
-pub mod aggregate;
+// Foundations.
 pub mod atomic;
-pub mod backend;
-pub mod bench;
-pub mod calibrate;
-pub mod cli;
-pub mod compare;
 pub mod environment;
-pub mod export;
 pub mod input;
 pub mod machine;
 pub mod models;
-pub mod output;
-pub mod plan;
 pub mod project;
+pub mod references;
+pub mod signals;
+// The rig file, and the plan.
+pub mod plan;
+pub mod rig;
+// The run.
+pub mod backend;
 pub mod protocol;
 pub mod ranging;
 pub mod record;
-pub mod references;
-pub mod report;
-pub mod results;
-pub mod rig;
 pub mod runner;
+// The run folder's rows.
+pub mod results;
+// Analysis.
+pub mod aggregate;
 pub mod settled;
-pub mod signals;
-pub mod soak;
 pub mod summary;
+// Presentation.
+pub mod compare;
+pub mod export;
+pub mod output;
+pub mod report;
+// The commands.
+pub mod bench;
+pub mod calibrate;
+pub mod cli;
+pub mod soak;
 
 /// Energy, validity and statistics live in their own crate, which depends on nothing here.
 pub use joulebench_analysis::{energy, stats, validity};
