@@ -59,7 +59,9 @@ impl BackendKind {
     }
 }
 
-/// What every kind's table has: the model, the image and the CPU threads.
+/// What every kind's table has: the model, the image and the CPU threads. Each kind's struct
+/// spells these three keys itself: serde cannot flatten a shared struct into one that refuses
+/// unknown keys, and refusing them is the point of the tagged tables.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
     /// A model name from `models/manifest.toml`, or a path to a `.tflite` file.
