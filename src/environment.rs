@@ -41,7 +41,7 @@ pub const VARIABLES: [(&str, &str); 11] = [
     ),
     (
         LITERT_LIB,
-        "libLiteRt.so for LiteRT backends without litert_lib (the project venv's)",
+        "libLiteRt.so for LiteRT backends without litert_lib (else the one beside the executable, else the project venv's)",
     ),
     (
         EDGETPU_LIB,
