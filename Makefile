@@ -1,6 +1,7 @@
 # joulebench: the two commands of the README, and their parts.
 #   make run    set up, build, fetch the models, run the default rig (rigs/local.toml)
 #   make test   set up, build with every feature, fetch the models, run every test
+#   make dist   release tarballs for the boards (scripts/dist.sh; dist/, ignored by git)
 # Caches (cargo target dir, Python venvs) live in $(JOULEBENCH_CACHE), outside the clone.
 #
 # FEATURES=torch adds the float backend on libtorch (a 4.6 GB venv with the PyPI torch
@@ -18,6 +19,9 @@ ARGS ?=
 FEATURES ?=
 # Seconds per fuzz target with `make fuzz` (FUZZ_SECONDS=30 for a brief pass).
 FUZZ_SECONDS ?= 600
+# Targets of `make dist` (empty: x86_64-unknown-linux-gnu and aarch64-unknown-linux-gnu; also
+# armv7-unknown-linux-gnueabihf).
+TARGETS ?=
 
 # With the torch feature, torch-sys finds libtorch in the torch venv's Python.
 with_torch = $(findstring torch,$(FEATURES))
@@ -27,7 +31,7 @@ CARGO_FLAGS = --release --locked $(if $(FEATURES),--features $(FEATURES))
 CARGO_FLAGS_WORKSPACE = --release --locked --workspace $(if $(FEATURES),--features $(addprefix joulebench/,$(FEATURES)))
 BIN := $(CARGO_TARGET_DIR)/release/joulebench
 
-.PHONY: setup build models run test bench soak fuzz lint
+.PHONY: setup build models run test bench soak fuzz lint dist
 setup:
 	@scripts/setup.sh $(if $(with_torch),--torch)
 
@@ -42,11 +46,20 @@ run: models
 	$(BIN) run $(ARGS)
 
 # Tests build in release mode: TensorFlow Lite is compiled once for `run` and `test`. The
-# stable fuzz_smoke_ tests run here; cargo-fuzz's sanitized builds are `make fuzz`'s.
+# stable fuzz_smoke_ tests run here; cargo-fuzz's sanitized builds are `make fuzz`'s. Then the
+# install check, the LAVA definition's check, and on x86-64 the aarch64 build under qemu
+# (scripts/cross-test.sh; an aarch64 machine has just tested it natively).
 test: FEATURES = torch
 test: models
 	$(CARGO) test $(CARGO_FLAGS_WORKSPACE)
 	@scripts/install-check.sh
+	@MODELS_FROM="$(MODELS_FROM)" scripts/lava-check.sh $(BIN)
+	@scripts/cross-test.sh
+
+# Release tarballs for the boards, built on this machine for glibc 2.27 and later (see
+# scripts/dist.sh and docs/src/contributing.md, Building for another machine).
+dist:
+	@scripts/dist.sh $(TARGETS)
 
 # Each fuzz target for FUZZ_SECONDS (see docs/src/contributing.md, Property tests and fuzzing).
 fuzz: models
