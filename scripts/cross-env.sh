@@ -20,7 +20,9 @@
 # - TF Lite is built without -march=native (.cargo/config.toml's, the build machine's): for
 #   aarch64 the tflite makefile's armv8-a (NEON is part of it: the Pi 3/4's Cortex-A53/A72 and
 #   the Nano's A57), for x86-64 the baseline x86-64 (the x86-64 tarball's default engine is
-#   LiteRT, which picks its kernels at run time).
+#   LiteRT, which picks its kernels at run time), for armv7 Cortex-A7's ARMv7 with NEON and
+#   VFPv4, which every 32-bit Pi OS board from the Pi 2 on has (the Rust target itself leaves
+#   NEON out, and so would TF Lite's gemmlowp and Eigen kernels without this).
 # - Caches stay in $JOULEBENCH_CACHE: the target folder target-cross/ (beside the host
 #   build's target/, which it never touches), zig's and cargo-zigbuild's under cross/.
 
@@ -32,8 +34,6 @@ export PATH="$cross_venv/bin:$HOME/.cargo/bin:$PATH"
 export XDG_CACHE_HOME=$cross_dir/xdg-cache
 export LIBCLANG_PATH
 LIBCLANG_PATH=$(echo "$cross_venv"/lib/python3*/site-packages/clang/native)
-export TFLITE_RS_MAKE_EXTRA_CFLAGS=""
-export TFLITE_RS_MAKE_EXTRA_CXXFLAGS=""
 mkdir -p "$cross_dir" "$XDG_CACHE_HOME"
 
 # Writes $2 into file $1 unless it already holds exactly that (so its time stamp, and the
@@ -73,8 +73,18 @@ cross_cargo() {
     python3 -m ziglang cc -target "$zig" -O2 -fPIC -c "$cross_dir/gettid-compat.c" -o "$obj"
   fi
   var=CARGO_TARGET_$(echo "$target" | tr 'a-z-' 'A-Z_')_RUSTFLAGS
-  env "$var=-C link-arg=$obj" nice -n 19 cargo-zigbuild "$sub" --release --locked \
-    --target "$target.2.27" "$@"
+  local tflite_flags="" stamp=$CARGO_TARGET_DIR/$target/tflite-make-flags
+  [ "$target" != armv7-unknown-linux-gnueabihf ] || tflite_flags="-mcpu=cortex_a7"
+  # The tflite crate keeps its built library whatever the flags now say: build it again when
+  # they changed.
+  if [ "$(cat "$stamp" 2>/dev/null)" != "flags: $tflite_flags" ]; then
+    cargo clean --quiet --release --target "$target" -p tflite 2>/dev/null || true
+    mkdir -p "$(dirname "$stamp")"
+    echo "flags: $tflite_flags" > "$stamp"
+  fi
+  env "$var=-C link-arg=$obj" TFLITE_RS_MAKE_EXTRA_CFLAGS="$tflite_flags" \
+    TFLITE_RS_MAKE_EXTRA_CXXFLAGS="$tflite_flags" \
+    nice -n 19 cargo-zigbuild "$sub" --release --locked --target "$target.2.27" "$@"
 }
 
 cross_binary() {
