@@ -86,6 +86,12 @@ impl Backend for LiteRtBackend {
     }
 }
 
+/// Loads the library at `path` (once per process), or says why it cannot be: a library built
+/// for a newer C library than this system's (a tarball's on an old board), or not LiteRT.
+pub fn load_library(path: &Path) -> Result<()> {
+    ffi::load(path)
+}
+
 /// The file name of LiteRT's C library, as the `ai-edge-litert` wheel and a release tarball
 /// ship it.
 const LIBRARY_FILE: &str = "libLiteRt.so";

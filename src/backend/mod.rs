@@ -116,7 +116,8 @@ pub struct EngineChoice {
 
 /// The engine for an int8 TFLite backend, with LiteRT's library when that is the one: the
 /// rig's choice (LiteRT insisted on but missing is an error), else LiteRT wherever its library
-/// is found (it runs MobileNetV2 several times faster than TF Lite 1.15), else the `tflite`
+/// is found and loads (it runs MobileNetV2 several times faster than TF Lite 1.15; a release
+/// tarball's library needs a newer C library than some boards have), else the `tflite`
 /// crate's built-in TF Lite — never silently: `fallback` says why.
 pub fn engine_for(spec: &TfliteSpec) -> Result<EngineChoice> {
     let library = || litert::locate_library(spec.litert_lib.as_deref());
@@ -128,7 +129,7 @@ pub fn engine_for(spec: &TfliteSpec) -> Result<EngineChoice> {
     Ok(match spec.engine {
         Some(Engine::Tflite) => choice(Engine::Tflite, None, None),
         Some(Engine::Litert) => choice(Engine::Litert, Some(library()?), None),
-        None => match library() {
+        None => match library().and_then(|path| litert::load_library(&path).map(|()| path)) {
             Ok(path) => choice(Engine::Litert, Some(path), None),
             Err(e) => choice(
                 Engine::Tflite,
@@ -188,6 +189,29 @@ mod tests {
         let why = choice.fallback.unwrap();
         assert!(
             why.starts_with("LiteRT library not found (looked in /nonexistent/libLiteRt.so)")
+                && why.contains("running TF Lite 1.15.5 instead")
+                && !why.contains('\n'),
+            "{why}"
+        );
+    }
+
+    /// A library that is found but cannot load (here not an ELF file at all; on a board, one
+    /// built for a newer glibc) is a fallback with the loader's reason, where the engine was
+    /// left open; the backend opens on TF Lite 1.15.5.
+    #[test]
+    fn a_library_that_cannot_load_is_a_fallback_with_the_loaders_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let broken = dir.path().join("libLiteRt.so");
+        std::fs::write(&broken, b"not a shared object").unwrap();
+        let spec = TfliteSpec {
+            litert_lib: Some(broken.clone()),
+            ..TfliteSpec::default()
+        };
+        let choice = engine_for(&spec).unwrap();
+        assert_eq!((choice.engine, choice.library), (Engine::Tflite, None));
+        let why = choice.fallback.unwrap();
+        assert!(
+            why.starts_with(&format!("cannot load {}: ", broken.display()))
                 && why.contains("running TF Lite 1.15.5 instead")
                 && !why.contains('\n'),
             "{why}"

@@ -158,6 +158,11 @@ fn api(path: &Path) -> Result<&'static Api> {
     Ok(api)
 }
 
+/// Whether `path` loads as a LiteRT library of the API joulebench binds (and loads it, once).
+pub fn load(path: &Path) -> Result<()> {
+    api(path).map(|_| ())
+}
+
 /// The C enum name of a `LiteRtStatus` (litert_common.h).
 fn status_name(status: Status) -> &'static str {
     match status {
