@@ -4,7 +4,7 @@
 # `venv` (LiteRT, the Python reference loop) always, `torch-venv` (libtorch) with --torch, and
 # with --cross the cross-build toolchain of `make dist` and the emulated aarch64 tests
 # (`cross-venv`: zig, cargo-zigbuild, libclang 18; the rustup targets; on x86-64, qemu-user and
-# the arm64 C library it loads). Called by the Makefile's targets; safe to rerun.
+# the arm64 and armhf C libraries it loads). Called by the Makefile's targets; safe to rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,10 +25,11 @@ mkdir -p "$cache"
 # python3-yaml for the LAVA definition's check (scripts/lava-check.sh).
 packages=(libclang-dev g++ make fonts-dejavu-core python3-yaml)
 python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
-# The emulated tests run the aarch64 build under qemu-user with Debian's arm64 C library
-# (/usr/aarch64-linux-gnu); only an x86-64 machine needs them (an arm64 one runs it natively).
+# The emulated tests run the aarch64 and armv7 builds under qemu-user with Debian's arm64 and
+# armhf C libraries (/usr/aarch64-linux-gnu, /usr/arm-linux-gnueabihf); only an x86-64
+# machine needs them (an arm64 one runs the aarch64 build natively).
 if $cross && [ "$(uname -m)" = x86_64 ]; then
-  packages+=(qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross)
+  packages+=(qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross libc6-armhf-cross libgcc-s1-armhf-cross)
 fi
 missing=()
 for p in "${packages[@]}"; do
