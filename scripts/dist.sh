@@ -139,9 +139,9 @@ libstdc++ with GLIBCXX_$lib_glibcxx (read from the library when this tarball was
       litert_note+="
 That is newer than the binary's own needs: on an older system (JetPack 4 on a Jetson Nano:
 glibc 2.27, GLIBCXX_3.4.25; JetPack 5 and Raspberry Pi OS bullseye: glibc 2.31) the library
-cannot load and a run with the engine left open stops on the loader's error. There, run
-the built-in TF Lite 1.15.5: --engine tflite, or engine = \"tflite\" in the rig (as
-rigs/jetson-nano.toml has), or delete libLiteRt.so (then every run says it fell back)."
+cannot load, and a backend whose engine is left open runs the built-in TF Lite 1.15.5
+instead, saying why (the loader's error). --engine tflite, or engine = \"tflite\" in the
+rig (as rigs/jetson-nano.toml has), chooses it outright; --engine litert fails there."
     fi
   fi
 
