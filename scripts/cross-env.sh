@@ -14,9 +14,6 @@
 #   namespace __1 {` written through a macro, which bindgen 0.69 does not see as inline, so it
 #   would name std::string `std::__1::string` and the tflite crate would not compile;
 #   bindgen-libcxx-inline.h opens that namespace once with the keyword in plain sight, first.
-# - The project calls libc::gettid (crates/sensors, sampler.rs), which glibc has only from
-#   2.30: gettid-compat.c supplies it through syscall(2) and is linked into the binary; on a
-#   newer glibc its own definition is simply not used.
 # - TF Lite is built without -march=native (.cargo/config.toml's, the build machine's): for
 #   aarch64 the tflite makefile's armv8-a (NEON is part of it: the Pi 3/4's Cortex-A53/A72 and
 #   the Nano's A57), for x86-64 the baseline x86-64 (the x86-64 tarball's default engine is
@@ -48,12 +45,6 @@ namespace std { inline namespace __1 {} }
 #endif'
 export BINDGEN_EXTRA_CLANG_ARGS="-include $cross_dir/bindgen-libcxx-inline.h"
 
-cross_put "$cross_dir/gettid-compat.c" '/* gettid() for glibc before 2.30 (scripts/cross-env.sh). */
-#define _GNU_SOURCE
-#include <sys/syscall.h>
-#include <unistd.h>
-pid_t gettid(void) { return (pid_t)syscall(SYS_gettid); }'
-
 # zig's name of a Rust target, with the glibc version.
 cross_zig_target() {
   case $1 in
@@ -65,14 +56,9 @@ cross_zig_target() {
 }
 
 cross_cargo() {
-  local target=$1 sub=$2 zig obj var
+  local target=$1 sub=$2
   shift 2
-  zig=$(cross_zig_target "$target") || return
-  obj=$cross_dir/gettid-compat-$target.o
-  if [ ! -f "$obj" ] || [ "$cross_dir/gettid-compat.c" -nt "$obj" ]; then
-    python3 -m ziglang cc -target "$zig" -O2 -fPIC -c "$cross_dir/gettid-compat.c" -o "$obj"
-  fi
-  var=CARGO_TARGET_$(echo "$target" | tr 'a-z-' 'A-Z_')_RUSTFLAGS
+  cross_zig_target "$target" >/dev/null || return
   local tflite_flags="" stamp=$CARGO_TARGET_DIR/$target/tflite-make-flags
   [ "$target" != armv7-unknown-linux-gnueabihf ] || tflite_flags="-mcpu=cortex_a7"
   # The tflite crate keeps its built library whatever the flags now say: build it again when
@@ -82,7 +68,7 @@ cross_cargo() {
     mkdir -p "$(dirname "$stamp")"
     echo "flags: $tflite_flags" > "$stamp"
   fi
-  env "$var=-C link-arg=$obj" TFLITE_RS_MAKE_EXTRA_CFLAGS="$tflite_flags" \
+  env TFLITE_RS_MAKE_EXTRA_CFLAGS="$tflite_flags" \
     TFLITE_RS_MAKE_EXTRA_CXXFLAGS="$tflite_flags" \
     nice -n 19 cargo-zigbuild "$sub" --release --locked --target "$target.2.27" "$@"
 }

@@ -171,12 +171,16 @@ fn check_model_file(path: &Path) -> Result<()> {
 }
 
 /// The wheel's version, from the `ai_edge_litert-X.Y.Z.dist-info` folder next to the package
-/// folder holding the library; "unknown" for a library outside a wheel install.
+/// folder holding the library (a venv), or next to the library (a release tarball);
+/// "unknown" for a library without one.
 fn wheel_version(library: &Path) -> String {
-    let site = library.parent().and_then(Path::parent);
-    let mut versions: Vec<String> = site
-        .and_then(|s| std::fs::read_dir(s).ok())
+    // site-packages in a venv (the library is in ai_edge_litert/), or the library's own
+    // folder in a release tarball.
+    let folders = [library.parent().and_then(Path::parent), library.parent()];
+    let mut versions: Vec<String> = folders
         .into_iter()
+        .flatten()
+        .filter_map(|folder| std::fs::read_dir(folder).ok())
         .flatten()
         .flatten()
         .filter_map(|e| {
@@ -387,6 +391,31 @@ mod tests {
         let named = dir.path().join("mine.so");
         std::fs::write(&named, b"").unwrap();
         assert_eq!(found(Some(named.clone())), named);
+    }
+
+    /// The version is read from the dist-info beside the package folder (a venv) or beside
+    /// the library (a release tarball), and is "unknown" without either.
+    #[test]
+    fn the_wheel_version_is_read_in_a_venv_and_in_a_tarball() {
+        let dir = tempfile::tempdir().unwrap();
+        let venv_lib = dir.path().join("site-packages/ai_edge_litert/libLiteRt.so");
+        let tarball_lib = dir.path().join("joulebench-0.1.0/libLiteRt.so");
+        for lib in [&venv_lib, &tarball_lib] {
+            std::fs::create_dir_all(lib.parent().unwrap()).unwrap();
+            assert_eq!(wheel_version(lib), "unknown");
+        }
+        std::fs::create_dir(
+            dir.path()
+                .join("site-packages/ai_edge_litert-2.3.0.dist-info"),
+        )
+        .unwrap();
+        std::fs::create_dir(
+            dir.path()
+                .join("joulebench-0.1.0/ai_edge_litert-2.3.0.dist-info"),
+        )
+        .unwrap();
+        assert_eq!(wheel_version(&venv_lib), "2.3.0");
+        assert_eq!(wheel_version(&tarball_lib), "2.3.0");
     }
 
     #[test]

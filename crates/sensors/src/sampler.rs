@@ -338,10 +338,11 @@ pub const BACKGROUND_NICE: i32 = 10;
 /// share of a nice-0 thread, enough for its rows, and the sampler's wake-ups come first. A failure leaves the thread as
 /// it was (nothing to report: it only costs readings, which the validity checks count).
 pub fn background_priority() {
-    // SAFETY: gettid has no preconditions; setpriority with PRIO_PROCESS and a thread id
-    // changes only that thread's nice value on Linux.
+    // SAFETY: the gettid system call has no preconditions (called through syscall(2): glibc
+    // has a gettid() only from 2.30, and the release binaries run on 2.27); setpriority with
+    // PRIO_PROCESS and a thread id changes only that thread's nice value on Linux.
     unsafe {
-        let tid = libc::gettid();
+        let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
         libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, BACKGROUND_NICE);
     }
 }
