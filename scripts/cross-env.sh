@@ -45,12 +45,10 @@ namespace std { inline namespace __1 {} }
 #endif'
 export BINDGEN_EXTRA_CLANG_ARGS="-include $cross_dir/bindgen-libcxx-inline.h"
 
-# zig's name of a Rust target, with the glibc version.
-cross_zig_target() {
+# The Rust targets the cross build knows (each linked against glibc 2.27 by its `.2.27` suffix).
+cross_known_target() {
   case $1 in
-    x86_64-unknown-linux-gnu) echo x86_64-linux-gnu.2.27 ;;
-    aarch64-unknown-linux-gnu) echo aarch64-linux-gnu.2.27 ;;
-    armv7-unknown-linux-gnueabihf) echo arm-linux-gnueabihf.2.27 ;;
+    x86_64-unknown-linux-gnu | aarch64-unknown-linux-gnu | armv7-unknown-linux-gnueabihf) ;;
     *) echo "cross-env: unknown target $1 (x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu or armv7-unknown-linux-gnueabihf)" >&2; return 2 ;;
   esac
 }
@@ -58,7 +56,7 @@ cross_zig_target() {
 cross_cargo() {
   local target=$1 sub=$2
   shift 2
-  cross_zig_target "$target" >/dev/null || return
+  cross_known_target "$target" || return
   local tflite_flags="" stamp=$CARGO_TARGET_DIR/$target/tflite-make-flags
   [ "$target" != armv7-unknown-linux-gnueabihf ] || tflite_flags="-mcpu=cortex_a7"
   # The tflite crate keeps its built library whatever the flags now say: build it again when

@@ -10,18 +10,5 @@ pub mod energy;
 pub mod stats;
 pub mod validity;
 
-/// How many cases a property test runs: `PROPTEST_CASES` when set, else `default`.
 #[cfg(test)]
-pub(crate) fn proptest_config(default: u32) -> proptest::test_runner::Config {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    proptest::test_runner::Config {
-        cases,
-        // A failing case is kept in the test's output (minimal input printed), not in files
-        // beside the sources.
-        failure_persistence: None,
-        ..proptest::test_runner::Config::default()
-    }
-}
+pub(crate) use joulebench_test_support::proptest_config;

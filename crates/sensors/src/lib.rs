@@ -20,16 +20,5 @@ pub fn skip_test(test: &str, why: &str) {
     let _ = writeln!(std::io::stderr().lock(), "SKIP {test}: {why}");
 }
 
-/// How many cases a property test runs: `PROPTEST_CASES` when set, else `default`.
 #[cfg(test)]
-pub(crate) fn proptest_config(default: u32) -> proptest::test_runner::Config {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    proptest::test_runner::Config {
-        cases,
-        failure_persistence: None,
-        ..proptest::test_runner::Config::default()
-    }
-}
+pub(crate) use joulebench_test_support::proptest_config;
