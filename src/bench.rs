@@ -68,7 +68,9 @@ pub struct BenchArgs {
 /// The PyTorch reference loop's forward pass (`torch_loop.py --mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReferenceMode {
-    /// The fastest on the device ([`ReferenceMode::resolve`]).
+    /// The fastest PyTorch offers on the device: `compile` with channels-last on a GPU,
+    /// `eager` on a CPU.
+    // The choice, and the figures behind it, are in `ReferenceMode::resolve`.
     Best,
     /// One kernel launch per operator, from Python.
     Eager,

@@ -203,7 +203,7 @@ mod reference {
              src/cli/; do not edit -->\n\n# Command line\n\nEvery command's `--help`, as \
              `joulebench` prints it. Exit statuses: [Exit codes](exit-codes.md); environment \
              variables: [Environment variables](environment.md); the man pages: \
-             `docs/man/` (`man ./docs/man/joulebench-run.1`).\n",
+             `docs/man/` (`man -l docs/man/joulebench-run.1`).\n",
         );
         let mut stack = vec![(String::from("joulebench"), root)];
         while let Some((name, mut command)) = stack.pop() {
@@ -223,39 +223,110 @@ mod reference {
         out
     }
 
-    /// `joulebench.1` and a page per command (`joulebench-run.1`, ...), as `git` has them.
+    /// `joulebench.1` and a page per command at every depth (`joulebench-run.1`,
+    /// `joulebench-models-list.1`, ...), as `git` has them. Each page's SUBCOMMANDS name the
+    /// pages below it, and its SEE ALSO the page above it; clap's `help` subcommand is no
+    /// page, so it is left out of the man pages (it stays in `--help`).
     fn man_pages() -> Vec<(String, Vec<u8>)> {
-        let render = |command: clap::Command| {
-            let mut out = Vec::new();
-            clap_mangen::Man::new(command).render(&mut out).unwrap();
-            out
-        };
+        /// The command without its `help` subcommand, at every depth.
+        fn without_help(command: clap::Command) -> clap::Command {
+            command
+                .disable_help_subcommand(true)
+                .mut_subcommands(without_help)
+        }
+        /// `command`'s page, named `name`, then its subcommands' pages.
+        fn pages(
+            command: &clap::Command,
+            name: &str,
+            parent: Option<&str>,
+            out: &mut Vec<(String, Vec<u8>)>,
+        ) {
+            let version = format!("joulebench {}", env!("CARGO_PKG_VERSION"));
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command.clone().display_name(name))
+                .source(version)
+                .render(&mut page)
+                .unwrap();
+            if let Some(parent) = parent {
+                let mut see_also = clap_mangen::roff::Roff::new();
+                see_also
+                    .control("SH", ["SEE ALSO"])
+                    .text([clap_mangen::roff::roman(format!("{parent}(1)"))]);
+                page.extend(see_also.to_roff().into_bytes());
+            }
+            out.push((format!("{name}.1"), page));
+            for sub in command.get_subcommands() {
+                pages(sub, &format!("{name}-{}", sub.get_name()), Some(name), out);
+            }
+        }
+        let mut root = without_help(command()).term_width(WIDTH);
+        root.build();
+        let mut out = Vec::new();
+        pages(&root, "joulebench", None, &mut out);
+        out
+    }
+
+    /// Every command's long help, at every depth, the root's first: what `--help` prints.
+    fn every_help() -> Vec<(String, String)> {
         let mut root = command().term_width(WIDTH);
         root.build();
-        let mut pages = vec![("joulebench.1".to_string(), render(root.clone()))];
-        for command in root.get_subcommands().filter(|c| c.get_name() != "help") {
-            let name = format!("joulebench-{}", command.get_name());
-            pages.push((
-                format!("{name}.1"),
-                render(command.clone().display_name(name.clone()).bin_name(name)),
-            ));
+        let mut out = Vec::new();
+        let mut stack = vec![(String::from("joulebench"), root)];
+        while let Some((name, mut command)) = stack.pop() {
+            out.push((name.clone(), command.render_long_help().to_string()));
+            // clap's `help` subcommand repeats the help of the others.
+            for sub in command.get_subcommands().filter(|c| c.get_name() != "help") {
+                stack.push((format!("{name} {}", sub.get_name()), sub.clone()));
+            }
         }
-        pages
+        out
+    }
+
+    /// A doc comment is both rustdoc and `--help`: an intra-doc link (``[`Type::item`]``) or a
+    /// Markdown link renders as its brackets in a terminal, in cli.md and in the man pages.
+    #[test]
+    fn no_help_text_holds_rustdoc_or_markdown_link_syntax() {
+        let helps = every_help();
+        assert!(helps.len() > 10, "only {} commands walked", helps.len());
+        for (name, help) in helps {
+            for line in help.lines() {
+                assert!(
+                    !line.contains("[`") && !line.contains("`]") && !line.contains("]("),
+                    "`{name} --help` shows link syntax; write the doc comment as plain text \
+                     (a `//` comment can point developers elsewhere): {line}"
+                );
+            }
+        }
     }
 
     #[test]
     fn the_command_line_reference_is_the_one_the_definitions_give() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let update = std::env::var_os("JOULEBENCH_UPDATE_DOCS").is_some();
         let mut files = vec![(
             "docs/src/reference/cli.md".to_string(),
             markdown().into_bytes(),
         )];
-        for (page, text) in man_pages() {
+        let pages = man_pages();
+        // A page of a command that is gone would still be installed, and cited: none may stay.
+        let man = root.join("docs/man");
+        for entry in std::fs::read_dir(&man).into_iter().flatten() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            if name.ends_with(".1") && !pages.iter().any(|(page, _)| *page == name) {
+                assert!(
+                    update,
+                    "docs/man/{name} is no command's page: run `JOULEBENCH_UPDATE_DOCS=1 cargo \
+                     test --lib cli::reference` and commit it"
+                );
+                std::fs::remove_file(man.join(&name)).unwrap();
+            }
+        }
+        for (page, text) in pages {
             files.push((format!("docs/man/{page}"), text));
         }
         for (file, generated) in files {
             let path = root.join(&file);
-            if std::env::var_os("JOULEBENCH_UPDATE_DOCS").is_some() {
+            if update {
                 std::fs::create_dir_all(path.parent().unwrap()).unwrap();
                 std::fs::write(&path, &generated).unwrap();
                 continue;

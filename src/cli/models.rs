@@ -10,7 +10,8 @@ use crate::output::console::Console;
 
 #[derive(clap::Subcommand)]
 pub enum ModelsCommand {
-    /// Show the manifest and which files are present.
+    /// Show the manifest: each entry's name, kind, file and description (`verify` checks
+    /// the files themselves).
     List,
     /// Download missing or damaged files (verifying SHA-256), or copy them from a folder.
     Fetch {
@@ -18,7 +19,8 @@ pub enum ModelsCommand {
         #[arg(long)]
         from: Option<PathBuf>,
     },
-    /// Check the SHA-256 of every file.
+    /// Check every file against the manifest (its SHA-256, or its git blob id); a missing
+    /// optional file is reported, not a failure.
     Verify,
     /// Write each int8 model's weights, dequantized, as float32 safetensors next to it (for
     /// the torch backend; a derived file, redone when its source changes).
