@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make dist`: a release tarball per target, joulebench-VERSION-TARGET.tar.gz, that runs on the
 # board without Python or a compiler: the binary (default features: the int8 engines, the
-# sensors), LiteRT's libLiteRt.so beside it (the binary looks there), the rigs, the licences
-# and INSTALL.txt.
+# sensors), LiteRT's libLiteRt.so beside it (the binary looks there), the rigs, the man pages
+# (man/man1/, generated from the clap definitions into docs/man/), the licences and
+# INSTALL.txt.
 #
 #   scripts/dist.sh [--out DIR] [TARGET...]
 #
@@ -104,9 +105,12 @@ for target in "${targets[@]}"; do
   stage=$(mktemp -d)
   trap 'rm -rf "$stage"' EXIT
   root=$stage/$name
-  mkdir -p "$root/rigs" "$root/licenses"
+  mkdir -p "$root/rigs" "$root/licenses" "$root/man/man1"
   cp "$bin" "$root/joulebench"
   cp rigs/*.toml "$root/rigs/"
+  # The man pages: joulebench.1 and one per command, as `cli::reference` generates them.
+  ls docs/man/joulebench*.1 >/dev/null 2>&1 || { echo "dist: no man pages in docs/man" >&2; exit 1; }
+  cp docs/man/joulebench*.1 "$root/man/man1/"
 
   # LiteRT's library, and its licence from the wheel's dist-info.
   litert_note="No LiteRT library exists for this target: the engine is the built-in TF Lite
@@ -198,9 +202,21 @@ are built into the binary; rigs/ holds their files to copy and edit (\`--rig FIL
 
 The INA219 on I2C: add yourself to the i2c group (sudo usermod -aG i2c \$USER, then log in
 again). On a Raspberry Pi enable the bus (raspi-config, Interface Options, I2C; or
-dtparam=i2c_arm=on in /boot/config.txt, /boot/firmware/config.txt on bookworm); for 400 kHz
-add dtparam=i2c_arm_baudrate=400000 there, reboot, and set bus_khz = 400 in the rig. Check
-the chip answers: i2cdetect -y 1.
+dtparam=i2c_arm=on in /boot/firmware/config.txt, /boot/config.txt on bullseye and earlier);
+for 400 kHz add dtparam=i2c_arm_baudrate=400000 there, reboot, and set bus_khz = 400 in the
+rig. Check the chip answers: i2cdetect -y 1; then ./joulebench sensors --rig $example_rig
+reads each sensor of the rig once.
+
+Manual pages: man/man1/ holds joulebench(1) and one page per command (joulebench-run(1), ...).
+Read one in place:
+
+  man -l man/man1/joulebench-run.1
+
+Install them for yourself (man finds ~/.local/share/man when ~/.local/bin is on PATH; else
+add it to MANPATH), or for every user:
+
+  mkdir -p ~/.local/share/man/man1 && cp man/man1/*.1 ~/.local/share/man/man1/
+  sudo mkdir -p /usr/local/share/man/man1 && sudo cp man/man1/*.1 /usr/local/share/man/man1/
 
 $litert_note
 
