@@ -3,7 +3,10 @@
 //! a model being fetched or converted): the bytes go to a temporary file in the same folder (a
 //! rename is atomic only within a file system), which is synced, renamed over the old one, and
 //! the folder synced so the rename itself survives a power cut. The file gets the mode a plain
-//! create would (0666 less the umask), not the temporary file's private 0600.
+//! create would (0666 less the umask), not the temporary file's private 0600. A path that is a
+//! symbolic link is written through: its target is replaced and the link stays, as a plain
+//! write would do (a rename onto the link would replace the link with a file and leave the
+//! target as it was).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,9 +30,11 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// A new, empty temporary file in `dest`'s folder.
+    /// A new, empty temporary file in the folder of `dest` (of the file it links to, if it
+    /// is a symbolic link).
     pub fn beside(dest: &Path) -> Result<Self> {
         use std::os::unix::fs::PermissionsExt;
+        let dest = &through_links(dest);
         let tmp = tempfile::Builder::new()
             .prefix(".joulebench-")
             .permissions(std::fs::Permissions::from_mode(0o666))
@@ -62,6 +67,20 @@ impl Pending {
             .and_then(|d| d.sync_all())
             .map_err(|e| fail(&e))
     }
+}
+
+/// The file a write to `path` lands in: where its symbolic links lead (followed as the kernel
+/// does, at most 40 deep; the last may not exist yet), else `path` itself.
+fn through_links(path: &Path) -> PathBuf {
+    let mut path = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::read_link(&path) {
+            // A relative target is relative to the link's folder; an absolute one replaces.
+            Ok(target) => path = folder(&path).join(target),
+            Err(_) => break,
+        }
+    }
+    path
 }
 
 /// The folder `path` is in ("." for a bare file name).
@@ -146,5 +165,39 @@ mod tests {
         pending.persist().unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"abc");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_replace_through_symbolic_links_keeps_them_and_writes_the_target() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let rigs = dir.path().join("rigs");
+        std::fs::create_dir(&rigs).unwrap();
+        let target = rigs.join("pi.toml");
+        std::fs::write(&target, "old").unwrap();
+        // A relative link to an absolute one: both followed.
+        let absolute = dir.path().join("absolute.toml");
+        symlink(&target, &absolute).unwrap();
+        let relative = dir.path().join("relative.toml");
+        symlink("absolute.toml", &relative).unwrap();
+        replace(&relative, b"new").unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        for link in [&relative, &absolute] {
+            assert!(std::fs::symlink_metadata(link)
+                .unwrap()
+                .file_type()
+                .is_symlink());
+        }
+        // The temporary file went into the target's folder, and is gone.
+        assert_eq!(std::fs::read_dir(&rigs).unwrap().count(), 1);
+        // A link whose target does not exist yet: the target is created, the link kept.
+        let dangling = dir.path().join("dangling.toml");
+        symlink("rigs/new.toml", &dangling).unwrap();
+        replace(&dangling, b"made").unwrap();
+        assert_eq!(std::fs::read(rigs.join("new.toml")).unwrap(), b"made");
+        assert!(std::fs::symlink_metadata(&dangling)
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 }
