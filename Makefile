@@ -31,7 +31,7 @@ CARGO_FLAGS = --release --locked $(if $(FEATURES),--features $(FEATURES))
 CARGO_FLAGS_WORKSPACE = --release --locked --workspace $(if $(FEATURES),--features $(addprefix joulebench/,$(FEATURES)))
 BIN := $(CARGO_TARGET_DIR)/release/joulebench
 
-.PHONY: setup build models run test bench soak fuzz lint dist
+.PHONY: setup build models run test sweep bench soak fuzz lint dist
 setup:
 	@scripts/setup.sh $(if $(with_torch),--torch)
 
@@ -47,14 +47,26 @@ run: models
 
 # Tests build in release mode: TensorFlow Lite is compiled once for `run` and `test`. The
 # stable fuzz_smoke_ tests run here; cargo-fuzz's sanitized builds are `make fuzz`'s. Then the
-# install check, the LAVA definition's check, and on x86-64 the aarch64 build under qemu
-# (scripts/cross-test.sh; an aarch64 machine has just tested it natively).
+# tests that time or kill runs by phase once more on the stand-in model, which classifies in
+# microseconds: a machine far faster than this one (docs/src/contributing.md, The speed
+# sweep). Then the install check, the LAVA definition's check, and on x86-64 the aarch64
+# build under qemu (scripts/cross-test.sh; an aarch64 machine has just tested it natively).
+RUN_TIMING_TESTS = --test crash_safety --test signals --test end_to_end --test soak
 test: FEATURES = torch
 test: models
 	$(CARGO) test $(CARGO_FLAGS_WORKSPACE)
+	JOULEBENCH_TEST_MODEL=standin $(CARGO) test $(CARGO_FLAGS_WORKSPACE) $(RUN_TIMING_TESTS)
 	@scripts/install-check.sh
 	@MODELS_FROM="$(MODELS_FROM)" scripts/lava-check.sh $(BIN)
 	@scripts/cross-test.sh
+
+# The speed sweep (docs/src/contributing.md): every test on the stand-in model, a machine far
+# faster than this one, then with the CPU shared three ways, one at least three times slower.
+# SWEEP=fast or SWEEP=slow runs one pass.
+SWEEP ?= both
+sweep: FEATURES = torch
+sweep: models
+	@scripts/speed-sweep.sh $(BIN) $(SWEEP) -- env $(CARGO) test $(CARGO_FLAGS_WORKSPACE)
 
 # Release tarballs for the boards, built on this machine for glibc 2.27 and later (see
 # scripts/dist.sh and docs/src/contributing.md, Building for another machine).

@@ -25,8 +25,8 @@ cd "$(dirname "$0")/.."
 
 case $(uname -m) in
   x86_64) ;;
-  aarch64) echo "cross-test: SKIP: this machine is aarch64: the native make test builds and tests the aarch64 binary"; exit 0 ;;
-  *) echo "cross-test: SKIP: no aarch64 cross build set up for a $(uname -m) machine"; exit 0 ;;
+  aarch64) echo "SKIP (an aarch64 host) cross-test: the native make test builds and tests the aarch64 binary"; exit 0 ;;
+  *) echo "SKIP (a $(uname -m) host) cross-test: the cross build is set up for x86-64 hosts only"; exit 0 ;;
 esac
 
 start=$(date +%s)

@@ -15,9 +15,12 @@ repo=$PWD
 cache=${JOULEBENCH_CACHE:-$HOME/.cache/joulebench}
 bin=${1:-${CARGO_TARGET_DIR:-$cache/target}/release/joulebench}
 [ -x "$bin" ] || { echo "lava-check: no binary at $bin (build first: make build)"; exit 1; }
-if ! python3 -c 'import yaml' 2>/dev/null; then
-  echo "lava-check: SKIP: python3 has no yaml module to parse the definition with (scripts/setup.sh installs python3-yaml)"
-  exit 0
+# The project venv's Python, with its pinned PyYAML (analysis/reference/requirements.txt), not
+# whichever python3 is first on PATH.
+python=${JOULEBENCH_PYTHON:-$cache/venv/bin/python3}
+if ! "$python" -c 'import yaml' 2>/dev/null; then
+  echo "lava-check: $python cannot import yaml: run scripts/setup.sh, which installs the venv with PyYAML" >&2
+  exit 1
 fi
 # Where the models come from: the folder `make models` copies from, else the user's models.
 models_from=${MODELS_FROM:-}
@@ -41,7 +44,7 @@ chmod +x "$work/bin/lava-test-case"
 # Parses both files, checks their structure, and writes the run script for the given job
 # parameters (NAME=VALUE arguments).
 runscript() {
-  python3 - "$repo" "$version" "$@" <<'PY'
+  "$python" - "$repo" "$version" "$@" <<'PY'
 import sys, yaml
 repo, version, *overrides = sys.argv[1:]
 testdef = yaml.safe_load(open(f"{repo}/lava/joulebench.yaml"))
@@ -82,7 +85,7 @@ export LAVA_CAPTURE=$work/cases.txt
 : > "$LAVA_CAPTURE"
 PATH="$work/bin:$PATH" JOULEBENCH_MODELS_DIR=$work/models sh "$work/run.sh" > "$work/run.log" 2>&1 || {
   echo "lava-check: the run steps failed:"; cat "$work/run.log"; exit 1; }
-python3 - "$LAVA_CAPTURE" "$work/device/run/summary.csv" "$work/run.log" <<'PY' || { cat "$work/run.log"; exit 1; }
+"$python" - "$LAVA_CAPTURE" "$work/device/run/summary.csv" "$work/run.log" <<'PY' || { cat "$work/run.log"; exit 1; }
 import csv, sys
 cases = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
 log = open(sys.argv[3]).read()

@@ -21,9 +21,9 @@ cache=${JOULEBENCH_CACHE:-$HOME/.cache/joulebench}
 mkdir -p "$cache"
 
 # Debian packages: libclang for the tflite crate's bindgen, a C++ toolchain and make for
-# TensorFlow Lite's source build, python3-venv for the reference venv (Debian's python3),
-# python3-yaml for the LAVA definition's check (scripts/lava-check.sh).
-packages=(libclang-dev g++ make fonts-dejavu-core python3-yaml)
+# TensorFlow Lite's source build, python3-venv for the reference venv (Debian's python3), the
+# font the SVG reports draw their text with.
+packages=(libclang-dev g++ make fonts-dejavu-core)
 python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
 # The emulated tests run the aarch64 and armv7 builds under qemu-user with Debian's arm64 and
 # armhf C libraries (/usr/aarch64-linux-gnu, /usr/arm-linux-gnueabihf); only an x86-64

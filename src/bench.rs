@@ -737,16 +737,11 @@ mod tests {
             .args(["-c", "import torch, safetensors"])
             .output()
             .is_ok_and(|o| o.status.success());
-        if !has_torch {
-            crate::skip_test(
-                "the_torch_reference_loop_runs_in_every_mode_the_device_allows",
-                &format!(
-                    "{} has no torch (make setup creates the venv)",
-                    python.display()
-                ),
-            );
-            return;
-        }
+        assert!(
+            has_torch,
+            "{} has no torch (make setup creates the venv)",
+            python.display()
+        );
         let manifest = crate::models::Manifest::load_default().unwrap();
         let model = manifest.open_model("mobilenet_v2_1.0_224_quant").unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -815,13 +810,11 @@ mod tests {
     #[test]
     fn a_reference_round_with_a_sensor_gets_its_energy() {
         let python = crate::project::python_path(None, crate::environment::PYTHON, "venv");
-        if !python.is_file() {
-            crate::skip_test(
-                "a_reference_round_with_a_sensor_gets_its_energy",
-                &format!("no {} (`make setup` creates it)", python.display()),
-            );
-            return;
-        }
+        assert!(
+            python.is_file(),
+            "no {} (`make setup` creates it)",
+            python.display()
+        );
         let rig = Rig::load(std::path::Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/rigs/sim-cpu.toml"

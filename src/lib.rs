@@ -81,10 +81,5 @@ pub fn cache_dir() -> std::path::PathBuf {
         })
 }
 
-/// Tells whoever runs the tests that a test could not run here, and why (one function for the
-/// whole workspace).
-#[doc(hidden)]
-pub use joulebench_sensors::skip_test;
-
 #[cfg(test)]
 pub(crate) use joulebench_test_support::proptest_config;

@@ -69,16 +69,11 @@ fn compare_agrees_with_scipys_welch_test_of_the_logarithms() {
         .args(["-c", "import scipy"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !has_scipy {
-        joulebench::skip_test(
-            "compare_agrees_with_scipys_welch_test_of_the_logarithms",
-            &format!(
-                "{} has no scipy (scripts/setup.sh installs it)",
-                python.display()
-            ),
-        );
-        return;
-    }
+    assert!(
+        has_scipy,
+        "{} has no scipy (scripts/setup.sh installs it)",
+        python.display()
+    );
     let examples = repo().join("results/examples");
     // Two real runs (p well below 0.05), and values spread as widely as the case where an
     // interval of 0.42 to 11.98 stood beside p = 0.035 (interval and p near the boundary).

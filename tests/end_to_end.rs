@@ -150,6 +150,42 @@ fn default_rig_writes_four_files_with_250_timed_classifications() {
     assert!((timed["mean_watts"].as_f64().unwrap() - busy).abs() < 1e-9);
 }
 
+/// The stand-in of the run-timing tests (`timed_model` in tests/common) is a real TF Lite model
+/// with MobileNetV2's input and output: both engines run it, and rank first the class it was
+/// built to rank first. (`make sweep` prints how much faster than MobileNetV2 it classifies.)
+#[test]
+fn the_standin_model_runs_on_both_engines_and_ranks_its_class_first() {
+    ensure_models();
+    let tmp = tempfile::tempdir().unwrap();
+    for engine in ["litert", "tflite"] {
+        let out_dir = tmp.path().join(engine);
+        let out = run(&[
+            "run",
+            "--rig",
+            "sim-cpu",
+            "--model",
+            s(&standin_path()),
+            "--engine",
+            engine,
+            "--runs",
+            "50",
+            "--out",
+            s(&out_dir),
+        ]);
+        assert!(out.status.success(), "{engine}: {}", stderr(&out));
+        let row = &read_csv(&out_dir.join("summary.csv"))[0];
+        assert_eq!(row["engine"], engine);
+        // At least the runs asked for: sim-cpu's sensor sets a least duration too.
+        assert!(row["runs"].parse::<usize>().unwrap() >= 50);
+        // It has no label file: the class index is what it predicts.
+        assert_eq!(
+            (row["top1_class"].as_str(), row["top1_label"].as_str()),
+            (joulebench_test_support::STANDIN_TOP1.to_string().as_str(), "?"),
+            "{engine}"
+        );
+    }
+}
+
 #[test]
 fn malformed_rig_names_line_and_column() {
     let tmp = tempfile::tempdir().unwrap();
@@ -541,7 +577,8 @@ fn ctrl_c_writes_what_was_measured_and_marks_it_interrupted() {
     let rig = write_rig(
         tmp.path(),
         "long",
-        &sim_rig("").replace("runs = 20", "runs = 100000"),
+        // A timed run of ten minutes, sized in time: interrupted long before it ends.
+        &sim_rig("").replace("min_duration_s = 2.0", "min_duration_s = 600.0"),
     );
     let _machine = one_run_at_a_time();
     let out_dir = tmp.path().join("run");
@@ -570,7 +607,7 @@ fn ctrl_c_writes_what_was_measured_and_marks_it_interrupted() {
     let summary = read_csv(&out_dir.join("summary.csv"));
     assert_eq!(summary[0]["status"], "interrupted");
     let runs: usize = summary[0]["runs"].parse().unwrap();
-    assert!(runs > 0 && runs < 100000);
+    assert!(runs > 0);
     assert_eq!(read_csv(&out_dir.join("latency.csv")).len(), runs);
     let per_joule = &summary[0]["inferences_per_joule"];
     let (samples, expected) = (&summary[0]["samples"], &summary[0]["expected_samples"]);
@@ -738,21 +775,25 @@ fn edgetpu_run_refuses_a_model_not_compiled_for_the_edge_tpu() {
                 .display()
         ),
     );
-    // The compiled build is in the manifest but not in the shared folder here.
-    if joulebench::models::models_dir()
-        .join("mobilenet_v2_1.0_224_quant_edgetpu.tflite")
-        .exists()
-    {
-        joulebench::skip_test(
-            "edgetpu_run_refuses_a_model_not_compiled_for_the_edge_tpu (missing-model part)",
-            "the models folder holds mobilenet_v2_1.0_224_quant_edgetpu.tflite",
-        );
-    } else {
-        assert_edgetpu_run_fails(
-            &edgetpu_rig("mobilenet_v2_1.0_224_quant_edgetpu", keys),
-            "model mobilenet_v2_1.0_224_quant_edgetpu is missing: run `joulebench models fetch`",
-        );
-    }
+    // The compiled build is in the manifest; in a models folder without it, it is missing.
+    let empty = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rig = write_rig(
+        dir.path(),
+        "rig",
+        &edgetpu_rig("mobilenet_v2_1.0_224_quant_edgetpu", keys),
+    );
+    let out_dir = dir.path().join("run");
+    let out = joulebench()
+        .env("JOULEBENCH_MODELS_DIR", empty.path())
+        .args(["run", "--rig", s(&rig), "--out", s(&out_dir)])
+        .output()
+        .unwrap();
+    assert_one_line_error(
+        &out,
+        "model mobilenet_v2_1.0_224_quant_edgetpu is missing: run `joulebench models fetch`",
+    );
+    assert!(!out_dir.exists(), "nothing ran, so no run folder");
 }
 
 #[test]
@@ -767,14 +808,9 @@ fn edgetpu_run_names_a_missing_library() {
     );
 }
 
-/// Compiles `tests/fixtures/edgetpu_standin.c` into `dir/name` with the given macros; None
-/// (after a skip line) where no C compiler is installed.
-fn edgetpu_standin(
-    test: &str,
-    dir: &std::path::Path,
-    name: &str,
-    defines: &[&str],
-) -> Option<std::path::PathBuf> {
+/// Compiles `tests/fixtures/edgetpu_standin.c` into `dir/name` with the given macros (with the
+/// C compiler scripts/setup.sh installs).
+fn edgetpu_standin(dir: &std::path::Path, name: &str, defines: &[&str]) -> std::path::PathBuf {
     let out = dir.join(name);
     let status = std::process::Command::new("cc")
         .args(["-shared", "-fPIC", "-o"])
@@ -782,29 +818,16 @@ fn edgetpu_standin(
         .arg(repo().join("tests/fixtures/edgetpu_standin.c"))
         .args(defines.iter().map(|d| format!("-D{d}")))
         .status();
-    match status {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            joulebench::skip_test(test, "no C compiler (cc) to build the stand-in libraries");
-            None
-        }
-        Err(e) => panic!("cc: {e}"),
-        Ok(status) => {
-            assert!(status.success(), "cc failed for {name}");
-            Some(out)
-        }
-    }
+    let status = status.unwrap_or_else(|e| panic!("cc (scripts/setup.sh installs it): {e}"));
+    assert!(status.success(), "cc failed for {name}");
+    out
 }
 
 #[test]
 fn edgetpu_run_names_a_missing_symbol_and_a_missing_device() {
-    const TEST: &str = "edgetpu_run_names_a_missing_symbol_and_a_missing_device";
     ensure_models();
     let tmp = tempfile::tempdir().unwrap();
-    let Some(lacking) =
-        edgetpu_standin(TEST, tmp.path(), "libedgetpu-lacking.so", &["LACK_SYMBOL"])
-    else {
-        return;
-    };
+    let lacking = edgetpu_standin(tmp.path(), "libedgetpu-lacking.so", &["LACK_SYMBOL"]);
     let keys = format!("edgetpu_lib = \"{}\"", s(&lacking));
     assert_edgetpu_run_fails(
         &edgetpu_rig(&edgetpu_fixture(), &keys),
@@ -814,8 +837,8 @@ fn edgetpu_run_names_a_missing_symbol_and_a_missing_device() {
         ),
     );
 
-    let none = edgetpu_standin(TEST, tmp.path(), "libedgetpu-none.so", &[]).unwrap();
-    let tflite = edgetpu_standin(TEST, tmp.path(), "libtflite.so", &["TFLITE_C"]).unwrap();
+    let none = edgetpu_standin(tmp.path(), "libedgetpu-none.so", &[]);
+    let tflite = edgetpu_standin(tmp.path(), "libtflite.so", &["TFLITE_C"]);
     let keys = format!(
         "edgetpu_lib = \"{}\"\ntflite_c_lib = \"{}\"",
         s(&none),
@@ -957,6 +980,35 @@ fn a_ranging_pass_sets_each_ina219_from_its_peak_current() {
         detail.contains("I_LSB=50 µA, cal=8192, PGA ±160 mV"),
         "{detail}"
     );
+}
+
+#[test]
+fn calibrate_through_a_symbolic_link_writes_the_rig_it_links_to() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("rigs")).unwrap();
+    let original = std::fs::read_to_string(repo().join("rigs/sim-cpu.toml")).unwrap();
+    let target = write_rig(&tmp.path().join("rigs"), "bench", &original);
+    let link = tmp.path().join("current.toml");
+    std::os::unix::fs::symlink("rigs/bench.toml", &link).unwrap();
+    let out = run(&[
+        "calibrate",
+        "--rig",
+        s(&link),
+        "--rail",
+        "5V supply (simulated board)",
+        "--seconds",
+        "1",
+        "--amps",
+        "0.4",
+        "--reference-uncertainty-pct",
+        "0.1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The link is still a link, and the rig it names holds the correction.
+    let kind = std::fs::symlink_metadata(&link).unwrap().file_type();
+    assert!(kind.is_symlink(), "the link was replaced by a file");
+    let after = std::fs::read_to_string(&target).unwrap();
+    assert!(after.contains("shunt_correction = "), "{after}");
 }
 
 #[test]

@@ -44,13 +44,11 @@ fn render(svg: &Path, font: &Path) -> f64 {
 
 fn check(name: &str, runs: &[&Path], want_entries: usize) {
     let font = joulebench::report::font_path();
-    if !font.exists() {
-        joulebench::skip_test(
-            name,
-            &format!("no font at {} (fonts-dejavu-core)", font.display()),
-        );
-        return;
-    }
+    assert!(
+        font.exists(),
+        "no font at {} (scripts/setup.sh installs fonts-dejavu-core)",
+        font.display()
+    );
     // JOULEBENCH_REPORT_TEST_OUT keeps the report and its PNGs for a person to look at.
     let tmp = tempfile::tempdir().unwrap();
     let out = std::env::var_os("JOULEBENCH_REPORT_TEST_OUT")

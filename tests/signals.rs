@@ -164,7 +164,8 @@ fn sigterm_during_the_idle_baseline_ends_it_with_143() {
 fn sighup_during_the_timed_run_keeps_what_was_measured_with_129() {
     ensure_models();
     let tmp = tempfile::tempdir().unwrap();
-    let rig = rig_with(tmp.path(), &[("runs", "100000")]);
+    // A timed run of ten minutes, sized in time: signalled long before it ends on any machine.
+    let rig = rig_with(tmp.path(), &[("min_duration_s", "600.0")]);
     let out = tmp.path().join("run");
     let _machine = one_run_at_a_time();
     let mut run = Running::start(&rig, &out);
@@ -178,7 +179,7 @@ fn sighup_during_the_timed_run_keeps_what_was_measured_with_129() {
     let (status, stderr) = run.finish();
     let summary = assert_interrupted(status, &stderr, 129, &out);
     let runs: usize = summary[0]["runs"].parse().unwrap();
-    assert!(runs > 0 && runs < 100000, "{summary:?}");
+    assert!(runs > 0, "{summary:?}");
     assert!(stderr.contains("interrupted by SIGHUP"), "{stderr}");
 }
 
@@ -202,7 +203,8 @@ fn sigint_while_the_models_load_still_writes_the_folder_with_130() {
 fn a_second_sigint_stops_at_once_with_the_files_whole() {
     ensure_models();
     let tmp = tempfile::tempdir().unwrap();
-    let rig = rig_with(tmp.path(), &[("runs", "100000")]);
+    // A timed run of ten minutes, sized in time: signalled long before it ends on any machine.
+    let rig = rig_with(tmp.path(), &[("min_duration_s", "600.0")]);
     let out = tmp.path().join("run");
     let _machine = one_run_at_a_time();
     let mut run = Running::start(&rig, &out);
@@ -290,14 +292,8 @@ fn a_read_only_out_folder_is_refused_before_anything_loads() {
     let rig = rig_with(tmp.path(), &[]);
     let out = tmp.path().join("ro");
     std::fs::create_dir(&out).unwrap();
+    // Read-only to the binary even as root: `joulebench()` binds it by file permissions.
     std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o555)).unwrap();
-    if std::fs::write(out.join("probe"), "").is_ok() {
-        joulebench::skip_test(
-            "a_read_only_out_folder_is_refused_before_anything_loads",
-            "permissions do not bind this user (root?): a read-only folder is writable",
-        );
-        return;
-    }
     let output = run(&["run", "--rig", s(&rig), "--out", s(&out)]);
     assert_one_line_error(&output, &format!("cannot write to {}", out.display()));
     assert!(

@@ -13,7 +13,23 @@ fn a_short_soak_shares_its_time_and_reports_memory_readings_files_and_drift() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("soak");
     let minutes = 0.4;
-    let out = run(&["soak", "--minutes", "0.4", "--out", s(&out_dir)]);
+    // The built-in soak rig, on the model the run-timing tests use (the stand-in in the fast
+    // pass of the speed sweep).
+    let shipped = std::fs::read_to_string(repo().join("rigs/sim-soak.toml")).unwrap();
+    let text = shipped.replace(
+        &format!("model = \"{MOBILENET}\""),
+        &format!("model = \"{}\"", timed_model()),
+    );
+    let rig = write_rig(dir.path(), "sim-soak", &text);
+    let out = run(&[
+        "soak",
+        "--rig",
+        s(&rig),
+        "--minutes",
+        "0.4",
+        "--out",
+        s(&out_dir),
+    ]);
     let err = stderr(&out);
     assert!(!err.contains("panicked"), "{err}");
     // Whether the targets are met depends on the machine (a loaded CI machine misses

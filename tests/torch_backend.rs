@@ -102,23 +102,24 @@ fn batch_needs_the_offline_scenario() {
 
 #[test]
 fn cuda_without_a_gpu_is_a_clear_error() {
-    if tch::Cuda::is_available() {
-        joulebench::skip_test(
-            "cuda_without_a_gpu_is_a_clear_error",
-            "this machine has a CUDA GPU",
-        );
-        return;
-    }
     ensure_models();
-    let out = run(&[
-        "run",
-        "--backend",
-        "torch",
-        "--device",
-        "cuda:0",
-        "--runs",
-        "1",
-    ]);
+    // No GPU visible to the run, whether or not this machine has one.
+    let out = {
+        let _machine = one_run_at_a_time();
+        joulebench()
+            .env("CUDA_VISIBLE_DEVICES", "")
+            .args([
+                "run",
+                "--backend",
+                "torch",
+                "--device",
+                "cuda:0",
+                "--runs",
+                "1",
+            ])
+            .output()
+            .unwrap()
+    };
     assert_one_line_error(&out, "CUDA device cuda:0 is not available");
 }
 

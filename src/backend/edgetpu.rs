@@ -283,8 +283,8 @@ mod tests {
     }
 
     /// Builds a stand-in library from `tests/fixtures/edgetpu_standin.c` with the given
-    /// macros; None (after a skip line) where no C compiler is installed.
-    fn standin(test: &str, dir: &Path, name: &str, defines: &[&str]) -> Option<PathBuf> {
+    /// macros (with the C compiler scripts/setup.sh installs).
+    fn standin(dir: &Path, name: &str, defines: &[&str]) -> PathBuf {
         let src = dir.join("standin.c");
         std::fs::write(&src, include_str!("../../tests/fixtures/edgetpu_standin.c")).unwrap();
         let out = dir.join(name);
@@ -294,17 +294,9 @@ mod tests {
             .arg(&src)
             .args(defines.iter().map(|d| format!("-D{d}")))
             .status();
-        match status {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                crate::skip_test(test, "no C compiler (cc) to build the stand-in libraries");
-                None
-            }
-            Err(e) => panic!("cc: {e}"),
-            Ok(status) => {
-                assert!(status.success(), "cc failed for {name}");
-                Some(out)
-            }
-        }
+        let status = status.unwrap_or_else(|e| panic!("cc (scripts/setup.sh installs it): {e}"));
+        assert!(status.success(), "cc failed for {name}");
+        out
     }
 
     fn spec(edgetpu_lib: &Path, tflite_c_lib: &Path) -> EdgetpuSpec {
@@ -473,12 +465,8 @@ mod tests {
 
     #[test]
     fn stand_in_libraries_lacking_a_symbol_are_named() {
-        const TEST: &str = "backend::edgetpu::stand_in_libraries_lacking_a_symbol_are_named";
         let dir = tempfile::tempdir().unwrap();
-        let Some(lacking) = standin(TEST, dir.path(), "libedgetpu-lacking.so", &["LACK_SYMBOL"])
-        else {
-            return;
-        };
+        let lacking = standin(dir.path(), "libedgetpu-lacking.so", &["LACK_SYMBOL"]);
         let err = open_err(&spec_with(&lacking, "/nonexistent/t.so"), &shared(FIXTURE));
         assert_eq!(
             err,
@@ -489,14 +477,12 @@ mod tests {
             )
         );
 
-        let edgetpu = standin(TEST, dir.path(), "libedgetpu.so", &[]).unwrap();
+        let edgetpu = standin(dir.path(), "libedgetpu.so", &[]);
         let tflite = standin(
-            TEST,
             dir.path(),
             "libtflite-lacking.so",
             &["TFLITE_C", "LACK_SYMBOL"],
-        )
-        .unwrap();
+        );
         let err = open_err(&spec(&edgetpu, &tflite), &shared(FIXTURE));
         assert!(
             err.starts_with(&format!(
@@ -519,12 +505,9 @@ mod tests {
 
     #[test]
     fn no_device_found_and_a_device_without_a_delegate() {
-        const TEST: &str = "backend::edgetpu::no_device_found_and_a_device_without_a_delegate";
         let dir = tempfile::tempdir().unwrap();
-        let Some(none) = standin(TEST, dir.path(), "libedgetpu-none.so", &[]) else {
-            return;
-        };
-        let tflite = standin(TEST, dir.path(), "libtflite.so", &["TFLITE_C"]).unwrap();
+        let none = standin(dir.path(), "libedgetpu-none.so", &[]);
+        let tflite = standin(dir.path(), "libtflite.so", &["TFLITE_C"]);
         let err = open_err(&spec(&none, &tflite), &shared(FIXTURE));
         assert!(
             err.starts_with(
@@ -535,7 +518,7 @@ mod tests {
 
         // One USB device listed: its type and path are read from libedgetpu's array, and the
         // stand-in's refusal to create a delegate is reported with that path.
-        let one = standin(TEST, dir.path(), "libedgetpu-one.so", &["ONE_USB_DEVICE"]).unwrap();
+        let one = standin(dir.path(), "libedgetpu-one.so", &["ONE_USB_DEVICE"]);
         let err = open_err(&spec(&one, &tflite), &shared(FIXTURE));
         assert_eq!(
             err,

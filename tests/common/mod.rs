@@ -30,9 +30,12 @@ pub fn ensure_models() {
     });
 }
 
+/// The binary, run from the repository root, bound by file permissions as an ordinary user
+/// is even where the tests run as root (as CI does): a read-only folder is read-only to it.
 pub fn joulebench() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_joulebench"));
     cmd.current_dir(repo());
+    joulebench_test_support::bind_file_permissions(&mut cmd);
     cmd
 }
 
@@ -115,6 +118,46 @@ pub fn run_rig_holding(machine: &HeldMachine, text: &str) -> RigRun {
     }
 }
 
+/// MobileNetV2 (int8): the model of every test that checks what the model predicts.
+pub const MOBILENET: &str = "mobilenet_v2_1.0_224_quant";
+
+/// The model a test classifies with when it checks how a run behaves, not what it predicts:
+/// MobileNetV2, or with `JOULEBENCH_TEST_MODEL=standin` a generated stand-in with the same
+/// input and output that classifies in microseconds
+/// ([`joulebench_test_support::standin_model`]). The stand-in plays a machine far faster than
+/// this one: a test that assumes how long a phase sized in inferences lasts fails on it
+/// (`make test` runs the run-timing tests both ways; docs/src/contributing.md, The speed
+/// sweep). As a rig's `model = ...` value.
+pub fn timed_model() -> String {
+    match std::env::var("JOULEBENCH_TEST_MODEL").as_deref() {
+        Err(_) | Ok("" | "mobilenet") => MOBILENET.to_string(),
+        Ok("standin") => standin_path().to_str().unwrap().to_string(),
+        Ok(other) => panic!("JOULEBENCH_TEST_MODEL={other}: expected standin or mobilenet"),
+    }
+}
+
+/// Whether [`timed_model`] is the stand-in.
+pub fn on_standin() -> bool {
+    timed_model() != MOBILENET
+}
+
+/// The stand-in model as a file, written once per test binary (atomically: test binaries
+/// may run at once).
+pub fn standin_path() -> PathBuf {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let path = dir.join("standin_mobilenet_v2.tflite");
+        let mut file = tempfile::NamedTempFile::new_in(dir).unwrap();
+        use std::io::Write;
+        file.write_all(&joulebench_test_support::standin_model())
+            .unwrap();
+        file.persist(&path).unwrap();
+        path
+    })
+    .clone()
+}
+
 /// A small simulated rig: short settle, few runs. Its windows last at least two seconds: a
 /// virtual machine's host can stop the whole guest for 100 ms now and then, which loses the
 /// conversions of that stretch, and a window needs 95 % of its readings (the validity check):
@@ -131,7 +174,7 @@ runs = 20
 min_duration_s = 2.0
 [[backends]]
 kind = "tflite"
-model = "mobilenet_v2_1.0_224_quant"
+model = "{model}"
 image = "bird.bmp"
 [[sensors]]
 kind = "ina219-sim"
@@ -139,7 +182,8 @@ rail = "5V"
 shunt_ohms = 0.1
 max_current_a = 3.2
 {extra_sensor_lines}
-"#
+"#,
+        model = timed_model(),
     )
 }
 

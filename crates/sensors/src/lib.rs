@@ -12,13 +12,5 @@ pub mod clock;
 pub mod sampler;
 pub mod sensor;
 
-/// Tells whoever runs the tests that a test could not run here, and why (straight to stderr:
-/// the harness swallows a passing test's output, and a skip must not look like a pass).
-#[doc(hidden)]
-pub fn skip_test(test: &str, why: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "SKIP {test}: {why}");
-}
-
 #[cfg(test)]
 pub(crate) use joulebench_test_support::proptest_config;

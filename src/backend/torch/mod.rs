@@ -547,6 +547,7 @@ mod tests {
     use crate::backend::tflite::TfliteBackend;
     use crate::input::{self, Normalization};
     use crate::models::Manifest;
+    use joulebench_test_support::Hardware;
 
     const MODELS: [&str; 2] = ["mobilenet_v2_1.0_224_quant", "tf2_mobilenet_v2_1.0_224_ptq"];
     const IMAGES: [&str; 4] = ["bird.bmp", "cat.bmp", "grace_hopper.bmp", "parrot.jpg"];
@@ -706,9 +707,10 @@ mod tests {
     #[test]
     fn cuda_without_a_gpu_is_a_one_line_error() {
         if tch::Cuda::is_available() {
-            crate::skip_test(
+            joulebench_test_support::skip_test(
                 "cuda_without_a_gpu_is_a_one_line_error",
-                "this machine has a CUDA GPU",
+                Hardware::NoCudaGpu,
+                "this process sees a CUDA GPU (tests/torch_backend.rs hides it from a run)",
             );
             return;
         }
@@ -785,30 +787,24 @@ mod tests {
 
     /// Why the CPU tests of AOTInductor packages cannot run here, if they cannot: compiling
     /// one needs the shim and the project's torch venv.
-    fn no_aoti_here() -> Option<String> {
-        if let Err(why) = shim::aoti_shim() {
-            return Some(why.to_string());
-        }
-        let exporter = match aoti::Exporter::project() {
-            Ok(exporter) => exporter,
-            Err(e) => return Some(format!("{e:#}")),
-        };
-        (!exporter.python.is_file()).then(|| {
-            format!(
-                "no {} (`make setup` creates the torch venv)",
-                exporter.python.display()
-            )
-        })
+    /// Checks that this build and machine can export and compile AOTInductor packages: the
+    /// shim built, the torch venv that scripts/setup.sh installs there. Nothing of it is
+    /// hardware, so a test that needs it fails without it instead of skipping.
+    fn assert_aoti_here() {
+        shim::aoti_shim().unwrap_or_else(|why| panic!("{why}"));
+        let exporter = aoti::Exporter::project().unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(
+            exporter.python.is_file(),
+            "no {} (`make setup` creates the torch venv)",
+            exporter.python.display()
+        );
     }
 
     /// A package compiled for this CPU (once; cached after) gives the eager network's scores
     /// within [`aoti_tolerance`] on every image, and their top-1.
     #[test]
     fn an_aoti_package_classifies_like_the_eager_network() {
-        if let Some(why) = no_aoti_here() {
-            crate::skip_test("an_aoti_package_classifies_like_the_eager_network", &why);
-            return;
-        }
+        assert_aoti_here();
         let name = MODELS[0];
         let (_dir, path) = model_copy(name);
         let mut compiled = TorchBackend::open(
@@ -839,10 +835,7 @@ mod tests {
     /// backend runs from the new one; batch 2, so a batch above 1 is compiled too.
     #[test]
     fn a_damaged_cached_package_is_compiled_again() {
-        if let Some(why) = no_aoti_here() {
-            crate::skip_test("a_damaged_cached_package_is_compiled_again", &why);
-            return;
-        }
+        assert_aoti_here();
         let (_dir, path) = model_copy(MODELS[0]);
         let s = TorchSpec {
             aoti: Some(true),
@@ -889,9 +882,10 @@ mod tests {
     #[test]
     fn a_capture_without_a_gpu_is_an_error_not_a_crash() {
         if tch::Cuda::is_available() {
-            crate::skip_test(
+            joulebench_test_support::skip_test(
                 "a_capture_without_a_gpu_is_an_error_not_a_crash",
-                "this machine has a CUDA GPU",
+                Hardware::NoCudaGpu,
+                "this process sees a CUDA GPU",
             );
             return;
         }
@@ -909,11 +903,15 @@ mod tests {
     }
 
     /// Why a GPU test cannot run here, if it cannot.
-    fn no_graphs_here() -> Option<String> {
+    /// Whether this machine has a CUDA GPU for the graph tests; where it has one, the build
+    /// must have the graph shim (a GPU without it is a broken build, not a skip).
+    fn cuda_graphs_here(test: &str) -> bool {
         if !tch::Cuda::is_available() {
-            return Some("no CUDA GPU".into());
+            joulebench_test_support::skip_test(test, Hardware::CudaGpu, "tch sees no CUDA device");
+            return false;
         }
-        shim::graph_shim().err().map(str::to_string)
+        shim::graph_shim().unwrap_or_else(|why| panic!("{why}"));
+        true
     }
 
     /// A backend on the first GPU; `aoti` None is the default (a package where one works).
@@ -945,8 +943,7 @@ mod tests {
     /// replay must read the input just copied in; fp32 batch 1 and fp16 batch 8.
     #[test]
     fn cuda_graph_output_equals_eager_output() {
-        if let Some(why) = no_graphs_here() {
-            crate::skip_test("cuda_graph_output_equals_eager_output", &why);
+        if !cuda_graphs_here("cuda_graph_output_equals_eager_output") {
             return;
         }
         for (precision, batch) in [(Precision::Fp32, 1), (Precision::Fp16, 8)] {
@@ -995,8 +992,7 @@ mod tests {
     #[test]
     fn failed_captures_are_errors_and_leave_cuda_usable() {
         use shim::CudaGraph;
-        if let Some(why) = no_graphs_here() {
-            crate::skip_test("failed_captures_are_errors_and_leave_cuda_usable", &why);
+        if !cuda_graphs_here("failed_captures_are_errors_and_leave_cuda_usable") {
             return;
         }
         let mut x = Tensor::f_ones([4i64].as_slice(), (Kind::Float, tch::Device::Cuda(0))).unwrap();
@@ -1056,10 +1052,10 @@ mod tests {
     /// batch 1 and fp16 batch 8 (channels-last). Packages are compiled on the first run.
     #[test]
     fn cuda_aoti_output_equals_eager_output() {
-        if let Some(why) = no_graphs_here().or_else(no_aoti_here) {
-            crate::skip_test("cuda_aoti_output_equals_eager_output", &why);
+        if !cuda_graphs_here("cuda_aoti_output_equals_eager_output") {
             return;
         }
+        assert_aoti_here();
         let name = MODELS[0];
         let (_dir, path) = model_copy(name);
         for (precision, batch) in [(Precision::Fp32, 1), (Precision::Fp16, 8)] {
@@ -1098,8 +1094,7 @@ mod tests {
     #[test]
     #[ignore]
     fn torch_cuda_graph_speed() {
-        if let Some(why) = no_graphs_here() {
-            crate::skip_test("torch_cuda_graph_speed", &why);
+        if !cuda_graphs_here("torch_cuda_graph_speed") {
             return;
         }
         let (_dir, path) = model_copy(MODELS[0]);
@@ -1150,10 +1145,7 @@ mod tests {
     #[test]
     #[ignore]
     fn torch_cpu_aoti_speed() {
-        if let Some(why) = no_aoti_here() {
-            crate::skip_test("torch_cpu_aoti_speed", &why);
-            return;
-        }
+        assert_aoti_here();
         let (_dir, path) = model_copy(MODELS[0]);
         let eager_spec = spec(1, Precision::Fp32, 1);
         let aoti_spec = TorchSpec {
