@@ -395,7 +395,9 @@ fn a_disk_that_fills_mid_run_keeps_what_was_flushed_and_names_the_file() {
     ensure_models();
     let tmp = tempfile::tempdir().unwrap();
     // The chip read at the bus's pace (12-bit, 520 readings a second, as the soak rig reads
-    // it), so power.csv is the file that fills, whatever this machine's FPS.
+    // it): the 4 s idle baseline and 4 s settle alone write more than 200 KiB of power.csv,
+    // before the first timed classification, so power.csv is the file that fills whatever
+    // this machine's FPS.
     let fast = long_rig("60").replacen(
         "max_current_a = 3.2\n",
         "max_current_a = 3.2\nadc = \"12bit\"\n",
