@@ -609,6 +609,58 @@ fn the_other_commands_exit_as_documented() {
         besides("models verify")
     );
 
+    // The commands whose 0 and 1 are their work done or an error.
+    ensure_models();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let no_models = tmp.path().join("no-models");
+    for (line, env, code) in [
+        (&["models", "list"][..], None, 0),
+        (
+            &["sensors", "--detect"],
+            Some(("JOULEBENCH_ROOT", &empty)),
+            0,
+        ),
+        (&["run", "--open-only", "--rig", "sim-cpu"], None, 0),
+        (
+            &["models", "convert"],
+            Some(("JOULEBENCH_MODELS_DIR", &no_models)),
+            1,
+        ),
+        (&["calibrate", "--rig", "sim-cpu", "--rail", "5V"], None, 1),
+    ] {
+        let mut command = joulebench();
+        command.args(line);
+        if let Some((name, value)) = env {
+            command.env(name, value);
+        }
+        let out = output(&mut command);
+        assert_eq!(out.status.code(), Some(code), "{line:?}: {}", said(&out));
+        if code == 1 {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                stderr
+                    .lines()
+                    .filter(|l| l.starts_with("joulebench: "))
+                    .count(),
+                1,
+                "{line:?}: {stderr}"
+            );
+        }
+    }
+    let fetch = output(
+        joulebench()
+            .args(["models", "fetch", "--from"])
+            .arg(&empty)
+            .env("JOULEBENCH_MODELS_DIR", &no_models),
+    );
+    assert_eq!(fetch.status.code(), Some(1), "{}", said(&fetch));
+    assert!(
+        String::from_utf8_lossy(&fetch.stderr).contains("files are not as the manifest says"),
+        "{}",
+        said(&fetch)
+    );
+
     // Every command: --help 0, a usage error 2, an error 1 with one `joulebench:` line.
     for command in leaf_commands() {
         let words: Vec<&str> = command.split(' ').collect();
@@ -950,4 +1002,85 @@ fn every_repository_path_the_docs_name_exists() {
         "paths the docs name that do not exist: {}",
         missing.join("; ")
     );
+}
+
+#[test]
+fn the_rig_reference_gives_the_defaults_and_required_keys_the_schema_has() {
+    // rig.schema.json is generated from the spec types the parser reads (a library test keeps
+    // it so); a key's default or its being required, as rig-files.md states them, must be
+    // what those types say. A key whose kinds disagree (`device`: NVML's index 0, torch's
+    // "cpu") is left to the prose.
+    let schema: serde_json::Value =
+        serde_json::from_str(&read("docs/src/reference/rig.schema.json")).unwrap();
+    let mut defaults: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut required: BTreeSet<String> = BTreeSet::new();
+    let mut stack = vec![&schema];
+    while let Some(value) = stack.pop() {
+        match value {
+            serde_json::Value::Object(object) => {
+                if let Some(serde_json::Value::Object(properties)) = object.get("properties") {
+                    for (key, property) in properties {
+                        if let Some(default) = property.get("default") {
+                            defaults
+                                .entry(key.clone())
+                                .or_default()
+                                .insert(default.to_string());
+                        }
+                    }
+                }
+                if let Some(serde_json::Value::Array(keys)) = object.get("required") {
+                    required.extend(keys.iter().filter_map(|k| k.as_str().map(String::from)));
+                }
+                stack.extend(object.values());
+            }
+            serde_json::Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    let page = read("docs/src/reference/rig-files.md");
+    let mut compared = 0;
+    for line in prose(&page) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 4 || !cells[1].starts_with('`') {
+            continue;
+        }
+        let [key] = &code_spans(cells[1])[..] else {
+            continue;
+        };
+        let stated = cells[2];
+        if stated == "required" {
+            assert!(
+                required.contains(key),
+                "rig-files.md: `{key}` is required, the schema says it is not"
+            );
+            compared += 1;
+            continue;
+        }
+        let Some(schema_defaults) = defaults.get(key) else {
+            continue;
+        };
+        let [literal] = &code_spans(stated)[..] else {
+            continue;
+        };
+        if schema_defaults.len() != 1 || schema_defaults.contains("null") {
+            continue;
+        }
+        let documented = match literal.strip_prefix("0x") {
+            Some(hex) => serde_json::Value::from(u64::from_str_radix(hex, 16).unwrap()),
+            None => serde_json::from_str(literal)
+                .unwrap_or_else(|_| panic!("rig-files.md: `{key}`'s default {literal}")),
+        };
+        let schema_default: serde_json::Value =
+            serde_json::from_str(schema_defaults.first().unwrap()).unwrap();
+        let same = match (documented.as_f64(), schema_default.as_f64()) {
+            (Some(a), Some(b)) => a == b,
+            _ => documented == schema_default,
+        };
+        assert!(
+            same,
+            "rig-files.md gives `{key}` the default {literal}, the schema {schema_default}"
+        );
+        compared += 1;
+    }
+    assert!(compared > 20, "only {compared} keys compared");
 }
