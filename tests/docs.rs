@@ -1056,10 +1056,14 @@ fn the_rig_reference_gives_the_defaults_and_required_keys_the_schema_has() {
             compared += 1;
             continue;
         }
-        let Some(schema_defaults) = defaults.get(key) else {
+        let [literal] = &code_spans(stated)[..] else {
             continue;
         };
-        let [literal] = &code_spans(stated)[..] else {
+        let Some(schema_defaults) = defaults.get(key) else {
+            assert!(
+                !required.contains(key),
+                "rig-files.md gives `{key}` the default {literal}, the schema requires it"
+            );
             continue;
         };
         if schema_defaults.len() != 1 || schema_defaults.contains("null") {
