@@ -61,6 +61,10 @@ tested=$(date +%s)
 tar -xzf "$cache/cross/dist/joulebench-"*"-$target.tar.gz" -C "$work"
 bin=$(echo "$work"/joulebench-*-"$target"/joulebench)
 [ -x "$bin" ] || { echo "cross-test: no binary in the tarball"; exit 1; }
+# The man pages travel with it (INSTALL.txt says how to install them): one per command.
+for page in joulebench.1 joulebench-run.1 joulebench-models-list.1; do
+  [ -f "$(dirname "$bin")/man/man1/$page" ] || { echo "cross-test: no man/man1/$page in the tarball"; exit 1; }
+done
 jb() { "${qemu[@]}" "$bin" "$@"; }
 
 # A run whose window the rig calls invalid (a machine too busy for the sampler) is about the

@@ -45,7 +45,7 @@ for line in sys.stdin:
   [ -n "$tests" ] || { echo "gpu-check: cargo named no test binary for the library" >&2; exit 1; }
   bin="$CARGO_TARGET_DIR/release/joulebench"
   if [ -d ../shared/models ]; then "$bin" models fetch --from ../shared/models; else "$bin" models fetch; fi
-  models=${JOULEBENCH_MODELS:-${XDG_DATA_HOME:-$HOME/.local/share}/joulebench/models}
+  models=${JOULEBENCH_MODELS_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/joulebench/models}
   rm -rf "$dir"
   mkdir -p "$dir/models"
   cp "$bin" "$dir/joulebench"
@@ -78,7 +78,7 @@ done
 [ -n "$torch_dir" ] && [ -d "$torch_dir/lib" ] || { echo "gpu-check: no torch found (set TORCH_DIR and TORCH_PYTHON)" >&2; exit 1; }
 torch_py=$(command -v "${torch_py:-python3}")
 export LD_LIBRARY_PATH="$torch_dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export JOULEBENCH_MODELS="$PWD/$dir/models"
+export JOULEBENCH_MODELS_DIR="$PWD/$dir/models"
 # Packages are compiled by that python3 from the carried script, and cached beside the
 # binaries (that machine is bare at every start).
 export JOULEBENCH_TORCH_PYTHON="$torch_py" JOULEBENCH_REFERENCE_DIR="$PWD/$dir"

@@ -180,7 +180,10 @@ fn the_standin_model_runs_on_both_engines_and_ranks_its_class_first() {
         // It has no label file: the class index is what it predicts.
         assert_eq!(
             (row["top1_class"].as_str(), row["top1_label"].as_str()),
-            (joulebench_test_support::STANDIN_TOP1.to_string().as_str(), "?"),
+            (
+                joulebench_test_support::STANDIN_TOP1.to_string().as_str(),
+                "?"
+            ),
             "{engine}"
         );
     }
