@@ -126,19 +126,14 @@ pub const MOBILENET: &str = "mobilenet_v2_1.0_224_quant";
 /// input and output that classifies in microseconds
 /// ([`joulebench_test_support::standin_model`]). The stand-in plays a machine far faster than
 /// this one: a test that assumes how long a phase sized in inferences lasts fails on it
-/// (`make test` runs the run-timing tests both ways; docs/src/contributing.md, The speed
-/// sweep). As a rig's `model = ...` value.
+/// (`make test` sets it; `make sweep` also runs every test on MobileNetV2 with the CPU shared:
+/// docs/src/contributing.md, The speed sweep). As a rig's `model = ...` value.
 pub fn timed_model() -> String {
     match std::env::var("JOULEBENCH_TEST_MODEL").as_deref() {
         Err(_) | Ok("" | "mobilenet") => MOBILENET.to_string(),
         Ok("standin") => standin_path().to_str().unwrap().to_string(),
         Ok(other) => panic!("JOULEBENCH_TEST_MODEL={other}: expected standin or mobilenet"),
     }
-}
-
-/// Whether [`timed_model`] is the stand-in.
-pub fn on_standin() -> bool {
-    timed_model() != MOBILENET
 }
 
 /// The stand-in model as a file, written once per test binary (atomically: test binaries
