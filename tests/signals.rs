@@ -232,14 +232,27 @@ fn a_second_sigint_stops_at_once_with_the_files_whole() {
 fn a_second_sigterm_while_loading_stops_at_once_with_nothing_written() {
     ensure_models();
     let tmp = tempfile::tempdir().unwrap();
-    let rig = rig_with(tmp.path(), &[]);
+    // The model is a FIFO nothing writes to: loading it lasts until the run is stopped, on a
+    // machine of any speed (a real model loads in milliseconds on a fast one).
+    let fifo = tmp.path().join("never-written.tflite");
+    let path = std::ffi::CString::new(s(&fifo)).unwrap();
+    // SAFETY: mkfifo reads a NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let rig = write_rig(
+        tmp.path(),
+        "rig",
+        &sim_rig("").replace(
+            &format!("model = \"{}\"", timed_model()),
+            &format!("model = \"{}\"", s(&fifo)),
+        ),
+    );
     let out = tmp.path().join("run");
     let _machine = one_run_at_a_time();
     let mut run = Running::start(&rig, &out);
     run.wait_for_handlers();
-    // Both well inside the model's loading, which takes far more than this. The second only
-    // once the first has been caught: two sent before the process runs again are one pending
-    // signal to the kernel (seen on a busy 2-core machine: "again" never came).
+    // Both while the model loads. The second only once the first has been caught: two sent
+    // before the process runs again are one pending signal to the kernel (seen on a busy
+    // 2-core machine: "again" never came).
     run.signal(libc::SIGTERM);
     run.wait_for("SIGTERM: stopping");
     run.signal(libc::SIGTERM);
