@@ -58,16 +58,23 @@ stop_load
 awk -v m="$mobilenet" -v f="$fast" -v s="$slow" 'BEGIN {
   printf "speed-sweep: sim-cpu FPS here: MobileNetV2 %.1f; the stand-in %.1f (%.0fx as fast); MobileNetV2 with the CPU shared %.1f (%.1fx as slow)\n", m, f, f / m, s, m / s }'
 
+# Both passes run whatever the first gives; the script fails at the end if either did.
+failed=()
 started=$(date +%s)
 if [ "$passes" != slow ]; then
   echo "speed-sweep: fast pass (JOULEBENCH_TEST_MODEL=standin)"
-  JOULEBENCH_TEST_MODEL=standin "$@" --no-fail-fast
+  JOULEBENCH_TEST_MODEL=standin "$@" --no-fail-fast || failed+=(fast)
 fi
 fast_s=$(($(date +%s) - started))
 if [ "$passes" != fast ]; then
   echo "speed-sweep: slow pass ($(($(nproc) * 3 - 1)) busy loops on $(nproc) cores)"
   start_load
-  "$@" --no-fail-fast
+  "$@" --no-fail-fast || failed+=(slow)
   stop_load
 fi
-echo "speed-sweep: passed; fast pass ${fast_s} s, slow pass $(($(date +%s) - started - fast_s)) s"
+slow_s=$(($(date +%s) - started - fast_s))
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "speed-sweep: FAILED in the ${failed[*]} pass; fast pass ${fast_s} s, slow pass ${slow_s} s" >&2
+  exit 1
+fi
+echo "speed-sweep: passed; fast pass ${fast_s} s, slow pass ${slow_s} s"
