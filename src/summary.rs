@@ -179,6 +179,8 @@ pub struct SensorEnergy {
     /// Times of readings clipped at the sensor's range, and of failed reads.
     saturated: Vec<f64>,
     errors: Vec<f64>,
+    /// Fresh readings the sensor cannot report ([`crate::sensor::Limits::judge`]): when, and why.
+    impossible: Vec<(f64, String)>,
     /// Where the counter lost count ([`crate::sensor::COUNTER_BREAK`]): from its last update
     /// before to its first after, the stretch whose energy is unknown, with the read's error.
     breaks: Vec<CounterBreak>,
@@ -265,6 +267,9 @@ impl SensorEnergy {
                 .filter(|s| s.reading.is_err())
                 .map(|s| s.t)
                 .collect(),
+            impossible: fresh()
+                .filter_map(|(t, r)| Some((t, log.limits.judge(r)?)))
+                .collect(),
         }
     }
 
@@ -276,9 +281,14 @@ impl SensorEnergy {
             saturated: within(&self.saturated),
             errors: within(&self.errors),
         };
-        let verdict = match self.break_in(start, end) {
-            Some(b) => Err(format!("{}, read at {:.3} s", b.why, b.at)),
-            None => validity::check(
+        let impossible = self
+            .impossible
+            .iter()
+            .find(|(t, _)| (start..=end).contains(t));
+        let verdict = match (self.break_in(start, end), impossible) {
+            (Some(b), _) => Err(format!("{}, read at {:.3} s", b.why, b.at)),
+            (None, Some((t, why))) => Err(format!("a reading at {t:.3} s of {why}")),
+            (None, None) => validity::check(
                 energy.as_ref(),
                 readings,
                 (start, end),
@@ -296,6 +306,13 @@ impl SensorEnergy {
                 end - start
             )),
             _ => Ok(()),
+        })
+        .and_then(|()| {
+            let mean = energy.as_ref().map(|e| e.mean_watts);
+            match mean.and_then(crate::sensor::limits::too_little) {
+                Some(why) => Err(format!("mean {why}")),
+                None => Ok(()),
+            }
         });
         let inside = |p: &&PowerPoint| (start..=end).contains(&p.t);
         let watts: Vec<f64> = self.points.iter().filter(inside).map(|p| p.watts).collect();
@@ -570,7 +587,13 @@ fn row(record: &RunRecord, b: &BackendResult, at: &At, sensor: Option<Measured>)
             // disagree with.
             .filter_map(|other| other.last_run().and_then(|r| r.top.first()))
             .all(|theirs| Some(theirs.class) == top1.map(|p| p.class)),
-        status: status(record, run, sensor.as_ref()),
+        status: match status(record, run, sensor.as_ref()) {
+            // Whatever let the windows pass, a measured row is ok only with its figures.
+            Status::Ok if sensor.is_some() && joules.is_none() => Status::Invalid(
+                "no energy per inference: the timed window's energy is not above 0 J".into(),
+            ),
+            status => status,
+        },
         throttled: run.machine_verdict().and_then(|v| v.throttled),
         engine_note: b.engine_note.clone().unwrap_or_default(),
         instant_vs_counter_pct: timed
@@ -769,6 +792,7 @@ pub(crate) mod fixtures {
             integrating: false,
             crosscheck: None,
             min_window_s: None,
+            limits: Default::default(),
         }
     }
 

@@ -672,6 +672,30 @@ fn nominal_watts_are_labelled_not_measured() {
     );
 }
 
+/// A simulated board that draws nothing (0 A idle, busy and noise) measures 0 W: no figure per
+/// joule, so no `ok` row; invalid, saying why, and exit 1 (issue 30).
+#[test]
+fn a_board_drawing_nothing_is_invalid_not_ok() {
+    ensure_models();
+    let RigRun {
+        dir: _dir,
+        out_dir,
+        output: out,
+    } = run_rig(&sim_rig(
+        "[sensors.load]\nidle_amps = 0.0\nactive_amps = 0.0\nnoise_amps = 0.0\n",
+    ));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let row = &read_csv(&out_dir.join("summary.csv"))[0];
+    assert!(
+        row["status"].starts_with("invalid: mean 0.000000 W, less than the 0.01 W"),
+        "{}",
+        row["status"]
+    );
+    for figure in ["mean_watts", "inferences_per_joule", "joules_per_inference"] {
+        assert_eq!(row[figure], "", "{figure}");
+    }
+}
+
 #[test]
 fn two_ina219s_on_one_bus_and_their_total() {
     ensure_models();

@@ -365,3 +365,102 @@ fn default_rig_measures_with_detected_meters_or_says_why_not() {
         allowed * 100.0
     );
 }
+
+/// A sysfs tree whose one meter is a hwmon power channel that reads `micro_watts`.
+fn one_power_channel(micro_watts: i64) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let chip = root.path().join("sys/class/hwmon/hwmon0");
+    std::fs::create_dir_all(&chip).unwrap();
+    put(&chip.join("name"), "odd");
+    put(&chip.join("power1_label"), "pin");
+    put(&chip.join("power1_input"), micro_watts);
+    root
+}
+
+/// A meter that reads -5 W or 1 µW is a misread channel: detection does not offer it, the
+/// default rig does not pick it, and a rig that names it gets an invalid row and exit 1, not
+/// an `ok` beside an impossible figure (issue 30).
+#[test]
+fn an_impossible_reading_is_not_offered_not_picked_and_never_ok() {
+    ensure_models();
+    for (micro_watts, says) in [
+        (
+            -5_000_000,
+            "-5.000 W: a meter of a supply never reads negative power",
+        ),
+        (
+            1,
+            "0.000001 W, less than the 0.01 W any board running a model draws",
+        ),
+    ] {
+        let root = one_power_channel(micro_watts);
+        let out = joulebench()
+            .env("JOULEBENCH_ROOT", root.path())
+            .args(["sensors", "--detect"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains(&format!(
+                "hwmon odd (hwmon0) pin: not readable: it reads {says}"
+            )),
+            "{stdout}"
+        );
+        assert!(!stdout.contains("kind = \"hwmon\""), "offered: {stdout}");
+
+        // The default rig falls back to its simulated board, and says so.
+        let tmp = tempfile::tempdir().unwrap();
+        let out_dir = tmp.path().join("local");
+        let out = {
+            let _machine = one_run_at_a_time();
+            joulebench()
+                .env("JOULEBENCH_ROOT", root.path())
+                .args(["run", "--runs", "5", "--out", s(&out_dir)])
+                .output()
+                .unwrap()
+        };
+        assert!(out.status.success(), "{}", stderr(&out));
+        let rows = read_csv(&out_dir.join("summary.csv"));
+        assert!(rows.iter().all(|r| r["sensor"] == "ina219-sim"), "{rows:?}");
+
+        // Named by a rig: every row invalid, naming the reading, with no figures; exit 1.
+        let rig = write_rig(
+            tmp.path(),
+            "odd",
+            &format!(
+                r#"
+name = "odd"
+idle_baseline_s = 0.5
+[protocol]
+warmup = 1
+settle_s = 0.1
+runs = 5
+min_duration_s = 0.5
+[[backends]]
+kind = "tflite"
+model = "{}"
+image = "bird.bmp"
+[[sensors]]
+kind = "hwmon"
+rail = "psu in"
+chip = "odd"
+label = "pin"
+root = "{}"
+"#,
+                timed_model(),
+                root.path().join("sys").display()
+            ),
+        );
+        let out_dir = tmp.path().join("named");
+        let out = run(&["run", "--rig", s(&rig), "--out", s(&out_dir)]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        for row in read_csv(&out_dir.join("summary.csv")) {
+            assert!(
+                row["status"].starts_with("invalid: ") && row["status"].contains(says),
+                "{}",
+                row["status"]
+            );
+            assert_eq!(row["inferences_per_joule"], "", "{row:?}");
+        }
+    }
+}

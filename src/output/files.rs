@@ -488,6 +488,8 @@ struct SensorJson<'a> {
     /// The shortest window its figures can measure (averaged power), seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     min_window_s: Option<f64>,
+    /// What it can report at all: a reading beyond makes its window invalid.
+    limits: crate::sensor::Limits,
 }
 
 /// Replaces `run.json` atomically.
@@ -526,6 +528,7 @@ pub(crate) fn write_run_json(
                 uncertainty: s.uncertainty,
                 crosscheck: s.crosscheck.as_ref(),
                 min_window_s: s.min_window_s,
+                limits: s.limits,
             })
             .collect(),
         sensor_choice: record.sensor_choice.as_ref(),

@@ -76,6 +76,10 @@ struct SensorJson {
     crosscheck: Option<crate::sensor::Crosscheck>,
     #[serde(default)]
     min_window_s: Option<f64>,
+    /// Absent in folders written before it was recorded: then only the physics of any
+    /// supply, as a meter without a range of its own has.
+    #[serde(default)]
+    limits: crate::sensor::Limits,
     #[serde(default)]
     sampler_cpu_s: f64,
     #[serde(default)]
@@ -281,6 +285,7 @@ fn rebuild_from(dir: &Path, json_path: &Path, json: RunJson) -> Result<Rebuilt> 
             integrating: s.integrating,
             crosscheck: s.crosscheck,
             min_window_s: s.min_window_s,
+            limits: s.limits,
         })
         .collect();
     let power_path = dir.join("power.csv");

@@ -43,9 +43,21 @@ fn check(spec: &SensorSpec) -> Result<String, String> {
         crate::clock::RunClock::start(),
         crate::clock::PhaseLog::new(),
     );
-    super::open(spec, &ctx)
-        .map(|s| s.info().detail.clone())
-        .map_err(|e| format!("{e:#}").replace('\n', " "))
+    let one_line = |e: anyhow::Error| format!("{e:#}").replace('\n', " ");
+    let mut sensor = super::open(spec, &ctx).map_err(one_line)?;
+    // A meter whose reading no supply gives (negative, beyond its range, a board drawing
+    // microwatts) is a misread channel: offering it would print impossible figures.
+    let reading = sensor.read().map_err(one_line)?;
+    let impossible = sensor.limits().judge(&reading).or_else(|| {
+        // A counter's first reading has no power yet; its windows are judged as they come.
+        (reading.energy_j.is_none())
+            .then(|| super::limits::too_little(reading.watts))
+            .flatten()
+    });
+    match impossible {
+        Some(why) => Err(format!("it reads {why}")),
+        None => Ok(sensor.info().detail.clone()),
+    }
 }
 
 /// The meters under a sysfs root (RAPL, hwmon, INA3221), each opened once to see whether it

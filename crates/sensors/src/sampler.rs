@@ -134,6 +134,8 @@ pub struct SensorLog {
     pub crosscheck: Option<crate::sensor::Crosscheck>,
     /// The shortest window the sensor can measure ([`PowerSensor::min_window`]), seconds.
     pub min_window_s: Option<f64>,
+    /// What the sensor can report at all ([`PowerSensor::limits`]).
+    pub limits: crate::sensor::Limits,
 }
 
 impl SensorLog {
@@ -150,6 +152,7 @@ impl SensorLog {
             integrating: sensor.integrates(),
             crosscheck: sensor.crosscheck(),
             min_window_s: sensor.min_window().map(|d| d.as_secs_f64()),
+            limits: sensor.limits(),
         }
     }
 }

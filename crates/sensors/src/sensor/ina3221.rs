@@ -16,8 +16,9 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
+use super::limits::INA_MAX_BUS_VOLTS;
 use super::sysfs;
-use super::{Origin, PowerSensor, Reading, SensorInfo};
+use super::{Limits, Origin, PowerSensor, Reading, SensorInfo};
 
 /// Read rate where the driver does not say (the JetPack 4 IIO driver has no
 /// `update_interval`): 10 a second, tegrastats' finest useful rate on these boards;
@@ -214,6 +215,15 @@ impl PowerSensor for Ina3221Sensor {
     /// published.
     fn uncertainty(&self) -> Option<f64> {
         None
+    }
+
+    /// The chip's bus pins; the shunts, and so the current range, are the board's and not in
+    /// sysfs on every JetPack.
+    fn limits(&self) -> Limits {
+        Limits {
+            max_volts: Some(INA_MAX_BUS_VOLTS),
+            ..Limits::default()
+        }
     }
 
     /// Polled figures: never stale (a steady load repeats them for real).

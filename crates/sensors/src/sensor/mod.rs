@@ -7,11 +7,14 @@ pub mod hwmon;
 pub mod ina219;
 pub mod ina219_sim;
 pub mod ina3221;
+pub mod limits;
 pub mod load;
 pub mod nominal;
 pub mod nvml;
 pub mod rapl;
 pub mod sysfs;
+
+pub use limits::{Limits, MIN_BOARD_WATTS};
 
 use std::time::Duration;
 
@@ -217,6 +220,12 @@ pub trait PowerSensor: Send {
     /// datasheet; `None` where there is no such figure (a nominal wattage is not measured).
     fn uncertainty(&self) -> Option<f64> {
         None
+    }
+
+    /// What a sensor of this kind and settings can report at all: a reading beyond makes its
+    /// window invalid ([`Limits::judge`]). Without a range of its own, [`Limits::default`].
+    fn limits(&self) -> Limits {
+        Limits::default()
     }
 
     /// Whether the readings carry instant power to cross-check an energy counter with (NVML):

@@ -34,7 +34,7 @@ use nvml_wrapper::structs::device::FieldId;
 use nvml_wrapper::sys_exports::field_id::NVML_FI_DEV_POWER_INSTANT;
 use nvml_wrapper::{Device, Nvml};
 
-use super::{Crosscheck, Origin, PowerSensor, Reading, SensorInfo};
+use super::{Crosscheck, Limits, Origin, PowerSensor, Reading, SensorInfo};
 use crate::clock::{RunClock, TimeSource};
 use crate::sensor::SensorSpec;
 use serde::{Deserialize, Serialize};
@@ -408,6 +408,18 @@ fn measure_period(
 impl PowerSensor for NvmlSensor {
     fn info(&self) -> &SensorInfo {
         &self.info
+    }
+
+    /// Twice the GPU's enforced power limit: its power overshoots the limit for milliseconds,
+    /// never by that much. Without a limit to read, [`Limits::default`].
+    fn limits(&self) -> Limits {
+        self.gpu.power_limit_mw().map_or_else(
+            |_| Limits::default(),
+            |mw| Limits {
+                max_watts: 2.0 * f64::from(mw) / 1e3,
+                max_volts: None,
+            },
+        )
     }
 
     fn update_period(&self) -> Duration {

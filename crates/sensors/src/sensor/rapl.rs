@@ -16,7 +16,7 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 use super::sysfs::{self, EnergyCounter, ReadError};
-use super::{Origin, PowerSensor, Reading, SensorInfo};
+use super::{Limits, Origin, PowerSensor, Reading, SensorInfo};
 
 /// How often the sampler reads the counter. The counter's difference is exact whatever the
 /// read rate (it counts every microjoule in between), so reading faster buys only finer
@@ -197,6 +197,8 @@ pub struct RaplSensor {
     energy: PathBuf,
     counter: EnergyCounter,
     period: Duration,
+    /// The most the zone draws ([`max_watts`]).
+    max_watts: f64,
 }
 
 /// The most the zone in `dir` can draw, watts: [`CEILING_WATTS`], or more where one of its
@@ -273,6 +275,7 @@ pub fn open(spec: &RaplSpec) -> Result<RaplSensor> {
         energy,
         counter,
         period,
+        max_watts,
     })
 }
 
@@ -290,6 +293,14 @@ impl PowerSensor for RaplSensor {
     /// no figure this rig can stand behind (and core/dram domains are less certain).
     fn uncertainty(&self) -> Option<f64> {
         None
+    }
+
+    /// The most the zone draws, as the counter's unwrapping already assumes.
+    fn limits(&self) -> Limits {
+        Limits {
+            max_watts: self.max_watts,
+            max_volts: None,
+        }
     }
 
     fn read(&mut self) -> Result<Reading> {

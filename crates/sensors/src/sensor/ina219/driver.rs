@@ -16,7 +16,7 @@ use ina219::measurements::{BusVoltage, CurrentRegister, ShuntVoltage};
 use ina219::SyncIna219;
 use linux_embedded_hal::I2cdev;
 
-use super::super::{Origin, PowerSensor, Reading, SensorInfo};
+use super::super::{Limits, Origin, PowerSensor, Reading, SensorInfo};
 use super::*;
 use crate::clock::{RunClock, TimeSource};
 
@@ -320,6 +320,12 @@ impl<I2C: I2c + Send> PowerSensor for Ina219Sensor<I2C> {
 
     fn uncertainty(&self) -> Option<f64> {
         Some(self.settings.energy_uncertainty())
+    }
+
+    /// Its PGA range over the shunt it really has (the correction applied).
+    fn limits(&self) -> Limits {
+        let shunt = self.settings.shunt_ohms / self.settings.shunt_correction;
+        Limits::ina(f64::from(self.settings.shunt_range_mv()) / 1e3, shunt)
     }
 
     /// Where the shunt converts for at least [`INTEGRATING_SHARE`] of each update period
