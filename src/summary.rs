@@ -1216,4 +1216,158 @@ mod tests {
             }
         }
     }
+
+    /// Every sensor kind's reader, fed arbitrary raw values where the kernel or the chip puts
+    /// them: whatever it reads, a row is `ok` only with figures a supply can give (issue 30).
+    mod physics {
+        use super::*;
+        use crate::sampler::Sample;
+        use crate::sensor::{PowerSensor, SensorContext, SensorSpec, MIN_BOARD_WATTS};
+        use proptest::prelude::*;
+        use std::path::Path;
+
+        /// A raw sysfs or spec value: ordinary ones, zero, negative, huge.
+        fn raw() -> impl Strategy<Value = i64> {
+            prop_oneof![
+                0i64..20_000_000,
+                -20_000_000i64..0,
+                Just(0),
+                Just(1),
+                Just(-1),
+                any::<i64>(),
+            ]
+        }
+
+        fn put(dir: &Path, files: &[(&str, String)]) {
+            std::fs::create_dir_all(dir).unwrap();
+            for (name, value) in files {
+                std::fs::write(dir.join(name), format!("{value}\n")).unwrap();
+            }
+        }
+
+        /// A meter of `kind` on a fake tree in `root` holding `a` and `b` where its values go,
+        /// as the rig's table that names it.
+        fn tree(kind: usize, root: &Path, a: i64, b: i64) -> String {
+            let sys = root.display();
+            match kind {
+                0 => {
+                    let dir = root.join("class/hwmon/hwmon0");
+                    put(
+                        &dir,
+                        &[("name", "psu".into()), ("power1_input", a.to_string())],
+                    );
+                    format!("kind = \"hwmon\"\nchip = \"psu\"\nchannel = 1\nroot = \"{sys}\"")
+                }
+                1 => {
+                    let dir = root.join("class/hwmon/hwmon0");
+                    put(
+                        &dir,
+                        &[
+                            ("name", "adc".into()),
+                            ("in1_input", a.to_string()),
+                            ("curr1_input", b.to_string()),
+                        ],
+                    );
+                    format!("kind = \"hwmon\"\nchip = \"adc\"\nchannel = 1\nroot = \"{sys}\"")
+                }
+                2 => {
+                    let dir = root.join("bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon3");
+                    put(
+                        &dir,
+                        &[
+                            ("name", "ina3221".into()),
+                            ("in1_label", "VDD_IN".into()),
+                            ("in1_input", a.to_string()),
+                            ("curr1_input", b.to_string()),
+                        ],
+                    );
+                    format!("kind = \"ina3221\"\nlabel = \"VDD_IN\"\nroot = \"{sys}\"")
+                }
+                3 => {
+                    let dir = root.join("bus/i2c/drivers/ina3221x/6-0040/iio:device0");
+                    put(
+                        &dir,
+                        &[
+                            ("rail_name_0", "POM_5V_IN".into()),
+                            ("in_power0_input", a.to_string()),
+                            ("in_voltage0_input", b.to_string()),
+                            ("in_current0_input", a.to_string()),
+                        ],
+                    );
+                    format!("kind = \"ina3221\"\nlabel = \"POM_5V_IN\"\nroot = \"{sys}\"")
+                }
+                _ => format!(
+                    "kind = \"nominal\"\nwatts = {:?}",
+                    a as f64 / 1e3 + b as f64 / 1e9
+                ),
+            }
+        }
+
+        /// The meter read once per update period over the 1 to 4 s window [`counted`] times,
+        /// or None where the rig or the sensor refuses it (as a run would, before measuring).
+        fn log_of(table: &str) -> Option<crate::sampler::SensorLog> {
+            let spec: SensorSpec = toml::from_str(&format!("rail = \"r\"\n{table}")).ok()?;
+            spec.validate_alone().ok()?;
+            let ctx = SensorContext::new(
+                crate::clock::RunClock::start(),
+                crate::clock::PhaseLog::new(),
+            );
+            let mut sensor: Box<dyn PowerSensor> = crate::sensor::open(&spec, &ctx).ok()?;
+            let mut log = crate::sampler::SensorLog::of(sensor.as_ref());
+            let period = log.update_period.as_secs_f64().max(1e-3);
+            let reads = (3.2 / period).ceil().min(4000.0) as usize;
+            log.samples = (0..reads)
+                .map(|i| Sample {
+                    t: 0.9 + period * i as f64,
+                    reading: sensor.read().map_err(|e| e.to_string()),
+                })
+                .collect();
+            Some(log)
+        }
+
+        /// The harness measures: ordinary values give an `ok` row on every kind, so the
+        /// property below is not empty.
+        #[test]
+        fn ordinary_values_give_ok_rows_on_every_kind() {
+            for (kind, a, b) in [
+                (0, 5_000_000, 0),
+                (1, 5_000, 1_000),
+                (2, 19_000, 350),
+                (3, 2_345, 5_016),
+                (4, 5_000, 0),
+            ] {
+                let root = tempfile::tempdir().unwrap();
+                let log = log_of(&tree(kind, root.path(), a, b)).expect("opens");
+                let rows = counted(log);
+                assert!(
+                    rows.iter().all(|r| r.status.is_ok()),
+                    "kind {kind}: {rows:?}"
+                );
+            }
+        }
+
+        proptest! {
+            #![proptest_config(crate::proptest_config(64))]
+            #[test]
+            fn prop_every_ok_row_is_physically_possible(kind in 0usize..5, a in raw(), b in raw()) {
+                let root = tempfile::tempdir().unwrap();
+                let Some(log) = log_of(&tree(kind, root.path(), a, b)) else {
+                    return Ok(());
+                };
+                let limits = log.limits;
+                for row in counted(log) {
+                    if !row.status.is_ok() {
+                        continue;
+                    }
+                    let watts = row.mean_watts.expect("an ok row has its mean");
+                    let per_joule = row.inferences_per_joule.expect("and its per-joule figure");
+                    prop_assert!(
+                        (MIN_BOARD_WATTS..=limits.max_watts).contains(&watts),
+                        "{watts} W ok from kind {kind}, raw {a}, {b}"
+                    );
+                    prop_assert!(per_joule.is_finite() && per_joule > 0.0, "{per_joule}");
+                }
+            }
+        }
+    }
 }
