@@ -464,3 +464,37 @@ root = "{}"
         }
     }
 }
+
+/// A tree whose power file is a FIFO (a copied or faked tree gone wrong): detection says so
+/// and finishes, where a plain read would wait for a writer forever (issue 30).
+#[test]
+fn detection_does_not_hang_on_a_file_that_blocks() {
+    let root = one_power_channel(5_000_000);
+    let power = root.path().join("sys/class/hwmon/hwmon0/power1_input");
+    std::fs::remove_file(&power).unwrap();
+    let path = std::ffi::CString::new(s(&power)).unwrap();
+    // SAFETY: mkfifo reads a NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let mut child = joulebench()
+        .env("JOULEBENCH_ROOT", root.path())
+        .args(["sensors", "--detect"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Minutes, not the test's speed: the bound is only there to fail instead of hanging.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("sensors --detect still waits on the FIFO after 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("hwmon odd (hwmon0) pin: not readable: ")
+            && stdout.contains("not a regular file, as a sysfs attribute is"),
+        "{stdout}"
+    );
+}

@@ -35,7 +35,27 @@ pub struct Detected {
     pub primary: bool,
 }
 
+/// How long one meter may take to open and read before detection gives up on it: a driver
+/// stuck on its bus can hold a sysfs read for seconds, and detection must not hang with it.
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// [`check_now`] in a thread of its own, given up after [`ANSWER_WITHIN`] (the thread is left
+/// to finish or not; the process does not wait for it).
 fn check(spec: &SensorSpec) -> Result<String, String> {
+    let (send, answer) = std::sync::mpsc::channel();
+    let spec = spec.clone();
+    std::thread::spawn(move || {
+        let _ = send.send(check_now(&spec));
+    });
+    answer.recv_timeout(ANSWER_WITHIN).unwrap_or_else(|_| {
+        Err(format!(
+            "it did not answer within {} s (a driver stuck on its bus?)",
+            ANSWER_WITHIN.as_secs()
+        ))
+    })
+}
+
+fn check_now(spec: &SensorSpec) -> Result<String, String> {
     // A meter a rig cannot name (a hwmon chip with an empty name) is no use in a snippet.
     spec.validate_alone()
         .map_err(|e| format!("a rig cannot select it: {e}"))?;

@@ -39,17 +39,33 @@ impl From<ReadError> for anyhow::Error {
     }
 }
 
-/// The trimmed text of a sysfs attribute.
+/// The trimmed text of a sysfs attribute. A sysfs attribute is a regular file: anything else
+/// (a FIFO in a copied or faked tree, a device) is refused at once, opened without blocking,
+/// since a read of it could wait forever.
 pub fn read_text(path: &Path) -> Result<String, ReadError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(text.trim().to_string()),
-        Err(e) if e.kind() == ErrorKind::PermissionDenied => {
-            Err(ReadError::PermissionDenied(path.to_path_buf()))
-        }
-        Err(e) => Err(ReadError::Other(
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail = |e: std::io::Error| match e.kind() {
+        ErrorKind::PermissionDenied => ReadError::PermissionDenied(path.to_path_buf()),
+        _ => ReadError::Other(
             anyhow::Error::new(e).context(format!("cannot read {}", path.display())),
-        )),
+        ),
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(fail)?;
+    if !file.metadata().map_err(fail)?.is_file() {
+        return Err(ReadError::Other(anyhow::anyhow!(
+            "cannot read {}: not a regular file, as a sysfs attribute is (a FIFO or a device \
+             would block the read): point the rig's root at a real sysfs tree",
+            path.display()
+        )));
     }
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(fail)?;
+    Ok(text.trim().to_string())
 }
 
 /// A sysfs attribute holding one integer (sysfs numbers are decimal, one per file).
