@@ -60,7 +60,14 @@ pub const REFERENCES_ENV: &str = crate::environment::REFERENCES;
 /// The references: `$JOULEBENCH_REFERENCES` if set, else the project's, built in.
 pub fn load_default() -> Result<Vec<Reference>> {
     match std::env::var_os(REFERENCES_ENV) {
-        Some(path) => load(Path::new(&path)),
+        Some(path) => load(Path::new(&path)).map_err(|e| {
+            anyhow::anyhow!(
+                "{REFERENCES_ENV}={}: {e:#}: fix the file (columns id, device, kind, value, unit, \
+                 model, conditions, source, as analysis/references.csv has), or unset \
+                 {REFERENCES_ENV} for the built-in references",
+                Path::new(&path).display()
+            )
+        }),
         None => parse(BUILT_IN.as_bytes()).context("built-in analysis/references.csv"),
     }
 }

@@ -321,8 +321,14 @@ pub(crate) fn read_run_json(dir: &Path) -> Result<(PathBuf, String)> {
 /// or was written under another schema than [`SCHEMA_VERSION`]: which schema, by which
 /// joulebench, and what to do. Every reader of a run folder checks this first.
 pub(crate) fn check_schema(dir: &Path, json_path: &Path, text: &str) -> Result<RunJsonHead> {
-    let head: RunJsonHead = serde_json::from_str(text)
-        .map_err(|e| anyhow::anyhow!("{} is not valid JSON: {e}", json_path.display()))?;
+    let head: RunJsonHead = serde_json::from_str(text).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not valid JSON ({e}): it is cut short or damaged, since joulebench \
+                 replaces it whole and a crash leaves the old one or the new; restore it from a \
+                 copy, or measure again",
+            json_path.display()
+        )
+    })?;
     let written_by = &head.joulebench_version;
     match head.schema_version {
         Some(SCHEMA_VERSION) => Ok(head),

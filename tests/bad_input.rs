@@ -1195,3 +1195,80 @@ fn a_failing_export_stops_none_of_the_others() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("results: "));
     assert!(dir.join("summary.csv").is_file() && dir.join("run.json").is_file());
 }
+
+// ---- the environment and damaged folders ----------------------------------------------------
+
+/// `JOULEBENCH_ROOT` naming nothing is refused, not read as a machine without meters.
+#[test]
+fn a_machine_root_that_is_not_a_folder() {
+    for command in [vec!["sensors"], vec!["sensors", "--detect"], vec!["run"]] {
+        let out = joulebench()
+            .env("JOULEBENCH_ROOT", "/nonexistent")
+            .args(&command)
+            .output()
+            .unwrap();
+        assert_bad(
+            &format!("{command:?}"),
+            &out,
+            &["JOULEBENCH_ROOT=/nonexistent is not a folder: unset it"],
+        );
+    }
+}
+
+/// A references file the reader cannot use names the variable that chose it, and the way out.
+#[test]
+fn a_references_file_that_is_not_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("refs.csv");
+    std::fs::write(&bad, "x,y\n1,2\n").unwrap();
+    for (path, says) in [
+        (bad.clone(), "line 2"),
+        (dir.path().join("gone.csv"), "cannot read"),
+    ] {
+        let out = joulebench()
+            .env("JOULEBENCH_REFERENCES", &path)
+            .args(["compare", "results/examples/sim-cpu", "--references"])
+            .output()
+            .unwrap();
+        assert_bad(
+            "JOULEBENCH_REFERENCES",
+            &out,
+            &[
+                &format!("JOULEBENCH_REFERENCES={}: ", path.display()),
+                says,
+                "or unset JOULEBENCH_REFERENCES for the built-in references",
+            ],
+        );
+    }
+}
+
+/// A cut run.json says what happened to it and what to do, in every reader of a run folder.
+#[test]
+fn a_cut_run_json_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    let example = repo().join("results/examples/sim-cpu");
+    for file in ["latency.csv", "power.csv", "summary.csv"] {
+        std::fs::copy(example.join(file), run.join(file)).unwrap();
+    }
+    let json = std::fs::read(example.join("run.json")).unwrap();
+    std::fs::write(run.join("run.json"), &json[..500]).unwrap();
+    let report = dir.path().join("report");
+    for args in [
+        vec!["summarize", s(&run)],
+        vec!["compare", s(&run)],
+        vec!["report", s(&run), "--out", s(&report)],
+    ] {
+        let out = joulebench().args(&args).output().unwrap();
+        assert_bad(
+            &format!("{args:?}"),
+            &out,
+            &[
+                "run.json is not valid JSON (",
+                "it is cut short or damaged",
+                "measure again",
+            ],
+        );
+    }
+}

@@ -119,6 +119,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 
 /// Runs the command; everything it prints goes through `out`.
 pub fn dispatch(cli: Cli, out: &mut Console) -> Result<ExitCode> {
+    crate::machine::check_root()?;
     match cli.command {
         Command::Run(args) => run::run(args, out),
         Command::Models { command } => models::run(command, out),

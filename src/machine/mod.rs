@@ -29,6 +29,20 @@ pub fn root() -> PathBuf {
         .map_or_else(|| PathBuf::from("/"), PathBuf::from)
 }
 
+/// Refuses a `$JOULEBENCH_ROOT` that is not a folder, in one line: read anyway, it would look
+/// like a machine without meters, and a run would fall back to its simulated board.
+pub fn check_root() -> anyhow::Result<()> {
+    let root = root();
+    if root.is_dir() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{ROOT_ENV}={} is not a folder: unset it to read this machine's own files, or point it \
+         at a copy of a machine's (a folder holding sys/)",
+        root.display()
+    )
+}
+
 /// One value read from a file: absent (no such file: not recorded), unknown (the file is there
 /// but could not be read or parsed: `null`), or known.
 #[derive(Debug, Clone, PartialEq, Default)]
