@@ -60,6 +60,35 @@ mod tests {
         }
     }
 
+    /// Where no calibration register fits, the advice names the key that is wrong: a shunt no
+    /// supply's current suits, or a current this shunt cannot take (issue 30: it blamed
+    /// max_current_a for a 1 µΩ and a 1 MΩ shunt).
+    #[test]
+    fn range_advice_names_the_shunt_or_the_current() {
+        for ohms in [1e-6, 1e6] {
+            let spec = Ina219Spec {
+                shunt_ohms: ohms,
+                ..spec(3.2, None)
+            };
+            let e = Ina219Settings::from_spec(&spec, "b")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with(&format!(
+                    "INA219: shunt_ohms = {ohms} Ω is no shunt an INA219"
+                )) && e.contains("check shunt_ohms"),
+                "{e}"
+            );
+        }
+        let e = Ina219Settings::from_spec(&spec(0.000001, None), "b")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("on this shunt max_current_a must be between 0.205 and 3.200 A"),
+            "{e}"
+        );
+    }
+
     /// The datasheet's example: 0.1 Ω with a 100 µA current LSB.
     fn datasheet_spec() -> Ina219Spec {
         spec(3.2768, Some(320))

@@ -164,6 +164,26 @@ pub struct Ina219Settings {
     pub chips_on_bus: u32,
 }
 
+/// Why no calibration register fits `max_a` on `ohms`, naming the key that is wrong. The
+/// register (2..65535) and the ±320 mV range allow a `max_current_a` of about 0.0205 / R to
+/// 0.32 / R amps; where that span holds no supply's current (10 mA to 100 A), the shunt is
+/// wrong, not the current.
+fn range_advice(max_a: f64, ohms: f64, lsb_ua: f64) -> anyhow::Error {
+    let (low, high) = (CURRENT_FULL_SCALE * 0.04096 / (65535.0 * ohms), 0.32 / ohms);
+    if high < 0.01 || low > 100.0 {
+        return anyhow!(
+            "INA219: shunt_ohms = {ohms} Ω is no shunt an INA219 measures a supply with (it \
+             would need a max_current_a of {low:.3e} to {high:.3e} A): check shunt_ohms (a \
+             breakout's shunt is 0.1 Ω; docs/src/guide/raspberry-pi.md, Choosing a shunt)"
+        );
+    }
+    anyhow!(
+        "INA219: max_current_a {max_a} A on a {ohms} Ω shunt needs a calibration register \
+         outside 2..65535 (current LSB {lsb_ua} µA): on this shunt max_current_a must be between \
+         {low:.3} and {high:.3} A"
+    )
+}
+
 impl Ina219Settings {
     /// Derives the settings; `bus` names the bus in error messages.
     ///
@@ -196,12 +216,7 @@ impl Ina219Settings {
         let calibration = (shunt_uohm <= f64::from(u32::MAX))
             .then(|| IntCalibration::new(MicroAmpere(lsb_ua as i64), shunt_uohm as u32))
             .flatten()
-            .ok_or_else(|| {
-                anyhow!(
-                    "INA219: max_current_a {max_a} A on a {ohms} Ω shunt needs a calibration \
-                     register outside 2..65535 (current LSB {lsb_ua} µA); change max_current_a"
-                )
-            })?;
+            .ok_or_else(|| range_advice(max_a, ohms, lsb_ua))?;
 
         // The range is sized on the shunt as stated, as the rig's author sized it: a
         // correction of a few percent must not push 3.2 A on 0.1 Ω past ±320 mV and refuse the
