@@ -714,12 +714,28 @@ fn status(record: &RunRecord, run: &TimedRun, sensor: Option<&Measured>) -> Stat
         return Status::Invalid("the timed window never began".into());
     };
     if let Some(why) = &timed.invalid {
-        return Status::Invalid(why.clone());
+        return match run.window {
+            Some((_, end)) if lost_to_the_stop(record, end) => Status::Interrupted,
+            _ => Status::Invalid(why.clone()),
+        };
     }
     if let Some(why) = m.idle.as_ref().and_then(|w| w.invalid.as_ref()) {
         return Status::Invalid(format!("idle baseline: {why}"));
     }
     Status::Ok
+}
+
+/// Whether a window ending at `end` lost readings to the run's stop rather than to a sensor:
+/// the run was stopped, and some sensor's readings end before the window does. A killed run's
+/// folder lacks its last half second of readings (they were not yet flushed), so a repetition
+/// that finished just before the kill has a window without its tail; that is the kill's doing,
+/// not the sensor's, and the window is `interrupted`, not `invalid`.
+fn lost_to_the_stop(record: &RunRecord, end: f64) -> bool {
+    record.interrupted
+        && record
+            .sensors
+            .iter()
+            .any(|s| s.samples.last().is_none_or(|last| last.t < end))
 }
 
 /// A record to summarise in tests: a rig, a backend of it with given runs, sensor logs.
@@ -958,6 +974,38 @@ mod tests {
         assert_eq!(rows[0].instant_vs_counter_pct, None);
         assert_eq!(rows[0].instant_vs_counter_note, "");
         assert_eq!(rows[0].status, Status::Ok);
+    }
+
+    /// A repetition that finished just before a kill, whose last readings the kill kept off
+    /// the disk: `interrupted`, not blamed on the sensor; the same window in a run that was
+    /// not stopped is `invalid` (issue 30).
+    #[test]
+    fn readings_lost_to_a_stop_make_a_window_interrupted_not_invalid() {
+        let mut log = counter_log(None);
+        log.samples.retain(|s| s.t < 2.0);
+        let rig = fixtures::rig("runs = 2");
+        let run = TimedRun {
+            latencies: vec![
+                Latency {
+                    start: 1.0,
+                    seconds: 0.01
+                };
+                2
+            ],
+            window: Some((1.0, 4.0)),
+            batch: 1,
+            ..TimedRun::default()
+        };
+        let backend = fixtures::backend(&rig.backends[0], vec![run]);
+        let mut record = fixtures::record(rig, vec![backend], vec![log]);
+        let rows = summarize(&record);
+        assert!(
+            matches!(&rows[0].status, Status::Invalid(_)),
+            "{:?}",
+            rows[0].status
+        );
+        record.interrupted = true;
+        assert_eq!(summarize(&record)[0].status, Status::Interrupted);
     }
 
     #[test]
