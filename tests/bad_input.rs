@@ -731,6 +731,230 @@ fn conflicting_flags() {
     assert_bad("two references", &out, &["give one reference"]);
 }
 
+// ---- counts and their bounds ----------------------------------------------------------------
+
+/// Runs the binary with `args`, killed if it has not ended within a minute: a refusal of its
+/// arguments loads and measures nothing, so it ends at once on any machine, while a count that
+/// was let through would measure for hours (or abort on its allocation).
+fn run_refusal(args: &[&str]) -> Output {
+    let _machine = one_run_at_a_time();
+    let mut child = joulebench()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let began = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if began.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{args:?} still ran after 60 s: it was not refused; stderr: {}",
+                stderr(&out)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// `run` of the rig `text` with `args` is refused with exit status `code` and one
+/// `joulebench: ` line holding `needles`, before it measured anything or made its folder.
+fn assert_count_refused(case: &str, text: &str, args: &[&str], code: i32, needles: &[&str]) {
+    ensure_models();
+    let dir = tempfile::tempdir().unwrap();
+    let rig = write_rig(dir.path(), "rig", text);
+    let out_dir = dir.path().join("run");
+    let mut all = vec!["run", "--rig", s(&rig), "--out", s(&out_dir)];
+    all.extend_from_slice(args);
+    let out = run_refusal(&all);
+    assert_bad(case, &out, needles);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(code), "{case}: {err}");
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.starts_with("joulebench: "))
+            .count(),
+        1,
+        "{case}: {err}"
+    );
+    assert!(!out_dir.exists(), "{case}: it made the run folder: {err}");
+}
+
+/// Every count of a rig file and of `run`'s command line has an upper bound, checked before
+/// anything is loaded, allocated or measured: `--runs 4294967295` once aborted on a 64 GiB
+/// allocation after the idle baseline, and `--threads 4294967295` ran one thread recorded as
+/// four billion.
+#[test]
+fn counts_beyond_their_bounds_are_refused_before_anything_is_measured() {
+    let base = |protocol: &str| rig("mobilenet_v2_1.0_224_quant", "bird.bmp", protocol, SIM);
+    let torch = |protocol: &str| {
+        base(protocol).replace("kind = \"tflite\"\nengine = \"tflite\"", "kind = \"torch\"")
+    };
+    let ordinary = base("");
+    let many_backends = {
+        let table = "[[backends]]\nkind = \"tflite\"\nengine = \"tflite\"\nmodel = \"mobilenet_v2_1.0_224_quant\"\nimage = \"bird.bmp\"\n";
+        format!("{ordinary}{}", table.repeat(64))
+    };
+    // 65 batches of 1: a list that long, not its batches, is what is refused.
+    let batches = vec!["1"; 65].join(",");
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let beyond_cores = (cores + 1).to_string();
+    let beyond_cores_refused = format!("threads {beyond_cores} is more than the {cores} cores");
+    let cases: Vec<(&str, String, Vec<&str>, Vec<&str>)> = vec![
+        (
+            "runs in the rig",
+            ordinary.replace("runs = 20", "runs = 4294967295"),
+            vec![],
+            vec![
+                "protocol.runs must be at most 1000000 (",
+                "not 4294967295: ",
+            ],
+        ),
+        (
+            "--runs",
+            ordinary.clone(),
+            vec!["--runs", "4294967295"],
+            vec!["command-line settings: protocol.runs must be at most 1000000 ("],
+        ),
+        (
+            "warmup in the rig",
+            ordinary.replace("warmup = 1", "warmup = 4294967295"),
+            vec![],
+            vec!["protocol.warmup must be at most 100000000 ("],
+        ),
+        (
+            "--warmup",
+            ordinary.clone(),
+            vec!["--warmup", "100000001"],
+            vec![
+                "protocol.warmup must be at most 100000000 (",
+                "not 100000001",
+            ],
+        ),
+        (
+            "repeat in the rig",
+            base("repeat = 1001"),
+            vec![],
+            vec![
+                "protocol.repeat must be at most 1000 (",
+                "run joulebench soak",
+            ],
+        ),
+        (
+            "--repeat",
+            ordinary.clone(),
+            vec!["--repeat", "4294967295"],
+            vec!["protocol.repeat must be at most 1000 ("],
+        ),
+        (
+            "batch in the rig",
+            torch("scenario = \"offline\"").replace(
+                "image = \"bird.bmp\"",
+                "image = \"bird.bmp\"\nbatch = 4294967295",
+            ),
+            vec![],
+            vec!["backends[0] (torch): batch must be at most 4096 ("],
+        ),
+        (
+            "--batch",
+            ordinary.clone(),
+            vec![
+                "--backend",
+                "torch",
+                "--scenario",
+                "offline",
+                "--batch",
+                "4294967295",
+            ],
+            vec!["backends[0] (torch): batch must be at most 4096 ("],
+        ),
+        (
+            "backends in the rig",
+            many_backends,
+            vec![],
+            vec!["the rig has 65 backends", "split it into several runs"],
+        ),
+        (
+            "a --batch sweep",
+            ordinary.clone(),
+            vec![
+                "--backend",
+                "torch",
+                "--scenario",
+                "offline",
+                "--batch",
+                &batches,
+            ],
+            vec!["the rig has 65 backends"],
+        ),
+        (
+            "--threads",
+            ordinary.clone(),
+            vec!["--threads", "4294967295"],
+            vec![
+                "backends[0] (tflite): threads 4294967295 is more than the",
+                "--threads",
+            ],
+        ),
+        (
+            "threads beyond the cores",
+            ordinary.replace(
+                "image = \"bird.bmp\"",
+                &format!("image = \"bird.bmp\"\nthreads = {beyond_cores}"),
+            ),
+            vec![],
+            vec![&beyond_cores_refused],
+        ),
+    ];
+    for (case, text, args, needles) in &cases {
+        assert_count_refused(case, text, args, 1, needles);
+    }
+}
+
+/// `bench`'s counts are bounded too: its rounds and runs by their flags' ranges (a usage
+/// error, exit status 2, as their lower bounds are), its threads by the cores, and an engine
+/// named twice (each contender's model is loaded before the first round) is refused.
+#[test]
+fn bench_counts_beyond_their_bounds_are_refused_before_anything_is_measured() {
+    ensure_models();
+    let cores = std::thread::available_parallelism().unwrap().get();
+    for (case, args, code, needle) in [
+        (
+            "--rounds",
+            vec!["bench", "--rounds", "4294967295"],
+            2,
+            "joulebench: invalid value '4294967295' for '--rounds <ROUNDS>': 4294967295 is not in 1..=1000".to_string(),
+        ),
+        (
+            "--runs",
+            vec!["bench", "--runs", "4294967295"],
+            2,
+            "joulebench: invalid value '4294967295' for '--runs <RUNS>': 4294967295 is not in 1..=1000000".to_string(),
+        ),
+        (
+            "--threads",
+            vec!["bench", "--threads", "4294967295"],
+            1,
+            format!("joulebench: command-line settings: backends[0] (tflite): threads 4294967295 is more than the {cores} cores"),
+        ),
+        (
+            "--engines twice",
+            vec!["bench", "--engines", "litert,tflite,litert"],
+            1,
+            "joulebench: --engines names litert twice: name each engine once".to_string(),
+        ),
+    ] {
+        let out = run_refusal(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(code), "{case}: {err}");
+        let last = err.lines().last().unwrap_or_default();
+        assert!(last.starts_with(&needle), "{case}: {err}");
+        assert!(out.stdout.is_empty(), "{case}: it began: {}", String::from_utf8_lossy(&out.stdout));
+    }
+}
+
 // ---- the output folder ----------------------------------------------------------------------
 
 #[test]
