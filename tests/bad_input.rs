@@ -1386,6 +1386,145 @@ fn outputs_inside_a_run_folder_are_refused_before_any_work() {
     }
 }
 
+/// A copy of the example run folder `name` (under results/examples) at `dir/as_name`.
+fn copy_example(name: &str, dir: &Path, as_name: &str) -> PathBuf {
+    let copy = dir.join(as_name);
+    std::fs::create_dir(&copy).unwrap();
+    for file in std::fs::read_dir(repo().join("results/examples").join(name)).unwrap() {
+        let file = file.unwrap().path();
+        std::fs::copy(&file, copy.join(file.file_name().unwrap())).unwrap();
+    }
+    copy
+}
+
+/// Every file of the folder `dir`, by name, with its bytes.
+fn folder_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut all: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|f| {
+            let f = f.unwrap().path();
+            let bytes = std::fs::read(&f).unwrap_or_default();
+            (f.file_name().unwrap().to_string_lossy().into_owned(), bytes)
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+/// An export, a report or a run's export into a run folder the command neither writes nor
+/// reads is refused as one into its own: `run --out NEW --export-csv OTHER/summary.csv` once
+/// replaced OTHER's summary, and `compare OTHER` then failed.
+#[test]
+fn outputs_inside_another_run_folder_are_refused_before_any_work() {
+    ensure_models();
+    let tmp = tempfile::tempdir().unwrap();
+    let other = copy_example("sim-cpu", tmp.path(), "other");
+    std::fs::create_dir(tmp.path().join("sub")).unwrap();
+    let read = repo().join("results/examples/repeat-quant");
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&other, &link).unwrap();
+    let before = folder_files(&other);
+    let new = tmp.path().join("new");
+    let (csv, json, md) = (
+        other.join("summary.csv"),
+        link.join("comparison.json"),
+        tmp.path().join("sub/../other/table.md"),
+    );
+    let report_out = other.join("report");
+    let cases: [&[&str]; 5] = [
+        &[
+            "run",
+            "--rig",
+            "sim-cpu",
+            "--out",
+            s(&new),
+            "--export-csv",
+            s(&csv),
+        ],
+        &[
+            "run",
+            "--rig",
+            "sim-cpu",
+            "--out",
+            s(&new),
+            "--export-markdown",
+            s(&md),
+        ],
+        &["compare", s(&read), "--export-json", s(&json)],
+        &["report", s(&read), "--out", s(&report_out)],
+        &["report", s(&read), "--out", s(&other)],
+    ];
+    for args in cases {
+        let out = run(args);
+        assert_one_line_error(&out, "is inside the run folder");
+        assert!(
+            stderr(&out).contains(&format!("{}: write it elsewhere", other.display())),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains("running rig"), "{args:?} measured");
+        assert_eq!(
+            folder_files(&other),
+            before,
+            "{args:?} changed the other run"
+        );
+        assert!(!new.exists(), "{args:?} created its run folder");
+    }
+    let out = run(&["compare", s(&other)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Two exports to one file (however the path is spelled) are refused before any work: the
+/// second would replace the first.
+#[test]
+fn two_outputs_on_one_path_are_refused_before_any_work() {
+    ensure_models();
+    let tmp = tempfile::tempdir().unwrap();
+    let new = tmp.path().join("new");
+    let file = tmp.path().join("rows.txt");
+    let same = tmp.path().join("sub/../rows.txt");
+    std::fs::create_dir(tmp.path().join("sub")).unwrap();
+    let read = repo().join("results/examples/repeat-quant");
+    let run_with = |flags: [&str; 4]| -> Vec<String> {
+        ["run", "--rig", "sim-cpu", "--out", s(&new)]
+            .into_iter()
+            .chain(flags)
+            .map(String::from)
+            .collect()
+    };
+    let compare_with = |flags: [&str; 4]| -> Vec<String> {
+        ["compare", s(&read)]
+            .into_iter()
+            .chain(flags)
+            .map(String::from)
+            .collect()
+    };
+    for (args, needle) in [
+        (
+            run_with(["--export-csv", s(&file), "--export-json", s(&file)]),
+            format!(
+                "--export-json {} is the file --export-csv writes too: give each export a file of its own",
+                file.display()
+            ),
+        ),
+        (
+            run_with(["--export-markdown", s(&file), "--export-lava", s(&same)]),
+            "is the file --export-markdown writes too".to_string(),
+        ),
+        (
+            compare_with(["--export-csv", s(&file), "--export-markdown", s(&same)]),
+            "is the file --export-csv writes too".to_string(),
+        ),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(&args);
+        assert_one_line_error(&out, &needle);
+        assert!(out.stdout.is_empty(), "{args:?} began");
+        assert!(!file.exists(), "{args:?} wrote {}", file.display());
+        assert!(!new.exists(), "{args:?} created its run folder");
+    }
+}
+
 /// Each export is written on its own: one to a full disk names its flag and file, and the
 /// others, the table and the run folder still come out, with exit status 1.
 #[test]

@@ -152,10 +152,9 @@ pub fn measure(
     let run_dir = signals::hold(|| {
         // A default folder is new and named by the clock: no export can be in it yet.
         let out: Vec<&Path> = args.out.as_deref().into_iter().collect();
-        args.export.check(&out)?;
-        if let Some(path) = &args.export_lava {
-            export::check_output("--export-lava", path, &out)?;
-        }
+        let mut outputs = args.export.outputs();
+        outputs.extend(args.export_lava.as_deref().map(|p| ("--export-lava", p)));
+        export::check_outputs(&outputs, &out)?;
         let claimed =
             output::create_run_dir(args.out.as_deref(), &plan.rig.name, chrono::Utc::now())?;
         signals::on_exit(claimed.releaser());
