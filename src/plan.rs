@@ -200,8 +200,8 @@ pub fn usable_cores() -> u32 {
 
 /// Refuses a backend on more threads than `cores`. Refused rather than run and recorded:
 /// threads beyond the cores take turns on them, so the row would time the scheduler under a
-/// thread count that never ran at once (4294967295 was once recorded while the engine, given
-/// it as -1, ran one thread); a rig written for a larger board is one `--threads` from running.
+/// thread count that never ran at once (4294967295 was once recorded while one thread ran); a
+/// rig written for a larger board is one `--threads` from running.
 pub fn check_threads(backends: &[BackendSpec], cores: u32) -> Result<()> {
     for (i, b) in backends.iter().enumerate() {
         if b.threads() > cores {
