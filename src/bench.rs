@@ -29,13 +29,17 @@ use crate::sensor::{self, SensorContext};
 use crate::stats::PairedRatios;
 use crate::summary;
 
+/// The most rounds `--rounds` takes: their medians settle long before, and each round runs the
+/// protocol on every contender and the Python reference.
+const MAX_ROUNDS: u64 = 1000;
+
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Rig whose first backend (and sensors) are benchmarked.
     #[arg(long, default_value = "sim-cpu")]
     pub rig: String,
-    /// Rounds of each contender, alternating (at least 1: medians of no rounds are NaN).
-    #[arg(long, default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    /// Rounds of each contender, alternating (1 to 1000; medians of no rounds are NaN).
+    #[arg(long, default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_ROUNDS))]
     pub rounds: usize,
     /// Model for the backend (manifest name or path).
     #[arg(long)]
@@ -46,8 +50,8 @@ pub struct BenchArgs {
     /// Rig engines to compare, in turn (default: the rig's own).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub engines: Option<Vec<Engine>>,
-    /// Timed classifications per round (at least 1).
-    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Timed classifications per round (1 to 1000000, as a rig's runs).
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::rig::MAX_RUNS)))]
     pub runs: u32,
     /// Python for the reference loop; default $JOULEBENCH_PYTHON (with `ai-edge-litert`) or
     /// $JOULEBENCH_TORCH_PYTHON (with torch), else the project's venvs.
@@ -113,6 +117,14 @@ pub fn run(args: &BenchArgs, out: &mut Console) -> Result<()> {
         runs: args.runs,
         ..rig.protocol.clone()
     };
+    // Checked as a run's are, before any model loads (the sampler comparison runs on these
+    // threads, or on every core).
+    let cores = crate::plan::usable_cores();
+    backend_spec
+        .validate(protocol.scenario == crate::rig::Scenario::Offline)
+        .map_err(anyhow::Error::msg)
+        .and_then(|()| crate::plan::check_threads(std::slice::from_ref(backend_spec), cores))
+        .context("command-line settings")?;
     // One prepared backend per engine; the first is the rig's own choice.
     let engines = match (&args.engines, backend_spec.tflite()) {
         (Some(list), Some(_)) => list.iter().map(|e| Some(*e)).collect(),
@@ -122,6 +134,15 @@ pub fn run(args: &BenchArgs, out: &mut Console) -> Result<()> {
         ),
         (None, tflite) => vec![tflite.and_then(|s| s.engine)],
     };
+    // Every contender is opened before the first round: an engine named twice would load its
+    // model again to measure the same thing.
+    let list = args.engines.as_deref().unwrap_or_default();
+    if let Some(twice) = (1..list.len()).find(|&n| list[..n].contains(&list[n])) {
+        bail!(
+            "--engines names {} twice: name each engine once",
+            list[twice].as_str()
+        );
+    }
     let mut contenders = engines
         .into_iter()
         .map(|engine| prepare_backend(&with_engine(backend_spec, engine)))
@@ -144,7 +165,6 @@ pub fn run(args: &BenchArgs, out: &mut Console) -> Result<()> {
     if !args.no_sampler {
         // A benchmark on a board uses every core, so the sampler is judged there: a sampler
         // that needs a core of its own shows up as lost FPS only when none is left over.
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
         let threads = args.threads.unwrap_or(cores);
         let mut spec = contenders[0].spec.clone();
         spec.set_workload(Workload {

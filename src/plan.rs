@@ -10,7 +10,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::project::RigSource;
 use crate::rig::{
-    BackendKind, BackendSpec, Device, Engine, Precision, Rig, Scenario, TorchSpec, Workload,
+    check_backend_count, BackendKind, BackendSpec, Device, Engine, Precision, Rig, Scenario,
+    TorchSpec, Workload,
 };
 use crate::sensor::detect::{self, SensorChoice};
 use crate::sensor::ina219::Ranged;
@@ -112,6 +113,8 @@ impl Overrides {
             }
         }
         if self.batch.len() > 1 {
+            // Checked before the sweep copies every backend once per batch.
+            check_backend_count(rig.backends.len().saturating_mul(self.batch.len()))?;
             rig.backends = sweep_batches(&rig.backends, &self.batch);
         }
         let p = &mut rig.protocol;
@@ -170,6 +173,12 @@ impl Plan {
         Ok(Self::of(rig, source))
     }
 
+    /// Refuses, before anything opens, a backend given more threads than this machine's
+    /// [`usable_cores`]: what a run (not `sensors`, which runs no backend) checks.
+    pub fn check_threads(&self) -> Result<()> {
+        check_threads(&self.rig.backends, usable_cores())
+    }
+
     /// `rig`, read from `source`, with its sensors chosen on this machine.
     pub fn of(mut rig: Rig, source: RigSource) -> Self {
         let sensor_choice = detect::resolve(&mut rig, &detect::sysfs_root());
@@ -181,6 +190,30 @@ impl Plan {
             ranging: Vec::new(),
         }
     }
+}
+
+/// The cores this process may use (its CPU affinity and cgroup quota, as the standard library
+/// reads them); 1 where that cannot be told.
+pub fn usable_cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+}
+
+/// Refuses a backend on more threads than `cores`. Refused rather than run and recorded:
+/// threads beyond the cores take turns on them, so the row would time the scheduler under a
+/// thread count that never ran at once (4294967295 was once recorded while one thread ran); a
+/// rig written for a larger board is one `--threads` from running.
+pub fn check_threads(backends: &[BackendSpec], cores: u32) -> Result<()> {
+    for (i, b) in backends.iter().enumerate() {
+        if b.threads() > cores {
+            bail!(
+                "backends[{i}] ({}): threads {} is more than the {cores} cores this machine lets \
+                 joulebench use: give at most {cores} (threads in the rig, or --threads {cores})",
+                b.kind().as_str(),
+                b.threads()
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -240,6 +273,50 @@ mod tests {
             .map(|b| b.torch().unwrap().batch)
             .collect();
         assert_eq!(batches, [Some(1), Some(8), Some(64)]);
+    }
+
+    #[test]
+    fn threads_beyond_the_cores_are_refused() {
+        let backends = |threads: &[u32]| -> Vec<BackendSpec> {
+            threads
+                .iter()
+                .map(|&threads| {
+                    BackendSpec::new(
+                        BackendKind::Tflite,
+                        Workload {
+                            model: "m".into(),
+                            image: "i".into(),
+                            threads,
+                        },
+                    )
+                })
+                .collect()
+        };
+        check_threads(&backends(&[1, 4]), 4).unwrap();
+        let e = check_threads(&backends(&[1, 5]), 4)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "backends[1] (tflite): threads 5 is more than the 4 cores this machine lets \
+             joulebench use: give at most 4 (threads in the rig, or --threads 4)"
+        );
+        assert!(usable_cores() >= 1);
+    }
+
+    #[test]
+    fn a_batch_sweep_is_bounded_before_it_copies_the_backends() {
+        let e = plan(&Overrides {
+            backend: Some(BackendKind::Torch),
+            scenario: Some(Scenario::Offline),
+            batch: vec![1; crate::rig::MAX_BACKENDS + 1],
+            ..Overrides::default()
+        })
+        .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("the rig has 65 backends"),
+            "{e:#}"
+        );
     }
 
     #[test]

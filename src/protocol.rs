@@ -148,7 +148,10 @@ pub fn run(
     out.gpu_start = ctx.gpus.iter().map(GpuProbe::capture).collect();
     let start = ctx.clock.now();
     ctx.phases.begin(Phase::Timed, Some(ctx.slot), start);
-    out.latencies.reserve(spec.runs as usize);
+    // Reserved so that no reallocation lands in the timed loop; never past the bound a rig's
+    // runs has (16 MB), whatever spec the caller built.
+    out.latencies
+        .reserve(spec.runs.min(crate::rig::MAX_RUNS) as usize);
     let min_end = start + spec.min_duration_s.unwrap_or(0.0);
     let cpu_start = cpu_time::ProcessTime::now();
     let mut end = start;

@@ -294,15 +294,40 @@ pub(crate) struct RunJsonHead {
     interrupted: bool,
 }
 
-/// The run folder (a folder holding `run.json`) that `path` lies in, resolved through links
-/// and `..`, if any: a file there belongs to the run, and no command may write it.
+/// The run folder (a folder holding `run.json`) that `path` is or lies in, resolved through
+/// links and `..` ([`resolved`]), if any: a file there belongs to the run, and no command may
+/// write it. `path` need not exist yet.
 pub fn run_folder_holding(path: &Path) -> Option<PathBuf> {
-    let resolved = std::fs::canonicalize(path).ok()?;
-    resolved
+    resolved(path)
         .ancestors()
-        .skip(1)
         .find(|dir| dir.join("run.json").is_file())
         .map(Path::to_path_buf)
+}
+
+/// `path` made absolute with its longest existing part's links and `..` resolved, and the
+/// rest (not created yet) appended as written, `..` and `.` taken lexically: where a file
+/// written to `path` would land.
+pub fn resolved(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let absolute = std::env::current_dir().unwrap_or_default().join(path);
+    let parts: Vec<Component> = absolute.components().collect();
+    let (mut out, rest) = (0..=parts.len())
+        .rev()
+        .find_map(|n| {
+            let prefix: PathBuf = parts[..n].iter().collect();
+            Some((std::fs::canonicalize(prefix).ok()?, &parts[n..]))
+        })
+        .unwrap_or_else(|| (PathBuf::new(), &parts[..]));
+    for part in rest {
+        match part {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// The path and text of a run folder's `run.json`; a folder without one is a one-line error.

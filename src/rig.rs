@@ -197,6 +197,28 @@ impl Rig {
         if p.repeat == 0 {
             bail!("protocol.repeat must be at least 1");
         }
+        check_count(
+            "protocol.runs",
+            p.runs,
+            MAX_RUNS,
+            "each timed latency is kept in memory",
+            "for more samples, repeat the protocol (protocol.repeat, --repeat)",
+        )?;
+        check_count(
+            "protocol.warmup",
+            p.warmup,
+            MAX_WARMUP,
+            "a warm-up only has to reach a steady speed",
+            "give fewer",
+        )?;
+        check_count(
+            "protocol.repeat",
+            p.repeat,
+            MAX_REPEAT,
+            "more narrows the interval no further to speak of",
+            "to measure for longer, run joulebench soak",
+        )?;
+        check_backend_count(self.backends.len())?;
         check_seconds("protocol.settle_s", p.settle_s)?;
         if let Some(s) = p.min_duration_s {
             check_seconds("protocol.min_duration_s", s)?;
@@ -331,6 +353,48 @@ impl Rig {
 
 pub use crate::clock::MAX_SECONDS;
 
+// The counts' bounds. Each is far above what a measurement needs, so that it only stops a typo
+// or a wrapped -1 (4294967295) before anything is loaded or measured, instead of an
+// allocation that aborts or a run that never ends.
+
+/// Timed classifications: each one's latency is kept in memory (16 bytes) and written to
+/// latency.csv (about 45 bytes), so a million is 16 MB and 45 MB, which a Raspberry Pi 3's
+/// 1 GB still holds.
+pub const MAX_RUNS: u32 = 1_000_000;
+
+/// Warm-up classifications keep nothing, so this bound is only against typos: 10^8 is hours at
+/// the fastest model seen (19 µs), and 10,000,000 (the crash tests' warm-up that never ends)
+/// stays well inside it.
+pub const MAX_WARMUP: u32 = 100_000_000;
+
+/// Repetitions of the protocol: each keeps its latencies and adds summary rows; the aggregate's
+/// 95 % interval narrows as 1/√n, so beyond 1000 it gains almost nothing, and a longer
+/// measurement is a soak (which repeats for a given time instead).
+pub const MAX_REPEAT: u32 = 1000;
+
+/// Backends of a rig, a `--batch` sweep's included: every one is opened (its model loaded)
+/// before the first is measured. 64 holds a sweep of 11 batches (1 to 1024) on 5 backends.
+pub const MAX_BACKENDS: usize = 64;
+
+/// A count key: at most `max`, for the reason `why`; `fix` says what to do instead.
+fn check_count(key: &str, value: u32, max: u32, why: &str, fix: &str) -> Result<()> {
+    if value > max {
+        bail!("{key} must be at most {max} ({why}), not {value}: {fix}");
+    }
+    Ok(())
+}
+
+/// Refuses more backends than [`MAX_BACKENDS`] (`count`, after any `--batch` sweep).
+pub fn check_backend_count(count: usize) -> Result<()> {
+    if count > MAX_BACKENDS {
+        bail!(
+            "the rig has {count} backends (a --batch sweep runs each once per batch), more than \
+             the {MAX_BACKENDS} joulebench opens at once: split it into several runs"
+        );
+    }
+    Ok(())
+}
+
 /// A duration key: a number of seconds from 0 to [`MAX_SECONDS`]; NaN and infinities refused.
 fn check_seconds(key: &str, value: f64) -> Result<()> {
     if !(0.0..=MAX_SECONDS).contains(&value) {
@@ -431,6 +495,63 @@ image = "bird.bmp"
             None,
             "the engine is chosen at run time"
         );
+    }
+
+    /// Each count's bound is accepted and one above it refused, with the key, the bound and
+    /// what to do; what the tests rely on (a warm-up of 10,000,000 that never ends, a timed run
+    /// of 600 s) stays inside.
+    #[test]
+    fn counts_are_bounded_where_a_user_can_live_with_them() {
+        let protocol = |lines: &str| format!("{MINIMAL}[protocol]\n{lines}\n");
+        let torch = |batch: u32| {
+            format!(
+                "{}[protocol]\nscenario = \"offline\"\n",
+                MINIMAL.replace("\"tflite\"", "\"torch\"")
+            ) + &format!(
+                "[[backends]]\nkind = \"torch\"\nmodel = \"m\"\nimage = \"i\"\nbatch = {batch}\n"
+            )
+        };
+        let backends = |n: usize| {
+            MINIMAL.to_string() + &MINIMAL[MINIMAL.find("[[backends]]").unwrap()..].repeat(n - 1)
+        };
+        for accepted in [
+            protocol("runs = 1000000\nwarmup = 100000000\nrepeat = 1000"),
+            protocol("warmup = 10000000\nmin_duration_s = 600"),
+            torch(4096),
+            backends(64),
+        ] {
+            Rig::parse(&accepted).unwrap();
+        }
+        for (refused, want) in [
+            (
+                protocol("runs = 1000001"),
+                "protocol.runs must be at most 1000000 (each timed latency is kept in memory), \
+                 not 1000001: for more samples, repeat the protocol (protocol.repeat, --repeat)",
+            ),
+            (
+                protocol("warmup = 4294967295"),
+                "protocol.warmup must be at most 100000000 (a warm-up only has to reach a \
+                 steady speed), not 4294967295: give fewer",
+            ),
+            (
+                protocol("repeat = 1001"),
+                "protocol.repeat must be at most 1000 (more narrows the interval no further to \
+                 speak of), not 1001: to measure for longer, run joulebench soak",
+            ),
+            (
+                torch(4097),
+                "backends[1] (torch): batch must be at most 4096 (the batch's input and \
+                 activations are allocated when the backend opens), not 4097: give a smaller \
+                 batch",
+            ),
+            (
+                backends(65),
+                "the rig has 65 backends (a --batch sweep runs each once per batch), more than \
+                 the 64 joulebench opens at once: split it into several runs",
+            ),
+        ] {
+            assert_eq!(format!("{:#}", Rig::parse(&refused).unwrap_err()), want);
+        }
     }
 
     #[test]
@@ -933,13 +1054,14 @@ image = "bird.bmp"
         }
 
         fn protocol() -> impl Strategy<Value = ProtocolSpec> {
+            // Now and then any count at all, so that the bounds are on both sides.
             (
-                0u32..4,
+                prop_oneof![9 => 0u32..4, 1 => any::<u32>()],
                 seconds(),
-                0u32..400,
+                prop_oneof![9 => 0u32..400, 1 => any::<u32>()],
                 of(0.1..60.0_f64),
                 prop_oneof![Just(Scenario::SingleStream), Just(Scenario::Offline)],
-                0u32..4,
+                prop_oneof![9 => 0u32..4, 1 => any::<u32>()],
                 any::<bool>(),
             )
                 .prop_map(
@@ -974,7 +1096,7 @@ image = "bird.bmp"
                     (0u32..4).prop_map(Device::Cuda)
                 ]),
                 of(prop_oneof![Just(Precision::Fp32), Just(Precision::Fp16)]),
-                of(0u32..5),
+                of(prop_oneof![9 => 0u32..5, 1 => any::<u32>()]),
                 of(any::<bool>()),
                 of(any::<bool>()),
             );

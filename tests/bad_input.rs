@@ -731,6 +731,230 @@ fn conflicting_flags() {
     assert_bad("two references", &out, &["give one reference"]);
 }
 
+// ---- counts and their bounds ----------------------------------------------------------------
+
+/// Runs the binary with `args`, killed if it has not ended within a minute: a refusal of its
+/// arguments loads and measures nothing, so it ends at once on any machine, while a count that
+/// was let through would measure for hours (or abort on its allocation).
+fn run_refusal(args: &[&str]) -> Output {
+    let _machine = one_run_at_a_time();
+    let mut child = joulebench()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let began = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if began.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{args:?} still ran after 60 s: it was not refused; stderr: {}",
+                stderr(&out)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// `run` of the rig `text` with `args` is refused with exit status `code` and one
+/// `joulebench: ` line holding `needles`, before it measured anything or made its folder.
+fn assert_count_refused(case: &str, text: &str, args: &[&str], code: i32, needles: &[&str]) {
+    ensure_models();
+    let dir = tempfile::tempdir().unwrap();
+    let rig = write_rig(dir.path(), "rig", text);
+    let out_dir = dir.path().join("run");
+    let mut all = vec!["run", "--rig", s(&rig), "--out", s(&out_dir)];
+    all.extend_from_slice(args);
+    let out = run_refusal(&all);
+    assert_bad(case, &out, needles);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(code), "{case}: {err}");
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.starts_with("joulebench: "))
+            .count(),
+        1,
+        "{case}: {err}"
+    );
+    assert!(!out_dir.exists(), "{case}: it made the run folder: {err}");
+}
+
+/// Every count of a rig file and of `run`'s command line has an upper bound, checked before
+/// anything is loaded, allocated or measured: `--runs 4294967295` once aborted on a 64 GiB
+/// allocation after the idle baseline, and `--threads 4294967295` ran one thread recorded as
+/// four billion.
+#[test]
+fn counts_beyond_their_bounds_are_refused_before_anything_is_measured() {
+    let base = |protocol: &str| rig("mobilenet_v2_1.0_224_quant", "bird.bmp", protocol, SIM);
+    let torch = |protocol: &str| {
+        base(protocol).replace("kind = \"tflite\"\nengine = \"tflite\"", "kind = \"torch\"")
+    };
+    let ordinary = base("");
+    let many_backends = {
+        let table = "[[backends]]\nkind = \"tflite\"\nengine = \"tflite\"\nmodel = \"mobilenet_v2_1.0_224_quant\"\nimage = \"bird.bmp\"\n";
+        format!("{ordinary}{}", table.repeat(64))
+    };
+    // 65 batches of 1: a list that long, not its batches, is what is refused.
+    let batches = vec!["1"; 65].join(",");
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let beyond_cores = (cores + 1).to_string();
+    let beyond_cores_refused = format!("threads {beyond_cores} is more than the {cores} cores");
+    let cases: Vec<(&str, String, Vec<&str>, Vec<&str>)> = vec![
+        (
+            "runs in the rig",
+            ordinary.replace("runs = 20", "runs = 4294967295"),
+            vec![],
+            vec![
+                "protocol.runs must be at most 1000000 (",
+                "not 4294967295: ",
+            ],
+        ),
+        (
+            "--runs",
+            ordinary.clone(),
+            vec!["--runs", "4294967295"],
+            vec!["command-line settings: protocol.runs must be at most 1000000 ("],
+        ),
+        (
+            "warmup in the rig",
+            ordinary.replace("warmup = 1", "warmup = 4294967295"),
+            vec![],
+            vec!["protocol.warmup must be at most 100000000 ("],
+        ),
+        (
+            "--warmup",
+            ordinary.clone(),
+            vec!["--warmup", "100000001"],
+            vec![
+                "protocol.warmup must be at most 100000000 (",
+                "not 100000001",
+            ],
+        ),
+        (
+            "repeat in the rig",
+            base("repeat = 1001"),
+            vec![],
+            vec![
+                "protocol.repeat must be at most 1000 (",
+                "run joulebench soak",
+            ],
+        ),
+        (
+            "--repeat",
+            ordinary.clone(),
+            vec!["--repeat", "4294967295"],
+            vec!["protocol.repeat must be at most 1000 ("],
+        ),
+        (
+            "batch in the rig",
+            torch("scenario = \"offline\"").replace(
+                "image = \"bird.bmp\"",
+                "image = \"bird.bmp\"\nbatch = 4294967295",
+            ),
+            vec![],
+            vec!["backends[0] (torch): batch must be at most 4096 ("],
+        ),
+        (
+            "--batch",
+            ordinary.clone(),
+            vec![
+                "--backend",
+                "torch",
+                "--scenario",
+                "offline",
+                "--batch",
+                "4294967295",
+            ],
+            vec!["backends[0] (torch): batch must be at most 4096 ("],
+        ),
+        (
+            "backends in the rig",
+            many_backends,
+            vec![],
+            vec!["the rig has 65 backends", "split it into several runs"],
+        ),
+        (
+            "a --batch sweep",
+            ordinary.clone(),
+            vec![
+                "--backend",
+                "torch",
+                "--scenario",
+                "offline",
+                "--batch",
+                &batches,
+            ],
+            vec!["the rig has 65 backends"],
+        ),
+        (
+            "--threads",
+            ordinary.clone(),
+            vec!["--threads", "4294967295"],
+            vec![
+                "backends[0] (tflite): threads 4294967295 is more than the",
+                "--threads",
+            ],
+        ),
+        (
+            "threads beyond the cores",
+            ordinary.replace(
+                "image = \"bird.bmp\"",
+                &format!("image = \"bird.bmp\"\nthreads = {beyond_cores}"),
+            ),
+            vec![],
+            vec![&beyond_cores_refused],
+        ),
+    ];
+    for (case, text, args, needles) in &cases {
+        assert_count_refused(case, text, args, 1, needles);
+    }
+}
+
+/// `bench`'s counts are bounded too: its rounds and runs by their flags' ranges (a usage
+/// error, exit status 2, as their lower bounds are), its threads by the cores, and an engine
+/// named twice (each contender's model is loaded before the first round) is refused.
+#[test]
+fn bench_counts_beyond_their_bounds_are_refused_before_anything_is_measured() {
+    ensure_models();
+    let cores = std::thread::available_parallelism().unwrap().get();
+    for (case, args, code, needle) in [
+        (
+            "--rounds",
+            vec!["bench", "--rounds", "4294967295"],
+            2,
+            "joulebench: invalid value '4294967295' for '--rounds <ROUNDS>': 4294967295 is not in 1..=1000".to_string(),
+        ),
+        (
+            "--runs",
+            vec!["bench", "--runs", "4294967295"],
+            2,
+            "joulebench: invalid value '4294967295' for '--runs <RUNS>': 4294967295 is not in 1..=1000000".to_string(),
+        ),
+        (
+            "--threads",
+            vec!["bench", "--threads", "4294967295"],
+            1,
+            format!("joulebench: command-line settings: backends[0] (tflite): threads 4294967295 is more than the {cores} cores"),
+        ),
+        (
+            "--engines twice",
+            vec!["bench", "--engines", "litert,tflite,litert"],
+            1,
+            "joulebench: --engines names litert twice: name each engine once".to_string(),
+        ),
+    ] {
+        let out = run_refusal(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(code), "{case}: {err}");
+        let last = err.lines().last().unwrap_or_default();
+        assert!(last.starts_with(&needle), "{case}: {err}");
+        assert!(out.stdout.is_empty(), "{case}: it began: {}", String::from_utf8_lossy(&out.stdout));
+    }
+}
+
 // ---- the output folder ----------------------------------------------------------------------
 
 #[test]
@@ -1159,6 +1383,145 @@ fn outputs_inside_a_run_folder_are_refused_before_any_work() {
         assert_one_line_error(&out, "is inside the run folder");
         assert_eq!(files(&a), before, "{args:?} changed the run folder");
         assert!(!new.exists(), "{args:?} created the run folder");
+    }
+}
+
+/// A copy of the example run folder `name` (under results/examples) at `dir/as_name`.
+fn copy_example(name: &str, dir: &Path, as_name: &str) -> PathBuf {
+    let copy = dir.join(as_name);
+    std::fs::create_dir(&copy).unwrap();
+    for file in std::fs::read_dir(repo().join("results/examples").join(name)).unwrap() {
+        let file = file.unwrap().path();
+        std::fs::copy(&file, copy.join(file.file_name().unwrap())).unwrap();
+    }
+    copy
+}
+
+/// Every file of the folder `dir`, by name, with its bytes.
+fn folder_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut all: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|f| {
+            let f = f.unwrap().path();
+            let bytes = std::fs::read(&f).unwrap_or_default();
+            (f.file_name().unwrap().to_string_lossy().into_owned(), bytes)
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+/// An export, a report or a run's export into a run folder the command neither writes nor
+/// reads is refused as one into its own: `run --out NEW --export-csv OTHER/summary.csv` once
+/// replaced OTHER's summary, and `compare OTHER` then failed.
+#[test]
+fn outputs_inside_another_run_folder_are_refused_before_any_work() {
+    ensure_models();
+    let tmp = tempfile::tempdir().unwrap();
+    let other = copy_example("sim-cpu", tmp.path(), "other");
+    std::fs::create_dir(tmp.path().join("sub")).unwrap();
+    let read = repo().join("results/examples/repeat-quant");
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&other, &link).unwrap();
+    let before = folder_files(&other);
+    let new = tmp.path().join("new");
+    let (csv, json, md) = (
+        other.join("summary.csv"),
+        link.join("comparison.json"),
+        tmp.path().join("sub/../other/table.md"),
+    );
+    let report_out = other.join("report");
+    let cases: [&[&str]; 5] = [
+        &[
+            "run",
+            "--rig",
+            "sim-cpu",
+            "--out",
+            s(&new),
+            "--export-csv",
+            s(&csv),
+        ],
+        &[
+            "run",
+            "--rig",
+            "sim-cpu",
+            "--out",
+            s(&new),
+            "--export-markdown",
+            s(&md),
+        ],
+        &["compare", s(&read), "--export-json", s(&json)],
+        &["report", s(&read), "--out", s(&report_out)],
+        &["report", s(&read), "--out", s(&other)],
+    ];
+    for args in cases {
+        let out = run(args);
+        assert_one_line_error(&out, "is inside the run folder");
+        assert!(
+            stderr(&out).contains(&format!("{}: write it elsewhere", other.display())),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains("running rig"), "{args:?} measured");
+        assert_eq!(
+            folder_files(&other),
+            before,
+            "{args:?} changed the other run"
+        );
+        assert!(!new.exists(), "{args:?} created its run folder");
+    }
+    let out = run(&["compare", s(&other)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Two exports to one file (however the path is spelled) are refused before any work: the
+/// second would replace the first.
+#[test]
+fn two_outputs_on_one_path_are_refused_before_any_work() {
+    ensure_models();
+    let tmp = tempfile::tempdir().unwrap();
+    let new = tmp.path().join("new");
+    let file = tmp.path().join("rows.txt");
+    let same = tmp.path().join("sub/../rows.txt");
+    std::fs::create_dir(tmp.path().join("sub")).unwrap();
+    let read = repo().join("results/examples/repeat-quant");
+    let run_with = |flags: [&str; 4]| -> Vec<String> {
+        ["run", "--rig", "sim-cpu", "--out", s(&new)]
+            .into_iter()
+            .chain(flags)
+            .map(String::from)
+            .collect()
+    };
+    let compare_with = |flags: [&str; 4]| -> Vec<String> {
+        ["compare", s(&read)]
+            .into_iter()
+            .chain(flags)
+            .map(String::from)
+            .collect()
+    };
+    for (args, needle) in [
+        (
+            run_with(["--export-csv", s(&file), "--export-json", s(&file)]),
+            format!(
+                "--export-json {} is the file --export-csv writes too: give each export a file of its own",
+                file.display()
+            ),
+        ),
+        (
+            run_with(["--export-markdown", s(&file), "--export-lava", s(&same)]),
+            "is the file --export-markdown writes too".to_string(),
+        ),
+        (
+            compare_with(["--export-csv", s(&file), "--export-markdown", s(&same)]),
+            "is the file --export-csv writes too".to_string(),
+        ),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(&args);
+        assert_one_line_error(&out, &needle);
+        assert!(out.stdout.is_empty(), "{args:?} began");
+        assert!(!file.exists(), "{args:?} wrote {}", file.display());
+        assert!(!new.exists(), "{args:?} created its run folder");
     }
 }
 

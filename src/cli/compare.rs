@@ -25,7 +25,7 @@ pub struct CompareArgs {
 
 pub fn run(args: &CompareArgs, out: &mut Console<impl std::io::Write>) -> Result<ExitCode> {
     let runs: Vec<&Path> = args.runs.iter().map(PathBuf::as_path).collect();
-    args.export.check(&runs)?;
+    crate::export::check_outputs(&args.export.outputs(), &runs)?;
     let comparison = crate::compare::compare(&args.runs, args.baseline, args.references)?;
     let table = crate::compare::table(&comparison);
     let record = serde_json::to_value(&comparison)?;

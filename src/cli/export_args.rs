@@ -37,11 +37,12 @@ impl ExportArgs {
             .filter_map(|(flag, path, format)| Some((flag, path.as_ref()?, format)))
     }
 
-    /// Proves every file asked for can be written, outside every run folder in `folders`
-    /// (those the command writes or reads), before the work that fills it.
-    pub fn check(&self, folders: &[&Path]) -> Result<()> {
+    /// Each file asked for, with its flag: what [`export::check_outputs`] proves before the
+    /// work that fills them.
+    pub fn outputs(&self) -> Vec<(&str, &Path)> {
         self.files()
-            .try_for_each(|(flag, path, _)| export::check_output(flag, path, folders))
+            .map(|(flag, path, _)| (flag, path.as_path()))
+            .collect()
     }
 
     /// Writes `table` (and `record`) in each format whose file was asked for, each on its
@@ -75,7 +76,9 @@ mod tests {
             export_json: Some(tmp.path().join("run.json")),
             ..ExportArgs::default()
         };
-        let e = inside.check(&[tmp.path()]).unwrap_err().to_string();
+        let e = export::check_outputs(&inside.outputs(), &[tmp.path()])
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("--export-json ") && e.contains("is inside the run folder"),
             "{e}"
@@ -87,7 +90,7 @@ mod tests {
         };
         let flags: Vec<&str> = fine.files().map(|(flag, ..)| flag).collect();
         assert_eq!(flags, ["--export-csv", "--export-markdown"]);
-        assert!(fine.check(&[]).is_ok());
+        assert!(export::check_outputs(&fine.outputs(), &[]).is_ok());
         assert!(exports_written(vec![]).is_ok());
         let e = exports_written(vec!["a (--export-csv)".into(), "b (--export-json)".into()]);
         assert_eq!(

@@ -145,16 +145,16 @@ pub fn measure(
 ) -> Result<Measured> {
     let interrupt = signals::install()?;
     let plan = Plan::resolve(&args.rig, &args.overrides())?;
+    plan.check_threads()?;
     // Claimed before any model loads or sensor opens: a folder that cannot take the results,
     // or that another run holds, must not cost a measurement; nor must an export file that
     // cannot be written.
     let run_dir = signals::hold(|| {
         // A default folder is new and named by the clock: no export can be in it yet.
         let out: Vec<&Path> = args.out.as_deref().into_iter().collect();
-        args.export.check(&out)?;
-        if let Some(path) = &args.export_lava {
-            export::check_output("--export-lava", path, &out)?;
-        }
+        let mut outputs = args.export.outputs();
+        outputs.extend(args.export_lava.as_deref().map(|p| ("--export-lava", p)));
+        export::check_outputs(&outputs, &out)?;
         let claimed =
             output::create_run_dir(args.out.as_deref(), &plan.rig.name, chrono::Utc::now())?;
         signals::on_exit(claimed.releaser());
@@ -167,7 +167,7 @@ pub fn measure(
         sample: true,
         time_budget,
     };
-    let plan = if plan.rig.protocol.ranging {
+    let mut plan = if plan.rig.protocol.ranging {
         eprintln!("joulebench: ranging pass: the protocol once, to set each INA219's range");
         let plan = crate::ranging::range(&plan, &options)?;
         for line in crate::ranging::describe(&plan.ranging) {
@@ -177,6 +177,12 @@ pub fn measure(
     } else {
         plan
     };
+    if time_budget.is_some() {
+        // A soak repeats the protocol until its time is spent, however many repetitions that
+        // takes: the clock bounds them, not the user's `repeat` (set past its bound here, once
+        // the rig was validated and ranged).
+        plan.rig.protocol.repeat = u32::MAX;
+    }
     let prepared = runner::prepare(plan)?;
     if let Some(choice) = &prepared.plan.sensor_choice {
         eprintln!("joulebench: {}", choice.line);
@@ -243,6 +249,7 @@ pub fn run(args: RunArgs, out: &mut Console<impl std::io::Write>) -> Result<Exit
 /// `run --open-only`: each backend opened as a run would, one line each, nothing measured.
 fn open_only(args: &RunArgs, out: &mut Console<impl std::io::Write>) -> Result<ExitCode> {
     let plan = Plan::resolve(&args.rig, &args.overrides())?;
+    plan.check_threads()?;
     for (i, spec) in plan.rig.backends.iter().enumerate() {
         let start = std::time::Instant::now();
         let prepared = crate::runner::prepare_backend(spec)

@@ -53,11 +53,10 @@ pub fn run(args: &SoakArgs, out: &mut Console<impl std::io::Write>) -> Result<Ex
         max_growth_mib: args.max_growth_mib,
         max_drift_pct: args.max_drift_pct,
     };
+    // As many repetitions as the time allows: `measure` repeats until the budget is spent.
     let run_args = RunArgs {
         rig: args.rig.clone(),
         out: args.out.clone(),
-        // As many repetitions as the time allows.
-        repeat: Some(u32::MAX),
         ..RunArgs::default()
     };
     let budget = std::time::Duration::from_secs_f64(args.minutes * 60.0);

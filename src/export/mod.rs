@@ -10,9 +10,11 @@ mod json;
 pub mod lava;
 pub mod markdown;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
+
+use crate::results::{resolved, run_folder_holding};
 
 pub use self::csv::Csv;
 pub use self::json::Json;
@@ -81,11 +83,23 @@ pub fn write(
     write_output(flag, path, &text)
 }
 
-/// Proves, before the work that fills it, that the file `flag` names can be written and lies
-/// outside every run folder in `folders` ([`check_outside`], [`check_writable`]).
-pub fn check_output(flag: &str, path: &Path, folders: &[&Path]) -> Result<()> {
-    check_outside(flag, path, folders)?;
-    check_writable(flag, path)
+/// Proves, before the work that fills them, that every output (`flag`, `path`) can be
+/// written ([`check_writable`]), lies outside every run folder ([`check_outside`]: those in
+/// `folders`, which the command writes or reads, and any other), and has a path of its own:
+/// two exports to one file would leave only the last.
+pub fn check_outputs(outputs: &[(&str, &Path)], folders: &[&Path]) -> Result<()> {
+    for (n, &(flag, path)) in outputs.iter().enumerate() {
+        check_outside(flag, path, folders)?;
+        check_writable(flag, path)?;
+        let same = |&&(_, other): &&(&str, &Path)| resolved(other) == resolved(path);
+        if let Some((first, _)) = outputs[..n].iter().find(same) {
+            bail!(
+                "{flag} {} is the file {first} writes too: give each export a file of its own",
+                path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Writes `text` to the file `flag` names; the error names the file and the flag.
@@ -93,49 +107,28 @@ pub fn write_output(flag: &str, path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e} ({flag})", path.display()))
 }
 
-/// Refuses, in one line, an output `path` (what `flag` names) that lies in one of `folders`,
-/// the run folders a command writes or reads: an export or report there would replace or add
-/// to that folder's own files (`run --out R --export-json R/run.json` once replaced the run's
-/// record). Paths are compared as the file system resolves them, through symbolic links and
-/// `..`; a path not created yet is resolved through its nearest existing folder.
+/// Refuses, in one line, an output `path` (what `flag` names) that lies in a run folder: one
+/// of `folders`, the run folders a command writes or reads (the run being written has no
+/// `run.json` yet), or any other folder holding a `run.json`. An export or report there would
+/// replace or add to that run's own files: `run --out R --export-json R/run.json` once
+/// replaced the run's record, and `--export-csv OTHER/summary.csv` another run's summary.
+/// Paths are compared as the file system resolves them, through symbolic links and `..`; a
+/// path not created yet is resolved through its nearest existing folder.
 pub fn check_outside(flag: &str, path: &Path, folders: &[&Path]) -> Result<()> {
     let out = resolved(path);
-    for folder in folders {
-        if out.starts_with(resolved(folder)) {
-            bail!(
-                "{flag} {} is inside the run folder {}: write it elsewhere, so the folder \
-                 keeps only its own files",
-                path.display(),
-                folder.display()
-            );
-        }
+    let given = folders
+        .iter()
+        .find(|folder| out.starts_with(resolved(folder)))
+        .map(|folder| folder.to_path_buf());
+    if let Some(folder) = given.or_else(|| run_folder_holding(path)) {
+        bail!(
+            "{flag} {} is inside the run folder {}: write it elsewhere, so the folder keeps \
+             only its own files",
+            path.display(),
+            folder.display()
+        );
     }
     Ok(())
-}
-
-/// `path` made absolute with its longest existing part's links and `..` resolved, and the
-/// rest (not created yet) appended as written, `..` and `.` taken lexically.
-fn resolved(path: &Path) -> PathBuf {
-    use std::path::Component;
-    let absolute = std::env::current_dir().unwrap_or_default().join(path);
-    let parts: Vec<Component> = absolute.components().collect();
-    let (mut out, rest) = (0..=parts.len())
-        .rev()
-        .find_map(|n| {
-            let prefix: PathBuf = parts[..n].iter().collect();
-            Some((std::fs::canonicalize(prefix).ok()?, &parts[n..]))
-        })
-        .unwrap_or_else(|| (PathBuf::new(), &parts[..]));
-    for part in rest {
-        match part {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 /// Proves, before anything is measured, that the export `flag` asks for can be written to
@@ -214,6 +207,42 @@ mod tests {
         let json: serde_json::Value =
             serde_json::from_str(&Json.export(&table(), &record).unwrap()).unwrap();
         assert_eq!(json, record);
+    }
+
+    #[test]
+    fn outputs_stay_out_of_every_run_folder_and_off_each_others_paths() {
+        let tmp = tempfile::tempdir().unwrap();
+        let other = tmp.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        std::fs::write(other.join("run.json"), "{}").unwrap();
+        let (a, b) = (tmp.path().join("a.csv"), tmp.path().join("b.json"));
+        check_outputs(&[("--export-csv", &a), ("--export-json", &b)], &[]).unwrap();
+        // Another run's folder, not among those the command writes or reads.
+        let inside = other.join("summary.csv");
+        let e = check_outputs(&[("--export-csv", &inside)], &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "--export-csv {} is inside the run folder {}: write it elsewhere, so the \
+                 folder keeps only its own files",
+                inside.display(),
+                other.display()
+            )
+        );
+        // The run folder itself, as a report's folder.
+        assert!(check_outside("--out", &other, &[]).is_err());
+        // One file, spelled two ways.
+        std::fs::create_dir(tmp.path().join("x")).unwrap();
+        let same = tmp.path().join("x/../a.csv");
+        let e = check_outputs(&[("--export-csv", &a), ("--export-markdown", &same)], &[]);
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            format!(
+                "--export-markdown {} is the file --export-csv writes too: give each export a \
+                 file of its own",
+                same.display()
+            )
+        );
     }
 
     #[test]

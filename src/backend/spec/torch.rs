@@ -67,6 +67,11 @@ impl Default for TorchSpec {
     }
 }
 
+/// The largest batch: its input and activations are allocated when the backend opens, and at
+/// 4096 images one fp32 activation of MobileNetV2's widest layer (112 × 112 × 96) is already
+/// 19.7 GB, most of a large GPU's memory; a larger batch is a typo, not a measurement.
+pub const MAX_BATCH: u32 = 4096;
+
 impl TorchSpec {
     /// Images per inference call.
     pub fn batch(&self) -> u32 {
@@ -87,6 +92,13 @@ impl TorchSpec {
         }
         if self.batch() == 0 {
             return Err("batch must be at least 1".into());
+        }
+        if self.batch() > MAX_BATCH {
+            return Err(format!(
+                "batch must be at most {MAX_BATCH} (the batch's input and activations are \
+                 allocated when the backend opens), not {}: give a smaller batch",
+                self.batch()
+            ));
         }
         if self.batch() > 1 && !offline {
             return Err(format!(
