@@ -9,13 +9,13 @@
 //! man pages) is checked against the clap definitions by `cli::reference` in the library's
 //! tests, which also keeps rustdoc link syntax out of `--help`.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use common::{ensure_models, joulebench, repo, sim_rig};
 
 /// `README.md` and every Markdown file under `docs/src`.
 fn pages() -> Vec<PathBuf> {
@@ -312,12 +312,6 @@ fn the_readers_find_tables_and_fields() {
     assert_eq!(serde_fields::<Two>(), ["first", "second"]);
 }
 
-fn joulebench() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_joulebench"));
-    command.current_dir(repo());
-    command
-}
-
 fn output(command: &mut Command) -> Output {
     command.output().unwrap()
 }
@@ -329,20 +323,6 @@ fn said(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-/// The model files in the user's models folder, as `make test` and the other integration
-/// tests put them there (copied from `../shared/models` where that folder exists).
-fn ensure_models() {
-    let shared = repo().join("../shared/models");
-    if shared.is_dir() {
-        let out = output(
-            joulebench()
-                .args(["models", "fetch", "--from"])
-                .arg(&shared),
-        );
-        assert!(out.status.success(), "{}", said(&out));
-    }
 }
 
 /// The CSV file's header, split.
@@ -442,25 +422,9 @@ fn the_exit_code_table_names_every_command_and_the_signals_the_code_uses() {
 
 /// The rig of the run-based checks: the simulated chip never reports a conversion ready, so
 /// every window is `invalid` however fast or slow this machine is.
-const INVALID_RIG: &str = r#"
-name = "docs-invalid"
-idle_baseline_s = 0.5
-[protocol]
-warmup = 1
-settle_s = 0.0
-runs = 5
-[[backends]]
-kind = "tflite"
-model = "mobilenet_v2_1.0_224_quant"
-image = "bird.bmp"
-[[sensors]]
-kind = "ina219-sim"
-rail = "5V"
-shunt_ohms = 0.1
-max_current_a = 3.2
-[sensors.faults]
-cnvr_stuck = true
-"#;
+fn invalid_rig() -> String {
+    sim_rig("[sensors.faults]\ncnvr_stuck = true\n")
+}
 
 /// One run's folder checked against output-files.md, and every command that reads a run
 /// folder checked against exit-codes.md for a row that is not `ok`.
@@ -469,7 +433,7 @@ fn a_run_folder_and_the_exit_codes_are_as_documented() {
     ensure_models();
     let tmp = tempfile::tempdir().unwrap();
     let rig = tmp.path().join("rig.toml");
-    std::fs::write(&rig, INVALID_RIG).unwrap();
+    std::fs::write(&rig, invalid_rig()).unwrap();
     let run_dir = tmp.path().join("run");
     let table = exit_code_table();
     let not_ok = |command: &str| -> i32 {
@@ -574,7 +538,7 @@ fn the_other_commands_exit_as_documented() {
     let rig = tmp.path().join("absent.toml");
     std::fs::write(
         &rig,
-        INVALID_RIG.replace("cnvr_stuck = true", "absent = true"),
+        invalid_rig().replace("cnvr_stuck = true", "absent = true"),
     )
     .unwrap();
     let sensors = output(joulebench().args(["sensors", "--rig"]).arg(&rig));
