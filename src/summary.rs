@@ -735,7 +735,7 @@ fn lost_to_the_stop(record: &RunRecord, end: f64) -> bool {
         && record
             .sensors
             .iter()
-            .any(|s| s.samples.last().is_none_or(|last| last.t < end))
+            .any(|s| !matches!(s.samples.last(), Some(last) if last.t >= end))
 }
 
 /// A record to summarise in tests: a rig, a backend of it with given runs, sensor logs.
