@@ -932,8 +932,13 @@ mod tests {
         log
     }
 
-    /// One repetition timed from 1 to 4 s, measured by `log`.
+    /// One repetition timed from 1 to 4 s, measured by `log`, summarized.
     fn counted(log: SensorLog) -> Vec<SummaryRow> {
+        summarize(&counted_record(log))
+    }
+
+    /// The record [`counted`] summarizes.
+    fn counted_record(log: SensorLog) -> RunRecord {
         let rig = fixtures::rig("runs = 2");
         let run = TimedRun {
             latencies: vec![
@@ -948,7 +953,7 @@ mod tests {
             ..TimedRun::default()
         };
         let backend = fixtures::backend(&rig.backends[0], vec![run]);
-        summarize(&fixtures::record(rig, vec![backend], vec![log]))
+        fixtures::record(rig, vec![backend], vec![log])
     }
 
     #[test]
@@ -983,21 +988,7 @@ mod tests {
     fn readings_lost_to_a_stop_make_a_window_interrupted_not_invalid() {
         let mut log = counter_log(None);
         log.samples.retain(|s| s.t < 2.0);
-        let rig = fixtures::rig("runs = 2");
-        let run = TimedRun {
-            latencies: vec![
-                Latency {
-                    start: 1.0,
-                    seconds: 0.01
-                };
-                2
-            ],
-            window: Some((1.0, 4.0)),
-            batch: 1,
-            ..TimedRun::default()
-        };
-        let backend = fixtures::backend(&rig.backends[0], vec![run]);
-        let mut record = fixtures::record(rig, vec![backend], vec![log]);
+        let mut record = counted_record(log);
         let rows = summarize(&record);
         assert!(
             matches!(&rows[0].status, Status::Invalid(_)),
