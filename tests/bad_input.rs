@@ -57,15 +57,25 @@ shunt_ohms = 0.1
 max_current_a = 3.2
 "#;
 
-/// Runs `joulebench run` on a rig given as text, with `args` after it.
+/// Runs `joulebench run` on a rig given as text, with `args` after it, into `run` in the
+/// returned folder.
 fn run_text(text: &str, args: &[&str]) -> (tempfile::TempDir, Output) {
+    run_text_by(text, args, run)
+}
+
+/// [`run_text`], the binary started by `runner`.
+fn run_text_by(
+    text: &str,
+    args: &[&str],
+    runner: fn(&[&str]) -> Output,
+) -> (tempfile::TempDir, Output) {
     ensure_models();
     let dir = tempfile::tempdir().unwrap();
     let path = write_rig(dir.path(), "rig", text);
     let out_dir = dir.path().join("run");
     let mut all = vec!["run", "--rig", s(&path), "--out", s(&out_dir)];
     all.extend_from_slice(args);
-    let out = run(&all);
+    let out = runner(&all);
     (dir, out)
 }
 
@@ -762,13 +772,8 @@ fn run_refusal(args: &[&str]) -> Output {
 /// `run` of the rig `text` with `args` is refused with exit status `code` and one
 /// `joulebench: ` line holding `needles`, before it measured anything or made its folder.
 fn assert_count_refused(case: &str, text: &str, args: &[&str], code: i32, needles: &[&str]) {
-    ensure_models();
-    let dir = tempfile::tempdir().unwrap();
-    let rig = write_rig(dir.path(), "rig", text);
+    let (dir, out) = run_text_by(text, args, run_refusal);
     let out_dir = dir.path().join("run");
-    let mut all = vec!["run", "--rig", s(&rig), "--out", s(&out_dir)];
-    all.extend_from_slice(args);
-    let out = run_refusal(&all);
     assert_bad(case, &out, needles);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(code), "{case}: {err}");
