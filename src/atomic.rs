@@ -39,7 +39,7 @@ impl Pending {
             .prefix(".joulebench-")
             .permissions(std::fs::Permissions::from_mode(0o666))
             .tempfile_in(folder(dest))
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", dest.display()))?;
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {}", dest.display(), unnamed(e)))?;
         Ok(Self {
             tmp,
             dest: dest.to_path_buf(),
@@ -66,6 +66,16 @@ impl Pending {
         std::fs::File::open(folder(&dest))
             .and_then(|d| d.sync_all())
             .map_err(|e| fail(&e))
+    }
+}
+
+/// `e` without the temporary file's name that `tempfile` adds (" at path …/.joulebench-x1y2"):
+/// the user asked for the destination, and the temporary file never existed.
+fn unnamed(e: std::io::Error) -> std::io::Error {
+    match e.get_ref() {
+        // A wrapped error keeps its kind, which says what went wrong.
+        Some(_) => std::io::Error::from(e.kind()),
+        None => e,
     }
 }
 

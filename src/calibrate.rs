@@ -7,6 +7,7 @@
 //! MeasShuntCurrent / INA219_Current)); the driver applies it as a shunt of
 //! `shunt_ohms / factor` ([`Ina219Settings::from_spec`]).
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -375,20 +376,86 @@ pub fn open_uncorrected(
     })
 }
 
-/// The whole command: finds the INA219 of `request.rail` in the rig `rig_arg` names, reads it
-/// uncorrected on `clock`, derives the factor, and (unless a dry run) writes it into the rig
-/// file with a comment dated `now`. Returns the target and the calibration.
-pub fn calibrate(
-    rig_arg: &str,
-    request: &Request,
-    clock: Arc<dyn TimeSource>,
-    now: DateTime<Utc>,
-) -> Result<(Target, Calibration)> {
+/// The whole command: finds the INA219 of `request.rail` in the rig `rig_arg` names and
+/// checks everything that can fail before a read ([`prepare`]).
+pub fn calibrate(rig_arg: &str, request: &Request) -> Result<Prepared> {
     let (rig, source) = Rig::find(rig_arg)?;
-    calibrate_source(&rig, source, request, clock, now)
+    prepare(&rig, source, request)
 }
 
-/// As [`calibrate`], on a rig already read.
+/// A calibration whose request, rail and rig file were checked: what is left is the read.
+pub struct Prepared {
+    target: Target,
+    request: Request,
+    /// Where the edited rig goes (beside the rig file, so proof that it can be written);
+    /// `None` for a dry run.
+    pending: Option<crate::atomic::Pending>,
+}
+
+/// Checks, before anything is read, every refusal that does not need a reading: the request,
+/// the rail (an INA219 of the rig), and (unless a dry run) that the rig has a file outside any
+/// run folder, in a folder joulebench can write: a read of seconds is not wasted on a
+/// calibration that could not be kept.
+pub fn prepare(rig: &Rig, source: RigSource, request: &Request) -> Result<Prepared> {
+    request.check()?;
+    let target = target_in(rig, source, &request.rail)?;
+    let pending = match (&target.path, request.dry_run) {
+        (_, true) => None,
+        (None, false) => return Err(built_in_refusal(&target, &rig.name)),
+        (Some(path), false) => {
+            if let Some(run) = crate::results::run_folder_holding(path) {
+                bail!(
+                    "rig file {} is inside the run folder {}: calibrate writes into the rig \
+                     file, which would change that run's folder; copy the rig elsewhere and \
+                     calibrate the copy",
+                    path.display(),
+                    run.display()
+                );
+            }
+            let pending = crate::atomic::Pending::beside(path).map_err(|e| {
+                anyhow!(
+                    "{e:#}: calibrate writes the correction into the rig file; copy the rig to \
+                     a folder you can write, or add --dry-run"
+                )
+            })?;
+            Some(pending)
+        }
+    };
+    Ok(Prepared {
+        target,
+        request: request.clone(),
+        pending,
+    })
+}
+
+impl Prepared {
+    /// Reads the INA219 uncorrected on `clock`, derives the factor, and (unless a dry run)
+    /// writes it into the rig file with a comment dated `now`. Returns the target and the
+    /// calibration.
+    pub fn run(
+        self,
+        clock: Arc<dyn TimeSource>,
+        now: DateTime<Utc>,
+    ) -> Result<(Target, Calibration)> {
+        let Prepared {
+            target,
+            request,
+            pending,
+        } = self;
+        let what = format!("{} ({}) of {}", target.kind, request.rail, target.origin);
+        let mut sensor = open_uncorrected(&target, clock.clone()).with_context(|| what.clone())?;
+        let m = measure(sensor.as_mut(), clock.as_ref(), request.seconds)
+            .with_context(|| what.clone())?;
+        drop(sensor);
+        let calibration = derive(&target, &m, &request).with_context(|| what.clone())?;
+        if let (Some(path), Some(pending)) = (&target.path, pending) {
+            write_correction(path, pending, &target, &calibration, &request, now)?;
+        }
+        Ok((target, calibration))
+    }
+}
+
+/// As [`calibrate`] then [`Prepared::run`], on a rig already read.
 pub fn calibrate_source(
     rig: &Rig,
     source: RigSource,
@@ -396,32 +463,7 @@ pub fn calibrate_source(
     clock: Arc<dyn TimeSource>,
     now: DateTime<Utc>,
 ) -> Result<(Target, Calibration)> {
-    request.check()?;
-    let target = target_in(rig, source, &request.rail)?;
-    if target.path.is_none() && !request.dry_run {
-        return Err(built_in_refusal(&target, &rig.name));
-    }
-    if let (Some(path), false) = (&target.path, request.dry_run) {
-        if let Some(run) = crate::results::run_folder_holding(path) {
-            bail!(
-                "rig file {} is inside the run folder {}: calibrate writes into the rig file, \
-                 which would change that run's folder; copy the rig elsewhere and calibrate the \
-                 copy",
-                path.display(),
-                run.display()
-            );
-        }
-    }
-    let what = format!("{} ({}) of {}", target.kind, request.rail, target.origin);
-    let mut sensor = open_uncorrected(&target, clock.clone()).with_context(|| what.clone())?;
-    let m =
-        measure(sensor.as_mut(), clock.as_ref(), request.seconds).with_context(|| what.clone())?;
-    drop(sensor);
-    let calibration = derive(&target, &m, request).with_context(|| what.clone())?;
-    if let (Some(path), false) = (&target.path, request.dry_run) {
-        write_correction(path, &target, &calibration, request, now)?;
-    }
-    Ok((target, calibration))
+    prepare(rig, source, request)?.run(clock, now)
 }
 
 /// The comment line above `shunt_correction`.
@@ -437,9 +479,11 @@ fn comment(calibration: &Calibration, request: &Request, now: DateTime<Utc>) -> 
 }
 
 /// Writes `shunt_correction` and `reference_uncertainty_pct` into the target's table of the
-/// rig file at `path`, keeping every comment and the rest of the layout.
-pub fn write_correction(
+/// rig file at `path` (through `pending`, a file beside it), keeping every comment and the
+/// rest of the layout.
+fn write_correction(
     path: &Path,
+    mut pending: crate::atomic::Pending,
     target: &Target,
     calibration: &Calibration,
     request: &Request,
@@ -457,7 +501,11 @@ pub fn write_correction(
     )
     .with_context(|| format!("rig file {}", path.display()))?;
     // An interrupted write never leaves half a rig.
-    crate::atomic::replace(path, edited.as_bytes())
+    pending
+        .file()
+        .write_all(edited.as_bytes())
+        .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
+    pending.persist()
 }
 
 /// The rig text with the `index`-th `[[sensors]]` table (which must measure `rail`) holding
@@ -679,7 +727,10 @@ watts = 10.0
             .unwrap()
             .with_timezone(&Utc);
         let arg = path.to_str().unwrap();
-        let (target, cal) = calibrate(arg, &request(Reference::Amps(0.4)), clock, now).unwrap();
+        let (target, cal) = calibrate(arg, &request(Reference::Amps(0.4)))
+            .unwrap()
+            .run(clock, now)
+            .unwrap();
         assert_eq!((target.index, target.kind), (0, "ina219-sim"));
         // 0.4 A through 0.101 Ω: 4040 shunt LSBs, 4040 current LSBs, exactly 0.404 A.
         assert_near("measured", cal.measured, 0.404, 1e-12);
@@ -725,7 +776,7 @@ watts = 10.0
             reference_uncertainty_pct: 0.2,
             ..request(Reference::LoadOhms(12.7))
         };
-        let (_, cal) = calibrate(arg, &again, clock, now).unwrap();
+        let (_, cal) = calibrate(arg, &again).unwrap().run(clock, now).unwrap();
         assert_eq!(cal.previous_factor, Some(0.990099));
         // 5.1 V less 0.4 A × 0.05 Ω: 5.08 V over 12.7 Ω is 0.4 A.
         assert_eq!(cal.factor, 0.990099);
@@ -758,7 +809,10 @@ watts = 10.0
             ..request(Reference::Amps(0.4))
         };
         let clock = Arc::new(ManualClock::new(0.0));
-        let (_, cal) = calibrate(path.to_str().unwrap(), &dry, clock, Utc::now()).unwrap();
+        let (_, cal) = calibrate(path.to_str().unwrap(), &dry)
+            .unwrap()
+            .run(clock, Utc::now())
+            .unwrap();
         assert_eq!(cal.factor, 0.990099);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), SIM_RIG);
     }
@@ -768,7 +822,10 @@ watts = 10.0
         let clock = Arc::new(ManualClock::new(0.0));
         let e = format!(
             "{:#}",
-            calibrate(rig, request, clock, Utc::now()).unwrap_err()
+            calibrate(rig, request)
+                .and_then(|prepared| prepared.run(clock, Utc::now()))
+                .err()
+                .unwrap()
         );
         assert!(!e.contains('\n'), "one line: {e}");
         e
@@ -862,6 +919,47 @@ watts = 10.0
         let (_dir, path) = rig_file(&clipped);
         let e = refusal(path.to_str().unwrap(), &request(Reference::Amps(0.4)));
         assert!(e.contains("beyond the shunt range (saturated)"), "{e}");
+    }
+
+    /// The rail, and a rig file that could not be written, are refused by [`prepare`]: before
+    /// any read (which takes seconds), and naming the rig file, not a temporary one.
+    #[test]
+    fn the_rail_and_a_rig_that_cannot_be_written_are_refused_before_a_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, path) = rig_file(SIM_RIG);
+        let rig = path.to_str().unwrap();
+        let nope = Request {
+            rail: "nope".into(),
+            ..request(Reference::Amps(0.4))
+        };
+        let e = calibrate(rig, &nope).err().unwrap().to_string();
+        assert!(e.starts_with("no sensor of rig file "), "{e}");
+
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+        let e = joulebench_test_support::with_file_permissions_binding(|| {
+            calibrate(rig, &request(Reference::Amps(0.4))).err()
+        });
+        let dry = Request {
+            dry_run: true,
+            ..request(Reference::Amps(0.4))
+        };
+        let dry_ok =
+            joulebench_test_support::with_file_permissions_binding(|| calibrate(rig, &dry).is_ok());
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            format!("{:#}", e.unwrap()),
+            format!(
+                "cannot write {rig}: permission denied: calibrate writes the correction into \
+                 the rig file; copy the rig to a folder you can write, or add --dry-run"
+            )
+        );
+        assert!(
+            dry_ok,
+            "a dry run writes nothing, so needs no writable folder"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), SIM_RIG);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "{left:?}");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::export::Table;
 use crate::references::{self, ReferenceKind};
-use crate::results::{self, RunFolder};
+use crate::results::{self, RunFolder, Status, SummaryRow};
 use crate::sensor::Origin;
 use crate::stats::{geometric, hedges_g, LogRatio};
 
@@ -87,26 +87,8 @@ pub struct Comparison {
     /// Inferences per joule implied by a published latency at a nominal wattage.
     pub implied: Vec<(String, f64)>,
     pub references: Vec<ReferenceLine>,
-}
-
-/// A folder named twice (by another spelling, `..` or a symbolic link alike) would be compared
-/// with itself: its ratio 1 and its test meaningless.
-fn refuse_repeats(dirs: &[PathBuf]) -> Result<()> {
-    let mut seen: Vec<(PathBuf, &PathBuf)> = Vec::new();
-    for dir in dirs {
-        let real = std::fs::canonicalize(dir)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", dir.display()))?;
-        if let Some((_, first)) = seen.iter().find(|(r, _)| *r == real) {
-            bail!(
-                "{} and {} are the same run folder: compare a run with another run, not with \
-                 itself",
-                first.display(),
-                dir.display()
-            );
-        }
-        seen.push((real, dir));
-    }
-    Ok(())
+    /// Backends of the run folders that ran without a sensor: FPS only, nothing to compare.
+    pub without_sensor: Vec<String>,
 }
 
 /// Compares every entry of `dirs` against entry `baseline` (1-based); with `with_references`,
@@ -116,13 +98,22 @@ pub fn compare(dirs: &[PathBuf], baseline: usize, with_references: bool) -> Resu
         .iter()
         .map(|d| results::read_run_dir(d))
         .collect::<Result<Vec<RunFolder>>>()?;
-    refuse_repeats(dirs)?;
+    results::refuse_repeats(dirs, "compare a run with another run, not with itself")?;
     let mut entries = Vec::new();
+    let mut without_sensor = Vec::new();
     for run in &runs {
         entries.extend(entries_of(run, entries.len()));
+        without_sensor.extend(without_sensor_of(run));
     }
     if entries.is_empty() {
-        bail!("the run folders hold no measured rows to compare");
+        if without_sensor.is_empty() {
+            bail!("the run folders hold no measured rows to compare");
+        }
+        bail!(
+            "the run folders hold no rows with a sensor to compare ({}): measure with a rig \
+             that has sensors (`joulebench sensors --detect` lists this machine's)",
+            without_sensor.join("; ")
+        );
     }
     if baseline == 0 || baseline > entries.len() {
         bail!(
@@ -166,7 +157,46 @@ pub fn compare(dirs: &[PathBuf], baseline: usize, with_references: bool) -> Resu
         entries,
         implied,
         references,
+        without_sensor,
     })
+}
+
+/// "DIR: BACKEND (ENGINE) ran without a sensor", once per backend of `run` that had none.
+fn without_sensor_of(run: &RunFolder) -> Vec<String> {
+    results::repetition_groups(&run.rows)
+        .into_iter()
+        .filter(|reps| reps[0].sensor_index.is_none())
+        .map(|reps| {
+            let first = reps[0];
+            format!(
+                "{}: {} ({} {}) ran without a sensor, FPS only",
+                run.dir.display(),
+                first.backend,
+                first.engine,
+                first.engine_version
+            )
+        })
+        .collect()
+}
+
+/// The mark of an entry whose run did not finish: the repetitions a stop cut short are left
+/// out (as the summary's aggregate leaves them), and the reader is told.
+fn unfinished_mark(run: &RunFolder, reps: &[&SummaryRow]) -> Option<String> {
+    let cut = reps
+        .iter()
+        .filter(|r| r.status == Status::Interrupted)
+        .count();
+    if cut > 0 {
+        Some(format!(
+            "run interrupted: {} of {} repetitions finished",
+            reps.len() - cut,
+            reps.len()
+        ))
+    } else if run.interrupted {
+        Some("from a run that was interrupted later".into())
+    } else {
+        None
+    }
 }
 
 /// The entries of one run: each backend × sensor with a measured inferences per joule.
@@ -202,7 +232,7 @@ fn entries_of(run: &RunFolder, before: usize) -> Vec<Entry> {
                 ratio_high: None,
                 p_value: None,
                 effect_size: None,
-                marks: Vec::new(),
+                marks: unfinished_mark(run, &reps).into_iter().collect(),
                 sentence: String::new(),
                 values,
             }
@@ -240,8 +270,13 @@ fn against(e: &mut Entry, base: &Entry) {
 
 /// "the rig … does 4.1x (3.8 to 4.4) the inferences per joule of …, p < 0.001".
 fn sentence(e: &Entry, base: &Entry) -> String {
+    let marks = if e.marks.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", e.marks.join("; "))
+    };
     if e.index == base.index {
-        return format!("{} is the baseline", e.label());
+        return format!("{} is the baseline{marks}", e.label());
     }
     let Some(ratio) = e.ratio else {
         // Name the side that lacks the figure: blaming each entry for the baseline's lack
@@ -249,13 +284,13 @@ fn sentence(e: &Entry, base: &Entry) -> String {
         return if base.inferences_per_joule.is_none() {
             format!(
                 "{} has no ratio: the baseline {} has no inferences per joule (no repetition \
-                 ended ok); choose another --baseline",
+                 ended ok); choose another --baseline{marks}",
                 e.label(),
                 base.label()
             )
         } else {
             format!(
-                "{} has no inferences per joule to compare (no repetition ended ok)",
+                "{} has no inferences per joule to compare (no repetition ended ok){marks}",
                 e.label()
             )
         };
@@ -273,10 +308,7 @@ fn sentence(e: &Entry, base: &Entry) -> String {
             e.n, base.n
         )),
     }
-    if !e.marks.is_empty() {
-        s.push_str(&format!(" [{}]", e.marks.join("; ")));
-    }
-    s
+    s + &marks
 }
 
 /// A number, or "-".
@@ -344,6 +376,9 @@ pub fn render(c: &Comparison) -> String {
     for e in &c.entries {
         out += &format!("{}. {}\n", e.index, e.sentence);
     }
+    for line in &c.without_sensor {
+        out += &format!("not compared: {line}\n");
+    }
     if !c.references.is_empty() {
         out += "\nreferences (nominal, not measured): the FPS each would need at its wattage to match each entry\n";
         for r in &c.references {
@@ -365,7 +400,7 @@ pub fn render(c: &Comparison) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::{Repetition, Status, SummaryRow};
+    use crate::results::Repetition;
 
     /// A run folder of one backend × sensor with `values` as its repetitions' inferences per
     /// joule, built from the example run's row.
@@ -424,6 +459,81 @@ mod tests {
         assert!(
             s.ends_with("has no inferences per joule to compare (no repetition ended ok)"),
             "{s}"
+        );
+    }
+
+    /// Rewrites `dir`'s summary rows with `change`.
+    fn rewrite(dir: &std::path::Path, change: impl Fn(&mut SummaryRow)) {
+        let mut rows = results::read_run_dir(dir).unwrap().rows;
+        rows.iter_mut().for_each(change);
+        let mut w = csv::Writer::from_path(dir.join("summary.csv")).unwrap();
+        rows.iter().for_each(|r| w.serialize(r).unwrap());
+        w.flush().unwrap();
+    }
+
+    #[test]
+    fn an_entry_of_a_run_that_did_not_finish_is_marked() {
+        let cut = run_dir(Origin::Measured, "ina219", "5V Pi", &[10.0, 11.0, 12.0]);
+        // Repetition 3 was cut short by a signal: interrupted, no figure.
+        rewrite(cut.path(), |r| {
+            if r.repetition == Repetition::One(3) {
+                r.status = Status::Interrupted;
+                r.inferences_per_joule = None;
+            }
+        });
+        let whole = run_dir(Origin::Measured, "ina219", "5V Pi", &[10.0, 11.0, 12.0]);
+        let c = compare(&[whole.path().into(), cut.path().into()], 1, false).unwrap();
+        let entry = &c.entries[1];
+        assert_eq!(entry.n, 2);
+        assert_eq!(
+            entry.marks,
+            ["run interrupted: 2 of 3 repetitions finished"]
+        );
+        assert!(
+            entry
+                .sentence
+                .ends_with("[run interrupted: 2 of 3 repetitions finished]"),
+            "{}",
+            entry.sentence
+        );
+        // As the baseline, it says so too.
+        let c = compare(&[cut.path().into(), whole.path().into()], 1, false).unwrap();
+        assert!(
+            c.entries[0]
+                .sentence
+                .ends_with("is the baseline [run interrupted: 2 of 3 repetitions finished]"),
+            "{}",
+            c.entries[0].sentence
+        );
+        assert!(c.entries[1].marks.is_empty());
+    }
+
+    #[test]
+    fn a_backend_without_a_sensor_is_named_not_dropped() {
+        let measured = run_dir(Origin::Measured, "ina219", "5V Pi", &[10.0, 11.0]);
+        let bare = run_dir(Origin::Measured, "none", "", &[10.0]);
+        rewrite(bare.path(), |r| {
+            r.sensor_index = None;
+            r.origin = None;
+            r.inferences_per_joule = None;
+        });
+        let c = compare(&[measured.path().into(), bare.path().into()], 1, false).unwrap();
+        assert_eq!(c.entries.len(), 1);
+        let printed = render(&c);
+        let line = format!(
+            "not compared: {}: tflite (litert 2.3.0) ran without a sensor, FPS only",
+            bare.path().display()
+        );
+        assert!(printed.contains(&line), "{printed}");
+        // With nothing measured at all, the refusal says why and what to do.
+        let e = compare(&[bare.path().into()], 1, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("the run folders hold no rows with a sensor to compare (")
+                && e.contains("ran without a sensor, FPS only")
+                && e.ends_with("lists this machine's)"),
+            "{e}"
         );
     }
 

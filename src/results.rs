@@ -330,6 +330,26 @@ pub fn resolved(path: &Path) -> PathBuf {
     out
 }
 
+/// Refuses a run folder named twice in `dirs` (by another spelling, `..` or a symbolic link
+/// alike): compared with itself its ratio is 1 and its test meaningless, and a report would
+/// show it twice. `fix` ends the message.
+pub fn refuse_repeats(dirs: &[PathBuf], fix: &str) -> Result<()> {
+    let mut seen: Vec<(PathBuf, &PathBuf)> = Vec::new();
+    for dir in dirs {
+        let real = std::fs::canonicalize(dir)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", dir.display()))?;
+        if let Some((_, first)) = seen.iter().find(|(r, _)| *r == real) {
+            bail!(
+                "{} and {} are the same run folder: {fix}",
+                first.display(),
+                dir.display()
+            );
+        }
+        seen.push((real, dir));
+    }
+    Ok(())
+}
+
 /// The path and text of a run folder's `run.json`; a folder without one is a one-line error.
 pub(crate) fn read_run_json(dir: &Path) -> Result<(PathBuf, String)> {
     let json_path = dir.join("run.json");

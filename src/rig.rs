@@ -185,6 +185,13 @@ impl Rig {
         if self.name.trim().is_empty() || self.name.contains(['/', '\\']) {
             bail!("name must be non-empty and free of path separators");
         }
+        if self.name.len() > MAX_NAME_BYTES {
+            bail!(
+                "name must be at most {MAX_NAME_BYTES} bytes (it begins the name of each run's \
+                 folder, which a file system holds to 255), not {}: give a shorter name",
+                self.name.len()
+            );
+        }
         if self.backends.is_empty() {
             bail!("at least one [[backends]] table is needed");
         }
@@ -375,6 +382,10 @@ pub const MAX_REPEAT: u32 = 1000;
 /// Backends of a rig, a `--batch` sweep's included: every one is opened (its model loaded)
 /// before the first is measured. 64 holds a sweep of 11 batches (1 to 1024) on 5 backends.
 pub const MAX_BACKENDS: usize = 64;
+
+/// A rig's name, in bytes: it begins each run's folder name (`<name>-<UTC timestamp>-N`, up
+/// to 40 bytes more), which Linux file systems hold to 255 bytes.
+pub const MAX_NAME_BYTES: usize = 200;
 
 /// A count key: at most `max`, for the reason `why`; `fix` says what to do instead.
 fn check_count(key: &str, value: u32, max: u32, why: &str, fix: &str) -> Result<()> {

@@ -1385,6 +1385,131 @@ mod tests {
             }
         }
 
+        /// The readers whose fakes live inside the sensors crate (RAPL's counter, NVML's
+        /// counter with instant power beside it, the INA219 driver's voltages, current and
+        /// power with its flags), as the summary receives them: a log with the kind's update
+        /// period, mode (counter or not, integrating or not), cross-check and range, and any
+        /// readings at all. What the summary makes of it must hold whatever a reader returns.
+        #[derive(Debug, Clone, Copy)]
+        enum Reader {
+            Rapl,
+            Nvml,
+            Ina219,
+        }
+
+        /// One arbitrary read: its values, flags, and the counter's step since the last read.
+        type Raw = (f64, Option<f64>, Option<f64>, f64, bool, bool, bool, bool);
+
+        fn value() -> impl Strategy<Value = f64> {
+            prop_oneof![
+                0.0..30.0,
+                -30.0..0.0,
+                Just(0.0),
+                Just(1e-9),
+                Just(f64::NAN),
+                Just(f64::INFINITY),
+                any::<f64>(),
+            ]
+        }
+
+        fn reads() -> impl Strategy<Value = Vec<Raw>> {
+            let read = (
+                value(),
+                prop::option::of(value()),
+                prop::option::of(value()),
+                value(),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+            );
+            prop::collection::vec(read, 40..41)
+        }
+
+        /// The log a reader of `reader` would leave with `reads`, every 0.1 s over the window
+        /// [`counted`] measures; `range` sets the kind's range (RAPL's and NVML's most watts,
+        /// the INA219's shunt in ohms).
+        fn scripted(reader: Reader, range: f64, reads: &[Raw]) -> crate::sampler::SensorLog {
+            let kind = match reader {
+                Reader::Rapl => "rapl",
+                Reader::Nvml => "nvml",
+                Reader::Ina219 => "ina219",
+            };
+            let counter = !matches!(reader, Reader::Ina219);
+            let mut energy = 0.0;
+            let samples = reads
+                .iter()
+                .enumerate()
+                .map(
+                    |(i, &(watts, volts, amps, step, stale, saturated, overflow, fails))| {
+                        energy += step;
+                        let reading = crate::sensor::Reading {
+                            watts,
+                            volts: volts.filter(|_| !counter),
+                            amps: amps.filter(|_| !counter),
+                            energy_j: counter.then_some(energy),
+                            instant_watts: matches!(reader, Reader::Nvml).then_some(watts),
+                            stale,
+                            saturated: saturated && !counter,
+                            overflow: overflow && !counter,
+                            ..crate::sensor::Reading::default()
+                        };
+                        Sample {
+                            t: 0.8 + 0.1 * i as f64,
+                            reading: if fails {
+                                Err("read failed".into())
+                            } else {
+                                Ok(reading)
+                            },
+                        }
+                    },
+                )
+                .collect();
+            let mut log = fixtures::log("r", std::time::Duration::from_millis(100), samples);
+            log.info.kind = kind.into();
+            log.info.origin = Origin::Measured;
+            log.integrating = matches!(reader, Reader::Ina219);
+            log.crosscheck =
+                matches!(reader, Reader::Nvml).then_some(crate::sensor::Crosscheck::InstantPower);
+            log.limits = match reader {
+                Reader::Ina219 => crate::sensor::Limits::ina(0.32, range),
+                _ => crate::sensor::Limits {
+                    max_watts: range,
+                    max_volts: None,
+                },
+            };
+            log
+        }
+
+        /// Ordinary reads of each scripted reader give `ok` rows: the property below is not
+        /// empty.
+        #[test]
+        fn ordinary_scripted_reads_give_ok_rows() {
+            for (reader, range, read) in [
+                (
+                    Reader::Rapl,
+                    300.0,
+                    (5.0, None, None, 0.5, false, false, false, false),
+                ),
+                (
+                    Reader::Nvml,
+                    700.0,
+                    (5.0, None, None, 0.5, false, false, false, false),
+                ),
+                (
+                    Reader::Ina219,
+                    0.1,
+                    (5.0, Some(5.0), Some(1.0), 0.0, false, false, false, false),
+                ),
+            ] {
+                let rows = counted(scripted(reader, range, &[read; 40]));
+                assert!(
+                    rows.iter().all(|r| r.status.is_ok()),
+                    "{reader:?}: {rows:?}"
+                );
+            }
+        }
+
         proptest! {
             #![proptest_config(crate::proptest_config(64))]
             #[test]
@@ -1403,6 +1528,28 @@ mod tests {
                     prop_assert!(
                         (MIN_BOARD_WATTS..=limits.max_watts).contains(&watts),
                         "{watts} W ok from kind {kind}, raw {a}, {b}"
+                    );
+                    prop_assert!(per_joule.is_finite() && per_joule > 0.0, "{per_joule}");
+                }
+            }
+
+            #[test]
+            fn prop_every_ok_row_of_a_counter_or_an_ina219_is_physically_possible(
+                reader in prop_oneof![Just(Reader::Rapl), Just(Reader::Nvml), Just(Reader::Ina219)],
+                range in prop_oneof![1e-4..1.0, 1.0..2000.0],
+                reads in reads(),
+            ) {
+                let log = scripted(reader, range, &reads);
+                let limits = log.limits;
+                for row in counted(log) {
+                    if !row.status.is_ok() {
+                        continue;
+                    }
+                    let watts = row.mean_watts.expect("an ok row has its mean");
+                    let per_joule = row.inferences_per_joule.expect("and its per-joule figure");
+                    prop_assert!(
+                        (MIN_BOARD_WATTS..=limits.max_watts).contains(&watts),
+                        "{watts} W ok from {reader:?}"
                     );
                     prop_assert!(per_joule.is_finite() && per_joule > 0.0, "{per_joule}");
                 }

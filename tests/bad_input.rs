@@ -639,6 +639,32 @@ fn rig_files_with_bad_values() {
     }
 }
 
+/// A rig name too long to begin a folder name is refused at load, not by the file system
+/// ("File name too long (os error 36)"), and the refused run leaves no empty `results/`.
+#[test]
+fn rig_name_too_long_for_a_folder_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = rig("mobilenet_v2_1.0_224_quant", "bird.bmp", "", SIM).replace(
+        "name = \"bad-input\"",
+        &format!("name = \"{}\"", "a".repeat(300)),
+    );
+    let path = write_rig(dir.path(), "rig", &text);
+    let out = joulebench()
+        .current_dir(dir.path())
+        .args(["run", "--rig", s(&path)])
+        .output()
+        .unwrap();
+    assert_bad(
+        "rig name too long",
+        &out,
+        &[
+            "name must be at most 200 bytes (it begins the name of each run's folder",
+            "not 300: give a shorter name",
+        ],
+    );
+    assert!(!dir.path().join("results").exists());
+}
+
 // ---- the command line -----------------------------------------------------------------------
 
 #[test]
@@ -978,6 +1004,28 @@ fn out_folder_with_a_file_in_its_place() {
     );
     let out = run(&["run", "--rig", s(&path), "--out", s(&file)]);
     assert_bad("--out names a file", &out, &["taken"]);
+}
+
+/// A run folder inside another run's folder would add to that run's files.
+#[test]
+fn out_folder_inside_another_run_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("run.json"), "{}").unwrap();
+    let text = rig("mobilenet_v2_1.0_224_quant", "bird.bmp", "", SIM);
+    let path = write_rig(dir.path(), "rig", &text);
+    let inside = other.join("nested/run");
+    let out = run(&["run", "--rig", s(&path), "--out", s(&inside)]);
+    assert_bad(
+        "--out inside another run folder",
+        &out,
+        &[
+            "nested/run is inside the run folder",
+            "give a folder outside it",
+        ],
+    );
+    assert!(!other.join("nested").exists());
 }
 
 /// A read-only folder `ro` in `dir` (read-only to the binary even as root: [`joulebench`]).

@@ -103,10 +103,78 @@ fn report_of_the_example_run_has_charts_that_are_not_blank() {
     check("report_one", &[&run], 1);
 }
 
+/// A copy of the example run folder in `into`, its summary rows changed by `change`.
+fn example_copy(into: &Path, change: impl Fn(&mut joulebench::results::SummaryRow)) -> PathBuf {
+    let example = root().join("results/examples/sim-cpu");
+    let copy = into.join("sim-cpu-copy");
+    std::fs::create_dir(&copy).unwrap();
+    for file in std::fs::read_dir(&example).unwrap() {
+        let file = file.unwrap().path();
+        std::fs::copy(&file, copy.join(file.file_name().unwrap())).unwrap();
+    }
+    let mut rows = joulebench::results::read_run_dir(&copy).unwrap().rows;
+    rows.iter_mut().for_each(change);
+    let mut w = csv::Writer::from_path(copy.join("summary.csv")).unwrap();
+    rows.iter().for_each(|r| w.serialize(r).unwrap());
+    w.flush().unwrap();
+    copy
+}
+
 #[test]
-fn report_of_the_example_run_twice_has_two_entries() {
+fn report_of_the_example_run_and_its_copy_has_two_entries() {
     let run = root().join("results/examples/sim-cpu");
-    check("report_twice", &[&run, &run], 2);
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = example_copy(tmp.path(), |_| {});
+    check("report_twice", &[&run, &copy], 2);
+}
+
+/// One folder named twice, however spelled, would be two entries of one run.
+#[test]
+fn a_folder_named_twice_is_refused() {
+    let run = root().join("results/examples/sim-cpu");
+    let tmp = tempfile::tempdir().unwrap();
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&run, &link).unwrap();
+    for other in [&run, &link] {
+        let out = tmp.path().join("report");
+        let output = report(&[&run, other], &out);
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains("are the same run folder: name each run folder once"),
+            "{stderr}"
+        );
+        assert!(!out.exists());
+    }
+}
+
+/// A backend run without a sensor is labelled so, not "none on" a blank rail as if measured.
+#[test]
+fn a_run_without_sensors_is_labelled_fps_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = example_copy(tmp.path(), |r| {
+        r.sensor_index = None;
+        r.sensor = "none".into();
+        r.rail = String::new();
+        r.origin = None;
+        r.simulated = false;
+        r.inferences_per_joule = None;
+    });
+    let out = tmp.path().join("report");
+    let output = report(&[&bare], &out);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| 1 |"))
+        .unwrap_or_else(|| panic!("{md}"));
+    assert!(row.contains("| no sensor | FPS only |"), "{row}");
+    assert!(!md.contains("none on"), "{md}");
 }
 
 #[test]

@@ -62,14 +62,14 @@ pub fn run(args: &CalibrateArgs, out: &mut Console<impl std::io::Write>) -> Resu
         seconds: args.seconds,
         dry_run: args.dry_run,
     };
-    // Refused before the note below announces a read it would not make.
-    request.check()?;
+    // Everything a read is not needed for is refused before the note below announces one.
+    let prepared = calibrate::calibrate(&args.rig, &request)?;
     eprintln!(
         "joulebench: reading rail {:?} for {} s, its correction (if any) ignored",
         args.rail, args.seconds
     );
     let clock = Arc::new(crate::clock::RunClock::start());
-    let (target, cal) = calibrate::calibrate(&args.rig, &request, clock, chrono::Utc::now())?;
+    let (target, cal) = prepared.run(clock, chrono::Utc::now())?;
     let m = &cal.measurement;
     let unit = cal.unit;
     writeln!(

@@ -29,6 +29,7 @@ pub enum ModelsCommand {
 
 pub fn run(command: ModelsCommand, out: &mut Console<impl std::io::Write>) -> Result<ExitCode> {
     let manifest = models::Manifest::load_default()?;
+    let offline_hint = matches!(command, ModelsCommand::Fetch { from: None });
     let rows = match command {
         ModelsCommand::List => {
             write!(out, "{}", models::format_list(&manifest))?;
@@ -50,18 +51,59 @@ pub fn run(command: ModelsCommand, out: &mut Console<impl std::io::Write>) -> Re
         ModelsCommand::Fetch { from: None } => manifest.fetch(&models::FetchOptions::network()),
     };
     write!(out, "{}", models::format_table(&rows))?;
-    if models::all_ok(&rows) {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        let bad = rows.iter().filter(|r| !r.is_ok()).count();
-        anyhow::bail!("{bad} of {} files are not as the manifest says", rows.len())
+    verdict(&rows, offline_hint)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Exit 0 when every file is as the manifest says (optional ones may be missing), else the
+/// one-line count; after a download, with the way to fetch without a network.
+fn verdict(rows: &[models::FileReport], downloaded: bool) -> Result<()> {
+    if models::all_ok(rows) {
+        return Ok(());
     }
+    let bad = rows.iter().filter(|r| !r.is_ok()).count();
+    let hint = if downloaded {
+        ": where the addresses cannot be reached, copy the files from a folder that has them \
+         with `joulebench models fetch --from DIR`"
+    } else {
+        ""
+    };
+    anyhow::bail!(
+        "{bad} of {} files are not as the manifest says{hint}",
+        rows.len()
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::tests::{console, printed};
     use super::*;
+
+    #[test]
+    fn a_failed_download_says_how_to_fetch_offline() {
+        let row = |outcome, optional| models::FileReport {
+            name: "x".into(),
+            kind: models::Kind::Model,
+            path: "x".into(),
+            outcome,
+            optional,
+        };
+        let failed = || models::Outcome::Failed("download failed".into());
+        let rows = [
+            row(failed(), false),
+            row(models::Outcome::NotFetched("HTTP 404".into()), true),
+        ];
+        let e = verdict(&rows, true).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "1 of 2 files are not as the manifest says: where the addresses cannot be reached, \
+             copy the files from a folder that has them with `joulebench models fetch --from DIR`"
+        );
+        let e = verdict(&rows, false).unwrap_err().to_string();
+        assert_eq!(e, "1 of 2 files are not as the manifest says");
+        // An optional file not fetched fails nothing.
+        assert!(verdict(&rows[1..], true).is_ok());
+    }
 
     #[test]
     fn the_list_names_the_manifest_models() {

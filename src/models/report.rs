@@ -27,6 +27,9 @@ pub enum Outcome {
     Copied { from: PathBuf },
     /// A fetch failed; the one-line reason. No new file was left under the entry's name.
     Failed(String),
+    /// An optional file that was missing and could not be fetched (the one-line reason): it
+    /// stays missing, which `verify` allows too.
+    NotFetched(String),
 }
 
 impl Outcome {
@@ -53,6 +56,7 @@ impl fmt::Display for Outcome {
             Outcome::Downloaded { url } => write!(f, "downloaded from {url}"),
             Outcome::Copied { from } => write!(f, "copied from {}", from.display()),
             Outcome::Failed(reason) => write!(f, "failed: {reason}"),
+            Outcome::NotFetched(reason) => write!(f, "not fetched: {reason}"),
         }
     }
 }
@@ -71,17 +75,19 @@ pub struct FileReport {
 }
 
 impl FileReport {
-    /// Present and verified, or an optional file that is simply absent.
+    /// Present and verified, or an optional file that is simply absent (a fetch that could
+    /// not get it included: `fetch` judges optional files as `verify` does).
     pub fn is_ok(&self) -> bool {
-        self.outcome.is_ok() || (self.optional && self.outcome == Outcome::Missing)
+        self.outcome.is_ok()
+            || (self.optional && matches!(self.outcome, Outcome::Missing | Outcome::NotFetched(_)))
     }
 
     /// The STATUS cell: the outcome, marked where an optional file is missing.
     fn status(&self) -> String {
-        if self.optional && self.outcome == Outcome::Missing {
-            "missing (optional)".to_owned()
-        } else {
-            self.outcome.to_string()
+        match &self.outcome {
+            Outcome::Missing if self.optional => "missing (optional)".to_owned(),
+            Outcome::NotFetched(reason) => format!("missing (optional), not fetched: {reason}"),
+            outcome => outcome.to_string(),
         }
     }
 }

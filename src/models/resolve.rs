@@ -152,7 +152,9 @@ impl Manifest {
         let name = entry.name.clone();
         match self.check_file(entry) {
             Outcome::Ok | Outcome::Downloaded { .. } | Outcome::Copied { .. } => Ok(path),
-            Outcome::Missing => Err(IntegrityError::Missing { kind, name, path }),
+            Outcome::Missing | Outcome::NotFetched(_) => {
+                Err(IntegrityError::Missing { kind, name, path })
+            }
             Outcome::Mismatch {
                 digest,
                 expected,

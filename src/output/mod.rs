@@ -70,6 +70,14 @@ fn release(path: &Path, created: bool) {
 pub fn create_run_dir(out: Option<&Path>, rig: &str, started: DateTime<Utc>) -> Result<RunDir> {
     if let Some(dir) = out {
         refuse_if_in_use(dir)?;
+        if let Some(run) = dir.parent().and_then(crate::results::run_folder_holding) {
+            bail!(
+                "--out {} is inside the run folder {}: give a folder outside it, so that run's \
+                 folder keeps only its own files",
+                dir.display(),
+                run.display()
+            );
+        }
         if occupied(dir) {
             bail!(
                 "{} already holds files: choose a new --out folder",
@@ -80,8 +88,10 @@ pub fn create_run_dir(out: Option<&Path>, rig: &str, started: DateTime<Utc>) -> 
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         return claim(dir, created);
     }
-    let base = Path::new("results").join(format!("{rig}-{}", started.format("%Y%m%dT%H%M%SZ")));
-    std::fs::create_dir_all("results").context("cannot create results/")?;
+    let results = Path::new("results");
+    let base = results.join(format!("{rig}-{}", started.format("%Y%m%dT%H%M%SZ")));
+    let made_results = !results.exists();
+    std::fs::create_dir_all(results).context("cannot create results/")?;
     for n in 1.. {
         let dir = if n == 1 {
             base.clone()
@@ -91,7 +101,13 @@ pub fn create_run_dir(out: Option<&Path>, rig: &str, started: DateTime<Utc>) -> 
         match std::fs::create_dir(&dir) {
             Ok(()) => return claim(&dir, true),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+            Err(e) => {
+                // A refused run leaves nothing behind, not an empty results/ either.
+                if made_results {
+                    let _ = std::fs::remove_dir(results);
+                }
+                return Err(e).with_context(|| format!("cannot create {}", dir.display()));
+            }
         }
     }
     unreachable!("an unbounded range always yields")

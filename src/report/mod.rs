@@ -189,6 +189,7 @@ pub fn write(runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
         traces.extend(read_traces(dir, i + 1)?);
         folders.push(folder);
     }
+    crate::results::refuse_repeats(runs, "name each run folder once")?;
     if entries.is_empty() {
         bail!("the run folders hold no summary rows to report");
     }
@@ -253,18 +254,24 @@ pub fn write(runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
             (Some(lo), Some(hi)) => format!(" ({lo:.2} to {hi:.2})"),
             _ => String::new(),
         };
+        // A backend run without a sensor has FPS only: no rail, and nothing measured of watts.
+        let (sensor, origin) = match r.sensor_index {
+            None => ("no sensor".to_string(), "FPS only"),
+            Some(_) => (
+                format!("{} on {}", r.sensor, crate::export::markdown::cell(&r.rail)),
+                match e.origin_mark() {
+                    "" => "measured",
+                    mark => mark,
+                },
+            ),
+        };
         let _ = writeln!(
             md,
-            "| {} | {} | {} on {} | {} | {} | {} | {} | {}{ci} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {}{ci} | {} |",
             e.number,
             crate::export::markdown::cell(&e.label),
-            r.sensor,
-            crate::export::markdown::cell(&r.rail),
-            if e.origin_mark().is_empty() {
-                "measured"
-            } else {
-                e.origin_mark()
-            },
+            sensor,
+            origin,
             r.repetitions,
             num(r.fps, 1),
             num(e.timed_seconds(), 2),
