@@ -167,3 +167,112 @@ fn a_soak_of_an_impossible_length_is_refused_before_anything_runs() {
         .unwrap();
     assert_one_line_error(&out, "--max-drift-pct must be a number of at least 0");
 }
+
+/// A soak too short to judge its targets says which it did not judge, and how long a soak
+/// would, instead of "every target met"; and it exits 1, as exit-codes.md's `soak` row says.
+/// Both targets are out of reach by construction, whatever this machine's speed: a repetition
+/// of `sim_rig` lasts over 2 s (its timed window's `min_duration_s`), so the 3 s soak runs at
+/// most 2 of the 4 a drift takes; and the stall probe runs 0.15 s (a twentieth), where the
+/// bound on gaps of 3 × 68.6 ms (the chip averaging 128 samples) takes more than
+/// 3.689 × 206 ms = 0.76 s without a stall, more with one: only a thread frozen for most of
+/// a second as the probe ends would bound them.
+#[test]
+fn a_soak_too_short_to_judge_lists_what_it_did_not_judge_and_exits_1() {
+    ensure_models();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("soak");
+    let rig = write_rig(dir.path(), "rig", &sim_rig("adc = \"avg128\"\n"));
+    let out = run(&[
+        "soak",
+        "--rig",
+        s(&rig),
+        "--minutes",
+        "0.05",
+        "--out",
+        s(&out_dir),
+    ]);
+    let err = stderr(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}\n{stdout}");
+    assert_one_line_error(&out, "joulebench: soak: ");
+    let line = err.lines().last().unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("soak.json")).unwrap()).unwrap();
+    // Whether the targets judged were met depends on the machine (a virtual machine's host
+    // that stops the guest for a conversion's length loses one of the soak's 80 or so fresh
+    // readings, more than the 1 % allowed); the verdict says which it was, a miss first.
+    let missed = report["missed"].as_array().unwrap();
+    let (opening, closing) = if missed.is_empty() {
+        ("joulebench: soak: not judged: ", true)
+    } else {
+        ("joulebench: soak: a target was missed: ", false)
+    };
+    assert!(line.starts_with(opening), "{missed:?}: {line}");
+    assert_eq!(
+        line.contains("; every target judged was met"),
+        closing,
+        "{missed:?}: {line}"
+    );
+    for target in [
+        "not judged: ",
+        "latency drift of backend 0 ",
+        "gaps in the readings of 5V: a ",
+        " s stall probe bounds them at ",
+    ] {
+        assert!(line.contains(target), "{target:?} missing from {line}");
+    }
+    // How long a soak judges them, from this one: more than this one, at least the 4
+    // repetitions of over 2 s a drift takes.
+    let minutes: f64 = line
+        .split("a soak of about ")
+        .nth(1)
+        .and_then(|rest| rest.split(" min").next())
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("no soak length in {line}"));
+    assert!(minutes >= 4.0 * 2.0 / 60.0, "{line}");
+
+    // The closing verdict says the same; nothing claims success or prints a negative zero.
+    let verdict = line
+        .strip_prefix("joulebench: ")
+        .and_then(|l| l.split(" (see above, or ").next())
+        .unwrap();
+    assert!(
+        stdout.lines().any(|l| l == verdict),
+        "{verdict:?} missing from {stdout}"
+    );
+    assert!(!stdout.contains("every target met"), "{stdout}");
+    // A negative zero: "-0", "-0.0", "-0.000", not followed by another digit.
+    let negative_zero = stdout.match_indices("-0").any(|(at, _)| {
+        let rest = stdout[at + 2..].trim_start_matches(['.', '0']);
+        !rest.starts_with(|c: char| c.is_ascii_digit())
+    });
+    assert!(!negative_zero, "{stdout}");
+
+    assert_eq!(report["ok"], false, "{report}");
+    let not_judged: Vec<&str> = report["not_judged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(not_judged.len(), 2, "{not_judged:?}");
+    assert_eq!(not_judged[0], "gaps in the readings of 5V");
+    assert!(not_judged[1].starts_with("latency drift of backend 0 "));
+    let latency = &report["latency"][0];
+    assert!(latency["repetitions"].as_u64().unwrap() <= 2, "{latency}");
+    assert!(latency["ok"].is_null(), "{latency}");
+    let sensor = &report["sensors"][0];
+    assert!(sensor["gaps_ok"].is_null(), "{sensor}");
+    assert!(
+        sensor["floor_upper_per_hour"].as_f64() >= sensor["most_gaps_per_hour"].as_f64(),
+        "{sensor}"
+    );
+
+    // exit-codes.md's `soak` row names this outcome among its exits with status 1.
+    let page = std::fs::read_to_string(repo().join("docs/src/reference/exit-codes.md")).unwrap();
+    let row = page
+        .lines()
+        .find(|l| l.starts_with("| `soak` |"))
+        .expect("exit-codes.md has a soak row");
+    assert!(row.contains("`joulebench: soak: not judged: …`"), "{row}");
+}

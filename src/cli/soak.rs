@@ -1,5 +1,6 @@
 //! `joulebench soak`: the rig's protocol repeated for minutes to hours into one run folder,
-//! with the memory, reading and drift targets checked.
+//! with the memory, reading and drift targets checked. A target missed or not judged (a soak
+//! too short for it) exits 1 with the verdict as its one line.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -79,11 +80,9 @@ pub fn run(args: &SoakArgs, out: &mut Console<impl std::io::Write>) -> Result<Ex
             .map(|b| b.threads())
             .max()
             .unwrap_or(1);
-        soak::floor::probe(
-            budget.min(std::time::Duration::from_secs(60 * 20)) / 20,
-            busy as usize,
-            &|| signals::received().is_some(),
-        )
+        soak::floor::probe(soak::floor::length_for(budget), busy as usize, &|| {
+            signals::received().is_some()
+        })
     } else {
         soak::floor::Floor::default()
     };
@@ -100,9 +99,12 @@ pub fn run(args: &SoakArgs, out: &mut Console<impl std::io::Write>) -> Result<Ex
     let printed = print_results(out, &text, dir);
     let code = finish(&rows, dir, stream_error, printed)?;
     // A soak a signal cut short reports what it saw, and exits as a signalled run does.
+    // Otherwise a target missed, or one the soak was too short to judge, is no success: the
+    // verdict, with the soak that would judge it, is the error.
     if !report.ok && signals::received().is_none() {
         anyhow::bail!(
-            "soak: a target was missed (see above, or {})",
+            "soak: {} (see above, or {})",
+            report.verdict(),
             dir.join(soak::REPORT_FILE).display()
         );
     }

@@ -5,7 +5,10 @@
 //! While the run goes, a [`Monitor`] thread records the process's resident memory and the
 //! run folder's file sizes every [`MONITOR_EVERY`] into `soak.csv`. Afterwards [`Report::of`]
 //! reads `power.csv` back (what is on disk is what counts), the repetitions' latencies from
-//! the record, and judges three targets ([`Targets`]); `soak.json` keeps the report.
+//! the record, and judges three targets ([`Targets`]); `soak.json` keeps the report. A target
+//! the soak was too short to judge (a drift from too few repetitions, gaps against a stall
+//! probe too short to bound them) is reported as not judged, with the soak that would judge
+//! it, never as met.
 //!
 //! Two measurements of the machine itself stand beside the rig's: its stalls ([`floor`],
 //! probed after the run), against which the sampler's gaps are judged, and its speed
@@ -160,8 +163,24 @@ pub struct Report {
     pub latency: Vec<Drift>,
     /// The machine's own stalls, probed after the run.
     pub floor: Floor,
-    /// Every target met.
+    /// The targets missed, as the closing verdict names them.
+    pub missed: Vec<String>,
+    /// The targets the soak could not judge.
+    pub not_judged: Vec<NotJudged>,
+    /// Every target judged and met.
     pub ok: bool,
+}
+
+/// A target the soak could not judge, and what it would take.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotJudged {
+    /// The target, as the closing verdict names it.
+    pub target: String,
+    /// Why it was not judged.
+    pub why: String,
+    /// About how long a soak would judge it on this machine, minutes (from this soak's own
+    /// pace); `None` where nothing tells.
+    pub soak_minutes: Option<f64>,
 }
 
 /// Resident memory over the soak, MiB.
@@ -207,7 +226,14 @@ pub struct SensorReadings {
     /// The 95 % upper bound of the probe's rate of those stalls, per hour: the most gaps an
     /// hour any reader could be expected to suffer on this machine.
     pub floor_upper_per_hour: f64,
-    pub ok: bool,
+    /// The most gaps an hour any reader can have (each lasts longer than `allowed_gap_s`): a
+    /// bound at or above it bounds nothing, and the gaps are not judged.
+    pub most_gaps_per_hour: f64,
+    /// The gaps against the machine's bound; `None` when they were not judged (a probe too
+    /// short to bound them, or none).
+    pub gaps_ok: Option<bool>,
+    /// Every part met; `None` when the rest was met but the gaps were not judged.
+    pub ok: Option<bool>,
 }
 
 /// A file of the run folder at the end.
@@ -236,6 +262,9 @@ pub struct Drift {
     /// `ratio` / `reference`: the drift the machine does not explain, which is judged
     /// (`ratio` itself where there is no reference).
     pub corrected: Option<RatioCi>,
+    /// Seconds a repetition took, from the first phase of the backend to its last over its
+    /// repetitions; `None` where it has none.
+    pub seconds_per_repetition: Option<f64>,
     /// `None` when there were too few repetitions to compare (fewer than four).
     pub ok: Option<bool>,
 }
@@ -266,9 +295,31 @@ impl Report {
             })
             .collect();
         let latency = drift(record, rows, targets);
-        let ok = memory.ok
-            && sensors.iter().all(|s| s.ok)
-            && latency.iter().all(|d| d.ok != Some(false));
+        let mut missed = Vec::new();
+        if !memory.ok {
+            missed.push("memory".to_string());
+        }
+        let mut not_judged = Vec::new();
+        for s in &sensors {
+            if s.ok == Some(false) {
+                missed.push(format!("readings of {}", s.rail));
+            }
+            if s.gaps_ok.is_none() {
+                not_judged.push(gaps_not_judged(s, &floor));
+            }
+        }
+        let slowest = latency
+            .iter()
+            .filter_map(|d| d.seconds_per_repetition)
+            .reduce(f64::max);
+        for d in &latency {
+            match d.ok {
+                Some(true) => {}
+                Some(false) => missed.push(drift_target(d)),
+                None => not_judged.push(drift_not_judged(d, slowest, latency.len())),
+            }
+        }
+        let ok = missed.is_empty() && not_judged.is_empty();
         Ok(Self {
             seconds,
             targets,
@@ -277,52 +328,106 @@ impl Report {
             files,
             latency,
             floor,
+            missed,
+            not_judged,
             ok,
         })
+    }
+
+    /// The closing verdict: every target met, or those missed and those not judged, with
+    /// how long a soak would judge them. One line, as the command's error repeats it.
+    pub fn verdict(&self) -> String {
+        if self.ok {
+            return "every target met".into();
+        }
+        let mut parts = Vec::new();
+        if !self.missed.is_empty() {
+            parts.push(format!("a target was missed: {}", self.missed.join(", ")));
+        }
+        if !self.not_judged.is_empty() {
+            let items: Vec<String> = self
+                .not_judged
+                .iter()
+                .map(|n| format!("{}: {}", n.target, n.why))
+                .collect();
+            let mut text = format!("not judged: {}", items.join("; "));
+            let soak = self
+                .not_judged
+                .iter()
+                .filter_map(|n| n.soak_minutes)
+                .reduce(f64::max);
+            if let Some(minutes) = soak {
+                text += &format!(
+                    "; a soak of about {} min judges {} on this machine",
+                    minutes_up(minutes),
+                    if self.not_judged.len() == 1 {
+                        "it"
+                    } else {
+                        "them"
+                    }
+                );
+            }
+            if self.missed.is_empty() {
+                text += "; every target judged was met";
+            }
+            parts.push(text);
+        }
+        parts.join("; ")
     }
 
     /// The report as lines for the terminal.
     pub fn render(&self) -> String {
         let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
+        // The rest of a sensor's readings is judged on any length, its gaps not always.
+        let judged = |ok: Option<bool>| ok.map_or("gaps not judged, the rest ok", verdict);
         let mut out = format!(
-            "soak: {:.1} min\nmemory  start {:.1} MiB, end {:.1} MiB, peak {:.1} MiB: grew {:+.1} MiB (target ≤ {} MiB) over {} repetitions ({:.1} KiB each): {}\n",
+            "soak: {:.1} min\nmemory  start {:.1} MiB, end {:.1} MiB, peak {:.1} MiB: grew {} MiB (target ≤ {} MiB) over {} repetitions ({} KiB each): {}\n",
             self.seconds / 60.0,
             self.memory.start_mib,
             self.memory.end_mib,
             self.memory.peak_mib,
-            self.memory.growth_mib,
-            self.targets.max_growth_mib,
+            fixed(self.memory.growth_mib, 1, true),
+            number(self.targets.max_growth_mib),
             self.memory.repetitions,
-            self.memory.kib_per_repetition,
+            fixed(self.memory.kib_per_repetition, 1, false),
             verdict(self.memory.ok)
         );
         for s in &self.sensors {
+            let bound = if s.gaps_ok.is_some() {
+                format!("at most {:.0}/h", s.floor_upper_per_hour)
+            } else if self.floor.seconds > 0.0 {
+                format!(
+                    "not judged: the probe's bound, {:.0}/h, is at or above the {:.0}/h of gaps back to back",
+                    s.floor_upper_per_hour, s.most_gaps_per_hour
+                )
+            } else {
+                "not judged: the machine was not probed".into()
+            };
             out += &format!(
-                "readings {}: {} taken, {} on disk; {} fresh of {} expected ({:.3} %, target ≥ {} %), {} stale, {} errors; {} gaps over {:.2} ms ({:.0}/h, the longest {:.2} ms; target: no more than this machine's stalls, at most {:.0}/h): {}\n",
+                "readings {}: {} taken, {} on disk; {} fresh of {} expected ({} %, target ≥ {} %), {} stale, {} errors; {} gaps over {:.2} ms ({:.0}/h, the longest {:.2} ms; target: no more than this machine's stalls, {bound}): {}\n",
                 s.rail,
                 s.taken,
                 s.on_disk,
                 s.fresh,
                 s.expected_fresh,
-                percent(s.fresh, s.expected_fresh),
-                MIN_KEPT * 100.0,
+                fixed(percent(s.fresh, s.expected_fresh), 3, false),
+                number(MIN_KEPT * 100.0),
                 s.stale,
                 s.errors,
                 s.gaps,
                 s.allowed_gap_s * 1e3,
                 s.gaps_per_hour,
                 s.largest_gap_s * 1e3,
-                s.floor_upper_per_hour,
-                verdict(s.ok)
+                judged(s.ok)
             );
         }
         out += &if self.floor.seconds > 0.0 {
             format!(
-                "machine {:.0} s probed after the run, a thread spinning on the clock beside {} busy: {} stalls over 0.5 ms ({:.3} % of the time), the longest {:.2} ms\n",
-                self.floor.seconds,
+                "machine {} s probed after the run, a thread spinning on the clock beside {} busy: {} stalls over 0.5 ms ({} % of the time), the longest {:.2} ms\n",
+                seconds(self.floor.seconds),
                 self.floor.busy_threads,
                 self.floor.stalls_s.len(),
-                self.floor.stalled_fraction() * 100.0,
+                fixed(self.floor.stalled_fraction() * 100.0, 3, false),
                 self.floor.longest_s() * 1e3
             )
         } else {
@@ -330,8 +435,10 @@ impl Report {
         };
         for s in &self.sensors {
             out += &format!(
-                "machine stalls that would make a gap in {}'s readings: {} in {:.0} s\n",
-                s.rail, s.floor_stalls, self.floor.seconds
+                "machine stalls that would make a gap in {}'s readings: {} in {} s\n",
+                s.rail,
+                s.floor_stalls,
+                seconds(self.floor.seconds)
             );
         }
         for f in &self.files {
@@ -349,10 +456,10 @@ impl Report {
             );
             let pct = |r: &RatioCi| {
                 format!(
-                    "{:+.2} % (95 % CI {:+.2} to {:+.2} %)",
-                    (r.ratio - 1.0) * 100.0,
-                    (r.low - 1.0) * 100.0,
-                    (r.high - 1.0) * 100.0
+                    "{} % (95 % CI {} to {} %)",
+                    fixed((r.ratio - 1.0) * 100.0, 2, true),
+                    fixed((r.low - 1.0) * 100.0, 2, true),
+                    fixed((r.high - 1.0) * 100.0, 2, true)
                 )
             };
             out += &match (&d.ratio, &d.corrected, d.ok) {
@@ -363,26 +470,130 @@ impl Report {
                     pct(r),
                     d.reference.as_ref().map_or("not measured".into(), pct),
                     pct(c),
-                    self.targets.max_drift_pct,
+                    number(self.targets.max_drift_pct),
                     verdict(ok),
                     n = d.compared,
                 ),
-                _ => format!(
-                    ", too few to judge a drift (it takes {})\n",
+                _ if d.compared == 0 => format!(
+                    ", too few to judge a drift (it takes {}): not judged\n",
                     2 * MIN_COMPARED
                 ),
+                _ => ", no confidence interval from its latencies: not judged\n".into(),
             };
         }
-        out += &format!(
-            "soak: {}\n",
-            if self.ok {
-                "every target met"
-            } else {
-                "a target was missed"
-            }
-        );
+        out += &format!("soak: {}\n", self.verdict());
         out
     }
+}
+
+/// The drift target of backend `d`, as the verdict names it.
+fn drift_target(d: &Drift) -> String {
+    format!(
+        "latency drift of backend {} ({})",
+        d.backend_index, d.engine
+    )
+}
+
+/// Backend `d`'s drift, not judged: too few repetitions, or none whose latencies give an
+/// interval. A soak shares its time equally among the `backends`, so each needs a share of
+/// [`MIN_COMPARED`] × 2 repetitions of the slowest: the last of them starts before its share
+/// ends, and the backend before it, running over its own share by less than one of its
+/// repetitions, leaves enough.
+fn drift_not_judged(d: &Drift, slowest_s: Option<f64>, backends: usize) -> NotJudged {
+    let needed = 2 * MIN_COMPARED;
+    let (why, soak_minutes) = if d.compared == 0 {
+        (
+            format!(
+                "{} repetition{}, a drift takes {needed}",
+                d.repetitions,
+                if d.repetitions == 1 { "" } else { "s" }
+            ),
+            slowest_s.map(|s| (backends * needed) as f64 * s / 60.0),
+        )
+    } else {
+        (
+            format!(
+                "{} repetitions whose latencies give no confidence interval",
+                d.repetitions
+            ),
+            None,
+        )
+    };
+    NotJudged {
+        target: drift_target(d),
+        why,
+        soak_minutes,
+    }
+}
+
+/// Sensor `s`'s gaps, not judged: the probe's bound is one no reader can exceed
+/// ([`floor::shortest_bounding_s`]), or there was no probe.
+fn gaps_not_judged(s: &SensorReadings, floor: &Floor) -> NotJudged {
+    let probe_s = floor::shortest_bounding_s(s.floor_stalls, s.allowed_gap_s);
+    let why = if floor.seconds > 0.0 {
+        format!(
+            "a {} s stall probe bounds them at {:.0}/h, at or above the {:.0}/h of gaps back to back (a probe of more than {} s bounds them)",
+            seconds(floor.seconds),
+            s.floor_upper_per_hour,
+            s.most_gaps_per_hour,
+            seconds(probe_s)
+        )
+    } else {
+        "the machine's stalls were not probed (the soak was interrupted)".into()
+    };
+    NotJudged {
+        target: format!("gaps in the readings of {}", s.rail),
+        why,
+        soak_minutes: floor::soak_for(probe_s).map(|s| s / 60.0),
+    }
+}
+
+/// `value` to `decimals` places, with its sign where `signed`, except that a value which
+/// rounds to zero is written without one: "0.000", never "-0.000" (an empty sum of floats
+/// is -0.0, and -0.0004 rounds to it) nor "+0.00". Every figure that can be negative or
+/// signed (the percentages, the memory's growth) is written through it.
+fn fixed(value: f64, decimals: usize, signed: bool) -> String {
+    let text = if signed {
+        format!("{value:+.decimals$}")
+    } else {
+        format!("{value:.decimals$}")
+    };
+    if text.bytes().all(|b| matches!(b, b'0' | b'.' | b'-' | b'+')) {
+        text.trim_start_matches(['-', '+']).to_string()
+    } else {
+        text
+    }
+}
+
+/// A number as given (a target), -0 written as 0.
+fn number(value: f64) -> String {
+    (value + 0.0).to_string()
+}
+
+/// Seconds to a precision that shows a short probe: 0.150, 2.4, 60.
+fn seconds(s: f64) -> String {
+    let decimals = if s < 1.0 {
+        3
+    } else if s < 10.0 {
+        1
+    } else {
+        0
+    };
+    format!("{s:.decimals$}")
+}
+
+/// Minutes rounded up to two significant figures, as `--minutes` would take them: a soak of
+/// that length is no shorter than the one asked for.
+fn minutes_up(minutes: f64) -> String {
+    if !(minutes.is_finite() && minutes > 0.0) {
+        return format!("{minutes}");
+    }
+    let exponent = minutes.log10().floor() as i32 - 1;
+    let step = 10f64.powi(exponent);
+    // Less a rounding error, so that 0.2 stays 0.2.
+    let up = (minutes / step * (1.0 - 1e-12)).ceil() * step;
+    let decimals = exponent.min(0).unsigned_abs() as usize;
+    format!("{up:.decimals$}")
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -504,6 +715,14 @@ fn sensor_readings(
             } else {
                 0.0
             };
+            // A bound no reader can exceed bounds nothing (`floor::shortest_bounding_s`).
+            let most_gaps_per_hour = 3600.0 / allowed_gap;
+            let gaps_ok =
+                (floor_upper < most_gaps_per_hour).then_some(gaps_per_hour <= floor_upper);
+            let kept = t.rows == taken
+                && t.errors == 0
+                && t.fresh > 0
+                && t.fresh as f64 >= MIN_KEPT * expected as f64;
             SensorReadings {
                 rail: log.info.rail.clone(),
                 update_period_s: period,
@@ -519,11 +738,9 @@ fn sensor_readings(
                 gaps_per_hour,
                 floor_stalls,
                 floor_upper_per_hour: floor_upper,
-                ok: t.rows == taken
-                    && t.errors == 0
-                    && t.fresh > 0
-                    && t.fresh as f64 >= MIN_KEPT * expected as f64
-                    && gaps_per_hour <= floor_upper,
+                most_gaps_per_hour,
+                gaps_ok,
+                ok: if kept { gaps_ok } else { Some(false) },
             }
         })
         .collect())
@@ -554,6 +771,14 @@ fn drift(record: &RunRecord, rows: &[MonitorRow], targets: Targets) -> Vec<Drift
                 (r, _) => *r,
             };
             let tolerance = targets.max_drift_pct / 100.0;
+            // The backend's phases, first to last, over its repetitions.
+            let (first, last) = record
+                .phases
+                .iter()
+                .filter(|p| p.backend == Some(backend_index) && p.end.is_finite())
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(first, last), p| {
+                    (first.min(p.start), last.max(p.end))
+                });
             Drift {
                 backend_index,
                 engine: b.engine.engine.clone(),
@@ -561,6 +786,8 @@ fn drift(record: &RunRecord, rows: &[MonitorRow], targets: Targets) -> Vec<Drift
                 compared: compared.map_or(0, |(first, _)| first.len()),
                 first_ms: compared.map_or(0.0, |(first, _)| mean(first)),
                 last_ms: compared.map_or(0.0, |(_, last)| mean(last)),
+                seconds_per_repetition: (!b.runs.is_empty() && last > first)
+                    .then(|| (last - first) / b.runs.len() as f64),
                 ok: corrected
                     .as_ref()
                     .map(|r| r.low >= 1.0 - tolerance && r.high <= 1.0 + tolerance),
@@ -725,7 +952,7 @@ mod tests {
             (5000, 5000, 5000)
         );
         assert_eq!(got[0].expected_fresh, 5000);
-        assert!(got[0].ok, "{:?}", got[0]);
+        assert_eq!(got[0].ok, Some(true), "{:?}", got[0]);
 
         // Ten readings in a row missed: a gap of 11 periods, allowed 3.
         let gappy: Vec<f64> = every
@@ -747,12 +974,12 @@ mod tests {
             "{:?}",
             got[0]
         );
-        assert!(!got[0].ok);
+        assert_eq!((got[0].gaps_ok, got[0].ok), (Some(false), Some(false)));
         // The same gap on a machine that stalled over 4 ms (the allowed 6 ms less the
         // reading's own 2 ms) five times a minute is the machine's.
         let got = sensor_readings(&record, &dir.path().join("power.csv"), &floor_with(5)).unwrap();
         assert_eq!(got[0].floor_stalls, 5);
-        assert!(got[0].ok, "{:?}", got[0]);
+        assert_eq!(got[0].ok, Some(true), "{:?}", got[0]);
 
         // A reading taken but not on disk, and a failed read, each miss the target.
         let record = power_csv(dir.path(), &every[1..], None);
@@ -763,11 +990,239 @@ mod tests {
         });
         let got = sensor_readings(&more, &dir.path().join("power.csv"), &floor_with(0)).unwrap();
         assert_eq!((got[0].taken, got[0].on_disk), (5000, 4999));
-        assert!(!got[0].ok);
+        assert_eq!(got[0].ok, Some(false));
         let record = power_csv(dir.path(), &every, Some(7));
         let got = sensor_readings(&record, &dir.path().join("power.csv"), &floor_with(0)).unwrap();
         assert_eq!(got[0].errors, 1);
-        assert!(!got[0].ok);
+        assert_eq!(got[0].ok, Some(false));
+    }
+
+    /// A machine probed for `seconds` that never stalled.
+    fn floor_of(seconds: f64) -> Floor {
+        Floor {
+            seconds,
+            busy_threads: 1,
+            stalls_s: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn gaps_are_not_judged_against_a_bound_no_reader_can_exceed() {
+        let dir = tempfile::tempdir().unwrap();
+        // Ten readings missed in a row: one gap in 10 s, 360 an hour.
+        let gappy: Vec<f64> = (0..5000)
+            .filter(|i| !(100..110).contains(i))
+            .map(|i| i as f64 * 2e-3)
+            .collect();
+        let record = power_csv(dir.path(), &gappy, None);
+        let judge = |floor: &Floor| {
+            sensor_readings(&record, &dir.path().join("power.csv"), floor).unwrap()[0].clone()
+        };
+        // Gaps last over 6 ms (3 periods of 2 ms): at most 600,000 an hour, back to back.
+        // A probe with no stall bounds below that once it runs 3.689 × 6 ms = 22.1 ms.
+        let short = judge(&floor_of(0.015));
+        assert!((short.most_gaps_per_hour - 600_000.0).abs() < 1e-6);
+        assert!(
+            (short.floor_upper_per_hour - 885_331.1).abs() < 0.1,
+            "{short:?}"
+        );
+        assert_eq!((short.gaps_ok, short.ok), (None, None), "{short:?}");
+        let long_enough = judge(&floor_of(0.023));
+        assert!(long_enough.floor_upper_per_hour < 600_000.0);
+        // 360 gaps an hour against a bound of 577,000: judged, and met.
+        assert_eq!(long_enough.gaps_ok, Some(true), "{long_enough:?}");
+        // No probe (a signal came first) bounds nothing either.
+        assert_eq!(judge(&Floor::default()).gaps_ok, None);
+        // Readings lost are missed whether or not the gaps are judged.
+        let mut lost = power_csv(dir.path(), &gappy, None);
+        lost.sensors[0].samples.push(Sample {
+            t: 11.0,
+            reading: Ok(Reading::default()),
+        });
+        let got = sensor_readings(&lost, &dir.path().join("power.csv"), &floor_of(0.015)).unwrap();
+        assert_eq!((got[0].gaps_ok, got[0].ok), (None, Some(false)));
+    }
+
+    /// `record` with backend 0's repetitions each `seconds` long on the run clock.
+    fn with_phases(mut record: RunRecord, seconds: f64) -> RunRecord {
+        use crate::clock::{Phase, PhaseSpan, Slot};
+        let repetitions = record.backends[0].runs.len();
+        record.phases = (0..repetitions)
+            .map(|k| {
+                let slot = Slot {
+                    backend: 0,
+                    repetition: k + 1,
+                };
+                let start = 2.0 + k as f64 * seconds;
+                PhaseSpan::new(Phase::Timed, Some(slot), start, start + seconds)
+            })
+            .collect();
+        record
+    }
+
+    /// The report of a soak of `seconds`, its memory steady, on `record` (whose backends
+    /// replace those of a sensor's 10 s of readings every 2 ms, all fresh).
+    fn report(dir: &Path, record: RunRecord, seconds: f64, floor: Floor) -> Report {
+        let times: Vec<f64> = (0..5000).map(|i| i as f64 * 2e-3).collect();
+        let mut whole = power_csv(dir, &times, None);
+        whole.backends = record.backends;
+        whole.phases = record.phases;
+        let rows: Vec<MonitorRow> = (0..=(seconds / 5.0) as usize)
+            .map(|k| MonitorRow {
+                reference_ms: 5.0 + scatter(k) / 2.0,
+                ..row(k as f64 * 5.0, 300)
+            })
+            .chain([row(seconds, 300)])
+            .collect();
+        Report::of(&whole, dir, &rows, floor, Targets::default()).unwrap()
+    }
+
+    #[test]
+    fn a_soak_too_short_to_judge_says_what_it_did_not_judge_and_how_long_would() {
+        let dir = tempfile::tempdir().unwrap();
+        // Three seconds: one repetition of 2 s, a probe of 15 ms.
+        let short = report(
+            dir.path(),
+            with_phases(record_with(1, |_| 10.0), 2.0),
+            3.0,
+            floor_of(0.015),
+        );
+        assert!(!short.ok && short.missed.is_empty(), "{short:?}");
+        let targets: Vec<&str> = short.not_judged.iter().map(|n| n.target.as_str()).collect();
+        assert_eq!(
+            targets,
+            [
+                "gaps in the readings of r",
+                "latency drift of backend 0 (fake)"
+            ]
+        );
+        // The drift takes 4 repetitions of 2 s (8 s); the gaps a probe of more than 22.1 ms,
+        // which a soak of 20 times that gives (0.44 s).
+        let minutes: Vec<f64> = short
+            .not_judged
+            .iter()
+            .map(|n| n.soak_minutes.unwrap())
+            .collect();
+        assert!(
+            (minutes[0] - 20.0 * 3.689 * 6e-3 / 60.0).abs() < 1e-5,
+            "{minutes:?}"
+        );
+        assert!((minutes[1] - 8.0 / 60.0).abs() < 1e-9, "{minutes:?}");
+        assert_eq!(
+            short.verdict(),
+            "not judged: gaps in the readings of r: a 0.015 s stall probe bounds them at \
+             885331/h, at or above the 600000/h of gaps back to back (a probe of more than \
+             0.022 s bounds them); latency drift of backend 0 (fake): 1 repetition, a drift \
+             takes 4; a soak of about 0.14 min judges them on this machine; every target \
+             judged was met"
+        );
+        let text = short.render();
+        assert!(!text.contains("every target met"), "{text}");
+        assert!(
+            text.ends_with(&format!("soak: {}\n", short.verdict())),
+            "{text}"
+        );
+        assert!(
+            text.contains("too few to judge a drift (it takes 4): not judged"),
+            "{text}"
+        );
+        assert!(text.contains("machine 0.015 s probed"), "{text}");
+        // The probe saw no stall: its stalled share is an empty sum, -0.0.
+        assert!(!text.contains("-0.0"), "{text}");
+        assert!(text.contains("(0.000 % of the time)"), "{text}");
+    }
+
+    #[test]
+    fn every_target_met_only_when_every_target_was_judged() {
+        let dir = tempfile::tempdir().unwrap();
+        let steady = |k| 10.0 + scatter(k);
+        let met = report(
+            dir.path(),
+            with_phases(record_with(100, steady), 2.0),
+            200.0,
+            floor_of(10.0),
+        );
+        assert!(met.ok && met.not_judged.is_empty(), "{met:?}");
+        assert_eq!(met.verdict(), "every target met");
+        assert!(met.render().ends_with("soak: every target met\n"));
+
+        // A target missed (memory grew 40 MiB) and another not judged (one repetition; the
+        // probe's 10 s bound the gaps): both said, the miss first.
+        let times: Vec<f64> = (0..5000).map(|i| i as f64 * 2e-3).collect();
+        let mut record = power_csv(dir.path(), &times, None);
+        record.phases = with_phases(record_with(1, |_| 10.0), 2.0).phases;
+        let rows = [row(0.0, 300), row(3.0, 340)];
+        let missed = Report::of(
+            &record,
+            dir.path(),
+            &rows,
+            floor_of(10.0),
+            Targets::default(),
+        )
+        .unwrap();
+        assert_eq!(missed.missed, ["memory"]);
+        assert!(
+            missed.verdict().starts_with(
+                "a target was missed: memory; not judged: latency drift of backend 0 (fake): \
+                 1 repetition, a drift takes 4; a soak of about 0.14 min judges it"
+            ),
+            "{}",
+            missed.verdict()
+        );
+        assert!(!missed.verdict().contains("every target judged was met"));
+    }
+
+    #[test]
+    fn no_figure_is_written_as_a_negative_zero() {
+        assert_eq!(fixed(-0.0, 3, false), "0.000");
+        assert_eq!(fixed(-0.0004, 3, false), "0.000");
+        assert_eq!(fixed(-0.0004, 2, true), "0.00");
+        assert_eq!(fixed(0.0, 2, true), "0.00");
+        assert_eq!(fixed(-0.006, 2, true), "-0.01");
+        assert_eq!(fixed(0.006, 2, true), "+0.01");
+        assert_eq!(fixed(99.282, 3, false), "99.282");
+        assert_eq!(fixed(-3.1, 1, true), "-3.1");
+        assert_eq!(fixed(f64::NAN, 2, true), "NaN");
+        assert_eq!(number(-0.0), "0");
+        assert_eq!(number(2.0), "2");
+        // A drift whose ratio and interval round to zero, and a target of -0.
+        let rendered = Report {
+            targets: Targets {
+                max_growth_mib: -0.0,
+                max_drift_pct: -0.0,
+            },
+            latency: vec![Drift {
+                ratio: RatioCi::of(&[10.0, 10.00001], &[10.0, 10.00002]),
+                corrected: RatioCi::of(&[10.0, 10.00001], &[10.0, 10.00002]),
+                ok: Some(true),
+                compared: 2,
+                ..drift(&record_with(4, |_| 10.0), &[], Targets::default())[0].clone()
+            }],
+            ..report(
+                tempfile::tempdir().unwrap().path(),
+                record_with(1, |_| 10.0),
+                3.0,
+                floor_of(0.015),
+            )
+        }
+        .render();
+        assert!(rendered.contains("0.00 % (95 % CI "), "{rendered}");
+        assert!(rendered.contains("within ±0 %"), "{rendered}");
+        assert!(rendered.contains("target ≤ 0 MiB"), "{rendered}");
+        assert!(
+            !rendered.contains("-0.0") && !rendered.contains("+0.00"),
+            "{rendered}"
+        );
+    }
+
+    #[test]
+    fn a_soak_length_is_rounded_up_to_two_figures() {
+        assert_eq!(minutes_up(0.1234), "0.13");
+        assert_eq!(minutes_up(0.2), "0.20");
+        assert_eq!(minutes_up(8.0 / 60.0), "0.14");
+        assert_eq!(minutes_up(0.00738), "0.0074");
+        assert_eq!(minutes_up(12.3), "13");
+        assert_eq!(minutes_up(150.0), "150");
     }
 
     fn row(t_s: f64, mib: u64) -> MonitorRow {
