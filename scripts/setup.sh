@@ -8,12 +8,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-torch=false cross=false
+torch=false cross=false board_vm=false
 for arg in "$@"; do
   case $arg in
     --torch) torch=true ;;
     --cross) cross=true ;;
-    *) echo "setup: unknown option $arg (known: --torch, --cross)" >&2; exit 2 ;;
+    --board-vm) board_vm=true ;;
+    *) echo "setup: unknown option $arg (known: --torch, --cross, --board-vm)" >&2; exit 2 ;;
   esac
 done
 
@@ -30,6 +31,18 @@ python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
 # machine needs them (an arm64 one runs the aarch64 build natively).
 if $cross && [ "$(uname -m)" = x86_64 ]; then
   packages+=(qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross libc6-armhf-cross libgcc-s1-armhf-cross)
+fi
+# The emulated board (scripts/board-vm.sh): qemu-system, the cross compiler and kernel source
+# for the three drivers Debian's arm64 kernel leaves out, and dpkg's arm64 architecture, so
+# apt-get download fetches that kernel and the arm64 C library for the initramfs.
+if $board_vm; then
+  packages+=(qemu-system-arm qemu-user-static gcc-aarch64-linux-gnu linux-source-6.1 cpio xz-utils)
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+    echo "setup: adding dpkg's arm64 architecture (for apt-get download of the board's packages)"
+    $sudo dpkg --add-architecture arm64
+    $sudo apt-get update -qq
+  fi
 fi
 missing=()
 for p in "${packages[@]}"; do

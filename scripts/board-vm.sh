@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# An emulated arm64 board with a real Linux kernel: Debian's arm64 kernel under
+# qemu-system-aarch64 (`virt`, Cortex-A72, 2 cores, 2 GiB), a busybox initramfs with Debian's
+# arm64 glibc and libstdc++, the kernel's own i2c-dev, and its i2c-stub, ina2xx and ina3221
+# drivers built out of tree (Debian's arm64 kernel leaves them out), `i2cset`/`i2cget`/
+# `i2cdetect` (busybox), and the aarch64 release tarball installed as its INSTALL.txt says
+# (unpacked under /opt, the models fetched with `models fetch --from`).
+#
+#   scripts/board-vm.sh --run 'shell commands'   boot, run them as root (joulebench on PATH,
+#                                                 `modprobe` finds the four modules), print
+#                                                 their output, exit with their status
+#   scripts/board-vm.sh --build                  only make the image (cached)
+#   --tarball FILE   the aarch64 tarball (default: scripts/dist.sh's in $JOULEBENCH_CACHE,
+#                    built if missing)
+#
+# The image is cached in $JOULEBENCH_CACHE/board-vm/ under the hash of everything it is made
+# of (this script, the Debian packages' versions, the tarball, the models), so a change to any
+# of them makes a new one. Each --run appends a second cpio archive holding the commands to the
+# cached initramfs (the kernel unpacks concatenated archives in order), so a run costs only the
+# boot: about a second on x86-64, then the commands at emulated speed.
+#
+# What it needs: scripts/setup.sh --board-vm (qemu-system-arm, the arm64 cross compiler for the
+# modules, linux-source-6.1, cpio; Debian's arm64 packages are fetched with apt-get download,
+# so the arm64 architecture is added to dpkg's list). Where the host is not x86-64 the script
+# says so and stops: the modules are cross-built for arm64 from an x86-64 host.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+script=$PWD/scripts/board-vm.sh
+
+cache=${JOULEBENCH_CACHE:-$HOME/.cache/joulebench}
+vm=$cache/board-vm
+target=aarch64-unknown-linux-gnu
+tarball="" commands="" build_only=false
+while [ $# -gt 0 ]; do
+  case $1 in
+    --run) commands=$2; shift 2 ;;
+    --build) build_only=true; shift ;;
+    --tarball) tarball=$2; shift 2 ;;
+    *) echo "board-vm: unknown option $1 (known: --run COMMANDS, --build, --tarball FILE)" >&2; exit 2 ;;
+  esac
+done
+if ! $build_only && [ -z "$commands" ]; then
+  echo "board-vm: give --run 'commands' (or --build)" >&2
+  exit 2
+fi
+if [ "$(uname -m)" != x86_64 ]; then
+  echo "board-vm: the image is built on x86-64 hosts only (its modules are cross-built for arm64), not $(uname -m)" >&2
+  exit 2
+fi
+
+scripts/setup.sh --board-vm
+mkdir -p "$vm/debs"
+
+# Debian's current arm64 kernel ABI (linux-image-arm64's dependency), and the packages the
+# image is made of, fetched once per version.
+abi=$(apt-cache depends linux-image-arm64:arm64 | sed -n 's/^ *Depends: linux-image-\([0-9.]*-[0-9]*-arm64\).*/\1/p' | head -1)
+[ -n "$abi" ] || { echo "board-vm: cannot find Debian's arm64 kernel (apt-cache depends linux-image-arm64:arm64)" >&2; exit 1; }
+common=${abi%-arm64}-common
+debs=(linux-image-$abi:arm64 linux-headers-$abi:arm64 linux-headers-$common:all linux-kbuild-6.1:amd64
+  busybox-static:arm64 libc6:arm64 libstdc++6:arm64 libgcc-s1:arm64)
+want=()
+for d in "${debs[@]}"; do
+  version=$(apt-cache policy "$d" | sed -n 's/^ *Candidate: //p')
+  [ -n "$version" ] && [ "$version" != "(none)" ] || { echo "board-vm: apt knows no $d" >&2; exit 1; }
+  want+=("$d=$version")
+  ls "$vm/debs/${d%%:*}_${version//:/%3a}_${d#*:}.deb" >/dev/null 2>&1 ||
+    (cd "$vm/debs" && apt-get download -qq "$d=$version" 2>/dev/null) ||
+    { echo "board-vm: apt-get download $d=$version failed" >&2; exit 1; }
+done
+deb() { ls "$vm/debs/${1}_"*"_${2}.deb" | sort -V | tail -1; }
+
+if [ -z "$tarball" ]; then
+  tarball=$(ls "$cache/cross/dist/joulebench-"*"-$target.tar.gz" 2>/dev/null | tail -1 || true)
+  [ -n "$tarball" ] || { scripts/dist.sh --out "$cache/cross/dist" "$target"; tarball=$(ls "$cache/cross/dist/joulebench-"*"-$target.tar.gz" | tail -1); }
+fi
+models=${MODELS_FROM:-../shared/models}
+[ -d "$models" ] || models=${JOULEBENCH_MODELS_DIR:-$HOME/.local/share/joulebench/models}
+[ -d "$models" ] || { echo "board-vm: no models folder ($models): run make models first" >&2; exit 1; }
+
+key=$( { sha256sum "$script" "$tarball" | cut -d' ' -f1; printf '%s\n' "${want[@]}"
+  (cd "$models" && find . -type f -print0 | sort -z | xargs -0 sha256sum); } | sha256sum | cut -c1-16)
+image=$vm/image-$key
+kver=$abi
+
+build_image() {
+  local work root
+  work=$(mktemp -d "$vm/build.XXXXXX")
+  trap 'rm -rf "$work"' RETURN
+  root=$work/root
+  for d in linux-image-$abi linux-headers-$abi linux-headers-$common; do
+    dpkg-deb -x "$(deb "$d" "$([ "$d" = "linux-headers-$common" ] && echo all || echo arm64)")" "$work/k"
+  done
+  dpkg-deb -x "$(deb linux-kbuild-6.1 amd64)" "$work/k"
+  # The headers' Makefile includes the common headers by their installed path.
+  local headers=$work/k/usr/src/linux-headers-$abi
+  sed -i "s#/usr/src/linux-headers-$common#$work/k/usr/src/linux-headers-$common#" "$headers/Makefile"
+  # The three drivers Debian's arm64 kernel does not build, from the same kernel's source.
+  mkdir -p "$work/mod"
+  tar -xJf /usr/src/linux-source-6.1.tar.xz -C "$work" \
+    linux-source-6.1/drivers/i2c/i2c-stub.c linux-source-6.1/drivers/hwmon/ina2xx.c linux-source-6.1/drivers/hwmon/ina3221.c
+  cp "$work"/linux-source-6.1/drivers/*/{i2c-stub,ina2xx,ina3221}.c "$work/mod/"
+  echo 'obj-m := i2c-stub.o ina2xx.o ina3221.o' > "$work/mod/Kbuild"
+  make -s -C "$headers" M="$work/mod" ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- modules 2>&1 |
+    grep -v '^Skipping BTF generation' || true
+
+  mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,proc,sys,dev,tmp,root,etc,opt,var/lib/joulebench}
+  dpkg-deb -x "$(deb busybox-static arm64)" "$work/bb"
+  cp "$work/bb/bin/busybox" "$root/bin/busybox"
+  for d in libc6 libstdc++6 libgcc-s1; do dpkg-deb -x "$(deb "$d" arm64)" "$root"; done
+  rm -rf "$root/usr/share"
+  local moddir=$root/lib/modules/$kver
+  mkdir -p "$moddir/kernel/drivers/i2c" "$moddir/extra"
+  cp "$work/k/lib/modules/$kver/kernel/drivers/i2c/i2c-dev.ko" "$moddir/kernel/drivers/i2c/"
+  cp "$work"/mod/*.ko "$moddir/extra/"
+  cp "$work/k/lib/modules/$kver/modules.builtin"* "$moddir/" 2>/dev/null || true
+
+  # The tarball as INSTALL.txt says: unpacked, then `models fetch --from` a models folder
+  # (run here under qemu-user, which gives the same files the board would fetch).
+  tar -xzf "$tarball" -C "$root/opt"
+  local bin
+  bin=$(cd "$root/opt" && echo joulebench-*-"$target"/joulebench)
+  ln -s "/opt/$bin" "$root/usr/local/bin/joulebench"
+  cp -r "$models" "$root/srv-models"
+  JOULEBENCH_MODELS_DIR=$root/var/lib/joulebench/models qemu-aarch64-static -L "$root" \
+    "$root/opt/$bin" models fetch --from "$root/srv-models" >"$work/fetch.log" 2>&1 ||
+    { echo "board-vm: models fetch --from failed under qemu-user:" >&2; cat "$work/fetch.log" >&2; return 1; }
+  rm -rf "$root/srv-models"
+
+  printf 'root:x:0:0:root:/root:/bin/sh\nboard:x:1000:1000:board:/tmp:/bin/sh\n' > "$root/etc/passwd"
+  printf 'root:x:0:\ni2c:x:998:\nboard:x:1000:\n' > "$root/etc/group"
+  cat > "$root/etc/profile" <<'PROFILE'
+export PATH=/usr/local/bin:/bin:/sbin:/usr/bin:/usr/sbin
+export JOULEBENCH_MODELS_DIR=/var/lib/joulebench/models
+export HOME=${HOME:-/root}
+PS1="/ # "
+PROFILE
+  cat > "$root/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s
+. /etc/profile
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmp /tmp
+chmod 1777 /tmp
+depmod -a
+modprobe i2c-dev
+echo "board-vm: ready"
+if [ -f /cmd.sh ]; then
+  cd /root
+  sh /cmd.sh
+  echo "board-vm: exit $?"
+else
+  setsid cttyhack sh -l
+fi
+poweroff -f
+INIT
+  chmod +x "$root/init"
+  (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/initrd.cpio.gz"
+  mkdir -p "$work/image"
+  mv "$work/initrd.cpio.gz" "$work/image/"
+  cp "$work/k/boot/vmlinuz-$kver" "$work/image/vmlinuz"
+  rm -rf "$image"
+  mv "$work/image" "$image"
+  # Older images are of inputs no longer used.
+  find "$vm" -maxdepth 1 -name 'image-*' ! -path "$image" -exec rm -rf {} +
+}
+
+if [ ! -f "$image/initrd.cpio.gz" ]; then
+  echo "board-vm: building the image ($abi, $(basename "$tarball"))"
+  build_image
+fi
+$build_only && { echo "board-vm: $image"; exit 0; }
+
+run=$(mktemp -d)
+trap 'rm -rf "$run"' EXIT
+mkdir -p "$run/cmd"
+printf '%s\n' "$commands" > "$run/cmd/cmd.sh"
+(cd "$run/cmd" && echo cmd.sh | cpio -o -H newc --quiet | gzip -1) > "$run/cmd.cpio.gz"
+cat "$image/initrd.cpio.gz" "$run/cmd.cpio.gz" > "$run/initrd.cpio.gz"
+timeout "${BOARD_VM_TIMEOUT_S:-900}" qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 2048 \
+  -nographic -nic none -no-reboot -kernel "$image/vmlinuz" -initrd "$run/initrd.cpio.gz" \
+  -append "console=ttyAMA0 rdinit=/init quiet loglevel=1 panic=-1" </dev/null 2>&1 | tr -d '\r' > "$run/console" || true
+# What the commands printed: the lines between the markers /init writes.
+sed -n '/^board-vm: ready$/,/^board-vm: exit [0-9]*$/p' "$run/console" | sed '1d;$d'
+status=$(sed -n 's/^board-vm: exit \([0-9]*\)$/\1/p' "$run/console" | tail -1)
+if [ -z "$status" ]; then
+  echo "board-vm: the guest did not finish the commands; its console:" >&2
+  tail -40 "$run/console" >&2
+  exit 1
+fi
+exit "$status"
