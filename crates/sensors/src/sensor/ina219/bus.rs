@@ -3,7 +3,7 @@
 
 use std::fmt::Debug;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{anyhow, Result};
@@ -62,7 +62,7 @@ impl<I2C: I2c> I2c for SharedBus<I2C> {
 }
 
 /// Linux errnos the driver explains.
-use libc::{EOPNOTSUPP, EREMOTEIO, ETIMEDOUT};
+use libc::{EBUSY, EOPNOTSUPP, EREMOTEIO, ETIMEDOUT};
 
 /// What went wrong on the bus, in words, with the bus's own text in brackets.
 pub(super) fn fault_text(fault: &BusFault) -> String {
@@ -105,10 +105,80 @@ pub(super) fn open_error(path: &Path, e: LinuxI2CError) -> anyhow::Error {
         ),
         io::ErrorKind::PermissionDenied => anyhow!(
             "no permission to open I2C bus {path}: add your user to the i2c group \
-             (sudo usermod -aG i2c $USER), then log in again"
+             (sudo usermod -aG i2c $USER) and log in again, or run joulebench as root"
         ),
         _ => anyhow!("cannot use {path} as an I2C bus: {e}"),
     }
+}
+
+/// The bus number N of `/dev/i2c-N` (or of a link to it), which sysfs and i2c-tools name it by.
+pub fn bus_number(bus: &str) -> Option<u32> {
+    let number = |path: &Path| {
+        let name = path.file_name()?.to_str()?;
+        name.strip_prefix("i2c-")?.parse().ok()
+    };
+    let path = Path::new(bus);
+    number(path).or_else(|| number(&path.canonicalize().ok()?))
+}
+
+/// The kernel driver bound to the chip at `address` on bus `number`, as sysfs under `sysfs`
+/// names it (`bus/i2c/devices/N-00AA/driver`, a link to the driver's folder).
+pub fn bound_driver(sysfs: &Path, number: u32, address: u8) -> Option<String> {
+    let link: PathBuf = sysfs
+        .join("bus/i2c/devices")
+        .join(format!("{number}-{address:04x}"))
+        .join("driver");
+    let target = std::fs::read_link(link).ok()?;
+    Some(target.file_name()?.to_str()?.to_string())
+}
+
+/// i2c-dev refuses an address a kernel driver has bound (EBUSY from I2C_SLAVE): one line naming
+/// the driver, where sysfs under `sysfs` tells it, and how to release the chip.
+pub(super) fn busy_error(settings: &Ina219Settings, sysfs: &Path) -> anyhow::Error {
+    let (address, bus) = (settings.address, &settings.bus);
+    let number = bus_number(bus);
+    let (device, which) = match number {
+        Some(n) => (format!("{n}-{address:04x}"), String::new()),
+        None => (
+            format!("N-{address:04x}"),
+            format!(", N the number of {bus}'s adapter"),
+        ),
+    };
+    let driver = number.and_then(|n| bound_driver(sysfs, n, address));
+    let (who, unbind) = match &driver {
+        Some(name) => (
+            format!("the kernel's {name} driver has the chip at this address"),
+            format!("/sys/bus/i2c/drivers/{name}/unbind"),
+        ),
+        None => (
+            "a kernel driver (ina2xx, for an INA219) has the chip at this address".to_string(),
+            format!("/sys/bus/i2c/devices/{device}/driver/unbind"),
+        ),
+    };
+    let hwmon = match driver.as_deref() {
+        Some("ina2xx") => "; or measure through ina2xx instead, with a `hwmon` sensor",
+        _ => "",
+    };
+    anyhow!(
+        "INA219 at {address:#04x} on {bus}: {who}, and i2c-dev refuses an address a driver holds \
+         (EBUSY): release it as root with `echo {device} > {unbind}`{which} (until the next \
+         boot; to keep it free, drop the device-tree overlay or new_device line that declares \
+         it){hwmon}"
+    )
+}
+
+/// Why the chip's address could not be claimed on the bus (i2c-dev's I2C_SLAVE), in one line.
+pub(super) fn claim_error(
+    settings: &Ina219Settings,
+    e: LinuxI2CError,
+    sysfs: &Path,
+) -> anyhow::Error {
+    let e = I2CError::from(e);
+    let fault = describe_linux(&e);
+    if fault.errno == Some(EBUSY) {
+        return busy_error(settings, sysfs);
+    }
+    bus_error(settings, fault)
 }
 
 /// Linux I2C errors. Several bus drivers (the Raspberry Pi's i2c-bcm2835 among them) report a

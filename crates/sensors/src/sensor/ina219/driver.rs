@@ -2,6 +2,7 @@
 //! with its reset, checks, timing and the readings it gives the sampler.
 
 use std::fmt::Debug;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
@@ -16,7 +17,7 @@ use ina219::measurements::{BusVoltage, CurrentRegister, ShuntVoltage};
 use ina219::SyncIna219;
 use linux_embedded_hal::I2cdev;
 
-use super::super::{Limits, Origin, PowerSensor, Reading, SensorInfo};
+use super::super::{sysfs, Limits, Origin, PowerSensor, Reading, SensorInfo};
 use super::*;
 use crate::clock::{RunClock, TimeSource};
 
@@ -273,16 +274,24 @@ pub(super) fn init_error<I, E: Debug>(
         );
     };
     let fault = describe(err);
-    match fault.kind {
-        ErrorKind::NoAcknowledge(NoAcknowledgeSource::Address | NoAcknowledgeSource::Unknown) => {
-            anyhow!(
-                "no INA219 answers at {:#04x} on {} (check address pins A0/A1 and wiring)",
-                settings.address,
-                settings.bus
-            )
-        }
-        _ => bus_error(settings, fault),
+    // An address NACK: EREMOTEIO from most I2C adapters, ENXIO from SMBus controllers, ENODEV
+    // from i2c-stub, which has no chip there.
+    let absent = matches!(
+        fault.kind,
+        ErrorKind::NoAcknowledge(NoAcknowledgeSource::Address | NoAcknowledgeSource::Unknown)
+    ) || matches!(fault.errno, Some(libc::ENXIO | libc::ENODEV));
+    if !absent {
+        return bus_error(settings, fault);
     }
+    let scan = match bus_number(&settings.bus) {
+        Some(n) => format!("; `i2cdetect -y {n}` lists the addresses that answer"),
+        None => String::new(),
+    };
+    anyhow!(
+        "no INA219 answers at {:#04x} on {} (check address pins A0/A1 and wiring{scan})",
+        settings.address,
+        settings.bus
+    )
 }
 
 impl<I2C: I2c + Send> Ina219Sensor<I2C> {
@@ -355,8 +364,13 @@ impl<I2C: I2c + Send> PowerSensor for Ina219Sensor<I2C> {
     }
 }
 
-/// Opens the INA219 a rig names on a Linux I2C bus (`/dev/i2c-N`).
-pub fn open_linux(spec: &Ina219Spec, chips_on_bus: u32) -> Result<Ina219Sensor<I2cdev>> {
+/// Opens the INA219 a rig names on a Linux I2C bus (`/dev/i2c-N`): claims its address (a chip
+/// a kernel driver holds is refused there), then reads it with plain I2C transfers or, on an
+/// SMBus-only adapter, SMBus word transfers ([`AdapterBus`]).
+pub fn open_linux(
+    spec: &Ina219Spec,
+    chips_on_bus: u32,
+) -> Result<Ina219Sensor<AdapterBus<I2cdev>>> {
     let path = spec.i2c_bus.as_deref().ok_or_else(|| {
         anyhow!(
             "INA219 \"{}\": i2c_bus is required, e.g. \"/dev/i2c-1\"",
@@ -367,7 +381,12 @@ pub fn open_linux(spec: &Ina219Spec, chips_on_bus: u32) -> Result<Ina219Sensor<I
         chips_on_bus,
         ..Ina219Settings::from_spec(spec, path.display().to_string())?
     };
-    let i2c = I2cdev::new(path).map_err(|e| open_error(path, e))?;
+    let mut i2c = I2cdev::new(path).map_err(|e| open_error(path, e))?;
+    // I2cdev sets the address at its first transfer; set it now, so that a chip a kernel
+    // driver holds is refused here, with the driver named.
+    i2c.set_slave_address(u16::from(settings.address))
+        .map_err(|e| claim_error(&settings, e, Path::new(sysfs::DEFAULT_ROOT)))?;
+    let i2c = AdapterBus::open(i2c, &settings, describe_linux)?;
     let info = SensorInfo {
         kind: "ina219".into(),
         rail: spec.rail.clone(),
@@ -377,10 +396,21 @@ pub fn open_linux(spec: &Ina219Spec, chips_on_bus: u32) -> Result<Ina219Sensor<I
     let mut sensor = Ina219Sensor::with_describe(i2c, settings, info, describe_linux)?;
     sensor.time_reads(&RunClock::start())?;
     sensor.info.detail = format!(
-        "{}; I2C at {} kHz, {:.0} readings/s",
+        "{}; {} at {} kHz, {:.0} readings/s",
         sensor.settings.summary(),
+        sensor.transfers_label(),
         sensor.settings.bus_khz,
         1.0 / sensor.period().as_secs_f64()
     );
     Ok(sensor)
+}
+
+impl<B: SmbusWord> Ina219Sensor<AdapterBus<B>> {
+    /// How the registers are read, for the sensor's description.
+    pub fn transfers_label(&self) -> &'static str {
+        match self.raw.lock().transfers() {
+            Transfers::I2c => "I2C",
+            Transfers::SmbusWords => "SMBus word transfers",
+        }
+    }
 }

@@ -4,7 +4,8 @@
 //!
 //! Every register access is its own write-then-read transfer (the crate's `no_transaction`
 //! feature, and our own reads): the Raspberry Pi's i2c-bcm2835 refuses any transfer with a read
-//! before its last message, which is what the crate's multi-register transaction sends.
+//! before its last message, which is what the crate's multi-register transaction sends. On an
+//! adapter without plain I2C each is an SMBus word transfer instead ([`AdapterBus`]).
 
 mod spec;
 pub use spec::{
@@ -13,11 +14,14 @@ pub use spec::{
 
 mod bus;
 mod driver;
+mod i2c_funcs;
 mod settings;
+mod smbus;
 
 pub use bus::*;
 pub use driver::*;
 pub use settings::*;
+pub use smbus::*;
 
 #[cfg(test)]
 mod tests {
@@ -31,6 +35,9 @@ mod tests {
     use embedded_hal::i2c::{ErrorKind, ErrorType, I2c, NoAcknowledgeSource, Operation};
 
     use ina219::calibration::MicroAmpere;
+    use ina219::errors::{InitializationError, InitializationErrorReason};
+    use libc::c_ulong;
+    use linux_embedded_hal::I2cdev;
 
     use linux_embedded_hal::i2cdev::linux::LinuxI2CError;
     use linux_embedded_hal::I2CError;
@@ -44,10 +51,11 @@ mod tests {
     };
     use crate::sensor::load::{ConstantLoad, Load};
 
-    const ADAPTERS: [I2cAdapter; 3] = [
+    const ADAPTERS: [I2cAdapter; 4] = [
         I2cAdapter::Bcm2835,
         I2cAdapter::Tegra,
         I2cAdapter::Permissive,
+        I2cAdapter::SmbusOnly,
     ];
 
     /// Both channels at 12 bits, as the datasheet's examples are.
@@ -94,11 +102,7 @@ mod tests {
         spec(3.2768, Some(320))
     }
 
-    type Rig = (
-        Ina219Sensor<SimulatedIna219>,
-        SimulatedIna219,
-        Arc<ManualClock>,
-    );
+    type Rig = (ina219_sim::SimSensor, SimulatedIna219, Arc<ManualClock>);
 
     /// The driver on a simulated chip on `bus`, drawing `load`, opened at t = 0.
     fn open_on(spec: &Ina219Spec, load: Box<dyn Load>, bus: SimBus) -> Result<Rig> {
@@ -139,7 +143,7 @@ mod tests {
     /// What the sampler does, in virtual time: read every `update_period` (at once if a read ran
     /// late) until `end`.
     fn poll_until(
-        sensor: &mut Ina219Sensor<SimulatedIna219>,
+        sensor: &mut ina219_sim::SimSensor,
         clock: &ManualClock,
         end: f64,
     ) -> Vec<(f64, Result<Reading>)> {
@@ -466,7 +470,7 @@ mod tests {
         let clock = Arc::new(ManualClock::new(0.0));
         let wire = ina219_sim::SimWire::new();
         let bus = SimBus::timed(I2cAdapter::Bcm2835, 100);
-        let mut sensors: Vec<Ina219Sensor<SimulatedIna219>> = [0x40, 0x41]
+        let mut sensors: Vec<ina219_sim::SimSensor> = [0x40, 0x41]
             .into_iter()
             .map(|address| {
                 let spec = Ina219Spec {
@@ -560,6 +564,317 @@ mod tests {
         );
     }
 
+    /// The settings of the datasheet's example on `bus`, and a sensor description.
+    fn on_bus(bus: &str) -> (Ina219Settings, SensorInfo) {
+        let settings = Ina219Settings::from_spec(&datasheet_spec(), bus).unwrap();
+        let info = SensorInfo {
+            kind: "ina219".into(),
+            rail: "5V".into(),
+            origin: Origin::Simulated,
+            detail: String::new(),
+        };
+        (settings, info)
+    }
+
+    /// i2c-stub, a PC's i801, and any adapter without I2C_FUNC_I2C: the driver's plain I2C
+    /// transfers (before SMBus words) fail with EOPNOTSUPP, as on a real kernel, where the
+    /// kernel's own ina2xx reads the chip.
+    #[test]
+    fn old_plain_i2c_path_fails_on_an_smbus_only_adapter_with_eopnotsupp() {
+        let clock = Arc::new(ManualClock::new(0.0));
+        let load = Box::new(ConstantLoad {
+            amps: 1.0,
+            volts: 5.0,
+        });
+        let bus = SimBus::timed(I2cAdapter::SmbusOnly, 100);
+        let chip = SimulatedIna219::on_bus(0x40, 0.1, load, clock.clone(), bus);
+        let (settings, info) = on_bus("/dev/i2c-0");
+        let err = Ina219Sensor::with_describe(chip.clone(), settings, info, describe_sim)
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "INA219 at 0x40 on /dev/i2c-0: the I2C adapter refused the transfer \
+             (EOPNOTSUPP: Operation not supported on transport endpoint)"
+        );
+        assert_eq!(
+            (clock.now(), chip.transactions()),
+            (0.0, 0),
+            "refused in the kernel"
+        );
+        assert_eq!(chip.peek(reg::CALIBRATION), Some(0), "nothing written");
+    }
+
+    #[test]
+    fn smbus_word_path_reads_an_smbus_only_adapter_within_one_lsb() {
+        let (mut sensor, chip, clock) = open_on(
+            &datasheet_spec(),
+            Box::new(ConstantLoad {
+                amps: 1.0,
+                volts: 5.0,
+            }),
+            SimBus::timed(I2cAdapter::SmbusOnly, 100),
+        )
+        .unwrap();
+        assert_eq!(sensor.transfers_label(), "SMBus word transfers");
+        // The words went out low byte first and landed most significant byte first.
+        assert_eq!(chip.peek(reg::CALIBRATION), Some(4096));
+        assert_eq!(
+            chip.peek(reg::CONFIG),
+            Some(sensor.settings().config.as_bits())
+        );
+        at(&chip, &clock, 2e-3);
+        assert_eq!(chip.peek(reg::CURRENT), Some(10_000));
+        let r = sensor.read().unwrap();
+        assert!(!r.stale && !r.overflow && !r.saturated, "{r:?}");
+        assert_near("amps", r.amps.unwrap(), 1.0, 100e-6);
+        assert_near("volts", r.volts.unwrap(), 5.0, 4e-3);
+        assert_near("watts", r.watts, 5.0, 2e-3);
+        // An adapter with plain I2C keeps it.
+        let (sensor, _, _) = open_sim(&datasheet_spec(), 1.0).unwrap();
+        assert_eq!(sensor.transfers_label(), "I2C");
+    }
+
+    #[test]
+    fn transfers_follow_the_adapters_functionality() {
+        // include/uapi/linux/i2c.h.
+        assert_eq!(Functionality::I2C, 0x0000_0001);
+        assert_eq!(Functionality::SMBUS_READ_WORD_DATA, 0x0020_0000);
+        assert_eq!(Functionality::SMBUS_WRITE_WORD_DATA, 0x0040_0000);
+        let words = Functionality::SMBUS_READ_WORD_DATA | Functionality::SMBUS_WRITE_WORD_DATA;
+        for (funcs, want) in [
+            (
+                Functionality::I2C | Functionality::SMBUS_EMUL,
+                Ok(Transfers::I2c),
+            ),
+            (Functionality::I2C, Ok(Transfers::I2c)),
+            (Functionality::I2C_STUB, Ok(Transfers::SmbusWords)),
+            (words, Ok(Transfers::SmbusWords)),
+            (
+                Functionality::SMBUS_READ_WORD_DATA,
+                Err(vec!["I2C_FUNC_I2C", "I2C_FUNC_SMBUS_WRITE_WORD_DATA"]),
+            ),
+            (
+                0x0001_0000, // SMBus quick only
+                Err(vec![
+                    "I2C_FUNC_I2C",
+                    "I2C_FUNC_SMBUS_READ_WORD_DATA",
+                    "I2C_FUNC_SMBUS_WRITE_WORD_DATA",
+                ]),
+            ),
+        ] {
+            assert_eq!(Transfers::choose(Functionality(funcs)), want, "{funcs:#x}");
+        }
+        for adapter in ADAPTERS {
+            let want = if adapter == I2cAdapter::SmbusOnly {
+                Transfers::SmbusWords
+            } else {
+                Transfers::I2c
+            };
+            let funcs = SimBus::timed(adapter, 100).functionality();
+            assert_eq!(Transfers::choose(funcs), Ok(want), "{adapter:?}");
+        }
+    }
+
+    /// An adapter that offers what it is told to, and no transfer at all.
+    struct Offers(c_ulong);
+
+    impl ErrorType for Offers {
+        type Error = SimI2cError;
+    }
+
+    impl I2c for Offers {
+        fn transaction(&mut self, _: u8, _: &mut [Operation<'_>]) -> Result<(), SimI2cError> {
+            Err(SimI2cError::new(95))
+        }
+    }
+
+    impl SmbusWord for Offers {
+        fn functionality(&mut self) -> Result<Functionality, SimI2cError> {
+            Ok(Functionality(self.0))
+        }
+        fn smbus_read_word(&mut self, _: u8, _: u8) -> Result<u16, SimI2cError> {
+            Err(SimI2cError::new(95))
+        }
+        fn smbus_write_word(&mut self, _: u8, _: u8, _: u16) -> Result<(), SimI2cError> {
+            Err(SimI2cError::new(95))
+        }
+        fn unsupported_shape() -> SimI2cError {
+            SimI2cError::unsupported_shape()
+        }
+    }
+
+    #[test]
+    fn an_adapter_with_neither_plain_i2c_nor_smbus_words_is_one_line_naming_what_it_lacks() {
+        // i2c-stub loaded with functionality=0x30000 (quick and byte reads: an EEPROM's).
+        let (settings, _) = on_bus("/dev/i2c-3");
+        let err = AdapterBus::open(Offers(0x0003_0000), &settings, describe_sim)
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "INA219 at 0x40 on /dev/i2c-3: its I2C adapter offers neither plain I2C nor the \
+             SMBus word reads and writes the driver needs: it lacks I2C_FUNC_I2C and \
+             I2C_FUNC_SMBUS_READ_WORD_DATA and I2C_FUNC_SMBUS_WRITE_WORD_DATA (functionality \
+             0x00030000; `i2cdetect -F 3` lists what it offers)"
+        );
+    }
+
+    #[test]
+    fn smbus_words_carry_the_two_register_shapes_big_endian_and_refuse_the_rest() {
+        let clock = Arc::new(ManualClock::new(0.0));
+        let load = Box::new(ConstantLoad {
+            amps: 1.0,
+            volts: 5.0,
+        });
+        let bus = SimBus::timed(I2cAdapter::SmbusOnly, 100);
+        let chip = SimulatedIna219::on_bus(0x40, 0.1, load, clock.clone(), bus);
+        let (settings, _) = on_bus("/dev/i2c-0");
+        let mut adapted = AdapterBus::open(chip.clone(), &settings, describe_sim).unwrap();
+        assert_eq!(adapted.transfers(), Transfers::SmbusWords);
+        // A register write: 38 cycles, as its I2C form.
+        let t = clock.now();
+        adapted
+            .write(0x40, &[reg::CALIBRATION, 0x12, 0x34])
+            .unwrap();
+        assert_near("word write", clock.now() - t, 0.38e-3, 1e-12);
+        assert_eq!(chip.peek(reg::CALIBRATION), Some(0x1234));
+        // A register read: address and command, repeated START, address and 2 bytes: 48.
+        let mut buf = [0; 2];
+        let t = clock.now();
+        adapted.write_read(0x40, &[reg::CONFIG], &mut buf).unwrap();
+        assert_near("word read", clock.now() - t, 0.48e-3, 1e-12);
+        assert_eq!(buf, [0x39, 0x9F], "0x399F, MSB first");
+        // Anything else has no SMBus word form: refused before the bus.
+        let transactions = chip.transactions();
+        let mut bufs = [[0u8; 2]; 2];
+        let [b0, b1] = &mut bufs;
+        let mut two_reads = [
+            Operation::Write(&[reg::BUS]),
+            Operation::Read(b0),
+            Operation::Write(&[reg::POWER]),
+            Operation::Read(b1),
+        ];
+        let refused = [
+            adapted.transaction(0x40, &mut two_reads).unwrap_err(),
+            adapted.read(0x40, &mut buf).unwrap_err(),
+            adapted.write(0x40, &[reg::CONFIG]).unwrap_err(),
+            adapted
+                .write_read(0x40, &[reg::BUS], &mut [0; 3])
+                .unwrap_err(),
+        ];
+        assert_eq!(chip.transactions(), transactions);
+        for e in refused {
+            assert_eq!(
+                bus_error(&settings, describe_sim(&e)).to_string(),
+                format!("INA219 at 0x40 on /dev/i2c-0: {SHAPE_REFUSED}")
+            );
+        }
+        // Linux's refusal reads the same.
+        let linux = describe_linux(&<I2cdev as SmbusWord>::unsupported_shape());
+        assert_eq!(linux, describe_sim(&SimI2cError::unsupported_shape()));
+        assert_eq!(linux.errno, None);
+    }
+
+    #[test]
+    fn no_chip_at_the_address_names_the_pins_and_the_bus_scan() {
+        // A chip absent behind an SMBus controller: ENXIO, from the model.
+        let clock = Arc::new(ManualClock::new(0.0));
+        let load = Box::new(ConstantLoad {
+            amps: 1.0,
+            volts: 5.0,
+        });
+        let bus = SimBus::timed(I2cAdapter::SmbusOnly, 100);
+        let chip = SimulatedIna219::on_bus(0x40, 0.1, load, clock, bus);
+        chip.inject(SimFault::Absent);
+        let (settings, info) = on_bus("/dev/i2c-0");
+        let err = ina219_sim::sensor(chip, settings.clone(), info)
+            .err()
+            .unwrap();
+        let want = "no INA219 answers at 0x40 on /dev/i2c-0 (check address pins A0/A1 and \
+                    wiring; `i2cdetect -y 0` lists the addresses that answer)";
+        assert_eq!(err.to_string(), want);
+        // The errnos Linux adapters give for an address no chip answers: EREMOTEIO (i2c-bcm2835,
+        // i2c-tegra), ENXIO (i2c-i801 and most others), ENODEV (i2c-stub).
+        for errno in [libc::EREMOTEIO, libc::ENXIO, libc::ENODEV] {
+            let e = InitializationError {
+                reason: InitializationErrorReason::I2cError(I2CError::from(LinuxI2CError::Errno(
+                    errno,
+                ))),
+                device: (),
+            };
+            let got = init_error(&settings, describe_linux, &e).to_string();
+            assert_eq!(got, want, "errno {errno}");
+        }
+        // Any other fault is the bus's.
+        let e = InitializationError {
+            reason: InitializationErrorReason::I2cError(I2CError::from(LinuxI2CError::Errno(
+                libc::EIO,
+            ))),
+            device: (),
+        };
+        assert_eq!(
+            init_error(&settings, describe_linux, &e).to_string(),
+            "INA219 at 0x40 on /dev/i2c-0: bus error (EIO: I/O error)"
+        );
+    }
+
+    #[test]
+    fn a_chip_a_kernel_driver_holds_is_one_line_naming_it_and_how_to_release_it() {
+        let sysfs = tempfile::tempdir().unwrap();
+        let device = sysfs.path().join("bus/i2c/devices/0-0040");
+        std::fs::create_dir_all(&device).unwrap();
+        let (settings, _) = on_bus("/dev/i2c-0");
+        let busy = || LinuxI2CError::Errno(libc::EBUSY);
+        // Unknown driver (no sysfs link): the device's own unbind.
+        assert_eq!(
+            claim_error(&settings, busy(), sysfs.path()).to_string(),
+            "INA219 at 0x40 on /dev/i2c-0: a kernel driver (ina2xx, for an INA219) has the chip \
+             at this address, and i2c-dev refuses an address a driver holds (EBUSY): release it \
+             as root with `echo 0-0040 > /sys/bus/i2c/devices/0-0040/driver/unbind` (until the \
+             next boot; to keep it free, drop the device-tree overlay or new_device line that \
+             declares it)"
+        );
+        std::os::unix::fs::symlink("../../../../bus/i2c/drivers/ina2xx", device.join("driver"))
+            .unwrap();
+        assert_eq!(
+            bound_driver(sysfs.path(), 0, 0x40).as_deref(),
+            Some("ina2xx")
+        );
+        assert_eq!(
+            claim_error(&settings, busy(), sysfs.path()).to_string(),
+            "INA219 at 0x40 on /dev/i2c-0: the kernel's ina2xx driver has the chip at this \
+             address, and i2c-dev refuses an address a driver holds (EBUSY): release it as root \
+             with `echo 0-0040 > /sys/bus/i2c/drivers/ina2xx/unbind` (until the next boot; to \
+             keep it free, drop the device-tree overlay or new_device line that declares it); or \
+             measure through ina2xx instead, with a `hwmon` sensor"
+        );
+        // A bus named otherwise: the number left to fill in.
+        let (settings, _) = on_bus("/dev/ina-bus");
+        let err = claim_error(&settings, busy(), sysfs.path()).to_string();
+        assert!(
+            err.contains(
+                "`echo N-0040 > /sys/bus/i2c/devices/N-0040/driver/unbind`, N the \
+                          number of /dev/ina-bus's adapter (until"
+            ),
+            "{err}"
+        );
+        // Other errnos are the bus's, in the usual words.
+        let (settings, _) = on_bus("/dev/i2c-0");
+        assert_eq!(
+            claim_error(&settings, LinuxI2CError::Errno(libc::EINVAL), sysfs.path()).to_string(),
+            "INA219 at 0x40 on /dev/i2c-0: bus error (EINVAL: Invalid argument)"
+        );
+        for (bus, want) in [
+            ("/dev/i2c-1", Some(1)),
+            ("/dev/i2c-10", Some(10)),
+            ("test bus", None),
+            ("/dev/i2c-x", None),
+        ] {
+            assert_eq!(bus_number(bus), want, "{bus}");
+        }
+    }
+
     #[test]
     fn fixed_driver_reads_on_every_adapter_at_100_and_400_khz() {
         for adapter in ADAPTERS {
@@ -579,7 +894,9 @@ mod tests {
                 let r = sensor.read().unwrap();
                 assert!(!r.stale, "{adapter:?} {khz} kHz: {r:?}");
                 assert_near("amps", r.amps.unwrap(), 1.0, 100e-6);
-                // Four register reads of 48 cycles each.
+                assert_near("volts", r.volts.unwrap(), 5.0, 4e-3);
+                assert_near("watts", r.watts, 5.0, 2e-3);
+                // Four register reads (or SMBus read words) of 48 cycles each.
                 let bus_s = 192.0 / (f64::from(khz) * 1e3);
                 assert_near("bus time", clock.now() - t, bus_s, 1e-12);
             }
@@ -921,7 +1238,14 @@ mod tests {
         assert_eq!(
             denied,
             "no permission to open I2C bus /dev/i2c-1: add your user to the i2c group \
-             (sudo usermod -aG i2c $USER), then log in again"
+             (sudo usermod -aG i2c $USER) and log in again, or run joulebench as root"
+        );
+        // EACCES, as opening /dev/i2c-N as another user gives it.
+        let denied = open_error(Path::new("/dev/i2c-0"), LinuxI2CError::Errno(libc::EACCES));
+        assert_eq!(
+            denied.to_string(),
+            "no permission to open I2C bus /dev/i2c-0: add your user to the i2c group \
+             (sudo usermod -aG i2c $USER) and log in again, or run joulebench as root"
         );
         // A file that is not an I2C adapter: the driver's ioctl fails.
         let file = tempfile::NamedTempFile::new().unwrap();
@@ -934,6 +1258,14 @@ mod tests {
             !err.contains('\n') && err.contains(&file.path().display().to_string()),
             "{err}"
         );
+    }
+
+    #[test]
+    fn i2c_funcs_on_a_file_that_is_no_adapter_is_enotty() {
+        use std::os::fd::AsRawFd;
+        let file = tempfile::tempfile().unwrap();
+        let err = i2c_funcs::functionality(file.as_raw_fd()).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOTTY), "{err}");
     }
 
     #[test]
@@ -950,7 +1282,7 @@ mod tests {
 
     #[test]
     fn simulated_bus_errors_read_like_linux_ones() {
-        for errno in [22, 95, 110, 121] {
+        for errno in [6, 22, 95, 110, 121] {
             let linux = describe_linux(&I2CError::from(LinuxI2CError::Errno(errno)));
             let sim = describe_sim(&SimI2cError::new(errno));
             assert_eq!(sim, linux, "errno {errno}");

@@ -66,7 +66,8 @@ pub struct Ina219Spec {
     #[serde(default = "default_bus_khz")]
     pub bus_khz: u32,
     /// The Linux I2C adapter driver the simulated bus behaves like (`ina219-sim` only; a real
-    /// bus is whatever the kernel drives): "bcm2835" (default), "tegra" or "permissive".
+    /// bus is whatever the kernel drives): "bcm2835" (default), "tegra", "permissive" or
+    /// "smbus-only".
     #[serde(default)]
     pub bus_adapter: Option<I2cAdapter>,
 }
@@ -149,6 +150,10 @@ pub enum I2cAdapter {
     Tegra,
     /// Any transfer shape goes through (beyond i2c-dev's own limits).
     Permissive,
+    /// An SMBus-only controller (a PC's `i2c-i801` or `i2c-piix4`, the kernel's `i2c-stub`): no
+    /// I2C_FUNC_I2C, so every I2C_RDWR fails with EOPNOTSUPP; the controller runs SMBus word
+    /// transfers itself, and reports a NACKed address as ENXIO.
+    SmbusOnly,
 }
 
 impl I2cAdapter {

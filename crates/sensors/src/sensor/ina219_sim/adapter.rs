@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use anyhow::Result;
 use embedded_hal::i2c::{ErrorKind, NoAcknowledgeSource, Operation};
 
-use super::super::ina219::BusFault;
-use super::super::ina219::I2cAdapter;
+use super::super::ina219::{BusFault, Functionality, I2cAdapter, SHAPE_REFUSED};
 use super::*;
 
 /// i2c-dev's I2C_RDWR_IOCTL_MAX_MSGS: more messages in one I2C_RDWR is EINVAL.
@@ -62,6 +61,31 @@ impl SimBus {
         self.adapter != I2cAdapter::Bcm2835
     }
 
+    /// What the adapter tells I2C_FUNCS: plain I2C and the SMBus transfers the i2c core
+    /// emulates with it, or, on an SMBus-only controller, i2c-stub's default set.
+    pub fn functionality(self) -> Functionality {
+        Functionality(match self.adapter {
+            I2cAdapter::SmbusOnly => Functionality::I2C_STUB,
+            _ => Functionality::I2C | Functionality::SMBUS_EMUL,
+        })
+    }
+
+    /// Whether the adapter's driver runs SMBus transfers itself; otherwise the i2c core sends
+    /// them as I2C messages (i2c_smbus_xfer_emulated), under the adapter's rules.
+    pub(super) fn native_smbus(self) -> bool {
+        self.adapter == I2cAdapter::SmbusOnly
+    }
+
+    /// The errno of a NACK: ENXIO from an SMBus controller (i2c-i801), EREMOTEIO from the I2C
+    /// adapters modelled here.
+    pub(super) fn nack_errno(self) -> i32 {
+        if self.native_smbus() {
+            errno::ENXIO
+        } else {
+            errno::EREMOTEIO
+        }
+    }
+
     /// What the kernel refuses before anything reaches the bus: i2c-dev's limits, then the
     /// adapter's quirks (checked by the i2c core) and its driver's own rules.
     pub(super) fn check_shape(self, ops: &[Operation<'_>]) -> Result<(), SimI2cError> {
@@ -89,6 +113,8 @@ impl SimBus {
                 len(op) == 0 || len(op) > max
             }),
             I2cAdapter::Permissive => false,
+            // No master_xfer: i2c_transfer refuses every I2C_RDWR.
+            I2cAdapter::SmbusOnly => true,
         };
         if refused {
             return Err(SimI2cError::new(errno::EOPNOTSUPP));
@@ -157,16 +183,33 @@ impl fmt::Display for SimBus {
 pub struct SimI2cError {
     kind: ErrorKind,
     errno: i32,
+    /// A transaction the driver's SMBus path has no SMBus transfer for ([`SHAPE_REFUSED`]):
+    /// refused before it reaches the adapter, with no errno of Linux's.
+    shape: bool,
 }
 
 impl SimI2cError {
     pub fn new(errno: i32) -> Self {
         let kind = match errno {
             errno::EREMOTEIO => ErrorKind::NoAcknowledge(NoAcknowledgeSource::Unknown),
+            errno::ENXIO => ErrorKind::NoAcknowledge(NoAcknowledgeSource::Address),
             errno::EINVAL => ErrorKind::Bus,
             _ => ErrorKind::Other,
         };
-        Self { kind, errno }
+        Self {
+            kind,
+            errno,
+            shape: false,
+        }
+    }
+
+    /// What the driver's SMBus path refuses, as it refuses it on Linux.
+    pub fn unsupported_shape() -> Self {
+        Self {
+            kind: ErrorKind::Other,
+            errno: errno::EOPNOTSUPP,
+            shape: true,
+        }
     }
 
     pub fn errno(&self) -> i32 {
@@ -177,8 +220,12 @@ impl SimI2cError {
 /// As linux-embedded-hal prints an errno (nix's `Errno`): "EREMOTEIO: Remote I/O error".
 impl fmt::Display for SimI2cError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.shape {
+            return f.write_str(SHAPE_REFUSED);
+        }
         let (name, text) = match self.errno {
             errno::EINVAL => ("EINVAL", "Invalid argument"),
+            errno::ENXIO => ("ENXIO", "No such device or address"),
             errno::EOPNOTSUPP => (
                 "EOPNOTSUPP",
                 "Operation not supported on transport endpoint",
@@ -203,7 +250,7 @@ impl embedded_hal::i2c::Error for SimI2cError {
 pub fn describe_sim(e: &SimI2cError) -> BusFault {
     BusFault {
         kind: e.kind,
-        errno: Some(e.errno),
+        errno: (!e.shape).then_some(e.errno),
         text: e.to_string(),
     }
 }

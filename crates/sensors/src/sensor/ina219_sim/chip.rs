@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use anyhow::Result;
 use embedded_hal::i2c::{ErrorType, I2c, Operation};
 
+use super::super::ina219::{Functionality, SmbusWord};
 use super::super::load::Load;
 use super::*;
 use crate::clock::TimeSource;
@@ -214,15 +215,53 @@ impl I2c for SimulatedIna219 {
         address: u8,
         operations: &mut [Operation<'_>],
     ) -> Result<(), SimI2cError> {
+        self.run_transfer(|chip| chip.transfer(address, operations))
+    }
+}
+
+impl SimulatedIna219 {
+    /// Runs one transfer on the chip, then blocks until its end (outside the lock).
+    fn run_transfer(
+        &self,
+        transfer: impl FnOnce(&mut Chip) -> (Option<f64>, Result<(), SimI2cError>),
+    ) -> Result<(), SimI2cError> {
         let (clock, end, result) = {
             let mut chip = self.lock();
-            let (end, result) = chip.transfer(address, operations);
+            let (end, result) = transfer(&mut chip);
             (chip.clock.clone(), end, result)
         };
         if let Some(end) = end {
             clock.sleep_until(end);
         }
         result
+    }
+}
+
+/// SMBus transfers (the I2C_SMBUS ioctl), on the wire as the I2C messages they are: a read
+/// word is the pointer write and a 2-byte read with a repeated START between them, 48 clock
+/// cycles as the register read it replaces.
+impl SmbusWord for SimulatedIna219 {
+    fn functionality(&mut self) -> Result<Functionality, SimI2cError> {
+        Ok(self.bus().functionality())
+    }
+
+    fn smbus_read_word(&mut self, address: u8, command: u8) -> Result<u16, SimI2cError> {
+        let (pointer, mut buf) = ([command], [0; 2]);
+        let mut ops = [Operation::Write(&pointer), Operation::Read(&mut buf)];
+        self.run_transfer(|chip| chip.smbus_transfer(address, &mut ops))?;
+        // The first byte on the wire is the word's low byte.
+        Ok(u16::from_le_bytes(buf))
+    }
+
+    fn smbus_write_word(&mut self, address: u8, command: u8, word: u16) -> Result<(), SimI2cError> {
+        let [low, high] = word.to_le_bytes();
+        let bytes = [command, low, high];
+        let mut ops = [Operation::Write(&bytes)];
+        self.run_transfer(|chip| chip.smbus_transfer(address, &mut ops))
+    }
+
+    fn unsupported_shape() -> SimI2cError {
+        SimI2cError::unsupported_shape()
     }
 }
 
@@ -261,6 +300,30 @@ impl Chip {
         if let Err(e) = self.bus.check_shape(ops) {
             return (None, Err(e)); // Refused in the kernel: nothing happens on the bus.
         }
+        self.on_wire(address, ops)
+    }
+
+    /// Runs one SMBus transfer, given as the I2C messages it is on the wire: an SMBus
+    /// controller sends them itself; on an I2C adapter the i2c core sends them as an I2C
+    /// transfer, which the adapter's rules apply to.
+    pub(super) fn smbus_transfer(
+        &mut self,
+        address: u8,
+        ops: &mut [Operation<'_>],
+    ) -> (Option<f64>, Result<(), SimI2cError>) {
+        if self.bus.native_smbus() {
+            self.on_wire(address, ops)
+        } else {
+            self.transfer(address, ops)
+        }
+    }
+
+    /// A transfer the kernel let through, on the wire.
+    pub(super) fn on_wire(
+        &mut self,
+        address: u8,
+        ops: &mut [Operation<'_>],
+    ) -> (Option<f64>, Result<(), SimI2cError>) {
         // The wire stays locked for the whole transfer, so another chip's transfer cannot start
         // inside this one's time on it.
         let wire_lock = self.wire.clone();
@@ -284,7 +347,7 @@ impl Chip {
         *bus_free_at = end;
         self.last_transfer = Some((start, end));
         let result = result.map_err(|e| match e {
-            TransferEnd::Nack => SimI2cError::new(errno::EREMOTEIO),
+            TransferEnd::Nack => SimI2cError::new(self.bus.nack_errno()),
             TransferEnd::TimedOut(_) => SimI2cError::new(errno::ETIMEDOUT),
         });
         (Some(end), result)

@@ -10,7 +10,8 @@
 //!
 //! The bus follows linux-embedded-hal's `I2cdev`: one `transaction` is one I2C_RDWR ioctl with
 //! one message per operation, refused as i2c-dev and the chosen adapter driver refuse it
-//! ([`I2cAdapter`]), with the errno Linux returns. A timed bus ([`SimBus::timed`]) turns the
+//! ([`I2cAdapter`]), with the errno Linux returns; its SMBus word transfers (the I2C_SMBUS
+//! ioctl) are the driver's path on an SMBus-only adapter, which refuses every I2C_RDWR. A timed bus ([`SimBus::timed`]) turns the
 //! clock cycles on the wire into time: each message is sampled by the chip at the moment it
 //! happens, and the call blocks until the transfer's end. The model is never more forgiving
 //! than a board on purpose: a driver bug that only a board would show is the kind this model
@@ -34,19 +35,24 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use super::ina219::{Ina219Sensor, Ina219Settings};
+use super::ina219::{AdapterBus, Ina219Sensor, Ina219Settings};
 use super::ina219::{Ina219Spec, SimLoadSpec};
 use super::load::SimulatedBoard;
 use super::{Origin, SensorContext, SensorInfo};
 use crate::clock::{PhaseLog, TimeSource};
 
-/// The driver on a simulated chip, describing bus errors as on Linux.
+/// The driver on a simulated chip, as on a board.
+pub type SimSensor = Ina219Sensor<AdapterBus<SimulatedIna219>>;
+
+/// The driver on a simulated chip, opened as on Linux: the transfers chosen from what its
+/// adapter offers ([`AdapterBus`]), bus errors described as Linux's.
 pub fn sensor(
     chip: SimulatedIna219,
     settings: Ina219Settings,
     info: SensorInfo,
-) -> Result<Ina219Sensor<SimulatedIna219>> {
-    Ina219Sensor::with_describe(chip, settings, info, describe_sim)
+) -> Result<SimSensor> {
+    let bus = AdapterBus::open(chip, &settings, describe_sim)?;
+    Ina219Sensor::with_describe(bus, settings, info, describe_sim)
 }
 
 /// Checks `[sensors.load]` keys that the chip, not the board, uses; one line naming the key.
@@ -73,11 +79,7 @@ pub fn check_load(load: &SimLoadSpec) -> Result<(), String> {
 
 /// Opens an `ina219-sim` sensor: the real driver on a simulated chip on a timed bus, whose load
 /// is a [`SimulatedBoard`] following the run's phases on the run's clock.
-pub fn open(
-    spec: &Ina219Spec,
-    ctx: &SensorContext,
-    chips_on_bus: u32,
-) -> Result<Ina219Sensor<SimulatedIna219>> {
+pub fn open(spec: &Ina219Spec, ctx: &SensorContext, chips_on_bus: u32) -> Result<SimSensor> {
     open_on(
         spec,
         Arc::new(ctx.clock),
@@ -101,7 +103,7 @@ pub fn open_on(
     phases: PhaseLog,
     wire: SimWire,
     chips_on_bus: u32,
-) -> Result<Ina219Sensor<SimulatedIna219>> {
+) -> Result<SimSensor> {
     let load_spec = spec.load.clone().unwrap_or_default();
     check_load(&load_spec).map_err(anyhow::Error::msg)?;
     let board = SimulatedBoard::new(&load_spec, phases)?;
@@ -150,7 +152,7 @@ mod tests {
     use anyhow::Result;
     use embedded_hal::i2c::{ErrorKind, I2c, NoAcknowledgeSource, Operation};
 
-    use super::super::ina219::{I2cAdapter, Ina219Spec, SimFaultSpec};
+    use super::super::ina219::{Functionality, I2cAdapter, Ina219Spec, SimFaultSpec, SmbusWord};
     use super::super::load::Load;
     use super::super::{Origin, SensorContext};
     use crate::clock::TimeSource;
@@ -411,6 +413,102 @@ mod tests {
                 "{adapter:?}"
             );
         }
+    }
+
+    #[test]
+    fn smbus_only_refuses_every_i2c_transfer_and_serves_smbus_words() {
+        let (mut sim, clock) = chip_on(I2cAdapter::SmbusOnly, 100, 1.0);
+        let funcs = sim.functionality().unwrap();
+        assert!(!funcs.has(Functionality::I2C), "{funcs:?}");
+        assert!(funcs.has(Functionality::SMBUS_READ_WORD_DATA));
+        assert!(funcs.has(Functionality::SMBUS_WRITE_WORD_DATA));
+        // No master_xfer: i2c_transfer refuses every I2C_RDWR, after i2c-dev's own checks.
+        let refused = Err(SimI2cError::new(errno::EOPNOTSUPP));
+        let mut buf = [0; 2];
+        assert_eq!(sim.write_read(ADDR, &[reg::CONFIG], &mut buf), refused);
+        assert_eq!(sim.write(ADDR, &[reg::CALIBRATION, 0x10, 0x00]), refused);
+        assert_eq!(sim.read(ADDR, &mut buf), refused);
+        assert_eq!(
+            four_reads_in_one_transaction(&mut sim),
+            Err(SimI2cError::new(errno::EOPNOTSUPP))
+        );
+        assert_eq!(
+            sim.transaction(ADDR, &mut []),
+            Err(SimI2cError::new(errno::EINVAL))
+        );
+        assert_eq!(
+            (clock.now(), sim.transactions(), sim.last_transfer()),
+            (1.0, 0, None),
+            "nothing reached the bus"
+        );
+        // SMBus words go low byte first: the chip's MSB is the word's low byte.
+        let t = clock.now();
+        assert_eq!(sim.smbus_read_word(ADDR, reg::CONFIG), Ok(0x9F39));
+        // START, address, command (19), repeated START, address, 2 bytes (28), STOP (1).
+        assert_close("read word", clock.now() - t, 0.48e-3);
+        let t = clock.now();
+        sim.smbus_write_word(ADDR, reg::CALIBRATION, 0x0010)
+            .unwrap();
+        assert_close("write word", clock.now() - t, 0.38e-3);
+        assert_eq!(sim.peek(reg::CALIBRATION), Some(0x1000));
+        assert_eq!(sim.transactions(), 2);
+        // An SMBus controller reports a NACKed address as ENXIO (START, address, STOP).
+        let t = clock.now();
+        assert_eq!(
+            sim.smbus_read_word(0x41, reg::CONFIG),
+            Err(SimI2cError::new(errno::ENXIO))
+        );
+        assert_close("NACK", clock.now() - t, 0.11e-3);
+    }
+
+    #[test]
+    fn smbus_words_go_out_as_i2c_transfers_on_an_i2c_adapter() {
+        for adapter in [
+            I2cAdapter::Bcm2835,
+            I2cAdapter::Tegra,
+            I2cAdapter::Permissive,
+        ] {
+            let (mut sim, clock) = chip_on(adapter, 100, 1.0);
+            let funcs = sim.functionality().unwrap();
+            let words = Functionality::SMBUS_READ_WORD_DATA | Functionality::SMBUS_WRITE_WORD_DATA;
+            assert!(funcs.has(Functionality::I2C | words), "{adapter:?}");
+            // The i2c core's emulation: the same messages, under the adapter's rules (a read
+            // last passes i2c-bcm2835's).
+            let t = clock.now();
+            assert_eq!(sim.smbus_read_word(ADDR, reg::CONFIG), Ok(0x9F39));
+            assert_close("read word", clock.now() - t, 0.48e-3);
+            sim.smbus_write_word(ADDR, reg::CALIBRATION, 0x0010)
+                .unwrap();
+            assert_eq!(read(&mut sim, reg::CALIBRATION), 0x1000, "{adapter:?}");
+            assert_eq!(
+                sim.smbus_read_word(0x41, reg::CONFIG),
+                Err(SimI2cError::new(errno::EREMOTEIO)),
+                "{adapter:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_smbus_only_rig_reads_through_smbus_words() {
+        use crate::clock::{PhaseLog, RunClock};
+        use crate::sensor::PowerSensor;
+
+        let ctx = SensorContext::new(RunClock::start(), PhaseLog::new());
+        let spec = Ina219Spec {
+            bus_adapter: Some(I2cAdapter::SmbusOnly),
+            ..Ina219Spec::new("5V", 0.1, 3.2)
+        };
+        let mut sensor = open(&spec, &ctx, 1).unwrap();
+        assert_eq!(sensor.transfers_label(), "SMBus word transfers");
+        assert!(
+            sensor
+                .info()
+                .detail
+                .contains("at 0x40 on a smbus-only bus at 100 kHz"),
+            "{}",
+            sensor.info().detail
+        );
+        assert!(sensor.read().is_ok());
     }
 
     #[test]

@@ -43,7 +43,8 @@ pub mod bus_flags {
 /// The Linux error numbers an I2C transfer fails with, from `libc`: EINVAL (i2c-dev: no
 /// messages, more than 42, or one longer than 8192 bytes), EOPNOTSUPP (the adapter driver
 /// cannot do this transfer's shape: a quirk, or i2c-bcm2835's rule), ETIMEDOUT (the adapter
-/// gave up waiting), EREMOTEIO (a NACK, as i2c-bcm2835 and i2c-tegra report it).
+/// gave up waiting), EREMOTEIO (a NACK, as i2c-bcm2835 and i2c-tegra report it), ENXIO (a
+/// NACKed address, as SMBus controllers such as i2c-i801 report it).
 pub mod errno {
-    pub use libc::{EINVAL, EOPNOTSUPP, EREMOTEIO, ETIMEDOUT};
+    pub use libc::{EINVAL, ENXIO, EOPNOTSUPP, EREMOTEIO, ETIMEDOUT};
 }
