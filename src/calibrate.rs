@@ -914,8 +914,12 @@ watts = 10.0
         let e = refusal(path.to_str().unwrap(), &request(Reference::Amps(0.4)));
         assert!(e.contains("only 0 fresh readings in 1 s"), "{e}");
 
-        // 0.4 A × 0.101 Ω is 40.4 mV: beyond a ±40 mV range.
-        let clipped = SIM_RIG.replace("bus_khz = 400", "bus_khz = 400\nshunt_range_mv = 40");
+        // A ±40 mV range holds the rig's max_current_a, 0.4 A, across the 0.1 Ω it states; but
+        // the board's shunt is 0.101 Ω, so its 0.4 A makes 40.4 mV there: beyond the range.
+        let clipped = SIM_RIG.replace(
+            "max_current_a = 3.2\nbus_khz = 400",
+            "max_current_a = 0.4\nbus_khz = 400\nshunt_range_mv = 40",
+        );
         let (_dir, path) = rig_file(&clipped);
         let e = refusal(path.to_str().unwrap(), &request(Reference::Amps(0.4)));
         assert!(e.contains("beyond the shunt range (saturated)"), "{e}");

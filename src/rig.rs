@@ -166,15 +166,15 @@ impl Rig {
     pub fn parse(text: &str) -> Result<Self> {
         let rig: Rig = toml::from_str(text).map_err(|e| {
             let message = e.message().trim();
-            let at = e
-                .span()
-                .map(|span| {
-                    let start = key_in_table(text, span.clone(), message).unwrap_or(span.start);
-                    let (line, col) = line_col(text, start);
-                    format!("line {line}, column {col}: ")
-                })
-                .unwrap_or_default();
-            anyhow::anyhow!("{at}{message}")
+            let Some(span) = e.span() else {
+                return anyhow::anyhow!("{message}");
+            };
+            let (start, message) = sensor_key(text, &span, message).unwrap_or_else(|| {
+                let start = key_in_table(text, span.clone(), message).unwrap_or(span.start);
+                (start, message.to_string())
+            });
+            let (line, col) = line_col(text, start);
+            anyhow::anyhow!("line {line}, column {col}: {message}")
         })?;
         rig.validate()?;
         Ok(rig)
@@ -450,6 +450,86 @@ fn key_in_table(text: &str, header: std::ops::Range<usize>, message: &str) -> Op
         offset += line.len();
     }
     None
+}
+
+/// Where the key an error of a `[[sensors]]` table is about is written, and the error with
+/// the key's path before it (`sensors[0].shunt_ohms: invalid type: string "0.1", expected
+/// f64`). serde reads each table through its `kind` tag, which copies the table aside first
+/// and reads the copy after toml has let go of it, so such an error names no key and toml
+/// places it at the whole `sensors` array (`span`: the first table's header, whichever table
+/// it came from). The tables are read once more, in order, each straight into its kind's
+/// struct ([`SensorSpec::deserialize_kind`]): the first that fails is the one (the array is
+/// read in order and stops at the first error), and toml places its error at the key's value,
+/// or for an unknown key at its name; both reads take the keys in the same order, so they stop
+/// at the same key. None where `span` is not the array's, or where the tables give nothing to
+/// place (a table without a known `kind`, which the first read refused at the table itself).
+fn sensor_key(text: &str, span: &std::ops::Range<usize>, message: &str) -> Option<(usize, String)> {
+    use toml::de::{DeTable, DeValue, ValueDeserializer};
+    let document = DeTable::parse(text).ok()?;
+    let sensors = document.get_ref().get("sensors")?;
+    if sensors.span() != *span {
+        return None;
+    }
+    for (index, table) in sensors.get_ref().as_array()?.iter().enumerate() {
+        let mut keys = table.get_ref().as_table()?.clone();
+        let kind = keys.remove("kind")?;
+        let direct = toml::Spanned::new(table.span(), DeValue::Table(keys.clone()));
+        let Err(error) =
+            SensorSpec::deserialize_kind(kind.get_ref().as_str()?, ValueDeserializer::from(direct))
+        else {
+            continue;
+        };
+        let at = error.span()?;
+        let path = format!("sensors[{index}]");
+        let (path, start) = if at == table.span() {
+            // The table as a whole (a missing key).
+            (path, at.start)
+        } else {
+            key_at(&keys, &at, &path)?
+        };
+        return Some((start, format!("{path}: {message}")));
+    }
+    None
+}
+
+/// The path of the key in `table` (at any depth, below `path`) whose value lies at `at`, and
+/// where its name is written; for a name that lies at `at` (an unknown key, which the message
+/// names), the path of the table that holds it.
+fn key_at(
+    table: &toml::de::DeTable<'_>,
+    at: &std::ops::Range<usize>,
+    path: &str,
+) -> Option<(String, usize)> {
+    table.iter().find_map(|(key, value)| {
+        let here = format!("{path}.{}", key.get_ref());
+        if key.span() == *at {
+            Some((path.to_string(), key.span().start))
+        } else if value.span() == *at {
+            Some((here, key.span().start))
+        } else {
+            value_at(value, at, &here)
+        }
+    })
+}
+
+/// [`key_at`] inside a value: a table's keys, an array's items.
+fn value_at(
+    value: &toml::Spanned<toml::de::DeValue<'_>>,
+    at: &std::ops::Range<usize>,
+    path: &str,
+) -> Option<(String, usize)> {
+    match value.get_ref() {
+        toml::de::DeValue::Table(table) => key_at(table, at, path),
+        toml::de::DeValue::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            let here = format!("{path}[{i}]");
+            if item.span() == *at {
+                Some((here, item.span().start))
+            } else {
+                value_at(item, at, &here)
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// 1-based line and column of a byte offset.
@@ -878,6 +958,208 @@ image = "bird.bmp"
         }
     }
 
+    /// A `[[sensors]]` table is read through its `kind` tag, which loses the key of a bad
+    /// value: its error names the key by its path and points at the key's line, in every kind,
+    /// a nested table's too (it was placed at `[[sensors]]` and named no key).
+    #[test]
+    fn sensor_type_errors_name_their_key_and_its_line() {
+        // MINIMAL is 6 lines; a sensor table starts on line 7, its first key on line 8.
+        let err = |sensors: &str| {
+            format!(
+                "{:#}",
+                Rig::parse(&format!("{MINIMAL}{sensors}")).unwrap_err()
+            )
+        };
+        for (sensors, want) in [
+            (
+                SIM_SENSOR.replace("shunt_ohms = 0.1", "shunt_ohms = \"0.1\""),
+                "line 10, column 1: sensors[0].shunt_ohms: invalid type: string \"0.1\", expected f64",
+            ),
+            (
+                format!("{SIM_SENSOR}adc = \"13bit\"\n"),
+                "line 12, column 1: sensors[0].adc: unknown variant `13bit`, expected one of `9bit`, \
+                 `10bit`, `11bit`, `12bit`, `avg2`, `avg4`, `avg8`, `avg16`, `avg32`, `avg64`, `avg128`",
+            ),
+            (
+                format!("{SIM_SENSOR}    bus_khz = 400.0\n"),
+                "line 12, column 5: sensors[0].bus_khz: invalid type: floating point `400.0`, expected u32",
+            ),
+            (
+                format!("{SIM_SENSOR}[sensors.load]\nactual_shunt_ohms = \"x\"\n"),
+                "line 13, column 1: sensors[0].load.actual_shunt_ohms: invalid type: string \"x\", \
+                 expected f64",
+            ),
+            (
+                format!("{SIM_SENSOR}load.idle_amps = true\n"),
+                "line 12, column 6: sensors[0].load.idle_amps: invalid type: boolean `true`, expected f64",
+            ),
+            (
+                format!("{SIM_SENSOR}[sensors.faults]\nnack_burst = {{ at_s = 1.0 }}\n"),
+                "line 13, column 1: sensors[0].faults.nack_burst: missing field `transactions`",
+            ),
+            (
+                format!("{SIM_SENSOR}[sensors.faults]\nreset_after_s = 1.0\n"),
+                "line 13, column 1: sensors[0].faults: unknown field `reset_after_s`, expected one of \
+                 `nack_after_transactions`, `absent`, `reset_at_s`, `cnvr_stuck`, `nack_burst`, \
+                 `timeout_at_s`, `timeout_ms`, `vanish`",
+            ),
+            (
+                // The second table's, where the message differs between the two reads (the
+                // tag's copy calls a table a map).
+                format!("{}{}", sim_at("a", 0x40, ""), sim_at("b", 0x41, "bus_adc = 5\n")),
+                "line 19, column 1: sensors[1].bus_adc: invalid type: integer `5`, expected string or map",
+            ),
+            (
+                "[[sensors]]\nkind = \"nominal\"\nrail = \"GPU\"\n".into(),
+                "line 7, column 1: sensors[0]: missing field `watts`",
+            ),
+            (
+                // At the second table's header, not the first's.
+                format!(
+                    "{}[[sensors]]\nkind = \"nominal\"\nrail = \"GPU\"\n",
+                    sim_at("a", 0x40, "")
+                ),
+                "line 13, column 1: sensors[1]: missing field `watts`",
+            ),
+        ] {
+            assert_eq!(err(&sensors), want, "{sensors}");
+        }
+        // The same written inline, as an array of tables on one line.
+        let inline = format!(
+            "sensors = [{{ kind = \"nominal\", rail = \"GPU\", watts = \"180\" }}]{MINIMAL}"
+        );
+        assert_eq!(
+            format!("{:#}", Rig::parse(&inline).unwrap_err()),
+            "line 1, column 46: sensors[0].watts: invalid type: string \"180\", expected f64"
+        );
+        // Every kind: a rail that is not a string.
+        for (kind, rest) in [
+            (
+                "ina219",
+                "i2c_bus = \"/dev/i2c-1\"\nshunt_ohms = 0.1\nmax_current_a = 3.2\n",
+            ),
+            ("ina219-sim", "shunt_ohms = 0.1\nmax_current_a = 3.2\n"),
+            ("nvml", ""),
+            ("nominal", "watts = 180.0\n"),
+            ("rapl", "domain = \"package-0\"\n"),
+            ("hwmon", "chip = \"pmbus\"\nchannel = 1\n"),
+            ("ina3221", "label = \"VDD_IN\"\n"),
+        ] {
+            let table = format!("[[sensors]]\nkind = \"{kind}\"\nrail = 5\n{rest}");
+            assert_eq!(
+                err(&table),
+                "line 9, column 1: sensors[0].rail: invalid type: integer `5`, expected a string",
+                "{kind}"
+            );
+            Rig::parse(&format!(
+                "{MINIMAL}{}",
+                table.replace("rail = 5", "rail = \"r\"")
+            ))
+            .unwrap_or_else(|e| panic!("{kind}: {e:#}"));
+        }
+    }
+
+    /// A rail is what tells sensors apart (the duplicate check, `total`), and labels their rows:
+    /// "A" and "A " were two rails, and a total of them read "A + A".
+    #[test]
+    fn rails_are_named_on_one_line_without_white_space_at_their_ends() {
+        let err = |sensors: &str| format!("{:#}", with_total("[]", sensors).unwrap_err());
+        let two = |rail: &str| format!("{}{}", sim_at("A", 0x40, ""), sim_at(rail, 0x41, ""));
+        for (sensors, want) in [
+            (
+                two("A "),
+                "sensors[1] (ina219-sim): rail \"A \" has white space at an end, which makes it \
+                 another rail than \"A\": write rail = \"A\"",
+            ),
+            (
+                two("\\u00a0A"),
+                "sensors[1] (ina219-sim): rail \"\\u{a0}A\" has white space at an end, which makes it \
+                 another rail than \"A\": write rail = \"A\"",
+            ),
+            (
+                two("5V\\nUSB"),
+                "sensors[1] (ina219-sim): rail \"5V\\nUSB\" holds a control character (a line \
+                 break, a tab, ...): write rail = \"5V USB\"",
+            ),
+            (
+                two(""),
+                "sensors[1] (ina219-sim): rail \"\" names nothing: name what the sensor measures, \
+                 e.g. rail = \"5V supply\"",
+            ),
+            (
+                two("\\t "),
+                "sensors[1] (ina219-sim): rail \"\\t \" names nothing: name what the sensor \
+                 measures, e.g. rail = \"5V supply\"",
+            ),
+            (
+                "[[sensors]]\nkind = \"nominal\"\nrail = \" GPU\"\nwatts = 180.0\n".into(),
+                "sensors[0] (nominal): rail \" GPU\" has white space at an end, which makes it \
+                 another rail than \"GPU\": write rail = \"GPU\"",
+            ),
+        ] {
+            assert_eq!(err(&sensors), want, "{sensors}");
+        }
+        // A total cannot add a rail to itself under another spelling.
+        let e = format!(
+            "{:#}",
+            with_total(r#"["A", "A "]"#, &two("A ")).unwrap_err()
+        );
+        assert!(e.starts_with("sensors[1] (ina219-sim): rail \"A \""), "{e}");
+        // Spaces, punctuation and any script inside a name are fine.
+        with_total(
+            r#"["A", "Pi 3B+ 5 V | Coral ü"]"#,
+            &two("Pi 3B+ 5 V | Coral ü"),
+        )
+        .unwrap();
+    }
+
+    /// A PGA range that cannot hold `max_current_a` across the shunt clips every reading above
+    /// its own current: refused at load, naming the keys and the fix (it was accepted, and every
+    /// window of the run came out invalid, saturated).
+    #[test]
+    fn a_shunt_range_must_hold_max_current() {
+        let real = "[[sensors]]\nkind = \"ina219\"\nrail = \"5V\"\ni2c_bus = \"/dev/i2c-1\"\n\
+                    shunt_ohms = 0.1\nmax_current_a = 3.2\n";
+        let parse = |sensors: &str, keys: &str| Rig::parse(&format!("{MINIMAL}{sensors}{keys}\n"));
+        for (sensors, kind) in [(SIM_SENSOR, "ina219-sim"), (real, "ina219")] {
+            let e = format!("{:#}", parse(sensors, "shunt_range_mv = 40").unwrap_err());
+            assert_eq!(
+                e,
+                format!(
+                    "sensors[0] ({kind}): max_current_a = 3.2 A through shunt_ohms = 0.1 Ω is 320 mV, \
+                     beyond shunt_range_mv = 40 (a current above 0.4 A would read clipped): set \
+                     shunt_range_mv = 320 or leave it out, or use a smaller shunt"
+                )
+            );
+            parse(sensors, "shunt_range_mv = 320").unwrap();
+            parse(sensors, "").unwrap();
+        }
+        let range = |max: &str, mv: u16| {
+            parse(
+                &SIM_SENSOR.replace("max_current_a = 3.2", &format!("max_current_a = {max}")),
+                &format!("shunt_range_mv = {mv}"),
+            )
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}"))
+        };
+        // 0.4 A × 0.1 Ω is 40.000000000000007 mV in floating point: it fits 40 mV.
+        range("0.4", 40).unwrap();
+        let e = range("1.0", 80).unwrap_err();
+        assert!(
+            e.ends_with("is 100 mV, beyond shunt_range_mv = 80 (a current above 0.8 A would read \
+                         clipped): set shunt_range_mv = 160 or leave it out, or use a smaller shunt"),
+            "{e}"
+        );
+        let e = range("3.3", 320).unwrap_err();
+        assert!(
+            e.ends_with(
+                "is 330 mV, beyond shunt_range_mv = 320 (a current above 3.2 A would read \
+                         clipped): use a smaller shunt (no range holds more than 320 mV)"
+            ),
+            "{e}"
+        );
+    }
+
     #[test]
     fn edgetpu_keys_belong_to_their_kind() {
         let edgetpu = MINIMAL.replace("kind = \"tflite\"", "kind = \"edgetpu\"");
@@ -1054,6 +1336,12 @@ image = "bird.bmp"
         /// Any text, newlines, quotes, backslashes and control characters included.
         fn text() -> impl Strategy<Value = String> {
             "(?s).{0,12}"
+        }
+
+        /// A rail: mostly a name a rail file would give it, now and then any text (empty,
+        /// white space at an end, control characters: refused).
+        fn rail() -> impl Strategy<Value = String> {
+            prop_oneof![9 => "[A-Za-z0-9][A-Za-z0-9 +|._-]{0,10}[A-Za-z0-9]", 1 => text()]
         }
 
         fn path() -> impl Strategy<Value = PathBuf> {
@@ -1239,12 +1527,13 @@ image = "bird.bmp"
             let address = prop_oneof![9 => Just(None::<u8>), 1 => any::<u8>().prop_map(Some)];
             let bus = prop_oneof![Just(PathBuf::from("/dev/i2c-1")), path()];
             (
-                (text(), of(bus), address, 0.001..1.0_f64, 0.0..5.0_f64),
+                (rail(), of(bus), address, 0.001..1.0_f64, 0.0..5.0_f64),
                 (of(0.8..1.25_f64), of(0.01..20.0_f64), 0.01..20.0_f64, adc()),
                 (
                     prop_oneof![9 => prop::sample::select(vec![16u8, 32]), 1 => any::<u8>()],
                     of(prop::sample::select(vec![40u16, 80, 160, 320, 100])),
                     adc(),
+                    prop::bool::weighted(0.1),
                 ),
                 (
                     of(load()),
@@ -1261,9 +1550,17 @@ image = "bird.bmp"
                     move |(
                         (rail, i2c_bus, address, shunt_ohms, shunt_tolerance_pct),
                         (shunt_correction, reference_uncertainty_pct, max_current_a, adc),
-                        (bus_range_v, shunt_range_mv, bus_adc),
+                        (bus_range_v, shunt_range_mv, bus_adc, clipping),
                         (load, faults, bus_khz, bus_adapter),
                     )| {
+                        // A range mostly holds max_current_a across the shunt; now and then
+                        // it clips, and the rig is refused.
+                        let max_current_a = match shunt_range_mv {
+                            Some(mv) if !clipping => {
+                                max_current_a.min(f64::from(mv) / 1e3 / shunt_ohms)
+                            }
+                            _ => max_current_a,
+                        };
                         let i2c_bus = if sim {
                             i2c_bus
                         } else {
@@ -1302,7 +1599,7 @@ image = "bird.bmp"
                 ina219(false).prop_map(SensorSpec::Ina219),
                 ina219(true).prop_map(SensorSpec::Ina219Sim),
                 (
-                    text(),
+                    rail(),
                     0u32..8,
                     prop::sample::select(vec![
                         NvmlMethod::Auto,
@@ -1318,7 +1615,7 @@ image = "bird.bmp"
                         }
                     )),
                 (
-                    text(),
+                    rail(),
                     prop_oneof![9 => 0.1..500.0_f64, 1 => -1.0..=0.0_f64],
                     text()
                 )
@@ -1330,7 +1627,7 @@ image = "bird.bmp"
                         }
                     )),
                 (
-                    text(),
+                    rail(),
                     of(text()),
                     of(prop_oneof![Just("intel-rapl:0".to_string()), text()]),
                     root()
@@ -1344,7 +1641,7 @@ image = "bird.bmp"
                         }
                     )),
                 (
-                    text(),
+                    rail(),
                     text(),
                     of(0usize..4),
                     of(text()),
@@ -1366,7 +1663,7 @@ image = "bird.bmp"
                         }
                     ),
                 (
-                    text(),
+                    rail(),
                     prop_oneof![
                         Just("VDD_IN".to_string()),
                         Just("POM_5V_GPU".to_string()),
@@ -1457,6 +1754,14 @@ image = "bird.bmp"
             #[test]
             fn prop_rig_parse_validate_serialise_round_trip(rig in rigs()) {
                 let text = toml::to_string(&rig).map_err(|e| TestCaseError::fail(format!("cannot serialise {rig:?}: {e}")))?;
+                // Each sensor's table reads straight into its kind's struct too, as the
+                // loader reads a refused table again to place its error.
+                for sensor in &rig.sensors {
+                    let mut table = toml::Table::try_from(sensor).unwrap();
+                    table.remove("kind");
+                    let direct = SensorSpec::deserialize_kind(sensor.kind(), toml::Value::Table(table));
+                    prop_assert_eq!(direct.as_ref().ok(), Some(sensor), "{:?}", direct);
+                }
                 match (rig.validate(), Rig::parse(&text)) {
                     (Ok(()), Ok(back)) => {
                         prop_assert_eq!(&back, &rig, "{}", text);

@@ -494,6 +494,18 @@ fn rig_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
             vec!["line 7", "invalid type: string \"many\", expected u32"],
         ),
         (
+            "wrong type in a sensor table",
+            base("", &SIM.replace("shunt_ohms = 0.1", "shunt_ohms = \"0.1\"")),
+            vec![
+                "line 18, column 1: sensors[0].shunt_ohms: invalid type: string \"0.1\", expected f64",
+            ],
+        ),
+        (
+            "unknown ADC mode in a sensor table",
+            base("", &sim("adc = \"13bit\"")),
+            vec!["line 20, column 1: sensors[0].adc: unknown variant `13bit`, expected one of `9bit`"],
+        ),
+        (
             "zero runs",
             base("", SIM).replace("runs = 20", "runs = 0"),
             vec!["protocol.runs must be at least 1"],
@@ -620,6 +632,42 @@ fn rig_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
                 &two("", "address = 0x41").replace("rail = \"B\"", "rail = \"A\""),
             ),
             vec!["both measure rail \"A\"", "its own rail name"],
+        ),
+        (
+            "a rail with white space at an end",
+            base(
+                "",
+                &two("", "address = 0x41").replace("rail = \"B\"", "rail = \"A \""),
+            ),
+            vec![
+                "sensors[1] (ina219-sim): rail \"A \" has white space at an end, which makes it \
+                 another rail than \"A\": write rail = \"A\"",
+            ],
+        ),
+        (
+            "a rail with a control character",
+            base("", &SIM.replace("rail = \"5V\"", "rail = \"5V\\nUSB\"")),
+            vec![
+                "sensors[0] (ina219-sim): rail \"5V\\nUSB\" holds a control character (a line \
+                 break, a tab, ...): write rail = \"5V USB\"",
+            ],
+        ),
+        (
+            "a rail with no name",
+            base("", &SIM.replace("rail = \"5V\"", "rail = \"\"")),
+            vec![
+                "sensors[0] (ina219-sim): rail \"\" names nothing: name what the sensor measures, \
+                 e.g. rail = \"5V supply\"",
+            ],
+        ),
+        (
+            "a shunt range too small for the current",
+            base("", &sim("shunt_range_mv = 40")),
+            vec![
+                "sensors[0] (ina219-sim): max_current_a = 3.2 A through shunt_ohms = 0.1 Ω is 320 mV, \
+                 beyond shunt_range_mv = 40 (a current above 0.4 A would read clipped): set \
+                 shunt_range_mv = 320 or leave it out, or use a smaller shunt",
+            ],
         ),
         (
             "duplicate addresses on one bus",

@@ -186,10 +186,16 @@ impl Load for StepCurrent {
 
 /// The `ina219-sim` sensor of a one-sensor rig, with `extra` lines in its table.
 fn ina219_spec(extra: &str) -> Ina219Spec {
+    // 3.2 A unless `extra` sets max_current_a itself.
+    let max = if extra.contains("max_current_a") {
+        ""
+    } else {
+        "max_current_a = 3.2\n"
+    };
     let rig = Rig::parse(&format!(
         "name = \"t\"\n[[backends]]\nkind = \"tflite\"\nmodel = \"m\"\nimage = \"i\"\n\
          [[sensors]]\nkind = \"ina219-sim\"\nrail = \"5V\"\nshunt_ohms = 0.1\n\
-         max_current_a = 3.2\n{extra}\n"
+         {max}{extra}\n"
     ))
     .unwrap();
     match rig.sensors.into_iter().next() {
@@ -337,7 +343,9 @@ fn ina219_default_follows_a_load_near_its_conversion_rate() {
 fn faults_are_survived_and_never_pass_unflagged_with_wrong_energy() {
     println!("Faults on a simulated INA219 (default ADC: avg64 shunt, 12-bit bus; bcm2835 at 400 kHz), window 1.0 to 4.0 s:");
     println!("  fault | error | verdict");
-    let over_range = "shunt_range_mv = 40";
+    // A rig sized for 0.4 A (a ±40 mV range holds 0.4 A × 0.1 Ω) on a board drawing 0.75 A:
+    // the shunt voltage clips at the range's edge.
+    let over_range = "max_current_a = 0.4\nshunt_range_mv = 40";
     let cases: Vec<(&str, Option<SimFault>, &str)> = vec![
         ("none", None, ""),
         ("brown-out at 2.5 s", Some(SimFault::ResetAt(2.5)), ""),

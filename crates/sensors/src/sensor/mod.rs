@@ -67,8 +67,15 @@ impl SensorSpec {
 
     /// The checks of this table that need nothing else of the rig (an INA219's need the
     /// rig's other sensors too, and are made where the rig is validated): what the rig loader
-    /// refuses, so `sensors --detect` can offer only tables a rig accepts.
+    /// refuses, so `sensors --detect` can offer only tables a rig accepts. The kind's own keys
+    /// are checked before the rail, which detection builds from them.
     pub fn validate_alone(&self) -> Result<(), String> {
+        self.validate_kind()?;
+        check_rail(self.rail())
+    }
+
+    /// The checks of this kind's own keys.
+    fn validate_kind(&self) -> Result<(), String> {
         match self {
             SensorSpec::Ina219(spec) => {
                 if spec.i2c_bus.is_none() {
@@ -91,6 +98,31 @@ impl SensorSpec {
         }
     }
 
+    /// Reads a table of kind `kind`, its `kind` key left out, straight into that kind's
+    /// struct. `Deserialize` reads a table through its `kind` tag, which first copies the
+    /// whole table aside, so a bad value's error names no key and lies nowhere in particular
+    /// (serde's "invalid type: string \"0.1\", expected f64", placed at the table); read this
+    /// way, the deserializer sees each key, and the rig loader places such an error at its key.
+    pub fn deserialize_kind<'de, D>(kind: &str, table: D) -> Result<Self, D::Error>
+    where
+        D: serde::Deserializer<'de>,
+    {
+        Ok(match kind {
+            "ina219" => SensorSpec::Ina219(Deserialize::deserialize(table)?),
+            "ina219-sim" => SensorSpec::Ina219Sim(Deserialize::deserialize(table)?),
+            "nvml" => SensorSpec::Nvml(Deserialize::deserialize(table)?),
+            "nominal" => SensorSpec::Nominal(Deserialize::deserialize(table)?),
+            "rapl" => SensorSpec::Rapl(Deserialize::deserialize(table)?),
+            "hwmon" => SensorSpec::Hwmon(Deserialize::deserialize(table)?),
+            "ina3221" => SensorSpec::Ina3221(Deserialize::deserialize(table)?),
+            other => {
+                return Err(serde::de::Error::custom(format!(
+                    "unknown sensor kind {other:?}"
+                )))
+            }
+        })
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             SensorSpec::Ina219(_) => "ina219",
@@ -102,6 +134,36 @@ impl SensorSpec {
             SensorSpec::Ina3221(_) => "ina3221",
         }
     }
+}
+
+/// Checks a rail's name. It labels the sensor's rows in every output, and `total` and the
+/// check that no two sensors share a rail tell rails apart by it, so it must name something,
+/// on one line, with nothing unseen at its ends: "A " would be a rail apart from "A" that
+/// reads the same (a total of the two printed "A + A"), and a line break would split the rows
+/// it labels. The error is one line with the name to write instead.
+pub fn check_rail(rail: &str) -> Result<(), String> {
+    let plain: String = rail
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let plain = plain.trim();
+    if plain.is_empty() {
+        return Err(format!(
+            "rail {rail:?} names nothing: name what the sensor measures, e.g. rail = \"5V supply\""
+        ));
+    }
+    if rail.contains(char::is_control) {
+        return Err(format!(
+            "rail {rail:?} holds a control character (a line break, a tab, ...): write rail = {plain:?}"
+        ));
+    }
+    if plain != rail {
+        return Err(format!(
+            "rail {rail:?} has white space at an end, which makes it another rail than {plain:?}: \
+             write rail = {plain:?}"
+        ));
+    }
+    Ok(())
 }
 
 /// What a sensor is and where it measures, as it appears in every output row.

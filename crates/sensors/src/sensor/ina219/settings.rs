@@ -57,6 +57,7 @@ impl Ina219Spec {
             if ![40, 80, 160, 320].contains(&mv) {
                 return Err("shunt_range_mv must be 40, 80, 160 or 320".into());
             }
+            check_range_holds(self.max_current_a, self.shunt_ohms, mv)?;
         }
         if ![100, 400].contains(&self.bus_khz) {
             return Err(format!(
@@ -69,6 +70,37 @@ impl Ina219Spec {
         }
         check_correction(self)
     }
+}
+
+/// The shunt voltage `max_a` makes across `ohms`, in mV, less a slack that keeps 0.4 A ×
+/// 0.1 Ω (40.000000000000007 mV in floating point) in 40 mV: what a PGA range must hold.
+fn full_scale_mv(max_a: f64, ohms: f64) -> f64 {
+    max_a * ohms * 1e3 - 1e-9
+}
+
+/// Refuses a `shunt_range_mv` that cannot hold `max_current_a` across `shunt_ohms`: every
+/// reading above the range's current would clip at its edge, saturated, and leave the window
+/// invalid, so the rig is refused before it measures. The range is sized on the shunt as
+/// stated, as [`Ina219Settings::from_spec`] sizes it.
+fn check_range_holds(max_a: f64, ohms: f64, mv: u16) -> Result<(), String> {
+    let needed = full_scale_mv(max_a, ohms);
+    if needed <= f64::from(mv) {
+        return Ok(());
+    }
+    // Figures as a reader writes them: 320, not 320.00000000000006.
+    let shown = |x: f64| (x * 1e6).round() / 1e6;
+    let fix = match PGA_RANGES.iter().find(|r| needed <= f64::from(r.0)) {
+        Some((fits, _)) => {
+            format!("set shunt_range_mv = {fits} or leave it out, or use a smaller shunt")
+        }
+        None => "use a smaller shunt (no range holds more than 320 mV)".into(),
+    };
+    Err(format!(
+        "max_current_a = {max_a} A through shunt_ohms = {ohms} Ω is {} mV, beyond shunt_range_mv \
+         = {mv} (a current above {} A would read clipped): {fix}",
+        shown(max_a * ohms * 1e3),
+        shown(f64::from(mv) / 1e3 / ohms)
+    ))
 }
 
 /// Checks `shunt_correction` and `reference_uncertainty_pct`; the error is one line naming
@@ -221,9 +253,8 @@ impl Ina219Settings {
         // The range is sized on the shunt as stated, as the rig's author sized it: a
         // correction of a few percent must not push 3.2 A on 0.1 Ω past ±320 mV and refuse the
         // rig; a current beyond the range is still caught, as saturated readings.
-        // The slack keeps 0.4 A × 0.1 Ω (40.000000000000007 mV in floating point) in 40 mV.
         let stated_ohms = spec.shunt_ohms;
-        let shunt_mv = max_a * stated_ohms * 1e3 - 1e-9;
+        let shunt_mv = full_scale_mv(max_a, stated_ohms);
         let shunt_voltage_range = match spec.shunt_range_mv {
             Some(mv) => PGA_RANGES
                 .iter()
