@@ -77,7 +77,7 @@ models=${MODELS_FROM:-../shared/models}
 [ -d "$models" ] || models=${JOULEBENCH_MODELS_DIR:-$HOME/.local/share/joulebench/models}
 [ -d "$models" ] || { echo "board-vm: no models folder ($models): run make models first" >&2; exit 1; }
 
-key=$( { sha256sum "$script" "$tarball" | cut -d' ' -f1; printf '%s\n' "${want[@]}"
+key=$( { sha256sum "$script" scripts/board-vm/i2c-stub-ina219.patch "$tarball" | cut -d' ' -f1; printf '%s\n' "${want[@]}"
   (cd "$models" && find . -type f -print0 | sort -z | xargs -0 sha256sum); } | sha256sum | cut -c1-16)
 image=$vm/image-$key
 kver=$abi
@@ -98,6 +98,10 @@ build_image() {
   mkdir -p "$work/mod"
   tar -xJf /usr/src/linux-source-6.1.tar.xz -C "$work" \
     linux-source-6.1/drivers/i2c/i2c-stub.c linux-source-6.1/drivers/hwmon/ina2xx.c linux-source-6.1/drivers/hwmon/ina3221.c
+  # i2c-stub only stores words; scripts/board-vm/i2c-stub-ina219.patch lets the chip at its
+  # ina219_addr parameter act as an INA219 on top of them (a reset that resets, current and
+  # power registers that follow the calibration), which the INA219 drivers' start-up needs.
+  patch -s -d "$work/linux-source-6.1" -p1 < scripts/board-vm/i2c-stub-ina219.patch
   cp "$work"/linux-source-6.1/drivers/*/{i2c-stub,ina2xx,ina3221}.c "$work/mod/"
   echo 'obj-m := i2c-stub.o ina2xx.o ina3221.o' > "$work/mod/Kbuild"
   make -s -C "$headers" M="$work/mod" ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- modules 2>&1 |

@@ -36,7 +36,7 @@ fi
 # for the three drivers Debian's arm64 kernel leaves out, and dpkg's arm64 architecture, so
 # apt-get download fetches that kernel and the arm64 C library for the initramfs.
 if $board_vm; then
-  packages+=(qemu-system-arm qemu-user-static gcc-aarch64-linux-gnu linux-source-6.1 cpio xz-utils)
+  packages+=(qemu-system-arm qemu-user-static gcc-aarch64-linux-gnu linux-source-6.1 cpio xz-utils patch)
   if ! dpkg --print-foreign-architectures | grep -qx arm64; then
     sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
     echo "setup: adding dpkg's arm64 architecture (for apt-get download of the board's packages)"
