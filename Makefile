@@ -60,6 +60,7 @@ test: models
 	@MODELS_FROM="$(MODELS_FROM)" scripts/lava-check.sh $(BIN)
 	@scripts/cross-test.sh
 	@MODELS_FROM="$(MODELS_FROM)" scripts/board-check.sh
+	@scripts/lava-run-check.sh
 
 # The speed sweep (docs/src/contributing.md): every test on the stand-in model, a machine far
 # faster than this one (as make test runs them), then every test on MobileNetV2 with the CPU

@@ -121,6 +121,9 @@ build_image() {
   # The tarball as INSTALL.txt says: unpacked, then `models fetch --from` a models folder
   # (run here under qemu-user, which gives the same files the board would fetch).
   tar -xzf "$tarball" -C "$root/opt"
+  # The tarball itself too, for what installs it on the board (LAVA's test definition).
+  mkdir -p "$root/opt/dist"
+  cp "$tarball" "$root/opt/dist/"
   local bin
   bin=$(cd "$root/opt" && echo joulebench-*-"$target"/joulebench)
   ln -s "/opt/$bin" "$root/usr/local/bin/joulebench"

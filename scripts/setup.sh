@@ -8,13 +8,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-torch=false cross=false board_vm=false
+torch=false cross=false board_vm=false lava=false
 for arg in "$@"; do
   case $arg in
     --torch) torch=true ;;
     --cross) cross=true ;;
     --board-vm) board_vm=true ;;
-    *) echo "setup: unknown option $arg (known: --torch, --cross, --board-vm)" >&2; exit 2 ;;
+    --lava) board_vm=true lava=true ;;
+    *) echo "setup: unknown option $arg (known: --torch, --cross, --board-vm, --lava)" >&2; exit 2 ;;
   esac
 done
 
@@ -43,6 +44,11 @@ if $board_vm; then
     $sudo dpkg --add-architecture arm64
     $sudo apt-get update -qq
   fi
+fi
+# LAVA's own dispatcher for scripts/lava-run-check.sh, and the option ROM of the NIC its QEMU
+# device type gives the guest.
+if $lava; then
+  packages+=(lava-dispatcher ipxe-qemu)
 fi
 missing=()
 for p in "${packages[@]}"; do
