@@ -235,4 +235,8 @@ INSTALL
   trap - EXIT
   size=$(du -k "$tarball" | cut -f1)
   echo "dist: $tarball ($((size / 1024)).$(( (size % 1024) * 10 / 1024 )) MiB; the binary needs glibc $need; $(( $(date +%s) - start )) s)"
+  # The armv7 tarball is run where it is made (make test builds aarch64 only).
+  if [ "$target" = armv7-unknown-linux-gnueabihf ] && [ "$(uname -m)" = x86_64 ]; then
+    scripts/armv7-check.sh "$tarball"
+  fi
 done

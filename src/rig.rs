@@ -169,7 +169,7 @@ impl Rig {
             let Some(span) = e.span() else {
                 return anyhow::anyhow!("{message}");
             };
-            let (start, message) = sensor_key(text, &span, message).unwrap_or_else(|| {
+            let (start, message) = tagged_table_key(text, &span, message).unwrap_or_else(|| {
                 let start = key_in_table(text, span.clone(), message).unwrap_or(span.start);
                 (start, message.to_string())
             });
@@ -452,35 +452,47 @@ fn key_in_table(text: &str, header: std::ops::Range<usize>, message: &str) -> Op
     None
 }
 
-/// Where the key an error of a `[[sensors]]` table is about is written, and the error with
-/// the key's path before it (`sensors[0].shunt_ohms: invalid type: string "0.1", expected
-/// f64`). serde reads each table through its `kind` tag, which copies the table aside first
-/// and reads the copy after toml has let go of it, so such an error names no key and toml
-/// places it at the whole `sensors` array (`span`: the first table's header, whichever table
+/// Where the key an error of a `[[sensors]]` or `[[backends]]` table is about is written, and
+/// the error with the key's path before it (`sensors[0].shunt_ohms: invalid type: string
+/// "0.1", expected f64`). serde reads each table through its `kind` tag, which copies the
+/// table aside first and reads the copy after toml has let go of it, so such an error names no
+/// key and toml places it at the whole array (`span`: the first table's header, whichever table
 /// it came from). The tables are read once more, in order, each straight into its kind's
-/// struct ([`SensorSpec::deserialize_kind`]): the first that fails is the one (the array is
-/// read in order and stops at the first error), and toml places its error at the key's value,
-/// or for an unknown key at its name; both reads take the keys in the same order, so they stop
-/// at the same key. None where `span` is not the array's, or where the tables give nothing to
-/// place (a table without a known `kind`, which the first read refused at the table itself).
-fn sensor_key(text: &str, span: &std::ops::Range<usize>, message: &str) -> Option<(usize, String)> {
+/// struct ([`SensorSpec::deserialize_kind`], [`BackendSpec::deserialize_kind`]): the first that
+/// fails is the one (the array is read in order and stops at the first error), and toml places
+/// its error at the key's value, or for an unknown key at its name; both reads take the keys in
+/// the same order, so they stop at the same key. None where `span` is no such array's, or
+/// where the tables give nothing to place (a table without a known `kind`, which the first read
+/// refused at the table itself).
+fn tagged_table_key(
+    text: &str,
+    span: &std::ops::Range<usize>,
+    message: &str,
+) -> Option<(usize, String)> {
     use toml::de::{DeTable, DeValue, ValueDeserializer};
+    type Read = fn(&str, ValueDeserializer<'_>) -> Result<(), toml::de::Error>;
+    let arrays: [(&str, Read); 2] = [
+        ("sensors", |kind, table| {
+            SensorSpec::deserialize_kind(kind, table).map(drop)
+        }),
+        ("backends", |kind, table| {
+            BackendSpec::deserialize_kind(kind, table).map(drop)
+        }),
+    ];
     let document = DeTable::parse(text).ok()?;
-    let sensors = document.get_ref().get("sensors")?;
-    if sensors.span() != *span {
-        return None;
-    }
-    for (index, table) in sensors.get_ref().as_array()?.iter().enumerate() {
+    let (name, read, tables) = arrays.iter().find_map(|(name, read)| {
+        let array = document.get_ref().get(*name)?;
+        (array.span() == *span).then_some((*name, *read, array))
+    })?;
+    for (index, table) in tables.get_ref().as_array()?.iter().enumerate() {
         let mut keys = table.get_ref().as_table()?.clone();
         let kind = keys.remove("kind")?;
         let direct = toml::Spanned::new(table.span(), DeValue::Table(keys.clone()));
-        let Err(error) =
-            SensorSpec::deserialize_kind(kind.get_ref().as_str()?, ValueDeserializer::from(direct))
-        else {
+        let Err(error) = read(kind.get_ref().as_str()?, ValueDeserializer::from(direct)) else {
             continue;
         };
         let at = error.span()?;
-        let path = format!("sensors[{index}]");
+        let path = format!("{name}[{index}]");
         let (path, start) = if at == table.span() {
             // The table as a whole (a missing key).
             (path, at.start)
@@ -961,6 +973,32 @@ image = "bird.bmp"
     /// A `[[sensors]]` table is read through its `kind` tag, which loses the key of a bad
     /// value: its error names the key by its path and points at the key's line, in every kind,
     /// a nested table's too (it was placed at `[[sensors]]` and named no key).
+    /// A backend table's bad value is placed at its key, in the table it is in: read through
+    /// the `kind` tag, toml placed it at the first `[[backends]]` header whichever table it
+    /// was in.
+    #[test]
+    fn backend_type_errors_name_their_key_and_its_line() {
+        // MINIMAL is 6 lines (its first is empty); the second backend starts on line 7.
+        let second = |line: &str| {
+            format!(
+                "{:#}",
+                Rig::parse(&format!(
+                    "{MINIMAL}[[backends]]\nkind = \"tflite\"\nmodel = \"m\"\nimage = \"i\"\n{line}\n"
+                ))
+                .unwrap_err()
+            )
+        };
+        assert_eq!(
+            second("threads = \"2\""),
+            "line 11, column 1: backends[1].threads: invalid type: string \"2\", expected u32"
+        );
+        let e = second("thread = 2");
+        assert!(
+            e.starts_with("line 11, column 1: backends[1]: unknown field `thread`"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn sensor_type_errors_name_their_key_and_its_line() {
         // MINIMAL is 6 lines; a sensor table starts on line 7, its first key on line 8.

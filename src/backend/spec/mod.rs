@@ -27,6 +27,28 @@ pub enum BackendSpec {
     Edgetpu(EdgetpuSpec),
 }
 
+impl BackendSpec {
+    /// Reads a table of kind `kind`, its `kind` key left out, straight into that kind's
+    /// struct: read through the `kind` tag, serde copies the table aside first, so a bad
+    /// value's error names no key; read this way, the rig loader places it at its key (as
+    /// for sensors, `SensorSpec::deserialize_kind`).
+    pub fn deserialize_kind<'de, D>(kind: &str, table: D) -> Result<Self, D::Error>
+    where
+        D: serde::Deserializer<'de>,
+    {
+        Ok(match kind {
+            "tflite" => BackendSpec::Tflite(Deserialize::deserialize(table)?),
+            "torch" => BackendSpec::Torch(Deserialize::deserialize(table)?),
+            "edgetpu" => BackendSpec::Edgetpu(Deserialize::deserialize(table)?),
+            other => {
+                return Err(serde::de::Error::custom(format!(
+                    "unknown backend kind {other:?}"
+                )))
+            }
+        })
+    }
+}
+
 /// The kinds of backend, as the command line's `--backend` names them.
 #[derive(
     Debug,

@@ -1261,11 +1261,17 @@ mod tests {
     }
 
     #[test]
-    fn i2c_funcs_on_a_file_that_is_no_adapter_is_enotty() {
+    fn i2c_funcs_on_a_file_that_is_no_adapter_is_refused() {
         use std::os::fd::AsRawFd;
         let file = tempfile::tempfile().unwrap();
         let err = i2c_funcs::functionality(file.as_raw_fd()).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::ENOTTY), "{err}");
+        // A kernel says ENOTTY; qemu-user (make test's aarch64 stage), which passes on only
+        // the ioctls it knows, ENOSYS. The real adapter's answer is checked on a real kernel
+        // (scripts/board-check.sh).
+        assert!(
+            matches!(err.raw_os_error(), Some(libc::ENOTTY | libc::ENOSYS)),
+            "{err}"
+        );
     }
 
     #[test]
