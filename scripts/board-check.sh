@@ -14,6 +14,9 @@
 #   line each with the fix;
 # - the kernel's ina3221 driver at 0x41 (the layout JetPack 5 and 6 use): 5.000 V and 1.000 A on
 #   channel 1, read by a hwmon rig as 5.000 W.
+# - on Debian 11's C library and libstdc++ (glibc 2.31, GCC 10; `--userland bullseye`), older
+#   than LiteRT's library needs: the same binary runs TF Lite 1.15.5 instead, names the
+#   loader's reason, and still classifies the bird as a chickadee.
 # Elsewhere it prints a SKIP line saying why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,4 +53,14 @@ expect eacces '^ina219 \(5V\): error: no permission to open I2C bus /dev/i2c-0: 
   "no one-line error for a user without access to the bus"
 expect ina3221 '^in1_input 5000 curr1_input 1000 ' "the kernel's ina3221 did not read 5.000 V and 1.000 A"
 expect ina3221 '^hwmon \(VDD_IN\): 5\.000 V  1\.0000 A  5\.000 W ' "the hwmon rig did not read 5.000 W through ina3221"
-echo "board-check: on Debian's arm64 kernel under qemu-system: LiteRT 2.3.0 (top-1 chickadee); ina2xx and joulebench's INA219 driver (over SMBus words) both 5.000 W on the same registers; EBUSY, no chip and no permission one line each; ina3221 channel 1 5.000 W: ok ($(( $(date +%s) - start )) s)"
+# The older userland: LiteRT cannot load, and the run says why.
+old=$(mktemp)
+trap 'rm -f "$out" "$old"' EXIT
+scripts/board-vm.sh --userland bullseye --run 'joulebench run --rig sim-cpu --runs 3 --out /tmp/r 2>&1 | grep "^joulebench: backend 0: cannot load"; cat /tmp/r/summary.csv' > "$old" 2>&1 || {
+  echo "board-check: the Debian 11 board did not run its commands:"; cat "$old"; exit 1; }
+grep -Eq "^joulebench: backend 0: cannot load .*/libLiteRt\.so: .*version \`GLIBC(XX)?_[0-9.]+' not found.*; running TF Lite 1\.15\.5 instead" "$old" ||
+  { echo "board-check: on Debian 11's C library the run did not name why LiteRT cannot load:"; cat "$old"; exit 1; }
+grep -Eq '^sim-cpu,0,1,1,tflite,tflite,1\.15\.5,.*,20,chickadee,' "$old" ||
+  { echo "board-check: on Debian 11's C library TF Lite 1.15.5 did not classify the bird as a chickadee:"; cat "$old"; exit 1; }
+
+echo "board-check: on Debian's arm64 kernel under qemu-system: LiteRT 2.3.0 (top-1 chickadee); ina2xx and joulebench's INA219 driver (over SMBus words) both 5.000 W on the same registers; EBUSY, no chip and no permission one line each; ina3221 channel 1 5.000 W; on Debian 11's C library TF Lite 1.15.5 with LiteRT's loader error named: ok ($(( $(date +%s) - start )) s)"

@@ -12,6 +12,10 @@
 #   scripts/board-vm.sh --build                  only make the image (cached)
 #   --tarball FILE   the aarch64 tarball (default: scripts/dist.sh's in $JOULEBENCH_CACHE,
 #                    built if missing)
+#   --userland bullseye   Debian 11's arm64 C library (glibc 2.31) and libstdc++ (GCC 10) in
+#                    place of Debian 12's (2.36, GCC 12): older than LiteRT's library needs
+#                    (glibc 2.34, GLIBCXX_3.4.30), as on JetPack 5 or Pi OS bullseye; a
+#                    separate cached image
 #
 # The image is cached in $JOULEBENCH_CACHE/board-vm/ under the hash of everything it is made
 # of (this script, the Debian packages' versions, the tarball, the models), so a change to any
@@ -30,13 +34,14 @@ script=$PWD/scripts/board-vm.sh
 cache=${JOULEBENCH_CACHE:-$HOME/.cache/joulebench}
 vm=$cache/board-vm
 target=aarch64-unknown-linux-gnu
-tarball="" commands="" build_only=false
+tarball="" commands="" build_only=false userland=bookworm
 while [ $# -gt 0 ]; do
   case $1 in
     --run) commands=$2; shift 2 ;;
     --build) build_only=true; shift ;;
     --tarball) tarball=$2; shift 2 ;;
-    *) echo "board-vm: unknown option $1 (known: --run COMMANDS, --build, --tarball FILE)" >&2; exit 2 ;;
+    --userland) userland=$2; shift 2 ;;
+    *) echo "board-vm: unknown option $1 (known: --run COMMANDS, --build, --tarball FILE, --userland bullseye)" >&2; exit 2 ;;
   esac
 done
 if ! $build_only && [ -z "$commands" ]; then
@@ -69,6 +74,33 @@ for d in "${debs[@]}"; do
 done
 deb() { ls "$vm/debs/${1}_"*"_${2}.deb" | sort -V | tail -1; }
 
+# Debian 11's C library and C++ runtime for --userland bullseye, pinned by the SHA-256 that
+# bullseye's arm64 Packages index gives them (the bookworm host's apt has no bullseye source).
+declare -A bullseye=(
+  [pool/main/g/glibc/libc6_2.31-13+deb11u11_arm64.deb]=baaa9aa184e2f21738c5819055e6740cc5b22f198e3f416e33f82b40ff6933d8
+  [pool/main/g/gcc-10/libstdc++6_10.2.1-6_arm64.deb]=7869aa540cc46e9f3d4267d5bde2af0e5b429a820c1d6f1a4cfccfe788c31890
+  [pool/main/g/gcc-10/libgcc-s1_10.2.1-6_arm64.deb]=e2fcdb378d3c1ad1bcb64d4fb6b37aab44011152beca12a4944f435a2582df1f
+)
+runtime_debs=()
+case $userland in
+  bookworm) for d in libc6 libstdc++6 libgcc-s1; do runtime_debs+=("$(deb "$d" arm64)"); done ;;
+  bullseye)
+    mkdir -p "$vm/debs/bullseye"
+    for file in "${!bullseye[@]}"; do
+      local_deb=$vm/debs/bullseye/$(basename "$file")
+      if [ "$(sha256sum "$local_deb" 2>/dev/null | cut -d' ' -f1)" != "${bullseye[$file]}" ]; then
+        curl -sfL -o "$local_deb.part" "https://deb.debian.org/debian/$file" ||
+          { echo "board-vm: cannot download https://deb.debian.org/debian/$file" >&2; exit 1; }
+        [ "$(sha256sum "$local_deb.part" | cut -d' ' -f1)" = "${bullseye[$file]}" ] ||
+          { echo "board-vm: $file is not the file its SHA-256 pins" >&2; exit 1; }
+        mv "$local_deb.part" "$local_deb"
+      fi
+      runtime_debs+=("$local_deb")
+      want+=("$file")
+    done ;;
+  *) echo "board-vm: --userland must be bullseye (or the default, bookworm), not $userland" >&2; exit 2 ;;
+esac
+
 if [ -z "$tarball" ]; then
   tarball=$(ls "$cache/cross/dist/joulebench-"*"-$target.tar.gz" 2>/dev/null | tail -1 || true)
   [ -n "$tarball" ] || { scripts/dist.sh --out "$cache/cross/dist" "$target"; tarball=$(ls "$cache/cross/dist/joulebench-"*"-$target.tar.gz" | tail -1); }
@@ -79,7 +111,7 @@ models=${MODELS_FROM:-../shared/models}
 
 key=$( { sha256sum "$script" scripts/board-vm/i2c-stub-ina219.patch "$tarball" | cut -d' ' -f1; printf '%s\n' "${want[@]}"
   (cd "$models" && find . -type f -print0 | sort -z | xargs -0 sha256sum); } | sha256sum | cut -c1-16)
-image=$vm/image-$key
+image=$vm/image-$userland-$key
 kver=$abi
 
 build_image() {
@@ -110,7 +142,7 @@ build_image() {
   mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,proc,sys,dev,tmp,root,etc,opt,var/lib/joulebench}
   dpkg-deb -x "$(deb busybox-static arm64)" "$work/bb"
   cp "$work/bb/bin/busybox" "$root/bin/busybox"
-  for d in libc6 libstdc++6 libgcc-s1; do dpkg-deb -x "$(deb "$d" arm64)" "$root"; done
+  for d in "${runtime_debs[@]}"; do dpkg-deb -x "$d" "$root"; done
   rm -rf "$root/usr/share"
   local moddir=$root/lib/modules/$kver
   mkdir -p "$moddir/kernel/drivers/i2c" "$moddir/extra"
@@ -170,11 +202,11 @@ INIT
   rm -rf "$image"
   mv "$work/image" "$image"
   # Older images are of inputs no longer used.
-  find "$vm" -maxdepth 1 -name 'image-*' ! -path "$image" -exec rm -rf {} +
+  find "$vm" -maxdepth 1 -name "image-$userland-*" ! -path "$image" -exec rm -rf {} +
 }
 
 if [ ! -f "$image/initrd.cpio.gz" ]; then
-  echo "board-vm: building the image ($abi, $(basename "$tarball"))"
+  echo "board-vm: building the image ($abi, $userland's C library, $(basename "$tarball"))"
   build_image
 fi
 $build_only && { echo "board-vm: $image"; exit 0; }

@@ -1510,6 +1510,25 @@ mod tests {
             }
         }
 
+        /// Every `ok` row of `log`'s summary has a mean a supply can give (10 mW up to the
+        /// sensor's limit) and a finite, positive inferences per joule; `what` names the case.
+        fn every_ok_row_is_possible(
+            log: crate::sampler::SensorLog,
+            what: &str,
+        ) -> Result<(), TestCaseError> {
+            let limits = log.limits;
+            for row in counted(log).into_iter().filter(|r| r.status.is_ok()) {
+                let watts = row.mean_watts.expect("an ok row has its mean");
+                let per_joule = row.inferences_per_joule.expect("and its per-joule figure");
+                prop_assert!(
+                    (MIN_BOARD_WATTS..=limits.max_watts).contains(&watts),
+                    "{watts} W ok from {what}"
+                );
+                prop_assert!(per_joule.is_finite() && per_joule > 0.0, "{per_joule}");
+            }
+            Ok(())
+        }
+
         proptest! {
             #![proptest_config(crate::proptest_config(64))]
             #[test]
@@ -1518,19 +1537,7 @@ mod tests {
                 let Some(log) = log_of(&tree(kind, root.path(), a, b)) else {
                     return Ok(());
                 };
-                let limits = log.limits;
-                for row in counted(log) {
-                    if !row.status.is_ok() {
-                        continue;
-                    }
-                    let watts = row.mean_watts.expect("an ok row has its mean");
-                    let per_joule = row.inferences_per_joule.expect("and its per-joule figure");
-                    prop_assert!(
-                        (MIN_BOARD_WATTS..=limits.max_watts).contains(&watts),
-                        "{watts} W ok from kind {kind}, raw {a}, {b}"
-                    );
-                    prop_assert!(per_joule.is_finite() && per_joule > 0.0, "{per_joule}");
-                }
+                every_ok_row_is_possible(log, &format!("kind {kind}, raw {a}, {b}"))?;
             }
 
             #[test]
@@ -1539,20 +1546,7 @@ mod tests {
                 range in prop_oneof![1e-4..1.0, 1.0..2000.0],
                 reads in reads(),
             ) {
-                let log = scripted(reader, range, &reads);
-                let limits = log.limits;
-                for row in counted(log) {
-                    if !row.status.is_ok() {
-                        continue;
-                    }
-                    let watts = row.mean_watts.expect("an ok row has its mean");
-                    let per_joule = row.inferences_per_joule.expect("and its per-joule figure");
-                    prop_assert!(
-                        (MIN_BOARD_WATTS..=limits.max_watts).contains(&watts),
-                        "{watts} W ok from {reader:?}"
-                    );
-                    prop_assert!(per_joule.is_finite() && per_joule > 0.0, "{per_joule}");
-                }
+                every_ok_row_is_possible(scripted(reader, range, &reads), &format!("{reader:?}"))?;
             }
         }
     }
