@@ -455,17 +455,6 @@ impl Prepared {
     }
 }
 
-/// As [`calibrate`] then [`Prepared::run`], on a rig already read.
-pub fn calibrate_source(
-    rig: &Rig,
-    source: RigSource,
-    request: &Request,
-    clock: Arc<dyn TimeSource>,
-    now: DateTime<Utc>,
-) -> Result<(Target, Calibration)> {
-    prepare(rig, source, request)?.run(clock, now)
-}
-
 /// The comment line above `shunt_correction`.
 fn comment(calibration: &Calibration, request: &Request, now: DateTime<Utc>) -> String {
     format!(
@@ -976,8 +965,9 @@ watts = 10.0
         };
         let rig = Rig::parse(SIM_RIG).unwrap();
         let clock = Arc::new(ManualClock::new(0.0));
-        let run =
-            |req: &Request| calibrate_source(&rig, source.clone(), req, clock.clone(), Utc::now());
+        let run = |req: &Request| {
+            prepare(&rig, source.clone(), req).and_then(|p| p.run(clock.clone(), Utc::now()))
+        };
         let e = run(&request(Reference::Amps(0.4))).unwrap_err().to_string();
         let dir = crate::project::user_rigs_dir().unwrap();
         assert_eq!(
@@ -1002,7 +992,8 @@ watts = 10.0
             rail: rig.sensors[0].rail().into(),
             ..request(Reference::Amps(0.4))
         };
-        let e = calibrate_source(&rig, source, &req, clock.clone(), Utc::now())
+        let e = prepare(&rig, source, &req)
+            .and_then(|p| p.run(clock.clone(), Utc::now()))
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("built-in rig sim-cpu has no file"), "{e}");

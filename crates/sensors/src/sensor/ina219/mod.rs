@@ -565,6 +565,18 @@ mod tests {
     }
 
     /// The settings of the datasheet's example on `bus`, and a sensor description.
+    /// A chip at 0x40 behind `adapter` (100 kHz) that answers nothing.
+    fn absent_chip(adapter: I2cAdapter) -> SimulatedIna219 {
+        let load = Box::new(ConstantLoad {
+            amps: 1.0,
+            volts: 5.0,
+        });
+        let clock = Arc::new(ManualClock::new(0.0));
+        let chip = SimulatedIna219::on_bus(0x40, 0.1, load, clock, SimBus::timed(adapter, 100));
+        chip.inject(SimFault::Absent);
+        chip
+    }
+
     fn on_bus(bus: &str) -> (Ina219Settings, SensorInfo) {
         let settings = Ina219Settings::from_spec(&datasheet_spec(), bus).unwrap();
         let info = SensorInfo {
@@ -779,14 +791,7 @@ mod tests {
     #[test]
     fn no_chip_at_the_address_names_the_pins_and_the_bus_scan() {
         // A chip absent behind an SMBus controller: ENXIO, from the model.
-        let clock = Arc::new(ManualClock::new(0.0));
-        let load = Box::new(ConstantLoad {
-            amps: 1.0,
-            volts: 5.0,
-        });
-        let bus = SimBus::timed(I2cAdapter::SmbusOnly, 100);
-        let chip = SimulatedIna219::on_bus(0x40, 0.1, load, clock, bus);
-        chip.inject(SimFault::Absent);
+        let chip = absent_chip(I2cAdapter::SmbusOnly);
         let (settings, info) = on_bus("/dev/i2c-0");
         let err = ina219_sim::sensor(chip, settings.clone(), info)
             .err()
@@ -1192,22 +1197,10 @@ mod tests {
 
     #[test]
     fn absent_chip_fails_at_construction() {
-        let clock = Arc::new(ManualClock::new(0.0));
-        let load = Box::new(ConstantLoad {
-            amps: 1.0,
-            volts: 5.0,
-        });
-        let bus = SimBus::timed(I2cAdapter::Bcm2835, 100);
-        let chip = SimulatedIna219::on_bus(0x40, 0.1, load, clock, bus);
-        chip.inject(SimFault::Absent);
-        let settings = Ina219Settings::from_spec(&datasheet_spec(), "test bus").unwrap();
-        let info = SensorInfo {
-            kind: "ina219".into(),
-            rail: "5V".into(),
-            origin: Origin::Simulated,
-            detail: String::new(),
-        };
-        let err = ina219_sim::sensor(chip, settings, info).err().unwrap();
+        let (settings, info) = on_bus("test bus");
+        let err = ina219_sim::sensor(absent_chip(I2cAdapter::Bcm2835), settings, info)
+            .err()
+            .unwrap();
         assert_eq!(
             err.to_string(),
             "no INA219 answers at 0x40 on test bus (check address pins A0/A1 and wiring)"
