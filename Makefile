@@ -25,7 +25,8 @@ TARGETS ?=
 
 # With the torch feature, torch-sys finds libtorch in the torch venv's Python.
 with_torch = $(findstring torch,$(FEATURES))
-CARGO = $(if $(with_torch),PATH="$(JOULEBENCH_CACHE)/torch-venv/bin:$$PATH" LIBTORCH_USE_PYTORCH=1 )cargo
+CARGO_ENV = $(if $(with_torch),PATH="$(JOULEBENCH_CACHE)/torch-venv/bin:$$PATH" LIBTORCH_USE_PYTORCH=1)
+CARGO = $(CARGO_ENV) cargo
 CARGO_FLAGS = --release --locked $(if $(FEATURES),--features $(FEATURES))
 # Every crate of the workspace (crates/analysis too), the features named as the root crate's.
 CARGO_FLAGS_WORKSPACE = --release --locked --workspace $(if $(FEATURES),--features $(addprefix joulebench/,$(FEATURES)))
@@ -50,17 +51,14 @@ run: models
 # that time or kill runs by phase (crash safety, signals, end to end, soak) classify with the
 # stand-in model, which takes microseconds where MobileNetV2 takes milliseconds: a machine far
 # faster than this one; every test that checks what the model predicts keeps MobileNetV2
-# (docs/src/contributing.md, The speed sweep). Then the install check, the LAVA definition's
-# check, and on x86-64 the aarch64 build under qemu (scripts/cross-test.sh; an aarch64 machine
-# has just tested it natively).
+# (docs/src/contributing.md, The speed sweep). scripts/test.sh runs `cargo test`, then the
+# install check, the LAVA definition's check, and on x86-64 the aarch64 build under qemu-user
+# (scripts/cross-test.sh; an aarch64 machine has just tested it natively), the real arm64
+# kernel's checks (scripts/board-check.sh) and LAVA's dispatcher (scripts/lava-run-check.sh);
+# the aarch64 build and the board's images are made beside the host's tests.
 test: FEATURES = torch
 test: models
-	JOULEBENCH_TEST_MODEL=standin $(CARGO) test $(CARGO_FLAGS_WORKSPACE)
-	@scripts/install-check.sh
-	@MODELS_FROM="$(MODELS_FROM)" scripts/lava-check.sh $(BIN)
-	@scripts/cross-test.sh
-	@MODELS_FROM="$(MODELS_FROM)" scripts/board-check.sh
-	@scripts/lava-run-check.sh
+	@$(CARGO_ENV) MODELS_FROM="$(MODELS_FROM)" scripts/test.sh $(CARGO_FLAGS_WORKSPACE)
 
 # The speed sweep (docs/src/contributing.md): every test on the stand-in model, a machine far
 # faster than this one (as make test runs them), then every test on MobileNetV2 with the CPU

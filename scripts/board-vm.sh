@@ -9,7 +9,11 @@
 #   scripts/board-vm.sh --run 'shell commands'   boot, run them as root (joulebench on PATH,
 #                                                 `modprobe` finds the four modules), print
 #                                                 their output, exit with their status
-#   scripts/board-vm.sh --build                  only make the image (cached)
+#   scripts/board-vm.sh --build                  only make the image (cached) and print its
+#                                                 folder
+#   --single DIR     with --build: also write DIR/vmlinuz and DIR/initrd.cpio.gz, the image and
+#                    the installed tarball in one archive, for tools that boot it themselves
+#                    and repack its ramdisk (LAVA)
 #   --tarball FILE   the aarch64 tarball (default: scripts/dist.sh's in $JOULEBENCH_CACHE,
 #                    built if missing)
 #   --userland bullseye   Debian 11's arm64 C library (glibc 2.31) and libstdc++ (GCC 10) in
@@ -17,11 +21,14 @@
 #                    (glibc 2.34, GLIBCXX_3.4.30), as on JetPack 5 or Pi OS bullseye; a
 #                    separate cached image
 #
-# The image is cached in $JOULEBENCH_CACHE/board-vm/ under the hash of everything it is made
-# of (this script, the Debian packages' versions, the tarball, the models), so a change to any
-# of them makes a new one. Each --run appends a second cpio archive holding the commands to the
-# cached initramfs (the kernel unpacks concatenated archives in order), so a run costs only the
-# boot: about a second on x86-64, then the commands at emulated speed.
+# The board is three cpio archives, which the kernel unpacks in order into one root: the image
+# (kernel modules, busybox, the C library, /init), cached in $JOULEBENCH_CACHE/board-vm/ under
+# the hash of what it is made of (this script, the patch, the Debian packages' versions); the
+# install layer (the tarball installed, the models fetched), cached under the hash of the
+# tarball and the models, and shared by both userlands; and the commands of one --run. A new
+# commit's tarball so makes only a new install layer (seconds), not a new image (the kernel
+# source unpacked, the modules built: most of a minute), and a run costs only the boot: about a
+# second on x86-64, then the commands at emulated speed.
 #
 # What it needs: scripts/setup.sh --board-vm (qemu-system-arm, the arm64 cross compiler for the
 # modules, linux-source-6.1, cpio; Debian's arm64 packages are fetched with apt-get download,
@@ -34,14 +41,15 @@ script=$PWD/scripts/board-vm.sh
 cache=${JOULEBENCH_CACHE:-$HOME/.cache/joulebench}
 vm=$cache/board-vm
 target=aarch64-unknown-linux-gnu
-tarball="" commands="" build_only=false userland=bookworm
+tarball="" commands="" build_only=false userland=bookworm single=""
 while [ $# -gt 0 ]; do
   case $1 in
     --run) commands=$2; shift 2 ;;
     --build) build_only=true; shift ;;
     --tarball) tarball=$2; shift 2 ;;
     --userland) userland=$2; shift 2 ;;
-    *) echo "board-vm: unknown option $1 (known: --run COMMANDS, --build, --tarball FILE, --userland bullseye)" >&2; exit 2 ;;
+    --single) single=$2; shift 2 ;;
+    *) echo "board-vm: unknown option $1 (known: --run COMMANDS, --build, --single DIR, --tarball FILE, --userland bullseye)" >&2; exit 2 ;;
   esac
 done
 if ! $build_only && [ -z "$commands" ]; then
@@ -109,9 +117,12 @@ models=${MODELS_FROM:-../shared/models}
 [ -d "$models" ] || models=${JOULEBENCH_MODELS_DIR:-$HOME/.local/share/joulebench/models}
 [ -d "$models" ] || { echo "board-vm: no models folder ($models): run make models first" >&2; exit 1; }
 
-key=$( { sha256sum "$script" scripts/board-vm/i2c-stub-ina219.patch "$tarball" | cut -d' ' -f1; printf '%s\n' "${want[@]}"
-  (cd "$models" && find . -type f -print0 | sort -z | xargs -0 sha256sum); } | sha256sum | cut -c1-16)
+key=$( { sha256sum "$script" scripts/board-vm/i2c-stub-ina219.patch | cut -d' ' -f1; printf '%s\n' "${want[@]}"; } |
+  sha256sum | cut -c1-16)
 image=$vm/image-$userland-$key
+install_key=$( { sha256sum "$script" "$tarball" | cut -d' ' -f1
+  (cd "$models" && find . -type f -print0 | sort -z | xargs -0 sha256sum); } | sha256sum | cut -c1-16)
+install_layer=$vm/install-$install_key.cpio.gz
 kver=$abi
 
 build_image() {
@@ -139,7 +150,7 @@ build_image() {
   make -s -C "$headers" M="$work/mod" ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- modules 2>&1 |
     grep -v '^Skipping BTF generation' || true
 
-  mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,proc,sys,dev,tmp,root,etc,opt,var/lib/joulebench}
+  mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,proc,sys,dev,tmp,root,etc,opt,var/lib}
   dpkg-deb -x "$(deb busybox-static arm64)" "$work/bb"
   cp "$work/bb/bin/busybox" "$root/bin/busybox"
   for d in "${runtime_debs[@]}"; do dpkg-deb -x "$d" "$root"; done
@@ -149,21 +160,6 @@ build_image() {
   cp "$work/k/lib/modules/$kver/kernel/drivers/i2c/i2c-dev.ko" "$moddir/kernel/drivers/i2c/"
   cp "$work"/mod/*.ko "$moddir/extra/"
   cp "$work/k/lib/modules/$kver/modules.builtin"* "$moddir/" 2>/dev/null || true
-
-  # The tarball as INSTALL.txt says: unpacked, then `models fetch --from` a models folder
-  # (run here under qemu-user, which gives the same files the board would fetch).
-  tar -xzf "$tarball" -C "$root/opt"
-  # The tarball itself too, for what installs it on the board (LAVA's test definition).
-  mkdir -p "$root/opt/dist"
-  cp "$tarball" "$root/opt/dist/"
-  local bin
-  bin=$(cd "$root/opt" && echo joulebench-*-"$target"/joulebench)
-  ln -s "/opt/$bin" "$root/usr/local/bin/joulebench"
-  cp -r "$models" "$root/srv-models"
-  JOULEBENCH_MODELS_DIR=$root/var/lib/joulebench/models qemu-aarch64-static -L "$root" \
-    "$root/opt/$bin" models fetch --from "$root/srv-models" >"$work/fetch.log" 2>&1 ||
-    { echo "board-vm: models fetch --from failed under qemu-user:" >&2; cat "$work/fetch.log" >&2; return 1; }
-  rm -rf "$root/srv-models"
 
   printf 'root:x:0:0:root:/root:/bin/sh\nboard:x:1000:1000:board:/tmp:/bin/sh\n' > "$root/etc/passwd"
   printf 'root:x:0:\ni2c:x:998:\nboard:x:1000:\n' > "$root/etc/group"
@@ -205,9 +201,46 @@ INIT
   find "$vm" -maxdepth 1 -name "image-$userland-*" ! -path "$image" -exec rm -rf {} +
 }
 
+# The tarball as INSTALL.txt says: unpacked under /opt, then `models fetch --from` a models
+# folder (run here under qemu-user on the cross compiler's arm64 C library, which gives the
+# files the board would fetch); the tarball itself in /opt/dist, for what installs it on the
+# board (LAVA's test definition).
+build_install_layer() {
+  local work root bin
+  work=$(mktemp -d "$vm/build.XXXXXX")
+  trap 'rm -rf "$work"' RETURN
+  root=$work/root
+  mkdir -p "$root"/{opt/dist,usr/local/bin,var/lib/joulebench}
+  tar -xzf "$tarball" -C "$root/opt"
+  cp "$tarball" "$root/opt/dist/"
+  bin=$(cd "$root/opt" && echo joulebench-*-"$target"/joulebench)
+  ln -s "/opt/$bin" "$root/usr/local/bin/joulebench"
+  JOULEBENCH_MODELS_DIR=$root/var/lib/joulebench/models qemu-aarch64-static -L /usr/aarch64-linux-gnu \
+    "$root/opt/$bin" models fetch --from "$models" >"$work/fetch.log" 2>&1 ||
+    { echo "board-vm: models fetch --from failed under qemu-user:" >&2; cat "$work/fetch.log" >&2; return 1; }
+  (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/install.cpio.gz"
+  mv "$work/install.cpio.gz" "$install_layer"
+  find "$vm" -maxdepth 1 -name "install-*.cpio.gz" ! -path "$install_layer" -delete
+}
+
 if [ ! -f "$image/initrd.cpio.gz" ]; then
-  echo "board-vm: building the image ($abi, $userland's C library, $(basename "$tarball"))"
+  echo "board-vm: building the image ($abi, $userland's C library)"
   build_image
+fi
+if [ ! -f "$install_layer" ]; then
+  echo "board-vm: installing $(basename "$tarball") and the models"
+  build_install_layer
+fi
+if [ -n "$single" ]; then
+  # One archive: a ramdisk that is unpacked and packed again (LAVA's overlay) would keep only
+  # the first of concatenated archives.
+  merged=$(mktemp -d "$vm/single.XXXXXX")
+  (cd "$merged" && for part in "$image/initrd.cpio.gz" "$install_layer"; do
+    gzip -dc "$part" | cpio -idm --quiet --no-absolute-filenames; done)
+  mkdir -p "$single"
+  (cd "$merged" && find . | cpio -o -H newc --quiet | gzip -1) > "$single/initrd.cpio.gz"
+  rm -rf "$merged"
+  cp "$image/vmlinuz" "$single/vmlinuz"
 fi
 $build_only && { echo "board-vm: $image"; exit 0; }
 
@@ -216,7 +249,7 @@ trap 'rm -rf "$run"' EXIT
 mkdir -p "$run/cmd"
 printf '%s\n' "$commands" > "$run/cmd/cmd.sh"
 (cd "$run/cmd" && echo cmd.sh | cpio -o -H newc --quiet | gzip -1) > "$run/cmd.cpio.gz"
-cat "$image/initrd.cpio.gz" "$run/cmd.cpio.gz" > "$run/initrd.cpio.gz"
+cat "$image/initrd.cpio.gz" "$install_layer" "$run/cmd.cpio.gz" > "$run/initrd.cpio.gz"
 timeout "${BOARD_VM_TIMEOUT_S:-900}" qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 2048 \
   -nographic -nic none -no-reboot -kernel "$image/vmlinuz" -initrd "$run/initrd.cpio.gz" \
   -append "console=ttyAMA0 rdinit=/init quiet loglevel=1 panic=-1" </dev/null 2>&1 | tr -d '\r' > "$run/console" || true

@@ -20,7 +20,11 @@ esac
 start=$(date +%s)
 scripts/setup.sh --lava
 cache=${JOULEBENCH_CACHE:-$HOME/.cache/joulebench}
-image=$(scripts/board-vm.sh --build | sed -n 's/^board-vm: \(\/.*\)$/\1/p' | tail -1)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# The board's kernel and its ramdisk as one archive (LAVA unpacks it to add its overlay).
+image=$work/image
+scripts/board-vm.sh --build --single "$image" >/dev/null
 [ -f "$image/initrd.cpio.gz" ] || { echo "lava-run-check: no board image"; exit 1; }
 tarball=$(cd "$cache/cross/dist" && ls joulebench-*-aarch64-unknown-linux-gnu.tar.gz | tail -1)
 
@@ -30,8 +34,6 @@ if [ -z "$server" ]; then
   (cd "$cache/lava" && apt-get download -qq lava-server 2>/dev/null)
   server=$(ls "$cache/lava/"lava-server_*_all.deb | tail -1)
 fi
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 dpkg-deb -x "$server" "$work/server"
 # qemu.jinja2 gives the guest a virtio NIC, whose option ROM is ipxe-qemu's.
 options="['-smp 2', '-L /usr/lib/ipxe/qemu', '-L /usr/share/qemu']"
