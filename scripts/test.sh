@@ -9,8 +9,8 @@
 #
 # The aarch64 build and the emulated board's images need nothing the host's tests produce, and
 # the host's tests mostly wait on timed phases (on 2 cores about a third of the CPU is busy
-# while they run), so cross-test.sh and the board images are made beside them, at lower
-# priority (nice 10), once the test binaries are built; their output is held and printed when
+# while they run), so cross-test.sh and the board images are made beside them, at the lowest
+# priority (nice 19), once the test binaries are built; their output is held and printed when
 # the host's steps end. A test that failed only because a build ran beside it would fail on any
 # busy machine: the speed sweep runs every test with the CPU shared three ways.
 set -euo pipefail
@@ -20,14 +20,18 @@ export MODELS_FROM=${MODELS_FROM:-../shared/models}
 JOULEBENCH_TEST_MODEL=standin cargo test "$@" --no-run
 
 beside_log=$(mktemp)
-# Its own process group, so that an early end (a failed test, Ctrl-C) stops all of it.
-setsid nice -n 10 bash -c '
+# Its own process group (job control on for the launch), so that an early end (a failed test,
+# Ctrl-C) stops all of it; not its own session (setsid): with the kernel's autogroups a new
+# session is scheduled as a peer of this one, whatever its nice value.
+set -m
+nice -n 19 bash -c '
   scripts/cross-test.sh
   if [ "$(uname -m)" = x86_64 ]; then
     scripts/board-vm.sh --build
     scripts/board-vm.sh --build --userland bullseye
   fi' >"$beside_log" 2>&1 </dev/null &
 beside=$!
+set +m
 stop_beside() {
   kill -- "-$beside" 2>/dev/null || true
   rm -f "$beside_log"

@@ -664,10 +664,11 @@ fn make_test_steps(makefile: &str) -> Vec<String> {
             break;
         };
         let command = command.trim_start_matches(['@', '-', '+']);
-        // Leading VAR=value assignments are the step's environment, not the step.
+        // Leading VAR=value assignments (and $(CARGO_ENV), a list of them) are the step's
+        // environment, not the step.
         let mut words = command
             .split_whitespace()
-            .skip_while(|w| w.contains('=') && !w.starts_with('$'));
+            .skip_while(|w| (w.contains('=') && !w.starts_with('$')) || *w == "$(CARGO_ENV)");
         let Some(program) = words.next() else {
             continue;
         };
@@ -681,9 +682,36 @@ fn make_test_steps(makefile: &str) -> Vec<String> {
     steps
 }
 
+/// The steps of a shell script such as scripts/test.sh, in order: each line whose command
+/// (after its VAR=value assignments) is `cargo SUBCOMMAND` or a script of the project, a step
+/// run twice in a row (`cargo test --no-run`, then `cargo test`) named once.
+fn script_steps(script: &str) -> Vec<String> {
+    let mut steps: Vec<String> = Vec::new();
+    for line in script.lines() {
+        let mut words = line
+            .split_whitespace()
+            .skip_while(|w| w.contains('=') && !w.starts_with("scripts/"));
+        let step = match words.next() {
+            Some("cargo") => format!("cargo {}", words.next().unwrap_or_default()),
+            Some(path) if path.starts_with("scripts/") => path.to_string(),
+            _ => continue,
+        };
+        if steps.last() != Some(&step) {
+            steps.push(step);
+        }
+    }
+    steps
+}
+
 #[test]
 fn the_readme_says_what_make_test_runs_in_order() {
-    let steps = make_test_steps(&read("Makefile"));
+    let steps: Vec<String> = make_test_steps(&read("Makefile"))
+        .into_iter()
+        .flat_map(|step| match step.as_str() {
+            "scripts/test.sh" => script_steps(&read(&step)),
+            _ => vec![step],
+        })
+        .collect();
     assert!(
         steps.len() >= 3 && steps[0].starts_with("cargo "),
         "the test recipe's steps: {steps:?}"
@@ -714,11 +742,23 @@ fn the_readme_says_what_make_test_runs_in_order() {
 #[test]
 fn the_make_test_reader_finds_each_step() {
     let makefile = "test: FEATURES = torch\ntest: models\n\t$(CARGO) test $(FLAGS)\n\
-                    \t@scripts/a.sh\n\t@X=\"$(Y)\" scripts/b.sh $(BIN)\n\t@echo done\n\n\
+                    \t@scripts/a.sh\n\t@$(CARGO_ENV) X=\"$(Y)\" scripts/b.sh $(BIN)\n\t@echo done\n\n\
                     dist:\n\t@scripts/dist.sh\n";
     assert_eq!(
         make_test_steps(makefile),
         ["cargo test", "scripts/a.sh", "scripts/b.sh"]
+    );
+}
+
+#[test]
+fn the_script_reader_finds_each_step_once() {
+    let script =
+        "#!/bin/sh\n# scripts/not-a-step.sh in a comment\nX=1 cargo test \"$@\" --no-run\n\
+                  nice -n 19 bash -c '\n  scripts/a.sh\n' &\nX=1 cargo test \"$@\"\n\
+                  scripts/b.sh \"$bin\"\necho done\n";
+    assert_eq!(
+        script_steps(script),
+        ["cargo test", "scripts/a.sh", "cargo test", "scripts/b.sh"]
     );
 }
 
