@@ -48,7 +48,7 @@ fps() {
 
 # The test that checks the stand-in on both engines writes it where every test binary finds it
 # (cargo's CARGO_TARGET_TMPDIR: the target folder's tmp/).
-"$@" --test end_to_end the_standin_model >/dev/null
+"$@" --test integration end_to_end::the_standin_model >/dev/null
 standin=${CARGO_TARGET_DIR:?the Makefile sets it}/tmp/standin_mobilenet_v2.tflite
 mobilenet=$(fps mobilenet_v2_1.0_224_quant)
 fast=$(fps "$standin")

@@ -7,13 +7,11 @@
 //! does not exist: backends (model and image) are prepared before sensors are opened, so the
 //! run reaching the bus error shows the input passed, without a measuring run.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use tflite::model::stl::vector::VectorInsert;
 
 /// A one-backend rig with the given model and image, and `extra` lines (protocol keys go in

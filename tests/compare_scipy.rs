@@ -2,11 +2,9 @@
 //! logarithms (`scipy.stats.ttest_ind(log x, log y, equal_var=False)` and its confidence
 //! interval), computed in Python from the same `summary.csv` rows that `compare` read.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 /// Prints, for the `ok` repetitions' inferences per joule of the folders `argv[1]` (the
 /// baseline) and `argv[2]`, the figures `compare` gives the second entry.

@@ -3,13 +3,11 @@
 //! finish, and a folder `joulebench summarize` rebuilds; and streaming them costs the
 //! measurement nothing measurable.
 
-mod common;
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use joulebench_test_support::STANDIN_TOP1;
 
 /// A warm-up no machine finishes while a test waits for it: at a microsecond a
@@ -321,7 +319,7 @@ fn summarize_names_a_folder_that_is_not_a_run() {
 /// Timed figures are no pass or fail on a shared machine (under the speed sweep's busy loops
 /// the rounds' FPS spread from 24 to 42 and one ratio fell to 0.88); whether streaming keeps
 /// every window valid, the end-to-end tests check on every run. `cargo test --release
-/// --features torch --test crash_safety -- --ignored --nocapture streaming`.
+/// --features torch --test integration -- --ignored --nocapture crash_safety::streaming`.
 #[test]
 #[ignore]
 fn streaming_costs_the_measurement_nothing_measurable() {

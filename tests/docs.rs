@@ -9,13 +9,11 @@
 //! man pages) is checked against the clap definitions by `cli::reference` in the library's
 //! tests, which also keeps rustdoc link syntax out of `--help`.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{ensure_models, joulebench, repo, sim_rig};
+use crate::common::{ensure_models, joulebench, repo, sim_rig};
 
 /// `README.md` and every Markdown file under `docs/src`.
 fn pages() -> Vec<PathBuf> {

@@ -1,8 +1,6 @@
 //! The binary, end to end: the default rig, and every kind of bad input.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn default_rig_writes_four_files_with_250_timed_classifications() {
@@ -909,8 +907,8 @@ fn machine_state_is_recorded_at_the_edges_of_every_timed_window() {
     );
     let out_dir = dir.path().join("run");
     let out = {
-        let _machine = common::one_run_at_a_time();
-        common::joulebench()
+        let _machine = crate::common::one_run_at_a_time();
+        crate::common::joulebench()
             .env("JOULEBENCH_ROOT", root.path())
             .args([
                 "run",

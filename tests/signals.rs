@@ -2,8 +2,6 @@
 //! SIGHUP end a run: in every phase the files hold what was measured, marked `interrupted`,
 //! and the exit status is 128 + the signal's number.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -11,7 +9,7 @@ use std::process::{Child, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// A run of the binary in the background, its stderr read line by line as it comes.
 struct Running {

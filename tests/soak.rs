@@ -3,9 +3,7 @@
 //! bookkeeping and the exit contract. The hour-long run and its figures are in
 //! docs/src/measurements.md ("An hour's soak").
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn a_short_soak_shares_its_time_and_reports_memory_readings_files_and_drift() {

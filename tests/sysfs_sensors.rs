@@ -1,14 +1,12 @@
 //! The sysfs sensors (rapl, hwmon, ina3221) and detection, through the real binary, on a fake
 //! sysfs tree whose counters a writer thread advances at known rates while the run goes on.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// The known draws, watts.
 const RAPL_W: f64 = 15.0;

@@ -1,8 +1,6 @@
 //! Both shared models give the expected top-1 on the four shared images (the manifest's
 //! `top1` tables) on every engine, through the same preparation code a run uses.
 
-mod common;
-
 use joulebench::input::top_k;
 use joulebench::models::Manifest;
 use joulebench::rig::{BackendSpec, Engine, TfliteSpec};
@@ -10,8 +8,7 @@ use joulebench::runner::prepare_backend;
 
 #[test]
 fn both_models_classify_the_four_images() {
-    common::ensure_models();
-    std::env::set_current_dir(common::repo()).unwrap();
+    crate::common::ensure_models();
     let manifest = Manifest::load_default().unwrap();
     let mut checked = 0;
     // LiteRT comes with `make setup`'s venv, which `make test` (and so CI) always creates.

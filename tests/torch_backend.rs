@@ -2,9 +2,7 @@
 //! builds it). CUDA parts run only where a GPU is present.
 #![cfg(feature = "torch")]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn torch_on_the_cpu_agrees_with_the_int8_model() {
