@@ -29,44 +29,32 @@ use crate::sensor::{self, SensorContext};
 use crate::stats::PairedRatios;
 use crate::summary;
 
-/// The most rounds `--rounds` takes: their medians settle long before, and each round runs the
-/// protocol on every contender and the Python reference.
-const MAX_ROUNDS: u64 = 1000;
-
-#[derive(Debug, clap::Args)]
-pub struct BenchArgs {
-    /// Rig whose first backend (and sensors) are benchmarked.
-    #[arg(long, default_value = "sim-cpu")]
-    pub rig: String,
-    /// Rounds of each contender, alternating (1 to 1000; medians of no rounds are NaN).
-    #[arg(long, default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_ROUNDS))]
+/// A bench as its command line resolved it ([`crate::cli`]): the rig with the backend it
+/// benchmarks, and what that backend is compared with.
+pub struct Bench {
+    /// The rig; its first backend is the one benchmarked (with the command line's model and
+    /// threads, checked), its sensors are the ones sampled.
+    pub rig: Rig,
+    /// The protocol of every round: the rig's, with the command line's timed classifications.
+    pub protocol: ProtocolSpec,
+    /// The engines compared, in turn (`None`: the backend's own); at least one.
+    pub engines: Vec<Option<Engine>>,
+    /// Rounds of each contender, alternating.
     pub rounds: usize,
-    /// Model for the backend (manifest name or path).
-    #[arg(long)]
-    pub model: Option<String>,
-    /// Threads for the backend and the reference.
-    #[arg(long)]
+    /// Threads the command line gave: the sampler comparison's (else every core).
     pub threads: Option<u32>,
-    /// Rig engines to compare, in turn (default: the rig's own).
-    #[arg(long, value_enum, value_delimiter = ',')]
-    pub engines: Option<Vec<Engine>>,
-    /// Timed classifications per round (1 to 1000000, as a rig's runs).
-    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::rig::MAX_RUNS)))]
-    pub runs: u32,
-    /// Python for the reference loop; default $JOULEBENCH_PYTHON (with `ai-edge-litert`) or
-    /// $JOULEBENCH_TORCH_PYTHON (with torch), else the project's venvs.
-    #[arg(long)]
+    /// The Python reference loop compared with, unless skipped.
+    pub reference: Option<ReferenceLoop>,
+    /// Whether the sampler-overhead comparison runs.
+    pub sampler: bool,
+}
+
+/// How the Python reference loop runs.
+pub struct ReferenceLoop {
+    /// Its Python; default $JOULEBENCH_PYTHON or $JOULEBENCH_TORCH_PYTHON, else the venvs.
     pub python: Option<PathBuf>,
-    /// Skip the Python reference comparison.
-    #[arg(long)]
-    pub no_reference: bool,
-    /// How the PyTorch reference loop runs its forward pass (torch backends): `best` is the
-    /// fastest PyTorch offers on the backend's device.
-    #[arg(long, value_enum, default_value_t = ReferenceMode::Best)]
-    pub reference_mode: ReferenceMode,
-    /// Skip the sampler-overhead comparison.
-    #[arg(long)]
-    pub no_sampler: bool,
+    /// The PyTorch loop's forward pass (torch backends).
+    pub mode: ReferenceMode,
 }
 
 /// The PyTorch reference loop's forward pass (`torch_loop.py --mode`).
@@ -104,48 +92,14 @@ impl ReferenceMode {
     }
 }
 
-pub fn run(args: &BenchArgs, out: &mut Console) -> Result<()> {
-    let (mut rig, _) = Rig::find(&args.rig)?;
-    let backend_spec = rig.backends.first_mut().context("the rig has no backend")?;
-    let workload = backend_spec.workload();
-    backend_spec.set_workload(Workload {
-        model: args.model.clone().unwrap_or(workload.model),
-        threads: args.threads.unwrap_or(workload.threads),
-        ..workload
-    });
-    let protocol = ProtocolSpec {
-        runs: args.runs,
-        ..rig.protocol.clone()
-    };
-    // Checked as a run's are, before any model loads (the sampler comparison runs on these
-    // threads, or on every core).
-    let cores = crate::plan::usable_cores();
-    backend_spec
-        .validate(protocol.scenario == crate::rig::Scenario::Offline)
-        .map_err(anyhow::Error::msg)
-        .and_then(|()| crate::plan::check_threads(std::slice::from_ref(backend_spec), cores))
-        .context("command-line settings")?;
+pub fn run(bench: &Bench, out: &mut Console) -> Result<()> {
+    let (rig, protocol) = (&bench.rig, &bench.protocol);
+    let backend_spec = rig.backends.first().context("the rig has no backend")?;
     // One prepared backend per engine; the first is the rig's own choice.
-    let engines = match (&args.engines, backend_spec.tflite()) {
-        (Some(list), Some(_)) => list.iter().map(|e| Some(*e)).collect(),
-        (Some(_), None) => bail!(
-            "--engines applies to a tflite backend; the rig's first backend is {}",
-            backend_spec.kind().as_str()
-        ),
-        (None, tflite) => vec![tflite.and_then(|s| s.engine)],
-    };
-    // Every contender is opened before the first round: an engine named twice would load its
-    // model again to measure the same thing.
-    let list = args.engines.as_deref().unwrap_or_default();
-    if let Some(twice) = (1..list.len()).find(|&n| list[..n].contains(&list[n])) {
-        bail!(
-            "--engines names {} twice: name each engine once",
-            list[twice].as_str()
-        );
-    }
-    let mut contenders = engines
-        .into_iter()
-        .map(|engine| prepare_backend(&with_engine(backend_spec, engine)))
+    let mut contenders = bench
+        .engines
+        .iter()
+        .map(|&engine| prepare_backend(&with_engine(backend_spec, engine)))
         .collect::<Result<Vec<_>>>()?;
     let first = &contenders[0];
     writeln!(
@@ -155,17 +109,18 @@ pub fn run(args: &BenchArgs, out: &mut Console) -> Result<()> {
         first.image.name,
         backend_spec.threads(),
         if backend_spec.threads() == 1 { "" } else { "s" },
-        args.runs,
-        args.rounds
+        protocol.runs,
+        bench.rounds
     )?;
 
-    if !args.no_reference {
-        compare_with_reference(&mut contenders, &protocol, &rig, args, out)?;
+    if let Some(reference) = &bench.reference {
+        compare_with_reference(&mut contenders, protocol, rig, reference, bench.rounds, out)?;
     }
-    if !args.no_sampler {
+    if bench.sampler {
         // A benchmark on a board uses every core, so the sampler is judged there: a sampler
         // that needs a core of its own shows up as lost FPS only when none is left over.
-        let threads = args.threads.unwrap_or(cores);
+        let cores = crate::plan::usable_cores();
+        let threads = bench.threads.unwrap_or(cores);
         let mut spec = contenders[0].spec.clone();
         spec.set_workload(Workload {
             threads,
@@ -176,9 +131,9 @@ pub fn run(args: &BenchArgs, out: &mut Console) -> Result<()> {
             &mut backend,
             threads,
             cores,
-            &protocol,
-            &rig,
-            args.rounds,
+            protocol,
+            rig,
+            bench.rounds,
             out,
         )?;
     }
@@ -202,10 +157,11 @@ fn compare_with_reference(
     contenders: &mut [PreparedBackend],
     protocol: &ProtocolSpec,
     rig: &Rig,
-    args: &BenchArgs,
+    reference: &ReferenceLoop,
+    round_count: usize,
     out: &mut Console,
 ) -> Result<()> {
-    let reference = Reference::for_backend(&contenders[0], protocol, args)?;
+    let reference = Reference::for_backend(&contenders[0], protocol, reference)?;
     let energy = measures_energy(rig).then_some(rig);
     let mut names: Vec<String> = contenders
         .iter()
@@ -214,7 +170,7 @@ fn compare_with_reference(
     names.push(format!("{} (reference)", reference.name));
     let last = names.len() - 1;
     let mut rounds: Vec<Vec<Round>> = vec![Vec::new(); names.len()];
-    for round in 1..=args.rounds {
+    for round in 1..=round_count {
         // The reference first in every other round, so neither side always follows the other.
         let reference_first = round % 2 == 0;
         if reference_first {
@@ -332,7 +288,11 @@ struct Reference {
 }
 
 impl Reference {
-    fn for_backend(b: &PreparedBackend, protocol: &ProtocolSpec, args: &BenchArgs) -> Result<Self> {
+    fn for_backend(
+        b: &PreparedBackend,
+        protocol: &ProtocolSpec,
+        reference: &ReferenceLoop,
+    ) -> Result<Self> {
         let mut loop_args: Vec<OsString> = vec![
             "--image".into(),
             b.image.path.clone().into(),
@@ -353,7 +313,7 @@ impl Reference {
                 Self {
                     name: "Python ai-edge-litert".into(),
                     python: crate::project::python_path(
-                        args.python.as_ref(),
+                        reference.python.as_ref(),
                         crate::environment::PYTHON,
                         "venv",
                     ),
@@ -364,7 +324,7 @@ impl Reference {
             BackendSpec::Torch(torch) => {
                 let weights = crate::models::ensure_float_weights(&b.model.path)?;
                 let device = torch.device();
-                let (mode, channels_last) = args.reference_mode.resolve(device);
+                let (mode, channels_last) = reference.mode.resolve(device);
                 if mode == "graph" && device == Device::Cpu {
                     bail!("--reference-mode graph needs a CUDA device; the backend runs on cpu");
                 }
@@ -388,7 +348,7 @@ impl Reference {
                         if channels_last { " channels-last" } else { "" }
                     ),
                     python: crate::project::python_path(
-                        args.python.as_ref(),
+                        reference.python.as_ref(),
                         crate::environment::TORCH_PYTHON,
                         "torch-venv",
                     ),
@@ -846,19 +806,11 @@ mod tests {
             settle_s: 0.1,
             ..rig.protocol.clone()
         };
-        let args = BenchArgs {
-            rig: "rigs/sim-cpu.toml".into(),
-            rounds: 1,
-            model: None,
-            threads: None,
-            engines: None,
-            runs: 20,
+        let reference_loop = ReferenceLoop {
             python: None,
-            no_reference: false,
-            reference_mode: ReferenceMode::Best,
-            no_sampler: true,
+            mode: ReferenceMode::Best,
         };
-        let reference = Reference::for_backend(&backend, &protocol, &args).unwrap();
+        let reference = Reference::for_backend(&backend, &protocol, &reference_loop).unwrap();
         let round = reference.round(Some(&rig)).unwrap();
         let (watts, per_joule) = (round.watts.unwrap(), round.per_joule.unwrap());
         // The simulated board follows this process's phases, not the loop's: it stays at its

@@ -20,8 +20,8 @@
 //! - analysis: [`energy`], [`validity`], [`stats`], [`summary`], [`aggregate`], [`settled`];
 //! - presentation: run-folder files and the table ([`output`]), [`export`]s, [`compare`],
 //!   [`report`];
-//! - the commands: [`cli`] on top, and the commands' own work ([`bench`](mod@bench), [`soak`],
-//!   [`calibrate`]).
+//! - the commands: [`cli`] on top, and the commands' own work: a plan measured into a run
+//!   folder ([`session`], for `run` and `soak`), [`bench`](mod@bench), [`soak`], [`calibrate`].
 
 // Foundations.
 pub mod atomic;
@@ -56,6 +56,7 @@ pub mod report;
 pub mod bench;
 pub mod calibrate;
 pub mod cli;
+pub mod session;
 pub mod soak;
 
 /// Energy, validity and statistics live in their own crate, which depends on nothing here.

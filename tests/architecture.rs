@@ -342,7 +342,10 @@ const STAGES: &[(&str, &[&str])] = &[
     ("run folder", &["results"]),
     ("analysis", &["summary", "aggregate", "settled"]),
     ("presentation", &["output", "export", "report", "compare"]),
-    ("commands", &["cli", "bench", "soak", "calibrate"]),
+    (
+        "commands",
+        &["cli", "session", "bench", "soak", "calibrate"],
+    ),
 ];
 
 /// The stage of `module` (its index in [`STAGES`]), by the longest prefix listed.

@@ -1,6 +1,7 @@
 //! The `joulebench` command line: the arguments (clap), one module per command, and the
 //! exit status. `src/main.rs` only calls [`main`].
 
+mod bench;
 mod calibrate;
 mod compare;
 mod export_args;
@@ -55,7 +56,7 @@ pub enum Command {
     /// Derive an INA219's shunt correction from a reference reading and write it into the rig.
     Calibrate(calibrate::CalibrateArgs),
     /// Compare the rig against a Python reference loop, and measure the sampler's overhead.
-    Bench(crate::bench::BenchArgs),
+    Bench(bench::BenchArgs),
     /// Compare inferences per joule across run folders, against a baseline.
     Compare(compare::CompareArgs),
     /// Write a Markdown report with SVG charts of run folders.
@@ -126,7 +127,7 @@ pub fn dispatch(cli: Cli, out: &mut Console) -> Result<ExitCode> {
         Command::Sensors { detect: true, .. } => sensors::detect(out),
         Command::Sensors { rig, .. } => sensors::read(&rig, out),
         Command::Calibrate(args) => calibrate::run(&args, out),
-        Command::Bench(args) => crate::bench::run(&args, out).map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => bench::run(&args, out),
         Command::Compare(args) => compare::run(&args, out),
         Command::Report(args) => report::run(&args, out),
         Command::Soak(args) => soak::run(&args, out),
@@ -163,7 +164,7 @@ pub(crate) mod tests {
         let Command::Run(args) = parse(&["run"]).unwrap().command else {
             panic!("not run");
         };
-        assert_eq!(args.rig, DEFAULT_RIG);
+        assert_eq!(args.run.rig, DEFAULT_RIG);
         let Command::Sensors { rig, detect } = parse(&["sensors"]).unwrap().command else {
             panic!("not sensors");
         };

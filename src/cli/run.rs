@@ -1,6 +1,6 @@
 //! `joulebench run`: the rig resolved with the command line's settings, measured into a
-//! claimed run folder, its table printed and its exports written; `--open-only` opens the
-//! backends and stops. `soak` measures through the same [`measure`].
+//! claimed run folder ([`crate::session`]), its table printed and its exports written;
+//! `--open-only` opens the backends and stops. [`RunFlags`] are the flags `soak` shares.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,12 +13,15 @@ use crate::export;
 use crate::output::{self, console::Console};
 use crate::plan::{Overrides, Plan};
 use crate::rig::{BackendKind, Device, Engine, Precision, Scenario};
-use crate::runner::{self, RunOptions};
+use crate::session::{self, Measurement, Session};
 use crate::signals::{self, Stage};
-use crate::{soak, summary};
+use crate::summary;
 
-#[derive(clap::Args, Default)]
-pub struct RunArgs {
+/// The flags of every command that measures a rig into a run folder (`run` and `soak`, which
+/// names its own default rig): the rig and the folder. [`RunFlags::plan`] is where a command
+/// line becomes a [`Plan`].
+#[derive(clap::Args)]
+pub struct RunFlags {
     /// Rig file, or a rig's name: rigs/NAME.toml under the current folder, then
     /// ~/.config/joulebench/rigs/NAME.toml, then the rigs built in (sim-cpu, rpi3-cpu, ...).
     #[arg(long, default_value = DEFAULT_RIG)]
@@ -26,6 +29,30 @@ pub struct RunArgs {
     /// Output folder (new or empty); default results/<rig>-<UTC timestamp>/.
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+impl RunFlags {
+    /// The rig with `overrides` over its settings, validated, its meters chosen, and its
+    /// threads checked against this machine's cores, before anything opens.
+    pub fn plan(&self, overrides: &Overrides) -> Result<Plan> {
+        let plan = Plan::resolve(&self.rig, overrides)?;
+        plan.check_threads()?;
+        Ok(plan)
+    }
+
+    /// A session measuring into this folder.
+    pub fn session(&self) -> Session<'_> {
+        Session {
+            out: self.out.as_deref(),
+            ..Session::default()
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub run: RunFlags,
     /// Model for every backend (manifest name or path).
     #[arg(long)]
     pub model: Option<String>,
@@ -125,111 +152,25 @@ impl RunArgs {
     }
 }
 
-/// A run measured and its files written; the folder still claimed.
-pub struct Measured {
-    pub run_dir: output::RunDir,
-    pub rows: Vec<summary::SummaryRow>,
-    pub record: runner::RunRecord,
-    /// The first streaming write that failed, if one did.
-    pub stream_error: Option<String>,
-    /// The soak monitor, where one was asked for.
-    pub monitor: Option<soak::Monitor>,
-}
-
-/// Claims the output folder, loads the rig, measures it (for `time_budget` if given, with the
-/// soak monitor if `monitor`) and writes the run's files.
-pub fn measure(
-    args: &RunArgs,
-    time_budget: Option<std::time::Duration>,
-    monitor: bool,
-) -> Result<Measured> {
-    let interrupt = signals::install()?;
-    let plan = Plan::resolve(&args.rig, &args.overrides())?;
-    plan.check_threads()?;
-    // Claimed before any model loads or sensor opens: a folder that cannot take the results,
-    // or that another run holds, must not cost a measurement; nor must an export file that
-    // cannot be written.
-    let run_dir = signals::hold(|| {
-        // A default folder is new and named by the clock: no export can be in it yet.
-        let out: Vec<&Path> = args.out.as_deref().into_iter().collect();
-        let mut outputs = args.export.outputs();
-        outputs.extend(args.export_lava.as_deref().map(|p| ("--export-lava", p)));
-        export::check_outputs(&outputs, &out)?;
-        let claimed =
-            output::create_run_dir(args.out.as_deref(), &plan.rig.name, chrono::Utc::now())?;
-        signals::on_exit(claimed.releaser());
-        anyhow::Ok(claimed)
-    })?;
-    let dir = run_dir.path();
-    let options = RunOptions {
-        interrupt,
-        progress: true,
-        sample: true,
-        time_budget,
-    };
-    let mut plan = if plan.rig.protocol.ranging {
-        eprintln!("joulebench: ranging pass: the protocol once, to set each INA219's range");
-        let plan = crate::ranging::range(&plan, &options)?;
-        for line in crate::ranging::describe(&plan.ranging) {
-            eprintln!("joulebench: {line}");
-        }
-        plan
-    } else {
-        plan
-    };
-    if time_budget.is_some() {
-        // A soak repeats the protocol until its time is spent, however many repetitions that
-        // takes: the clock bounds them, not the user's `repeat` (set past its bound here, once
-        // the rig was validated and ranged).
-        plan.rig.protocol.repeat = u32::MAX;
-    }
-    let prepared = runner::prepare(plan)?;
-    if let Some(choice) = &prepared.plan.sensor_choice {
-        eprintln!("joulebench: {}", choice.line);
-    }
-    for (i, b) in prepared.backends.iter().enumerate() {
-        if let Some(note) = &b.engine_note {
-            eprintln!("joulebench: backend {i}: {note}");
-        }
-    }
-    eprintln!(
-        "joulebench: running rig {} ({}) into {}",
-        prepared.plan.rig.name,
-        prepared.plan.origin,
-        dir.display()
-    );
-    let argv: Vec<String> = std::env::args().collect();
-    // The rows go to disk as they are measured, so a killed run leaves them behind.
-    let to = output::stream::StreamTo {
-        dir: dir.to_path_buf(),
-        command: argv.clone(),
-    };
-    signals::set_stage(Stage::Measuring);
-    // Started once everything is loaded: its first row is the memory a run starts from.
-    let monitor = monitor.then(|| soak::Monitor::start(dir)).transpose()?;
-    let (record, stream_error) = prepared.execute_streaming(&options, &to.starter())?;
-    let rows = summary::summarize(&record);
-    signals::set_stage(Stage::Writing);
-    output::files::write_final(dir, &record, &rows, &argv)?;
-    Ok(Measured {
-        run_dir,
-        rows,
-        record,
-        stream_error,
-        monitor,
-    })
-}
-
 pub fn run(args: RunArgs, out: &mut Console<impl std::io::Write>) -> Result<ExitCode> {
     if args.open_only {
         return open_only(&args, out);
     }
-    let Measured {
+    let plan = args.run.plan(&args.overrides())?;
+    let mut exports = args.export.outputs();
+    exports.extend(args.export_lava.as_deref().map(|p| ("--export-lava", p)));
+    let Measurement {
         run_dir,
         rows,
         stream_error,
         ..
-    } = measure(&args, None, false)?;
+    } = session::measure(
+        plan,
+        &Session {
+            exports,
+            ..args.run.session()
+        },
+    )?;
     let dir = run_dir.path();
     let table = output::table::columns(&rows);
     let json = serde_json::to_value(&rows)?;
@@ -248,8 +189,7 @@ pub fn run(args: RunArgs, out: &mut Console<impl std::io::Write>) -> Result<Exit
 
 /// `run --open-only`: each backend opened as a run would, one line each, nothing measured.
 fn open_only(args: &RunArgs, out: &mut Console<impl std::io::Write>) -> Result<ExitCode> {
-    let plan = Plan::resolve(&args.rig, &args.overrides())?;
-    plan.check_threads()?;
+    let plan = args.run.plan(&args.overrides())?;
     for (i, spec) in plan.rig.backends.iter().enumerate() {
         let start = std::time::Instant::now();
         let prepared = crate::runner::prepare_backend(spec)
@@ -275,7 +215,7 @@ fn open_only(args: &RunArgs, out: &mut Console<impl std::io::Write>) -> Result<E
 /// failed stream, a signal, a print that failed or a row that is not `ok`, in that order.
 pub fn finish(
     rows: &[summary::SummaryRow],
-    dir: &std::path::Path,
+    dir: &Path,
     stream_error: Option<String>,
     printed: Result<()>,
 ) -> Result<ExitCode> {
@@ -308,7 +248,7 @@ pub fn finish(
 pub fn print_results(
     out: &mut Console<impl std::io::Write>,
     table: &str,
-    dir: &std::path::Path,
+    dir: &Path,
 ) -> Result<()> {
     write!(out, "{table}")
         .and_then(|()| writeln!(out, "results: {}", dir.display()))

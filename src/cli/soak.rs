@@ -2,25 +2,26 @@
 //! with the memory, reading and drift targets checked. A target missed or not judged (a soak
 //! too short for it) exits 1 with the verdict as its one line.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use super::run::{finish, measure, print_results, Measured, RunArgs};
+use super::run::{finish, print_results, RunFlags};
 use crate::output::{self, console::Console};
+use crate::plan::Overrides;
+use crate::session::{self, Measurement, Session};
 use crate::signals::{self, Stage};
 use crate::{soak, summary};
 
 #[derive(clap::Args)]
+// `run`'s rig and folder, with a rig of its own by default.
+#[command(mut_arg("rig", |rig| rig.default_value("sim-soak").help(
+    "Rig file, or a rig's name (see `run --rig`): by default a simulated INA219 at its fastest \
+     conversion and two int8 engines",
+)))]
 pub struct SoakArgs {
-    /// Rig file, or a rig's name (see `run --rig`): by default a simulated INA219 at its
-    /// fastest conversion and two int8 engines.
-    #[arg(long, default_value = "sim-soak")]
-    pub rig: String,
-    /// Output folder (new or empty); default results/<rig>-<UTC timestamp>/.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunFlags,
     /// How long to measure, minutes (up to a day); the backends share it equally.
     #[arg(long, default_value_t = 60.0)]
     pub minutes: f64,
@@ -54,20 +55,24 @@ pub fn run(args: &SoakArgs, out: &mut Console<impl std::io::Write>) -> Result<Ex
         max_growth_mib: args.max_growth_mib,
         max_drift_pct: args.max_drift_pct,
     };
-    // As many repetitions as the time allows: `measure` repeats until the budget is spent.
-    let run_args = RunArgs {
-        rig: args.rig.clone(),
-        out: args.out.clone(),
-        ..RunArgs::default()
-    };
+    // The rig as written, for as many repetitions as the time allows: the session repeats
+    // until the budget is spent.
+    let plan = args.run.plan(&Overrides::default())?;
     let budget = std::time::Duration::from_secs_f64(args.minutes * 60.0);
-    let Measured {
+    let Measurement {
         run_dir,
         rows,
         record,
         stream_error,
         monitor,
-    } = measure(&run_args, Some(budget), true)?;
+    } = session::measure(
+        plan,
+        &Session {
+            time_budget: Some(budget),
+            monitor: true,
+            ..args.run.session()
+        },
+    )?;
     let dir = run_dir.path();
     let samples = monitor.context("the soak monitor")?.finish()?;
     // The machine's own stalls, under the load the backends put on it, for as long as a
