@@ -2,18 +2,18 @@
 //!
 //! The network is the int8 model's own, dequantized ([`crate::models::ensure_float_weights`]),
 //! so a float run on a GPU and an int8 run on a Raspberry Pi classify with the same weights;
-//! only the arithmetic differs. See [`mobilenet`] for how the graph matches TensorFlow's.
+//! only the arithmetic differs. See `mobilenet.rs` for how the graph matches TensorFlow's.
 //!
 //! Every classification follows the 2019 method: the input is copied into the model (host to
 //! device on a GPU), the network runs, and the scores are read back to the host.
 //!
 //! What runs the network, from fastest to plainest, each kept only where it works and gives
 //! the eager network's scores (else the next, with the reason in the engine note):
-//! - on CUDA by default, Inductor's fused kernels from an AOTInductor package ([`aoti`]),
+//! - on CUDA by default, Inductor's fused kernels from an AOTInductor package (`aoti.rs`),
 //!   compiled once per machine and cached; on the CPU when the rig asks (`aoti = true`);
-//! - libtorch's eager kernels, one call per operator ([`mobilenet`]).
+//! - libtorch's eager kernels, one call per operator (`mobilenet.rs`).
 //!
-//! On CUDA either runs as a CUDA graph by default ([`shim::CudaGraph`]): captured once when
+//! On CUDA either runs as a CUDA graph by default (`shim::CudaGraph`): captured once when
 //! the backend opens, replayed per classification; the copies in and out stay outside it.
 
 mod aoti;
