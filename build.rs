@@ -100,37 +100,14 @@ fn link_libtorch() {
 /// error where everything was found is one: the shim is then broken, and a build that quietly
 /// dropped it would hide that.
 fn build_shim(lib: &std::path::Path) {
-    const DIR: &str = "src/backend/torch/shim";
-    println!("cargo:rerun-if-changed={DIR}");
+    println!("cargo:rerun-if-changed={SHIM_DIR}");
     println!("cargo:rerun-if-env-changed=CUDA_HOME");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     // The wheel's layout: site-packages/torch/{lib,include}; a libtorch zip's: libtorch/{lib,include}.
     let torch = lib.parent().unwrap_or(lib);
     let torch_include = torch.join("include");
-    let aoti = if torch_include
-        .join("torch/csrc/inductor/aoti_package/model_package_loader.h")
-        .is_file()
-    {
-        Ok(())
-    } else {
-        Err(format!(
-            "libtorch's headers are not at {} (no AOTIModelPackageLoader)",
-            torch_include.display()
-        ))
-    };
-    let cuda = if !lib.join("libtorch_cuda.so").exists() {
-        Err(format!(
-            "the libtorch at {} has no CUDA (no libtorch_cuda.so)",
-            lib.display()
-        ))
-    } else if !torch_include.join("ATen/cuda/CUDAGraph.h").is_file() {
-        Err(format!(
-            "libtorch's headers are not at {} (no ATen/cuda/CUDAGraph.h)",
-            torch_include.display()
-        ))
-    } else {
-        cuda_headers(torch)
-    };
+    let aoti = aoti_ingredients(&torch_include);
+    let cuda = cuda_graph_ingredients(lib, torch, &torch_include);
     let mut include = vec![
         torch_include.clone(),
         torch_include.join("torch/csrc/api/include"),
@@ -145,10 +122,10 @@ fn build_shim(lib: &std::path::Path) {
         .std("c++17")
         .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str());
     if aoti.is_ok() {
-        build.file(format!("{DIR}/aoti.cpp"));
+        build.file(format!("{SHIM_DIR}/aoti.cpp"));
     }
     if let Ok(dirs) = &cuda {
-        build.file(format!("{DIR}/cuda_graph.cpp"));
+        build.file(format!("{SHIM_DIR}/cuda_graph.cpp"));
         include.extend(dirs.iter().cloned());
     }
     for (part, built) in [
@@ -163,15 +140,62 @@ fn build_shim(lib: &std::path::Path) {
     if aoti.is_err() && cuda.is_err() {
         return;
     }
+    compile_shim(&mut build, &include);
+    link_shim(aoti.is_ok(), cuda.is_ok());
+}
+
+/// The torch backend's C++ shim, relative to the package.
+const SHIM_DIR: &str = "src/backend/torch/shim";
+
+/// Whether the AOTInductor part can be built: libtorch's headers have its package loader.
+fn aoti_ingredients(torch_include: &std::path::Path) -> Result<(), String> {
+    if torch_include
+        .join("torch/csrc/inductor/aoti_package/model_package_loader.h")
+        .is_file()
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "libtorch's headers are not at {} (no AOTIModelPackageLoader)",
+            torch_include.display()
+        ))
+    }
+}
+
+/// Whether the CUDA-graph part can be built: a libtorch with CUDA, its CUDA headers, and the
+/// CUDA runtime's headers (their folders).
+fn cuda_graph_ingredients(
+    lib: &std::path::Path,
+    torch: &std::path::Path,
+    torch_include: &std::path::Path,
+) -> Result<Vec<std::path::PathBuf>, String> {
+    if !lib.join("libtorch_cuda.so").exists() {
+        Err(format!(
+            "the libtorch at {} has no CUDA (no libtorch_cuda.so)",
+            lib.display()
+        ))
+    } else if !torch_include.join("ATen/cuda/CUDAGraph.h").is_file() {
+        Err(format!(
+            "libtorch's headers are not at {} (no ATen/cuda/CUDAGraph.h)",
+            torch_include.display()
+        ))
+    } else {
+        cuda_headers(torch)
+    }
+}
+
+/// Compiles the shim's sources in `build` into its static library; a compile error is a
+/// panic (see [`build_shim`]).
+fn compile_shim(build: &mut cc::Build, include: &[std::path::PathBuf]) {
     // -isystem, not -I: the shim's own warnings are shown, libtorch's thousands are not.
-    for dir in &include {
+    for dir in include {
         build
             .flag("-isystem")
             .flag(dir.to_str().expect("a UTF-8 include path"));
     }
     if let Err(e) = build.try_compile("joulebench_torch_shim") {
         panic!(
-            "the torch backend's C++ shim ({DIR}) did not compile against {}: {e}",
+            "the torch backend's C++ shim ({SHIM_DIR}) did not compile against {}: {e}",
             include
                 .iter()
                 .map(|d| d.display().to_string())
@@ -179,15 +203,19 @@ fn build_shim(lib: &std::path::Path) {
                 .join(", ")
         );
     }
+}
+
+/// Links what the compiled shim calls, and announces its built parts by their cfgs.
+fn link_shim(aoti: bool, cuda: bool) {
     // What the shim calls, after the static library so the linker resolves its symbols:
     // AOTIModelPackageLoader (libtorch_cpu); at::cuda::CUDAGraph (libtorch_cuda) and the CUDA
     // streams (libc10_cuda); c10's generic streams, events and errors (libc10). No libcudart:
     // the shim never calls the CUDA runtime itself.
     let mut libs = vec!["torch_cpu"];
-    if aoti.is_ok() {
+    if aoti {
         println!("cargo:rustc-cfg=joulebench_aoti");
     }
-    if cuda.is_ok() {
+    if cuda {
         libs.extend(["torch_cuda", "c10_cuda"]);
         println!("cargo:rustc-cfg=joulebench_cuda_graph");
     }

@@ -123,19 +123,13 @@ pub fn run(
         top_k(&scores, TOP_K, top);
         Ok(())
     };
-    let stopped = || ctx.interrupt.load(Ordering::Relaxed);
 
     ctx.phases
         .begin(Phase::Warmup, Some(ctx.slot), ctx.clock.now());
-    for _ in 0..spec.warmup {
-        if stopped() {
-            break;
-        }
-        if let Err(e) = classify(&mut top) {
-            out.error = Some(format!("warm-up: {e:#}"));
-            ctx.phases.end(ctx.clock.now());
-            return out;
-        }
+    if let Err(e) = warm_up(&mut classify, &mut top, spec, ctx) {
+        out.error = Some(format!("warm-up: {e:#}"));
+        ctx.phases.end(ctx.clock.now());
+        return out;
     }
 
     ctx.phases
@@ -148,6 +142,49 @@ pub fn run(
     out.gpu_start = ctx.gpus.iter().map(GpuProbe::capture).collect();
     let start = ctx.clock.now();
     ctx.phases.begin(Phase::Timed, Some(ctx.slot), start);
+    let end = timed_loop(&mut classify, &mut top, spec, ctx, &engine, start, &mut out);
+    ctx.phases.end(end);
+    out.machine_end = ctx.machine_root.map(MachineState::capture);
+    out.gpu_end = ctx.gpus.iter().map(GpuProbe::capture).collect();
+    out.window = Some((start, end));
+    out.top = top;
+    out.interrupted = stopped(ctx);
+    out
+}
+
+/// Whether Ctrl-C asked the run to stop.
+fn stopped(ctx: &Context) -> bool {
+    ctx.interrupt.load(Ordering::Relaxed)
+}
+
+/// The warm-up classifications, until done or stopped; the first error ends them.
+fn warm_up(
+    classify: &mut impl FnMut(&mut Vec<Prediction>) -> anyhow::Result<()>,
+    top: &mut Vec<Prediction>,
+    spec: &ProtocolSpec,
+    ctx: &Context,
+) -> anyhow::Result<()> {
+    for _ in 0..spec.warmup {
+        if stopped(ctx) {
+            break;
+        }
+        classify(top)?;
+    }
+    Ok(())
+}
+
+/// The timed classifications from `start`, into `out`, until the rig's runs and minimum
+/// duration are both done, a classification fails, or the run is stopped; handed to the
+/// stream as they go. Returns the end of the window: the end of the last classification.
+fn timed_loop(
+    classify: &mut impl FnMut(&mut Vec<Prediction>) -> anyhow::Result<()>,
+    top: &mut Vec<Prediction>,
+    spec: &ProtocolSpec,
+    ctx: &Context,
+    engine: &str,
+    start: f64,
+    out: &mut TimedRun,
+) -> f64 {
     // Reserved so that no reallocation lands in the timed loop; never past the bound a rig's
     // runs has (16 MB), whatever spec the caller built.
     out.latencies
@@ -157,9 +194,9 @@ pub fn run(
     let mut end = start;
     // Latencies handed to the stream so far, and when.
     let (mut handed, mut handed_at) = (0, start);
-    while !stopped() && (out.latencies.len() < spec.runs as usize || end < min_end) {
+    while !stopped(ctx) && (out.latencies.len() < spec.runs as usize || end < min_end) {
         let t0 = ctx.clock.now();
-        let result = classify(&mut top);
+        let result = classify(top);
         end = ctx.clock.now();
         if let Err(e) = result {
             out.error = Some(format!("classification {}: {e:#}", out.latencies.len() + 1));
@@ -173,7 +210,7 @@ pub fn run(
         if let Some(feed) = ctx.stream.filter(|_| end - handed_at >= HAND_OFF_EVERY_S) {
             feed.latencies(
                 ctx.slot,
-                &engine,
+                engine,
                 handed + 1,
                 out.latencies[handed..].to_vec(),
             );
@@ -184,18 +221,12 @@ pub fn run(
     if let Some(feed) = ctx.stream.filter(|_| handed < out.latencies.len()) {
         feed.latencies(
             ctx.slot,
-            &engine,
+            engine,
             handed + 1,
             out.latencies[handed..].to_vec(),
         );
     }
-    ctx.phases.end(end);
-    out.machine_end = ctx.machine_root.map(MachineState::capture);
-    out.gpu_end = ctx.gpus.iter().map(GpuProbe::capture).collect();
-    out.window = Some((start, end));
-    out.top = top;
-    out.interrupted = stopped();
-    out
+    end
 }
 
 /// Sleeps for `d`, waking early when `interrupt` is set.

@@ -11,8 +11,10 @@
 use anyhow::{bail, Context, Result};
 
 use crate::plan::Plan;
-use crate::rig::SensorSpec;
+use crate::record::RunRecord;
+use crate::rig::{Ina219Spec, SensorSpec};
 use crate::runner::{self, RunOptions};
+use crate::sampler::SensorLog;
 use crate::sensor::ina219;
 
 /// Headroom over the peak current of the ranging pass.
@@ -30,6 +32,35 @@ pub fn range(plan: &Plan, options: &RunOptions) -> Result<Plan> {
         return Ok(plan.clone());
     }
     let rig = &plan.rig;
+    let record = ranging_pass(plan, options)?;
+    // The sensors the plan chose (`detect_sensors` included): the measured run uses the same
+    // ones, ranged.
+    let mut ranged_rig = rig.clone();
+    let mut ranged = Vec::new();
+    for (index, (spec, log)) in ranged_rig
+        .sensors
+        .iter_mut()
+        .zip(&record.sensors)
+        .enumerate()
+    {
+        let (SensorSpec::Ina219(s) | SensorSpec::Ina219Sim(s)) = spec else {
+            continue;
+        };
+        ranged.push(range_sensor(index, s, log)?);
+    }
+    ranged_rig
+        .validate()
+        .context("the rig after the ranging pass")?;
+    Ok(Plan {
+        rig: ranged_rig,
+        ranging: ranged,
+        ..plan.clone()
+    })
+}
+
+/// The plan run once (one repetition, no idle baseline); an error if it was interrupted or a
+/// backend failed, since then its peaks say nothing.
+fn ranging_pass(plan: &Plan, options: &RunOptions) -> Result<RunRecord> {
     let mut pass = plan.clone();
     pass.rig.protocol.repeat = 1;
     pass.rig.idle_baseline_s = 0.0;
@@ -49,64 +80,48 @@ pub fn range(plan: &Plan, options: &RunOptions) -> Result<Plan> {
             failed.1
         );
     }
-    // The sensors the plan chose (`detect_sensors` included): the measured run uses the same
-    // ones, ranged.
-    let mut ranged_rig = rig.clone();
-    let mut ranged = Vec::new();
-    for (index, (spec, log)) in ranged_rig
-        .sensors
-        .iter_mut()
-        .zip(&record.sensors)
-        .enumerate()
-    {
-        let (SensorSpec::Ina219(s) | SensorSpec::Ina219Sim(s)) = spec else {
-            continue;
-        };
-        let fresh: Vec<_> = log
-            .samples
-            .iter()
-            .filter_map(|sample| sample.reading.as_ref().ok())
-            .filter(|r| !r.stale)
-            .collect();
-        if fresh.iter().any(|r| r.saturated) {
-            bail!(
-                "ranging pass: sensor {index} ({}) clipped at its range: raise max_current_a \
-                 (now {} A) or use a smaller shunt",
-                s.rail,
-                s.max_current_a
-            );
-        }
-        let Some(peak) = fresh.iter().filter_map(|r| r.amps).reduce(f64::max) else {
-            bail!(
-                "ranging pass: sensor {index} ({}) gave no fresh reading{}",
-                s.rail,
-                log.failure
-                    .as_ref()
-                    .map_or(String::new(), |f| format!(": {f}"))
-            );
-        };
-        let before = s.max_current_a;
-        s.max_current_a = ina219::ranged_max_current(HEADROOM * peak.max(0.0), s.shunt_ohms);
-        s.shunt_range_mv = None;
-        let settings = ina219::Ina219Settings::from_spec(s, "ranging")
-            .with_context(|| format!("ranging sensor {index} ({})", s.rail))?;
-        ranged.push(Ranged {
-            sensor_index: index,
-            rail: s.rail.clone(),
-            peak_amps: peak,
-            readings: fresh.len(),
-            max_current_a_before: before,
-            max_current_a: s.max_current_a,
-            shunt_range_mv: settings.shunt_range_mv(),
-        });
+    Ok(record)
+}
+
+/// Sets sensor `index`'s range from the peak of its fresh readings in the pass's `log`; an
+/// error if it clipped or read nothing.
+fn range_sensor(index: usize, s: &mut Ina219Spec, log: &SensorLog) -> Result<Ranged> {
+    let fresh: Vec<_> = log
+        .samples
+        .iter()
+        .filter_map(|sample| sample.reading.as_ref().ok())
+        .filter(|r| !r.stale)
+        .collect();
+    if fresh.iter().any(|r| r.saturated) {
+        bail!(
+            "ranging pass: sensor {index} ({}) clipped at its range: raise max_current_a \
+             (now {} A) or use a smaller shunt",
+            s.rail,
+            s.max_current_a
+        );
     }
-    ranged_rig
-        .validate()
-        .context("the rig after the ranging pass")?;
-    Ok(Plan {
-        rig: ranged_rig,
-        ranging: ranged,
-        ..plan.clone()
+    let Some(peak) = fresh.iter().filter_map(|r| r.amps).reduce(f64::max) else {
+        bail!(
+            "ranging pass: sensor {index} ({}) gave no fresh reading{}",
+            s.rail,
+            log.failure
+                .as_ref()
+                .map_or(String::new(), |f| format!(": {f}"))
+        );
+    };
+    let before = s.max_current_a;
+    s.max_current_a = ina219::ranged_max_current(HEADROOM * peak.max(0.0), s.shunt_ohms);
+    s.shunt_range_mv = None;
+    let settings = ina219::Ina219Settings::from_spec(s, "ranging")
+        .with_context(|| format!("ranging sensor {index} ({})", s.rail))?;
+    Ok(Ranged {
+        sensor_index: index,
+        rail: s.rail.clone(),
+        peak_amps: peak,
+        readings: fresh.len(),
+        max_current_a_before: before,
+        max_current_a: s.max_current_a,
+        shunt_range_mv: settings.shunt_range_mv(),
     })
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
+use crate::calibrate::{Calibration, Reference};
 use crate::output::console::Console;
 
 /// The reference and its uncertainty are checked in `calibrate`, not by clap, so a missing one
@@ -38,17 +39,8 @@ pub struct CalibrateArgs {
 }
 
 pub fn run(args: &CalibrateArgs, out: &mut Console<impl std::io::Write>) -> Result<ExitCode> {
-    use crate::calibrate::{self, Reference, Request};
-    let reference = match (args.amps, args.watts, args.load_ohms) {
-        (Some(a), None, None) => Reference::Amps(a),
-        (None, Some(w), None) => Reference::Watts(w),
-        (None, None, Some(r)) => Reference::LoadOhms(r),
-        (None, None, None) => anyhow::bail!(
-            "calibrate needs a reference: --amps A (a trusted ammeter in series), --watts W (a \
-             trusted power meter) or --load-ohms R (a known resistance as the load)"
-        ),
-        _ => anyhow::bail!("give one reference: --amps, --watts or --load-ohms, not several"),
-    };
+    use crate::calibrate::{self, Request};
+    let reference = reference(args)?;
     let Some(uncertainty_pct) = args.reference_uncertainty_pct else {
         anyhow::bail!(
             "calibrate needs --reference-uncertainty-pct: what the reference is good to, in \
@@ -70,6 +62,42 @@ pub fn run(args: &CalibrateArgs, out: &mut Console<impl std::io::Write>) -> Resu
     );
     let clock = Arc::new(crate::clock::RunClock::start());
     let (target, cal) = prepared.run(clock, chrono::Utc::now())?;
+    print_calibration(out, &cal, reference, uncertainty_pct)?;
+    match (&target.path, args.dry_run) {
+        (Some(path), false) => writeln!(
+            out,
+            "wrote shunt_correction = {} and reference_uncertainty_pct = {} into sensors[{}] of {}",
+            cal.factor,
+            uncertainty_pct,
+            target.index,
+            path.display()
+        )?,
+        _ => writeln!(out, "dry run: {} left as it was", target.origin)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The one reference the command line gives.
+fn reference(args: &CalibrateArgs) -> Result<Reference> {
+    Ok(match (args.amps, args.watts, args.load_ohms) {
+        (Some(a), None, None) => Reference::Amps(a),
+        (None, Some(w), None) => Reference::Watts(w),
+        (None, None, Some(r)) => Reference::LoadOhms(r),
+        (None, None, None) => anyhow::bail!(
+            "calibrate needs a reference: --amps A (a trusted ammeter in series), --watts W (a \
+             trusted power meter) or --load-ohms R (a known resistance as the load)"
+        ),
+        _ => anyhow::bail!("give one reference: --amps, --watts or --load-ohms, not several"),
+    })
+}
+
+/// What the read measured against the reference, and the factor and uncertainty it gives.
+fn print_calibration(
+    out: &mut Console<impl std::io::Write>,
+    cal: &Calibration,
+    reference: Reference,
+    uncertainty_pct: f64,
+) -> Result<()> {
     let m = &cal.measurement;
     let unit = cal.unit;
     writeln!(
@@ -109,18 +137,7 @@ pub fn run(args: &CalibrateArgs, out: &mut Console<impl std::io::Write>) -> Resu
              reference's {uncertainty_pct} %: a quieter load or a longer read (--seconds) helps"
         )?;
     }
-    match (&target.path, args.dry_run) {
-        (Some(path), false) => writeln!(
-            out,
-            "wrote shunt_correction = {} and reference_uncertainty_pct = {} into sensors[{}] of {}",
-            cal.factor,
-            uncertainty_pct,
-            target.index,
-            path.display()
-        )?,
-        _ => writeln!(out, "dry run: {} left as it was", target.origin)?,
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -503,8 +503,28 @@ pub struct Verdict {
 pub fn verdict(start: &MachineState, end: &MachineState) -> Verdict {
     let mut signals = Vec::new();
     let mut reasons = Vec::new();
+    check_throttle_counts(start, end, &mut signals, &mut reasons);
+    check_pi_flags(start, end, &mut signals, &mut reasons);
+    check_cooling_devices(start, end, &mut signals, &mut reasons);
+    check_cpufreq_ceilings(start, end, &mut signals, &mut reasons);
+    let throttled = if !reasons.is_empty() {
+        Some(Throttle::Yes(reasons.join("; ")))
+    } else if signals.is_empty() {
+        None
+    } else {
+        Some(Throttle::No)
+    };
+    Verdict { throttled, signals }
+}
 
-    // Intel: a throttle event counter grew.
+/// Intel: a throttle event counter grew. Each `check_*` adds its signal to `signals` where
+/// it could be read at both ends, and what it shows to `reasons`.
+fn check_throttle_counts(
+    start: &MachineState,
+    end: &MachineState,
+    signals: &mut Vec<String>,
+    reasons: &mut Vec<String>,
+) {
     if let (Some(a), Some(b)) = (&start.throttle_counts, &end.throttle_counts) {
         if a.cpus == b.cpus {
             for (what, a, b) in [
@@ -522,8 +542,15 @@ pub fn verdict(start: &MachineState, end: &MachineState) -> Verdict {
             }
         }
     }
+}
 
-    // Raspberry Pi: a "now" flag at either end, or a "since boot" flag newly set.
+/// Raspberry Pi: a "now" flag at either end, or a "since boot" flag newly set.
+fn check_pi_flags(
+    start: &MachineState,
+    end: &MachineState,
+    signals: &mut Vec<String>,
+    reasons: &mut Vec<String>,
+) {
     let (pi_a, pi_b) = (start.rpi_throttled.known(), end.rpi_throttled.known());
     if pi_a.is_some() && pi_b.is_some() {
         signals.push("get_throttled".into());
@@ -541,8 +568,15 @@ pub fn verdict(start: &MachineState, end: &MachineState) -> Verdict {
             }
         }
     }
+}
 
-    // A CPU cooling device holding the clock down at either end.
+/// A CPU cooling device holding the clock down at either end.
+fn check_cooling_devices(
+    start: &MachineState,
+    end: &MachineState,
+    signals: &mut Vec<String>,
+    reasons: &mut Vec<String>,
+) {
     let cpu_cooling = |s: &MachineState| -> Vec<(String, String, u64)> {
         s.cooling_devices
             .iter()
@@ -570,8 +604,15 @@ pub fn verdict(start: &MachineState, end: &MachineState) -> Verdict {
             reasons.push(format!("{device} ({kind}) at state {state} {when}"));
         }
     }
+}
 
-    // cpufreq: the ceiling dropped below the hardware's during the window.
+/// cpufreq: the ceiling dropped below the hardware's during the window.
+fn check_cpufreq_ceilings(
+    start: &MachineState,
+    end: &MachineState,
+    signals: &mut Vec<String>,
+    reasons: &mut Vec<String>,
+) {
     let capped = |p: &CpuPolicy| -> Option<(u64, u64, bool)> {
         let (max, hw) = (*p.max_khz.known()?, *p.hw_max_khz.known()?);
         Some((max, hw, max < hw))
@@ -595,15 +636,6 @@ pub fn verdict(start: &MachineState, end: &MachineState) -> Verdict {
             ));
         }
     }
-
-    let throttled = if !reasons.is_empty() {
-        Some(Throttle::Yes(reasons.join("; ")))
-    } else if signals.is_empty() {
-        None
-    } else {
-        Some(Throttle::No)
-    };
-    Verdict { throttled, signals }
 }
 
 /// Where a sign was seen: at the window's start, its end, or both.

@@ -37,9 +37,20 @@ fn label(r: &SummaryRow, repeated: bool) -> String {
 pub fn render(rows: &[SummaryRow]) -> String {
     let mut out = String::new();
     let repeated = rows.iter().any(|r| r.repetition == Repetition::All);
-    let opt = crate::export::cell;
+    write_speed(&mut out, rows, repeated);
+    write_energy(&mut out, rows, repeated);
+    write_counter_checks(&mut out, rows, repeated);
+    write_costly_samplers(&mut out, rows, repeated);
+    write_withheld_net(&mut out, rows, repeated);
+    write_throttled(&mut out, rows, repeated);
+    write_fallbacks(&mut out, rows);
+    out += &super::batch_curve::render(rows);
+    out
+}
 
-    // The speed of each repetition; a table of aggregates only (a soak's) has none.
+/// The speed of each repetition; a table of aggregates only (a soak's) has none.
+fn write_speed(out: &mut String, rows: &[SummaryRow], repeated: bool) {
+    let opt = crate::export::cell;
     if rows.iter().any(|r| r.repetition != Repetition::All) {
         let _ = writeln!(
             out,
@@ -83,7 +94,10 @@ pub fn render(rows: &[SummaryRow]) -> String {
             );
         }
     }
+}
 
+/// The energy of each measured row, with the footnotes its columns need.
+fn write_energy(out: &mut String, rows: &[SummaryRow], repeated: bool) {
     let measured: Vec<SummaryRow> = rows
         .iter()
         .filter(|r| r.sensor != "none")
@@ -119,8 +133,11 @@ pub fn render(rows: &[SummaryRow]) -> String {
             );
         }
     }
-    // The NVML counter's cross-check, one entry per row of an NVML sensor that has one or
-    // says why not (a footnote, so the exported columns stay as they are).
+}
+
+/// The NVML counter's cross-check, one entry per row of an NVML sensor that has one or
+/// says why not (a footnote, so the exported columns stay as they are).
+fn write_counter_checks(out: &mut String, rows: &[SummaryRow], repeated: bool) {
     let checks: Vec<String> = rows
         .iter()
         .filter(|r| r.sensor == "nvml")
@@ -140,8 +157,11 @@ pub fn render(rows: &[SummaryRow]) -> String {
             checks.join("; ")
         );
     }
-    // What the meter itself cost, where it was more than a meter should: one entry per
-    // sensor's row, the rig's total left out (it only adds them up).
+}
+
+/// What the meter itself cost, where it was more than a meter should: one entry per
+/// sensor's row, the rig's total left out (it only adds them up).
+fn write_costly_samplers(out: &mut String, rows: &[SummaryRow], repeated: bool) {
     let costly: Vec<String> = rows
         .iter()
         .filter(|r| r.sensor != crate::summary::TOTAL_KIND)
@@ -158,9 +178,12 @@ pub fn render(rows: &[SummaryRow]) -> String {
             costly.join("; ")
         );
     }
-    // A net figure left out on purpose, once per row of a measured or simulated sensor (a
-    // nominal one is explained by its own footnote above), and not for an aggregate whose
-    // repetitions are listed already.
+}
+
+/// A net figure left out on purpose, once per row of a measured or simulated sensor (a
+/// nominal one is explained by its own footnote), and not for an aggregate whose
+/// repetitions are listed already.
+fn write_withheld_net(out: &mut String, rows: &[SummaryRow], repeated: bool) {
     let withheld: Vec<String> = rows
         .iter()
         .filter(|r| !r.net_note.is_empty() && r.origin != Some(Origin::Nominal))
@@ -170,8 +193,11 @@ pub fn render(rows: &[SummaryRow]) -> String {
     if !withheld.is_empty() {
         let _ = writeln!(out, "(net inf/J left empty: {})", withheld.join("; "));
     }
-    // One note per window (not per sensor), and none for an aggregate whose repetitions are
-    // listed already.
+}
+
+/// The throttled windows: one note per window (not per sensor), and none for an aggregate
+/// whose repetitions are listed already.
+fn write_throttled(out: &mut String, rows: &[SummaryRow], repeated: bool) {
     let marked: Vec<String> = rows
         .iter()
         .filter(|r| r.sensor_index.unwrap_or(0) == 0 && r.repetition != Repetition::All)
@@ -185,7 +211,10 @@ pub fn render(rows: &[SummaryRow]) -> String {
             marked.join("; ")
         );
     }
-    // The engine a backend fell back to, once per backend: its figures are that engine's.
+}
+
+/// The engine a backend fell back to, once per backend: its figures are that engine's.
+fn write_fallbacks(out: &mut String, rows: &[SummaryRow]) {
     let mut fell_back: Vec<(usize, &str)> = Vec::new();
     for r in rows.iter().filter(|r| !r.engine_note.is_empty()) {
         if !fell_back.iter().any(|(b, _)| *b == r.backend_index) {
@@ -195,8 +224,6 @@ pub fn render(rows: &[SummaryRow]) -> String {
     for (backend, note) in fell_back {
         let _ = writeln!(out, "(engine of backend {backend}: {note})");
     }
-    out += &super::batch_curve::render(rows);
-    out
 }
 
 /// A sampler thread above this share of a core is footnoted: reading a sensor should cost a

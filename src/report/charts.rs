@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, Result};
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -119,6 +120,9 @@ fn tick(v: f64) -> String {
     }
 }
 
+/// The coordinates of a bar chart: a linear or log value axis, one row per bar.
+type BarCoord<X> = Cartesian2d<X, RangedCoordf64>;
+
 fn draw_bars<X>(
     root: &Area,
     title: &str,
@@ -156,6 +160,35 @@ where
         .axis_desc_style((FONT, 17))
         .draw()?;
     let x_lo = chart.x_range().start;
+    draw_row_labels(root, &chart, bars, &row)?;
+    chart.draw_series(bars.iter().enumerate().map(|(i, b)| {
+        let mut r = Rectangle::new(
+            [(x_lo, row(i)), (b.value, row(i) + 1.0)],
+            origin_color(b.origin).filled(),
+        );
+        r.set_margin(10, 10, 0, 0);
+        r
+    }))?;
+    draw_intervals(&mut chart, bars, &row)?;
+    let text_style =
+        TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    let end_of = |b: &Bar| b.interval.map_or(b.value, |(_, hi)| hi.max(b.value));
+    chart.draw_series(bars.iter().enumerate().map(|(i, b)| {
+        EmptyElement::at((end_of(b), row(i) + 0.5))
+            + Text::new(b.text.clone(), (8, 0), text_style.clone())
+    }))?;
+    draw_references(&mut chart, references, n)?;
+    Ok(())
+}
+
+/// Each bar's label, right-aligned left of the value axis.
+fn draw_row_labels<X: Ranged<ValueType = f64>>(
+    root: &Area,
+    chart: &ChartContext<SVGBackend, BarCoord<X>>,
+    bars: &[Bar],
+    row: &dyn Fn(usize) -> f64,
+) -> Result<()> {
+    let x_lo = chart.x_range().start;
     let label_style =
         TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
     for (i, b) in bars.iter().enumerate() {
@@ -166,14 +199,15 @@ where
             label_style.clone(),
         ))?;
     }
-    chart.draw_series(bars.iter().enumerate().map(|(i, b)| {
-        let mut r = Rectangle::new(
-            [(x_lo, row(i)), (b.value, row(i) + 1.0)],
-            origin_color(b.origin).filled(),
-        );
-        r.set_margin(10, 10, 0, 0);
-        r
-    }))?;
+    Ok(())
+}
+
+/// The error bar of each bar that has a confidence interval.
+fn draw_intervals<X: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<SVGBackend, BarCoord<X>>,
+    bars: &[Bar],
+    row: &dyn Fn(usize) -> f64,
+) -> Result<()> {
     let black = BLACK.stroke_width(2);
     for (i, b) in bars.iter().enumerate() {
         if let Some((lo, hi)) = b.interval {
@@ -189,13 +223,15 @@ where
             }
         }
     }
-    let text_style =
-        TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
-    let end_of = |b: &Bar| b.interval.map_or(b.value, |(_, hi)| hi.max(b.value));
-    chart.draw_series(bars.iter().enumerate().map(|(i, b)| {
-        EmptyElement::at((end_of(b), row(i) + 0.5))
-            + Text::new(b.text.clone(), (8, 0), text_style.clone())
-    }))?;
+    Ok(())
+}
+
+/// A vertical line across all `n` rows at each reference value.
+fn draw_references<X: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<SVGBackend, BarCoord<X>>,
+    references: &[(String, f64)],
+    n: usize,
+) -> Result<()> {
     for (k, (_, value)) in references.iter().enumerate() {
         let style = REF_COLORS[k % REF_COLORS.len()].stroke_width(2);
         chart.draw_series(std::iter::once(PathElement::new(
@@ -352,30 +388,47 @@ pub fn draw_all(
     implied: &[(String, String, f64)],
 ) -> Result<Vec<Chart>> {
     let mut charts = Vec::new();
-    let bars_of = |value: &dyn Fn(&Entry) -> Option<f64>, digits: usize, unit: &str| {
-        entries
-            .iter()
-            .filter_map(|e| {
-                value(e).filter(|v| *v > 0.0 && v.is_finite()).map(|v| Bar {
-                    label: format!("{}. {}", e.number, e.label),
-                    value: v,
-                    interval: None,
-                    origin: e.origin,
-                    text: format!("{v:.digits$} {unit}"),
-                })
-            })
-            .collect::<Vec<Bar>>()
-    };
-    let left_out = |bars: &[Bar]| {
-        let missing = entries.len() - bars.len();
-        if missing == 0 {
-            String::new()
-        } else {
-            format!(" {missing} entries without this figure are left out.")
-        }
-    };
+    fps_charts(dir, entries, &mut charts)?;
+    timed_run_chart(dir, entries, &mut charts)?;
+    per_joule_chart(dir, entries, implied, &mut charts)?;
+    power_charts(dir, traces, &mut charts)?;
+    Ok(charts)
+}
 
-    let fps = bars_of(&|e| e.row.fps, 1, "FPS");
+/// One bar per entry that has a positive, finite `value`, labelled with `digits` and `unit`.
+fn bars_of(
+    entries: &[Entry],
+    value: &dyn Fn(&Entry) -> Option<f64>,
+    digits: usize,
+    unit: &str,
+) -> Vec<Bar> {
+    entries
+        .iter()
+        .filter_map(|e| {
+            value(e).filter(|v| *v > 0.0 && v.is_finite()).map(|v| Bar {
+                label: format!("{}. {}", e.number, e.label),
+                value: v,
+                interval: None,
+                origin: e.origin,
+                text: format!("{v:.digits$} {unit}"),
+            })
+        })
+        .collect::<Vec<Bar>>()
+}
+
+/// A caption's sentence on the entries a chart's `bars` leave out, if any.
+fn left_out(entries: &[Entry], bars: &[Bar]) -> String {
+    let missing = entries.len() - bars.len();
+    if missing == 0 {
+        String::new()
+    } else {
+        format!(" {missing} entries without this figure are left out.")
+    }
+}
+
+/// Frames per second, on a linear and on a log scale.
+fn fps_charts(dir: &Path, entries: &[Entry], charts: &mut Vec<Chart>) -> Result<()> {
+    let fps = bars_of(entries, &|e| e.row.fps, 1, "FPS");
     if !fps.is_empty() {
         for (log, file, title) in [
             (false, "fps-linear.svg", "Frames per second (linear scale)"),
@@ -395,14 +448,18 @@ pub fn draw_all(
                 caption: format!(
                     "Timed classifications per second of each entry{}, higher is better.{}",
                     if log { " on a logarithmic axis, so that entries orders of magnitude apart stay readable" } else { "" },
-                    left_out(&fps)
+                    left_out(entries, &fps)
                 ),
                 file: file.into(),
             });
         }
     }
+    Ok(())
+}
 
-    let time = bars_of(&|e| e.timed_seconds(), 2, "s");
+/// How long each entry's timed run took.
+fn timed_run_chart(dir: &Path, entries: &[Entry], charts: &mut Vec<Chart>) -> Result<()> {
+    let time = bars_of(entries, &|e| e.timed_seconds(), 2, "s");
     if !time.is_empty() {
         let file = "timed-run.svg";
         let title = "Time of the timed runs";
@@ -420,40 +477,25 @@ pub fn draw_all(
             caption: format!(
                 "How long one timed run of each entry took (its timed classifications, runs / FPS; \
                  the mean over repetitions), lower is better.{}",
-                left_out(&time)
+                left_out(entries, &time)
             ),
             file: file.into(),
         });
     }
+    Ok(())
+}
 
-    let mut per_joule = bars_of(&|e| e.row.inferences_per_joule, 2, "inf/J");
+/// Inferences per joule with their confidence intervals, and a line per nameplate reference.
+fn per_joule_chart(
+    dir: &Path,
+    entries: &[Entry],
+    implied: &[(String, String, f64)],
+    charts: &mut Vec<Chart>,
+) -> Result<()> {
+    let mut per_joule = bars_of(entries, &|e| e.row.inferences_per_joule, 2, "inf/J");
     if !per_joule.is_empty() {
-        let mut k = 0;
-        for e in entries {
-            if e.row
-                .inferences_per_joule
-                .is_some_and(|v| v > 0.0 && v.is_finite())
-            {
-                if let (Some(lo), Some(hi)) = (
-                    e.row.inferences_per_joule_ci_low,
-                    e.row.inferences_per_joule_ci_high,
-                ) {
-                    per_joule[k].interval = Some((lo.max(0.0), hi));
-                }
-                k += 1;
-            }
-        }
-        let references: Vec<(String, f64)> = implied
-            .iter()
-            .map(|(_, device, v)| {
-                (
-                    format!(
-                        "{device} at its nameplate watts: {v:.0} inf/J (nominal, not measured)"
-                    ),
-                    *v,
-                )
-            })
-            .collect();
+        add_per_joule_intervals(entries, &mut per_joule);
+        let references = nameplate_references(implied);
         let file = "inferences-per-joule.svg";
         let title = "Inferences per joule";
         bar_chart(
@@ -478,12 +520,49 @@ pub fn draw_all(
                      nameplate wattage (analysis/references.csv), nominal on both counts."
                         .into()
                 },
-                left_out(&per_joule)
+                left_out(entries, &per_joule)
             ),
             file: file.into(),
         });
     }
+    Ok(())
+}
 
+/// Gives each per-joule bar its entry's confidence interval (bars are the entries with a
+/// figure, in order).
+fn add_per_joule_intervals(entries: &[Entry], per_joule: &mut [Bar]) {
+    let mut k = 0;
+    for e in entries {
+        if e.row
+            .inferences_per_joule
+            .is_some_and(|v| v > 0.0 && v.is_finite())
+        {
+            if let (Some(lo), Some(hi)) = (
+                e.row.inferences_per_joule_ci_low,
+                e.row.inferences_per_joule_ci_high,
+            ) {
+                per_joule[k].interval = Some((lo.max(0.0), hi));
+            }
+            k += 1;
+        }
+    }
+}
+
+/// The per-joule chart's reference lines: a device's published latency at its nameplate watts.
+fn nameplate_references(implied: &[(String, String, f64)]) -> Vec<(String, f64)> {
+    implied
+        .iter()
+        .map(|(_, device, v)| {
+            (
+                format!("{device} at its nameplate watts: {v:.0} inf/J (nominal, not measured)"),
+                *v,
+            )
+        })
+        .collect()
+}
+
+/// One power-over-time chart per trace that has readings.
+fn power_charts(dir: &Path, traces: &[Trace], charts: &mut Vec<Chart>) -> Result<()> {
     for trace in traces.iter().filter(|t| !t.points.is_empty()) {
         let file = format!("power-run{}-sensor{}.svg", trace.folder, trace.sensor_index);
         let title = format!(
@@ -499,5 +578,5 @@ pub fn draw_all(
             file,
         });
     }
-    Ok(charts)
+    Ok(())
 }

@@ -230,90 +230,96 @@ pub fn choose(rig: &mut Rig, found: &[Detected], root: &Path) -> SensorChoice {
         .iter()
         .filter(|d| d.primary && d.readable.is_ok())
         .collect();
-    let rigs_own = if rig.sensors.is_empty() {
-        "the rig has no sensors of its own, so nothing is measured".to_string()
-    } else {
-        format!(
-            "using the rig's {}",
-            rig.sensors
-                .iter()
-                .map(describe)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
     let (source, line) = if used.is_empty() {
-        // Meters that read but measure only part of the machine (a Jetson's CPU or GPU rail
-        // beside an unreadable board input) are not used in its place, but they are there.
-        let parts: Vec<&str> = found
-            .iter()
-            .filter(|d| !d.primary && d.readable.is_ok())
-            .map(|d| d.what.as_str())
-            .collect();
-        let parts = if parts.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; readable, but parts of the machine rather than its whole: {} (`sensors \
-                 --detect` prints their tables for a rig)",
-                parts.join(", ")
-            )
-        };
-        let why = match found.iter().find(|d| d.primary) {
-            Some(d) => format!(
-                "{}: {}",
-                d.what,
-                d.readable.as_ref().err().map_or("", String::as_str)
-            ),
-            None => format!(
-                "no RAPL zones, hwmon power channels or INA3221 rails under {}",
-                root.display()
-            ),
-        };
-        (
-            "rig",
-            format!("sensors: no readable meter on this machine ({why}{parts}); {rigs_own}"),
-        )
+        ("rig", no_meter_line(rig, found, root))
     } else {
-        let names = used
-            .iter()
-            .map(|d| format!("{} (measured)", d.what))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let dropped = if rig.sensors.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; the rig's {} not used",
-                rig.sensors
-                    .iter()
-                    .map(describe)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
+        let line = detected_line(rig, &used);
         rig.sensors = used.iter().map(|d| d.spec.clone()).collect();
-        (
-            "this machine",
-            format!("sensors: this machine's {names}{dropped}"),
-        )
+        ("this machine", line)
     };
     SensorChoice {
         source,
         line,
-        found: found
-            .iter()
-            .map(|d| FoundMeter {
-                what: d.what.clone(),
-                readable: d.readable.is_ok(),
-                note: match &d.readable {
-                    Ok(detail) => detail.clone(),
-                    Err(why) => why.clone(),
-                },
-                used: source == "this machine" && d.primary && d.readable.is_ok(),
-            })
-            .collect(),
+        found: found_meters(found, source),
     }
+}
+
+/// The rig's own sensors, for the terminal line.
+fn sensor_list(rig: &Rig) -> String {
+    rig.sensors
+        .iter()
+        .map(describe)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The line of a run that found no readable primary meter and keeps the rig's sensors: why,
+/// and which partial meters did read.
+fn no_meter_line(rig: &Rig, found: &[Detected], root: &Path) -> String {
+    let rigs_own = if rig.sensors.is_empty() {
+        "the rig has no sensors of its own, so nothing is measured".to_string()
+    } else {
+        format!("using the rig's {}", sensor_list(rig))
+    };
+    // Meters that read but measure only part of the machine (a Jetson's CPU or GPU rail
+    // beside an unreadable board input) are not used in its place, but they are there.
+    let parts: Vec<&str> = found
+        .iter()
+        .filter(|d| !d.primary && d.readable.is_ok())
+        .map(|d| d.what.as_str())
+        .collect();
+    let parts = if parts.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; readable, but parts of the machine rather than its whole: {} (`sensors \
+             --detect` prints their tables for a rig)",
+            parts.join(", ")
+        )
+    };
+    let why = match found.iter().find(|d| d.primary) {
+        Some(d) => format!(
+            "{}: {}",
+            d.what,
+            d.readable.as_ref().err().map_or("", String::as_str)
+        ),
+        None => format!(
+            "no RAPL zones, hwmon power channels or INA3221 rails under {}",
+            root.display()
+        ),
+    };
+    format!("sensors: no readable meter on this machine ({why}{parts}); {rigs_own}")
+}
+
+/// The line of a run that measures with the `used` meters, in place of the rig's sensors.
+fn detected_line(rig: &Rig, used: &[&Detected]) -> String {
+    let names = used
+        .iter()
+        .map(|d| format!("{} (measured)", d.what))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let dropped = if rig.sensors.is_empty() {
+        String::new()
+    } else {
+        format!("; the rig's {} not used", sensor_list(rig))
+    };
+    format!("sensors: this machine's {names}{dropped}")
+}
+
+/// Every meter found, as `run.json` records it.
+fn found_meters(found: &[Detected], source: &str) -> Vec<FoundMeter> {
+    found
+        .iter()
+        .map(|d| FoundMeter {
+            what: d.what.clone(),
+            readable: d.readable.is_ok(),
+            note: match &d.readable {
+                Ok(detail) => detail.clone(),
+                Err(why) => why.clone(),
+            },
+            used: source == "this machine" && d.primary && d.readable.is_ok(),
+        })
+        .collect()
 }
 
 /// Resolves a `detect_sensors` rig against this machine (sysfs under `root`; NVML GPUs only

@@ -44,104 +44,10 @@ const fn slot(index: u16) -> u16 {
 /// The stand-in model's bytes (deterministic: the same bytes on every call).
 pub fn standin_model() -> Vec<u8> {
     let mut fbb = FlatBufferBuilder::new();
-
-    // Buffers: 0 empty (the schema's convention), 1 MEAN's axes, 2 weights, 3 bias.
-    let axes: Vec<u8> = [1i32, 2].iter().flat_map(|v| v.to_le_bytes()).collect();
-    let weights: Vec<u8> = (0..STANDIN_CLASSES * 3)
-        .map(|i| (WEIGHT_ZERO + (i * 7 % 9) as i64 - 4) as u8)
-        .collect();
-    // In units of input scale × weight scale (the bias scale TF Lite requires): 1/2 or 1/4.
-    let bias_unit = 1.0 / (f64::from(INPUT_SCALE) * f64::from(WEIGHT_SCALE));
-    let bias: Vec<u8> = (0..STANDIN_CLASSES)
-        .map(|c| if c == STANDIN_TOP1 { 0.5 } else { 0.25 })
-        .flat_map(|b: f64| ((b * bias_unit) as i32).to_le_bytes())
-        .collect();
-    let buffers: Vec<_> = [&[][..], &axes, &weights, &bias]
-        .iter()
-        .map(|data| {
-            let data = fbb.create_vector(data);
-            let start = fbb.start_table();
-            fbb.push_slot_always(slot(0), data);
-            fbb.end_table(start)
-        })
-        .collect();
-
-    // Tensors: 0 image, 1 axes, 2 pooled, 3 weights, 4 bias, 5 scores.
-    let input_q = quantization(&mut fbb, INPUT_SCALE, INPUT_ZERO);
-    let pooled_q = quantization(&mut fbb, INPUT_SCALE, INPUT_ZERO);
-    let weight_q = quantization(&mut fbb, WEIGHT_SCALE, WEIGHT_ZERO);
-    let bias_q = quantization(&mut fbb, INPUT_SCALE * WEIGHT_SCALE, 0);
-    let output_q = quantization(&mut fbb, OUTPUT_SCALE, 0);
-    let classes = STANDIN_CLASSES as i32;
-    let tensors = [
-        tensor(
-            &mut fbb,
-            "input",
-            &[1, 224, 224, 3],
-            TENSOR_UINT8,
-            0,
-            Some(input_q),
-        ),
-        tensor(&mut fbb, "axes", &[2], TENSOR_INT32, 1, None),
-        tensor(&mut fbb, "pooled", &[1, 3], TENSOR_UINT8, 0, Some(pooled_q)),
-        tensor(
-            &mut fbb,
-            "weights",
-            &[classes, 3],
-            TENSOR_UINT8,
-            2,
-            Some(weight_q),
-        ),
-        tensor(&mut fbb, "bias", &[classes], TENSOR_INT32, 3, Some(bias_q)),
-        tensor(
-            &mut fbb,
-            "output",
-            &[1, classes],
-            TENSOR_UINT8,
-            0,
-            Some(output_q),
-        ),
-    ];
-
-    let reducer = {
-        let start = fbb.start_table();
-        fbb.push_slot_always(slot(0), false); // keep_dims
-        fbb.end_table(start)
-    };
-    let fully_connected = {
-        let start = fbb.start_table();
-        fbb.end_table(start) // no activation, default weight format
-    };
-    let operators = [
-        operator(&mut fbb, 0, &[0, 1], &[2], OPTIONS_REDUCER, reducer),
-        operator(
-            &mut fbb,
-            1,
-            &[2, 3, 4],
-            &[5],
-            OPTIONS_FULLY_CONNECTED,
-            fully_connected,
-        ),
-    ];
-    let codes = [
-        operator_code(&mut fbb, OP_MEAN),
-        operator_code(&mut fbb, OP_FULLY_CONNECTED),
-    ];
-
-    let subgraph = {
-        let tensors = fbb.create_vector(&tensors);
-        let inputs = fbb.create_vector(&[0i32]);
-        let outputs = fbb.create_vector(&[5i32]);
-        let operators = fbb.create_vector(&operators);
-        let name = fbb.create_string("main");
-        let start = fbb.start_table();
-        fbb.push_slot_always(slot(0), tensors);
-        fbb.push_slot_always(slot(1), inputs);
-        fbb.push_slot_always(slot(2), outputs);
-        fbb.push_slot_always(slot(3), operators);
-        fbb.push_slot_always(slot(4), name);
-        fbb.end_table(start)
-    };
+    let buffers = buffers(&mut fbb);
+    let tensors = tensors(&mut fbb);
+    let (operators, codes) = operators(&mut fbb);
+    let subgraph = subgraph(&mut fbb, &tensors, &operators);
     let codes = fbb.create_vector(&codes);
     let subgraphs = fbb.create_vector(&[subgraph]);
     let description = fbb.create_string("joulebench stand-in for MobileNetV2 (tests only)");
@@ -157,6 +63,113 @@ pub fn standin_model() -> Vec<u8> {
     };
     fbb.finish(model, Some("TFL3"));
     fbb.finished_data().to_vec()
+}
+
+/// Buffers: 0 empty (the schema's convention), 1 MEAN's axes, 2 weights, 3 bias.
+fn buffers(fbb: &mut FlatBufferBuilder) -> Vec<Table> {
+    let axes: Vec<u8> = [1i32, 2].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let weights: Vec<u8> = (0..STANDIN_CLASSES * 3)
+        .map(|i| (WEIGHT_ZERO + (i * 7 % 9) as i64 - 4) as u8)
+        .collect();
+    // In units of input scale × weight scale (the bias scale TF Lite requires): 1/2 or 1/4.
+    let bias_unit = 1.0 / (f64::from(INPUT_SCALE) * f64::from(WEIGHT_SCALE));
+    let bias: Vec<u8> = (0..STANDIN_CLASSES)
+        .map(|c| if c == STANDIN_TOP1 { 0.5 } else { 0.25 })
+        .flat_map(|b: f64| ((b * bias_unit) as i32).to_le_bytes())
+        .collect();
+    [&[][..], &axes, &weights, &bias]
+        .iter()
+        .map(|data| {
+            let data = fbb.create_vector(data);
+            let start = fbb.start_table();
+            fbb.push_slot_always(slot(0), data);
+            fbb.end_table(start)
+        })
+        .collect()
+}
+
+/// Tensors: 0 image, 1 axes, 2 pooled, 3 weights, 4 bias, 5 scores.
+fn tensors(fbb: &mut FlatBufferBuilder) -> [Table; 6] {
+    let input_q = quantization(fbb, INPUT_SCALE, INPUT_ZERO);
+    let pooled_q = quantization(fbb, INPUT_SCALE, INPUT_ZERO);
+    let weight_q = quantization(fbb, WEIGHT_SCALE, WEIGHT_ZERO);
+    let bias_q = quantization(fbb, INPUT_SCALE * WEIGHT_SCALE, 0);
+    let output_q = quantization(fbb, OUTPUT_SCALE, 0);
+    let classes = STANDIN_CLASSES as i32;
+    [
+        tensor(
+            fbb,
+            "input",
+            &[1, 224, 224, 3],
+            TENSOR_UINT8,
+            0,
+            Some(input_q),
+        ),
+        tensor(fbb, "axes", &[2], TENSOR_INT32, 1, None),
+        tensor(fbb, "pooled", &[1, 3], TENSOR_UINT8, 0, Some(pooled_q)),
+        tensor(
+            fbb,
+            "weights",
+            &[classes, 3],
+            TENSOR_UINT8,
+            2,
+            Some(weight_q),
+        ),
+        tensor(fbb, "bias", &[classes], TENSOR_INT32, 3, Some(bias_q)),
+        tensor(
+            fbb,
+            "output",
+            &[1, classes],
+            TENSOR_UINT8,
+            0,
+            Some(output_q),
+        ),
+    ]
+}
+
+/// The two operators, MEAN then FULLY_CONNECTED, and their operator codes.
+fn operators(fbb: &mut FlatBufferBuilder) -> ([Table; 2], [Table; 2]) {
+    let reducer = {
+        let start = fbb.start_table();
+        fbb.push_slot_always(slot(0), false); // keep_dims
+        fbb.end_table(start)
+    };
+    let fully_connected = {
+        let start = fbb.start_table();
+        fbb.end_table(start) // no activation, default weight format
+    };
+    let operators = [
+        operator(fbb, 0, &[0, 1], &[2], OPTIONS_REDUCER, reducer),
+        operator(
+            fbb,
+            1,
+            &[2, 3, 4],
+            &[5],
+            OPTIONS_FULLY_CONNECTED,
+            fully_connected,
+        ),
+    ];
+    let codes = [
+        operator_code(fbb, OP_MEAN),
+        operator_code(fbb, OP_FULLY_CONNECTED),
+    ];
+    (operators, codes)
+}
+
+/// The one subgraph: image in (tensor 0), scores out (tensor 5).
+fn subgraph(fbb: &mut FlatBufferBuilder, tensors: &[Table], operators: &[Table]) -> Table {
+    let tensors = fbb.create_vector(tensors);
+    let inputs = fbb.create_vector(&[0i32]);
+    let outputs = fbb.create_vector(&[5i32]);
+    let operators = fbb.create_vector(operators);
+    let name = fbb.create_string("main");
+    let start = fbb.start_table();
+    fbb.push_slot_always(slot(0), tensors);
+    fbb.push_slot_always(slot(1), inputs);
+    fbb.push_slot_always(slot(2), outputs);
+    fbb.push_slot_always(slot(3), operators);
+    fbb.push_slot_always(slot(4), name);
+    fbb.end_table(start)
 }
 
 type Table = WIPOffset<flatbuffers::TableFinishedWIPOffset>;

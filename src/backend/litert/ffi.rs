@@ -7,7 +7,7 @@
 //! with `libloading` keeps the binary starting where the library is absent. Types and signatures
 //! follow the 2.1.4 headers, checked against the 2.3.0 wheel's `libLiteRt.so`.
 
-use std::ffi::{c_char, c_int, c_void, CString};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -207,6 +207,17 @@ unsafe extern "C" fn free_payload(payload: *mut c_void) {
     drop(CString::from_raw(payload.cast()));
 }
 
+/// The CPU options of a compilation, in the TOML that LiteRT's CPU options parse.
+fn cpu_payload(threads: u32, xnnpack: bool) -> Result<CString> {
+    // XNNPACK's own threads only follow `num_threads`: without it LiteRT runs 1 thread.
+    // `kernel_mode` (litert_cpu_options.h, parsed by the library's TOML reader) picks
+    // XNNPACK ("xnnpack", 0), reference (1) or the builtin optimized kernels ("builtin", 2).
+    Ok(CString::new(format!(
+        "num_threads = {threads}\nkernel_mode = \"{}\"\n",
+        if xnnpack { "xnnpack" } else { "builtin" }
+    ))?)
+}
+
 /// Element type, shape and per-tensor quantization of a signature input or output.
 #[derive(Debug, Clone)]
 pub struct TensorInfo {
@@ -255,6 +266,26 @@ impl Session {
             input_size: 0,
             output_size: 0,
         };
+        let payload = cpu_payload(threads, xnnpack)?;
+        let (input, output);
+        // SAFETY: every call follows its C declaration; out-pointers point at live locals or
+        // fields; handles are used only while their owners (fields of `s`) are alive.
+        unsafe {
+            s.load_model(&path, model)?;
+            let (in_tensor, out_tensor) = s.signature_tensors(model)?;
+            let in_type = s.ranked_type(in_tensor)?;
+            let out_type = s.ranked_type(out_tensor)?;
+            input = s.describe(in_tensor, &in_type)?;
+            output = s.describe(out_tensor, &out_type)?;
+            s.set_cpu_options(payload)?;
+            s.compile(&in_type, &out_type)?;
+        }
+        Ok((s, input, output))
+    }
+
+    /// Creates the environment and loads the model file at `path` into it.
+    unsafe fn load_model(&mut self, path: &CStr, model: &Path) -> Result<()> {
+        let api = self.api;
         // Register only the CPU accelerator (no GPU/NPU probing) and log errors only.
         let env_options = [
             EnvOption {
@@ -272,123 +303,129 @@ impl Session {
                 },
             },
         ];
-        // XNNPACK's own threads only follow `num_threads`: without it LiteRT runs 1 thread.
-        // `kernel_mode` (litert_cpu_options.h, parsed by the library's TOML reader) picks
-        // XNNPACK ("xnnpack", 0), reference (1) or the builtin optimized kernels ("builtin", 2).
-        let payload = CString::new(format!(
-            "num_threads = {threads}\nkernel_mode = \"{}\"\n",
-            if xnnpack { "xnnpack" } else { "builtin" }
-        ))?;
-        let (input, output);
-        // SAFETY: every call follows its C declaration; out-pointers point at live locals or
-        // fields; handles are used only while their owners (fields of `s`) are alive.
-        unsafe {
-            check(
-                (api.LiteRtCreateEnvironment)(2, env_options.as_ptr(), &mut s.env),
-                "LiteRtCreateEnvironment",
-            )?;
-            check(
-                (api.LiteRtCreateModelFromFile)(s.env, path.as_ptr(), &mut s.model),
-                "LiteRtCreateModelFromFile",
-            )
-            .map_err(|e| anyhow!("cannot load model {}: {e}", model.display()))?;
-            let mut count = 0;
-            check(
-                (api.LiteRtGetNumModelSignatures)(s.model, &mut count),
-                "LiteRtGetNumModelSignatures",
-            )?;
-            if count == 0 {
-                bail!("model {} has no signature", model.display());
-            }
-            let mut signature = std::ptr::null_mut();
-            check(
-                (api.LiteRtGetModelSignature)(s.model, 0, &mut signature),
-                "LiteRtGetModelSignature",
-            )?;
-            let (mut inputs, mut outputs) = (0, 0);
-            check(
-                (api.LiteRtGetNumSignatureInputs)(signature, &mut inputs),
-                "LiteRtGetNumSignatureInputs",
-            )?;
-            check(
-                (api.LiteRtGetNumSignatureOutputs)(signature, &mut outputs),
-                "LiteRtGetNumSignatureOutputs",
-            )?;
-            if (inputs, outputs) != (1, 1) {
-                bail!("expected a model with one input and one output, got {inputs} and {outputs}");
-            }
-            let (mut in_tensor, mut out_tensor) = (std::ptr::null_mut(), std::ptr::null_mut());
-            check(
-                (api.LiteRtGetSignatureInputTensorByIndex)(signature, 0, &mut in_tensor),
-                "LiteRtGetSignatureInputTensorByIndex",
-            )?;
-            check(
-                (api.LiteRtGetSignatureOutputTensorByIndex)(signature, 0, &mut out_tensor),
-                "LiteRtGetSignatureOutputTensorByIndex",
-            )?;
-            let in_type = s.ranked_type(in_tensor)?;
-            let out_type = s.ranked_type(out_tensor)?;
-            input = s.describe(in_tensor, &in_type)?;
-            output = s.describe(out_tensor, &out_type)?;
+        check(
+            (api.LiteRtCreateEnvironment)(2, env_options.as_ptr(), &mut self.env),
+            "LiteRtCreateEnvironment",
+        )?;
+        check(
+            (api.LiteRtCreateModelFromFile)(self.env, path.as_ptr(), &mut self.model),
+            "LiteRtCreateModelFromFile",
+        )
+        .map_err(|e| anyhow!("cannot load model {}: {e}", model.display()))?;
+        Ok(())
+    }
 
-            check(
-                (api.LiteRtCreateOptions)(&mut s.options),
-                "LiteRtCreateOptions",
-            )?;
-            check(
-                (api.LiteRtSetOptionsHardwareAccelerators)(s.options, HW_ACCELERATOR_CPU),
-                "LiteRtSetOptionsHardwareAccelerators",
-            )?;
-            let payload = payload.into_raw();
-            let mut cpu = std::ptr::null_mut();
-            if let Err(e) = check(
-                (api.LiteRtCreateOpaqueOptions)(
-                    c"xnnpack".as_ptr(),
-                    payload.cast(),
-                    free_payload,
-                    &mut cpu,
-                ),
-                "LiteRtCreateOpaqueOptions",
-            ) {
-                free_payload(payload.cast());
-                return Err(e);
-            }
-            // On success `options` owns `cpu` (litert_options.h); on failure we still do.
-            if let Err(e) = check(
-                (api.LiteRtAddOpaqueOptions)(s.options, cpu),
-                "LiteRtAddOpaqueOptions",
-            ) {
-                (api.LiteRtDestroyOpaqueOptions)(cpu);
-                return Err(e);
-            }
-            // The options stay owned by us (litert_compiled_model.h) and live as long as `s`.
-            check(
-                (api.LiteRtCreateCompiledModel)(s.env, s.model, s.options, &mut s.compiled),
-                "LiteRtCreateCompiledModel",
-            )?;
-            let mut requirements = std::ptr::null_mut();
-            check(
-                (api.LiteRtGetCompiledModelInputBufferRequirements)(
-                    s.compiled,
-                    0,
-                    0,
-                    &mut requirements,
-                ),
-                "LiteRtGetCompiledModelInputBufferRequirements",
-            )?;
-            (s.input, s.input_size) = s.managed_buffer(&in_type, requirements)?;
-            check(
-                (api.LiteRtGetCompiledModelOutputBufferRequirements)(
-                    s.compiled,
-                    0,
-                    0,
-                    &mut requirements,
-                ),
-                "LiteRtGetCompiledModelOutputBufferRequirements",
-            )?;
-            (s.output, s.output_size) = s.managed_buffer(&out_type, requirements)?;
+    /// The input and output tensor of signature 0, which must have one of each.
+    unsafe fn signature_tensors(&self, model: &Path) -> Result<(Handle, Handle)> {
+        let api = self.api;
+        let mut count = 0;
+        check(
+            (api.LiteRtGetNumModelSignatures)(self.model, &mut count),
+            "LiteRtGetNumModelSignatures",
+        )?;
+        if count == 0 {
+            bail!("model {} has no signature", model.display());
         }
-        Ok((s, input, output))
+        let mut signature = std::ptr::null_mut();
+        check(
+            (api.LiteRtGetModelSignature)(self.model, 0, &mut signature),
+            "LiteRtGetModelSignature",
+        )?;
+        let (mut inputs, mut outputs) = (0, 0);
+        check(
+            (api.LiteRtGetNumSignatureInputs)(signature, &mut inputs),
+            "LiteRtGetNumSignatureInputs",
+        )?;
+        check(
+            (api.LiteRtGetNumSignatureOutputs)(signature, &mut outputs),
+            "LiteRtGetNumSignatureOutputs",
+        )?;
+        if (inputs, outputs) != (1, 1) {
+            bail!("expected a model with one input and one output, got {inputs} and {outputs}");
+        }
+        let (mut in_tensor, mut out_tensor) = (std::ptr::null_mut(), std::ptr::null_mut());
+        check(
+            (api.LiteRtGetSignatureInputTensorByIndex)(signature, 0, &mut in_tensor),
+            "LiteRtGetSignatureInputTensorByIndex",
+        )?;
+        check(
+            (api.LiteRtGetSignatureOutputTensorByIndex)(signature, 0, &mut out_tensor),
+            "LiteRtGetSignatureOutputTensorByIndex",
+        )?;
+        Ok((in_tensor, out_tensor))
+    }
+
+    /// Creates the compilation options: the CPU, with the CPU options `payload` (see
+    /// [`cpu_payload`]), which they take ownership of.
+    unsafe fn set_cpu_options(&mut self, payload: CString) -> Result<()> {
+        let api = self.api;
+        check(
+            (api.LiteRtCreateOptions)(&mut self.options),
+            "LiteRtCreateOptions",
+        )?;
+        check(
+            (api.LiteRtSetOptionsHardwareAccelerators)(self.options, HW_ACCELERATOR_CPU),
+            "LiteRtSetOptionsHardwareAccelerators",
+        )?;
+        let payload = payload.into_raw();
+        let mut cpu = std::ptr::null_mut();
+        if let Err(e) = check(
+            (api.LiteRtCreateOpaqueOptions)(
+                c"xnnpack".as_ptr(),
+                payload.cast(),
+                free_payload,
+                &mut cpu,
+            ),
+            "LiteRtCreateOpaqueOptions",
+        ) {
+            free_payload(payload.cast());
+            return Err(e);
+        }
+        // On success `options` owns `cpu` (litert_options.h); on failure we still do.
+        if let Err(e) = check(
+            (api.LiteRtAddOpaqueOptions)(self.options, cpu),
+            "LiteRtAddOpaqueOptions",
+        ) {
+            (api.LiteRtDestroyOpaqueOptions)(cpu);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Compiles the model with the options and creates its input and output buffers.
+    unsafe fn compile(
+        &mut self,
+        in_type: &RankedTensorType,
+        out_type: &RankedTensorType,
+    ) -> Result<()> {
+        let api = self.api;
+        // The options stay owned by us (litert_compiled_model.h) and live as long as `self`.
+        check(
+            (api.LiteRtCreateCompiledModel)(self.env, self.model, self.options, &mut self.compiled),
+            "LiteRtCreateCompiledModel",
+        )?;
+        let mut requirements = std::ptr::null_mut();
+        check(
+            (api.LiteRtGetCompiledModelInputBufferRequirements)(
+                self.compiled,
+                0,
+                0,
+                &mut requirements,
+            ),
+            "LiteRtGetCompiledModelInputBufferRequirements",
+        )?;
+        (self.input, self.input_size) = self.managed_buffer(in_type, requirements)?;
+        check(
+            (api.LiteRtGetCompiledModelOutputBufferRequirements)(
+                self.compiled,
+                0,
+                0,
+                &mut requirements,
+            ),
+            "LiteRtGetCompiledModelOutputBufferRequirements",
+        )?;
+        (self.output, self.output_size) = self.managed_buffer(out_type, requirements)?;
+        Ok(())
     }
 
     unsafe fn ranked_type(&self, tensor: Handle) -> Result<RankedTensorType> {

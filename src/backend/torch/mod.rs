@@ -2,18 +2,18 @@
 //!
 //! The network is the int8 model's own, dequantized ([`crate::models::ensure_float_weights`]),
 //! so a float run on a GPU and an int8 run on a Raspberry Pi classify with the same weights;
-//! only the arithmetic differs. See [`mobilenet`] for how the graph matches TensorFlow's.
+//! only the arithmetic differs. See `mobilenet.rs` for how the graph matches TensorFlow's.
 //!
 //! Every classification follows the 2019 method: the input is copied into the model (host to
 //! device on a GPU), the network runs, and the scores are read back to the host.
 //!
 //! What runs the network, from fastest to plainest, each kept only where it works and gives
 //! the eager network's scores (else the next, with the reason in the engine note):
-//! - on CUDA by default, Inductor's fused kernels from an AOTInductor package ([`aoti`]),
+//! - on CUDA by default, Inductor's fused kernels from an AOTInductor package (`aoti.rs`),
 //!   compiled once per machine and cached; on the CPU when the rig asks (`aoti = true`);
-//! - libtorch's eager kernels, one call per operator ([`mobilenet`]).
+//! - libtorch's eager kernels, one call per operator (`mobilenet.rs`).
 //!
-//! On CUDA either runs as a CUDA graph by default ([`shim::CudaGraph`]): captured once when
+//! On CUDA either runs as a CUDA graph by default (`shim::CudaGraph`): captured once when
 //! the backend opens, replayed per classification; the copies in and out stay outside it.
 
 mod aoti;
@@ -145,17 +145,7 @@ impl TorchBackend {
     pub fn open(spec: &TorchSpec, model: &Path) -> Result<Self> {
         let device = spec.device.unwrap_or(Device::Cpu);
         let precision = spec.precision.unwrap_or(Precision::Fp32);
-        let tdevice = match device {
-            Device::Cpu => tch::Device::Cpu,
-            Device::Cuda(n) => {
-                let count = tch::Cuda::device_count();
-                if !tch::Cuda::is_available() || i64::from(n) >= count {
-                    bail!("CUDA device cuda:{n} is not available (tch sees {count} CUDA devices)");
-                }
-                tch::Cuda::cudnn_set_benchmark(spec.cudnn_benchmark.unwrap_or(true));
-                tch::Device::Cuda(n as usize)
-            }
-        };
+        let tdevice = tch_device(device, spec)?;
         let kind = match precision {
             Precision::Fp32 => Kind::Float,
             Precision::Fp16 => Kind::Half,
@@ -171,27 +161,10 @@ impl TorchBackend {
         let weights = crate::models::ensure_float_weights(model)?;
         let net = MobileNetV2::load(&weights, tdevice, kind)?;
 
-        let nhwc = [batch as i64, SIDE, SIDE, 3];
-        let mut host = Tensor::f_zeros(nhwc.as_slice(), (Kind::Float, tch::Device::Cpu))?;
-        let device_nhwc = if tdevice == tch::Device::Cpu {
-            None
-        } else {
-            // Page-locked memory lets the copy run at full PCIe speed, as a tuned pipeline's.
-            // `_pin_memory` is what `pin_memory` dispatches to, minus the deprecation warning
-            // libtorch prints when `pin_memory` is given a device (tch always passes one).
-            host = host.f_internal_pin_memory(tdevice)?;
-            Some(Tensor::f_zeros(nhwc.as_slice(), (Kind::Float, tdevice))?)
-        };
         let channels_last = spec
             .channels_last
             .unwrap_or(matches!(device, Device::Cuda(_)) && precision == Precision::Fp16);
-        let nchw = if channels_last {
-            // NCHW indices over NHWC memory: PyTorch's channels-last format.
-            Tensor::f_zeros(nhwc.as_slice(), (kind, tdevice))?
-                .f_permute([0i64, 3, 1, 2].as_slice())?
-        } else {
-            Tensor::f_zeros([batch as i64, 3, SIDE, SIDE].as_slice(), (kind, tdevice))?
-        };
+        let (host, device_nhwc, nchw) = input_tensors(batch, tdevice, kind, channels_last)?;
         let mut backend = Self {
             network: Network::Eager(net),
             batch,
@@ -227,60 +200,74 @@ impl TorchBackend {
         if channels_last {
             backend.engine.accelerator += " channels-last";
         }
+        backend.choose_aoti(spec, device, precision, channels_last, &weights)?;
+        backend.choose_graph(device, precision, spec.cuda_graph)?;
+        Ok(backend)
+    }
+
+    /// Runs the network from an AOTInductor package where the rig asks for one (`aoti`) or
+    /// leaves it to the default (on CUDA); where the package cannot run, an error if the rig
+    /// asked, else the eager network with a note saying why.
+    fn choose_aoti(
+        &mut self,
+        spec: &TorchSpec,
+        device: Device,
+        precision: Precision,
+        channels_last: bool,
+        weights: &Path,
+    ) -> Result<()> {
         match (device, spec.aoti) {
             (_, Some(false)) | (Device::Cpu, None) => {}
             (_, want) => {
-                // The shim's absence first: it says more than a key that cannot be made.
-                let key = shim::aoti_shim()
-                    .map_err(|why| anyhow!(why))
-                    .and_then(|()| {
-                        Ok(aoti::PackageKey {
-                            hardware: aoti::hardware_name(device)?,
-                            device,
-                            precision,
-                            batch,
-                            channels_last,
-                            threads: spec.threads,
-                            libtorch: libtorch_version(),
-                            weights_sha256: aoti::weights_digest(&weights)?,
-                        })
-                    });
-                match key.and_then(|key| backend.use_aoti(&key, &weights)) {
-                    Ok(()) => backend.engine.accelerator += " AOTInductor",
+                let key = package_key(spec, device, precision, self.batch, channels_last, weights);
+                match key.and_then(|key| self.use_aoti(&key, weights)) {
+                    Ok(()) => self.engine.accelerator += " AOTInductor",
                     Err(e) if want == Some(true) => {
                         return Err(e.context("aoti = true, but the AOTInductor package cannot run"))
                     }
-                    Err(e) => backend.add_note(format!(
+                    Err(e) => self.add_note(format!(
                         "eager kernels, not an AOTInductor package: {e:#} (aoti = false in the \
                          rig runs eager without this note)"
                     )),
                 }
             }
         }
-        match (device, spec.cuda_graph) {
+        Ok(())
+    }
+
+    /// Captures the network as a CUDA graph where the rig asks for one (`cuda_graph`) or
+    /// leaves it to the default (on CUDA); where it cannot, an error if the rig asked, else
+    /// eager launches with a note saying why.
+    fn choose_graph(
+        &mut self,
+        device: Device,
+        precision: Precision,
+        cuda_graph: Option<bool>,
+    ) -> Result<()> {
+        match (device, cuda_graph) {
             (Device::Cpu, Some(true)) => {
                 bail!("cuda_graph = true needs a CUDA device (the backend's device is cpu)")
             }
             (Device::Cpu, Some(false)) => {}
             (Device::Cpu, None) => {
-                backend.add_note("no CUDA graph: CUDA graphs need a CUDA device".into());
+                self.add_note("no CUDA graph: CUDA graphs need a CUDA device".into());
             }
-            (Device::Cuda(_), Some(false)) => backend.mark_ungraphed(),
-            (Device::Cuda(n), want) => match backend.use_graph(n as usize, precision) {
-                Ok(()) => backend.engine.accelerator += " CUDA graph",
+            (Device::Cuda(_), Some(false)) => self.mark_ungraphed(),
+            (Device::Cuda(n), want) => match self.use_graph(n as usize, precision) {
+                Ok(()) => self.engine.accelerator += " CUDA graph",
                 Err(e) if want == Some(true) => {
                     return Err(e.context("cuda_graph = true, but CUDA graphs cannot run"))
                 }
                 Err(e) => {
-                    backend.mark_ungraphed();
-                    backend.add_note(format!(
+                    self.mark_ungraphed();
+                    self.add_note(format!(
                         "no CUDA graph: {e:#} (cuda_graph = false in the rig runs without a \
                              graph and without this note)"
                     ));
                 }
             },
         }
-        Ok(backend)
+        Ok(())
     }
 
     /// Why the network runs slower than the default would, if it does.
@@ -438,6 +425,77 @@ impl TorchBackend {
         let probs = probs.context("the captured forward pass left no scores")?;
         Ok(Graphed { probs, graph })
     }
+}
+
+/// The tch device for the rig's `device`, which must exist; on CUDA, with cuDNN's benchmark
+/// mode as the rig sets it.
+fn tch_device(device: Device, spec: &TorchSpec) -> Result<tch::Device> {
+    Ok(match device {
+        Device::Cpu => tch::Device::Cpu,
+        Device::Cuda(n) => {
+            let count = tch::Cuda::device_count();
+            if !tch::Cuda::is_available() || i64::from(n) >= count {
+                bail!("CUDA device cuda:{n} is not available (tch sees {count} CUDA devices)");
+            }
+            tch::Cuda::cudnn_set_benchmark(spec.cudnn_benchmark.unwrap_or(true));
+            tch::Device::Cuda(n as usize)
+        }
+    })
+}
+
+/// The input's three tensors: `[batch, 224, 224, 3]` f32 on the host, its copy on a GPU
+/// device (none on the CPU), and `[batch, 3, 224, 224]` in `kind` on the device, the
+/// network's input (see the fields of [`TorchBackend`]).
+fn input_tensors(
+    batch: usize,
+    tdevice: tch::Device,
+    kind: Kind,
+    channels_last: bool,
+) -> Result<(Tensor, Option<Tensor>, Tensor)> {
+    let nhwc = [batch as i64, SIDE, SIDE, 3];
+    let mut host = Tensor::f_zeros(nhwc.as_slice(), (Kind::Float, tch::Device::Cpu))?;
+    let device_nhwc = if tdevice == tch::Device::Cpu {
+        None
+    } else {
+        // Page-locked memory lets the copy run at full PCIe speed, as a tuned pipeline's.
+        // `_pin_memory` is what `pin_memory` dispatches to, minus the deprecation warning
+        // libtorch prints when `pin_memory` is given a device (tch always passes one).
+        host = host.f_internal_pin_memory(tdevice)?;
+        Some(Tensor::f_zeros(nhwc.as_slice(), (Kind::Float, tdevice))?)
+    };
+    let nchw = if channels_last {
+        // NCHW indices over NHWC memory: PyTorch's channels-last format.
+        Tensor::f_zeros(nhwc.as_slice(), (kind, tdevice))?.f_permute([0i64, 3, 1, 2].as_slice())?
+    } else {
+        Tensor::f_zeros([batch as i64, 3, SIDE, SIDE].as_slice(), (kind, tdevice))?
+    };
+    Ok((host, device_nhwc, nchw))
+}
+
+/// What names this backend's AOTInductor package in the cache. The shim's absence first: it
+/// says more than a key that cannot be made.
+fn package_key(
+    spec: &TorchSpec,
+    device: Device,
+    precision: Precision,
+    batch: usize,
+    channels_last: bool,
+    weights: &Path,
+) -> Result<aoti::PackageKey> {
+    shim::aoti_shim()
+        .map_err(|why| anyhow!(why))
+        .and_then(|()| {
+            Ok(aoti::PackageKey {
+                hardware: aoti::hardware_name(device)?,
+                device,
+                precision,
+                batch,
+                channels_last,
+                threads: spec.threads,
+                libtorch: libtorch_version(),
+                weights_sha256: aoti::weights_digest(weights)?,
+            })
+        })
 }
 
 /// A second check input for a captured graph, unlike the all-zero one: f32 values spread over
