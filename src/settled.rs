@@ -86,7 +86,7 @@ mod tests {
     use super::*;
     use crate::clock::{Phase, PhaseSpan};
     use crate::protocol::{Latency, TimedRun};
-    use crate::sensor::{ReadError, Reading};
+    use crate::sensor::Reading;
     use crate::summary::{self, fixtures};
 
     const REPETITIONS: usize = 3;
@@ -155,7 +155,7 @@ mod tests {
                 ..Reading::default()
             };
             let reading = if i % 97 == 50 {
-                Err(ReadError::Failed("NACK".into()))
+                Err("NACK".to_string())
             } else {
                 Ok(fresh)
             };

@@ -26,7 +26,7 @@ use crate::record::{BackendResult, RunRecord};
 use crate::results::{GpuState, SummaryRow};
 use crate::rig::Rig;
 use crate::sampler::{Sample, SensorLog};
-use crate::sensor::{Origin, ReadError, Reading, SensorInfo};
+use crate::sensor::{Origin, Reading, SensorInfo};
 
 /// The parts of `run.json` a rebuild reads.
 #[derive(Deserialize)]
@@ -315,7 +315,7 @@ fn rebuild_from(dir: &Path, json_path: &Path, json: RunJson) -> Result<Rebuilt> 
                 instant_watts: row.instant_watts,
             })
         } else {
-            Err(ReadError::Failed(row.error))
+            Err(row.error)
         };
         log.samples.push(Sample {
             t: row.t_s,
