@@ -407,7 +407,10 @@ mod tests {
             (kept, spent.as_secs_f64() * 1e3 / f64::from(CHECKPOINTS))
         };
         println!("CPU per checkpoint, ms ({NEW} new readings each, mean of {CHECKPOINTS}):");
-        println!("{:>10}  {:>14}  {:>14}", "held", "rebuilt (old)", "kept (new)");
+        println!(
+            "{:>10}  {:>14}  {:>14}",
+            "held", "rebuilt (old)", "kept (new)"
+        );
         let mut kept_ms = Vec::new();
         for held in [1_000, 1_000_000] {
             let (n, old) = cost(held, false);

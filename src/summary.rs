@@ -288,7 +288,11 @@ impl SensorEnergy {
     /// would hold. The counter's breaks on the seam get their neighbours across it.
     fn append(&mut self, mut later: SensorEnergy) {
         if let Some(last) = self.counter.last() {
-            for b in later.breaks.iter_mut().filter(|b| b.from == f64::NEG_INFINITY) {
+            for b in later
+                .breaks
+                .iter_mut()
+                .filter(|b| b.from == f64::NEG_INFINITY)
+            {
                 b.from = last.t;
             }
         }
