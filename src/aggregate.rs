@@ -1,22 +1,22 @@
 //! Statistics across repetitions: one aggregate row (`repetition = all`) per backend × sensor,
 //! from the rows of the repetitions that ended `ok`.
 //!
-//! Every figure of the aggregate is the mean of the repetitions' figures; counts (runs,
-//! inferences, samples) are sums; coverage is the worst repetition's, the largest gap the
-//! longest, the counter's cross-check against instant power the one furthest from zero. The
-//! spread columns give, for FPS, mean watts and inferences per joule (gross and net), the
-//! standard deviation, the 95 % confidence interval of the mean and the coefficient of
-//! variation ([`crate::stats::Spread`]). All four are positive quantities, so the interval is
-//! taken on the log scale ([`Spread::positive_ci`]): with two repetitions Student's t is 12.7
-//! and a symmetric interval would reach below zero. The total interval of inferences per
-//! joule adds the sensor's own uncertainty to the run-to-run one on the same scale.
+//! Every figure of the aggregate is the geometric mean of the repetitions' figures, the one
+//! statistic across repetitions that `compare` and `report` show too ([`Repeated`]: the
+//! figures are positive, and compared as ratios); counts (runs, inferences, samples) are sums;
+//! coverage is the worst repetition's, the largest gap the longest, the counter's cross-check
+//! against instant power the one furthest from zero. The spread columns give, for FPS, mean
+//! watts and inferences per joule (gross and net), the repetitions' standard deviation, the
+//! 95 % interval of the geometric mean (Student's t on the logarithms, never below zero) and
+//! the coefficient of variation. The total interval of inferences per joule adds the
+//! sensor's own uncertainty to the run-to-run one on the same log scale.
 //!
-//! A net figure is the mean of the repetitions' only where every one of them has one: a
+//! A net figure is the geometric mean of the repetitions' only where every one of them has one: a
 //! repetition whose timed − idle power was within its uncertainty has none, and neither has
 //! the aggregate (its note says which repetition and why).
 
 use crate::results::{repetition_groups, Repetition, Status, SummaryRow};
-use crate::stats::Spread;
+use crate::stats::Repeated;
 
 /// The aggregate rows of `rows` (per-repetition rows of one run), one per backend × sensor
 /// that has rows, in order of first appearance.
@@ -29,8 +29,8 @@ pub fn rows(rows: &[SummaryRow]) -> Vec<SummaryRow> {
 
 /// A positive quantity's spread columns: standard deviation, interval low and high (on the
 /// log scale), CV.
-fn columns(s: Option<Spread>) -> [Option<f64>; 4] {
-    let ci = s.and_then(|s| s.positive_ci());
+fn columns(s: Option<Repeated>) -> [Option<f64>; 4] {
+    let ci = s.and_then(|s| s.ci);
     [
         s.map(|s| s.std_dev),
         ci.map(|ci| ci.0),
@@ -61,9 +61,9 @@ fn aggregate(group: &[&SummaryRow]) -> SummaryRow {
     } else {
         &ok
     };
-    let spread = |f: fn(&SummaryRow) -> Option<f64>| -> Option<Spread> {
+    let spread = |f: fn(&SummaryRow) -> Option<f64>| -> Option<Repeated> {
         let values: Option<Vec<f64>> = from.iter().map(|r| f(r)).collect();
-        values.and_then(|v| Spread::of(&v))
+        values.and_then(|v| Repeated::of(&v))
     };
     let mean = |f: fn(&SummaryRow) -> Option<f64>| spread(f).map(|s| s.mean);
     let fps = spread(|r| r.fps);
@@ -81,7 +81,7 @@ fn aggregate(group: &[&SummaryRow]) -> SummaryRow {
     // A bound of ±u on the figure is ln(1 + u) on the log scale, added to the run-to-run
     // half-width as a root sum of squares (independent contributions).
     let total = per_joule.and_then(|s| {
-        let half = s.log_half_width()?.hypot(uncertainty?.ln_1p());
+        let half = s.log_half_width?.hypot(uncertainty?.ln_1p());
         Some((s.mean / half.exp(), s.mean * half.exp()))
     });
     let sum = |f: fn(&SummaryRow) -> usize| from.iter().map(|r| f(r)).sum::<usize>();
@@ -202,27 +202,32 @@ mod tests {
             (Repetition::All, 3, 750)
         );
         assert_eq!(a.status, Status::Ok);
-        assert_eq!(a.fps, Some(110.0));
+        // The geometric mean (100 × 110 × 120)^⅓ = 109.6961, not the arithmetic 110.
+        let fps = a.fps.unwrap();
+        assert!((fps - 109.69613104865239).abs() < 1e-9, "{fps}");
         assert_eq!(a.fps_sd, Some(10.0));
-        // h = t(0.975, 2) × 10 / √3 = 4.302653 × 5.773503 = 24.8414; on the log scale
-        // 110 × exp(∓24.8414 / 110) = 87.7638 and 137.8700.
+        // On the logarithms: s_l = 0.091193, h = t(0.975, 2) × s_l / √3 = 0.226534, and
+        // 109.6961 × exp(∓0.226534) = 87.4599 and 137.5859.
         let (low, high) = (a.fps_ci_low.unwrap(), a.fps_ci_high.unwrap());
         assert!(
-            (low - 87.7638).abs() < 1e-3 && (high - 137.8700).abs() < 1e-3,
+            (low - 87.4599).abs() < 1e-3 && (high - 137.5859).abs() < 1e-3,
             "{low} {high}"
         );
         assert!(
-            (low * high - 110.0f64.powi(2)).abs() < 1e-9,
+            (low * high - fps.powi(2)).abs() < 1e-9,
             "symmetric in the log"
         );
         assert!((a.fps_cv.unwrap() - 10.0 / 110.0).abs() < 1e-12);
-        // Inferences per joule: 25, 27.5, 30; with the sensor's 1.2 % the total interval is
-        // wider than the run-to-run one: ln(1.012) added in quadrature on the log scale.
-        assert_eq!(a.inferences_per_joule, Some(27.5));
-        let ci = (a.inferences_per_joule_ci_high.unwrap() / 27.5).ln();
-        let total = (a.inferences_per_joule_total_high.unwrap() / 27.5).ln();
+        // Inferences per joule: 25, 27.5, 30, geometric mean 27.4240 (FPS over watts, as each
+        // repetition's); with the sensor's 1.2 % the total interval is wider than the
+        // run-to-run one: ln(1.012) added in quadrature on the log scale.
+        let per_joule = a.inferences_per_joule.unwrap();
+        assert!((per_joule - 27.424032762163094).abs() < 1e-9, "{per_joule}");
+        assert!((per_joule - fps / 4.0).abs() < 1e-12);
+        let ci = (a.inferences_per_joule_ci_high.unwrap() / per_joule).ln();
+        let total = (a.inferences_per_joule_total_high.unwrap() / per_joule).ln();
         assert!((total - ci.hypot(0.012f64.ln_1p())).abs() < 1e-12);
-        assert!((a.inferences_per_joule_total_low.unwrap() / 27.5).ln() + total < 1e-12);
+        assert!((a.inferences_per_joule_total_low.unwrap() / per_joule).ln() + total < 1e-12);
         assert_eq!(a.mean_watts_sd, Some(0.0));
     }
 
@@ -284,10 +289,10 @@ mod tests {
         reps[1].net_inferences_per_joule = Some(60.0);
         reps[1].net_note.clear();
         let a = &rows(&reps)[0];
-        assert_eq!(
-            (a.net_inferences_per_joule, a.net_note.as_str()),
-            (Some(55.0), "")
-        );
+        // √(50 × 60), the geometric mean.
+        let net = a.net_inferences_per_joule.unwrap();
+        assert!((net - 3000f64.sqrt()).abs() < 1e-12, "{net}");
+        assert_eq!(a.net_note, "");
     }
 
     #[test]
@@ -299,6 +304,9 @@ mod tests {
         ];
         let a = &rows(&reps)[0];
         assert_eq!(a.status, Status::Interrupted);
-        assert_eq!((a.fps, a.repetitions), (Some(110.0), 2));
+        // √(100 × 120), the geometric mean of the two that finished.
+        let fps = a.fps.unwrap();
+        assert!((fps - 12000f64.sqrt()).abs() < 1e-12, "{fps}");
+        assert_eq!(a.repetitions, 2);
     }
 }

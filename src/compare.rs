@@ -5,7 +5,9 @@
 //! An entry is one backend × sensor of one run folder; its values are the inferences per
 //! joule of its repetitions that ended `ok` (`--repeat`). Inferences per joule is a positive
 //! quantity whose comparisons are ratios, so everything here is on the log scale: an entry's
-//! figure is the geometric mean of its values with Student's t interval of their logarithms,
+//! figure is the geometric mean of its values with Student's t interval of their logarithms
+//! ([`Repeated`], the statistic of the summary's aggregate rows too, so a folder's table and
+//! its entry here give one figure),
 //! and its ratio to the baseline, the interval of the ratio and the p-value all come from one
 //! Welch test of the logarithms ([`LogRatio`]): the interval excludes 1 exactly when
 //! p < 0.05. Nothing is compared silently across
@@ -21,7 +23,7 @@ use crate::export::Table;
 use crate::references::{self, ReferenceKind};
 use crate::results::{self, RunFolder, Status, SummaryRow};
 use crate::sensor::Origin;
-use crate::stats::{geometric, hedges_g, LogRatio};
+use crate::stats::{hedges_g, LogRatio, Repeated};
 
 /// One backend × sensor of one run, with its comparison to the baseline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -212,7 +214,7 @@ fn entries_of(run: &RunFolder, before: usize) -> Vec<Entry> {
                 .filter_map(|r| r.inferences_per_joule)
                 .collect();
             let first = reps[0];
-            let mean = geometric(&values);
+            let mean = Repeated::of(&values);
             Entry {
                 index: before + i + 1,
                 run_dir: run.dir.clone(),
@@ -224,9 +226,9 @@ fn entries_of(run: &RunFolder, before: usize) -> Vec<Entry> {
                 rail: first.rail.clone(),
                 origin: first.origin,
                 n: values.len(),
-                inferences_per_joule: mean.map(|m| m.0),
-                ci_low: mean.and_then(|m| m.1).map(|c| c.0),
-                ci_high: mean.and_then(|m| m.1).map(|c| c.1),
+                inferences_per_joule: mean.map(|m| m.mean),
+                ci_low: mean.and_then(|m| m.ci).map(|c| c.0),
+                ci_high: mean.and_then(|m| m.ci).map(|c| c.1),
                 ratio: None,
                 ratio_low: None,
                 ratio_high: None,
@@ -599,6 +601,32 @@ mod tests {
         assert!((c.entries[0].ratio.unwrap() - 0.25).abs() < 1e-12);
         let text = render(&c);
         assert!(text.contains("2 (baseline)"), "{text}");
+    }
+
+    #[test]
+    fn the_table_and_compare_give_one_figure_for_one_folder() {
+        // Repetitions as far apart as those that once showed two answers: arithmetic mean
+        // 31.67, geometric 18.05.
+        let dir = run_dir(Origin::Measured, "ina219", "5V Pi", &[4.0, 21.0, 70.0]);
+        // The folder as a run leaves it: the repetitions' rows, then their aggregate.
+        let mut rows = results::read_run_dir(dir.path()).unwrap().rows;
+        rows.extend(crate::aggregate::rows(&rows));
+        let mut w = csv::Writer::from_path(dir.path().join("summary.csv")).unwrap();
+        rows.iter().for_each(|r| w.serialize(r).unwrap());
+        w.flush().unwrap();
+
+        let rows = results::read_run_dir(dir.path()).unwrap().rows;
+        let summary = crate::output::table::columns(&rows);
+        let column = |name| summary.headers.iter().position(|h| *h == name).unwrap();
+        let all = summary.rows.iter().find(|r| r[0] == "0/all").unwrap();
+        let (figure, interval) = (&all[column("inf/J")], &all[column("inf/J 95 % CI")]);
+        assert_eq!(figure, "18.05");
+
+        let c = compare(&[dir.path().into()], 1, false).unwrap();
+        let cell = &table(&c).rows[0][6];
+        assert_eq!(cell, &format!("{figure} ({interval})"));
+        let printed = crate::output::table::render(&rows);
+        assert!(printed.contains(figure.as_str()) && printed.contains(interval.as_str()));
     }
 
     #[test]

@@ -67,9 +67,11 @@ pub use crate::record::{BackendResult, RunRecord};
 /// Where each backend's repetitions go while a run streams (the writer thread of
 /// [`crate::output::stream`]); a hand-off must return at once.
 pub trait RepetitionSink: Send + Sync {
-    /// A backend and the runs it ended since the last call: none when it starts (so that
-    /// `run.json` names it), then one per repetition, which the writer appends.
-    fn repetition(&self, backend: usize, result: BackendResult, at: f64);
+    /// A backend as it starts, with the runs it ended so far (none from the runner), so that
+    /// `run.json` names it: its model, image and labels cross once.
+    fn backend(&self, backend: usize, result: BackendResult, at: f64);
+    /// A repetition the backend ended, which the writer appends to its runs.
+    fn repetition(&self, backend: usize, run: TimedRun, at: f64);
 }
 
 /// Where a streamed run's rows go as they are measured (the writer of
@@ -357,21 +359,23 @@ pub fn run_repetitions(
     let machine_root = crate::machine::root();
     // The stream learns what the backend is before its first phase begins, then each
     // repetition's run as it ends (only the new one: a long run has thousands).
-    let report = |runs: &[TimedRun], b: &PreparedBackend| {
-        if let Some(sink) = on.repetitions {
-            let result = BackendResult {
-                spec: b.spec.clone(),
-                model: b.model.clone(),
-                image: b.image.clone(),
-                engine: b.backend.engine().clone(),
-                labels: b.labels.clone(),
-                engine_note: b.engine_note.clone(),
-                runs: runs.last().cloned().into_iter().collect(),
-            };
-            sink.repetition(on.backend, result, on.clock.now());
+    if let Some(sink) = on.repetitions {
+        let result = BackendResult {
+            spec: b.spec.clone(),
+            model: b.model.clone(),
+            image: b.image.clone(),
+            engine: b.backend.engine().clone(),
+            labels: b.labels.clone(),
+            engine_note: b.engine_note.clone(),
+            runs: Vec::new(),
+        };
+        sink.backend(on.backend, result, on.clock.now());
+    }
+    let report = |runs: &[TimedRun]| {
+        if let (Some(sink), Some(run)) = (on.repetitions, runs.last()) {
+            sink.repetition(on.backend, run.clone(), on.clock.now());
         }
     };
-    report(&runs, &*b);
     for repetition in 1..=protocol.repeat as usize {
         if repetition > 1 && on.until.is_some_and(|until| on.clock.now() >= until) {
             break;
@@ -405,7 +409,7 @@ pub fn run_repetitions(
         progress.finish_and_clear();
         let failed = run.error.is_some();
         runs.push(run);
-        report(&runs, &*b);
+        report(&runs);
         if failed {
             break;
         }

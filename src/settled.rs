@@ -10,7 +10,7 @@
 
 use crate::record::RunRecord;
 use crate::sampler::Sample;
-use crate::summary::SensorEnergy;
+use crate::summary::Energies;
 
 /// Fresh readings kept before the oldest window still open: the counter's edge share reads
 /// the update interval before the one holding the edge.
@@ -19,8 +19,11 @@ const KEPT_BEFORE: usize = 2;
 /// Settles every window of `record` that ends before `horizons[sensor]` for that sensor (the
 /// time up to which its readings are all in; infinite once its sampler has stopped), then
 /// releases the readings that no window still open needs: those further than
-/// [`SensorEnergy::reach`] before the oldest of them, less [`KEPT_BEFORE`] fresh ones.
-pub fn settle(record: &mut RunRecord, horizons: &[f64]) {
+/// [`crate::summary::SensorEnergy::reach`] before the oldest of them, less [`KEPT_BEFORE`] fresh ones.
+/// `energies` is brought up to date first (the readings handed over since it last was) and
+/// left up to date after the release, ready for the checkpoint's summary and `run.json`.
+pub fn settle(record: &mut RunRecord, energies: &mut Energies, horizons: &[f64]) {
+    energies.update(record);
     let windows: Vec<(f64, f64)> = record
         .phases
         .iter()
@@ -45,7 +48,7 @@ pub fn settle(record: &mut RunRecord, horizons: &[f64]) {
     let sensors = record.sensors.len();
     for (sensor, log) in record.sensors.iter_mut().enumerate() {
         let horizon = horizons.get(sensor).copied().unwrap_or(f64::NEG_INFINITY);
-        let energy = SensorEnergy::of(log);
+        let energy = energies.sensor(sensor);
         let reach = energy.reach();
         let mut oldest_needed = open_from.min(horizon);
         for &w in &windows {
@@ -62,6 +65,7 @@ pub fn settle(record: &mut RunRecord, horizons: &[f64]) {
         log.samples.drain(..release);
         settled.release(sensor, sensors, release);
     }
+    energies.update(record);
 }
 
 /// How many of `samples` (in time order) lie before `cut`, less the [`KEPT_BEFORE`] fresh
@@ -240,16 +244,17 @@ mod tests {
             log.samples.clear();
         }
         let mut handed = vec![0; full.sensors.len()];
+        let mut energies = Energies::default();
         let mut most_held = 0;
         // A checkpoint every 0.3 s, as the writer's come after repetitions and phase changes.
         for step in 1..=(END / 0.3) as usize + 1 {
             as_of(&full, &mut streamed, step as f64 * 0.3, &mut handed);
             let horizons: Vec<f64> = streamed.sensors.iter().map(last_fresh).collect();
-            settle(&mut streamed, &horizons);
+            settle(&mut streamed, &mut energies, &horizons);
             most_held = most_held.max(streamed.sensors[0].samples.len());
         }
         as_of(&full, &mut streamed, f64::INFINITY, &mut handed);
-        settle(&mut streamed, &[f64::INFINITY; 2]);
+        settle(&mut streamed, &mut energies, &[f64::INFINITY; 2]);
 
         assert_eq!(
             serde_json::to_string(&summary::summarize(&streamed)).unwrap(),
@@ -276,11 +281,157 @@ mod tests {
     }
 
     #[test]
+    fn an_index_kept_up_to_date_gives_what_one_built_anew_gives() {
+        let mut full = full_record();
+        // A counter that loses count now and then, on and off the seams of the batches.
+        for i in [40, 41, 97, 160] {
+            full.sensors[1].samples[i].reading =
+                Err(format!("{}: reset", crate::sensor::COUNTER_BREAK));
+        }
+        let mut streamed = full_record();
+        for log in &mut streamed.sensors {
+            log.samples.clear();
+        }
+        let mut handed = vec![0; full.sensors.len()];
+        let mut energies = Energies::default();
+        for step in 1..=(END / 0.3) as usize + 1 {
+            as_of(&full, &mut streamed, step as f64 * 0.3, &mut handed);
+            let horizons: Vec<f64> = streamed.sensors.iter().map(last_fresh).collect();
+            let mut anew = Energies::default();
+            let mut rebuilt = RunRecord {
+                sensors: streamed.sensors.clone(),
+                phases: streamed.phases.clone(),
+                settled: streamed.settled.clone(),
+                ..full_record()
+            };
+            rebuilt.backends = streamed.backends.clone();
+            settle(&mut rebuilt, &mut anew, &horizons);
+            settle(&mut streamed, &mut energies, &horizons);
+            let anew = Energies::of(&rebuilt);
+            assert_eq!(
+                serde_json::to_string(&summary::summarize_with(&streamed, &energies)).unwrap(),
+                serde_json::to_string(&summary::summarize_with(&rebuilt, &anew)).unwrap(),
+                "at {} s",
+                step as f64 * 0.3
+            );
+            assert_eq!(
+                serde_json::to_string(&summary::phase_energy_with(&streamed, &energies)).unwrap(),
+                serde_json::to_string(&summary::phase_energy_with(&rebuilt, &anew)).unwrap(),
+            );
+        }
+    }
+
+    /// A sample of 2 W at `t`.
+    fn two_watts(t: f64) -> Sample {
+        Sample {
+            t,
+            reading: Ok(Reading {
+                watts: 2.0 + 0.01 * (t * 37.0).sin(),
+                ..Reading::default()
+            }),
+        }
+    }
+
+    /// One sensor read every millisecond for `held` readings: an idle baseline to 0.25 s, one
+    /// repetition timed from 0.25 s to 0.5 s, and a timed phase open since: no window still
+    /// open ends, so every reading from 0.5 s on stays held.
+    fn long_open_record(held: usize) -> RunRecord {
+        let rig = fixtures::rig("repeat = 2\nruns = 10");
+        let run = TimedRun {
+            latencies: vec![
+                Latency {
+                    start: 0.25,
+                    seconds: 0.025,
+                };
+                10
+            ],
+            window: Some((0.25, 0.5)),
+            batch: 1,
+            ..TimedRun::default()
+        };
+        let backend = fixtures::backend(&rig.backends[0], vec![run]);
+        let samples = (0..held).map(|i| two_watts(i as f64 * 1e-3)).collect();
+        let log = fixtures::log("power", Duration::from_millis(1), samples);
+        let mut record = fixtures::record(rig, vec![backend], vec![log]);
+        let slot = |repetition| {
+            Some(crate::clock::Slot {
+                backend: 0,
+                repetition,
+            })
+        };
+        record.phases = vec![
+            PhaseSpan::new(Phase::IdleBaseline, None, 0.0, 0.25),
+            PhaseSpan::new(Phase::Timed, slot(1), 0.25, 0.5),
+            PhaseSpan::new(Phase::Timed, slot(2), 0.5, f64::INFINITY),
+        ];
+        record
+    }
+
+    /// The CPU one checkpoint takes (settle, summary, `run.json`'s phase energy), with 1 k and
+    /// with 1 M readings held and 1000 new ones handed over before each: the index kept up to
+    /// date beside the index built anew three times, as each checkpoint did before. A
+    /// measurement, not a check: its figures are in docs/src/measurements.md.
+    #[test]
+    #[ignore = "a measurement: cargo test --release --lib checkpoint_cost -- --ignored --nocapture"]
+    fn checkpoint_cost() {
+        const NEW: usize = 1000;
+        const CHECKPOINTS: u32 = 20;
+        let cost = |held: usize, incremental: bool| -> (usize, f64) {
+            let mut record = long_open_record(held);
+            let mut energies = Energies::default();
+            let horizon = |r: &RunRecord| [r.sensors[0].samples.last().unwrap().t];
+            let horizons = horizon(&record);
+            settle(&mut record, &mut energies, &horizons);
+            let kept = record.sensors[0].samples.len();
+            let mut spent = Duration::ZERO;
+            for _ in 0..CHECKPOINTS {
+                let last = record.sensors[0].samples.last().unwrap().t;
+                let new = (1..=NEW).map(|i| two_watts(last + i as f64 * 1e-3));
+                record.sensors[0].samples.extend(new);
+                let horizons = horizon(&record);
+                let start = cpu_time::ThreadTime::now();
+                if incremental {
+                    settle(&mut record, &mut energies, &horizons);
+                    let rows = summary::summarize_with(&record, &energies);
+                    energies.update(&record);
+                    let phases = summary::phase_energy_with(&record, &energies);
+                    std::hint::black_box((rows, phases));
+                } else {
+                    settle(&mut record, &mut Energies::default(), &horizons);
+                    let rows = summary::summarize(&record);
+                    let phases = summary::phase_energy(&record);
+                    std::hint::black_box((rows, phases));
+                }
+                spent += start.elapsed();
+            }
+            (kept, spent.as_secs_f64() * 1e3 / f64::from(CHECKPOINTS))
+        };
+        println!("CPU per checkpoint, ms ({NEW} new readings each, mean of {CHECKPOINTS}):");
+        println!(
+            "{:>10}  {:>14}  {:>14}",
+            "held", "rebuilt (old)", "kept (new)"
+        );
+        let mut kept_ms = Vec::new();
+        for held in [1_000, 1_000_000] {
+            let (n, old) = cost(held, false);
+            let (_, new) = cost(held, true);
+            println!("{n:>10}  {old:>14.3}  {new:>14.3}");
+            kept_ms.push((old, new));
+        }
+        let (small, large) = (kept_ms[0], kept_ms[1]);
+        println!(
+            "1 M held / 1 k held: rebuilt {:.1}x, kept {:.2}x",
+            large.0 / small.0,
+            large.1 / small.1
+        );
+    }
+
+    #[test]
     fn nothing_settles_before_a_sensors_readings_are_in() {
         let mut record = full_record();
         // The counter sensor's readings stop at 2.5 s: windows ending later wait for it.
         let horizons = [f64::INFINITY, 2.5];
-        settle(&mut record, &horizons);
+        settle(&mut record, &mut Energies::default(), &horizons);
         let idle = (0.0, 1.0);
         let late = (record.phases[3].start, record.phases[3].end);
         assert!(record.settled.get(1, idle).is_some());

@@ -5,7 +5,7 @@ use crate::energy::{self, CounterPoint, PowerPoint, WindowEnergy};
 use crate::protocol::TimedRun;
 use crate::record::{BackendResult, RunRecord};
 pub use crate::results::{Repetition, Status, SummaryRow};
-use crate::sampler::SensorLog;
+use crate::sampler::{Sample, SensorLog};
 use crate::sensor::{Crosscheck, Origin};
 use crate::stats::{Spread, Summary};
 pub use crate::validity::CheckedWindow;
@@ -18,12 +18,17 @@ pub const GAP_PERIODS: f64 = 3.0;
 /// backend and repetition when the rig has no sensors), then, where the protocol was repeated,
 /// an aggregate row per backend and sensor ([`crate::aggregate`]).
 pub fn summarize(record: &RunRecord) -> Vec<SummaryRow> {
+    summarize_with(record, &Energies::of(record))
+}
+
+/// [`summarize`] from `energies`, brought up to date with `record`.
+pub fn summarize_with(record: &RunRecord, energies: &Energies) -> Vec<SummaryRow> {
     let idle_window = record
         .phases
         .iter()
         .find(|s| s.phase == Phase::IdleBaseline && s.end.is_finite())
         .map(|s| (s.start, s.end));
-    let windows = Windows::of(record);
+    let windows = Windows::of(record, energies);
     let mut rows = Vec::new();
     for (index, backend) in record.backends.iter().enumerate() {
         for (repetition, run) in backend.runs.iter().enumerate() {
@@ -165,8 +170,10 @@ const INTEGRATED_MARGIN: usize = 3;
 pub struct SensorEnergy {
     counter: Vec<CounterPoint>,
     /// Whether `points` are each the mean of their whole period, to be integrated as the
-    /// counter they add up to ([`energy::integrated`]).
+    /// counter they add up to ([`energy::integrated`]): the sensor's are
+    /// (`integrates`), and it keeps no counter.
     integrating: bool,
+    integrates: bool,
     points: Vec<PowerPoint>,
     /// Instant power read beside the counter, every read (stale ones too: only the counter
     /// was unchanged), for the cross-check.
@@ -198,11 +205,17 @@ struct CounterBreak {
 }
 
 impl SensorEnergy {
+    /// Every reading `log` holds, indexed.
     pub fn of(log: &SensorLog) -> Self {
+        Self::of_samples(log, &log.samples)
+    }
+
+    /// `samples` of `log`'s sensor, indexed.
+    fn of_samples(log: &SensorLog, samples: &[Sample]) -> Self {
         // Fresh, valid readings only: a stale reading repeats an earlier conversion or counter
         // update, and an error has no value.
         let fresh = || {
-            log.samples.iter().filter_map(|s| match &s.reading {
+            samples.iter().filter_map(|s| match &s.reading {
                 Ok(r) if !r.stale => Some((s.t, r)),
                 _ => None,
             })
@@ -213,8 +226,7 @@ impl SensorEnergy {
         let mut points: Vec<PowerPoint> = fresh()
             .map(|(t, r)| PowerPoint { t, watts: r.watts })
             .collect();
-        let mut instant: Vec<PowerPoint> = log
-            .samples
+        let mut instant: Vec<PowerPoint> = samples
             .iter()
             .filter_map(|s| {
                 let watts = s.reading.as_ref().ok()?.instant_watts?;
@@ -227,8 +239,7 @@ impl SensorEnergy {
         points.sort_by(|a, b| a.t.total_cmp(&b.t));
         instant.sort_by(|a, b| a.t.total_cmp(&b.t));
         let period = log.update_period.as_secs_f64();
-        let breaks = log
-            .samples
+        let breaks = samples
             .iter()
             .filter_map(|s| match &s.reading {
                 Err(e) if e.starts_with(crate::sensor::COUNTER_BREAK) => {
@@ -249,6 +260,7 @@ impl SensorEnergy {
             .collect();
         Self {
             breaks,
+            integrates: log.integrating,
             integrating: log.integrating && counter.is_empty(),
             counter,
             points,
@@ -261,8 +273,7 @@ impl SensorEnergy {
                 .filter(|(_, r)| r.saturated)
                 .map(|(t, _)| t)
                 .collect(),
-            errors: log
-                .samples
+            errors: samples
                 .iter()
                 .filter(|s| s.reading.is_err())
                 .map(|s| s.t)
@@ -271,6 +282,55 @@ impl SensorEnergy {
                 .filter_map(|(t, r)| Some((t, log.limits.judge(r)?)))
                 .collect(),
         }
+    }
+
+    /// Adds `later`, the sensor's readings after those indexed: what one index of all of them
+    /// would hold. The counter's breaks on the seam get their neighbours across it.
+    fn append(&mut self, mut later: SensorEnergy) {
+        if let Some(last) = self.counter.last() {
+            for b in later
+                .breaks
+                .iter_mut()
+                .filter(|b| b.from == f64::NEG_INFINITY)
+            {
+                b.from = last.t;
+            }
+        }
+        if let Some(next) = later.counter.first() {
+            for b in self.breaks.iter_mut().filter(|b| b.to == f64::INFINITY) {
+                b.to = next.t;
+            }
+        }
+        joined(&mut self.counter, later.counter, |p| p.t);
+        joined(&mut self.points, later.points, |p| p.t);
+        joined(&mut self.instant, later.instant, |p| p.t);
+        joined(&mut self.saturated, later.saturated, |t| *t);
+        joined(&mut self.errors, later.errors, |t| *t);
+        joined(&mut self.impossible, later.impossible, |(t, _)| *t);
+        joined(&mut self.breaks, later.breaks, |b| b.at);
+        self.integrating = self.integrates && self.counter.is_empty();
+    }
+
+    /// Drops what readings before `t` gave: the index of the readings from `t` on.
+    fn release_before(&mut self, t: f64) {
+        fn from<T>(v: &mut Vec<T>, t: f64, at: impl Fn(&T) -> f64) {
+            let n = v.partition_point(|x| at(x) < t);
+            v.drain(..n);
+        }
+        from(&mut self.counter, t, |p| p.t);
+        from(&mut self.points, t, |p| p.t);
+        from(&mut self.instant, t, |p| p.t);
+        from(&mut self.saturated, t, |t| *t);
+        from(&mut self.errors, t, |t| *t);
+        from(&mut self.impossible, t, |(t, _)| *t);
+        from(&mut self.breaks, t, |b| b.at);
+        // A break whose last update before it went has none held before it.
+        for b in &mut self.breaks {
+            if b.from < t {
+                b.from = f64::NEG_INFINITY;
+            }
+        }
+        self.integrating = self.integrates && self.counter.is_empty();
     }
 
     /// Energy over `(start, end)` with its validity judged against `spec`.
@@ -403,26 +463,113 @@ impl SensorEnergy {
     }
 }
 
+/// `later` after `v`, kept in time order (`at`): appended, or merged where a reading came
+/// out of order.
+fn joined<T>(v: &mut Vec<T>, later: Vec<T>, at: impl Fn(&T) -> f64) {
+    let in_order = match (v.last(), later.first()) {
+        (Some(a), Some(b)) => at(a) <= at(b),
+        _ => true,
+    };
+    v.extend(later);
+    if !in_order {
+        v.sort_by(|a, b| at(a).total_cmp(&at(b)));
+    }
+}
+
+/// Every sensor's readings of a run, indexed ([`SensorEnergy`]) and kept up to date as the run
+/// grows: each update indexes only the readings handed over since the last one and drops those
+/// the record released, so a streamed run's checkpoint costs what is new, not the run so far.
+/// A checkpoint builds it once and hands it to [`crate::settled::settle`],
+/// [`summarize_with`] and [`phase_energy_with`].
+#[derive(Default)]
+pub struct Energies {
+    sensors: Vec<Indexed>,
+}
+
+struct Indexed {
+    energy: SensorEnergy,
+    /// The sensor's readings indexed so far, those released since included.
+    seen: usize,
+}
+
+impl Energies {
+    /// Every reading `record` holds, indexed.
+    pub fn of(record: &RunRecord) -> Self {
+        let mut energies = Self::default();
+        energies.update(record);
+        energies
+    }
+
+    /// Indexes the readings `record` took since the last update and drops those it released.
+    pub fn update(&mut self, record: &RunRecord) {
+        self.sensors.truncate(record.sensors.len());
+        for (sensor, log) in record.sensors.iter().enumerate() {
+            let released = record.settled.released(sensor);
+            let readings = released + log.samples.len();
+            match self.sensors.get_mut(sensor) {
+                // Only what came since; a record that lost readings unseen is indexed anew.
+                Some(held) if (released..=readings).contains(&held.seen) => {
+                    let new = &log.samples[held.seen - released..];
+                    if !new.is_empty() {
+                        held.energy.append(SensorEnergy::of_samples(log, new));
+                    }
+                    held.seen = readings;
+                }
+                _ => {
+                    let indexed = Indexed {
+                        energy: SensorEnergy::of(log),
+                        seen: readings,
+                    };
+                    match self.sensors.get_mut(sensor) {
+                        Some(held) => *held = indexed,
+                        None => self.sensors.push(indexed),
+                    }
+                }
+            }
+            let held = &mut self.sensors[sensor].energy;
+            match log.samples.first() {
+                Some(first) => held.release_before(first.t),
+                None => held.release_before(f64::INFINITY),
+            }
+        }
+    }
+
+    /// Sensor `sensor`'s index.
+    pub fn sensor(&self, sensor: usize) -> &SensorEnergy {
+        &self.sensors[sensor].energy
+    }
+
+    /// Whether every reading `record` holds, and no other, is indexed.
+    fn current(&self, record: &RunRecord) -> bool {
+        self.sensors.len() == record.sensors.len()
+            && (self.sensors.iter().enumerate()).all(|(i, s)| s.seen == record.readings(i))
+    }
+}
+
 /// Each sensor's windows of a run: a settled one from the record's
 /// [`crate::settled::Settled`], any other
 /// integrated from the readings the record still holds.
 struct Windows<'a> {
     record: &'a RunRecord,
-    energies: Vec<SensorEnergy>,
+    energies: &'a Energies,
 }
 
 impl<'a> Windows<'a> {
-    fn of(record: &'a RunRecord) -> Self {
-        Self {
-            record,
-            energies: record.sensors.iter().map(SensorEnergy::of).collect(),
-        }
+    fn of(record: &'a RunRecord, energies: &'a Energies) -> Self {
+        debug_assert!(
+            energies.current(record),
+            "the index is behind the record: call Energies::update"
+        );
+        Self { record, energies }
     }
 
     fn checked(&self, sensor: usize, w: (f64, f64)) -> CheckedWindow {
         match self.record.settled.get(sensor, w) {
             Some(settled) => settled.clone(),
-            None => self.energies[sensor].checked(w, &self.record.rig.validity),
+            None => self
+                .energies
+                .sensor(sensor)
+                .checked(w, &self.record.rig.validity),
         }
     }
 
@@ -435,7 +582,7 @@ impl<'a> Windows<'a> {
         match self.record.settled.get(sensor, (start, end)) {
             Some(settled) => (settled.energy, settled.crosscheck.clone()),
             None => {
-                let e = &self.energies[sensor];
+                let e = self.energies.sensor(sensor);
                 let energy = e.window(start, end);
                 let check = e.crosscheck(start, end, energy.as_ref(), &self.record.rig.validity);
                 (energy, check)
@@ -464,7 +611,12 @@ pub struct PhaseEnergy {
 
 /// Energy per phase and sensor, for every phase that ended.
 pub fn phase_energy(record: &RunRecord) -> Vec<PhaseEnergy> {
-    let windows = Windows::of(record);
+    phase_energy_with(record, &Energies::of(record))
+}
+
+/// [`phase_energy`] from `energies`, brought up to date with `record`.
+pub fn phase_energy_with(record: &RunRecord, energies: &Energies) -> Vec<PhaseEnergy> {
+    let windows = Windows::of(record, energies);
     let mut out = Vec::new();
     for sensor_index in 0..record.sensors.len() {
         for span in record.phases.iter().filter(|s| s.end.is_finite()) {

@@ -422,11 +422,13 @@ fn repeated_runs_give_a_row_each_and_an_aggregate_with_intervals() {
             .parse::<f64>()
             .unwrap_or_else(|_| panic!("{k}: {:?}", all[k]))
     };
-    let mean: f64 = summary[..3]
+    // The geometric mean of the repetitions, as `compare` gives it.
+    let mean: f64 = (summary[..3]
         .iter()
-        .map(|r| r["inferences_per_joule"].parse::<f64>().unwrap())
+        .map(|r| r["inferences_per_joule"].parse::<f64>().unwrap().ln())
         .sum::<f64>()
-        / 3.0;
+        / 3.0)
+        .exp();
     assert!((num("inferences_per_joule") - mean).abs() < 1e-9 * mean);
     assert!(
         num("inferences_per_joule_ci_low") <= mean && mean <= num("inferences_per_joule_ci_high")

@@ -64,7 +64,7 @@ fn check(name: &str, runs: &[&Path], want_entries: usize) {
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("simulated"), "{md}");
     if name == "report_repeated" {
-        assert!(md.contains("(14.77 to 15.55)"), "{md}");
+        assert!(md.contains("(14.78 to 15.55)"), "{md}");
     }
     assert_eq!(
         md.lines()

@@ -47,7 +47,15 @@ pub fn write_final(
         files: Some(RowFiles::of(dir)?),
         ..Progress::default()
     };
-    write_run_json(&dir.join("run.json"), record, rows, args, &progress)
+    let phase_energy = crate::summary::phase_energy(record);
+    write_run_json(
+        &dir.join("run.json"),
+        record,
+        rows,
+        &phase_energy,
+        args,
+        &progress,
+    )
 }
 
 /// What one row file held, for `run.json`: its CSV records (the header not counted), its
@@ -329,7 +337,7 @@ struct RunJson<'a> {
     ranging: &'a [crate::ranging::Ranged],
     phases: &'a [crate::clock::PhaseSpan],
     /// Mean power and energy of every phase, per sensor.
-    phase_energy: Vec<crate::summary::PhaseEnergy>,
+    phase_energy: &'a [crate::summary::PhaseEnergy],
     /// The rig file exactly as read.
     rig_file: &'a str,
     rig: &'a crate::rig::Rig,
@@ -497,6 +505,7 @@ pub(crate) fn write_run_json(
     path: &Path,
     record: &RunRecord,
     rows: &[SummaryRow],
+    phase_energy: &[crate::summary::PhaseEnergy],
     args: &[String],
     progress: &Progress,
 ) -> Result<()> {
@@ -535,7 +544,7 @@ pub(crate) fn write_run_json(
         ranging: &record.ranging,
         // Open-ended phases (a run cut short) serialize their end as null.
         phases: &record.phases,
-        phase_energy: crate::summary::phase_energy(record),
+        phase_energy,
         rig_file: &record.rig_text,
         rig: &record.rig,
         summary: rows,

@@ -73,9 +73,15 @@ enum Msg {
         first: usize,
         batch: Vec<Latency>,
     },
-    Repetition {
+    Backend {
         backend: usize,
         result: Box<BackendResult>,
+        /// Run-clock time the backend started: its summary waits for readings past it.
+        at: f64,
+    },
+    Repetition {
+        backend: usize,
+        run: Box<crate::protocol::TimedRun>,
         /// Run-clock time the repetition ended: its summary waits for readings past it.
         at: f64,
     },
@@ -111,10 +117,18 @@ impl LatencySink for Feed {
 }
 
 impl RepetitionSink for Feed {
-    fn repetition(&self, backend: usize, result: BackendResult, at: f64) {
-        let _ = self.tx.send(Msg::Repetition {
+    fn backend(&self, backend: usize, result: BackendResult, at: f64) {
+        let _ = self.tx.send(Msg::Backend {
             backend,
             result: Box::new(result),
+            at,
+        });
+    }
+
+    fn repetition(&self, backend: usize, run: crate::protocol::TimedRun, at: f64) {
+        let _ = self.tx.send(Msg::Repetition {
+            backend,
+            run: Box::new(run),
             at,
         });
     }
@@ -172,6 +186,7 @@ impl Writer {
             phases,
             clock,
             rows: Vec::new(),
+            energies: Default::default(),
             pending: None,
             error: None,
         };
@@ -221,6 +236,8 @@ struct State {
     clock: RunClock,
     /// The summary rows of the last checkpoint.
     rows: Vec<SummaryRow>,
+    /// The readings `record` holds, indexed: each checkpoint adds only what came since.
+    energies: crate::summary::Energies,
     /// A repetition's end whose summary waits for readings past it, and since when.
     pending: Option<(f64, Instant)>,
     error: Option<String>,
@@ -278,8 +295,8 @@ impl State {
                 let horizons: Vec<f64> = (self.last_fresh.iter().zip(&self.done))
                     .map(|(t, done)| if *done { f64::INFINITY } else { *t })
                     .collect();
-                crate::settled::settle(&mut self.record, &horizons);
-                self.rows = crate::summary::summarize(&self.record);
+                crate::settled::settle(&mut self.record, &mut self.energies, &horizons);
+                self.rows = crate::summary::summarize_with(&self.record, &self.energies);
                 let summary = self.dir.join("summary.csv");
                 let written = files::write_summary(&summary, &self.rows);
                 self.note(written);
@@ -365,7 +382,7 @@ impl State {
                 self.note_csv(written, "latency.csv");
                 false
             }
-            Msg::Repetition {
+            Msg::Backend {
                 backend,
                 result,
                 at,
@@ -375,6 +392,13 @@ impl State {
                     backends[backend].runs.extend(result.runs);
                 } else {
                     backends.push(*result);
+                }
+                self.pending = Some((at, Instant::now()));
+                true
+            }
+            Msg::Repetition { backend, run, at } => {
+                if let Some(b) = self.record.backends.get_mut(backend) {
+                    b.runs.push(*run);
                 }
                 self.pending = Some((at, Instant::now()));
                 true
@@ -415,10 +439,12 @@ impl State {
             power_rows: self.power_rows,
             files: None,
         };
+        self.energies.update(&self.record);
         files::write_run_json(
             &self.dir.join("run.json"),
             &self.record,
             &self.rows,
+            &crate::summary::phase_energy_with(&self.record, &self.energies),
             &self.command,
             &progress,
         )
@@ -540,7 +566,7 @@ mod tests {
         let summary = dir.path().join("summary.csv");
         assert!(!summary.exists());
         phases.end(0.03);
-        writer.feed().repetition(0, backend_result(), 0.03);
+        writer.feed().backend(0, backend_result(), 0.03);
         // summary.csv is replaced first, then run.json.
         while !summary.exists() || json()["backends"][0]["model_sha256"] != "abc" {
             assert!(waited.elapsed() < Duration::from_secs(3));

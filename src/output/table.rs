@@ -116,8 +116,8 @@ fn write_energy(out: &mut String, rows: &[SummaryRow], repeated: bool) {
         if repeated {
             let _ = writeln!(
                 out,
-                "(n/all: the mean over the repetitions that ended ok, with the 95 % confidence \
-                 interval of the mean by Student's t)"
+                "(n/all: the geometric mean over the repetitions that ended ok, with its 95 % \
+                 confidence interval by Student's t on the logarithms, as compare gives it)"
             );
         }
         if rows.iter().any(|r| r.origin == Some(Origin::Nominal)) {

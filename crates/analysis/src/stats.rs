@@ -108,26 +108,6 @@ impl Spread {
     }
 }
 
-impl Spread {
-    /// The confidence interval of a positive mean on the log scale: x̄ × exp(± h / x̄), with h
-    /// the half-width of [`Spread::ci`]. h / x̄ = t × s / (x̄ √n) is the standard error of ln x̄
-    /// to first order (the delta method, as in [`RatioCi`]) times the same t, so the interval
-    /// always holds the mean, is never below zero (FPS, watts and inferences per joule cannot
-    /// be) and is asymmetric, as a ratio's is. `None` for a single value or a mean not above
-    /// zero.
-    pub fn positive_ci(&self) -> Option<(f64, f64)> {
-        let factor = self.log_half_width()?.exp();
-        Some((self.mean / factor, self.mean * factor))
-    }
-
-    /// h / x̄, the half-width of [`Spread::positive_ci`] on the log scale.
-    pub fn log_half_width(&self) -> Option<f64> {
-        self.half_width
-            .filter(|_| self.mean > 0.0)
-            .map(|h| h / self.mean)
-    }
-}
-
 /// Welch's unequal-variance t-test of the difference between the means of samples a and b.
 ///
 /// With vₐ = sₐ² / nₐ and v_b = s_b² / n_b:
@@ -233,24 +213,56 @@ impl LogRatio {
     }
 }
 
-/// The geometric mean of a positive quantity with its 95 % interval, exp(l̄ ± t × s_l / √n)
-/// from the logarithms l: the scale on which [`LogRatio`] compares two of them. `None` for no
-/// values or one not above zero or not finite; no interval for a single value.
-pub fn geometric(values: &[f64]) -> Option<(f64, Option<(f64, f64)>)> {
-    // Relative to the first value, so that a constant sample (one value, say) gives that
-    // value back to the bit rather than exp(ln x).
-    let (&first, _) = values.split_first()?;
-    if first <= 0.0 {
-        return None;
+/// A positive quantity measured in repetitions (inferences per joule, FPS, watts), as every
+/// figure across repetitions is given: the table's aggregate row, `compare`, `report` and the
+/// exports all take this one statistic.
+///
+/// With lᵢ = ln xᵢ: the figure is the geometric mean exp(l̄), and its interval at 95 %
+/// exp(l̄ ± t₍0.975, n−1₎ × s_l / √n), Student's t on the logarithms. That is the scale on
+/// which [`LogRatio`] compares two of them, so an entry's figure and its ratio to another are
+/// one statistic; the interval holds the figure, is asymmetric as a ratio's is, and never
+/// reaches zero (with two repetitions t is 12.7, and x̄ ± h went below zero). The geometric mean
+/// of a quotient is the quotient of the geometric means, so the aggregate's inferences per joule
+/// is its FPS over its watts and the reciprocal of its joules per inference, as each
+/// repetition's is. `std_dev` and `cv` describe the values themselves: s and s / x̄.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Repeated {
+    pub n: usize,
+    /// The geometric mean.
+    pub mean: f64,
+    /// Its 95 % interval; `None` for a single value.
+    pub ci: Option<(f64, f64)>,
+    /// Half the interval's width on the log scale, t × s_l / √n = ln(high / mean).
+    pub log_half_width: Option<f64>,
+    /// The values' sample standard deviation (0 for a single value).
+    pub std_dev: f64,
+    /// s / x̄ of the values; `None` for a single value.
+    pub cv: Option<f64>,
+}
+
+impl Repeated {
+    /// `None` for no values or one not above zero or not finite.
+    pub fn of(values: &[f64]) -> Option<Self> {
+        // Relative to the first value, so that a constant sample (one value, say) gives that
+        // value back to the bit rather than exp(ln x).
+        let (&first, _) = values.split_first()?;
+        if first <= 0.0 {
+            return None;
+        }
+        let relative: Vec<f64> = values.iter().map(|v| v / first).collect();
+        let logs = Spread::of(&logs(&relative)?)?;
+        let spread = Spread::of(values)?;
+        Some(Self {
+            n: values.len(),
+            mean: first * logs.mean.exp(),
+            ci: logs
+                .ci
+                .map(|(low, high)| (first * low.exp(), first * high.exp())),
+            log_half_width: logs.half_width,
+            std_dev: spread.std_dev,
+            cv: spread.cv,
+        })
     }
-    let relative: Vec<f64> = values.iter().map(|v| v / first).collect();
-    let spread = Spread::of(&logs(&relative)?)?;
-    Some((
-        first * spread.mean.exp(),
-        spread
-            .ci
-            .map(|(low, high)| (first * low.exp(), first * high.exp())),
-    ))
 }
 
 /// The natural logarithms of `values`; `None` if one is not above zero.
@@ -760,27 +772,32 @@ mod tests {
                 [3.872983346207417, 0.15087518408090983, 99.41992840887573],
             ),
         ] {
-            let (m, ci) = geometric(v).unwrap();
-            let (l, h) = ci.unwrap();
+            let r = Repeated::of(v).unwrap();
+            let (m, (l, h)) = (r.mean, r.ci.unwrap());
             assert_close(m, mean, EXACT);
             assert_close(l, low, ITERATIVE);
             assert_close(h, high, ITERATIVE);
         }
-        assert_eq!(geometric(&[4.0]), Some((4.0, None)));
-        assert_eq!(geometric(&[4.0, -1.0]), None);
+        let one = Repeated::of(&[4.0]).unwrap();
+        assert_eq!((one.mean, one.ci, one.log_half_width), (4.0, None, None));
+        assert_eq!(Repeated::of(&[4.0, -1.0]), None);
     }
 
     #[test]
     fn positive_intervals_hold_the_mean_and_stay_above_zero() {
         // C = 3, 5: a symmetric interval 4 ± 12.706 is −8.7 to 16.7.
-        let s = Spread::of(&C).unwrap();
-        let (low, high) = s.positive_ci().unwrap();
-        let h = s.half_width.unwrap();
-        assert_close(low, 4.0 * (-h / 4.0).exp(), EXACT);
-        assert_close(high, 4.0 * (h / 4.0).exp(), EXACT);
-        assert!(low > 0.0 && low < 4.0 && high > 4.0);
-        assert_eq!(Spread::of(&[3.0]).unwrap().positive_ci(), None);
-        assert_eq!(Spread::of(&[-3.0, 1.0]).unwrap().positive_ci(), None);
+        let r = Repeated::of(&C).unwrap();
+        let (low, high) = r.ci.unwrap();
+        let h = r.log_half_width.unwrap();
+        assert_close(low, r.mean * (-h).exp(), EXACT);
+        assert_close(high, r.mean * h.exp(), EXACT);
+        assert!(low > 0.0 && low < r.mean && high > r.mean);
+        // The values' own spread beside it: s = √2, s / x̄ = √2 / 4.
+        assert_close(r.std_dev, 2f64.sqrt(), EXACT);
+        assert_close(r.cv.unwrap(), 2f64.sqrt() / 4.0, EXACT);
+        assert_eq!(Repeated::of(&[3.0]).unwrap().ci, None);
+        assert_eq!(Repeated::of(&[-3.0, 1.0]), None);
+        assert_eq!(Repeated::of(&[3.0, 0.0]), None);
     }
 
     #[test]
