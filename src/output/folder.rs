@@ -253,7 +253,7 @@ fn read_phases<'de, 'a, D: serde::Deserializer<'de>>(
     Ok(Cow::Owned(spans.into_iter().map(|s| s.0).collect()))
 }
 
-/// A run folder's `run.json`, read back once [`check_schema`] accepts it; a folder without
+/// A run folder's `run.json`, read back once `check_schema` accepts it; a folder without
 /// one is a one-line error.
 pub fn read_run_json(dir: &Path) -> Result<RunJson<'static>> {
     let path = dir.join(RUN_JSON);
