@@ -20,6 +20,8 @@
 # Elsewhere it prints a SKIP line saying why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=run-folder.sh
+source scripts/run-folder.sh
 
 case $(uname -m) in
   x86_64) ;;
@@ -29,7 +31,7 @@ esac
 start=$(date +%s)
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-scripts/board-vm.sh --run "$(cat scripts/board-vm/check.sh)" > "$out" 2>&1 || {
+scripts/board-vm.sh --run "SUMMARY_CSV=$SUMMARY_CSV; $(cat scripts/board-vm/check.sh)" > "$out" 2>&1 || {
   echo "board-check: the board did not run its commands:"; cat "$out"; exit 1; }
 
 # What case $1 printed: the lines after its "== $1" line, up to the next case.
@@ -56,7 +58,7 @@ expect ina3221 '^hwmon \(VDD_IN\): 5\.000 V  1\.0000 A  5\.000 W ' "the hwmon ri
 # The older userland: LiteRT cannot load, and the run says why.
 old=$(mktemp)
 trap 'rm -f "$out" "$old"' EXIT
-scripts/board-vm.sh --userland bullseye --run 'joulebench run --rig sim-cpu --runs 3 --out /tmp/r 2>&1 | grep "^joulebench: backend 0: cannot load"; cat /tmp/r/summary.csv' > "$old" 2>&1 || {
+scripts/board-vm.sh --userland bullseye --run 'joulebench run --rig sim-cpu --runs 3 --out /tmp/r 2>&1 | grep "^joulebench: backend 0: cannot load"; cat /tmp/r/'"$SUMMARY_CSV" > "$old" 2>&1 || {
   echo "board-check: the Debian 11 board did not run its commands:"; cat "$old"; exit 1; }
 grep -Eq "^joulebench: backend 0: cannot load .*/libLiteRt\.so: .*version \`GLIBC(XX)?_[0-9.]+' not found.*; running TF Lite 1\.15\.5 instead" "$old" ||
   { echo "board-check: on Debian 11's C library the run did not name why LiteRT cannot load:"; cat "$old"; exit 1; }

@@ -12,7 +12,7 @@
 #    - on a fake Jetson Nano tree ($JOULEBENCH_ROOT: JetPack 4's INA3221 IIO layout, nvpmodel
 #      status and configuration): `sensors --detect` finds POM_5V_IN as the board's input, and
 #      the shipped jetson-nano rig (its INA219 table left out: no I2C bus here) measures its
-#      rails and records the power mode in run.json's machine state.
+#      rails and records the power mode in the run's machine state.
 # The armv7 tarball (32-bit Raspberry Pi OS) is checked under qemu-arm where it is built, by
 # `make dist TARGETS=armv7-unknown-linux-gnueabihf` (scripts/armv7-check.sh): building a third
 # TF Lite and dependency tree took 7 of CI's minutes from an empty cache.
@@ -36,6 +36,8 @@ cache=${JOULEBENCH_CACHE:-$HOME/.cache/joulebench}
 scripts/dist.sh --out "$cache/cross/dist" "$target"
 # shellcheck source=cross-env.sh
 . scripts/cross-env.sh
+# shellcheck source=run-folder.sh
+source scripts/run-folder.sh
 sysroot=/usr/aarch64-linux-gnu
 qemu=(qemu-aarch64-static -L "$sysroot")
 for need in "$sysroot/lib/ld-linux-aarch64.so.1" "$(command -v qemu-aarch64-static || echo qemu-aarch64-static)"; do
@@ -79,7 +81,7 @@ run_ok() {
 run_ok "$work/sim.log" --rig sim-cpu --engine tflite --runs 5 --out "$work/sim"
 grep -Eq '^0 +tflite +tflite 1\.15\.5 .* chickadee \(20\)$' "$work/sim.log" || {
   echo "cross-test: sim-cpu under qemu did not classify the bird as a chickadee:"; cat "$work/sim.log"; exit 1; }
-grep -q '^sim-cpu,0,' "$work/sim/summary.csv" || { echo "cross-test: no summary row for sim-cpu"; exit 1; }
+grep -q '^sim-cpu,0,' "$work/sim/$SUMMARY_CSV" || { echo "cross-test: no summary row for sim-cpu"; exit 1; }
 
 # A Jetson Nano as JetPack 4 lays it out: the INA3221's IIO device (rails in mW, mV, mA) and
 # nvpmodel's status and configuration (mode 0, MAXN, as the Nano's own file names it).
@@ -122,21 +124,21 @@ sys.stdout.write(out)
 RIG
 JOULEBENCH_ROOT=$nano run_ok "$work/nano.log" --rig "$work/jetson-nano.toml" --runs 3 --out "$work/nano-run"
 for rail in "Nano module 5 V input (POM_5V_IN)" "Nano CPU (POM_5V_CPU)" "Nano GPU (POM_5V_GPU)"; do
-  grep -q "^jetson-nano,1,.*,ina3221,$rail," "$work/nano-run/summary.csv" || {
+  grep -q "^jetson-nano,1,.*,ina3221,$rail," "$work/nano-run/$SUMMARY_CSV" || {
     echo "cross-test: no row of the jetson-nano rig's $nano_threads-thread backend for $rail:"; cat "$work/nano.log"; exit 1; }
 done
 grep -Eq "^1 +tflite +tflite 1\.15\.5 +none +$nano_threads .* chickadee \(20\)\$" "$work/nano.log" || {
   echo "cross-test: the jetson-nano rig did not classify the bird as a chickadee on $nano_threads threads:"; cat "$work/nano.log"; exit 1; }
-python3 - "$work/nano-run/run.json" <<'STATE'
+python3 - "$work/nano-run/$RUN_JSON" <<'STATE'
 import json, sys
 states = json.load(open(sys.argv[1]))["machine_state"]
 modes = [s[edge].get("nvpmodel") for s in states for edge in ("start", "end")]
-assert modes and all(m == {"id": 0, "name": "MAXN"} for m in modes), f"nvpmodel in run.json: {modes}"
+assert modes and all(m == {"id": 0, "name": "MAXN"} for m in modes), f"nvpmodel in {sys.argv[1]}: {modes}"
 STATE
 
 done_at=$(date +%s)
 
 echo "cross-test: aarch64 under qemu-aarch64: $lib_passed library tests passed (sensors, analysis), among them the INA219 driver on the simulated bcm2835 bus:"
 sed 's/^/cross-test:   /' <<<"$ina219_bcm"
-echo "cross-test: the tarball's binary: sim-cpu with TF Lite 1.15.5 (top-1 chickadee); on a fake JetPack 4 Nano, sensors --detect (POM_5V_IN the board's input) and the jetson-nano rig (3 INA3221 rails, nvpmodel MAXN in run.json): ok"
+echo "cross-test: the tarball's binary: sim-cpu with TF Lite 1.15.5 (top-1 chickadee); on a fake JetPack 4 Nano, sensors --detect (POM_5V_IN the board's input) and the jetson-nano rig (3 INA3221 rails, nvpmodel MAXN in the machine state): ok"
 echo "cross-test: $((done_at - start)) s in all: aarch64 build and tarball $((built - start)) s, library tests $((tested - built)) s, runs $((done_at - tested)) s"

@@ -5,6 +5,8 @@
 # in, the models come from the user's data folder (`make models` put them there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=run-folder.sh
+source scripts/run-folder.sh
 
 root=$(mktemp -d)
 empty=$(mktemp -d)
@@ -17,7 +19,7 @@ cd "$empty"
 "$root/bin/joulebench" run --rig sim-cpu --runs 20 --out run >/dev/null 2>run.log ||
   grep -q '^joulebench: invalid: ' run.log || {
   echo "install-check: the installed binary failed from an empty folder:"; cat run.log; exit 1; }
-if ! grep -q '^rig,' run/summary.csv || ! grep -q 'built-in rig sim-cpu' run.log; then
+if ! grep -q '^rig,' "run/$SUMMARY_CSV" || ! grep -q 'built-in rig sim-cpu' run.log; then
   echo "install-check: no summary, or the rig did not come from the binary"; cat run.log; exit 1
 fi
 # The clone's folder followed by a slash: a cache beside it (/tmp/ci-cache next to /tmp/ci)

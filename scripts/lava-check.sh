@@ -5,12 +5,14 @@
 # job's parameters after them, `set -e`, the steps from the repository's root) and run by sh
 # with a fake lava-test-case on PATH that records its arguments, install a tarball of this
 # machine's binary, run the sim-cpu rig (5 runs) and report one test case per figure, with
-# the measurements of the run's summary.csv. A second pass with a tarball that is not one
+# the measurements of the run's summary rows. A second pass with a tarball that is not one
 # checks that the failure is a failed test case, not a broken script.
 #
 #   scripts/lava-check.sh [BINARY]    (default: $CARGO_TARGET_DIR/release/joulebench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=run-folder.sh
+source scripts/run-folder.sh
 repo=$PWD
 cache=${JOULEBENCH_CACHE:-$HOME/.cache/joulebench}
 bin=${1:-${CARGO_TARGET_DIR:-$cache/target}/release/joulebench}
@@ -85,7 +87,7 @@ export LAVA_CAPTURE=$work/cases.txt
 : > "$LAVA_CAPTURE"
 PATH="$work/bin:$PATH" JOULEBENCH_MODELS_DIR=$work/models sh "$work/run.sh" > "$work/run.log" 2>&1 || {
   echo "lava-check: the run steps failed:"; cat "$work/run.log"; exit 1; }
-"$python" - "$LAVA_CAPTURE" "$work/device/run/summary.csv" "$work/run.log" <<'PY' || { cat "$work/run.log"; exit 1; }
+"$python" - "$LAVA_CAPTURE" "$work/device/run/$SUMMARY_CSV" "$work/run.log" <<'PY' || { cat "$work/run.log"; exit 1; }
 import csv, sys
 cases = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
 log = open(sys.argv[3]).read()

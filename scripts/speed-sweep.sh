@@ -15,6 +15,8 @@
 #   scripts/speed-sweep.sh BINARY [fast|slow|both] -- CARGO TEST COMMAND...
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=run-folder.sh
+source scripts/run-folder.sh
 bin=$1 passes=$2
 shift 2
 [ "${1:-}" = -- ] && shift
@@ -39,11 +41,11 @@ start_load() {
   done
 }
 
-# The FPS of sim-cpu with `model`, from its summary.csv.
+# The FPS of sim-cpu with `model`, from its summary rows.
 fps() {
   local model=$1 out=$work/run-$RANDOM
   "$bin" run --rig sim-cpu --model "$model" --runs 100 --out "$out" >/dev/null 2>&1
-  awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "fps") c = i } NR == 2 { print $c }' "$out/summary.csv"
+  awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "fps") c = i } NR == 2 { print $c }' "$out/$SUMMARY_CSV"
 }
 
 # The test that checks the stand-in on both engines writes it where every test binary finds it

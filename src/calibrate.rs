@@ -403,7 +403,7 @@ pub fn prepare(rig: &Rig, source: RigSource, request: &Request) -> Result<Prepar
         (_, true) => None,
         (None, false) => return Err(built_in_refusal(&target, &rig.name)),
         (Some(path), false) => {
-            if let Some(run) = crate::results::run_folder_holding(path) {
+            if let Some(run) = crate::output::folder::run_folder_holding(path) {
                 bail!(
                     "rig file {} is inside the run folder {}: calibrate writes into the rig \
                      file, which would change that run's folder; copy the rig elsewhere and \

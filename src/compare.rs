@@ -20,8 +20,9 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::export::Table;
+use crate::output::folder::{self, RunFolder};
 use crate::references::{self, ReferenceKind};
-use crate::results::{self, RunFolder, Status, SummaryRow};
+use crate::results::{self, Status, SummaryRow};
 use crate::sensor::Origin;
 use crate::stats::{hedges_g, LogRatio, Repeated};
 
@@ -98,7 +99,7 @@ pub struct Comparison {
 pub fn compare(dirs: &[PathBuf], baseline: usize, with_references: bool) -> Result<Comparison> {
     let runs = dirs
         .iter()
-        .map(|d| results::read_run_dir(d))
+        .map(|d| folder::read_run_dir(d))
         .collect::<Result<Vec<RunFolder>>>()?;
     results::refuse_repeats(dirs, "compare a run with another run, not with itself")?;
     let mut entries = Vec::new();
@@ -409,16 +410,9 @@ mod tests {
     fn run_dir(origin: Origin, sensor: &str, rail: &str, values: &[f64]) -> tempfile::TempDir {
         let example =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples/sim-cpu");
-        let template = results::read_run_dir(&example).unwrap().rows.remove(0);
+        let template = folder::read_run_dir(&example).unwrap().rows.remove(0);
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("run.json"),
-            format!(
-                r#"{{"schema_version": {}, "joulebench_version": "0.1.0"}}"#,
-                results::SCHEMA_VERSION
-            ),
-        )
-        .unwrap();
+        std::fs::copy(example.join("run.json"), dir.path().join("run.json")).unwrap();
         let mut w = csv::Writer::from_path(dir.path().join("summary.csv")).unwrap();
         for (i, v) in values.iter().enumerate() {
             w.serialize(SummaryRow {
@@ -442,7 +436,7 @@ mod tests {
         let base = run_dir(Origin::Measured, "ina219", "5V Pi", &[10.0]);
         // Its one repetition ended invalid: no inferences per joule.
         let path = base.path().join("summary.csv");
-        let mut rows = results::read_run_dir(base.path()).unwrap().rows;
+        let mut rows = folder::read_run_dir(base.path()).unwrap().rows;
         rows[0].status = Status::Invalid("coverage 0.5 below 0.95".into());
         rows[0].inferences_per_joule = None;
         let mut w = csv::Writer::from_path(&path).unwrap();
@@ -466,7 +460,7 @@ mod tests {
 
     /// Rewrites `dir`'s summary rows with `change`.
     fn rewrite(dir: &std::path::Path, change: impl Fn(&mut SummaryRow)) {
-        let mut rows = results::read_run_dir(dir).unwrap().rows;
+        let mut rows = folder::read_run_dir(dir).unwrap().rows;
         rows.iter_mut().for_each(change);
         let mut w = csv::Writer::from_path(dir.join("summary.csv")).unwrap();
         rows.iter().for_each(|r| w.serialize(r).unwrap());

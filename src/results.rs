@@ -1,21 +1,21 @@
-//! The results of a run as a typed, versioned record: what the runner's summary writes
-//! (`summary.csv`, `run.json`) and what everything downstream reads back.
-//!
-//! `run.json` carries [`SCHEMA_VERSION`]; a folder written under another schema is refused
-//! with one line rather than misread (columns move and change meaning between schemas).
+//! The results of a run as a typed, versioned record: the summary rows the runner writes into
+//! its folder and everything downstream reads back, and the folder's schema. The folder's
+//! files, and which schemas are read, are `crate::output::folder`'s.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::sensor::Origin;
 
-/// The layout of a run folder's files. 1 was the unversioned layout of the first releases
-/// (no `schema_version` in `run.json`); 2 added validity columns and typed statuses; 3 gives
-/// each backend of the rig as run only its own kind's keys (`run.json`'s `rig.backends`).
+/// The layout of a run folder's files, in its `run.json`; a folder of another is refused
+/// (`crate::output::folder`'s compatibility policy). 1 was the unversioned layout of the first
+/// releases (no `schema_version` in `run.json`); 2 added validity columns and typed statuses;
+/// 3 gives each backend of the rig as run only its own kind's keys (`run.json`'s
+/// `rig.backends`).
 pub const SCHEMA_VERSION: u32 = 3;
 
 /// How a summary row ended.
@@ -71,7 +71,8 @@ impl FromStr for Status {
     }
 }
 
-/// One row of `summary.csv`: one backend measured by one sensor.
+/// One row of `summary.csv`: one backend measured by one sensor. Columns the first schema-3
+/// folders lack read as empty (`crate::output::folder`'s compatibility policy).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SummaryRow {
     pub rig: String,
@@ -272,38 +273,6 @@ macro_rules! serde_as_text {
 serde_as_text!(Status);
 serde_as_text!(Repetition);
 
-/// A run folder read back: its schema checked, its summary rows typed.
-#[derive(Debug, Clone)]
-pub struct RunFolder {
-    pub dir: PathBuf,
-    pub joulebench_version: String,
-    pub started_utc: String,
-    pub interrupted: bool,
-    pub rows: Vec<SummaryRow>,
-}
-
-/// The part of `run.json` that says which schema the folder was written under.
-#[derive(Deserialize)]
-pub(crate) struct RunJsonHead {
-    schema_version: Option<u32>,
-    #[serde(default)]
-    joulebench_version: String,
-    #[serde(default)]
-    started_utc: String,
-    #[serde(default)]
-    interrupted: bool,
-}
-
-/// The run folder (a folder holding `run.json`) that `path` is or lies in, resolved through
-/// links and `..` ([`resolved`]), if any: a file there belongs to the run, and no command may
-/// write it. `path` need not exist yet.
-pub fn run_folder_holding(path: &Path) -> Option<PathBuf> {
-    resolved(path)
-        .ancestors()
-        .find(|dir| dir.join("run.json").is_file())
-        .map(Path::to_path_buf)
-}
-
 /// `path` made absolute with its longest existing part's links and `..` resolved, and the
 /// rest (not created yet) appended as written, `..` and `.` taken lexically: where a file
 /// written to `path` would land.
@@ -350,69 +319,6 @@ pub fn refuse_repeats(dirs: &[PathBuf], fix: &str) -> Result<()> {
     Ok(())
 }
 
-/// The path and text of a run folder's `run.json`; a folder without one is a one-line error.
-pub(crate) fn read_run_json(dir: &Path) -> Result<(PathBuf, String)> {
-    let json_path = dir.join("run.json");
-    let text = std::fs::read_to_string(&json_path).map_err(|e| {
-        anyhow::anyhow!(
-            "{} is not a joulebench run folder: cannot read run.json ({e})",
-            dir.display()
-        )
-    })?;
-    Ok((json_path, text))
-}
-
-/// Refuses, in one line, a folder whose `run.json` (`text`, read from `json_path`) is not JSON
-/// or was written under another schema than [`SCHEMA_VERSION`]: which schema, by which
-/// joulebench, and what to do. Every reader of a run folder checks this first.
-pub(crate) fn check_schema(dir: &Path, json_path: &Path, text: &str) -> Result<RunJsonHead> {
-    let head: RunJsonHead = serde_json::from_str(text).map_err(|e| {
-        anyhow::anyhow!(
-            "{} is not valid JSON ({e}): it is cut short or damaged, since joulebench \
-                 replaces it whole and a crash leaves the old one or the new; restore it from a \
-                 copy, or measure again",
-            json_path.display()
-        )
-    })?;
-    let written_by = &head.joulebench_version;
-    match head.schema_version {
-        Some(SCHEMA_VERSION) => Ok(head),
-        Some(other) => bail!(
-            "{} holds results of schema {other} (joulebench {written_by}); this joulebench {} \
-             reads schema {SCHEMA_VERSION}: use the version that wrote them, or measure again",
-            dir.display(),
-            env!("CARGO_PKG_VERSION")
-        ),
-        None => bail!(
-            "{} was written before result folders carried a schema_version (schema 1); \
-             this joulebench reads schema {SCHEMA_VERSION}: measure again",
-            dir.display()
-        ),
-    }
-}
-
-/// Reads a run folder's `run.json` and `summary.csv`; a folder of another schema, or not a
-/// run folder at all, is a one-line error.
-pub fn read_run_dir(dir: &Path) -> Result<RunFolder> {
-    let (json_path, text) = read_run_json(dir)?;
-    let head = check_schema(dir, &json_path, &text)?;
-    let csv_path = dir.join("summary.csv");
-    let mut reader = csv::Reader::from_path(&csv_path)
-        .with_context(|| format!("cannot read {}", csv_path.display()))?;
-    let rows = reader
-        .deserialize()
-        .enumerate()
-        .map(|(i, row)| row.with_context(|| format!("{} row {}", csv_path.display(), i + 1)))
-        .collect::<Result<Vec<SummaryRow>>>()?;
-    Ok(RunFolder {
-        dir: dir.to_path_buf(),
-        joulebench_version: head.joulebench_version,
-        started_utc: head.started_utc,
-        interrupted: head.interrupted,
-        rows,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,79 +342,5 @@ mod tests {
             ))
         );
         assert!("fine".parse::<Status>().is_err());
-    }
-
-    /// The run kept in the repository (docs/src/guide/first-run.md).
-    fn example() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples/sim-cpu")
-    }
-
-    #[test]
-    fn a_run_folder_reads_back_typed() {
-        let run = read_run_dir(&example()).unwrap();
-        assert_eq!(run.rows.len(), 1);
-        let row = &run.rows[0];
-        assert_eq!(row.status, Status::Ok);
-        assert_eq!(row.origin, Some(Origin::Simulated));
-        assert_eq!((row.runs, row.top1_label.as_str()), (250, "chickadee"));
-        assert!(row.fps.is_some() && row.inferences_per_joule.is_some());
-        assert!(row.samples >= row.expected_samples);
-
-        // Written again and read back, the rows are unchanged.
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::copy(example().join("run.json"), dir.path().join("run.json")).unwrap();
-        let mut w = csv::Writer::from_path(dir.path().join("summary.csv")).unwrap();
-        for row in &run.rows {
-            w.serialize(row).unwrap();
-        }
-        w.flush().unwrap();
-        assert_eq!(read_run_dir(dir.path()).unwrap().rows, run.rows);
-    }
-
-    #[test]
-    fn folders_of_other_schemas_are_refused_in_one_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let refuse = |json: &str| {
-            std::fs::write(dir.path().join("run.json"), json).unwrap();
-            let e = format!("{:#}", read_run_dir(dir.path()).unwrap_err());
-            assert!(!e.contains('\n'), "{e}");
-            e
-        };
-        let old = refuse(r#"{"joulebench_version": "0.1.0", "summary": []}"#);
-        assert!(
-            old.contains("(schema 1)") && old.contains("measure again"),
-            "{old}"
-        );
-        let newer = refuse(r#"{"schema_version": 4, "joulebench_version": "0.9.0"}"#);
-        assert!(
-            newer.contains("holds results of schema 4 (joulebench 0.9.0)"),
-            "{newer}"
-        );
-        let garbage = refuse("not json");
-        assert!(garbage.contains("is not valid JSON"), "{garbage}");
-        // summarize reads the same way, in the same words (it once said "another schema
-        // (Some(1))").
-        std::fs::write(
-            dir.path().join("run.json"),
-            r#"{"schema_version": 1, "joulebench_version": "0.0.9", "started_utc": "", "rig_file": "", "rig": {}, "phases": [], "sensors": []}"#,
-        )
-        .unwrap();
-        let rebuilt = match crate::output::rebuild::rebuild(dir.path()) {
-            Err(e) => format!("{e:#}"),
-            Ok(_) => panic!("a schema 1 folder was rebuilt"),
-        };
-        assert!(
-            rebuilt.contains("holds results of schema 1 (joulebench 0.0.9)")
-                && !rebuilt.contains("Some("),
-            "{rebuilt}"
-        );
-        let missing = format!(
-            "{:#}",
-            read_run_dir(&dir.path().join("nowhere")).unwrap_err()
-        );
-        assert!(
-            missing.contains("is not a joulebench run folder"),
-            "{missing}"
-        );
     }
 }

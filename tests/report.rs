@@ -112,7 +112,9 @@ fn example_copy(into: &Path, change: impl Fn(&mut joulebench::results::SummaryRo
         let file = file.unwrap().path();
         std::fs::copy(&file, copy.join(file.file_name().unwrap())).unwrap();
     }
-    let mut rows = joulebench::results::read_run_dir(&copy).unwrap().rows;
+    let mut rows = joulebench::output::folder::read_run_dir(&copy)
+        .unwrap()
+        .rows;
     rows.iter_mut().for_each(change);
     let mut w = csv::Writer::from_path(copy.join("summary.csv")).unwrap();
     rows.iter().for_each(|r| w.serialize(r).unwrap());

@@ -1,6 +1,7 @@
 # The board check's commands, run as root in the emulated board by scripts/board-check.sh
 # (scripts/board-vm.sh --run): each case's output follows a "== case" line, for the host to
 # judge. The registers hold one known load: 1.000 A through 0.1 ohm at a 5.000 V bus.
+# SUMMARY_CSV, the run folder's summary file, comes from board-check.sh (scripts/run-folder.sh).
 set -u
 # i2c-stub with an INA219 at 0x40 (the patched stub computes its current and power registers)
 # and an INA3221 at 0x41; SMBus words are little-endian, both chips big-endian.
@@ -33,7 +34,7 @@ printf 'name = "board-check"\n[[backends]]\nkind = "tflite"\nmodel = "mobilenet_
 
 echo "== litert"
 joulebench run --rig sim-cpu --runs 5 --out /tmp/run 2>&1 | tail -3
-cat /tmp/run/summary.csv
+cat "/tmp/run/$SUMMARY_CSV"
 
 echo "== ina2xx"
 ina219_load

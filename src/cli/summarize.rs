@@ -14,7 +14,11 @@ pub fn run(dir: &std::path::Path, out: &mut Console<impl std::io::Write>) -> Res
         None if !rebuilt.finished => writeln!(out, "run did not finish")?,
         None => {}
     }
-    writeln!(out, "summary: {}", dir.join("summary.csv").display())?;
+    writeln!(
+        out,
+        "summary: {}",
+        dir.join(output::folder::SUMMARY_CSV).display()
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

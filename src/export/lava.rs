@@ -61,7 +61,8 @@ pub fn lines(rows: &[SummaryRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::{read_run_dir, Status};
+    use crate::output::folder::read_run_dir;
+    use crate::results::Status;
 
     #[test]
     fn one_line_per_figure_pass_skip_or_fail() {

@@ -14,7 +14,8 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
 
-use crate::results::{resolved, run_folder_holding};
+use crate::output::folder::run_folder_holding;
+use crate::results::resolved;
 
 pub use self::csv::Csv;
 pub use self::json::Json;

@@ -169,7 +169,7 @@ mod tests {
     fn summary_row() -> SummaryRow {
         let example =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples/repeat-quant");
-        crate::results::read_run_dir(&example)
+        crate::output::folder::read_run_dir(&example)
             .unwrap()
             .rows
             .into_iter()

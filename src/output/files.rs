@@ -1,12 +1,16 @@
-//! The files of a run folder: `latency.csv`, `power.csv`, `summary.csv` and `run.json` — their
-//! names, the rows written and the rows read back (by `summarize`, `soak` and `report`), so the
-//! folder's format is in one place.
+//! Writing a run's record into its folder: the rows of `latency.csv` and `power.csv`,
+//! `summary.csv`, and `run.json` built from the record. What the files hold, and their
+//! names, is [`super::folder`]'s.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
 
+use super::folder::{
+    BackendJson, GpuStateJson, LatencyRow, MachineStateJson, PowerRow, Progress, RepetitionJson,
+    RowFiles, RunJson, SensorJson, LATENCY_CSV, POWER_CSV, RUN_JSON, SUMMARY_CSV,
+};
 use crate::machine::system::SystemInfo;
 use crate::record::RunRecord;
 use crate::results::SummaryRow;
@@ -20,8 +24,8 @@ pub fn write_all(
     rows: &[SummaryRow],
     args: &[String],
 ) -> Result<()> {
-    write_latency(&dir.join("latency.csv"), record)?;
-    write_power(&dir.join("power.csv"), record)?;
+    write_latency(&dir.join(LATENCY_CSV), record)?;
+    write_power(&dir.join(POWER_CSV), record)?;
     write_final(dir, record, rows, args)
 }
 
@@ -34,7 +38,7 @@ pub fn write_final(
     rows: &[SummaryRow],
     args: &[String],
 ) -> Result<()> {
-    write_summary(&dir.join("summary.csv"), rows)?;
+    write_summary(&dir.join(SUMMARY_CSV), rows)?;
     let progress = Progress {
         finished: true,
         latency_rows: record
@@ -49,99 +53,13 @@ pub fn write_final(
     };
     let phase_energy = crate::summary::phase_energy(record);
     write_run_json(
-        &dir.join("run.json"),
+        &dir.join(RUN_JSON),
         record,
         rows,
-        &phase_energy,
+        phase_energy,
         args,
         &progress,
     )
-}
-
-/// What one row file held, for `run.json`: its CSV records (the header not counted), its
-/// size and its SHA-256.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FileDigest {
-    pub rows: usize,
-    pub bytes: u64,
-    pub sha256: String,
-}
-
-impl FileDigest {
-    /// Reads `path` once, counting its records as the CSV reader sees them while hashing its
-    /// bytes.
-    pub fn of(path: &Path) -> Result<Self> {
-        use sha2::Digest as _;
-        /// Hashes and counts what the CSV reader takes from the file.
-        struct Hashing<R> {
-            inner: R,
-            hasher: sha2::Sha256,
-            bytes: u64,
-        }
-        impl<R: std::io::Read> std::io::Read for Hashing<R> {
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                let n = self.inner.read(buf)?;
-                self.hasher.update(&buf[..n]);
-                self.bytes += n as u64;
-                Ok(n)
-            }
-        }
-        let cannot =
-            |e: &dyn std::fmt::Display| anyhow::anyhow!("cannot read {}: {e}", path.display());
-        let file = std::fs::File::open(path).map_err(|e| cannot(&e))?;
-        let mut reader = csv::ReaderBuilder::new()
-            .flexible(true)
-            .from_reader(Hashing {
-                inner: file,
-                hasher: sha2::Sha256::new(),
-                bytes: 0,
-            });
-        let mut record = csv::ByteRecord::new();
-        let mut rows = 0;
-        while reader
-            .read_byte_record(&mut record)
-            .map_err(|e| cannot(&e))?
-        {
-            rows += 1;
-        }
-        let hashing = reader.into_inner();
-        Ok(Self {
-            rows,
-            bytes: hashing.bytes,
-            sha256: format!("{:x}", hashing.hasher.finalize()),
-        })
-    }
-}
-
-/// `latency.csv` and `power.csv` as a run left them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RowFiles {
-    #[serde(rename = "latency.csv")]
-    pub latency: FileDigest,
-    #[serde(rename = "power.csv")]
-    pub power: FileDigest,
-}
-
-impl RowFiles {
-    pub fn of(dir: &Path) -> Result<Self> {
-        Ok(Self {
-            latency: FileDigest::of(&dir.join("latency.csv"))?,
-            power: FileDigest::of(&dir.join("power.csv"))?,
-        })
-    }
-}
-
-/// A row of `latency.csv`.
-#[derive(Serialize)]
-pub(crate) struct LatencyRow<'a> {
-    pub backend_index: usize,
-    /// 1-based repetition of the protocol.
-    pub repetition: usize,
-    pub engine: &'a str,
-    /// 1-based index of the timed classification.
-    pub inference: usize,
-    pub start_s: f64,
-    pub latency_ms: f64,
 }
 
 fn write_latency(path: &Path, record: &RunRecord) -> Result<()> {
@@ -161,79 +79,6 @@ fn write_latency(path: &Path, record: &RunRecord) -> Result<()> {
         }
     }
     finish(w, path)
-}
-
-/// A row of `power.csv` as read back (by `summarize`, `soak` and `report`). Columns added
-/// since the first streamed folders default when absent.
-#[derive(Debug, Deserialize)]
-pub struct PowerRecord {
-    pub sensor_index: usize,
-    #[serde(default)]
-    pub sensor: String,
-    #[serde(default)]
-    pub rail: String,
-    #[serde(default)]
-    pub origin: Option<Origin>,
-    pub t_s: f64,
-    pub volts: Option<f64>,
-    pub amps: Option<f64>,
-    pub watts: Option<f64>,
-    pub energy_j: Option<f64>,
-    /// Absent in folders written before the cross-check.
-    #[serde(default)]
-    pub instant_watts: Option<f64>,
-    pub overflow: bool,
-    pub saturated: bool,
-    pub stale: bool,
-    pub error: String,
-}
-
-/// A row of `latency.csv` as read back.
-#[derive(Debug, Deserialize)]
-pub struct LatencyRecord {
-    pub backend_index: usize,
-    pub repetition: usize,
-    pub start_s: f64,
-    pub latency_ms: f64,
-}
-
-/// Every whole row of one of a run folder's CSV files. A run killed mid-write can leave its
-/// last line torn; it is left out (every whole row ends with a newline).
-pub fn read_rows<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
-    let mut bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read {}: is this a run folder?", path.display()))?;
-    let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    bytes.truncate(whole);
-    csv::Reader::from_reader(bytes.as_slice())
-        .deserialize()
-        .enumerate()
-        .map(|(i, row)| row.with_context(|| format!("{} row {}", path.display(), i + 1)))
-        .collect()
-}
-
-/// A row of `power.csv` as written.
-#[derive(Serialize)]
-pub(crate) struct PowerRow<'a> {
-    sensor_index: usize,
-    sensor: &'a str,
-    rail: &'a str,
-    simulated: bool,
-    origin: Origin,
-    t_s: f64,
-    /// The protocol phase at the sample's time ("" between phases).
-    phase: &'a str,
-    volts: Option<f64>,
-    amps: Option<f64>,
-    watts: Option<f64>,
-    /// The sensor's cumulative energy counter, where it has one.
-    energy_j: Option<f64>,
-    /// Instant power read beside the counter, for the cross-check (NVML).
-    instant_watts: Option<f64>,
-    overflow: bool,
-    /// Clipped at the sensor's range: the true power was higher.
-    saturated: bool,
-    stale: bool,
-    error: &'a str,
 }
 
 fn write_power(path: &Path, record: &RunRecord) -> Result<()> {
@@ -293,104 +138,18 @@ pub(crate) fn write_summary(path: &Path, rows: &[SummaryRow]) -> Result<()> {
     crate::atomic::replace(path, &bytes)
 }
 
-/// How far a run got, for `run.json`: a run killed mid-way leaves `finished: false` and the
-/// phase it was in.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Progress {
-    pub finished: bool,
-    /// The phase running when the file was written (none between phases and at the end).
-    pub phase: Option<crate::clock::Phase>,
-    pub backend: Option<usize>,
-    pub repetition: Option<usize>,
-    /// Run-clock time the file was written at.
-    pub at_s: f64,
-    /// While running: rows in `latency.csv` and `power.csv` at the last flush before this
-    /// file. Finished: the rows the summary was built from (all the run measured; more than
-    /// the files hold where a write failed).
-    pub latency_rows: usize,
-    pub power_rows: usize,
-    /// Finished runs only: what the two files held when the run ended.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub files: Option<RowFiles>,
-}
-
-#[derive(Serialize)]
-struct RunJson<'a> {
-    /// The layout of this folder's files ([`crate::results::SCHEMA_VERSION`]).
-    schema_version: u32,
-    joulebench_version: &'a str,
-    command: &'a [String],
-    started_utc: String,
-    interrupted: bool,
-    /// False until the run's last files are written: a folder left by a killed run says so.
-    finished: bool,
-    progress: &'a Progress,
-    system: SystemInfo,
-    engines: Vec<&'a crate::backend::EngineInfo>,
-    sensors: Vec<SensorJson<'a>>,
-    /// With `detect_sensors`: whether this machine's meters or the rig's own sensors were
-    /// used, why, and every meter detection found; absent otherwise.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sensor_choice: Option<&'a crate::sensor::detect::SensorChoice>,
-    /// With a ranging pass: each INA219's peak current and the range it was given.
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    ranging: &'a [crate::ranging::Ranged],
-    phases: &'a [crate::clock::PhaseSpan],
-    /// Mean power and energy of every phase, per sensor.
-    phase_energy: &'a [crate::summary::PhaseEnergy],
-    /// The rig file exactly as read.
-    rig_file: &'a str,
-    rig: &'a crate::rig::Rig,
-    summary: &'a [SummaryRow],
-    /// The machine at the edges of every timed window, and whether the CPU throttled.
-    machine_state: Vec<MachineStateJson<'a>>,
-    /// Each NVML GPU's state at the edges of every timed window; absent without an NVML
-    /// sensor.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    gpu_state: Vec<GpuStateJson<'a>>,
-    /// What `joulebench summarize` needs besides the rows to rebuild the summary of a folder
-    /// whose run was killed: each backend that ran, and how each repetition ended.
-    backends: Vec<BackendJson<'a>>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct BackendJson<'a> {
-    pub engine: &'a crate::backend::EngineInfo,
-    pub model: &'a str,
-    pub model_sha256: &'a str,
-    pub image: &'a str,
-    pub image_sha256: &'a str,
-    pub top1_expected: Option<&'a crate::models::Top1>,
-    /// Why the engine is not the default's, where it fell back: the summary's `engine_note`.
-    pub engine_note: Option<&'a str>,
-    pub runs: Vec<RepetitionJson>,
-}
-
-/// A repetition that finished (or failed): what the latency rows do not say.
-#[derive(Serialize, serde::Deserialize)]
-pub(crate) struct RepetitionJson {
-    pub repetition: usize,
-    pub batch: usize,
-    pub cpu_seconds: f64,
-    pub interrupted: bool,
-    pub error: Option<String>,
-    pub top1_class: Option<usize>,
-    pub top1_label: String,
-    pub top1_score: Option<f32>,
-}
-
-fn backends_json(record: &RunRecord) -> Vec<BackendJson<'_>> {
+fn backends_json(record: &RunRecord) -> Vec<BackendJson> {
     record
         .backends
         .iter()
         .map(|b| BackendJson {
-            engine: &b.engine,
-            model: &b.model.name,
-            model_sha256: &b.model.sha256,
-            image: &b.image.name,
-            image_sha256: &b.image.sha256,
-            top1_expected: b.image.expected_top1(&b.model.name),
-            engine_note: b.engine_note.as_deref(),
+            engine: b.engine.clone(),
+            model: b.model.name.clone(),
+            model_sha256: b.model.sha256.clone(),
+            image: b.image.name.clone(),
+            image_sha256: b.image.sha256.clone(),
+            top1_expected: b.image.expected_top1(&b.model.name).cloned(),
+            engine_note: b.engine_note.clone(),
             runs: b
                 .runs
                 .iter()
@@ -413,17 +172,6 @@ fn backends_json(record: &RunRecord) -> Vec<BackendJson<'_>> {
         .collect()
 }
 
-#[derive(Serialize)]
-struct MachineStateJson<'a> {
-    backend: usize,
-    /// 1-based repetition of the protocol.
-    repetition: usize,
-    start: &'a crate::machine::MachineState,
-    end: &'a crate::machine::MachineState,
-    #[serde(flatten)]
-    verdict: crate::machine::Verdict,
-}
-
 /// One entry per timed window whose edges were read.
 fn machine_state(record: &RunRecord) -> Vec<MachineStateJson<'_>> {
     let mut out = Vec::new();
@@ -435,23 +183,14 @@ fn machine_state(record: &RunRecord) -> Vec<MachineStateJson<'_>> {
                 out.push(MachineStateJson {
                     backend,
                     repetition: repetition + 1,
-                    start,
-                    end,
+                    start: Cow::Borrowed(start),
+                    end: Cow::Borrowed(end),
                     verdict,
                 });
             }
         }
     }
     out
-}
-
-#[derive(Serialize)]
-pub(crate) struct GpuStateJson<'a> {
-    pub backend: usize,
-    /// 1-based repetition of the protocol.
-    pub repetition: usize,
-    pub start: &'a [crate::results::GpuState],
-    pub end: &'a [crate::results::GpuState],
 }
 
 /// One entry per timed window whose GPUs were read.
@@ -463,8 +202,8 @@ fn gpu_state(record: &RunRecord) -> Vec<GpuStateJson<'_>> {
                 out.push(GpuStateJson {
                     backend,
                     repetition: repetition + 1,
-                    start: &run.gpu_start,
-                    end: &run.gpu_end,
+                    start: Cow::Borrowed(&run.gpu_start),
+                    end: Cow::Borrowed(&run.gpu_end),
                 });
             }
         }
@@ -472,51 +211,23 @@ fn gpu_state(record: &RunRecord) -> Vec<GpuStateJson<'_>> {
     out
 }
 
-#[derive(Serialize)]
-struct SensorJson<'a> {
-    kind: &'a str,
-    rail: &'a str,
-    origin: Origin,
-    detail: &'a str,
-    update_period_s: f64,
-    samples: usize,
-    failure: Option<&'a str>,
-    sampler_cpu_s: f64,
-    /// Whether the sampler thread ran at a real-time priority (SCHED_FIFO).
-    sampler_realtime: bool,
-    /// Whether each fresh value averages its whole update period (an averaging INA219), so
-    /// energy sums value × period and window edges split the periods they cut.
-    integrating: bool,
-    /// The sensor's own relative uncertainty of energy, a fraction.
-    uncertainty: Option<f64>,
-    /// Whether its energy is cross-checked against instant power (`instant-power`), or why
-    /// not (`{"absent": why}`), where such a check applies.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    crosscheck: Option<&'a crate::sensor::Crosscheck>,
-    /// The shortest window its figures can measure (averaged power), seconds.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    min_window_s: Option<f64>,
-    /// What it can report at all: a reading beyond makes its window invalid.
-    limits: crate::sensor::Limits,
-}
-
 /// Replaces `run.json` atomically.
 pub(crate) fn write_run_json(
     path: &Path,
     record: &RunRecord,
     rows: &[SummaryRow],
-    phase_energy: &[crate::summary::PhaseEnergy],
+    phase_energy: Vec<crate::summary::PhaseEnergy>,
     args: &[String],
     progress: &Progress,
 ) -> Result<()> {
     let json = RunJson {
         schema_version: crate::results::SCHEMA_VERSION,
-        joulebench_version: env!("CARGO_PKG_VERSION"),
-        command: args,
+        joulebench_version: Cow::Borrowed(env!("CARGO_PKG_VERSION")),
+        command: Cow::Borrowed(args),
         started_utc: record.started.to_rfc3339(),
         interrupted: record.interrupted,
         finished: progress.finished,
-        progress,
+        progress: Some(progress.clone()),
         system: SystemInfo::read(),
         engines: record.backends.iter().map(|b| &b.engine).collect(),
         sensors: record
@@ -524,33 +235,32 @@ pub(crate) fn write_run_json(
             .iter()
             .enumerate()
             .map(|(i, s)| SensorJson {
-                kind: &s.info.kind,
-                rail: &s.info.rail,
+                kind: s.info.kind.clone(),
+                rail: s.info.rail.clone(),
                 origin: s.info.origin,
-                detail: &s.info.detail,
+                detail: s.info.detail.clone(),
                 update_period_s: s.update_period.as_secs_f64(),
                 samples: record.readings(i),
-                failure: s.failure.as_deref(),
+                failure: s.failure.clone(),
                 sampler_cpu_s: s.cpu_time.as_secs_f64(),
                 sampler_realtime: s.realtime,
                 integrating: s.integrating,
                 uncertainty: s.uncertainty,
-                crosscheck: s.crosscheck.as_ref(),
+                crosscheck: s.crosscheck.clone(),
                 min_window_s: s.min_window_s,
                 limits: s.limits,
             })
             .collect(),
         sensor_choice: record.sensor_choice.as_ref(),
         ranging: &record.ranging,
-        // Open-ended phases (a run cut short) serialize their end as null.
-        phases: &record.phases,
+        phases: Cow::Borrowed(&record.phases),
         phase_energy,
-        rig_file: &record.rig_text,
-        rig: &record.rig,
+        rig_file: Cow::Borrowed(&record.rig_text),
+        rig: Cow::Borrowed(&record.rig),
         summary: rows,
         machine_state: machine_state(record),
         gpu_state: gpu_state(record),
-        backends: backends_json(record),
+        backends: Some(backends_json(record)),
     };
     let text = serde_json::to_string_pretty(&json)?;
     crate::atomic::replace(path, text.as_bytes())

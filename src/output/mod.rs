@@ -6,6 +6,7 @@ pub mod console;
 pub mod files;
 #[cfg(test)]
 mod fixtures;
+pub mod folder;
 pub mod rebuild;
 pub mod stream;
 pub mod table;
@@ -70,7 +71,7 @@ fn release(path: &Path, created: bool) {
 pub fn create_run_dir(out: Option<&Path>, rig: &str, started: DateTime<Utc>) -> Result<RunDir> {
     if let Some(dir) = out {
         refuse_if_in_use(dir)?;
-        if let Some(run) = dir.parent().and_then(crate::results::run_folder_holding) {
+        if let Some(run) = dir.parent().and_then(folder::run_folder_holding) {
             bail!(
                 "--out {} is inside the run folder {}: give a folder outside it, so that run's \
                  folder keeps only its own files",

@@ -13,112 +13,19 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
-use serde::Deserialize;
 
-use super::files::{read_rows, FileDigest, LatencyRecord, PowerRecord, RowFiles};
-use crate::backend::EngineInfo;
+use super::folder::{
+    read_latency, read_power, read_run_json, FileDigest, Progress, RunJson, LATENCY_CSV, POWER_CSV,
+    RUN_JSON, SUMMARY_CSV,
+};
 use crate::clock::{Phase, PhaseSpan};
 use crate::input::{Labels, Prediction};
-use crate::machine::MachineState;
-use crate::models::{ResolvedImage, ResolvedModel, Top1};
+use crate::models::{ResolvedImage, ResolvedModel};
 use crate::protocol::{Latency, TimedRun};
 use crate::record::{BackendResult, RunRecord};
-use crate::results::{GpuState, SummaryRow};
-use crate::rig::Rig;
+use crate::results::SummaryRow;
 use crate::sampler::{Sample, SensorLog};
-use crate::sensor::{Origin, Reading, SensorInfo};
-
-/// The parts of `run.json` a rebuild reads.
-#[derive(Deserialize)]
-struct RunJson {
-    /// Absent in folders written before results were streamed: those always finished.
-    finished: Option<bool>,
-    /// Absent in folders written before results were streamed.
-    progress: Option<ProgressJson>,
-    started_utc: String,
-    rig_file: String,
-    rig: Rig,
-    phases: Vec<SpanJson>,
-    sensors: Vec<SensorJson>,
-    backends: Option<Vec<BackendJson>>,
-    #[serde(default)]
-    machine_state: Vec<MachineJson>,
-    /// Absent without an NVML sensor, and in folders written before it was recorded.
-    #[serde(default)]
-    gpu_state: Vec<GpuJson>,
-}
-
-#[derive(Deserialize)]
-struct SpanJson {
-    phase: Phase,
-    backend: Option<usize>,
-    repetition: Option<usize>,
-    start: f64,
-    /// Null while the phase was running.
-    end: Option<f64>,
-    /// Absent in folders written before the sampler's CPU was metered.
-    #[serde(default)]
-    sampler_cpu_s: Vec<f64>,
-}
-
-#[derive(Deserialize)]
-struct SensorJson {
-    kind: String,
-    rail: String,
-    origin: Origin,
-    detail: String,
-    update_period_s: f64,
-    failure: Option<String>,
-    #[serde(default)]
-    uncertainty: Option<f64>,
-    /// Absent in folders written before the cross-check: nothing to say then.
-    #[serde(default)]
-    crosscheck: Option<crate::sensor::Crosscheck>,
-    #[serde(default)]
-    min_window_s: Option<f64>,
-    /// Absent in folders written before it was recorded: then only the physics of any
-    /// supply, as a meter without a range of its own has.
-    #[serde(default)]
-    limits: crate::sensor::Limits,
-    #[serde(default)]
-    sampler_cpu_s: f64,
-    #[serde(default)]
-    sampler_realtime: bool,
-    /// Absent in folders written before it was recorded: their INA219 values were
-    /// integrated as point samples, and a rebuild does the same.
-    #[serde(default)]
-    integrating: bool,
-}
-
-#[derive(Deserialize)]
-struct BackendJson {
-    engine: EngineInfo,
-    model: String,
-    model_sha256: String,
-    image: String,
-    image_sha256: String,
-    top1_expected: Option<Top1>,
-    /// Absent in folders written before run.json recorded it: no note then.
-    #[serde(default)]
-    engine_note: Option<String>,
-    runs: Vec<super::files::RepetitionJson>,
-}
-
-#[derive(Deserialize)]
-struct MachineJson {
-    backend: usize,
-    repetition: usize,
-    start: MachineState,
-    end: MachineState,
-}
-
-#[derive(Deserialize)]
-struct GpuJson {
-    backend: usize,
-    repetition: usize,
-    start: Vec<GpuState>,
-    end: Vec<GpuState>,
-}
+use crate::sensor::{Reading, SensorInfo};
 
 /// A rebuilt folder: its summary rows, and whether its run finished.
 pub struct Rebuilt {
@@ -138,36 +45,28 @@ pub fn summarize(dir: &Path) -> Result<Rebuilt> {
             dir.display()
         );
     }
-    let (json_path, json) = read_json(dir)?;
+    let json = read_run_json(dir)?;
     check_rows(dir, json.finished, json.progress.as_ref())?;
-    let rebuilt = rebuild_from(dir, &json_path, json)?;
-    super::files::write_summary(&dir.join("summary.csv"), &rebuilt.rows)?;
+    let rebuilt = rebuild_from(dir, json)?;
+    super::files::write_summary(&dir.join(SUMMARY_CSV), &rebuilt.rows)?;
     Ok(rebuilt)
-}
-
-#[derive(Deserialize)]
-struct ProgressJson {
-    latency_rows: usize,
-    power_rows: usize,
-    /// Absent in folders written before it was recorded, and while a run is going.
-    files: Option<RowFiles>,
 }
 
 /// Refuses a folder whose row files hold less than its summary was built from (see the
 /// module comment), naming the file and what is missing.
-fn check_rows(dir: &Path, finished: Option<bool>, progress: Option<&ProgressJson>) -> Result<()> {
+fn check_rows(dir: &Path, finished: bool, progress: Option<&Progress>) -> Result<()> {
     let Some(progress) = progress else {
         return Ok(());
     };
-    let kept = "summary.csv is kept as the run wrote it";
+    let kept = format!("{SUMMARY_CSV} is kept as the run wrote it");
     let files = progress.files.as_ref();
     for (name, built_from, left) in [
         (
-            "latency.csv",
+            LATENCY_CSV,
             progress.latency_rows,
             files.map(|f| &f.latency),
         ),
-        ("power.csv", progress.power_rows, files.map(|f| &f.power)),
+        (POWER_CSV, progress.power_rows, files.map(|f| &f.power)),
     ] {
         let path = dir.join(name);
         match left {
@@ -200,12 +99,12 @@ fn check_rows(dir: &Path, finished: Option<bool>, progress: Option<&ProgressJson
                 }
             }
             // A run that stopped leaves at least what its last run.json counted.
-            None if finished == Some(false) => {
+            None if !finished => {
                 let now = FileDigest::of(&path)?.rows;
                 if now < built_from {
                     bail!(
                         "{} holds {now} rows, fewer than the {built_from} it held when the run \
-                         last wrote run.json: the file was cut since; {kept}",
+                         last wrote {RUN_JSON}: the file was cut since; {kept}",
                         path.display()
                     );
                 }
@@ -218,46 +117,21 @@ fn check_rows(dir: &Path, finished: Option<bool>, progress: Option<&ProgressJson
 
 /// The summary of the run folder `dir`, from its rows.
 pub fn rebuild(dir: &Path) -> Result<Rebuilt> {
-    let (json_path, json) = read_json(dir)?;
-    rebuild_from(dir, &json_path, json)
-}
-
-/// The folder's `run.json`, its schema checked.
-fn read_json(dir: &Path) -> Result<(PathBuf, RunJson)> {
-    let (json_path, text) = crate::results::read_run_json(dir)?;
-    crate::results::check_schema(dir, &json_path, &text)?;
-    let json = serde_json::from_str(&text).map_err(|e| {
-        anyhow::anyhow!(
-            "{} cannot be read back ({e}): summarize needs a run.json written by joulebench {}",
-            json_path.display(),
-            env!("CARGO_PKG_VERSION")
-        )
-    })?;
-    Ok((json_path, json))
+    rebuild_from(dir, read_run_json(dir)?)
 }
 
 /// The summary of the run folder `dir` from its rows and its read `run.json`.
-fn rebuild_from(dir: &Path, json_path: &Path, json: RunJson) -> Result<Rebuilt> {
+fn rebuild_from(dir: &Path, json: RunJson) -> Result<Rebuilt> {
+    let json_path = dir.join(RUN_JSON);
     let Some(backends_json) = json.backends else {
         bail!(
-            "{} was written before run.json recorded its backends: summarize cannot rebuild it; \
-             its summary.csv is as the run wrote it",
+            "{} was written before {RUN_JSON} recorded its backends: summarize cannot rebuild \
+             it; its {SUMMARY_CSV} is as the run wrote it",
             json_path.display()
         );
     };
-    let finished = json.finished.unwrap_or(true);
-    let phases: Vec<PhaseSpan> = json
-        .phases
-        .iter()
-        .map(|s| PhaseSpan {
-            phase: s.phase,
-            backend: s.backend,
-            repetition: s.repetition,
-            start: s.start,
-            end: s.end.unwrap_or(f64::INFINITY),
-            sampler_cpu_s: s.sampler_cpu_s.clone(),
-        })
-        .collect();
+    let finished = json.finished;
+    let phases: Vec<PhaseSpan> = json.phases.into_owned();
     let stopped_in = (!finished)
         .then(|| phases.last().filter(|s| s.end.is_infinite()))
         .flatten()
@@ -288,14 +162,12 @@ fn rebuild_from(dir: &Path, json_path: &Path, json: RunJson) -> Result<Rebuilt> 
             limits: s.limits,
         })
         .collect();
-    let power_path = dir.join("power.csv");
-    for (i, row) in read_rows::<PowerRecord>(&power_path)?
-        .into_iter()
-        .enumerate()
-    {
+    let power_path = dir.join(POWER_CSV);
+    for (i, row) in read_power(&power_path)?.enumerate() {
+        let row = row?;
         let Some(log) = sensors.get_mut(row.sensor_index) else {
             bail!(
-                "{} row {}: sensor {} is not in run.json",
+                "{} row {}: sensor {} is not in {RUN_JSON}",
                 power_path.display(),
                 i + 1,
                 row.sensor_index
@@ -324,7 +196,8 @@ fn rebuild_from(dir: &Path, json_path: &Path, json: RunJson) -> Result<Rebuilt> 
     }
 
     let mut latencies: BTreeMap<(usize, usize), Vec<Latency>> = BTreeMap::new();
-    for row in read_rows::<LatencyRecord>(&dir.join("latency.csv"))? {
+    for row in read_latency(&dir.join(LATENCY_CSV))? {
+        let row = row?;
         latencies
             .entry((row.backend_index, row.repetition))
             .or_default()
@@ -390,10 +263,10 @@ fn rebuild_from(dir: &Path, json_path: &Path, json: RunJson) -> Result<Rebuilt> 
                     cpu_seconds: done.cpu_seconds,
                     interrupted: done.interrupted,
                     error: done.error.clone(),
-                    machine_start: machine.map(|m| m.start.clone()),
-                    machine_end: machine.map(|m| m.end.clone()),
-                    gpu_start: gpu.map(|g| g.start.clone()).unwrap_or_default(),
-                    gpu_end: gpu.map(|g| g.end.clone()).unwrap_or_default(),
+                    machine_start: machine.map(|m| m.start.clone().into_owned()),
+                    machine_end: machine.map(|m| m.end.clone().into_owned()),
+                    gpu_start: gpu.map(|g| g.start.to_vec()).unwrap_or_default(),
+                    gpu_end: gpu.map(|g| g.end.to_vec()).unwrap_or_default(),
                 },
                 None => TimedRun {
                     latencies: lat,
@@ -436,14 +309,14 @@ fn rebuild_from(dir: &Path, json_path: &Path, json: RunJson) -> Result<Rebuilt> 
     }
     if let Some(((b, r), _)) = latencies.first_key_value() {
         bail!(
-            "{}: rows of backend {b}, repetition {r}, which run.json does not know",
-            dir.join("latency.csv").display()
+            "{}: rows of backend {b}, repetition {r}, which {RUN_JSON} does not know",
+            dir.join(LATENCY_CSV).display()
         );
     }
 
     let record = RunRecord {
-        rig: json.rig,
-        rig_text: json.rig_file,
+        rig: json.rig.into_owned(),
+        rig_text: json.rig_file.into_owned(),
         started: chrono::DateTime::parse_from_rfc3339(&json.started_utc)
             .with_context(|| format!("{} started_utc", json_path.display()))?
             .with_timezone(&chrono::Utc),

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
-use super::files::{self, LatencyRow, Progress};
+use super::files;
+use super::folder::{LatencyRow, Progress, LATENCY_CSV, POWER_CSV, RUN_JSON, SUMMARY_CSV};
 use crate::clock::{PhaseLog, RunClock, Slot};
 use crate::protocol::Latency;
 use crate::protocol::LatencySink;
@@ -176,8 +177,8 @@ impl Writer {
         let mut state = State {
             dir: to.dir.clone(),
             command: to.command.clone(),
-            latency: create("latency.csv")?,
-            power: create("power.csv")?,
+            latency: create(LATENCY_CSV)?,
+            power: create(POWER_CSV)?,
             latency_rows: 0,
             power_rows: 0,
             last_fresh: vec![f64::NEG_INFINITY; record.sensors.len()],
@@ -297,7 +298,7 @@ impl State {
                     .collect();
                 crate::settled::settle(&mut self.record, &mut self.energies, &horizons);
                 self.rows = crate::summary::summarize_with(&self.record, &self.energies);
-                let summary = self.dir.join("summary.csv");
+                let summary = self.dir.join(SUMMARY_CSV);
                 let written = files::write_summary(&summary, &self.rows);
                 self.note(written);
             }
@@ -350,7 +351,7 @@ impl State {
                         }
                     }
                     self.power_rows += batch.len();
-                    self.note_csv(written, "power.csv");
+                    self.note_csv(written, POWER_CSV);
                 }
                 self.record.sensors[sensor].samples.extend(batch);
                 false
@@ -379,7 +380,7 @@ impl State {
                     }
                 }
                 self.latency_rows += batch.len();
-                self.note_csv(written, "latency.csv");
+                self.note_csv(written, LATENCY_CSV);
                 false
             }
             Msg::Backend {
@@ -412,8 +413,8 @@ impl State {
             return;
         }
         for (w, name) in [
-            (&mut self.latency, "latency.csv"),
-            (&mut self.power, "power.csv"),
+            (&mut self.latency, LATENCY_CSV),
+            (&mut self.power, POWER_CSV),
         ] {
             let path = self.dir.join(name);
             let synced = w.flush().and_then(|()| w.get_ref().sync_data());
@@ -441,10 +442,10 @@ impl State {
         };
         self.energies.update(&self.record);
         files::write_run_json(
-            &self.dir.join("run.json"),
+            &self.dir.join(RUN_JSON),
             &self.record,
             &self.rows,
-            &crate::summary::phase_energy_with(&self.record, &self.energies),
+            crate::summary::phase_energy_with(&self.record, &self.energies),
             &self.command,
             &progress,
         )

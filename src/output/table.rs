@@ -298,7 +298,7 @@ mod tests {
     fn every_row_has_a_cell_under_every_column() {
         let example =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples/repeat-quant");
-        let rows = crate::results::read_run_dir(&example).unwrap().rows;
+        let rows = crate::output::folder::read_run_dir(&example).unwrap().rows;
         let table = columns(&rows);
         assert_eq!(table.rows.len(), 4);
         assert!(table.rows.iter().all(|r| r.len() == table.headers.len()));
@@ -317,7 +317,7 @@ mod tests {
     fn a_fallback_engine_gets_one_footnote_per_backend() {
         let example =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples/repeat-quant");
-        let mut rows = crate::results::read_run_dir(&example).unwrap().rows;
+        let mut rows = crate::output::folder::read_run_dir(&example).unwrap().rows;
         // Written before the column existed: no note.
         assert!(rows.iter().all(|r| r.engine_note.is_empty()));
         assert!(!render(&rows).contains("engine of backend"));
@@ -340,7 +340,7 @@ mod tests {
     fn a_costly_sampler_gets_a_footnote_a_cheap_one_none() {
         let example =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples/repeat-quant");
-        let mut rows = crate::results::read_run_dir(&example).unwrap().rows;
+        let mut rows = crate::output::folder::read_run_dir(&example).unwrap().rows;
         // Written before the column existed: no figure, and no note.
         assert!(rows.iter().all(|r| r.sampler_cpu_pct.is_none()));
         assert!(!render(&rows).contains("sampler CPU"));
@@ -365,7 +365,7 @@ mod tests {
     fn a_withheld_net_figure_gets_a_footnote_with_its_reason() {
         let example =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples/repeat-quant");
-        let mut rows = crate::results::read_run_dir(&example).unwrap().rows;
+        let mut rows = crate::output::folder::read_run_dir(&example).unwrap().rows;
         assert!(!render(&rows).contains("net inf/J left empty"));
         rows[0].net_inferences_per_joule = None;
         rows[0].net_note = "no net figure: timed − idle 0.0100 W is within …".into();
@@ -385,7 +385,7 @@ mod tests {
     fn a_throttled_window_is_marked_with_a_footnote() {
         let example =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples/repeat-quant");
-        let mut rows = crate::results::read_run_dir(&example).unwrap().rows;
+        let mut rows = crate::output::folder::read_run_dir(&example).unwrap().rows;
         // Written before the column existed: unknown, and no mark.
         assert!(rows.iter().all(|r| r.throttled.is_none()));
         assert!(!render(&rows).contains("throttled"));
@@ -409,7 +409,7 @@ mod tests {
     fn nvml_rows_footnote_their_cross_check() {
         let example =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/examples/repeat-quant");
-        let mut rows = crate::results::read_run_dir(&example).unwrap().rows;
+        let mut rows = crate::output::folder::read_run_dir(&example).unwrap().rows;
         // Written before the columns existed: empty, and no footnote.
         assert!(rows.iter().all(|r| r.instant_vs_counter_pct.is_none()));
         assert!(!render(&rows).contains("energy counter over"));

@@ -11,6 +11,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontStyle;
 
 use super::{Entry, Trace};
+use crate::clock::{Phase, PhaseSpan};
 use crate::sensor::Origin;
 
 const FONT: &str = "sans-serif";
@@ -298,20 +299,24 @@ fn bar_chart(
     Ok(())
 }
 
-fn phase_style(phase: &str) -> (&'static str, RGBColor) {
+fn phase_style(phase: Phase) -> (&'static str, RGBColor) {
     match phase {
-        "idle-baseline" => ("idle baseline", RGBColor(150, 150, 150)),
-        "warmup" => ("warm-up", RGBColor(240, 170, 40)),
-        "settle" => ("settle", RGBColor(100, 160, 230)),
-        "timed" => ("timed run", RGBColor(60, 180, 90)),
-        _ => ("other phase", RGBColor(200, 120, 200)),
+        Phase::IdleBaseline => ("idle baseline", RGBColor(150, 150, 150)),
+        Phase::Warmup => ("warm-up", RGBColor(240, 170, 40)),
+        Phase::Settle => ("settle", RGBColor(100, 160, 230)),
+        Phase::Timed => ("timed run", RGBColor(60, 180, 90)),
     }
+}
+
+/// The end of phase `p`, if it ended (a killed run leaves its last one open).
+fn ended(p: &PhaseSpan) -> Option<f64> {
+    Some(p.end).filter(|end| end.is_finite())
 }
 
 fn power_chart(path: &Path, title: &str, trace: &Trace) -> Result<()> {
     let mut items: Vec<(String, Swatch)> = Vec::new();
     for p in &trace.phases {
-        let (name, color) = phase_style(&p.phase);
+        let (name, color) = phase_style(p.phase);
         if !items.iter().any(|(t, _)| t == name) {
             items.push((name.into(), Swatch::Fill(color.mix(0.3))));
         }
@@ -327,7 +332,7 @@ fn power_chart(path: &Path, title: &str, trace: &Trace) -> Result<()> {
         .points
         .iter()
         .map(|p| p.0)
-        .chain(trace.phases.iter().filter_map(|p| p.end))
+        .chain(trace.phases.iter().filter_map(ended))
         .fold(0.0_f64, f64::max)
         .max(1e-3);
     let w_max = trace
@@ -352,15 +357,19 @@ fn power_chart(path: &Path, title: &str, trace: &Trace) -> Result<()> {
         .axis_desc_style((FONT, 17))
         .draw()?;
     for p in &trace.phases {
-        if let Some(end) = p.end {
-            let fill = phase_style(&p.phase).1.mix(0.3).filled();
+        if let Some(end) = ended(p) {
+            let fill = phase_style(p.phase).1.mix(0.3).filled();
             chart.draw_series(std::iter::once(Rectangle::new(
                 [(p.start, 0.0), (end, w_max)],
                 fill,
             )))?;
         }
     }
-    let timed: Vec<_> = trace.phases.iter().filter(|p| p.phase == "timed").collect();
+    let timed: Vec<_> = trace
+        .phases
+        .iter()
+        .filter(|p| p.phase == Phase::Timed)
+        .collect();
     if timed.len() > 1 {
         let style = TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Left, VPos::Top));
         chart.draw_series(timed.iter().map(|p| {

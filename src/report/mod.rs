@@ -11,9 +11,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
 
-use crate::results::{read_run_dir, Repetition, SummaryRow};
+use crate::clock::PhaseSpan;
+use crate::output::folder::{read_power, read_run_dir, POWER_CSV};
+use crate::results::{Repetition, SummaryRow};
 use crate::sensor::Origin;
 
 /// The font the charts' text is laid out with (Debian's `fonts-dejavu-core`).
@@ -53,16 +54,6 @@ impl Entry {
     }
 }
 
-/// One protocol phase from `run.json`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Phase {
-    pub phase: String,
-    pub backend: Option<usize>,
-    pub repetition: Option<usize>,
-    pub start: f64,
-    pub end: Option<f64>,
-}
-
 /// One sensor's readings of one run folder.
 #[derive(Debug, Clone)]
 pub struct Trace {
@@ -73,13 +64,8 @@ pub struct Trace {
     pub origin: Option<Origin>,
     /// (run time s, watts) of every fresh reading without an error.
     pub points: Vec<(f64, f64)>,
-    pub phases: Vec<Phase>,
-}
-
-#[derive(Deserialize)]
-struct RunJsonPhases {
-    #[serde(default)]
-    phases: Vec<Phase>,
+    /// The folder's protocol phases.
+    pub phases: Vec<PhaseSpan>,
 }
 
 /// The entries of one folder: a backend × sensor each, from its aggregate row where it has
@@ -102,23 +88,15 @@ fn entries_of(rows: &[SummaryRow]) -> Vec<SummaryRow> {
     out
 }
 
-fn read_traces(dir: &Path, folder: usize) -> Result<Vec<Trace>> {
-    let json_path = dir.join("run.json");
-    let phases: RunJsonPhases = serde_json::from_str(
-        &std::fs::read_to_string(&json_path)
-            .with_context(|| format!("cannot read {}", json_path.display()))?,
-    )
-    .with_context(|| format!("{} phases", json_path.display()))?;
-    let csv_path = dir.join("power.csv");
+/// The power traces of the run folder `dir`, numbered `folder`, shaded by its `phases`.
+fn read_traces(dir: &Path, folder: usize, phases: &[PhaseSpan]) -> Result<Vec<Trace>> {
+    let csv_path = dir.join(POWER_CSV);
     if !csv_path.exists() {
         return Ok(Vec::new());
     }
-    let mut reader = csv::Reader::from_path(&csv_path)
-        .with_context(|| format!("cannot read {}", csv_path.display()))?;
     let mut traces: Vec<Trace> = Vec::new();
-    for (i, row) in reader.deserialize().enumerate() {
-        let row: crate::output::files::PowerRecord =
-            row.with_context(|| format!("{} row {}", csv_path.display(), i + 1))?;
+    for row in read_power(&csv_path)? {
+        let row = row?;
         let at = match traces
             .iter()
             .position(|t| t.sensor_index == row.sensor_index)
@@ -135,7 +113,7 @@ fn read_traces(dir: &Path, folder: usize) -> Result<Vec<Trace>> {
                     label: format!("{} on {}{origin}", row.sensor, row.rail),
                     origin: row.origin,
                     points: Vec::new(),
-                    phases: phases.phases.clone(),
+                    phases: phases.to_vec(),
                 });
                 traces.len() - 1
             }
@@ -186,7 +164,7 @@ pub fn write(runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
                 row,
             });
         }
-        traces.extend(read_traces(dir, i + 1)?);
+        traces.extend(read_traces(dir, i + 1, &folder.phases)?);
         folders.push(folder);
     }
     crate::results::refuse_repeats(runs, "name each run folder once")?;

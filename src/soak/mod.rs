@@ -26,18 +26,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::output::folder::{read_power, LATENCY_CSV, POWER_CSV, RUN_JSON, SUMMARY_CSV};
 use crate::record::RunRecord;
 use crate::stats::{RatioCi, Summary};
 use floor::Floor;
 
 /// How often the monitor records memory and file sizes.
 pub const MONITOR_EVERY: Duration = Duration::from_secs(5);
-/// The monitor's rows, in the run folder.
-pub const MONITOR_FILE: &str = "soak.csv";
-/// The report, in the run folder.
-pub const REPORT_FILE: &str = "soak.json";
+/// The monitor's rows and the report, in the run folder.
+pub use crate::output::folder::{SOAK_CSV as MONITOR_FILE, SOAK_JSON as REPORT_FILE};
 /// The run folder's files the monitor follows.
-const FOLLOWED: [&str; 4] = ["power.csv", "latency.csv", "run.json", "summary.csv"];
+const FOLLOWED: [&str; 4] = [POWER_CSV, LATENCY_CSV, RUN_JSON, SUMMARY_CSV];
 
 /// What a soak must show.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -281,7 +280,7 @@ impl Report {
         let seconds = rows.last().map_or(0.0, |r| r.t_s);
         let repetitions = record.backends.iter().map(|b| b.runs.len()).sum();
         let memory = memory(rows, repetitions, targets);
-        let sensors = sensor_readings(record, &dir.join("power.csv"), &floor)?;
+        let sensors = sensor_readings(record, &dir.join(POWER_CSV), &floor)?;
         let files = FOLLOWED
             .iter()
             .chain([&MONITOR_FILE])
@@ -664,10 +663,8 @@ fn sensor_readings(
             gaps: 0,
         })
         .collect();
-    let mut reader = csv::Reader::from_path(power_csv)
-        .with_context(|| format!("cannot read {}", power_csv.display()))?;
-    for row in reader.deserialize::<crate::output::files::PowerRecord>() {
-        let row = row.with_context(|| format!("{}", power_csv.display()))?;
+    for row in read_power(power_csv)? {
+        let row = row?;
         let Some(t) = tallies.get_mut(row.sensor_index) else {
             anyhow::bail!(
                 "{}: a row of sensor {}, which the run does not have",
@@ -900,6 +897,8 @@ mod tests {
         let mut w = csv::Writer::from_path(dir.join("power.csv")).unwrap();
         w.write_record([
             "sensor_index",
+            "sensor",
+            "rail",
             "t_s",
             "volts",
             "amps",
@@ -915,7 +914,7 @@ mod tests {
             let error = if Some(i) == error_at { "NACK" } else { "" };
             let t = t.to_string();
             w.write_record([
-                "0", &t, "5", "0.5", "2.5", "", "false", "false", "false", error,
+                "0", "ina219", "5V", &t, "5", "0.5", "2.5", "", "false", "false", "false", error,
             ])
             .unwrap();
         }
