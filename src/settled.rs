@@ -90,7 +90,7 @@ mod tests {
     use super::*;
     use crate::clock::{Phase, PhaseSpan};
     use crate::protocol::{Latency, TimedRun};
-    use crate::sensor::Reading;
+    use crate::sensor::{ReadError, Reading};
     use crate::summary::{self, fixtures};
 
     const REPETITIONS: usize = 3;
@@ -159,7 +159,7 @@ mod tests {
                 ..Reading::default()
             };
             let reading = if i % 97 == 50 {
-                Err("NACK".to_string())
+                Err(ReadError::Failed("NACK".into()))
             } else {
                 Ok(fresh)
             };

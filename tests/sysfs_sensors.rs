@@ -463,6 +463,86 @@ root = "{}"
     }
 }
 
+/// A hwmon energy counter that drops to 0 every 0.2 s, as if its driver were reloaded over and
+/// over: each drop loses count, and every window across one is invalid, naming the counter's
+/// file, the drop and when it was read, with no figures; exit 1. The read's error reaches the
+/// summary as a counter break whatever text its sensor puts before it (issue 28: the summary
+/// once knew a break only by its message's start, which the file's name hid).
+#[test]
+fn a_counter_that_goes_back_makes_every_window_across_it_invalid() {
+    ensure_models();
+    let machine = one_run_at_a_time();
+    let root = tempfile::tempdir().unwrap();
+    let chip = root.path().join("sys/class/hwmon/hwmon0");
+    std::fs::create_dir_all(&chip).unwrap();
+    put(&chip.join("name"), "reloaded");
+    put(&chip.join("energy1_label"), "Esocket0");
+    let energy = chip.join("energy1_input");
+    put(&energy, 0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, energy) = (Arc::clone(&stop), energy.clone());
+        std::thread::spawn(move || {
+            // 10 W, back to 0 every 0.2 s.
+            let start = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                let t = start.elapsed().as_secs_f64() % 0.2;
+                put(&energy, (10e6 * t) as u64);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    let run = run_rig_holding(
+        &machine,
+        &format!(
+            r#"
+name = "reloaded"
+idle_baseline_s = 0.5
+[protocol]
+warmup = 1
+settle_s = 0.1
+runs = 3
+min_duration_s = 0.5
+[[backends]]
+kind = "tflite"
+model = "{}"
+image = "bird.bmp"
+[[sensors]]
+kind = "hwmon"
+rail = "socket energy"
+chip = "reloaded"
+label = "Esocket0"
+root = "{}"
+"#,
+            timed_model(),
+            root.path().join("sys").display()
+        ),
+    );
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    assert_eq!(run.output.status.code(), Some(1), "{}", stderr(&run.output));
+    let lost = format!(
+        "{}: the energy counter lost count: the counter went backwards and has no wrap range: \
+         was the driver reloaded? (from ",
+        energy.display()
+    );
+    let power = read_csv(&run.out_dir.join("power.csv"));
+    assert!(
+        power.iter().any(|r| r["error"].starts_with(&lost)),
+        "no read lost count"
+    );
+    let rows = read_csv(&run.out_dir.join("summary.csv"));
+    assert!(!rows.is_empty());
+    for row in rows {
+        let status = &row["status"];
+        assert!(
+            status.starts_with(&format!("invalid: {lost}")) && status.contains(" µJ), read at "),
+            "{status}"
+        );
+        assert_eq!(row["inferences_per_joule"], "", "{row:?}");
+    }
+}
+
 /// A tree whose power file is a FIFO (a copied or faked tree gone wrong): detection says so
 /// and finishes, where a plain read would wait for a writer forever (issue 30).
 #[test]

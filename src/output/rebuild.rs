@@ -25,7 +25,7 @@ use crate::protocol::{Latency, TimedRun};
 use crate::record::{BackendResult, RunRecord};
 use crate::results::SummaryRow;
 use crate::sampler::{Sample, SensorLog};
-use crate::sensor::{Reading, SensorInfo};
+use crate::sensor::{ReadError, Reading, SensorInfo};
 
 /// A rebuilt folder: its summary rows, and whether its run finished.
 pub struct Rebuilt {
@@ -187,7 +187,7 @@ fn rebuild_from(dir: &Path, json: RunJson) -> Result<Rebuilt> {
                 instant_watts: row.instant_watts,
             })
         } else {
-            Err(row.error)
+            Err(ReadError::Failed(row.error))
         };
         log.samples.push(Sample {
             t: row.t_s,
