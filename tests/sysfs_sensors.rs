@@ -541,6 +541,24 @@ root = "{}"
         );
         assert_eq!(row["inferences_per_joule"], "", "{row:?}");
     }
+    // summarize rebuilds the same rows from the files: power.csv's counter_break column
+    // carries the kind, which the message alone would not.
+    let summary = run.out_dir.join("summary.csv");
+    let written = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        power
+            .iter()
+            .all(|r| (r["counter_break"] == "true") == r["error"].starts_with(&lost)),
+        "counter_break and the errors disagree"
+    );
+    std::fs::remove_file(&summary).unwrap();
+    let out = joulebench()
+        .args(["summarize", s(&run.out_dir)])
+        .output()
+        .unwrap();
+    let rebuilt = std::fs::read_to_string(&summary)
+        .unwrap_or_else(|e| panic!("no summary.csv rebuilt ({e}): {}", stderr(&out)));
+    assert_eq!(rebuilt, written);
 }
 
 /// A tree whose power file is a FIFO (a copied or faked tree gone wrong): detection says so

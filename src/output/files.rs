@@ -123,6 +123,7 @@ pub(crate) fn power_row<'a>(
         saturated: reading.is_some_and(|r| r.saturated),
         stale: reading.is_some_and(|r| r.stale),
         error: s.reading.as_ref().err().map_or("", ReadError::message),
+        counter_break: s.reading.as_ref().is_err_and(ReadError::is_counter_break),
     }
 }
 

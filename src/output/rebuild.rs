@@ -186,6 +186,8 @@ fn rebuild_from(dir: &Path, json: RunJson) -> Result<Rebuilt> {
                 centre_offset_s: 0.0,
                 instant_watts: row.instant_watts,
             })
+        } else if row.counter_break {
+            Err(ReadError::CounterBreak(row.error))
         } else {
             Err(ReadError::Failed(row.error))
         };
