@@ -413,7 +413,7 @@ mod tests {
         let template = folder::read_run_dir(&example).unwrap().rows.remove(0);
         let dir = tempfile::tempdir().unwrap();
         std::fs::copy(example.join("run.json"), dir.path().join("run.json")).unwrap();
-        let mut w = csv::Writer::from_path(dir.path().join("summary.csv")).unwrap();
+        let mut w = csv::Writer::from_path(dir.path().join(folder::SUMMARY_CSV)).unwrap();
         for (i, v) in values.iter().enumerate() {
             w.serialize(SummaryRow {
                 repetition: Repetition::One(i + 1),
@@ -603,13 +603,13 @@ mod tests {
         // 31.67, geometric 18.05.
         let dir = run_dir(Origin::Measured, "ina219", "5V Pi", &[4.0, 21.0, 70.0]);
         // The folder as a run leaves it: the repetitions' rows, then their aggregate.
-        let mut rows = results::read_run_dir(dir.path()).unwrap().rows;
+        let mut rows = folder::read_run_dir(dir.path()).unwrap().rows;
         rows.extend(crate::aggregate::rows(&rows));
-        let mut w = csv::Writer::from_path(dir.path().join("summary.csv")).unwrap();
+        let mut w = csv::Writer::from_path(dir.path().join(folder::SUMMARY_CSV)).unwrap();
         rows.iter().for_each(|r| w.serialize(r).unwrap());
         w.flush().unwrap();
 
-        let rows = results::read_run_dir(dir.path()).unwrap().rows;
+        let rows = folder::read_run_dir(dir.path()).unwrap().rows;
         let summary = crate::output::table::columns(&rows);
         let column = |name| summary.headers.iter().position(|h| *h == name).unwrap();
         let all = summary.rows.iter().find(|r| r[0] == "0/all").unwrap();

@@ -285,8 +285,9 @@ mod tests {
         let mut full = full_record();
         // A counter that loses count now and then, on and off the seams of the batches.
         for i in [40, 41, 97, 160] {
-            full.sensors[1].samples[i].reading =
-                Err(format!("{}: reset", crate::sensor::COUNTER_BREAK));
+            full.sensors[1].samples[i].reading = Err(crate::sensor::ReadError::CounterBreak(
+                format!("{}reset", crate::sensor::COUNTER_BREAK),
+            ));
         }
         let mut streamed = full_record();
         for log in &mut streamed.sensors {
