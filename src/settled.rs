@@ -90,7 +90,7 @@ mod tests {
     use super::*;
     use crate::clock::{Phase, PhaseSpan};
     use crate::protocol::{Latency, TimedRun};
-    use crate::sensor::Reading;
+    use crate::sensor::{ReadError, Reading};
     use crate::summary::{self, fixtures};
 
     const REPETITIONS: usize = 3;
@@ -159,7 +159,7 @@ mod tests {
                 ..Reading::default()
             };
             let reading = if i % 97 == 50 {
-                Err("NACK".to_string())
+                Err(ReadError::Failed("NACK".into()))
             } else {
                 Ok(fresh)
             };
@@ -285,8 +285,9 @@ mod tests {
         let mut full = full_record();
         // A counter that loses count now and then, on and off the seams of the batches.
         for i in [40, 41, 97, 160] {
-            full.sensors[1].samples[i].reading =
-                Err(format!("{}: reset", crate::sensor::COUNTER_BREAK));
+            full.sensors[1].samples[i].reading = Err(crate::sensor::ReadError::CounterBreak(
+                format!("{}reset", crate::sensor::COUNTER_BREAK),
+            ));
         }
         let mut streamed = full_record();
         for log in &mut streamed.sensors {

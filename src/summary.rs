@@ -6,7 +6,7 @@ use crate::protocol::TimedRun;
 use crate::record::{BackendResult, RunRecord};
 pub use crate::results::{Repetition, Status, SummaryRow};
 use crate::sampler::{Sample, SensorLog};
-use crate::sensor::{Crosscheck, Origin};
+use crate::sensor::{Crosscheck, Origin, ReadError};
 use crate::stats::{Spread, Summary};
 pub use crate::validity::CheckedWindow;
 use crate::validity::{self, ValiditySpec, WindowReadings};
@@ -188,7 +188,7 @@ pub struct SensorEnergy {
     errors: Vec<f64>,
     /// Fresh readings the sensor cannot report ([`crate::sensor::Limits::judge`]): when, and why.
     impossible: Vec<(f64, String)>,
-    /// Where the counter lost count ([`crate::sensor::COUNTER_BREAK`]): from its last update
+    /// Where the counter lost count ([`ReadError::CounterBreak`]): from its last update
     /// before to its first after, the stretch whose energy is unknown, with the read's error.
     breaks: Vec<CounterBreak>,
 }
@@ -242,7 +242,7 @@ impl SensorEnergy {
         let breaks = samples
             .iter()
             .filter_map(|s| match &s.reading {
-                Err(e) if e.starts_with(crate::sensor::COUNTER_BREAK) => {
+                Err(ReadError::CounterBreak(why)) => {
                     let after = counter.partition_point(|p| p.t <= s.t);
                     let from = after
                         .checked_sub(1)
@@ -252,7 +252,7 @@ impl SensorEnergy {
                         from,
                         to,
                         at: s.t,
-                        why: e.clone(),
+                        why: why.clone(),
                     })
                 }
                 _ => None,
@@ -1160,7 +1160,7 @@ mod tests {
         );
         log.samples.push(crate::sampler::Sample {
             t: 2.53,
-            reading: Err(why.clone()),
+            reading: Err(ReadError::CounterBreak(why.clone())),
         });
         let rows = counted(log.clone());
         assert_eq!(
@@ -1510,7 +1510,7 @@ mod tests {
             log.samples = (0..reads)
                 .map(|i| Sample {
                     t: 0.9 + period * i as f64,
-                    reading: sensor.read().map_err(|e| e.to_string()),
+                    reading: sensor.read().map_err(|e| ReadError::of(&e)),
                 })
                 .collect();
             Some(log)
@@ -1609,7 +1609,7 @@ mod tests {
                         Sample {
                             t: 0.8 + 0.1 * i as f64,
                             reading: if fails {
-                                Err("read failed".into())
+                                Err(ReadError::Failed("read failed".into()))
                             } else {
                                 Ok(reading)
                             },

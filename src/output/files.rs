@@ -14,7 +14,7 @@ use super::folder::{
 use crate::machine::system::SystemInfo;
 use crate::record::RunRecord;
 use crate::results::SummaryRow;
-use crate::sensor::Origin;
+use crate::sensor::{Origin, ReadError};
 
 /// Writes all four files at once, the run finished (for a record measured without streaming:
 /// a streamed run already holds its latency and power rows, and needs only [`write_final`]).
@@ -122,7 +122,8 @@ pub(crate) fn power_row<'a>(
         overflow: reading.is_some_and(|r| r.overflow),
         saturated: reading.is_some_and(|r| r.saturated),
         stale: reading.is_some_and(|r| r.stale),
-        error: s.reading.as_ref().err().map_or("", String::as_str),
+        error: s.reading.as_ref().err().map_or("", ReadError::message),
+        counter_break: s.reading.as_ref().is_err_and(ReadError::is_counter_break),
     }
 }
 

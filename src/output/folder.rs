@@ -458,6 +458,10 @@ pub struct PowerRow<'a> {
     pub saturated: bool,
     pub stale: bool,
     pub error: &'a str,
+    /// The read lost an energy counter's count ([`crate::sensor::ReadError::CounterBreak`]):
+    /// `summarize` makes the windows across it invalid, as the run did, without reading
+    /// `error`.
+    pub counter_break: bool,
 }
 
 /// A row of `power.csv` as read back ([`read_power`]).
@@ -478,6 +482,9 @@ pub struct PowerRecord {
     pub saturated: bool,
     pub stale: bool,
     pub error: String,
+    /// Absent in folders written before it: a lost count there reads back as a failed read.
+    #[serde(default)]
+    pub counter_break: bool,
 }
 
 /// The rows of a `power.csv`, read as they are taken; a torn last line is left out.

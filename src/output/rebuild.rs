@@ -25,7 +25,7 @@ use crate::protocol::{Latency, TimedRun};
 use crate::record::{BackendResult, RunRecord};
 use crate::results::SummaryRow;
 use crate::sampler::{Sample, SensorLog};
-use crate::sensor::{Reading, SensorInfo};
+use crate::sensor::{ReadError, Reading, SensorInfo};
 
 /// A rebuilt folder: its summary rows, and whether its run finished.
 pub struct Rebuilt {
@@ -186,8 +186,10 @@ fn rebuild_from(dir: &Path, json: RunJson) -> Result<Rebuilt> {
                 centre_offset_s: 0.0,
                 instant_watts: row.instant_watts,
             })
+        } else if row.counter_break {
+            Err(ReadError::CounterBreak(row.error))
         } else {
-            Err(row.error)
+            Err(ReadError::Failed(row.error))
         };
         log.samples.push(Sample {
             t: row.t_s,

@@ -39,7 +39,7 @@ use crate::clock::HAND_OFF_EVERY_S;
 use crate::clock::{RunClock, TimeSource};
 #[cfg(test)]
 use crate::sensor::Origin;
-use crate::sensor::{PowerSensor, Reading, SensorInfo};
+use crate::sensor::{PowerSensor, ReadError, Reading, SensorInfo};
 
 /// After this many failed reads in a row a sensor is retried every [`RETRY_EVERY_S`] rather
 /// than at its own rate, so a dead bus is not hammered, and a chip that comes back is read
@@ -107,8 +107,8 @@ pub struct Sample {
     /// Run-clock time the value belongs to, in seconds: for a fresh value, its update instant
     /// less the sensor's centre offset; otherwise the middle of the read.
     pub t: f64,
-    /// The values, or the error the read returned.
-    pub reading: Result<Reading, String>,
+    /// The values, or why the read returned none.
+    pub reading: Result<Reading, ReadError>,
 }
 
 /// Everything one sensor produced during a run.
@@ -381,7 +381,7 @@ pub fn sample_with(
     let mut errors = Errors::default();
     loop {
         let before = clock.now();
-        let reading = sensor.read().map_err(|e| format!("{e:#}"));
+        let reading = sensor.read().map_err(|e| ReadError::of(&e));
         let after = clock.now();
         let t = match &reading {
             Ok(r) => schedule.record(r, before, after),
@@ -675,7 +675,7 @@ struct Errors {
 
 impl Errors {
     /// Counts a read; returns why to give the sensor up, once it has failed for too long.
-    fn record(&mut self, reading: &Result<Reading, String>, at: f64) -> Option<String> {
+    fn record(&mut self, reading: &Result<Reading, ReadError>, at: f64) -> Option<String> {
         let Err(e) = reading else {
             *self = Self::default();
             return None;

@@ -336,7 +336,7 @@ impl PowerSensor for HwmonSensor {
                     .expect("energy channels have a counter");
                 counter
                     .update(raw, sysfs::now_s())
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+                    .map_err(|e| sysfs::counter_error(path, e))
             }
             // A power figure can repeat for real under a steady load: never stale.
             Method::Power(path) => Ok(Reading {

@@ -3,6 +3,7 @@
 //! Each sensor kind lives in its own file behind [`PowerSensor`]; [`open`] builds the ones a
 //! rig names. The sampler only sees the trait.
 
+mod error;
 pub mod hwmon;
 pub mod ina219;
 pub mod ina219_sim;
@@ -14,6 +15,7 @@ pub mod nvml;
 pub mod rapl;
 pub mod sysfs;
 
+pub use error::ReadError;
 pub use limits::{Limits, MIN_BOARD_WATTS};
 
 use std::time::Duration;
@@ -221,9 +223,10 @@ impl Origin {
     }
 }
 
-/// How the error of a read that lost an energy counter's count begins: the energy between
-/// the counter's last change before it and its first after it is unknown, so the summary
-/// makes any window that uses it invalid ([`sysfs::EnergyCounter`]).
+/// How the message of a read that lost an energy counter's count begins
+/// ([`sysfs::CounterError::LostCount`]): the energy between the counter's last change before
+/// it and its first after it is unknown, so the summary makes any window that uses it invalid.
+/// Only the text: the kind travels as [`ReadError::CounterBreak`].
 pub const COUNTER_BREAK: &str = "the energy counter lost count: ";
 
 /// One reading of a rail.
@@ -275,7 +278,7 @@ pub trait PowerSensor: Send {
     fn update_period(&self) -> Duration;
 
     /// Reads the latest values. An error is one failed read (a NACK, say); the sampler
-    /// records it and goes on.
+    /// records it ([`ReadError::of`]) and goes on.
     fn read(&mut self) -> Result<Reading>;
 
     /// The relative uncertainty of the energy this sensor reports (0.012 for 1.2 %), from its

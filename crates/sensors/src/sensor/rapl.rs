@@ -307,7 +307,7 @@ impl PowerSensor for RaplSensor {
         let raw = read_energy(&self.energy)?;
         self.counter
             .update(raw, sysfs::now_s())
-            .map_err(|e| anyhow::anyhow!("{}: {e}", self.energy.display()))
+            .map_err(|e| sysfs::counter_error(&self.energy, e))
     }
 }
 

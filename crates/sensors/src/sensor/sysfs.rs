@@ -149,8 +149,9 @@ pub fn channels(dir: &Path, prefix: &str, suffix: &str) -> Vec<u32> {
 /// range between two reads: with the largest power the rail can draw, [`Self::max_read_gap_s`]
 /// is how far apart reads may be. A read later than that, a drop that no wrap explains (the
 /// counter was reset: a driver reload) and an increase faster than that power all lose count;
-/// such a read fails with a [`super::COUNTER_BREAK`] error, and the summary makes every window
-/// that uses the energy across it invalid.
+/// such a read fails with [`CounterError::LostCount`], which the sampler keeps as
+/// [`super::ReadError::CounterBreak`], and the summary makes every window that uses the energy
+/// across it invalid.
 #[derive(Debug, Clone)]
 pub struct EnergyCounter {
     /// The counter counts modulo this (RAPL's `max_energy_range_uj`): a value lower than the
@@ -197,7 +198,7 @@ impl EnergyCounter {
                 bail!("max_energy_range_uj is 0");
             }
             if raw > range {
-                bail!("counter {raw} µJ is above its range {range} µJ");
+                return Err(CounterError::AboveRange { raw, range }.into());
             }
         }
         Ok(Self {
@@ -222,9 +223,9 @@ impl EnergyCounter {
 
     /// Notes the counter read `raw` at `at_s`: cumulative joules since open, watts over the
     /// last change, stale when it has not moved for longer than a tick.
-    pub fn update(&mut self, raw: u64, at_s: f64) -> Result<Reading> {
+    pub fn update(&mut self, raw: u64, at_s: f64) -> Result<Reading, CounterError> {
         if let Some(range) = self.range_uj.filter(|&range| raw > range) {
-            bail!("counter {raw} µJ is above its range {range} µJ");
+            return Err(CounterError::AboveRange { raw, range });
         }
         let (last, previous_read) = (self.last_raw, self.last_read_s);
         self.last_read_s = at_s;
@@ -236,7 +237,11 @@ impl EnergyCounter {
                 self.last_raw = raw;
                 self.last_change_s = at_s;
                 self.before_change_s = previous_read;
-                bail!("{}{why} (from {last} to {raw} µJ)", super::COUNTER_BREAK)
+                return Err(CounterError::LostCount {
+                    why,
+                    from_uj: last,
+                    to_uj: raw,
+                });
             }
         };
         let stale = delta == 0 && since >= self.tick_s;
@@ -260,43 +265,90 @@ impl EnergyCounter {
     /// The microjoules counted since the last change, or why they cannot be known:
     /// `since_read_s` since the previous read, `longest_s` the longest the change can have
     /// taken (since the last read before the previous change).
-    fn counted(&self, raw: u64, since_read_s: f64, longest_s: f64) -> Result<u64, String> {
+    fn counted(&self, raw: u64, since_read_s: f64, longest_s: f64) -> Result<u64, LostCount> {
         let gap = Self::max_read_gap_s(self.range_uj, self.max_watts);
-        if let Some(gap) = gap.filter(|gap| since_read_s >= *gap) {
-            return Err(format!(
-                "read {:.1} ms after the one before, and at up to {} W the counter goes round \
-                 its range in {:.1} ms",
-                since_read_s * 1e3,
-                self.max_watts.unwrap_or_default(),
-                gap * 1e3
-            ));
+        if let Some(gap_s) = gap.filter(|gap| since_read_s >= *gap) {
+            return Err(LostCount::ReadTooLate {
+                since_read_s,
+                max_watts: self.max_watts.unwrap_or_default(),
+                gap_s,
+            });
         }
-        let delta =
-            match (raw >= self.last_raw, self.range_uj) {
-                (true, _) => raw - self.last_raw,
-                // Counting modulo the range: up to the range, then on from 0.
-                (false, Some(range)) => range - self.last_raw + raw,
-                (false, None) => return Err(
-                    "the counter went backwards and has no wrap range: was the driver reloaded?"
-                        .into(),
-                ),
-            };
+        let delta = match (raw >= self.last_raw, self.range_uj) {
+            (true, _) => raw - self.last_raw,
+            // Counting modulo the range: up to the range, then on from 0.
+            (false, Some(range)) => range - self.last_raw + raw,
+            (false, None) => return Err(LostCount::WentBackwards),
+        };
         let watts = delta as f64 / 1e6 / longest_s;
         match self.max_watts {
-            Some(max) if longest_s > 0.0 && watts > max => Err(if raw < self.last_raw {
-                format!(
-                    "a wrap would mean {watts:.0} W, above the {max} W the rail can draw: the \
-                     counter was reset"
-                )
-            } else {
-                format!(
-                    "it counted {watts:.0} W, above the {max} W the rail can draw: the counter \
-                     jumped"
-                )
-            }),
+            Some(max_watts) if longest_s > 0.0 && watts > max_watts => {
+                Err(if raw < self.last_raw {
+                    LostCount::Reset { watts, max_watts }
+                } else {
+                    LostCount::Jumped { watts, max_watts }
+                })
+            }
             _ => Ok(delta),
         }
     }
+}
+
+/// Why [`EnergyCounter::update`] has no reading: the energy counter's own error, typed so
+/// that the sampler can tell a lost count ([`super::ReadError::CounterBreak`]) from any other
+/// failed read without reading the message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CounterError {
+    /// A value beyond the range the counter wraps at: a misread file, not a count.
+    #[error("counter {raw} µJ is above its range {range} µJ")]
+    AboveRange { raw: u64, range: u64 },
+    /// The counter lost count between the read before and this one (from `from_uj` to
+    /// `to_uj`): the energy in between is unknown, and the count goes on from `to_uj`.
+    #[error("{}{why} (from {from_uj} to {to_uj} µJ)", super::COUNTER_BREAK)]
+    LostCount {
+        why: LostCount,
+        from_uj: u64,
+        to_uj: u64,
+    },
+}
+
+/// How an energy counter lost count ([`EnergyCounter`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LostCount {
+    /// Read `since_read_s` after the read before, no sooner than the `gap_s` in which
+    /// `max_watts` takes a wrapping counter round its range: it may have gone round unseen.
+    #[error(
+        "read {:.1} ms after the one before, and at up to {max_watts} W the counter goes round \
+         its range in {:.1} ms",
+        .since_read_s * 1e3,
+        .gap_s * 1e3
+    )]
+    ReadTooLate {
+        since_read_s: f64,
+        max_watts: f64,
+        gap_s: f64,
+    },
+    /// A counter that does not wrap went down.
+    #[error("the counter went backwards and has no wrap range: was the driver reloaded?")]
+    WentBackwards,
+    /// A drop that a wrap would explain only with more than the rail's `max_watts`.
+    #[error(
+        "a wrap would mean {watts:.0} W, above the {max_watts} W the rail can draw: the \
+         counter was reset"
+    )]
+    Reset { watts: f64, max_watts: f64 },
+    /// A rise faster than the rail's `max_watts`.
+    #[error(
+        "it counted {watts:.0} W, above the {max_watts} W the rail can draw: the counter \
+         jumped"
+    )]
+    Jumped { watts: f64, max_watts: f64 },
+}
+
+/// Names the counter's file in an error of [`EnergyCounter::update`], keeping its type (the
+/// sampler looks for [`CounterError::LostCount`] under the file's name).
+pub fn counter_error(path: &Path, e: CounterError) -> anyhow::Error {
+    anyhow::Error::new(e).context(path.display().to_string())
 }
 
 /// A monotonic clock in seconds for counters (only differences matter).
@@ -354,7 +406,16 @@ mod tests {
         assert!(EnergyCounter::new(5, 0.0, Some(0), None, 0.002).is_err());
         assert!(EnergyCounter::new(2000, 0.0, Some(1000), None, 0.002).is_err());
         let mut c = EnergyCounter::new(500, 0.0, None, None, 0.002).unwrap();
-        let e = c.update(100, 0.1).unwrap_err().to_string();
+        let err = c.update(100, 0.1).unwrap_err();
+        assert_eq!(
+            err,
+            CounterError::LostCount {
+                why: LostCount::WentBackwards,
+                from_uj: 500,
+                to_uj: 100
+            }
+        );
+        let e = err.to_string();
         assert_eq!(
             e,
             format!(
@@ -368,6 +429,17 @@ mod tests {
         assert_eq!(r.energy_j, Some(50e-6));
         let mut c = EnergyCounter::new(500, 0.0, Some(1000), None, 0.002).unwrap();
         assert!(c.update(1500, 0.1).is_err());
+        let above = c.update(1500, 0.1).unwrap_err();
+        assert_eq!(
+            (
+                above.to_string(),
+                matches!(above, CounterError::AboveRange { .. })
+            ),
+            (
+                "counter 1500 µJ is above its range 1000 µJ".to_string(),
+                true
+            )
+        );
     }
 
     /// A counter of range 1 J on a rail of at most 10 W goes round in 100 ms.
@@ -400,7 +472,18 @@ mod tests {
         let r = c.update(200_000, 0.099).unwrap();
         assert!((r.energy_j.unwrap() - 0.3).abs() < 1e-12, "{r:?}");
         // 100 ms after the last read: it could have gone round once more, unseen.
-        let e = c.update(300_000, 0.199).unwrap_err().to_string();
+        let err = c.update(300_000, 0.199).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CounterError::LostCount {
+                    why: LostCount::ReadTooLate { .. },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let e = err.to_string();
         assert!(
             e.starts_with(crate::sensor::COUNTER_BREAK)
                 && e.contains("read 100.0 ms after the one before")
@@ -416,7 +499,18 @@ mod tests {
     fn a_drop_no_wrap_explains_is_a_reset() {
         // 0.9 J → 0.85 J in 50 ms: a wrap would be 0.95 J in 50 ms, 19 W on a 10 W rail.
         let mut c = bounded();
-        let e = c.update(850_000, 0.05).unwrap_err().to_string();
+        let err = c.update(850_000, 0.05).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CounterError::LostCount {
+                    why: LostCount::Reset { .. },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let e = err.to_string();
         assert!(
             e.starts_with(crate::sensor::COUNTER_BREAK)
                 && e.contains("a wrap would mean 19 W, above the 10 W the rail can draw")
@@ -432,7 +526,18 @@ mod tests {
         let mut c = EnergyCounter::new(100_000, 0.0, Some(1_000_000), Some(10.0), 0.01).unwrap();
         c.update(100_000, 0.01).unwrap();
         c.update(110_000, 0.02).unwrap();
-        let e = c.update(510_000, 0.025).unwrap_err().to_string();
+        let err = c.update(510_000, 0.025).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CounterError::LostCount {
+                    why: LostCount::Jumped { .. },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let e = err.to_string();
         assert!(e.contains("it counted 27 W") && e.contains("jumped"), "{e}");
     }
 
