@@ -70,7 +70,7 @@ fn ranging_pass(plan: &Plan, options: &RunOptions) -> Result<RunRecord> {
         bail!("interrupted during the ranging pass: nothing was measured");
     }
     if let Some(failed) = record.backends.iter().find_map(|b| {
-        b.runs
+        b.repetitions
             .iter()
             .find_map(|r| r.error.as_ref().map(|e| (b.spec.kind(), e)))
     }) {

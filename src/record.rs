@@ -28,7 +28,7 @@ pub struct BackendResult {
     pub engine_note: Option<String>,
     /// One timed run per repetition of the protocol, in order; fewer than the rig's `repeat`
     /// when the run was interrupted or the backend failed.
-    pub runs: Vec<TimedRun>,
+    pub repetitions: Vec<TimedRun>,
 }
 
 impl RunRecord {
@@ -41,7 +41,7 @@ impl RunRecord {
 impl BackendResult {
     /// The last repetition's timed run (its top-k is the backend's final answer).
     pub fn last_run(&self) -> Option<&TimedRun> {
-        self.runs.last()
+        self.repetitions.last()
     }
 }
 

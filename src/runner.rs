@@ -287,7 +287,7 @@ impl Prepared {
                     .time_budget
                     .map(|t| budget_from + t.as_secs_f64() * (index + 1) as f64 / shares),
             };
-            let runs = run_repetitions(&mut b, &rig.protocol, &on);
+            let repetitions = run_repetitions(&mut b, &rig.protocol, &on);
             results.push(BackendResult {
                 engine: b.backend.engine().clone(),
                 spec: b.spec,
@@ -295,7 +295,7 @@ impl Prepared {
                 image: b.image,
                 labels: b.labels,
                 engine_note: b.engine_note,
-                runs,
+                repetitions,
             });
         }
 
@@ -367,12 +367,12 @@ pub fn run_repetitions(
             engine: b.backend.engine().clone(),
             labels: b.labels.clone(),
             engine_note: b.engine_note.clone(),
-            runs: Vec::new(),
+            repetitions: Vec::new(),
         };
         sink.backend(on.backend, result, on.clock.now());
     }
-    let report = |runs: &[TimedRun]| {
-        if let (Some(sink), Some(run)) = (on.repetitions, runs.last()) {
+    let report = |done: &[TimedRun]| {
+        if let (Some(sink), Some(run)) = (on.repetitions, done.last()) {
             sink.repetition(on.backend, run.clone(), on.clock.now());
         }
     };

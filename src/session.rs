@@ -21,7 +21,7 @@ use crate::{soak, summary};
 /// How a plan is measured: where its files go and for how long.
 #[derive(Default)]
 pub struct Session<'a> {
-    /// The run folder (new or empty); default results/<rig>-<UTC timestamp>/.
+    /// The run folder (new or empty); default `results/<rig>-<UTC timestamp>/`.
     pub out: Option<&'a Path>,
     /// The export files the command writes after measuring, as (flag, path): checked before
     /// the folder is claimed, so that one that cannot be written costs no measurement.

@@ -19,7 +19,7 @@ const KEPT_BEFORE: usize = 2;
 /// Settles every window of `record` that ends before `horizons[sensor]` for that sensor (the
 /// time up to which its readings are all in; infinite once its sampler has stopped), then
 /// releases the readings that no window still open needs: those further than
-/// [`crate::summary::SensorEnergy::reach`] before the oldest of them, less [`KEPT_BEFORE`] fresh ones.
+/// `summary::SensorEnergy::reach` before the oldest of them, less `KEPT_BEFORE` fresh ones.
 /// `energies` is brought up to date first (the readings handed over since it last was) and
 /// left up to date after the release, ready for the checkpoint's summary and `run.json`.
 pub fn settle(record: &mut RunRecord, energies: &mut Energies, horizons: &[f64]) {
@@ -33,7 +33,7 @@ pub fn settle(record: &mut RunRecord, energies: &mut Energies, horizons: &[f64])
             record
                 .backends
                 .iter()
-                .flat_map(|b| b.runs.iter().filter_map(|r| r.window)),
+                .flat_map(|b| b.repetitions.iter().filter_map(|r| r.window)),
         )
         .collect();
     // A phase still running is a window whose end is not known yet.
@@ -210,8 +210,8 @@ mod tests {
                 ..p.clone()
             })
             .collect();
-        streamed.backends[0].runs = full.backends[0]
-            .runs
+        streamed.backends[0].repetitions = full.backends[0]
+            .repetitions
             .iter()
             .filter(|r| r.window.is_some_and(|w| w.1 <= now))
             .cloned()

@@ -31,7 +31,7 @@ pub fn summarize_with(record: &RunRecord, energies: &Energies) -> Vec<SummaryRow
     let windows = Windows::of(record, energies);
     let mut rows = Vec::new();
     for (index, backend) in record.backends.iter().enumerate() {
-        for (repetition, run) in backend.runs.iter().enumerate() {
+        for (repetition, run) in backend.repetitions.iter().enumerate() {
             let at = At {
                 backend_index: index,
                 repetition: repetition + 1,
@@ -910,8 +910,8 @@ pub(crate) mod fixtures {
         .unwrap()
     }
 
-    /// Backend `spec` with model `m`, image `i` and engine `fake`, and its `runs`.
-    pub fn backend(spec: &BackendSpec, runs: Vec<TimedRun>) -> BackendResult {
+    /// Backend `spec` with model `m`, image `i` and engine `fake`, and its `repetitions`.
+    pub fn backend(spec: &BackendSpec, repetitions: Vec<TimedRun>) -> BackendResult {
         BackendResult {
             spec: spec.clone(),
             model: ResolvedModel {
@@ -938,7 +938,7 @@ pub(crate) mod fixtures {
             },
             labels: Default::default(),
             engine_note: None,
-            runs,
+            repetitions,
         }
     }
 
@@ -1054,8 +1054,8 @@ mod tests {
         assert_eq!(rows[2].throttled, None);
         let empty = MachineState::default();
         let mut r = record([(None, None), (None, None)]);
-        r.backends[0].runs[0].machine_start = Some(empty.clone());
-        r.backends[0].runs[0].machine_end = Some(empty);
+        r.backends[0].repetitions[0].machine_start = Some(empty.clone());
+        r.backends[0].repetitions[0].machine_end = Some(empty);
         assert_eq!(summarize(&r)[0].throttled, None);
     }
 

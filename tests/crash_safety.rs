@@ -359,7 +359,7 @@ fn streaming_costs_the_measurement_nothing_measurable() {
         } else {
             prepared.execute(&options)
         };
-        let run = &record.backends[0].runs[0];
+        let run = &record.backends[0].repetitions[0];
         let (start, end) = run.window.unwrap();
         // From the summary: a streamed record no longer holds the readings of settled windows.
         let reads = joulebench::summary::summarize(&record)[0].samples;

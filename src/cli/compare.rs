@@ -11,8 +11,8 @@ use crate::output::console::Console;
 #[derive(clap::Args)]
 pub struct CompareArgs {
     /// Run folders (as `joulebench run` wrote them).
-    #[arg(required = true)]
-    pub runs: Vec<PathBuf>,
+    #[arg(required = true, value_name = "RUNS")]
+    pub folders: Vec<PathBuf>,
     /// The entry (1-based, in table order) every other is compared with.
     #[arg(long, default_value_t = 1)]
     pub baseline: usize,
@@ -24,9 +24,9 @@ pub struct CompareArgs {
 }
 
 pub fn run(args: &CompareArgs, out: &mut Console<impl std::io::Write>) -> Result<ExitCode> {
-    let runs: Vec<&Path> = args.runs.iter().map(PathBuf::as_path).collect();
-    crate::export::check_outputs(&args.export.outputs(), &runs)?;
-    let comparison = crate::compare::compare(&args.runs, args.baseline, args.references)?;
+    let folders: Vec<&Path> = args.folders.iter().map(PathBuf::as_path).collect();
+    crate::export::check_outputs(&args.export.outputs(), &folders)?;
+    let comparison = crate::compare::compare(&args.folders, args.baseline, args.references)?;
     let table = crate::compare::table(&comparison);
     let record = serde_json::to_value(&comparison)?;
     let failed = args.export.write(&table, &record);

@@ -11,17 +11,17 @@ use crate::output::console::Console;
 #[derive(clap::Args)]
 pub struct ReportArgs {
     /// Run folders (as `joulebench run` wrote them).
-    #[arg(required = true)]
-    pub runs: Vec<PathBuf>,
+    #[arg(required = true, value_name = "RUNS")]
+    pub folders: Vec<PathBuf>,
     /// Folder for report.md and its charts (created if missing).
     #[arg(long)]
     pub out: PathBuf,
 }
 
 pub fn run(args: &ReportArgs, out: &mut Console<impl std::io::Write>) -> Result<ExitCode> {
-    let runs: Vec<&Path> = args.runs.iter().map(PathBuf::as_path).collect();
-    export::check_outside("--out", &args.out, &runs)?;
-    let path = crate::report::write(&args.runs, &args.out)?;
+    let folders: Vec<&Path> = args.folders.iter().map(PathBuf::as_path).collect();
+    export::check_outside("--out", &args.out, &folders)?;
+    let path = crate::report::write(&args.folders, &args.out)?;
     writeln!(out, "report: {}", path.display())?;
     Ok(ExitCode::SUCCESS)
 }

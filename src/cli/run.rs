@@ -27,6 +27,8 @@ pub struct RunFlags {
     #[arg(long, default_value = DEFAULT_RIG)]
     pub rig: String,
     /// Output folder (new or empty); default results/<rig>-<UTC timestamp>/.
+    // The doc is --help text, where <rig> is a placeholder, not HTML.
+    #[allow(rustdoc::invalid_html_tags)]
     #[arg(long)]
     pub out: Option<PathBuf>,
 }

@@ -44,7 +44,7 @@ pub fn write_final(
         latency_rows: record
             .backends
             .iter()
-            .flat_map(|b| &b.runs)
+            .flat_map(|b| &b.repetitions)
             .map(|r| r.latencies.len())
             .sum(),
         power_rows: (0..record.sensors.len()).map(|i| record.readings(i)).sum(),
@@ -65,7 +65,7 @@ pub fn write_final(
 fn write_latency(path: &Path, record: &RunRecord) -> Result<()> {
     let mut w = writer(path)?;
     for (index, b) in record.backends.iter().enumerate() {
-        for (repetition, run) in b.runs.iter().enumerate() {
+        for (repetition, run) in b.repetitions.iter().enumerate() {
             for (i, l) in run.latencies.iter().enumerate() {
                 w.serialize(LatencyRow {
                     backend_index: index,
@@ -151,8 +151,8 @@ fn backends_json(record: &RunRecord) -> Vec<BackendJson> {
             image_sha256: b.image.sha256.clone(),
             top1_expected: b.image.expected_top1(&b.model.name).cloned(),
             engine_note: b.engine_note.clone(),
-            runs: b
-                .runs
+            repetitions: b
+                .repetitions
                 .iter()
                 .enumerate()
                 .map(|(i, r)| {
@@ -177,7 +177,7 @@ fn backends_json(record: &RunRecord) -> Vec<BackendJson> {
 fn machine_state(record: &RunRecord) -> Vec<MachineStateJson<'_>> {
     let mut out = Vec::new();
     for (backend, b) in record.backends.iter().enumerate() {
-        for (repetition, run) in b.runs.iter().enumerate() {
+        for (repetition, run) in b.repetitions.iter().enumerate() {
             if let (Some(start), Some(end), Some(verdict)) =
                 (&run.machine_start, &run.machine_end, run.machine_verdict())
             {
@@ -198,7 +198,7 @@ fn machine_state(record: &RunRecord) -> Vec<MachineStateJson<'_>> {
 fn gpu_state(record: &RunRecord) -> Vec<GpuStateJson<'_>> {
     let mut out = Vec::new();
     for (backend, b) in record.backends.iter().enumerate() {
-        for (repetition, run) in b.runs.iter().enumerate() {
+        for (repetition, run) in b.repetitions.iter().enumerate() {
             if !run.gpu_start.is_empty() || !run.gpu_end.is_empty() {
                 out.push(GpuStateJson {
                     backend,
@@ -288,8 +288,8 @@ mod tests {
             let mut backend = backend_result();
             if gpus {
                 let probe = crate::sensor::nvml::warming_probe(0);
-                backend.runs[0].gpu_start = vec![probe.capture()];
-                backend.runs[0].gpu_end = vec![probe.capture()];
+                backend.repetitions[0].gpu_start = vec![probe.capture()];
+                backend.repetitions[0].gpu_end = vec![probe.capture()];
             }
             record.backends.push(backend);
             let dir = tempfile::tempdir().unwrap();

@@ -187,7 +187,9 @@ pub struct BackendJson {
     pub top1_expected: Option<Top1>,
     /// Why the engine is not the default's, where it fell back: the summary's `engine_note`.
     pub engine_note: Option<String>,
-    pub runs: Vec<RepetitionJson>,
+    /// One per repetition (the file's name for them is older than the distinction).
+    #[serde(rename = "runs")]
+    pub repetitions: Vec<RepetitionJson>,
 }
 
 /// A repetition that finished (or failed): what the latency rows do not say.
@@ -653,7 +655,10 @@ mod tests {
         let backends = json.backends.unwrap();
         assert_eq!(backends.len(), 1);
         assert_eq!(backends[0].engine, record.backends[0].engine);
-        assert_eq!(backends[0].runs.len(), record.backends[0].runs.len());
+        assert_eq!(
+            backends[0].repetitions.len(),
+            record.backends[0].repetitions.len()
+        );
     }
 
     #[test]

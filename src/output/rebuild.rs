@@ -227,8 +227,8 @@ fn rebuild_from(dir: &Path, json: RunJson) -> Result<Rebuilt> {
             )
             .max()
             .unwrap_or(0)
-            .max(meta.runs.len());
-        let mut runs = Vec::new();
+            .max(meta.repetitions.len());
+        let mut repetitions = Vec::new();
         for repetition in 1..=began {
             let lat = latencies.remove(&(index, repetition)).unwrap_or_default();
             let timed = phases.iter().find(|s| {
@@ -253,7 +253,7 @@ fn rebuild_from(dir: &Path, json: RunJson) -> Result<Rebuilt> {
                 .gpu_state
                 .iter()
                 .find(|g| g.backend == index && g.repetition == repetition);
-            let run = match meta.runs.get(repetition - 1) {
+            let run = match meta.repetitions.get(repetition - 1) {
                 Some(done) => TimedRun {
                     latencies: lat,
                     window,
@@ -278,10 +278,10 @@ fn rebuild_from(dir: &Path, json: RunJson) -> Result<Rebuilt> {
                     ..TimedRun::default()
                 },
             };
-            runs.push(run);
+            repetitions.push(run);
         }
         let labels = Labels::from_known(
-            meta.runs
+            meta.repetitions
                 .iter()
                 .filter_map(|r| Some((r.top1_class?, r.top1_label.clone()))),
         );
@@ -306,7 +306,7 @@ fn rebuild_from(dir: &Path, json: RunJson) -> Result<Rebuilt> {
             },
             engine: meta.engine,
             labels,
-            runs,
+            repetitions,
         });
     }
     if let Some(((b, r), _)) = latencies.first_key_value() {

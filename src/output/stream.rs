@@ -390,7 +390,7 @@ impl State {
             } => {
                 let backends = &mut self.record.backends;
                 if backend < backends.len() {
-                    backends[backend].runs.extend(result.runs);
+                    backends[backend].repetitions.extend(result.repetitions);
                 } else {
                     backends.push(*result);
                 }
@@ -399,7 +399,7 @@ impl State {
             }
             Msg::Repetition { backend, run, at } => {
                 if let Some(b) = self.record.backends.get_mut(backend) {
-                    b.runs.push(*run);
+                    b.repetitions.push(*run);
                 }
                 self.pending = Some((at, Instant::now()));
                 true

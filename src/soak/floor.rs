@@ -41,7 +41,7 @@ pub struct Floor {
     pub seconds: f64,
     /// Threads kept busy beside it.
     pub busy_threads: usize,
-    /// Every stall over [`KEEP_OVER_S`], in seconds.
+    /// Every stall over `KEEP_OVER_S`, in seconds.
     pub stalls_s: Vec<f64>,
 }
 
@@ -55,7 +55,7 @@ impl Floor {
         self.stalls_s.iter().copied().fold(0.0, f64::max)
     }
 
-    /// The share of the probe's time spent in stalls over [`KEEP_OVER_S`].
+    /// The share of the probe's time spent in stalls over `KEEP_OVER_S`.
     pub fn stalled_fraction(&self) -> f64 {
         self.stalls_s.iter().sum::<f64>() / self.seconds.max(f64::MIN_POSITIVE)
     }

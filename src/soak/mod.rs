@@ -12,7 +12,7 @@
 //!
 //! Two measurements of the machine itself stand beside the rig's: its stalls ([`floor`],
 //! probed after the run), against which the sampler's gaps are judged, and its speed
-//! ([`reference`], in the monitor's rows), against which the backends' latency drift is.
+//! ([`reference`](mod@reference), in the monitor's rows), against which the backends' latency drift is.
 
 pub mod floor;
 pub mod reference;
@@ -48,7 +48,7 @@ pub struct Targets {
     pub max_growth_mib: f64,
     /// The mean latency of the last tenth of the repetitions must be within this many
     /// percent of the first tenth's, its whole 95 % confidence interval included, once the
-    /// machine's own change of speed over the same time ([`reference`]) is taken out.
+    /// machine's own change of speed over the same time ([`reference`](mod@reference)) is taken out.
     pub max_drift_pct: f64,
 }
 
@@ -278,7 +278,7 @@ impl Report {
         targets: Targets,
     ) -> Result<Self> {
         let seconds = rows.last().map_or(0.0, |r| r.t_s);
-        let repetitions = record.backends.iter().map(|b| b.runs.len()).sum();
+        let repetitions = record.backends.iter().map(|b| b.repetitions.len()).sum();
         let memory = memory(rows, repetitions, targets);
         let sensors = sensor_readings(record, &dir.join(POWER_CSV), &floor)?;
         let files = FOLLOWED
@@ -753,7 +753,7 @@ fn drift(record: &RunRecord, rows: &[MonitorRow], targets: Targets) -> Vec<Drift
         .enumerate()
         .map(|(backend_index, b)| {
             let medians: Vec<f64> = b
-                .runs
+                .repetitions
                 .iter()
                 .filter_map(|r| {
                     let ms: Vec<f64> = r.latencies.iter().map(|l| l.seconds * 1e3).collect();
@@ -783,8 +783,8 @@ fn drift(record: &RunRecord, rows: &[MonitorRow], targets: Targets) -> Vec<Drift
                 compared: compared.map_or(0, |(first, _)| first.len()),
                 first_ms: compared.map_or(0.0, |(first, _)| mean(first)),
                 last_ms: compared.map_or(0.0, |(_, last)| mean(last)),
-                seconds_per_repetition: (!b.runs.is_empty() && last > first)
-                    .then(|| (last - first) / b.runs.len() as f64),
+                seconds_per_repetition: (!b.repetitions.is_empty() && last > first)
+                    .then(|| (last - first) / b.repetitions.len() as f64),
                 ok: corrected
                     .as_ref()
                     .map(|r| r.low >= 1.0 - tolerance && r.high <= 1.0 + tolerance),
@@ -1045,7 +1045,7 @@ mod tests {
     /// `record` with backend 0's repetitions each `seconds` long on the run clock.
     fn with_phases(mut record: RunRecord, seconds: f64) -> RunRecord {
         use crate::clock::{Phase, PhaseSpan, Slot};
-        let repetitions = record.backends[0].runs.len();
+        let repetitions = record.backends[0].repetitions.len();
         record.phases = (0..repetitions)
             .map(|k| {
                 let slot = Slot {

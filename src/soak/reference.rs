@@ -18,7 +18,7 @@ const PASSES: usize = 64;
 /// Runs, of which the median counts.
 const RUNS: usize = 7;
 
-/// Milliseconds of this thread's CPU time the fixed work took, the median of [`RUNS`].
+/// Milliseconds of this thread's CPU time the fixed work took, the median of `RUNS`.
 pub fn time_ms() -> f64 {
     let mut runs: Vec<f64> = (0..RUNS).map(|_| once_ms()).collect();
     runs.sort_by(f64::total_cmp);

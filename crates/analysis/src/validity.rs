@@ -143,7 +143,7 @@ pub struct CheckedWindow {
     pub invalid: Option<String>,
     /// For a total, each rail's joules, in the rig's `total` order.
     pub parts: Option<Vec<f64>>,
-    /// The counter against instant power over the same window ([`SensorEnergy::crosscheck`]):
+    /// The counter against instant power over the same window (`joulebench::summary::SensorEnergy::crosscheck`):
     /// the disagreement in percent, or why there is none; `None` where no check applies.
     pub crosscheck: Option<Result<f64, String>>,
     /// The standard error of the window's mean power from its fresh readings, s / √n, watts

@@ -4,7 +4,7 @@
 //! Readings are kept in the thread and handed back when the sampler stops, so the timed loop
 //! on the other core never contends for a lock. A run that streams its results instead hands
 //! them, every [`HAND_OFF_EVERY_S`], to the writer thread through a channel whose send never
-//! blocks ([`crate::output::stream`]).
+//! blocks (`joulebench::output::stream`).
 //!
 //! Two things make the stamps right, and both matter most for slow sensors (an NVML energy
 //! counter moves every 100 ms; an `avg128` INA219 conversion takes 136 ms):
@@ -58,7 +58,7 @@ const STEP_FRACTION: f64 = 1.0 / 32.0;
 const LEAD_STEPS: f64 = 1.0;
 
 /// One update in this many is bracketed by polls (a stale read, then a fresh one a step
-/// later); the others are read once, [`AFTER_FRACTION`] of a period after they are due, and
+/// later); the others are read once, `AFTER_FRACTION` of a period after they are due, and
 /// stamped from the track, which the brackets keep tight (the period is known to a bracket's
 /// width over the chain's length, so a track carried 16 periods widens by about a step).
 /// Polls are most of a sampler's reads: bracketing every update takes about three reads per
@@ -82,7 +82,7 @@ const PERIOD_SPAN: f64 = 16.0;
 const LONG_BASELINE: f64 = 16.0;
 
 /// How late a sampler wake-up may come without losing an update: a read aimed
-/// [`AFTER_FRACTION`] of a period after an update (or [`LEAD_STEPS`] before it) still lands
+/// `AFTER_FRACTION` of a period after an update (or `LEAD_STEPS` before it) still lands
 /// before the next one while it is late by less than the rest of the period less the read
 /// itself (the default INA219, 34.58 ms conversions with 0.5 ms reads: 25 ms; NVML's 100 ms
 /// counter with 4 ms reads: 71 ms). Its value is then stamped at
@@ -168,7 +168,7 @@ pub struct Sampler {
 }
 
 /// Where sampler threads hand their readings while a run streams them to disk (the writer
-/// thread of [`crate::output::stream`]). A hand-off must return at once: the thread is
+/// thread of `joulebench::output::stream`). A hand-off must return at once: the thread is
 /// timing a sensor.
 pub trait SampleSink: Send + Sync {
     /// Sensor `sensor`'s new readings; `last` with its final batch (and why it gave the sensor
@@ -351,7 +351,7 @@ pub fn background_priority() {
 }
 
 /// Reads `sensor` on `clock` until `stop_requested(now)` returns the time a stop was asked
-/// for and a fresh reading stamped after it has been taken (or [`TAIL_PERIODS`] have passed).
+/// for and a fresh reading stamped after it has been taken (or `TAIL_PERIODS` have passed).
 /// The real sampler runs this on the run clock; tests run it in virtual time.
 pub fn sample(
     sensor: Box<dyn PowerSensor>,

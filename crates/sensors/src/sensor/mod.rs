@@ -255,7 +255,7 @@ pub struct Reading {
     pub centre_offset_s: f64,
     /// An instantaneous power figure read beside an energy counter in the same read (NVML's
     /// `NVML_FI_DEV_POWER_INSTANT`), to cross-check the counter with: the summary integrates
-    /// these over the window the counter measured ([`crate::summary`]). Unlike `watts`, it
+    /// these over the window the counter measured (`joulebench::summary`). Unlike `watts`, it
     /// is not marked stale with the counter: every read has a fresh one.
     pub instant_watts: Option<f64>,
 }
@@ -309,7 +309,7 @@ pub trait PowerSensor: Send {
     /// Whether each fresh value is the mean over (nearly) its whole update period, read once
     /// per update: an INA219 averaging its shunt for most of each conversion. Its energy is
     /// then the sum of value × period, and a window's edges split the periods they cut, as a
-    /// counter's do ([`crate::summary::SensorEnergy`]).
+    /// counter's do (`joulebench::summary::SensorEnergy`).
     fn integrates(&self) -> bool {
         false
     }

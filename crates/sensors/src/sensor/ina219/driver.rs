@@ -337,7 +337,7 @@ impl<I2C: I2c + Send> PowerSensor for Ina219Sensor<I2C> {
         Limits::ina(f64::from(self.settings.shunt_range_mv()) / 1e3, shunt)
     }
 
-    /// Where the shunt converts for at least [`INTEGRATING_SHARE`] of each update period
+    /// Where the shunt converts for at least `INTEGRATING_SHARE` of each update period
     /// (averaged shunt, short bus conversion, every conversion read).
     fn integrates(&self) -> bool {
         let shunt = self.settings.config.shunt_resolution.conversion_time_us();

@@ -5,12 +5,12 @@
 //! `/dev/i2c-N`, so tests exercise the exact code a board runs: addressing, the register
 //! pointer, reset, calibration, the current/power arithmetic and its overflow flag, and the
 //! conversion timing that makes fast reads return the same sample again. The analog inputs come
-//! from a [`Load`]; time comes from a [`TimeSource`], so tests can step a
+//! from a [`Load`](super::load::Load); time comes from a [`TimeSource`], so tests can step a
 //! [`crate::clock::ManualClock`].
 //!
 //! The bus follows linux-embedded-hal's `I2cdev`: one `transaction` is one I2C_RDWR ioctl with
 //! one message per operation, refused as i2c-dev and the chosen adapter driver refuse it
-//! ([`I2cAdapter`]), with the errno Linux returns; its SMBus word transfers (the I2C_SMBUS
+//! ([`I2cAdapter`](super::ina219::I2cAdapter)), with the errno Linux returns; its SMBus word transfers (the I2C_SMBUS
 //! ioctl) are the driver's path on an SMBus-only adapter, which refuses every I2C_RDWR. A timed bus ([`SimBus::timed`]) turns the
 //! clock cycles on the wire into time: each message is sampled by the chip at the moment it
 //! happens, and the call blocks until the transfer's end. The model is never more forgiving
