@@ -17,29 +17,83 @@ use crate::sensor::detect::{self, SensorChoice};
 use crate::sensor::ina219::Ranged;
 
 /// Settings given for a run over the rig's own (`joulebench run`'s flags): each that is set
-/// replaces the rig's value for every backend, or for the protocol.
+/// replaces the rig's value for every backend, or for the protocol. The flags are these
+/// fields (their docs are the `--help` text), so a flag reaches the plan without a copy.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
+    pub backends: BackendOverrides,
+    pub protocol: ProtocolOverrides,
+}
+
+/// The flags that set every backend's workload and engine settings.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct BackendOverrides {
+    /// Model for every backend (manifest name or path).
+    #[arg(long)]
     pub model: Option<String>,
+    /// Image for every backend (manifest name or path).
+    #[arg(long)]
     pub image: Option<String>,
+    /// Threads for every backend.
+    #[arg(long)]
     pub threads: Option<u32>,
-    /// Another kind drops the settings of the old one.
+    // Another kind drops the settings of the old one.
+    /// Backend kind for every backend: tflite (int8) or torch (float, libtorch).
+    #[arg(long, value_enum)]
     pub backend: Option<BackendKind>,
+    /// Engine for tflite backends (default: litert where its library is found, else tflite).
+    #[arg(long, value_enum)]
     pub engine: Option<Engine>,
+    /// Device for torch backends: cpu, cuda or cuda:N.
+    #[arg(long)]
     pub device: Option<Device>,
+    /// Precision for torch backends.
+    #[arg(long, value_enum)]
     pub precision: Option<Precision>,
-    /// One batch for every torch backend, or several: each backend once per batch.
+    /// Images per inference for torch backends (more than 1 needs --scenario offline). A list
+    /// (`1,8,64,256`) runs each torch backend once per batch and prints inferences per joule
+    /// by batch, marking the most efficient.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
     pub batch: Vec<u32>,
+    /// single-stream (batch 1, latency; the 2019 method) or offline (batches, throughput).
+    #[arg(long, value_enum)]
     pub scenario: Option<Scenario>,
+    /// Run LiteRT without XNNPACK (its builtin kernels).
+    #[arg(long)]
     pub no_xnnpack: bool,
+    /// Run torch backends eager, without CUDA graphs (`cuda_graph = false`).
+    #[arg(long)]
     pub no_cuda_graph: bool,
+    /// Run torch backends on eager kernels, without an AOTInductor package (`aoti = false`).
+    #[arg(long, conflicts_with = "aoti")]
     pub no_aoti: bool,
+    /// Run torch backends as AOTInductor packages, on the CPU too (`aoti = true`).
+    #[arg(long)]
     pub aoti: bool,
+    /// Keep torch backends' activations channels-last (`channels_last = true`).
+    #[arg(long)]
     pub channels_last: bool,
+}
+
+/// The flags that set the protocol.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ProtocolOverrides {
+    /// Timed classifications.
+    #[arg(long)]
     pub runs: Option<u32>,
+    /// Warm-up classifications.
+    #[arg(long)]
     pub warmup: Option<u32>,
+    /// Seconds between warm-up and the timed run.
+    #[arg(long)]
     pub settle: Option<f64>,
+    /// Run the whole protocol this many times per backend (sensors kept open); from 2 on the
+    /// summary adds an aggregate row with confidence intervals.
+    #[arg(long)]
     pub repeat: Option<u32>,
+    /// Run the protocol once first, then range every INA219 from 1.1 × the peak current it
+    /// saw (max_current_a, calibration and PGA range) for the measured run.
+    #[arg(long)]
     pub ranging: bool,
 }
 
@@ -48,7 +102,7 @@ impl Overrides {
     /// another is refused, naming the backend.
     fn apply(&self, rig: &mut Rig) -> Result<()> {
         for (i, b) in rig.backends.iter_mut().enumerate() {
-            if let Some(kind) = self.backend.filter(|k| *k != b.kind()) {
+            if let Some(kind) = self.backends.backend.filter(|k| *k != b.kind()) {
                 // Settings of the other kind would no longer apply.
                 *b = BackendSpec::new(kind, b.workload());
             }
@@ -58,9 +112,9 @@ impl Overrides {
                 threads,
             } = b.workload();
             b.set_workload(Workload {
-                model: self.model.clone().unwrap_or(model),
-                image: self.image.clone().unwrap_or(image),
-                threads: self.threads.unwrap_or(threads),
+                model: self.backends.model.clone().unwrap_or(model),
+                image: self.backends.image.clone().unwrap_or(image),
+                threads: self.backends.threads.unwrap_or(threads),
             });
             let refuse = |flags: &[(&str, bool)], owner: &str| match flags.iter().find(|f| f.1) {
                 Some((flag, _)) => bail!(
@@ -70,13 +124,13 @@ impl Overrides {
                 None => Ok(()),
             };
             let tflite_flags = [
-                ("--engine", self.engine.is_some()),
-                ("--no-xnnpack", self.no_xnnpack),
+                ("--engine", self.backends.engine.is_some()),
+                ("--no-xnnpack", self.backends.no_xnnpack),
             ];
             let torch_flags = [
-                ("--device", self.device.is_some()),
-                ("--precision", self.precision.is_some()),
-                ("--batch", !self.batch.is_empty()),
+                ("--device", self.backends.device.is_some()),
+                ("--precision", self.backends.precision.is_some()),
+                ("--batch", !self.backends.batch.is_empty()),
             ];
             if !matches!(b, BackendSpec::Tflite(_)) {
                 refuse(&tflite_flags, "tflite")?;
@@ -86,44 +140,44 @@ impl Overrides {
             }
             match b {
                 BackendSpec::Tflite(s) => {
-                    s.engine = self.engine.or(s.engine);
-                    if self.no_xnnpack {
+                    s.engine = self.backends.engine.or(s.engine);
+                    if self.backends.no_xnnpack {
                         s.xnnpack = Some(false);
                     }
                 }
                 // CUDA graphs, AOTInductor and the layout are left alone on other kinds: a
                 // rig of mixed kinds runs with them.
                 BackendSpec::Torch(s) => {
-                    s.device = self.device.or(s.device);
-                    s.precision = self.precision.or(s.precision);
-                    if let [batch] = self.batch[..] {
+                    s.device = self.backends.device.or(s.device);
+                    s.precision = self.backends.precision.or(s.precision);
+                    if let [batch] = self.backends.batch[..] {
                         s.batch = Some(batch);
                     }
-                    if self.no_cuda_graph {
+                    if self.backends.no_cuda_graph {
                         s.cuda_graph = Some(false);
                     }
-                    if self.no_aoti || self.aoti {
-                        s.aoti = Some(self.aoti);
+                    if self.backends.no_aoti || self.backends.aoti {
+                        s.aoti = Some(self.backends.aoti);
                     }
-                    if self.channels_last {
+                    if self.backends.channels_last {
                         s.channels_last = Some(true);
                     }
                 }
                 BackendSpec::Edgetpu(_) => {}
             }
         }
-        if self.batch.len() > 1 {
+        if self.backends.batch.len() > 1 {
             // Checked before the sweep copies every backend once per batch.
-            check_backend_count(rig.backends.len().saturating_mul(self.batch.len()))?;
-            rig.backends = sweep_batches(&rig.backends, &self.batch);
+            check_backend_count(rig.backends.len().saturating_mul(self.backends.batch.len()))?;
+            rig.backends = sweep_batches(&rig.backends, &self.backends.batch);
         }
         let p = &mut rig.protocol;
-        p.runs = self.runs.unwrap_or(p.runs);
-        p.warmup = self.warmup.unwrap_or(p.warmup);
-        p.settle_s = self.settle.unwrap_or(p.settle_s);
-        p.scenario = self.scenario.unwrap_or(p.scenario);
-        p.repeat = self.repeat.unwrap_or(p.repeat);
-        p.ranging |= self.ranging;
+        p.runs = self.protocol.runs.unwrap_or(p.runs);
+        p.warmup = self.protocol.warmup.unwrap_or(p.warmup);
+        p.settle_s = self.protocol.settle.unwrap_or(p.settle_s);
+        p.scenario = self.backends.scenario.unwrap_or(p.scenario);
+        p.repeat = self.protocol.repeat.unwrap_or(p.repeat);
+        p.ranging |= self.protocol.ranging;
         Ok(())
     }
 }
@@ -227,10 +281,15 @@ mod tests {
     #[test]
     fn settings_replace_the_rigs_for_every_backend() {
         let p = plan(&Overrides {
-            threads: Some(3),
-            runs: Some(7),
-            repeat: Some(2),
-            ..Overrides::default()
+            backends: BackendOverrides {
+                threads: Some(3),
+                ..BackendOverrides::default()
+            },
+            protocol: ProtocolOverrides {
+                runs: Some(7),
+                repeat: Some(2),
+                ..ProtocolOverrides::default()
+            },
         })
         .unwrap();
         assert_eq!((p.rig.protocol.runs, p.rig.protocol.repeat), (7, 2));
@@ -244,7 +303,10 @@ mod tests {
     #[test]
     fn another_backend_kind_drops_the_settings_of_the_old_one() {
         let p = plan(&Overrides {
-            backend: Some(BackendKind::Torch),
+            backends: BackendOverrides {
+                backend: Some(BackendKind::Torch),
+                ..BackendOverrides::default()
+            },
             ..Overrides::default()
         })
         .unwrap();
@@ -260,9 +322,12 @@ mod tests {
     #[test]
     fn a_batch_list_sweeps_every_backend() {
         let p = plan(&Overrides {
-            backend: Some(BackendKind::Torch),
-            scenario: Some(Scenario::Offline),
-            batch: vec![1, 8, 64],
+            backends: BackendOverrides {
+                backend: Some(BackendKind::Torch),
+                scenario: Some(Scenario::Offline),
+                batch: vec![1, 8, 64],
+                ..BackendOverrides::default()
+            },
             ..Overrides::default()
         })
         .unwrap();
@@ -307,9 +372,12 @@ mod tests {
     #[test]
     fn a_batch_sweep_is_bounded_before_it_copies_the_backends() {
         let e = plan(&Overrides {
-            backend: Some(BackendKind::Torch),
-            scenario: Some(Scenario::Offline),
-            batch: vec![1; crate::rig::MAX_BACKENDS + 1],
+            backends: BackendOverrides {
+                backend: Some(BackendKind::Torch),
+                scenario: Some(Scenario::Offline),
+                batch: vec![1; crate::rig::MAX_BACKENDS + 1],
+                ..BackendOverrides::default()
+            },
             ..Overrides::default()
         })
         .unwrap_err();
@@ -324,8 +392,11 @@ mod tests {
         let e = format!(
             "{:#}",
             plan(&Overrides {
-                backend: Some(BackendKind::Torch),
-                engine: Some(Engine::Litert),
+                backends: BackendOverrides {
+                    backend: Some(BackendKind::Torch),
+                    engine: Some(Engine::Litert),
+                    ..BackendOverrides::default()
+                },
                 ..Overrides::default()
             })
             .unwrap_err()

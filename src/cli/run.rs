@@ -11,8 +11,7 @@ use super::export_args::{exports_written, ExportArgs};
 use super::DEFAULT_RIG;
 use crate::export;
 use crate::output::{self, console::Console};
-use crate::plan::{Overrides, Plan};
-use crate::rig::{BackendKind, Device, Engine, Precision, Scenario};
+use crate::plan::{BackendOverrides, Overrides, Plan, ProtocolOverrides};
 use crate::session::{self, Measurement, Session};
 use crate::signals::{self, Stage};
 use crate::summary;
@@ -55,71 +54,14 @@ impl RunFlags {
 pub struct RunArgs {
     #[command(flatten)]
     pub run: RunFlags,
-    /// Model for every backend (manifest name or path).
-    #[arg(long)]
-    pub model: Option<String>,
-    /// Image for every backend (manifest name or path).
-    #[arg(long)]
-    pub image: Option<String>,
-    /// Threads for every backend.
-    #[arg(long)]
-    pub threads: Option<u32>,
-    /// Backend kind for every backend: tflite (int8) or torch (float, libtorch).
-    #[arg(long, value_enum)]
-    pub backend: Option<BackendKind>,
-    /// Engine for tflite backends (default: litert where its library is found, else tflite).
-    #[arg(long, value_enum)]
-    pub engine: Option<Engine>,
-    /// Device for torch backends: cpu, cuda or cuda:N.
-    #[arg(long)]
-    pub device: Option<Device>,
-    /// Precision for torch backends.
-    #[arg(long, value_enum)]
-    pub precision: Option<Precision>,
-    /// Images per inference for torch backends (more than 1 needs --scenario offline). A list
-    /// (`1,8,64,256`) runs each torch backend once per batch and prints inferences per joule
-    /// by batch, marking the most efficient.
-    #[arg(long, value_delimiter = ',', num_args = 1..)]
-    pub batch: Vec<u32>,
-    /// single-stream (batch 1, latency; the 2019 method) or offline (batches, throughput).
-    #[arg(long, value_enum)]
-    pub scenario: Option<Scenario>,
-    /// Run LiteRT without XNNPACK (its builtin kernels).
-    #[arg(long)]
-    pub no_xnnpack: bool,
-    /// Run torch backends eager, without CUDA graphs (`cuda_graph = false`).
-    #[arg(long)]
-    pub no_cuda_graph: bool,
-    /// Run torch backends on eager kernels, without an AOTInductor package (`aoti = false`).
-    #[arg(long, conflicts_with = "aoti")]
-    pub no_aoti: bool,
-    /// Run torch backends as AOTInductor packages, on the CPU too (`aoti = true`).
-    #[arg(long)]
-    pub aoti: bool,
-    /// Keep torch backends' activations channels-last (`channels_last = true`).
-    #[arg(long)]
-    pub channels_last: bool,
+    #[command(flatten)]
+    pub backends: BackendOverrides,
     /// Open every backend (verify its model, compile its AOTInductor package where it needs
     /// one) and exit without measuring: a bench session's first run then starts at once.
     #[arg(long)]
     pub open_only: bool,
-    /// Timed classifications.
-    #[arg(long)]
-    pub runs: Option<u32>,
-    /// Warm-up classifications.
-    #[arg(long)]
-    pub warmup: Option<u32>,
-    /// Seconds between warm-up and the timed run.
-    #[arg(long)]
-    pub settle: Option<f64>,
-    /// Run the whole protocol this many times per backend (sensors kept open); from 2 on the
-    /// summary adds an aggregate row with confidence intervals.
-    #[arg(long)]
-    pub repeat: Option<u32>,
-    /// Run the protocol once first, then range every INA219 from 1.1 × the peak current it
-    /// saw (max_current_a, calibration and PGA range) for the measured run.
-    #[arg(long)]
-    pub ranging: bool,
+    #[command(flatten)]
+    pub protocol: ProtocolOverrides,
     #[command(flatten)]
     pub export: ExportArgs,
     /// Also write LAVA test-case lines (one per figure) to this file.
@@ -131,25 +73,8 @@ impl RunArgs {
     /// The settings these flags give over the rig's.
     pub fn overrides(&self) -> Overrides {
         Overrides {
-            model: self.model.clone(),
-            image: self.image.clone(),
-            threads: self.threads,
-            backend: self.backend,
-            engine: self.engine,
-            device: self.device,
-            precision: self.precision,
-            batch: self.batch.clone(),
-            scenario: self.scenario,
-            no_xnnpack: self.no_xnnpack,
-            no_cuda_graph: self.no_cuda_graph,
-            no_aoti: self.no_aoti,
-            aoti: self.aoti,
-            channels_last: self.channels_last,
-            runs: self.runs,
-            warmup: self.warmup,
-            settle: self.settle,
-            repeat: self.repeat,
-            ranging: self.ranging,
+            backends: self.backends.clone(),
+            protocol: self.protocol.clone(),
         }
     }
 }
@@ -290,10 +215,14 @@ mod tests {
         ])
         .overrides();
         assert_eq!(
-            (o.threads, o.runs, o.batch.as_slice()),
+            (
+                o.backends.threads,
+                o.protocol.runs,
+                o.backends.batch.as_slice()
+            ),
             (Some(3), Some(7), &[1, 8][..])
         );
-        assert!(o.no_xnnpack && !o.aoti && o.repeat.is_none());
+        assert!(o.backends.no_xnnpack && !o.backends.aoti && o.protocol.repeat.is_none());
         let plan = Plan::resolve("sim-cpu", &args(&["--repeat", "2"]).overrides()).unwrap();
         assert_eq!(plan.rig.protocol.repeat, 2);
     }
