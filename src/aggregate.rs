@@ -43,17 +43,7 @@ fn columns(s: Option<Repeated>) -> [Option<f64>; 4] {
 fn aggregate(group: &[&SummaryRow]) -> SummaryRow {
     let last = group.last().expect("a group has a row");
     let ok: Vec<&SummaryRow> = group.iter().copied().filter(|r| r.status.is_ok()).collect();
-    let status = match group.iter().find(|r| !r.status.is_ok()) {
-        None => Status::Ok,
-        Some(r) if r.status == Status::Interrupted => Status::Interrupted,
-        Some(r) => Status::Invalid(format!(
-            "{} of {} repetitions not ok (repetition {}: {})",
-            group.len() - ok.len(),
-            group.len(),
-            r.repetition,
-            r.status
-        )),
-    };
+    let status = aggregate_status(group, ok.len());
     // An invalid aggregate carries no figures; an interrupted one those of the repetitions
     // that finished.
     let from: &[&SummaryRow] = if matches!(status, Status::Invalid(_)) {
@@ -70,28 +60,8 @@ fn aggregate(group: &[&SummaryRow]) -> SummaryRow {
     let watts = spread(|r| r.mean_watts);
     let per_joule = spread(|r| r.inferences_per_joule);
     let net = spread(|r| r.net_inferences_per_joule);
-    // Where a repetition has no net figure, neither has the aggregate: say which and why.
-    let net_note = from
-        .iter()
-        .find(|r| r.net_inferences_per_joule.is_none())
-        .map_or(String::new(), |r| {
-            format!("repetition {}: {}", r.repetition, r.net_note)
-        });
-    let uncertainty = last.energy_uncertainty_pct.map(|pct| pct / 100.0);
-    // A bound of ±u on the figure is ln(1 + u) on the log scale, added to the run-to-run
-    // half-width as a root sum of squares (independent contributions).
-    let total = per_joule.and_then(|s| {
-        let half = s.log_half_width?.hypot(uncertainty?.ln_1p());
-        Some((s.mean / half.exp(), s.mean * half.exp()))
-    });
     let sum = |f: fn(&SummaryRow) -> usize| from.iter().map(|r| f(r)).sum::<usize>();
-    let [fps_sd, fps_ci_low, fps_ci_high, fps_cv] = columns(fps);
-    let [mean_watts_sd, mean_watts_ci_low, mean_watts_ci_high, mean_watts_cv] = columns(watts);
-    let [inferences_per_joule_sd, inferences_per_joule_ci_low, inferences_per_joule_ci_high, inferences_per_joule_cv] =
-        columns(per_joule);
-    let [net_inferences_per_joule_sd, net_inferences_per_joule_ci_low, net_inferences_per_joule_ci_high, net_inferences_per_joule_cv] =
-        columns(net);
-    SummaryRow {
+    let row = SummaryRow {
         repetition: Repetition::All,
         repetitions: from.len(),
         runs: sum(|r| r.runs),
@@ -114,6 +84,84 @@ fn aggregate(group: &[&SummaryRow]) -> SummaryRow {
             .iter()
             .filter_map(|r| r.largest_gap_ms)
             .reduce(f64::max),
+        // Like coverage, the worst repetition's: the disagreement furthest from zero.
+        instant_vs_counter_pct: from
+            .iter()
+            .filter_map(|r| r.instant_vs_counter_pct)
+            .reduce(|a, b| if b.abs() > a.abs() { b } else { a }),
+        sampler_cpu_pct: from
+            .iter()
+            .filter_map(|r| r.sampler_cpu_pct)
+            .reduce(f64::max),
+        net_note: net_note(from),
+        status,
+        throttled: throttled(group),
+        ..(*last).clone()
+    };
+    with_spread(row, fps, watts, per_joule, net)
+}
+
+/// The aggregate's status from its `group` of repetitions, `ok` of which ended ok: ok,
+/// interrupted where the first that did not was, else invalid, naming that one.
+fn aggregate_status(group: &[&SummaryRow], ok: usize) -> Status {
+    match group.iter().find(|r| !r.status.is_ok()) {
+        None => Status::Ok,
+        Some(r) if r.status == Status::Interrupted => Status::Interrupted,
+        Some(r) => Status::Invalid(format!(
+            "{} of {} repetitions not ok (repetition {}: {})",
+            group.len() - ok,
+            group.len(),
+            r.repetition,
+            r.status
+        )),
+    }
+}
+
+/// Where a repetition has no net figure, neither has the aggregate: its note says which and
+/// why (empty where every one has).
+fn net_note(from: &[&SummaryRow]) -> String {
+    from.iter()
+        .find(|r| r.net_inferences_per_joule.is_none())
+        .map_or(String::new(), |r| {
+            format!("repetition {}: {}", r.repetition, r.net_note)
+        })
+}
+
+/// The repetitions' throttle verdicts combined, each under its repetition's number.
+fn throttled(group: &[&SummaryRow]) -> Option<crate::machine::Throttle> {
+    crate::machine::combine(group.iter().map(|r| {
+        let n = match r.repetition {
+            Repetition::One(n) => n,
+            Repetition::All => 0,
+        };
+        (n, r.throttled.as_ref())
+    }))
+}
+
+/// `row` with the spread columns of its four spread figures (FPS, mean watts, inferences per
+/// joule gross and net) and the total interval of inferences per joule, which adds the
+/// row's energy uncertainty.
+fn with_spread(
+    row: SummaryRow,
+    fps: Option<Repeated>,
+    watts: Option<Repeated>,
+    per_joule: Option<Repeated>,
+    net: Option<Repeated>,
+) -> SummaryRow {
+    let uncertainty = row.energy_uncertainty_pct.map(|pct| pct / 100.0);
+    // A bound of ±u on the figure is ln(1 + u) on the log scale, added to the run-to-run
+    // half-width as a root sum of squares (independent contributions).
+    let total = per_joule.and_then(|s| {
+        let half = s.log_half_width?.hypot(uncertainty?.ln_1p());
+        Some((s.mean / half.exp(), s.mean * half.exp()))
+    });
+    let [fps_sd, fps_ci_low, fps_ci_high, fps_cv] = columns(fps);
+    let [mean_watts_sd, mean_watts_ci_low, mean_watts_ci_high, mean_watts_cv] = columns(watts);
+    let [inferences_per_joule_sd, inferences_per_joule_ci_low, inferences_per_joule_ci_high, inferences_per_joule_cv] =
+        columns(per_joule);
+    let [net_inferences_per_joule_sd, net_inferences_per_joule_ci_low, net_inferences_per_joule_ci_high, net_inferences_per_joule_cv] =
+        columns(net);
+    SummaryRow {
         fps_sd,
         fps_ci_low,
         fps_ci_high,
@@ -132,25 +180,7 @@ fn aggregate(group: &[&SummaryRow]) -> SummaryRow {
         net_inferences_per_joule_cv,
         inferences_per_joule_total_low: total.map(|t| t.0),
         inferences_per_joule_total_high: total.map(|t| t.1),
-        // Like coverage, the worst repetition's: the disagreement furthest from zero.
-        instant_vs_counter_pct: from
-            .iter()
-            .filter_map(|r| r.instant_vs_counter_pct)
-            .reduce(|a, b| if b.abs() > a.abs() { b } else { a }),
-        sampler_cpu_pct: from
-            .iter()
-            .filter_map(|r| r.sampler_cpu_pct)
-            .reduce(f64::max),
-        net_note,
-        status,
-        throttled: crate::machine::combine(group.iter().map(|r| {
-            let n = match r.repetition {
-                Repetition::One(n) => n,
-                Repetition::All => 0,
-            };
-            (n, r.throttled.as_ref())
-        })),
-        ..(*last).clone()
+        ..row
     }
 }
 

@@ -189,12 +189,18 @@ fn compare_with_reference(
             .collect();
         writeln!(out, "  round {round}: {}", line.join(", "))?;
     }
+    write_reference_table(&names, &rounds, out)
+}
 
+/// The comparison's table: each contender's medians (FPS, CPU ms, and watts and inferences
+/// per joule where measured), each beside the median of its per-round ratios to the
+/// reference, whose rounds are the last of `rounds`.
+fn write_reference_table(names: &[String], rounds: &[Vec<Round>], out: &mut Console) -> Result<()> {
     let fps_of = |r: &[Round]| r.iter().map(|r| r.fps).collect::<Vec<_>>();
     // Inverted, so that above 1 means "faster than the reference" here too.
     let cpu_speed_of = |r: &[Round]| r.iter().map(|r| 1.0 / r.cpu_ms).collect::<Vec<_>>();
     let per_joule_of = |r: &[Round]| r.iter().map(|r| r.per_joule).collect::<Option<Vec<_>>>();
-    let base = &rounds[last];
+    let base = &rounds[rounds.len() - 1];
     writeln!(
         out,
         "{:<44} {:>10} {:>7} {:>16} {:>8} {:>7} {:>8} {:>8} {:>7}",
@@ -208,7 +214,7 @@ fn compare_with_reference(
         "inf/J",
         "ratio"
     )?;
-    for (name, r) in names.iter().zip(&rounds) {
+    for (name, r) in names.iter().zip(rounds) {
         let fps = paired(&fps_of(r), &fps_of(base))?;
         let cpu = paired(&cpu_speed_of(r), &cpu_speed_of(base))?;
         let cpu_ms: Vec<f64> = r.iter().map(|r| r.cpu_ms).collect();

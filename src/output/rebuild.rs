@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 
 use super::folder::{
-    read_latency, read_power, read_run_json, FileDigest, Progress, RunJson, LATENCY_CSV, POWER_CSV,
-    RUN_JSON, SUMMARY_CSV,
+    read_latency, read_power, read_run_json, BackendJson, FileDigest, GpuStateJson,
+    MachineStateJson, PowerRecord, Progress, RunJson, SensorJson, LATENCY_CSV, POWER_CSV, RUN_JSON,
+    SUMMARY_CSV,
 };
 use crate::clock::{Phase, PhaseSpan};
 use crate::input::{Labels, Prediction};
@@ -24,6 +25,7 @@ use crate::models::{ResolvedImage, ResolvedModel};
 use crate::protocol::{Latency, TimedRun};
 use crate::record::{BackendResult, RunRecord};
 use crate::results::SummaryRow;
+use crate::rig::BackendSpec;
 use crate::sampler::{Sample, SensorLog};
 use crate::sensor::{ReadError, Reading, SensorInfo};
 
@@ -132,182 +134,24 @@ fn rebuild_from(dir: &Path, json: RunJson) -> Result<Rebuilt> {
     };
     let finished = json.finished;
     let phases: Vec<PhaseSpan> = json.phases.into_owned();
-    let stopped_in = (!finished)
-        .then(|| phases.last().filter(|s| s.end.is_infinite()))
-        .flatten()
-        .map(|s| match (s.backend, s.repetition) {
-            (Some(b), Some(r)) => format!("{} of backend {b}, repetition {r}", s.phase.as_str()),
-            _ => s.phase.as_str().to_string(),
-        });
+    let stopped_in = (!finished).then(|| where_stopped(&phases)).flatten();
 
-    let mut sensors: Vec<SensorLog> = json
-        .sensors
-        .into_iter()
-        .map(|s| SensorLog {
-            info: SensorInfo {
-                kind: s.kind,
-                rail: s.rail,
-                origin: s.origin,
-                detail: s.detail,
-            },
-            update_period: std::time::Duration::from_secs_f64(s.update_period_s),
-            samples: Vec::new(),
-            failure: s.failure,
-            uncertainty: s.uncertainty,
-            cpu_time: std::time::Duration::from_secs_f64(s.sampler_cpu_s.max(0.0)),
-            realtime: s.sampler_realtime,
-            integrating: s.integrating,
-            crosscheck: s.crosscheck,
-            min_window_s: s.min_window_s,
-            limits: s.limits,
-        })
-        .collect();
-    let power_path = dir.join(POWER_CSV);
-    for (i, row) in read_power(&power_path)?.enumerate() {
-        let row = row?;
-        let Some(log) = sensors.get_mut(row.sensor_index) else {
-            bail!(
-                "{} row {}: sensor {} is not in {RUN_JSON}",
-                power_path.display(),
-                i + 1,
-                row.sensor_index
-            );
-        };
-        let reading = if row.error.is_empty() {
-            Ok(Reading {
-                volts: row.volts,
-                amps: row.amps,
-                watts: row.watts.unwrap_or_default(),
-                energy_j: row.energy_j,
-                overflow: row.overflow,
-                stale: row.stale,
-                saturated: row.saturated,
-                // Already applied: t_s is the instant the value stands for.
-                centre_offset_s: 0.0,
-                instant_watts: row.instant_watts,
-            })
-        } else if row.counter_break {
-            Err(ReadError::CounterBreak(row.error))
-        } else {
-            Err(ReadError::Failed(row.error))
-        };
-        log.samples.push(Sample {
-            t: row.t_s,
-            reading,
-        });
-    }
+    let mut sensors: Vec<SensorLog> = json.sensors.into_iter().map(sensor_log).collect();
+    read_samples(&dir.join(POWER_CSV), &mut sensors)?;
+    let mut latencies = read_latencies(&dir.join(LATENCY_CSV))?;
 
-    let mut latencies: BTreeMap<(usize, usize), Vec<Latency>> = BTreeMap::new();
-    for row in read_latency(&dir.join(LATENCY_CSV))? {
-        let row = row?;
-        latencies
-            .entry((row.backend_index, row.repetition))
-            .or_default()
-            .push(Latency {
-                start: row.start_s,
-                seconds: row.latency_ms / 1e3,
-            });
-    }
-
+    let logs = RepetitionLogs {
+        phases: &phases,
+        machine_state: &json.machine_state,
+        gpu_state: &json.gpu_state,
+    };
     let mut backends = Vec::new();
     for (index, meta) in backends_json.into_iter().enumerate() {
         let Some(spec) = json.rig.backends.get(index) else {
             bail!("{}: backend {index} is not in its rig", json_path.display());
         };
-        // Every repetition that began: finished ones are in run.json, the one the run stopped
-        // in only in the phase log and the latency rows.
-        let began = phases
-            .iter()
-            .filter(|s| s.backend == Some(index))
-            .filter_map(|s| s.repetition)
-            .chain(
-                latencies
-                    .range((index, 0)..(index + 1, 0))
-                    .map(|(k, _)| k.1),
-            )
-            .max()
-            .unwrap_or(0)
-            .max(meta.repetitions.len());
-        let mut repetitions = Vec::new();
-        for repetition in 1..=began {
-            let lat = latencies.remove(&(index, repetition)).unwrap_or_default();
-            let timed = phases.iter().find(|s| {
-                s.phase == Phase::Timed
-                    && s.backend == Some(index)
-                    && s.repetition == Some(repetition)
-            });
-            let last_end = lat.last().map(|l| l.start + l.seconds);
-            let window = timed.map(|s| {
-                let end = if s.end.is_finite() {
-                    s.end
-                } else {
-                    last_end.unwrap_or(s.start)
-                };
-                (s.start, end)
-            });
-            let machine = json
-                .machine_state
-                .iter()
-                .find(|m| m.backend == index && m.repetition == repetition);
-            let gpu = json
-                .gpu_state
-                .iter()
-                .find(|g| g.backend == index && g.repetition == repetition);
-            let run = match meta.repetitions.get(repetition - 1) {
-                Some(done) => TimedRun {
-                    latencies: lat,
-                    window,
-                    top: match (done.top1_class, done.top1_score) {
-                        (Some(class), Some(score)) => vec![Prediction { class, score }],
-                        _ => Vec::new(),
-                    },
-                    batch: done.batch,
-                    cpu_seconds: done.cpu_seconds,
-                    interrupted: done.interrupted,
-                    error: done.error.clone(),
-                    machine_start: machine.map(|m| m.start.clone().into_owned()),
-                    machine_end: machine.map(|m| m.end.clone().into_owned()),
-                    gpu_start: gpu.map(|g| g.start.to_vec()).unwrap_or_default(),
-                    gpu_end: gpu.map(|g| g.end.to_vec()).unwrap_or_default(),
-                },
-                None => TimedRun {
-                    latencies: lat,
-                    window,
-                    batch: spec.batch() as usize,
-                    interrupted: true,
-                    ..TimedRun::default()
-                },
-            };
-            repetitions.push(run);
-        }
-        let labels = Labels::from_known(
-            meta.repetitions
-                .iter()
-                .filter_map(|r| Some((r.top1_class?, r.top1_label.clone()))),
-        );
-        backends.push(BackendResult {
-            spec: spec.clone(),
-            engine_note: meta.engine_note,
-            model: ResolvedModel {
-                name: meta.model,
-                path: PathBuf::new(),
-                sha256: meta.model_sha256,
-                in_manifest: false,
-                labels: None,
-                input: None,
-                label_offset: 0,
-            },
-            image: ResolvedImage {
-                name: meta.image,
-                path: PathBuf::new(),
-                sha256: meta.image_sha256,
-                in_manifest: false,
-                top1: meta.top1_expected.into_iter().collect(),
-            },
-            engine: meta.engine,
-            labels,
-            repetitions,
-        });
+        let repetitions = logs.repetitions(index, spec, &meta, &mut latencies);
+        backends.push(backend_result(spec, meta, repetitions));
     }
     if let Some(((b, r), _)) = latencies.first_key_value() {
         bail!(
@@ -335,6 +179,249 @@ fn rebuild_from(dir: &Path, json: RunJson) -> Result<Rebuilt> {
         finished,
         stopped_in,
     })
+}
+
+/// Where a run that did not finish stopped, as [`Rebuilt::stopped_in`] names it: its last
+/// phase, if still open, with the backend and repetition it belonged to.
+fn where_stopped(phases: &[PhaseSpan]) -> Option<String> {
+    phases
+        .last()
+        .filter(|s| s.end.is_infinite())
+        .map(|s| match (s.backend, s.repetition) {
+            (Some(b), Some(r)) => format!("{} of backend {b}, repetition {r}", s.phase.as_str()),
+            _ => s.phase.as_str().to_string(),
+        })
+}
+
+/// A sensor as `run.json` describes it, with no samples yet: those come from `power.csv`.
+fn sensor_log(s: SensorJson) -> SensorLog {
+    SensorLog {
+        info: SensorInfo {
+            kind: s.kind,
+            rail: s.rail,
+            origin: s.origin,
+            detail: s.detail,
+        },
+        update_period: std::time::Duration::from_secs_f64(s.update_period_s),
+        samples: Vec::new(),
+        failure: s.failure,
+        uncertainty: s.uncertainty,
+        cpu_time: std::time::Duration::from_secs_f64(s.sampler_cpu_s.max(0.0)),
+        realtime: s.sampler_realtime,
+        integrating: s.integrating,
+        crosscheck: s.crosscheck,
+        min_window_s: s.min_window_s,
+        limits: s.limits,
+    }
+}
+
+/// Hands every row of `power.csv` to its sensor's log, in file order, as the sampler handed
+/// them to the run; a row of a sensor `run.json` does not list is refused.
+fn read_samples(power_path: &Path, sensors: &mut [SensorLog]) -> Result<()> {
+    for (i, row) in read_power(power_path)?.enumerate() {
+        let row = row?;
+        let Some(log) = sensors.get_mut(row.sensor_index) else {
+            bail!(
+                "{} row {}: sensor {} is not in {RUN_JSON}",
+                power_path.display(),
+                i + 1,
+                row.sensor_index
+            );
+        };
+        log.samples.push(sample(row));
+    }
+    Ok(())
+}
+
+/// One `power.csv` row as the sample it was written from: a reading, or the error in its
+/// place.
+fn sample(row: PowerRecord) -> Sample {
+    let reading = if row.error.is_empty() {
+        Ok(Reading {
+            volts: row.volts,
+            amps: row.amps,
+            watts: row.watts.unwrap_or_default(),
+            energy_j: row.energy_j,
+            overflow: row.overflow,
+            stale: row.stale,
+            saturated: row.saturated,
+            // Already applied: t_s is the instant the value stands for.
+            centre_offset_s: 0.0,
+            instant_watts: row.instant_watts,
+        })
+    } else if row.counter_break {
+        Err(ReadError::CounterBreak(row.error))
+    } else {
+        Err(ReadError::Failed(row.error))
+    };
+    Sample {
+        t: row.t_s,
+        reading,
+    }
+}
+
+/// `latency.csv`'s latencies by (backend, repetition); each repetition rebuilt takes its own,
+/// so any left over belong to none.
+type LatencyRows = BTreeMap<(usize, usize), Vec<Latency>>;
+
+/// Reads `latency.csv` into [`LatencyRows`], each repetition's in file order.
+fn read_latencies(path: &Path) -> Result<LatencyRows> {
+    let mut latencies = LatencyRows::new();
+    for row in read_latency(path)? {
+        let row = row?;
+        latencies
+            .entry((row.backend_index, row.repetition))
+            .or_default()
+            .push(Latency {
+                start: row.start_s,
+                seconds: row.latency_ms / 1e3,
+            });
+    }
+    Ok(latencies)
+}
+
+/// What `run.json` logged across backends that a repetition's timed run is rebuilt from: the
+/// phase log and the machine and GPU states at each repetition's edges.
+struct RepetitionLogs<'j> {
+    phases: &'j [PhaseSpan],
+    machine_state: &'j [MachineStateJson<'j>],
+    gpu_state: &'j [GpuStateJson<'j>],
+}
+
+impl RepetitionLogs<'_> {
+    /// Every repetition of backend `index` that began, taking their rows out of `latencies`.
+    fn repetitions(
+        &self,
+        index: usize,
+        spec: &BackendSpec,
+        meta: &BackendJson,
+        latencies: &mut LatencyRows,
+    ) -> Vec<TimedRun> {
+        let began = self.began(index, meta.repetitions.len(), latencies);
+        (1..=began)
+            .map(|repetition| {
+                let lat = latencies.remove(&(index, repetition)).unwrap_or_default();
+                self.timed_run(index, repetition, spec, meta, lat)
+            })
+            .collect()
+    }
+
+    /// How many repetitions of backend `index` began: the `recorded` ones that finished are
+    /// in run.json, the one the run stopped in only in the phase log and the latency rows.
+    fn began(&self, index: usize, recorded: usize, latencies: &LatencyRows) -> usize {
+        self.phases
+            .iter()
+            .filter(|s| s.backend == Some(index))
+            .filter_map(|s| s.repetition)
+            .chain(
+                latencies
+                    .range((index, 0)..(index + 1, 0))
+                    .map(|(k, _)| k.1),
+            )
+            .max()
+            .unwrap_or(0)
+            .max(recorded)
+    }
+
+    /// Repetition `repetition` of backend `index` with its latencies `lat`: as run.json
+    /// recorded it where it finished, else an interrupted run of the rig's batch.
+    fn timed_run(
+        &self,
+        index: usize,
+        repetition: usize,
+        spec: &BackendSpec,
+        meta: &BackendJson,
+        lat: Vec<Latency>,
+    ) -> TimedRun {
+        let window = self.timed_window(index, repetition, &lat);
+        let machine = self
+            .machine_state
+            .iter()
+            .find(|m| m.backend == index && m.repetition == repetition);
+        let gpu = self
+            .gpu_state
+            .iter()
+            .find(|g| g.backend == index && g.repetition == repetition);
+        match meta.repetitions.get(repetition - 1) {
+            Some(done) => TimedRun {
+                latencies: lat,
+                window,
+                top: match (done.top1_class, done.top1_score) {
+                    (Some(class), Some(score)) => vec![Prediction { class, score }],
+                    _ => Vec::new(),
+                },
+                batch: done.batch,
+                cpu_seconds: done.cpu_seconds,
+                interrupted: done.interrupted,
+                error: done.error.clone(),
+                machine_start: machine.map(|m| m.start.clone().into_owned()),
+                machine_end: machine.map(|m| m.end.clone().into_owned()),
+                gpu_start: gpu.map(|g| g.start.to_vec()).unwrap_or_default(),
+                gpu_end: gpu.map(|g| g.end.to_vec()).unwrap_or_default(),
+            },
+            None => TimedRun {
+                latencies: lat,
+                window,
+                batch: spec.batch() as usize,
+                interrupted: true,
+                ..TimedRun::default()
+            },
+        }
+    }
+
+    /// The repetition's timed window from the phase log; one the run stopped in ends at its
+    /// last latency (or where it began, with none).
+    fn timed_window(&self, index: usize, repetition: usize, lat: &[Latency]) -> Option<(f64, f64)> {
+        let timed = self.phases.iter().find(|s| {
+            s.phase == Phase::Timed && s.backend == Some(index) && s.repetition == Some(repetition)
+        });
+        let last_end = lat.last().map(|l| l.start + l.seconds);
+        timed.map(|s| {
+            let end = if s.end.is_finite() {
+                s.end
+            } else {
+                last_end.unwrap_or(s.start)
+            };
+            (s.start, end)
+        })
+    }
+}
+
+/// Backend `spec`'s result from its run.json entry and rebuilt repetitions; the model and
+/// image are known by name and digest only, as run.json keeps them.
+fn backend_result(
+    spec: &BackendSpec,
+    meta: BackendJson,
+    repetitions: Vec<TimedRun>,
+) -> BackendResult {
+    let labels = Labels::from_known(
+        meta.repetitions
+            .iter()
+            .filter_map(|r| Some((r.top1_class?, r.top1_label.clone()))),
+    );
+    BackendResult {
+        spec: spec.clone(),
+        engine_note: meta.engine_note,
+        model: ResolvedModel {
+            name: meta.model,
+            path: PathBuf::new(),
+            sha256: meta.model_sha256,
+            in_manifest: false,
+            labels: None,
+            input: None,
+            label_offset: 0,
+        },
+        image: ResolvedImage {
+            name: meta.image,
+            path: PathBuf::new(),
+            sha256: meta.image_sha256,
+            in_manifest: false,
+            top1: meta.top1_expected.into_iter().collect(),
+        },
+        engine: meta.engine,
+        labels,
+        repetitions,
+    }
 }
 
 #[cfg(test)]

@@ -328,32 +328,7 @@ impl State {
                 failure,
                 last,
             } => {
-                if let Some(t) = batch
-                    .iter()
-                    .rev()
-                    .find(|s| matches!(&s.reading, Ok(r) if !r.stale))
-                    .map(|s| s.t)
-                {
-                    self.last_fresh[sensor] = t;
-                }
-                self.done[sensor] |= last;
-                if failure.is_some() {
-                    self.record.sensors[sensor].failure = failure;
-                }
-                if self.error.is_none() {
-                    let info = &self.record.sensors[sensor].info;
-                    let mut written = Ok(());
-                    for s in &batch {
-                        let row = files::power_row(sensor, info, s, &self.record.phases);
-                        written = self.power.serialize(row);
-                        if written.is_err() {
-                            break;
-                        }
-                    }
-                    self.power_rows += batch.len();
-                    self.note_csv(written, POWER_CSV);
-                }
-                self.record.sensors[sensor].samples.extend(batch);
+                self.take_samples(sensor, batch, failure, last);
                 false
             }
             Msg::Latencies {
@@ -362,25 +337,7 @@ impl State {
                 first,
                 batch,
             } => {
-                if self.error.is_some() {
-                    return false;
-                }
-                let mut written = Ok(());
-                for (i, l) in batch.iter().enumerate() {
-                    written = self.latency.serialize(LatencyRow {
-                        backend_index: slot.backend,
-                        repetition: slot.repetition,
-                        engine: &engine,
-                        inference: first + i,
-                        start_s: l.start,
-                        latency_ms: l.seconds * 1e3,
-                    });
-                    if written.is_err() {
-                        break;
-                    }
-                }
-                self.latency_rows += batch.len();
-                self.note_csv(written, LATENCY_CSV);
+                self.write_latencies(slot, &engine, first, &batch);
                 false
             }
             Msg::Backend {
@@ -405,6 +362,68 @@ impl State {
                 true
             }
         }
+    }
+
+    /// Takes a batch of `sensor`'s samples: notes its latest fresh reading, whether its thread
+    /// has ended (`last`) and its failure, writes the batch's rows to `power.csv` (until a
+    /// write fails) and keeps the samples in the record.
+    fn take_samples(
+        &mut self,
+        sensor: usize,
+        batch: Vec<Sample>,
+        failure: Option<String>,
+        last: bool,
+    ) {
+        if let Some(t) = batch
+            .iter()
+            .rev()
+            .find(|s| matches!(&s.reading, Ok(r) if !r.stale))
+            .map(|s| s.t)
+        {
+            self.last_fresh[sensor] = t;
+        }
+        self.done[sensor] |= last;
+        if failure.is_some() {
+            self.record.sensors[sensor].failure = failure;
+        }
+        if self.error.is_none() {
+            let info = &self.record.sensors[sensor].info;
+            let mut written = Ok(());
+            for s in &batch {
+                let row = files::power_row(sensor, info, s, &self.record.phases);
+                written = self.power.serialize(row);
+                if written.is_err() {
+                    break;
+                }
+            }
+            self.power_rows += batch.len();
+            self.note_csv(written, POWER_CSV);
+        }
+        self.record.sensors[sensor].samples.extend(batch);
+    }
+
+    /// Writes a batch of a repetition's latencies to `latency.csv`, `first` the 1-based index
+    /// of its first classification; nothing once a write has failed.
+    fn write_latencies(&mut self, slot: Slot, engine: &str, first: usize, batch: &[Latency]) {
+        if self.error.is_some() {
+            return;
+        }
+        let mut written = Ok(());
+        for (i, l) in batch.iter().enumerate() {
+            written = self.latency.serialize(LatencyRow {
+                backend_index: slot.backend,
+                repetition: slot.repetition,
+                engine,
+                inference: first + i,
+                start_s: l.start,
+                latency_ms: l.seconds * 1e3,
+            });
+            if written.is_err() {
+                break;
+            }
+        }
+        self.latency_rows += batch.len();
+        self.note_csv(written, LATENCY_CSV);
     }
 
     /// Writes the buffered rows and syncs both files: what a power cut would otherwise lose.

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::output::folder::{read_power, LATENCY_CSV, POWER_CSV, RUN_JSON, SUMMARY_CSV};
 use crate::record::RunRecord;
+use crate::sampler::SensorLog;
 use crate::stats::{RatioCi, Summary};
 use floor::Floor;
 
@@ -376,12 +377,32 @@ impl Report {
 
     /// The report as lines for the terminal.
     pub fn render(&self) -> String {
-        let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
-        // The rest of a sensor's readings is judged on any length, its gaps not always.
-        let judged = |ok: Option<bool>| ok.map_or("gaps not judged, the rest ok", verdict);
-        let mut out = format!(
-            "soak: {:.1} min\nmemory  start {:.1} MiB, end {:.1} MiB, peak {:.1} MiB: grew {} MiB (target ≤ {} MiB) over {} repetitions ({} KiB each): {}\n",
-            self.seconds / 60.0,
+        let mut out = format!("soak: {:.1} min\n", self.seconds / 60.0);
+        out += &self.memory_line();
+        for s in &self.sensors {
+            out += &self.readings_line(s);
+        }
+        out += &self.floor_lines();
+        for f in &self.files {
+            out += &format!(
+                "file    {}: {:.1} MiB ({:.1} MiB/h)\n",
+                f.name,
+                f.bytes as f64 / MIB,
+                f.mib_per_hour
+            );
+        }
+        for d in &self.latency {
+            out += &self.drift_line(d);
+        }
+        out += &format!("soak: {}\n", self.verdict());
+        out
+    }
+
+    /// The memory target's line: resident memory at the start, end and peak, its growth per
+    /// repetition, and whether it was met.
+    fn memory_line(&self) -> String {
+        format!(
+            "memory  start {:.1} MiB, end {:.1} MiB, peak {:.1} MiB: grew {} MiB (target ≤ {} MiB) over {} repetitions ({} KiB each): {}\n",
             self.memory.start_mib,
             self.memory.end_mib,
             self.memory.peak_mib,
@@ -389,38 +410,47 @@ impl Report {
             number(self.targets.max_growth_mib),
             self.memory.repetitions,
             fixed(self.memory.kib_per_repetition, 1, false),
-            verdict(self.memory.ok)
-        );
-        for s in &self.sensors {
-            let bound = if s.gaps_ok.is_some() {
-                format!("at most {:.0}/h", s.floor_upper_per_hour)
-            } else if self.floor.seconds > 0.0 {
-                format!(
-                    "not judged: the probe's bound, {:.0}/h, is at or above the {:.0}/h of gaps back to back",
-                    s.floor_upper_per_hour, s.most_gaps_per_hour
-                )
-            } else {
-                "not judged: the machine was not probed".into()
-            };
-            out += &format!(
-                "readings {}: {} taken, {} on disk; {} fresh of {} expected ({} %, target ≥ {} %), {} stale, {} errors; {} gaps over {:.2} ms ({:.0}/h, the longest {:.2} ms; target: no more than this machine's stalls, {bound}): {}\n",
-                s.rail,
-                s.taken,
-                s.on_disk,
-                s.fresh,
-                s.expected_fresh,
-                fixed(percent(s.fresh, s.expected_fresh), 3, false),
-                number(MIN_KEPT * 100.0),
-                s.stale,
-                s.errors,
-                s.gaps,
-                s.allowed_gap_s * 1e3,
-                s.gaps_per_hour,
-                s.largest_gap_s * 1e3,
-                judged(s.ok)
-            );
-        }
-        out += &if self.floor.seconds > 0.0 {
+            met(self.memory.ok)
+        )
+    }
+
+    /// Sensor `s`'s line: its readings taken, on disk, fresh, stale and failed, and its gaps
+    /// against the machine's bound (or why they were not judged).
+    fn readings_line(&self, s: &SensorReadings) -> String {
+        let bound = if s.gaps_ok.is_some() {
+            format!("at most {:.0}/h", s.floor_upper_per_hour)
+        } else if self.floor.seconds > 0.0 {
+            format!(
+                "not judged: the probe's bound, {:.0}/h, is at or above the {:.0}/h of gaps back to back",
+                s.floor_upper_per_hour, s.most_gaps_per_hour
+            )
+        } else {
+            "not judged: the machine was not probed".into()
+        };
+        // The rest of a sensor's readings is judged on any length, its gaps not always.
+        let judged = s.ok.map_or("gaps not judged, the rest ok", met);
+        format!(
+            "readings {}: {} taken, {} on disk; {} fresh of {} expected ({} %, target ≥ {} %), {} stale, {} errors; {} gaps over {:.2} ms ({:.0}/h, the longest {:.2} ms; target: no more than this machine's stalls, {bound}): {judged}\n",
+            s.rail,
+            s.taken,
+            s.on_disk,
+            s.fresh,
+            s.expected_fresh,
+            fixed(percent(s.fresh, s.expected_fresh), 3, false),
+            number(MIN_KEPT * 100.0),
+            s.stale,
+            s.errors,
+            s.gaps,
+            s.allowed_gap_s * 1e3,
+            s.gaps_per_hour,
+            s.largest_gap_s * 1e3,
+        )
+    }
+
+    /// The machine's stall probe ([`floor`]): what it found, then for each sensor the stalls
+    /// long enough to make a gap in its readings.
+    fn floor_lines(&self) -> String {
+        let mut out = if self.floor.seconds > 0.0 {
             format!(
                 "machine {} s probed after the run, a thread spinning on the clock beside {} busy: {} stalls over 0.5 ms ({} % of the time), the longest {:.2} ms\n",
                 seconds(self.floor.seconds),
@@ -440,48 +470,51 @@ impl Report {
                 seconds(self.floor.seconds)
             );
         }
-        for f in &self.files {
-            out += &format!(
-                "file    {}: {:.1} MiB ({:.1} MiB/h)\n",
-                f.name,
-                f.bytes as f64 / MIB,
-                f.mib_per_hour
-            );
-        }
-        for d in &self.latency {
-            out += &format!(
-                "latency backend {} ({}): {} repetitions",
-                d.backend_index, d.engine, d.repetitions
-            );
-            let pct = |r: &RatioCi| {
-                format!(
-                    "{} % (95 % CI {} to {} %)",
-                    fixed((r.ratio - 1.0) * 100.0, 2, true),
-                    fixed((r.low - 1.0) * 100.0, 2, true),
-                    fixed((r.high - 1.0) * 100.0, 2, true)
-                )
-            };
-            out += &match (&d.ratio, &d.corrected, d.ok) {
-                (Some(r), Some(c), Some(ok)) => format!(
-                    "; median latency, first {n}: {:.3} ms, last {n}: {:.3} ms: {}; machine reference {}; latency beyond the machine's {} (target within ±{} %): {}\n",
-                    d.first_ms,
-                    d.last_ms,
-                    pct(r),
-                    d.reference.as_ref().map_or("not measured".into(), pct),
-                    pct(c),
-                    number(self.targets.max_drift_pct),
-                    verdict(ok),
-                    n = d.compared,
-                ),
-                _ if d.compared == 0 => format!(
-                    ", too few to judge a drift (it takes {}): not judged\n",
-                    2 * MIN_COMPARED
-                ),
-                _ => ", no confidence interval from its latencies: not judged\n".into(),
-            };
-        }
-        out += &format!("soak: {}\n", self.verdict());
         out
+    }
+
+    /// Backend `d`'s latency line: its drift, the machine's and the one judged, each with its
+    /// interval, or why it was not judged.
+    fn drift_line(&self, d: &Drift) -> String {
+        let pct = |r: &RatioCi| {
+            format!(
+                "{} % (95 % CI {} to {} %)",
+                fixed((r.ratio - 1.0) * 100.0, 2, true),
+                fixed((r.low - 1.0) * 100.0, 2, true),
+                fixed((r.high - 1.0) * 100.0, 2, true)
+            )
+        };
+        let judgement = match (&d.ratio, &d.corrected, d.ok) {
+            (Some(r), Some(c), Some(ok)) => format!(
+                "; median latency, first {n}: {:.3} ms, last {n}: {:.3} ms: {}; machine reference {}; latency beyond the machine's {} (target within ±{} %): {}\n",
+                d.first_ms,
+                d.last_ms,
+                pct(r),
+                d.reference.as_ref().map_or("not measured".into(), pct),
+                pct(c),
+                number(self.targets.max_drift_pct),
+                met(ok),
+                n = d.compared,
+            ),
+            _ if d.compared == 0 => format!(
+                ", too few to judge a drift (it takes {}): not judged\n",
+                2 * MIN_COMPARED
+            ),
+            _ => ", no confidence interval from its latencies: not judged\n".into(),
+        };
+        format!(
+            "latency backend {} ({}): {} repetitions{judgement}",
+            d.backend_index, d.engine, d.repetitions
+        )
+    }
+}
+
+/// A target's verdict as the report writes it.
+fn met(ok: bool) -> &'static str {
+    if ok {
+        "ok"
+    } else {
+        "MISSED"
     }
 }
 
@@ -631,27 +664,44 @@ fn memory(rows: &[MonitorRow], repetitions: usize, targets: Targets) -> Memory {
     }
 }
 
+/// Each sensor's readings as `power.csv` holds them (what is on disk is what counts), judged
+/// against what the sampler took and the machine's stalls.
 fn sensor_readings(
     record: &RunRecord,
     power_csv: &Path,
     floor: &Floor,
 ) -> Result<Vec<SensorReadings>> {
-    struct Tally {
-        rows: usize,
-        fresh: usize,
-        stale: usize,
-        errors: usize,
-        first: f64,
-        last: f64,
-        largest_gap: f64,
-        /// The gap that makes a window's coverage drop, and how many were longer.
-        allowed_gap: f64,
-        gaps: usize,
-    }
-    let mut tallies: Vec<Tally> = record
+    let tallies = tally_power_rows(record, power_csv)?;
+    Ok(record
         .sensors
         .iter()
-        .map(|log| Tally {
+        .zip(tallies)
+        .enumerate()
+        .map(|(i, (log, t))| {
+            let taken = log.samples.len() + record.settled.released(i);
+            judge_readings(log, taken, t, floor)
+        })
+        .collect())
+}
+
+/// One sensor's rows of `power.csv`, counted as they are read.
+struct Tally {
+    rows: usize,
+    fresh: usize,
+    stale: usize,
+    errors: usize,
+    first: f64,
+    last: f64,
+    largest_gap: f64,
+    /// The gap that makes a window's coverage drop, and how many were longer.
+    allowed_gap: f64,
+    gaps: usize,
+}
+
+impl Tally {
+    /// No rows yet, of a sensor read every `update_period`.
+    fn new(update_period: Duration) -> Self {
+        Self {
             rows: 0,
             fresh: 0,
             stale: 0,
@@ -659,9 +709,40 @@ fn sensor_readings(
             first: f64::NAN,
             last: f64::NAN,
             largest_gap: 0.0,
-            allowed_gap: crate::summary::GAP_PERIODS * log.update_period.as_secs_f64(),
+            allowed_gap: crate::summary::GAP_PERIODS * update_period.as_secs_f64(),
             gaps: 0,
-        })
+        }
+    }
+
+    /// Counts a row at `t_s`: a failed read, a stale one, or a fresh one and its gap since
+    /// the last fresh one.
+    fn count(&mut self, t_s: f64, failed: bool, stale: bool) {
+        self.rows += 1;
+        if failed {
+            self.errors += 1;
+        } else if stale {
+            self.stale += 1;
+        } else {
+            self.fresh += 1;
+            if self.last.is_finite() {
+                let gap = t_s - self.last;
+                self.largest_gap = self.largest_gap.max(gap);
+                self.gaps += usize::from(gap > self.allowed_gap);
+            } else {
+                self.first = t_s;
+            }
+            self.last = t_s;
+        }
+    }
+}
+
+/// `power.csv`'s rows counted per sensor of `record`; a row of a sensor the run does not
+/// have is refused.
+fn tally_power_rows(record: &RunRecord, power_csv: &Path) -> Result<Vec<Tally>> {
+    let mut tallies: Vec<Tally> = record
+        .sensors
+        .iter()
+        .map(|log| Tally::new(log.update_period))
         .collect();
     for row in read_power(power_csv)? {
         let row = row?;
@@ -672,75 +753,57 @@ fn sensor_readings(
                 row.sensor_index
             );
         };
-        t.rows += 1;
-        if !row.error.is_empty() {
-            t.errors += 1;
-        } else if row.stale {
-            t.stale += 1;
-        } else {
-            t.fresh += 1;
-            if t.last.is_finite() {
-                let gap = row.t_s - t.last;
-                t.largest_gap = t.largest_gap.max(gap);
-                t.gaps += usize::from(gap > t.allowed_gap);
-            } else {
-                t.first = row.t_s;
-            }
-            t.last = row.t_s;
-        }
+        t.count(row.t_s, !row.error.is_empty(), row.stale);
     }
-    Ok(record
-        .sensors
-        .iter()
-        .zip(tallies)
-        .enumerate()
-        .map(|(i, (log, t))| {
-            let period = log.update_period.as_secs_f64();
-            let taken = log.samples.len() + record.settled.released(i);
-            let expected = if t.fresh > 0 {
-                ((t.last - t.first) / period).round() as usize + 1
-            } else {
-                0
-            };
-            let (allowed_gap, gaps) = (t.allowed_gap, t.gaps);
-            let hours = (t.last - t.first).max(f64::MIN_POSITIVE) / 3600.0;
-            // A reading takes a period anyway; a stall longer than the rest makes the gap.
-            let floor_stalls = floor.over(allowed_gap - period);
-            let floor_upper = floor::upper_rate_per_hour(floor_stalls, floor.seconds);
-            let gaps_per_hour = if t.fresh > 1 {
-                gaps as f64 / hours
-            } else {
-                0.0
-            };
-            // A bound no reader can exceed bounds nothing (`floor::shortest_bounding_s`).
-            let most_gaps_per_hour = 3600.0 / allowed_gap;
-            let gaps_ok =
-                (floor_upper < most_gaps_per_hour).then_some(gaps_per_hour <= floor_upper);
-            let kept = t.rows == taken
-                && t.errors == 0
-                && t.fresh > 0
-                && t.fresh as f64 >= MIN_KEPT * expected as f64;
-            SensorReadings {
-                rail: log.info.rail.clone(),
-                update_period_s: period,
-                taken,
-                on_disk: t.rows,
-                fresh: t.fresh,
-                stale: t.stale,
-                errors: t.errors,
-                expected_fresh: expected,
-                largest_gap_s: t.largest_gap,
-                allowed_gap_s: allowed_gap,
-                gaps,
-                gaps_per_hour,
-                floor_stalls,
-                floor_upper_per_hour: floor_upper,
-                most_gaps_per_hour,
-                gaps_ok,
-                ok: if kept { gaps_ok } else { Some(false) },
-            }
-        })
-        .collect())
+    Ok(tallies)
+}
+
+/// Sensor `log`'s readings judged from its tally `t` of `power.csv`: every one of the `taken`
+/// on disk without error, enough of them fresh ([`MIN_KEPT`]), and its gaps no more than the
+/// machine's stalls (`floor`) explain, where the probe bounds them.
+fn judge_readings(log: &SensorLog, taken: usize, t: Tally, floor: &Floor) -> SensorReadings {
+    let period = log.update_period.as_secs_f64();
+    let expected = if t.fresh > 0 {
+        ((t.last - t.first) / period).round() as usize + 1
+    } else {
+        0
+    };
+    let (allowed_gap, gaps) = (t.allowed_gap, t.gaps);
+    let hours = (t.last - t.first).max(f64::MIN_POSITIVE) / 3600.0;
+    // A reading takes a period anyway; a stall longer than the rest makes the gap.
+    let floor_stalls = floor.over(allowed_gap - period);
+    let floor_upper = floor::upper_rate_per_hour(floor_stalls, floor.seconds);
+    let gaps_per_hour = if t.fresh > 1 {
+        gaps as f64 / hours
+    } else {
+        0.0
+    };
+    // A bound no reader can exceed bounds nothing (`floor::shortest_bounding_s`).
+    let most_gaps_per_hour = 3600.0 / allowed_gap;
+    let gaps_ok = (floor_upper < most_gaps_per_hour).then_some(gaps_per_hour <= floor_upper);
+    let kept = t.rows == taken
+        && t.errors == 0
+        && t.fresh > 0
+        && t.fresh as f64 >= MIN_KEPT * expected as f64;
+    SensorReadings {
+        rail: log.info.rail.clone(),
+        update_period_s: period,
+        taken,
+        on_disk: t.rows,
+        fresh: t.fresh,
+        stale: t.stale,
+        errors: t.errors,
+        expected_fresh: expected,
+        largest_gap_s: t.largest_gap,
+        allowed_gap_s: allowed_gap,
+        gaps,
+        gaps_per_hour,
+        floor_stalls,
+        floor_upper_per_hour: floor_upper,
+        most_gaps_per_hour,
+        gaps_ok,
+        ok: if kept { gaps_ok } else { Some(false) },
+    }
 }
 
 fn drift(record: &RunRecord, rows: &[MonitorRow], targets: Targets) -> Vec<Drift> {

@@ -216,6 +216,43 @@ fn range_advice(max_a: f64, ohms: f64, lsb_ua: f64) -> anyhow::Error {
     )
 }
 
+/// The calibration register for `max_a` on a shunt of `ohms` (corrected): the current LSB
+/// that puts `max_a` at the register's full scale, rounded to whole µA, or why none fits.
+fn calibration_for(max_a: f64, ohms: f64) -> Result<IntCalibration> {
+    let lsb_ua = round_lsb_ua(max_a * 1e6 / CURRENT_FULL_SCALE);
+    let shunt_uohm = (ohms * 1e6).round();
+    (shunt_uohm <= f64::from(u32::MAX))
+        .then(|| IntCalibration::new(MicroAmpere(lsb_ua as i64), shunt_uohm as u32))
+        .flatten()
+        .ok_or_else(|| range_advice(max_a, ohms, lsb_ua))
+}
+
+/// The PGA range: the rig's `shunt_range_mv`, else the smallest that holds `max_current_a`.
+/// It is sized on the shunt as stated, as the rig's author sized it: a correction of a few
+/// percent must not push 3.2 A on 0.1 Ω past ±320 mV and refuse the rig; a current beyond the
+/// range is still caught, as saturated readings.
+fn shunt_voltage_range(spec: &Ina219Spec) -> Result<ShuntVoltageRange> {
+    let (max_a, stated_ohms) = (spec.max_current_a, spec.shunt_ohms);
+    let shunt_mv = full_scale_mv(max_a, stated_ohms);
+    match spec.shunt_range_mv {
+        Some(mv) => PGA_RANGES
+            .iter()
+            .find(|r| r.0 == mv)
+            .map(|r| r.1)
+            .ok_or_else(|| anyhow!("INA219: shunt_range_mv must be 40, 80, 160 or 320, not {mv}")),
+        None => PGA_RANGES
+            .iter()
+            .find(|r| shunt_mv <= f64::from(r.0))
+            .map(|r| r.1)
+            .ok_or_else(|| {
+                anyhow!(
+                    "INA219: {max_a} A through {stated_ohms} Ω is {shunt_mv:.0} mV, beyond the \
+                     ±320 mV shunt range; use a smaller shunt or a lower max_current_a"
+                )
+            }),
+    }
+}
+
 impl Ina219Settings {
     /// Derives the settings; `bus` names the bus in error messages.
     ///
@@ -243,37 +280,8 @@ impl Ina219Settings {
             "INA219: bus_khz must be 100 or 400, not {}",
             spec.bus_khz
         );
-        let lsb_ua = round_lsb_ua(max_a * 1e6 / CURRENT_FULL_SCALE);
-        let shunt_uohm = (ohms * 1e6).round();
-        let calibration = (shunt_uohm <= f64::from(u32::MAX))
-            .then(|| IntCalibration::new(MicroAmpere(lsb_ua as i64), shunt_uohm as u32))
-            .flatten()
-            .ok_or_else(|| range_advice(max_a, ohms, lsb_ua))?;
-
-        // The range is sized on the shunt as stated, as the rig's author sized it: a
-        // correction of a few percent must not push 3.2 A on 0.1 Ω past ±320 mV and refuse the
-        // rig; a current beyond the range is still caught, as saturated readings.
-        let stated_ohms = spec.shunt_ohms;
-        let shunt_mv = full_scale_mv(max_a, stated_ohms);
-        let shunt_voltage_range = match spec.shunt_range_mv {
-            Some(mv) => PGA_RANGES
-                .iter()
-                .find(|r| r.0 == mv)
-                .map(|r| r.1)
-                .ok_or_else(|| {
-                    anyhow!("INA219: shunt_range_mv must be 40, 80, 160 or 320, not {mv}")
-                })?,
-            None => PGA_RANGES
-                .iter()
-                .find(|r| shunt_mv <= f64::from(r.0))
-                .map(|r| r.1)
-                .ok_or_else(|| {
-                    anyhow!(
-                        "INA219: {max_a} A through {stated_ohms} Ω is {shunt_mv:.0} mV, beyond the \
-                         ±320 mV shunt range; use a smaller shunt or a lower max_current_a"
-                    )
-                })?,
-        };
+        let calibration = calibration_for(max_a, ohms)?;
+        let shunt_voltage_range = shunt_voltage_range(spec)?;
         let bus_voltage_range = match spec.bus_range_v {
             16 => BusVoltageRange::Fsr16v,
             32 => BusVoltageRange::Fsr32v,
