@@ -46,6 +46,8 @@ fn aggregate(group: &[&SummaryRow]) -> SummaryRow {
     let status = match group.iter().find(|r| !r.status.is_ok()) {
         None => Status::Ok,
         Some(r) if r.status == Status::Interrupted => Status::Interrupted,
+        // A sensor that never opened is missing from every repetition, for the same reason.
+        Some(r) if matches!(r.status, Status::SensorMissing(_)) => r.status.clone(),
         Some(r) => Status::Invalid(format!(
             "{} of {} repetitions not ok (repetition {}: {})",
             group.len() - ok.len(),

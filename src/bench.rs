@@ -246,7 +246,7 @@ fn compare_with_reference(
 fn measures_energy(rig: &Rig) -> bool {
     rig.sensors.iter().any(|s| {
         matches!(
-            s,
+            s.spec,
             SensorSpec::Ina219(_)
                 | SensorSpec::Nvml(_)
                 | SensorSpec::Rapl(_)
@@ -597,7 +597,9 @@ struct SamplerStats {
 
 fn start_sampler(rig: &Rig, clock: RunClock, phases: &PhaseLog, rate: Rate) -> Result<Sampler> {
     let ctx = SensorContext::new(clock, phases.clone());
-    let mut sensors = sensor::open_all(&rig.sensors, &ctx)?;
+    // Every sensor, `optional` ones too: the overhead is that of sampling the whole rig.
+    let specs: Vec<_> = rig.sensors.iter().map(|s| s.spec.clone()).collect();
+    let mut sensors = sensor::open_all(&specs, &ctx)?;
     if rate == Rate::Slow {
         sensors = sensors
             .into_iter()

@@ -20,6 +20,8 @@ pub fn read(rig_path: &str, out: &mut Console<impl std::io::Write>) -> Result<Ex
         crate::clock::PhaseLog::new(),
     );
     let mut failed = false;
+    // As a run: an optional sensor that cannot be read fails nothing while another measures.
+    let (mut missing, mut measured) = (false, false);
     for spec in &rig.sensors {
         let label = format!("{} ({})", spec.kind(), spec.rail());
         match sensor::open(spec, &ctx).and_then(|mut s| {
@@ -28,6 +30,7 @@ pub fn read(rig_path: &str, out: &mut Console<impl std::io::Write>) -> Result<Ex
             Ok((s.read()?, s.info().clone()))
         }) {
             Ok((r, info)) => {
+                measured |= info.origin != sensor::Origin::Nominal;
                 let opt = |v: Option<f64>, unit: &str, digits: usize| {
                     v.map_or(String::new(), |v| format!("{v:.digits$} {unit}  "))
                 };
@@ -46,10 +49,16 @@ pub fn read(rig_path: &str, out: &mut Console<impl std::io::Write>) -> Result<Ex
                 )?;
             }
             Err(e) => {
-                failed = true;
+                let optional = if spec.optional {
+                    missing = true;
+                    " (optional: a run goes on without it)"
+                } else {
+                    failed = true;
+                    ""
+                };
                 writeln!(
                     out,
-                    "{label}: error: {}",
+                    "{label}: error: {}{optional}",
                     format!("{e:#}").replace('\n', " ")
                 )?;
             }
@@ -58,7 +67,7 @@ pub fn read(rig_path: &str, out: &mut Console<impl std::io::Write>) -> Result<Ex
     if rig.sensors.is_empty() {
         writeln!(out, "rig {} has no sensors", rig.name)?;
     }
-    Ok(if failed {
+    Ok(if failed || (missing && !measured) {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -473,6 +473,9 @@ struct SensorJson<'a> {
     update_period_s: f64,
     samples: usize,
     failure: Option<&'a str>,
+    /// An `optional` sensor that did not open, which the run went on without: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    missing: Option<&'a str>,
     sampler_cpu_s: f64,
     /// Whether the sampler thread ran at a real-time priority (SCHED_FIFO).
     sampler_realtime: bool,
@@ -522,6 +525,7 @@ pub(crate) fn write_run_json(
                 update_period_s: s.update_period.as_secs_f64(),
                 samples: record.readings(i),
                 failure: s.failure.as_deref(),
+                missing: s.missing.as_deref(),
                 sampler_cpu_s: s.cpu_time.as_secs_f64(),
                 sampler_realtime: s.realtime,
                 integrating: s.integrating,

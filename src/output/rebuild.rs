@@ -69,6 +69,9 @@ struct SensorJson {
     detail: String,
     update_period_s: f64,
     failure: Option<String>,
+    /// Absent where the sensor opened, and in folders written before optional sensors.
+    #[serde(default)]
+    missing: Option<String>,
     #[serde(default)]
     uncertainty: Option<f64>,
     /// Absent in folders written before the cross-check: nothing to say then.
@@ -279,6 +282,7 @@ fn rebuild_from(dir: &Path, json_path: &Path, json: RunJson) -> Result<Rebuilt> 
             update_period: std::time::Duration::from_secs_f64(s.update_period_s),
             samples: Vec::new(),
             failure: s.failure,
+            missing: s.missing,
             uncertainty: s.uncertainty,
             cpu_time: std::time::Duration::from_secs_f64(s.sampler_cpu_s.max(0.0)),
             realtime: s.sampler_realtime,

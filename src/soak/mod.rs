@@ -697,6 +697,8 @@ fn sensor_readings(
         .iter()
         .zip(tallies)
         .enumerate()
+        // An optional sensor that never opened read nothing to judge (its rows say so).
+        .filter(|(_, (log, _))| log.missing.is_none())
         .map(|(i, (log, t))| {
             let period = log.update_period.as_secs_f64();
             let taken = log.samples.len() + record.settled.released(i);
