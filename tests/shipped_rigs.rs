@@ -30,9 +30,9 @@ fn an_optional_sensor_that_does_not_open_is_named_with_why_in_every_output() {
     assert!(run.output.status.success(), "{err}");
     // The run's first lines.
     assert!(
-        err.lines().any(|l| l.starts_with(
-            "joulebench: sensor 1 ina219 (Coral) is optional and did not open: "
-        ) && l.contains("/nonexistent/i2c-9")
+        err.lines().any(|l| l
+            .starts_with("joulebench: sensor 1 ina219 (Coral) is optional and did not open: ")
+            && l.contains("/nonexistent/i2c-9")
             && l.ends_with(
                 "the run goes on without it, and the total of 5V + Coral is not formed"
             )),
@@ -63,7 +63,10 @@ fn an_optional_sensor_that_does_not_open_is_named_with_why_in_every_output() {
         missing[0]
     );
     assert_eq!(
-        (missing[0]["rail"].as_str(), missing[0]["sensor_index"].as_str()),
+        (
+            missing[0]["rail"].as_str(),
+            missing[0]["sensor_index"].as_str()
+        ),
         ("Coral", "1")
     );
     assert!(missing[0]["inferences_per_joule"].is_empty());
@@ -79,14 +82,21 @@ fn an_optional_sensor_that_does_not_open_is_named_with_why_in_every_output() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.out_dir.join("run.json")).unwrap()).unwrap();
     let sensor = &json["sensors"][1];
-    assert_eq!((&sensor["rail"], &sensor["samples"]), (&"Coral".into(), &0.into()));
+    assert_eq!(
+        (&sensor["rail"], &sensor["samples"]),
+        (&"Coral".into(), &0.into())
+    );
     assert!(
         sensor["missing"]
             .as_str()
             .is_some_and(|why| why.contains("/nonexistent/i2c-9")),
         "{sensor}"
     );
-    assert!(json["sensors"][0].get("missing").is_none(), "{}", json["sensors"][0]);
+    assert!(
+        json["sensors"][0].get("missing").is_none(),
+        "{}",
+        json["sensors"][0]
+    );
     let power = read_csv(&run.out_dir.join("power.csv"));
     assert!(!power.is_empty() && power.iter().all(|r| r["sensor_index"] == "0"));
     // summarize rebuilds the same summary from the folder; the report names the sensor too.
@@ -97,7 +107,10 @@ fn an_optional_sensor_that_does_not_open_is_named_with_why_in_every_output() {
         .output()
         .unwrap();
     assert!(rebuilt.status.success(), "{}", stderr(&rebuilt));
-    assert_eq!(std::fs::read(run.out_dir.join("summary.csv")).unwrap(), summary);
+    assert_eq!(
+        std::fs::read(run.out_dir.join("summary.csv")).unwrap(),
+        summary
+    );
     let report_dir = run.dir.path().join("report");
     let report = joulebench()
         .arg("report")
@@ -126,7 +139,10 @@ fn with_every_sensor_optional_and_none_open_the_run_is_one_line() {
         "no sensor of the rig measures: sensor ina219 (Pi) is optional and did not open: ",
     );
     let line = stderr(&run.output).lines().last().unwrap().to_string();
-    assert!(line.contains("; sensor ina219 (Coral) is optional and did not open: "), "{line}");
+    assert!(
+        line.contains("; sensor ina219 (Coral) is optional and did not open: "),
+        "{line}"
+    );
     // Refused before measuring: the folder it claimed is gone again.
     assert!(!run.out_dir.exists());
 }
@@ -145,7 +161,11 @@ fn shipped() -> Vec<String> {
         .unwrap()
         .filter_map(|e| {
             let path = e.unwrap().path();
-            let name = path.file_name()?.to_str()?.strip_suffix(".toml")?.to_string();
+            let name = path
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".toml")?
+                .to_string();
             Some(name)
         })
         .collect();
@@ -161,20 +181,33 @@ fn rigs_lists_every_shipped_rig_and_shows_each_byte_for_byte() {
     let listed: Vec<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
     assert_eq!(listed, shipped(), "{text}");
     for name in shipped() {
-        let line = text.lines().find(|l| l.split(' ').next() == Some(&name)).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.split(' ').next() == Some(&name))
+            .unwrap();
         assert!(line.len() > name.len() + 2, "no description: {line}");
         let shown = joulebench().args(["rigs", "show", &name]).output().unwrap();
         assert!(shown.status.success(), "{name}: {}", stderr(&shown));
         let file = std::fs::read(repo().join("rigs").join(format!("{name}.toml"))).unwrap();
-        assert!(shown.stdout == file, "rigs show {name} is not rigs/{name}.toml");
+        assert!(
+            shown.stdout == file,
+            "rigs show {name} is not rigs/{name}.toml"
+        );
     }
 }
 
 #[test]
 fn an_unknown_rig_name_is_one_line_naming_the_built_in_ones() {
-    let out = joulebench().args(["rigs", "show", "rpi9"]).output().unwrap();
+    let out = joulebench()
+        .args(["rigs", "show", "rpi9"])
+        .output()
+        .unwrap();
     assert_one_line_error(&out, "no built-in rig \"rpi9\"; the built-in rigs are ");
-    assert!(stderr(&out).contains("rpi3-coral, rpi3-cpu"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("rpi3-coral, rpi3-cpu"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// A shipped board rig on this machine, which has none of its hardware (no Coral, no INA219):
