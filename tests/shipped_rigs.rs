@@ -2,8 +2,6 @@
 //! go on without it, and every output says which sensor is missing and why; `joulebench rigs`
 //! lists the built-in rigs and prints each exactly as shipped, to save and edit.
 
-use std::path::Path;
-
 use crate::common::*;
 
 /// A real INA219 on an I2C bus that exists on no machine: it never opens.
@@ -215,11 +213,11 @@ fn an_unknown_rig_name_is_one_line_naming_the_built_in_ones() {
 #[test]
 fn a_board_rig_without_its_hardware_is_one_line() {
     ensure_models();
-    for (rig, needle) in [("rpi3-coral", "backend 0 (edgetpu)")] {
-        let dir = tempfile::tempdir().unwrap();
-        let out_dir = dir.path().join("run");
-        let out = run(&["run", "--rig", rig, "--out", s(&out_dir)]);
-        assert_one_line_error(&out, needle);
-        assert!(!Path::new(&out_dir).exists(), "{rig}");
-    }
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("run");
+    let out = run(&["run", "--rig", "rpi3-coral", "--out", s(&out_dir)]);
+    // The Edge TPU backend opens first: without libedgetpu (or the compiled model) it stops
+    // the run, whichever is missing.
+    assert_one_line_error(&out, "backend 0 (edgetpu)");
+    assert!(!out_dir.exists());
 }
