@@ -134,4 +134,44 @@ mod tests {
             "{text}"
         );
     }
+
+    /// As a run: an optional sensor that cannot be read is a line that says so, and fails
+    /// the command only where no other sensor measures.
+    #[test]
+    fn an_optional_sensor_that_cannot_be_read_fails_only_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let absent = "[[sensors]]\nkind = \"ina219\"\nrail = \"Coral\"\n\
+                      i2c_bus = \"/nonexistent/i2c-9\"\naddress = 0x41\nshunt_ohms = 0.1\n\
+                      max_current_a = 3.2\noptional = true\n";
+        let read_with = |first: &str| {
+            let rig = dir.path().join("rig.toml");
+            std::fs::write(
+                &rig,
+                format!(
+                    "name = \"n\"\n[[backends]]\nkind = \"tflite\"\nmodel = \"m\"\nimage = \"i\"\n\
+                     {first}{absent}"
+                ),
+            )
+            .unwrap();
+            let mut out = console();
+            let code = read(rig.to_str().unwrap(), &mut out).unwrap();
+            (code, printed(out))
+        };
+        let (code, text) = read_with(
+            "[[sensors]]\nkind = \"ina219-sim\"\nrail = \"5V\"\nshunt_ohms = 0.1\n\
+             max_current_a = 3.2\n",
+        );
+        assert_eq!(code, ExitCode::SUCCESS, "{text}");
+        let coral = text.lines().nth(1).unwrap();
+        assert!(
+            coral.starts_with("ina219 (Coral): error: ")
+                && coral.ends_with(" (optional: a run goes on without it)"),
+            "{text}"
+        );
+        // Beside a nominal figure alone nothing measures.
+        let (code, text) = read_with(
+            "[[sensors]]\nkind = \"nominal\"\nrail = \"TDP\"\nwatts = 5.0\nsource = \"s\"\n",
+        );
+        assert_eq!(code, ExitCode::FAILURE, "{text}");
+    }
 }
