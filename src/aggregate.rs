@@ -107,6 +107,8 @@ fn aggregate_status(group: &[&SummaryRow], ok: usize) -> Status {
     match group.iter().find(|r| !r.status.is_ok()) {
         None => Status::Ok,
         Some(r) if r.status == Status::Interrupted => Status::Interrupted,
+        // A sensor that never opened is missing from every repetition, for the same reason.
+        Some(r) if matches!(r.status, Status::SensorMissing(_)) => r.status.clone(),
         Some(r) => Status::Invalid(format!(
             "{} of {} repetitions not ok (repetition {}: {})",
             group.len() - ok,

@@ -252,7 +252,7 @@ fn write_reference_table(names: &[String], rounds: &[Vec<Round>], out: &mut Cons
 fn measures_energy(rig: &Rig) -> bool {
     rig.sensors.iter().any(|s| {
         matches!(
-            s,
+            s.spec,
             SensorSpec::Ina219(_)
                 | SensorSpec::Nvml(_)
                 | SensorSpec::Rapl(_)
@@ -603,7 +603,9 @@ struct SamplerStats {
 
 fn start_sampler(rig: &Rig, clock: RunClock, phases: &PhaseLog, rate: Rate) -> Result<Sampler> {
     let ctx = SensorContext::new(clock, phases.clone());
-    let mut sensors = sensor::open_all(&rig.sensors, &ctx)?;
+    // Every sensor, `optional` ones too: the overhead is that of sampling the whole rig.
+    let specs: Vec<_> = rig.sensors.iter().map(|s| s.spec.clone()).collect();
+    let mut sensors = sensor::open_all(&specs, &ctx)?;
     if rate == Rate::Slow {
         sensors = sensors
             .into_iter()

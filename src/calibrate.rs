@@ -159,7 +159,7 @@ fn target_in(rig: &Rig, source: RigSource, rail: &str) -> Result<Target> {
         let ina: Vec<String> = rig
             .sensors
             .iter()
-            .filter(|s| matches!(s, SensorSpec::Ina219(_) | SensorSpec::Ina219Sim(_)))
+            .filter(|s| matches!(s.spec, SensorSpec::Ina219(_) | SensorSpec::Ina219Sim(_)))
             .map(|s| format!("{:?}", s.rail()))
             .collect();
         bail!(
@@ -173,7 +173,7 @@ fn target_in(rig: &Rig, source: RigSource, rail: &str) -> Result<Target> {
         );
     };
     let sensor = &rig.sensors[index];
-    let (SensorSpec::Ina219(spec) | SensorSpec::Ina219Sim(spec)) = sensor else {
+    let (SensorSpec::Ina219(spec) | SensorSpec::Ina219Sim(spec)) = &sensor.spec else {
         bail!(
             "rail {rail:?} of {} is a {} sensor: calibrate works on INA219s (kind \"ina219\" or \
              \"ina219-sim\") only",
@@ -750,7 +750,7 @@ watts = 10.0
             "{after}"
         );
         let rig = Rig::load(&path).unwrap();
-        let SensorSpec::Ina219Sim(spec) = &rig.sensors[0] else {
+        let SensorSpec::Ina219Sim(spec) = &rig.sensors[0].spec else {
             panic!("{:?}", rig.sensors[0]);
         };
         assert_eq!(

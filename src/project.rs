@@ -70,6 +70,18 @@ fn read_rig_from(arg: &str, dirs: &[PathBuf]) -> Result<RigSource> {
     }
 }
 
+/// A built-in rig's text, exactly as shipped; an unknown name is a one-line error listing the
+/// built-in ones.
+pub fn shipped_rig(name: &str) -> Result<&'static str> {
+    match SHIPPED_RIGS.iter().find(|(shipped, _)| *shipped == name) {
+        Some((_, text)) => Ok(text),
+        None => bail!(
+            "no built-in rig {name:?}; the built-in rigs are {}",
+            shipped_rig_names().join(", ")
+        ),
+    }
+}
+
 /// The names of the built-in rigs.
 pub fn shipped_rig_names() -> Vec<&'static str> {
     SHIPPED_RIGS.iter().map(|(name, _)| *name).collect()

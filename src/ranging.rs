@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::plan::Plan;
 use crate::record::RunRecord;
-use crate::rig::{Ina219Spec, SensorSpec};
+use crate::rig::{Ina219Spec, SensorSpec, SensorTable};
 use crate::runner::{self, RunOptions};
 use crate::sampler::SensorLog;
 use crate::sensor::ina219;
@@ -27,7 +27,8 @@ pub use crate::sensor::ina219::Ranged;
 /// Other sensors are left as they are; a plan without INA219s is returned unchanged, without
 /// a pass.
 pub fn range(plan: &Plan, options: &RunOptions) -> Result<Plan> {
-    let is_ina219 = |s: &SensorSpec| matches!(s, SensorSpec::Ina219(_) | SensorSpec::Ina219Sim(_));
+    let is_ina219 =
+        |s: &SensorTable| matches!(s.spec, SensorSpec::Ina219(_) | SensorSpec::Ina219Sim(_));
     if !plan.rig.sensors.iter().any(is_ina219) {
         return Ok(plan.clone());
     }
@@ -43,9 +44,14 @@ pub fn range(plan: &Plan, options: &RunOptions) -> Result<Plan> {
         .zip(&record.sensors)
         .enumerate()
     {
-        let (SensorSpec::Ina219(s) | SensorSpec::Ina219Sim(s)) = spec else {
+        let (SensorSpec::Ina219(s) | SensorSpec::Ina219Sim(s)) = &mut spec.spec else {
             continue;
         };
+        // An optional chip that did not open has no peak to range from: the measured run
+        // goes on without it too.
+        if log.missing.is_some() {
+            continue;
+        }
         ranged.push(range_sensor(index, s, log)?);
     }
     ranged_rig

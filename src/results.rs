@@ -28,6 +28,9 @@ pub enum Status {
     Error(String),
     /// The sensor was given up mid-run; the reason.
     SensorFailed(String),
+    /// An `optional` sensor did not open and the run went on without it (or a total names
+    /// one); why. The row has no figures, and it does not fail the run.
+    SensorMissing(String),
     /// The window's readings cannot be trusted (see [`crate::validity`]); the figures that
     /// depend on it are left empty.
     Invalid(String),
@@ -36,6 +39,12 @@ pub enum Status {
 impl Status {
     pub fn is_ok(&self) -> bool {
         *self == Status::Ok
+    }
+
+    /// Whether the row says what went wrong in a run, rather than that it went as the rig
+    /// allows: every status but `ok` and `sensor missing`, which an `optional` sensor asks for.
+    pub fn fails_run(&self) -> bool {
+        !matches!(self, Status::Ok | Status::SensorMissing(_))
     }
 }
 
@@ -46,6 +55,7 @@ impl fmt::Display for Status {
             Status::Interrupted => f.write_str("interrupted"),
             Status::Error(why) => write!(f, "error: {why}"),
             Status::SensorFailed(why) => write!(f, "sensor failed: {why}"),
+            Status::SensorMissing(why) => write!(f, "sensor missing: {why}"),
             Status::Invalid(why) => write!(f, "invalid: {why}"),
         }
     }
@@ -58,6 +68,7 @@ impl FromStr for Status {
         let with_reason = [
             ("error: ", Status::Error as fn(String) -> Status),
             ("sensor failed: ", Status::SensorFailed),
+            ("sensor missing: ", Status::SensorMissing),
             ("invalid: ", Status::Invalid),
         ];
         match s {
@@ -330,6 +341,7 @@ mod tests {
             Status::Interrupted,
             Status::Error("warm-up: out of memory".into()),
             Status::SensorFailed("20 failed reads over 5.0 s: no acknowledge".into()),
+            Status::SensorMissing("optional, did not open: no chip at 0x41".into()),
             Status::Invalid("coverage 0.636 below 0.95 (largest gap 12.0 ms)".into()),
         ] {
             let text = status.to_string();

@@ -23,7 +23,7 @@ pub struct Rig {
     pub protocol: ProtocolSpec,
     pub backends: Vec<BackendSpec>,
     #[serde(default)]
-    pub sensors: Vec<SensorSpec>,
+    pub sensors: Vec<SensorTable>,
     /// Rails (sensor `rail` names) whose energies add up to the whole setup's, such as a Pi's
     /// supply and the Coral's separately fed USB line: the summary adds a total row, the sum of
     /// their energies over the same windows. Only rails that do not feed one another.
@@ -140,7 +140,7 @@ pub use crate::backend::spec::{
 
 pub use crate::sensor::nominal::NominalSpec;
 pub use crate::sensor::nvml::{NvmlMethod, NvmlSpec};
-pub use crate::sensor::SensorSpec;
+pub use crate::sensor::{SensorSpec, SensorTable};
 
 pub use crate::sensor::ina219::{
     AdcMode, I2cAdapter, Ina219Spec, NackBurstSpec, SimFaultSpec, SimLoadSpec, VanishSpec,
@@ -250,7 +250,7 @@ impl Rig {
             .sensors
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| match s {
+            .filter_map(|(i, s)| match &s.spec {
                 SensorSpec::Ina219(spec) | SensorSpec::Ina219Sim(spec) => Some((i, s.kind(), spec)),
                 _ => None,
             })
@@ -303,7 +303,12 @@ impl Rig {
             if self.total[..n].contains(rail) {
                 bail!("total names rail {rail:?} twice");
             }
-            match self.sensors.iter().find(|s| s.rail() == rail) {
+            match self
+                .sensors
+                .iter()
+                .find(|s| s.rail() == rail)
+                .map(|s| &s.spec)
+            {
                 None => bail!(
                     "total names rail {rail:?}, which no sensor measures (rails: {})",
                     self.sensors
@@ -323,7 +328,7 @@ impl Rig {
         let jetson: Vec<&crate::sensor::ina3221::Ina3221Spec> = self
             .total_sensors()
             .into_iter()
-            .filter_map(|i| match &self.sensors[i] {
+            .filter_map(|i| match &self.sensors[i].spec {
                 SensorSpec::Ina3221(spec) => Some(spec),
                 _ => None,
             })
@@ -480,13 +485,21 @@ fn tagged_table_key(
         }),
     ];
     let document = DeTable::parse(text).ok()?;
+    // A sensor table is read through its common keys ([`SensorTable`]) too, which places
+    // the error at the table rather than at the array.
     let (name, read, tables) = arrays.iter().find_map(|(name, read)| {
         let array = document.get_ref().get(*name)?;
-        (array.span() == *span).then_some((*name, *read, array))
+        let items = array.get_ref().as_array()?;
+        (array.span() == *span || items.iter().any(|t| t.span() == *span))
+            .then_some((*name, *read, array))
     })?;
     for (index, table) in tables.get_ref().as_array()?.iter().enumerate() {
         let mut keys = table.get_ref().as_table()?.clone();
         let kind = keys.remove("kind")?;
+        // The keys every kind shares are read beside the kind's own ([`SensorTable`]).
+        if name == "sensors" {
+            keys.remove("optional");
+        }
         let direct = toml::Spanned::new(table.span(), DeValue::Table(keys.clone()));
         let Err(error) = read(kind.get_ref().as_str()?, ValueDeserializer::from(direct)) else {
             continue;
@@ -689,9 +702,9 @@ image = "bird.bmp"
         ))
         .unwrap();
         assert!(rig.detect_sensors);
-        let kinds: Vec<_> = rig.sensors.iter().map(SensorSpec::kind).collect();
+        let kinds: Vec<_> = rig.sensors.iter().map(|s| s.kind()).collect();
         assert_eq!(kinds, ["rapl", "hwmon", "ina3221"]);
-        match &rig.sensors[0] {
+        match &rig.sensors[0].spec {
             SensorSpec::Rapl(s) => assert_eq!(s.root, Path::new("/sys")),
             other => panic!("{other:?}"),
         }
@@ -707,6 +720,51 @@ image = "bird.bmp"
         assert_eq!(e, "sensors[0] (ina3221): period_ms must be at least 1");
         let e = bad("kind = \"rapl\"\nrail = \"p\"\ndomian = \"core\"\n");
         assert!(e.contains("unknown field `domian`"), "{e}");
+    }
+
+    /// `optional` is a key of every sensor kind, read beside the kind's own keys: those keep
+    /// their checks and their errors' places.
+    #[test]
+    fn any_sensor_can_be_optional() {
+        let rig = Rig::parse(&format!(
+            "{MINIMAL}{SIM_SENSOR}optional = true\n[[sensors]]\nkind = \"rapl\"\nrail = \"p\"\n\
+             domain = \"package-0\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            rig.sensors.iter().map(|s| s.optional).collect::<Vec<_>>(),
+            [true, false]
+        );
+        assert_eq!(rig.sensors[0].kind(), "ina219-sim");
+        let err = |sensors: &str| {
+            format!(
+                "{:#}",
+                Rig::parse(&format!("{MINIMAL}{sensors}")).unwrap_err()
+            )
+        };
+        // MINIMAL is 6 lines; the sensor table starts on line 7, its sixth key on line 12.
+        assert_eq!(
+            err(&format!("{SIM_SENSOR}optional = \"yes\"\n")),
+            "line 12, column 12: invalid type: string \"yes\", expected a boolean"
+        );
+        assert_eq!(
+            err(&format!(
+                "{SIM_SENSOR}optional = true\nbus_khz = \"fast\"\n"
+            )),
+            "line 13, column 1: sensors[0].bus_khz: invalid type: string \"fast\", expected u32"
+        );
+        let e = err(&format!("{SIM_SENSOR}optional = true\noptinal = true\n"));
+        assert!(
+            e.starts_with("line 13, column 1: sensors[0]: unknown field `optinal`"),
+            "{e}"
+        );
+        // A total may name an optional sensor's rail: without it, none is formed.
+        let two = format!(
+            "{}optional = true\n{}",
+            sim_at("Pi", 0x40, ""),
+            sim_at("Coral", 0x41, "optional = true\n")
+        );
+        assert!(with_total(r#"["Pi", "Coral"]"#, &two).is_ok());
     }
 
     #[test]
@@ -826,13 +884,13 @@ image = "bird.bmp"
     #[test]
     fn ina219_bus_defaults_to_a_pi_at_100_khz() {
         let rig = Rig::parse(&format!("{MINIMAL}{SIM_SENSOR}")).unwrap();
-        let SensorSpec::Ina219Sim(spec) = &rig.sensors[0] else {
+        let SensorSpec::Ina219Sim(spec) = &rig.sensors[0].spec else {
             panic!("{:?}", rig.sensors[0]);
         };
         assert_eq!((spec.bus_khz, spec.bus_adapter), (100, None));
         let text = format!("{MINIMAL}{SIM_SENSOR}bus_khz = 400\nbus_adapter = \"tegra\"\n");
         let rig = Rig::parse(&text).unwrap();
-        let SensorSpec::Ina219Sim(spec) = &rig.sensors[0] else {
+        let SensorSpec::Ina219Sim(spec) = &rig.sensors[0].spec else {
             panic!("{:?}", rig.sensors[0]);
         };
         assert_eq!(
@@ -864,7 +922,7 @@ image = "bird.bmp"
              [sensors.load]\nactual_shunt_ohms = 0.101\n"
         );
         let rig = Rig::parse(&text).unwrap();
-        let SensorSpec::Ina219Sim(spec) = &rig.sensors[0] else {
+        let SensorSpec::Ina219Sim(spec) = &rig.sensors[0].spec else {
             panic!("{:?}", rig.sensors[0]);
         };
         assert_eq!(spec.shunt_correction, Some(0.99));
@@ -872,7 +930,7 @@ image = "bird.bmp"
         assert_eq!(spec.load.as_ref().unwrap().actual_shunt_ohms, Some(0.101));
         // Existing rigs: no correction, and the simulated chip measures across shunt_ohms.
         let rig = Rig::parse(&format!("{MINIMAL}{SIM_SENSOR}")).unwrap();
-        let SensorSpec::Ina219Sim(spec) = &rig.sensors[0] else {
+        let SensorSpec::Ina219Sim(spec) = &rig.sensors[0].spec else {
             panic!("{:?}", rig.sensors[0]);
         };
         assert_eq!(
@@ -914,7 +972,7 @@ image = "bird.bmp"
             nack_burst = { at_s = 1.0, transactions = 5 }\ntimeout_at_s = 3.0\ntimeout_ms = 25\n\
             vanish = { from_s = 4.0, until_s = 4.5 }\n";
         let rig = Rig::parse(&format!("{MINIMAL}{SIM_SENSOR}{faults}")).unwrap();
-        let SensorSpec::Ina219Sim(spec) = &rig.sensors[0] else {
+        let SensorSpec::Ina219Sim(spec) = &rig.sensors[0].spec else {
             panic!("{:?}", rig.sensors[0]);
         };
         let f = spec.faults.as_ref().unwrap();
@@ -1330,7 +1388,7 @@ image = "bird.bmp"
         );
         // Every backend and sensor kind is a choice by `kind` that refuses other keys.
         let schema: serde_json::Value = serde_json::from_str(&generated).unwrap();
-        for (spec, kinds) in [("BackendSpec", 3), ("SensorSpec", 7)] {
+        for (spec, kinds) in [("BackendSpec", 3), ("SensorTable", 7)] {
             let choices = schema["$defs"][spec]["oneOf"].as_array().unwrap();
             assert_eq!(choices.len(), kinds, "{spec}");
             for choice in choices {
@@ -1339,6 +1397,10 @@ image = "bird.bmp"
                     choice["properties"]["kind"]["const"].is_string(),
                     "{choice}"
                 );
+                // The keys every sensor table shares are in every sensor kind's choice.
+                if spec == "SensorTable" {
+                    assert_eq!(choice["properties"]["optional"]["type"], "boolean");
+                }
             }
         }
     }
@@ -1757,12 +1819,17 @@ image = "bird.bmp"
                 protocol in protocol(),
                 backends in prop_oneof![19 => vec(backend(), 1..3), 1 => Just(Vec::<BackendSpec>::new())],
                 sensors in vec(sensor(), 0..5),
+                optional in vec(any::<bool>(), 5),
                 clash in prop_oneof![19 => Just(false), 1 => Just(true)],
                 total in vec(0usize..6, 0..4),
                 validity in (prop_oneof![9 => 0.01..=1.0_f64, 1 => 1.0..2.0_f64], 0.01..=1.0_f64),
                 detect_sensors in any::<bool>(),
             ) -> Rig {
-                let sensors = distinct(sensors, clash);
+                let sensors: Vec<SensorTable> = distinct(sensors, clash)
+                    .into_iter()
+                    .zip(optional)
+                    .map(|(spec, optional)| SensorTable { optional, spec })
+                    .collect();
                 // Totals name the sensors' rails by index (an index past them: a rail no sensor
                 // measures).
                 let total = total
@@ -1797,8 +1864,9 @@ image = "bird.bmp"
                 for sensor in &rig.sensors {
                     let mut table = toml::Table::try_from(sensor).unwrap();
                     table.remove("kind");
+                    prop_assert_eq!(table.remove("optional").is_some(), sensor.optional);
                     let direct = SensorSpec::deserialize_kind(sensor.kind(), toml::Value::Table(table));
-                    prop_assert_eq!(direct.as_ref().ok(), Some(sensor), "{:?}", direct);
+                    prop_assert_eq!(direct.as_ref().ok(), Some(&sensor.spec), "{:?}", direct);
                 }
                 match (rig.validate(), Rig::parse(&text)) {
                     (Ok(()), Ok(back)) => {

@@ -23,7 +23,7 @@ use crate::protocol::{self, LatencySink, TimedRun};
 use crate::rig::{BackendSpec, ProtocolSpec, Rig};
 use crate::sampler::{Sample, SampleSink, Sampler, SensorLog};
 use crate::sensor::nvml::{self, GpuProbe};
-use crate::sensor::{self, PowerSensor, SensorContext};
+use crate::sensor::{self, Missing, PowerSensor, SensorContext};
 
 /// How to run.
 pub struct RunOptions {
@@ -55,7 +55,8 @@ pub struct Prepared {
     /// The plan as it runs: its windows lengthened for a slow sensor.
     pub plan: Plan,
     pub backends: Vec<PreparedBackend>,
-    sensors: Vec<Box<dyn PowerSensor>>,
+    /// The rig's sensors in its order: opened, or an `optional` one that did not open.
+    sensors: Vec<Result<Box<dyn PowerSensor>, Missing>>,
     /// One per NVML sensor, read at the edges of every timed window.
     gpus: Vec<GpuProbe>,
     clock: RunClock,
@@ -113,9 +114,15 @@ pub fn prepare(plan: Plan) -> Result<Prepared> {
         })
         .collect::<Result<Vec<_>>>()?;
     let ctx = SensorContext::new(clock, phases.clone());
-    let sensors = sensor::open_all(&rig.sensors, &ctx)?;
-    let gpus = nvml::probes(&rig.sensors)?;
-    extend_for_slow_sensors(rig, &sensors);
+    let sensors = sensor::open_tables(&rig.sensors, &ctx)?;
+    check_something_measures(&sensors)?;
+    let opened = || sensors.iter().filter_map(|s| s.as_ref().ok());
+    let gpus = nvml::probes(
+        (rig.sensors.iter().enumerate())
+            .filter(|(i, _)| sensors[*i].is_ok())
+            .map(|(i, s)| (i, &s.spec)),
+    )?;
+    extend_for_slow_sensors(rig, &opened().map(|s| s.as_ref()).collect::<Vec<_>>());
     Ok(Prepared {
         plan,
         backends,
@@ -126,6 +133,32 @@ pub fn prepare(plan: Plan) -> Result<Prepared> {
     })
 }
 
+/// Refuses a run whose `optional` sensors did not open and whose sensors that did measure
+/// nothing (none opened, or only nominal figures): it would print no watts at all, or a
+/// nameplate as the only figure. One line names each sensor that did not open and why. A rig
+/// without sensors is an FPS-only run, as it says.
+pub fn check_something_measures(sensors: &[Result<Box<dyn PowerSensor>, Missing>]) -> Result<()> {
+    let missing: Vec<&Missing> = sensors.iter().filter_map(|s| s.as_ref().err()).collect();
+    let measures = sensors
+        .iter()
+        .filter_map(|s| s.as_ref().ok())
+        .any(|s| s.info().origin != sensor::Origin::Nominal);
+    if missing.is_empty() || measures {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "no sensor of the rig measures: {}",
+        missing
+            .iter()
+            .map(|m| format!(
+                "sensor {} ({}) is optional and did not open: {}",
+                m.info.kind, m.info.rail, m.why
+            ))
+            .collect::<Vec<_>>()
+            .join("; ")
+    )
+}
+
 /// Timed runs span at least this many updates of the slowest sensor.
 const MIN_SENSOR_UPDATES: f64 = 5.0;
 
@@ -134,7 +167,7 @@ const MIN_SENSOR_UPDATES: f64 = 5.0;
 /// fraction of a second — so the timed run is extended to span [`MIN_SENSOR_UPDATES`] updates.
 /// A sensor whose figures are long averages ([`PowerSensor::min_window`]) needs its windows
 /// longer still: the timed run, and an idle baseline the rig asked for, are stretched to it.
-fn extend_for_slow_sensors(rig: &mut Rig, sensors: &[Box<dyn PowerSensor>]) {
+fn extend_for_slow_sensors(rig: &mut Rig, sensors: &[&dyn PowerSensor]) {
     let slowest = sensors
         .iter()
         .map(|s| s.update_period().as_secs_f64())
@@ -187,6 +220,27 @@ pub fn prepare_backend(spec: &BackendSpec) -> Result<PreparedBackend> {
 }
 
 impl Prepared {
+    /// The run's first lines about its `optional` sensors that did not open: which, why, and
+    /// what the run does without them.
+    pub fn missing_lines(&self) -> Vec<String> {
+        let rig = &self.plan.rig;
+        (self.sensors.iter().enumerate())
+            .filter_map(|(index, s)| Some((index, s.as_ref().err()?)))
+            .map(|(index, m)| {
+                let total = if rig.total.contains(&m.info.rail) {
+                    format!(", and the total of {} is not formed", rig.total.join(" + "))
+                } else {
+                    String::new()
+                };
+                format!(
+                    "sensor {index} {} ({}) is optional and did not open: {}; the run goes on \
+                     without it{total}",
+                    m.info.kind, m.info.rail, m.why
+                )
+            })
+            .collect()
+    }
+
     /// Runs the rig: sampler on, idle baseline, then each backend through the protocol.
     pub fn execute(self, opts: &RunOptions) -> RunRecord {
         match self.run(opts, None) {
@@ -228,13 +282,24 @@ impl Prepared {
         } = plan;
         let started = Utc::now();
         let sampling = opts.sample && !sensors.is_empty();
+        // The sampler reads the sensors that opened; the rest keep their place in the rig's
+        // order (the indices of power.csv, summary.csv and run.json) with why they are missing.
+        let mut logs: Vec<SensorLog> = Vec::new();
+        let mut sampled: Vec<usize> = Vec::new();
+        let mut live: Vec<Box<dyn PowerSensor>> = Vec::new();
+        for (index, sensor) in sensors.into_iter().enumerate().filter(|_| sampling) {
+            match sensor {
+                Ok(sensor) => {
+                    logs.push(SensorLog::of(sensor.as_ref()));
+                    sampled.push(index);
+                    live.push(sensor);
+                }
+                Err(missing) => logs.push(missing.into()),
+            }
+        }
         let writer = match start {
             Some(start) => {
-                let logs = sensors
-                    .iter()
-                    .filter(|_| sampling)
-                    .map(|s| SensorLog::of(s.as_ref()))
-                    .collect();
+                let logs = logs.clone();
                 let so_far = RunRecord {
                     rig: rig.clone(),
                     rig_text: rig_text.clone(),
@@ -253,10 +318,25 @@ impl Prepared {
         };
         let latencies = writer.as_ref().map(|w| w.latency_sink());
         let repetitions = writer.as_ref().map(|w| w.repetition_sink());
-        let sampler = sampling
-            .then(|| Sampler::start_with(sensors, clock, writer.as_ref().map(|w| w.sample_sink())));
+        let samples = writer.as_ref().map(|w| w.sample_sink());
+        if let Some(sink) = &samples {
+            // A missing sensor has no readings to come: its windows can settle at once.
+            for (index, log) in logs.iter().enumerate() {
+                if log.missing.is_some() {
+                    sink.samples(index, Vec::new(), None, true);
+                }
+            }
+        }
+        let to_rig = RigOrder {
+            sampled: sampled.clone(),
+            sensors: logs.len(),
+        };
+        let sampler = (!live.is_empty()).then(|| {
+            let sink = samples.map(|sink| to_rig.sink(sink));
+            Sampler::start_with(live, clock, sink)
+        });
         if let Some(sampler) = &sampler {
-            phases.meter_with(sampler.cpu_meter());
+            phases.meter_with(to_rig.meter(sampler.cpu_meter()));
         }
 
         if sampling && rig.idle_baseline_s > 0.0 {
@@ -299,7 +379,7 @@ impl Prepared {
             });
         }
 
-        let mut sensors = sampler.map(Sampler::stop).unwrap_or_default();
+        let mut sensors = to_rig.logs(logs, sampler.map(Sampler::stop).unwrap_or_default());
         drop((latencies, repetitions));
         let mut stream_error = None;
         let mut settled = crate::record::Settled::default();
@@ -324,6 +404,56 @@ impl Prepared {
             settled,
         };
         Ok((record, stream_error))
+    }
+}
+
+/// The sampler's sensors (those that opened) placed back in the rig's order, beside the
+/// missing ones: sensor `k` of the sampler is sensor `sampled[k]` of the rig.
+struct RigOrder {
+    sampled: Vec<usize>,
+    sensors: usize,
+}
+
+impl RigOrder {
+    /// `sink` taking the sampler's batches under the rig's indices.
+    fn sink(&self, sink: Arc<dyn SampleSink>) -> Arc<dyn SampleSink> {
+        Arc::new(RigIndexed {
+            sink,
+            sampled: self.sampled.clone(),
+        })
+    }
+
+    /// The sampler threads' CPU clocks in the rig's order; a missing sensor has no thread,
+    /// and uses none (0 s: a number, which run.json holds and `summarize` reads back).
+    fn meter(&self, meter: crate::clock::CpuMeter) -> crate::clock::CpuMeter {
+        let (sampled, sensors) = (self.sampled.clone(), self.sensors);
+        Box::new(move || {
+            let mut all = vec![0.0; sensors];
+            for (&index, seconds) in sampled.iter().zip(meter()) {
+                all[index] = seconds;
+            }
+            all
+        })
+    }
+
+    /// The sampler's logs put in place of the opened sensors' among `logs` (the rig's).
+    fn logs(&self, mut logs: Vec<SensorLog>, sampled: Vec<SensorLog>) -> Vec<SensorLog> {
+        for (&index, log) in self.sampled.iter().zip(sampled) {
+            logs[index] = log;
+        }
+        logs
+    }
+}
+
+struct RigIndexed {
+    sink: Arc<dyn SampleSink>,
+    sampled: Vec<usize>,
+}
+
+impl SampleSink for RigIndexed {
+    fn samples(&self, sensor: usize, batch: Vec<Sample>, failure: Option<String>, last: bool) {
+        self.sink
+            .samples(self.sampled[sensor], batch, failure, last);
     }
 }
 
@@ -473,20 +603,99 @@ mod tests {
         })
     }
 
+    fn missing(rail: &str) -> Missing {
+        Missing {
+            info: SensorInfo {
+                kind: "ina219".into(),
+                rail: rail.into(),
+                origin: Origin::Measured,
+                detail: String::new(),
+            },
+            why: "cannot open /dev/i2c-9".into(),
+        }
+    }
+
+    /// A run goes on without its optional sensors while another measures; with none left but
+    /// nominal figures, it is one line naming each that did not open.
+    #[test]
+    fn a_run_needs_a_sensor_that_measures_once_optional_ones_are_missing() {
+        let nominal = || -> Box<dyn PowerSensor> {
+            Box::new(Slow {
+                info: SensorInfo {
+                    origin: Origin::Nominal,
+                    ..slow(100, None).info().clone()
+                },
+                period: Duration::from_millis(100),
+                min_window: None,
+            })
+        };
+        check_something_measures(&[]).unwrap();
+        check_something_measures(&[Ok(nominal())]).unwrap();
+        check_something_measures(&[Ok(slow(100, None)), Err(missing("Coral"))]).unwrap();
+        for sensors in [
+            vec![Err(missing("Pi")), Err(missing("Coral"))],
+            vec![Ok(nominal()), Err(missing("Pi")), Err(missing("Coral"))],
+        ] {
+            let e = check_something_measures(&sensors).unwrap_err().to_string();
+            assert_eq!(
+                e,
+                "no sensor of the rig measures: sensor ina219 (Pi) is optional and did not open: \
+                 cannot open /dev/i2c-9; sensor ina219 (Coral) is optional and did not open: \
+                 cannot open /dev/i2c-9"
+            );
+        }
+    }
+
+    /// The sampler numbers the sensors that opened from 0; their rows, CPU clocks and logs
+    /// keep the rig's numbers, a missing sensor's place held by its own log.
+    #[test]
+    fn the_sampled_sensors_keep_the_rigs_indices() {
+        struct Kept(std::sync::Mutex<Vec<(usize, bool)>>);
+        impl SampleSink for Kept {
+            fn samples(&self, sensor: usize, _: Vec<Sample>, _: Option<String>, last: bool) {
+                self.0.lock().unwrap().push((sensor, last));
+            }
+        }
+        let order = RigOrder {
+            sampled: vec![0, 2],
+            sensors: 3,
+        };
+        let kept = Arc::new(Kept(Default::default()));
+        let sink = order.sink(kept.clone());
+        sink.samples(0, Vec::new(), None, false);
+        sink.samples(1, Vec::new(), None, true);
+        assert_eq!(*kept.0.lock().unwrap(), [(0, false), (2, true)]);
+        let meter = order.meter(Box::new(|| vec![1.0, 2.0]))();
+        assert_eq!(meter, [1.0, 0.0, 2.0]);
+        let log = |rail: &str| {
+            let mut log = SensorLog::of(slow(100, None).as_ref());
+            log.info.rail = rail.into();
+            log
+        };
+        let logs = vec![log("a"), missing("b").into(), log("c")];
+        let merged = order.logs(logs, vec![log("A"), log("C")]);
+        let rails: Vec<&str> = merged.iter().map(|l| l.info.rail.as_str()).collect();
+        assert_eq!(rails, ["A", "b", "C"]);
+        assert_eq!(merged[1].missing.as_deref(), Some("cannot open /dev/i2c-9"));
+    }
+
     #[test]
     fn windows_stretch_to_the_slowest_sensor_and_to_averaged_figures() {
         let mut rig = crate::summary::fixtures::rig("runs = 2");
         rig.idle_baseline_s = 2.0;
-        extend_for_slow_sensors(&mut rig, &[slow(100, None)]);
+        extend_for_slow_sensors(&mut rig, &[slow(100, None).as_ref()]);
         assert_eq!(rig.protocol.min_duration_s, Some(0.5));
         assert_eq!(rig.idle_baseline_s, 2.0);
         // NVML's averaged power figure: both windows at least 10 s.
-        extend_for_slow_sensors(&mut rig, &[slow(100, None), slow(50, Some(10))]);
+        extend_for_slow_sensors(
+            &mut rig,
+            &[slow(100, None).as_ref(), slow(50, Some(10)).as_ref()],
+        );
         assert_eq!(rig.protocol.min_duration_s, Some(10.0));
         assert_eq!(rig.idle_baseline_s, 10.0);
         // A rig without an idle baseline gets none.
         rig.idle_baseline_s = 0.0;
-        extend_for_slow_sensors(&mut rig, &[slow(50, Some(10))]);
+        extend_for_slow_sensors(&mut rig, &[slow(50, Some(10)).as_ref()]);
         assert_eq!(rig.idle_baseline_s, 0.0);
     }
 }

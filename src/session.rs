@@ -91,6 +91,9 @@ pub fn measure(plan: Plan, session: &Session) -> Result<Measurement> {
     if let Some(choice) = &prepared.plan.sensor_choice {
         eprintln!("joulebench: {}", choice.line);
     }
+    for line in prepared.missing_lines() {
+        eprintln!("joulebench: {line}");
+    }
     for (i, b) in prepared.backends.iter().enumerate() {
         if let Some(note) = &b.engine_note {
             eprintln!("joulebench: backend {i}: {note}");

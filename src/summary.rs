@@ -105,6 +105,9 @@ struct RowSensor {
     origin: Origin,
     uncertainty: Option<f64>,
     failure: Option<String>,
+    /// Why the row has no figures: an `optional` sensor that did not open, or a total that
+    /// names one.
+    missing: Option<String>,
 }
 
 impl RowSensor {
@@ -115,6 +118,10 @@ impl RowSensor {
             origin: log.info.origin,
             uncertainty: log.uncertainty,
             failure: log.failure.clone(),
+            missing: log
+                .missing
+                .as_ref()
+                .map(|why| format!("optional, did not open: {why}")),
         }
     }
 
@@ -154,6 +161,16 @@ impl RowSensor {
             failure: logs
                 .iter()
                 .find_map(|l| l.failure.as_ref().map(|f| format!("{}: {f}", l.info.rail))),
+            // A sum over fewer rails than the rig names is not the whole setup's energy: no
+            // total is formed, and the row says which rail is missing.
+            missing: logs.iter().find_map(|l| {
+                let why = l.missing.as_ref()?;
+                Some(format!(
+                    "no total: {} did not open ({why}), and a total over fewer rails than it \
+                     names is not the whole setup's energy",
+                    l.info.rail
+                ))
+            }),
         }
     }
 }
@@ -851,6 +868,9 @@ fn status(record: &RunRecord, run: &TimedRun, sensor: Option<&Measured>) -> Stat
     if let Some(e) = &run.error {
         return Status::Error(e.clone());
     }
+    if let Some(missing) = sensor.and_then(|m| m.sensor.missing.as_deref()) {
+        return Status::SensorMissing(missing.into());
+    }
     if let Some(failure) = sensor.and_then(|m| m.sensor.failure.as_deref()) {
         return Status::SensorFailed(failure.into());
     }
@@ -887,6 +907,8 @@ fn lost_to_the_stop(record: &RunRecord, end: f64) -> bool {
         && record
             .sensors
             .iter()
+            // A sensor that never opened has no readings for any stop to cut.
+            .filter(|s| s.missing.is_none())
             .any(|s| !matches!(s.samples.last(), Some(last) if last.t >= end))
 }
 
@@ -954,6 +976,7 @@ pub(crate) mod fixtures {
             update_period,
             samples,
             failure: None,
+            missing: None,
             uncertainty: None,
             cpu_time: Duration::ZERO,
             realtime: false,
@@ -1268,6 +1291,78 @@ mod tests {
             inferences: 100,
         };
         summarize(&load.record()).remove(0)
+    }
+
+    /// An optional sensor that did not open has a row per backend and repetition, and an
+    /// aggregate, without figures and with why; the total that names it is not formed; the
+    /// sensor that measured keeps its figures, and none of it fails the run.
+    #[test]
+    fn a_missing_sensor_and_the_total_naming_it_say_why_and_have_no_figures() {
+        let load = Load {
+            idle: 2.5,
+            timed: vec![4.5, 4.5],
+            noise: 0.0,
+            origin: Origin::Simulated,
+            uncertainty: Some(0.01),
+            inferences: 100,
+        };
+        let mut record = load.record();
+        let with_sensors: crate::rig::Rig = toml::from_str(
+            "name = \"t\"\ntotal = [\"5V\", \"Coral\"]\n[[backends]]\nkind = \"tflite\"\n\
+             model = \"m\"\nimage = \"i\"\n[[sensors]]\nkind = \"ina219-sim\"\nrail = \"5V\"\n\
+             shunt_ohms = 0.1\nmax_current_a = 3.2\n[[sensors]]\nkind = \"ina219\"\n\
+             rail = \"Coral\"\ni2c_bus = \"/dev/i2c-9\"\naddress = 0x41\nshunt_ohms = 0.1\n\
+             max_current_a = 3.2\noptional = true\n",
+        )
+        .unwrap();
+        record.rig.sensors = with_sensors.sensors;
+        record.rig.total = with_sensors.total;
+        record.sensors.push(
+            crate::sensor::Missing {
+                info: crate::sensor::SensorInfo {
+                    kind: "ina219".into(),
+                    rail: "Coral".into(),
+                    origin: Origin::Measured,
+                    detail: String::new(),
+                },
+                why: "cannot open /dev/i2c-9: No such file or directory".into(),
+            }
+            .into(),
+        );
+        let rows = summarize(&record);
+        let of = |sensor: &str| -> Vec<&SummaryRow> {
+            rows.iter().filter(|r| r.sensor == sensor).collect()
+        };
+        // Repetitions 1 and 2, and the aggregate.
+        for r in of("ina219-sim") {
+            assert_eq!(r.status, Status::Ok, "{r:?}");
+            assert!(r.inferences_per_joule.is_some());
+        }
+        let missing = of("ina219");
+        assert_eq!(missing.len(), 3);
+        for r in missing {
+            assert_eq!(
+                r.status.to_string(),
+                "sensor missing: optional, did not open: cannot open /dev/i2c-9: No such file or \
+                 directory"
+            );
+            assert_eq!((r.inferences_per_joule, r.mean_watts), (None, None));
+            assert!(!r.status.fails_run());
+        }
+        let total = of(TOTAL_KIND);
+        assert_eq!(total.len(), 3);
+        for r in total {
+            assert_eq!(r.rail, "5V + Coral");
+            assert!(
+                matches!(&r.status, Status::SensorMissing(why) if why.starts_with("no total: Coral \
+                    did not open (cannot open /dev/i2c-9")),
+                "{}",
+                r.status
+            );
+            assert_eq!((r.inferences_per_joule, r.mean_watts), (None, None));
+        }
+        assert!(rows.iter().all(|r| !r.status.fails_run()));
+        assert!(Status::SensorFailed("gone".into()).fails_run());
     }
 
     #[test]

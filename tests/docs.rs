@@ -853,7 +853,7 @@ fn ina219_details(rig: &str) -> Vec<(String, String, u8)> {
         .unwrap_or_else(|e| panic!("{rig}: {e:#}"));
     rig.sensors
         .iter()
-        .filter_map(|spec| match spec {
+        .filter_map(|spec| match &spec.spec {
             joulebench::sensor::SensorSpec::Ina219(spec) => {
                 let bus = spec
                     .i2c_bus

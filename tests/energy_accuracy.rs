@@ -198,7 +198,7 @@ fn ina219_spec(extra: &str) -> Ina219Spec {
          {max}{extra}\n"
     ))
     .unwrap();
-    match rig.sensors.into_iter().next() {
+    match rig.sensors.into_iter().next().map(|s| s.spec) {
         Some(SensorSpec::Ina219Sim(spec)) => spec,
         other => panic!("{other:?}"),
     }

@@ -7,6 +7,7 @@ mod compare;
 mod export_args;
 mod models;
 mod report;
+mod rigs;
 pub mod run;
 mod sensors;
 mod soak;
@@ -41,6 +42,12 @@ pub enum Command {
     Models {
         #[command(subcommand)]
         command: models::ModelsCommand,
+    },
+    /// List the rigs built into joulebench, or print one to save and edit (`rigs show NAME >
+    /// my.toml`, then `run --rig my.toml`).
+    Rigs {
+        #[command(subcommand)]
+        command: Option<rigs::RigsCommand>,
     },
     /// Read each sensor of a rig once, or list this machine's meters (--detect).
     Sensors {
@@ -124,6 +131,7 @@ pub fn dispatch(cli: Cli, out: &mut Console) -> Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(args, out),
         Command::Models { command } => models::run(command, out),
+        Command::Rigs { command } => rigs::run(command, out),
         Command::Sensors { detect: true, .. } => sensors::detect(out),
         Command::Sensors { rig, .. } => sensors::read(&rig, out),
         Command::Calibrate(args) => calibrate::run(&args, out),

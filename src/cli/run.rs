@@ -163,7 +163,7 @@ pub fn finish(
         return Ok(ExitCode::from(signals::exit_code(signal)));
     }
     printed?;
-    if let Some(problem) = rows.iter().find(|r| !r.status.is_ok()) {
+    if let Some(problem) = rows.iter().find(|r| r.status.fails_run()) {
         anyhow::bail!("{}; partial results in {}", problem.status, dir.display());
     }
     Ok(ExitCode::SUCCESS)

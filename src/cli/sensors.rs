@@ -20,6 +20,8 @@ pub fn read(rig_path: &str, out: &mut Console<impl std::io::Write>) -> Result<Ex
         crate::clock::PhaseLog::new(),
     );
     let mut failed = false;
+    // As a run: an optional sensor that cannot be read fails nothing while another measures.
+    let (mut missing, mut measured) = (false, false);
     for spec in &rig.sensors {
         let label = format!("{} ({})", spec.kind(), spec.rail());
         match sensor::open(spec, &ctx).and_then(|mut s| {
@@ -28,6 +30,7 @@ pub fn read(rig_path: &str, out: &mut Console<impl std::io::Write>) -> Result<Ex
             Ok((s.read()?, s.info().clone()))
         }) {
             Ok((r, info)) => {
+                measured |= info.origin != sensor::Origin::Nominal;
                 let opt = |v: Option<f64>, unit: &str, digits: usize| {
                     v.map_or(String::new(), |v| format!("{v:.digits$} {unit}  "))
                 };
@@ -46,10 +49,16 @@ pub fn read(rig_path: &str, out: &mut Console<impl std::io::Write>) -> Result<Ex
                 )?;
             }
             Err(e) => {
-                failed = true;
+                let optional = if spec.optional {
+                    missing = true;
+                    " (optional: a run goes on without it)"
+                } else {
+                    failed = true;
+                    ""
+                };
                 writeln!(
                     out,
-                    "{label}: error: {}",
+                    "{label}: error: {}{optional}",
                     format!("{e:#}").replace('\n', " ")
                 )?;
             }
@@ -58,7 +67,7 @@ pub fn read(rig_path: &str, out: &mut Console<impl std::io::Write>) -> Result<Ex
     if rig.sensors.is_empty() {
         writeln!(out, "rig {} has no sensors", rig.name)?;
     }
-    Ok(if failed {
+    Ok(if failed || (missing && !measured) {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
@@ -124,5 +133,45 @@ mod tests {
             text.starts_with("nominal (GTX1080 (TDP)): 180.000 W  (nominal, not measured)"),
             "{text}"
         );
+    }
+
+    /// As a run: an optional sensor that cannot be read is a line that says so, and fails
+    /// the command only where no other sensor measures.
+    #[test]
+    fn an_optional_sensor_that_cannot_be_read_fails_only_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let absent = "[[sensors]]\nkind = \"ina219\"\nrail = \"Coral\"\n\
+                      i2c_bus = \"/nonexistent/i2c-9\"\naddress = 0x41\nshunt_ohms = 0.1\n\
+                      max_current_a = 3.2\noptional = true\n";
+        let read_with = |first: &str| {
+            let rig = dir.path().join("rig.toml");
+            std::fs::write(
+                &rig,
+                format!(
+                    "name = \"n\"\n[[backends]]\nkind = \"tflite\"\nmodel = \"m\"\nimage = \"i\"\n\
+                     {first}{absent}"
+                ),
+            )
+            .unwrap();
+            let mut out = console();
+            let code = read(rig.to_str().unwrap(), &mut out).unwrap();
+            (code, printed(out))
+        };
+        let (code, text) = read_with(
+            "[[sensors]]\nkind = \"ina219-sim\"\nrail = \"5V\"\nshunt_ohms = 0.1\n\
+             max_current_a = 3.2\n",
+        );
+        assert_eq!(code, ExitCode::SUCCESS, "{text}");
+        let coral = text.lines().nth(1).unwrap();
+        assert!(
+            coral.starts_with("ina219 (Coral): error: ")
+                && coral.ends_with(" (optional: a run goes on without it)"),
+            "{text}"
+        );
+        // Beside a nominal figure alone nothing measures.
+        let (code, text) = read_with(
+            "[[sensors]]\nkind = \"nominal\"\nrail = \"TDP\"\nwatts = 5.0\nsource = \"s\"\n",
+        );
+        assert_eq!(code, ExitCode::FAILURE, "{text}");
     }
 }

@@ -243,6 +243,7 @@ pub(crate) fn write_run_json(
                 update_period_s: s.update_period.as_secs_f64(),
                 samples: record.readings(i),
                 failure: s.failure.clone(),
+                missing: s.missing.clone(),
                 sampler_cpu_s: s.cpu_time.as_secs_f64(),
                 sampler_realtime: s.realtime,
                 integrating: s.integrating,

@@ -148,6 +148,10 @@ pub struct SensorJson {
     /// Readings taken.
     pub samples: usize,
     pub failure: Option<String>,
+    /// An `optional` sensor that did not open, which the run went on without: why. Left out
+    /// otherwise, and absent in folders written before optional sensors (none was missing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<String>,
     pub sampler_cpu_s: f64,
     /// Whether the sampler thread ran at a real-time priority (SCHED_FIFO). Absent in the first
     /// schema-3 folders (see Compatibility, in the module).

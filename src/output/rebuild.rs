@@ -205,6 +205,7 @@ fn sensor_log(s: SensorJson) -> SensorLog {
         update_period: std::time::Duration::from_secs_f64(s.update_period_s),
         samples: Vec::new(),
         failure: s.failure,
+        missing: s.missing,
         uncertainty: s.uncertainty,
         cpu_time: std::time::Duration::from_secs_f64(s.sampler_cpu_s.max(0.0)),
         realtime: s.sampler_realtime,

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use crate::machine::Throttle;
-use crate::results::{Repetition, SummaryRow};
+use crate::results::{Repetition, Status, SummaryRow};
 use crate::sensor::Origin;
 
 /// Marks a throttled window in the table; a footnote says why.
@@ -130,6 +130,16 @@ fn write_energy(out: &mut String, rows: &[SummaryRow], repeated: bool) {
             let _ = writeln!(
                 out,
                 "(simulated: watts come from a model of an INA219 on a simulated board, not from this machine)"
+            );
+        }
+        if rows
+            .iter()
+            .any(|r| matches!(r.status, Status::SensorMissing(_)))
+        {
+            let _ = writeln!(
+                out,
+                "(sensor missing: an optional sensor of the rig did not open and the run went on \
+                 without it; its rows have no figures, nor has a total that names it)"
             );
         }
     }

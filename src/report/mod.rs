@@ -266,6 +266,15 @@ pub fn write(runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
         );
     }
 
+    if (entries.iter()).any(|e| matches!(e.row.status, crate::results::Status::SensorMissing(_))) {
+        let _ = writeln!(
+            md,
+            "\nEntries whose status is `sensor missing` are an optional sensor of the rig that \
+             did not open, which the run went on without (the status says why), or a total that \
+             names one: they have no figures."
+        );
+    }
+
     let charts = charts::draw_all(staging.path(), &entries, &traces, &implied)?;
     let _ = writeln!(md, "\n## Charts\n");
     for chart in &charts {

@@ -234,7 +234,7 @@ pub fn choose(rig: &mut Rig, found: &[Detected], root: &Path) -> SensorChoice {
         ("rig", no_meter_line(rig, found, root))
     } else {
         let line = detected_line(rig, &used);
-        rig.sensors = used.iter().map(|d| d.spec.clone()).collect();
+        rig.sensors = used.iter().map(|d| d.spec.clone().into()).collect();
         ("this machine", line)
     };
     SensorChoice {
@@ -248,7 +248,7 @@ pub fn choose(rig: &mut Rig, found: &[Detected], root: &Path) -> SensorChoice {
 fn sensor_list(rig: &Rig) -> String {
     rig.sensors
         .iter()
-        .map(describe)
+        .map(|s| describe(s))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -480,7 +480,7 @@ mod tests {
         assert_eq!(rig.sensors[0].kind(), "ina219-sim");
         let choice = resolve(&mut rig, t.path()).unwrap();
         assert_eq!(choice.source, "this machine");
-        let kinds: Vec<_> = rig.sensors.iter().map(SensorSpec::kind).collect();
+        let kinds: Vec<_> = rig.sensors.iter().map(|s| s.kind()).collect();
         assert_eq!(kinds, ["rapl", "hwmon"]);
         assert_eq!(
             choice.line,

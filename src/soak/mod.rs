@@ -677,6 +677,8 @@ fn sensor_readings(
         .iter()
         .zip(tallies)
         .enumerate()
+        // An optional sensor that never opened read nothing to judge (its rows say so).
+        .filter(|(_, (log, _))| log.missing.is_none())
         .map(|(i, (log, t))| {
             let taken = log.samples.len() + record.settled.released(i);
             judge_readings(log, taken, t, floor)

@@ -119,6 +119,9 @@ pub struct SensorLog {
     pub samples: Vec<Sample>,
     /// Set when the sensor was given up mid-run (failing for [`GIVE_UP_AFTER_S`]).
     pub failure: Option<String>,
+    /// Set for an `optional` sensor that did not open, which the run went on without: why.
+    /// It has no readings and no sampler thread.
+    pub missing: Option<String>,
     /// The sensor's own relative uncertainty of energy ([`PowerSensor::uncertainty`]).
     pub uncertainty: Option<f64>,
     /// CPU time the sampler thread used.
@@ -146,6 +149,7 @@ impl SensorLog {
             update_period: sensor.update_period(),
             samples: Vec::new(),
             failure: None,
+            missing: None,
             uncertainty: sensor.uncertainty(),
             cpu_time: Duration::ZERO,
             realtime: false,
@@ -153,6 +157,26 @@ impl SensorLog {
             crosscheck: sensor.crosscheck(),
             min_window_s: sensor.min_window().map(|d| d.as_secs_f64()),
             limits: sensor.limits(),
+        }
+    }
+}
+
+impl From<crate::sensor::Missing> for SensorLog {
+    /// The log of a sensor that did not open: no readings, and why.
+    fn from(missing: crate::sensor::Missing) -> Self {
+        Self {
+            info: missing.info,
+            update_period: Duration::ZERO,
+            samples: Vec::new(),
+            failure: None,
+            missing: Some(missing.why),
+            uncertainty: None,
+            cpu_time: Duration::ZERO,
+            realtime: false,
+            integrating: false,
+            crosscheck: None,
+            min_window_s: None,
+            limits: crate::sensor::Limits::default(),
         }
     }
 }

@@ -138,6 +138,91 @@ impl SensorSpec {
     }
 }
 
+/// One `[[sensors]]` table of a rig: the keys every kind shares, then its kind's own
+/// ([`SensorSpec`], chosen by `kind`). Reads as the spec it holds (`Deref`), so code about a
+/// kind's settings never sees the table.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct SensorTable {
+    /// The run goes on without this sensor where it does not open (a second INA219 not wired
+    /// in, a board without that rail), and every output says it is missing and why; without
+    /// it, a sensor that does not open stops the run before anything is measured.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+    #[serde(flatten)]
+    pub spec: SensorSpec,
+}
+
+impl std::ops::Deref for SensorTable {
+    type Target = SensorSpec;
+
+    fn deref(&self) -> &SensorSpec {
+        &self.spec
+    }
+}
+
+impl std::ops::DerefMut for SensorTable {
+    fn deref_mut(&mut self) -> &mut SensorSpec {
+        &mut self.spec
+    }
+}
+
+impl From<SensorSpec> for SensorTable {
+    /// A table that must open.
+    fn from(spec: SensorSpec) -> Self {
+        Self {
+            optional: false,
+            spec,
+        }
+    }
+}
+
+/// The common keys' description in the rig schema: each kind's choice there refuses keys it
+/// does not list, so `optional` is listed in every one.
+const OPTIONAL_DOC: &str = "The run goes on without this sensor where it does not open, and \
+    every output says it is missing and why; without it, a sensor that does not open stops the \
+    run.";
+
+impl schemars::JsonSchema for SensorTable {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SensorTable".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut schema = SensorSpec::json_schema(generator);
+        let optional = schemars::json_schema!({
+            "description": OPTIONAL_DOC,
+            "type": "boolean",
+            "default": false,
+        })
+        .to_value();
+        let choices = schema.get_mut("oneOf").and_then(|c| c.as_array_mut());
+        for choice in choices.into_iter().flatten() {
+            if let Some(keys) = choice.get_mut("properties").and_then(|p| p.as_object_mut()) {
+                keys.insert("optional".into(), optional.clone());
+            }
+        }
+        schema
+    }
+}
+
+/// A rig's sensor that is `optional` and did not open: the run goes on without it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Missing {
+    /// Its kind and rail as its rows would have named them; `detail` says it did not open.
+    pub info: SensorInfo,
+    /// Why it did not open (one line).
+    pub why: String,
+}
+
+/// Origin of the numbers a sensor of this kind gives, before it is opened.
+fn origin_of(spec: &SensorSpec) -> Origin {
+    match spec {
+        SensorSpec::Ina219Sim(_) => Origin::Simulated,
+        SensorSpec::Nominal(_) => Origin::Nominal,
+        _ => Origin::Measured,
+    }
+}
+
 /// Checks a rail's name. It labels the sensor's rows in every output, and `total` and the
 /// check that no two sensors share a rail tell rails apart by it, so it must name something,
 /// on one line, with nothing unseen at its ends: "A " would be a rail apart from "A" that
@@ -346,6 +431,37 @@ pub fn open_all(specs: &[SensorSpec], ctx: &SensorContext) -> Result<Vec<Box<dyn
                 .count();
             open_among(spec, ctx, chips as u32)
                 .with_context(|| format!("sensor {} ({})", spec.kind(), spec.rail()))
+        })
+        .collect()
+}
+
+/// Opens every sensor of a rig's tables, in order, as [`open_all`] does, except that an
+/// `optional` one that does not open is [`Missing`] in its place rather than an error.
+pub fn open_tables(
+    tables: &[SensorTable],
+    ctx: &SensorContext,
+) -> Result<Vec<Result<Box<dyn PowerSensor>, Missing>>> {
+    tables
+        .iter()
+        .map(|table| {
+            let chips = tables
+                .iter()
+                .filter(|other| other.shares_bus_with(table))
+                .count();
+            let label = format!("sensor {} ({})", table.kind(), table.rail());
+            match open_among(table, ctx, chips as u32) {
+                Ok(sensor) => Ok(Ok(sensor)),
+                Err(e) if table.optional => Ok(Err(Missing {
+                    info: SensorInfo {
+                        kind: table.kind().into(),
+                        rail: table.rail().into(),
+                        origin: origin_of(table),
+                        detail: "optional; did not open".into(),
+                    },
+                    why: format!("{e:#}").replace('\n', " "),
+                })),
+                Err(e) => Err(e.context(label)),
+            }
         })
         .collect()
 }

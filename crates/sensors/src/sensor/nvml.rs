@@ -503,11 +503,13 @@ impl std::fmt::Debug for GpuProbe {
     }
 }
 
-/// A probe for every `kind = "nvml"` sensor of a rig (none without one).
-pub fn probes(sensors: &[SensorSpec]) -> Result<Vec<GpuProbe>> {
+/// A probe for every `kind = "nvml"` sensor of `sensors`, each given with its index in the
+/// rig (none without one; a sensor the run goes on without is left out by the caller).
+pub fn probes<'a>(
+    sensors: impl IntoIterator<Item = (usize, &'a SensorSpec)>,
+) -> Result<Vec<GpuProbe>> {
     sensors
-        .iter()
-        .enumerate()
+        .into_iter()
         .filter_map(|(i, s)| match s {
             SensorSpec::Nvml(spec) => Some((i, spec)),
             _ => None,
