@@ -12,6 +12,7 @@ mod docs;
 mod end_to_end;
 mod energy_accuracy;
 mod report;
+mod rpi_pmic;
 mod signals;
 mod soak;
 mod sysfs_sensors;
