@@ -185,6 +185,22 @@ fn a_run_reports_each_rails_watts_and_a_total_labelled_partial_in_either_format(
                 "{line}"
             );
         }
+        // And the report's: every row of its table, every power chart's title.
+        let report_dir = run.dir.path().join("report");
+        let out = joulebench()
+            .args(["report", "--out", s(&report_dir), s(&run.out_dir)])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let report = std::fs::read_to_string(report_dir.join("report.md")).unwrap();
+        assert_eq!(report.matches(" | partial | ").count(), 4, "{report}");
+        assert_eq!(
+            report.matches("### Power, run 1 sensor ").count(),
+            report
+                .matches("(partial: SoC rails only, not the board's input)\n")
+                .count(),
+            "{report}"
+        );
     }
 }
 

@@ -334,7 +334,11 @@ fn no_meter_line(rig: &Rig, found: &[Detected], root: &Path) -> String {
 fn detected_line(rig: &Rig, used: &[&Detected]) -> String {
     let names = used
         .iter()
-        .map(|d| format!("{} (measured)", d.what))
+        .map(|d| match &d.spec {
+            // A PMIC's rails are the SoC side only.
+            SensorSpec::RpiPmic(_) => format!("{} (partial)", d.what),
+            _ => format!("{} (measured)", d.what),
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let dropped = if rig.sensors.is_empty() {
