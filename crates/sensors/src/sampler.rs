@@ -1039,6 +1039,46 @@ mod tests {
         assert!(after.len() > 1000, "{}", after.len());
     }
 
+    /// A sensor whose every read runs a process (rpi-pmic) is retried at its own period while
+    /// it fails, not every 10 ms: each retry would cost a process.
+    #[test]
+    fn a_failing_sensor_that_runs_a_process_per_read_is_retried_at_its_own_rate() {
+        struct Spawning(Virtual);
+        impl PowerSensor for Spawning {
+            fn info(&self) -> &SensorInfo {
+                self.0.info()
+            }
+            fn update_period(&self) -> Duration {
+                self.0.update_period()
+            }
+            fn read(&mut self) -> Result<Reading> {
+                self.0.read()
+            }
+            fn helper_cpu(&self) -> Option<HelperCpu> {
+                Some(HelperCpu::default())
+            }
+        }
+        let failed = |spawning: bool| {
+            let clock = Arc::new(ManualClock::new(0.0));
+            let mut sensor = Virtual::new(&clock, 0.1);
+            sensor.fail = (0.5, f64::INFINITY);
+            let sensor: Box<dyn PowerSensor> = if spawning {
+                Box::new(Spawning(sensor))
+            } else {
+                Box::new(sensor)
+            };
+            let log = sample(sensor, clock.as_ref(), |now| (now >= 60.0).then_some(60.0));
+            assert!(log.failure.is_some());
+            log.samples.iter().filter(|s| s.reading.is_err()).count()
+        };
+        // 5 s of failures: the 20 before the back-off at the schedule's pace, then one a
+        // period, about 50 (a sensor read in its thread is retried every 10 ms: over 400).
+        let spawning = failed(true);
+        let most = BACKOFF_AFTER_ERRORS as usize + 55;
+        assert!((45..=most).contains(&spawning), "{spawning}");
+        assert!(failed(false) > 400);
+    }
+
     #[test]
     fn a_sensor_that_keeps_failing_is_given_up_and_keeps_its_samples() {
         let clock = Arc::new(ManualClock::new(0.0));

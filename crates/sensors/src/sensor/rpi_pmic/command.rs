@@ -12,6 +12,10 @@
 //! waited-for children included): the sampler adds that to its thread's time, so a run's
 //! `sampler_cpu_pct` counts what the reads really cost. A child that does not finish within
 //! [`TIMEOUT`] is killed, so a wedged firmware call cannot hold the sampler thread forever.
+//! A failed run's CPU counts too. (Where the sampler thread runs at SCHED_FIFO, as root, the
+//! child inherits it: it runs for about a millisecond and waits on the firmware, and resetting
+//! it would need a `pre_exec` hook, which turns the cheap spawn into a fork of the whole
+//! process.)
 
 use std::fmt;
 use std::io::{ErrorKind, Read};
@@ -32,8 +36,10 @@ pub const COMMAND: &str = "pmic_read_adc";
 /// What one run of the program gave.
 #[derive(Debug, Clone)]
 pub struct Output {
-    pub stdout: String,
-    /// User plus system CPU time of the child.
+    /// What it printed, or why there is nothing to read.
+    pub stdout: Result<String, RunError>,
+    /// User plus system CPU time of the child, whether it succeeded or not (a child killed
+    /// at its time limit may have spent all of it).
     pub cpu: Duration,
 }
 
@@ -92,12 +98,24 @@ impl fmt::Display for RunError {
 impl std::error::Error for RunError {}
 
 /// Runs `program pmic_read_adc` and returns what it printed and the CPU it used.
-pub fn run(program: &Path) -> Result<Output, RunError> {
+pub fn run(program: &Path) -> Output {
     run_with(program, &[COMMAND], TIMEOUT)
 }
 
 /// [`run`] with other arguments and time limit (tests).
-pub fn run_with(program: &Path, args: &[&str], timeout: Duration) -> Result<Output, RunError> {
+pub fn run_with(program: &Path, args: &[&str], timeout: Duration) -> Output {
+    let mut cpu = Duration::ZERO;
+    let stdout = run_counting(program, args, timeout, &mut cpu);
+    Output { stdout, cpu }
+}
+
+/// Runs the program; once the child is reaped, its CPU time goes to `cpu`.
+fn run_counting(
+    program: &Path,
+    args: &[&str],
+    timeout: Duration,
+    cpu: &mut Duration,
+) -> Result<String, RunError> {
     let deadline = Instant::now() + timeout;
     let mut child = Command::new(program)
         .args(args)
@@ -129,6 +147,7 @@ pub fn run_with(program: &Path, args: &[&str], timeout: Duration) -> Result<Outp
             })?
         }
     };
+    *cpu = timeval(usage.ru_utime) + timeval(usage.ru_stime);
     read.map_err(|e| match e {
         ReadFailure::TimedOut => RunError::TimedOut(program.to_path_buf()),
         ReadFailure::TooLong => RunError::Output(
@@ -137,7 +156,6 @@ pub fn run_with(program: &Path, args: &[&str], timeout: Duration) -> Result<Outp
         ),
         ReadFailure::Io(e) => RunError::Output(program.to_path_buf(), e),
     })?;
-    let cpu = timeval(usage.ru_utime) + timeval(usage.ru_stime);
     if waited.is_none() {
         return Err(RunError::TimedOut(program.to_path_buf()));
     }
@@ -148,10 +166,8 @@ pub fn run_with(program: &Path, args: &[&str], timeout: Duration) -> Result<Outp
             stderr: first_line_waiting(&mut stderr),
         });
     }
-    let stdout = String::from_utf8(text).map_err(|_| {
-        RunError::Output(program.to_path_buf(), "printed something not UTF-8".into())
-    })?;
-    Ok(Output { stdout, cpu })
+    String::from_utf8(text)
+        .map_err(|_| RunError::Output(program.to_path_buf(), "printed something not UTF-8".into()))
 }
 
 enum ReadFailure {
@@ -292,22 +308,29 @@ mod tests {
             dir.path(),
             "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo \"VDD_CORE_A=$1\"",
         );
-        let out = run(&p).unwrap();
-        assert_eq!(out.stdout, "VDD_CORE_A=pmic_read_adc\n");
+        let out = run(&p);
+        assert_eq!(out.stdout.unwrap(), "VDD_CORE_A=pmic_read_adc\n");
         assert!(out.cpu > Duration::ZERO, "{:?}", out.cpu);
+        // A failing child's CPU counts too.
+        let p = script(
+            dir.path(),
+            "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; exit 1",
+        );
+        let out = run(&p);
+        assert!(out.stdout.is_err() && out.cpu > Duration::ZERO, "{out:?}");
     }
 
     #[test]
     fn failures_are_one_line_errors() {
         let dir = tempfile::tempdir().unwrap();
-        let missing = run(Path::new("no-such-vcgencmd-here")).unwrap_err();
+        let missing = run(Path::new("no-such-vcgencmd-here")).stdout.unwrap_err();
         assert_eq!(missing, RunError::NotFound("no-such-vcgencmd-here".into()));
         assert!(missing.to_string().contains("no such program on PATH"));
         let p = script(
             dir.path(),
             "echo 'VCHI initialization failed' >&2\n\necho more >&2; exit 3",
         );
-        let e = run(&p).unwrap_err().to_string();
+        let e = run(&p).stdout.unwrap_err().to_string();
         assert_eq!(
             e,
             format!(
@@ -317,17 +340,20 @@ mod tests {
         );
         let p = script(dir.path(), "kill -9 $$");
         assert!(run(&p)
+            .stdout
             .unwrap_err()
             .to_string()
             .contains("failed (killed by signal 9)"));
         let p = script(dir.path(), "exec sleep 30");
         let started = Instant::now();
-        let e = run_with(&p, &[], Duration::from_millis(200)).unwrap_err();
+        let e = run_with(&p, &[], Duration::from_millis(200))
+            .stdout
+            .unwrap_err();
         assert_eq!(e, RunError::TimedOut(p.clone()));
         // Killed, not waited out.
         assert!(started.elapsed() < Duration::from_secs(20));
         std::fs::write(dir.path().join("plain"), "").unwrap();
-        let e = run(&dir.path().join("plain")).unwrap_err();
+        let e = run(&dir.path().join("plain")).stdout.unwrap_err();
         assert!(matches!(e, RunError::Start(..)), "{e:?}");
     }
 }

@@ -153,10 +153,8 @@ pub fn shared_read(
     let before = Instant::now();
     let out = command::run(program);
     let after = Instant::now();
-    if let Ok(out) = &out {
-        cpu.fetch_add(out.cpu.as_nanos() as u64, Ordering::Relaxed);
-    }
-    let adc = Arc::new(adc::parse(&out?.stdout)?);
+    cpu.fetch_add(out.cpu.as_nanos() as u64, Ordering::Relaxed);
+    let adc = Arc::new(adc::parse(&out.stdout?)?);
     let at = before + (after - before) / 2;
     latest.retain(|l| l.program != program);
     latest.push(Latest {
