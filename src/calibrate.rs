@@ -21,6 +21,8 @@ use crate::sensor::ina219::{self, Ina219Settings, SHUNT_CORRECTION_BAND};
 use crate::sensor::ina219_sim::{self, SimWire};
 use crate::sensor::PowerSensor;
 
+pub mod pmic;
+
 /// Seconds read when `--seconds` is not given: about 145 conversions at the default settings.
 pub const DEFAULT_SECONDS: f64 = 5.0;
 
@@ -176,7 +178,7 @@ fn target_in(rig: &Rig, source: RigSource, rail: &str) -> Result<Target> {
     let (SensorSpec::Ina219(spec) | SensorSpec::Ina219Sim(spec)) = &sensor.spec else {
         bail!(
             "rail {rail:?} of {} is a {} sensor: calibrate works on INA219s (kind \"ina219\" or \
-             \"ina219-sim\") only",
+             \"ina219-sim\") and a Pi 5's PMIC (kind \"rpi-pmic\") only",
             source.origin,
             sensor.kind()
         );
@@ -191,14 +193,14 @@ fn target_in(rig: &Rig, source: RigSource, rail: &str) -> Result<Target> {
 }
 
 /// The refusal for a rig that has no file to write to.
-fn built_in_refusal(target: &Target, rig_name: &str) -> anyhow::Error {
+fn built_in_refusal(origin: &str, rig_name: &str) -> anyhow::Error {
     let copy = crate::project::user_rigs_dir()
         .map(|d| d.join(format!("{rig_name}.toml")).display().to_string())
         .unwrap_or_else(|| format!("~/.config/joulebench/rigs/{rig_name}.toml"));
     anyhow!(
         "{} has no file to write the correction to: copy it first (to {copy}, say), then \
          calibrate --rig {rig_name}; or add --dry-run",
-        target.origin
+        origin
     )
 }
 
@@ -399,9 +401,26 @@ pub struct Prepared {
 pub fn prepare(rig: &Rig, source: RigSource, request: &Request) -> Result<Prepared> {
     request.check()?;
     let target = target_in(rig, source, &request.rail)?;
-    let pending = match (&target.path, request.dry_run) {
+    let pending = pending_write(&target.path, &target.origin, &rig.name, request.dry_run)?;
+    Ok(Prepared {
+        target,
+        request: request.clone(),
+        pending,
+    })
+}
+
+/// Where a calibration of the rig file at `path` goes: a file beside it, made now so that a
+/// read is not wasted on a result that could not be kept; `None` for a dry run. Refused for a
+/// built-in rig, a rig inside a run folder and a folder joulebench cannot write.
+fn pending_write(
+    path: &Option<PathBuf>,
+    origin: &str,
+    rig_name: &str,
+    dry_run: bool,
+) -> Result<Option<crate::atomic::Pending>> {
+    Ok(match (path, dry_run) {
         (_, true) => None,
-        (None, false) => return Err(built_in_refusal(&target, &rig.name)),
+        (None, false) => return Err(built_in_refusal(origin, rig_name)),
         (Some(path), false) => {
             if let Some(run) = crate::output::folder::run_folder_holding(path) {
                 bail!(
@@ -420,11 +439,6 @@ pub fn prepare(rig: &Rig, source: RigSource, request: &Request) -> Result<Prepar
             })?;
             Some(pending)
         }
-    };
-    Ok(Prepared {
-        target,
-        request: request.clone(),
-        pending,
     })
 }
 
@@ -840,7 +854,7 @@ watts = 10.0
             refusal(rig, &nominal),
             format!(
                 "rail \"GPU\" of rig file {rig} is a nominal sensor: calibrate works on INA219s \
-                 (kind \"ina219\" or \"ina219-sim\") only"
+                 (kind \"ina219\" or \"ina219-sim\") and a Pi 5's PMIC (kind \"rpi-pmic\") only"
             )
         );
         // 0.404 A read against 0.3 A: a factor of 0.7426.

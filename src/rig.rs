@@ -323,6 +323,28 @@ impl Rig {
                 Some(_) => {}
             }
         }
+        // Two PMIC tables that add up a rail in common would count its energy twice (a table
+        // of every rail holds them all).
+        let pmic: Vec<&crate::sensor::rpi_pmic::RpiPmicSpec> = self
+            .total_sensors()
+            .into_iter()
+            .filter_map(|i| match &self.sensors[i].spec {
+                SensorSpec::RpiPmic(spec) => Some(spec),
+                _ => None,
+            })
+            .collect();
+        for (n, a) in pmic.iter().enumerate() {
+            if let Some(b) = pmic[..n].iter().find(|b| b.overlaps(a)) {
+                bail!(
+                    "total adds rail {:?} to {:?}, and both add up the same PMIC rails ({} and \
+                     {}): total PMIC tables of distinct rails only",
+                    a.rail,
+                    b.rail,
+                    describe_pmic_rails(a),
+                    describe_pmic_rails(b)
+                );
+            }
+        }
         // A Jetson's board input (POM_5V_IN, VDD_IN) already holds its other rails: adding
         // them counts their energy twice, a known mistake of other tools.
         let jetson: Vec<&crate::sensor::ina3221::Ina3221Spec> = self
@@ -360,6 +382,15 @@ impl Rig {
             .iter()
             .filter_map(|rail| self.sensors.iter().position(|s| s.rail() == rail))
             .collect()
+    }
+}
+
+/// A PMIC table's rails for an error: "VDD_CORE + 3V3_SYS", or "every rail".
+fn describe_pmic_rails(spec: &crate::sensor::rpi_pmic::RpiPmicSpec) -> String {
+    if spec.rails.is_empty() {
+        "every rail".into()
+    } else {
+        spec.rails.join(" + ")
     }
 }
 
@@ -1388,7 +1419,7 @@ image = "bird.bmp"
         );
         // Every backend and sensor kind is a choice by `kind` that refuses other keys.
         let schema: serde_json::Value = serde_json::from_str(&generated).unwrap();
-        for (spec, kinds) in [("BackendSpec", 3), ("SensorTable", 7)] {
+        for (spec, kinds) in [("BackendSpec", 3), ("SensorTable", 8)] {
             let choices = schema["$defs"][spec]["oneOf"].as_array().unwrap();
             assert_eq!(choices.len(), kinds, "{spec}");
             for choice in choices {
@@ -1431,6 +1462,7 @@ image = "bird.bmp"
         use crate::sensor::hwmon::HwmonSpec;
         use crate::sensor::ina3221::Ina3221Spec;
         use crate::sensor::rapl::RaplSpec;
+        use crate::sensor::rpi_pmic::{fit::CalibrationPoint, RpiPmicSpec};
         use crate::validity::ValiditySpec;
 
         /// Any text, newlines, quotes, backslashes and control characters included.
@@ -1780,6 +1812,38 @@ image = "bird.bmp"
                             root
                         })
                     ),
+                (
+                    rail(),
+                    vec(prop_oneof![Just("VDD_CORE".to_string()), text()], 0..3),
+                    prop_oneof![Just(PathBuf::from("vcgencmd")), path()],
+                    of(0u32..1000),
+                    vec(
+                        (
+                            0.1..10.0_f64,
+                            prop_oneof![9 => 0.1..12.0_f64, 1 => -1.0..=0.0_f64],
+                            0.0..25.0_f64
+                        ),
+                        0..3
+                    )
+                )
+                    .prop_map(|(rail, rails, vcgencmd, period_ms, points)| {
+                        SensorSpec::RpiPmic(RpiPmicSpec {
+                            rail,
+                            rails,
+                            vcgencmd,
+                            period_ms,
+                            calibration: points
+                                .into_iter()
+                                .map(|(pmic_w, reference_w, reference_uncertainty_pct)| {
+                                    CalibrationPoint {
+                                        pmic_w,
+                                        reference_w,
+                                        reference_uncertainty_pct,
+                                    }
+                                })
+                                .collect(),
+                        })
+                    }),
             ]
         }
 
@@ -1806,6 +1870,7 @@ image = "bird.bmp"
                     SensorSpec::Rapl(spec) => name(&mut spec.rail),
                     SensorSpec::Hwmon(spec) => name(&mut spec.rail),
                     SensorSpec::Ina3221(spec) => name(&mut spec.rail),
+                    SensorSpec::RpiPmic(spec) => name(&mut spec.rail),
                 }
             }
             sensors

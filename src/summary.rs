@@ -130,12 +130,14 @@ impl RowSensor {
     /// (shunts from one batch), so they are added, not combined in quadrature.
     fn total(logs: &[&SensorLog], timed: Option<&CheckedWindow>) -> Self {
         // A sum that holds a stated figure is not measured; one that holds a model's is not
-        // this machine's.
+        // this machine's; one that holds a part of a board is a part too.
         let any = |origin| logs.iter().any(|l| l.info.origin == origin);
         let origin = if any(Origin::Nominal) {
             Origin::Nominal
         } else if any(Origin::Simulated) {
             Origin::Simulated
+        } else if any(Origin::Partial) {
+            Origin::Partial
         } else {
             Origin::Measured
         };

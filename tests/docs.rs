@@ -877,7 +877,10 @@ fn ina219_details(rig: &str) -> Vec<(String, String, u8)> {
 #[test]
 fn the_board_guides_wire_and_show_what_the_shipped_rigs_use() {
     for (page, rigs) in [
-        ("docs/src/guide/raspberry-pi.md", &["rpi3-cpu"][..]),
+        (
+            "docs/src/guide/raspberry-pi.md",
+            &["rpi3-cpu", "rpi4-cpu", "rpi5-ina219"][..],
+        ),
         ("docs/src/guide/jetson.md", &["jetson-nano"]),
         ("docs/src/guide/coral.md", &["rpi3-coral"]),
     ] {

@@ -12,6 +12,7 @@ mod docs;
 mod end_to_end;
 mod energy_accuracy;
 mod report;
+mod rpi_pmic;
 mod shipped_rigs;
 mod signals;
 mod soak;

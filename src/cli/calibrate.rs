@@ -1,4 +1,5 @@
-//! `joulebench calibrate`: an INA219's shunt correction from a reference reading.
+//! `joulebench calibrate`: an INA219's shunt correction from a reference reading, or a
+//! reference point for a Pi 5's PMIC total (a gain and an offset from two or more).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,13 +16,14 @@ pub struct CalibrateArgs {
     /// Rig file, or a rig's name (see `run --rig`); a built-in rig must be copied first.
     #[arg(long)]
     pub rig: String,
-    /// The rail of the INA219 to calibrate.
+    /// The rail of the INA219 (or Pi 5 PMIC table) to calibrate.
     #[arg(long)]
     pub rail: String,
     /// The current a trusted ammeter in series reads, in A.
     #[arg(long)]
     pub amps: Option<f64>,
-    /// The power a trusted meter in the line reads, in W.
+    /// The power a trusted meter in the line reads, in W (for a Pi 5's PMIC: a USB-C meter at
+    /// its 5 V input, one load per run).
     #[arg(long)]
     pub watts: Option<f64>,
     /// A known resistance across VIN− and ground, in Ω: the current is the bus voltage over it.
@@ -54,8 +56,12 @@ pub fn run(args: &CalibrateArgs, out: &mut Console<impl std::io::Write>) -> Resu
         seconds: args.seconds,
         dry_run: args.dry_run,
     };
+    let (rig, source) = crate::rig::Rig::find(&args.rig)?;
+    if let Some(target) = calibrate::pmic::target_in(&rig, &source, &args.rail) {
+        return run_pmic(args, &rig, target, &request, out);
+    }
     // Everything a read is not needed for is refused before the note below announces one.
-    let prepared = calibrate::calibrate(&args.rig, &request)?;
+    let prepared = calibrate::prepare(&rig, source, &request)?;
     eprintln!(
         "joulebench: reading rail {:?} for {} s, its correction (if any) ignored",
         args.rail, args.seconds
@@ -69,6 +75,74 @@ pub fn run(args: &CalibrateArgs, out: &mut Console<impl std::io::Write>) -> Resu
             "wrote shunt_correction = {} and reference_uncertainty_pct = {} into sensors[{}] of {}",
             cal.factor,
             uncertainty_pct,
+            target.index,
+            path.display()
+        )?,
+        _ => writeln!(out, "dry run: {} left as it was", target.origin)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A Pi 5's PMIC total: one more reference point, and the fit of them all.
+fn run_pmic(
+    args: &CalibrateArgs,
+    rig: &crate::rig::Rig,
+    target: crate::calibrate::pmic::PmicTarget,
+    request: &crate::calibrate::Request,
+    out: &mut Console<impl std::io::Write>,
+) -> Result<ExitCode> {
+    let prepared = crate::calibrate::pmic::prepare(rig, target, request)?;
+    eprintln!(
+        "joulebench: reading rail {:?} for {} s, its calibration (if any) ignored",
+        args.rail, args.seconds
+    );
+    let clock = Arc::new(crate::clock::RunClock::start());
+    let (target, cal) = prepared.run(clock, chrono::Utc::now())?;
+    let m = &cal.measurement;
+    writeln!(
+        out,
+        "measured   {:.5} W of PMIC rails (mean of {} readings in {} s; σ {:.5} W)",
+        m.mean_w, m.readings, m.seconds, m.sd_w
+    )?;
+    writeln!(
+        out,
+        "reference  {:.5} W at the 5 V input ({}, good to {} %)",
+        cal.point.reference_w,
+        request.reference.describe(),
+        cal.point.reference_uncertainty_pct
+    )?;
+    let points: Vec<String> = cal
+        .points
+        .iter()
+        .map(|p| format!("{:.3} → {:.3} W", p.pmic_w, p.reference_w))
+        .collect();
+    writeln!(
+        out,
+        "points     {} ({})",
+        cal.points.len(),
+        points.join(", ")
+    )?;
+    match &cal.fit {
+        Some(fit) => writeln!(out, "fit        {}", fit.describe())?,
+        None => writeln!(
+            out,
+            "fit        none yet: a gain and an offset need a second point at another load              (idle, then under load: stress-ng --cpu 4); until then the rail reads the PMIC              alone, partial"
+        )?,
+    }
+    // The mean's own scatter adds to the reference's uncertainty; say so when it is not small.
+    let standard_error_pct = m.sd_w / (m.readings as f64).sqrt() / m.mean_w * 100.0;
+    if standard_error_pct > cal.point.reference_uncertainty_pct / 3.0 {
+        writeln!(
+            out,
+            "note: the mean's standard error ({standard_error_pct:.3} %) is not small beside the              reference's {} %: a steadier load or a longer read (--seconds) helps",
+            cal.point.reference_uncertainty_pct
+        )?;
+    }
+    match (&target.path, args.dry_run) {
+        (Some(path), false) => writeln!(
+            out,
+            "wrote calibration point {} into sensors[{}] of {}",
+            cal.points.len(),
             target.index,
             path.display()
         )?,

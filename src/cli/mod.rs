@@ -55,12 +55,13 @@ pub enum Command {
         #[arg(long, default_value = DEFAULT_RIG)]
         rig: String,
         /// List the meters this machine offers (RAPL, hwmon, INA3221 under /sys or
-        /// $JOULEBENCH_ROOT/sys; NVML GPUs), whether each can be read now and why not, and
-        /// a rig snippet for the readable ones. Ignores --rig.
+        /// $JOULEBENCH_ROOT/sys; a Pi 5's PMIC; NVML GPUs), whether each can be read now and
+        /// why not, and a rig snippet for the readable ones. Ignores --rig.
         #[arg(long)]
         detect: bool,
     },
-    /// Derive an INA219's shunt correction from a reference reading and write it into the rig.
+    /// Derive an INA219's shunt correction from a reference reading, or add a reference point
+    /// to a Pi 5 PMIC's gain-and-offset fit, and write it into the rig.
     Calibrate(calibrate::CalibrateArgs),
     /// Compare the rig against a Python reference loop, and measure the sampler's overhead.
     Bench(bench::BenchArgs),

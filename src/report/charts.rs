@@ -39,6 +39,7 @@ fn origin_color(origin: Option<Origin>) -> RGBColor {
     match origin {
         Some(Origin::Simulated) => RGBColor(230, 120, 20),
         Some(Origin::Nominal) => RGBColor(140, 140, 140),
+        Some(Origin::Partial) => RGBColor(120, 170, 210),
         _ => RGBColor(31, 100, 180),
     }
 }

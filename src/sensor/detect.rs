@@ -1,6 +1,7 @@
 //! What power meters this machine offers: RAPL zones, hwmon power and energy channels,
-//! INA3221 rails (all under a sysfs root, `/sys`, or `sys` under `$JOULEBENCH_ROOT`) and
-//! NVIDIA GPUs through NVML; each with whether it can be read now, and if not, why.
+//! INA3221 rails (all under a sysfs root, `/sys`, or `sys` under `$JOULEBENCH_ROOT`), a
+//! Raspberry Pi 5's PMIC (where the device tree under that root names a Pi 5) and NVIDIA GPUs
+//! through NVML; each with whether it can be read now, and if not, why.
 //!
 //! `joulebench sensors --detect` lists them with a rig snippet for the readable ones; a rig
 //! with `detect_sensors = true` uses them instead of its own `[[sensors]]` ([`resolve`]).
@@ -13,6 +14,7 @@ use super::hwmon::{self, HwmonSpec};
 use super::ina3221::{self, Ina3221Spec};
 use super::nvml;
 use super::rapl::{self, RaplSpec};
+use super::rpi_pmic::RpiPmicSpec;
 use crate::rig::{Device, NvmlMethod, NvmlSpec, Rig, SensorSpec};
 
 /// The sysfs root detection looks in: `sys` under the machine's root ([`crate::machine::root`]:
@@ -80,8 +82,8 @@ fn check_now(spec: &SensorSpec) -> Result<String, String> {
     }
 }
 
-/// The meters under a sysfs root (RAPL, hwmon, INA3221), each opened once to see whether it
-/// reads. NVML is not in here: see [`detect_gpus`].
+/// The meters under a sysfs root (RAPL, hwmon, INA3221, a Pi 5's PMIC), each opened once to
+/// see whether it reads. NVML is not in here: see [`detect_gpus`].
 pub fn detect(root: &Path) -> Vec<Detected> {
     let mut found = Vec::new();
 
@@ -123,6 +125,8 @@ pub fn detect(root: &Path) -> Vec<Detected> {
         });
     }
 
+    found.extend(detect_pmic(root));
+
     let chips = hwmon::chips(root);
     for chip in &chips {
         // A Jetson's INA3221 on JetPack 5/6 is also a hwmon chip: listed once, as ina3221.
@@ -158,6 +162,41 @@ pub fn detect(root: &Path) -> Vec<Detected> {
         }
     }
     found
+}
+
+/// The device tree's model name, from the machine that holds the sysfs `root`: its
+/// `/proc/device-tree/model`, else sysfs's own copy; without the NUL the firmware ends it with.
+pub fn board_model(root: &Path) -> Option<String> {
+    let proc = root
+        .parent()
+        .map(|machine| machine.join("proc/device-tree/model"));
+    let sys = root.join("firmware/devicetree/base/model");
+    proc.into_iter().chain([sys]).find_map(|path| {
+        let bytes = std::fs::read(path).ok()?;
+        let text = String::from_utf8_lossy(&bytes);
+        let model = text.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+        (!model.is_empty()).then(|| model.to_string())
+    })
+}
+
+/// A Raspberry Pi 5's PMIC (a Pi 500 is a Pi 5 too), where the device tree says the board is
+/// one; readable when vcgencmd (on PATH) runs and prints its rails. Primary: a Pi 5 has no
+/// other meter of its own, and its figures are labelled partial wherever they appear.
+fn detect_pmic(root: &Path) -> Option<Detected> {
+    let model = board_model(root)?;
+    if !model.starts_with("Raspberry Pi 5") {
+        return None;
+    }
+    let spec = SensorSpec::RpiPmic(RpiPmicSpec::new(
+        "Pi 5 PMIC rails",
+        Path::new(super::rpi_pmic::DEFAULT_PROGRAM),
+    ));
+    Some(Detected {
+        what: format!("{model} PMIC (vcgencmd pmic_read_adc)"),
+        readable: check(&spec),
+        spec,
+        primary: true,
+    })
 }
 
 /// NVIDIA GPUs through NVML, each opened (half a second each: NVML's update rate is
@@ -295,7 +334,11 @@ fn no_meter_line(rig: &Rig, found: &[Detected], root: &Path) -> String {
 fn detected_line(rig: &Rig, used: &[&Detected]) -> String {
     let names = used
         .iter()
-        .map(|d| format!("{} (measured)", d.what))
+        .map(|d| match &d.spec {
+            // A PMIC's rails are the SoC side only.
+            SensorSpec::RpiPmic(_) => format!("{} (partial)", d.what),
+            _ => format!("{} (measured)", d.what),
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let dropped = if rig.sensors.is_empty() {

@@ -1,6 +1,6 @@
 //! joulebench's power sensors, the threads that sample them, and the run clock they are
 //! stamped on: the INA219 driver and its register-level model, RAPL, hwmon, a Jetson's
-//! INA3221, NVML and nominal figures ([`sensor`]), the sampler ([`sampler`]) and the clock and
+//! INA3221, a Raspberry Pi 5's PMIC, NVML and nominal figures ([`sensor`]), the sampler ([`sampler`]) and the clock and
 //! phase log ([`clock`]). Each sensor kind's rig-file table lives with its kind.
 //!
 //! A crate of its own so that it depends on nothing of the rig above it — no engine, backend

@@ -39,7 +39,7 @@ use crate::clock::HAND_OFF_EVERY_S;
 use crate::clock::{RunClock, TimeSource};
 #[cfg(test)]
 use crate::sensor::Origin;
-use crate::sensor::{PowerSensor, ReadError, Reading, SensorInfo};
+use crate::sensor::{HelperCpu, PowerSensor, ReadError, Reading, SensorInfo};
 
 /// After this many failed reads in a row a sensor is retried every [`RETRY_EVERY_S`] rather
 /// than at its own rate, so a dead bus is not hammered, and a chip that comes back is read
@@ -189,6 +189,8 @@ pub struct Sampler {
     threads: Vec<JoinHandle<SensorLog>>,
     /// Each thread's CPU-time clock, taken while it runs.
     cpu_clocks: Vec<Option<libc::clockid_t>>,
+    /// Each sensor's CPU outside its thread ([`PowerSensor::helper_cpu`]), where it has any.
+    helpers: Vec<Option<HelperCpu>>,
 }
 
 /// Where sampler threads hand their readings while a run streams them to disk (the writer
@@ -214,12 +216,15 @@ impl Sampler {
         feed: Option<Arc<dyn SampleSink>>,
     ) -> Self {
         let stop_at = Arc::new(AtomicU64::new(f64::NAN.to_bits()));
+        // CPU a sensor's reads use in processes of their own, which no thread clock counts.
+        let helpers: Vec<Option<HelperCpu>> = sensors.iter().map(|s| s.helper_cpu()).collect();
         let threads = sensors
             .into_iter()
             .enumerate()
             .map(|(index, sensor)| {
                 let stop_at = Arc::clone(&stop_at);
                 let feed = feed.clone();
+                let helper = helpers[index].clone();
                 std::thread::Builder::new()
                     .name("joulebench-sampler".into())
                     .spawn(move || {
@@ -240,7 +245,7 @@ impl Sampler {
                             }
                             None => sample(sensor, &clock, stop_requested),
                         };
-                        log.cpu_time = cpu_start.elapsed();
+                        log.cpu_time = cpu_start.elapsed() + helper_time(helper.as_ref());
                         log.realtime = realtime;
                         log
                     })
@@ -259,6 +264,7 @@ impl Sampler {
             clock,
             threads,
             cpu_clocks,
+            helpers,
         }
     }
 
@@ -268,10 +274,15 @@ impl Sampler {
     /// edges and the sampling loop itself does no extra work.
     pub fn cpu_meter(&self) -> crate::clock::CpuMeter {
         let clocks = self.cpu_clocks.clone();
+        let helpers = self.helpers.clone();
         Box::new(move || {
             clocks
                 .iter()
-                .map(|c| c.and_then(crate::clock::clock_seconds).unwrap_or(f64::NAN))
+                .zip(&helpers)
+                .map(|(c, helper)| {
+                    let thread = c.and_then(crate::clock::clock_seconds).unwrap_or(f64::NAN);
+                    thread + helper_time(helper.as_ref()).as_secs_f64()
+                })
                 .collect()
         })
     }
@@ -289,6 +300,13 @@ impl Sampler {
             })
             .collect()
     }
+}
+
+/// The CPU time a sensor's helper processes used so far.
+fn helper_time(helper: Option<&HelperCpu>) -> Duration {
+    helper.map_or(Duration::ZERO, |h| {
+        Duration::from_nanos(h.load(Ordering::Relaxed))
+    })
 }
 
 /// `sensor` read no more often than every `period`: for measuring what sampling itself costs
@@ -320,6 +338,9 @@ impl PowerSensor for Slowed {
     }
     fn min_window(&self) -> Option<Duration> {
         self.sensor.min_window()
+    }
+    fn helper_cpu(&self) -> Option<HelperCpu> {
+        self.sensor.helper_cpu()
     }
     // Read less often than it updates, it no longer sees every period: not `integrates`.
 }
@@ -402,7 +423,15 @@ pub fn sample_with(
     let mut schedule = Schedule::new(nominal);
     let mut samples = Vec::new();
     let mut failure = None;
-    let mut errors = Errors::default();
+    let mut errors = Errors {
+        // A read that runs a process (rpi-pmic's vcgencmd) costs that process at every retry:
+        // such a sensor is retried at its own rate, not faster.
+        retry_every: match sensor.helper_cpu() {
+            Some(_) => nominal.max(RETRY_EVERY_S),
+            None => RETRY_EVERY_S,
+        },
+        ..Errors::default()
+    };
     loop {
         let before = clock.now();
         let reading = sensor.read().map_err(|e| ReadError::of(&e));
@@ -695,13 +724,15 @@ impl Chain {
 struct Errors {
     in_a_row: u32,
     since: Option<f64>,
+    /// Seconds between retries once backing off: [`RETRY_EVERY_S`], or the sensor's period.
+    retry_every: f64,
 }
 
 impl Errors {
     /// Counts a read; returns why to give the sensor up, once it has failed for too long.
     fn record(&mut self, reading: &Result<Reading, ReadError>, at: f64) -> Option<String> {
         let Err(e) = reading else {
-            *self = Self::default();
+            (self.in_a_row, self.since) = (0, None);
             return None;
         };
         self.in_a_row += 1;
@@ -717,7 +748,7 @@ impl Errors {
 
     /// After a run of errors, when to try again.
     fn retry_at(&self, after: f64) -> Option<f64> {
-        (self.in_a_row >= BACKOFF_AFTER_ERRORS).then_some(after + RETRY_EVERY_S)
+        (self.in_a_row >= BACKOFF_AFTER_ERRORS).then_some(after + self.retry_every)
     }
 }
 
@@ -1032,6 +1063,46 @@ mod tests {
         assert!(after.len() > 1000, "{}", after.len());
     }
 
+    /// A sensor whose every read runs a process (rpi-pmic) is retried at its own period while
+    /// it fails, not every 10 ms: each retry would cost a process.
+    #[test]
+    fn a_failing_sensor_that_runs_a_process_per_read_is_retried_at_its_own_rate() {
+        struct Spawning(Virtual);
+        impl PowerSensor for Spawning {
+            fn info(&self) -> &SensorInfo {
+                self.0.info()
+            }
+            fn update_period(&self) -> Duration {
+                self.0.update_period()
+            }
+            fn read(&mut self) -> Result<Reading> {
+                self.0.read()
+            }
+            fn helper_cpu(&self) -> Option<HelperCpu> {
+                Some(HelperCpu::default())
+            }
+        }
+        let failed = |spawning: bool| {
+            let clock = Arc::new(ManualClock::new(0.0));
+            let mut sensor = Virtual::new(&clock, 0.1);
+            sensor.fail = (0.5, f64::INFINITY);
+            let sensor: Box<dyn PowerSensor> = if spawning {
+                Box::new(Spawning(sensor))
+            } else {
+                Box::new(sensor)
+            };
+            let log = sample(sensor, clock.as_ref(), |now| (now >= 60.0).then_some(60.0));
+            assert!(log.failure.is_some());
+            log.samples.iter().filter(|s| s.reading.is_err()).count()
+        };
+        // 5 s of failures: the 20 before the back-off at the schedule's pace, then one a
+        // period, about 50 (a sensor read in its thread is retried every 10 ms: over 400).
+        let spawning = failed(true);
+        let most = BACKOFF_AFTER_ERRORS as usize + 55;
+        assert!((45..=most).contains(&spawning), "{spawning}");
+        assert!(failed(false) > 400);
+    }
+
     #[test]
     fn a_sensor_that_keeps_failing_is_given_up_and_keeps_its_samples() {
         let clock = Arc::new(ManualClock::new(0.0));
@@ -1079,5 +1150,49 @@ mod tests {
         assert!((20..=115).contains(&samples.len()), "{}", samples.len());
         assert!(samples.last().unwrap().t >= stopped_at);
         assert!(logs[0].failure.is_none());
+    }
+
+    /// A sensor whose reads run a helper process (rpi-pmic's vcgencmd) counts that CPU
+    /// itself; the sampler adds it to the thread's, in the log and in the meter the runner
+    /// reads at phase edges.
+    #[test]
+    fn cpu_spent_in_a_sensors_helper_processes_counts_as_the_samplers() {
+        /// Each read "spends" a second in a helper: far more than the thread's own time.
+        struct Helped(HelperCpu);
+        impl PowerSensor for Helped {
+            fn info(&self) -> &SensorInfo {
+                static INFO: std::sync::OnceLock<SensorInfo> = std::sync::OnceLock::new();
+                INFO.get_or_init(info)
+            }
+            fn update_period(&self) -> Duration {
+                Duration::from_millis(5)
+            }
+            fn read(&mut self) -> Result<Reading> {
+                self.0.fetch_add(1_000_000_000, Ordering::Relaxed);
+                Ok(Reading {
+                    watts: 5.0,
+                    ..Reading::default()
+                })
+            }
+            fn helper_cpu(&self) -> Option<HelperCpu> {
+                Some(self.0.clone())
+            }
+        }
+        let helper = HelperCpu::default();
+        let sampler = Sampler::start(vec![Box::new(Helped(helper.clone()))], RunClock::start());
+        std::thread::sleep(Duration::from_millis(50));
+        let metered = (sampler.cpu_meter())()[0];
+        let logs = sampler.stop();
+        let reads = logs[0].samples.len() as f64;
+        assert!(metered >= 1.0, "{metered} s metered");
+        assert!(
+            logs[0].cpu_time.as_secs_f64() >= reads,
+            "{:?} for {reads} reads",
+            logs[0].cpu_time
+        );
+        assert_eq!(
+            Duration::from_nanos(helper.load(Ordering::Relaxed)),
+            Duration::from_secs(reads as u64)
+        );
     }
 }

@@ -13,6 +13,7 @@ pub mod load;
 pub mod nominal;
 pub mod nvml;
 pub mod rapl;
+pub mod rpi_pmic;
 pub mod sysfs;
 
 pub use error::ReadError;
@@ -43,6 +44,8 @@ pub enum SensorSpec {
     Hwmon(crate::sensor::hwmon::HwmonSpec),
     /// A rail of a Jetson's on-board INA3221.
     Ina3221(crate::sensor::ina3221::Ina3221Spec),
+    /// A Raspberry Pi 5's PMIC rails through `vcgencmd pmic_read_adc`: the SoC side only.
+    RpiPmic(crate::sensor::rpi_pmic::RpiPmicSpec),
 }
 
 impl SensorSpec {
@@ -54,6 +57,7 @@ impl SensorSpec {
             SensorSpec::Rapl(s) => &s.rail,
             SensorSpec::Hwmon(s) => &s.rail,
             SensorSpec::Ina3221(s) => &s.rail,
+            SensorSpec::RpiPmic(s) => &s.rail,
         }
     }
 
@@ -97,6 +101,7 @@ impl SensorSpec {
             SensorSpec::Rapl(spec) => spec.validate(),
             SensorSpec::Hwmon(spec) => spec.validate(),
             SensorSpec::Ina3221(spec) => spec.validate(),
+            SensorSpec::RpiPmic(spec) => spec.validate(),
         }
     }
 
@@ -117,6 +122,7 @@ impl SensorSpec {
             "rapl" => SensorSpec::Rapl(Deserialize::deserialize(table)?),
             "hwmon" => SensorSpec::Hwmon(Deserialize::deserialize(table)?),
             "ina3221" => SensorSpec::Ina3221(Deserialize::deserialize(table)?),
+            "rpi-pmic" => SensorSpec::RpiPmic(Deserialize::deserialize(table)?),
             other => {
                 return Err(serde::de::Error::custom(format!(
                     "unknown sensor kind {other:?}"
@@ -134,6 +140,7 @@ impl SensorSpec {
             SensorSpec::Rapl(_) => "rapl",
             SensorSpec::Hwmon(_) => "hwmon",
             SensorSpec::Ina3221(_) => "ina3221",
+            SensorSpec::RpiPmic(_) => "rpi-pmic",
         }
     }
 }
@@ -276,6 +283,9 @@ pub enum Origin {
     Simulated,
     /// A fixed figure such as a nameplate or TDP: not measured at all.
     Nominal,
+    /// Measured, but only part of what the board draws: a Raspberry Pi 5's PMIC rails, the
+    /// SoC side without the 5 V input (which the PMIC has no current for).
+    Partial,
 }
 
 impl Origin {
@@ -286,6 +296,7 @@ impl Origin {
             Origin::Measured => "",
             Origin::Simulated => "simulated",
             Origin::Nominal => "nominal, not measured",
+            Origin::Partial => "partial: SoC rails only, not the board's input",
         }
     }
 
@@ -295,6 +306,7 @@ impl Origin {
             Origin::Measured => "",
             Origin::Simulated => "simulated",
             Origin::Nominal => "nominal",
+            Origin::Partial => "partial",
         }
     }
 
@@ -304,6 +316,7 @@ impl Origin {
             Origin::Measured => "measured watts",
             Origin::Simulated => "simulated watts",
             Origin::Nominal => "nominal watts, not measured",
+            Origin::Partial => "partial watts (SoC rails only)",
         }
     }
 }
@@ -355,6 +368,11 @@ pub enum Crosscheck {
     Absent(String),
 }
 
+/// CPU time, in nanoseconds, that a sensor's reads spend outside the sampler thread: in the
+/// child processes it runs (`rpi-pmic`'s vcgencmd). The sensor adds to it; the sampler adds
+/// it to the thread's own time, which is all a thread's CPU clock counts.
+pub type HelperCpu = std::sync::Arc<std::sync::atomic::AtomicU64>;
+
 /// A source of power readings, read by the sampler thread.
 pub trait PowerSensor: Send {
     fn info(&self) -> &SensorInfo;
@@ -397,6 +415,12 @@ pub trait PowerSensor: Send {
     /// counter's do (`joulebench::summary::SensorEnergy`).
     fn integrates(&self) -> bool {
         false
+    }
+
+    /// Where the sensor counts CPU its reads use outside the sampler thread ([`HelperCpu`]);
+    /// `None` for a sensor that reads in the thread itself (most).
+    fn helper_cpu(&self) -> Option<HelperCpu> {
+        None
     }
 }
 
@@ -485,5 +509,6 @@ fn open_among(
         SensorSpec::Rapl(s) => Ok(Box::new(rapl::open(s)?)),
         SensorSpec::Hwmon(s) => Ok(Box::new(hwmon::open(s)?)),
         SensorSpec::Ina3221(s) => Ok(Box::new(ina3221::open(s)?)),
+        SensorSpec::RpiPmic(s) => Ok(Box::new(rpi_pmic::open(s)?)),
     }
 }
