@@ -355,6 +355,10 @@ pub(crate) struct BackendJson<'a> {
     pub top1_expected: Option<&'a crate::models::Top1>,
     /// Why the engine is not the default's, where it fell back: the summary's `engine_note`.
     pub engine_note: Option<&'a str>,
+    /// The model's inputs and outputs (name, type, shape, quantization) and what each input
+    /// was fed: an addition of its own, absent where unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<&'a crate::backend::Signature>,
     pub runs: Vec<RepetitionJson>,
 }
 
@@ -383,6 +387,7 @@ fn backends_json(record: &RunRecord) -> Vec<BackendJson<'_>> {
             image_sha256: &b.image.sha256,
             top1_expected: b.image.expected_top1(&b.model.name),
             engine_note: b.engine_note.as_deref(),
+            signature: b.signature.as_ref(),
             runs: b
                 .runs
                 .iter()

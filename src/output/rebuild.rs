@@ -101,6 +101,9 @@ struct BackendJson {
     /// Absent in folders written before run.json recorded it: no note then.
     #[serde(default)]
     engine_note: Option<String>,
+    /// Absent in folders written before run.json recorded it.
+    #[serde(default)]
+    signature: Option<crate::backend::Signature>,
     runs: Vec<super::files::RepetitionJson>,
 }
 
@@ -413,6 +416,7 @@ fn rebuild_from(dir: &Path, json_path: &Path, json: RunJson) -> Result<Rebuilt> 
         backends.push(BackendResult {
             spec: spec.clone(),
             engine_note: meta.engine_note,
+            signature: meta.signature,
             model: ResolvedModel {
                 name: meta.model,
                 path: PathBuf::new(),
