@@ -341,3 +341,156 @@ fn mobilenets_signature_is_the_image_in_and_scores_out() {
     );
     assert_eq!(signature.outputs[0].shape, vec![1, 1001]);
 }
+
+/// The public models of other kinds the manifest lists (files inside pinned PyPI wheels),
+/// fetched by the project's own code into the user's models folder (outside the clone; a
+/// cache a second run finds filled, which nothing depends on).
+const PUBLIC: [&str; 3] = [
+    "face_detection_short_range",
+    "selfie_segmentation",
+    "okay_nabu",
+];
+
+fn fetch_public_models() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let manifest = joulebench::models::Manifest::load_default().unwrap();
+        let rows = manifest.fetch_only(
+            &PUBLIC,
+            &joulebench::models::FetchOptions::network().quiet(),
+        );
+        assert_eq!(rows.len(), PUBLIC.len());
+        // Present and verified: there already, or downloaded now (an optional file that
+        // could not be fetched would be no failure to `all_ok`, but is to this test).
+        assert!(
+            rows.iter().all(|r| matches!(
+                r.outcome,
+                joulebench::models::Outcome::Ok | joulebench::models::Outcome::Downloaded { .. }
+            )),
+            "{}",
+            joulebench::models::format_table(&rows)
+        );
+    });
+}
+
+/// A detector with two outputs, a segmenter whose one output is a mask (float32 both, fed the
+/// image) and an int8 keyword spotter (fed seeded data) run in one rig, one backend each, and
+/// through `compare` and `report`; none reports a top-1.
+#[test]
+fn public_models_of_three_kinds_run_compare_and_report() {
+    crate::common::ensure_models();
+    fetch_public_models();
+    let backends: String = PUBLIC
+        .iter()
+        .map(|m| {
+            format!(
+                "[[backends]]\nkind = \"tflite\"\nmodel = \"{m}\"\nimage = \"grace_hopper.bmp\"\n"
+            )
+        })
+        .collect();
+    let rig = format!(
+        r#"
+name = "public-models"
+idle_baseline_s = 1.0
+[protocol]
+warmup = 1
+settle_s = 0.1
+runs = 20
+min_duration_s = 2.0
+{backends}
+[[sensors]]
+kind = "ina219-sim"
+rail = "5V"
+shunt_ohms = 0.1
+max_current_a = 3.2
+"#
+    );
+    let first = run_rig(&rig);
+    assert!(
+        first.output.status.success(),
+        "{}",
+        crate::common::stderr(&first.output)
+    );
+    let stdout = String::from_utf8_lossy(&first.output.stdout).into_owned();
+    for note in [
+        "(backend 0 is not a classifier, so no prediction was checked; fed input [1, 128, 128, 3] float32: the image)",
+        "(backend 1 is not a classifier, so no prediction was checked; fed input_1 [1, 256, 256, 3] float32: the image)",
+        "(backend 2 is not a classifier, so no prediction was checked; fed serving_default_input_audio:0 [1, 3, 40] int8: synthetic data (seed 2019))",
+    ] {
+        assert!(stdout.contains(note), "{note}\n{stdout}");
+    }
+    let rows = crate::common::read_csv(&first.out_dir.join("summary.csv"));
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for row in &rows {
+        assert_eq!(
+            (row["status"].as_str(), row["top1_class"].as_str()),
+            ("ok", ""),
+            "{row:?}"
+        );
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(first.out_dir.join("run.json")).unwrap())
+            .unwrap();
+    let sig = |b: usize| json["backends"][b]["signature"].clone();
+    let shapes = |s: &serde_json::Value, side: &str| -> Vec<serde_json::Value> {
+        s[side]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["shape"].clone())
+            .collect()
+    };
+    assert_eq!(
+        shapes(&sig(0), "outputs"),
+        [
+            serde_json::json!([1, 896, 16]),
+            serde_json::json!([1, 896, 1])
+        ]
+    );
+    assert_eq!(
+        shapes(&sig(1), "outputs"),
+        [serde_json::json!([1, 256, 256, 1])]
+    );
+    let audio = &sig(2)["inputs"][0];
+    assert_eq!(
+        (
+            &audio["type"],
+            &audio["fed"],
+            &audio["quantization"]["zero_point"]
+        ),
+        (
+            &serde_json::json!("int8"),
+            &serde_json::json!("synthetic"),
+            &serde_json::json!(-128)
+        )
+    );
+    assert_eq!(sig(2)["outputs"][0]["type"], "uint8");
+
+    let second = run_rig(&rig);
+    assert!(second.output.status.success());
+    let compared = run(&["compare", s(&first.out_dir), s(&second.out_dir)]);
+    assert!(
+        compared.status.success(),
+        "{}",
+        crate::common::stderr(&compared)
+    );
+    let text = String::from_utf8_lossy(&compared.stdout);
+    for model in PUBLIC {
+        assert!(text.contains(model), "{model}: {text}");
+    }
+    let report = first.dir.path().join("report");
+    let reported = run(&[
+        "report",
+        s(&first.out_dir),
+        s(&second.out_dir),
+        "--out",
+        s(&report),
+    ]);
+    assert!(
+        reported.status.success(),
+        "{}",
+        crate::common::stderr(&reported)
+    );
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(md.contains("okay_nabu"), "{md}");
+}

@@ -35,17 +35,26 @@ pub fn check(
     if bytes.is_empty() {
         bail!("model {name} is empty (0 bytes): fetch it again or give another file");
     }
-    let model = Model::from_buffer(&bytes).with_context(|| {
-        format!(
+    let invalid = || {
+        anyhow::anyhow!(
             "model {name} is not a valid TensorFlow Lite model ({} bytes; truncated, corrupt or \
              another format): give a .tflite file",
             bytes.len()
         )
-    })?;
-    let compiled = model
-        .operator_codes
+    };
+    let model = Model::from_buffer(&bytes);
+    // TF Lite 1.15's verifier also refuses a whole model whose operators came after it (their
+    // options a union member it does not know): a `tflite` backend's LiteRT runs those, once
+    // the structure is walked and found within the file.
+    if model.is_none()
+        && (kind != BackendKind::Tflite || super::signature::check_structure(&bytes).is_err())
+    {
+        return Err(invalid());
+    }
+    let compiled = super::signature::custom_codes(&bytes)
+        .map_err(|_| invalid())?
         .iter()
-        .any(|code| code.custom_code.c_str().to_bytes() == EDGETPU_CUSTOM_OP.as_bytes());
+        .any(|code| code == EDGETPU_CUSTOM_OP);
     if compiled {
         bail!(
             "model {name} was compiled for the Edge TPU ({EDGETPU_CUSTOM_OP}, which only \
@@ -54,9 +63,9 @@ pub fn check(
             kind.as_str()
         );
     }
-    if kind == BackendKind::Tflite {
+    let Some(model) = model.filter(|_| kind != BackendKind::Tflite) else {
         return check_any(path, labels, labels_path);
-    }
+    };
     let graph = model
         .subgraphs
         .first()

@@ -302,6 +302,53 @@ impl Signature {
     }
 }
 
+/// Walks the whole model (every buffer, tensor and operator of every subgraph), each offset
+/// and length within the file: what LiteRT reads without a check (a truncated file segfaults
+/// it). For a model TF Lite 1.15's verifier refuses only because its schema predates the
+/// model's operators (their options are a union member it does not know).
+pub fn check_structure(bytes: &[u8]) -> Result<()> {
+    let fb = Flatbuffer(bytes);
+    if bytes.get(4..8) != Some(b"TFL3") {
+        bail!("no TFL3 identifier");
+    }
+    let model = fb.root()?;
+    for buffer in fb.vector_tables(model, 4)? {
+        fb.vector(buffer, 0, 1)?;
+    }
+    for code in fb.vector_tables(model, 1)? {
+        fb.string(code, 1)?;
+    }
+    for graph in fb.vector_tables(model, 2)? {
+        for tensor in fb.vector_tables(graph, 0)? {
+            fb.vector_i32(tensor, 0)?;
+            fb.string(tensor, 3)?;
+            fb.table(tensor, 4)?;
+            fb.vector_i32(tensor, 7)?;
+        }
+        fb.vector_i32(graph, 1)?;
+        fb.vector_i32(graph, 2)?;
+        for op in fb.vector_tables(graph, 3)? {
+            fb.vector_i32(op, 1)?;
+            fb.vector_i32(op, 2)?;
+        }
+    }
+    Ok(())
+}
+
+/// The custom operators' codes (`OperatorCode.custom_code`), e.g. the Edge TPU's.
+pub fn custom_codes(bytes: &[u8]) -> Result<Vec<String>> {
+    let fb = Flatbuffer(bytes);
+    let model = fb.root()?;
+    Ok(fb
+        .vector_tables(model, 1)?
+        .into_iter()
+        .map(|code| fb.string(code, 1))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
 /// The signature of an engine that takes one RGB image, `height` × `width`, of type `dtype`
 /// and gives `classes` float scores (`torch`, which runs MobileNetV2 only).
 pub fn image_classifier(height: u32, width: u32, dtype: TensorType, classes: usize) -> Signature {
@@ -393,8 +440,8 @@ impl Flatbuffer<'_> {
             return Ok(None);
         };
         let len = self.u32(at)?;
-        if len.saturating_mul(size) > self.0.len() {
-            bail!("a vector of {len} elements is longer than the model");
+        if at + 4 + len.saturating_mul(size) > self.0.len() {
+            bail!("a vector of {len} elements at {at} runs past the end of the model");
         }
         Ok(Some((0..len).map(|i| at + 4 + i * size).collect()))
     }

@@ -30,8 +30,13 @@ impl TfliteBackend {
         let bytes = std::fs::read(model_path)
             .with_context(|| format!("cannot read model {}", model_path.display()))?;
         // The interpreter does not expose quantization; the flatbuffer does.
-        tflite::model::Model::from_buffer(&bytes)
-            .with_context(|| format!("{} is not a TensorFlow Lite model", model_path.display()))?;
+        tflite::model::Model::from_buffer(&bytes).with_context(|| {
+            format!(
+                "TF Lite {TFLITE_VERSION} cannot read model {}: not a TensorFlow Lite model, or \
+                 one with operators newer than TF Lite {TFLITE_VERSION} (engine = \"litert\" runs those)",
+                model_path.display()
+            )
+        })?;
         let signature =
             Signature::parse(&bytes).with_context(|| format!("model {}", model_path.display()))?;
         let flat = FlatBufferModel::build_from_buffer(bytes)
