@@ -285,6 +285,9 @@ struct Reference {
     python: PathBuf,
     script: PathBuf,
     args: Vec<OsString>,
+    /// The rig's prepared input bytes, which the LiteRT loop feeds (`--input-bytes`): every
+    /// input of any model, image or seeded data, the same bytes on both sides.
+    _input: Option<tempfile::NamedTempFile>,
 }
 
 impl Reference {
@@ -309,8 +312,20 @@ impl Reference {
         ];
         Ok(match &b.spec {
             BackendSpec::Tflite(_) => {
-                loop_args.extend(["--model".into(), b.model.path.clone().into()]);
+                let mut input = tempfile::Builder::new()
+                    .prefix("joulebench-bench-input-")
+                    .tempfile()
+                    .context("cannot write the reference loop's input")?;
+                std::io::Write::write_all(input.as_file_mut(), &b.input)
+                    .context("cannot write the reference loop's input")?;
+                loop_args.extend([
+                    "--model".into(),
+                    b.model.path.clone().into(),
+                    "--input-bytes".into(),
+                    input.path().into(),
+                ]);
                 Self {
+                    _input: Some(input),
                     name: "Python ai-edge-litert".into(),
                     python: crate::project::python_path(
                         reference.python.as_ref(),
@@ -354,6 +369,7 @@ impl Reference {
                     ),
                     script: reference_script("torch_loop.py")?,
                     args: loop_args,
+                    _input: None,
                 }
             }
             // No Python reference loop drives an Edge TPU here (pycoral is not installed).
