@@ -837,4 +837,42 @@ mod tests {
             "{round}"
         );
     }
+
+    /// A model of several inputs (an image and int16 and float16 data) and outputs, not a
+    /// classifier: the Python loop feeds the rig's own bytes, every input, and runs.
+    #[test]
+    fn the_reference_loop_runs_a_model_of_several_inputs_on_the_rigs_bytes() {
+        use joulebench_test_support::{passthrough_model, Element, IoTensor};
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("several.tflite");
+        let inputs = [
+            IoTensor::new("frame", Element::Uint8, &[1, 8, 8, 3]).quantized(1.0 / 128.0, 128),
+            IoTensor::new("features", Element::Int16, &[1, 10]),
+            IoTensor::new("mask", Element::Float16, &[2, 5]),
+        ];
+        std::fs::write(
+            &model,
+            passthrough_model(&inputs, &[(1, vec![10]), (0, vec![192]), (2, vec![10])]),
+        )
+        .unwrap();
+        let spec = BackendSpec::Tflite(TfliteSpec {
+            model: model.to_str().unwrap().into(),
+            image: "bird.bmp".into(),
+            ..TfliteSpec::default()
+        });
+        let backend = prepare_backend(&spec).unwrap();
+        assert_eq!(backend.input.len(), 192 + 20 + 20);
+        let protocol = ProtocolSpec {
+            runs: 20,
+            settle_s: 0.0,
+            ..ProtocolSpec::default()
+        };
+        let reference_loop = ReferenceLoop {
+            python: None,
+            mode: ReferenceMode::Best,
+        };
+        let reference = Reference::for_backend(&backend, &protocol, &reference_loop).unwrap();
+        let round = reference.round(None).unwrap();
+        assert!(round.fps > 0.0, "{round}");
+    }
 }
