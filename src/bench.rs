@@ -291,6 +291,9 @@ struct Reference {
     python: PathBuf,
     script: PathBuf,
     args: Vec<OsString>,
+    /// The rig's prepared input bytes, which the LiteRT loop feeds (`--input-bytes`): every
+    /// input of any model, image or seeded data, the same bytes on both sides.
+    _input: Option<tempfile::NamedTempFile>,
 }
 
 impl Reference {
@@ -315,8 +318,20 @@ impl Reference {
         ];
         Ok(match &b.spec {
             BackendSpec::Tflite(_) => {
-                loop_args.extend(["--model".into(), b.model.path.clone().into()]);
+                let mut input = tempfile::Builder::new()
+                    .prefix("joulebench-bench-input-")
+                    .tempfile()
+                    .context("cannot write the reference loop's input")?;
+                std::io::Write::write_all(input.as_file_mut(), &b.input)
+                    .context("cannot write the reference loop's input")?;
+                loop_args.extend([
+                    "--model".into(),
+                    b.model.path.clone().into(),
+                    "--input-bytes".into(),
+                    input.path().into(),
+                ]);
                 Self {
+                    _input: Some(input),
                     name: "Python ai-edge-litert".into(),
                     python: crate::project::python_path(
                         reference.python.as_ref(),
@@ -360,6 +375,7 @@ impl Reference {
                     ),
                     script: reference_script("torch_loop.py")?,
                     args: loop_args,
+                    _input: None,
                 }
             }
             // No Python reference loop drives an Edge TPU here (pycoral is not installed).
@@ -828,5 +844,43 @@ mod tests {
             (per_joule - round.fps / watts).abs() / per_joule < 0.05,
             "{round}"
         );
+    }
+
+    /// A model of several inputs (an image and int16 and float16 data) and outputs, not a
+    /// classifier: the Python loop feeds the rig's own bytes, every input, and runs.
+    #[test]
+    fn the_reference_loop_runs_a_model_of_several_inputs_on_the_rigs_bytes() {
+        use joulebench_test_support::{passthrough_model, Element, IoTensor};
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("several.tflite");
+        let inputs = [
+            IoTensor::new("frame", Element::Uint8, &[1, 8, 8, 3]).quantized(1.0 / 128.0, 128),
+            IoTensor::new("features", Element::Int16, &[1, 10]),
+            IoTensor::new("mask", Element::Float16, &[2, 5]),
+        ];
+        std::fs::write(
+            &model,
+            passthrough_model(&inputs, &[(1, vec![10]), (0, vec![192]), (2, vec![10])]),
+        )
+        .unwrap();
+        let spec = BackendSpec::Tflite(TfliteSpec {
+            model: model.to_str().unwrap().into(),
+            image: "bird.bmp".into(),
+            ..TfliteSpec::default()
+        });
+        let backend = prepare_backend(&spec).unwrap();
+        assert_eq!(backend.input.len(), 192 + 20 + 20);
+        let protocol = ProtocolSpec {
+            runs: 20,
+            settle_s: 0.0,
+            ..ProtocolSpec::default()
+        };
+        let reference_loop = ReferenceLoop {
+            python: None,
+            mode: ReferenceMode::Best,
+        };
+        let reference = Reference::for_backend(&backend, &protocol, &reference_loop).unwrap();
+        let round = reference.round(None).unwrap();
+        assert!(round.fps > 0.0, "{round}");
     }
 }

@@ -20,6 +20,13 @@ pub enum TensorType {
         scale: f32,
         zero_point: i32,
     },
+    /// Quantized 16-bit, or plain int16 data (scale 1, zero point 0).
+    I16 {
+        scale: f32,
+        zero_point: i32,
+    },
+    /// IEEE half precision.
+    F16,
     F32,
 }
 
@@ -28,6 +35,8 @@ impl TensorType {
         match self {
             TensorType::U8 { .. } => "uint8",
             TensorType::I8 { .. } => "int8",
+            TensorType::I16 { .. } => "int16",
+            TensorType::F16 => "float16",
             TensorType::F32 => "float32",
         }
     }
@@ -36,6 +45,7 @@ impl TensorType {
     pub fn size(&self) -> usize {
         match self {
             TensorType::U8 { .. } | TensorType::I8 { .. } => 1,
+            TensorType::I16 { .. } | TensorType::F16 => 2,
             TensorType::F32 => 4,
         }
     }
@@ -54,6 +64,14 @@ impl TensorType {
                     .iter()
                     .map(|&q| scale * (i32::from(q as i8) - zero_point) as f32),
             ),
+            TensorType::I16 { scale, zero_point } => out.extend(bytes.chunks_exact(2).map(|c| {
+                scale * (i32::from(i16::from_ne_bytes([c[0], c[1]])) - zero_point) as f32
+            })),
+            TensorType::F16 => out.extend(
+                bytes
+                    .chunks_exact(2)
+                    .map(|c| f16_to_f32(u16::from_ne_bytes([c[0], c[1]]))),
+            ),
             TensorType::F32 => out.extend(
                 bytes
                     .chunks_exact(4)
@@ -61,6 +79,52 @@ impl TensorType {
             ),
         }
     }
+}
+
+/// IEEE half-precision bits to f32 (exact: every half is a float).
+pub fn f16_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h >> 15) << 31;
+    let exp = u32::from((h >> 10) & 0x1f);
+    let frac = u32::from(h & 0x3ff);
+    let bits = match (exp, frac) {
+        (0, 0) => sign,
+        // Subnormal: frac × 2^-24.
+        (0, _) => {
+            let v = frac as f32 * 2f32.powi(-24);
+            return if sign != 0 { -v } else { v };
+        }
+        (31, 0) => sign | 0x7f80_0000,
+        (31, _) => sign | 0x7fc0_0000,
+        _ => sign | ((exp + 112) << 23) | (frac << 13),
+    };
+    f32::from_bits(bits)
+}
+
+/// f32 to IEEE half-precision bits, rounded to nearest even (overflow to infinity).
+pub fn f32_to_f16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    let abs = f32::from_bits(bits & 0x7fff_ffff);
+    if abs.is_nan() {
+        return sign | 0x7e00;
+    }
+    if abs >= 65520.0 {
+        return sign | 0x7c00;
+    }
+    if abs < 6.103_515_6e-5 {
+        // Subnormal half: a multiple of 2^-24, rounded half to even.
+        let q = abs * 16_777_216.0;
+        return sign | q.round_ties_even() as u16;
+    }
+    let b = abs.to_bits();
+    let exp = (b >> 23) as i32 - 127 + 15;
+    let mant = b & 0x7f_ffff;
+    let mut h = ((exp as u32) << 10) | (mant >> 13);
+    let rest = mant & 0x1fff;
+    if rest > 0x1000 || (rest == 0x1000 && h & 1 == 1) {
+        h += 1;
+    }
+    sign | h as u16
 }
 
 /// The float values a network was trained on: `x = (pixel − mean) / std`. MobileNetV2 uses
@@ -250,15 +314,29 @@ pub fn encode(img: &image::RgbImage, spec: &InputSpec, norm: Normalization) -> R
         .as_raw()
         .iter()
         .map(|&p| (f32::from(p) - norm.mean) / norm.std);
-    Ok(match spec.dtype {
+    Ok(quantize(real, spec.dtype))
+}
+
+/// Real values as the bytes of a tensor of type `dtype`: rounded, clamped to the type's range.
+pub fn quantize(real: impl Iterator<Item = f32>, dtype: TensorType) -> Vec<u8> {
+    match dtype {
         TensorType::U8 { scale, zero_point } => real
             .map(|x| (x / scale + zero_point as f32).round().clamp(0.0, 255.0) as u8)
             .collect(),
         TensorType::I8 { scale, zero_point } => real
             .map(|x| (x / scale + zero_point as f32).round().clamp(-128.0, 127.0) as i8 as u8)
             .collect(),
+        TensorType::I16 { scale, zero_point } => real
+            .flat_map(|x| {
+                ((x / scale + zero_point as f32)
+                    .round()
+                    .clamp(-32768.0, 32767.0) as i16)
+                    .to_ne_bytes()
+            })
+            .collect(),
+        TensorType::F16 => real.flat_map(|x| f32_to_f16(x).to_ne_bytes()).collect(),
         TensorType::F32 => real.flat_map(f32::to_ne_bytes).collect(),
-    })
+    }
 }
 
 /// Class labels: output index `i` is line `i + offset` of a label file.

@@ -246,13 +246,13 @@ pub fn sleep_unless(d: Duration, interrupt: &AtomicBool) {
 mod tests {
     use super::*;
     use crate::backend::EngineInfo;
-    use crate::input::{InputSpec, TensorType};
+    use crate::input::TensorType;
 
     /// Counts inferences; returns a score vector whose best class is 3. Can fail on the n-th
     /// call, or raise the interrupt flag at the n-th call.
     struct Fake {
         engine: EngineInfo,
-        input: InputSpec,
+        signature: crate::backend::Signature,
         calls: usize,
         fail_at: Option<usize>,
         interrupt_at: Option<(usize, &'static AtomicBool)>,
@@ -267,8 +267,8 @@ mod tests {
         fn engine(&self) -> &EngineInfo {
             &self.engine
         }
-        fn input(&self) -> &InputSpec {
-            &self.input
+        fn signature(&self) -> &crate::backend::Signature {
+            &self.signature
         }
         fn infer(&mut self, input: &[u8], scores: &mut Vec<f32>) -> anyhow::Result<()> {
             self.calls += 1;
@@ -296,12 +296,7 @@ mod tests {
                 accelerator: "none".into(),
                 threads: 1,
             },
-            input: InputSpec {
-                height: 1,
-                width: 1,
-                channels: 3,
-                dtype: TensorType::F32,
-            },
+            signature: crate::backend::signature::image_classifier(1, 1, TensorType::F32, 5),
             calls: 0,
             fail_at: None,
             interrupt_at: None,

@@ -26,6 +26,9 @@ pub struct BackendResult {
     pub labels: Labels,
     /// Why the engine is not the default's, where it fell back.
     pub engine_note: Option<String>,
+    /// The model's inputs and outputs as the engine ran them, and what each input was fed;
+    /// none in a folder written before `run.json` recorded it.
+    pub signature: Option<crate::backend::Signature>,
     /// One timed run per repetition of the protocol, in order; fewer than the rig's `repeat`
     /// when the run was interrupted or the backend failed.
     pub repetitions: Vec<TimedRun>,

@@ -205,6 +205,12 @@ pub struct SummaryRow {
     /// Empty otherwise, and in folders written before the column.
     #[serde(default)]
     pub net_note: String,
+    /// For a model that is not a classifier: what each input was fed (the image or seeded
+    /// synthetic data), for the table's note that no prediction was checked; empty for a
+    /// classifier. Not a column (summary.csv keeps its columns): a rebuild takes it again from
+    /// the signature in run.json.
+    #[serde(skip)]
+    pub fed: String,
 }
 
 pub use crate::sensor::nvml::GpuState;

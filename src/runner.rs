@@ -198,8 +198,6 @@ pub fn prepare_backend(spec: &BackendSpec) -> Result<PreparedBackend> {
     };
     backend::check::check(spec.kind(), &model.path, &labels, model.labels.as_deref())?;
     let backend::Opened { backend, fallback } = backend::open(spec, &model.path)?;
-    let want = backend.input();
-    let img = input::load_image(&image.path, want.width, want.height)?;
     let norm = model
         .input
         .as_ref()
@@ -207,7 +205,7 @@ pub fn prepare_backend(spec: &BackendSpec) -> Result<PreparedBackend> {
             mean: i.mean,
             std: i.std,
         });
-    let input = input::encode(&img, want, norm)?;
+    let input = backend::feed::prepare(backend.signature(), &image.path, norm)?;
     Ok(PreparedBackend {
         spec: spec.clone(),
         model,
@@ -375,6 +373,7 @@ impl Prepared {
                 image: b.image,
                 labels: b.labels,
                 engine_note: b.engine_note,
+                signature: Some(b.backend.signature().clone()),
                 repetitions,
             });
         }
@@ -497,6 +496,7 @@ pub fn run_repetitions(
             engine: b.backend.engine().clone(),
             labels: b.labels.clone(),
             engine_note: b.engine_note.clone(),
+            signature: Some(b.backend.signature().clone()),
             repetitions: Vec::new(),
         };
         sink.backend(on.backend, result, on.clock.now());

@@ -778,6 +778,11 @@ fn row(record: &RunRecord, b: &BackendResult, at: &At, sensor: Option<Measured>)
             .as_ref()
             .and_then(|m| sampler_cpu_pct(record, at, m.index)),
         net_note,
+        fed: b
+            .signature
+            .as_ref()
+            .filter(|s| !s.classifier())
+            .map_or(String::new(), |s| s.fed_line()),
     }
 }
 
@@ -962,6 +967,7 @@ pub(crate) mod fixtures {
             },
             labels: Default::default(),
             engine_note: None,
+            signature: None,
             repetitions,
         }
     }

@@ -194,6 +194,17 @@ fn model_corrupt_manifest_file() {
     );
 }
 
+/// A model file given by path, on the `torch` backend (which runs MobileNetV2's shape only:
+/// its model checks come before libtorch loads).
+fn run_model_on_torch(path: &Path, sensor: &str) -> Output {
+    let text = rig(s(path), "bird.bmp", "", sensor)
+        .replace("kind = \"tflite\"\nengine = \"tflite\"", "kind = \"torch\"");
+    let (_dir, out) = run_text(&text, &[]);
+    out
+}
+
+/// An input that is not an image: a `tflite` backend feeds it synthetic data; `torch`, which
+/// runs MobileNetV2's shape only, refuses it.
 #[test]
 fn model_input_not_an_image() {
     let dir = tempfile::tempdir().unwrap();
@@ -203,7 +214,7 @@ fn model_input_not_an_image() {
     let path = write_model(dir.path(), "sequence.tflite", &m);
     assert_bad(
         "input shape not an image",
-        &run_model(&path, SIM),
+        &run_model_on_torch(&path, SIM),
         &[
             "sequence.tflite",
             "input is [1, 28, 28] uint8, not an image the protocol can feed: it takes one RGB \
@@ -224,11 +235,22 @@ fn model_input_type_not_an_image() {
         &run_model(&path, SIM),
         &[
             "int32.tflite",
+            "tensor input [1, 224, 224, 3] is int32: the rig feeds and reads uint8, int8, int16, \
+             float16 and float32 tensors",
+        ],
+    );
+    assert_bad(
+        "input type not an image (torch)",
+        &run_model_on_torch(&path, SIM),
+        &[
+            "int32.tflite",
             "tensor type INT32 is not one the protocol feeds",
         ],
     );
 }
 
+/// A uint8 input without quantization: `torch`, which dequantizes by those parameters, refuses
+/// the model; on a `tflite` backend the engine does, its kernels needing them too.
 #[test]
 fn model_without_quantization_where_needed() {
     let dir = tempfile::tempdir().unwrap();
@@ -239,8 +261,18 @@ fn model_without_quantization_where_needed() {
     let path = write_model(dir.path(), "noquant.tflite", &m);
     assert_bad(
         "no quantization",
-        &run_model(&path, SIM),
+        &run_model_on_torch(&path, SIM),
         &["noquant.tflite", "uint8 tensor has no quantization scale"],
+    );
+    // A `tflite` backend would feed it raw pixels, but the model's first convolution has no
+    // quantization for it: the engine refuses the model, in one line naming it.
+    assert_bad(
+        "no quantization (tflite)",
+        &run_model(&path, SIM),
+        &[
+            "TF Lite 1.15.5 cannot build an interpreter for model",
+            "noquant.tflite: ",
+        ],
     );
 }
 

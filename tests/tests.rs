@@ -4,6 +4,7 @@
 
 mod common;
 
+mod any_model;
 mod architecture;
 mod bad_input;
 mod compare_scipy;

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Reference loop for `joulebench bench`: the 2019 method on Google's LiteRT Python runtime.
 
-Load the model and one image, 1 warm-up classification, sleep, then time N classifications
-(copy input, invoke, read output, top-5) and print one JSON line. The input is encoded the
-way the rig encodes it (bilinear resize, pixels normalised to [-1, 1], then quantized with the
-model's own scale and zero point), so both sides classify the same tensor contents.
+Load the model and its input, 1 warm-up inference, sleep, then time N inferences (copy every
+input, invoke, and for a classifier, one output, read it and take the top-5) and print one JSON
+line. `joulebench bench` hands over the rig's own prepared input (`--input-bytes`: every input
+of the model in its order, the image or seeded synthetic data), so both sides compute on the
+same bytes whatever the model; without it, the one image input is encoded here the way the
+rig encodes it (bilinear resize, pixels normalised to [-1, 1], then quantized with the model's
+own scale and zero point).
 """
 
 import argparse
@@ -33,6 +36,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", required=True)
     ap.add_argument("--image", required=True)
+    ap.add_argument("--input-bytes", help="every input's bytes, in the model's input order")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--runs", type=int, default=250)
     ap.add_argument("--warmup", type=int, default=1)
@@ -42,14 +46,31 @@ def main():
 
     interpreter = Interpreter(model_path=args.model, num_threads=args.threads)
     interpreter.allocate_tensors()
-    inp = interpreter.get_input_details()[0]
-    out = interpreter.get_output_details()[0]
-    x = encode(args.image, inp)
+    inputs = interpreter.get_input_details()
+    outputs = interpreter.get_output_details()
+    if args.input_bytes:
+        data = open(args.input_bytes, "rb").read()
+        xs, at = [], 0
+        for detail in inputs:
+            n = int(np.prod(detail["shape"])) * np.dtype(detail["dtype"]).itemsize
+            xs.append(np.frombuffer(data[at : at + n], dtype=detail["dtype"]).reshape(detail["shape"]))
+            at += n
+        if at != len(data):
+            raise SystemExit(f"--input-bytes holds {len(data)} bytes, the inputs take {at}")
+    else:
+        xs = [encode(args.image, inputs[0])]
+    # As the rig: a classifier's scores are read and ranked, any other model's outputs stay in
+    # the interpreter (nothing to rank).
+    image = len(inputs) == 1 and len(inputs[0]["shape"]) == 4 and inputs[0]["shape"][3] == 3
+    scored = outputs[0] if image and len(outputs) == 1 and len(outputs[0]["shape"]) <= 2 else None
 
     def classify():
-        interpreter.set_tensor(inp["index"], x)
+        for detail, x in zip(inputs, xs):
+            interpreter.set_tensor(detail["index"], x)
         interpreter.invoke()
-        scores = interpreter.get_tensor(out["index"])[0]
+        if scored is None:
+            return [-1]
+        scores = interpreter.get_tensor(scored["index"])[0]
         return np.argsort(scores)[-5:][::-1]
 
     for _ in range(args.warmup):

@@ -4,7 +4,9 @@
 //! The engines fail badly on models they were not meant for: the `tflite` crate panics on a
 //! tensor without quantization parameters, LiteRT and TF Lite print their own log lines for
 //! an Edge TPU build's custom op, and a model whose input is not an image gets an error about
-//! the image. Here each case is one line naming the model and what to do.
+//! the image. Here each case is one line naming the model and what to do. A `tflite` backend
+//! runs any model whose tensors it can feed ([`Signature::parse`]); `torch` runs MobileNetV2's
+//! shape only: one RGB image in, one vector of class scores out.
 
 use std::path::Path;
 
@@ -12,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use tflite::model::{Model, TensorT, TensorType as TfType};
 
 use super::edgetpu::EDGETPU_CUSTOM_OP;
+use super::signature::Signature;
 use crate::input::{InputSpec, Labels, TensorType};
 use crate::rig::BackendKind;
 
@@ -32,17 +35,26 @@ pub fn check(
     if bytes.is_empty() {
         bail!("model {name} is empty (0 bytes): fetch it again or give another file");
     }
-    let model = Model::from_buffer(&bytes).with_context(|| {
-        format!(
+    let invalid = || {
+        anyhow::anyhow!(
             "model {name} is not a valid TensorFlow Lite model ({} bytes; truncated, corrupt or \
              another format): give a .tflite file",
             bytes.len()
         )
-    })?;
-    let compiled = model
-        .operator_codes
+    };
+    let model = Model::from_buffer(&bytes);
+    // TF Lite 1.15's verifier also refuses a whole model whose operators came after it (their
+    // options a union member it does not know): a `tflite` backend's LiteRT runs those, once
+    // the structure is walked and found within the file.
+    if model.is_none()
+        && (kind != BackendKind::Tflite || super::signature::check_structure(&bytes).is_err())
+    {
+        return Err(invalid());
+    }
+    let compiled = super::signature::custom_codes(&bytes)
+        .map_err(|_| invalid())?
         .iter()
-        .any(|code| code.custom_code.c_str().to_bytes() == EDGETPU_CUSTOM_OP.as_bytes());
+        .any(|code| code == EDGETPU_CUSTOM_OP);
     if compiled {
         bail!(
             "model {name} was compiled for the Edge TPU ({EDGETPU_CUSTOM_OP}, which only \
@@ -51,6 +63,9 @@ pub fn check(
             kind.as_str()
         );
     }
+    let Some(model) = model.filter(|_| kind != BackendKind::Tflite) else {
+        return check_any(path, labels, labels_path);
+    };
     let graph = model
         .subgraphs
         .first()
@@ -87,6 +102,48 @@ pub fn check(
                 &*output.shape
             );
         }
+    }
+    Ok(())
+}
+
+/// A model for a `tflite` backend, which runs any model of fixed shapes and types it can feed
+/// ([`Signature::parse`] says what it refuses): labels only for a classifier, naming its
+/// classes.
+fn check_any(path: &Path, labels: &Labels, labels_path: Option<&Path>) -> Result<()> {
+    let name = path.display();
+    let signature = Signature::read(path)?;
+    let Some(labels_path) = labels_path else {
+        return Ok(());
+    };
+    if !signature.classifier() {
+        bail!(
+            "model {name} has labels ({}) but is not a classifier (one RGB image in, one \
+             vector of scores out): its inputs are {}; its outputs {}",
+            labels_path.display(),
+            signature
+                .inputs
+                .iter()
+                .map(|t| t.describe())
+                .collect::<Vec<_>>()
+                .join(", "),
+            signature
+                .outputs
+                .iter()
+                .map(|t| t.describe())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let output = &signature.outputs[0];
+    if output.elements() != labels.len() {
+        bail!(
+            "labels {} name {} classes, model {name} outputs {} ({:?}): the labels \
+             do not belong to this model (check the manifest's labels and label_offset)",
+            labels_path.display(),
+            labels.len(),
+            output.elements(),
+            output.shape
+        );
     }
     Ok(())
 }
@@ -145,7 +202,7 @@ mod tests {
     }
 
     fn err(path: &Path) -> String {
-        let e = check(BackendKind::Tflite, path, &Labels::default(), None).unwrap_err();
+        let e = check(BackendKind::Torch, path, &Labels::default(), None).unwrap_err();
         let msg = format!("{e:#}");
         assert!(!msg.contains('\n'), "{msg}");
         msg

@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use super::signature::Signature;
 use super::spec::{Bus, DeviceChoice, EdgetpuSpec};
-use super::{tensor_type, Backend, EngineInfo};
-use crate::input::{InputSpec, TensorType};
+use super::{Backend, EngineInfo};
+use crate::input::TensorType;
 
 /// Overrides the system's search for libedgetpu when the rig gives no `edgetpu_lib`.
 pub const EDGETPU_LIB_ENV: &str = crate::environment::EDGETPU_LIB;
@@ -151,8 +152,9 @@ impl Library {
 
 pub struct EdgeTpuBackend {
     session: ffi::Session,
-    input: InputSpec,
-    output_type: TensorType,
+    signature: Signature,
+    /// The output's type, where the model is a classifier whose scores are read.
+    scored: Option<TensorType>,
     engine: EngineInfo,
 }
 
@@ -161,25 +163,52 @@ impl EdgeTpuBackend {
     /// Each failure is one line, in that order.
     pub fn open(spec: &EdgetpuSpec, model: &Path) -> Result<Self> {
         check_compiled_for_edgetpu(model)?;
+        let signature = Signature::read(model)?;
+        // The C API binding here holds one input and one output tensor.
+        if (signature.inputs.len(), signature.outputs.len()) != (1, 1) {
+            bail!(
+                "model {} has {} inputs and {} outputs: the edgetpu backend runs models with \
+                 one of each (kind = \"tflite\" runs any number, on the CPU)",
+                model.display(),
+                signature.inputs.len(),
+                signature.outputs.len()
+            );
+        }
         let (edgetpu, tflite) = load_libraries(spec)?;
         let devices = edgetpu.devices();
         let device = choose_device(&devices, spec.edgetpu_device)?;
         let (session, input, output) =
             ffi::Session::open(tflite, edgetpu, model, device, spec.threads)?;
-        let dtype = |info: &ffi::TensorInfo| {
-            let kind = match info.element_type {
-                ffi::TYPE_UINT8 => "uint8",
-                ffi::TYPE_INT8 => "int8",
-                ffi::TYPE_FLOAT32 => "float32",
-                other => bail!("unsupported tensor type (TfLiteType {other})"),
+        for (info, t) in [
+            (&input, &signature.inputs[0]),
+            (&output, &signature.outputs[0]),
+        ] {
+            let dims: Vec<i64> = info.dims.iter().map(|&d| i64::from(d)).collect();
+            let quantization =
+                (info.scale > 0.0).then_some((info.scale, i64::from(info.zero_point)));
+            let agrees = match (quantization, t.quantization) {
+                (Some((scale, zero_point)), Some(q)) => {
+                    (scale, zero_point) == (q.scale, q.zero_point)
+                }
+                _ => true,
             };
-            tensor_type(kind, Some(info.scale), Some(i64::from(info.zero_point)))
-        };
-        let dims: Vec<i64> = input.dims.iter().map(|&d| i64::from(d)).collect();
+            if info.element_type as u32 != t.dtype.c_type() || dims != t.shape || !agrees {
+                bail!(
+                    "the TF Lite C library sees tensor {} as {dims:?} of type {}, the model \
+                     file as {}",
+                    t.name,
+                    info.element_type,
+                    t.describe()
+                );
+            }
+        }
+        let scored = signature
+            .classifier()
+            .then(|| signature.outputs[0].tensor_type());
         Ok(Self {
             session,
-            input: InputSpec::nhwc(&dims, dtype(&input)?)?,
-            output_type: dtype(&output)?,
+            signature,
+            scored,
             engine: EngineInfo {
                 engine: "edgetpu".into(),
                 version: format!(
@@ -247,14 +276,20 @@ impl Backend for EdgeTpuBackend {
         &self.engine
     }
 
-    fn input(&self) -> &InputSpec {
-        &self.input
+    fn signature(&self) -> &Signature {
+        &self.signature
     }
 
     fn infer(&mut self, input: &[u8], scores: &mut Vec<f32>) -> Result<()> {
-        let output_type = self.output_type;
-        self.session
-            .run(input, |out| output_type.dequantize(out, scores))
+        match self.scored {
+            Some(output_type) => self
+                .session
+                .run(input, |out| output_type.dequantize(out, scores)),
+            None => {
+                scores.clear();
+                self.session.run(input, |_| ())
+            }
+        }
     }
 }
 

@@ -6,20 +6,26 @@
 
 mod ffi;
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::{tensor_type, Backend, EngineInfo};
-use crate::input::{InputSpec, TensorType};
+use super::signature::{Signature, Tensor};
+use super::{Backend, EngineInfo};
+use crate::input::TensorType;
 
 /// Where the rig's library path, if any, may be overridden without editing the rig.
 pub const LIBRARY_ENV: &str = crate::environment::LITERT_LIB;
 
 pub struct LiteRtBackend {
     session: ffi::Session,
-    input: InputSpec,
-    output_type: TensorType,
+    signature: Signature,
+    /// Where each of LiteRT's inputs (its signature's order) lies in the prepared bytes (the
+    /// model's subgraph order).
+    ranges: Vec<Range<usize>>,
+    /// The output's type, where the model is a classifier whose scores are read.
+    scored: Option<TensorType>,
     engine: EngineInfo,
 }
 
@@ -44,22 +50,20 @@ impl LiteRtBackend {
             bail!(not_found(&library.display().to_string()));
         }
         check_model_file(model_path)?;
-        let (session, input, output) = ffi::Session::open(library, model_path, threads, xnnpack)?;
-        let dtype = |info: &ffi::TensorInfo| {
-            let kind = match info.element_type {
-                ffi::ELEMENT_UINT8 => "uint8",
-                ffi::ELEMENT_INT8 => "int8",
-                ffi::ELEMENT_FLOAT32 => "float32",
-                other => bail!("unsupported tensor type (LiteRT element type {other})"),
-            };
-            let (scale, zero_point) = info.quantization.unzip();
-            tensor_type(kind, scale, zero_point)
-        };
-        let dims: Vec<i64> = input.dims.iter().map(|&d| i64::from(d)).collect();
+        let signature = Signature::read(model_path)?;
+        let (session, inputs, outputs) = ffi::Session::open(library, model_path, threads, xnnpack)?;
+        let ranges = match_tensors(&signature.inputs, &inputs, session.input_sizes())
+            .with_context(|| format!("model {}", model_path.display()))?;
+        match_tensors(&signature.outputs, &outputs, &[])
+            .with_context(|| format!("model {}", model_path.display()))?;
+        let scored = signature
+            .classifier()
+            .then(|| signature.outputs[0].tensor_type());
         Ok(Self {
             session,
-            input: InputSpec::nhwc(&dims, dtype(&input)?)?,
-            output_type: dtype(&output)?,
+            signature,
+            ranges,
+            scored,
             engine: EngineInfo {
                 engine: "litert".into(),
                 version: wheel_version(library),
@@ -70,19 +74,95 @@ impl LiteRtBackend {
     }
 }
 
+/// Where each of LiteRT's tensors (`engine`, its signature's order) is among the model's
+/// (`model`, the subgraph's order), as byte ranges of the prepared input: matched by name, or
+/// by position where the names differ (a signature may rename). Each must have the type and
+/// shape read from the flatbuffer and, where `sizes` are given, as many bytes.
+fn match_tensors(
+    model: &[Tensor],
+    engine: &[ffi::TensorInfo],
+    sizes: &[usize],
+) -> Result<Vec<Range<usize>>> {
+    if model.len() != engine.len() {
+        bail!(
+            "LiteRT sees {} tensors where the model lists {}",
+            engine.len(),
+            model.len()
+        );
+    }
+    let mut starts = Vec::with_capacity(model.len());
+    let mut at = 0;
+    for t in model {
+        starts.push(at);
+        at += t.bytes();
+    }
+    let by_name = engine
+        .iter()
+        .all(|e| model.iter().filter(|m| m.name == e.name).count() == 1);
+    engine
+        .iter()
+        .enumerate()
+        .map(|(j, e)| {
+            let i = if by_name {
+                model.iter().position(|m| m.name == e.name).unwrap_or(j)
+            } else {
+                j
+            };
+            let t = &model[i];
+            let code = t.dtype.c_type();
+            let dims: Vec<i64> = e.dims.iter().map(|&d| i64::from(d)).collect();
+            let agrees = match (e.quantization, t.quantization) {
+                (Some((scale, zero_point)), Some(q)) => {
+                    (scale, zero_point) == (q.scale, q.zero_point)
+                }
+                _ => true,
+            };
+            if e.element_type != code || dims != t.shape || !agrees {
+                bail!(
+                    "LiteRT sees tensor {} as {dims:?} of element type {} quantized {:?}, the \
+                     model file as {} quantized {:?}",
+                    e.name,
+                    e.element_type,
+                    e.quantization,
+                    t.describe(),
+                    t.quantization
+                );
+            }
+            if let Some(&size) = sizes.get(j) {
+                if size != t.bytes() {
+                    bail!(
+                        "LiteRT's buffer for {} holds {size} bytes, the tensor {}",
+                        t.describe(),
+                        t.bytes()
+                    );
+                }
+            }
+            Ok(starts[i]..starts[i] + t.bytes())
+        })
+        .collect()
+}
+
 impl Backend for LiteRtBackend {
     fn engine(&self) -> &EngineInfo {
         &self.engine
     }
 
-    fn input(&self) -> &InputSpec {
-        &self.input
+    fn signature(&self) -> &Signature {
+        &self.signature
     }
 
     fn infer(&mut self, input: &[u8], scores: &mut Vec<f32>) -> Result<()> {
-        let output_type = self.output_type;
-        self.session
-            .run(input, |out| output_type.dequantize(out, scores))
+        match self.scored {
+            Some(output_type) => self.session.run(
+                input,
+                &self.ranges,
+                Some(&mut |out: &[u8]| output_type.dequantize(out, scores)),
+            ),
+            None => {
+                scores.clear();
+                self.session.run(input, &self.ranges, None)
+            }
+        }
     }
 }
 
@@ -164,7 +244,11 @@ fn not_found(looked_in: &str) -> String {
 fn check_model_file(path: &Path) -> Result<()> {
     let bytes =
         std::fs::read(path).with_context(|| format!("cannot read model {}", path.display()))?;
-    if tflite::model::Model::from_buffer(&bytes).is_none() {
+    // TF Lite 1.15's verifier refuses a model of newer operators as a whole; those pass when
+    // every offset of the model is found within the file.
+    if tflite::model::Model::from_buffer(&bytes).is_none()
+        && super::signature::check_structure(&bytes).is_err()
+    {
         bail!("{} is not a valid TensorFlow Lite model", path.display());
     }
     Ok(())
@@ -199,7 +283,7 @@ fn wheel_version(library: &Path) -> String {
 mod tests {
     use super::*;
     use crate::backend::tflite::TfliteBackend;
-    use crate::input::{self, Normalization};
+    use crate::input::Normalization;
 
     const MODELS: [&str; 2] = [
         "mobilenet_v2_1.0_224_quant.tflite",
@@ -225,9 +309,12 @@ mod tests {
     }
 
     fn prepare(backend: &dyn Backend, image: &str) -> Vec<u8> {
-        let spec = backend.input();
-        let img = input::load_image(&models().join(image), spec.width, spec.height).unwrap();
-        input::encode(&img, spec, Normalization::MOBILENET).unwrap()
+        crate::backend::feed::prepare(
+            backend.signature(),
+            &models().join(image),
+            Normalization::MOBILENET,
+        )
+        .unwrap()
     }
 
     fn top1(scores: &[f32]) -> usize {
@@ -249,8 +336,8 @@ mod tests {
                     if xnnpack { "xnnpack" } else { "none" }
                 );
                 assert_eq!(b.engine().threads, threads);
-                let spec = b.input().clone();
-                assert_eq!((spec.height, spec.width, spec.channels), (224, 224, 3));
+                let spec = b.signature().inputs[0].clone();
+                assert_eq!(spec.shape, vec![1, 224, 224, 3]);
                 let mut scores = Vec::new();
                 for (image, want) in IMAGES {
                     let input = prepare(&b, image);
@@ -314,8 +401,8 @@ mod tests {
             let (mut want, mut got) = (Vec::new(), Vec::new());
             for xnnpack in [true, false] {
                 let mut litert = LiteRtBackend::open(&path, 1, xnnpack, &lib).unwrap();
-                assert_eq!(litert.input(), tflite.input());
-                let TensorType::U8 { scale, .. } = litert.output_type else {
+                assert_eq!(litert.signature(), tflite.signature());
+                let Some(TensorType::U8 { scale, .. }) = litert.scored else {
                     panic!("{model}: expected a uint8 output");
                 };
                 for (image, _) in IMAGES {

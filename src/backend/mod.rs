@@ -6,7 +6,9 @@
 
 pub mod check;
 pub mod edgetpu;
+pub mod feed;
 pub mod litert;
+pub mod signature;
 pub mod spec;
 pub mod tflite;
 #[cfg(feature = "torch")]
@@ -16,7 +18,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::input::{InputSpec, TensorType};
+use crate::input::TensorType;
+pub use signature::Signature;
 use spec::{BackendSpec, Engine, TfliteSpec};
 
 /// Which engine computed a result, so rows from different engines are never mixed up.
@@ -35,8 +38,9 @@ pub struct EngineInfo {
 pub trait Backend {
     fn engine(&self) -> &EngineInfo;
 
-    /// The input tensor the model expects.
-    fn input(&self) -> &InputSpec;
+    /// The model's inputs and outputs as the engine runs them, and what each input is fed
+    /// ([`feed::prepare`] encodes them).
+    fn signature(&self) -> &Signature;
 
     /// Images per inference call: 1, or the batch of an Offline run. `input` then holds the
     /// image once; the backend replicates it.
@@ -44,8 +48,10 @@ pub trait Backend {
         1
     }
 
-    /// One inference: copies `input` (encoded for [`Backend::input`]) into the model, runs it
-    /// and writes the dequantized output scores (of the first image) to `scores`.
+    /// One inference: copies `input` (every input of [`Backend::signature`], in order, as
+    /// [`feed::prepare`] encodes them) into the model, runs it and, for a classifier
+    /// ([`Signature::classifier`]), writes the dequantized output scores (of the first image)
+    /// to `scores`; for any other model it leaves `scores` empty (no prediction to rank).
     fn infer(&mut self, input: &[u8], scores: &mut Vec<f32>) -> Result<()>;
 }
 

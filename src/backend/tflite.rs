@@ -1,24 +1,27 @@
 //! Int8 TensorFlow Lite on the CPU through the `tflite` crate (TensorFlow Lite 1.15.5,
 //! compiled from source with the flags in `.cargo/config.toml`).
 
+use std::ops::Range;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use tflite::ops::builtin::BuiltinOpResolver;
 use tflite::{FlatBufferModel, Interpreter, InterpreterBuilder};
 
-use super::{tensor_type, Backend, EngineInfo};
-use crate::input::InputSpec;
+use super::signature::{Signature, Tensor};
+use super::{Backend, EngineInfo};
+use crate::input::TensorType;
 
 /// The TensorFlow Lite version the `tflite` crate bundles.
 pub const TFLITE_VERSION: &str = "1.15.5";
 
 pub struct TfliteBackend {
     interpreter: Interpreter<'static, BuiltinOpResolver>,
-    input_index: i32,
-    output_index: i32,
-    input: InputSpec,
-    output_type: crate::input::TensorType,
+    /// Each input's tensor index and its bytes' place in the prepared input.
+    inputs: Vec<(i32, Range<usize>)>,
+    /// The output tensor and its type, where the model is a classifier whose scores are read.
+    scored: Option<(i32, TensorType)>,
+    signature: Signature,
     engine: EngineInfo,
 }
 
@@ -27,55 +30,76 @@ impl TfliteBackend {
         let bytes = std::fs::read(model_path)
             .with_context(|| format!("cannot read model {}", model_path.display()))?;
         // The interpreter does not expose quantization; the flatbuffer does.
-        let model = tflite::model::Model::from_buffer(&bytes)
-            .with_context(|| format!("{} is not a TensorFlow Lite model", model_path.display()))?;
+        tflite::model::Model::from_buffer(&bytes).with_context(|| {
+            format!(
+                "TF Lite {TFLITE_VERSION} cannot read model {}: not a TensorFlow Lite model, or \
+                 one with operators newer than TF Lite {TFLITE_VERSION} (engine = \"litert\" runs those)",
+                model_path.display()
+            )
+        })?;
+        let signature =
+            Signature::parse(&bytes).with_context(|| format!("model {}", model_path.display()))?;
         let flat = FlatBufferModel::build_from_buffer(bytes)
             .map_err(|e| anyhow::anyhow!("cannot load model {}: {e}", model_path.display()))?;
-        let builder = InterpreterBuilder::new(flat, BuiltinOpResolver::default())
-            .map_err(|e| anyhow::anyhow!("cannot build interpreter: {e}"))?;
-        let interpreter = builder
-            .build_with_threads(threads as i32)
-            .map_err(|e| anyhow::anyhow!("cannot build interpreter: {e}"))?;
+        // The engine's own refusals (an operator without the quantization its kernel needs:
+        // "failed to allocate tensors") name the model, as every other refusal does.
+        let cannot = |e| {
+            anyhow::anyhow!(
+                "TF Lite {TFLITE_VERSION} cannot build an interpreter for model {}: {e}",
+                model_path.display()
+            )
+        };
+        let builder =
+            InterpreterBuilder::new(flat, BuiltinOpResolver::default()).map_err(cannot)?;
+        let interpreter = builder.build_with_threads(threads as i32).map_err(cannot)?;
 
-        let (&[input_index], &[output_index]) = (interpreter.inputs(), interpreter.outputs())
-        else {
-            bail!("expected a model with one input and one output");
+        // The interpreter lists the subgraph's tensors in the flatbuffer's order: check that
+        // it sees each as the signature describes it.
+        let check = |indices: &[i32], tensors: &[Tensor]| -> Result<()> {
+            if indices.len() != tensors.len() {
+                bail!(
+                    "TF Lite sees {} tensors where the model lists {}",
+                    indices.len(),
+                    tensors.len()
+                );
+            }
+            for (&index, t) in indices.iter().zip(tensors) {
+                let info = interpreter
+                    .tensor_info(index)
+                    .context("tensor without info")?;
+                let dims: Vec<i64> = info.dims.iter().map(|&d| d as i64).collect();
+                if info.element_kind as u32 != t.dtype.c_type() || dims != t.shape {
+                    bail!(
+                        "TF Lite {TFLITE_VERSION} sees tensor {} as {dims:?} {:?}, the model \
+                         file as {}",
+                        t.name,
+                        info.element_kind,
+                        t.describe()
+                    );
+                }
+            }
+            Ok(())
         };
-        let describe = |index: i32| -> Result<(Vec<usize>, crate::input::TensorType)> {
-            let info = interpreter
-                .tensor_info(index)
-                .context("tensor without info")?;
-            let tensor = model
-                .subgraphs
-                .first()
-                .and_then(|g| g.tensors.get(index as usize))
-                .context("tensor missing from the flatbuffer")?;
-            // A float tensor has no quantization table, and the crate's Deref of a missing
-            // one panics: read it only where it exists.
-            let (scale, zero_point) = if tensor.quantization.is_valid() {
-                let q = &*tensor.quantization;
-                (q.scale.first().copied(), q.zero_point.first().copied())
-            } else {
-                (None, None)
-            };
-            let kind = match info.element_kind {
-                tflite::context::ElementKind::kTfLiteUInt8 => "uint8",
-                tflite::context::ElementKind::kTfLiteInt8 => "int8",
-                tflite::context::ElementKind::kTfLiteFloat32 => "float32",
-                other => bail!("unsupported tensor type {other:?}"),
-            };
-            let dtype = tensor_type(kind, scale, zero_point)?;
-            Ok((info.dims, dtype))
-        };
-        let (in_dims, in_type) = describe(input_index)?;
-        let (_, output_type) = describe(output_index)?;
-        let in_dims: Vec<i64> = in_dims.iter().map(|&d| d as i64).collect();
+        check(interpreter.inputs(), &signature.inputs)?;
+        check(interpreter.outputs(), &signature.outputs)?;
+        let mut at = 0;
+        let inputs = interpreter
+            .inputs()
+            .iter()
+            .zip(&signature.inputs)
+            .map(|(&index, t)| {
+                at += t.bytes();
+                (index, at - t.bytes()..at)
+            })
+            .collect();
+        let scored = signature
+            .classifier()
+            .then(|| (interpreter.outputs()[0], signature.outputs[0].tensor_type()));
         Ok(Self {
             interpreter,
-            input_index,
-            output_index,
-            input: InputSpec::nhwc(&in_dims, in_type)?,
-            output_type,
+            inputs,
+            scored,
+            signature,
             engine: EngineInfo {
                 engine: "tflite".into(),
                 version: TFLITE_VERSION.into(),
@@ -91,31 +115,39 @@ impl Backend for TfliteBackend {
         &self.engine
     }
 
-    fn input(&self) -> &InputSpec {
-        &self.input
+    fn signature(&self) -> &Signature {
+        &self.signature
     }
 
     fn infer(&mut self, input: &[u8], scores: &mut Vec<f32>) -> Result<()> {
-        let dst = self
-            .interpreter
-            .tensor_buffer_mut(self.input_index)
-            .context("input tensor has no buffer")?;
-        if dst.len() != input.len() {
-            bail!(
-                "input is {} bytes, the model takes {}",
-                input.len(),
-                dst.len()
-            );
+        for (index, range) in &self.inputs {
+            let dst = self
+                .interpreter
+                .tensor_buffer_mut(*index)
+                .context("input tensor has no buffer")?;
+            match input.get(range.clone()) {
+                Some(src) if src.len() == dst.len() => dst.copy_from_slice(src),
+                _ => bail!(
+                    "input of {} bytes at {range:?} of {}, the model takes {}",
+                    range.len(),
+                    input.len(),
+                    dst.len()
+                ),
+            }
         }
-        dst.copy_from_slice(input);
         self.interpreter
             .invoke()
             .map_err(|e| anyhow::anyhow!("inference failed: {e}"))?;
-        let out = self
-            .interpreter
-            .tensor_buffer(self.output_index)
-            .context("output tensor has no buffer")?;
-        self.output_type.dequantize(out, scores);
+        match self.scored {
+            Some((index, output_type)) => {
+                let out = self
+                    .interpreter
+                    .tensor_buffer(index)
+                    .context("output tensor has no buffer")?;
+                output_type.dequantize(out, scores);
+            }
+            None => scores.clear(),
+        }
         Ok(())
     }
 }
@@ -186,11 +218,15 @@ mod tests {
         )
         .unwrap();
         let mut backend = TfliteBackend::open(&path, 1).unwrap();
-        assert_eq!(backend.input().dtype, crate::input::TensorType::F32);
-        assert_eq!((backend.input().height, backend.input().width), (2, 2));
+        let input = &backend.signature().inputs[0];
+        assert_eq!(input.tensor_type(), crate::input::TensorType::F32);
+        assert_eq!(input.shape, vec![1, 2, 2, 3]);
         let input: Vec<u8> = (0..12).flat_map(|i| (i as f32).to_ne_bytes()).collect();
-        let mut scores = Vec::new();
+        // Its output is an image, not a vector of class scores: nothing to rank.
+        let mut scores = vec![1.0];
         backend.infer(&input, &mut scores).unwrap();
-        assert_eq!(scores, (0..12).map(|i| i as f32).collect::<Vec<_>>());
+        assert!(scores.is_empty(), "{scores:?}");
+        // Input bytes of another size are an error, not a partial copy.
+        assert!(backend.infer(&input[4..], &mut scores).is_err());
     }
 }

@@ -38,7 +38,11 @@ pub fn run(command: ModelsCommand, out: &mut Console<impl std::io::Write>) -> Re
         ModelsCommand::Verify => manifest.verify(),
         ModelsCommand::Convert => {
             // An Edge TPU build keeps its weights inside the custom op: nothing to dequantize.
-            for entry in manifest.of_kind(models::Kind::Model).filter(|e| !e.edgetpu) {
+            // The float backend runs the classifiers (the models with labels) only.
+            for entry in manifest
+                .of_kind(models::Kind::Model)
+                .filter(|e| !e.edgetpu && e.labels.is_some())
+            {
                 let model = manifest.open_model(&entry.name)?;
                 let weights = models::ensure_float_weights(&model.path)?;
                 writeln!(out, "{:<30} {}", entry.name, weights.display())?;

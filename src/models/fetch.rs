@@ -72,8 +72,25 @@ impl Manifest {
     /// was corrupt before and could not be replaced stays as it was (and keeps failing
     /// `verify`), so a network outage never deletes anything.
     pub fn fetch(&self, options: &FetchOptions) -> Vec<FileReport> {
+        self.fetch_where(options, |_| true)
+    }
+
+    /// [`Manifest::fetch`] of the entries named (by name or file) only: what a test or a user
+    /// needs of the optional files without reaching every address of the manifest.
+    pub fn fetch_only(&self, names: &[&str], options: &FetchOptions) -> Vec<FileReport> {
+        self.fetch_where(options, |e| {
+            names.iter().any(|n| *n == e.name || *n == e.file)
+        })
+    }
+
+    fn fetch_where(
+        &self,
+        options: &FetchOptions,
+        wanted: impl Fn(&Entry) -> bool,
+    ) -> Vec<FileReport> {
         self.entries()
             .iter()
+            .filter(|entry| wanted(entry))
             .map(|entry| {
                 let outcome = match self.check_file(entry) {
                     Outcome::Ok => Outcome::Ok,
@@ -145,7 +162,10 @@ fn transfer(
 ) -> Result<(String, Outcome)> {
     match source {
         Source::Network => {
-            let actual = download(&entry.url, part, bar)?;
+            let actual = match &entry.member {
+                Some(member) => download_member(&entry.url, member, part, bar)?,
+                None => download(&entry.url, part, bar)?,
+            };
             let url = entry.url.clone();
             Ok((actual, Outcome::Downloaded { url }))
         }
@@ -172,6 +192,27 @@ fn download(url: &str, part: &mut PartFile, bar: &ProgressBar) -> Result<String>
         .map_err(|e| fail(e.to_string()))
 }
 
+/// Downloads the zip archive at `url` (a PyPI wheel) beside `part`, then extracts `member`
+/// into `part`, returning the extracted file's SHA-256. The archive is removed either way.
+fn download_member(
+    url: &str,
+    member: &str,
+    part: &mut PartFile,
+    bar: &ProgressBar,
+) -> Result<String> {
+    let mut archive = PartFile::create(&part.path.with_extension("zip"))?;
+    download(url, &mut archive, bar)?;
+    let file =
+        File::open(&archive.path).with_context(|| format!("cannot read the download of {url}"))?;
+    let mut zip =
+        zip::ZipArchive::new(file).map_err(|e| anyhow!("{url} is not a zip archive: {e}"))?;
+    let reader = zip
+        .by_name(member)
+        .map_err(|e| anyhow!("{url} has no file {member}: {e}"))?;
+    part.write_from(reader)
+        .with_context(|| format!("cannot extract {member} from {url}"))
+}
+
 /// Copies the file `from` into `part`, returning the SHA-256 of what was written.
 fn copy_from(from: &Path, part: &mut PartFile, bar: &ProgressBar) -> Result<String> {
     let file = File::open(from).with_context(|| format!("cannot read {}", from.display()))?;
@@ -190,13 +231,45 @@ fn copy_from(from: &Path, part: &mut PartFile, bar: &ProgressBar) -> Result<Stri
 fn http_agent(url: &str) -> ureq::Agent {
     let builder = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_recv_response(Some(Duration::from_secs(60)));
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(root_certs(std::env::var_os(SSL_CERT_FILE)))
+                .build(),
+        );
     let builder = if is_loopback_url(url) {
         builder.proxy(None)
     } else {
         builder
     };
     builder.build().into()
+}
+
+/// The OpenSSL convention curl and pip follow: a PEM bundle of the root certificates to trust.
+const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
+
+/// Mozilla's root certificates (built in), or, where `$SSL_CERT_FILE` names a readable PEM
+/// bundle holding certificates, that bundle's: a network whose TLS passes an inspecting proxy
+/// (a company's, a CI sandbox's) has its certificate there, as every other client on the
+/// machine does. The files are pinned by SHA-256 either way.
+fn root_certs(bundle: Option<std::ffi::OsString>) -> ureq::tls::RootCerts {
+    let certs: Vec<_> = bundle
+        .filter(|path| !path.is_empty())
+        .and_then(|path| std::fs::read(path).ok())
+        .map(|pem| {
+            ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if certs.is_empty() {
+        ureq::tls::RootCerts::WebPki
+    } else {
+        ureq::tls::RootCerts::new_with_certs(&certs)
+    }
 }
 
 fn is_loopback_url(url: &str) -> bool {
@@ -414,6 +487,71 @@ mod tests {
             panic!()
         };
         assert_eq!((*digest, expected.as_str()), ("git blob id", QUANT_BLOB));
+    }
+
+    /// A file inside a zip archive (a wheel) at the address: downloaded, extracted, checked by
+    /// the extracted file's SHA-256, the archive not kept; a member the archive lacks and an
+    /// address that is no archive are one line each, and nothing is saved.
+    #[test]
+    fn a_member_of_a_zip_at_the_address_is_extracted_and_verified() {
+        use std::io::Write as _;
+        let served = tempfile::tempdir().unwrap();
+        let content = b"a model inside a wheel".repeat(100);
+        {
+            let file = File::create(served.path().join("pkg-1.0-py3-none-any.whl")).unwrap();
+            let mut zip = zip::ZipWriter::new(file);
+            let deflated = zip::write::FileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated);
+            zip.start_file("pkg/README", deflated).unwrap();
+            zip.write_all(b"not this one").unwrap();
+            zip.start_file("pkg/models/m.tflite", deflated).unwrap();
+            zip.write_all(&content).unwrap();
+            zip.finish().unwrap();
+        }
+        std::fs::write(served.path().join("plain.txt"), "no zip").unwrap();
+        let server = FileServer::start(served.path().to_path_buf());
+        let sha = hex(&Sha256::digest(&content));
+        let entry = |name: &str, url: &str, member: &str| {
+            format!(
+                "[[entry]]\nname = \"{name}\"\nfile = \"{name}.tflite\"\nkind = \"fixture\"\n\
+                 sha256 = \"{sha}\"\nurl = \"{}/files/{url}\"\nmember = \"{member}\"\n\
+                 description = \"x\"\n",
+                server.base()
+            )
+        };
+        let text = [
+            entry("good", "pkg-1.0-py3-none-any.whl", "pkg/models/m.tflite"),
+            entry(
+                "lacking",
+                "pkg-1.0-py3-none-any.whl",
+                "pkg/models/other.tflite",
+            ),
+            entry("plain", "plain.txt", "pkg/models/m.tflite"),
+        ]
+        .join("\n");
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = Manifest::parse(&text, dir.path()).unwrap();
+        let rows = manifest.fetch(&FetchOptions::network().quiet());
+        assert!(
+            matches!(outcome(&rows, "good"), Outcome::Downloaded { url } if url.ends_with(".whl"))
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("good.tflite")).unwrap(),
+            content
+        );
+        let Outcome::Failed(lacking) = outcome(&rows, "lacking") else {
+            panic!("{rows:#?}")
+        };
+        assert!(
+            lacking.contains("pkg-1.0-py3-none-any.whl has no file pkg/models/other.tflite"),
+            "{lacking}"
+        );
+        let Outcome::Failed(plain) = outcome(&rows, "plain") else {
+            panic!("{rows:#?}")
+        };
+        assert!(plain.contains("plain.txt is not a zip archive"), "{plain}");
+        // Only the extracted file: no archive, no partial file left behind.
+        assert_eq!(files_in(dir.path()), ["good.tflite"]);
     }
 
     #[test]

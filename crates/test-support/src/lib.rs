@@ -21,6 +21,9 @@ pub fn proptest_config(default: u32) -> proptest::test_runner::Config {
 mod standin_model;
 pub use standin_model::{standin_model, STANDIN_CLASSES, STANDIN_TOP1};
 
+mod io_model;
+pub use io_model::{passthrough_model, Element, IoTensor};
+
 mod privileges;
 pub use privileges::{bind_file_permissions, with_file_permissions_binding};
 

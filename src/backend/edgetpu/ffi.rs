@@ -39,11 +39,6 @@ struct QuantizationParams {
     zero_point: i32,
 }
 
-/// `TfLiteType` codes of the element types a classifier's input/output can have.
-pub const TYPE_FLOAT32: c_int = 1;
-pub const TYPE_UINT8: c_int = 3;
-pub const TYPE_INT8: c_int = 9;
-
 macro_rules! api {
     ($api:ident: $($name:ident: fn($($arg:ty),*) $(-> $ret:ty)?;)*) => {
         /// Function pointers into a loaded (and never unloaded) library.

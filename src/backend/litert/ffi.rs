@@ -8,6 +8,7 @@
 //! follow the 2.1.4 headers, checked against the 2.3.0 wheel's `libLiteRt.so`.
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -68,11 +69,6 @@ const QUANTIZATION_PER_TENSOR: u32 = 1;
 const LOCK_READ: c_int = 0;
 const LOCK_WRITE: c_int = 1;
 
-/// `LiteRtElementType` codes of the element types a classifier's input/output can have.
-pub const ELEMENT_FLOAT32: u32 = 1;
-pub const ELEMENT_UINT8: u32 = 3;
-pub const ELEMENT_INT8: u32 = 9;
-
 macro_rules! api {
     ($($name:ident: fn($($arg:ty),*) $(-> $ret:ty)?;)*) => {
         /// Function pointers into a loaded (and never unloaded) `libLiteRt.so`.
@@ -112,6 +108,7 @@ api! {
     LiteRtGetSignatureInputTensorByIndex: fn(Handle, usize, *mut Handle) -> Status;
     LiteRtGetSignatureOutputTensorByIndex: fn(Handle, usize, *mut Handle) -> Status;
     LiteRtGetRankedTensorType: fn(Handle, *mut RankedTensorType) -> Status;
+    LiteRtGetTensorName: fn(Handle, *mut *const c_char) -> Status;
     LiteRtGetQuantizationTypeId: fn(Handle, *mut u32) -> Status;
     LiteRtGetPerTensorQuantization: fn(Handle, *mut QuantizationPerTensor) -> Status;
     LiteRtCreateOptions: fn(*mut Handle) -> Status;
@@ -218,39 +215,46 @@ fn cpu_payload(threads: u32, xnnpack: bool) -> Result<CString> {
     ))?)
 }
 
-/// Element type, shape and per-tensor quantization of a signature input or output.
+/// What reads an output's bytes while its buffer is locked.
+pub type Reader<'a> = &'a mut dyn FnMut(&[u8]);
+
+/// Name, element type, shape and per-tensor quantization of a signature input or output.
 #[derive(Debug, Clone)]
 pub struct TensorInfo {
-    /// `LiteRtElementType` code (see [`ELEMENT_UINT8`] and friends).
+    pub name: String,
+    /// `LiteRtElementType` code (TF Lite's `TfLiteType`: [`ElementType::c_type`]).
+    ///
+    /// [`ElementType::c_type`]: crate::backend::signature::ElementType::c_type
     pub element_type: u32,
     pub dims: Vec<i32>,
     /// (scale, zero point) when the tensor has per-tensor quantization.
     pub quantization: Option<(f32, i64)>,
 }
 
-/// A compiled model of signature 0 with one input and one output, and the two host-memory
-/// tensor buffers it runs on (created once, reused by every [`Session::run`]).
+/// A compiled model of signature 0, and the host-memory tensor buffers of its inputs and
+/// outputs (created once, reused by every [`Session::run`]).
 pub struct Session {
     api: &'static Api,
     env: Handle,
     model: Handle,
     options: Handle,
     compiled: Handle,
-    input: Handle,
-    output: Handle,
-    input_size: usize,
-    output_size: usize,
+    inputs: Vec<Handle>,
+    outputs: Vec<Handle>,
+    input_sizes: Vec<usize>,
+    output_sizes: Vec<usize>,
 }
 
 impl Session {
     /// Loads `library` (once per process), compiles `model` for the CPU with `threads` threads,
-    /// with XNNPACK or with LiteRT's builtin kernels, and describes its input and output.
+    /// with XNNPACK or with LiteRT's builtin kernels, and describes its inputs and outputs (in
+    /// signature 0's order, which need not be the subgraph's).
     pub fn open(
         library: &Path,
         model: &Path,
         threads: u32,
         xnnpack: bool,
-    ) -> Result<(Self, TensorInfo, TensorInfo)> {
+    ) -> Result<(Self, Vec<TensorInfo>, Vec<TensorInfo>)> {
         let api = api(library)?;
         let path = CString::new(model.as_os_str().as_bytes())
             .map_err(|_| anyhow!("model path {} contains a NUL byte", model.display()))?;
@@ -261,26 +265,33 @@ impl Session {
             model: std::ptr::null_mut(),
             options: std::ptr::null_mut(),
             compiled: std::ptr::null_mut(),
-            input: std::ptr::null_mut(),
-            output: std::ptr::null_mut(),
-            input_size: 0,
-            output_size: 0,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            input_sizes: Vec::new(),
+            output_sizes: Vec::new(),
         };
         let payload = cpu_payload(threads, xnnpack)?;
-        let (input, output);
+        let (mut inputs, mut outputs) = (Vec::new(), Vec::new());
         // SAFETY: every call follows its C declaration; out-pointers point at live locals or
         // fields; handles are used only while their owners (fields of `s`) are alive.
         unsafe {
             s.load_model(&path, model)?;
-            let (in_tensor, out_tensor) = s.signature_tensors(model)?;
-            let in_type = s.ranked_type(in_tensor)?;
-            let out_type = s.ranked_type(out_tensor)?;
-            input = s.describe(in_tensor, &in_type)?;
-            output = s.describe(out_tensor, &out_type)?;
+            let (in_tensors, out_tensors) = s.signature_tensors(model)?;
+            let (mut in_types, mut out_types) = (Vec::new(), Vec::new());
+            for (tensors, types, infos) in [
+                (&in_tensors, &mut in_types, &mut inputs),
+                (&out_tensors, &mut out_types, &mut outputs),
+            ] {
+                for &tensor in tensors {
+                    let t = s.ranked_type(tensor)?;
+                    infos.push(s.describe(tensor, &t)?);
+                    types.push(t);
+                }
+            }
             s.set_cpu_options(payload)?;
-            s.compile(&in_type, &out_type)?;
+            s.compile(&in_types, &out_types)?;
         }
-        Ok((s, input, output))
+        Ok((s, inputs, outputs))
     }
 
     /// Creates the environment and loads the model file at `path` into it.
@@ -315,8 +326,8 @@ impl Session {
         Ok(())
     }
 
-    /// The input and output tensor of signature 0, which must have one of each.
-    unsafe fn signature_tensors(&self, model: &Path) -> Result<(Handle, Handle)> {
+    /// The input and output tensors of signature 0.
+    unsafe fn signature_tensors(&self, model: &Path) -> Result<(Vec<Handle>, Vec<Handle>)> {
         let api = self.api;
         let mut count = 0;
         check(
@@ -340,19 +351,21 @@ impl Session {
             (api.LiteRtGetNumSignatureOutputs)(signature, &mut outputs),
             "LiteRtGetNumSignatureOutputs",
         )?;
-        if (inputs, outputs) != (1, 1) {
-            bail!("expected a model with one input and one output, got {inputs} and {outputs}");
+        let mut in_tensors = vec![std::ptr::null_mut(); inputs];
+        for (i, tensor) in in_tensors.iter_mut().enumerate() {
+            check(
+                (api.LiteRtGetSignatureInputTensorByIndex)(signature, i, tensor),
+                "LiteRtGetSignatureInputTensorByIndex",
+            )?;
         }
-        let (mut in_tensor, mut out_tensor) = (std::ptr::null_mut(), std::ptr::null_mut());
-        check(
-            (api.LiteRtGetSignatureInputTensorByIndex)(signature, 0, &mut in_tensor),
-            "LiteRtGetSignatureInputTensorByIndex",
-        )?;
-        check(
-            (api.LiteRtGetSignatureOutputTensorByIndex)(signature, 0, &mut out_tensor),
-            "LiteRtGetSignatureOutputTensorByIndex",
-        )?;
-        Ok((in_tensor, out_tensor))
+        let mut out_tensors = vec![std::ptr::null_mut(); outputs];
+        for (i, tensor) in out_tensors.iter_mut().enumerate() {
+            check(
+                (api.LiteRtGetSignatureOutputTensorByIndex)(signature, i, tensor),
+                "LiteRtGetSignatureOutputTensorByIndex",
+            )?;
+        }
+        Ok((in_tensors, out_tensors))
     }
 
     /// Creates the compilation options: the CPU, with the CPU options `payload` (see
@@ -395,8 +408,8 @@ impl Session {
     /// Compiles the model with the options and creates its input and output buffers.
     unsafe fn compile(
         &mut self,
-        in_type: &RankedTensorType,
-        out_type: &RankedTensorType,
+        in_types: &[RankedTensorType],
+        out_types: &[RankedTensorType],
     ) -> Result<()> {
         let api = self.api;
         // The options stay owned by us (litert_compiled_model.h) and live as long as `self`.
@@ -404,27 +417,36 @@ impl Session {
             (api.LiteRtCreateCompiledModel)(self.env, self.model, self.options, &mut self.compiled),
             "LiteRtCreateCompiledModel",
         )?;
-        let mut requirements = std::ptr::null_mut();
-        check(
-            (api.LiteRtGetCompiledModelInputBufferRequirements)(
-                self.compiled,
-                0,
-                0,
-                &mut requirements,
-            ),
-            "LiteRtGetCompiledModelInputBufferRequirements",
-        )?;
-        (self.input, self.input_size) = self.managed_buffer(in_type, requirements)?;
-        check(
-            (api.LiteRtGetCompiledModelOutputBufferRequirements)(
-                self.compiled,
-                0,
-                0,
-                &mut requirements,
-            ),
-            "LiteRtGetCompiledModelOutputBufferRequirements",
-        )?;
-        (self.output, self.output_size) = self.managed_buffer(out_type, requirements)?;
+        for (i, t) in in_types.iter().enumerate() {
+            let mut requirements = std::ptr::null_mut();
+            check(
+                (api.LiteRtGetCompiledModelInputBufferRequirements)(
+                    self.compiled,
+                    0,
+                    i,
+                    &mut requirements,
+                ),
+                "LiteRtGetCompiledModelInputBufferRequirements",
+            )?;
+            let (buffer, size) = self.managed_buffer(t, requirements)?;
+            self.inputs.push(buffer);
+            self.input_sizes.push(size);
+        }
+        for (i, t) in out_types.iter().enumerate() {
+            let mut requirements = std::ptr::null_mut();
+            check(
+                (api.LiteRtGetCompiledModelOutputBufferRequirements)(
+                    self.compiled,
+                    0,
+                    i,
+                    &mut requirements,
+                ),
+                "LiteRtGetCompiledModelOutputBufferRequirements",
+            )?;
+            let (buffer, size) = self.managed_buffer(t, requirements)?;
+            self.outputs.push(buffer);
+            self.output_sizes.push(size);
+        }
         Ok(())
     }
 
@@ -440,6 +462,16 @@ impl Session {
     unsafe fn describe(&self, tensor: Handle, t: &RankedTensorType) -> Result<TensorInfo> {
         let rank = (t.layout.bits & 0x7f) as usize;
         let dims = t.layout.dimensions.get(..rank).unwrap_or_default().to_vec();
+        let mut name: *const c_char = std::ptr::null();
+        check(
+            (self.api.LiteRtGetTensorName)(tensor, &mut name),
+            "LiteRtGetTensorName",
+        )?;
+        let name = if name.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr(name).to_string_lossy().into_owned()
+        };
         let mut kind = 0;
         check(
             (self.api.LiteRtGetQuantizationTypeId)(tensor, &mut kind),
@@ -458,6 +490,7 @@ impl Session {
             quantization = Some((q.scale, q.zero_point));
         }
         Ok(TensorInfo {
+            name,
             element_type: t.element_type,
             dims,
             quantization,
@@ -506,43 +539,66 @@ impl Session {
         Ok(address.cast())
     }
 
-    /// One inference: copies `input` into the input buffer, runs signature 0 and hands the
-    /// output buffer's bytes to `read` while it is locked. Allocates nothing.
-    pub fn run(&mut self, input: &[u8], read: impl FnOnce(&[u8])) -> Result<()> {
-        if input.len() != self.input_size {
+    /// Bytes of each input buffer, in signature order.
+    pub fn input_sizes(&self) -> &[usize] {
+        &self.input_sizes
+    }
+
+    /// One inference: copies `input[ranges[i]]` into input buffer `i` (signature order), runs
+    /// signature 0 and, where `read` is given, hands output 0's bytes to it while the buffer is
+    /// locked. Allocates nothing.
+    pub fn run(
+        &mut self,
+        input: &[u8],
+        ranges: &[Range<usize>],
+        read: Option<Reader>,
+    ) -> Result<()> {
+        if ranges.len() != self.inputs.len() {
             bail!(
-                "input is {} bytes, the model takes {}",
-                input.len(),
-                self.input_size
+                "{} inputs given, the model takes {}",
+                ranges.len(),
+                self.inputs.len()
             );
         }
         let api = self.api;
-        // SAFETY: the buffers hold `input_size`/`output_size` bytes while locked; the compiled
-        // model and buffers belong to `self`.
+        // SAFETY: the buffers hold `input_sizes`/`output_sizes` bytes while locked; the
+        // compiled model and buffers belong to `self`.
         unsafe {
-            let dst = self.lock(self.input, LOCK_WRITE)?;
-            std::ptr::copy_nonoverlapping(input.as_ptr(), dst, input.len());
-            check(
-                (api.LiteRtUnlockTensorBuffer)(self.input),
-                "LiteRtUnlockTensorBuffer",
-            )?;
+            for ((&buffer, &size), range) in self.inputs.iter().zip(&self.input_sizes).zip(ranges) {
+                let Some(src) = input.get(range.clone()).filter(|s| s.len() == size) else {
+                    bail!(
+                        "input of {} bytes at {range:?} of {}, the model takes {size}",
+                        range.len(),
+                        input.len()
+                    );
+                };
+                let dst = self.lock(buffer, LOCK_WRITE)?;
+                std::ptr::copy_nonoverlapping(src.as_ptr(), dst, size);
+                check(
+                    (api.LiteRtUnlockTensorBuffer)(buffer),
+                    "LiteRtUnlockTensorBuffer",
+                )?;
+            }
             check(
                 (api.LiteRtRunCompiledModel)(
                     self.compiled,
                     0,
-                    1,
-                    &mut self.input,
-                    1,
-                    &mut self.output,
+                    self.inputs.len(),
+                    self.inputs.as_mut_ptr(),
+                    self.outputs.len(),
+                    self.outputs.as_mut_ptr(),
                 ),
                 "LiteRtRunCompiledModel",
             )?;
-            let src = self.lock(self.output, LOCK_READ)?;
-            read(std::slice::from_raw_parts(src, self.output_size));
-            check(
-                (api.LiteRtUnlockTensorBuffer)(self.output),
-                "LiteRtUnlockTensorBuffer",
-            )
+            if let Some(read) = read {
+                let src = self.lock(self.outputs[0], LOCK_READ)?;
+                read(std::slice::from_raw_parts(src, self.output_sizes[0]));
+                check(
+                    (api.LiteRtUnlockTensorBuffer)(self.outputs[0]),
+                    "LiteRtUnlockTensorBuffer",
+                )?;
+            }
+            Ok(())
         }
     }
 }
@@ -554,7 +610,7 @@ impl Drop for Session {
         let api = self.api;
         // SAFETY: each handle was created by the matching call and is released once.
         unsafe {
-            for buffer in [self.input, self.output] {
+            for &buffer in self.inputs.iter().chain(&self.outputs) {
                 if !buffer.is_null() {
                     (api.LiteRtDestroyTensorBuffer)(buffer);
                 }

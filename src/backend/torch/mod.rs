@@ -110,6 +110,7 @@ pub struct TorchBackend {
     /// The AOTInductor package the network runs from, if it does.
     package: Option<std::path::PathBuf>,
     input: InputSpec,
+    signature: super::Signature,
     engine: EngineInfo,
 }
 
@@ -181,6 +182,12 @@ impl TorchBackend {
                 channels: 3,
                 dtype: TensorType::F32,
             },
+            signature: super::signature::image_classifier(
+                SIDE as u32,
+                SIDE as u32,
+                TensorType::F32,
+                NUM_CLASSES,
+            ),
             engine: EngineInfo {
                 engine: "torch".into(),
                 version: format!("libtorch {}", libtorch_version()),
@@ -518,13 +525,20 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+impl TorchBackend {
+    /// The one image the network takes.
+    pub fn input(&self) -> &InputSpec {
+        &self.input
+    }
+}
+
 impl Backend for TorchBackend {
     fn engine(&self) -> &EngineInfo {
         &self.engine
     }
 
-    fn input(&self) -> &InputSpec {
-        &self.input
+    fn signature(&self) -> &super::Signature {
+        &self.signature
     }
 
     fn batch(&self) -> usize {
@@ -707,8 +721,19 @@ mod tests {
                 float
                     .infer(&encode(name, image, float.input()), &mut fs)
                     .unwrap();
-                int8.infer(&encode(name, image, int8.input()), &mut qs)
-                    .unwrap();
+                let input = crate::backend::feed::prepare(
+                    int8.signature(),
+                    &m.open_image(image).unwrap().path,
+                    m.open_model(name)
+                        .unwrap()
+                        .input
+                        .map_or(Normalization::MOBILENET, |i| Normalization {
+                            mean: i.mean,
+                            std: i.std,
+                        }),
+                )
+                .unwrap();
+                int8.infer(&input, &mut qs).unwrap();
                 let want = m.open_image(image).unwrap();
                 let want = want.expected_top1(name).unwrap().index;
                 assert_eq!((top1(&fs), top1(&qs)), (want, want), "{name} {image}");
