@@ -9,12 +9,9 @@ use std::path::Path;
 
 use anyhow::Result;
 
+pub use super::signature::SEED;
 use super::signature::{ElementType, Fed, Signature, Tensor};
 use crate::input::{self, InputSpec, Normalization, TensorType};
-
-/// The seed of the synthetic inputs: the same bytes on every run, every machine and every
-/// engine, so two runs of one model compute the same thing. (2019: the year of the method.)
-pub const SEED: u64 = 2019;
 
 /// The bytes of every input of `signature`, in order: image-shaped inputs (NHWC, 1 or 3
 /// channels) get `image`, resized and normalized with `norm` then quantized with the tensor's

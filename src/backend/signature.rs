@@ -98,6 +98,11 @@ pub struct Quantization {
     pub zero_point: i64,
 }
 
+/// The seed of the synthetic inputs: the same bytes on every run, every machine and every
+/// engine, so two runs of one model compute the same thing. (2019: the year of the method.)
+/// Here, beside [`Fed::Synthetic`], which names it; `feed` fills the inputs with it.
+pub const SEED: u64 = 2019;
+
 /// What the rig puts into an input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -105,7 +110,7 @@ pub enum Fed {
     /// The rig's image, resized to the tensor's height and width (grayscale for 1 channel),
     /// quantized with the tensor's own parameters, repeated over its batch.
     Image,
-    /// Seeded synthetic data, the same every run ([`super::feed::SEED`]).
+    /// Seeded synthetic data, the same every run ([`SEED`]).
     Synthetic,
 }
 
@@ -293,7 +298,7 @@ impl Signature {
             .map(|t| {
                 let fed = match t.fed {
                     Some(Fed::Image) => "the image".to_owned(),
-                    _ => format!("synthetic data (seed {})", super::feed::SEED),
+                    _ => format!("synthetic data (seed {})", SEED),
                 };
                 format!("{}: {fed}", t.describe())
             })
