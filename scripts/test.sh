@@ -24,7 +24,8 @@ beside_log=$(mktemp)
 # Ctrl-C) stops all of it; not its own session (setsid): with the kernel's autogroups a new
 # session is scheduled as a peer of this one, whatever its nice value.
 set -m
-nice -n 19 bash -c '
+# -e: a failed step fails the job (its tests' failures among them), not only the last step.
+nice -n 19 bash -ec '
   scripts/cross-test.sh
   if [ "$(uname -m)" = x86_64 ]; then
     scripts/board-vm.sh --build

@@ -109,6 +109,26 @@ pub fn run_with(program: &Path, args: &[&str], timeout: Duration) -> Output {
     Output { stdout, cpu }
 }
 
+/// Where `program` is: the path given, where something is there, or for a bare name the first
+/// executable of that name on PATH; `None` where there is none. Looked up here rather than left to the spawn: a spawn
+/// reports a missing program as its own error on a board, but as a child that exits 127 under
+/// emulation (qemu-user), where the message would then blame the program.
+fn locate(program: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let executable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    // A file given by path is run as it is, so that one without execute permission is
+    // refused by the spawn, saying so.
+    if program.components().count() > 1 {
+        return program.exists().then(|| program.to_path_buf());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|p| executable(p))
+}
+
 /// Runs the program; once the child is reaped, its CPU time goes to `cpu`.
 fn run_counting(
     program: &Path,
@@ -117,6 +137,7 @@ fn run_counting(
     cpu: &mut Duration,
 ) -> Result<String, RunError> {
     let deadline = Instant::now() + timeout;
+    let program = &locate(program).ok_or_else(|| RunError::NotFound(program.to_path_buf()))?;
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
