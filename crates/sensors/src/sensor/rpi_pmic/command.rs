@@ -109,24 +109,28 @@ pub fn run_with(program: &Path, args: &[&str], timeout: Duration) -> Output {
     Output { stdout, cpu }
 }
 
-/// Where `program` is: the path given, where something is there, or for a bare name the first
-/// executable of that name on PATH; `None` where there is none. Looked up here rather than left to the spawn: a spawn
-/// reports a missing program as its own error on a board, but as a child that exits 127 under
-/// emulation (qemu-user), where the message would then blame the program.
-fn locate(program: &Path) -> Option<PathBuf> {
+/// Where `program` is: the path given, or for a bare name the first executable of that name
+/// on PATH. Looked up here rather than left to the spawn: a spawn reports a missing or
+/// non-executable program as its own error on a board, but as a child that exits 127 or 126
+/// under emulation (qemu-user), and the message would then blame the program's output.
+fn locate(program: &Path) -> Result<PathBuf, RunError> {
     use std::os::unix::fs::PermissionsExt as _;
-    let executable = |p: &Path| {
-        p.metadata()
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    let executable = |p: &Path| p.metadata().is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
+    let found = if program.components().count() > 1 {
+        program.exists().then(|| program.to_path_buf())
+    } else {
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file() && executable(p))
     };
-    // A file given by path is run as it is, so that one without execute permission is
-    // refused by the spawn, saying so.
-    if program.components().count() > 1 {
-        return program.exists().then(|| program.to_path_buf());
+    match found {
+        None => Err(RunError::NotFound(program.to_path_buf())),
+        Some(p) if !p.is_file() || !executable(&p) => Err(RunError::Start(
+            p,
+            std::io::Error::from_raw_os_error(libc::EACCES).to_string(),
+        )),
+        Some(p) => Ok(p),
     }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(program))
-        .find(|p| executable(p))
 }
 
 /// Runs the program; once the child is reaped, its CPU time goes to `cpu`.
@@ -137,7 +141,7 @@ fn run_counting(
     cpu: &mut Duration,
 ) -> Result<String, RunError> {
     let deadline = Instant::now() + timeout;
-    let program = &locate(program).ok_or_else(|| RunError::NotFound(program.to_path_buf()))?;
+    let program = &locate(program)?;
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
