@@ -7,11 +7,11 @@
 # 3. the emulated stages: scripts/cross-test.sh (the aarch64 tarball under qemu-user), then
 #    scripts/board-check.sh and scripts/lava-run-check.sh (the real arm64 kernel).
 #
-# The aarch64 build and the emulated board's images need nothing the host's tests produce, and
-# the host's tests mostly wait on timed phases (on 2 cores about a third of the CPU is busy
-# while they run), so cross-test.sh and the board images are made beside them, at the lowest
-# priority (nice 19), once the test binaries are built; their output is held and printed when
-# the host's steps end. A test that failed only because a build ran beside it would fail on any
+# The emulated stages need nothing the host's tests produce, and the host's tests mostly wait
+# on timed phases (on 2 cores about a third of the CPU is busy while they run), so all of them
+# (the aarch64 build, the board's images, and the two checks that boot it) run beside them, at
+# the lowest priority (nice 19), once the test binaries are built; their output is held and
+# printed when the host's steps end. A test that failed only because a build ran beside it would fail on any
 # busy machine: the speed sweep runs every test with the CPU shared three ways.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +30,9 @@ nice -n 19 bash -ec '
   if [ "$(uname -m)" = x86_64 ]; then
     scripts/board-vm.sh --build
     scripts/board-vm.sh --build --userland bullseye
-  fi' >"$beside_log" 2>&1 </dev/null &
+  fi
+  scripts/board-check.sh
+  scripts/lava-run-check.sh' >"$beside_log" 2>&1 </dev/null &
 beside=$!
 set +m
 stop_beside() {
@@ -48,8 +50,6 @@ beside_status=0
 wait "$beside" || beside_status=$?
 cat "$beside_log"
 if [ "$beside_status" != 0 ]; then
-  echo "test: the emulated stages' builds failed (exit $beside_status): their output is above"
+  echo "test: the emulated stages failed (exit $beside_status): their output is above"
   exit 1
 fi
-scripts/board-check.sh
-scripts/lava-run-check.sh
