@@ -130,19 +130,7 @@ pub fn passthrough_model(inputs: &[IoTensor], outputs: &[(usize, Vec<i32>)]) -> 
         &output_indices,
         &operators,
     );
-    let codes = fbb.create_vector(&[code]);
-    let subgraphs = fbb.create_vector(&[subgraph]);
-    let description = fbb.create_string("joulebench pass-through model (tests only)");
-    let buffers = fbb.create_vector(&buffers);
-    let model = {
-        let start = fbb.start_table();
-        fbb.push_slot(slot(0), 3u32, 0);
-        fbb.push_slot_always(slot(1), codes);
-        fbb.push_slot_always(slot(2), subgraphs);
-        fbb.push_slot_always(slot(3), description);
-        fbb.push_slot_always(slot(4), buffers);
-        fbb.end_table(start)
-    };
+    let model = model(&mut fbb, code, subgraph, &buffers);
     fbb.finish(model, Some("TFL3"));
     fbb.finished_data().to_vec()
 }
@@ -202,6 +190,21 @@ fn subgraph(
     fbb.push_slot_always(slot(2), outputs);
     fbb.push_slot_always(slot(3), operators);
     fbb.push_slot_always(slot(4), name);
+    fbb.end_table(start)
+}
+
+/// The root table: a schema-3 model of one operator code and one subgraph over `buffers`.
+fn model(fbb: &mut FlatBufferBuilder, code: Table, subgraph: Table, buffers: &[Table]) -> Table {
+    let codes = fbb.create_vector(&[code]);
+    let subgraphs = fbb.create_vector(&[subgraph]);
+    let description = fbb.create_string("joulebench pass-through model (tests only)");
+    let buffers = fbb.create_vector(buffers);
+    let start = fbb.start_table();
+    fbb.push_slot(slot(0), 3u32, 0);
+    fbb.push_slot_always(slot(1), codes);
+    fbb.push_slot_always(slot(2), subgraphs);
+    fbb.push_slot_always(slot(3), description);
+    fbb.push_slot_always(slot(4), buffers);
     fbb.end_table(start)
 }
 
