@@ -21,7 +21,7 @@ use crate::backend::EngineInfo;
 use crate::clock::{monotonic_seconds, PhaseLog, RunClock};
 use crate::output::console::Console;
 use crate::rig::{
-    BackendSpec, Device, Engine, ProtocolSpec, Rig, SensorSpec, TfliteSpec, Workload,
+    BackendSpec, Device, Engine, ProtocolSpec, Rig, SensorSpec, TfliteSpec, TorchSpec, Workload,
 };
 use crate::runner::{prepare_backend, run_repetitions, Measuring, PreparedBackend};
 use crate::sampler::{Sampler, SensorLog};
@@ -296,92 +296,116 @@ struct Reference {
     _input: Option<tempfile::NamedTempFile>,
 }
 
+/// The loop's arguments every kind shares: the image, threads and the rig's protocol, so
+/// both sides run the same protocol.
+fn protocol_args(b: &PreparedBackend, protocol: &ProtocolSpec) -> Vec<OsString> {
+    vec![
+        "--image".into(),
+        b.image.path.clone().into(),
+        "--threads".into(),
+        b.spec.threads().to_string().into(),
+        "--runs".into(),
+        protocol.runs.to_string().into(),
+        "--warmup".into(),
+        protocol.warmup.to_string().into(),
+        "--settle".into(),
+        protocol.settle_s.to_string().into(),
+        "--min-duration".into(),
+        protocol.min_duration_s.unwrap_or(0.0).to_string().into(),
+    ]
+}
+
 impl Reference {
+    /// The Python reference loop for backend `b`'s kind, on the rig's protocol.
     fn for_backend(
         b: &PreparedBackend,
         protocol: &ProtocolSpec,
         reference: &ReferenceLoop,
     ) -> Result<Self> {
-        let mut loop_args: Vec<OsString> = vec![
-            "--image".into(),
-            b.image.path.clone().into(),
-            "--threads".into(),
-            b.spec.threads().to_string().into(),
-            "--runs".into(),
-            protocol.runs.to_string().into(),
-            "--warmup".into(),
-            protocol.warmup.to_string().into(),
-            "--settle".into(),
-            protocol.settle_s.to_string().into(),
-            "--min-duration".into(),
-            protocol.min_duration_s.unwrap_or(0.0).to_string().into(),
-        ];
-        Ok(match &b.spec {
-            BackendSpec::Tflite(_) => {
-                let mut input = tempfile::Builder::new()
-                    .prefix("joulebench-bench-input-")
-                    .tempfile()
-                    .context("cannot write the reference loop's input")?;
-                std::io::Write::write_all(input.as_file_mut(), &b.input)
-                    .context("cannot write the reference loop's input")?;
-                loop_args.extend([
-                    "--model".into(),
-                    b.model.path.clone().into(),
-                    "--input-bytes".into(),
-                    input.path().into(),
-                ]);
-                Self {
-                    _input: Some(input),
-                    name: "Python ai-edge-litert".into(),
-                    python: crate::project::python_path(
-                        reference.python.as_ref(),
-                        crate::environment::PYTHON,
-                        "venv",
-                    ),
-                    script: reference_script("litert_loop.py")?,
-                    args: loop_args,
-                }
-            }
-            BackendSpec::Torch(torch) => {
-                let weights = crate::models::ensure_float_weights(&b.model.path)?;
-                let device = torch.device();
-                let (mode, channels_last) = reference.mode.resolve(device);
-                if mode == "graph" && device == Device::Cpu {
-                    bail!("--reference-mode graph needs a CUDA device; the backend runs on cpu");
-                }
-                loop_args.extend(["--mode".into(), mode.into()]);
-                if channels_last {
-                    loop_args.push("--channels-last".into());
-                }
-                loop_args.extend([
-                    "--weights".into(),
-                    weights.into(),
-                    "--device".into(),
-                    device.to_string().into(),
-                    "--precision".into(),
-                    torch.precision().as_str().into(),
-                    "--batch".into(),
-                    torch.batch().to_string().into(),
-                ]);
-                Self {
-                    name: format!(
-                        "Python PyTorch {mode}{}",
-                        if channels_last { " channels-last" } else { "" }
-                    ),
-                    python: crate::project::python_path(
-                        reference.python.as_ref(),
-                        crate::environment::TORCH_PYTHON,
-                        "torch-venv",
-                    ),
-                    script: reference_script("torch_loop.py")?,
-                    args: loop_args,
-                    _input: None,
-                }
-            }
+        let loop_args = protocol_args(b, protocol);
+        match &b.spec {
+            BackendSpec::Tflite(_) => Self::litert(b, reference, loop_args),
+            BackendSpec::Torch(torch) => Self::torch(b, torch, reference, loop_args),
             // No Python reference loop drives an Edge TPU here (pycoral is not installed).
             BackendSpec::Edgetpu(_) => anyhow::bail!(
                 "joulebench bench has no reference loop for kind \"edgetpu\"; use joulebench run"
             ),
+        }
+    }
+
+    /// The LiteRT loop on the backend's model, fed the rig's prepared input from a temporary
+    /// file that lives as long as the loop.
+    fn litert(
+        b: &PreparedBackend,
+        reference: &ReferenceLoop,
+        mut loop_args: Vec<OsString>,
+    ) -> Result<Self> {
+        let mut input = tempfile::Builder::new()
+            .prefix("joulebench-bench-input-")
+            .tempfile()
+            .context("cannot write the reference loop's input")?;
+        std::io::Write::write_all(input.as_file_mut(), &b.input)
+            .context("cannot write the reference loop's input")?;
+        loop_args.extend([
+            "--model".into(),
+            b.model.path.clone().into(),
+            "--input-bytes".into(),
+            input.path().into(),
+        ]);
+        Ok(Self {
+            _input: Some(input),
+            name: "Python ai-edge-litert".into(),
+            python: crate::project::python_path(
+                reference.python.as_ref(),
+                crate::environment::PYTHON,
+                "venv",
+            ),
+            script: reference_script("litert_loop.py")?,
+            args: loop_args,
+        })
+    }
+
+    /// The PyTorch loop on the model's float weights, in the reference mode resolved for the
+    /// backend's device, precision and batch.
+    fn torch(
+        b: &PreparedBackend,
+        torch: &TorchSpec,
+        reference: &ReferenceLoop,
+        mut loop_args: Vec<OsString>,
+    ) -> Result<Self> {
+        let weights = crate::models::ensure_float_weights(&b.model.path)?;
+        let device = torch.device();
+        let (mode, channels_last) = reference.mode.resolve(device);
+        if mode == "graph" && device == Device::Cpu {
+            bail!("--reference-mode graph needs a CUDA device; the backend runs on cpu");
+        }
+        loop_args.extend(["--mode".into(), mode.into()]);
+        if channels_last {
+            loop_args.push("--channels-last".into());
+        }
+        loop_args.extend([
+            "--weights".into(),
+            weights.into(),
+            "--device".into(),
+            device.to_string().into(),
+            "--precision".into(),
+            torch.precision().as_str().into(),
+            "--batch".into(),
+            torch.batch().to_string().into(),
+        ]);
+        Ok(Self {
+            name: format!(
+                "Python PyTorch {mode}{}",
+                if channels_last { " channels-last" } else { "" }
+            ),
+            python: crate::project::python_path(
+                reference.python.as_ref(),
+                crate::environment::TORCH_PYTHON,
+                "torch-venv",
+            ),
+            script: reference_script("torch_loop.py")?,
+            args: loop_args,
+            _input: None,
         })
     }
 

@@ -282,6 +282,17 @@ impl Rig {
 
     /// The rails of `total` exist, are distinct, and are measured (or simulated), not nominal.
     fn validate_total(&self) -> Result<()> {
+        self.validate_rail_names()?;
+        if self.total.is_empty() {
+            return Ok(());
+        }
+        self.validate_total_rails()?;
+        self.validate_total_pmic()?;
+        self.validate_total_jetson()
+    }
+
+    /// Every sensor measures a rail of its own name, which is how `total` names it.
+    fn validate_rail_names(&self) -> Result<()> {
         for (i, s) in self.sensors.iter().enumerate() {
             if let Some(j) = self.sensors[..i].iter().position(|o| o.rail() == s.rail()) {
                 bail!(
@@ -290,9 +301,11 @@ impl Rig {
                 );
             }
         }
-        if self.total.is_empty() {
-            return Ok(());
-        }
+        Ok(())
+    }
+
+    /// `total` names two or more rails, each once, each a sensor's that measures.
+    fn validate_total_rails(&self) -> Result<()> {
         if self.total.len() < 2 {
             bail!(
                 "total needs two or more rails to add up, not {:?}",
@@ -323,8 +336,12 @@ impl Rig {
                 Some(_) => {}
             }
         }
-        // Two PMIC tables that add up a rail in common would count its energy twice (a table
-        // of every rail holds them all).
+        Ok(())
+    }
+
+    /// No two of the total's PMIC tables add up a rail in common, which would count its
+    /// energy twice (a table of every rail holds them all).
+    fn validate_total_pmic(&self) -> Result<()> {
         let pmic: Vec<&crate::sensor::rpi_pmic::RpiPmicSpec> = self
             .total_sensors()
             .into_iter()
@@ -345,8 +362,13 @@ impl Rig {
                 );
             }
         }
-        // A Jetson's board input (POM_5V_IN, VDD_IN) already holds its other rails: adding
-        // them counts their energy twice, a known mistake of other tools.
+        Ok(())
+    }
+
+    /// A total holding a Jetson's board input (POM_5V_IN, VDD_IN) adds no other rail of that
+    /// board: the input already holds them, and adding them counts their energy twice, a known
+    /// mistake of other tools.
+    fn validate_total_jetson(&self) -> Result<()> {
         let jetson: Vec<&crate::sensor::ina3221::Ina3221Spec> = self
             .total_sensors()
             .into_iter()

@@ -271,45 +271,12 @@ impl Prepared {
             clock,
             phases,
         } = self;
-        let Plan {
-            rig,
-            rig_text,
-            sensor_choice,
-            ranging,
-            ..
-        } = plan;
         let started = Utc::now();
         let sampling = opts.sample && !sensors.is_empty();
-        // The sampler reads the sensors that opened; the rest keep their place in the rig's
-        // order (the indices of power.csv, summary.csv and run.json) with why they are missing.
-        let mut logs: Vec<SensorLog> = Vec::new();
-        let mut sampled: Vec<usize> = Vec::new();
-        let mut live: Vec<Box<dyn PowerSensor>> = Vec::new();
-        for (index, sensor) in sensors.into_iter().enumerate().filter(|_| sampling) {
-            match sensor {
-                Ok(sensor) => {
-                    logs.push(SensorLog::of(sensor.as_ref()));
-                    sampled.push(index);
-                    live.push(sensor);
-                }
-                Err(missing) => logs.push(missing.into()),
-            }
-        }
+        let (logs, to_rig, live) = split_sensors(sensors, sampling);
         let writer = match start {
             Some(start) => {
-                let logs = logs.clone();
-                let so_far = RunRecord {
-                    rig: rig.clone(),
-                    rig_text: rig_text.clone(),
-                    started,
-                    phases: Vec::new(),
-                    backends: Vec::new(),
-                    sensors: logs,
-                    sensor_choice: sensor_choice.clone(),
-                    ranging: ranging.clone(),
-                    interrupted: false,
-                    settled: Default::default(),
-                };
+                let so_far = record_of(plan.clone(), started, logs.clone());
                 Some(start(so_far, phases.clone(), clock)?)
             }
             None => None,
@@ -318,17 +285,8 @@ impl Prepared {
         let repetitions = writer.as_ref().map(|w| w.repetition_sink());
         let samples = writer.as_ref().map(|w| w.sample_sink());
         if let Some(sink) = &samples {
-            // A missing sensor has no readings to come: its windows can settle at once.
-            for (index, log) in logs.iter().enumerate() {
-                if log.missing.is_some() {
-                    sink.samples(index, Vec::new(), None, true);
-                }
-            }
+            settle_missing(sink.as_ref(), &logs);
         }
-        let to_rig = RigOrder {
-            sampled: sampled.clone(),
-            sensors: logs.len(),
-        };
         let sampler = (!live.is_empty()).then(|| {
             let sink = samples.map(|sink| to_rig.sink(sink));
             Sampler::start_with(live, clock, sink)
@@ -337,73 +295,166 @@ impl Prepared {
             phases.meter_with(to_rig.meter(sampler.cpu_meter()));
         }
 
-        if sampling && rig.idle_baseline_s > 0.0 {
-            phases.begin(Phase::IdleBaseline, None, clock.now());
-            protocol::sleep_unless(
-                Duration::from_secs_f64(rig.idle_baseline_s),
-                &opts.interrupt,
-            );
-            phases.end(clock.now());
+        if sampling && plan.rig.idle_baseline_s > 0.0 {
+            take_idle_baseline(plan.rig.idle_baseline_s, clock, &phases, &opts.interrupt);
         }
 
-        let mut results = Vec::new();
-        let budget_from = clock.now();
-        let shares = backends.len() as f64;
-        // Interrupted, every backend still gets its (empty, interrupted) run: the summary
-        // lists what was not measured, not only what was.
-        for (index, mut b) in backends.into_iter().enumerate() {
-            let on = Measuring {
-                clock,
-                phases: &phases,
-                backend: index,
-                interrupt: &opts.interrupt,
-                progress: opts.progress,
-                latencies: latencies.as_deref(),
-                repetitions: repetitions.as_deref(),
-                gpus: &gpus,
-                until: opts
-                    .time_budget
-                    .map(|t| budget_from + t.as_secs_f64() * (index + 1) as f64 / shares),
-            };
-            let repetitions = run_repetitions(&mut b, &rig.protocol, &on);
-            results.push(BackendResult {
-                engine: b.backend.engine().clone(),
-                spec: b.spec,
-                model: b.model,
-                image: b.image,
-                labels: b.labels,
-                engine_note: b.engine_note,
-                signature: Some(b.backend.signature().clone()),
-                repetitions,
-            });
-        }
+        // What every backend is measured on; its index and time share are its own.
+        let every = Measuring {
+            clock,
+            phases: &phases,
+            backend: 0,
+            interrupt: &opts.interrupt,
+            progress: opts.progress,
+            latencies: latencies.as_deref(),
+            repetitions: repetitions.as_deref(),
+            gpus: &gpus,
+            until: None,
+        };
+        let results = measure_backends(backends, &plan.rig.protocol, opts.time_budget, every);
 
         let mut sensors = to_rig.logs(logs, sampler.map(Sampler::stop).unwrap_or_default());
         drop((latencies, repetitions));
-        let mut stream_error = None;
-        let mut settled = crate::record::Settled::default();
-        if let Some(writer) = writer {
-            let kept = writer.finish();
-            for (log, samples) in sensors.iter_mut().zip(kept.samples) {
-                log.samples = samples;
-            }
-            settled = kept.settled;
-            stream_error = kept.error;
-        }
+        let (settled, stream_error) = match writer {
+            Some(writer) => finish_stream(writer, &mut sensors),
+            None => (crate::record::Settled::default(), None),
+        };
         let record = RunRecord {
             interrupted: opts.interrupt.load(std::sync::atomic::Ordering::Relaxed),
-            rig,
-            rig_text,
-            started,
             phases: phases.spans(),
             backends: results,
-            sensors,
-            sensor_choice,
-            ranging,
             settled,
+            ..record_of(plan, started, sensors)
         };
         Ok((record, stream_error))
     }
+}
+
+/// The rig's sensors split for the sampler, which reads those that opened (when `sampling`).
+///
+/// The rest keep their place in the rig's order (the indices of power.csv, summary.csv and
+/// run.json) with why they are missing: returns every sensor's log in that order, where the
+/// sampled ones sit in it, and the sampled sensors.
+fn split_sensors(
+    sensors: Vec<Result<Box<dyn PowerSensor>, Missing>>,
+    sampling: bool,
+) -> (Vec<SensorLog>, RigOrder, Vec<Box<dyn PowerSensor>>) {
+    let mut logs: Vec<SensorLog> = Vec::new();
+    let mut sampled: Vec<usize> = Vec::new();
+    let mut live: Vec<Box<dyn PowerSensor>> = Vec::new();
+    for (index, sensor) in sensors.into_iter().enumerate().filter(|_| sampling) {
+        match sensor {
+            Ok(sensor) => {
+                logs.push(SensorLog::of(sensor.as_ref()));
+                sampled.push(index);
+                live.push(sensor);
+            }
+            Err(missing) => logs.push(missing.into()),
+        }
+    }
+    let to_rig = RigOrder {
+        sampled,
+        sensors: logs.len(),
+    };
+    (logs, to_rig, live)
+}
+
+/// The run's record of `plan` and its `sensors` with nothing measured yet: what a stream
+/// starts on, and what the run's measurements then fill in.
+fn record_of(plan: Plan, started: chrono::DateTime<Utc>, sensors: Vec<SensorLog>) -> RunRecord {
+    let Plan {
+        rig,
+        rig_text,
+        sensor_choice,
+        ranging,
+        ..
+    } = plan;
+    RunRecord {
+        rig,
+        rig_text,
+        started,
+        phases: Vec::new(),
+        backends: Vec::new(),
+        sensors,
+        sensor_choice,
+        ranging,
+        interrupted: false,
+        settled: Default::default(),
+    }
+}
+
+/// Tells the stream that a missing sensor has no readings to come, so its windows can settle
+/// at once.
+fn settle_missing(sink: &dyn SampleSink, logs: &[SensorLog]) {
+    for (index, log) in logs.iter().enumerate() {
+        if log.missing.is_some() {
+            sink.samples(index, Vec::new(), None, true);
+        }
+    }
+}
+
+/// The idle baseline: `seconds` of the machine doing nothing, as its own phase, cut short by
+/// an interrupt.
+fn take_idle_baseline(seconds: f64, clock: RunClock, phases: &PhaseLog, interrupt: &AtomicBool) {
+    phases.begin(Phase::IdleBaseline, None, clock.now());
+    protocol::sleep_unless(Duration::from_secs_f64(seconds), interrupt);
+    phases.end(clock.now());
+}
+
+/// Every backend measured in turn, each `on` its own index and its equal share of the
+/// `time_budget` (counted from now) where the run has one.
+fn measure_backends(
+    backends: Vec<PreparedBackend>,
+    protocol: &ProtocolSpec,
+    time_budget: Option<Duration>,
+    every: Measuring,
+) -> Vec<BackendResult> {
+    let mut results = Vec::new();
+    let budget_from = every.clock.now();
+    let shares = backends.len() as f64;
+    // Interrupted, every backend still gets its (empty, interrupted) run: the summary
+    // lists what was not measured, not only what was.
+    for (index, b) in backends.into_iter().enumerate() {
+        let on = Measuring {
+            backend: index,
+            until: time_budget.map(|t| budget_from + t.as_secs_f64() * (index + 1) as f64 / shares),
+            ..every
+        };
+        results.push(measure_backend(b, protocol, &on));
+    }
+    results
+}
+
+/// One backend's repetitions measured `on` its share of the run, with what it ran on.
+fn measure_backend(
+    mut b: PreparedBackend,
+    protocol: &ProtocolSpec,
+    on: &Measuring,
+) -> BackendResult {
+    let repetitions = run_repetitions(&mut b, protocol, on);
+    BackendResult {
+        engine: b.backend.engine().clone(),
+        spec: b.spec,
+        model: b.model,
+        image: b.image,
+        labels: b.labels,
+        engine_note: b.engine_note,
+        signature: Some(b.backend.signature().clone()),
+        repetitions,
+    }
+}
+
+/// Once the run's sinks are dropped, the stream's last rows written: the readings it kept go
+/// back to their sensors' logs; returns the windows it settled and its first failed write.
+fn finish_stream(
+    writer: Box<dyn Stream>,
+    sensors: &mut [SensorLog],
+) -> (crate::record::Settled, Option<String>) {
+    let kept = writer.finish();
+    for (log, samples) in sensors.iter_mut().zip(kept.samples) {
+        log.samples = samples;
+    }
+    (kept.settled, kept.error)
 }
 
 /// The sampler's sensors (those that opened) placed back in the rig's order, beside the

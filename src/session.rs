@@ -53,17 +53,7 @@ pub fn measure(plan: Plan, session: &Session) -> Result<Measurement> {
         time_budget,
         monitor,
     } = *session;
-    // Claimed before any model loads or sensor opens: a folder that cannot take the results,
-    // or that another run holds, must not cost a measurement; nor must an export file that
-    // cannot be written.
-    let run_dir = signals::hold(|| {
-        // A default folder is new and named by the clock: no export can be in it yet.
-        let folders: Vec<&Path> = out.into_iter().collect();
-        export::check_outputs(exports, &folders)?;
-        let claimed = output::create_run_dir(out, &plan.rig.name, chrono::Utc::now())?;
-        signals::on_exit(claimed.releaser());
-        anyhow::Ok(claimed)
-    })?;
+    let run_dir = claim_run_dir(out, exports, &plan.rig.name)?;
     let dir = run_dir.path();
     let options = RunOptions {
         interrupt,
@@ -71,16 +61,7 @@ pub fn measure(plan: Plan, session: &Session) -> Result<Measurement> {
         sample: true,
         time_budget,
     };
-    let mut plan = if plan.rig.protocol.ranging {
-        eprintln!("joulebench: ranging pass: the protocol once, to set each INA219's range");
-        let plan = crate::ranging::range(&plan, &options)?;
-        for line in crate::ranging::describe(&plan.ranging) {
-            eprintln!("joulebench: {line}");
-        }
-        plan
-    } else {
-        plan
-    };
+    let mut plan = ranged(plan, &options)?;
     if time_budget.is_some() {
         // A soak repeats the protocol until its time is spent, however many repetitions that
         // takes: the clock bounds them, not the user's `repeat` (set past its bound here, once
@@ -88,23 +69,7 @@ pub fn measure(plan: Plan, session: &Session) -> Result<Measurement> {
         plan.rig.protocol.repeat = u32::MAX;
     }
     let prepared = runner::prepare(plan)?;
-    if let Some(choice) = &prepared.plan.sensor_choice {
-        eprintln!("joulebench: {}", choice.line);
-    }
-    for line in prepared.missing_lines() {
-        eprintln!("joulebench: {line}");
-    }
-    for (i, b) in prepared.backends.iter().enumerate() {
-        if let Some(note) = &b.engine_note {
-            eprintln!("joulebench: backend {i}: {note}");
-        }
-    }
-    eprintln!(
-        "joulebench: running rig {} ({}) into {}",
-        prepared.plan.rig.name,
-        prepared.plan.origin,
-        dir.display()
-    );
+    print_opening(&prepared, dir);
     let argv: Vec<String> = std::env::args().collect();
     // The rows go to disk as they are measured, so a killed run leaves them behind.
     let to = output::stream::StreamTo {
@@ -125,4 +90,58 @@ pub fn measure(plan: Plan, session: &Session) -> Result<Measurement> {
         stream_error,
         monitor,
     })
+}
+
+/// Claims the run folder before any model loads or sensor opens: a folder that cannot take
+/// the results, or that another run holds, must not cost a measurement; nor must an export
+/// file that cannot be written.
+fn claim_run_dir(
+    out: Option<&Path>,
+    exports: &[(&str, &Path)],
+    rig: &str,
+) -> Result<output::RunDir> {
+    signals::hold(|| {
+        // A default folder is new and named by the clock: no export can be in it yet.
+        let folders: Vec<&Path> = out.into_iter().collect();
+        export::check_outputs(exports, &folders)?;
+        let claimed = output::create_run_dir(out, rig, chrono::Utc::now())?;
+        signals::on_exit(claimed.releaser());
+        anyhow::Ok(claimed)
+    })
+}
+
+/// The plan after its ranging pass where the rig asks for one (the protocol once, to set each
+/// INA219's range), saying what it set.
+fn ranged(plan: Plan, options: &RunOptions) -> Result<Plan> {
+    if !plan.rig.protocol.ranging {
+        return Ok(plan);
+    }
+    eprintln!("joulebench: ranging pass: the protocol once, to set each INA219's range");
+    let plan = crate::ranging::range(&plan, options)?;
+    for line in crate::ranging::describe(&plan.ranging) {
+        eprintln!("joulebench: {line}");
+    }
+    Ok(plan)
+}
+
+/// The run's first lines on stderr: the sensors chosen and those missing, each backend's
+/// engine note, and where the run goes.
+fn print_opening(prepared: &runner::Prepared, dir: &Path) {
+    if let Some(choice) = &prepared.plan.sensor_choice {
+        eprintln!("joulebench: {}", choice.line);
+    }
+    for line in prepared.missing_lines() {
+        eprintln!("joulebench: {line}");
+    }
+    for (i, b) in prepared.backends.iter().enumerate() {
+        if let Some(note) = &b.engine_note {
+            eprintln!("joulebench: backend {i}: {note}");
+        }
+    }
+    eprintln!(
+        "joulebench: running rig {} ({}) into {}",
+        prepared.plan.rig.name,
+        prepared.plan.origin,
+        dir.display()
+    );
 }

@@ -2,6 +2,7 @@
 
 use crate::clock::Phase;
 use crate::energy::{self, CounterPoint, PowerPoint, WindowEnergy};
+use crate::input::Prediction;
 use crate::protocol::TimedRun;
 use crate::record::{BackendResult, RunRecord};
 pub use crate::results::{Repetition, Status, SummaryRow};
@@ -657,33 +658,28 @@ pub fn phase_energy_with(record: &RunRecord, energies: &Energies) -> Vec<PhaseEn
     out
 }
 
+/// One backend's repetition as one sensor (or the total, or no sensor) measured it.
+// One piece because its body is the row's one struct literal, a line per column: its figures
+// are worked out in the helpers below, and a column left to a `Default` would go unnoticed.
 fn row(record: &RunRecord, b: &BackendResult, at: &At, sensor: Option<Measured>) -> SummaryRow {
     let run = at.run;
     let latencies_ms: Vec<f64> = run.latencies.iter().map(|l| l.seconds * 1e3).collect();
     let lat = Summary::of(&latencies_ms);
-    let runs = run.latencies.len();
     let inferences = run.inferences();
-    let timed = sensor.as_ref().and_then(|m| m.timed.as_ref());
-    let idle = sensor.as_ref().and_then(|m| m.idle.as_ref());
+    let sensor = sensor.as_ref();
+    let (timed, idle) = (
+        sensor.and_then(|m| m.timed.as_ref()),
+        sensor.and_then(|m| m.idle.as_ref()),
+    );
     // Figures come only from valid windows; the raw window feeds the diagnostics.
     let timed_span = timed.and_then(CheckedWindow::valid);
     let timed_raw = timed.and_then(|w| w.energy);
-    let idle_watts = idle.and_then(CheckedWindow::valid).map(|w| w.mean_watts);
-    let about = sensor.as_ref().map(|m| &m.sensor);
+    let about = sensor.map(|m| &m.sensor);
     let joules = timed_span
         .map(|w| w.joules)
         .filter(|j| *j > 0.0 && inferences > 0);
-    let net = match (timed, idle, about) {
-        (Some(timed), Some(idle), Some(about)) if inferences > 0 => {
-            Net::of(timed, idle, about.origin, about.uncertainty)
-        }
-        _ => Net::None,
-    };
-    let (net_joules, net_note) = match (net, run.window) {
-        (Net::Figure(watts), Some((start, end))) => (Some(watts * (end - start)), String::new()),
-        (Net::Withheld(why), _) => (None, why),
-        _ => (None, String::new()),
-    };
+    let (net_joules, net_note) = net_joules(run, sensor, inferences);
+    let crosscheck = timed.and_then(|w| w.crosscheck.clone());
     let top1 = run.top.first();
     let origin = about.map(|a| a.origin);
     SummaryRow {
@@ -701,19 +697,19 @@ fn row(record: &RunRecord, b: &BackendResult, at: &At, sensor: Option<Measured>)
         threads: b.engine.threads,
         scenario: record.rig.protocol.scenario.as_str().into(),
         batch: run.batch,
-        runs,
+        runs: run.latencies.len(),
         inferences,
         fps: run.fps(),
         latency_ms_mean: lat.map(|s| s.mean),
         latency_ms_median: lat.map(|s| s.median),
         latency_ms_p90: lat.map(|s| s.p90),
         latency_ms_p99: lat.map(|s| s.p99),
-        sensor_index: sensor.as_ref().map(|m| m.index),
+        sensor_index: sensor.map(|m| m.index),
         sensor: about.map_or("none".into(), |a| a.kind.clone()),
         rail: about.map_or(String::new(), |a| a.rail.clone()),
         simulated: origin == Some(Origin::Simulated),
         origin,
-        idle_watts,
+        idle_watts: idle.and_then(CheckedWindow::valid).map(|w| w.mean_watts),
         mean_watts: timed_span.map(|w| w.mean_watts),
         joules_per_inference: joules.map(|j| j / inferences as f64),
         inferences_per_joule: joules.map(|j| inferences as f64 / j),
@@ -750,39 +746,68 @@ fn row(record: &RunRecord, b: &BackendResult, at: &At, sensor: Option<Measured>)
             .image
             .expected_top1(&b.model.name)
             .map_or(String::new(), |t| t.label.clone()),
-        top1_agrees: record
-            .backends
-            .iter()
-            .filter(|other| other.image.sha256 == b.image.sha256)
-            // A backend that classified nothing (interrupted before it ran) has no answer to
-            // disagree with.
-            .filter_map(|other| other.last_run().and_then(|r| r.top.first()))
-            .all(|theirs| Some(theirs.class) == top1.map(|p| p.class)),
-        status: match status(record, run, sensor.as_ref()) {
-            // Whatever let the windows pass, a measured row is ok only with its figures.
-            Status::Ok if sensor.is_some() && joules.is_none() => Status::Invalid(
-                "no energy per inference: the timed window's energy is not above 0 J".into(),
-            ),
-            status => status,
-        },
+        top1_agrees: top1_agrees(record, b, top1),
+        status: row_status(record, run, sensor, joules),
         throttled: run.machine_verdict().and_then(|v| v.throttled),
         engine_note: b.engine_note.clone().unwrap_or_default(),
-        instant_vs_counter_pct: timed
-            .and_then(|w| w.crosscheck.clone())
-            .and_then(Result::ok),
-        instant_vs_counter_note: timed
-            .and_then(|w| w.crosscheck.clone())
-            .and_then(Result::err)
-            .unwrap_or_default(),
-        sampler_cpu_pct: sensor
-            .as_ref()
-            .and_then(|m| sampler_cpu_pct(record, at, m.index)),
+        instant_vs_counter_pct: crosscheck.clone().and_then(Result::ok),
+        instant_vs_counter_note: crosscheck.and_then(Result::err).unwrap_or_default(),
+        sampler_cpu_pct: sensor.and_then(|m| sampler_cpu_pct(record, at, m.index)),
         net_note,
         fed: b
             .signature
             .as_ref()
             .filter(|s| !s.classifier())
             .map_or(String::new(), |s| s.fed_line()),
+    }
+}
+
+/// The net energy of the timed window (its power above the idle baseline's, over its
+/// length), or why it is withheld; none where a window is missing or invalid or nothing was
+/// classified.
+fn net_joules(
+    run: &TimedRun,
+    sensor: Option<&Measured>,
+    inferences: usize,
+) -> (Option<f64>, String) {
+    let net = match sensor.and_then(|m| Some((m.timed.as_ref()?, m.idle.as_ref()?, &m.sensor))) {
+        Some((timed, idle, about)) if inferences > 0 => {
+            Net::of(timed, idle, about.origin, about.uncertainty)
+        }
+        _ => Net::None,
+    };
+    match (net, run.window) {
+        (Net::Figure(watts), Some((start, end))) => (Some(watts * (end - start)), String::new()),
+        (Net::Withheld(why), _) => (None, why),
+        _ => (None, String::new()),
+    }
+}
+
+/// Whether every backend that classified the same image gave the same top-1 class.
+fn top1_agrees(record: &RunRecord, b: &BackendResult, top1: Option<&Prediction>) -> bool {
+    record
+        .backends
+        .iter()
+        .filter(|other| other.image.sha256 == b.image.sha256)
+        // A backend that classified nothing (interrupted before it ran) has no answer to
+        // disagree with.
+        .filter_map(|other| other.last_run().and_then(|r| r.top.first()))
+        .all(|theirs| Some(theirs.class) == top1.map(|p| p.class))
+}
+
+/// The row's status: its windows' and run's, and not ok for a measured row without figures.
+fn row_status(
+    record: &RunRecord,
+    run: &TimedRun,
+    sensor: Option<&Measured>,
+    joules: Option<f64>,
+) -> Status {
+    match status(record, run, sensor) {
+        // Whatever let the windows pass, a measured row is ok only with its figures.
+        Status::Ok if sensor.is_some() && joules.is_none() => Status::Invalid(
+            "no energy per inference: the timed window's energy is not above 0 J".into(),
+        ),
+        status => status,
     }
 }
 

@@ -66,6 +66,19 @@ pub fn check(
     let Some(model) = model.filter(|_| kind != BackendKind::Tflite) else {
         return check_any(path, labels, labels_path);
     };
+    check_classifier(path, &model, labels, labels_path)
+}
+
+/// A model for a `torch` backend, which runs MobileNetV2's shape only: one RGB image in, one
+/// vector of class scores out, whose classes the labels (where the model has a file) name
+/// exactly.
+fn check_classifier(
+    path: &Path,
+    model: &Model,
+    labels: &Labels,
+    labels_path: Option<&Path>,
+) -> Result<()> {
+    let name = path.display();
     let graph = model
         .subgraphs
         .first()

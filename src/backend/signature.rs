@@ -191,78 +191,17 @@ impl Signature {
             .copied()
             .context("no subgraph")?;
         let tensors = fb.vector_tables(graph, 0)?;
-        let read = |index: i32, fed: bool| -> Result<Tensor> {
-            let table = usize::try_from(index)
-                .ok()
-                .and_then(|i| tensors.get(i).copied())
-                .with_context(|| format!("tensor {index} does not exist"))?;
-            let name = fb.string(table, 3)?.unwrap_or_default();
-            let shape: Vec<i64> = fb
-                .vector_i32(table, 0)?
-                .unwrap_or_default()
-                .into_iter()
-                .map(i64::from)
-                .collect();
-            let code = fb.scalar_i8(table, 1)?;
-            let dtype = ElementType::from_code(code).with_context(|| {
-                format!(
-                    "tensor {name} {shape:?} is {}: the rig feeds and reads uint8, int8, int16, \
-                     float16 and float32 tensors",
-                    unsupported_name(code)
-                )
-            })?;
-            let signature = fb.vector_i32(table, 7)?;
-            if shape.iter().any(|&d| d <= 0)
-                || signature.as_ref().is_some_and(|s| s.iter().any(|&d| d < 0))
-            {
-                bail!(
-                    "tensor {name} has a dynamic shape ({shape:?}, signature {:?}): give a model \
-                     with fixed sizes (convert it with a fixed input shape)",
-                    signature.unwrap_or_default()
-                );
-            }
-            let quantization = match fb.table(table, 4)? {
-                Some(q) => {
-                    let scale = fb.vector_f32(q, 2)?.unwrap_or_default();
-                    let zero = fb.vector_i64(q, 3)?.unwrap_or_default();
-                    scale
-                        .first()
-                        .filter(|s| **s > 0.0 && s.is_finite())
-                        .map(|&scale| Quantization {
-                            scale,
-                            zero_point: zero.first().copied().unwrap_or(0),
-                        })
-                }
-                None => None,
-            };
-            let mut tensor = Tensor {
-                name,
-                dtype,
-                shape,
-                quantization: quantization
-                    .filter(|_| !matches!(dtype, ElementType::Float16 | ElementType::Float32)),
-                fed: None,
-            };
-            if fed {
-                tensor.fed = Some(if tensor.is_image() {
-                    Fed::Image
-                } else {
-                    Fed::Synthetic
-                });
-            }
-            Ok(tensor)
-        };
         let inputs = fb
             .vector_i32(graph, 1)?
             .unwrap_or_default()
             .into_iter()
-            .map(|i| read(i, true))
+            .map(|i| read_tensor(&fb, &tensors, i, true))
             .collect::<Result<Vec<_>>>()?;
         let outputs = fb
             .vector_i32(graph, 2)?
             .unwrap_or_default()
             .into_iter()
-            .map(|i| read(i, false))
+            .map(|i| read_tensor(&fb, &tensors, i, false))
             .collect::<Result<Vec<_>>>()?;
         if inputs.is_empty() || outputs.is_empty() {
             bail!(
@@ -385,6 +324,76 @@ pub fn image_classifier(height: u32, width: u32, dtype: TensorType, classes: usi
             None,
         )],
     }
+}
+
+/// Tensor `index` of the subgraph whose tensor tables are `tensors`, refused where the rig
+/// cannot feed or read its type or its shape is dynamic; `fed` for an input, which says what
+/// the rig feeds it.
+fn read_tensor(fb: &Flatbuffer, tensors: &[usize], index: i32, fed: bool) -> Result<Tensor> {
+    let table = usize::try_from(index)
+        .ok()
+        .and_then(|i| tensors.get(i).copied())
+        .with_context(|| format!("tensor {index} does not exist"))?;
+    let name = fb.string(table, 3)?.unwrap_or_default();
+    let shape: Vec<i64> = fb
+        .vector_i32(table, 0)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(i64::from)
+        .collect();
+    let code = fb.scalar_i8(table, 1)?;
+    let dtype = ElementType::from_code(code).with_context(|| {
+        format!(
+            "tensor {name} {shape:?} is {}: the rig feeds and reads uint8, int8, int16, \
+                 float16 and float32 tensors",
+            unsupported_name(code)
+        )
+    })?;
+    let signature = fb.vector_i32(table, 7)?;
+    if shape.iter().any(|&d| d <= 0) || signature.as_ref().is_some_and(|s| s.iter().any(|&d| d < 0))
+    {
+        bail!(
+            "tensor {name} has a dynamic shape ({shape:?}, signature {:?}): give a model \
+                 with fixed sizes (convert it with a fixed input shape)",
+            signature.unwrap_or_default()
+        );
+    }
+    let quantization = read_quantization(fb, table)?;
+    let mut tensor = Tensor {
+        name,
+        dtype,
+        shape,
+        quantization: quantization
+            .filter(|_| !matches!(dtype, ElementType::Float16 | ElementType::Float32)),
+        fed: None,
+    };
+    if fed {
+        tensor.fed = Some(if tensor.is_image() {
+            Fed::Image
+        } else {
+            Fed::Synthetic
+        });
+    }
+    Ok(tensor)
+}
+
+/// A tensor's quantization (slot 4) as its first scale and zero point, where that scale is
+/// usable (positive and finite).
+fn read_quantization(fb: &Flatbuffer, table: usize) -> Result<Option<Quantization>> {
+    Ok(match fb.table(table, 4)? {
+        Some(q) => {
+            let scale = fb.vector_f32(q, 2)?.unwrap_or_default();
+            let zero = fb.vector_i64(q, 3)?.unwrap_or_default();
+            scale
+                .first()
+                .filter(|s| **s > 0.0 && s.is_finite())
+                .map(|&scale| Quantization {
+                    scale,
+                    zero_point: zero.first().copied().unwrap_or(0),
+                })
+        }
+        None => None,
+    })
 }
 
 /// A verified-or-not flatbuffer, read with bounds checks: a bad offset is an error, never a

@@ -53,35 +53,8 @@ impl TfliteBackend {
             InterpreterBuilder::new(flat, BuiltinOpResolver::default()).map_err(cannot)?;
         let interpreter = builder.build_with_threads(threads as i32).map_err(cannot)?;
 
-        // The interpreter lists the subgraph's tensors in the flatbuffer's order: check that
-        // it sees each as the signature describes it.
-        let check = |indices: &[i32], tensors: &[Tensor]| -> Result<()> {
-            if indices.len() != tensors.len() {
-                bail!(
-                    "TF Lite sees {} tensors where the model lists {}",
-                    indices.len(),
-                    tensors.len()
-                );
-            }
-            for (&index, t) in indices.iter().zip(tensors) {
-                let info = interpreter
-                    .tensor_info(index)
-                    .context("tensor without info")?;
-                let dims: Vec<i64> = info.dims.iter().map(|&d| d as i64).collect();
-                if info.element_kind as u32 != t.dtype.c_type() || dims != t.shape {
-                    bail!(
-                        "TF Lite {TFLITE_VERSION} sees tensor {} as {dims:?} {:?}, the model \
-                         file as {}",
-                        t.name,
-                        info.element_kind,
-                        t.describe()
-                    );
-                }
-            }
-            Ok(())
-        };
-        check(interpreter.inputs(), &signature.inputs)?;
-        check(interpreter.outputs(), &signature.outputs)?;
+        check_tensors(&interpreter, interpreter.inputs(), &signature.inputs)?;
+        check_tensors(&interpreter, interpreter.outputs(), &signature.outputs)?;
         let mut at = 0;
         let inputs = interpreter
             .inputs()
@@ -108,6 +81,38 @@ impl TfliteBackend {
             },
         })
     }
+}
+
+/// The interpreter lists the subgraph's tensors in the flatbuffer's order: checks that it sees
+/// each of `indices` as the signature's `tensors` describe it.
+fn check_tensors(
+    interpreter: &Interpreter<'static, BuiltinOpResolver>,
+    indices: &[i32],
+    tensors: &[Tensor],
+) -> Result<()> {
+    if indices.len() != tensors.len() {
+        bail!(
+            "TF Lite sees {} tensors where the model lists {}",
+            indices.len(),
+            tensors.len()
+        );
+    }
+    for (&index, t) in indices.iter().zip(tensors) {
+        let info = interpreter
+            .tensor_info(index)
+            .context("tensor without info")?;
+        let dims: Vec<i64> = info.dims.iter().map(|&d| d as i64).collect();
+        if info.element_kind as u32 != t.dtype.c_type() || dims != t.shape {
+            bail!(
+                "TF Lite {TFLITE_VERSION} sees tensor {} as {dims:?} {:?}, the model \
+                     file as {}",
+                t.name,
+                info.element_kind,
+                t.describe()
+            );
+        }
+    }
+    Ok(())
 }
 
 impl Backend for TfliteBackend {

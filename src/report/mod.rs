@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::clock::PhaseSpan;
-use crate::output::folder::{read_power, read_run_dir, POWER_CSV};
+use crate::output::folder::{read_power, read_run_dir, RunFolder, POWER_CSV};
 use crate::results::{Repetition, SummaryRow};
 use crate::sensor::Origin;
 
@@ -130,6 +130,32 @@ fn read_traces(dir: &Path, folder: usize, phases: &[PhaseSpan]) -> Result<Vec<Tr
 /// the report's path.
 pub fn write(runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
     check_out(out)?;
+    let (folders, entries, traces) = read_runs(runs)?;
+    crate::results::refuse_repeats(runs, "name each run folder once")?;
+    if entries.is_empty() {
+        bail!("the run folders hold no summary rows to report");
+    }
+    register_font()?;
+    let staging = staging_beside(out)?;
+    let references = crate::references::load_default().unwrap_or_default();
+    let implied = crate::references::implied_per_joule(&references);
+
+    let mut md = String::new();
+    write_folders(&mut md, &folders);
+    write_entry_table(&mut md, &entries);
+    write_origin_notes(&mut md, &entries);
+
+    let charts = charts::draw_all(staging.path(), &entries, &traces, &implied)?;
+    write_charts(&mut md, &charts);
+    let staged = staging.path().join("report.md");
+    std::fs::write(&staged, md).with_context(|| format!("cannot write {}", staged.display()))?;
+    replace_folder(staging, out)?;
+    Ok(out.join("report.md"))
+}
+
+/// Reads every run folder of `runs` into the report's entries and power traces, numbering
+/// them in order, so the report holds nothing until every folder has read back.
+fn read_runs(runs: &[PathBuf]) -> Result<(Vec<RunFolder>, Vec<Entry>, Vec<Trace>)> {
     let mut entries = Vec::new();
     let mut traces = Vec::new();
     let mut folders = Vec::new();
@@ -143,23 +169,11 @@ pub fn write(runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
             .iter()
             .any(|r| r.sensor_index != folder.rows[0].sensor_index);
         for row in entries_of(&folder.rows) {
-            let mut label = format!(
-                "{} {} {} {}",
-                row.rig, row.model, row.engine, row.engine_version
-            );
-            if several_sensors {
-                label = format!("{label}, {} {}", row.sensor, row.sensor_index.unwrap_or(0));
-            }
-            if runs.len() > 1 {
-                label = format!("run {}: {label}", i + 1);
-            }
-            if let Some(mark) = row.origin.map(Origin::mark).filter(|m| !m.is_empty()) {
-                label.push_str(&format!(" ({mark})"));
-            }
+            let run = (runs.len() > 1).then_some(i + 1);
             entries.push(Entry {
                 number: entries.len() + 1,
                 folder: i + 1,
-                label,
+                label: entry_label(&row, several_sensors, run),
                 origin: row.origin,
                 row,
             });
@@ -167,10 +181,32 @@ pub fn write(runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
         traces.extend(read_traces(dir, i + 1, &folder.phases)?);
         folders.push(folder);
     }
-    crate::results::refuse_repeats(runs, "name each run folder once")?;
-    if entries.is_empty() {
-        bail!("the run folders hold no summary rows to report");
+    Ok((folders, entries, traces))
+}
+
+/// An entry's label: rig, model and engine, then what tells it from its neighbours (the
+/// sensor where its folder has several, the run where the report has several) and how its
+/// watts were obtained where not measured.
+fn entry_label(row: &SummaryRow, several_sensors: bool, run: Option<usize>) -> String {
+    let mut label = format!(
+        "{} {} {} {}",
+        row.rig, row.model, row.engine, row.engine_version
+    );
+    if several_sensors {
+        label = format!("{label}, {} {}", row.sensor, row.sensor_index.unwrap_or(0));
     }
+    if let Some(run) = run {
+        label = format!("run {run}: {label}");
+    }
+    if let Some(mark) = row.origin.map(Origin::mark).filter(|m| !m.is_empty()) {
+        label.push_str(&format!(" ({mark})"));
+    }
+    label
+}
+
+/// Loads the charts' font before anything is drawn, so a missing font fails with what to
+/// install rather than halfway through the charts.
+fn register_font() -> Result<()> {
     let font = font_path();
     let bytes = std::fs::read(&font).map_err(|e| {
         anyhow::anyhow!(
@@ -180,25 +216,28 @@ pub fn write(runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
         )
     })?;
     charts::register_font(bytes)
-        .with_context(|| format!("{} is not a usable TrueType font", font.display()))?;
+        .with_context(|| format!("{} is not a usable TrueType font", font.display()))
+}
 
-    // Drawn into a new folder beside `out`, which then replaces `out` whole: a previous
-    // report's charts that this one does not draw do not linger, and a failure halfway
-    // leaves the previous report as it was.
+/// A new folder beside `out` for the report to be drawn into.
+///
+/// It then replaces `out` whole: a previous report's charts that this one does not draw do
+/// not linger, and a failure halfway leaves the previous report as it was.
+fn staging_beside(out: &Path) -> Result<tempfile::TempDir> {
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     std::fs::create_dir_all(parent)
         .with_context(|| format!("cannot create {}", parent.display()))?;
-    let staging = tempfile::Builder::new()
+    tempfile::Builder::new()
         .prefix(".joulebench-report-")
         .tempdir_in(parent)
-        .with_context(|| format!("cannot create a folder in {}", parent.display()))?;
-    let references = crate::references::load_default().unwrap_or_default();
-    let implied = crate::references::implied_per_joule(&references);
+        .with_context(|| format!("cannot create a folder in {}", parent.display()))
+}
 
-    let mut md = String::new();
+/// The report's title and its numbered list of the run folders it reads.
+fn write_folders(md: &mut String, folders: &[RunFolder]) {
     let _ = writeln!(md, "# joulebench report\n");
     let _ = writeln!(md, "Run folders:\n");
     for (i, f) in folders.iter().enumerate() {
@@ -212,6 +251,10 @@ pub fn write(runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
             if f.interrupted { ", interrupted" } else { "" }
         );
     }
+}
+
+/// The table of entries, one line each, numbered as the charts number them.
+fn write_entry_table(md: &mut String, entries: &[Entry]) {
     let _ = writeln!(
         md,
         "\nAn entry is one backend × sensor of a run folder; its figures come from the \
@@ -223,7 +266,7 @@ pub fn write(runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
     );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
     let num = crate::export::cell;
-    for e in &entries {
+    for e in entries {
         let r = &e.row;
         let ci = match (
             r.inferences_per_joule_ci_low,
@@ -257,6 +300,11 @@ pub fn write(runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
             crate::export::markdown::cell(&r.status.to_string())
         );
     }
+}
+
+/// The notes under the table for entries whose watts were not measured, or not read at all,
+/// so a reader does not take them for a machine's figures.
+fn write_origin_notes(md: &mut String, entries: &[Entry]) {
     if entries.iter().any(|e| !e.origin_mark().is_empty()) {
         let _ = writeln!(
             md,
@@ -274,18 +322,16 @@ pub fn write(runs: &[PathBuf], out: &Path) -> Result<PathBuf> {
              names one: they have no figures."
         );
     }
+}
 
-    let charts = charts::draw_all(staging.path(), &entries, &traces, &implied)?;
+/// The charts section: each chart's title, caption and image.
+fn write_charts(md: &mut String, charts: &[charts::Chart]) {
     let _ = writeln!(md, "\n## Charts\n");
-    for chart in &charts {
+    for chart in charts {
         let _ = writeln!(md, "### {}\n", chart.title);
         let _ = writeln!(md, "{}\n", chart.caption);
         let _ = writeln!(md, "![{}]({})\n", chart.title, chart.file);
     }
-    let staged = staging.path().join("report.md");
-    std::fs::write(&staged, md).with_context(|| format!("cannot write {}", staged.display()))?;
-    replace_folder(staging, out)?;
-    Ok(out.join("report.md"))
 }
 
 /// A report goes into a new or empty folder, or replaces a previous report (a folder holding

@@ -113,60 +113,99 @@ pub fn passthrough_model(inputs: &[IoTensor], outputs: &[(usize, Vec<i32>)]) -> 
             q,
             None,
         ));
-        let new_shape = fbb.create_vector(shape);
-        let options = {
-            let start = fbb.start_table();
-            fbb.push_slot_always(slot(0), new_shape);
-            fbb.end_table(start)
-        };
-        let op_inputs = fbb.create_vector(&[*source as i32, shape_index]);
-        let op_outputs = fbb.create_vector(&[out_index]);
-        let start = fbb.start_table();
-        fbb.push_slot(slot(0), 0u32, 0);
-        fbb.push_slot_always(slot(1), op_inputs);
-        fbb.push_slot_always(slot(2), op_outputs);
-        fbb.push_slot(slot(3), OPTIONS_RESHAPE, 0);
-        fbb.push_slot_always(slot(4), options);
-        operators.push(fbb.end_table(start));
+        operators.push(reshape(
+            &mut fbb,
+            *source as i32,
+            shape_index,
+            out_index,
+            shape,
+        ));
         output_indices.push(out_index);
     }
-    let code = {
+    let code = reshape_code(&mut fbb);
+    let subgraph = subgraph(
+        &mut fbb,
+        &tensors,
+        inputs.len(),
+        &output_indices,
+        &operators,
+    );
+    let model = model(&mut fbb, code, subgraph, &buffers);
+    fbb.finish(model, Some("TFL3"));
+    fbb.finished_data().to_vec()
+}
+
+/// The RESHAPE operator copying tensor `source` into `output` as `shape`: its second input is
+/// `shape_tensor`, which holds that shape, as its options do.
+fn reshape(
+    fbb: &mut FlatBufferBuilder,
+    source: i32,
+    shape_tensor: i32,
+    output: i32,
+    shape: &[i32],
+) -> Table {
+    let new_shape = fbb.create_vector(shape);
+    let options = {
         let start = fbb.start_table();
-        fbb.push_slot(slot(0), OP_RESHAPE as i8, 0);
-        fbb.push_slot(slot(2), 1i32, 0);
-        fbb.push_slot(slot(3), OP_RESHAPE, 0);
+        fbb.push_slot_always(slot(0), new_shape);
         fbb.end_table(start)
     };
-    let subgraph = {
-        let tensors = fbb.create_vector(&tensors);
-        let input_indices: Vec<i32> = (0..inputs.len() as i32).collect();
-        let inputs = fbb.create_vector(&input_indices);
-        let outputs = fbb.create_vector(&output_indices);
-        let operators = fbb.create_vector(&operators);
-        let name = fbb.create_string("main");
-        let start = fbb.start_table();
-        fbb.push_slot_always(slot(0), tensors);
-        fbb.push_slot_always(slot(1), inputs);
-        fbb.push_slot_always(slot(2), outputs);
-        fbb.push_slot_always(slot(3), operators);
-        fbb.push_slot_always(slot(4), name);
-        fbb.end_table(start)
-    };
+    let op_inputs = fbb.create_vector(&[source, shape_tensor]);
+    let op_outputs = fbb.create_vector(&[output]);
+    let start = fbb.start_table();
+    fbb.push_slot(slot(0), 0u32, 0);
+    fbb.push_slot_always(slot(1), op_inputs);
+    fbb.push_slot_always(slot(2), op_outputs);
+    fbb.push_slot(slot(3), OPTIONS_RESHAPE, 0);
+    fbb.push_slot_always(slot(4), options);
+    fbb.end_table(start)
+}
+
+/// The model's one operator code: RESHAPE, version 1.
+fn reshape_code(fbb: &mut FlatBufferBuilder) -> Table {
+    let start = fbb.start_table();
+    fbb.push_slot(slot(0), OP_RESHAPE as i8, 0);
+    fbb.push_slot(slot(2), 1i32, 0);
+    fbb.push_slot(slot(3), OP_RESHAPE, 0);
+    fbb.end_table(start)
+}
+
+/// The model's one subgraph, "main", whose first `inputs` tensors are its inputs.
+fn subgraph(
+    fbb: &mut FlatBufferBuilder,
+    tensors: &[Table],
+    inputs: usize,
+    outputs: &[i32],
+    operators: &[Table],
+) -> Table {
+    let tensors = fbb.create_vector(tensors);
+    let input_indices: Vec<i32> = (0..inputs as i32).collect();
+    let inputs = fbb.create_vector(&input_indices);
+    let outputs = fbb.create_vector(outputs);
+    let operators = fbb.create_vector(operators);
+    let name = fbb.create_string("main");
+    let start = fbb.start_table();
+    fbb.push_slot_always(slot(0), tensors);
+    fbb.push_slot_always(slot(1), inputs);
+    fbb.push_slot_always(slot(2), outputs);
+    fbb.push_slot_always(slot(3), operators);
+    fbb.push_slot_always(slot(4), name);
+    fbb.end_table(start)
+}
+
+/// The root table: a schema-3 model of one operator code and one subgraph over `buffers`.
+fn model(fbb: &mut FlatBufferBuilder, code: Table, subgraph: Table, buffers: &[Table]) -> Table {
     let codes = fbb.create_vector(&[code]);
     let subgraphs = fbb.create_vector(&[subgraph]);
     let description = fbb.create_string("joulebench pass-through model (tests only)");
-    let buffers = fbb.create_vector(&buffers);
-    let model = {
-        let start = fbb.start_table();
-        fbb.push_slot(slot(0), 3u32, 0);
-        fbb.push_slot_always(slot(1), codes);
-        fbb.push_slot_always(slot(2), subgraphs);
-        fbb.push_slot_always(slot(3), description);
-        fbb.push_slot_always(slot(4), buffers);
-        fbb.end_table(start)
-    };
-    fbb.finish(model, Some("TFL3"));
-    fbb.finished_data().to_vec()
+    let buffers = fbb.create_vector(buffers);
+    let start = fbb.start_table();
+    fbb.push_slot(slot(0), 3u32, 0);
+    fbb.push_slot_always(slot(1), codes);
+    fbb.push_slot_always(slot(2), subgraphs);
+    fbb.push_slot_always(slot(3), description);
+    fbb.push_slot_always(slot(4), buffers);
+    fbb.end_table(start)
 }
 
 fn buffer(fbb: &mut FlatBufferBuilder, data: &[u8]) -> Table {
