@@ -32,7 +32,8 @@ nice -n 19 bash -ec '
     scripts/board-vm.sh --build --userland bullseye
   fi
   scripts/board-check.sh
-  scripts/lava-run-check.sh' >"$beside_log" 2>&1 </dev/null &
+  scripts/lava-run-check.sh
+' >"$beside_log" 2>&1 </dev/null &
 beside=$!
 set +m
 stop_beside() {
