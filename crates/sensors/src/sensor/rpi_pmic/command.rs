@@ -115,7 +115,10 @@ pub fn run_with(program: &Path, args: &[&str], timeout: Duration) -> Output {
 /// under emulation (qemu-user), and the message would then blame the program's output.
 fn locate(program: &Path) -> Result<PathBuf, RunError> {
     use std::os::unix::fs::PermissionsExt as _;
-    let executable = |p: &Path| p.metadata().is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
+    let executable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+    };
     let found = if program.components().count() > 1 {
         program.exists().then(|| program.to_path_buf())
     } else {
