@@ -486,24 +486,34 @@ fn comment(calibration: &Calibration, request: &Request, now: DateTime<Utc>) -> 
 /// rest of the layout.
 fn write_correction(
     path: &Path,
-    mut pending: crate::atomic::Pending,
+    pending: crate::atomic::Pending,
     target: &Target,
     calibration: &Calibration,
     request: &Request,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    rewrite_rig(path, pending, |text| {
+        edit_rig_text(
+            text,
+            target.index,
+            &request.rail,
+            calibration.factor,
+            request.reference_uncertainty_pct,
+            &comment(calibration, request, now),
+        )
+    })
+}
+
+/// Replaces the rig file at `path` with what `edit` makes of its text, through `pending` (a
+/// file beside it): an interrupted write never leaves half a rig.
+fn rewrite_rig(
+    path: &Path,
+    mut pending: crate::atomic::Pending,
+    edit: impl FnOnce(&str) -> Result<String>,
+) -> Result<()> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read rig file {}", path.display()))?;
-    let edited = edit_rig_text(
-        &text,
-        target.index,
-        &request.rail,
-        calibration.factor,
-        request.reference_uncertainty_pct,
-        &comment(calibration, request, now),
-    )
-    .with_context(|| format!("rig file {}", path.display()))?;
-    // An interrupted write never leaves half a rig.
+    let edited = edit(&text).with_context(|| format!("rig file {}", path.display()))?;
     pending
         .file()
         .write_all(edited.as_bytes())

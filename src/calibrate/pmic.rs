@@ -8,7 +8,6 @@
 //! whenever the rig opens, so a third point refines it and nothing in the rig is a number
 //! that only this command could check.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -182,13 +181,11 @@ impl PreparedPmic {
 /// comment and the rest of the layout.
 fn write_points(
     path: &Path,
-    mut pending: crate::atomic::Pending,
+    pending: crate::atomic::Pending,
     target: &PmicTarget,
     calibration: &PmicCalibration,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read rig file {}", path.display()))?;
     let p = &calibration.point;
     let comment = format!(
         "{COMMENT_MARK}, {}: point {} read {:.4} W of PMIC rails against {} W at the 5 V \
@@ -199,19 +196,15 @@ fn write_points(
         p.reference_w,
         p.reference_uncertainty_pct
     );
-    let edited = edit_rig_text(
-        &text,
-        target.index,
-        &target.spec.rail,
-        &calibration.points,
-        &comment,
-    )
-    .with_context(|| format!("rig file {}", path.display()))?;
-    pending
-        .file()
-        .write_all(edited.as_bytes())
-        .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
-    pending.persist()
+    super::rewrite_rig(path, pending, |text| {
+        edit_rig_text(
+            text,
+            target.index,
+            &target.spec.rail,
+            &calibration.points,
+            &comment,
+        )
+    })
 }
 
 /// The rig text with the `index`-th `[[sensors]]` table (which must measure `rail`) holding
