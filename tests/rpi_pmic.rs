@@ -447,6 +447,26 @@ fn output_in_no_known_format_a_failing_or_missing_vcgencmd_are_one_line_errors()
     );
 }
 
+/// Waits (at most 120 s) until the run streaming into `out_dir` has a good reading taken in
+/// its timed phase in `power.csv`; false if it never did.
+fn wait_for_timed_reading(out_dir: &Path) -> bool {
+    let path = out_dir.join("power.csv");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        // Rows as flushed: the last one may be torn, and a torn row is not counted.
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        let good_timed = csv::Reader::from_reader(whole.as_bytes())
+            .deserialize::<std::collections::HashMap<String, String>>()
+            .flatten()
+            .any(|r| r["phase"] == "timed" && r["error"].is_empty());
+        if good_timed || std::time::Instant::now() >= deadline {
+            return good_timed;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Output that breaks while a run measures is a failed read like any sensor's: the run goes
 /// on, records each failure, gives the sensor up once it has failed for 5 s, and keeps what
 /// was read before.
@@ -456,8 +476,8 @@ fn output_that_breaks_mid_run_is_a_failed_read_and_the_run_keeps_what_it_read() 
     let pi = FakePi5::new(CURRENT_FIRMWARE);
     let tmp = tempfile::tempdir().unwrap();
     // A timed window of at least 8 s: the reads fail for more than the sampler's 5 s before
-    // it ends, however late the test sees it begin (the first streamed latency rows come
-    // within a second of its start).
+    // it ends (the first good timed reading is on disk within a read period and a flush of
+    // the window's start).
     let text = rig(0.5, "", &pmic_table(&pi, "pmic", ""))
         .replace("min_duration_s = 0.5", "min_duration_s = 8.0");
     let rig_path = write_rig(tmp.path(), "pi5", &text);
@@ -469,7 +489,13 @@ fn output_that_breaks_mid_run_is_a_failed_read_and_the_run_keeps_what_it_read() 
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Broken only once a good timed reading is on disk (a fast machine sees the timed rows
+    // before the sensor's first read in them).
     assert!(wait_for_timed_rows(&out_dir), "the timed run never began");
+    assert!(
+        wait_for_timed_reading(&out_dir),
+        "no good reading while timed"
+    );
     pi.set_adc("garbage\n");
     let out = child.wait_with_output().unwrap();
     // A row that is not ok makes the exit status 1; the run itself finished.
