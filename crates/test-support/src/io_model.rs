@@ -6,7 +6,9 @@
 //!
 //! Written like [`crate::standin_model`]: the `flatbuffers` builder against `schema.fbs`.
 
-use flatbuffers::{FlatBufferBuilder, WIPOffset};
+use flatbuffers::FlatBufferBuilder;
+
+use crate::flatbuffer::{buffer, quantization, slot, tensor, Table};
 
 /// TF Lite's element types (schema.fbs `TensorType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,12 +57,6 @@ impl IoTensor {
 
 const OP_RESHAPE: i32 = 22;
 const OPTIONS_RESHAPE: u8 = 17;
-
-type Table = WIPOffset<flatbuffers::TableFinishedWIPOffset>;
-
-const fn slot(index: u16) -> u16 {
-    4 + 2 * index
-}
 
 /// A model with `inputs`, and one output per `(input, shape)` of `outputs`: that input
 /// reshaped to `shape` (same element count, type and quantization), named `output_N`.
@@ -205,47 +201,5 @@ fn model(fbb: &mut FlatBufferBuilder, code: Table, subgraph: Table, buffers: &[T
     fbb.push_slot_always(slot(2), subgraphs);
     fbb.push_slot_always(slot(3), description);
     fbb.push_slot_always(slot(4), buffers);
-    fbb.end_table(start)
-}
-
-fn buffer(fbb: &mut FlatBufferBuilder, data: &[u8]) -> Table {
-    let data = fbb.create_vector(data);
-    let start = fbb.start_table();
-    fbb.push_slot_always(slot(0), data);
-    fbb.end_table(start)
-}
-
-fn quantization(fbb: &mut FlatBufferBuilder, scale: f32, zero_point: i64) -> Table {
-    let scale = fbb.create_vector(&[scale]);
-    let zero_point = fbb.create_vector(&[zero_point]);
-    let start = fbb.start_table();
-    fbb.push_slot_always(slot(2), scale);
-    fbb.push_slot_always(slot(3), zero_point);
-    fbb.end_table(start)
-}
-
-fn tensor(
-    fbb: &mut FlatBufferBuilder,
-    name: &str,
-    shape: &[i32],
-    kind: i8,
-    buffer: u32,
-    quantization: Option<Table>,
-    shape_signature: Option<&[i32]>,
-) -> Table {
-    let shape = fbb.create_vector(shape);
-    let name = fbb.create_string(name);
-    let signature = shape_signature.map(|s| fbb.create_vector(s));
-    let start = fbb.start_table();
-    fbb.push_slot_always(slot(0), shape);
-    fbb.push_slot(slot(1), kind, 0);
-    fbb.push_slot(slot(2), buffer, 0);
-    fbb.push_slot_always(slot(3), name);
-    if let Some(q) = quantization {
-        fbb.push_slot_always(slot(4), q);
-    }
-    if let Some(s) = signature {
-        fbb.push_slot_always(slot(7), s);
-    }
     fbb.end_table(start)
 }

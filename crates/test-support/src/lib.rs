@@ -18,6 +18,7 @@ pub fn proptest_config(default: u32) -> proptest::test_runner::Config {
     }
 }
 
+mod flatbuffer;
 mod standin_model;
 pub use standin_model::{standin_model, STANDIN_CLASSES, STANDIN_TOP1};
 

@@ -14,7 +14,9 @@
 //! Written with the `flatbuffers` builder against TF Lite's schema (`schema.fbs`: the field
 //! slots below are its vtable offsets, stable since schema version 3).
 
-use flatbuffers::{FlatBufferBuilder, WIPOffset};
+use flatbuffers::FlatBufferBuilder;
+
+use crate::flatbuffer::{buffer, quantization, slot, tensor, Table};
 
 /// The output index the stand-in ranks first for every input: the class MobileNetV2 gives
 /// `bird.bmp` (20, chickadee), so a test's check of the top-1 class holds on either model.
@@ -35,11 +37,6 @@ const OP_FULLY_CONNECTED: i32 = 9;
 const OP_MEAN: i32 = 40;
 const OPTIONS_FULLY_CONNECTED: u8 = 8;
 const OPTIONS_REDUCER: u8 = 27;
-
-/// A table field's vtable offset from its index in the schema.
-const fn slot(index: u16) -> u16 {
-    4 + 2 * index
-}
 
 /// The stand-in model's bytes (deterministic: the same bytes on every call).
 pub fn standin_model() -> Vec<u8> {
@@ -79,12 +76,7 @@ fn buffers(fbb: &mut FlatBufferBuilder) -> Vec<Table> {
         .collect();
     [&[][..], &axes, &weights, &bias]
         .iter()
-        .map(|data| {
-            let data = fbb.create_vector(data);
-            let start = fbb.start_table();
-            fbb.push_slot_always(slot(0), data);
-            fbb.end_table(start)
-        })
+        .map(|data| buffer(fbb, data))
         .collect()
 }
 
@@ -104,9 +96,18 @@ fn tensors(fbb: &mut FlatBufferBuilder) -> [Table; 6] {
             TENSOR_UINT8,
             0,
             Some(input_q),
+            None,
         ),
-        tensor(fbb, "axes", &[2], TENSOR_INT32, 1, None),
-        tensor(fbb, "pooled", &[1, 3], TENSOR_UINT8, 0, Some(pooled_q)),
+        tensor(fbb, "axes", &[2], TENSOR_INT32, 1, None, None),
+        tensor(
+            fbb,
+            "pooled",
+            &[1, 3],
+            TENSOR_UINT8,
+            0,
+            Some(pooled_q),
+            None,
+        ),
         tensor(
             fbb,
             "weights",
@@ -114,8 +115,9 @@ fn tensors(fbb: &mut FlatBufferBuilder) -> [Table; 6] {
             TENSOR_UINT8,
             2,
             Some(weight_q),
+            None,
         ),
-        tensor(fbb, "bias", &[classes], TENSOR_INT32, 3, Some(bias_q)),
+        tensor(fbb, "bias", &[classes], TENSOR_INT32, 3, Some(bias_q), None),
         tensor(
             fbb,
             "output",
@@ -123,6 +125,7 @@ fn tensors(fbb: &mut FlatBufferBuilder) -> [Table; 6] {
             TENSOR_UINT8,
             0,
             Some(output_q),
+            None,
         ),
     ]
 }
@@ -169,38 +172,6 @@ fn subgraph(fbb: &mut FlatBufferBuilder, tensors: &[Table], operators: &[Table])
     fbb.push_slot_always(slot(2), outputs);
     fbb.push_slot_always(slot(3), operators);
     fbb.push_slot_always(slot(4), name);
-    fbb.end_table(start)
-}
-
-type Table = WIPOffset<flatbuffers::TableFinishedWIPOffset>;
-
-fn quantization(fbb: &mut FlatBufferBuilder, scale: f32, zero_point: i64) -> Table {
-    let scale = fbb.create_vector(&[scale]);
-    let zero_point = fbb.create_vector(&[zero_point]);
-    let start = fbb.start_table();
-    fbb.push_slot_always(slot(2), scale);
-    fbb.push_slot_always(slot(3), zero_point);
-    fbb.end_table(start)
-}
-
-fn tensor(
-    fbb: &mut FlatBufferBuilder,
-    name: &str,
-    shape: &[i32],
-    kind: i8,
-    buffer: u32,
-    quantization: Option<Table>,
-) -> Table {
-    let shape = fbb.create_vector(shape);
-    let name = fbb.create_string(name);
-    let start = fbb.start_table();
-    fbb.push_slot_always(slot(0), shape);
-    fbb.push_slot(slot(1), kind, 0);
-    fbb.push_slot(slot(2), buffer, 0);
-    fbb.push_slot_always(slot(3), name);
-    if let Some(q) = quantization {
-        fbb.push_slot_always(slot(4), q);
-    }
     fbb.end_table(start)
 }
 
