@@ -203,11 +203,12 @@ fn write_reference_table(names: &[String], rounds: &[Vec<Round>], out: &mut Cons
     let base = &rounds[rounds.len() - 1];
     writeln!(
         out,
-        "{:<44} {:>10} {:>7} {:>16} {:>8} {:>7} {:>8} {:>8} {:>7}",
+        "{:<44} {:>10} {:>7} {:>16} {:>24} {:>8} {:>7} {:>8} {:>8} {:>7}",
         "contender",
         "median FPS",
         "ratio",
         "per-round ratios",
+        "geo. mean, 95 % interval",
         "CPU ms",
         "ratio",
         "W",
@@ -230,9 +231,12 @@ fn write_reference_table(names: &[String], rounds: &[Vec<Round>], out: &mut Cons
             }
             _ => format!("{:>8} {:>8} {:>7}", "-", "-", "-"),
         };
+        let interval = fps.interval().map_or("-".to_string(), |(mean, low, high)| {
+            format!("{mean:.3} ({low:.3} to {high:.3})")
+        });
         writeln!(
             out,
-            "{name:<44} {:>10.1} {:>7.3} {:>16} {:>8.2} {:>7.3} {energy}",
+            "{name:<44} {:>10.1} {:>7.3} {:>16} {interval:>24} {:>8.2} {:>7.3} {energy}",
             median(&fps_of(r)),
             fps.median,
             fps.range(),
@@ -242,7 +246,7 @@ fn write_reference_table(names: &[String], rounds: &[Vec<Round>], out: &mut Cons
     }
     writeln!(
         out,
-        "(ratio: median of the per-round ratios, each run against the reference run next to it; CPU ms: process CPU time per image, its ratio inverted so that above 1 is faster)"
+        "(ratio: median of the per-round ratios, each run against the reference run next to it; geo. mean: their geometric mean with its 95 % interval, Student's t on their logarithms; CPU ms: process CPU time per image, its ratio inverted so that above 1 is faster)"
     )?;
     Ok(())
 }

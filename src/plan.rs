@@ -6,6 +6,8 @@
 //! `run.json` records the rig file as written (`rig_file`) beside the plan as run (`rig`,
 //! `sensor_choice`, `ranging`).
 
+use std::path::PathBuf;
+
 use anyhow::{bail, Context, Result};
 
 use crate::project::RigSource;
@@ -34,6 +36,10 @@ pub struct BackendOverrides {
     /// Image for every backend (manifest name or path).
     #[arg(long)]
     pub image: Option<String>,
+    /// Label file for every tflite or edgetpu backend: the classes of the model, one per
+    /// line, line i for output i. A classifier's top-1 is reported and checked only with one.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
     /// Threads for every backend.
     #[arg(long)]
     pub threads: Option<u32>,
@@ -116,6 +122,13 @@ impl Overrides {
                 image: self.backends.image.clone().unwrap_or(image),
                 threads: self.backends.threads.unwrap_or(threads),
             });
+            if let Some(labels) = &self.backends.labels {
+                if !b.set_labels(labels.clone()) {
+                    bail!(
+                        "backends[{i}] (torch): --labels applies only to kinds \"tflite\" and \"edgetpu\" (torch runs the manifest's MobileNetV2, labels included)"
+                    );
+                }
+            }
             let refuse = |flags: &[(&str, bool)], owner: &str| match flags.iter().find(|f| f.1) {
                 Some((flag, _)) => bail!(
                     "backends[{i}] ({}): {flag} applies only to kind \"{owner}\"",

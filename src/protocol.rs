@@ -47,6 +47,10 @@ pub struct Context<'a> {
     /// Where the timed loop hands its latencies, every [`HAND_OFF_EVERY_S`], when the run
     /// streams its results (a copy: the run keeps its own).
     pub stream: Option<&'a dyn LatencySink>,
+    /// Rank the backend's scores into a top-k: only for a classifier with a label file
+    /// ([`crate::runner::PreparedBackend::checks_prediction`]); any other model's prediction
+    /// is not checked, so none is reported.
+    pub rank: bool,
 }
 
 /// One timed classification.
@@ -120,7 +124,9 @@ pub fn run(
     let mut top = Vec::with_capacity(TOP_K + 1);
     let mut classify = |top: &mut Vec<Prediction>| -> anyhow::Result<()> {
         backend.infer(input, &mut scores)?;
-        top_k(&scores, TOP_K, top);
+        if ctx.rank {
+            top_k(&scores, TOP_K, top);
+        }
         Ok(())
     };
 
@@ -348,6 +354,7 @@ mod tests {
             machine_root: Some(&root),
             gpus,
             stream: None,
+            rank: true,
         };
         (run(backend, &[7; 3], spec, &ctx), phases)
     }

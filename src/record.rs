@@ -24,6 +24,9 @@ pub struct BackendResult {
     pub image: ResolvedImage,
     pub engine: EngineInfo,
     pub labels: Labels,
+    /// The label file naming the model's classes (its file name), where the model has one:
+    /// only then is a classifier's prediction reported and checked.
+    pub label_file: Option<String>,
     /// Why the engine is not the default's, where it fell back.
     pub engine_note: Option<String>,
     /// The model's inputs and outputs as the engine ran them, and what each input was fed;
@@ -42,6 +45,24 @@ impl RunRecord {
 }
 
 impl BackendResult {
+    /// Why no prediction of this backend was reported or checked, and what it was fed ("is not
+    /// a classifier, so no prediction was checked; fed ..."); none for a classifier with a
+    /// label file, and where the folder did not record the model's signature.
+    pub fn unchecked_prediction(&self) -> Option<String> {
+        let signature = self.signature.as_ref()?;
+        let why = if !signature.classifier() {
+            "is not a classifier"
+        } else if self.label_file.is_none() {
+            "has no label file"
+        } else {
+            return None;
+        };
+        Some(format!(
+            "{why}, so no prediction was checked; fed {}",
+            signature.fed_line()
+        ))
+    }
+
     /// The last repetition's timed run (its top-k is the backend's final answer).
     pub fn last_run(&self) -> Option<&TimedRun> {
         self.repetitions.last()

@@ -205,12 +205,13 @@ pub struct SummaryRow {
     /// Empty otherwise, and in folders written before the column.
     #[serde(default)]
     pub net_note: String,
-    /// For a model that is not a classifier: what each input was fed (the image or seeded
-    /// synthetic data), for the table's note that no prediction was checked; empty for a
-    /// classifier. Not a column (summary.csv keeps its columns): a rebuild takes it again from
-    /// the signature in run.json.
+    /// Where the backend's prediction was not checked (a model that is not a classifier, or
+    /// a classifier without a label file): why, and what each input was fed (the image or
+    /// seeded synthetic data), for the table's note; empty for a classifier with labels. Not a
+    /// column (summary.csv keeps its columns): a rebuild takes it again from `run.json`
+    /// ([`crate::record::BackendResult::unchecked_prediction`]).
     #[serde(skip)]
-    pub fed: String,
+    pub unchecked_prediction: String,
 }
 
 pub use crate::sensor::nvml::GpuState;

@@ -1333,7 +1333,7 @@ image = "bird.bmp"
         let cases = [
             (
                 format!("{MINIMAL}edgetpu_device = \"usb\"\n"),
-                "unknown field `edgetpu_device`, expected one of `model`, `image`, `threads`, `engine`, `xnnpack`, `litert_lib`",
+                "unknown field `edgetpu_device`, expected one of `model`, `image`, `threads`, `labels`, `engine`, `xnnpack`, `litert_lib`",
             ),
             (
                 format!("{MINIMAL}tflite_c_lib = \"/x.so\"\n"),
@@ -1341,7 +1341,7 @@ image = "bird.bmp"
             ),
             (
                 format!("{edgetpu}xnnpack = true\n"),
-                "unknown field `xnnpack`, expected one of `model`, `image`, `threads`, `edgetpu_lib`, `tflite_c_lib`, `edgetpu_device`",
+                "unknown field `xnnpack`, expected one of `model`, `image`, `threads`, `labels`, `edgetpu_lib`, `tflite_c_lib`, `edgetpu_device`",
             ),
             (
                 format!("{edgetpu}device = \"cuda\"\n"),

@@ -190,7 +190,12 @@ fn extend_for_slow_sensors(rig: &mut Rig, sensors: &[&dyn PowerSensor]) {
 /// Loads one backend of a rig: verified model and image, engine, encoded input.
 pub fn prepare_backend(spec: &BackendSpec) -> Result<PreparedBackend> {
     let manifest = models::Manifest::load_default()?;
-    let model = manifest.open_model(spec.model())?;
+    let mut model = manifest.open_model(spec.model())?;
+    if let Some(labels) = spec.labels() {
+        // The rig's own file: its line i names output i.
+        model.labels = Some(labels.to_path_buf());
+        model.label_offset = 0;
+    }
     let image = manifest.open_image(spec.image())?;
     let labels = match &model.labels {
         Some(path) => Labels::load(path, model.label_offset)?,
@@ -215,6 +220,26 @@ pub fn prepare_backend(spec: &BackendSpec) -> Result<PreparedBackend> {
         input,
         engine_note: fallback,
     })
+}
+
+impl PreparedBackend {
+    /// Whether the backend's prediction is reported and checked: a classifier (one image in,
+    /// one vector of scores out) with a label file to name its classes. Any other model's
+    /// outputs are computed but not ranked; the summary says what it was fed instead.
+    pub fn checks_prediction(&self) -> bool {
+        self.backend.signature().classifier() && self.model.labels.is_some()
+    }
+
+    /// The model's label file by name, as `run.json` records it.
+    fn label_file(&self) -> Option<String> {
+        let path = self.model.labels.as_ref()?;
+        Some(
+            path.file_name()
+                .unwrap_or(path.as_os_str())
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
 }
 
 impl Prepared {
@@ -433,6 +458,7 @@ fn measure_backend(
 ) -> BackendResult {
     let repetitions = run_repetitions(&mut b, protocol, on);
     BackendResult {
+        label_file: b.label_file(),
         engine: b.backend.engine().clone(),
         spec: b.spec,
         model: b.model,
@@ -546,6 +572,7 @@ pub fn run_repetitions(
             image: b.image.clone(),
             engine: b.backend.engine().clone(),
             labels: b.labels.clone(),
+            label_file: b.label_file(),
             engine_note: b.engine_note.clone(),
             signature: Some(b.backend.signature().clone()),
             repetitions: Vec::new(),
@@ -585,6 +612,7 @@ pub fn run_repetitions(
             machine_root: Some(&machine_root),
             gpus: on.gpus,
             stream: on.latencies,
+            rank: b.checks_prediction(),
         };
         let run = protocol::run(b.backend.as_mut(), &b.input, protocol, &ctx);
         progress.finish_and_clear();

@@ -754,11 +754,7 @@ fn row(record: &RunRecord, b: &BackendResult, at: &At, sensor: Option<Measured>)
         instant_vs_counter_note: crosscheck.and_then(Result::err).unwrap_or_default(),
         sampler_cpu_pct: sensor.and_then(|m| sampler_cpu_pct(record, at, m.index)),
         net_note,
-        fed: b
-            .signature
-            .as_ref()
-            .filter(|s| !s.classifier())
-            .map_or(String::new(), |s| s.fed_line()),
+        unchecked_prediction: b.unchecked_prediction().unwrap_or_default(),
     }
 }
 
@@ -991,6 +987,7 @@ pub(crate) mod fixtures {
                 threads: 1,
             },
             labels: Default::default(),
+            label_file: None,
             engine_note: None,
             signature: None,
             repetitions,

@@ -43,7 +43,7 @@ fn spec(model: &Path, image: &Path, engine: Engine, xnnpack: Option<bool>) -> Ba
         model: s(model).into(),
         image: s(image).into(),
         threads: 1,
-        litert_lib: None,
+        ..Default::default()
     })
 }
 

@@ -25,8 +25,8 @@ fn long_rig(warmup: &str) -> String {
         .replace("settle_s = 0.1", "settle_s = 4.0")
         .replace("min_duration_s = 2.0", "min_duration_s = 5.0");
     let second = format!(
-        "[[backends]]\nkind = \"tflite\"\nmodel = \"{}\"\nimage = \"bird.bmp\"\n[[sensors]]",
-        timed_model()
+        "[[backends]]\nkind = \"tflite\"\n{}\nimage = \"bird.bmp\"\n[[sensors]]",
+        timed_model_keys()
     );
     rig.replacen("[[sensors]]", &second, 1)
 }

@@ -150,11 +150,13 @@ fn default_rig_writes_four_files_with_250_timed_classifications() {
 
 /// The stand-in of the run-timing tests (`timed_model` in tests/common) is a real TF Lite model
 /// with MobileNetV2's input and output: both engines run it, and rank first the class it was
-/// built to rank first. (`make sweep` prints how much faster than MobileNetV2 it classifies.)
+/// built to rank first, named by the label file `--labels` gives. (`make sweep` prints how
+/// much faster than MobileNetV2 it classifies.)
 #[test]
 fn the_standin_model_runs_on_both_engines_and_ranks_its_class_first() {
     ensure_models();
     let tmp = tempfile::tempdir().unwrap();
+    let labels = standin_labels_path();
     for engine in ["litert", "tflite"] {
         let out_dir = tmp.path().join(engine);
         let out = run(&[
@@ -163,6 +165,8 @@ fn the_standin_model_runs_on_both_engines_and_ranks_its_class_first() {
             "sim-cpu",
             "--model",
             s(&standin_path()),
+            "--labels",
+            s(&labels),
             "--engine",
             engine,
             "--runs",
@@ -175,16 +179,67 @@ fn the_standin_model_runs_on_both_engines_and_ranks_its_class_first() {
         assert_eq!(row["engine"], engine);
         // At least the runs asked for: sim-cpu's sensor sets a least duration too.
         assert!(row["runs"].parse::<usize>().unwrap() >= 50);
-        // It has no label file: the class index is what it predicts.
+        let top1 = joulebench_test_support::STANDIN_TOP1;
         assert_eq!(
             (row["top1_class"].as_str(), row["top1_label"].as_str()),
-            (
-                joulebench_test_support::STANDIN_TOP1.to_string().as_str(),
-                "?"
-            ),
+            (top1.to_string().as_str(), format!("class {top1}").as_str()),
             "{engine}"
         );
     }
+}
+
+/// A classifier without a label file: its scores are not ranked, so no top-1 is reported or
+/// checked, and the table says why and what it was fed.
+#[test]
+fn a_classifier_without_labels_reports_no_prediction() {
+    ensure_models();
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("run");
+    let out = run(&[
+        "run",
+        "--rig",
+        "sim-cpu",
+        "--model",
+        s(&standin_path()),
+        "--runs",
+        "5",
+        "--out",
+        s(&out_dir),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "(backend 0 has no label file, so no prediction was checked; fed input \
+             [1, 224, 224, 3] uint8: the image)"
+        ),
+        "{stdout}"
+    );
+    for row in read_csv(&out_dir.join("summary.csv")) {
+        assert_eq!(
+            (row["top1_class"].as_str(), row["top1_label"].as_str()),
+            ("", "")
+        );
+    }
+}
+
+/// A label file on a torch backend, whose model is the manifest's MobileNetV2 with its own
+/// labels, is refused in one line before anything runs.
+#[test]
+fn labels_for_a_torch_backend_are_refused() {
+    let out = run(&[
+        "run",
+        "--rig",
+        "sim-cpu",
+        "--backend",
+        "torch",
+        "--labels",
+        "l.txt",
+    ]);
+    assert_one_line_error(
+        &out,
+        "--labels applies only to kinds \"tflite\" and \"edgetpu\"",
+    );
 }
 
 #[test]

@@ -191,6 +191,10 @@ pub struct BackendJson {
     pub top1_expected: Option<Top1>,
     /// Why the engine is not the default's, where it fell back: the summary's `engine_note`.
     pub engine_note: Option<String>,
+    /// The label file naming the model's classes (its file name): a classifier's prediction is
+    /// reported and checked only with one. Absent where the model has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_file: Option<String>,
     /// The model's inputs and outputs (name, type, shape, quantization) and what each input
     /// was fed. Absent in folders written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]

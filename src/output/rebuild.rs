@@ -403,6 +403,7 @@ fn backend_result(
     BackendResult {
         spec: spec.clone(),
         engine_note: meta.engine_note,
+        label_file: meta.label_file,
         signature: meta.signature,
         model: ResolvedModel {
             name: meta.model,

@@ -44,7 +44,7 @@ pub fn render(rows: &[SummaryRow]) -> String {
     write_withheld_net(&mut out, rows, repeated);
     write_throttled(&mut out, rows, repeated);
     write_fallbacks(&mut out, rows);
-    write_fed(&mut out, rows);
+    write_unchecked(&mut out, rows);
     out += &super::batch_curve::render(rows);
     out
 }
@@ -237,17 +237,17 @@ fn write_fallbacks(out: &mut String, rows: &[SummaryRow]) {
     }
 }
 
-/// What a model that is not a classifier was fed, once per backend: its top-1 column is
-/// empty, and the note says why.
-fn write_fed(out: &mut String, rows: &[SummaryRow]) {
+/// Why a backend's prediction was not checked and what it was fed, once per backend: its
+/// top-1 column is empty, and the note says why.
+fn write_unchecked(out: &mut String, rows: &[SummaryRow]) {
     let mut seen = Vec::new();
-    for r in rows.iter().filter(|r| !r.fed.is_empty()) {
+    for r in rows.iter().filter(|r| !r.unchecked_prediction.is_empty()) {
         if !seen.contains(&r.backend_index) {
             seen.push(r.backend_index);
             let _ = writeln!(
                 out,
-                "(backend {} is not a classifier, so no prediction was checked; fed {})",
-                r.backend_index, r.fed
+                "(backend {} {})",
+                r.backend_index, r.unchecked_prediction
             );
         }
     }

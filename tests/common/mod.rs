@@ -136,21 +136,56 @@ pub fn timed_model() -> String {
     }
 }
 
+/// [`timed_model`] as a backend table's keys: `model = ...`, and for the stand-in its label
+/// file ([`standin_labels_path`]), so that its top-1 is reported as MobileNetV2's is.
+pub fn timed_model_keys() -> String {
+    let model = timed_model();
+    if model == MOBILENET {
+        format!("model = \"{model}\"")
+    } else {
+        format!(
+            "model = \"{model}\"\nlabels = \"{}\"",
+            standin_labels_path().display()
+        )
+    }
+}
+
 /// The stand-in model as a file, written once per test binary (atomically: test binaries
 /// may run at once).
 pub fn standin_path() -> PathBuf {
     static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     PATH.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let path = dir.join("standin_mobilenet_v2.tflite");
-        let mut file = tempfile::NamedTempFile::new_in(dir).unwrap();
-        use std::io::Write;
-        file.write_all(&joulebench_test_support::standin_model())
-            .unwrap();
-        file.persist(&path).unwrap();
-        path
+        write_once(
+            "standin_mobilenet_v2.tflite",
+            &joulebench_test_support::standin_model(),
+        )
     })
     .clone()
+}
+
+/// A label file for the stand-in: `class N` for each of its classes (a classifier's top-1 is
+/// reported only with labels), written once per test binary.
+pub fn standin_labels_path() -> PathBuf {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let lines: Vec<String> = (0..joulebench_test_support::STANDIN_CLASSES)
+            .map(|class| format!("class {class}\n"))
+            .collect();
+        write_once("standin_labels.txt", lines.concat().as_bytes())
+    })
+    .clone()
+}
+
+/// `bytes` as file `name` in the test binaries' temporary folder, written atomically: test
+/// binaries may run at once.
+fn write_once(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join(name);
+    let mut file = tempfile::NamedTempFile::new_in(dir).unwrap();
+    use std::io::Write;
+    file.write_all(bytes).unwrap();
+    file.persist(&path).unwrap();
+    path
 }
 
 /// A small simulated rig: short settle, few runs. Its windows last at least two seconds: a
@@ -169,7 +204,7 @@ runs = 20
 min_duration_s = 2.0
 [[backends]]
 kind = "tflite"
-model = "{model}"
+{model}
 image = "bird.bmp"
 [[sensors]]
 kind = "ina219-sim"
@@ -178,7 +213,7 @@ shunt_ohms = 0.1
 max_current_a = 3.2
 {extra_sensor_lines}
 "#,
-        model = timed_model(),
+        model = timed_model_keys(),
     )
 }
 

@@ -16,6 +16,11 @@ pub struct EdgetpuSpec {
     /// CPU threads of the TF Lite interpreter (for any operators left on the CPU).
     #[serde(default = "super::default_threads")]
     pub threads: u32,
+    /// A label file naming the model's classes, one per line, line i for output i (a path);
+    /// by default the manifest's, for a model it knows. A classifier's top-1 is reported and
+    /// checked only with one.
+    #[serde(default)]
+    pub labels: Option<PathBuf>,
     /// Path of `libedgetpu.so.1`; by default $JOULEBENCH_EDGETPU_LIB, else the system's
     /// library search.
     #[serde(default)]
@@ -36,6 +41,7 @@ impl Default for EdgetpuSpec {
             model: String::new(),
             image: String::new(),
             threads: super::default_threads(),
+            labels: None,
             edgetpu_lib: None,
             tflite_c_lib: None,
             edgetpu_device: None,

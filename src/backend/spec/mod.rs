@@ -155,6 +155,27 @@ impl BackendSpec {
         on_kind!(self, s => s.threads)
     }
 
+    /// The label file the rig gives for the model, if any (`torch` runs the manifest's
+    /// MobileNetV2 with its labels only).
+    pub fn labels(&self) -> Option<&std::path::Path> {
+        match self {
+            BackendSpec::Tflite(s) => s.labels.as_deref(),
+            BackendSpec::Edgetpu(s) => s.labels.as_deref(),
+            BackendSpec::Torch(_) => None,
+        }
+    }
+
+    /// Sets the label file of a `tflite` or `edgetpu` backend; false for a `torch` one, which
+    /// has no such key.
+    pub fn set_labels(&mut self, labels: std::path::PathBuf) -> bool {
+        match self {
+            BackendSpec::Tflite(s) => s.labels = Some(labels),
+            BackendSpec::Edgetpu(s) => s.labels = Some(labels),
+            BackendSpec::Torch(_) => return false,
+        }
+        true
+    }
+
     /// The model, image and threads, to be read or changed together.
     pub fn workload(&self) -> Workload {
         Workload {

@@ -15,6 +15,11 @@ pub struct TfliteSpec {
     /// CPU threads.
     #[serde(default = "super::default_threads")]
     pub threads: u32,
+    /// A label file naming the model's classes, one per line, line i for output i (a path);
+    /// by default the manifest's, for a model it knows. A classifier's top-1 is reported and
+    /// checked only with one.
+    #[serde(default)]
+    pub labels: Option<PathBuf>,
     /// The runtime that executes the model; by default LiteRT where its library is found,
     /// else the `tflite` crate's TF Lite 1.15.5.
     #[serde(default)]
@@ -34,6 +39,7 @@ impl Default for TfliteSpec {
             model: String::new(),
             image: String::new(),
             threads: super::default_threads(),
+            labels: None,
             engine: None,
             xnnpack: None,
             litert_lib: None,
