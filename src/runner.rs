@@ -64,6 +64,7 @@ pub struct Prepared {
 }
 
 pub use crate::record::{BackendResult, RunRecord};
+use crate::record::{RecordedImage, RecordedModel};
 
 /// Where each backend's repetitions go while a run streams (the writer thread of
 /// [`crate::output::stream`]); a hand-off must return at once.
@@ -215,6 +216,22 @@ pub fn prepare_backend(spec: &BackendSpec) -> Result<PreparedBackend> {
         input,
         engine_note: fallback,
     })
+}
+
+impl PreparedBackend {
+    /// What the record keeps of this backend, with its `repetitions`.
+    fn result(&self, repetitions: Vec<TimedRun>) -> BackendResult {
+        BackendResult {
+            spec: self.spec.clone(),
+            model: RecordedModel::of(&self.model),
+            image: RecordedImage::of(&self.image, &self.model.name),
+            engine: self.backend.engine().clone(),
+            labels: self.labels.clone(),
+            engine_note: self.engine_note.clone(),
+            signature: Some(self.backend.signature().clone()),
+            repetitions,
+        }
+    }
 }
 
 impl Prepared {
@@ -432,16 +449,7 @@ fn measure_backend(
     on: &Measuring,
 ) -> BackendResult {
     let repetitions = run_repetitions(&mut b, protocol, on);
-    BackendResult {
-        engine: b.backend.engine().clone(),
-        spec: b.spec,
-        model: b.model,
-        image: b.image,
-        labels: b.labels,
-        engine_note: b.engine_note,
-        signature: Some(b.backend.signature().clone()),
-        repetitions,
-    }
+    b.result(repetitions)
 }
 
 /// Once the run's sinks are dropped, the stream's last rows written: the readings it kept go
@@ -540,17 +548,7 @@ pub fn run_repetitions(
     // The stream learns what the backend is before its first phase begins, then each
     // repetition's run as it ends (only the new one: a long run has thousands).
     if let Some(sink) = on.repetitions {
-        let result = BackendResult {
-            spec: b.spec.clone(),
-            model: b.model.clone(),
-            image: b.image.clone(),
-            engine: b.backend.engine().clone(),
-            labels: b.labels.clone(),
-            engine_note: b.engine_note.clone(),
-            signature: Some(b.backend.signature().clone()),
-            repetitions: Vec::new(),
-        };
-        sink.backend(on.backend, result, on.clock.now());
+        sink.backend(on.backend, b.result(Vec::new()), on.clock.now());
     }
     let report = |done: &[TimedRun]| {
         if let (Some(sink), Some(run)) = (on.repetitions, done.last()) {
