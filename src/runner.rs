@@ -537,8 +537,8 @@ pub struct Measuring<'a> {
 /// Runs the protocol `protocol.repeat` times on one backend: each repetition is the whole
 /// protocol again (warm-up, settle, timed run), on the clock and phase log the sensors are
 /// sampled against. Stops after a failed repetition or an interrupt, keeping what ran (at least
-/// one run, empty where the interrupt came first). Both
-/// `joulebench run` and `joulebench bench` measure through this.
+/// one run, empty where the interrupt came first). `joulebench run` and `soak` measure
+/// through this ([`Prepared::execute`]), and `joulebench bench` each of its rounds.
 pub fn run_repetitions(
     b: &mut PreparedBackend,
     protocol: &ProtocolSpec,
