@@ -158,6 +158,11 @@ pub fn standin_path() -> PathBuf {
 /// conversions of that stretch, and a window needs 95 % of its readings (the validity check):
 /// 100 ms is 5 % of 2 s.
 pub fn sim_rig(extra_sensor_lines: &str) -> String {
+    sim_rig_running(&timed_model(), "bird.bmp") + extra_sensor_lines + "\n"
+}
+
+/// [`sim_rig`] running `model` on `image` (manifest names or paths), its INA219 last.
+pub fn sim_rig_running(model: &str, image: &str) -> String {
     format!(
         r#"
 name = "test-sim"
@@ -170,15 +175,13 @@ min_duration_s = 2.0
 [[backends]]
 kind = "tflite"
 model = "{model}"
-image = "bird.bmp"
+image = "{image}"
 [[sensors]]
 kind = "ina219-sim"
 rail = "5V"
 shunt_ohms = 0.1
 max_current_a = 3.2
-{extra_sensor_lines}
-"#,
-        model = timed_model(),
+"#
     )
 }
 
