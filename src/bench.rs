@@ -8,6 +8,15 @@
 //! 2. rig FPS with the sampler reading the rig's sensors at full rate against the sampler off,
 //!    with every core running the backend (unless `--threads` says otherwise), with the
 //!    sampler's own CPU use: the ratio and its 95 % interval.
+//!
+//! A round is measured by the runner's own calls, the ones a run makes for each backend:
+//! every contender loaded once by [`prepare_backend`], every round one repetition of
+//! [`run_repetitions`]. It cannot go through [`crate::session::measure`], which claims a run
+//! folder and writes a run's files (bench writes none), nor through [`crate::runner::prepare`]
+//! and [`crate::runner::Prepared::execute`]: `prepare` opens the rig's sensors once and
+//! lengthens the timed window for slow ones (bench opens them each round at that round's rate,
+//! and keeps the protocol asked for), and `execute` consumes the loaded backends (a round would
+//! reload its model) and runs them all in turn (bench puts the Python loop between them).
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::backend::EngineInfo;
 use crate::clock::PhaseSpan;
 use crate::input::Labels;
-use crate::models::{ResolvedImage, ResolvedModel};
+use crate::models::{ResolvedImage, ResolvedModel, Top1};
 use crate::protocol::TimedRun;
 use crate::rig::{BackendSpec, Rig};
 use crate::sampler::SensorLog;
@@ -20,8 +20,8 @@ use crate::validity::CheckedWindow;
 #[derive(Clone)]
 pub struct BackendResult {
     pub spec: BackendSpec,
-    pub model: ResolvedModel,
-    pub image: ResolvedImage,
+    pub model: RecordedModel,
+    pub image: RecordedImage,
     pub engine: EngineInfo,
     pub labels: Labels,
     /// The label file naming the model's classes (its file name), where the model has one:
@@ -35,6 +35,46 @@ pub struct BackendResult {
     /// One timed run per repetition of the protocol, in order; fewer than the rig's `repeat`
     /// when the run was interrupted or the backend failed.
     pub repetitions: Vec<TimedRun>,
+}
+
+/// The model a backend ran, as `run.json` keeps it: where its file was is not part of the
+/// result, and a rebuilt record has only these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedModel {
+    /// The manifest name, or the string the rig gave for a file the manifest does not know.
+    pub name: String,
+    pub sha256: String,
+}
+
+impl RecordedModel {
+    pub fn of(model: &ResolvedModel) -> Self {
+        RecordedModel {
+            name: model.name.clone(),
+            sha256: model.sha256.clone(),
+        }
+    }
+}
+
+/// The image a backend classified, as `run.json` keeps it: with the one expected answer that
+/// concerns this backend, its model's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedImage {
+    /// The manifest name, or the string the rig gave for a file the manifest does not know.
+    pub name: String,
+    pub sha256: String,
+    /// The class the backend's model should rank first, where the manifest knows it.
+    pub expected_top1: Option<Top1>,
+}
+
+impl RecordedImage {
+    /// `image` as classified by the model named `model`.
+    pub fn of(image: &ResolvedImage, model: &str) -> Self {
+        RecordedImage {
+            name: image.name.clone(),
+            sha256: image.sha256.clone(),
+            expected_top1: image.expected_top1(model).cloned(),
+        }
+    }
 }
 
 impl RunRecord {

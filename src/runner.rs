@@ -64,6 +64,7 @@ pub struct Prepared {
 }
 
 pub use crate::record::{BackendResult, RunRecord};
+use crate::record::{RecordedImage, RecordedModel};
 
 /// Where each backend's repetitions go while a run streams (the writer thread of
 /// [`crate::output::stream`]); a hand-off must return at once.
@@ -76,22 +77,22 @@ pub trait RepetitionSink: Send + Sync {
 }
 
 /// Where a streamed run's rows go as they are measured (the writer of
-/// [`crate::output::stream`]): a handle for each kind of producer, and what the stream kept
-/// once they are done. It is started on the run's empty record, its phase log and its clock.
+/// [`crate::output::stream`]): a handle for each kind of producer, and the run's record back
+/// once they are done. It is started on the run's empty record, its phase log and its clock,
+/// and holds that record while the run streams.
 pub trait Stream {
     fn sample_sink(&self) -> Arc<dyn SampleSink>;
     fn latency_sink(&self) -> Arc<dyn LatencySink>;
     fn repetition_sink(&self) -> Arc<dyn RepetitionSink>;
-    /// Once every handle is dropped: writes the last rows and returns what was kept.
+    /// Once every handle is dropped: writes the last rows and hands back the record.
     fn finish(self: Box<Self>) -> Kept;
 }
 
-/// What a stream kept and how its writing went.
+/// The record a stream was started on, as it kept it, and how its writing went.
 pub struct Kept {
-    /// The readings of each sensor that no settled window accounts for, in order.
-    pub samples: Vec<Vec<Sample>>,
-    /// The windows settled along the way, and how many readings each sensor released.
-    pub settled: crate::record::Settled,
+    /// Its sensors hold the readings no settled window accounts for; `settled` the windows
+    /// settled along the way, and how many readings each sensor released.
+    pub record: RunRecord,
     /// The first write that failed (the rest of the rows were then kept only in memory).
     pub error: Option<String>,
 }
@@ -240,6 +241,21 @@ impl PreparedBackend {
                 .into_owned(),
         )
     }
+
+    /// What the record keeps of this backend, with its `repetitions`.
+    fn result(&self, repetitions: Vec<TimedRun>) -> BackendResult {
+        BackendResult {
+            spec: self.spec.clone(),
+            model: RecordedModel::of(&self.model),
+            image: RecordedImage::of(&self.image, &self.model.name),
+            engine: self.backend.engine().clone(),
+            labels: self.labels.clone(),
+            label_file: self.label_file(),
+            engine_note: self.engine_note.clone(),
+            signature: Some(self.backend.signature().clone()),
+            repetitions,
+        }
+    }
 }
 
 impl Prepared {
@@ -296,22 +312,18 @@ impl Prepared {
             clock,
             phases,
         } = self;
-        let started = Utc::now();
         let sampling = opts.sample && !sensors.is_empty();
         let (logs, to_rig, live) = split_sensors(sensors, sampling);
-        let writer = match start {
-            Some(start) => {
-                let so_far = record_of(plan.clone(), started, logs.clone());
-                Some(start(so_far, phases.clone(), clock)?)
-            }
-            None => None,
+        let (protocol, idle_baseline_s) = (plan.rig.protocol.clone(), plan.rig.idle_baseline_s);
+        let record = record_of(plan, Utc::now(), logs);
+        let holder = match start {
+            Some(start) => Holder::Stream(start(record, phases.clone(), clock)?),
+            None => Holder::Runner(Box::new(record)),
         };
-        let latencies = writer.as_ref().map(|w| w.latency_sink());
-        let repetitions = writer.as_ref().map(|w| w.repetition_sink());
-        let samples = writer.as_ref().map(|w| w.sample_sink());
-        if let Some(sink) = &samples {
-            settle_missing(sink.as_ref(), &logs);
-        }
+        let stream = holder.stream();
+        let latencies = stream.map(|w| w.latency_sink());
+        let repetitions = stream.map(|w| w.repetition_sink());
+        let samples = stream.map(|w| w.sample_sink());
         let sampler = (!live.is_empty()).then(|| {
             let sink = samples.map(|sink| to_rig.sink(sink));
             Sampler::start_with(live, clock, sink)
@@ -320,8 +332,8 @@ impl Prepared {
             phases.meter_with(to_rig.meter(sampler.cpu_meter()));
         }
 
-        if sampling && plan.rig.idle_baseline_s > 0.0 {
-            take_idle_baseline(plan.rig.idle_baseline_s, clock, &phases, &opts.interrupt);
+        if sampling && idle_baseline_s > 0.0 {
+            take_idle_baseline(idle_baseline_s, clock, &phases, &opts.interrupt);
         }
 
         // What every backend is measured on; its index and time share are its own.
@@ -336,22 +348,46 @@ impl Prepared {
             gpus: &gpus,
             until: None,
         };
-        let results = measure_backends(backends, &plan.rig.protocol, opts.time_budget, every);
+        let results = measure_backends(backends, &protocol, opts.time_budget, every);
 
-        let mut sensors = to_rig.logs(logs, sampler.map(Sampler::stop).unwrap_or_default());
+        let sampled = sampler.map(Sampler::stop).unwrap_or_default();
         drop((latencies, repetitions));
-        let (settled, stream_error) = match writer {
-            Some(writer) => finish_stream(writer, &mut sensors),
-            None => (crate::record::Settled::default(), None),
-        };
-        let record = RunRecord {
-            interrupted: opts.interrupt.load(std::sync::atomic::Ordering::Relaxed),
-            phases: phases.spans(),
-            backends: results,
-            settled,
-            ..record_of(plan, started, sensors)
-        };
+        let (mut record, stream_error) = holder.finish();
+        record.sensors = to_rig.logs(std::mem::take(&mut record.sensors), sampled);
+        record.interrupted = opts.interrupt.load(std::sync::atomic::Ordering::Relaxed);
+        record.phases = phases.spans();
+        // The stream's copies of the results lack the empty run of a backend interrupted
+        // before it began; the runner's are whole.
+        record.backends = results;
         Ok((record, stream_error))
+    }
+}
+
+/// Who holds a run's record while it is measured: the stream it was started on, or the
+/// runner itself when nothing streams.
+enum Holder {
+    Stream(Box<dyn Stream>),
+    Runner(Box<RunRecord>),
+}
+
+impl Holder {
+    fn stream(&self) -> Option<&dyn Stream> {
+        match self {
+            Holder::Stream(stream) => Some(stream.as_ref()),
+            Holder::Runner(_) => None,
+        }
+    }
+
+    /// The record back, once the run's sinks are dropped (a stream writes its last rows
+    /// first), with the stream's first failed write.
+    fn finish(self) -> (RunRecord, Option<String>) {
+        match self {
+            Holder::Stream(stream) => {
+                let kept = stream.finish();
+                (kept.record, kept.error)
+            }
+            Holder::Runner(record) => (*record, None),
+        }
     }
 }
 
@@ -408,16 +444,6 @@ fn record_of(plan: Plan, started: chrono::DateTime<Utc>, sensors: Vec<SensorLog>
     }
 }
 
-/// Tells the stream that a missing sensor has no readings to come, so its windows can settle
-/// at once.
-fn settle_missing(sink: &dyn SampleSink, logs: &[SensorLog]) {
-    for (index, log) in logs.iter().enumerate() {
-        if log.missing.is_some() {
-            sink.samples(index, Vec::new(), None, true);
-        }
-    }
-}
-
 /// The idle baseline: `seconds` of the machine doing nothing, as its own phase, cut short by
 /// an interrupt.
 fn take_idle_baseline(seconds: f64, clock: RunClock, phases: &PhaseLog, interrupt: &AtomicBool) {
@@ -457,30 +483,7 @@ fn measure_backend(
     on: &Measuring,
 ) -> BackendResult {
     let repetitions = run_repetitions(&mut b, protocol, on);
-    BackendResult {
-        label_file: b.label_file(),
-        engine: b.backend.engine().clone(),
-        spec: b.spec,
-        model: b.model,
-        image: b.image,
-        labels: b.labels,
-        engine_note: b.engine_note,
-        signature: Some(b.backend.signature().clone()),
-        repetitions,
-    }
-}
-
-/// Once the run's sinks are dropped, the stream's last rows written: the readings it kept go
-/// back to their sensors' logs; returns the windows it settled and its first failed write.
-fn finish_stream(
-    writer: Box<dyn Stream>,
-    sensors: &mut [SensorLog],
-) -> (crate::record::Settled, Option<String>) {
-    let kept = writer.finish();
-    for (log, samples) in sensors.iter_mut().zip(kept.samples) {
-        log.samples = samples;
-    }
-    (kept.settled, kept.error)
+    b.result(repetitions)
 }
 
 /// The sampler's sensors (those that opened) placed back in the rig's order, beside the
@@ -512,10 +515,14 @@ impl RigOrder {
         })
     }
 
-    /// The sampler's logs put in place of the opened sensors' among `logs` (the rig's).
+    /// The sampler's logs put in place of the opened sensors' among `logs` (the rig's), each
+    /// after the readings its place holds: those a stream kept, which the sampler handed over
+    /// instead of keeping (without a stream the place holds none, and the sampler all).
     fn logs(&self, mut logs: Vec<SensorLog>, sampled: Vec<SensorLog>) -> Vec<SensorLog> {
-        for (&index, log) in self.sampled.iter().zip(sampled) {
-            logs[index] = log;
+        for (&index, mut log) in self.sampled.iter().zip(sampled) {
+            let mut samples = std::mem::take(&mut logs[index].samples);
+            samples.append(&mut log.samples);
+            logs[index] = SensorLog { samples, ..log };
         }
         logs
     }
@@ -554,8 +561,8 @@ pub struct Measuring<'a> {
 /// Runs the protocol `protocol.repeat` times on one backend: each repetition is the whole
 /// protocol again (warm-up, settle, timed run), on the clock and phase log the sensors are
 /// sampled against. Stops after a failed repetition or an interrupt, keeping what ran (at least
-/// one run, empty where the interrupt came first). Both
-/// `joulebench run` and `joulebench bench` measure through this.
+/// one run, empty where the interrupt came first). `joulebench run` and `soak` measure
+/// through this ([`Prepared::execute`]), and `joulebench bench` each of its rounds.
 pub fn run_repetitions(
     b: &mut PreparedBackend,
     protocol: &ProtocolSpec,
@@ -566,18 +573,7 @@ pub fn run_repetitions(
     // The stream learns what the backend is before its first phase begins, then each
     // repetition's run as it ends (only the new one: a long run has thousands).
     if let Some(sink) = on.repetitions {
-        let result = BackendResult {
-            spec: b.spec.clone(),
-            model: b.model.clone(),
-            image: b.image.clone(),
-            engine: b.backend.engine().clone(),
-            labels: b.labels.clone(),
-            label_file: b.label_file(),
-            engine_note: b.engine_note.clone(),
-            signature: Some(b.backend.signature().clone()),
-            repetitions: Vec::new(),
-        };
-        sink.backend(on.backend, result, on.clock.now());
+        sink.backend(on.backend, b.result(Vec::new()), on.clock.now());
     }
     let report = |done: &[TimedRun]| {
         if let (Some(sink), Some(run)) = (on.repetitions, done.last()) {

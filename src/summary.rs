@@ -742,10 +742,7 @@ fn row(record: &RunRecord, b: &BackendResult, at: &At, sensor: Option<Measured>)
         top1_class: top1.map(|p| p.class),
         top1_label: top1.map_or(String::new(), |p| b.labels.get(p.class).to_string()),
         top1_score: top1.map(|p| p.score),
-        top1_expected: b
-            .image
-            .expected_top1(&b.model.name)
-            .map_or(String::new(), |t| t.label.clone()),
+        top1_expected: (b.image.expected_top1.as_ref()).map_or(String::new(), |t| t.label.clone()),
         top1_agrees: top1_agrees(record, b, top1),
         status: row_status(record, run, sensor, joules),
         throttled: run.machine_verdict().and_then(|v| v.throttled),
@@ -943,9 +940,8 @@ fn lost_to_the_stop(record: &RunRecord, end: f64) -> bool {
 /// A record to summarise in tests: a rig, a backend of it with given runs, sensor logs.
 #[cfg(test)]
 pub(crate) mod fixtures {
-    use crate::models::{ResolvedImage, ResolvedModel};
     use crate::protocol::TimedRun;
-    use crate::record::{BackendResult, RunRecord};
+    use crate::record::{BackendResult, RecordedImage, RecordedModel, RunRecord};
     use crate::rig::{BackendSpec, Rig};
     use crate::sampler::{Sample, SensorLog};
     use crate::sensor::{Origin, SensorInfo};
@@ -964,21 +960,14 @@ pub(crate) mod fixtures {
     pub fn backend(spec: &BackendSpec, repetitions: Vec<TimedRun>) -> BackendResult {
         BackendResult {
             spec: spec.clone(),
-            model: ResolvedModel {
+            model: RecordedModel {
                 name: "m".into(),
-                path: "m.tflite".into(),
                 sha256: String::new(),
-                in_manifest: false,
-                labels: None,
-                input: None,
-                label_offset: 0,
             },
-            image: ResolvedImage {
+            image: RecordedImage {
                 name: "i".into(),
-                path: "i.bmp".into(),
                 sha256: String::new(),
-                in_manifest: false,
-                top1: vec![],
+                expected_top1: None,
             },
             engine: crate::backend::EngineInfo {
                 engine: "fake".into(),

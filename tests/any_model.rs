@@ -10,7 +10,7 @@ use joulebench::rig::{BackendSpec, Engine, TfliteSpec};
 use joulebench::runner::prepare_backend;
 use joulebench_test_support::{passthrough_model, Element, IoTensor};
 
-use crate::common::{assert_one_line_error, run, run_rig, s};
+use crate::common::{assert_one_line_error, run, run_rig, s, sim_rig_running};
 
 /// Writes a generated model into `dir`.
 fn model(dir: &Path, name: &str, inputs: &[IoTensor], outputs: &[(usize, Vec<i32>)]) -> PathBuf {
@@ -195,32 +195,6 @@ fn dynamic_shapes_and_unsupported_types_are_refused_naming_the_tensor() {
     }
 }
 
-/// The rig that runs a generated model: one `tflite` backend, a simulated sensor.
-fn sim_rig(model: &Path, image: &Path) -> String {
-    format!(
-        r#"
-name = "any-model"
-idle_baseline_s = 1.0
-[protocol]
-warmup = 1
-settle_s = 0.1
-runs = 20
-min_duration_s = 2.0
-[[backends]]
-kind = "tflite"
-model = "{}"
-image = "{}"
-[[sensors]]
-kind = "ina219-sim"
-rail = "5V"
-shunt_ohms = 0.1
-max_current_a = 3.2
-"#,
-        s(model),
-        s(image)
-    )
-}
-
 /// A model that is not a classifier runs through `joulebench run`: figures, no top-1, a note
 /// saying what was fed, and its signature in run.json; `summarize`, `compare` and `report`
 /// read the folder.
@@ -238,7 +212,7 @@ fn a_model_that_is_not_a_classifier_runs_compares_and_reports() {
         &inputs,
         &[(0, vec![1, 4, 48]), (1, vec![12]), (0, vec![192])],
     );
-    let first = run_rig(&sim_rig(&path, &image));
+    let first = run_rig(&sim_rig_running(s(&path), s(&image)));
     let stdout = String::from_utf8_lossy(&first.output.stdout).into_owned();
     assert!(
         first.output.status.success(),
@@ -286,7 +260,7 @@ fn a_model_that_is_not_a_classifier_runs_compares_and_reports() {
     );
     assert!(String::from_utf8_lossy(&summarized.stdout).contains(note));
 
-    let second = run_rig(&sim_rig(&path, &image));
+    let second = run_rig(&sim_rig_running(s(&path), s(&image)));
     assert!(second.output.status.success());
     let compared = run(&["compare", s(&first.out_dir), s(&second.out_dir)]);
     assert!(

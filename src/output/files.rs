@@ -149,7 +149,7 @@ fn backends_json(record: &RunRecord) -> Vec<BackendJson> {
             model_sha256: b.model.sha256.clone(),
             image: b.image.name.clone(),
             image_sha256: b.image.sha256.clone(),
-            top1_expected: b.image.expected_top1(&b.model.name).cloned(),
+            top1_expected: b.image.expected_top1.clone(),
             engine_note: b.engine_note.clone(),
             label_file: b.label_file.clone(),
             signature: b.signature.clone(),

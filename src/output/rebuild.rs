@@ -10,7 +10,7 @@
 //! last `run.json`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 
@@ -21,9 +21,8 @@ use super::folder::{
 };
 use crate::clock::{Phase, PhaseSpan};
 use crate::input::{Labels, Prediction};
-use crate::models::{ResolvedImage, ResolvedModel};
 use crate::protocol::{Latency, TimedRun};
-use crate::record::{BackendResult, RunRecord};
+use crate::record::{BackendResult, RecordedImage, RecordedModel, RunRecord};
 use crate::results::SummaryRow;
 use crate::rig::BackendSpec;
 use crate::sampler::{Sample, SensorLog};
@@ -388,8 +387,7 @@ impl RepetitionLogs<'_> {
     }
 }
 
-/// Backend `spec`'s result from its run.json entry and rebuilt repetitions; the model and
-/// image are known by name and digest only, as run.json keeps them.
+/// Backend `spec`'s result from its run.json entry and rebuilt repetitions.
 fn backend_result(
     spec: &BackendSpec,
     meta: BackendJson,
@@ -405,21 +403,14 @@ fn backend_result(
         engine_note: meta.engine_note,
         label_file: meta.label_file,
         signature: meta.signature,
-        model: ResolvedModel {
+        model: RecordedModel {
             name: meta.model,
-            path: PathBuf::new(),
             sha256: meta.model_sha256,
-            in_manifest: false,
-            labels: None,
-            input: None,
-            label_offset: 0,
         },
-        image: ResolvedImage {
+        image: RecordedImage {
             name: meta.image,
-            path: PathBuf::new(),
             sha256: meta.image_sha256,
-            in_manifest: false,
-            top1: meta.top1_expected.into_iter().collect(),
+            expected_top1: meta.top1_expected,
         },
         engine: meta.engine,
         labels,

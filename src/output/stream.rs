@@ -11,9 +11,9 @@
 //! While streaming, the writer is the one keeper of the sensor readings: the sampler threads
 //! hand theirs over instead of keeping them. After each repetition it settles the windows
 //! whose readings are all in and releases the readings only those used ([`crate::settled`]),
-//! so memory does not grow with a run's length; [`Writer::finish`] hands back what it still
-//! holds with the settled results, from which the final summary is exactly the one all the
-//! readings give.
+//! so memory does not grow with a run's length; [`Writer::finish`] hands back the record it
+//! was started on, holding what is left of the readings and the settled results, from which
+//! the final summary is exactly the one all the readings give.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -162,7 +162,8 @@ pub struct Writer {
 impl Writer {
     /// Creates `latency.csv` and `power.csv` in `to.dir`, writes a first `run.json` (nothing
     /// measured, not finished) and starts the thread. `record` is the run so far: rig, start
-    /// time, and one log (info only) per sampled sensor.
+    /// time, and one log (no readings yet) per sensor, a missing one's saying why; the writer
+    /// holds it until [`Writer::finish`] hands it back.
     pub fn start(
         to: &StreamTo,
         record: RunRecord,
@@ -182,7 +183,8 @@ impl Writer {
             latency_rows: 0,
             power_rows: 0,
             last_fresh: vec![f64::NEG_INFINITY; record.sensors.len()],
-            done: vec![false; record.sensors.len()],
+            // A missing sensor has no readings to come: its windows settle at once.
+            done: record.sensors.iter().map(|s| s.missing.is_some()).collect(),
             record,
             phases,
             clock,
@@ -211,7 +213,7 @@ impl Writer {
     }
 
     /// Waits for every other [`Feed`] to be dropped (the sampler stopped, the backends done),
-    /// writes the last rows and returns what was kept.
+    /// writes the last rows and hands back the record.
     pub fn finish(self) -> Kept {
         drop(self.feed);
         match self.thread.join() {
@@ -308,13 +310,7 @@ impl State {
             }
         }
         Kept {
-            samples: self
-                .record
-                .sensors
-                .into_iter()
-                .map(|log| log.samples)
-                .collect(),
-            settled: self.record.settled,
+            record: self.record,
             error: self.error,
         }
     }
@@ -560,8 +556,8 @@ mod tests {
         let kept = writer.finish();
         assert!(kept.error.is_none());
         // Every sample, per sensor, in the order handed over.
-        assert_eq!(kept.samples[0], samples(0, 500));
-        assert_eq!(kept.samples[1], samples(0, 6));
+        assert_eq!(kept.record.sensors[0].samples, samples(0, 500));
+        assert_eq!(kept.record.sensors[1].samples, samples(0, 6));
         assert_eq!(rows(&power), 506);
     }
 

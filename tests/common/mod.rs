@@ -193,6 +193,16 @@ fn write_once(name: &str, bytes: &[u8]) -> PathBuf {
 /// conversions of that stretch, and a window needs 95 % of its readings (the validity check):
 /// 100 ms is 5 % of 2 s.
 pub fn sim_rig(extra_sensor_lines: &str) -> String {
+    sim_rig_with(&timed_model_keys(), "bird.bmp") + extra_sensor_lines + "\n"
+}
+
+/// [`sim_rig`] running `model` on `image` (manifest names or paths), its INA219 last.
+pub fn sim_rig_running(model: &str, image: &str) -> String {
+    sim_rig_with(&format!("model = \"{model}\""), image)
+}
+
+/// [`sim_rig`] with its backend's model keys (`model = ...`, and any `labels = ...`) and image.
+fn sim_rig_with(model_keys: &str, image: &str) -> String {
     format!(
         r#"
 name = "test-sim"
@@ -204,16 +214,14 @@ runs = 20
 min_duration_s = 2.0
 [[backends]]
 kind = "tflite"
-{model}
-image = "bird.bmp"
+{model_keys}
+image = "{image}"
 [[sensors]]
 kind = "ina219-sim"
 rail = "5V"
 shunt_ohms = 0.1
 max_current_a = 3.2
-{extra_sensor_lines}
-"#,
-        model = timed_model_keys(),
+"#
     )
 }
 
