@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use crate::project::RigSource;
 use crate::rig::{
     check_backend_count, BackendKind, BackendSpec, Device, Engine, Precision, Rig, Scenario,
-    TorchSpec, Workload,
+    TfliteSpec, TorchSpec, Workload,
 };
 use crate::sensor::detect::{self, SensorChoice};
 use crate::sensor::ina219::Ranged;
@@ -50,9 +50,9 @@ pub struct BackendOverrides {
     /// Precision for torch backends.
     #[arg(long, value_enum)]
     pub precision: Option<Precision>,
-    /// Images per inference for torch backends (more than 1 needs --scenario offline). A list
-    /// (`1,8,64,256`) runs each torch backend once per batch and prints inferences per joule
-    /// by batch, marking the most efficient.
+    /// Images per inference for torch and tflite backends (more than 1 needs --scenario
+    /// offline). A list (`1,8,64,256`) runs each backend once per batch and prints inferences
+    /// per joule by batch, marking the most efficient.
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     pub batch: Vec<u32>,
     /// single-stream (batch 1, latency; the 2019 method) or offline (batches, throughput).
@@ -118,7 +118,7 @@ impl Overrides {
             });
             let refuse = |flags: &[(&str, bool)], owner: &str| match flags.iter().find(|f| f.1) {
                 Some((flag, _)) => bail!(
-                    "backends[{i}] ({}): {flag} applies only to kind \"{owner}\"",
+                    "backends[{i}] ({}): {flag} applies only to {owner}",
                     b.kind().as_str()
                 ),
                 None => Ok(()),
@@ -130,19 +130,28 @@ impl Overrides {
             let torch_flags = [
                 ("--device", self.backends.device.is_some()),
                 ("--precision", self.backends.precision.is_some()),
-                ("--batch", !self.backends.batch.is_empty()),
             ];
             if !matches!(b, BackendSpec::Tflite(_)) {
-                refuse(&tflite_flags, "tflite")?;
+                refuse(&tflite_flags, "kind \"tflite\"")?;
             }
             if !matches!(b, BackendSpec::Torch(_)) {
-                refuse(&torch_flags, "torch")?;
+                refuse(&torch_flags, "kind \"torch\"")?;
+            }
+            if matches!(b, BackendSpec::Edgetpu(_)) {
+                // The Edge TPU's compiled model is fixed at the shapes it was compiled for.
+                refuse(
+                    &[("--batch", !self.backends.batch.is_empty())],
+                    "kinds \"tflite\" and \"torch\"",
+                )?;
             }
             match b {
                 BackendSpec::Tflite(s) => {
                     s.engine = self.backends.engine.or(s.engine);
                     if self.backends.no_xnnpack {
                         s.xnnpack = Some(false);
+                    }
+                    if let [batch] = self.backends.batch[..] {
+                        s.batch = Some(batch);
                     }
                 }
                 // CUDA graphs, AOTInductor and the layout are left alone on other kinds: a
@@ -182,14 +191,18 @@ impl Overrides {
     }
 }
 
-/// Each backend once per batch of `batches`, in the rig's order (only torch backends get
-/// here: `--batch` is refused on other kinds).
+/// Each backend once per batch of `batches`, in the rig's order (only torch and tflite
+/// backends get here: `--batch` is refused on other kinds).
 fn sweep_batches(backends: &[BackendSpec], batches: &[u32]) -> Vec<BackendSpec> {
     backends
         .iter()
         .flat_map(|b| {
             batches.iter().map(move |&batch| match b {
                 BackendSpec::Torch(s) => BackendSpec::Torch(TorchSpec {
+                    batch: Some(batch),
+                    ..s.clone()
+                }),
+                BackendSpec::Tflite(s) => BackendSpec::Tflite(TfliteSpec {
                     batch: Some(batch),
                     ..s.clone()
                 }),
@@ -338,6 +351,53 @@ mod tests {
             .map(|b| b.torch().unwrap().batch)
             .collect();
         assert_eq!(batches, [Some(1), Some(8), Some(64)]);
+    }
+
+    /// A tflite rig (sim-cpu's) sweeps on its own kind, each backend's other settings kept;
+    /// an Edge TPU backend, whose compiled model fixes its shapes, refuses the flag.
+    #[test]
+    fn a_batch_list_sweeps_tflite_backends_and_edgetpu_refuses_it() {
+        let p = plan(&Overrides {
+            backends: BackendOverrides {
+                scenario: Some(Scenario::Offline),
+                batch: vec![1, 4],
+                engine: Some(Engine::Tflite),
+                ..BackendOverrides::default()
+            },
+            ..Overrides::default()
+        })
+        .unwrap();
+        let swept: Vec<(Option<u32>, Option<Engine>)> = p
+            .rig
+            .backends
+            .iter()
+            .map(|b| {
+                let s = b.tflite().unwrap();
+                (s.batch, s.engine)
+            })
+            .collect();
+        assert_eq!(
+            swept,
+            [
+                (Some(1), Some(Engine::Tflite)),
+                (Some(4), Some(Engine::Tflite))
+            ]
+        );
+        let e = plan(&Overrides {
+            backends: BackendOverrides {
+                backend: Some(BackendKind::Edgetpu),
+                scenario: Some(Scenario::Offline),
+                batch: vec![4],
+                ..BackendOverrides::default()
+            },
+            ..Overrides::default()
+        })
+        .unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            "command-line settings: backends[0] (edgetpu): --batch applies only to kinds \
+             \"tflite\" and \"torch\""
+        );
     }
 
     #[test]

@@ -27,6 +27,7 @@ fn both_models_classify_the_four_images() {
                     image: image.into(),
                     threads: if xnnpack == Some(false) { 1 } else { 2 },
                     litert_lib: None,
+                    batch: None,
                 });
                 let mut b = prepare_backend(&spec).unwrap();
                 let mut scores = Vec::new();

@@ -173,9 +173,13 @@ impl BackendSpec {
         })
     }
 
-    /// Images per inference call (only `torch` batches).
+    /// Images per inference call (`torch` and `tflite` batch; `edgetpu` runs one image).
     pub fn batch(&self) -> u32 {
-        self.torch().map_or(1, TorchSpec::batch)
+        match self {
+            BackendSpec::Tflite(s) => s.batch(),
+            BackendSpec::Torch(s) => s.batch(),
+            BackendSpec::Edgetpu(_) => 1,
+        }
     }
 
     pub fn tflite(&self) -> Option<&TfliteSpec> {
@@ -200,7 +204,7 @@ impl BackendSpec {
             return Err("threads must be at least 1".into());
         }
         match self {
-            BackendSpec::Tflite(s) => s.validate(),
+            BackendSpec::Tflite(s) => s.validate(offline),
             BackendSpec::Torch(s) => s.validate(offline),
             BackendSpec::Edgetpu(s) => s.validate(),
         }
@@ -209,4 +213,23 @@ impl BackendSpec {
 
 pub(crate) fn default_threads() -> u32 {
     1
+}
+
+/// The checks of a kind's `batch`: at least 1, at most `max` (`why` says what a larger one
+/// would exhaust), and more than 1 only in the Offline scenario (single-stream is batch 1).
+fn validate_batch(batch: u32, max: u32, why: &str, offline: bool) -> Result<(), String> {
+    if batch == 0 {
+        return Err("batch must be at least 1".into());
+    }
+    if batch > max {
+        return Err(format!(
+            "batch must be at most {max} ({why}), not {batch}: give a smaller batch"
+        ));
+    }
+    if batch > 1 && !offline {
+        return Err(format!(
+            "batch {batch} needs protocol.scenario = \"offline\" (single-stream is batch 1)"
+        ));
+    }
+    Ok(())
 }
