@@ -390,7 +390,7 @@ impl Session {
         .map_err(|e| {
             anyhow!(
                 "its inputs resized to {batch} images, an operator cannot follow (one that fixes \
-                 a shape to one image's, such as a RESHAPE to [1, N]; LiteRT's log names it): {e}"
+                 a shape to one image's, such as a RESHAPE to [1, N]; LiteRT logs where): {e}"
             )
         })?;
         for (t, layout) in outputs.iter_mut().zip(layouts) {
