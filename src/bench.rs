@@ -337,6 +337,12 @@ impl Reference {
     ) -> Result<Self> {
         let loop_args = protocol_args(b, protocol);
         match &b.spec {
+            // The Python loop feeds the model as its file shapes it: one image per call.
+            BackendSpec::Tflite(tflite) if tflite.batch() > 1 => anyhow::bail!(
+                "joulebench bench's LiteRT reference loop runs batch 1, the backend batch {}: \
+                 compare at batch 1, or measure the batch with joulebench run",
+                tflite.batch()
+            ),
             BackendSpec::Tflite(_) => Self::litert(b, reference, loop_args),
             BackendSpec::Torch(torch) => Self::torch(b, torch, reference, loop_args),
             // No Python reference loop drives an Edge TPU here (pycoral is not installed).

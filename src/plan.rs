@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use crate::project::RigSource;
 use crate::rig::{
     check_backend_count, BackendKind, BackendSpec, Device, Engine, Precision, Rig, Scenario,
-    TorchSpec, Workload,
+    TfliteSpec, TorchSpec, Workload,
 };
 use crate::sensor::detect::{self, SensorChoice};
 use crate::sensor::ina219::Ranged;
@@ -56,9 +56,9 @@ pub struct BackendOverrides {
     /// Precision for torch backends.
     #[arg(long, value_enum)]
     pub precision: Option<Precision>,
-    /// Images per inference for torch backends (more than 1 needs --scenario offline). A list
-    /// (`1,8,64,256`) runs each torch backend once per batch and prints inferences per joule
-    /// by batch, marking the most efficient.
+    /// Images per inference for torch and tflite backends (more than 1 needs --scenario
+    /// offline). A list (`1,8,64,256`) runs each backend once per batch and prints inferences
+    /// per joule by batch, marking the most efficient.
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     pub batch: Vec<u32>,
     /// single-stream (batch 1, latency; the 2019 method) or offline (batches, throughput).
@@ -108,76 +108,7 @@ impl Overrides {
     /// another is refused, naming the backend.
     fn apply(&self, rig: &mut Rig) -> Result<()> {
         for (i, b) in rig.backends.iter_mut().enumerate() {
-            if let Some(kind) = self.backends.backend.filter(|k| *k != b.kind()) {
-                // Settings of the other kind would no longer apply.
-                *b = BackendSpec::new(kind, b.workload());
-            }
-            let Workload {
-                model,
-                image,
-                threads,
-            } = b.workload();
-            b.set_workload(Workload {
-                model: self.backends.model.clone().unwrap_or(model),
-                image: self.backends.image.clone().unwrap_or(image),
-                threads: self.backends.threads.unwrap_or(threads),
-            });
-            if let Some(labels) = &self.backends.labels {
-                if !b.set_labels(labels.clone()) {
-                    bail!(
-                        "backends[{i}] (torch): --labels applies only to kinds \"tflite\" and \"edgetpu\" (torch runs the manifest's MobileNetV2, labels included)"
-                    );
-                }
-            }
-            let refuse = |flags: &[(&str, bool)], owner: &str| match flags.iter().find(|f| f.1) {
-                Some((flag, _)) => bail!(
-                    "backends[{i}] ({}): {flag} applies only to kind \"{owner}\"",
-                    b.kind().as_str()
-                ),
-                None => Ok(()),
-            };
-            let tflite_flags = [
-                ("--engine", self.backends.engine.is_some()),
-                ("--no-xnnpack", self.backends.no_xnnpack),
-            ];
-            let torch_flags = [
-                ("--device", self.backends.device.is_some()),
-                ("--precision", self.backends.precision.is_some()),
-                ("--batch", !self.backends.batch.is_empty()),
-            ];
-            if !matches!(b, BackendSpec::Tflite(_)) {
-                refuse(&tflite_flags, "tflite")?;
-            }
-            if !matches!(b, BackendSpec::Torch(_)) {
-                refuse(&torch_flags, "torch")?;
-            }
-            match b {
-                BackendSpec::Tflite(s) => {
-                    s.engine = self.backends.engine.or(s.engine);
-                    if self.backends.no_xnnpack {
-                        s.xnnpack = Some(false);
-                    }
-                }
-                // CUDA graphs, AOTInductor and the layout are left alone on other kinds: a
-                // rig of mixed kinds runs with them.
-                BackendSpec::Torch(s) => {
-                    s.device = self.backends.device.or(s.device);
-                    s.precision = self.backends.precision.or(s.precision);
-                    if let [batch] = self.backends.batch[..] {
-                        s.batch = Some(batch);
-                    }
-                    if self.backends.no_cuda_graph {
-                        s.cuda_graph = Some(false);
-                    }
-                    if self.backends.no_aoti || self.backends.aoti {
-                        s.aoti = Some(self.backends.aoti);
-                    }
-                    if self.backends.channels_last {
-                        s.channels_last = Some(true);
-                    }
-                }
-                BackendSpec::Edgetpu(_) => {}
-            }
+            self.backends.apply(i, b)?;
         }
         if self.backends.batch.len() > 1 {
             // Checked before the sweep copies every backend once per batch.
@@ -195,14 +126,109 @@ impl Overrides {
     }
 }
 
-/// Each backend once per batch of `batches`, in the rig's order (only torch backends get
-/// here: `--batch` is refused on other kinds).
+impl BackendOverrides {
+    /// Backend `i`, `b`, with these settings applied (a `--batch` list is swept afterwards,
+    /// over the whole rig); a setting of one kind given for a backend of another is refused,
+    /// naming the backend.
+    fn apply(&self, i: usize, b: &mut BackendSpec) -> Result<()> {
+        if let Some(kind) = self.backend.filter(|k| *k != b.kind()) {
+            // Settings of the other kind would no longer apply.
+            *b = BackendSpec::new(kind, b.workload());
+        }
+        let Workload {
+            model,
+            image,
+            threads,
+        } = b.workload();
+        b.set_workload(Workload {
+            model: self.model.clone().unwrap_or(model),
+            image: self.image.clone().unwrap_or(image),
+            threads: self.threads.unwrap_or(threads),
+        });
+        let refuse = |flags: &[(&str, bool)], owner: &str| match flags.iter().find(|f| f.1) {
+            Some((flag, _)) => bail!(
+                "backends[{i}] ({}): {flag} applies only to {owner}",
+                b.kind().as_str()
+            ),
+            None => Ok(()),
+        };
+        let tflite_flags = [
+            ("--engine", self.engine.is_some()),
+            ("--no-xnnpack", self.no_xnnpack),
+        ];
+        let torch_flags = [
+            ("--device", self.device.is_some()),
+            ("--precision", self.precision.is_some()),
+        ];
+        if !matches!(b, BackendSpec::Tflite(_)) {
+            refuse(&tflite_flags, "kind \"tflite\"")?;
+        }
+        if !matches!(b, BackendSpec::Torch(_)) {
+            refuse(&torch_flags, "kind \"torch\"")?;
+        }
+        if matches!(b, BackendSpec::Torch(_)) {
+            // torch runs the manifest's MobileNetV2, whose labels come with it.
+            refuse(
+                &[("--labels", self.labels.is_some())],
+                "kinds \"tflite\" and \"edgetpu\"",
+            )?;
+        }
+        if matches!(b, BackendSpec::Edgetpu(_)) {
+            // The Edge TPU's compiled model is fixed at the shapes it was compiled for.
+            refuse(
+                &[("--batch", !self.batch.is_empty())],
+                "kinds \"tflite\" and \"torch\"",
+            )?;
+        }
+        let batch = match self.batch[..] {
+            [batch] => Some(batch),
+            _ => None,
+        };
+        match b {
+            BackendSpec::Tflite(s) => {
+                s.engine = self.engine.or(s.engine);
+                if self.no_xnnpack {
+                    s.xnnpack = Some(false);
+                }
+                s.batch = batch.or(s.batch);
+                s.labels = self.labels.clone().or(s.labels.take());
+            }
+            // CUDA graphs, AOTInductor and the layout are left alone on other kinds: a
+            // rig of mixed kinds runs with them.
+            BackendSpec::Torch(s) => {
+                s.device = self.device.or(s.device);
+                s.precision = self.precision.or(s.precision);
+                s.batch = batch.or(s.batch);
+                if self.no_cuda_graph {
+                    s.cuda_graph = Some(false);
+                }
+                if self.no_aoti || self.aoti {
+                    s.aoti = Some(self.aoti);
+                }
+                if self.channels_last {
+                    s.channels_last = Some(true);
+                }
+            }
+            BackendSpec::Edgetpu(s) => {
+                s.labels = self.labels.clone().or(s.labels.take());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Each backend once per batch of `batches`, in the rig's order (only torch and tflite
+/// backends get here: `--batch` is refused on other kinds).
 fn sweep_batches(backends: &[BackendSpec], batches: &[u32]) -> Vec<BackendSpec> {
     backends
         .iter()
         .flat_map(|b| {
             batches.iter().map(move |&batch| match b {
                 BackendSpec::Torch(s) => BackendSpec::Torch(TorchSpec {
+                    batch: Some(batch),
+                    ..s.clone()
+                }),
+                BackendSpec::Tflite(s) => BackendSpec::Tflite(TfliteSpec {
                     batch: Some(batch),
                     ..s.clone()
                 }),
@@ -351,6 +377,53 @@ mod tests {
             .map(|b| b.torch().unwrap().batch)
             .collect();
         assert_eq!(batches, [Some(1), Some(8), Some(64)]);
+    }
+
+    /// A tflite rig (sim-cpu's) sweeps on its own kind, each backend's other settings kept;
+    /// an Edge TPU backend, whose compiled model fixes its shapes, refuses the flag.
+    #[test]
+    fn a_batch_list_sweeps_tflite_backends_and_edgetpu_refuses_it() {
+        let p = plan(&Overrides {
+            backends: BackendOverrides {
+                scenario: Some(Scenario::Offline),
+                batch: vec![1, 4],
+                engine: Some(Engine::Tflite),
+                ..BackendOverrides::default()
+            },
+            ..Overrides::default()
+        })
+        .unwrap();
+        let swept: Vec<(Option<u32>, Option<Engine>)> = p
+            .rig
+            .backends
+            .iter()
+            .map(|b| {
+                let s = b.tflite().unwrap();
+                (s.batch, s.engine)
+            })
+            .collect();
+        assert_eq!(
+            swept,
+            [
+                (Some(1), Some(Engine::Tflite)),
+                (Some(4), Some(Engine::Tflite))
+            ]
+        );
+        let e = plan(&Overrides {
+            backends: BackendOverrides {
+                backend: Some(BackendKind::Edgetpu),
+                scenario: Some(Scenario::Offline),
+                batch: vec![4],
+                ..BackendOverrides::default()
+            },
+            ..Overrides::default()
+        })
+        .unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            "command-line settings: backends[0] (edgetpu): --batch applies only to kinds \
+             \"tflite\" and \"torch\""
+        );
     }
 
     #[test]

@@ -680,6 +680,8 @@ image = "bird.bmp"
                 "[[backends]]\nkind = \"torch\"\nmodel = \"m\"\nimage = \"i\"\nbatch = {batch}\n"
             )
         };
+        let tflite =
+            |batch: u32| format!("{MINIMAL}batch = {batch}\n[protocol]\nscenario = \"offline\"\n");
         let backends = |n: usize| {
             MINIMAL.to_string() + &MINIMAL[MINIMAL.find("[[backends]]").unwrap()..].repeat(n - 1)
         };
@@ -687,6 +689,7 @@ image = "bird.bmp"
             protocol("runs = 1000000\nwarmup = 100000000\nrepeat = 1000"),
             protocol("warmup = 10000000\nmin_duration_s = 600"),
             torch(4096),
+            tflite(1024),
             backends(64),
         ] {
             Rig::parse(&accepted).unwrap();
@@ -712,6 +715,18 @@ image = "bird.bmp"
                 "backends[1] (torch): batch must be at most 4096 (the batch's input and \
                  activations are allocated when the backend opens), not 4097: give a smaller \
                  batch",
+            ),
+            (
+                tflite(1025),
+                "backends[0] (tflite): batch must be at most 1024 (the engine allocates the \
+                 batch's input and activations in the machine's memory when the backend opens), \
+                 not 1025: give a smaller batch",
+            ),
+            (tflite(0), "backends[0] (tflite): batch must be at least 1"),
+            (
+                format!("{MINIMAL}batch = 4\n"),
+                "backends[0] (tflite): batch 4 needs protocol.scenario = \"offline\" \
+                 (single-stream is batch 1)",
             ),
             (
                 backends(65),
@@ -1542,6 +1557,7 @@ image = "bird.bmp"
                 of(prop_oneof![Just(Engine::Litert), Just(Engine::Tflite)]),
                 of(any::<bool>()),
                 of(path()),
+                of(prop_oneof![9 => 0u32..5, 1 => any::<u32>()]),
             );
             let torch = (
                 of(prop_oneof![
@@ -1569,7 +1585,9 @@ image = "bird.bmp"
                         },
                     );
                     match &mut b {
-                        BackendSpec::Tflite(s) => (s.engine, s.xnnpack, s.litert_lib) = tflite,
+                        BackendSpec::Tflite(s) => {
+                            (s.engine, s.xnnpack, s.litert_lib, s.batch) = tflite
+                        }
                         BackendSpec::Torch(s) => {
                             (
                                 s.device,

@@ -167,8 +167,8 @@ fn dynamic_shapes_and_unsupported_types_are_refused_naming_the_tensor() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         (
-            IoTensor::new("tokens", Element::Float32, &[1, 10]).signature(&[-1, 10]),
-            "tensor tokens has a dynamic shape ([1, 10], signature [-1, 10])",
+            IoTensor::new("tokens", Element::Float32, &[1, 10]).signature(&[1, -1]),
+            "tensor tokens has a dynamic shape ([1, 10], signature [1, -1])",
         ),
         (
             IoTensor::new("empty", Element::Float32, &[1, 0]),
@@ -193,6 +193,159 @@ fn dynamic_shapes_and_unsupported_types_are_refused_naming_the_tensor() {
         ]);
         assert_one_line_error(&out, needle);
     }
+}
+
+/// A leading (batch) dimension left dynamic (-1 in `shape_signature`) is the one dynamic
+/// dimension a model may have: it runs at the size its shape gives, on every engine (LiteRT
+/// is told that size), each output exactly its input.
+#[test]
+fn a_dynamic_batch_dimension_runs_at_the_shapes_size_on_every_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = flat_image(dir.path(), [0, 0, 0]);
+    let input = IoTensor::new("features", Element::Int8, &[1, 10]).signature(&[-1, 10]);
+    let path = model(dir.path(), "dynamic", &[input], &[(0, vec![1, 10])]);
+    for (engine, xnnpack) in ENGINES {
+        let what = format!("{engine:?} (xnnpack {xnnpack:?})");
+        let mut b = prepare_backend(&spec(&path, &image, engine, xnnpack))
+            .unwrap_or_else(|e| panic!("{what}: {e:#}"));
+        let signature = b.backend.signature();
+        assert!(signature.inputs[0].dynamic_batch, "{what}");
+        assert_eq!(signature.inputs[0].shape, [1, 10], "{what}");
+        let mut scores = vec![1.0];
+        b.backend.infer(&b.input, &mut scores).unwrap();
+        assert!(scores.is_empty(), "{what}");
+    }
+}
+
+/// Where the model has no batch to grow, a batch is refused when the backend opens, in one
+/// line naming the model and why: an input whose leading dimension the file fixes above 1
+/// (named), and, on each engine, an operator that fixes one image's shape (a RESHAPE to
+/// `[10]`), which the engine refuses once the input is resized.
+#[test]
+fn a_batch_the_model_cannot_take_is_refused_naming_the_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = flat_image(dir.path(), [0, 0, 0]);
+    let pairs = IoTensor::new("pairs", Element::Float32, &[2, 5]);
+    let fixed = model(dir.path(), "fixed", &[pairs], &[(0, vec![2, 5])]);
+    let out = run(&[
+        "run",
+        "--model",
+        s(&fixed),
+        "--backend",
+        "tflite",
+        "--scenario",
+        "offline",
+        "--batch",
+        "4",
+        "--out",
+        s(&dir.path().join("run")),
+    ]);
+    assert_one_line_error(
+        &out,
+        "at batch 4: input pairs [2, 5] fixes its leading (batch) dimension at 2, not 1: the \
+         model cannot take a batch of 4 images (run it at batch 1)",
+    );
+    let vector = IoTensor::new("features", Element::Float32, &[1, 10]);
+    let reshaped = model(dir.path(), "reshaped", &[vector], &[(0, vec![10])]);
+    for (engine, xnnpack) in ENGINES {
+        let what = format!("{engine:?} (xnnpack {xnnpack:?})");
+        let mut spec = spec(&reshaped, &image, engine, xnnpack);
+        if let BackendSpec::Tflite(s) = &mut spec {
+            s.batch = Some(4);
+        }
+        let e = format!("{:#}", prepare_backend(&spec).err().unwrap());
+        assert!(
+            e.contains(&format!("model {} at batch 4", reshaped.display()))
+                && e.contains("an operator cannot follow")
+                && !e.contains('\n'),
+            "{what}: {e}"
+        );
+    }
+}
+
+/// A batch of 4 through `joulebench run` on both engines of the `tflite` kind, on the
+/// stand-in: a call counts 4 images (FPS and inferences per joule count images), the top-1 is
+/// the stand-in's (read from the batch's first image), and run.json records the shapes that
+/// ran.
+#[test]
+fn a_batch_of_4_runs_on_both_engines_and_counts_images() {
+    let model = crate::common::standin_path();
+    let backends: String = ["litert", "tflite"]
+        .iter()
+        .map(|engine| {
+            format!(
+                "[[backends]]\nkind = \"tflite\"\nengine = \"{engine}\"\nmodel = \"{}\"\n\
+                 labels = \"{}\"\nimage = \"bird.bmp\"\nbatch = 4\n",
+                s(&model),
+                s(&crate::common::standin_labels_path())
+            )
+        })
+        .collect();
+    crate::common::ensure_models();
+    let rig = format!(
+        r#"
+name = "tflite-batch"
+idle_baseline_s = 1.0
+[protocol]
+scenario = "offline"
+warmup = 1
+settle_s = 0.1
+runs = 20
+min_duration_s = 2.0
+{backends}
+[[sensors]]
+kind = "ina219-sim"
+rail = "5V"
+shunt_ohms = 0.1
+max_current_a = 3.2
+"#
+    );
+    let done = run_rig(&rig);
+    assert!(
+        done.output.status.success(),
+        "{}",
+        crate::common::stderr(&done.output)
+    );
+    let rows = crate::common::read_csv(&done.out_dir.join("summary.csv"));
+    let engines: Vec<&str> = rows.iter().map(|r| r["engine"].as_str()).collect();
+    assert_eq!(engines, ["litert", "tflite"], "{rows:?}");
+    for row in &rows {
+        let runs: usize = row["runs"].parse().unwrap();
+        assert!(runs >= 20, "{row:?}");
+        assert_eq!(
+            (
+                row["batch"].as_str(),
+                row["inferences"].parse::<usize>().unwrap()
+            ),
+            ("4", runs * 4),
+            "{row:?}"
+        );
+        assert_eq!(row["status"], "ok", "{row:?}");
+        assert!(row["fps"].parse::<f64>().unwrap() > 0.0, "{row:?}");
+        assert_eq!(
+            row["top1_class"],
+            joulebench_test_support::STANDIN_TOP1.to_string(),
+            "{row:?}"
+        );
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(done.out_dir.join("run.json")).unwrap())
+            .unwrap();
+    for b in 0..2 {
+        let signature = &json["backends"][b]["signature"];
+        assert_eq!(signature["batch"], 4);
+        assert_eq!(
+            signature["inputs"][0]["shape"],
+            serde_json::json!([4, 224, 224, 3])
+        );
+        assert_eq!(
+            signature["outputs"][0]["shape"],
+            serde_json::json!([4, 1001])
+        );
+    }
+    // A classifier at a batch is still one: no note that no prediction was checked.
+    let stdout = String::from_utf8_lossy(&done.output.stdout);
+    assert!(!stdout.contains("no prediction was checked"), "{stdout}");
 }
 
 /// A model that is not a classifier runs through `joulebench run`: figures, no top-1, a note

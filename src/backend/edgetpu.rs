@@ -9,11 +9,12 @@
 
 mod ffi;
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::signature::Signature;
+use super::signature::{Signature, Tensor};
 use super::spec::{Bus, DeviceChoice, EdgetpuSpec};
 use super::{Backend, EngineInfo};
 use crate::input::TensorType;
@@ -153,6 +154,8 @@ impl Library {
 pub struct EdgeTpuBackend {
     session: ffi::Session,
     signature: Signature,
+    /// Where each input's bytes lie in the prepared input.
+    ranges: Vec<Range<usize>>,
     /// The output's type, where the model is a classifier whose scores are read.
     scored: Option<TensorType>,
     engine: EngineInfo,
@@ -164,50 +167,30 @@ impl EdgeTpuBackend {
     pub fn open(spec: &EdgetpuSpec, model: &Path) -> Result<Self> {
         check_compiled_for_edgetpu(model)?;
         let signature = Signature::read(model)?;
-        // The C API binding here holds one input and one output tensor.
-        if (signature.inputs.len(), signature.outputs.len()) != (1, 1) {
-            bail!(
-                "model {} has {} inputs and {} outputs: the edgetpu backend runs models with \
-                 one of each (kind = \"tflite\" runs any number, on the CPU)",
-                model.display(),
-                signature.inputs.len(),
-                signature.outputs.len()
-            );
-        }
         let (edgetpu, tflite) = load_libraries(spec)?;
         let devices = edgetpu.devices();
         let device = choose_device(&devices, spec.edgetpu_device)?;
-        let (session, input, output) =
+        let (session, inputs, outputs) =
             ffi::Session::open(tflite, edgetpu, model, device, spec.threads)?;
-        for (info, t) in [
-            (&input, &signature.inputs[0]),
-            (&output, &signature.outputs[0]),
-        ] {
-            let dims: Vec<i64> = info.dims.iter().map(|&d| i64::from(d)).collect();
-            let quantization =
-                (info.scale > 0.0).then_some((info.scale, i64::from(info.zero_point)));
-            let agrees = match (quantization, t.quantization) {
-                (Some((scale, zero_point)), Some(q)) => {
-                    (scale, zero_point) == (q.scale, q.zero_point)
-                }
-                _ => true,
-            };
-            if info.element_type as u32 != t.dtype.c_type() || dims != t.shape || !agrees {
-                bail!(
-                    "the TF Lite C library sees tensor {} as {dims:?} of type {}, the model \
-                     file as {}",
-                    t.name,
-                    info.element_type,
-                    t.describe()
-                );
-            }
-        }
+        check_tensors(&inputs, &signature.inputs)
+            .and_then(|()| check_tensors(&outputs, &signature.outputs))
+            .with_context(|| format!("model {}", model.display()))?;
+        let mut at = 0;
+        let ranges = signature
+            .inputs
+            .iter()
+            .map(|t| {
+                at += t.bytes();
+                at - t.bytes()..at
+            })
+            .collect();
         let scored = signature
             .classifier()
             .then(|| signature.outputs[0].tensor_type());
         Ok(Self {
             session,
             signature,
+            ranges,
             scored,
             engine: EngineInfo {
                 engine: "edgetpu".into(),
@@ -221,6 +204,39 @@ impl EdgeTpuBackend {
             },
         })
     }
+}
+
+/// Checks that the interpreter holds each of the model's inputs (or outputs), in the
+/// subgraph's order, as its flatbuffer describes it: the same count, and per tensor the type,
+/// the shape and, where both have one, the quantization.
+fn check_tensors(interpreter: &[ffi::TensorInfo], model: &[Tensor]) -> Result<()> {
+    if interpreter.len() != model.len() {
+        bail!(
+            "the TF Lite C library sees {} tensors where the model file lists {}",
+            interpreter.len(),
+            model.len()
+        );
+    }
+    for (info, t) in interpreter.iter().zip(model) {
+        let dims: Vec<i64> = info.dims.iter().map(|&d| i64::from(d)).collect();
+        let quantization = (info.scale > 0.0).then_some((info.scale, i64::from(info.zero_point)));
+        let agrees = match (quantization, t.quantization) {
+            (Some((scale, zero_point)), Some(q)) => (scale, zero_point) == (q.scale, q.zero_point),
+            _ => true,
+        };
+        if info.element_type as u32 != t.dtype.c_type() || dims != t.shape || !agrees {
+            bail!(
+                "the TF Lite C library sees tensor {} as {dims:?} of type {} quantized {:?}, \
+                 the model file as {} quantized {:?}",
+                t.name,
+                info.element_type,
+                quantization,
+                t.describe(),
+                t.quantization.map(|q| (q.scale, q.zero_point))
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Loads libedgetpu, then the TF Lite C library, from the rig's paths, the environment or the
@@ -282,12 +298,12 @@ impl Backend for EdgeTpuBackend {
 
     fn infer(&mut self, input: &[u8], scores: &mut Vec<f32>) -> Result<()> {
         match self.scored {
-            Some(output_type) => self
-                .session
-                .run(input, |out| output_type.dequantize(out, scores)),
+            Some(output_type) => self.session.run(input, &self.ranges, |out| {
+                output_type.dequantize(out, scores)
+            }),
             None => {
                 scores.clear();
-                self.session.run(input, |_| ())
+                self.session.run(input, &self.ranges, |_| ())
             }
         }
     }
@@ -535,6 +551,91 @@ mod tests {
         assert!(
             err.starts_with("libtensorflowlite_c.so not found at /nonexistent/libtensorflowlite_c.so (from the rig's tflite_c_lib): install a libtensorflowlite_c.so"),
             "{err}"
+        );
+    }
+
+    /// A model of two inputs and two outputs, as the `PASSTHROUGH` stand-in's interpreter
+    /// holds them (uint8 [1, 4] scale 0.5 zero point 3, float32 [1, 2]; each output a copy),
+    /// listing the Edge TPU's custom operator.
+    fn two_in_two_out(dir: &Path) -> PathBuf {
+        use joulebench_test_support::{Element, IoTensor};
+        let inputs = [
+            IoTensor::new("codes", Element::Uint8, &[1, 4]).quantized(0.5, 3),
+            IoTensor::new("gains", Element::Float32, &[1, 2]),
+        ];
+        let path = dir.join("two_in_two_out_edgetpu.tflite");
+        std::fs::write(
+            &path,
+            joulebench_test_support::passthrough_model_listing_custom_op(
+                &inputs,
+                &[(0, vec![1, 4]), (1, vec![1, 2])],
+                EDGETPU_CUSTOM_OP,
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    /// Any number of inputs and outputs: the stand-in's interpreter of two of each opens, each
+    /// tensor checked against the model file; each input gets its own bytes (the stand-in
+    /// refuses a buffer of another size, as TF Lite does), and output 0 holds input 0's.
+    #[test]
+    fn a_model_of_two_inputs_and_two_outputs_opens_and_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let edgetpu = standin(
+            dir.path(),
+            "libedgetpu-passthrough.so",
+            &["PASSTHROUGH", "ONE_USB_DEVICE"],
+        );
+        let tflite = standin(
+            dir.path(),
+            "libtflite-passthrough.so",
+            &["TFLITE_C", "PASSTHROUGH"],
+        );
+        let model = two_in_two_out(dir.path());
+        let mut b = EdgeTpuBackend::open(&spec(&edgetpu, &tflite), &model)
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let signature = b.signature();
+        assert_eq!((signature.inputs.len(), signature.outputs.len()), (2, 2));
+        assert!(!signature.classifier());
+        assert_eq!(b.ranges, [0..4, 4..12]);
+        let input: Vec<u8> = (1..=12).collect();
+        let mut scores = vec![1.0];
+        b.infer(&input, &mut scores).unwrap();
+        assert!(scores.is_empty(), "{scores:?}");
+        let mut first = Vec::new();
+        b.session
+            .run(&input, &b.ranges, |out| first = out.to_vec())
+            .unwrap();
+        assert_eq!(first, [1, 2, 3, 4]);
+        let e = b.infer(&input[..11], &mut scores).unwrap_err().to_string();
+        assert_eq!(e, "input of 8 bytes at 4..12 of 11, the model takes 8");
+    }
+
+    /// Each tensor is checked, not only the first of each side: the stand-in's second output
+    /// of another shape than the model file's is refused, naming it.
+    #[test]
+    fn every_tensor_must_agree_with_the_model_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let edgetpu = standin(
+            dir.path(),
+            "libedgetpu-passthrough.so",
+            &["PASSTHROUGH", "ONE_USB_DEVICE"],
+        );
+        let tflite = standin(
+            dir.path(),
+            "libtflite-mismatch.so",
+            &["TFLITE_C", "PASSTHROUGH", "MISMATCH"],
+        );
+        let model = two_in_two_out(dir.path());
+        let err = open_err(&spec(&edgetpu, &tflite), &model);
+        assert_eq!(
+            err,
+            format!(
+                "model {}: the TF Lite C library sees tensor output_1 as [1, 3] of type 1 \
+                 quantized None, the model file as output_1 [1, 2] float32 quantized None",
+                model.display()
+            )
         );
     }
 

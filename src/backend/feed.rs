@@ -13,17 +13,20 @@ pub use super::signature::SEED;
 use super::signature::{ElementType, Fed, Signature, Tensor};
 use crate::input::{self, InputSpec, Normalization, TensorType};
 
-/// The bytes of every input of `signature`, in order: image-shaped inputs (NHWC, 1 or 3
-/// channels) get `image`, resized and normalized with `norm` then quantized with the tensor's
-/// own parameters (grayscale for 1 channel, the same picture over the batch); the others get
-/// [`synthetic`] data.
+/// The bytes of every input of `signature` for one image, in order: image-shaped inputs
+/// (NHWC, 1 or 3 channels) get `image`, resized and normalized with `norm` then quantized
+/// with the tensor's own parameters (grayscale for 1 channel, the same picture over a leading
+/// dimension the model fixes above 1); the others get [`synthetic`] data. For a signature at
+/// a batch, the bytes are one image's, which the engine replicates over the batch: image 0
+/// of a batch is then fed exactly what a batch-1 run feeds.
 pub fn prepare(signature: &Signature, image: &Path, norm: Normalization) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(signature.input_bytes());
     let mut rng = SplitMix64(SEED);
     for tensor in &signature.inputs {
+        let tensor = tensor.one_image(signature.batch);
         match tensor.fed {
-            Some(Fed::Image) => out.extend(encode_image(tensor, image, norm)?),
-            _ => out.extend(synthetic(tensor, &mut rng)),
+            Some(Fed::Image) => out.extend(encode_image(&tensor, image, norm)?),
+            _ => out.extend(synthetic(&tensor, &mut rng)),
         }
     }
     Ok(out)
@@ -120,6 +123,7 @@ mod tests {
             shape: shape.to_vec(),
             quantization,
             fed: None,
+            dynamic_batch: false,
         };
         t.fed = Some(if t.is_image() {
             Fed::Image
@@ -143,6 +147,7 @@ mod tests {
             let sig = Signature {
                 inputs: vec![tensor(&[1, 4096], dtype, None)],
                 outputs: vec![tensor(&[1], ElementType::Float32, None)],
+                batch: 1,
             };
             prepare(
                 &sig,

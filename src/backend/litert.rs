@@ -22,22 +22,30 @@ pub struct LiteRtBackend {
     session: ffi::Session,
     signature: Signature,
     /// Where each of LiteRT's inputs (its signature's order) lies in the prepared bytes (the
-    /// model's subgraph order).
+    /// model's subgraph order): one image's, which the session copies once per image.
     ranges: Vec<Range<usize>>,
-    /// The output's type, where the model is a classifier whose scores are read.
-    scored: Option<TensorType>,
+    /// The output's type and the bytes of one image's scores, where the model is a classifier
+    /// whose scores are read.
+    scored: Option<(TensorType, usize)>,
     engine: EngineInfo,
 }
 
 impl LiteRtBackend {
     /// Compiles `model_path` for the CPU with `threads` threads, on XNNPACK or (with `xnnpack`
-    /// false) on LiteRT's builtin kernels, using the LiteRT library at `library`.
+    /// false) on LiteRT's builtin kernels, using the LiteRT library at `library`, at `batch`
+    /// images per inference (every input's leading dimension resized to it).
     ///
     /// LiteRT applies `num_threads` to XNNPACK only: its builtin kernels run on one thread
     /// whatever is asked (seen with 2.3.0, from Rust and from Google's Python `CompiledModel`
     /// alike: no worker thread appears, no speed-up), so more threads without XNNPACK are
     /// refused rather than reported but not used.
-    pub fn open(model_path: &Path, threads: u32, xnnpack: bool, library: &Path) -> Result<Self> {
+    pub fn open(
+        model_path: &Path,
+        threads: u32,
+        xnnpack: bool,
+        library: &Path,
+        batch: usize,
+    ) -> Result<Self> {
         if threads == 0 {
             bail!("LiteRT needs at least 1 thread");
         }
@@ -51,14 +59,34 @@ impl LiteRtBackend {
         }
         check_model_file(model_path)?;
         let signature = Signature::read(model_path)?;
-        let (session, inputs, outputs) = ffi::Session::open(library, model_path, threads, xnnpack)?;
-        let ranges = match_tensors(&signature.inputs, &inputs, session.input_sizes())
-            .with_context(|| format!("model {}", model_path.display()))?;
-        match_tensors(&signature.outputs, &outputs, &[])
-            .with_context(|| format!("model {}", model_path.display()))?;
-        let scored = signature
-            .classifier()
-            .then(|| signature.outputs[0].tensor_type());
+        let at_batch = if batch == 1 {
+            String::new()
+        } else {
+            format!(" at batch {batch}")
+        };
+        let model = || format!("model {}{at_batch}", model_path.display());
+        let signature = if batch == 1 {
+            signature
+        } else {
+            signature.batched(batch).with_context(model)?
+        };
+        // At batch 1 the session's errors name what failed (the library, the model file)
+        // themselves; a batch's resize is the model's to fail.
+        let opened = ffi::Session::open(library, model_path, threads, xnnpack, batch);
+        let (session, inputs, outputs) = if batch == 1 {
+            opened?
+        } else {
+            opened.with_context(model)?
+        };
+        let ranges =
+            match_tensors(&signature, true, &inputs, session.input_sizes()).with_context(model)?;
+        match_tensors(&signature, false, &outputs, &[]).with_context(model)?;
+        let scored = signature.classifier().then(|| {
+            (
+                signature.outputs[0].tensor_type(),
+                signature.output_bytes_per_image(0),
+            )
+        });
         Ok(Self {
             session,
             signature,
@@ -75,14 +103,21 @@ impl LiteRtBackend {
 }
 
 /// Where each of LiteRT's tensors (`engine`, its signature's order) is among the model's
-/// (`model`, the subgraph's order), as byte ranges of the prepared input: matched by name, or
-/// by position where the names differ (a signature may rename). Each must have the type and
-/// shape read from the flatbuffer and, where `sizes` are given, as many bytes.
+/// inputs (or outputs) of `signature` (the subgraph's order), as byte ranges of one image's
+/// prepared input: matched by name, or by position where the names differ (a signature may
+/// rename). Each must have the type and shape of `signature` (the flatbuffer's, at its batch)
+/// and, where `sizes` are given, as many bytes.
 fn match_tensors(
-    model: &[Tensor],
+    signature: &Signature,
+    inputs: bool,
     engine: &[ffi::TensorInfo],
     sizes: &[usize],
 ) -> Result<Vec<Range<usize>>> {
+    let model: &[Tensor] = if inputs {
+        &signature.inputs
+    } else {
+        &signature.outputs
+    };
     if model.len() != engine.len() {
         bail!(
             "LiteRT sees {} tensors where the model lists {}",
@@ -90,11 +125,12 @@ fn match_tensors(
             model.len()
         );
     }
+    let one_image = |t: &Tensor| t.one_image(signature.batch).bytes();
     let mut starts = Vec::with_capacity(model.len());
     let mut at = 0;
     for t in model {
         starts.push(at);
-        at += t.bytes();
+        at += one_image(t);
     }
     let by_name = engine
         .iter()
@@ -137,7 +173,7 @@ fn match_tensors(
                     );
                 }
             }
-            Ok(starts[i]..starts[i] + t.bytes())
+            Ok(starts[i]..starts[i] + one_image(t))
         })
         .collect()
 }
@@ -151,12 +187,18 @@ impl Backend for LiteRtBackend {
         &self.signature
     }
 
+    fn batch(&self) -> usize {
+        self.signature.batch
+    }
+
+    /// Copies one image's inputs into every image of the batch on each call, as at batch 1:
+    /// what an inference costs per image stays comparable between batches.
     fn infer(&mut self, input: &[u8], scores: &mut Vec<f32>) -> Result<()> {
         match self.scored {
-            Some(output_type) => self.session.run(
+            Some((output_type, first_image)) => self.session.run(
                 input,
                 &self.ranges,
-                Some(&mut |out: &[u8]| output_type.dequantize(out, scores)),
+                Some(&mut |out: &[u8]| output_type.dequantize(&out[..first_image], scores)),
             ),
             None => {
                 scores.clear();
@@ -328,7 +370,7 @@ mod tests {
         let lib = library();
         for model in MODELS {
             for (xnnpack, threads) in [(true, 1), (true, 2), (false, 1)] {
-                let mut b = LiteRtBackend::open(&models().join(model), threads, xnnpack, &lib)
+                let mut b = LiteRtBackend::open(&models().join(model), threads, xnnpack, &lib, 1)
                     .unwrap_or_else(|e| panic!("{model}: {e:#}"));
                 assert_eq!(b.engine().engine, "litert");
                 assert_eq!(
@@ -360,7 +402,7 @@ mod tests {
             Path::new("/nonexistent/libLiteRt.so"),
         );
         for (threads, xnnpack, want) in [(0, true, "at least 1"), (2, false, "1 thread only")] {
-            let e = LiteRtBackend::open(&model, threads, xnnpack, lib)
+            let e = LiteRtBackend::open(&model, threads, xnnpack, lib, 1)
                 .err()
                 .unwrap();
             assert!(e.to_string().contains(want), "{e}");
@@ -370,7 +412,7 @@ mod tests {
     #[test]
     fn reports_the_wheel_version() {
         let lib = library();
-        let b = LiteRtBackend::open(&models().join(MODELS[0]), 1, true, &lib).unwrap();
+        let b = LiteRtBackend::open(&models().join(MODELS[0]), 1, true, &lib, 1).unwrap();
         let version = &b.engine().version;
         // Where `make setup` put it, the wheel's dist-info is beside the package.
         let in_wheel = lib.parent().is_some_and(|p| p.ends_with("ai_edge_litert"));
@@ -397,12 +439,12 @@ mod tests {
         let lib = library();
         for model in MODELS {
             let path = models().join(model);
-            let mut tflite = TfliteBackend::open(&path, 1).unwrap();
+            let mut tflite = TfliteBackend::open(&path, 1, 1).unwrap();
             let (mut want, mut got) = (Vec::new(), Vec::new());
             for xnnpack in [true, false] {
-                let mut litert = LiteRtBackend::open(&path, 1, xnnpack, &lib).unwrap();
+                let mut litert = LiteRtBackend::open(&path, 1, xnnpack, &lib, 1).unwrap();
                 assert_eq!(litert.signature(), tflite.signature());
-                let Some(TensorType::U8 { scale, .. }) = litert.scored else {
+                let Some((TensorType::U8 { scale, .. }, _)) = litert.scored else {
                     panic!("{model}: expected a uint8 output");
                 };
                 for (image, _) in IMAGES {
@@ -425,6 +467,62 @@ mod tests {
         }
     }
 
+    /// A batch of 4 on both engines, on the stand-in (whose operators follow any batch): the
+    /// shapes as run are the model's with 4 images, one call counts 4, one image's input is
+    /// prepared, and image 0's scores are exactly batch 1's (each image of a batch is computed
+    /// by the same integer arithmetic as alone).
+    #[test]
+    fn image_0_of_a_batch_scores_as_batch_1_on_both_engines() {
+        let lib = library();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("standin.tflite");
+        std::fs::write(&path, joulebench_test_support::standin_model()).unwrap();
+        for engine in ["litert", "tflite"] {
+            let open = |batch| -> Box<dyn Backend> {
+                match engine {
+                    "litert" => Box::new(LiteRtBackend::open(&path, 1, true, &lib, batch).unwrap()),
+                    _ => Box::new(TfliteBackend::open(&path, 1, batch).unwrap()),
+                }
+            };
+            let (mut one, mut four) = (open(1), open(4));
+            assert_eq!((one.batch(), four.batch()), (1, 4), "{engine}");
+            let signature = four.signature();
+            assert_eq!(signature.inputs[0].shape, [4, 224, 224, 3], "{engine}");
+            assert_eq!(signature.outputs[0].shape, [4, 1001], "{engine}");
+            assert!(signature.classifier(), "{engine}");
+            let input = prepare(&*four, "cat.bmp");
+            assert_eq!(input, prepare(&*one, "cat.bmp"), "{engine}");
+            assert_eq!(input.len(), 224 * 224 * 3, "{engine}");
+            let (mut alone, mut batched) = (Vec::new(), Vec::new());
+            one.infer(&input, &mut alone).unwrap();
+            four.infer(&input, &mut batched).unwrap();
+            assert_eq!(batched.len(), 1001, "{engine}");
+            assert_eq!(alone, batched, "{engine}");
+        }
+    }
+
+    /// MobileNetV2's files end in a RESHAPE to one image's `[1, 1001]`: at a batch neither
+    /// engine can prepare it, and the refusal is one line naming the model and the batch.
+    #[test]
+    fn a_model_whose_operators_fix_one_image_is_refused_at_a_batch() {
+        let lib = library();
+        for model in MODELS {
+            let path = models().join(model);
+            for e in [
+                LiteRtBackend::open(&path, 1, true, &lib, 4).err().unwrap(),
+                TfliteBackend::open(&path, 1, 4).err().unwrap(),
+            ] {
+                let text = format!("{e:#}");
+                assert!(
+                    text.contains(&format!("model {} at batch 4", path.display()))
+                        && text.contains("cannot follow")
+                        && !text.contains('\n'),
+                    "{text}"
+                );
+            }
+        }
+    }
+
     /// Where the same library runs the same bytes, the output is exact: two interpreters of
     /// one model give identical scores, classification after classification.
     #[test]
@@ -432,8 +530,8 @@ mod tests {
         let lib = library();
         for model in MODELS {
             let path = models().join(model);
-            let mut a = LiteRtBackend::open(&path, 1, true, &lib).unwrap();
-            let mut b = LiteRtBackend::open(&path, 1, true, &lib).unwrap();
+            let mut a = LiteRtBackend::open(&path, 1, true, &lib, 1).unwrap();
+            let mut b = LiteRtBackend::open(&path, 1, true, &lib, 1).unwrap();
             let input = prepare(&a, "cat.bmp");
             let (mut first, mut second) = (Vec::new(), Vec::new());
             for _ in 0..3 {
@@ -505,7 +603,7 @@ mod tests {
         let missing = Path::new("/nonexistent/libLiteRt.so");
         for e in [
             locate_library(Some(missing)).unwrap_err(),
-            LiteRtBackend::open(&models().join(MODELS[0]), 1, true, missing)
+            LiteRtBackend::open(&models().join(MODELS[0]), 1, true, missing, 1)
                 .err()
                 .unwrap(),
         ] {
@@ -529,7 +627,7 @@ mod tests {
             std::env::consts::ARCH
         ));
         assert!(libm.is_file(), "no {}", libm.display());
-        let e = LiteRtBackend::open(&models().join(MODELS[0]), 1, true, &libm)
+        let e = LiteRtBackend::open(&models().join(MODELS[0]), 1, true, &libm, 1)
             .err()
             .unwrap();
         let text = format!("{e:#}");
@@ -559,7 +657,7 @@ mod tests {
             (Path::new("/nonexistent.tflite"), "cannot read model"),
         ];
         for (path, want) in cases {
-            let e = LiteRtBackend::open(path, 1, true, &lib).err().unwrap();
+            let e = LiteRtBackend::open(path, 1, true, &lib, 1).err().unwrap();
             let text = format!("{e:#}");
             assert!(text.contains(want) && !text.contains('\n'), "{text}");
         }
@@ -576,7 +674,7 @@ mod tests {
         for model in MODELS {
             for (xnnpack, threads) in [(true, 1), (true, 2), (false, 1)] {
                 let path = models().join(model);
-                let mut b = LiteRtBackend::open(&path, threads, xnnpack, &lib).unwrap();
+                let mut b = LiteRtBackend::open(&path, threads, xnnpack, &lib, 1).unwrap();
                 let input = prepare(&b, "grace_hopper.bmp");
                 let mut scores = Vec::new();
                 b.infer(&input, &mut scores).unwrap();

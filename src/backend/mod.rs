@@ -43,7 +43,8 @@ pub trait Backend {
     fn signature(&self) -> &Signature;
 
     /// Images per inference call: 1, or the batch of an Offline run. `input` then holds the
-    /// image once; the backend replicates it.
+    /// image once (one image's inputs); the backend replicates it, and [`Backend::signature`]
+    /// gives the shapes at the batch.
     fn batch(&self) -> usize {
         1
     }
@@ -79,11 +80,16 @@ pub fn open(spec: &BackendSpec, model: &Path) -> Result<Opened> {
                     spec.threads,
                     spec.xnnpack.unwrap_or(true),
                     &library,
+                    spec.batch() as usize,
                 )?),
                 None,
             ),
             choice => (
-                Box::new(tflite::TfliteBackend::open(model, spec.threads)?),
+                Box::new(tflite::TfliteBackend::open(
+                    model,
+                    spec.threads,
+                    spec.batch() as usize,
+                )?),
                 choice.fallback,
             ),
         },

@@ -126,6 +126,11 @@ pub struct Tensor {
     /// Inputs only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fed: Option<Fed>,
+    /// The model marks the leading (batch) dimension dynamic (-1 in its `shape_signature`),
+    /// the only dimension the rig lets be: the tensor runs at the size `shape` gives it, or
+    /// at a batch. Left out of run.json where false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dynamic_batch: bool,
 }
 
 impl Tensor {
@@ -154,6 +159,15 @@ impl Tensor {
         }
     }
 
+    /// The tensor of one image of a batch of `batch`: its leading dimension divided by it.
+    pub fn one_image(&self, batch: usize) -> Tensor {
+        let mut t = self.clone();
+        if let Some(d) = t.shape.first_mut() {
+            *d /= batch as i64;
+        }
+        t
+    }
+
     /// NHWC with 1 or 3 channels: an input the rig's image can fill.
     pub fn is_image(&self) -> bool {
         matches!(self.shape[..], [n, h, w, 1 | 3] if n >= 1 && h >= 1 && w >= 1)
@@ -170,6 +184,20 @@ impl Tensor {
 pub struct Signature {
     pub inputs: Vec<Tensor>,
     pub outputs: Vec<Tensor>,
+    /// Images per inference the shapes are for: 1 as the model file gives them, or the batch
+    /// of an Offline run ([`Signature::batched`]), every leading dimension then that many
+    /// times the model's, as the engine ran it. Left out of run.json at 1, as folders written
+    /// before batches have it.
+    #[serde(default = "one_image", skip_serializing_if = "is_one_image")]
+    pub batch: usize,
+}
+
+fn one_image() -> usize {
+    1
+}
+
+fn is_one_image(batch: &usize) -> bool {
+    *batch == 1
 }
 
 impl Signature {
@@ -210,24 +238,84 @@ impl Signature {
                 outputs.len()
             );
         }
-        Ok(Self { inputs, outputs })
+        Ok(Self {
+            inputs,
+            outputs,
+            batch: 1,
+        })
+    }
+
+    /// The signature at `batch` images per inference: every input's and output's leading
+    /// dimension `batch` times the model's, as an engine that resizes the inputs' leading
+    /// dimension runs it. Refused in one line naming the input where the model has no batch
+    /// to grow: an input without a leading dimension (a scalar) or one that fixes it above 1
+    /// (its one call already holds several of something, so N calls' worth would not be N
+    /// images). Whether every output follows the inputs is the engine's to say, once resized.
+    pub fn batched(&self, batch: usize) -> Result<Signature> {
+        if self.batch != 1 {
+            bail!("the signature is already at batch {}", self.batch);
+        }
+        for t in &self.inputs {
+            match t.shape.first() {
+                None => bail!(
+                    "input {} is a scalar, without a batch dimension: the model cannot take a \
+                     batch of {batch} (run it at batch 1)",
+                    t.name
+                ),
+                Some(&d) if d != 1 => bail!(
+                    "input {} {:?} fixes its leading (batch) dimension at {d}, not 1: the model \
+                     cannot take a batch of {batch} images (run it at batch 1)",
+                    t.name,
+                    t.shape
+                ),
+                Some(_) => {}
+            }
+        }
+        if let Some(t) = self.outputs.iter().find(|t| t.shape.is_empty()) {
+            bail!(
+                "output {} is a scalar, without a batch dimension: the model cannot give a \
+                 batch of {batch} results (run it at batch 1)",
+                t.name
+            );
+        }
+        let grow = |t: &Tensor| {
+            let mut t = t.clone();
+            t.shape[0] *= batch as i64;
+            t
+        };
+        Ok(Signature {
+            inputs: self.inputs.iter().map(grow).collect(),
+            outputs: self.outputs.iter().map(grow).collect(),
+            batch,
+        })
     }
 
     /// A classifier as the 2019 method knows one: one RGB image in, one vector of class scores
-    /// out (`[1, N]` or `[N]`). Only such a model's top-1 is reported; it is what the protocol
-    /// ran before it ran any model.
+    /// out (`[1, N]` or `[N]`), per image of the batch. Only such a model's top-1 is
+    /// reported; it is what the protocol ran before it ran any model.
     pub fn classifier(&self) -> bool {
+        let batch = self.batch as i64;
         matches!(
             (&self.inputs[..], &self.outputs[..]),
             ([input], [output])
-                if matches!(input.shape[..], [1, _, _, 3])
-                    && matches!(output.shape[..], [1, _] | [_])
+                if matches!(input.shape[..], [n, _, _, 3] if n == batch)
+                    && (matches!(output.shape[..], [n, _] if n == batch)
+                        || (batch == 1 && matches!(output.shape[..], [_])))
         )
     }
 
-    /// Input bytes, all inputs together: what the runner prepares.
+    /// Input bytes of one image, all inputs together: what the runner prepares (an engine
+    /// running a batch replicates them).
     pub fn input_bytes(&self) -> usize {
-        self.inputs.iter().map(Tensor::bytes).sum()
+        self.inputs
+            .iter()
+            .map(|t| t.one_image(self.batch).bytes())
+            .sum()
+    }
+
+    /// Output `index`'s bytes of one image: where a batch's first image's result ends.
+    pub fn output_bytes_per_image(&self, index: usize) -> usize {
+        self.outputs[index].one_image(self.batch).bytes()
     }
 
     /// One line: what each input is fed. "input [1, 224, 224, 3] uint8: image; ..."
@@ -302,6 +390,7 @@ pub fn image_classifier(height: u32, width: u32, dtype: TensorType, classes: usi
         shape,
         quantization: None,
         fed,
+        dynamic_batch: false,
     };
     let dtype = match dtype {
         TensorType::U8 { .. } => ElementType::Uint8,
@@ -323,6 +412,7 @@ pub fn image_classifier(height: u32, width: u32, dtype: TensorType, classes: usi
             ElementType::Float32,
             None,
         )],
+        batch: 1,
     }
 }
 
@@ -350,14 +440,22 @@ fn read_tensor(fb: &Flatbuffer, tensors: &[usize], index: i32, fed: bool) -> Res
         )
     })?;
     let signature = fb.vector_i32(table, 7)?;
-    if shape.iter().any(|&d| d <= 0) || signature.as_ref().is_some_and(|s| s.iter().any(|&d| d < 0))
-    {
+    // A dynamic leading dimension is a batch the engine can resize; any other dynamic one
+    // would need sizes the rig has no way to choose.
+    let dynamic_elsewhere = signature
+        .as_ref()
+        .is_some_and(|s| s.iter().skip(1).any(|&d| d < 0));
+    if shape.iter().any(|&d| d <= 0) || dynamic_elsewhere {
         bail!(
             "tensor {name} has a dynamic shape ({shape:?}, signature {:?}): give a model \
-                 with fixed sizes (convert it with a fixed input shape)",
+                 with fixed sizes (convert it with a fixed input shape; only the leading, batch \
+                 dimension may be dynamic)",
             signature.unwrap_or_default()
         );
     }
+    let dynamic_batch = signature
+        .as_ref()
+        .is_some_and(|s| s.first().is_some_and(|&d| d < 0));
     let quantization = read_quantization(fb, table)?;
     let mut tensor = Tensor {
         name,
@@ -366,6 +464,7 @@ fn read_tensor(fb: &Flatbuffer, tensors: &[usize], index: i32, fed: bool) -> Res
         quantization: quantization
             .filter(|_| !matches!(dtype, ElementType::Float16 | ElementType::Float32)),
         fed: None,
+        dynamic_batch,
     };
     if fed {
         tensor.fed = Some(if tensor.is_image() {
@@ -536,6 +635,71 @@ mod tests {
         assert_eq!(input.fed, Some(Fed::Image));
         assert_eq!(s.outputs[0].shape, vec![1, 1001]);
         assert_eq!(s.outputs[0].fed, None);
+    }
+
+    fn tensor(name: &str, shape: &[i64]) -> Tensor {
+        Tensor {
+            name: name.into(),
+            dtype: ElementType::Uint8,
+            shape: shape.to_vec(),
+            quantization: None,
+            fed: None,
+            dynamic_batch: false,
+        }
+    }
+
+    /// At a batch every leading dimension grows, a classifier stays one, and one image's bytes
+    /// are still what is prepared and what its scores span.
+    #[test]
+    fn a_batch_grows_every_leading_dimension() {
+        let one = Signature {
+            inputs: vec![tensor("image", &[1, 8, 8, 3])],
+            outputs: vec![tensor("scores", &[1, 10])],
+            batch: 1,
+        };
+        let four = one.batched(4).unwrap();
+        assert_eq!(four.inputs[0].shape, [4, 8, 8, 3]);
+        assert_eq!(four.outputs[0].shape, [4, 10]);
+        assert_eq!(four.batch, 4);
+        assert!(one.classifier() && four.classifier());
+        assert_eq!(
+            (four.input_bytes(), four.output_bytes_per_image(0)),
+            (one.input_bytes(), 10)
+        );
+        // A signature of shapes for 4 that says batch 1 is no classifier of one image.
+        assert!(!Signature { batch: 1, ..four }.classifier());
+    }
+
+    /// An input without a batch of 1 to grow is refused in one line naming it.
+    #[test]
+    fn a_batch_is_refused_where_the_model_has_no_batch_dimension() {
+        for (inputs, outputs, want) in [
+            (
+                vec![tensor("image", &[1, 8, 8, 3]), tensor("pair", &[2, 5])],
+                vec![tensor("out", &[1, 10])],
+                "input pair [2, 5] fixes its leading (batch) dimension at 2, not 1: the model \
+                 cannot take a batch of 4 images (run it at batch 1)",
+            ),
+            (
+                vec![tensor("scale", &[])],
+                vec![tensor("out", &[1])],
+                "input scale is a scalar, without a batch dimension: the model cannot take a \
+                 batch of 4 (run it at batch 1)",
+            ),
+            (
+                vec![tensor("image", &[1, 8, 8, 3])],
+                vec![tensor("count", &[])],
+                "output count is a scalar, without a batch dimension: the model cannot give a \
+                 batch of 4 results (run it at batch 1)",
+            ),
+        ] {
+            let signature = Signature {
+                inputs,
+                outputs,
+                batch: 1,
+            };
+            assert_eq!(signature.batched(4).unwrap_err().to_string(), want);
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use tflite::model::stl::vector::VectorInsert;
 use tflite::ops::builtin::BuiltinOpResolver;
 use tflite::{FlatBufferModel, Interpreter, InterpreterBuilder};
 
@@ -17,16 +18,26 @@ pub const TFLITE_VERSION: &str = "1.15.5";
 
 pub struct TfliteBackend {
     interpreter: Interpreter<'static, BuiltinOpResolver>,
-    /// Each input's tensor index and its bytes' place in the prepared input.
+    /// Each input's tensor index and its bytes' place in the prepared input (one image's,
+    /// copied once per image of the batch).
     inputs: Vec<(i32, Range<usize>)>,
-    /// The output tensor and its type, where the model is a classifier whose scores are read.
-    scored: Option<(i32, TensorType)>,
+    /// The output tensor, its type and the bytes of one image's scores, where the model is a
+    /// classifier whose scores are read.
+    scored: Option<(i32, TensorType, usize)>,
     signature: Signature,
     engine: EngineInfo,
 }
 
 impl TfliteBackend {
-    pub fn open(model_path: &Path, threads: u32) -> Result<Self> {
+    /// Builds an interpreter of `model_path` with `threads` threads, running `batch` images
+    /// per inference.
+    ///
+    /// The `tflite` crate (0.9) binds no `ResizeInputTensor`, so a batch is set where that call
+    /// would set it, before the interpreter allocates its tensors: the model's inputs are
+    /// given their batched shapes in the flatbuffer it is built from. Every other tensor's
+    /// shape is computed from them when the interpreter allocates (each kernel's `Prepare`),
+    /// exactly as after a resize.
+    pub fn open(model_path: &Path, threads: u32, batch: usize) -> Result<Self> {
         let bytes = std::fs::read(model_path)
             .with_context(|| format!("cannot read model {}", model_path.display()))?;
         // The interpreter does not expose quantization; the flatbuffer does.
@@ -37,15 +48,42 @@ impl TfliteBackend {
                 model_path.display()
             )
         })?;
+        let read_signature = |bytes: &[u8]| -> Result<Signature> {
+            let signature = Signature::parse(bytes)?;
+            if batch == 1 {
+                return Ok(signature);
+            }
+            signature.batched(batch)
+        };
         let signature =
-            Signature::parse(&bytes).with_context(|| format!("model {}", model_path.display()))?;
+            read_signature(&bytes).with_context(|| format!("model {}", model_path.display()))?;
+        let bytes = if batch == 1 {
+            bytes
+        } else {
+            with_batched_inputs(&bytes, &signature)
+        };
         let flat = FlatBufferModel::build_from_buffer(bytes)
             .map_err(|e| anyhow::anyhow!("cannot load model {}: {e}", model_path.display()))?;
         // The engine's own refusals (an operator without the quantization its kernel needs:
-        // "failed to allocate tensors") name the model, as every other refusal does.
+        // "failed to allocate tensors"; at a batch, an operator whose shapes cannot follow it)
+        // name the model, as every other refusal does.
+        let at_batch = if batch == 1 {
+            String::new()
+        } else {
+            format!(" at batch {batch}")
+        };
+        let why = if batch == 1 {
+            String::new()
+        } else {
+            format!(
+                " (its inputs resized to {batch} images, an operator cannot follow: one that \
+                 fixes a shape to one image's, such as a RESHAPE to [1, N])"
+            )
+        };
         let cannot = |e| {
             anyhow::anyhow!(
-                "TF Lite {TFLITE_VERSION} cannot build an interpreter for model {}: {e}",
+                "TF Lite {TFLITE_VERSION} cannot build an interpreter for model {}{at_batch}{why}: \
+                 {e}",
                 model_path.display()
             )
         };
@@ -53,21 +91,28 @@ impl TfliteBackend {
             InterpreterBuilder::new(flat, BuiltinOpResolver::default()).map_err(cannot)?;
         let interpreter = builder.build_with_threads(threads as i32).map_err(cannot)?;
 
-        check_tensors(&interpreter, interpreter.inputs(), &signature.inputs)?;
-        check_tensors(&interpreter, interpreter.outputs(), &signature.outputs)?;
+        let model = || format!("model {}{at_batch}", model_path.display());
+        check_tensors(&interpreter, interpreter.inputs(), &signature.inputs).with_context(model)?;
+        check_tensors(&interpreter, interpreter.outputs(), &signature.outputs)
+            .with_context(model)?;
         let mut at = 0;
         let inputs = interpreter
             .inputs()
             .iter()
             .zip(&signature.inputs)
             .map(|(&index, t)| {
-                at += t.bytes();
-                (index, at - t.bytes()..at)
+                let bytes = t.one_image(batch).bytes();
+                at += bytes;
+                (index, at - bytes..at)
             })
             .collect();
-        let scored = signature
-            .classifier()
-            .then(|| (interpreter.outputs()[0], signature.outputs[0].tensor_type()));
+        let scored = signature.classifier().then(|| {
+            (
+                interpreter.outputs()[0],
+                signature.outputs[0].tensor_type(),
+                signature.output_bytes_per_image(0),
+            )
+        });
         Ok(Self {
             interpreter,
             inputs,
@@ -81,6 +126,21 @@ impl TfliteBackend {
             },
         })
     }
+}
+
+/// The model's bytes with the first subgraph's inputs at the shapes of `batched` (the
+/// signature at a batch, whose inputs are that subgraph's in order).
+fn with_batched_inputs(bytes: &[u8], batched: &Signature) -> Vec<u8> {
+    let mut model = tflite::model::Model::from_buffer(bytes)
+        .expect("verified by Model::from_buffer before the signature was read");
+    let graph = &mut model.subgraphs[0];
+    let inputs: Vec<usize> = graph.inputs.iter().map(|&i| i as usize).collect();
+    for (index, t) in inputs.into_iter().zip(&batched.inputs) {
+        graph.tensors[index]
+            .shape
+            .assign(t.shape.iter().map(|&d| d as i32).collect::<Vec<_>>());
+    }
+    model.to_buffer()
 }
 
 /// The interpreter lists the subgraph's tensors in the flatbuffer's order: checks that it sees
@@ -104,8 +164,8 @@ fn check_tensors(
         let dims: Vec<i64> = info.dims.iter().map(|&d| d as i64).collect();
         if info.element_kind as u32 != t.dtype.c_type() || dims != t.shape {
             bail!(
-                "TF Lite {TFLITE_VERSION} sees tensor {} as {dims:?} {:?}, the model \
-                     file as {}",
+                "TF Lite {TFLITE_VERSION} sees tensor {} as {dims:?} {:?}, where the model \
+                     file gives {}",
                 t.name,
                 info.element_kind,
                 t.describe()
@@ -124,19 +184,30 @@ impl Backend for TfliteBackend {
         &self.signature
     }
 
+    fn batch(&self) -> usize {
+        self.signature.batch
+    }
+
+    /// Copies one image's inputs into every image of the batch on each call, as at batch 1:
+    /// what an inference costs per image stays comparable between batches.
     fn infer(&mut self, input: &[u8], scores: &mut Vec<f32>) -> Result<()> {
+        let batch = self.signature.batch;
         for (index, range) in &self.inputs {
             let dst = self
                 .interpreter
                 .tensor_buffer_mut(*index)
                 .context("input tensor has no buffer")?;
             match input.get(range.clone()) {
-                Some(src) if src.len() == dst.len() => dst.copy_from_slice(src),
+                Some(src) if src.len() * batch == dst.len() => {
+                    for image in dst.chunks_exact_mut(src.len()) {
+                        image.copy_from_slice(src);
+                    }
+                }
                 _ => bail!(
-                    "input of {} bytes at {range:?} of {}, the model takes {}",
+                    "input of {} bytes at {range:?} of {}, the model takes {} per image",
                     range.len(),
                     input.len(),
-                    dst.len()
+                    dst.len() / batch
                 ),
             }
         }
@@ -144,12 +215,12 @@ impl Backend for TfliteBackend {
             .invoke()
             .map_err(|e| anyhow::anyhow!("inference failed: {e}"))?;
         match self.scored {
-            Some((index, output_type)) => {
+            Some((index, output_type, first_image)) => {
                 let out = self
                     .interpreter
                     .tensor_buffer(index)
                     .context("output tensor has no buffer")?;
-                output_type.dequantize(out, scores);
+                output_type.dequantize(&out[..first_image], scores);
             }
             None => scores.clear(),
         }
@@ -222,7 +293,7 @@ mod tests {
             None,
         )
         .unwrap();
-        let mut backend = TfliteBackend::open(&path, 1).unwrap();
+        let mut backend = TfliteBackend::open(&path, 1, 1).unwrap();
         let input = &backend.signature().inputs[0];
         assert_eq!(input.tensor_type(), crate::input::TensorType::F32);
         assert_eq!(input.shape, vec![1, 2, 2, 3]);

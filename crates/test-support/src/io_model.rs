@@ -61,6 +61,25 @@ const OPTIONS_RESHAPE: u8 = 17;
 /// A model with `inputs`, and one output per `(input, shape)` of `outputs`: that input
 /// reshaped to `shape` (same element count, type and quantization), named `output_N`.
 pub fn passthrough_model(inputs: &[IoTensor], outputs: &[(usize, Vec<i32>)]) -> Vec<u8> {
+    model_with_codes(inputs, outputs, None)
+}
+
+/// [`passthrough_model`] whose operator codes also list the custom operator `custom_code`,
+/// which no operator uses: what a model compiled for an accelerator carries (the Edge TPU's
+/// `edgetpu-custom-op`), for tests whose engine is a stand-in that never runs the graph.
+pub fn passthrough_model_listing_custom_op(
+    inputs: &[IoTensor],
+    outputs: &[(usize, Vec<i32>)],
+    custom_code: &str,
+) -> Vec<u8> {
+    model_with_codes(inputs, outputs, Some(custom_code))
+}
+
+fn model_with_codes(
+    inputs: &[IoTensor],
+    outputs: &[(usize, Vec<i32>)],
+    custom_code: Option<&str>,
+) -> Vec<u8> {
     let mut fbb = FlatBufferBuilder::new();
     // Buffers: 0 empty, then each output's shape (RESHAPE's second input).
     let mut buffers = vec![buffer(&mut fbb, &[])];
@@ -118,7 +137,10 @@ pub fn passthrough_model(inputs: &[IoTensor], outputs: &[(usize, Vec<i32>)]) -> 
         ));
         output_indices.push(out_index);
     }
-    let code = reshape_code(&mut fbb);
+    let mut codes = vec![reshape_code(&mut fbb)];
+    if let Some(custom) = custom_code {
+        codes.push(custom_op_code(&mut fbb, custom));
+    }
     let subgraph = subgraph(
         &mut fbb,
         &tensors,
@@ -126,7 +148,7 @@ pub fn passthrough_model(inputs: &[IoTensor], outputs: &[(usize, Vec<i32>)]) -> 
         &output_indices,
         &operators,
     );
-    let model = model(&mut fbb, code, subgraph, &buffers);
+    let model = model(&mut fbb, &codes, subgraph, &buffers);
     fbb.finish(model, Some("TFL3"));
     fbb.finished_data().to_vec()
 }
@@ -166,6 +188,18 @@ fn reshape_code(fbb: &mut FlatBufferBuilder) -> Table {
     fbb.end_table(start)
 }
 
+/// A CUSTOM operator code named `custom_code`, version 1.
+fn custom_op_code(fbb: &mut FlatBufferBuilder, custom_code: &str) -> Table {
+    const OP_CUSTOM: i32 = 32;
+    let name = fbb.create_string(custom_code);
+    let start = fbb.start_table();
+    fbb.push_slot(slot(0), OP_CUSTOM as i8, 0);
+    fbb.push_slot_always(slot(1), name);
+    fbb.push_slot(slot(2), 1i32, 0);
+    fbb.push_slot(slot(3), OP_CUSTOM, 0);
+    fbb.end_table(start)
+}
+
 /// The model's one subgraph, "main", whose first `inputs` tensors are its inputs.
 fn subgraph(
     fbb: &mut FlatBufferBuilder,
@@ -189,9 +223,15 @@ fn subgraph(
     fbb.end_table(start)
 }
 
-/// The root table: a schema-3 model of one operator code and one subgraph over `buffers`.
-fn model(fbb: &mut FlatBufferBuilder, code: Table, subgraph: Table, buffers: &[Table]) -> Table {
-    let codes = fbb.create_vector(&[code]);
+/// The root table: a schema-3 model of `codes` (RESHAPE's first) and one subgraph over
+/// `buffers`.
+fn model(
+    fbb: &mut FlatBufferBuilder,
+    codes: &[Table],
+    subgraph: Table,
+    buffers: &[Table],
+) -> Table {
+    let codes = fbb.create_vector(codes);
     let subgraphs = fbb.create_vector(&[subgraph]);
     let description = fbb.create_string("joulebench pass-through model (tests only)");
     let buffers = fbb.create_vector(buffers);

@@ -23,7 +23,7 @@ mod standin_model;
 pub use standin_model::{standin_model, STANDIN_CLASSES, STANDIN_TOP1};
 
 mod io_model;
-pub use io_model::{passthrough_model, Element, IoTensor};
+pub use io_model::{passthrough_model, passthrough_model_listing_custom_op, Element, IoTensor};
 
 mod privileges;
 pub use privileges::{bind_file_permissions, with_file_permissions_binding};

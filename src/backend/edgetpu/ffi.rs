@@ -8,6 +8,7 @@
 //! 2.x releases libedgetpu has been built against are used.
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -214,21 +215,23 @@ pub struct Session {
     model: Handle,
     interpreter: Handle,
     delegate: Handle,
-    input: Handle,
-    output: Handle,
+    inputs: Vec<Handle>,
+    outputs: Vec<Handle>,
+    /// Bytes of output 0, the one [`Session::run`] hands over.
     output_bytes: usize,
 }
 
 impl Session {
     /// Creates the delegate for `device`, then the interpreter with it (CPU ops, if any, on
-    /// `threads` threads); returns the session and its input and output tensors.
+    /// `threads` threads); returns the session and its input and output tensors, in the
+    /// interpreter's order (the model's subgraph's).
     pub fn open(
         tflite: &'static TfLiteApi,
         edgetpu: &'static EdgeTpuApi,
         model_path: &Path,
         device: &Device,
         threads: u32,
-    ) -> Result<(Self, TensorInfo, TensorInfo)> {
+    ) -> Result<(Self, Vec<TensorInfo>, Vec<TensorInfo>)> {
         let c_path = CString::new(model_path.as_os_str().as_bytes())
             .map_err(|_| anyhow!("model path {} contains a NUL byte", model_path.display()))?;
         let c_device = CString::new(device.path.as_bytes())
@@ -239,8 +242,8 @@ impl Session {
             model: std::ptr::null_mut(),
             interpreter: std::ptr::null_mut(),
             delegate: std::ptr::null_mut(),
-            input: std::ptr::null_mut(),
-            output: std::ptr::null_mut(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
             output_bytes: 0,
         };
         // SAFETY: every handle is checked before use and owned by `session`, whose Drop frees
@@ -284,22 +287,56 @@ impl Session {
             if (tflite.TfLiteInterpreterAllocateTensors)(session.interpreter) != 0 {
                 bail!("TfLiteInterpreterAllocateTensors failed");
             }
-            let inputs = (tflite.TfLiteInterpreterGetInputTensorCount)(session.interpreter);
-            let outputs = (tflite.TfLiteInterpreterGetOutputTensorCount)(session.interpreter);
-            if (inputs, outputs) != (1, 1) {
-                bail!(
-                    "expected a model with one input and one output, it has {inputs} and {outputs}"
-                );
+            let count = |n: i32, what: &str| {
+                usize::try_from(n)
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| anyhow!("the interpreter reports {n} {what} tensors"))
+            };
+            let inputs = count(
+                (tflite.TfLiteInterpreterGetInputTensorCount)(session.interpreter),
+                "input",
+            )?;
+            let outputs = count(
+                (tflite.TfLiteInterpreterGetOutputTensorCount)(session.interpreter),
+                "output",
+            )?;
+            for i in 0..inputs as i32 {
+                session
+                    .inputs
+                    .push((tflite.TfLiteInterpreterGetInputTensor)(
+                        session.interpreter,
+                        i,
+                    ));
             }
-            session.input = (tflite.TfLiteInterpreterGetInputTensor)(session.interpreter, 0);
-            session.output = (tflite.TfLiteInterpreterGetOutputTensor)(session.interpreter, 0);
-            if session.input.is_null() || session.output.is_null() {
-                bail!("the interpreter returned no input or output tensor");
+            for i in 0..outputs as i32 {
+                session
+                    .outputs
+                    .push((tflite.TfLiteInterpreterGetOutputTensor)(
+                        session.interpreter,
+                        i,
+                    ));
             }
-            let input = session.describe(session.input);
-            let output = session.describe(session.output);
-            session.output_bytes = output.bytes;
-            Ok((session, input, output))
+            if session
+                .inputs
+                .iter()
+                .chain(&session.outputs)
+                .any(|t| t.is_null())
+            {
+                bail!("the interpreter returned no tensor for one of its inputs or outputs");
+            }
+            let inputs: Vec<TensorInfo> = session
+                .inputs
+                .iter()
+                .map(|&t| session.describe(t))
+                .collect();
+            let outputs: Vec<TensorInfo> = session
+                .outputs
+                .iter()
+                .map(|&t| session.describe(t))
+                .collect();
+            session.output_bytes = outputs[0].bytes;
+            Ok((session, inputs, outputs))
         }
     }
 
@@ -318,24 +355,43 @@ impl Session {
         }
     }
 
-    /// Copies `input` in, invokes the interpreter (the Edge TPU runs its custom op), and
-    /// hands the output bytes to `read`. No allocation: this runs on the timed path.
-    pub fn run(&mut self, input: &[u8], read: impl FnOnce(&[u8])) -> Result<()> {
+    /// Copies `input[ranges[i]]` into input `i`, invokes the interpreter (the Edge TPU runs
+    /// its custom op), and hands output 0's bytes to `read`. No allocation: this runs on the
+    /// timed path.
+    pub fn run(
+        &mut self,
+        input: &[u8],
+        ranges: &[Range<usize>],
+        read: impl FnOnce(&[u8]),
+    ) -> Result<()> {
         let t = self.tflite;
+        if ranges.len() != self.inputs.len() {
+            bail!(
+                "{} inputs given, the model takes {}",
+                ranges.len(),
+                self.inputs.len()
+            );
+        }
         // SAFETY: the tensors belong to the live interpreter; CopyFromBuffer checks the size;
         // the output buffer holds `output_bytes` bytes once invoked.
         unsafe {
-            if (t.TfLiteTensorCopyFromBuffer)(self.input, input.as_ptr().cast(), input.len()) != 0 {
-                bail!(
-                    "input is {} bytes, the model takes {}",
-                    input.len(),
-                    (t.TfLiteTensorByteSize)(self.input)
-                );
+            for (&tensor, range) in self.inputs.iter().zip(ranges) {
+                let src = input.get(range.clone()).unwrap_or_default();
+                if src.len() != range.len()
+                    || (t.TfLiteTensorCopyFromBuffer)(tensor, src.as_ptr().cast(), src.len()) != 0
+                {
+                    bail!(
+                        "input of {} bytes at {range:?} of {}, the model takes {}",
+                        range.len(),
+                        input.len(),
+                        (t.TfLiteTensorByteSize)(tensor)
+                    );
+                }
             }
             if (t.TfLiteInterpreterInvoke)(self.interpreter) != 0 {
                 bail!("inference failed (TfLiteInterpreterInvoke)");
             }
-            let data = (t.TfLiteTensorData)(self.output);
+            let data = (t.TfLiteTensorData)(self.outputs[0]);
             if data.is_null() {
                 bail!("the output tensor has no data");
             }

@@ -23,10 +23,17 @@ type Status = c_int;
 
 /// `LiteRtLayout`: `unsigned rank : 7; bool has_strides : 1;` share the first 4 bytes.
 #[repr(C)]
+#[derive(Clone)]
 struct Layout {
     bits: u32,
     dimensions: [i32; 8],
     strides: [u32; 8],
+}
+
+/// The dimensions of a layout, as many as its rank.
+fn dims(layout: &Layout) -> &[i32] {
+    let rank = (layout.bits & 0x7f) as usize;
+    layout.dimensions.get(..rank).unwrap_or_default()
 }
 
 /// `LiteRtRankedTensorType`.
@@ -70,11 +77,21 @@ const LOCK_READ: c_int = 0;
 const LOCK_WRITE: c_int = 1;
 
 macro_rules! api {
-    ($($name:ident: fn($($arg:ty),*) $(-> $ret:ty)?;)*) => {
-        /// Function pointers into a loaded (and never unloaded) `libLiteRt.so`.
+    (
+        required {
+            $($name:ident: fn($($arg:ty),*) $(-> $ret:ty)?;)*
+        }
+        optional {
+            $($opt:ident: fn($($opt_arg:ty),*) $(-> $opt_ret:ty)?;)*
+        }
+    ) => {
+        /// Function pointers into a loaded (and never unloaded) `libLiteRt.so`; the optional
+        /// ones are what only some features need, and a library without them still runs the
+        /// rest.
         #[allow(non_snake_case)]
         struct Api {
             $($name: unsafe extern "C" fn($($arg),*) $(-> $ret)?,)*
+            $($opt: Option<unsafe extern "C" fn($($opt_arg),*) $(-> $opt_ret)?>,)*
         }
 
         impl Api {
@@ -89,6 +106,10 @@ macro_rules! api {
                         $($name: *lib
                             .get(concat!(stringify!($name), "\0").as_bytes())
                             .map_err(|_| stringify!($name))?,)*
+                        $($opt: lib
+                            .get(concat!(stringify!($opt), "\0").as_bytes())
+                            .ok()
+                            .map(|symbol| *symbol),)*
                     })
                 }
             }
@@ -97,6 +118,7 @@ macro_rules! api {
 }
 
 api! {
+    required {
     LiteRtCreateEnvironment: fn(c_int, *const EnvOption, *mut Handle) -> Status;
     LiteRtDestroyEnvironment: fn(Handle);
     LiteRtCreateModelFromFile: fn(Handle, *const c_char, *mut Handle) -> Status;
@@ -130,6 +152,14 @@ api! {
     LiteRtLockTensorBuffer: fn(Handle, *mut *mut c_void, c_int) -> Status;
     LiteRtUnlockTensorBuffer: fn(Handle) -> Status;
     LiteRtRunCompiledModel: fn(Handle, usize, usize, *mut Handle, usize, *mut Handle) -> Status;
+    }
+    optional {
+        // Batches (declared as in litert_compiled_model.h of 2.3.0, whose library exports them).
+        LiteRtCompiledModelResizeInputTensorNonStrict:
+            fn(Handle, usize, usize, *const c_int, usize) -> Status;
+        LiteRtGetCompiledModelOutputTensorLayouts:
+            fn(Handle, usize, usize, *mut Layout, bool) -> Status;
+    }
 }
 
 /// Loads `path` once per process and leaks it: unloading LiteRT segfaults at exit on versions
@@ -247,13 +277,20 @@ pub struct Session {
 
 impl Session {
     /// Loads `library` (once per process), compiles `model` for the CPU with `threads` threads,
-    /// with XNNPACK or with LiteRT's builtin kernels, and describes its inputs and outputs (in
-    /// signature 0's order, which need not be the subgraph's).
+    /// with XNNPACK or with LiteRT's builtin kernels, at `batch` images per inference, and
+    /// describes its inputs and outputs as they run (in signature 0's order, which need not be
+    /// the subgraph's).
+    ///
+    /// At a batch, every input's leading dimension is resized to `batch` times the model's
+    /// (the caller has checked that the model has one to resize); an input whose leading
+    /// dimension the model leaves dynamic (-1) is resized even at batch 1, to the one image
+    /// a call then holds.
     pub fn open(
         library: &Path,
         model: &Path,
         threads: u32,
         xnnpack: bool,
+        batch: usize,
     ) -> Result<(Self, Vec<TensorInfo>, Vec<TensorInfo>)> {
         let api = api(library)?;
         let path = CString::new(model.as_os_str().as_bytes())
@@ -289,9 +326,77 @@ impl Session {
                 }
             }
             s.set_cpu_options(payload)?;
-            s.compile(&in_types, &out_types)?;
+            s.compile()?;
+            if batch > 1
+                || in_types
+                    .iter()
+                    .any(|t| dims(&t.layout).first() == Some(&-1))
+            {
+                s.resize(batch, &mut in_types, &mut out_types)?;
+            }
+            s.create_buffers(&in_types, &out_types)?;
+            for (info, t) in inputs.iter_mut().zip(&in_types) {
+                info.dims = dims(&t.layout).to_vec();
+            }
+            for (info, t) in outputs.iter_mut().zip(&out_types) {
+                info.dims = dims(&t.layout).to_vec();
+            }
         }
         Ok((s, inputs, outputs))
+    }
+
+    /// Resizes every input's leading dimension to `batch` images (from the model's 1, or its
+    /// dynamic -1) and has LiteRT work out the outputs' shapes from them, updating `inputs`
+    /// and `outputs` to the shapes the model then runs at.
+    unsafe fn resize(
+        &mut self,
+        batch: usize,
+        inputs: &mut [RankedTensorType],
+        outputs: &mut [RankedTensorType],
+    ) -> Result<()> {
+        let unsupported = |symbol: &str| {
+            anyhow!(
+                "this LiteRT library has no {symbol}, which a batch (or a dynamic batch \
+                 dimension) needs: install ai-edge-litert 2.3.0 (`make setup`) or run batch 1 \
+                 on engine \"tflite\""
+            )
+        };
+        let resize = self
+            .api
+            .LiteRtCompiledModelResizeInputTensorNonStrict
+            .ok_or_else(|| unsupported("LiteRtCompiledModelResizeInputTensorNonStrict"))?;
+        let output_layouts = self
+            .api
+            .LiteRtGetCompiledModelOutputTensorLayouts
+            .ok_or_else(|| unsupported("LiteRtGetCompiledModelOutputTensorLayouts"))?;
+        let batch = c_int::try_from(batch).map_err(|_| anyhow!("batch {batch} is too large"))?;
+        for (i, t) in inputs.iter_mut().enumerate() {
+            let rank = (t.layout.bits & 0x7f) as usize;
+            if rank == 0 {
+                bail!("input {i} is a scalar: it has no batch dimension to resize");
+            }
+            let leading = &mut t.layout.dimensions[0];
+            *leading = batch * (*leading).max(1);
+            check(
+                resize(self.compiled, 0, i, t.layout.dimensions.as_ptr(), rank),
+                "LiteRtCompiledModelResizeInputTensorNonStrict",
+            )?;
+        }
+        let mut layouts: Vec<Layout> = outputs.iter().map(|t| t.layout.clone()).collect();
+        check(
+            output_layouts(self.compiled, 0, layouts.len(), layouts.as_mut_ptr(), true),
+            "LiteRtGetCompiledModelOutputTensorLayouts",
+        )
+        .map_err(|e| {
+            anyhow!(
+                "its inputs resized to {batch} images, an operator cannot follow (one that fixes \
+                 a shape to one image's, such as a RESHAPE to [1, N]; LiteRT logs where): {e}"
+            )
+        })?;
+        for (t, layout) in outputs.iter_mut().zip(layouts) {
+            t.layout = layout;
+        }
+        Ok(())
     }
 
     /// Creates the environment and loads the model file at `path` into it.
@@ -405,18 +510,28 @@ impl Session {
         Ok(())
     }
 
-    /// Compiles the model with the options and creates its input and output buffers.
-    unsafe fn compile(
+    /// Compiles the model with the options.
+    unsafe fn compile(&mut self) -> Result<()> {
+        // The options stay owned by us (litert_compiled_model.h) and live as long as `self`.
+        check(
+            (self.api.LiteRtCreateCompiledModel)(
+                self.env,
+                self.model,
+                self.options,
+                &mut self.compiled,
+            ),
+            "LiteRtCreateCompiledModel",
+        )
+    }
+
+    /// Creates the compiled model's input and output buffers, of the types (shapes) given:
+    /// after any resize, whose requirements they are asked for then.
+    unsafe fn create_buffers(
         &mut self,
         in_types: &[RankedTensorType],
         out_types: &[RankedTensorType],
     ) -> Result<()> {
         let api = self.api;
-        // The options stay owned by us (litert_compiled_model.h) and live as long as `self`.
-        check(
-            (api.LiteRtCreateCompiledModel)(self.env, self.model, self.options, &mut self.compiled),
-            "LiteRtCreateCompiledModel",
-        )?;
         for (i, t) in in_types.iter().enumerate() {
             let mut requirements = std::ptr::null_mut();
             check(
@@ -460,8 +575,7 @@ impl Session {
     }
 
     unsafe fn describe(&self, tensor: Handle, t: &RankedTensorType) -> Result<TensorInfo> {
-        let rank = (t.layout.bits & 0x7f) as usize;
-        let dims = t.layout.dimensions.get(..rank).unwrap_or_default().to_vec();
+        let dims = dims(&t.layout).to_vec();
         let mut name: *const c_char = std::ptr::null();
         check(
             (self.api.LiteRtGetTensorName)(tensor, &mut name),
@@ -544,9 +658,9 @@ impl Session {
         &self.input_sizes
     }
 
-    /// One inference: copies `input[ranges[i]]` into input buffer `i` (signature order), runs
-    /// signature 0 and, where `read` is given, hands output 0's bytes to it while the buffer is
-    /// locked. Allocates nothing.
+    /// One inference: copies `input[ranges[i]]` into input buffer `i` (signature order), once
+    /// per image of the batch the buffer holds, runs signature 0 and, where `read` is given,
+    /// hands output 0's bytes to it while the buffer is locked. Allocates nothing.
     pub fn run(
         &mut self,
         input: &[u8],
@@ -565,15 +679,24 @@ impl Session {
         // compiled model and buffers belong to `self`.
         unsafe {
             for ((&buffer, &size), range) in self.inputs.iter().zip(&self.input_sizes).zip(ranges) {
-                let Some(src) = input.get(range.clone()).filter(|s| s.len() == size) else {
+                let Some(src) = input
+                    .get(range.clone())
+                    .filter(|s| !s.is_empty() && size % s.len() == 0)
+                else {
                     bail!(
-                        "input of {} bytes at {range:?} of {}, the model takes {size}",
+                        "input of {} bytes at {range:?} of {}, the model's buffer holds {size}",
                         range.len(),
                         input.len()
                     );
                 };
                 let dst = self.lock(buffer, LOCK_WRITE)?;
-                std::ptr::copy_nonoverlapping(src.as_ptr(), dst, size);
+                for image in 0..size / src.len() {
+                    std::ptr::copy_nonoverlapping(
+                        src.as_ptr(),
+                        dst.add(image * src.len()),
+                        src.len(),
+                    );
+                }
                 check(
                     (api.LiteRtUnlockTensorBuffer)(buffer),
                     "LiteRtUnlockTensorBuffer",

@@ -165,17 +165,6 @@ impl BackendSpec {
         }
     }
 
-    /// Sets the label file of a `tflite` or `edgetpu` backend; false for a `torch` one, which
-    /// has no such key.
-    pub fn set_labels(&mut self, labels: std::path::PathBuf) -> bool {
-        match self {
-            BackendSpec::Tflite(s) => s.labels = Some(labels),
-            BackendSpec::Edgetpu(s) => s.labels = Some(labels),
-            BackendSpec::Torch(_) => return false,
-        }
-        true
-    }
-
     /// The model, image and threads, to be read or changed together.
     pub fn workload(&self) -> Workload {
         Workload {
@@ -194,9 +183,13 @@ impl BackendSpec {
         })
     }
 
-    /// Images per inference call (only `torch` batches).
+    /// Images per inference call (`torch` and `tflite` batch; `edgetpu` runs one image).
     pub fn batch(&self) -> u32 {
-        self.torch().map_or(1, TorchSpec::batch)
+        match self {
+            BackendSpec::Tflite(s) => s.batch(),
+            BackendSpec::Torch(s) => s.batch(),
+            BackendSpec::Edgetpu(_) => 1,
+        }
     }
 
     pub fn tflite(&self) -> Option<&TfliteSpec> {
@@ -221,7 +214,7 @@ impl BackendSpec {
             return Err("threads must be at least 1".into());
         }
         match self {
-            BackendSpec::Tflite(s) => s.validate(),
+            BackendSpec::Tflite(s) => s.validate(offline),
             BackendSpec::Torch(s) => s.validate(offline),
             BackendSpec::Edgetpu(s) => s.validate(),
         }
@@ -230,4 +223,23 @@ impl BackendSpec {
 
 pub(crate) fn default_threads() -> u32 {
     1
+}
+
+/// The checks of a kind's `batch`: at least 1, at most `max` (`why` says what a larger one
+/// would exhaust), and more than 1 only in the Offline scenario (single-stream is batch 1).
+fn validate_batch(batch: u32, max: u32, why: &str, offline: bool) -> Result<(), String> {
+    if batch == 0 {
+        return Err("batch must be at least 1".into());
+    }
+    if batch > max {
+        return Err(format!(
+            "batch must be at most {max} ({why}), not {batch}: give a smaller batch"
+        ));
+    }
+    if batch > 1 && !offline {
+        return Err(format!(
+            "batch {batch} needs protocol.scenario = \"offline\" (single-stream is batch 1)"
+        ));
+    }
+    Ok(())
 }

@@ -31,6 +31,11 @@ pub struct TfliteSpec {
     /// joulebench executable, else the project venv's.
     #[serde(default)]
     pub litert_lib: Option<PathBuf>,
+    /// Images per inference (default 1; more than 1 needs the Offline scenario). The engine
+    /// resizes every input's leading (batch) dimension from 1 to the batch, so the model must
+    /// have one: a model whose inputs fix it above 1, or have none, is refused when it opens.
+    #[serde(default)]
+    pub batch: Option<u32>,
 }
 
 impl Default for TfliteSpec {
@@ -43,18 +48,36 @@ impl Default for TfliteSpec {
             engine: None,
             xnnpack: None,
             litert_lib: None,
+            batch: None,
         }
     }
 }
 
+/// The largest batch: the engine allocates the batch's input and activations when the backend
+/// opens, in the machine's memory, and at 1024 images one int8 activation of MobileNetV2's
+/// widest layer (112 × 112 × 96) is already 1.2 GB, more than many boards have; a larger
+/// batch is a typo, not a measurement.
+pub const MAX_BATCH: u32 = 1024;
+
 impl TfliteSpec {
-    pub(super) fn validate(&self) -> Result<(), String> {
+    /// Images per inference call.
+    pub fn batch(&self) -> u32 {
+        self.batch.unwrap_or(1)
+    }
+
+    pub(super) fn validate(&self, offline: bool) -> Result<(), String> {
         if self.engine == Some(Engine::Tflite)
             && (self.xnnpack == Some(true) || self.litert_lib.is_some())
         {
             return Err("xnnpack and litert_lib belong to engine \"litert\" (TF Lite 1.15.5 has no XNNPACK)".into());
         }
-        Ok(())
+        super::validate_batch(
+            self.batch(),
+            MAX_BATCH,
+            "the engine allocates the batch's input and activations in the machine's memory \
+             when the backend opens",
+            offline,
+        )
     }
 }
 

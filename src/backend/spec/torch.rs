@@ -90,23 +90,12 @@ impl TorchSpec {
         if self.cuda_graph == Some(true) && !matches!(self.device, Some(Device::Cuda(_))) {
             return Err("cuda_graph = true needs device = \"cuda\" or \"cuda:N\" (CUDA graphs run on an NVIDIA GPU)".into());
         }
-        if self.batch() == 0 {
-            return Err("batch must be at least 1".into());
-        }
-        if self.batch() > MAX_BATCH {
-            return Err(format!(
-                "batch must be at most {MAX_BATCH} (the batch's input and activations are \
-                 allocated when the backend opens), not {}: give a smaller batch",
-                self.batch()
-            ));
-        }
-        if self.batch() > 1 && !offline {
-            return Err(format!(
-                "batch {} needs protocol.scenario = \"offline\" (single-stream is batch 1)",
-                self.batch()
-            ));
-        }
-        Ok(())
+        super::validate_batch(
+            self.batch(),
+            MAX_BATCH,
+            "the batch's input and activations are allocated when the backend opens",
+            offline,
+        )
     }
 }
 

@@ -182,12 +182,14 @@ impl TorchBackend {
                 channels: 3,
                 dtype: TensorType::F32,
             },
+            // At the batch, as run.json records a batched `tflite` backend's.
             signature: super::signature::image_classifier(
                 SIDE as u32,
                 SIDE as u32,
                 TensorType::F32,
                 NUM_CLASSES,
-            ),
+            )
+            .batched(batch)?,
             engine: EngineInfo {
                 engine: "torch".into(),
                 version: format!("libtorch {}", libtorch_version()),
@@ -715,7 +717,7 @@ mod tests {
             let (_dir, path) = model_copy(name);
             let mut float = TorchBackend::open(&spec(2, Precision::Fp32, 1), &path).unwrap();
             assert_eq!(float.engine().accelerator, "cpu fp32");
-            let mut int8 = TfliteBackend::open(&path, 2).unwrap();
+            let mut int8 = TfliteBackend::open(&path, 2, 1).unwrap();
             let (mut fs, mut qs) = (Vec::new(), Vec::new());
             for image in IMAGES {
                 float
