@@ -24,9 +24,6 @@ pub struct BackendResult {
     pub image: RecordedImage,
     pub engine: EngineInfo,
     pub labels: Labels,
-    /// The label file naming the model's classes (its file name), where the model has one:
-    /// only then is a classifier's prediction reported and checked.
-    pub label_file: Option<String>,
     /// Why the engine is not the default's, where it fell back.
     pub engine_note: Option<String>,
     /// The model's inputs and outputs as the engine ran them, and what each input was fed;
@@ -44,13 +41,21 @@ pub struct RecordedModel {
     /// The manifest name, or the string the rig gave for a file the manifest does not know.
     pub name: String,
     pub sha256: String,
+    /// The label file naming the model's classes (its file name), where the model has one:
+    /// only then is a classifier's prediction reported and checked.
+    pub label_file: Option<String>,
 }
 
 impl RecordedModel {
     pub fn of(model: &ResolvedModel) -> Self {
+        let label_file = model.labels.as_ref().map(|path| {
+            let name = path.file_name().unwrap_or(path.as_os_str());
+            name.to_string_lossy().into_owned()
+        });
         RecordedModel {
             name: model.name.clone(),
             sha256: model.sha256.clone(),
+            label_file,
         }
     }
 }
@@ -92,7 +97,7 @@ impl BackendResult {
         let signature = self.signature.as_ref()?;
         let why = if !signature.classifier() {
             "is not a classifier"
-        } else if self.label_file.is_none() {
+        } else if self.model.label_file.is_none() {
             "has no label file"
         } else {
             return None;

@@ -231,17 +231,6 @@ impl PreparedBackend {
         self.backend.signature().classifier() && self.model.labels.is_some()
     }
 
-    /// The model's label file by name, as `run.json` records it.
-    fn label_file(&self) -> Option<String> {
-        let path = self.model.labels.as_ref()?;
-        Some(
-            path.file_name()
-                .unwrap_or(path.as_os_str())
-                .to_string_lossy()
-                .into_owned(),
-        )
-    }
-
     /// What the record keeps of this backend, with its `repetitions`.
     fn result(&self, repetitions: Vec<TimedRun>) -> BackendResult {
         BackendResult {
@@ -250,7 +239,6 @@ impl PreparedBackend {
             image: RecordedImage::of(&self.image, &self.model.name),
             engine: self.backend.engine().clone(),
             labels: self.labels.clone(),
-            label_file: self.label_file(),
             engine_note: self.engine_note.clone(),
             signature: Some(self.backend.signature().clone()),
             repetitions,

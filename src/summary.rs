@@ -963,6 +963,7 @@ pub(crate) mod fixtures {
             model: RecordedModel {
                 name: "m".into(),
                 sha256: String::new(),
+                label_file: None,
             },
             image: RecordedImage {
                 name: "i".into(),
@@ -976,7 +977,6 @@ pub(crate) mod fixtures {
                 threads: 1,
             },
             labels: Default::default(),
-            label_file: None,
             engine_note: None,
             signature: None,
             repetitions,

@@ -159,21 +159,10 @@ fn the_standin_model_runs_on_both_engines_and_ranks_its_class_first() {
     let labels = standin_labels_path();
     for engine in ["litert", "tflite"] {
         let out_dir = tmp.path().join(engine);
-        let out = run(&[
-            "run",
-            "--rig",
-            "sim-cpu",
-            "--model",
-            s(&standin_path()),
-            "--labels",
-            s(&labels),
-            "--engine",
-            engine,
-            "--runs",
-            "50",
-            "--out",
-            s(&out_dir),
-        ]);
+        let out = run_standin(
+            &out_dir,
+            &["--labels", s(&labels), "--engine", engine, "--runs", "50"],
+        );
         assert!(out.status.success(), "{engine}: {}", stderr(&out));
         let row = &read_csv(&out_dir.join("summary.csv"))[0];
         assert_eq!(row["engine"], engine);
@@ -188,6 +177,15 @@ fn the_standin_model_runs_on_both_engines_and_ranks_its_class_first() {
     }
 }
 
+/// `joulebench run --rig sim-cpu` on the stand-in into `out_dir`, with `flags` besides.
+fn run_standin(out_dir: &std::path::Path, flags: &[&str]) -> std::process::Output {
+    let standin = standin_path();
+    let mut args = vec!["run", "--rig", "sim-cpu", "--model", s(&standin)];
+    args.extend_from_slice(flags);
+    args.extend(["--out", s(out_dir)]);
+    run(&args)
+}
+
 /// A classifier without a label file: its scores are not ranked, so no top-1 is reported or
 /// checked, and the table says why and what it was fed.
 #[test]
@@ -195,17 +193,7 @@ fn a_classifier_without_labels_reports_no_prediction() {
     ensure_models();
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tmp.path().join("run");
-    let out = run(&[
-        "run",
-        "--rig",
-        "sim-cpu",
-        "--model",
-        s(&standin_path()),
-        "--runs",
-        "5",
-        "--out",
-        s(&out_dir),
-    ]);
+    let out = run_standin(&out_dir, &["--runs", "5"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

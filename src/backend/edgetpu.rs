@@ -557,6 +557,19 @@ mod tests {
     /// A model of two inputs and two outputs, as the `PASSTHROUGH` stand-in's interpreter
     /// holds them (uint8 [1, 4] scale 0.5 zero point 3, float32 [1, 2]; each output a copy),
     /// listing the Edge TPU's custom operator.
+    /// A spec on the pass-through stand-ins in `dir`: one USB Edge TPU, and an interpreter
+    /// that copies each input to its output, built with `tflite_defines` besides.
+    fn passthrough_spec(dir: &Path, tflite_defines: &[&str]) -> EdgetpuSpec {
+        let edgetpu = standin(
+            dir,
+            "libedgetpu-passthrough.so",
+            &["PASSTHROUGH", "ONE_USB_DEVICE"],
+        );
+        let defines = [&["TFLITE_C", "PASSTHROUGH"][..], tflite_defines].concat();
+        let tflite = standin(dir, "libtflite-passthrough.so", &defines);
+        spec(&edgetpu, &tflite)
+    }
+
     fn two_in_two_out(dir: &Path) -> PathBuf {
         use joulebench_test_support::{Element, IoTensor};
         let inputs = [
@@ -582,19 +595,9 @@ mod tests {
     #[test]
     fn a_model_of_two_inputs_and_two_outputs_opens_and_runs() {
         let dir = tempfile::tempdir().unwrap();
-        let edgetpu = standin(
-            dir.path(),
-            "libedgetpu-passthrough.so",
-            &["PASSTHROUGH", "ONE_USB_DEVICE"],
-        );
-        let tflite = standin(
-            dir.path(),
-            "libtflite-passthrough.so",
-            &["TFLITE_C", "PASSTHROUGH"],
-        );
+        let spec = passthrough_spec(dir.path(), &[]);
         let model = two_in_two_out(dir.path());
-        let mut b = EdgeTpuBackend::open(&spec(&edgetpu, &tflite), &model)
-            .unwrap_or_else(|e| panic!("{e:#}"));
+        let mut b = EdgeTpuBackend::open(&spec, &model).unwrap_or_else(|e| panic!("{e:#}"));
         let signature = b.signature();
         assert_eq!((signature.inputs.len(), signature.outputs.len()), (2, 2));
         assert!(!signature.classifier());
@@ -617,18 +620,9 @@ mod tests {
     #[test]
     fn every_tensor_must_agree_with_the_model_file() {
         let dir = tempfile::tempdir().unwrap();
-        let edgetpu = standin(
-            dir.path(),
-            "libedgetpu-passthrough.so",
-            &["PASSTHROUGH", "ONE_USB_DEVICE"],
-        );
-        let tflite = standin(
-            dir.path(),
-            "libtflite-mismatch.so",
-            &["TFLITE_C", "PASSTHROUGH", "MISMATCH"],
-        );
+        let spec = passthrough_spec(dir.path(), &["MISMATCH"]);
         let model = two_in_two_out(dir.path());
-        let err = open_err(&spec(&edgetpu, &tflite), &model);
+        let err = open_err(&spec, &model);
         assert_eq!(
             err,
             format!(

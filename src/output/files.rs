@@ -151,7 +151,7 @@ fn backends_json(record: &RunRecord) -> Vec<BackendJson> {
             image_sha256: b.image.sha256.clone(),
             top1_expected: b.image.expected_top1.clone(),
             engine_note: b.engine_note.clone(),
-            label_file: b.label_file.clone(),
+            label_file: b.model.label_file.clone(),
             signature: b.signature.clone(),
             repetitions: b
                 .repetitions

@@ -401,11 +401,11 @@ fn backend_result(
     BackendResult {
         spec: spec.clone(),
         engine_note: meta.engine_note,
-        label_file: meta.label_file,
         signature: meta.signature,
         model: RecordedModel {
             name: meta.model,
             sha256: meta.model_sha256,
+            label_file: meta.label_file,
         },
         image: RecordedImage {
             name: meta.image,
