@@ -500,6 +500,51 @@ fn fetch_public_models() {
     });
 }
 
+/// Batches on public models, on LiteRT: the segmenter computes each image apart, so it takes a
+/// batch of 4, its mask at `[4, 256, 256, 1]`; the detector's operators fold the batch into its
+/// anchors (LiteRT computes its regressors as `[1, 3584, 16]`), so a batch is refused in one
+/// line naming the tensor. TF Lite 1.15.5 cannot allocate either at batch 4 (an operator its
+/// kernels size for one image): a one-line refusal naming the model and the batch.
+#[test]
+fn a_public_segmenter_takes_a_batch_and_a_detector_that_folds_it_is_refused() {
+    crate::common::ensure_models();
+    fetch_public_models();
+    let batched = |model: &str, engine: Engine| {
+        BackendSpec::Tflite(TfliteSpec {
+            engine: Some(engine),
+            model: model.into(),
+            image: "grace_hopper.bmp".into(),
+            threads: 1,
+            batch: Some(4),
+            ..Default::default()
+        })
+    };
+    let refusal = |model: &str, engine: Engine| {
+        let e = prepare_backend(&batched(model, engine)).err().unwrap();
+        let e = format!("{e:#}");
+        assert!(
+            e.contains("at batch 4") && !e.contains('\n'),
+            "{engine:?}: {e}"
+        );
+        e
+    };
+    let b = prepare_backend(&batched("selfie_segmentation", Engine::Litert))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(b.backend.batch(), 4);
+    assert_eq!(b.backend.signature().outputs[0].shape, [4, 256, 256, 1]);
+    let e = refusal("face_detection_short_range", Engine::Litert);
+    assert!(
+        e.contains(
+            "LiteRT computes tensor regressors as [1, 3584, 16] where a batch of 4 gives \
+             [4, 896, 16]: an operator folds the batch into another dimension"
+        ),
+        "{e}"
+    );
+    for model in ["selfie_segmentation", "face_detection_short_range"] {
+        refusal(model, Engine::Tflite);
+    }
+}
+
 /// A detector with two outputs, a segmenter whose one output is a mask (float32 both, fed the
 /// image) and an int8 keyword spotter (fed seeded data) run in one rig, one backend each, and
 /// through `compare` and `report`; none reports a top-1.

@@ -153,6 +153,12 @@ fn match_tensors(
                 }
                 _ => true,
             };
+            if signature.batch > 1 && e.element_type == code && dims != t.shape {
+                bail!(
+                    "{}",
+                    super::signature::folded_batch("LiteRT", &e.name, &dims, t, signature.batch)
+                );
+            }
             if e.element_type != code || dims != t.shape || !agrees {
                 bail!(
                     "LiteRT sees tensor {} as {dims:?} of element type {} quantized {:?}, the \

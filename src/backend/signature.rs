@@ -610,6 +610,24 @@ impl Flatbuffer<'_> {
     }
 }
 
+/// Why a model cannot take a batch whose engine ran the resize but gives tensor `name` another
+/// shape than the batch's: an operator (a RESHAPE, typically) folds the batch into another
+/// dimension, so the images would not be computed apart.
+pub fn folded_batch(
+    engine: &str,
+    name: &str,
+    dims: &[i64],
+    batched: &Tensor,
+    batch: usize,
+) -> String {
+    format!(
+        "{engine} computes tensor {name} as {dims:?} where a batch of {batch} gives {:?}: an \
+         operator folds the batch into another dimension, so the model cannot take a batch \
+         (run it at batch 1)",
+        batched.shape
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

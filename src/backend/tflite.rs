@@ -92,9 +92,20 @@ impl TfliteBackend {
         let interpreter = builder.build_with_threads(threads as i32).map_err(cannot)?;
 
         let model = || format!("model {}{at_batch}", model_path.display());
-        check_tensors(&interpreter, interpreter.inputs(), &signature.inputs).with_context(model)?;
-        check_tensors(&interpreter, interpreter.outputs(), &signature.outputs)
-            .with_context(model)?;
+        check_tensors(
+            &interpreter,
+            interpreter.inputs(),
+            &signature.inputs,
+            signature.batch,
+        )
+        .with_context(model)?;
+        check_tensors(
+            &interpreter,
+            interpreter.outputs(),
+            &signature.outputs,
+            signature.batch,
+        )
+        .with_context(model)?;
         let mut at = 0;
         let inputs = interpreter
             .inputs()
@@ -149,6 +160,7 @@ fn check_tensors(
     interpreter: &Interpreter<'static, BuiltinOpResolver>,
     indices: &[i32],
     tensors: &[Tensor],
+    batch: usize,
 ) -> Result<()> {
     if indices.len() != tensors.len() {
         bail!(
@@ -162,7 +174,15 @@ fn check_tensors(
             .tensor_info(index)
             .context("tensor without info")?;
         let dims: Vec<i64> = info.dims.iter().map(|&d| d as i64).collect();
-        if info.element_kind as u32 != t.dtype.c_type() || dims != t.shape {
+        let same_type = info.element_kind as u32 == t.dtype.c_type();
+        if batch > 1 && same_type && dims != t.shape {
+            let engine = format!("TF Lite {TFLITE_VERSION}");
+            bail!(
+                "{}",
+                super::signature::folded_batch(&engine, &t.name, &dims, t, batch)
+            );
+        }
+        if !same_type || dims != t.shape {
             bail!(
                 "TF Lite {TFLITE_VERSION} sees tensor {} as {dims:?} {:?}, where the model \
                      file gives {}",
