@@ -54,3 +54,25 @@ pub(crate) fn tensor(
     }
     fbb.end_table(start)
 }
+
+/// A subgraph named "main" over `tensors`, its inputs and outputs by tensor index.
+pub(crate) fn subgraph(
+    fbb: &mut FlatBufferBuilder,
+    tensors: &[Table],
+    inputs: &[i32],
+    outputs: &[i32],
+    operators: &[Table],
+) -> Table {
+    let tensors = fbb.create_vector(tensors);
+    let inputs = fbb.create_vector(inputs);
+    let outputs = fbb.create_vector(outputs);
+    let operators = fbb.create_vector(operators);
+    let name = fbb.create_string("main");
+    let start = fbb.start_table();
+    fbb.push_slot_always(slot(0), tensors);
+    fbb.push_slot_always(slot(1), inputs);
+    fbb.push_slot_always(slot(2), outputs);
+    fbb.push_slot_always(slot(3), operators);
+    fbb.push_slot_always(slot(4), name);
+    fbb.end_table(start)
+}

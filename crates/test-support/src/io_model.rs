@@ -8,7 +8,7 @@
 
 use flatbuffers::FlatBufferBuilder;
 
-use crate::flatbuffer::{buffer, quantization, slot, tensor, Table};
+use crate::flatbuffer::{self, buffer, quantization, slot, tensor, Table};
 
 /// TF Lite's element types (schema.fbs `TensorType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,19 +208,8 @@ fn subgraph(
     outputs: &[i32],
     operators: &[Table],
 ) -> Table {
-    let tensors = fbb.create_vector(tensors);
     let input_indices: Vec<i32> = (0..inputs as i32).collect();
-    let inputs = fbb.create_vector(&input_indices);
-    let outputs = fbb.create_vector(outputs);
-    let operators = fbb.create_vector(operators);
-    let name = fbb.create_string("main");
-    let start = fbb.start_table();
-    fbb.push_slot_always(slot(0), tensors);
-    fbb.push_slot_always(slot(1), inputs);
-    fbb.push_slot_always(slot(2), outputs);
-    fbb.push_slot_always(slot(3), operators);
-    fbb.push_slot_always(slot(4), name);
-    fbb.end_table(start)
+    flatbuffer::subgraph(fbb, tensors, &input_indices, outputs, operators)
 }
 
 /// The root table: a schema-3 model of `codes` (RESHAPE's first) and one subgraph over

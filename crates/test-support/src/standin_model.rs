@@ -16,7 +16,7 @@
 
 use flatbuffers::FlatBufferBuilder;
 
-use crate::flatbuffer::{buffer, quantization, slot, tensor, Table};
+use crate::flatbuffer::{self, buffer, quantization, slot, tensor, Table};
 
 /// The output index the stand-in ranks first for every input: the class MobileNetV2 gives
 /// `bird.bmp` (20, chickadee), so a test's check of the top-1 class holds on either model.
@@ -161,18 +161,7 @@ fn operators(fbb: &mut FlatBufferBuilder) -> ([Table; 2], [Table; 2]) {
 
 /// The one subgraph: image in (tensor 0), scores out (tensor 5).
 fn subgraph(fbb: &mut FlatBufferBuilder, tensors: &[Table], operators: &[Table]) -> Table {
-    let tensors = fbb.create_vector(tensors);
-    let inputs = fbb.create_vector(&[0i32]);
-    let outputs = fbb.create_vector(&[5i32]);
-    let operators = fbb.create_vector(operators);
-    let name = fbb.create_string("main");
-    let start = fbb.start_table();
-    fbb.push_slot_always(slot(0), tensors);
-    fbb.push_slot_always(slot(1), inputs);
-    fbb.push_slot_always(slot(2), outputs);
-    fbb.push_slot_always(slot(3), operators);
-    fbb.push_slot_always(slot(4), name);
-    fbb.end_table(start)
+    flatbuffer::subgraph(fbb, tensors, &[0], &[5], operators)
 }
 
 fn operator(
