@@ -51,11 +51,12 @@ run: models
 # that time or kill runs by phase (crash safety, signals, end to end, soak) classify with the
 # stand-in model, which takes microseconds where MobileNetV2 takes milliseconds: a machine far
 # faster than this one; every test that checks what the model predicts keeps MobileNetV2
-# (docs/src/contributing.md, The speed sweep). scripts/test.sh runs `cargo test`, then the
-# install check, the LAVA definition's check, and on x86-64 the aarch64 build under qemu-user
-# (scripts/cross-test.sh; an aarch64 machine has just tested it natively), the real arm64
-# kernel's checks (scripts/board-check.sh) and LAVA's dispatcher (scripts/lava-run-check.sh);
-# the aarch64 build and the board's images are made beside the host's tests.
+# (docs/src/contributing.md, The speed sweep). scripts/test.sh builds the test binaries with
+# `cargo test --no-run` and runs them: the integration tests, and beside them the unit tests,
+# the install check and the LAVA definition's check, and on x86-64 (at the lowest priority)
+# the aarch64 build under qemu-user (scripts/cross-test.sh; an aarch64 machine has just tested
+# it natively), the real arm64 kernel's checks (scripts/board-check.sh) and LAVA's dispatcher
+# (scripts/lava-run-check.sh).
 test: FEATURES = torch
 test: models
 	@$(CARGO_ENV) MODELS_FROM="$(MODELS_FROM)" scripts/test.sh $(CARGO_FLAGS_WORKSPACE)
