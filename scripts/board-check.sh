@@ -12,8 +12,12 @@
 #   drivers write calibration 4096: 100 µA and 2 mW LSBs);
 # - an address with no chip (0x45) and /dev/i2c-0 opened by a user outside the i2c group: one
 #   line each with the fix;
-# - the kernel's ina3221 driver at 0x41 (the layout JetPack 5 and 6 use): 5.000 V and 1.000 A on
-#   channel 1, read by a hwmon rig as 5.000 W.
+# - the kernel's ina3221 driver at 0x41 (the layout JetPack 5 and 6 use), without labels:
+#   5.000 V and 1.000 A on channel 1, read by a hwmon rig as 5.000 W;
+# - the kernel's ina3221 driver at 0x42, created from the board's device tree, which labels its
+#   channels as a Jetson Orin Nano's does (VDD_IN, VDD_CPU_GPU_CV, VDD_SOC): the shipped
+#   jetson-orin-nano rig finds each rail by its label and reads 5.000, 1.984 and 1.190 W, the
+#   kernel's own volts and amps multiplied.
 # - on Debian 11's C library and libstdc++ (glibc 2.31, GCC 10; `--userland bullseye`), older
 #   than LiteRT's library needs: the same binary runs TF Lite 1.15.5 instead, names the
 #   loader's reason, and still classifies the bird as a chickadee.
@@ -55,6 +59,14 @@ expect eacces '^ina219 \(5V\): error: no permission to open I2C bus /dev/i2c-0: 
   "no one-line error for a user without access to the bus"
 expect ina3221 '^in1_input 5000 curr1_input 1000 ' "the kernel's ina3221 did not read 5.000 V and 1.000 A"
 expect ina3221 '^hwmon \(VDD_IN\): 5\.000 V  1\.0000 A  5\.000 W ' "the hwmon rig did not read 5.000 W through ina3221"
+expect ina3221-labels '^in1_label VDD_IN in1_input 5000 curr1_input 1000$' "the device tree's INA3221 has no VDD_IN label, or not 5.000 V and 1.000 A"
+expect ina3221-labels '^in3_label VDD_SOC in3_input 4960 curr3_input 240$' "the device tree's INA3221 has no VDD_SOC label, or not 4.960 V and 0.240 A"
+expect ina3221-labels '^ina3221 \(Orin Nano module input \(VDD_IN\)\): 5\.000 V  1\.0000 A  5\.000 W ' \
+  "the jetson-orin-nano rig did not read 5.000 W on VDD_IN by its label"
+expect ina3221-labels '^ina3221 \(Orin Nano CPU, GPU and CV \(VDD_CPU_GPU_CV\)\): 4\.960 V  0\.4000 A  1\.984 W ' \
+  "the jetson-orin-nano rig did not read 1.984 W on VDD_CPU_GPU_CV by its label"
+expect ina3221-labels '^ina3221 \(Orin Nano SoC \(VDD_SOC\)\): 4\.960 V  0\.2400 A  1\.190 W ' \
+  "the jetson-orin-nano rig did not read 1.190 W on VDD_SOC by its label"
 # The older userland: LiteRT cannot load, and the run says why.
 old=$(mktemp)
 trap 'rm -f "$out" "$old"' EXIT
@@ -65,4 +77,4 @@ grep -Eq "^joulebench: backend 0: cannot load .*/libLiteRt\.so: .*version \`GLIB
 grep -Eq '^sim-cpu,0,1,1,tflite,tflite,1\.15\.5,.*,20,chickadee,' "$old" ||
   { echo "board-check: on Debian 11's C library TF Lite 1.15.5 did not classify the bird as a chickadee:"; cat "$old"; exit 1; }
 
-echo "board-check: on Debian's arm64 kernel under qemu-system: LiteRT 2.3.0 (top-1 chickadee); ina2xx and joulebench's INA219 driver (over SMBus words) both 5.000 W on the same registers; EBUSY, no chip and no permission one line each; ina3221 channel 1 5.000 W; on Debian 11's C library TF Lite 1.15.5 with LiteRT's loader error named: ok ($(( $(date +%s) - start )) s)"
+echo "board-check: on Debian's arm64 kernel under qemu-system: LiteRT 2.3.0 (top-1 chickadee); ina2xx and joulebench's INA219 driver (over SMBus words) both 5.000 W on the same registers; EBUSY, no chip and no permission one line each; ina3221 channel 1 5.000 W, and by the device tree's labels (jetson-orin-nano rig) 5.000, 1.984 and 1.190 W; on Debian 11's C library TF Lite 1.15.5 with LiteRT's loader error named: ok ($(( $(date +%s) - start )) s)"

@@ -4,7 +4,9 @@
 # arm64 glibc and libstdc++, the kernel's own i2c-dev, and its i2c-stub, ina2xx and ina3221
 # drivers built out of tree (Debian's arm64 kernel leaves them out), `i2cset`/`i2cget`/
 # `i2cdetect` (busybox), and the aarch64 release tarball installed as its INSTALL.txt says
-# (unpacked under /opt, the models fetched with `models fetch --from`).
+# (unpacked under /opt, the models fetched with `models fetch --from`). Its device tree is
+# QEMU's own for the machine with scripts/board-vm/board.dtsi added: an INA3221 on i2c-stub's
+# bus with its channels labelled, as a Jetson's device tree labels them.
 #
 #   scripts/board-vm.sh --run 'shell commands'   boot, run them as root (joulebench on PATH,
 #                                                 `modprobe` finds the four modules), print
@@ -117,13 +119,16 @@ models=${MODELS_FROM:-../shared/models}
 [ -d "$models" ] || models=${JOULEBENCH_MODELS_DIR:-$HOME/.local/share/joulebench/models}
 [ -d "$models" ] || { echo "board-vm: no models folder ($models): run make models first" >&2; exit 1; }
 
-key=$( { sha256sum "$script" scripts/board-vm/i2c-stub-ina219.patch | cut -d' ' -f1; printf '%s\n' "${want[@]}"; } |
+key=$( { sha256sum "$script" scripts/board-vm/*.patch scripts/board-vm/board.dtsi | cut -d' ' -f1; printf '%s\n' "${want[@]}"; } |
   sha256sum | cut -c1-16)
 image=$vm/image-$userland-$key
 install_key=$( { sha256sum "$script" "$tarball" | cut -d' ' -f1
   (cd "$models" && find . -type f -print0 | sort -z | xargs -0 sha256sum); } | sha256sum | cut -c1-16)
 install_layer=$vm/install-$install_key.cpio.gz
 kver=$abi
+# QEMU's virt machine as the board has it: its device tree is dumped with these options, and
+# the board booted with them.
+virt_options=(-cpu cortex-a72 -smp 2 -m 2048 -nographic -nic none)
 
 build_image() {
   local work root
@@ -143,8 +148,11 @@ build_image() {
     linux-source-6.1/drivers/i2c/i2c-stub.c linux-source-6.1/drivers/hwmon/ina2xx.c linux-source-6.1/drivers/hwmon/ina3221.c
   # i2c-stub only stores words; scripts/board-vm/i2c-stub-ina219.patch lets the chip at its
   # ina219_addr parameter act as an INA219 on top of them (a reset that resets, current and
-  # power registers that follow the calibration), which the INA219 drivers' start-up needs.
+  # power registers that follow the calibration), which the INA219 drivers' start-up needs;
+  # i2c-stub-of-node.patch gives the bus the device-tree node board.dtsi adds, so the devices
+  # described there are created on it with their properties.
   patch -s -d "$work/linux-source-6.1" -p1 < scripts/board-vm/i2c-stub-ina219.patch
+  patch -s -d "$work/linux-source-6.1" -p1 < scripts/board-vm/i2c-stub-of-node.patch
   cp "$work"/linux-source-6.1/drivers/*/{i2c-stub,ina2xx,ina3221}.c "$work/mod/"
   echo 'obj-m := i2c-stub.o ina2xx.o ina3221.o' > "$work/mod/Kbuild"
   make -s -C "$headers" M="$work/mod" ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- modules 2>&1 |
@@ -195,6 +203,11 @@ INIT
   mkdir -p "$work/image"
   mv "$work/initrd.cpio.gz" "$work/image/"
   cp "$work/k/boot/vmlinuz-$kver" "$work/image/vmlinuz"
+  # QEMU's own device tree for this machine, with the board's additions (board.dtsi).
+  qemu-system-aarch64 -M "virt,dumpdtb=$work/virt.dtb" "${virt_options[@]}" >"$work/dumpdtb.log" 2>&1 ||
+    { echo "board-vm: QEMU did not dump its device tree:" >&2; cat "$work/dumpdtb.log" >&2; return 1; }
+  { dtc -q -I dtb -O dts "$work/virt.dtb"; cat scripts/board-vm/board.dtsi; } |
+    dtc -q -I dts -O dtb -o "$work/image/board.dtb" -
   rm -rf "$image"
   mv "$work/image" "$image"
   # Older images are of inputs no longer used.
@@ -250,8 +263,8 @@ mkdir -p "$run/cmd"
 printf '%s\n' "$commands" > "$run/cmd/cmd.sh"
 (cd "$run/cmd" && echo cmd.sh | cpio -o -H newc --quiet | gzip -1) > "$run/cmd.cpio.gz"
 cat "$image/initrd.cpio.gz" "$install_layer" "$run/cmd.cpio.gz" > "$run/initrd.cpio.gz"
-timeout "${BOARD_VM_TIMEOUT_S:-900}" qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 2048 \
-  -nographic -nic none -no-reboot -kernel "$image/vmlinuz" -initrd "$run/initrd.cpio.gz" \
+timeout "${BOARD_VM_TIMEOUT_S:-900}" qemu-system-aarch64 -M virt "${virt_options[@]}" -dtb "$image/board.dtb" \
+  -no-reboot -kernel "$image/vmlinuz" -initrd "$run/initrd.cpio.gz" \
   -append "console=ttyAMA0 rdinit=/init quiet loglevel=1 panic=-1" </dev/null 2>&1 | tr -d '\r' > "$run/console" || true
 # What the commands printed: the lines between the markers /init writes.
 sed -n '/^board-vm: ready$/,/^board-vm: exit [0-9]*$/p' "$run/console" | sed '1d;$d'

@@ -34,13 +34,13 @@ if $cross && [ "$(uname -m)" = x86_64 ]; then
   packages+=(qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross libc6-armhf-cross libgcc-s1-armhf-cross)
 fi
 # The emulated board (scripts/board-vm.sh): qemu-system, the cross compiler and kernel source
-# for the three drivers Debian's arm64 kernel leaves out, the arm64 C and C++ libraries the
-# tarball's binary runs on under qemu-user while the image is made, and dpkg's arm64
-# architecture, so apt-get download fetches that kernel and the arm64 C library for the
-# initramfs.
+# for the three drivers Debian's arm64 kernel leaves out, dtc for the board's device tree, the
+# arm64 C and C++ libraries the tarball's binary runs on under qemu-user while the image is
+# made, and dpkg's arm64 architecture, so apt-get download fetches that kernel and the arm64 C
+# library for the initramfs.
 if $board_vm; then
   packages+=(qemu-system-arm qemu-user-static gcc-aarch64-linux-gnu libc6-arm64-cross libstdc++6-arm64-cross
-    linux-source-6.1 cpio xz-utils patch)
+    linux-source-6.1 cpio xz-utils patch device-tree-compiler)
   if ! dpkg --print-foreign-architectures | grep -qx arm64; then
     sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
     echo "setup: adding dpkg's arm64 architecture (for apt-get download of the board's packages)"

@@ -23,10 +23,20 @@ cd "$(dirname "$0")/.."
 export MODELS_FROM=${MODELS_FROM:-../shared/models}
 
 export JOULEBENCH_TEST_MODEL=standin
-artifacts=$(mktemp)
-units_log=$(mktemp)
-beside_log=$(mktemp)
-cargo test "$@" --no-run --message-format=json-render-diagnostics >"$artifacts"
+work=$(mktemp -d)
+beside="" units=""
+stop_all() {
+  [ -z "$beside$units" ] || kill -- ${beside:+"-$beside"} ${units:+"-$units"} 2>/dev/null || true
+  rm -rf "$work"
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+cargo test "$@" --no-run --message-format=json-render-diagnostics >"$work/artifacts"
+# The binary the integration tests run, copied: install-check's `cargo install` beside them
+# puts a build without the torch feature at cargo's path (tests/common's joulebench_bin).
+cp "${CARGO_TARGET_DIR:-target}/release/joulebench" "$work/"
+export JOULEBENCH_TEST_BIN=$work/joulebench
 # Each test binary as `kind folder path`, in cargo's order; it runs in its package's folder, as
 # under `cargo test`.
 mapfile -t binaries < <(python3 -c '
@@ -35,8 +45,11 @@ for line in open(sys.argv[1]):
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m["profile"]["test"] and m.get("executable"):
         print(m["target"]["kind"][0], os.path.dirname(m["manifest_path"]), m["executable"])
-' "$artifacts")
-rm -f "$artifacts"
+' "$work/artifacts")
+if [ ${#binaries[@]} -lt 2 ]; then
+  echo "test: cargo listed no test binaries" >&2
+  exit 1
+fi
 # Runs the test binaries of one kind (lib: unit tests, test: integration tests) one after
 # another, each with cargo's header line; fails after all have run if any failed.
 run_tests() {
@@ -49,10 +62,6 @@ run_tests() {
   done
   return $failed
 }
-if [ ${#binaries[@]} -lt 2 ]; then
-  echo "test: cargo listed no test binaries" >&2
-  exit 1
-fi
 
 # Its own process group (job control on for the launch), so that an early end (a failed test,
 # Ctrl-C) stops all of it; not its own session (setsid): with the kernel's autogroups a new
@@ -67,31 +76,24 @@ nice -n 19 bash -ec '
   fi
   scripts/board-check.sh
   scripts/lava-run-check.sh
-' >"$beside_log" 2>&1 </dev/null &
+' >"$work/beside.log" 2>&1 </dev/null &
 beside=$!
 # The unit tests, then the install and LAVA checks, beside the integration tests.
-bin=${CARGO_TARGET_DIR:-target}/release/joulebench
 {
   status=0
   run_tests lib || status=1
   scripts/install-check.sh || status=1
-  scripts/lava-check.sh "$bin" || status=1
+  scripts/lava-check.sh "$JOULEBENCH_TEST_BIN" || status=1
   exit $status
-} >"$units_log" 2>&1 </dev/null &
+} >"$work/units.log" 2>&1 </dev/null &
 units=$!
 set +m
-stop_beside() {
-  kill -- "-$beside" "-$units" 2>/dev/null || true
-  rm -f "$beside_log" "$units_log"
-}
-trap stop_beside EXIT
-trap 'exit 130' INT TERM
 
 integration_status=0
 run_tests test || integration_status=$?
 units_status=0
 wait "$units" || units_status=$?
-cat "$units_log"
+cat "$work/units.log"
 if [ "$integration_status" != 0 ] || [ "$units_status" != 0 ]; then
   echo "test: failed (integration tests: exit $integration_status; unit tests and checks: exit $units_status)"
   exit 1
@@ -99,7 +101,7 @@ fi
 
 beside_status=0
 wait "$beside" || beside_status=$?
-cat "$beside_log"
+cat "$work/beside.log"
 if [ "$beside_status" != 0 ]; then
   echo "test: the emulated stages failed (exit $beside_status): their output is above"
   exit 1

@@ -414,7 +414,7 @@ fn a_disk_that_fills_mid_run_keeps_what_was_flushed_and_names_the_file() {
     let out = std::process::Command::new("bash")
         .arg("-c")
         .arg(r#"trap "" XFSZ; ulimit -f 200; exec "$0" "$@""#)
-        .arg(env!("CARGO_BIN_EXE_joulebench"))
+        .arg(joulebench_bin())
         .args(["run", "--rig", s(&rig), "--out", s(&dir)])
         .current_dir(repo())
         .output()

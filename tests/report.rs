@@ -9,7 +9,7 @@ fn root() -> PathBuf {
 }
 
 fn report(args: &[&Path], out: &Path) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_joulebench"));
+    let mut cmd = Command::new(crate::common::joulebench_bin());
     cmd.current_dir(root())
         .arg("report")
         .args(args)

@@ -30,10 +30,20 @@ pub fn ensure_models() {
     });
 }
 
+/// The binary under test: cargo's build of it, or where `JOULEBENCH_TEST_BIN` names a copy of
+/// that build, the copy. `make test` (scripts/test.sh) makes one, because the install check
+/// beside these tests runs `cargo install`, which puts a build without the torch feature at
+/// cargo's path.
+pub fn joulebench_bin() -> PathBuf {
+    std::env::var_os("JOULEBENCH_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_joulebench")))
+}
+
 /// The binary, run from the repository root, bound by file permissions as an ordinary user
 /// is even where the tests run as root (as CI does): a read-only folder is read-only to it.
 pub fn joulebench() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_joulebench"));
+    let mut cmd = Command::new(joulebench_bin());
     cmd.current_dir(repo());
     joulebench_test_support::bind_file_permissions(&mut cmd);
     cmd
