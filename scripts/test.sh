@@ -53,11 +53,13 @@ fi
 # Runs the test binaries of one kind (lib: unit tests, test: integration tests) one after
 # another, each with cargo's header line; fails after all have run if any failed.
 run_tests() {
-  local kind=$1 failed=0 entry k dir bin
+  local kind=$1 failed=0 entry k dir bin folder
   for entry in "${binaries[@]}"; do
     read -r k dir bin <<<"$entry"
     [ "$k" = "$kind" ] || continue
-    echo "     Running ${bin##*/} in ${dir#"$PWD"/}"
+    folder=${dir#"$PWD"}
+    folder=${folder#/}
+    echo "     Running ${bin##*/} in ${folder:-.}"
     (cd "$dir" && "$bin") || failed=1
   done
   return $failed
