@@ -175,15 +175,7 @@ impl EdgeTpuBackend {
         check_tensors(&inputs, &signature.inputs)
             .and_then(|()| check_tensors(&outputs, &signature.outputs))
             .with_context(|| format!("model {}", model.display()))?;
-        let mut at = 0;
-        let ranges = signature
-            .inputs
-            .iter()
-            .map(|t| {
-                at += t.bytes();
-                at - t.bytes()..at
-            })
-            .collect();
+        let ranges = signature.input_ranges();
         let scored = signature
             .classifier()
             .then(|| signature.outputs[0].tensor_type());
@@ -220,11 +212,10 @@ fn check_tensors(interpreter: &[ffi::TensorInfo], model: &[Tensor]) -> Result<()
     for (info, t) in interpreter.iter().zip(model) {
         let dims: Vec<i64> = info.dims.iter().map(|&d| i64::from(d)).collect();
         let quantization = (info.scale > 0.0).then_some((info.scale, i64::from(info.zero_point)));
-        let agrees = match (quantization, t.quantization) {
-            (Some((scale, zero_point)), Some(q)) => (scale, zero_point) == (q.scale, q.zero_point),
-            _ => true,
-        };
-        if info.element_type as u32 != t.dtype.c_type() || dims != t.shape || !agrees {
+        if info.element_type as u32 != t.dtype.c_type()
+            || dims != t.shape
+            || !t.quantization_agrees(quantization)
+        {
             bail!(
                 "the TF Lite C library sees tensor {} as {dims:?} of type {} quantized {:?}, \
                  the model file as {} quantized {:?}",

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::signature::{Signature, Tensor};
+use super::signature::{at_batch, Signature, Tensor};
 use super::{Backend, EngineInfo};
 use crate::input::TensorType;
 
@@ -58,18 +58,10 @@ impl LiteRtBackend {
             bail!(not_found(&library.display().to_string()));
         }
         check_model_file(model_path)?;
-        let signature = Signature::read(model_path)?;
-        let at_batch = if batch == 1 {
-            String::new()
-        } else {
-            format!(" at batch {batch}")
-        };
-        let model = || format!("model {}{at_batch}", model_path.display());
-        let signature = if batch == 1 {
-            signature
-        } else {
-            signature.batched(batch).with_context(model)?
-        };
+        let model = || format!("model {}{}", model_path.display(), at_batch(batch));
+        let signature = Signature::read(model_path)?
+            .batched(batch)
+            .with_context(model)?;
         // At batch 1 the session's errors name what failed (the library, the model file)
         // themselves; a batch's resize is the model's to fail.
         let opened = ffi::Session::open(library, model_path, threads, xnnpack, batch);
@@ -78,8 +70,12 @@ impl LiteRtBackend {
         } else {
             opened.with_context(model)?
         };
-        let ranges =
-            match_tensors(&signature, true, &inputs, session.input_sizes()).with_context(model)?;
+        let input_ranges = signature.input_ranges();
+        let ranges = match_tensors(&signature, true, &inputs, session.input_sizes())
+            .with_context(model)?
+            .into_iter()
+            .map(|i| input_ranges[i].clone())
+            .collect();
         match_tensors(&signature, false, &outputs, &[]).with_context(model)?;
         let scored = signature.classifier().then(|| {
             (
@@ -103,16 +99,15 @@ impl LiteRtBackend {
 }
 
 /// Where each of LiteRT's tensors (`engine`, its signature's order) is among the model's
-/// inputs (or outputs) of `signature` (the subgraph's order), as byte ranges of one image's
-/// prepared input: matched by name, or by position where the names differ (a signature may
-/// rename). Each must have the type and shape of `signature` (the flatbuffer's, at its batch)
-/// and, where `sizes` are given, as many bytes.
+/// inputs (or outputs) of `signature` (the subgraph's order), by index: matched by name, or by
+/// position where the names differ (a signature may rename). Each must have the type and shape
+/// of `signature` (the flatbuffer's, at its batch) and, where `sizes` are given, as many bytes.
 fn match_tensors(
     signature: &Signature,
     inputs: bool,
     engine: &[ffi::TensorInfo],
     sizes: &[usize],
-) -> Result<Vec<Range<usize>>> {
+) -> Result<Vec<usize>> {
     let model: &[Tensor] = if inputs {
         &signature.inputs
     } else {
@@ -124,13 +119,6 @@ fn match_tensors(
             engine.len(),
             model.len()
         );
-    }
-    let one_image = |t: &Tensor| t.one_image(signature.batch).bytes();
-    let mut starts = Vec::with_capacity(model.len());
-    let mut at = 0;
-    for t in model {
-        starts.push(at);
-        at += one_image(t);
     }
     let by_name = engine
         .iter()
@@ -147,12 +135,7 @@ fn match_tensors(
             let t = &model[i];
             let code = t.dtype.c_type();
             let dims: Vec<i64> = e.dims.iter().map(|&d| i64::from(d)).collect();
-            let agrees = match (e.quantization, t.quantization) {
-                (Some((scale, zero_point)), Some(q)) => {
-                    (scale, zero_point) == (q.scale, q.zero_point)
-                }
-                _ => true,
-            };
+            let agrees = t.quantization_agrees(e.quantization);
             if signature.batch > 1 && e.element_type == code && dims != t.shape {
                 bail!(
                     "{}",
@@ -179,7 +162,7 @@ fn match_tensors(
                     );
                 }
             }
-            Ok(starts[i]..starts[i] + one_image(t))
+            Ok(i)
         })
         .collect()
 }

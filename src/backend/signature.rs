@@ -9,6 +9,8 @@
 //! The reader walks the flatbuffer by hand with bounds-checked reads (no `unsafe`): only the
 //! few fields below are needed, at their `schema.fbs` slots.
 
+use std::ops::Range;
+
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
@@ -159,6 +161,15 @@ impl Tensor {
         }
     }
 
+    /// Whether an engine's per-tensor quantization, (scale, zero point) where it reports one,
+    /// agrees with the model file's: where either has none there is nothing to disagree on.
+    pub fn quantization_agrees(&self, engine: Option<(f32, i64)>) -> bool {
+        match (engine, self.quantization) {
+            (Some((scale, zero_point)), Some(q)) => (scale, zero_point) == (q.scale, q.zero_point),
+            _ => true,
+        }
+    }
+
     /// The tensor of one image of a batch of `batch`: its leading dimension divided by it.
     pub fn one_image(&self, batch: usize) -> Tensor {
         let mut t = self.clone();
@@ -251,9 +262,13 @@ impl Signature {
     /// to grow: an input without a leading dimension (a scalar) or one that fixes it above 1
     /// (its one call already holds several of something, so N calls' worth would not be N
     /// images). Whether every output follows the inputs is the engine's to say, once resized.
+    /// At batch 1, the signature as it is.
     pub fn batched(&self, batch: usize) -> Result<Signature> {
         if self.batch != 1 {
             bail!("the signature is already at batch {}", self.batch);
+        }
+        if batch == 1 {
+            return Ok(self.clone());
         }
         for t in &self.inputs {
             match t.shape.first() {
@@ -311,6 +326,20 @@ impl Signature {
             .iter()
             .map(|t| t.one_image(self.batch).bytes())
             .sum()
+    }
+
+    /// Where each input's bytes lie in one image's prepared input ([`Signature::input_bytes`]
+    /// of them), in the inputs' order.
+    pub fn input_ranges(&self) -> Vec<Range<usize>> {
+        let mut at = 0;
+        self.inputs
+            .iter()
+            .map(|t| {
+                let bytes = t.one_image(self.batch).bytes();
+                at += bytes;
+                at - bytes..at
+            })
+            .collect()
     }
 
     /// Output `index`'s bytes of one image: where a batch's first image's result ends.
@@ -607,6 +636,15 @@ impl Flatbuffer<'_> {
             .get(at + 4..at + 4 + len)
             .context("a string runs past the end of the model")?;
         Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+    }
+}
+
+/// What an engine's refusal adds after the model's name: " at batch N", nothing at batch 1.
+pub fn at_batch(batch: usize) -> String {
+    if batch == 1 {
+        String::new()
+    } else {
+        format!(" at batch {batch}")
     }
 }
 

@@ -9,7 +9,7 @@ use tflite::model::stl::vector::VectorInsert;
 use tflite::ops::builtin::BuiltinOpResolver;
 use tflite::{FlatBufferModel, Interpreter, InterpreterBuilder};
 
-use super::signature::{Signature, Tensor};
+use super::signature::{at_batch, Signature, Tensor};
 use super::{Backend, EngineInfo};
 use crate::input::TensorType;
 
@@ -48,15 +48,9 @@ impl TfliteBackend {
                 model_path.display()
             )
         })?;
-        let read_signature = |bytes: &[u8]| -> Result<Signature> {
-            let signature = Signature::parse(bytes)?;
-            if batch == 1 {
-                return Ok(signature);
-            }
-            signature.batched(batch)
-        };
-        let signature =
-            read_signature(&bytes).with_context(|| format!("model {}", model_path.display()))?;
+        let signature = Signature::parse(&bytes)
+            .and_then(|s| s.batched(batch))
+            .with_context(|| format!("model {}", model_path.display()))?;
         let bytes = if batch == 1 {
             bytes
         } else {
@@ -67,11 +61,7 @@ impl TfliteBackend {
         // The engine's own refusals (an operator without the quantization its kernel needs:
         // "failed to allocate tensors"; at a batch, an operator whose shapes cannot follow it)
         // name the model, as every other refusal does.
-        let at_batch = if batch == 1 {
-            String::new()
-        } else {
-            format!(" at batch {batch}")
-        };
+        let at_batch = at_batch(batch);
         let why = if batch == 1 {
             String::new()
         } else {
@@ -106,16 +96,11 @@ impl TfliteBackend {
             signature.batch,
         )
         .with_context(model)?;
-        let mut at = 0;
         let inputs = interpreter
             .inputs()
             .iter()
-            .zip(&signature.inputs)
-            .map(|(&index, t)| {
-                let bytes = t.one_image(batch).bytes();
-                at += bytes;
-                (index, at - bytes..at)
-            })
+            .copied()
+            .zip(signature.input_ranges())
             .collect();
         let scored = signature.classifier().then(|| {
             (

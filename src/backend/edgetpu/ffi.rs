@@ -287,36 +287,28 @@ impl Session {
             if (tflite.TfLiteInterpreterAllocateTensors)(session.interpreter) != 0 {
                 bail!("TfLiteInterpreterAllocateTensors failed");
             }
+            let interpreter = session.interpreter;
             let count = |n: i32, what: &str| {
-                usize::try_from(n)
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| anyhow!("the interpreter reports {n} {what} tensors"))
+                if n > 0 {
+                    Ok(n)
+                } else {
+                    Err(anyhow!("the interpreter reports {n} {what} tensors"))
+                }
             };
             let inputs = count(
-                (tflite.TfLiteInterpreterGetInputTensorCount)(session.interpreter),
+                (tflite.TfLiteInterpreterGetInputTensorCount)(interpreter),
                 "input",
             )?;
             let outputs = count(
-                (tflite.TfLiteInterpreterGetOutputTensorCount)(session.interpreter),
+                (tflite.TfLiteInterpreterGetOutputTensorCount)(interpreter),
                 "output",
             )?;
-            for i in 0..inputs as i32 {
-                session
-                    .inputs
-                    .push((tflite.TfLiteInterpreterGetInputTensor)(
-                        session.interpreter,
-                        i,
-                    ));
-            }
-            for i in 0..outputs as i32 {
-                session
-                    .outputs
-                    .push((tflite.TfLiteInterpreterGetOutputTensor)(
-                        session.interpreter,
-                        i,
-                    ));
-            }
+            session.inputs = (0..inputs)
+                .map(|i| (tflite.TfLiteInterpreterGetInputTensor)(interpreter, i))
+                .collect();
+            session.outputs = (0..outputs)
+                .map(|i| (tflite.TfLiteInterpreterGetOutputTensor)(interpreter, i))
+                .collect();
             if session
                 .inputs
                 .iter()
@@ -325,16 +317,10 @@ impl Session {
             {
                 bail!("the interpreter returned no tensor for one of its inputs or outputs");
             }
-            let inputs: Vec<TensorInfo> = session
-                .inputs
-                .iter()
-                .map(|&t| session.describe(t))
-                .collect();
-            let outputs: Vec<TensorInfo> = session
-                .outputs
-                .iter()
-                .map(|&t| session.describe(t))
-                .collect();
+            let describe = |tensors: &[Handle]| -> Vec<TensorInfo> {
+                tensors.iter().map(|&t| session.describe(t)).collect()
+            };
+            let (inputs, outputs) = (describe(&session.inputs), describe(&session.outputs));
             session.output_bytes = outputs[0].bytes;
             Ok((session, inputs, outputs))
         }
